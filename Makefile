@@ -1,0 +1,36 @@
+# Sigil — the two commands of the set-up contract, and their helpers.
+#   make run   installs what is missing, initialises ./data if absent, serves https://127.0.0.1:8443
+#   make test  installs what is missing, builds, runs every test
+SHELL := /bin/bash
+DATA ?= ./data
+LISTEN ?= 127.0.0.1:8443
+STAMP := node_modules/.sigil-installed
+
+.PHONY: install build test run bench dist bundle clean typecheck
+
+install: $(STAMP)
+
+# npm ci only when the lock changed: a second `make test` must not reinstall (sqlite3 compiles ~2 min).
+$(STAMP): package.json package-lock.json
+	@command -v openssl >/dev/null || (apt-get update -qq && apt-get install -y -qq openssl)
+	npm ci --no-audit --no-fund
+	@touch $(STAMP)
+
+build: install
+	npx tsc -p tsconfig.build.json
+
+typecheck: install
+	npx tsc -p tsconfig.json --noEmit
+
+test: build
+	npx tap
+
+run: build
+	@if [ ! -d "$(DATA)" ]; then node dist/server/main.js init --data "$(DATA)" --listen "$(LISTEN)"; fi
+	node dist/server/main.js start --data "$(DATA)"
+
+bench: build
+	@for b in dist/bench/*.js; do echo "== $$b"; node "$$b" || exit 1; done
+
+clean:
+	rm -rf dist .tap
