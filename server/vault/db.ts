@@ -1,0 +1,421 @@
+/**
+ * A promise wrapper over one `sqlite3` connection with Sigil's security pragmas, typed errors,
+ * a transaction mutex, prepared statements, WAL truncation and online backup.
+ *
+ * Why a mutex: a sqlite3 connection has one transaction state. If request A opens
+ * `BEGIN IMMEDIATE` and request B's unrelated `INSERT` is issued on the same connection while A
+ * awaits, B silently joins A's transaction (and is rolled back with it). So every statement
+ * issued outside a transaction waits while one is open. Statements issued *inside* the
+ * transaction's async context (found with AsyncLocalStorage) go straight through, whether they
+ * use the `tx` handle or the `Db` itself, so code shared between both paths cannot deadlock.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { closeSync, openSync, chmodSync, statSync } from 'node:fs';
+import sqlite3 from 'sqlite3';
+import {
+  VaultBackupError,
+  VaultCheckpointError,
+  VaultClosedError,
+  VaultPragmaError,
+  VaultSqlError,
+  type VaultError,
+} from './errors.js';
+import { mapSqliteError } from './sqlite-errors.js';
+
+/** Positional (`?`) or named (`$name`, `:name`, `@name`; the key includes the prefix) parameters. */
+export type SqlParams = readonly unknown[] | Record<string, unknown>;
+
+/** Options of {@link Db.open}. */
+export interface DbOpenOptions {
+  /** Open read-only (no journal-mode change, writes fail with `VAULT_READONLY`). Default false. */
+  readonly?: boolean;
+  /** How long to wait for another connection's lock before `VAULT_LOCKED`. Default 5000 ms. */
+  busyTimeoutMs?: number;
+}
+
+/** Result of a write statement. */
+export interface RunResult {
+  changes: number;
+  lastID: number;
+}
+
+/** A prepared statement; reuse it for batches and `finalize()` it when done. */
+export interface Stmt {
+  run(params?: SqlParams): Promise<RunResult>;
+  get<T>(params?: SqlParams): Promise<T | undefined>;
+  all<T>(params?: SqlParams): Promise<T[]>;
+  finalize(): Promise<void>;
+}
+
+/** What both a `Db` and a transaction handle can do. */
+export interface Queryable {
+  run(sql: string, params?: SqlParams): Promise<RunResult>;
+  get<T>(sql: string, params?: SqlParams): Promise<T | undefined>;
+  all<T>(sql: string, params?: SqlParams): Promise<T[]>;
+  exec(sql: string): Promise<void>;
+  prepare(sql: string): Promise<Stmt>;
+}
+
+/** The handle passed to a {@link Db.transaction} callback; invalid once the callback settles. */
+export type DbTx = Queryable;
+
+/** Default busy timeout: long enough for a checkpoint of another process, short enough to surface. */
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+type Task<T> = () => Promise<T>;
+
+/**
+ * One connection to one SQLite file. Create with {@link Db.open}.
+ *
+ * @example
+ * const db = await Db.open('/var/lib/sigil/vault.db');
+ * await db.transaction(async (tx) => {
+ *   const ins = await tx.prepare('INSERT INTO t(a) VALUES (?)');
+ *   for (const a of rows) await ins.run([a]);
+ *   await ins.finalize();
+ * });
+ */
+export class Db implements Queryable {
+  readonly path: string;
+  readonly readonly: boolean;
+  readonly #conn: sqlite3.Database;
+  /** Tail of the FIFO of exclusive sections (transactions, checkpoint, backup, close). */
+  #tail: Promise<void> = Promise.resolve();
+  #closed = false;
+  /** Which transaction (if any) the current async context runs inside. */
+  readonly #ctx = new AsyncLocalStorage<{ depth: number; done: boolean }>();
+  readonly #stmts = new Set<sqlite3.Statement>();
+  #savepoints = 0;
+
+  private constructor(path: string, conn: sqlite3.Database, readonly: boolean) {
+    this.path = path;
+    this.#conn = conn;
+    this.readonly = readonly;
+  }
+
+  /**
+   * Opens (creating if missing, mode 0600) the database at `path` and applies the pragmas
+   * `journal_mode=WAL`, `secure_delete=ON`, `temp_store=MEMORY`, `foreign_keys=ON`,
+   * `synchronous=FULL` and `busy_timeout`, then reads back the security-relevant ones.
+   *
+   * @throws VaultOpenError if the file cannot be opened; VaultCorruptError if it is not a database;
+   *   VaultPragmaError if secure_delete / WAL / foreign keys do not read back as set.
+   */
+  static async open(path: string, opts: DbOpenOptions = {}): Promise<Db> {
+    const ro = opts.readonly ?? false;
+    if (!ro) ensurePrivateFile(path);
+    const mode = ro ? sqlite3.OPEN_READONLY : sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE;
+    const conn = await new Promise<sqlite3.Database>((resolve, reject) => {
+      const c: sqlite3.Database = new sqlite3.Database(path, mode, (err) =>
+        err ? reject(mapSqliteError(err, `open ${path}`)) : resolve(c),
+      );
+    });
+    const db = new Db(path, conn, ro);
+    try {
+      conn.configure('busyTimeout', opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+      await db.#applyPragmas();
+    } catch (err) {
+      await new Promise<void>((r) => conn.close(() => r()));
+      throw err;
+    }
+    return db;
+  }
+
+  async #applyPragmas(): Promise<void> {
+    // secure_delete zeroes freed cells and pages, so a deleted row's bytes do not survive in the
+    // file; it is per connection, hence set (and checked) on every open.
+    await this.#raw('exec', 'PRAGMA secure_delete = ON');
+    await this.#raw('exec', 'PRAGMA temp_store = MEMORY');
+    await this.#raw('exec', 'PRAGMA foreign_keys = ON');
+    await this.#raw('exec', 'PRAGMA synchronous = FULL');
+    if (!this.readonly) await this.#raw('get', 'PRAGMA journal_mode = WAL');
+    const sd = await this.#raw<{ secure_delete: number }>('get', 'PRAGMA secure_delete');
+    if (sd?.secure_delete !== 1) {
+      throw new VaultPragmaError(`secure_delete: expected 1, read ${String(sd?.secure_delete)}`);
+    }
+    const fk = await this.#raw<{ foreign_keys: number }>('get', 'PRAGMA foreign_keys');
+    if (fk?.foreign_keys !== 1) {
+      throw new VaultPragmaError(`foreign_keys: expected 1, read ${String(fk?.foreign_keys)}`);
+    }
+    const jm = await this.#raw<{ journal_mode: string }>('get', 'PRAGMA journal_mode');
+    if (!this.readonly && jm?.journal_mode !== 'wal') {
+      throw new VaultPragmaError(`journal_mode: expected wal, read ${String(jm?.journal_mode)}`);
+    }
+  }
+
+  /** Runs a write statement. @throws VaultError subclasses (see `errors.ts`). */
+  run(sql: string, params?: SqlParams): Promise<RunResult> {
+    return this.#schedule(() => this.#raw<RunResult>('run', sql, params));
+  }
+
+  /** First row of a query, or undefined. */
+  get<T>(sql: string, params?: SqlParams): Promise<T | undefined> {
+    return this.#schedule(() => this.#raw<T | undefined>('get', sql, params));
+  }
+
+  /** All rows of a query. */
+  all<T>(sql: string, params?: SqlParams): Promise<T[]> {
+    return this.#schedule(() => this.#raw<T[]>('all', sql, params));
+  }
+
+  /** Runs one or more statements without parameters (schema scripts). */
+  exec(sql: string): Promise<void> {
+    return this.#schedule(() => this.#raw<void>('exec', sql));
+  }
+
+  /**
+   * Prepares a statement for repeated use (batched inserts: a 1,000-row batch in one transaction
+   * compiles the SQL once). Uses of the statement obey the same transaction mutex as `run`.
+   */
+  async prepare(sql: string): Promise<Stmt> {
+    this.#assertOpen();
+    const st = await new Promise<sqlite3.Statement>((resolve, reject) => {
+      const s: sqlite3.Statement = this.#conn.prepare(sql, (err: Error | null) =>
+        err ? reject(mapSqliteError(err, sql)) : resolve(s),
+      );
+    });
+    this.#stmts.add(st);
+    let finalized = false;
+    const use = <T>(method: 'run' | 'get' | 'all', params?: SqlParams): Promise<T> => {
+      if (finalized) return Promise.reject(new VaultClosedError('prepared statement already finalized'));
+      return this.#schedule(
+        () =>
+          new Promise<T>((resolve, reject) => {
+            st[method](toBind(params), function (this: sqlite3.RunResult, err: Error | null, row?: unknown) {
+              if (err) reject(mapSqliteError(err, sql));
+              else if (method === 'run') resolve({ changes: this.changes, lastID: this.lastID } as T);
+              else resolve(row as T);
+            });
+          }),
+      );
+    };
+    return {
+      run: (p) => use<RunResult>('run', p),
+      get: <T>(p?: SqlParams) => use<T | undefined>('get', p),
+      all: <T>(p?: SqlParams) => use<T[]>('all', p),
+      finalize: async () => {
+        if (finalized) return;
+        finalized = true;
+        this.#stmts.delete(st);
+        await new Promise<void>((r) => st.finalize(() => r()));
+      },
+    };
+  }
+
+  /**
+   * Runs `fn` inside `BEGIN IMMEDIATE … COMMIT`, rolling back if it throws. Only one
+   * transaction runs at a time per Db; other statements wait. A nested call (from inside `fn`)
+   * becomes a SAVEPOINT, rolled back on its own if its callback throws.
+   */
+  async transaction<T>(fn: (tx: DbTx) => Promise<T>): Promise<T> {
+    const outer = this.#ctx.getStore();
+    if (outer && !outer.done) return this.#savepoint(fn);
+    return this.#exclusive(async () => {
+      const state = { depth: 1, done: false };
+      return this.#ctx.run(state, async () => {
+        await this.#raw('exec', 'BEGIN IMMEDIATE');
+        const tx = this.#txHandle(state);
+        try {
+          const out = await fn(tx);
+          await this.#raw('exec', 'COMMIT');
+          return out;
+        } catch (err) {
+          // ROLLBACK can itself fail if SQLite already rolled back (e.g. SQLITE_FULL); the
+          // original error is the one the caller needs.
+          await this.#raw('exec', 'ROLLBACK').catch(() => undefined);
+          throw err;
+        } finally {
+          state.done = true;
+        }
+      });
+    });
+  }
+
+  async #savepoint<T>(fn: (tx: DbTx) => Promise<T>): Promise<T> {
+    const name = `sp${++this.#savepoints}`;
+    const state = { depth: 2, done: false };
+    await this.#raw('exec', `SAVEPOINT ${name}`);
+    try {
+      const out = await this.#ctx.run(state, () => fn(this.#txHandle(state)));
+      await this.#raw('exec', `RELEASE ${name}`);
+      return out;
+    } catch (err) {
+      await this.#raw('exec', `ROLLBACK TO ${name}; RELEASE ${name}`).catch(() => undefined);
+      throw err;
+    } finally {
+      state.done = true;
+    }
+  }
+
+  #txHandle(state: { done: boolean }): DbTx {
+    const guard = <T>(f: () => Promise<T>): Promise<T> =>
+      state.done ? Promise.reject(new VaultClosedError('transaction handle used after the transaction ended')) : f();
+    return {
+      run: (sql, p) => guard(() => this.#raw<RunResult>('run', sql, p)),
+      get: <T>(sql: string, p?: SqlParams) => guard(() => this.#raw<T | undefined>('get', sql, p)),
+      all: <T>(sql: string, p?: SqlParams) => guard(() => this.#raw<T[]>('all', sql, p)),
+      exec: (sql) => guard(() => this.#raw<void>('exec', sql)),
+      prepare: (sql) => guard(() => this.prepare(sql)),
+    };
+  }
+
+  /**
+   * `PRAGMA wal_checkpoint(TRUNCATE)`: copies the WAL into the database and truncates the WAL
+   * file to zero bytes, so old page images (holding deleted rows) no longer exist in it.
+   *
+   * @throws VaultCheckpointError if a reader kept the checkpoint from completing (busy=1) or the
+   *   WAL file is not empty afterwards.
+   */
+  async checkpointTruncate(): Promise<void> {
+    await this.#schedule(async () => {
+      const r = await this.#raw<{ busy: number; log: number; checkpointed: number }>(
+        'get',
+        'PRAGMA wal_checkpoint(TRUNCATE)',
+      );
+      if (!r || r.busy !== 0) {
+        throw new VaultCheckpointError(
+          `wal_checkpoint(TRUNCATE) on ${this.path}: expected busy=0, got busy=${String(r?.busy)} ` +
+            `(log=${String(r?.log)}, checkpointed=${String(r?.checkpointed)}); a reader holds the WAL`,
+        );
+      }
+      const size = fileSize(`${this.path}-wal`);
+      if (size > 0) {
+        throw new VaultCheckpointError(`wal_checkpoint(TRUNCATE) on ${this.path}: WAL still ${size} bytes`);
+      }
+    });
+  }
+
+  /**
+   * Copies the database to `destPath` with SQLite's online backup API: a consistent snapshot
+   * even while writers are active. The destination is created with mode 0600.
+   *
+   * @throws VaultBackupError if the backup did not complete.
+   */
+  async backupTo(destPath: string): Promise<void> {
+    ensurePrivateFile(destPath);
+    await this.#schedule(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const conn = this.#conn as unknown as { backup: (dest: string, cb: (err: Error | null) => void) => BackupHandle };
+          const b: BackupHandle = conn.backup(destPath, (err) => {
+            if (err) return reject(new VaultBackupError(`backup to ${destPath} could not start`, { cause: err }));
+            b.step(-1, (stepErr) => {
+              const completed = b.completed;
+              b.finish(() => {
+                if (stepErr || !completed) {
+                  reject(new VaultBackupError(`backup to ${destPath} did not complete`, { cause: stepErr ?? undefined }));
+                } else resolve();
+              });
+            });
+          });
+        }),
+    );
+  }
+
+  /**
+   * Applies, in order, each migration whose `id` is not yet in table `migrations`, each in its
+   * own transaction together with its bookkeeping row. Running it twice is a no-op.
+   */
+  async migrate(migrations: readonly { id: string; sql: string }[]): Promise<void> {
+    await this.exec(
+      'CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL) STRICT',
+    );
+    for (const m of migrations) {
+      await this.transaction(async (tx) => {
+        const done = await tx.get('SELECT 1 FROM migrations WHERE id = ?', [m.id]);
+        if (done) return;
+        await tx.exec(m.sql);
+        await tx.run('INSERT INTO migrations (id, applied_at) VALUES (?, ?)', [m.id, new Date().toISOString()]);
+      });
+    }
+  }
+
+  /** Waits for running work, finalizes open statements and closes. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#exclusive(async () => {
+      this.#closed = true;
+      for (const st of this.#stmts) await new Promise<void>((r) => st.finalize(() => r()));
+      this.#stmts.clear();
+      await new Promise<void>((resolve, reject) =>
+        this.#conn.close((err) => (err ? reject(mapSqliteError(err, 'close')) : resolve())),
+      );
+    });
+  }
+
+  /** True once {@link close} has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new VaultClosedError(`database ${this.path} is closed`);
+  }
+
+  /** Runs inside the current transaction if we are in one, else waits for the mutex. */
+  #schedule<T>(task: Task<T>): Promise<T> {
+    const s = this.#ctx.getStore();
+    if (s && !s.done) return task();
+    return this.#exclusive(task);
+  }
+
+  /** FIFO mutex: `task` starts once everything queued before it has settled. */
+  #exclusive<T>(task: Task<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new VaultClosedError(`database ${this.path} is closed`));
+    const run = this.#tail.then(() => {
+      if (this.#closed) throw new VaultClosedError(`database ${this.path} is closed`);
+      return task();
+    });
+    this.#tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  #raw<T>(method: 'run' | 'get' | 'all' | 'exec', sql: string, params?: SqlParams): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const done = function (this: sqlite3.RunResult, err: Error | null, row?: unknown): void {
+        if (err) reject(mapSqliteError(err, sql) satisfies VaultError);
+        else if (method === 'run') resolve({ changes: this.changes, lastID: this.lastID } as T);
+        else resolve(row as T);
+      };
+      if (method === 'exec') this.#conn.exec(sql, done as (this: sqlite3.Statement, err: Error | null) => void);
+      else this.#conn[method](sql, toBind(params), done);
+    });
+  }
+}
+
+interface BackupHandle {
+  readonly completed: boolean;
+  readonly failed: boolean;
+  step(pages: number, cb: (err: Error | null) => void): void;
+  finish(cb: () => void): void;
+}
+
+function toBind(params: SqlParams | undefined): unknown {
+  if (params === undefined) return [];
+  if (Array.isArray(params)) return params;
+  if (typeof params !== 'object' || params === null) {
+    throw new VaultSqlError('SQL parameters must be an array or an object of named parameters');
+  }
+  return params;
+}
+
+/** Creates the file with mode 0600 if missing and tightens it if it exists (SQLite copies it to -wal/-shm). */
+function ensurePrivateFile(path: string): void {
+  try {
+    closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
+  } catch {
+    // Let SQLite report the failure with its own code (VAULT_OPEN) on open.
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
