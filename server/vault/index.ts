@@ -5,3 +5,22 @@
 export { Db } from './db.js';
 export type { DbOpenOptions, DbTx, Queryable, RunResult, SqlParams, Stmt } from './db.js';
 export * from './errors.js';
+export type { CryptoKey, KeyUsage } from './crypto-types.js';
+export { seal, open, generateDataKey, importDataKey, randomBytes, SEAL_OVERHEAD, SEAL_VERSION } from './aead.js';
+export type { RandomBytes } from './aead.js';
+export {
+  MasterKey,
+  createMasterKey,
+  unlockMasterKey,
+  readVaultKeyJson,
+  ARGON2_MIN,
+  MIN_PASSPHRASE_LENGTH,
+  VAULT_KEY_FILE,
+} from './master-key.js';
+export type { Argon2Params, CreateMasterKeyOptions, MasterKeySecret, UnlockMasterKeyOptions } from './master-key.js';
+export { Keyring } from './keyring.js';
+export type { KeyringOptions } from './keyring.js';
+export { Keystore, ckAad, dekAad } from './keystore.js';
+export type { KeystoreOptions } from './keystore.js';
+export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE } from './vault.js';
+export type { Vault, OpenVaultOptions, InitVaultOptions } from './vault.js';

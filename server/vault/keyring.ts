@@ -1,0 +1,151 @@
+/**
+ * The keyring: named long-lived data keys (`audit-hmac`, `backup`, `ca-secrets`, …) and named
+ * secrets (arbitrary bytes, e.g. a CA key's PKCS#8 passphrase), stored in `vault.db` table
+ * `keyring`, each sealed under the master key with AAD `keyring:<kind>:<name>` so a row copied
+ * under another name or kind does not open. These keys are NOT destroyable per message: they live
+ * in vault.db and are therefore in data backups (they protect things that must survive a restore).
+ */
+import type { Db } from './db.js';
+import { KeyExistsError, KeyNotFoundError, MasterKeyArgumentError } from './errors.js';
+import type { MasterKey } from './master-key.js';
+import type { CryptoKey } from './crypto-types.js';
+
+const MIGRATIONS = [
+  {
+    id: 'keyring-1',
+    sql: `CREATE TABLE keyring (
+      name TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('key', 'secret')),
+      sealed BLOB NOT NULL,
+      created_at TEXT NOT NULL,
+      PRIMARY KEY (kind, name)
+    ) STRICT`,
+  },
+];
+
+const NAME = /^[a-z0-9][a-z0-9._:-]{0,127}$/;
+
+function checkName(name: string): void {
+  if (!NAME.test(name)) {
+    throw new MasterKeyArgumentError(`keyring name: expected [a-z0-9][a-z0-9._:-]{0,127}, got ${JSON.stringify(name.slice(0, 40))}`);
+  }
+}
+
+const aadOf = (kind: 'key' | 'secret', name: string): string => `keyring:${kind}:${name}`;
+
+/** Options of {@link Keyring.open}. */
+export interface KeyringOptions {
+  /** Clock for `created_at`; default `new Date()`. */
+  now?: () => Date;
+}
+
+/** Named keys and secrets under the master key. Create with {@link Keyring.open}. */
+export class Keyring {
+  readonly #db: Db;
+  #mk: MasterKey;
+  readonly #now: () => Date;
+  readonly #keys = new Map<string, CryptoKey>();
+
+  private constructor(db: Db, mk: MasterKey, now: () => Date) {
+    this.#db = db;
+    this.#mk = mk;
+    this.#now = now;
+  }
+
+  /** Creates the `keyring` table if needed. */
+  static async open(db: Db, mk: MasterKey, opts: KeyringOptions = {}): Promise<Keyring> {
+    await db.migrate(MIGRATIONS);
+    return new Keyring(db, mk, opts.now ?? (() => new Date()));
+  }
+
+  /**
+   * The data key `name` (non-extractable AES-256-GCM).
+   * @throws KeyNotFoundError if it was never created.
+   */
+  async getKey(name: string): Promise<CryptoKey> {
+    checkName(name);
+    const cached = this.#keys.get(name);
+    if (cached) return cached;
+    const row = await this.#db.get<{ sealed: Uint8Array }>("SELECT sealed FROM keyring WHERE kind = 'key' AND name = ?", [name]);
+    if (!row) throw new KeyNotFoundError(`keyring key ${name} does not exist`);
+    const key = await this.#mk.unwrapKey(row.sealed, aadOf('key', name));
+    this.#keys.set(name, key);
+    return key;
+  }
+
+  /** The data key `name`, created on first use. Safe to call concurrently. */
+  async ensureKey(name: string): Promise<CryptoKey> {
+    checkName(name);
+    const cached = this.#keys.get(name);
+    if (cached) return cached;
+    const { wrapped } = await this.#mk.wrapNewKey(aadOf('key', name));
+    // INSERT OR IGNORE: if another caller won the race, its key stands and we read it back.
+    await this.#db.run("INSERT OR IGNORE INTO keyring (name, kind, sealed, created_at) VALUES (?, 'key', ?, ?)", [
+      name,
+      wrapped,
+      this.#now().toISOString(),
+    ]);
+    return this.getKey(name);
+  }
+
+  /**
+   * Stores `secret` sealed under MK.
+   * @throws KeyExistsError if a secret of that name exists and `replace` is not set.
+   */
+  async putSecret(name: string, secret: Uint8Array, opts: { replace?: boolean } = {}): Promise<void> {
+    checkName(name);
+    const sealed = await this.#mk.seal(secret, aadOf('secret', name));
+    const verb = opts.replace ? 'INSERT OR REPLACE' : 'INSERT OR IGNORE';
+    const r = await this.#db.run(`${verb} INTO keyring (name, kind, sealed, created_at) VALUES (?, 'secret', ?, ?)`, [
+      name,
+      sealed,
+      this.#now().toISOString(),
+    ]);
+    if (r.changes === 0) throw new KeyExistsError(`keyring secret ${name} exists; pass replace to overwrite it`);
+  }
+
+  /** @throws KeyNotFoundError if absent; VaultDecryptError if the row was tampered with. */
+  async getSecret(name: string): Promise<Uint8Array> {
+    checkName(name);
+    const row = await this.#db.get<{ sealed: Uint8Array }>("SELECT sealed FROM keyring WHERE kind = 'secret' AND name = ?", [
+      name,
+    ]);
+    if (!row) throw new KeyNotFoundError(`keyring secret ${name} does not exist`);
+    return this.#mk.open(row.sealed, aadOf('secret', name));
+  }
+
+  /** True if a secret of that name exists. */
+  async hasSecret(name: string): Promise<boolean> {
+    checkName(name);
+    return (await this.#db.get("SELECT 1 AS x FROM keyring WHERE kind = 'secret' AND name = ?", [name])) !== undefined;
+  }
+
+  /** Deletes a secret; returns whether one existed. */
+  async deleteSecret(name: string): Promise<boolean> {
+    checkName(name);
+    const r = await this.#db.run("DELETE FROM keyring WHERE kind = 'secret' AND name = ?", [name]);
+    return r.changes > 0;
+  }
+
+  /**
+   * Re-seals every key and secret under `next` in one transaction (master-key rotation); from
+   * then on this keyring uses `next`. Unwrapped keys stay valid (the data keys do not change).
+   * @returns how many rows were re-sealed.
+   */
+  async rewrapAll(next: MasterKey): Promise<number> {
+    const n = await this.#db.transaction(async (tx) => {
+      const rows = await tx.all<{ name: string; kind: 'key' | 'secret'; sealed: Uint8Array }>(
+        'SELECT name, kind, sealed FROM keyring',
+      );
+      const upd = await tx.prepare('UPDATE keyring SET sealed = ? WHERE kind = ? AND name = ?');
+      for (const r of rows) {
+        const resealed = await this.#mk.rewrapTo(next, r.sealed, aadOf(r.kind, r.name));
+        await upd.run([resealed, r.kind, r.name]);
+      }
+      await upd.finalize();
+      return rows.length;
+    });
+    this.#mk = next;
+    return n;
+  }
+}

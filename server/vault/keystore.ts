@@ -1,0 +1,277 @@
+/**
+ * The key store of destroyable keys, in its own file `keys.db` (ARCHITECTURE.md, key hierarchy):
+ *
+ * - a conversation key CK per conversation, wrapped under the master key, AAD `ck:<convId>`;
+ * - a message key DEK per message, wrapped under its conversation's CK, AAD `dek:<msgId>`; the
+ *   DEK encrypts that message's header, body, signature and file chunks in vault.db.
+ *
+ * Destroying a DEK (or a CK with every DEK under it) makes the ciphertext in vault.db, and in
+ * every backup of vault.db, undecryptable. `keys.db` is never copied by a data backup: any copy
+ * would be beyond a deletion's reach. Each destroy ends with `wal_checkpoint(TRUNCATE)` so no
+ * old page image of a deleted key survives in the WAL; `secure_delete=ON` zeroes it in the file.
+ *
+ * Write order (the caller's job): keys are committed before the rows they open; on deletion,
+ * rows go before keys. A crash in between leaves keys without rows, which {@link sweepOrphans}
+ * removes at start.
+ */
+import { Db } from './db.js';
+import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
+import { createWrappedKey, unwrapDataKey } from './key-wrap.js';
+import { Lru } from './lru.js';
+import type { MasterKey } from './master-key.js';
+import type { CryptoKey } from './crypto-types.js';
+import { randomBytes, type RandomBytes } from './aead.js';
+
+const MIGRATIONS = [
+  {
+    id: 'keystore-1',
+    sql: `
+      CREATE TABLE conversation_keys (
+        conv_id TEXT PRIMARY KEY,
+        wrapped BLOB NOT NULL,
+        created_at TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE message_keys (
+        msg_id TEXT PRIMARY KEY,
+        conv_id TEXT NOT NULL REFERENCES conversation_keys (conv_id),
+        wrapped BLOB NOT NULL
+      ) STRICT;
+      CREATE INDEX message_keys_conv ON message_keys (conv_id);`,
+  },
+];
+
+/** SQLite's default limit of bound parameters is 32766; stay well below it. */
+const IN_CHUNK = 500;
+
+/** AAD of a wrapped conversation key. */
+export const ckAad = (convId: string): string => `ck:${convId}`;
+/** AAD of a wrapped message key. */
+export const dekAad = (msgId: string): string => `dek:${msgId}`;
+
+/** Options of {@link Keystore.open}. */
+export interface KeystoreOptions {
+  /** Unwrapped message keys kept in memory. Default 10,000. */
+  cacheSize?: number;
+  /** Key material source; default CSPRNG. */
+  random?: RandomBytes;
+  /** Clock for `created_at`; default `new Date()`. */
+  now?: () => Date;
+}
+
+/** The destroyable keys. Create with {@link Keystore.open}. */
+export class Keystore {
+  /** The `keys.db` connection (exposed for tests and the facade; callers should not query it). */
+  readonly db: Db;
+  #mk: MasterKey;
+  readonly #random: RandomBytes;
+  readonly #now: () => Date;
+  readonly #deks: Lru<string, { convId: string; key: CryptoKey }>;
+  readonly #cks: Lru<string, CryptoKey>;
+  /** Bumped by every destroy, so an unwrap that raced a destroy does not refill the cache. */
+  #epoch = 0;
+
+  private constructor(db: Db, mk: MasterKey, opts: KeystoreOptions) {
+    this.db = db;
+    this.#mk = mk;
+    this.#random = opts.random ?? randomBytes;
+    this.#now = opts.now ?? (() => new Date());
+    this.#deks = new Lru(opts.cacheSize ?? 10_000);
+    this.#cks = new Lru(1_000);
+  }
+
+  /** Opens (creating) `keys.db` at `path` and its tables. */
+  static async open(path: string, mk: MasterKey, opts: KeystoreOptions = {}): Promise<Keystore> {
+    const db = await Db.open(path);
+    try {
+      await db.migrate(MIGRATIONS);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+    return new Keystore(db, mk, opts);
+  }
+
+  /**
+   * Creates the conversation key CK of `convId`.
+   * @throws KeyExistsError if the conversation already has one.
+   */
+  async createConversationKey(convId: string): Promise<void> {
+    const { key, wrapped } = await this.#mk.wrapNewKey(ckAad(convId));
+    try {
+      await this.db.run('INSERT INTO conversation_keys (conv_id, wrapped, created_at) VALUES (?, ?, ?)', [
+        convId,
+        wrapped,
+        this.#now().toISOString(),
+      ]);
+    } catch (err) {
+      if (err instanceof VaultConstraintError) {
+        throw new KeyExistsError(`conversation ${convId} already has a key`, { cause: err });
+      }
+      throw err;
+    }
+    this.#cks.set(convId, key);
+  }
+
+  /** True if `convId` has a conversation key. */
+  async hasConversationKey(convId: string): Promise<boolean> {
+    return (await this.db.get('SELECT 1 AS x FROM conversation_keys WHERE conv_id = ?', [convId])) !== undefined;
+  }
+
+  async #conversationKey(convId: string): Promise<CryptoKey> {
+    const cached = this.#cks.get(convId);
+    if (cached) return cached;
+    const epoch = this.#epoch;
+    const row = await this.db.get<{ wrapped: Uint8Array }>('SELECT wrapped FROM conversation_keys WHERE conv_id = ?', [convId]);
+    if (!row) throw new KeyNotFoundError(`conversation ${convId} has no key (never created, or destroyed)`);
+    const ck = await this.#mk.unwrapKey(row.wrapped, ckAad(convId));
+    if (epoch === this.#epoch) this.#cks.set(convId, ck);
+    return ck;
+  }
+
+  /**
+   * Creates one DEK per message id under the conversation's CK, all in one transaction, and
+   * returns them. Commit these before inserting the rows they encrypt.
+   *
+   * @throws KeyNotFoundError if the conversation has no key; KeyExistsError if a message id
+   *   already has a key (the whole batch is then rolled back).
+   */
+  async createMessageKeys(convId: string, msgIds: readonly string[]): Promise<Map<string, CryptoKey>> {
+    const out = new Map<string, CryptoKey>();
+    if (msgIds.length === 0) return out;
+    if (new Set(msgIds).size !== msgIds.length) throw new KeyExistsError('createMessageKeys: duplicate message ids in one batch');
+    const ck = await this.#conversationKey(convId);
+    // Crypto before the transaction, so the write lock is held only for the inserts.
+    const made = await Promise.all(msgIds.map((id) => createWrappedKey(ck, dekAad(id), this.#random)));
+    try {
+      await this.db.transaction(async (tx) => {
+        const conv = await tx.get('SELECT 1 AS x FROM conversation_keys WHERE conv_id = ?', [convId]);
+        if (!conv) throw new KeyNotFoundError(`conversation ${convId} has no key (destroyed meanwhile)`);
+        const ins = await tx.prepare('INSERT INTO message_keys (msg_id, conv_id, wrapped) VALUES (?, ?, ?)');
+        try {
+          for (let i = 0; i < msgIds.length; i++) await ins.run([msgIds[i], convId, made[i]!.wrapped]);
+        } finally {
+          await ins.finalize();
+        }
+      });
+    } catch (err) {
+      if (err instanceof VaultConstraintError) {
+        throw new KeyExistsError(`a message id of this batch already has a key`, { cause: err });
+      }
+      throw err;
+    }
+    msgIds.forEach((id, i) => {
+      const key = made[i]!.key;
+      out.set(id, key);
+      this.#deks.set(id, { convId, key });
+    });
+    return out;
+  }
+
+  /**
+   * The DEK of `msgId` (from the cache, else unwrapped through its CK).
+   * @throws KeyNotFoundError if the message has no key: never created, or destroyed.
+   */
+  async messageKey(msgId: string): Promise<CryptoKey> {
+    const cached = this.#deks.get(msgId);
+    if (cached) return cached.key;
+    const epoch = this.#epoch;
+    const row = await this.db.get<{ conv_id: string; wrapped: Uint8Array }>(
+      'SELECT conv_id, wrapped FROM message_keys WHERE msg_id = ?',
+      [msgId],
+    );
+    if (!row) throw new KeyNotFoundError(`message ${msgId} has no key (never created, or destroyed)`);
+    const ck = await this.#conversationKey(row.conv_id);
+    const key = await unwrapDataKey(ck, row.wrapped, dekAad(msgId));
+    if (epoch === this.#epoch) this.#deks.set(msgId, { convId: row.conv_id, key });
+    return key;
+  }
+
+  /**
+   * Destroys the DEKs of `msgIds` (delete the rows they open first), then truncates the WAL.
+   * @returns the number of keys that existed and were destroyed.
+   */
+  async destroyMessageKeys(msgIds: readonly string[]): Promise<number> {
+    this.#epoch++;
+    for (const id of msgIds) this.#deks.delete(id);
+    let n = 0;
+    if (msgIds.length > 0) {
+      n = await this.db.transaction(async (tx) => {
+        let changes = 0;
+        for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
+          const chunk = msgIds.slice(i, i + IN_CHUNK);
+          const r = await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${chunk.map(() => '?').join(',')})`, chunk);
+          changes += r.changes;
+        }
+        return changes;
+      });
+    }
+    await this.db.checkpointTruncate();
+    return n;
+  }
+
+  /**
+   * Destroys the conversation's CK and every DEK under it, then truncates the WAL.
+   * @returns how many message keys were destroyed and whether a CK existed.
+   */
+  async destroyConversation(convId: string): Promise<{ messageKeys: number; conversationKey: boolean }> {
+    this.#epoch++;
+    this.#cks.delete(convId);
+    this.#deks.deleteWhere((v) => v.convId === convId);
+    const r = await this.db.transaction(async (tx) => {
+      const m = await tx.run('DELETE FROM message_keys WHERE conv_id = ?', [convId]);
+      const c = await tx.run('DELETE FROM conversation_keys WHERE conv_id = ?', [convId]);
+      return { messageKeys: m.changes, conversationKey: c.changes > 0 };
+    });
+    await this.db.checkpointTruncate();
+    return r;
+  }
+
+  /**
+   * Removes message keys whose message no longer exists (a crash between deleting rows and
+   * deleting keys). Call at start with every message id present in vault.db.
+   * @returns the ids whose keys were destroyed.
+   */
+  async sweepOrphans(existingMsgIds: Iterable<string>): Promise<string[]> {
+    const keep = existingMsgIds instanceof Set ? (existingMsgIds as Set<string>) : new Set(existingMsgIds);
+    const all = await this.db.all<{ msg_id: string }>('SELECT msg_id FROM message_keys');
+    const orphans = all.map((r) => r.msg_id).filter((id) => !keep.has(id));
+    if (orphans.length > 0) await this.destroyMessageKeys(orphans);
+    return orphans;
+  }
+
+  /** Number of message keys and conversation keys stored (for status and tests). */
+  async counts(): Promise<{ conversations: number; messages: number }> {
+    const c = await this.db.get<{ n: number }>('SELECT count(*) AS n FROM conversation_keys');
+    const m = await this.db.get<{ n: number }>('SELECT count(*) AS n FROM message_keys');
+    return { conversations: c?.n ?? 0, messages: m?.n ?? 0 };
+  }
+
+  /**
+   * Re-wraps every CK under `next` in one transaction (master-key rotation). DEKs are wrapped
+   * under CKs, which do not change, so they are untouched. Then truncates the WAL, so the old
+   * wrappings do not survive there.
+   * @returns the number of conversation keys re-wrapped.
+   */
+  async rewrapAll(next: MasterKey): Promise<number> {
+    const n = await this.db.transaction(async (tx) => {
+      const rows = await tx.all<{ conv_id: string; wrapped: Uint8Array }>('SELECT conv_id, wrapped FROM conversation_keys');
+      const upd = await tx.prepare('UPDATE conversation_keys SET wrapped = ? WHERE conv_id = ?');
+      try {
+        for (const r of rows) await upd.run([await this.#mk.rewrapTo(next, r.wrapped, ckAad(r.conv_id)), r.conv_id]);
+      } finally {
+        await upd.finalize();
+      }
+      return rows.length;
+    });
+    this.#mk = next;
+    await this.db.checkpointTruncate();
+    return n;
+  }
+
+  /** Forgets cached keys and closes `keys.db`. */
+  async close(): Promise<void> {
+    this.#deks.clear();
+    this.#cks.clear();
+    await this.db.close();
+  }
+}

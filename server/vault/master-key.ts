@@ -1,0 +1,286 @@
+/**
+ * The master key MK: the root of the vault's key hierarchy (ARCHITECTURE.md), 32 bytes, never
+ * stored. It comes either from the operator's passphrase through argon2id (RFC 9106) or from a
+ * key file of 32 random bytes (base64) that the administrator keeps on removable media.
+ *
+ * `vault-key.json` beside the data holds what is needed to re-derive and recognise MK — the
+ * argon2id salt and parameters, and a key-check value (an AES-GCM seal of nothing under MK, whose
+ * tag tells a wrong passphrase from a right one) — but never MK itself.
+ */
+import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { webcrypto } from 'node:crypto';
+import argon2 from 'argon2';
+import { z } from 'zod';
+import { open, randomBytes, seal, type RandomBytes } from './aead.js';
+import {
+  MasterKeyArgumentError,
+  MasterKeyConfigError,
+  MasterKeyExistsError,
+  MasterKeyFileError,
+  MasterKeyMissingError,
+  MasterKeyWrongError,
+  VaultDecryptError,
+} from './errors.js';
+import { KEK_USAGES, createWrappedKey, rewrapKey, unwrapDataKey } from './key-wrap.js';
+import type { CryptoKey } from './crypto-types.js';
+
+/** Name of the master-key description file in the data directory. */
+export const VAULT_KEY_FILE = 'vault-key.json';
+
+/** argon2id parameters; the defaults are the floor (RFC 9106 §4 second recommended option, with m=64 MiB). */
+export interface Argon2Params {
+  /** Memory in KiB. Default and minimum 65536 (64 MiB). */
+  memoryKiB: number;
+  /** Passes. Default and minimum 3. */
+  iterations: number;
+  /** Lanes. Default and minimum 1. */
+  parallelism: number;
+}
+
+/** The floor below which `vault-key.json` is refused. */
+export const ARGON2_MIN: Readonly<Argon2Params> = { memoryKiB: 65536, iterations: 3, parallelism: 1 };
+
+/** Shortest passphrase accepted when creating a master key. */
+export const MIN_PASSPHRASE_LENGTH = 12;
+
+const KCV_AAD = 'sigil-master-key-check-v1';
+const b64 = z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/);
+
+const VaultKeySchema = z.discriminatedUnion('kind', [
+  z.object({
+    version: z.literal(1),
+    kind: z.literal('passphrase'),
+    kdf: z.object({
+      alg: z.literal('argon2id'),
+      salt: b64,
+      memoryKiB: z.number().int().min(ARGON2_MIN.memoryKiB).max(4 * 1024 * 1024),
+      iterations: z.number().int().min(ARGON2_MIN.iterations).max(100),
+      parallelism: z.number().int().min(ARGON2_MIN.parallelism).max(64),
+    }),
+    check: b64,
+    createdAt: z.string(),
+  }),
+  z.object({ version: z.literal(1), kind: z.literal('keyfile'), check: b64, createdAt: z.string() }),
+]);
+type VaultKeyJson = z.infer<typeof VaultKeySchema>;
+
+/** Exactly one of the two unlock secrets. */
+export type MasterKeySecret = { passphrase: string; keyFilePath?: undefined } | { keyFilePath: string; passphrase?: undefined };
+
+/** Options of {@link createMasterKey}. */
+export type CreateMasterKeyOptions = MasterKeySecret & {
+  /** Data directory where `vault-key.json` is written. */
+  dir: string;
+  /** argon2id parameters (passphrase mode); default {@link ARGON2_MIN}. */
+  argon2?: Partial<Argon2Params>;
+  /** Randomness (salt, key file, IVs); default CSPRNG. */
+  random?: RandomBytes;
+  /** Clock; default `new Date()`. */
+  now?: () => Date;
+};
+
+/** Options of {@link unlockMasterKey}. */
+export type UnlockMasterKeyOptions = MasterKeySecret & { dir: string };
+
+/**
+ * The unlocked master key: a non-extractable AES-256-GCM CryptoKey. It wraps and unwraps other
+ * keys and seals small secrets, always with an AAD that names the purpose and id.
+ */
+export class MasterKey {
+  readonly #key: CryptoKey;
+  readonly #random: RandomBytes;
+
+  private constructor(key: CryptoKey, random: RandomBytes) {
+    this.#key = key;
+    this.#random = random;
+  }
+
+  /** Imports 32 raw bytes as a master key (used by derivation; tests may call it with fixed bytes). */
+  static async fromBytes(raw: Uint8Array, random: RandomBytes = randomBytes): Promise<MasterKey> {
+    if (raw.length !== 32) throw new MasterKeyArgumentError(`master key: expected 32 bytes, got ${raw.length}`);
+    const key = await webcrypto.subtle.importKey('raw', raw, { name: 'AES-GCM', length: 256 }, false, KEK_USAGES);
+    return new MasterKey(key, random);
+  }
+
+  /** The CryptoKey itself, for key-wrap helpers. Non-extractable. */
+  get cryptoKey(): CryptoKey {
+    return this.#key;
+  }
+
+  /** A fresh data key and its wrapping under MK with `aad` (e.g. `ck:<convId>`, `key:<name>`). */
+  wrapNewKey(aad: string): Promise<{ key: CryptoKey; wrapped: Uint8Array }> {
+    return createWrappedKey(this.#key, aad, this.#random);
+  }
+
+  /** @throws VaultDecryptError if `wrapped` is not a key wrapped under this MK with this `aad`. */
+  unwrapKey(wrapped: Uint8Array, aad: string): Promise<CryptoKey> {
+    return unwrapDataKey(this.#key, wrapped, aad);
+  }
+
+  /** Re-wraps a key wrapped under this MK so that `next` unwraps it (rotation). */
+  rewrapTo(next: MasterKey, wrapped: Uint8Array, aad: string): Promise<Uint8Array> {
+    return rewrapKey(this.#key, next.#key, wrapped, aad, this.#random);
+  }
+
+  /** Seals bytes (a keyring secret) under MK. */
+  seal(plaintext: Uint8Array, aad: string): Promise<Uint8Array> {
+    return seal(this.#key, plaintext, aad, this.#random);
+  }
+
+  /** @throws VaultDecryptError on tampering, wrong MK or wrong AAD. */
+  open(sealed: Uint8Array, aad: string): Promise<Uint8Array> {
+    return open(this.#key, sealed, aad);
+  }
+}
+
+function pickSecret(opts: MasterKeySecret): 'passphrase' | 'keyfile' {
+  const hasP = typeof opts.passphrase === 'string';
+  const hasF = typeof opts.keyFilePath === 'string';
+  if (hasP === hasF) {
+    throw new MasterKeyArgumentError('give exactly one of passphrase and keyFilePath');
+  }
+  return hasP ? 'passphrase' : 'keyfile';
+}
+
+async function deriveFromPassphrase(passphrase: string, salt: Uint8Array, p: Argon2Params): Promise<Uint8Array> {
+  // argon2 runs on the libuv thread pool (native addon), not on the event loop.
+  const out = await argon2.hash(passphrase, {
+    type: argon2.argon2id,
+    raw: true,
+    hashLength: 32,
+    salt: Buffer.from(salt),
+    memoryCost: p.memoryKiB,
+    timeCost: p.iterations,
+    parallelism: p.parallelism,
+  });
+  return new Uint8Array(out);
+}
+
+function readKeyFile(path: string): Uint8Array {
+  let text: string;
+  try {
+    const st = statSync(path);
+    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+      throw new MasterKeyFileError(
+        `key file ${path}: expected mode 0600 (no group/other access), got ${(st.mode & 0o777).toString(8)}`,
+      );
+    }
+    text = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    if (err instanceof MasterKeyFileError) throw err;
+    throw new MasterKeyFileError(`key file ${path} cannot be read`, { cause: err });
+  }
+  const raw = /^[A-Za-z0-9+/]{43}=$/.test(text) ? new Uint8Array(Buffer.from(text, 'base64')) : undefined;
+  if (!raw || raw.length !== 32) {
+    throw new MasterKeyFileError(`key file ${path}: expected 32 bytes in base64 (44 characters), got ${text.length} characters`);
+  }
+  return raw;
+}
+
+/**
+ * Creates the master key for a new vault and writes `vault-key.json` (mode 0600) in `dir`.
+ * With `keyFilePath`, a new key file of 32 random bytes (base64, mode 0600) is written there.
+ *
+ * @throws MasterKeyExistsError if `vault-key.json` or the key file already exists;
+ *   MasterKeyArgumentError for neither/both secrets or a passphrase under 12 characters.
+ */
+export async function createMasterKey(opts: CreateMasterKeyOptions): Promise<MasterKey> {
+  const kind = pickSecret(opts);
+  const random = opts.random ?? randomBytes;
+  const now = opts.now ?? (() => new Date());
+  const jsonPath = join(opts.dir, VAULT_KEY_FILE);
+  if (existsSync(jsonPath)) throw new MasterKeyExistsError(`${jsonPath} exists; refusing to replace the vault's master key`);
+  let raw: Uint8Array;
+  let kdf: Extract<VaultKeyJson, { kind: 'passphrase' }>['kdf'] | undefined;
+  if (kind === 'passphrase') {
+    const passphrase = opts.passphrase as string;
+    if (passphrase.length < MIN_PASSPHRASE_LENGTH) {
+      throw new MasterKeyArgumentError(`passphrase: expected at least ${MIN_PASSPHRASE_LENGTH} characters, got ${passphrase.length}`);
+    }
+    const params: Argon2Params = { ...ARGON2_MIN, ...opts.argon2 };
+    if (params.memoryKiB < ARGON2_MIN.memoryKiB || params.iterations < ARGON2_MIN.iterations || params.parallelism < 1) {
+      throw new MasterKeyArgumentError(`argon2id parameters below the floor m=64 MiB, t=3, p=1`);
+    }
+    const salt = random(16);
+    raw = await deriveFromPassphrase(passphrase, salt, params);
+    kdf = { alg: 'argon2id', salt: Buffer.from(salt).toString('base64'), ...params };
+  } else {
+    const path = opts.keyFilePath as string;
+    raw = random(32);
+    try {
+      writeFileSync(path, `${Buffer.from(raw).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw new MasterKeyExistsError(`key file ${path} exists; refusing to overwrite it`, { cause: err });
+      throw new MasterKeyFileError(`key file ${path} cannot be written`, { cause: err });
+    }
+  }
+  const mk = await MasterKey.fromBytes(raw, random);
+  raw.fill(0);
+  const check = Buffer.from(await mk.seal(new Uint8Array(0), KCV_AAD)).toString('base64');
+  const json: VaultKeyJson =
+    kdf !== undefined
+      ? { version: 1, kind: 'passphrase', kdf, check, createdAt: now().toISOString() }
+      : { version: 1, kind: 'keyfile', check, createdAt: now().toISOString() };
+  // Write-then-rename so a crash never leaves a half-written vault-key.json.
+  const tmp = `${jsonPath}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(json, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, jsonPath);
+  return mk;
+}
+
+/** Reads and validates `vault-key.json`. @throws MasterKeyMissingError, MasterKeyConfigError */
+export function readVaultKeyJson(dir: string): VaultKeyJson {
+  const path = join(dir, VAULT_KEY_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new MasterKeyMissingError(`${path} not found: this directory holds no initialised vault`, { cause: err });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new MasterKeyConfigError(`${path} is not JSON`, { cause: err });
+  }
+  const r = VaultKeySchema.safeParse(parsed);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new MasterKeyConfigError(`${path}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, {
+      cause: r.error,
+    });
+  }
+  return r.data;
+}
+
+/**
+ * Re-derives MK from the passphrase or key file and checks it against `vault-key.json`.
+ *
+ * @throws MasterKeyWrongError if the secret does not match; MasterKeyMissingError,
+ *   MasterKeyConfigError, MasterKeyFileError, MasterKeyArgumentError as named.
+ */
+export async function unlockMasterKey(opts: UnlockMasterKeyOptions): Promise<MasterKey> {
+  const kind = pickSecret(opts);
+  const cfg = readVaultKeyJson(opts.dir);
+  if (cfg.kind !== kind) {
+    throw new MasterKeyArgumentError(`this vault is unlocked with a ${cfg.kind}, not a ${kind}`);
+  }
+  const raw =
+    cfg.kind === 'passphrase'
+      ? await deriveFromPassphrase(opts.passphrase as string, new Uint8Array(Buffer.from(cfg.kdf.salt, 'base64')), cfg.kdf)
+      : readKeyFile(opts.keyFilePath as string);
+  const mk = await MasterKey.fromBytes(raw);
+  raw.fill(0);
+  try {
+    await mk.open(new Uint8Array(Buffer.from(cfg.check, 'base64')), KCV_AAD);
+  } catch (err) {
+    if (err instanceof VaultDecryptError) {
+      throw new MasterKeyWrongError(`the ${kind} does not match this vault's key-check value`, { cause: err });
+    }
+    throw err;
+  }
+  return mk;
+}

@@ -1,0 +1,118 @@
+/**
+ * The vault facade: the data directory with `vault.db` (ciphertexts, keyring, audit log),
+ * `keys.db` (destroyable keys) and `vault-key.json` (how to re-derive the master key).
+ * The directory is kept at mode 0700 and every file in it at 0600.
+ */
+import { chmodSync, copyFileSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Db } from './db.js';
+import { Keyring } from './keyring.js';
+import { Keystore, type KeystoreOptions } from './keystore.js';
+import {
+  VAULT_KEY_FILE,
+  createMasterKey,
+  unlockMasterKey,
+  type CreateMasterKeyOptions,
+  type MasterKey,
+  type MasterKeySecret,
+} from './master-key.js';
+
+/** File names inside the data directory. */
+export const VAULT_DB_FILE = 'vault.db';
+export const KEYS_DB_FILE = 'keys.db';
+
+/** An open vault. */
+export interface Vault {
+  readonly dir: string;
+  /** `vault.db`: ciphertexts and everything that is not a destroyable key. */
+  readonly db: Db;
+  /** `keys.db`: conversation and message keys. */
+  readonly keys: Keystore;
+  /** Named long-lived keys and secrets in `vault.db`. */
+  readonly keyring: Keyring;
+  readonly masterKey: MasterKey;
+  /** `wal_checkpoint(TRUNCATE)` on both databases (end of every deletion). */
+  checkpointAll(): Promise<void>;
+  /**
+   * Data backup into `destDir`: an online-backup copy of `vault.db` and `vault-key.json`.
+   * `keys.db` is deliberately never copied (see README: a copy would outlive deletions).
+   * @returns the paths written.
+   */
+  backupTo(destDir: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link openVault}. */
+export interface OpenVaultOptions {
+  dir: string;
+  masterKey: MasterKey;
+  keystore?: KeystoreOptions;
+  now?: () => Date;
+}
+
+function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+/** Opens both databases of an initialised data directory with an unlocked master key. */
+export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
+  ensurePrivateDir(opts.dir);
+  const db = await Db.open(join(opts.dir, VAULT_DB_FILE));
+  let keys: Keystore | undefined;
+  try {
+    keys = await Keystore.open(join(opts.dir, KEYS_DB_FILE), opts.masterKey, { now: opts.now, ...opts.keystore });
+    const keyring = await Keyring.open(db, opts.masterKey, { now: opts.now });
+    const k = keys;
+    return {
+      dir: opts.dir,
+      db,
+      keys: k,
+      keyring,
+      masterKey: opts.masterKey,
+      async checkpointAll() {
+        await db.checkpointTruncate();
+        await k.db.checkpointTruncate();
+      },
+      async backupTo(destDir: string) {
+        ensurePrivateDir(destDir);
+        const dbDest = join(destDir, VAULT_DB_FILE);
+        const keyDest = join(destDir, VAULT_KEY_FILE);
+        await db.backupTo(dbDest);
+        copyFileSync(join(opts.dir, VAULT_KEY_FILE), keyDest);
+        chmodSync(keyDest, 0o600);
+        return [dbDest, keyDest];
+      },
+      async close() {
+        await k.close();
+        await db.close();
+      },
+    };
+  } catch (err) {
+    await keys?.close().catch(() => undefined);
+    await db.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Options of {@link initVault}: the data directory, the unlock secret, and the master-key options. */
+export type InitVaultOptions = CreateMasterKeyOptions & { keystore?: KeystoreOptions };
+
+/**
+ * Initialises a new vault in `dir` (created 0700): writes `vault-key.json`, creates both
+ * databases, and returns it open.
+ * @throws MasterKeyExistsError if `dir` already holds a vault.
+ */
+export async function initVault(opts: InitVaultOptions): Promise<Vault> {
+  ensurePrivateDir(opts.dir);
+  const masterKey = await createMasterKey(opts);
+  return openVault({ dir: opts.dir, masterKey, keystore: opts.keystore, now: opts.now });
+}
+
+/** Unlocks the master key (passphrase or key file) and opens the vault. */
+export async function unlockVault(
+  opts: MasterKeySecret & { dir: string; keystore?: KeystoreOptions; now?: () => Date },
+): Promise<Vault> {
+  const masterKey = await unlockMasterKey(opts);
+  return openVault({ dir: opts.dir, masterKey, keystore: opts.keystore, now: opts.now });
+}
