@@ -1,0 +1,317 @@
+/**
+ * The certificate authority: a root CA and an issuing CA under it (`createCaHierarchy`), and the
+ * `Issuer` that signs staff, TLS server and audit certificates and CRLs with the issuing CA's key.
+ * Profiles of the issued certificates follow RFC 5280 §4.2; see pki/README.md for the choices.
+ */
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import type { Clearance } from './clearance.js';
+import { isClearance } from './clearance.js';
+import { Certificate } from './certificate.js';
+import { CertificationRequest } from './csr.js';
+import { Crl, buildCrl, type RevokedEntry } from './crl.js';
+import { toArrayBuffer, wholeSeconds } from './der.js';
+import { InvalidParameterError, IssuerMismatchError, WrongAlgorithmError } from './errors.js';
+import {
+  authorityKeyIdentifierExtension,
+  basicConstraintsExtension,
+  clearanceExtension,
+  extKeyUsageExtension,
+  keyUsageExtension,
+  subjectAltNameExtension,
+  subjectKeyIdentifier,
+  subjectKeyIdentifierExtension,
+} from './extensions.js';
+import { exportPublicKeySpki, generateKeyPair } from './keys.js';
+import { buildName, type DistinguishedName } from './names.js';
+import { profileOfKey, resolveProfile, type AlgorithmProfile, type ProfileName } from './profiles.js';
+import type { CryptoKey } from './webcrypto.js';
+
+/** notBefore is set this far in the past so a workstation whose clock lags a little accepts a fresh certificate. */
+export const BACKDATE_MS = 5 * 60 * 1000;
+const DAY_MS = 86_400_000;
+
+/** 16 random bytes, top bit clear (positive) and second bit set (no leading zero octet): RFC 5280 §4.1.2.2. */
+export function randomSerial(random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n))): Uint8Array {
+  const bytes = random(16).slice(0, 16);
+  if (bytes.length !== 16) throw new InvalidParameterError('random', 'expected 16 random bytes');
+  bytes[0] = (bytes[0] & 0x7f) | 0x40;
+  return bytes;
+}
+
+/** UTCTime through 2049, GeneralizedTime from 2050 on (RFC 5280 §4.1.2.5). */
+export function x509Time(date: Date): pkijs.Time {
+  const value = wholeSeconds(date);
+  return new pkijs.Time({ type: value.getUTCFullYear() < 2050 ? pkijs.TimeType.UTCTime : pkijs.TimeType.GeneralizedTime, value });
+}
+
+interface SignParams {
+  subject: pkijs.RelativeDistinguishedNames;
+  issuer: pkijs.RelativeDistinguishedNames;
+  publicKey: CryptoKey;
+  signingKey: CryptoKey;
+  issuerKeyId: Uint8Array | undefined;
+  notBefore: Date;
+  notAfter: Date;
+  extensions: pkijs.Extension[];
+  random?: (n: number) => Uint8Array;
+}
+
+/** Builds and signs one certificate; the profile of the signing key decides the signature algorithm. */
+async function signCertificate(p: SignParams): Promise<Certificate> {
+  const profile = profileOfKey(p.signingKey);
+  const cert = new pkijs.Certificate();
+  cert.version = 2;
+  cert.serialNumber = new asn1js.Integer({ valueHex: toArrayBuffer(randomSerial(p.random)) });
+  cert.issuer = p.issuer;
+  cert.subject = p.subject;
+  cert.notBefore = x509Time(p.notBefore);
+  cert.notAfter = x509Time(p.notAfter);
+  const spkiDer = await exportPublicKeySpki(p.publicKey);
+  cert.subjectPublicKeyInfo = new pkijs.PublicKeyInfo({ schema: asn1js.fromBER(toArrayBuffer(spkiDer)).result });
+  const keyId = await subjectKeyIdentifier(cert.subjectPublicKeyInfo);
+  cert.extensions = [
+    ...p.extensions,
+    subjectKeyIdentifierExtension(keyId),
+    authorityKeyIdentifierExtension(p.issuerKeyId ?? keyId),
+  ];
+  await cert.sign(p.signingKey, profile.hash);
+  return Certificate.fromDer(new Uint8Array(cert.toSchema(true).toBER(false)));
+}
+
+function validity(now: Date, days: number, field: string): { notBefore: Date; notAfter: Date } {
+  if (!Number.isFinite(days) || days <= 0) throw new InvalidParameterError(field, `expected a positive number of days, got ${days}`);
+  return { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(now.getTime() + days * DAY_MS) };
+}
+
+function keyId(cert: Certificate): Uint8Array | undefined {
+  const hex = cert.subjectKeyIdentifier;
+  return hex ? new Uint8Array(Buffer.from(hex, 'hex')) : undefined;
+}
+
+export interface CreateCaHierarchyParams {
+  profile: AlgorithmProfile | ProfileName;
+  /** Organisation name written in both CA subjects. */
+  organization: string;
+  now?: () => Date;
+  /** Default 7300 (20 years). */
+  rootValidityDays?: number;
+  /** Default 3650 (10 years). */
+  issuingValidityDays?: number;
+  random?: (n: number) => Uint8Array;
+}
+
+export interface KeyedCertificate {
+  cert: Certificate;
+  key: CryptoKey;
+}
+
+/**
+ * A root CA (self-signed, keyCertSign + cRLSign, pathLenConstraint 1) and an issuing CA under it
+ * (keyCertSign + cRLSign, pathLenConstraint 0), both with fresh keys of `profile`. The root key is
+ * meant to be exported (`exportPrivateKeyPem` with a passphrase) for offline keeping.
+ */
+export async function createCaHierarchy(params: CreateCaHierarchyParams): Promise<{ root: KeyedCertificate; issuing: KeyedCertificate }> {
+  const profile = resolveProfile(params.profile);
+  const now = (params.now ?? (() => new Date()))();
+  const caExtensions = (pathLength: number): pkijs.Extension[] => [
+    basicConstraintsExtension(true, pathLength),
+    keyUsageExtension(['keyCertSign', 'cRLSign']),
+  ];
+  const rootKeys = await generateKeyPair(profile);
+  const rootName = buildName({ organization: params.organization, commonName: `${params.organization.slice(0, 48)} Sigil Root CA` });
+  const root = await signCertificate({
+    subject: rootName,
+    issuer: rootName,
+    publicKey: rootKeys.publicKey,
+    signingKey: rootKeys.privateKey,
+    issuerKeyId: undefined,
+    ...validity(now, params.rootValidityDays ?? 7300, 'rootValidityDays'),
+    extensions: caExtensions(1),
+    random: params.random,
+  });
+  const issuingKeys = await generateKeyPair(profile);
+  const issuing = await signCertificate({
+    subject: buildName({ organization: params.organization, commonName: `${params.organization.slice(0, 45)} Sigil Issuing CA` }),
+    issuer: root.asn.subject,
+    publicKey: issuingKeys.publicKey,
+    signingKey: rootKeys.privateKey,
+    issuerKeyId: keyId(root),
+    ...validity(now, params.issuingValidityDays ?? 3650, 'issuingValidityDays'),
+    extensions: caExtensions(0),
+    random: params.random,
+  });
+  return { root: { cert: root, key: rootKeys.privateKey }, issuing: { cert: issuing, key: issuingKeys.privateKey } };
+}
+
+/** Identity and clearance of a staff member, decided by the security officer. */
+export interface StaffCertificateParams {
+  fullName: string;
+  login: string;
+  organization: string;
+  department: string;
+  clearance: Clearance;
+  /** Default 365. */
+  validityDays?: number;
+}
+
+export interface TlsServerCertificateParams {
+  publicKey: CryptoKey;
+  commonName: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  /** Default 825. */
+  validityDays?: number;
+}
+
+export interface AuditCertificateParams {
+  publicKey: CryptoKey;
+  commonName: string;
+  /** Default 3650. */
+  validityDays?: number;
+}
+
+export interface CreateCrlParams {
+  revoked: RevokedEntry[];
+  crlNumber: bigint;
+  /** Default: now. */
+  thisUpdate?: Date;
+  nextUpdate: Date;
+}
+
+export interface IssuerOptions {
+  cert: Certificate;
+  key: CryptoKey;
+  /** The issuing CA first, then up to the root. */
+  chain: Certificate[];
+  now?: () => Date;
+  random?: (n: number) => Uint8Array;
+}
+
+/** Signs end-entity certificates and CRLs with an issuing CA's key. */
+export class Issuer {
+  readonly cert: Certificate;
+  readonly #key: CryptoKey;
+  readonly #chain: Certificate[];
+  readonly #now: () => Date;
+  readonly #random?: (n: number) => Uint8Array;
+  readonly profile: AlgorithmProfile;
+
+  /**
+   * @throws IssuerMismatchError when `cert` is not a CA with keyCertSign, or `key` is not of its profile.
+   */
+  constructor(options: IssuerOptions) {
+    if (!options.cert.isCA || !options.cert.keyUsage.includes('keyCertSign')) {
+      throw new IssuerMismatchError(`expected a CA certificate with keyCertSign, got ${options.cert.subjectString}`);
+    }
+    const keyProfile = profileOfKey(options.key);
+    if (options.key.type !== 'private' || keyProfile.name !== options.cert.profile) {
+      throw new IssuerMismatchError(`expected a ${options.cert.profile} private key for ${options.cert.subjectString}, got a ${keyProfile.name} ${options.key.type} key`);
+    }
+    this.cert = options.cert;
+    this.#key = options.key;
+    this.#chain = [...options.chain];
+    this.#now = options.now ?? (() => new Date());
+    this.#random = options.random;
+    this.profile = keyProfile;
+  }
+
+  /** The issuing CA certificate first, then its issuers up to the root. */
+  get chain(): Certificate[] {
+    return [...this.#chain];
+  }
+
+  #checkKey(publicKey: CryptoKey): void {
+    const profile = profileOfKey(publicKey);
+    if (profile.name !== this.profile.name) {
+      throw new WrongAlgorithmError(`this appliance issues ${this.profile.name} keys only, got a ${profile.name} key`);
+    }
+  }
+
+  #issue(subject: DistinguishedName, publicKey: CryptoKey, days: number, field: string, extensions: pkijs.Extension[]): Promise<Certificate> {
+    this.#checkKey(publicKey);
+    return signCertificate({
+      subject: buildName(subject),
+      issuer: this.cert.asn.subject,
+      publicKey,
+      signingKey: this.#key,
+      issuerKeyId: keyId(this.cert),
+      ...validity(this.#now(), days, field),
+      extensions,
+      random: this.#random,
+    });
+  }
+
+  /**
+   * A staff signature certificate: keyUsage digitalSignature + nonRepudiation, extendedKeyUsage
+   * clientAuth (TLS login) + emailProtection (what `openssl cms -verify` requires by default), subject
+   * CN = full name, UID = login, O, OU = department, and the clearance attribute.
+   * @throws WrongAlgorithmError when the key is not of the appliance profile.
+   */
+  issueStaffCertificate(p: StaffCertificateParams & { publicKey: CryptoKey }): Promise<Certificate> {
+    if (!isClearance(p.clearance)) throw new InvalidParameterError('clearance', `expected a clearance level, got ${String(p.clearance).slice(0, 30)}`);
+    return this.#issue(
+      { commonName: p.fullName, login: p.login, organization: p.organization, organizationalUnit: p.department },
+      p.publicKey,
+      p.validityDays ?? 365,
+      'validityDays',
+      [
+        basicConstraintsExtension(false),
+        keyUsageExtension(['digitalSignature', 'nonRepudiation']),
+        extKeyUsageExtension(['clientAuth', 'emailProtection']),
+        clearanceExtension(p.clearance),
+      ],
+    );
+  }
+
+  /**
+   * A staff certificate for the key in a PKCS#10 request. The request's signature is checked first
+   * (proof of possession); its subject is ignored: identity comes from `p`, set by the officer.
+   * @throws BadCsrSignatureError, MalformedInputError, UnknownAlgorithmError, WrongAlgorithmError
+   */
+  async issueFromCsr(csr: CertificationRequest | Uint8Array | string, p: StaffCertificateParams): Promise<Certificate> {
+    const request = csr instanceof CertificationRequest ? csr : typeof csr === 'string' ? CertificationRequest.fromPem(csr) : CertificationRequest.fromDer(csr);
+    const publicKey = await request.publicKey();
+    this.#checkKey(publicKey);
+    await request.assertSignature();
+    return this.issueStaffCertificate({ ...p, publicKey });
+  }
+
+  /** The appliance's TLS server certificate: digitalSignature, serverAuth, subjectAltName DNS names and IPs. */
+  issueTlsServerCertificate(p: TlsServerCertificateParams): Promise<Certificate> {
+    const san = subjectAltNameExtension(p.dnsNames ?? [], p.ipAddresses ?? []);
+    return this.#issue(
+      { commonName: p.commonName, organization: this.cert.subject.organization },
+      p.publicKey,
+      p.validityDays ?? 825,
+      'validityDays',
+      [basicConstraintsExtension(false), keyUsageExtension(['digitalSignature']), extKeyUsageExtension(['serverAuth']), san],
+    );
+  }
+
+  /**
+   * The appliance's audit-signing certificate for log checkpoints: digitalSignature + nonRepudiation,
+   * extendedKeyUsage Sigil audit-signing only, so it can sign neither messages nor TLS.
+   */
+  issueAuditCertificate(p: AuditCertificateParams): Promise<Certificate> {
+    return this.#issue(
+      { commonName: p.commonName, organization: this.cert.subject.organization },
+      p.publicKey,
+      p.validityDays ?? 3650,
+      'validityDays',
+      [basicConstraintsExtension(false), keyUsageExtension(['digitalSignature', 'nonRepudiation']), extKeyUsageExtension(['sigilAuditSigning'])],
+    );
+  }
+
+  /** A CRL v2 (RFC 5280 §5) signed by the issuing CA. */
+  createCrl(p: CreateCrlParams): Promise<Crl> {
+    return buildCrl({
+      issuer: this.cert,
+      key: this.#key,
+      revoked: p.revoked,
+      crlNumber: p.crlNumber,
+      thisUpdate: p.thisUpdate ?? this.#now(),
+      nextUpdate: p.nextUpdate,
+    });
+  }
+}

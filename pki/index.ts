@@ -1,0 +1,35 @@
+/**
+ * pki/: Sigil's certificate authority and signatures — algorithm profiles, keys, X.509 certificates,
+ * CSRs, PKCS#12, CRLs, chain validation, and CMS SignedData. The only entry point other folders use.
+ * pkijs/asn1js types never leave pki/: exports are Sigil types, WebCrypto keys and DER/PEM bytes.
+ */
+export * from './errors.js';
+export * from './clearance.js';
+export * from './profiles.js';
+export * from './keys.js';
+export * from './pem.js';
+export { Certificate, type SubjectAltNames, type DistinguishedName } from './certificate.js';
+export { EKU_OIDS, KEY_USAGE_BITS, SIGIL_AUDIT_SIGNING_OID, type KeyUsage, type ExtendedKeyUsageName } from './extensions.js';
+export type { CryptoKey, CryptoKeyPair } from './webcrypto.js';
+export {
+  Issuer,
+  createCaHierarchy,
+  BACKDATE_MS,
+  type CreateCaHierarchyParams,
+  type KeyedCertificate,
+  type StaffCertificateParams,
+  type TlsServerCertificateParams,
+  type AuditCertificateParams,
+  type CreateCrlParams,
+  type IssuerOptions,
+} from './ca.js';
+export { CertificationRequest, createCsr, type CreateCsrParams, type CsrSignatureResult } from './csr.js';
+export {
+  Crl,
+  REVOCATION_REASON_CODES,
+  isRevocationReason,
+  type RevocationReason,
+  type RevokedEntry,
+  type CrlSignatureResult,
+} from './crl.js';
+export * from './cms.js';
