@@ -1,0 +1,90 @@
+/**
+ * Shared PKI fixtures for tests across the project: a real CA hierarchy (root → issuing) of a chosen
+ * profile, an Issuer, and a helper that issues staff certificates with fresh keys.
+ *
+ * `now` defaults to the real clock on purpose: certificates made here are also used with real TLS
+ * sockets, which check validity against the real time. Tests that need exact dates pass `now`.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  Certificate,
+  Issuer,
+  createCaHierarchy,
+  generateKeyPair,
+  type Clearance,
+  type CryptoKey,
+  type KeyedCertificate,
+  type ProfileName,
+  type StaffCertificateParams,
+} from '../../pki/index.js';
+
+export const TEST_ORGANIZATION = 'Ministry of Tests';
+
+export interface TestCa {
+  profile: ProfileName;
+  root: KeyedCertificate;
+  issuing: KeyedCertificate;
+  issuer: Issuer;
+  trustAnchors: Certificate[];
+  /** issuing CA then root, as `Issuer.chain`. */
+  chain: Certificate[];
+  /** Issues a staff signature certificate with a fresh key of the CA's profile. */
+  staff(login: string, clearance?: Clearance, extra?: Partial<StaffCertificateParams>): Promise<{ cert: Certificate; key: CryptoKey; publicKey: CryptoKey }>;
+  /** Issues a TLS server certificate for 127.0.0.1/::1/localhost with a fresh key. */
+  tlsServer(): Promise<{ cert: Certificate; key: CryptoKey }>;
+}
+
+/** A CA hierarchy of `profile` with an Issuer whose clock is `now`. */
+export async function makeTestCa(profile: ProfileName = 'p256', now: () => Date = () => new Date()): Promise<TestCa> {
+  const { root, issuing } = await createCaHierarchy({ profile, organization: TEST_ORGANIZATION, now });
+  const issuer = new Issuer({ cert: issuing.cert, key: issuing.key, chain: [issuing.cert, root.cert], now });
+  return {
+    profile,
+    root,
+    issuing,
+    issuer,
+    trustAnchors: [root.cert],
+    chain: [issuing.cert, root.cert],
+    async staff(login, clearance = 'secret', extra = {}) {
+      const keys = await generateKeyPair(profile);
+      const cert = await issuer.issueStaffCertificate({
+        fullName: `Test ${login}`,
+        login,
+        organization: TEST_ORGANIZATION,
+        department: 'Testing',
+        clearance,
+        ...extra,
+        publicKey: keys.publicKey,
+      });
+      return { cert, key: keys.privateKey, publicKey: keys.publicKey };
+    },
+    async tlsServer() {
+      const keys = await generateKeyPair(profile);
+      const cert = await issuer.issueTlsServerCertificate({
+        publicKey: keys.publicKey,
+        commonName: 'localhost',
+        dnsNames: ['localhost'],
+        ipAddresses: ['127.0.0.1', '::1'],
+      });
+      return { cert, key: keys.privateKey };
+    },
+  };
+}
+
+/** A fresh temp dir and a cleanup function; write files for the openssl CLI into it. */
+export function tempDir(prefix = 'sigil-pki-'): { dir: string; write(name: string, data: string | Uint8Array): string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return {
+    dir,
+    write(name, data) {
+      const path = join(dir, name);
+      writeFileSync(path, data);
+      return path;
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
