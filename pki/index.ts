@@ -33,3 +33,11 @@ export {
   type CrlSignatureResult,
 } from './crl.js';
 export * from './cms.js';
+export {
+  validateCertificate,
+  usageProblem,
+  type ValidationFailure,
+  type ValidationOptions,
+  type ValidationResult,
+  type CertificateUsage,
+} from './validate.js';
