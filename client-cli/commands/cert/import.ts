@@ -1,0 +1,118 @@
+/**
+ * `sigil cert import FILE`: puts the certificate the officer issued into the profile.
+ * - A PEM certificate (from `--csr` issuance): it must match the key made by `sigil keygen`.
+ * - A PKCS#12 (RFC 7292) file: key and certificate both come from it; the key is re-stored as
+ *   encrypted PKCS#8 in the profile.
+ * Either way the certificate must chain to the pinned CA before it is accepted.
+ */
+import { readFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import * as pki from '../../../pki/index.js';
+import { BadPasswordError, exportPrivateKeyPem, MalformedInputError } from '../../../pki/index.js';
+import { action1, type CommandContext } from '../../context.js';
+import { assertCertMatchesKey, assertChainsToPinnedCa, readCertificates } from '../../credentials.js';
+import { InputFileError, KeyExistsError, Pkcs12OpenError } from '../../errors.js';
+import { EXIT } from '../../exit-codes.js';
+import { envSection, withHelp } from '../../help.js';
+import { ENV, type Runtime } from '../../runtime.js';
+
+export interface CertImportOptions {
+  file: string;
+  force?: boolean;
+  newPassphrase?: boolean;
+  json?: boolean;
+}
+
+export function certImportCommand(ctx: CommandContext): Command {
+  const cmd = new Command('import')
+    .summary('import your certificate or PKCS#12 into the profile')
+    .description(
+      'Import the certificate issued to you. FILE is either the PEM certificate issued from your CSR (it must match\n' +
+        'the key made by sigil keygen) or a PKCS#12 file (.p12) holding key and certificate. The certificate must\n' +
+        'chain to the pinned CA.',
+    )
+    .argument('<file>', 'certificate PEM or PKCS#12 file')
+    .option('--force', 'with a PKCS#12: replace an existing private key')
+    .option('--new-passphrase', 'with a PKCS#12: store the key under a new passphrase instead of the PKCS#12 password')
+    .option('--json', 'print {login, serial, subject, notAfter} as JSON')
+    .action(action1(ctx, 'file', run));
+  return withHelp(cmd, {
+    sections: [
+      envSection([
+        [ENV.keyPassphrase, 'passphrase of the profile key; for a PKCS#12, its password (else prompted)'],
+        ['SIGIL_NEW_KEY_PASSPHRASE', 'with --new-passphrase: the new key passphrase (else prompted twice)'],
+      ]),
+    ],
+    examples: ['sigil cert import alee.cert.pem', 'sigil cert import bkim.p12 --new-passphrase'],
+    exitCodes: [EXIT.verification, EXIT.auth],
+  });
+}
+
+async function readInput(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (cause) {
+    throw new InputFileError(file, 'a readable file', { cause });
+  }
+}
+
+export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
+  const config = await rt.config();
+  const bytes = await readInput(opts.file);
+  const caPem = await rt.profile.read('ca');
+  const isPem = bytes.includes('-----BEGIN CERTIFICATE-----');
+  let leafPem: string;
+  let chainPem: string;
+  let login: string | undefined;
+  let serial: string;
+  let subject: string;
+  let notAfter: Date;
+  if (isPem) {
+    const [leaf, ...rest] = readCertificates(bytes.toString('utf8'), opts.file);
+    const { key } = await rt.unlock({ needCertificate: false });
+    await assertCertMatchesKey(leaf, key);
+    await assertChainsToPinnedCa(leaf, rest, caPem, rt.io.now());
+    ({ serial, subject, notAfter, login } = describe(leaf));
+    leafPem = leaf.pem;
+    chainPem = rest.map((c) => c.pem).join('');
+  } else {
+    if ((await rt.profile.has('key')) && !opts.force) throw new KeyExistsError(rt.profile.path('key'));
+    const password = await rt.io.prompter.secret('PKCS#12 password', ENV.keyPassphrase);
+    let opened;
+    try {
+      opened = await pki.openPkcs12(new Uint8Array(bytes), password);
+    } catch (err) {
+      if (err instanceof BadPasswordError) throw new Pkcs12OpenError(opts.file, { cause: err });
+      if (err instanceof MalformedInputError) throw new InputFileError(opts.file, 'a PEM certificate or a PKCS#12 file', { cause: err });
+      throw err;
+    }
+    await assertChainsToPinnedCa(opened.cert, opened.chain, caPem, rt.io.now());
+    const passphrase = opts.newPassphrase ? await rt.io.prompter.newSecret('New key passphrase', 'SIGIL_NEW_KEY_PASSPHRASE') : password;
+    await rt.profile.write('key', await exportPrivateKeyPem(opened.key, passphrase));
+    ({ serial, subject, notAfter, login } = describe(opened.cert));
+    leafPem = opened.cert.pem;
+    chainPem = opened.chain.filter((c) => !c.isSelfIssued).map((c) => c.pem).join('');
+  }
+  await rt.profile.write('cert', leafPem);
+  await rt.profile.write('chain', chainPem);
+  // A session was bound to the previous certificate; it cannot be used with this one.
+  await rt.profile.remove('session');
+  await rt.profile.writeConfig({ ...config, login: login ?? config.login });
+  const result = { login: login ?? config.login, serial, subject, notAfter: notAfter.toISOString() };
+  if (rt.json) return rt.out.json(result);
+  rt.out.fields([
+    ['login', result.login],
+    ['serial', serial],
+    ['subject', subject],
+    ['expires', result.notAfter],
+  ]);
+}
+
+function describe(cert: { serialNumber: string; subjectString: string; notAfter: Date; subject: { login?: string; commonName?: string } }) {
+  return {
+    serial: cert.serialNumber,
+    subject: cert.subjectString,
+    notAfter: cert.notAfter,
+    login: cert.subject.login ?? cert.subject.commonName,
+  };
+}

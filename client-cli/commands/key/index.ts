@@ -1,0 +1,1 @@
+export { keygenCommand } from './keygen.js';

@@ -1,0 +1,67 @@
+/**
+ * `sigil keygen --login L`: a key pair made on this workstation. The private key is stored in the
+ * profile encrypted (PKCS#8 EncryptedPrivateKeyInfo, PBES2; RFC 5958 §3, RFC 8018 §6.2) and a
+ * PKCS#10 request (RFC 2986) is written for the officer: the key never leaves the workstation.
+ */
+import { writeFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { createCsr, DEFAULT_PROFILE, exportPrivateKeyPem, generateKeyPair, PROFILE_NAMES, type ProfileName } from '../../../pki/index.js';
+import { action, type CommandContext } from '../../context.js';
+import { KeyExistsError, UsageError } from '../../errors.js';
+import { envSection, withHelp } from '../../help.js';
+import { ENV, type Runtime } from '../../runtime.js';
+
+export interface KeygenOptions {
+  login: string;
+  algorithm: ProfileName;
+  out?: string;
+  force?: boolean;
+  /** false with --no-passphrase */
+  passphrase: boolean;
+  insecure?: boolean;
+  json?: boolean;
+}
+
+export function keygenCommand(ctx: CommandContext): Command {
+  const cmd = new Command('keygen')
+    .summary('make your key pair and a certificate request')
+    .description(
+      'Make a key pair on this workstation, store the private key encrypted with a passphrase in the profile,\n' +
+        'and write a certificate request (CSR) for the security officer. The private key never leaves this machine.\n' +
+        'The CSR is printed on stdout unless --out is given; a copy stays in the profile (request.csr.pem).',
+    )
+    .addOption(new Option('--login <login>', 'your login, as on your envelope').makeOptionMandatory())
+    .addOption(new Option('--algorithm <profile>', "key algorithm; must match the appliance's profile").choices(PROFILE_NAMES as readonly string[]).default(DEFAULT_PROFILE))
+    .option('--out <file>', 'write the CSR PEM to this file')
+    .option('--force', 'replace an existing key (its certificate is removed from the profile)')
+    .option('--no-passphrase', 'store the private key unencrypted (needs --insecure)')
+    .option('--insecure', 'allow --no-passphrase')
+    .option('--json', 'print {login, algorithm, csr, keyFile} as JSON')
+    .action(action(ctx, run));
+  return withHelp(cmd, {
+    sections: [envSection([[ENV.keyPassphrase, 'passphrase for the new private key (else prompted twice)']])],
+    examples: ['sigil keygen --login alee --out alee.csr.pem', 'sigil keygen --login alee --algorithm rsa3072 --force'],
+  });
+}
+
+export async function run(opts: KeygenOptions, rt: Runtime): Promise<void> {
+  if (!opts.passphrase && !opts.insecure) throw new UsageError('--no-passphrase leaves the private key readable by anyone with the file; add --insecure to confirm');
+  const config = await rt.config();
+  if ((await rt.profile.has('key')) && !opts.force) throw new KeyExistsError(rt.profile.path('key'));
+  const passphrase = opts.passphrase ? await rt.io.prompter.newSecret('New key passphrase', ENV.keyPassphrase) : undefined;
+  const keyPair = await generateKeyPair(opts.algorithm);
+  const csr = await createCsr({ keyPair, subject: { login: opts.login, commonName: opts.login }, profile: opts.algorithm });
+  const keyPem = await exportPrivateKeyPem(keyPair.privateKey, passphrase);
+  await rt.profile.write('key', keyPem);
+  // A certificate of the previous key is useless with the new one, and so is its session.
+  await rt.profile.remove('cert');
+  await rt.profile.remove('chain');
+  await rt.profile.remove('session');
+  await rt.profile.write('csr', csr.pem);
+  await rt.profile.writeConfig({ ...config, login: opts.login });
+  if (opts.out) await writeFile(opts.out, csr.pem);
+  if (rt.json) return rt.out.json({ login: opts.login, algorithm: opts.algorithm, csr: csr.pem, keyFile: rt.profile.path('key'), csrFile: opts.out });
+  if (!opts.out) rt.io.stdout.write(csr.pem);
+  else rt.out.fields([['csr', opts.out]]);
+  rt.out.note(`key stored ${passphrase ? 'encrypted' : 'UNENCRYPTED'} in ${rt.profile.path('key')}; give the request to your security officer, then run: sigil cert import FILE`);
+}

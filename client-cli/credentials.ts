@@ -1,0 +1,110 @@
+/**
+ * The user's key and certificate, through pki/ only: unlocking the PKCS#8 key, checking that a
+ * certificate belongs to it and chains to the pinned CA, and signing the JSON statements the
+ * server asks for (server/API.md, "Signed statements"). Loaded lazily: pkijs costs start-up time
+ * that `--help` and `setup` should not pay.
+ */
+import canonicalizeImport from 'canonicalize';
+import { BadPassphraseError, Certificate, exportPublicKeySpki, importPrivateKeyPem, PkiError, signDetached, type CryptoKey } from '../pki/index.js';
+import { CertKeyMismatchError, InputFileError, KeyUnlockError, NotTrustedError } from './errors.js';
+
+// canonicalize is CommonJS (`module.exports = fn`) while its typings declare an ES default export;
+// under NodeNext the default import is the function at run time, so only the type needs help.
+const canonicalize = canonicalizeImport as unknown as (input: unknown) => string | undefined;
+
+/** True for an "ENCRYPTED PRIVATE KEY" PEM (the normal case; plain keys need keygen --insecure). */
+export function isEncryptedKeyPem(pem: string): boolean {
+  return pem.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----');
+}
+
+/**
+ * The signing key from the profile's PEM.
+ * @throws KeyUnlockError when the passphrase does not open it.
+ */
+export async function unlockKey(pem: string, passphrase: string | undefined): Promise<CryptoKey> {
+  try {
+    return await importPrivateKeyPem(pem, isEncryptedKeyPem(pem) ? passphrase : undefined);
+  } catch (err) {
+    if (err instanceof BadPassphraseError) throw new KeyUnlockError({ cause: err });
+    throw err;
+  }
+}
+
+/** The certificates of a PEM file, leaf first. @throws InputFileError */
+export function readCertificates(pem: string, file: string): Certificate[] {
+  try {
+    return Certificate.fromPemBundle(pem);
+  } catch (cause) {
+    throw new InputFileError(file, 'a PEM certificate', { cause });
+  }
+}
+
+/** @throws CertKeyMismatchError unless `cert` carries the public half of `key`. */
+export async function assertCertMatchesKey(cert: Certificate, key: CryptoKey): Promise<void> {
+  const spki = await exportPublicKeySpki(key);
+  if (!Buffer.from(spki).equals(Buffer.from(cert.publicKeySpki))) throw new CertKeyMismatchError();
+}
+
+/**
+ * Checks that `leaf` was issued, through `intermediates`, by one of the pinned CA certificates,
+ * and is within its validity period at `now`. Revocation is the server's to judge (it refuses a
+ * revoked certificate at login).
+ * @throws NotTrustedError with what failed.
+ */
+export async function assertChainsToPinnedCa(
+  leaf: Certificate,
+  intermediates: Certificate[],
+  pinnedPem: string,
+  now: Date,
+): Promise<void> {
+  const anchors = Certificate.fromPemBundle(pinnedPem);
+  const pool = [...intermediates, ...anchors];
+  let current = leaf;
+  for (let depth = 0; depth < 8; depth++) {
+    if (now < current.notBefore || now > current.notAfter) {
+      throw new NotTrustedError('the certificate', `${current.subjectString} is outside its validity period (${current.notBefore.toISOString()} … ${current.notAfter.toISOString()})`);
+    }
+    for (const anchor of anchors) if (await current.isIssuedBy(anchor)) return;
+    let next: Certificate | undefined;
+    for (const c of pool) {
+      if (c !== current && c.isCA && (await current.isIssuedBy(c))) {
+        next = c;
+        break;
+      }
+    }
+    if (!next) throw new NotTrustedError('the certificate', `no pinned or supplied CA certificate issued ${current.subjectString}`);
+    current = next;
+  }
+  throw new NotTrustedError('the certificate', 'chain too long');
+}
+
+/** The login a certificate names (UID attribute, else CN). */
+export function loginOf(cert: Certificate): string | undefined {
+  return cert.subject.login ?? cert.subject.commonName;
+}
+
+/** UTF-8 bytes of the RFC 8785 canonical JSON of a statement (server/API.md, "Signed statements"). */
+export function statementBytes(statement: Record<string, string>): Uint8Array {
+  const text = canonicalize(statement);
+  if (text === undefined) throw new Error('statement is not serialisable');
+  return new TextEncoder().encode(text);
+}
+
+/** True for errors pki raised about its input rather than a bug. */
+export function isPkiError(err: unknown): err is PkiError {
+  return err instanceof PkiError;
+}
+
+/**
+ * A statement signed with the profile's key: CMS SignedData, detached, DER, base64
+ * (server/API.md, "Signed statements"; RFC 5652 §5).
+ */
+export async function signStatement(
+  statement: Record<string, string>,
+  creds: { key: CryptoKey; certPem: string },
+  signingTime: Date,
+): Promise<string> {
+  const signerCert = Certificate.fromPem(creds.certPem);
+  const der = await signDetached({ content: statementBytes(statement), signerCert, signerKey: creds.key, signingTime });
+  return Buffer.from(der).toString('base64');
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * `sigil`, the binary: wires the real process (stdin/stdout/stderr, environment, clock) into the
+ * command tree, runs it, and turns any failure into one line on stderr and an exit code
+ * (`exit-codes.ts`). The cause chain is printed only with SIGIL_DEBUG=1.
+ */
+import { CommanderError } from 'commander';
+import { CliError, ServerError } from './errors.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { buildProgram } from './program.js';
+import { terminalPrompter } from './prompt.js';
+import type { Io } from './runtime.js';
+
+function describe(err: unknown): string {
+  if (err instanceof ServerError) return `${err.message} (${err.code})`;
+  if (err instanceof CliError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+function causeChain(err: unknown): string {
+  const lines: string[] = [];
+  for (let e: unknown = err, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    lines.push(`${depth === 0 ? '' : 'caused by: '}${e instanceof Error ? (e.stack ?? e.message) : String(e)}${code ? ` [${String(code)}]` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const program = buildProgram({ io });
+  program.configureOutput({
+    writeOut: (s) => void io.stdout.write(s),
+    writeErr: (s) => void io.stderr.write(s),
+  });
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander has already printed its one-line message (or the help).
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+      return EXIT.usage;
+    }
+    io.stderr.write(`error: ${describe(err)}\n`);
+    if (io.env.SIGIL_DEBUG === '1') io.stderr.write(causeChain(err) + '\n');
+    return exitCodeFor(err);
+  }
+}
+
+const io: Io = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  prompter: terminalPrompter({ env: process.env }),
+  now: () => new Date(),
+  stderrIsTTY: Boolean(process.stderr.isTTY),
+};
+
+main(process.argv, io).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`error: ${describe(err)}\n`);
+    process.exitCode = EXIT.failure;
+  },
+);

@@ -1,0 +1,141 @@
+/**
+ * The workstation profile: one folder holding the server URL, the pinned CA, the user's encrypted
+ * private key and certificate, and the current session. Paths are built with node:path only, so
+ * the same code runs on Windows and Linux.
+ *
+ * Files: `config.json`, `ca.pem`, `key.p8.pem` (PKCS#8 EncryptedPrivateKeyInfo, RFC 5958 §3),
+ * `cert.pem` (the user's certificate), `chain.pem` (issuing CA certificates sent with it),
+ * `request.csr.pem` (the last CSR made by keygen), `session.json` (bearer token).
+ */
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { ProfileCorruptError, ProfileMissingError } from './errors.js';
+
+/** Where the profile lives: `--profile DIR`, else `SIGIL_PROFILE`, else the OS's per-user config folder. */
+export function resolveProfileDir(opts: {
+  flag?: string;
+  env: Readonly<Record<string, string | undefined>>;
+  platform?: NodeJS.Platform;
+  home?: string;
+}): string {
+  if (opts.flag) return resolve(opts.flag);
+  if (opts.env.SIGIL_PROFILE) return resolve(opts.env.SIGIL_PROFILE);
+  const platform = opts.platform ?? process.platform;
+  const home = opts.home ?? homedir();
+  if (platform === 'win32') {
+    // %APPDATA% is the roaming per-user folder; fall back to its usual place under the home.
+    return join(opts.env.APPDATA ?? join(home, 'AppData', 'Roaming'), 'sigil');
+  }
+  // XDG Base Directory: $XDG_CONFIG_HOME only counts when absolute.
+  const xdg = opts.env.XDG_CONFIG_HOME;
+  return join(xdg && xdg.startsWith('/') ? xdg : join(home, '.config'), 'sigil');
+}
+
+export const ProfileConfigSchema = z.object({
+  version: z.literal(1),
+  /** Base URL of the appliance, e.g. https://10.0.0.5:8443 */
+  server: z.string().url(),
+  /** The account this profile belongs to (set by keygen, cert import or login). */
+  login: z.string().min(1).optional(),
+});
+export type ProfileConfig = z.infer<typeof ProfileConfigSchema>;
+
+export const SessionSchema = z.object({
+  token: z.string().min(1),
+  expiresAt: z.string(),
+  login: z.string(),
+  mustChangePassword: z.boolean().default(false),
+});
+export type Session = z.infer<typeof SessionSchema>;
+
+/** File names inside the profile folder. */
+export const PROFILE_FILES = {
+  config: 'config.json',
+  ca: 'ca.pem',
+  key: 'key.p8.pem',
+  cert: 'cert.pem',
+  chain: 'chain.pem',
+  csr: 'request.csr.pem',
+  session: 'session.json',
+} as const;
+export type ProfileFile = keyof typeof PROFILE_FILES;
+
+/** Files that hold secrets or credentials: owner-only (0600; ignored on Windows, where ACLs of the user folder apply). */
+const PRIVATE: ReadonlySet<ProfileFile> = new Set<ProfileFile>(['key', 'session']);
+
+/** A profile folder. Reading never creates anything; writing creates the folder (0700). */
+export class Profile {
+  constructor(readonly dir: string) {}
+
+  path(file: ProfileFile): string {
+    return join(this.dir, PROFILE_FILES[file]);
+  }
+
+  async has(file: ProfileFile): Promise<boolean> {
+    try {
+      return (await stat(this.path(file))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** The config, or ProfileMissingError when setup never ran here. */
+  async config(): Promise<ProfileConfig> {
+    const text = await this.read('config').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new ProfileMissingError(this.dir);
+      throw err;
+    });
+    return this.parse('config', text, ProfileConfigSchema);
+  }
+
+  async writeConfig(config: ProfileConfig): Promise<void> {
+    await this.write('config', JSON.stringify(ProfileConfigSchema.parse(config), null, 2) + '\n');
+  }
+
+  async read(file: ProfileFile): Promise<string> {
+    return readFile(this.path(file), 'utf8');
+  }
+
+  /** Contents of an optional file, or undefined when it does not exist. */
+  async readOptional(file: ProfileFile): Promise<string | undefined> {
+    try {
+      return await this.read(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Writes through a temporary file and a rename, so a crash never leaves half a key behind. */
+  async write(file: ProfileFile, text: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const target = this.path(file);
+    const tmp = `${target}.${process.pid}.tmp`;
+    await writeFile(tmp, text, { mode: PRIVATE.has(file) ? 0o600 : 0o644 });
+    await rename(tmp, target);
+  }
+
+  async remove(file: ProfileFile): Promise<void> {
+    await rm(this.path(file), { force: true });
+  }
+
+  /** The saved session, or undefined when there is none. */
+  async session(): Promise<Session | undefined> {
+    const text = await this.readOptional('session');
+    return text === undefined ? undefined : this.parse('session', text, SessionSchema);
+  }
+
+  async writeSession(session: Session): Promise<void> {
+    await this.write('session', JSON.stringify(SessionSchema.parse(session)) + '\n');
+  }
+
+  private parse<T>(file: ProfileFile, text: string, schema: z.ZodType<T>): T {
+    try {
+      return schema.parse(JSON.parse(text));
+    } catch (cause) {
+      throw new ProfileCorruptError(this.path(file), { cause });
+    }
+  }
+}
