@@ -1,0 +1,315 @@
+/**
+ * The append-only audit log in `vault.db`: every security event is a leaf of an RFC 9162 Merkle
+ * tree. The leaf data is the RFC 8785 canonical JSON of the entry (`seq`, `at`, `type`, and the
+ * optional `actor`, `subject`, `data`), stored verbatim in column `data` so verification hashes
+ * exactly the stored bytes.
+ *
+ * `seq` is the 0-based leaf index. Leaf hashes are stored with each entry, and the hash of every
+ * complete subtree is stored in `audit_nodes` as soon as it completes, so a root or a proof for
+ * any size costs O(log n) reads.
+ *
+ * Entries never contain message content: `data` is caller-supplied metadata (a message is logged
+ * by a keyed hash of its header digest, see ARCHITECTURE.md).
+ *
+ * Signed checkpoints (the audit issue) go in `checkpoint.ts` beside this file: they sign
+ * `{size, root}` as returned by {@link AuditLog.root} and are checked with
+ * {@link AuditLog.consistencyProof}; this module stays unsigned.
+ */
+import canonicalizeModule from 'canonicalize';
+import { z } from 'zod';
+import type { Db, DbTx, Queryable } from '../vault/index.js';
+import { AuditEventInvalidError, AuditRangeError, AuditTreeDamagedError } from './errors.js';
+import {
+  consistencyProof,
+  inclusionProof,
+  leafHash,
+  nodeHash,
+  subtreeRoot,
+  type Hash,
+  type NodeSource,
+} from './merkle.js';
+import { LogVerifier, type LogVerification } from './verify.js';
+
+// The package is CommonJS and its typings say `export default`; under NodeNext the default
+// import is module.exports, which is the function itself.
+const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
+
+const MIGRATIONS = [
+  {
+    id: 'audit-1',
+    sql: `
+      CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        type TEXT NOT NULL,
+        actor TEXT,
+        subject TEXT,
+        data TEXT NOT NULL,
+        leaf_hash BLOB NOT NULL
+      ) STRICT;
+      CREATE INDEX audit_log_type ON audit_log (type, seq);
+      CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+      CREATE TABLE audit_nodes (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+      ) STRICT, WITHOUT ROWID;`,
+  },
+];
+
+/** An event to append. `type` is free-form (`login.ok`, `message.accepted`, …): the set is open. */
+export interface AuditEvent {
+  type: string;
+  /** Who did it (a login, `system`). */
+  actor?: string;
+  /** What it was done to (`user:alice`, `conversation:…`, a certificate serial). */
+  subject?: string;
+  /** Metadata, JSON-serialisable; never message content. */
+  data?: Record<string, unknown>;
+  /** When; default the log's clock. */
+  at?: Date;
+}
+
+const EventSchema = z.object({
+  type: z.string().min(1).max(64).regex(/^[a-z][a-z0-9_.-]*$/, 'lowercase dotted name, e.g. login.ok'),
+  actor: z.string().min(1).max(256).optional(),
+  subject: z.string().min(1).max(512).optional(),
+  data: z.record(z.string(), z.unknown()).optional(),
+  at: z.date().refine((d) => !Number.isNaN(d.getTime()), 'valid date').optional(),
+});
+
+/** A stored entry. */
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  type: string;
+  actor?: string;
+  subject?: string;
+  data?: Record<string, unknown>;
+  /** The canonical JSON leaf data exactly as stored and hashed. */
+  leafData: string;
+  leafHash: Hash;
+}
+
+/** A stored row as read raw, the input of `verifyLog`. */
+export interface AuditRow {
+  seq: number;
+  data: string;
+  leaf_hash: Uint8Array;
+}
+
+/** Options of {@link AuditLog.open}. */
+export interface AuditLogOptions {
+  now?: () => Date;
+}
+
+/** Builds the leaf data of an entry: RFC 8785 canonical JSON with `v: 1`. */
+export function entryLeafData(seq: number, at: string, ev: Omit<AuditEvent, 'at'>): string {
+  const obj: Record<string, unknown> = { v: 1, seq, at, type: ev.type };
+  if (ev.actor !== undefined) obj.actor = ev.actor;
+  if (ev.subject !== undefined) obj.subject = ev.subject;
+  if (ev.data !== undefined) obj.data = ev.data;
+  const s = canonicalize(obj);
+  if (s === undefined) throw new AuditEventInvalidError('entry cannot be serialised as JSON');
+  return s;
+}
+
+const enc = new TextEncoder();
+
+/** The audit log. Create with {@link AuditLog.open} on `vault.db`. */
+export class AuditLog {
+  readonly #db: Db;
+  readonly #now: () => Date;
+
+  private constructor(db: Db, now: () => Date) {
+    this.#db = db;
+    this.#now = now;
+  }
+
+  /** Creates the tables if needed. */
+  static async open(db: Db, opts: AuditLogOptions = {}): Promise<AuditLog> {
+    await db.migrate(MIGRATIONS);
+    return new AuditLog(db, opts.now ?? (() => new Date()));
+  }
+
+  /**
+   * Appends events in one transaction (a savepoint if the caller is inside one of this Db's
+   * transactions, so the events commit or roll back with the caller's writes).
+   *
+   * @throws AuditEventInvalidError if an event fails the schema (nothing is appended).
+   */
+  async append(events: readonly AuditEvent[]): Promise<{ seq: number; leafHash: Hash }[]> {
+    const parsed = events.map((e, i) => {
+      const r = EventSchema.safeParse(e);
+      if (!r.success) {
+        const issue = r.error.issues[0];
+        throw new AuditEventInvalidError(`event ${i}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, {
+          cause: r.error,
+        });
+      }
+      return r.data;
+    });
+    if (parsed.length === 0) return [];
+    return this.#db.transaction(async (tx) => {
+      let size = await sizeOf(tx);
+      const ins = await tx.prepare(
+        'INSERT INTO audit_log (seq, at, type, actor, subject, data, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      );
+      const insNode = await tx.prepare('INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)');
+      // Nodes made in this batch, so completing a subtree does not re-read what we just wrote.
+      const fresh = new Map<string, Hash>();
+      const node = async (level: number, idx: number): Promise<Hash> => {
+        const h = fresh.get(`${level}:${idx}`);
+        return h ?? readNode(tx, level, idx);
+      };
+      const out: { seq: number; leafHash: Hash }[] = [];
+      try {
+        for (const ev of parsed) {
+          const seq = size++;
+          const at = (ev.at ?? this.#now()).toISOString();
+          const data = entryLeafData(seq, at, ev);
+          const lh = leafHash(enc.encode(data));
+          await ins.run([seq, at, ev.type, ev.actor ?? null, ev.subject ?? null, data, lh]);
+          fresh.set(`0:${seq}`, lh);
+          // Leaf seq completes the subtree at level l iff (seq + 1) is a multiple of 2^l.
+          let h = lh;
+          for (let level = 1, idx = seq; (seq + 1) % 2 ** level === 0; level++) {
+            const sibling = await node(level - 1, idx - 1);
+            h = nodeHash(sibling, h);
+            idx = Math.floor(idx / 2);
+            await insNode.run([level, idx, h]);
+            fresh.set(`${level}:${idx}`, h);
+          }
+          out.push({ seq, leafHash: lh });
+        }
+      } finally {
+        await ins.finalize();
+        await insNode.finalize();
+      }
+      return out;
+    });
+  }
+
+  /** Number of entries (the current tree size). */
+  size(): Promise<number> {
+    return sizeOf(this.#db);
+  }
+
+  /** Entries with `from ≤ seq < to`, in order (at most 10,000 per call). */
+  async entries(from: number, to: number): Promise<AuditEntry[]> {
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from) {
+      throw new AuditRangeError(`entries: expected 0 ≤ from ≤ to, got from=${from}, to=${to}`);
+    }
+    if (to - from > 10_000) throw new AuditRangeError(`entries: at most 10,000 per call, asked ${to - from}`);
+    const rows = await this.#db.all<AuditRow>('SELECT seq, data, leaf_hash FROM audit_log WHERE seq >= ? AND seq < ? ORDER BY seq', [
+      from,
+      to,
+    ]);
+    return rows.map(rowToEntry);
+  }
+
+  /** Raw rows (`seq`, `data`, `leaf_hash`) for export and {@link verifyLog}. */
+  rows(from: number, to: number): Promise<AuditRow[]> {
+    return this.#db.all<AuditRow>('SELECT seq, data, leaf_hash FROM audit_log WHERE seq >= ? AND seq < ? ORDER BY seq', [from, to]);
+  }
+
+  #source(): NodeSource {
+    return (level, idx) => readNode(this.#db, level, idx);
+  }
+
+  async #checkSize(size: number, what: string): Promise<void> {
+    const n = await this.size();
+    if (!Number.isSafeInteger(size) || size < 0 || size > n) {
+      throw new AuditRangeError(`${what}: size ${size} is outside the log (0..${n})`);
+    }
+  }
+
+  /** The tree head for `size` (default: now): RFC 9162 MTH over the first `size` entries. */
+  async root(size?: number): Promise<{ size: number; root: Hash }> {
+    const n = size ?? (await this.size());
+    await this.#checkSize(n, 'root');
+    return { size: n, root: await subtreeRoot(0, n, this.#source()) };
+  }
+
+  /** RFC 9162 §2.1.3 inclusion proof of entry `seq` in the tree of `size`. */
+  async inclusionProof(seq: number, size: number): Promise<Hash[]> {
+    await this.#checkSize(size, 'inclusionProof');
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= size) {
+      throw new AuditRangeError(`inclusionProof: seq ${seq} is not in a tree of size ${size}`);
+    }
+    return inclusionProof(seq, size, this.#source());
+  }
+
+  /**
+   * Verifies the whole stored log: every entry's leaf hash recomputed from its stored data, no
+   * gap, no moved entry, and the recomputed tree head equal to the one the stored tree gives
+   * (or to `expected`, e.g. a signed checkpoint). Reads in pages of 5,000.
+   */
+  async verify(expected?: { size: number; root: Hash }): Promise<LogVerification> {
+    const v = new LogVerifier();
+    const page = 5000;
+    for (let from = 0; ; from += page) {
+      const rows = await this.#db.all<AuditRow>('SELECT seq, data, leaf_hash FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?', [
+        from === 0 ? 0 : v.size,
+        page,
+      ]);
+      for (const r of rows) {
+        const fail = v.push(r);
+        if (fail) return fail;
+      }
+      if (rows.length < page) break;
+    }
+    if (expected) return v.finish(expected);
+    // A deleted tail leaves the stored tree covering entries that are no longer there.
+    const cov = await this.#db.get<{ covered: number | null }>('SELECT max((idx + 1) << level) AS covered FROM audit_nodes');
+    if (cov?.covered != null && cov.covered > v.size) {
+      return {
+        ok: false,
+        reason: 'sequence-gap',
+        seq: v.size,
+        detail: `the stored tree covers ${cov.covered} entries but only ${v.size} remain: entry ${v.size} onwards was removed`,
+      };
+    }
+    let stored: { size: number; root: Hash };
+    try {
+      stored = { size: v.size, root: await subtreeRoot(0, v.size, this.#source()) };
+    } catch (err) {
+      if (err instanceof AuditTreeDamagedError) return { ok: false, reason: 'root-mismatch', detail: err.message };
+      throw err;
+    }
+    return v.finish(stored);
+  }
+
+  /** RFC 9162 §2.1.4 consistency proof from size `m` to size `n`. */
+  async consistencyProof(m: number, n: number): Promise<Hash[]> {
+    await this.#checkSize(n, 'consistencyProof');
+    if (!Number.isSafeInteger(m) || m < 0 || m > n) {
+      throw new AuditRangeError(`consistencyProof: expected 0 ≤ m ≤ n, got m=${m}, n=${n}`);
+    }
+    return consistencyProof(m, n, this.#source());
+  }
+}
+
+async function sizeOf(q: Queryable | DbTx): Promise<number> {
+  const r = await q.get<{ n: number | null }>('SELECT max(seq) AS n FROM audit_log');
+  return r?.n === null || r?.n === undefined ? 0 : r.n + 1;
+}
+
+async function readNode(q: Queryable, level: number, idx: number): Promise<Hash> {
+  const row =
+    level === 0
+      ? await q.get<{ h: Uint8Array }>('SELECT leaf_hash AS h FROM audit_log WHERE seq = ?', [idx])
+      : await q.get<{ h: Uint8Array }>('SELECT hash AS h FROM audit_nodes WHERE level = ? AND idx = ?', [level, idx]);
+  if (!row) throw new AuditTreeDamagedError(`audit tree node (level ${level}, index ${idx}) is missing`);
+  return new Uint8Array(row.h);
+}
+
+function rowToEntry(r: AuditRow): AuditEntry {
+  const obj = JSON.parse(r.data) as { at: string; type: string; actor?: string; subject?: string; data?: Record<string, unknown> };
+  const e: AuditEntry = { seq: r.seq, at: obj.at, type: obj.type, leafData: r.data, leafHash: new Uint8Array(r.leaf_hash) };
+  if (obj.actor !== undefined) e.actor = obj.actor;
+  if (obj.subject !== undefined) e.subject = obj.subject;
+  if (obj.data !== undefined) e.data = obj.data;
+  return e;
+}
