@@ -41,3 +41,4 @@ export {
   type ValidationResult,
   type CertificateUsage,
 } from './validate.js';
+export { createPkcs12, openPkcs12, DEFAULT_MAC_ITERATIONS, type CreatePkcs12Params } from './pkcs12.js';
