@@ -1,0 +1,187 @@
+/**
+ * The shared context of the messaging services (one per appliance) and small helpers they share:
+ * ids, base64, clearance ranks, and the in-memory membership cache that keeps the hot message
+ * path from querying membership per message.
+ */
+import { webcrypto } from 'node:crypto';
+import { clearanceRank, isClearance, type Clearance } from '../../pki/index.js';
+import type { Db } from '../vault/index.js';
+import { ConversationNotFoundError, HeaderInvalidError, NotAMemberError } from './errors.js';
+import type { EventHub } from './event-hub.js';
+import type {
+  AuditSink,
+  Directory,
+  KeyedHash,
+  MessageKeyStore,
+  MessagingConfig,
+  Principal,
+  SignatureVerifier,
+} from './ports.js';
+
+/** Everything a messaging service function reads; built once by `createMessaging`. */
+export interface Ctx {
+  db: Db;
+  keys: MessageKeyStore;
+  directory: Directory;
+  audit: AuditSink | undefined;
+  keyedHash: KeyedHash;
+  verify: SignatureVerifier;
+  now: () => Date;
+  random: (n: number) => Uint8Array;
+  config: MessagingConfig;
+  hub: EventHub;
+  members: MembershipCache;
+  log: (event: string, fields: Record<string, unknown>) => void;
+}
+
+/** A new random id: 16 bytes as 22 characters of base64url (the header's id format). */
+export function newId(random: (n: number) => Uint8Array): string {
+  return Buffer.from(random(16)).toString('base64url');
+}
+
+export const defaultRandom = (n: number): Uint8Array => webcrypto.getRandomValues(new Uint8Array(n));
+
+const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Decodes strict standard base64 (Buffer.from silently skips junk, which would let two different
+ * strings decode to the same bytes).
+ *
+ * @throws the error `onError` builds, naming `field`.
+ */
+export function fromB64(text: string, field: string, onError: (m: string) => Error = (m) => new HeaderInvalidError(m)): Uint8Array {
+  if (!B64.test(text)) throw onError(`field ${field}: must be standard base64`);
+  return new Uint8Array(Buffer.from(text, 'base64'));
+}
+
+export function toB64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/** The clearance messaging enforces for a principal: the one in their certificate. */
+export function principalClearance(p: Principal): Clearance {
+  const c = (p.certificate as { clearance?: Clearance }).clearance;
+  return c !== undefined && isClearance(c) ? c : p.clearance;
+}
+
+export function rank(c: Clearance): number {
+  return clearanceRank(c);
+}
+
+/** The lower of two levels. */
+export function minClearance(a: Clearance, b: Clearance): Clearance {
+  return rank(a) <= rank(b) ? a : b;
+}
+
+/** A conversation as the cache holds it. */
+export interface ConvInfo {
+  id: string;
+  kind: 'direct' | 'group';
+  name: string | null;
+  label: Clearance;
+  retentionDays: number | null;
+  /** login → role */
+  members: Map<string, 'owner' | 'member'>;
+}
+
+interface ConvRow {
+  id: string;
+  kind: 'direct' | 'group';
+  name: string | null;
+  label: Clearance;
+  retention_days: number | null;
+}
+
+/**
+ * Conversations and their member lists, loaded on first use and dropped on every change made
+ * through this service (all changes are). Bounded: beyond `max` entries the oldest is evicted.
+ */
+export class MembershipCache {
+  readonly #db: Db;
+  readonly #max: number;
+  readonly #map = new Map<string, Promise<ConvInfo | undefined>>();
+
+  constructor(db: Db, max = 10_000) {
+    this.#db = db;
+    this.#max = max;
+  }
+
+  /** The conversation, or undefined if it does not exist. */
+  get(id: string): Promise<ConvInfo | undefined> {
+    const hit = this.#map.get(id);
+    if (hit) return hit;
+    const load = this.#load(id);
+    this.#map.set(id, load);
+    if (this.#map.size > this.#max) {
+      const oldest = this.#map.keys().next().value;
+      if (oldest !== undefined) this.#map.delete(oldest);
+    }
+    load.catch(() => this.#map.delete(id));
+    return load;
+  }
+
+  invalidate(id: string): void {
+    this.#map.delete(id);
+  }
+
+  async #load(id: string): Promise<ConvInfo | undefined> {
+    const row = await this.#db.get<ConvRow>(
+      'SELECT id, kind, name, label, retention_days FROM msg_conversations WHERE id = ?',
+      [id],
+    );
+    if (!row) return undefined;
+    const mem = await this.#db.all<{ login: string; role: 'owner' | 'member' }>(
+      'SELECT login, role FROM msg_members WHERE conversation = ?',
+      [id],
+    );
+    return {
+      id: row.id,
+      kind: row.kind,
+      name: row.name,
+      label: row.label,
+      retentionDays: row.retention_days,
+      members: new Map(mem.map((m) => [m.login, m.role])),
+    };
+  }
+}
+
+/**
+ * The conversation if `p` is a member. A direct conversation one is not in is reported as not
+ * found (its existence is private); a group as NOT_A_MEMBER.
+ *
+ * @throws ConversationNotFoundError | NotAMemberError
+ */
+export async function requireMember(ctx: Ctx, p: Principal, convId: string): Promise<ConvInfo> {
+  const conv = await ctx.members.get(convId);
+  if (!conv) throw new ConversationNotFoundError(`conversation ${convId} does not exist or is not yours`);
+  if (!conv.members.has(p.login)) {
+    if (conv.kind === 'direct') throw new ConversationNotFoundError(`conversation ${convId} does not exist or is not yours`);
+    throw new NotAMemberError(`${p.login} is not a member of group ${conv.name ?? convId}`);
+  }
+  return conv;
+}
+
+/** Officers may destroy any correspondence (and manage any group). */
+export function isOfficer(p: Principal): boolean {
+  return p.role === 'officer';
+}
+
+/** AAD binding each sealed blob to its message and field, so blobs cannot be swapped. */
+export function messageAad(id: string, field: 'header' | 'signature' | 'body'): string {
+  return `sigil-msg:${id}:${field}`;
+}
+
+/** The key-store id of a file's own key (a DEK under the conversation's CK). */
+export function fileKeyId(fileId: string): string {
+  return `file:${fileId}`;
+}
+
+export function chunkAad(fileId: string, idx: number): string {
+  return `sigil-file:${fileId}:${idx}`;
+}
+
+/** SHA-256 (hex) of a message id, for the replay guard of deleted messages. */
+export async function idHash(id: string): Promise<string> {
+  const d = await webcrypto.subtle.digest('SHA-256', new TextEncoder().encode(`sigil-msg-id:${id}`));
+  return Buffer.from(d).toString('hex');
+}

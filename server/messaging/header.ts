@@ -1,0 +1,129 @@
+/**
+ * The signed message header (API.md "The signed header") and the `sigil-delete` statement: their
+ * schemas, and the check that the bytes a client signed are exactly the RFC 8785 canonical form
+ * of what they say, so the server, the reader's CLI and `openssl cms -verify` all see one text.
+ */
+import canonicalizeCjs from 'canonicalize';
+import { z } from 'zod';
+import { CLEARANCES } from '../../pki/index.js';
+import { DeleteStatementInvalidError, HeaderInvalidError } from './errors.js';
+
+type Canonicalize = (input: unknown) => string | undefined;
+// CommonJS module typed as `export default`: under NodeNext the default import is module.exports.
+const cjs = canonicalizeCjs as unknown as Canonicalize | { default: Canonicalize };
+const canonicalize: Canonicalize = typeof cjs === 'function' ? cjs : cjs.default;
+
+/** Message and file ids: 16 random bytes as 22 characters of base64url without padding. */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+/** Standard base64 of a SHA-384 digest (48 bytes → 64 characters). */
+const SHA384_B64 = /^[A-Za-z0-9+/]{64}$/;
+
+const idSchema = z.string().regex(ID_PATTERN, 'must be 22 characters of base64url');
+const digestSchema = z.string().regex(SHA384_B64, 'must be the base64 of a 48-byte SHA-384 digest');
+const loginSchema = z.string().min(1).max(64);
+const sizeSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+/** One attachment as the sender signed it. `name` exists only inside the encrypted header. */
+export const attachmentSchema = z.strictObject({
+  id: idSchema,
+  name: z.string().min(1).max(255),
+  sha384: digestSchema,
+  size: sizeSchema,
+});
+
+/** The `sigil-message` header, version 1. Unknown fields are refused: the signer must mean every byte. */
+export const messageHeaderSchema = z.strictObject({
+  attachments: z.array(attachmentSchema).max(32),
+  body: z.strictObject({ sha384: digestSchema, size: sizeSchema }),
+  conversation: idSchema,
+  id: idSchema,
+  label: z.enum(CLEARANCES),
+  purpose: z.literal('sigil-message'),
+  replyTo: idSchema.nullable(),
+  sender: loginSchema,
+  sentAt: z.iso.datetime({ offset: false }),
+  urgent: z.boolean(),
+  v: z.literal(1),
+});
+
+export type MessageHeader = z.infer<typeof messageHeaderSchema>;
+export type Attachment = z.infer<typeof attachmentSchema>;
+
+/** Refuses input that is not JSON or not in RFC 8785 canonical form (what was signed is what we parse). */
+function parseCanonical(text: string, onError: (msg: string, cause?: unknown) => Error): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw onError('is not valid JSON', err);
+  }
+  if (canonicalize(value) !== text) throw onError('is not in RFC 8785 canonical form');
+  return value;
+}
+
+function describe(issues: readonly z.core.$ZodIssue[]): string {
+  const first = issues[0];
+  if (!first) return 'is invalid';
+  const path = first.path.length ? first.path.join('.') : '(root)';
+  return `field ${path}: ${first.message}`;
+}
+
+/**
+ * Parses the header exactly as signed (a UTF-8 string) into a typed header.
+ *
+ * @throws HeaderInvalidError naming the first bad field; also when the text is not canonical JSON.
+ */
+export function parseMessageHeader(text: string): MessageHeader {
+  const value = parseCanonical(text, (m, cause) => new HeaderInvalidError(`message header ${m}`, { cause }));
+  const r = messageHeaderSchema.safeParse(value);
+  if (!r.success) throw new HeaderInvalidError(`message header ${describe(r.error.issues)}`);
+  const ids = new Set(r.data.attachments.map((a) => a.id));
+  if (ids.size !== r.data.attachments.length) {
+    throw new HeaderInvalidError('message header field attachments: the same file is listed twice');
+  }
+  return r.data;
+}
+
+/** The `sigil-delete` statement a deleter signs (API.md "Signed statements"). */
+export const deleteStatementSchema = z.strictObject({
+  at: z.iso.datetime({ offset: false }),
+  purpose: z.literal('sigil-delete'),
+  reason: z.string().min(1).max(500),
+  target: z.string().regex(/^(message|conversation|user):[^\s]{1,128}$/),
+});
+
+export type DeleteStatement = z.infer<typeof deleteStatementSchema>;
+
+/**
+ * Parses a deletion statement and checks it names `expected.target` and `expected.reason`.
+ *
+ * @throws DeleteStatementInvalidError saying which part differs.
+ */
+export function parseDeleteStatement(text: string, expected: { target: string; reason: string }): DeleteStatement {
+  const value = parseCanonical(
+    text,
+    (m, cause) => new DeleteStatementInvalidError(`deletion statement ${m}`, { cause }),
+  );
+  const r = deleteStatementSchema.safeParse(value);
+  if (!r.success) throw new DeleteStatementInvalidError(`deletion statement ${describe(r.error.issues)}`);
+  if (r.data.target !== expected.target) {
+    throw new DeleteStatementInvalidError(
+      `deletion statement names target ${r.data.target}; this request deletes ${expected.target}`,
+    );
+  }
+  if (r.data.reason !== expected.reason) {
+    throw new DeleteStatementInvalidError('deletion statement reason differs from the request reason');
+  }
+  return r.data;
+}
+
+/** Builds the canonical text of a header (for clients and tests). */
+export function canonicalHeader(h: MessageHeader): string {
+  return canonicalize(h) as string;
+}
+
+/** Builds the canonical text of a deletion statement (for clients and tests). */
+export function canonicalDeleteStatement(s: DeleteStatement): string {
+  return canonicalize(s) as string;
+}

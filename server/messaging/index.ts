@@ -1,0 +1,252 @@
+/**
+ * Public API of server/messaging: signed messages, conversations, groups, files, live events and
+ * irreversible deletion. The appliance builds one {@link Messaging} with {@link createMessaging};
+ * the route factories in `server/routes/{conversations,messages,groups,files,events}.ts` take it.
+ */
+import { webcrypto } from 'node:crypto';
+import { verifyDetached, type Certificate, type Clearance } from '../../pki/index.js';
+import { defaultRandom, MembershipCache, rank, type Ctx } from './context.js';
+import * as conversations from './conversations.js';
+import * as deletion from './deletion.js';
+import { EventHub, type Subscription } from './event-hub.js';
+import * as files from './files.js';
+import * as groups from './groups.js';
+import * as messages from './messages.js';
+import { DEFAULT_CONFIG, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
+import { MESSAGING_MIGRATIONS } from './schema.js';
+import { BatchWriter, type Committed, type StagedMessage } from './writer.js';
+
+export * from './errors.js';
+export type { ConversationView } from './conversations.js';
+export type { DeleteRequest, Tombstone } from './deletion.js';
+export type { LiveEvent, Subscription } from './event-hub.js';
+export type { Download, UploadResult } from './files.js';
+export type { GroupView } from './groups.js';
+export type { MessageInput, MessageView, Receipt } from './messages.js';
+export type {
+  AuditEvent,
+  AuditSink,
+  Directory,
+  KeyedHash,
+  MessageKeyStore,
+  MessagingConfig,
+  MessagingParts,
+  Person,
+  Principal,
+  SignatureCheck,
+  SignatureVerifier,
+} from './ports.js';
+export { DEFAULT_CONFIG } from './ports.js';
+export { MESSAGING_MIGRATIONS } from './schema.js';
+export {
+  canonicalDeleteStatement,
+  canonicalHeader,
+  parseDeleteStatement,
+  parseMessageHeader,
+  type DeleteStatement,
+  type MessageHeader,
+} from './header.js';
+
+/** pki's verifyDetached narrowed to what messaging needs. */
+export const pkiVerifier: SignatureVerifier = async (signature, content, expectedSigner: Certificate) => {
+  const r = await verifyDetached(signature, content, { expectedSigner });
+  if (!r.ok) return { ok: false, reason: r.reason, detail: r.detail };
+  return {
+    ok: true,
+    ...(r.label !== undefined ? { label: r.label as Clearance } : {}),
+    ...(r.signingTime !== undefined ? { signingTime: r.signingTime } : {}),
+  };
+};
+
+/** The messaging service: one per appliance. Every method takes the authenticated principal. */
+export interface Messaging {
+  /** Creates the tables (idempotent) and starts the sweep timer. Call once after construction. */
+  start(): Promise<void>;
+  /** Stops the timer, ends live streams, writes what is queued. */
+  close(): Promise<void>;
+
+  send(p: Principal, input: messages.MessageInput): Promise<messages.Receipt>;
+  message(p: Principal, id: string): Promise<messages.MessageView>;
+  history(p: Principal, conv: string, opts: { before?: number; limit?: number }): ReturnType<typeof messages.history>;
+  since(p: Principal, after: number, limit: number): Promise<messages.MessageView[]>;
+  receipts(p: Principal, id: string): ReturnType<typeof messages.receipts>;
+  markRead(p: Principal, conv: string, upTo: number): Promise<void>;
+
+  direct(p: Principal, peer: string): Promise<conversations.ConversationView>;
+  conversations(p: Principal): Promise<conversations.ConversationView[]>;
+  conversation(p: Principal, id: string): Promise<conversations.ConversationView>;
+  mute(p: Principal, id: string, muted: boolean): Promise<conversations.ConversationView>;
+
+  createGroup(p: Principal, input: { name: string; label: Clearance; retentionDays?: number | undefined }): Promise<groups.GroupView>;
+  groups(p: Principal): Promise<groups.GroupView[]>;
+  group(p: Principal, name: string): Promise<groups.GroupView>;
+  addMember(p: Principal, name: string, input: { login: string; role?: 'owner' | 'member' | undefined }): Promise<groups.GroupView>;
+  removeMember(p: Principal, name: string, login: string): Promise<groups.GroupView>;
+
+  upload(p: Principal, conv: string, body: ReadableStream<Uint8Array> | null, length?: number): Promise<files.UploadResult>;
+  download(p: Principal, fileId: string): Promise<files.Download>;
+
+  deleteMessage(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
+  deleteConversation(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
+  deleteGroup(p: Principal, name: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
+  deleteUserCorrespondence(p: Principal, login: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
+
+  /** Retention and pending-upload sweep (the timer calls it; tests call it with a fake clock). */
+  sweep(): Promise<{ retention: number; pendingFiles: number }>;
+  /** Live events for a principal. */
+  subscribe(p: Principal): Subscription;
+  /** Waits until every queued message is written (tests, shutdown). */
+  flush(): Promise<void>;
+  readonly config: Readonly<typeof DEFAULT_CONFIG>;
+}
+
+/**
+ * Builds the messaging service over the appliance's vault parts.
+ *
+ * @example
+ * const messaging = createMessaging({ db: vault.db, keys: vault.keys, directory, audit, keyedHash });
+ * await messaging.start();
+ */
+export function createMessaging(parts: MessagingParts): Messaging {
+  const config = { ...DEFAULT_CONFIG, ...parts.config };
+  const hub = new EventHub(config.eventQueueMax);
+  const ctx: Ctx = {
+    db: parts.db,
+    keys: parts.keys,
+    directory: parts.directory,
+    audit: parts.audit,
+    keyedHash: parts.keyedHash,
+    verify: parts.verify ?? pkiVerifier,
+    now: parts.now ?? (() => new Date()),
+    random: parts.random ?? defaultRandom,
+    config,
+    hub,
+    members: new MembershipCache(parts.db),
+    log: parts.log ?? ((event, fields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`)),
+  };
+  // Audit indexes of the batch just committed, read by the requests it resolves.
+  const auditIndex = new Map<string, number>();
+  const writer = new BatchWriter(
+    ctx,
+    async (batch) => publish(batch),
+    ctx.audit
+      ? async (batch) => {
+          const audit = ctx.audit!;
+          const events = await Promise.all(
+            batch.map(async ({ m, c }) => ({
+              type: 'message.accepted',
+              actor: m.sender,
+              subject: await ctx.keyedHash(`message:${m.id}`),
+              at: new Date(c.receivedAt),
+              data: { seq: c.seq, label: m.label },
+            })),
+          );
+          const entries = await audit.append(events);
+          entries.forEach((e, i) => {
+            const b = batch[i];
+            if (b) auditIndex.set(b.m.id, Number(e.seq));
+          });
+        }
+      : undefined,
+  );
+  async function publish(batch: readonly { m: StagedMessage; c: Committed }[]): Promise<void> {
+    const convIds = [...new Set(batch.map(({ m }) => m.conversation))];
+    const muted = new Map<string, Map<string, boolean>>();
+    for (const conv of convIds) {
+      const rows = await ctx.db.all<{ login: string; muted: number }>('SELECT login, muted FROM msg_members WHERE conversation = ?', [conv]);
+      muted.set(conv, new Map(rows.map((r) => [r.login, r.muted === 1])));
+    }
+    for (const { m, c } of batch) {
+      hub.publishMessage(c.seq, messages.viewOfStaged(m, c), {
+        conversation: m.conversation,
+        labelRank: m.labelRank,
+        urgent: m.urgent,
+        members: muted.get(m.conversation) ?? new Map(),
+      });
+    }
+  }
+  const takeIndex = (id: string): number | undefined => {
+    const i = auditIndex.get(id);
+    auditIndex.delete(id);
+    return i;
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> | undefined;
+  const sweep = async (): Promise<{ retention: number; pendingFiles: number }> => {
+    const retention = await deletion.sweepRetention(ctx);
+    const pendingFiles = await files.sweepPendingFiles(ctx);
+    return { retention, pendingFiles };
+  };
+
+  return {
+    config,
+    async start() {
+      await parts.db.migrate(MESSAGING_MIGRATIONS);
+      if (config.sweepIntervalMs > 0 && !timer) {
+        timer = setInterval(() => {
+          if (sweeping) return;
+          sweeping = sweep()
+            .catch((err: unknown) => ctx.log('messaging.sweep-failed', { error: String(err) }))
+            .finally(() => (sweeping = undefined));
+        }, config.sweepIntervalMs);
+        timer.unref();
+      }
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      hub.closeAll();
+      await writer.close();
+      await sweeping;
+    },
+    send: (p, input) => messages.acceptMessage(ctx, writer, p, input, takeIndex),
+    message: (p, id) => messages.getMessage(ctx, p, id),
+    history: (p, conv, opts) => messages.history(ctx, p, conv, opts),
+    since: (p, after, limit) => messages.messagesSince(ctx, p, after, limit),
+    receipts: (p, id) => messages.receipts(ctx, p, id),
+    markRead: (p, conv, upTo) => messages.markRead(ctx, p, conv, upTo),
+    direct: (p, peer) => conversations.ensureDirect(ctx, p, peer),
+    conversations: (p) => conversations.listConversations(ctx, p),
+    conversation: (p, id) => conversations.conversationView(ctx, p, id),
+    mute: (p, id, muted) => conversations.setMuted(ctx, p, id, muted),
+    createGroup: (p, input) => groups.createGroup(ctx, p, input),
+    groups: (p) => groups.listGroups(ctx, p),
+    group: (p, name) => groups.getGroup(ctx, p, name),
+    addMember: (p, name, input) => groups.addMember(ctx, p, name, input),
+    removeMember: (p, name, login) => groups.removeMember(ctx, p, name, login),
+    upload: (p, conv, body, length) => files.uploadFile(ctx, p, conv, body, length),
+    download: (p, id) => files.downloadFile(ctx, p, id),
+    deleteMessage: (p, id, req) => deletion.deleteMessage(ctx, p, id, req),
+    deleteConversation: (p, id, req) => deletion.deleteConversation(ctx, p, id, req),
+    deleteGroup: (p, name, req) => deletion.deleteGroup(ctx, p, name, req),
+    deleteUserCorrespondence: (p, login, req) => deletion.deleteUserCorrespondence(ctx, p, login, req),
+    sweep,
+    subscribe: (p) => hub.subscribe(p.login, rank(messagesClearance(p))),
+    flush: () => writer.drain(),
+  };
+}
+
+function messagesClearance(p: Principal): Clearance {
+  const c = (p.certificate as { clearance?: Clearance }).clearance;
+  return c ?? p.clearance;
+}
+
+/**
+ * The keyed hash for tombstones and audit subjects: HMAC-SHA-256 under the `audit-hmac` secret of
+ * the vault keyring (created on first use), hex. Without the key, a target cannot be confirmed
+ * by guessing ids or logins.
+ */
+export async function keyedHashFromKeyring(keyring: {
+  putSecret(name: string, secret: Uint8Array, opts?: { replace?: boolean }): Promise<void>;
+  getSecret(name: string): Promise<Uint8Array>;
+  hasSecret(name: string): Promise<boolean>;
+}): Promise<KeyedHash> {
+  // Another part of the appliance (the audit log) may have created it first: keep theirs.
+  if (!(await keyring.hasSecret('audit-hmac'))) {
+    await keyring.putSecret('audit-hmac', defaultRandom(32)).catch(() => undefined);
+  }
+  const raw = await keyring.getSecret('audit-hmac');
+  const key = await webcrypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const enc = new TextEncoder();
+  return async (data) => Buffer.from(await webcrypto.subtle.sign('HMAC', key, enc.encode(data))).toString('hex');
+}

@@ -1,0 +1,345 @@
+/**
+ * Accepting and reading signed messages (issue 4, "Messages").
+ *
+ * Acceptance pipeline, cheapest checks first so garbage costs little: schema + canonical form of
+ * the header → sender is the session's login → sentAt within the skew → body size → membership
+ * and labels (cached) → in parallel: the CMS signature against the session's TLS certificate
+ * (already validated by the shell per request, so the chain is not validated again here) and the
+ * body's SHA-384 (WebCrypto) → the batching writer. Each failure is one typed error.
+ */
+import { webcrypto } from 'node:crypto';
+import { open } from '../vault/index.js';
+import {
+  fromB64,
+  idHash,
+  messageAad,
+  principalClearance,
+  rank,
+  requireMember,
+  toB64,
+  isOfficer,
+  type Ctx,
+} from './context.js';
+import {
+  AttachmentInvalidError,
+  BadSignatureError,
+  ClockSkewError,
+  DigestMismatchError,
+  LabelTooHighError,
+  MessageNotFoundError,
+  MessageTooLargeError,
+  SenderMismatchError,
+  ForbiddenError,
+} from './errors.js';
+import { parseMessageHeader } from './header.js';
+import type { Principal } from './ports.js';
+import type { BatchWriter, Committed } from './writer.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** What a client posts: the header exactly as signed, the detached CMS signature and the body (base64). */
+export interface MessageInput {
+  header: string;
+  signature: string;
+  body: string;
+}
+
+/** The acceptance receipt (API.md). */
+export interface Receipt {
+  id: string;
+  seq: number;
+  conversation: string;
+  serverTime: string;
+  audit?: { index: number };
+}
+
+/** A message as readers get it (API.md `message`). Auditors and officers get it without `body`. */
+export interface MessageView {
+  seq: number;
+  id: string;
+  conversation: string;
+  sender: string;
+  label: string;
+  urgent: boolean;
+  header: string;
+  signature: string;
+  body?: string;
+  receivedAt: string;
+}
+
+/** A stored message row (ciphertext columns are sealed blobs). */
+export interface MessageRow {
+  seq: number;
+  id: string;
+  conversation: string;
+  sender: string;
+  label: string;
+  label_rank: number;
+  urgent: number;
+  sent_at: string;
+  received_at: string;
+  header: Uint8Array;
+  signature: Uint8Array;
+  body: Uint8Array;
+}
+
+/** Verifies and stores one message. @throws the messaging error naming the first rule broken. */
+export async function acceptMessage(
+  ctx: Ctx,
+  writer: BatchWriter,
+  p: Principal,
+  input: MessageInput,
+  auditIndex: (id: string) => number | undefined,
+): Promise<Receipt> {
+  const header = parseMessageHeader(input.header);
+  if (header.sender !== p.login) {
+    throw new SenderMismatchError(`header sender is ${header.sender}; the session belongs to ${p.login}`);
+  }
+  const now = ctx.now();
+  const skew = Math.abs(Date.parse(header.sentAt) - now.getTime());
+  if (skew > ctx.config.clockSkewMs) {
+    throw new ClockSkewError(
+      `sentAt ${header.sentAt} is ${Math.round(skew / 1000)} s from server time ${now.toISOString()}; at most ${ctx.config.clockSkewMs / 1000} s allowed`,
+    );
+  }
+  if (header.body.size > ctx.config.maxBodyBytes || input.body.length > Math.ceil(ctx.config.maxBodyBytes / 3) * 4 + 4) {
+    throw new MessageTooLargeError(`message body is over the limit of ${ctx.config.maxBodyBytes} bytes`);
+  }
+  const body = fromB64(input.body, 'body');
+  if (body.length !== header.body.size) {
+    throw new DigestMismatchError(`body is ${body.length} bytes; the signed header says ${header.body.size}`);
+  }
+  const conv = await requireMember(ctx, p, header.conversation);
+  const holder = principalClearance(p);
+  if (rank(header.label) > rank(holder)) {
+    throw new LabelTooHighError(`label ${header.label} is above the sender's clearance ${holder}`);
+  }
+  if (rank(header.label) > rank(conv.label)) {
+    throw new LabelTooHighError(`label ${header.label} is above the conversation's label ${conv.label}`);
+  }
+  const signature = fromB64(input.signature, 'signature');
+  const headerBytes = encoder.encode(input.header);
+  const [check, digest, hash] = await Promise.all([
+    ctx.verify(signature, headerBytes, p.certificate),
+    webcrypto.subtle.digest('SHA-384', body),
+    idHash(header.id),
+  ]);
+  if (!check.ok) throw new BadSignatureError(`signature does not verify: ${check.reason}: ${check.detail}`);
+  if (check.label !== header.label) {
+    throw new BadSignatureError(`the signed ESS label is ${check.label ?? 'absent'}; the header says ${header.label}`);
+  }
+  if (toB64(new Uint8Array(digest)) !== header.body.sha384) {
+    throw new DigestMismatchError('SHA-384 of the body differs from the digest in the signed header');
+  }
+  if (header.attachments.length) await precheckAttachments(ctx, p, header.conversation, header.attachments);
+  const c: Committed = await writer.submit({
+    id: header.id,
+    idHash: hash,
+    conversation: header.conversation,
+    sender: p.login,
+    label: header.label,
+    labelRank: rank(header.label),
+    urgent: header.urgent,
+    sentAt: header.sentAt,
+    receivedAt: now.toISOString(),
+    header: headerBytes,
+    signature,
+    body,
+    attachments: header.attachments,
+  });
+  const index = auditIndex(c.id);
+  return {
+    id: c.id,
+    seq: c.seq,
+    conversation: c.conversation,
+    serverTime: c.receivedAt,
+    ...(index !== undefined ? { audit: { index } } : {}),
+  };
+}
+
+/** A clear error before signing work is queued; the writer re-checks inside its transaction. */
+async function precheckAttachments(
+  ctx: Ctx,
+  p: Principal,
+  conv: string,
+  list: readonly { id: string; sha384: string; size: number }[],
+): Promise<void> {
+  for (const a of list) {
+    const f = await ctx.db.get<{ uploader: string; conversation: string; state: string; sha384: string; size: number }>(
+      'SELECT uploader, conversation, state, sha384, size FROM msg_files WHERE id = ?',
+      [a.id],
+    );
+    if (!f || f.uploader !== p.login || f.conversation !== conv || f.state !== 'pending') {
+      throw new AttachmentInvalidError(`attachment ${a.id} is not a pending upload of ${p.login} in this conversation`);
+    }
+    if (f.sha384 !== a.sha384 || f.size !== a.size) {
+      throw new DigestMismatchError(`attachment ${a.id}: the uploaded file's digest or size differs from the signed header`);
+    }
+  }
+}
+
+/** Decrypts a stored row into the reader's view. `withBody` false for auditors/officers. */
+export async function viewOf(ctx: Ctx, row: MessageRow, withBody: boolean): Promise<MessageView> {
+  const key = await ctx.keys.messageKey(row.id);
+  const [h, s, b] = await Promise.all([
+    open(key, row.header, messageAad(row.id, 'header')),
+    open(key, row.signature, messageAad(row.id, 'signature')),
+    withBody ? open(key, row.body, messageAad(row.id, 'body')) : Promise.resolve(undefined),
+  ]);
+  return {
+    seq: row.seq,
+    id: row.id,
+    conversation: row.conversation,
+    sender: row.sender,
+    label: row.label,
+    urgent: row.urgent === 1,
+    header: decoder.decode(h),
+    signature: toB64(s),
+    ...(b ? { body: toB64(b) } : {}),
+    receivedAt: row.received_at,
+  };
+}
+
+/** The view of a message built from the plaintext still in memory at commit time (live events). */
+export function viewOfStaged(
+  m: { id: string; conversation: string; sender: string; label: string; urgent: boolean; header: Uint8Array; signature: Uint8Array; body: Uint8Array },
+  c: { seq: number; receivedAt: string },
+): MessageView {
+  return {
+    seq: c.seq,
+    id: m.id,
+    conversation: m.conversation,
+    sender: m.sender,
+    label: m.label,
+    urgent: m.urgent,
+    header: decoder.decode(m.header),
+    signature: toB64(m.signature),
+    body: toB64(m.body),
+    receivedAt: c.receivedAt,
+  };
+}
+
+const COLS = 'seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, header, signature, body';
+
+/**
+ * One message. Members cleared for its label get it whole; auditors and officers cleared for it
+ * get header and signature without the body (separation of duties: they verify, never read).
+ *
+ * @throws MessageNotFoundError when missing, above the caller's clearance, or not the caller's.
+ */
+export async function getMessage(ctx: Ctx, p: Principal, id: string): Promise<MessageView> {
+  const row = await ctx.db.get<MessageRow>(`SELECT ${COLS} FROM msg_messages WHERE id = ?`, [id]);
+  const notFound = new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
+  if (!row || row.label_rank > rank(principalClearance(p))) throw notFound;
+  const conv = await ctx.members.get(row.conversation);
+  const member = conv?.members.has(p.login) ?? false;
+  const overseer = p.role === 'auditor' || isOfficer(p);
+  if (!member && !overseer) throw notFound;
+  const view = await viewOf(ctx, row, member);
+  if (member) await markDelivered(ctx, p.login, row.conversation, row.seq);
+  return view;
+}
+
+/** History page, newest first: messages with seq < before, cleared for the reader. */
+export async function history(
+  ctx: Ctx,
+  p: Principal,
+  convId: string,
+  opts: { before?: number; limit?: number },
+): Promise<{ messages: MessageView[]; nextBefore?: number }> {
+  await requireMember(ctx, p, convId);
+  const limit = Math.min(Math.max(opts.limit ?? 50, 1), ctx.config.maxPage);
+  const before = opts.before ?? Number.MAX_SAFE_INTEGER;
+  const rows = await ctx.db.all<MessageRow>(
+    `SELECT ${COLS} FROM msg_messages WHERE conversation = ? AND seq < ? AND label_rank <= ?
+     ORDER BY seq DESC LIMIT ?`,
+    [convId, before, rank(principalClearance(p)), limit + 1],
+  );
+  const more = rows.length > limit;
+  const page = rows.slice(0, limit);
+  const messages = await Promise.all(page.map((r) => viewOf(ctx, r, true)));
+  const top = page[0];
+  if (top) await markDelivered(ctx, p.login, convId, top.seq);
+  const last = page[page.length - 1];
+  return { messages, ...(more && last ? { nextBefore: last.seq } : {}) };
+}
+
+/**
+ * The caller's messages with seq > `after`, oldest first, that live delivery would have pushed
+ * (cleared for the label; not muted unless urgent): what SSE replays after Last-Event-ID.
+ */
+export async function messagesSince(ctx: Ctx, p: Principal, after: number, limit: number): Promise<MessageView[]> {
+  const rows = await ctx.db.all<MessageRow>(
+    `SELECT ${COLS.split(', ').map((c) => `m.${c}`).join(', ')} FROM msg_messages m
+       JOIN msg_members mm ON mm.conversation = m.conversation AND mm.login = ?
+     WHERE m.seq > ? AND m.label_rank <= ? AND (mm.muted = 0 OR m.urgent = 1)
+     ORDER BY m.seq LIMIT ?`,
+    [p.login, after, rank(principalClearance(p)), limit],
+  );
+  return Promise.all(rows.map((r) => viewOf(ctx, r, true)));
+}
+
+/** Records that `login` has received messages up to `seq` (a watermark; only ever moves forward). */
+export async function markDelivered(ctx: Ctx, login: string, conv: string, seq: number): Promise<void> {
+  await moveMark(ctx, login, conv, seq, 'delivered');
+}
+
+/** Read receipt: `login` has read up to `seq`. Reading implies delivery. */
+export async function markRead(ctx: Ctx, p: Principal, conv: string, upTo: number): Promise<void> {
+  await requireMember(ctx, p, conv);
+  await moveMark(ctx, p.login, conv, upTo, 'delivered');
+  await moveMark(ctx, p.login, conv, upTo, 'read');
+}
+
+async function moveMark(ctx: Ctx, login: string, conv: string, seq: number, kind: 'delivered' | 'read'): Promise<void> {
+  const col = kind === 'read' ? 'read_seq' : 'delivered_seq';
+  const at = ctx.now().toISOString();
+  const moved = await ctx.db.transaction(async (tx) => {
+    const r = await tx.run(`UPDATE msg_members SET ${col} = ? WHERE conversation = ? AND login = ? AND ${col} < ?`, [
+      seq, conv, login, seq,
+    ]);
+    if (r.changes === 0) return false;
+    await tx.run('INSERT INTO msg_marks (conversation, login, kind, seq, at) VALUES (?, ?, ?, ?, ?)', [conv, login, kind, seq, at]);
+    return true;
+  });
+  if (!moved) return;
+  // Tell the senders whose messages this mark passed (live receipts).
+  const senders = await ctx.db.all<{ sender: string }>(
+    'SELECT DISTINCT sender FROM msg_messages WHERE conversation = ? AND seq <= ? AND sender <> ? ORDER BY seq DESC LIMIT 50',
+    [conv, seq, login],
+  );
+  for (const s of senders) ctx.hub.publishReceipt(s.sender, { conversation: conv, login, kind, upTo: seq, at });
+}
+
+/**
+ * Delivery and read receipts of one message: for each member, when their watermark first passed
+ * it. The sender and officers may ask.
+ */
+export async function receipts(
+  ctx: Ctx,
+  p: Principal,
+  id: string,
+): Promise<{ delivered: { login: string; at: string }[]; read: { login: string; at: string }[] }> {
+  const row = await ctx.db.get<{ seq: number; conversation: string; sender: string; label_rank: number }>(
+    'SELECT seq, conversation, sender, label_rank FROM msg_messages WHERE id = ?',
+    [id],
+  );
+  if (!row) throw new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
+  if (row.sender !== p.login && !isOfficer(p)) {
+    const conv = await ctx.members.get(row.conversation);
+    if (!conv?.members.has(p.login) || row.label_rank > rank(principalClearance(p))) {
+      throw new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
+    }
+    throw new ForbiddenError('only the sender and officers see the receipts of a message');
+  }
+  const marks = await ctx.db.all<{ login: string; kind: 'delivered' | 'read'; at: string }>(
+    `SELECT login, kind, MIN(at) AS at FROM msg_marks
+     WHERE conversation = ? AND seq >= ? AND login <> ? GROUP BY login, kind ORDER BY login`,
+    [row.conversation, row.seq, row.sender],
+  );
+  return {
+    delivered: marks.filter((m) => m.kind === 'delivered').map(({ login, at }) => ({ login, at })),
+    read: marks.filter((m) => m.kind === 'read').map(({ login, at }) => ({ login, at })),
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * What messaging needs from the rest of the appliance, as narrow interfaces. The appliance passes
+ * its real parts (vault Db, keystore, audit log, account store, pki verify); tests pass the same
+ * real parts opened on a temp directory. Keeping the seams narrow lets messaging be wired into
+ * `appliance.ts` without importing its internals.
+ */
+import type { Certificate, Clearance } from '../../pki/index.js';
+import type { CryptoKey, Db } from '../vault/index.js';
+
+/** The authenticated caller, as the session middleware establishes it. */
+export interface Principal {
+  login: string;
+  role: 'staff' | 'officer' | 'auditor' | 'admin';
+  /** The account's clearance; the certificate's (if present) is what messaging enforces. */
+  clearance: Clearance;
+  /** The TLS client certificate the session is bound to (already validated by the shell). */
+  certificate: Certificate;
+}
+
+/** Destroyable keys (keys.db). Matches the vault's `Keystore`. */
+export interface MessageKeyStore {
+  createConversationKey(convId: string): Promise<unknown>;
+  createMessageKeys(convId: string, ids: readonly string[]): Promise<Map<string, CryptoKey>>;
+  messageKey(id: string): Promise<CryptoKey>;
+  destroyMessageKeys(ids: readonly string[]): Promise<unknown>;
+  destroyConversation(convId: string): Promise<unknown>;
+}
+
+/** A person as messaging sees them: for peer checks and group clearance rules. */
+export interface Person {
+  login: string;
+  role: string;
+  /** False when disabled or locked: such a person cannot be added to a conversation. */
+  active: boolean;
+  /** The clearance in their current valid certificate; undefined if they have none. */
+  certificateClearance: Clearance | undefined;
+}
+
+/** Looks people up (the account store). */
+export interface Directory {
+  person(login: string): Promise<Person | undefined>;
+}
+
+/** One audit event (see server/audit). Never contains message content. */
+export interface AuditEvent {
+  type: string;
+  actor?: string;
+  subject?: string;
+  data?: Record<string, unknown>;
+  at?: Date;
+}
+
+/** The audit trail. */
+export interface AuditSink {
+  append(events: AuditEvent[]): Promise<readonly { seq: number | bigint }[]>;
+}
+
+/** Keyed hash for audit entries (HMAC under the appliance's audit key), hex or base64 text. */
+export type KeyedHash = (data: string) => Promise<string>;
+
+/** Outcome of checking a detached CMS signature (pki's verifyDetached, narrowed). */
+export type SignatureCheck =
+  | { ok: true; label?: Clearance; signingTime?: Date }
+  | { ok: false; reason: string; detail: string };
+
+/** Verifies a detached CMS signature over `content`, requiring `expectedSigner`. */
+export type SignatureVerifier = (
+  signature: Uint8Array,
+  content: Uint8Array,
+  expectedSigner: Certificate,
+) => Promise<SignatureCheck>;
+
+/** Everything {@link createMessaging} needs. */
+export interface MessagingParts {
+  /** vault.db */
+  db: Db;
+  keys: MessageKeyStore;
+  directory: Directory;
+  audit?: AuditSink;
+  /** HMAC for tombstone targets; required for deletions to be logged with a keyed hash. */
+  keyedHash: KeyedHash;
+  verify?: SignatureVerifier;
+  now?: () => Date;
+  random?: (n: number) => Uint8Array;
+  config?: Partial<MessagingConfig>;
+  /** Where non-fatal background failures go (e.g. the audit append after a commit). */
+  log?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+/** Tunables, each with its default. */
+export interface MessagingConfig {
+  /** Largest message body in bytes. Default 1 MiB. */
+  maxBodyBytes: number;
+  /** Largest attachment in bytes. Default 100 MiB. */
+  maxFileBytes: number;
+  /** Plaintext bytes per stored file chunk. Default 1 MiB. */
+  chunkBytes: number;
+  /** Accepted distance between a header's sentAt and server time. Default 5 minutes. */
+  clockSkewMs: number;
+  /** A pending (unreferenced) upload is destroyed after this long. Default 1 hour. */
+  pendingFileTtlMs: number;
+  /** The batching writer commits when this many messages wait… Default 512. */
+  batchMax: number;
+  /** …or after this many milliseconds. Default 2. */
+  batchDelayMs: number;
+  /** Queued live events per SSE connection before it is dropped as too slow. Default 1024. */
+  eventQueueMax: number;
+  /** Interval of the retention / pending-upload sweep; 0 disables the timer. Default 60 s. */
+  sweepIntervalMs: number;
+  /** Largest history page. Default 200. */
+  maxPage: number;
+}
+
+export const DEFAULT_CONFIG: MessagingConfig = {
+  maxBodyBytes: 1024 * 1024,
+  maxFileBytes: 100 * 1024 * 1024,
+  chunkBytes: 1024 * 1024,
+  clockSkewMs: 5 * 60 * 1000,
+  pendingFileTtlMs: 60 * 60 * 1000,
+  batchMax: 512,
+  batchDelayMs: 2,
+  eventQueueMax: 1024,
+  sweepIntervalMs: 60_000,
+  maxPage: 200,
+};
