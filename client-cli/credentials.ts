@@ -5,7 +5,7 @@
  * that `--help` and `setup` should not pay.
  */
 import canonicalizeImport from 'canonicalize';
-import { BadPassphraseError, Certificate, exportPublicKeySpki, importPrivateKeyPem, PkiError, signDetached, type CryptoKey } from '../pki/index.js';
+import { BadPassphraseError, Certificate, exportPublicKeySpki, importPrivateKeyPem, PkiError, signDetached, validateCertificate, type CertificateUsage, type CryptoKey } from '../pki/index.js';
 import { CertKeyMismatchError, InputFileError, KeyUnlockError, NotTrustedError } from './errors.js';
 
 // canonicalize is CommonJS (`module.exports = fn`) while its typings declare an ES default export;
@@ -46,36 +46,25 @@ export async function assertCertMatchesKey(cert: Certificate, key: CryptoKey): P
 }
 
 /**
- * Checks that `leaf` was issued, through `intermediates`, by one of the pinned CA certificates,
- * and is within its validity period at `now`. Revocation is the server's to judge (it refuses a
- * revoked certificate at login).
- * @throws NotTrustedError with what failed.
+ * Checks, with pki's chain validation (RFC 5280 §6.1), that `leaf` was issued through
+ * `intermediates` by one of the pinned CA certificates, is within its validity at `now` and may
+ * be used for `usage`. Revocation is the server's to judge (it refuses a revoked certificate).
+ * @throws NotTrustedError with pki's reason and detail.
  */
 export async function assertChainsToPinnedCa(
   leaf: Certificate,
   intermediates: Certificate[],
   pinnedPem: string,
   now: Date,
+  usage?: CertificateUsage,
 ): Promise<void> {
-  const anchors = Certificate.fromPemBundle(pinnedPem);
-  const pool = [...intermediates, ...anchors];
-  let current = leaf;
-  for (let depth = 0; depth < 8; depth++) {
-    if (now < current.notBefore || now > current.notAfter) {
-      throw new NotTrustedError('the certificate', `${current.subjectString} is outside its validity period (${current.notBefore.toISOString()} … ${current.notAfter.toISOString()})`);
-    }
-    for (const anchor of anchors) if (await current.isIssuedBy(anchor)) return;
-    let next: Certificate | undefined;
-    for (const c of pool) {
-      if (c !== current && c.isCA && (await current.isIssuedBy(c))) {
-        next = c;
-        break;
-      }
-    }
-    if (!next) throw new NotTrustedError('the certificate', `no pinned or supplied CA certificate issued ${current.subjectString}`);
-    current = next;
-  }
-  throw new NotTrustedError('the certificate', 'chain too long');
+  const result = await validateCertificate(leaf, {
+    trustAnchors: Certificate.fromPemBundle(pinnedPem),
+    intermediates,
+    at: now,
+    usage,
+  });
+  if (!result.ok) throw new NotTrustedError('the certificate', `${result.reason}: ${result.detail}`);
 }
 
 /** The login a certificate names (UID attribute, else CN). */

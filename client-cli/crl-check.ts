@@ -29,7 +29,7 @@ export async function checkCrl(crlPem: string, pinnedPem: string, chainPem: stri
   for (const c of chainPem.trim() ? Certificate.fromPemBundle(chainPem) : []) {
     if (!c.isCA) continue;
     try {
-      await assertChainsToPinnedCa(c, [], pinnedPem, now);
+      await assertChainsToPinnedCa(c, [], pinnedPem, now, 'ca');
       candidates.push(c);
     } catch {
       // an issuer that does not chain to the pin is simply not a candidate

@@ -7,8 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import * as pki from '../../../pki/index.js';
-import { BadPasswordError, exportPrivateKeyPem, MalformedInputError } from '../../../pki/index.js';
+import { BadPasswordError, exportPrivateKeyPem, MalformedInputError, openPkcs12, Pkcs12IncompleteError } from '../../../pki/index.js';
 import { action1, type CommandContext } from '../../context.js';
 import { assertCertMatchesKey, assertChainsToPinnedCa, readCertificates } from '../../credentials.js';
 import { InputFileError, KeyExistsError, Pkcs12OpenError } from '../../errors.js';
@@ -71,7 +70,7 @@ export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
     const [leaf, ...rest] = readCertificates(bytes.toString('utf8'), opts.file);
     const { key } = await rt.unlock({ needCertificate: false });
     await assertCertMatchesKey(leaf, key);
-    await assertChainsToPinnedCa(leaf, rest, caPem, rt.io.now());
+    await assertChainsToPinnedCa(leaf, rest, caPem, rt.io.now(), 'tls-client');
     ({ serial, subject, notAfter, login } = describe(leaf));
     leafPem = leaf.pem;
     chainPem = rest.map((c) => c.pem).join('');
@@ -80,13 +79,13 @@ export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
     const password = await rt.io.prompter.secret('PKCS#12 password', ENV.keyPassphrase);
     let opened;
     try {
-      opened = await pki.openPkcs12(new Uint8Array(bytes), password);
+      opened = await openPkcs12(new Uint8Array(bytes), password);
     } catch (err) {
       if (err instanceof BadPasswordError) throw new Pkcs12OpenError(opts.file, { cause: err });
-      if (err instanceof MalformedInputError) throw new InputFileError(opts.file, 'a PEM certificate or a PKCS#12 file', { cause: err });
+      if (err instanceof MalformedInputError || err instanceof Pkcs12IncompleteError) throw new InputFileError(opts.file, 'a PEM certificate or a PKCS#12 file', { cause: err });
       throw err;
     }
-    await assertChainsToPinnedCa(opened.cert, opened.chain, caPem, rt.io.now());
+    await assertChainsToPinnedCa(opened.cert, opened.chain, caPem, rt.io.now(), 'tls-client');
     const passphrase = opts.newPassphrase ? await rt.io.prompter.newSecret('New key passphrase', 'SIGIL_NEW_KEY_PASSPHRASE') : password;
     await rt.profile.write('key', await exportPrivateKeyPem(opened.key, passphrase));
     ({ serial, subject, notAfter, login } = describe(opened.cert));

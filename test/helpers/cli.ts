@@ -1,0 +1,119 @@
+/**
+ * Runs the built `sigil` CLI (dist/client-cli/main.js) as a real child process, the way a user
+ * or script does. Builds first (tsc -p tsconfig.build.json) when the build is missing or older
+ * than any source of client-cli/ or pki/; concurrent test files share one build through a lock.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI_MAIN = join(REPO_ROOT, 'dist', 'client-cli', 'main.js');
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function isStale(): boolean {
+  let built: number;
+  try {
+    built = statSync(CLI_MAIN).mtimeMs;
+  } catch {
+    return true;
+  }
+  return ['client-cli', 'pki'].some((d) => newestSource(join(REPO_ROOT, d)) > built);
+}
+
+const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Builds the project when the CLI build is stale. Type errors elsewhere in the tree do not stop
+ * tsc from emitting, so only a missing main.js afterwards is fatal.
+ */
+export function ensureCliBuilt(): void {
+  if (!isStale()) return;
+  const lock = join(REPO_ROOT, 'dist', '.cli-build.lock');
+  mkdirSync(dirname(lock), { recursive: true });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // Another test file is building; a lock older than the deadline is from a crashed run.
+      if (Date.now() > deadline) {
+        rmdirSync(lock, { recursive: true } as never);
+        continue;
+      }
+      sleep(500);
+      if (!isStale()) return;
+    }
+  }
+  try {
+    if (!isStale()) return;
+    const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    spawnSync(process.execPath, [tsc, '-p', join(REPO_ROOT, 'tsconfig.build.json')], { cwd: REPO_ROOT, stdio: 'ignore' });
+    statSync(CLI_MAIN);
+  } finally {
+    rmdirSync(lock);
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Wall time of the run, ms. */
+  ms: number;
+}
+
+export interface RunCliOptions {
+  /** Added as `--profile DIR` before the arguments. */
+  profile?: string;
+  /** Extra environment; the child gets only PATH, HOME, SYSTEMROOT/TEMP (Windows) and these. */
+  env?: Record<string, string | undefined>;
+  /** Written to stdin, which is then closed. Without it stdin is an open pipe (never a TTY). */
+  input?: string;
+  /** Leave stdin open and unanswered (to prove a command does not wait on it). */
+  keepStdinOpen?: boolean;
+  /** Kill after this long; default 60 s. */
+  timeoutMs?: number;
+  /** Node flags placed before the script, e.g. ['--import', preload]. */
+  nodeArgs?: string[];
+  /** Script to run instead of the repo's build (e.g. an unpacked dist archive). */
+  main?: string;
+  cwd?: string;
+}
+
+/** Runs `node dist/client-cli/main.js [--profile DIR] ...args` and collects its output. */
+export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
+  if (!opts.main) ensureCliBuilt();
+  const env: Record<string, string> = {};
+  for (const k of ['PATH', 'HOME', 'SYSTEMROOT', 'TEMP', 'TMP', 'TMPDIR']) if (process.env[k]) env[k] = process.env[k] as string;
+  for (const [k, v] of Object.entries(opts.env ?? {})) if (v !== undefined) env[k] = v;
+  const argv = [...(opts.nodeArgs ?? []), opts.main ?? CLI_MAIN, ...(opts.profile ? ['--profile', opts.profile] : []), ...args];
+  const started = Date.now();
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, argv, { env, cwd: opts.cwd ?? REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolveRun({ code, signal, stdout, stderr, ms: Date.now() - started });
+    });
+    if (opts.input !== undefined) child.stdin.end(opts.input);
+    else if (!opts.keepStdinOpen) child.stdin.end();
+  });
+}
