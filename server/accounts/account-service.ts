@@ -1,0 +1,190 @@
+/**
+ * What a security officer does to accounts: create (with an envelope), disable, enable, unlock,
+ * reset (a new envelope that invalidates the old one) and change clearance.
+ *
+ * Every operation is one database transaction together with its security event, so a crash never
+ * leaves an account change without its audit entry.
+ */
+import type { Clearance } from '../../pki/index.js';
+import type { Db } from '../vault/index.js';
+import type { Lockout } from '../auth/lockout.js';
+import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
+import type { SessionStore } from '../auth/session-store.js';
+import { accountStatus, type AccountRecord, type AccountStatus, type AccountStore, type Role } from './account-store.js';
+import { newEnvelopeSerial, renderEnvelope, type Envelope } from './envelope.js';
+import { AccountStateError, ClearanceUnchangedError } from './errors.js';
+import { generateEnvelopePassword, type PasswordHasher } from './password.js';
+
+/** The account as the API shows it (API.md `account`). */
+export interface AccountView {
+  login: string;
+  fullName: string;
+  department: string;
+  role: Role;
+  clearance: Clearance;
+  status: AccountStatus;
+  certificate?: { serial: string; notAfter: string };
+}
+
+/** Builds the API view; `cert` is the account's current active certificate, if any. */
+export function accountView(a: AccountRecord, now: Date, cert?: { serial: string; notAfter: Date }): AccountView {
+  return {
+    login: a.login,
+    fullName: a.fullName,
+    department: a.department,
+    role: a.role,
+    clearance: a.clearance,
+    status: accountStatus(a, now),
+    ...(cert ? { certificate: { serial: cert.serial, notAfter: cert.notAfter.toISOString() } } : {}),
+  };
+}
+
+/** Fields of a new account. */
+export interface CreateAccountInput {
+  login: string;
+  fullName: string;
+  department: string;
+  clearance: Clearance;
+  role: Role;
+}
+
+/** Dependencies of {@link AccountService}. */
+export interface AccountServiceDeps {
+  db: Db;
+  accounts: AccountStore;
+  sessions: SessionStore;
+  lockout: Lockout;
+  hasher: PasswordHasher;
+  audit: AuditSink;
+  now: () => Date;
+  org: string;
+  envelopeTtlMs: number;
+  /** Called inside the clearance-change transaction: revoke the certificates of the old clearance. */
+  revokeForClearanceChange?: (login: string, actor: string) => Promise<number>;
+  /** Called after the clearance change committed (publish the CRL). */
+  afterClearanceChange?: (login: string, actor: string) => Promise<void>;
+  randomInt?: (max: number) => number;
+}
+
+/** Officer operations on accounts. */
+export class AccountService {
+  constructor(private readonly d: AccountServiceDeps) {}
+
+  private event(type: SecurityEvent['type'], actor: string, subject: string, detail?: SecurityEvent['detail']): SecurityEvent {
+    return { type, at: this.d.now(), actor, subject, ...(detail ? { detail } : {}) };
+  }
+
+  /** A new envelope for `a` (password hashed before the transaction: argon2 is slow). */
+  private async newEnvelope(a: { login: string; fullName: string }, officer: string) {
+    const password = generateEnvelopePassword(this.d.randomInt);
+    const hash = await this.d.hasher.hash(password);
+    const issuedAt = this.d.now();
+    const expiresAt = new Date(issuedAt.getTime() + this.d.envelopeTtlMs);
+    const serial = newEnvelopeSerial();
+    const envelope = renderEnvelope({
+      serial,
+      login: a.login,
+      fullName: a.fullName,
+      password,
+      issuedBy: officer,
+      issuedAt,
+      expiresAt,
+      org: this.d.org,
+    });
+    return { envelope, hash, issuedAt, expiresAt, serial };
+  }
+
+  /** Creates an account and its first envelope. @throws AccountExistsError */
+  async create(input: CreateAccountInput, officer: string): Promise<{ account: AccountRecord; envelope: Envelope }> {
+    const env = await this.newEnvelope(input, officer);
+    await this.d.db.transaction(async (tx) => {
+      const accounts = this.d.accounts.with(tx);
+      await accounts.create({ ...input, passwordHash: env.hash, createdBy: officer, createdAt: env.issuedAt });
+      await accounts.addEnvelope({
+        serial: env.serial,
+        login: input.login,
+        issuedBy: officer,
+        issuedAt: env.issuedAt,
+        expiresAt: env.expiresAt,
+      });
+      await this.d.audit.append([
+        this.event('account.created', officer, input.login, { role: input.role, clearance: input.clearance }),
+        this.event('envelope.issued', officer, input.login, { serial: env.serial }),
+      ]);
+    });
+    return { account: await this.d.accounts.require(input.login), envelope: env.envelope };
+  }
+
+  /** Disables an account and ends its sessions at once. @throws AccountNotFoundError, AccountStateError */
+  async disable(login: string, officer: string): Promise<AccountRecord> {
+    const a = await this.d.accounts.require(login);
+    if (a.status === 'disabled') throw new AccountStateError(login, 'active', 'disabled');
+    await this.d.db.transaction(async () => {
+      await this.d.accounts.setStatus(login, 'disabled');
+      await this.d.sessions.endForLogin(login, 'account-disabled');
+      await this.d.audit.append([this.event('account.disabled', officer, login)]);
+    });
+    return this.d.accounts.require(login);
+  }
+
+  /** Re-enables a disabled account. @throws AccountNotFoundError, AccountStateError */
+  async enable(login: string, officer: string): Promise<AccountRecord> {
+    const a = await this.d.accounts.require(login);
+    if (a.status !== 'disabled') throw new AccountStateError(login, 'disabled', a.status);
+    await this.d.db.transaction(async () => {
+      await this.d.accounts.setStatus(login, 'active');
+      await this.d.audit.append([this.event('account.enabled', officer, login)]);
+    });
+    return this.d.accounts.require(login);
+  }
+
+  /** Clears a lockout. @throws AccountNotFoundError, AccountStateError (not locked) */
+  async unlock(login: string, officer: string): Promise<AccountRecord> {
+    const a = await this.d.accounts.require(login);
+    const status = accountStatus(a, this.d.now());
+    if (status !== 'locked') throw new AccountStateError(login, 'locked', status);
+    await this.d.db.transaction(async () => {
+      await this.d.lockout.unlock(login);
+      await this.d.audit.append([this.event('account.unlocked', officer, login)]);
+    });
+    return this.d.accounts.require(login);
+  }
+
+  /**
+   * Issues a new envelope: the old one (and the current password) stop working, sessions end,
+   * and the next login must change the password again. @throws AccountNotFoundError
+   */
+  async reset(login: string, officer: string): Promise<{ account: AccountRecord; envelope: Envelope }> {
+    const a = await this.d.accounts.require(login);
+    const env = await this.newEnvelope(a, officer);
+    await this.d.db.transaction(async () => {
+      await this.d.accounts.setPassword(login, env.hash, true);
+      await this.d.accounts.addEnvelope({ serial: env.serial, login, issuedBy: officer, issuedAt: env.issuedAt, expiresAt: env.expiresAt });
+      await this.d.sessions.endForLogin(login, 'account-reset');
+      await this.d.audit.append([
+        this.event('account.reset', officer, login),
+        this.event('envelope.issued', officer, login, { serial: env.serial }),
+      ]);
+    });
+    return { account: await this.d.accounts.require(login), envelope: env.envelope };
+  }
+
+  /**
+   * Changes the clearance. The clearance is inside the certificate, so the account's active
+   * certificates are revoked (`superseded`) and a new one must be issued.
+   * @throws AccountNotFoundError, ClearanceUnchangedError
+   */
+  async changeClearance(login: string, clearance: Clearance, officer: string): Promise<AccountRecord> {
+    const a = await this.d.accounts.require(login);
+    if (a.clearance === clearance) throw new ClearanceUnchangedError(login, clearance);
+    await this.d.db.transaction(async () => {
+      await this.d.accounts.setClearance(login, clearance);
+      await this.d.audit.append([
+        this.event('account.clearance-changed', officer, login, { from: a.clearance, to: clearance }),
+      ]);
+      await this.d.revokeForClearanceChange?.(login, officer);
+    });
+    await this.d.afterClearanceChange?.(login, officer);
+    return this.d.accounts.require(login);
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * Accounts and their envelopes, in SQLite.
+ *
+ * An account's password hash is the envelope password's hash until first login replaces it
+ * (`must_change_password`). Lockout state (consecutive failures, lock expiry) lives on the row so
+ * that it survives a restart. Status `locked` is derived from `locked_until` at the caller's clock.
+ */
+import type { Clearance } from '../../pki/clearance.js';
+import type { Queryable } from '../vault/index.js';
+import { AccountExistsError, AccountNotFoundError } from './errors.js';
+
+/** Roles (API.md). Separation of duties is enforced by routes, not by the store. */
+export const ROLES = ['staff', 'officer', 'auditor', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Stored status; `locked` is derived (see {@link accountStatus}). */
+export type StoredStatus = 'active' | 'disabled';
+export type AccountStatus = StoredStatus | 'locked';
+
+/** One account row. */
+export interface AccountRecord {
+  login: string;
+  fullName: string;
+  department: string;
+  role: Role;
+  clearance: Clearance;
+  status: StoredStatus;
+  passwordHash: string;
+  mustChangePassword: boolean;
+  failedCount: number;
+  firstFailedAt: Date | null;
+  lockedUntil: Date | null;
+  createdAt: Date;
+  createdBy: string;
+}
+
+/** Envelope bookkeeping (the password itself is never stored). */
+export interface EnvelopeRecord {
+  serial: string;
+  login: string;
+  issuedBy: string;
+  issuedAt: Date;
+  expiresAt: Date;
+  state: 'pending' | 'used' | 'superseded';
+  usedAt: Date | null;
+  receipt: Buffer | null;
+}
+
+/** Schema of this store, for `Db.migrate`. */
+export const ACCOUNT_MIGRATIONS = [
+  {
+    id: 'server/accounts-1',
+    sql: `
+CREATE TABLE accounts (
+  login TEXT PRIMARY KEY,
+  full_name TEXT NOT NULL,
+  department TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('staff','officer','auditor','admin')),
+  clearance TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active','disabled')),
+  password_hash TEXT NOT NULL,
+  must_change_password INTEGER NOT NULL,
+  failed_count INTEGER NOT NULL DEFAULT 0,
+  first_failed_at TEXT,
+  locked_until TEXT,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL
+) STRICT;
+CREATE TABLE envelopes (
+  serial TEXT PRIMARY KEY,
+  login TEXT NOT NULL REFERENCES accounts(login),
+  issued_by TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending','used','superseded')),
+  used_at TEXT,
+  receipt BLOB
+) STRICT;
+CREATE INDEX envelopes_login ON envelopes(login);
+`,
+  },
+] as const;
+
+interface AccountRow {
+  login: string;
+  full_name: string;
+  department: string;
+  role: Role;
+  clearance: Clearance;
+  status: StoredStatus;
+  password_hash: string;
+  must_change_password: number;
+  failed_count: number;
+  first_failed_at: string | null;
+  locked_until: string | null;
+  created_at: string;
+  created_by: string;
+}
+
+interface EnvelopeRow {
+  serial: string;
+  login: string;
+  issued_by: string;
+  issued_at: string;
+  expires_at: string;
+  state: EnvelopeRecord['state'];
+  used_at: string | null;
+  receipt: Buffer | null;
+}
+
+const date = (s: string | null): Date | null => (s === null ? null : new Date(s));
+
+function toAccount(r: AccountRow): AccountRecord {
+  return {
+    login: r.login,
+    fullName: r.full_name,
+    department: r.department,
+    role: r.role,
+    clearance: r.clearance,
+    status: r.status,
+    passwordHash: r.password_hash,
+    mustChangePassword: r.must_change_password === 1,
+    failedCount: r.failed_count,
+    firstFailedAt: date(r.first_failed_at),
+    lockedUntil: date(r.locked_until),
+    createdAt: new Date(r.created_at),
+    createdBy: r.created_by,
+  };
+}
+
+function toEnvelope(r: EnvelopeRow): EnvelopeRecord {
+  return {
+    serial: r.serial,
+    login: r.login,
+    issuedBy: r.issued_by,
+    issuedAt: new Date(r.issued_at),
+    expiresAt: new Date(r.expires_at),
+    state: r.state,
+    usedAt: date(r.used_at),
+    receipt: r.receipt,
+  };
+}
+
+/** The status shown to clients at time `now`. */
+export function accountStatus(a: AccountRecord, now: Date): AccountStatus {
+  if (a.status === 'disabled') return 'disabled';
+  if (a.lockedUntil !== null && a.lockedUntil.getTime() > now.getTime()) return 'locked';
+  return 'active';
+}
+
+/** New account fields. */
+export interface NewAccount {
+  login: string;
+  fullName: string;
+  department: string;
+  role: Role;
+  clearance: Clearance;
+  passwordHash: string;
+  createdBy: string;
+  createdAt: Date;
+}
+
+/** Reads and writes accounts and envelopes. Pass a transaction handle to compose operations. */
+export class AccountStore {
+  constructor(private readonly db: Queryable) {}
+
+  /** The store over another handle (a transaction). */
+  with(tx: Queryable): AccountStore {
+    return new AccountStore(tx);
+  }
+
+  async get(login: string): Promise<AccountRecord | undefined> {
+    const row = await this.db.get<AccountRow>('SELECT * FROM accounts WHERE login = ?', [login]);
+    return row ? toAccount(row) : undefined;
+  }
+
+  /** @throws AccountNotFoundError */
+  async require(login: string): Promise<AccountRecord> {
+    const a = await this.get(login);
+    if (!a) throw new AccountNotFoundError(login);
+    return a;
+  }
+
+  async list(): Promise<AccountRecord[]> {
+    const rows = await this.db.all<AccountRow>('SELECT * FROM accounts ORDER BY login');
+    return rows.map(toAccount);
+  }
+
+  async count(): Promise<number> {
+    const r = await this.db.get<{ n: number }>('SELECT count(*) AS n FROM accounts');
+    return r?.n ?? 0;
+  }
+
+  /** @throws AccountExistsError */
+  async create(a: NewAccount): Promise<void> {
+    if (await this.get(a.login)) throw new AccountExistsError(a.login);
+    await this.db.run(
+      `INSERT INTO accounts (login, full_name, department, role, clearance, status, password_hash,
+         must_change_password, created_at, created_by) VALUES (?, ?, ?, ?, ?, 'active', ?, 1, ?, ?)`,
+      [a.login, a.fullName, a.department, a.role, a.clearance, a.passwordHash, a.createdAt.toISOString(), a.createdBy],
+    );
+  }
+
+  async setStatus(login: string, status: StoredStatus): Promise<void> {
+    await this.db.run('UPDATE accounts SET status = ? WHERE login = ?', [status, login]);
+  }
+
+  async setClearance(login: string, clearance: Clearance): Promise<void> {
+    await this.db.run('UPDATE accounts SET clearance = ? WHERE login = ?', [clearance, login]);
+  }
+
+  /** Sets a password hash; `mustChange` true for an envelope password, false for a chosen one. */
+  async setPassword(login: string, hash: string, mustChange: boolean): Promise<void> {
+    await this.db.run('UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ?', [
+      hash,
+      mustChange ? 1 : 0,
+      login,
+    ]);
+  }
+
+  /** Records failure state (see auth/lockout.ts). */
+  async setFailures(login: string, count: number, firstAt: Date | null, lockedUntil: Date | null): Promise<void> {
+    await this.db.run('UPDATE accounts SET failed_count = ?, first_failed_at = ?, locked_until = ? WHERE login = ?', [
+      count,
+      firstAt?.toISOString() ?? null,
+      lockedUntil?.toISOString() ?? null,
+      login,
+    ]);
+  }
+
+  // ---- envelopes
+
+  /** Adds a pending envelope and supersedes every older pending one of the login. */
+  async addEnvelope(e: Omit<EnvelopeRecord, 'state' | 'usedAt' | 'receipt'>): Promise<void> {
+    await this.db.run(`UPDATE envelopes SET state = 'superseded' WHERE login = ? AND state = 'pending'`, [e.login]);
+    await this.db.run(
+      `INSERT INTO envelopes (serial, login, issued_by, issued_at, expires_at, state) VALUES (?, ?, ?, ?, ?, 'pending')`,
+      [e.serial, e.login, e.issuedBy, e.issuedAt.toISOString(), e.expiresAt.toISOString()],
+    );
+  }
+
+  /** The login's pending envelope, if any. */
+  async pendingEnvelope(login: string): Promise<EnvelopeRecord | undefined> {
+    const row = await this.db.get<EnvelopeRow>(
+      `SELECT * FROM envelopes WHERE login = ? AND state = 'pending' ORDER BY issued_at DESC LIMIT 1`,
+      [login],
+    );
+    return row ? toEnvelope(row) : undefined;
+  }
+
+  async envelope(serial: string): Promise<EnvelopeRecord | undefined> {
+    const row = await this.db.get<EnvelopeRow>('SELECT * FROM envelopes WHERE serial = ?', [serial]);
+    return row ? toEnvelope(row) : undefined;
+  }
+
+  /** Marks the envelope used and stores the signed receipt (CMS DER). */
+  async useEnvelope(serial: string, at: Date, receipt: Buffer): Promise<void> {
+    await this.db.run(`UPDATE envelopes SET state = 'used', used_at = ?, receipt = ? WHERE serial = ?`, [
+      at.toISOString(),
+      receipt,
+      serial,
+    ]);
+  }
+}

@@ -1,0 +1,23 @@
+/** zod schemas shared by the account, auth and certificate routes (API.md). */
+import { z } from 'zod';
+import { CLEARANCES } from '../../pki/index.js';
+import { ROLES } from './account-store.js';
+import { MAX_PASSWORD_LENGTH } from './password.js';
+import { REVOCATION_REASONS } from '../certs/certificate-store.js';
+
+/** Logins: lower-case letter first, then letters, digits, `.`, `_`, `-`; 2–32 characters. */
+export const Login = z.string().regex(/^[a-z][a-z0-9._-]{1,31}$/, 'expected 2–32 characters: a-z first, then a-z 0-9 . _ -');
+export const Password = z.string().min(1).max(MAX_PASSWORD_LENGTH);
+export const Base64 = z
+  .string()
+  .min(1)
+  .max(64 * 1024)
+  .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected standard base64');
+export const Clearance = z.enum(CLEARANCES);
+export const Role = z.enum(ROLES);
+export const Reason = z.enum(REVOCATION_REASONS);
+export const Serial = z.string().regex(/^(0x)?[0-9a-fA-F:]{1,80}$/, 'expected a hexadecimal serial number');
+export const Name = z.string().trim().min(1).max(128).regex(/^[^\u0000-\u001f<>]*$/, 'no control characters or angle brackets');
+
+export const LoginParam = z.object({ login: Login });
+export const SerialParam = z.object({ serial: Serial });

@@ -1,0 +1,234 @@
+/**
+ * The appliance at run time: the opened vault, the CA (issuing key unlocked from the keyring),
+ * the TLS identity, the stores and services of accounts, login and certificates, and the audit
+ * sink. `openAppliance` builds it from an initialised data directory; `createApp` serves it.
+ *
+ * Data directory layout (see init.ts):
+ *   appliance.json         profile, organisation, created-at (no secrets)
+ *   config.json            configuration (config.ts)
+ *   vault/                 vault.db, keys.db, vault-key.json (server/vault)
+ *   ca/root.pem, ca/issuing.pem, ca/chain.pem, ca/root-key.p8.pem (to move offline)
+ *   tls/server.pem, audit/audit.pem   public certificates (their keys are in the keyring)
+ *   secrets/master.key     generated master key file (belongs on removable media)
+ *   officer/               the first officer's PKCS#12 and envelope
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import {
+  Certificate,
+  exportPrivateKeyPem,
+  importPrivateKeyPkcs8,
+  Issuer,
+  PROFILE_NAMES,
+  type CryptoKey,
+  type ProfileName,
+} from '../pki/index.js';
+import { ACCOUNT_MIGRATIONS, AccountStore } from './accounts/account-store.js';
+import { AccountService } from './accounts/account-service.js';
+import { PasswordHasher } from './accounts/password.js';
+import { Lockout } from './auth/lockout.js';
+import { LoginService } from './auth/login-service.js';
+import { NonceStore } from './auth/nonce-store.js';
+import { SECURITY_EVENT_MIGRATIONS, TableAuditSink, type AuditSink } from './auth/security-events.js';
+import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
+import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
+import { CertificateService } from './certs/certificate-service.js';
+import type { Config } from './config.js';
+import { unlockVault, type Vault } from './vault/index.js';
+
+/** File and directory names inside the data directory. */
+export const PATHS = {
+  meta: 'appliance.json',
+  config: 'config.json',
+  vault: 'vault',
+  rootCert: 'ca/root.pem',
+  issuingCert: 'ca/issuing.pem',
+  chain: 'ca/chain.pem',
+  rootKey: 'ca/root-key.p8.pem',
+  tlsCert: 'tls/server.pem',
+  auditCert: 'audit/audit.pem',
+  masterKeyFile: 'secrets/master.key',
+  officerDir: 'officer',
+} as const;
+
+/** Keyring secret names of the appliance's private keys (PKCS#8 DER, sealed under the master key). */
+export const KEYRING = {
+  issuingKey: 'ca.issuing.pkcs8',
+  tlsKey: 'tls.server.pkcs8',
+  auditKey: 'audit.signing.pkcs8',
+} as const;
+
+/** Every migration of the server's own tables, in order. */
+export const SERVER_MIGRATIONS = [
+  ...ACCOUNT_MIGRATIONS,
+  ...CERTIFICATE_MIGRATIONS,
+  ...SESSION_MIGRATIONS,
+  ...SECURITY_EVENT_MIGRATIONS,
+];
+
+/** `appliance.json`. */
+export const ApplianceMetaSchema = z.object({
+  version: z.literal(1),
+  profile: z.enum(PROFILE_NAMES as unknown as [ProfileName, ...ProfileName[]]),
+  org: z.string().min(1),
+  createdAt: z.string(),
+});
+export type ApplianceMeta = z.infer<typeof ApplianceMetaSchema>;
+
+/** How to unlock the master key. */
+export type MasterKeySource = { keyFilePath: string; passphrase?: undefined } | { passphrase: string; keyFilePath?: undefined };
+
+/** The running appliance. */
+export interface Appliance {
+  readonly dataDir: string;
+  readonly meta: ApplianceMeta;
+  readonly config: Config;
+  readonly vault: Vault;
+  readonly rootCert: Certificate;
+  readonly issuingCert: Certificate;
+  readonly issuer: Issuer;
+  /** TLS server identity for node's TLS (the key only in memory). */
+  readonly tls: { certPem: string; chainPem: string; keyPem: string };
+  readonly auditCert: Certificate;
+  /** The audit-signing key (for the audit module's checkpoints). */
+  readonly auditKey: CryptoKey;
+  readonly audit: AuditSink & { list: TableAuditSink['list'] };
+  readonly accounts: AccountStore;
+  readonly certificates: CertificateStore;
+  readonly sessions: SessionStore;
+  readonly nonces: NonceStore;
+  readonly lockout: Lockout;
+  readonly revoked: RevokedSet;
+  readonly hasher: PasswordHasher;
+  readonly accountService: AccountService;
+  readonly loginService: LoginService;
+  readonly certificateService: CertificateService;
+  /** Closes the vault (databases). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link openAppliance}. */
+export interface OpenApplianceOptions {
+  dataDir: string;
+  config: Config;
+  masterKey: MasterKeySource;
+  now?: () => Date;
+}
+
+/** Reads `appliance.json`. */
+export async function readMeta(dataDir: string): Promise<ApplianceMeta> {
+  const text = await readFile(join(dataDir, PATHS.meta), 'utf8');
+  return ApplianceMetaSchema.parse(JSON.parse(text));
+}
+
+/**
+ * Opens an initialised appliance: unlocks the vault, applies the server's migrations, unlocks the
+ * issuing, TLS and audit keys from the keyring, and wires stores and services.
+ * @throws vault errors (MASTER_KEY_WRONG, …), pki errors, or file-system errors for a broken data dir.
+ */
+export async function openAppliance(opts: OpenApplianceOptions): Promise<Appliance> {
+  const now = opts.now ?? (() => new Date());
+  const { dataDir, config } = opts;
+  const meta = await readMeta(dataDir);
+  const vault = await unlockVault({ dir: join(dataDir, PATHS.vault), ...opts.masterKey, now } as Parameters<typeof unlockVault>[0]);
+  try {
+    return await assemble(dataDir, meta, config, vault, now);
+  } catch (err) {
+    await vault.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Wires an appliance over an already open vault (init uses it right after creating the vault). */
+export async function assemble(dataDir: string, meta: ApplianceMeta, config: Config, vault: Vault, now: () => Date): Promise<Appliance> {
+  const db = vault.db;
+  await db.migrate(SERVER_MIGRATIONS);
+  const read = (p: string) => readFile(join(dataDir, p), 'utf8');
+  const rootCert = Certificate.fromPem(await read(PATHS.rootCert));
+  const issuingCert = Certificate.fromPem(await read(PATHS.issuingCert));
+  const tlsCert = Certificate.fromPem(await read(PATHS.tlsCert));
+  const auditCert = Certificate.fromPem(await read(PATHS.auditCert));
+  const issuingKey = await importPrivateKeyPkcs8(await vault.keyring.getSecret(KEYRING.issuingKey));
+  const tlsKey = await importPrivateKeyPkcs8(await vault.keyring.getSecret(KEYRING.tlsKey));
+  const auditKey = await importPrivateKeyPkcs8(await vault.keyring.getSecret(KEYRING.auditKey));
+  const issuer = new Issuer({ cert: issuingCert, key: issuingKey, chain: [issuingCert, rootCert], now });
+
+  const accounts = new AccountStore(db);
+  const certificates = new CertificateStore(db);
+  const sessions = new SessionStore(db, { idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs, now });
+  const nonces = new NonceStore({ ttlMs: config.nonceTtlMs, now });
+  const lockout = new Lockout(accounts, config.lockout, now);
+  const revoked = await RevokedSet.load(certificates);
+  const hasher = new PasswordHasher(config.argon2);
+  const audit = new TableAuditSink(db);
+  const certificateService = new CertificateService({
+    db,
+    accounts,
+    certificates,
+    sessions,
+    revoked,
+    issuer,
+    audit,
+    now,
+    org: meta.org,
+    crlValidityMs: config.crlValidityMs,
+  });
+  const accountService = new AccountService({
+    db,
+    accounts,
+    sessions,
+    lockout,
+    hasher,
+    audit,
+    now,
+    org: meta.org,
+    envelopeTtlMs: config.envelopeTtlMs,
+    revokeForClearanceChange: (login, actor) => certificateService.revokeAllOf(login, 'superseded', actor),
+    afterClearanceChange: async (_login, actor) => {
+      await certificateService.publishCrl(actor);
+    },
+  });
+  const decoyHash = await hasher.hash(Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64'));
+  const loginService = new LoginService({
+    db,
+    accounts,
+    certificates,
+    sessions,
+    nonces,
+    lockout,
+    hasher,
+    audit,
+    now,
+    decoyHash,
+  });
+  let closed: Promise<void> | undefined;
+  return {
+    dataDir,
+    meta,
+    config,
+    vault,
+    rootCert,
+    issuingCert,
+    issuer,
+    tls: {
+      certPem: tlsCert.pem,
+      chainPem: tlsCert.pem + issuingCert.pem,
+      keyPem: await exportPrivateKeyPem(tlsKey),
+    },
+    auditCert,
+    auditKey,
+    audit,
+    accounts,
+    certificates,
+    sessions,
+    nonces,
+    lockout,
+    revoked,
+    hasher,
+    accountService,
+    loginService,
+    certificateService,
+    close: () => (closed ??= vault.close()),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Failure modes of login and sessions. Domain errors: no HTTP here.
+ *
+ * Login failures that could reveal whether a login exists (unknown login, wrong password, wrong
+ * nonce signer, certificate of another account) all surface as one `AuthFailedError` with one
+ * message; the precise reason is kept in `reason` for the audit trail and the log only.
+ */
+
+/** Why a login failed, for the audit trail; never shown to the client. */
+export type AuthFailureReason =
+  | 'unknown-login'
+  | 'wrong-password'
+  | 'bad-signature'
+  | 'certificate-not-of-account'
+  | 'certificate-not-active'
+  | 'account-disabled';
+
+/** Login refused. One message for every reason. */
+export class AuthFailedError extends Error {
+  readonly code = 'AUTH_FAILED';
+  constructor(readonly reason: AuthFailureReason) {
+    super('login failed: wrong login, password or certificate');
+    this.name = 'AuthFailedError';
+  }
+}
+
+/** Too many failures: locked until an officer unlocks it or the delay passes. */
+export class AccountLockedError extends Error {
+  readonly code = 'ACCOUNT_LOCKED';
+  constructor() {
+    super('too many failed logins: this login is locked; ask a security officer or wait');
+    this.name = 'AccountLockedError';
+  }
+}
+
+/** A nonce that is unknown, expired, already used, or bound to another certificate or login. */
+export class NonceInvalidError extends Error {
+  readonly code = 'NONCE_INVALID';
+  constructor(why: 'unknown' | 'expired' | 'used' | 'wrong-certificate' | 'wrong-login') {
+    super(`the login nonce is not valid (${why}); ask for a new challenge`);
+    this.name = 'NonceInvalidError';
+  }
+}
+
+/** No bearer token on a route that needs a session. */
+export class AuthRequiredError extends Error {
+  readonly code = 'AUTH_REQUIRED';
+  constructor() {
+    super('this route needs a session: send Authorization: Bearer <token>');
+    this.name = 'AuthRequiredError';
+  }
+}
+
+/** A token that is unknown, ended (logout, revocation, disabled account) or bound to another certificate. */
+export class SessionInvalidError extends Error {
+  readonly code = 'SESSION_INVALID';
+  constructor() {
+    super('the session token is not valid for this certificate; log in again');
+    this.name = 'SessionInvalidError';
+  }
+}
+
+/** A session past its idle or absolute timeout. */
+export class SessionExpiredError extends Error {
+  readonly code = 'SESSION_EXPIRED';
+  constructor(which: 'idle' | 'absolute') {
+    super(`the session expired (${which === 'idle' ? 'idle timeout' : 'absolute lifetime'}); log in again`);
+    this.name = 'SessionExpiredError';
+  }
+}
+
+/** A session that must change the envelope password first. */
+export class PasswordChangeRequiredError extends Error {
+  readonly code = 'PASSWORD_CHANGE_REQUIRED';
+  constructor() {
+    super('change the envelope password first (POST /v1/auth/first-login)');
+    this.name = 'PasswordChangeRequiredError';
+  }
+}
+
+/** `first-login` on a session that has no pending password change. */
+export class PasswordChangeNotPendingError extends Error {
+  readonly code = 'PASSWORD_CHANGE_NOT_PENDING';
+  constructor() {
+    super('no envelope password change is pending for this account');
+    this.name = 'PasswordChangeNotPendingError';
+  }
+}
+
+/** The current password given to change it is wrong. */
+export class PasswordWrongError extends Error {
+  readonly code = 'PASSWORD_WRONG';
+  constructor() {
+    super('the current password is wrong');
+    this.name = 'PasswordWrongError';
+  }
+}
+
+/** An envelope receipt whose signature does not verify, or names another login or serial. */
+export class ReceiptInvalidError extends Error {
+  readonly code = 'RECEIPT_INVALID';
+  constructor(detail: string) {
+    super(`the envelope receipt is not valid: ${detail}`);
+    this.name = 'ReceiptInvalidError';
+  }
+}
+
+/** The TLS client certificate is not one this appliance issued to an account. */
+export class CertUnknownError extends Error {
+  readonly code = 'CERT_UNKNOWN';
+  constructor() {
+    super('the client certificate is not registered on this appliance');
+    this.name = 'CertUnknownError';
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Login = password + proof of possession of the certificate key (issue 3).
+ *
+ * The client asks for a nonce over its TLS connection, signs `sigil-login {login, nonce}` with
+ * the key of the certificate it presented in TLS, and sends login, password, nonce and signature.
+ * The certificate must be an active certificate of that account; the signer must be that very
+ * certificate. Every failure that could tell whether a login exists answers AUTH_FAILED.
+ */
+import { verifyDetached } from '../../pki/index.js';
+import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
+import { EnvelopeExpiredError, PasswordWeakError } from '../accounts/errors.js';
+import { checkNewPassword, type PasswordHasher } from '../accounts/password.js';
+import type { CertificateStore } from '../certs/certificate-store.js';
+import type { ClientCert } from '../middleware/types.js';
+import type { Db } from '../vault/index.js';
+import {
+  AuthFailedError,
+  PasswordChangeNotPendingError,
+  PasswordWrongError,
+  ReceiptInvalidError,
+  type AuthFailureReason,
+} from './errors.js';
+import type { Lockout } from './lockout.js';
+import type { NonceStore } from './nonce-store.js';
+import type { AuditSink, SecurityEvent } from './security-events.js';
+import type { Session, SessionStore } from './session-store.js';
+import { envelopeReceiptStatement, loginStatement } from './statements.js';
+
+/** Dependencies of {@link LoginService}. */
+export interface LoginServiceDeps {
+  db: Db;
+  accounts: AccountStore;
+  certificates: CertificateStore;
+  sessions: SessionStore;
+  nonces: NonceStore;
+  lockout: Lockout;
+  hasher: PasswordHasher;
+  audit: AuditSink;
+  now: () => Date;
+  /** A hash of a random password at the configured cost, verified for unknown logins so timing does not tell. */
+  decoyHash: string;
+}
+
+/** Result of a successful login. */
+export interface LoginResult {
+  token: string;
+  expiresAt: Date;
+  mustChangePassword: boolean;
+  envelopeSerial?: string;
+  account: AccountRecord;
+}
+
+/** Verifies a detached CMS signature made by exactly the TLS certificate. */
+async function signedBy(signatureB64: string, content: Uint8Array, cc: ClientCert): Promise<boolean> {
+  const sig = Buffer.from(signatureB64, 'base64');
+  if (sig.length === 0) return false;
+  try {
+    const r = await verifyDetached(new Uint8Array(sig), content, { expectedSigner: cc.cert });
+    return r.ok;
+  } catch {
+    // Malformed CMS is a failed proof, not a server error.
+    return false;
+  }
+}
+
+/** The login flow and password changes. */
+export class LoginService {
+  constructor(private readonly d: LoginServiceDeps) {}
+
+  private event(type: SecurityEvent['type'], actor: string, subject: string, detail?: SecurityEvent['detail']): SecurityEvent {
+    return { type, at: this.d.now(), actor, subject, ...(detail ? { detail } : {}) };
+  }
+
+  /** Issues a nonce bound to `login` and this TLS certificate. Answers for any login. */
+  challenge(login: string, cc: ClientCert): { nonce: string; expiresAt: Date } {
+    return this.d.nonces.issue(login, cc.fingerprint);
+  }
+
+  private async fail(login: string, reason: AuthFailureReason, cc: ClientCert, peer?: string): Promise<never> {
+    const locked = await this.d.lockout.recordFailure(login);
+    const events = [this.event('login.failed', login, login, { reason, serial: cc.serial, peer: peer ?? null })];
+    if (locked) events.push(this.event('login.locked', 'system', login));
+    await this.d.audit.append(events);
+    throw new AuthFailedError(reason);
+  }
+
+  /**
+   * Logs in. Throws ACCOUNT_LOCKED, NONCE_INVALID, AUTH_FAILED or ENVELOPE_EXPIRED.
+   * Order matters: the lock is checked first (a locked login learns nothing more), the nonce is
+   * consumed before any password work (a replay costs no argon2), the password is always
+   * verified (also for unknown logins, against a decoy) so timing does not reveal existence.
+   */
+  async login(
+    input: { login: string; password: string; nonce: string; signature: string },
+    cc: ClientCert,
+    peer?: string,
+  ): Promise<LoginResult> {
+    const { login } = input;
+    await this.d.lockout.assertNotLocked(login);
+    this.d.nonces.consume(input.nonce, login, cc.fingerprint);
+    const account = await this.d.accounts.get(login);
+    const passwordOk = await this.d.hasher.verify(account?.passwordHash ?? this.d.decoyHash, input.password);
+    if (!account) return this.fail(login, 'unknown-login', cc, peer);
+    if (!passwordOk) return this.fail(login, 'wrong-password', cc, peer);
+    if (!(await signedBy(input.signature, loginStatement(login, input.nonce), cc)))
+      return this.fail(login, 'bad-signature', cc, peer);
+    const rec = await this.d.certificates.byFingerprint(cc.fingerprint);
+    if (!rec || rec.login !== login) return this.fail(login, 'certificate-not-of-account', cc, peer);
+    if (rec.status !== 'active') return this.fail(login, 'certificate-not-active', cc, peer);
+    if (account.status === 'disabled') return this.fail(login, 'account-disabled', cc, peer);
+
+    let envelopeSerial: string | undefined;
+    if (account.mustChangePassword) {
+      const env = await this.d.accounts.pendingEnvelope(login);
+      if (!env) return this.fail(login, 'wrong-password', cc, peer);
+      if (env.expiresAt.getTime() <= this.d.now().getTime()) {
+        await this.d.audit.append([this.event('login.failed', login, login, { reason: 'envelope-expired', serial: env.serial })]);
+        throw new EnvelopeExpiredError(env.serial, env.expiresAt);
+      }
+      envelopeSerial = env.serial;
+    }
+    await this.d.lockout.recordSuccess(login);
+    const { token, expiresAt } = await this.d.sessions.create(login, cc.fingerprint, cc.serial);
+    await this.d.audit.append([this.event('login.ok', login, login, { serial: cc.serial, peer: peer ?? null })]);
+    return {
+      token,
+      expiresAt,
+      mustChangePassword: account.mustChangePassword,
+      ...(envelopeSerial ? { envelopeSerial } : {}),
+      account: (await this.d.accounts.get(login)) ?? account,
+    };
+  }
+
+  /**
+   * First login: replaces the envelope password and stores the signed envelope receipt.
+   * Throws PASSWORD_CHANGE_NOT_PENDING, PASSWORD_WEAK, RECEIPT_INVALID or ENVELOPE_EXPIRED.
+   */
+  async firstLogin(account: AccountRecord, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
+    if (!account.mustChangePassword) throw new PasswordChangeNotPendingError();
+    const env = await this.d.accounts.pendingEnvelope(account.login);
+    if (!env) throw new PasswordChangeNotPendingError();
+    if (env.expiresAt.getTime() <= this.d.now().getTime()) throw new EnvelopeExpiredError(env.serial, env.expiresAt);
+    checkNewPassword(input.newPassword, { login: account.login });
+    // The envelope password is not kept in clear: compare through its hash.
+    if (await this.d.hasher.verify(account.passwordHash, input.newPassword))
+      throw new PasswordWeakError('it must not be the envelope password');
+    const receipt = Buffer.from(input.receipt, 'base64');
+    if (!(await signedBy(input.receipt, envelopeReceiptStatement(account.login, env.serial), cc)))
+      throw new ReceiptInvalidError(`expected a signature by the session's certificate over sigil-envelope-receipt for ${env.serial}`);
+    const hash = await this.d.hasher.hash(input.newPassword);
+    const now = this.d.now();
+    await this.d.db.transaction(async () => {
+      await this.d.accounts.setPassword(account.login, hash, false);
+      await this.d.accounts.useEnvelope(env.serial, now, receipt);
+      await this.d.audit.append([
+        this.event('envelope.used', account.login, account.login, { serial: env.serial, certificate: cc.serial }),
+        this.event('password.changed', account.login, account.login, { first: true }),
+      ]);
+    });
+  }
+
+  /** Changes a chosen password; other sessions of the account end. Throws PASSWORD_WRONG, PASSWORD_WEAK. */
+  async changePassword(
+    account: AccountRecord,
+    session: Session,
+    input: { currentPassword: string; newPassword: string },
+  ): Promise<void> {
+    if (!(await this.d.hasher.verify(account.passwordHash, input.currentPassword))) {
+      await this.d.audit.append([this.event('login.failed', account.login, account.login, { reason: 'password-change-wrong-current' })]);
+      throw new PasswordWrongError();
+    }
+    checkNewPassword(input.newPassword, { login: account.login });
+    if (input.newPassword === input.currentPassword) throw new PasswordWeakError('it must differ from the current password');
+    const hash = await this.d.hasher.hash(input.newPassword);
+    await this.d.db.transaction(async () => {
+      await this.d.accounts.setPassword(account.login, hash, false);
+      await this.d.sessions.endForLogin(account.login, 'password-changed', session.id);
+      await this.d.audit.append([this.event('password.changed', account.login, account.login, { first: false })]);
+    });
+  }
+
+  /** Ends the session. */
+  async logout(account: AccountRecord, session: Session): Promise<void> {
+    await this.d.sessions.end(session.id, 'logout');
+    await this.d.audit.append([this.event('logout', account.login, account.login)]);
+  }
+}

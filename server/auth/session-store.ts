@@ -1,0 +1,136 @@
+/**
+ * Sessions: random bearer tokens, stored only as SHA-256 hashes, bound to the TLS client
+ * certificate they were issued over, with idle and absolute timeouts.
+ *
+ * A token has 256 random bits, so an unsalted SHA-256 is enough to make a stolen table useless
+ * and lets the row be found by index (no secret comparison on a secret-dependent path).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Queryable } from '../vault/index.js';
+import { SessionExpiredError, SessionInvalidError } from './errors.js';
+
+export const SESSION_MIGRATIONS = [
+  {
+    id: 'server/sessions-1',
+    sql: `
+CREATE TABLE sessions (
+  token_hash TEXT PRIMARY KEY,
+  login TEXT NOT NULL REFERENCES accounts(login),
+  cert_fingerprint TEXT NOT NULL,
+  cert_serial TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  last_used_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  ended_at TEXT,
+  end_reason TEXT
+) STRICT;
+CREATE INDEX sessions_login ON sessions(login);
+CREATE INDEX sessions_cert ON sessions(cert_serial);
+`,
+  },
+] as const;
+
+/** A live session. */
+export interface Session {
+  id: string;
+  login: string;
+  certFingerprint: string;
+  certSerial: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+/** Why a session ended, kept on the row. */
+export type SessionEndReason = 'logout' | 'certificate-revoked' | 'account-disabled' | 'account-reset' | 'password-changed';
+
+interface SessionRow {
+  token_hash: string;
+  login: string;
+  cert_fingerprint: string;
+  cert_serial: string;
+  created_at: string;
+  last_used_at: string;
+  expires_at: string;
+  ended_at: string | null;
+}
+
+/** Options of {@link SessionStore}. */
+export interface SessionStoreOptions {
+  idleMs: number;
+  absoluteMs: number;
+  now: () => Date;
+  random?: (n: number) => Buffer;
+}
+
+const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
+
+/** Creates, resolves and ends sessions. */
+export class SessionStore {
+  constructor(
+    private readonly db: Queryable,
+    private readonly opts: SessionStoreOptions,
+  ) {}
+
+  /** Starts a session; the token is returned once and never stored. */
+  async create(login: string, certFingerprint: string, certSerial: string): Promise<{ token: string; expiresAt: Date }> {
+    const token = (this.opts.random ?? randomBytes)(32).toString('base64url');
+    const now = this.opts.now();
+    const expiresAt = new Date(now.getTime() + this.opts.absoluteMs);
+    await this.db.run(
+      `INSERT INTO sessions (token_hash, login, cert_fingerprint, cert_serial, created_at, last_used_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      [hashToken(token), login, certFingerprint, certSerial, now.toISOString(), now.toISOString(), expiresAt.toISOString()],
+    );
+    return { token, expiresAt };
+  }
+
+  /**
+   * The session of `token` presented over the certificate `certFingerprint`; touches its idle
+   * timer. Throws `SessionInvalidError` (unknown, ended, other certificate) or
+   * `SessionExpiredError` (idle or absolute timeout).
+   */
+  async resolve(token: string, certFingerprint: string): Promise<Session> {
+    const id = hashToken(token);
+    const row = await this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]);
+    if (!row || row.ended_at !== null || row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError();
+    const now = this.opts.now();
+    if (new Date(row.expires_at).getTime() <= now.getTime()) throw new SessionExpiredError('absolute');
+    if (new Date(row.last_used_at).getTime() + this.opts.idleMs <= now.getTime()) throw new SessionExpiredError('idle');
+    await this.db.run('UPDATE sessions SET last_used_at = ? WHERE token_hash = ?', [now.toISOString(), id]);
+    return {
+      id,
+      login: row.login,
+      certFingerprint: row.cert_fingerprint,
+      certSerial: row.cert_serial,
+      createdAt: new Date(row.created_at),
+      expiresAt: new Date(row.expires_at),
+    };
+  }
+
+  /** Ends one session (by id = token hash). */
+  async end(id: string, reason: SessionEndReason): Promise<void> {
+    await this.db.run('UPDATE sessions SET ended_at = ?, end_reason = ? WHERE token_hash = ? AND ended_at IS NULL', [
+      this.opts.now().toISOString(),
+      reason,
+      id,
+    ]);
+  }
+
+  /** Ends every session of a login; returns how many. */
+  async endForLogin(login: string, reason: SessionEndReason, exceptId?: string): Promise<number> {
+    const r = await this.db.run(
+      'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE login = ? AND ended_at IS NULL AND token_hash != ?',
+      [this.opts.now().toISOString(), reason, login, exceptId ?? ''],
+    );
+    return r.changes;
+  }
+
+  /** Ends every session opened over the certificate `serial`; returns how many. */
+  async endForCertificate(serial: string, reason: SessionEndReason): Promise<number> {
+    const r = await this.db.run(
+      'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE cert_serial = ? AND ended_at IS NULL',
+      [this.opts.now().toISOString(), reason, serial],
+    );
+    return r.changes;
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * Signed statements of the login flow (API.md "Signed statements"): the UTF-8 bytes of an
+ * RFC 8785 canonical JSON object whose `purpose` names what it is. Clients sign exactly these
+ * bytes (CMS SignedData, detached); the server rebuilds them and verifies.
+ */
+import canonicalizeCjs from 'canonicalize';
+
+type Canonicalize = (input: unknown) => string | undefined;
+// A CommonJS module whose typings say `export default`: under NodeNext the default import is
+// `module.exports` itself at run time, while TypeScript sees a namespace with `default`.
+const cjs = canonicalizeCjs as unknown as Canonicalize | { default: Canonicalize };
+const canonicalize: Canonicalize = typeof cjs === 'function' ? cjs : cjs.default;
+
+/** Bytes signed to prove possession of the certificate key at login. */
+export function loginStatement(login: string, nonce: string): Uint8Array {
+  return encode({ purpose: 'sigil-login', login, nonce });
+}
+
+/** Bytes signed as the digital receipt of an envelope. */
+export function envelopeReceiptStatement(login: string, envelopeSerial: string): Uint8Array {
+  return encode({ purpose: 'sigil-envelope-receipt', login, envelopeSerial });
+}
+
+function encode(value: Record<string, string>): Uint8Array {
+  // canonicalize returns undefined only for undefined input; these objects are plain strings.
+  return new TextEncoder().encode(canonicalize(value) as string);
+}

@@ -1,0 +1,213 @@
+/**
+ * Certificates the appliance issued to accounts, their revocation state, and published CRLs.
+ *
+ * The revoked serials are also kept in memory ({@link RevokedSet}) so the per-request check in the
+ * client-certificate middleware costs a set lookup; every revocation updates both.
+ */
+import type { Queryable } from '../vault/index.js';
+
+/** RFC 5280 §5.3.1 CRLReason names accepted by the API. */
+export const REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'cACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'privilegeWithdrawn',
+] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+
+/** One issued certificate. `serial` is lower-case hex without leading zeros stripped. */
+export interface CertificateRecord {
+  serial: string;
+  login: string;
+  fingerprint: string;
+  der: Buffer;
+  clearance: string;
+  notBefore: Date;
+  notAfter: Date;
+  issuedAt: Date;
+  issuedBy: string;
+  status: 'active' | 'revoked';
+  revokedAt: Date | null;
+  reason: RevocationReason | null;
+}
+
+/** One published CRL. */
+export interface CrlRecord {
+  number: number;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+}
+
+export const CERTIFICATE_MIGRATIONS = [
+  {
+    id: 'server/certificates-1',
+    sql: `
+CREATE TABLE certificates (
+  serial TEXT PRIMARY KEY,
+  login TEXT NOT NULL REFERENCES accounts(login),
+  fingerprint TEXT NOT NULL UNIQUE,
+  der BLOB NOT NULL,
+  clearance TEXT NOT NULL,
+  not_before TEXT NOT NULL,
+  not_after TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  issued_by TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active','revoked')),
+  revoked_at TEXT,
+  reason TEXT
+) STRICT;
+CREATE INDEX certificates_login ON certificates(login);
+CREATE TABLE crls (
+  number INTEGER PRIMARY KEY,
+  der BLOB NOT NULL,
+  this_update TEXT NOT NULL,
+  next_update TEXT NOT NULL
+) STRICT;
+`,
+  },
+] as const;
+
+interface CertRow {
+  serial: string;
+  login: string;
+  fingerprint: string;
+  der: Buffer;
+  clearance: string;
+  not_before: string;
+  not_after: string;
+  issued_at: string;
+  issued_by: string;
+  status: 'active' | 'revoked';
+  revoked_at: string | null;
+  reason: RevocationReason | null;
+}
+
+function toRecord(r: CertRow): CertificateRecord {
+  return {
+    serial: r.serial,
+    login: r.login,
+    fingerprint: r.fingerprint,
+    der: r.der,
+    clearance: r.clearance,
+    notBefore: new Date(r.not_before),
+    notAfter: new Date(r.not_after),
+    issuedAt: new Date(r.issued_at),
+    issuedBy: r.issued_by,
+    status: r.status,
+    revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
+    reason: r.reason,
+  };
+}
+
+/**
+ * Normalises a serial given by a client to pki's form (`Certificate.serialNumber`): lower-case
+ * hex, no `0x` or separators, an even number of digits, no leading `00` bytes.
+ */
+export function normaliseSerial(serial: string): string {
+  let s = serial.toLowerCase().replace(/^0x/, '').replace(/[:\s]/g, '');
+  if (s.length % 2 === 1) s = `0${s}`;
+  while (s.startsWith('00') && s.length > 2) s = s.slice(2);
+  return s;
+}
+
+/** Reads and writes certificate records and CRLs. */
+export class CertificateStore {
+  constructor(private readonly db: Queryable) {}
+
+  with(tx: Queryable): CertificateStore {
+    return new CertificateStore(tx);
+  }
+
+  async add(rec: Omit<CertificateRecord, 'status' | 'revokedAt' | 'reason'>): Promise<void> {
+    await this.db.run(
+      `INSERT INTO certificates (serial, login, fingerprint, der, clearance, not_before, not_after, issued_at,
+         issued_by, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')`,
+      [
+        normaliseSerial(rec.serial),
+        rec.login,
+        rec.fingerprint,
+        rec.der,
+        rec.clearance,
+        rec.notBefore.toISOString(),
+        rec.notAfter.toISOString(),
+        rec.issuedAt.toISOString(),
+        rec.issuedBy,
+      ],
+    );
+  }
+
+  async get(serial: string): Promise<CertificateRecord | undefined> {
+    const row = await this.db.get<CertRow>('SELECT * FROM certificates WHERE serial = ?', [normaliseSerial(serial)]);
+    return row ? toRecord(row) : undefined;
+  }
+
+  async byFingerprint(fingerprint: string): Promise<CertificateRecord | undefined> {
+    const row = await this.db.get<CertRow>('SELECT * FROM certificates WHERE fingerprint = ?', [fingerprint]);
+    return row ? toRecord(row) : undefined;
+  }
+
+  async ofLogin(login: string): Promise<CertificateRecord[]> {
+    const rows = await this.db.all<CertRow>('SELECT * FROM certificates WHERE login = ? ORDER BY issued_at, serial', [
+      login,
+    ]);
+    return rows.map(toRecord);
+  }
+
+  async revoked(): Promise<CertificateRecord[]> {
+    const rows = await this.db.all<CertRow>(`SELECT * FROM certificates WHERE status = 'revoked' ORDER BY revoked_at`);
+    return rows.map(toRecord);
+  }
+
+  async revoke(serial: string, at: Date, reason: RevocationReason): Promise<void> {
+    await this.db.run(`UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? WHERE serial = ?`, [
+      at.toISOString(),
+      reason,
+      normaliseSerial(serial),
+    ]);
+  }
+
+  async latestCrl(): Promise<CrlRecord | undefined> {
+    const row = await this.db.get<{ number: number; der: Buffer; this_update: string; next_update: string }>(
+      'SELECT * FROM crls ORDER BY number DESC LIMIT 1',
+    );
+    return row
+      ? { number: row.number, der: row.der, thisUpdate: new Date(row.this_update), nextUpdate: new Date(row.next_update) }
+      : undefined;
+  }
+
+  async addCrl(crl: CrlRecord): Promise<void> {
+    await this.db.run('INSERT INTO crls (number, der, this_update, next_update) VALUES (?, ?, ?, ?)', [
+      crl.number,
+      crl.der,
+      crl.thisUpdate.toISOString(),
+      crl.nextUpdate.toISOString(),
+    ]);
+  }
+}
+
+/**
+ * The in-memory set of revoked serials (and fingerprints) consulted on every request. Loaded
+ * from the store at start; updated synchronously by every revocation.
+ */
+export class RevokedSet {
+  private readonly serials = new Set<string>();
+  add(serial: string): void {
+    this.serials.add(normaliseSerial(serial));
+  }
+  has(serial: string): boolean {
+    return this.serials.has(normaliseSerial(serial));
+  }
+  get size(): number {
+    return this.serials.size;
+  }
+  static async load(store: CertificateStore): Promise<RevokedSet> {
+    const set = new RevokedSet();
+    for (const r of await store.revoked()) set.add(r.serial);
+    return set;
+  }
+}

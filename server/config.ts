@@ -1,0 +1,105 @@
+/**
+ * Appliance configuration: one zod schema with every default, written to `DIR/config.json` at init
+ * and read at start. Tests pass partial overrides (e.g. cheap argon2 parameters, a short lockout).
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { cidrMatcher, DEFAULT_ALLOWED_PEERS } from './net/lan.js';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+const cidrList = z
+  .array(z.string())
+  .min(1)
+  .superRefine((list, ctx) => {
+    try {
+      cidrMatcher(list);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
+
+/** The configuration schema. Every field has a default; `{}` is a valid configuration. */
+export const ConfigSchema = z.object({
+  /** `host:port` to listen on; loopback/private/link-local only. */
+  listen: z.string().default('127.0.0.1:8443'),
+  /** Organisation name in certificate subjects. */
+  org: z.string().min(1).max(64).default('Sigil'),
+  /** Peers accepted at connection time (CIDRs). Default: every LAN range. */
+  allowedPeers: cidrList.default([...DEFAULT_ALLOWED_PEERS]),
+  /** argon2id cost for account passwords. Defaults meet OWASP's minimum (m=19 MiB, t=2, p=1). */
+  argon2: z
+    .object({
+      memoryCost: z.number().int().min(1024).default(19_456),
+      timeCost: z.number().int().min(1).default(2),
+      parallelism: z.number().int().min(1).default(1),
+      /** How many hashes run at once (each holds `memoryCost` KiB). Default: available parallelism. */
+      concurrency: z.number().int().min(1).optional(),
+    })
+    .default({ memoryCost: 19_456, timeCost: 2, parallelism: 1 }),
+  /** How long an unused envelope stays valid. */
+  envelopeTtlMs: z.number().int().positive().default(7 * DAY),
+  /** Session idle timeout and absolute lifetime. */
+  sessionIdleMs: z.number().int().positive().default(30 * MINUTE),
+  sessionAbsoluteMs: z.number().int().positive().default(12 * HOUR),
+  /** Login nonce lifetime. */
+  nonceTtlMs: z.number().int().positive().default(60_000),
+  /** Lockout: `maxFailures` consecutive failures within `windowMs` lock for `lockMs` (or until unlocked). */
+  lockout: z
+    .object({
+      maxFailures: z.number().int().min(1).default(5),
+      windowMs: z.number().int().positive().default(15 * MINUTE),
+      lockMs: z.number().int().positive().default(30 * MINUTE),
+    })
+    .default({ maxFailures: 5, windowMs: 15 * MINUTE, lockMs: 30 * MINUTE }),
+  /** Default request body limit in bytes (routes may set their own). */
+  bodyLimit: z.number().int().positive().default(64 * 1024),
+  /** How long a published CRL is valid (its nextUpdate). */
+  crlValidityMs: z.number().int().positive().default(7 * DAY),
+  /** Log level. */
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+/** A complete configuration (after defaults). */
+export type Config = z.infer<typeof ConfigSchema>;
+/** What a caller may override. */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Thrown when configuration does not parse. */
+export class ConfigInvalidError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(where: string, detail: string, options?: { cause?: unknown }) {
+    super(`invalid configuration in ${where}: ${detail}`, options);
+    this.name = 'ConfigInvalidError';
+  }
+}
+
+/** Parses a configuration object, filling defaults. Throws `ConfigInvalidError`. */
+export function parseConfig(input: unknown, where = 'configuration'): Config {
+  const parsed = ConfigSchema.safeParse(input ?? {});
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new ConfigInvalidError(where, detail, { cause: parsed.error });
+  }
+  return parsed.data;
+}
+
+/** Reads `path` (JSON) and merges `overrides` on top (shallow per top-level key). */
+export async function loadConfig(path: string, overrides: ConfigInput = {}): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigInvalidError(path, 'cannot read the file', { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigInvalidError(path, 'not JSON', { cause: err });
+  }
+  if (typeof json !== 'object' || json === null) throw new ConfigInvalidError(path, 'expected an object');
+  return parseConfig({ ...(json as object), ...overrides }, path);
+}

@@ -1,0 +1,54 @@
+/**
+ * Per-request check of the TLS client certificate.
+ *
+ * The TLS handshake already required a certificate chaining to the appliance CA
+ * (`requestCert` + `rejectUnauthorized`). Revocation and validity at the *appliance's* clock are
+ * checked here on every request, because a connection outlives a revocation and because tests
+ * (and the appliance itself) own the clock. The certificate is parsed once per socket.
+ */
+import type { TLSSocket } from 'node:tls';
+import type { MiddlewareHandler } from 'hono';
+import { Certificate } from '../../pki/index.js';
+import type { RevokedSet } from '../certs/certificate-store.js';
+import { CertExpiredError, CertNotYetValidError, CertRevokedError, ClientCertRequiredError } from './errors.js';
+import type { AppEnv, ClientCert } from './types.js';
+
+const parsed = new WeakMap<object, ClientCert>();
+
+/** Reads (and caches) the peer certificate of a TLS socket; undefined if there is none. */
+export function peerCertificate(socket: unknown): ClientCert | undefined {
+  if (typeof socket !== 'object' || socket === null) return undefined;
+  const hit = parsed.get(socket);
+  if (hit) return hit;
+  const tls = socket as Partial<TLSSocket>;
+  if (typeof tls.getPeerX509Certificate !== 'function') return undefined;
+  const x509 = tls.getPeerX509Certificate();
+  if (!x509) return undefined;
+  const cert = Certificate.fromDer(new Uint8Array(x509.raw));
+  const entry: ClientCert = { cert, fingerprint: cert.fingerprint, serial: cert.serialNumber };
+  parsed.set(socket, entry);
+  return entry;
+}
+
+/** Options of {@link clientCertificate}. */
+export interface ClientCertOptions {
+  revoked: RevokedSet;
+  now: () => Date;
+}
+
+/**
+ * Client-certificate middleware factory. Sets `clientCert`.
+ * Throws CLIENT_CERT_REQUIRED, CERT_REVOKED, CERT_EXPIRED or CERT_NOT_YET_VALID.
+ */
+export function clientCertificate(opts: ClientCertOptions): MiddlewareHandler<AppEnv> {
+  return async function clientCertificateMiddleware(c, next) {
+    const cc = peerCertificate(c.env?.incoming?.socket);
+    if (!cc) throw new ClientCertRequiredError();
+    if (opts.revoked.has(cc.serial)) throw new CertRevokedError(cc.serial);
+    const now = opts.now();
+    if (cc.cert.notAfter.getTime() < now.getTime()) throw new CertExpiredError(cc.serial, cc.cert.notAfter, now);
+    if (cc.cert.notBefore.getTime() > now.getTime()) throw new CertNotYetValidError(cc.serial, cc.cert.notBefore, now);
+    c.set('clientCert', cc);
+    await next();
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * The Hono environment shared by the app, its middleware and every route: node bindings
+ * (`incoming`/`outgoing` from @hono/node-server) and per-request variables.
+ */
+import type { HttpBindings } from '@hono/node-server';
+import type { Certificate } from '../../pki/index.js';
+import type { AccountRecord } from '../accounts/account-store.js';
+import type { Session } from '../auth/session-store.js';
+import type { Logger } from '../log.js';
+
+/** The TLS client certificate of this request, parsed once per socket. */
+export interface ClientCert {
+  cert: Certificate;
+  /** SHA-256 of the DER, lower-case hex. */
+  fingerprint: string;
+  /** Serial, lower-case hex. */
+  serial: string;
+}
+
+/** An authenticated caller. */
+export interface Principal {
+  session: Session;
+  account: AccountRecord;
+}
+
+/** Variables set by middleware. `principal` only behind the session middleware. */
+export interface AppVariables {
+  requestId: string;
+  log: Logger;
+  clientCert: ClientCert;
+  principal: Principal;
+}
+
+/** Hono `Env` of the Sigil app. */
+export interface AppEnv {
+  Bindings: HttpBindings;
+  Variables: AppVariables;
+}

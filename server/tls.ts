@@ -1,0 +1,94 @@
+/**
+ * The HTTPS listener: the Hono app on `@hono/node-server` over `https.createServer`, TLS 1.3
+ * only, a client certificate from the appliance CA required at the handshake, the LAN-only peer
+ * filter before TLS, and a graceful stop (in-flight requests finish, then the vault closes).
+ */
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { Appliance } from './appliance.js';
+import type { Logger } from './log.js';
+import type { AppEnv } from './middleware/types.js';
+import { assertLanListen, formatListen, type ListenAddress } from './net/lan.js';
+import { attachPeerFilter } from './net/peer-filter.js';
+
+/** TLS options: TLS 1.3 only; client certificate required and verified against the appliance CA. */
+export function tlsServerOptions(appliance: Appliance): https.ServerOptions {
+  return {
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    cert: appliance.tls.chainPem,
+    key: appliance.tls.keyPem,
+    ca: [appliance.issuingCert.pem, appliance.rootCert.pem],
+    requestCert: true,
+    rejectUnauthorized: true,
+    // No session resumption across restarts of trust: tickets would outlive a revocation check at handshake.
+    sessionTimeout: 300,
+  };
+}
+
+/** A running listener. */
+export interface Listener {
+  server: Server;
+  /** Actual address (port resolved when 0 was asked). */
+  address: ListenAddress;
+  url: string;
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), closes idle sockets. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Options of {@link listen}. */
+export interface ListenOptions {
+  app: Hono<AppEnv>;
+  appliance: Appliance;
+  address: ListenAddress;
+  allowedPeers: readonly string[];
+  log: Logger;
+}
+
+/**
+ * Serves `app` on `address` over TLS. Refuses a public listen address (`ListenPublicError`).
+ * Resolves once listening.
+ */
+export async function listen(opts: ListenOptions): Promise<Listener> {
+  assertLanListen(opts.address);
+  const server = serve({
+    fetch: opts.app.fetch,
+    createServer: https.createServer,
+    serverOptions: tlsServerOptions(opts.appliance),
+    hostname: opts.address.host,
+    port: opts.address.port,
+  }) as unknown as https.Server;
+  attachPeerFilter(server, {
+    allowedPeers: opts.allowedPeers,
+    onRefused: (p) => opts.log.warn('connection refused: peer outside the allowed ranges', { peer: p.address ?? null }),
+  });
+  server.on('tlsClientError', (err) => opts.log.info('TLS handshake refused', { errorCode: (err as { code?: string }).code ?? err.message }));
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) return resolve();
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const a = server.address() as AddressInfo;
+  const address: ListenAddress = { host: opts.address.host, port: a.port, family: opts.address.family };
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    address,
+    url: `https://${formatListen(address)}`,
+    stop(graceMs = 10_000) {
+      return (stopping ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        // Keep-alive sockets without a request in flight would hold close() open forever.
+        server.closeIdleConnections();
+      }));
+    },
+  };
+}
