@@ -1,1 +1,374 @@
-export {};
+/**
+ * CMS SignedData (RFC 5652 §5), detached, with an ESS security label (RFC 2634 §5.4): the signature
+ * every Sigil message carries. Signatures are made with pkijs/asn1js and WebCrypto; verification reads
+ * with node-forge's DER decoder (see cms-parse.ts for why) and verifies with WebCrypto, so all
+ * per-message crypto runs on libuv's thread pool.
+ *
+ * What a Sigil signature is, and what `openssl cms -verify -binary -content FILE` accepts:
+ * - ContentInfo { id-signedData, SignedData v1 }, eContentType id-data, eContent absent (detached);
+ * - the signer certificate (and any `chain` certificates) in `certificates`;
+ * - one SignerInfo identified by issuerAndSerialNumber, with signed attributes contentType,
+ *   messageDigest, signingTime and, when labelled, an ESS securityLabel — DER-sorted, since pkijs
+ *   writes a SET OF in the order it is given (X.690 §11.6).
+ */
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { isClearance, type Clearance } from './clearance.js';
+import {
+  CMS_OID,
+  digestOidOf,
+  ecCoordinateSize,
+  ecdsaDerToP1363,
+  hashOfDigestOid,
+  signatureAlgorithmIdentifier,
+  signatureAlgorithmOfOid,
+  type HashName,
+} from './cms-algorithms.js';
+import { SignerKeyMismatchError, MalformedCmsError } from './cms-errors.js';
+import { CmsParseError, objectIdentifier, octets, parseSignedData, time, type ParsedSignedData } from './cms-parse.js';
+import { ID_AA_SECURITY_LABEL, readSecurityLabel, securityLabelValue } from './ess-label.js';
+import { Certificate } from './certificate.js';
+import { InvalidParameterError } from './errors.js';
+import { profileOfKey } from './profiles.js';
+import type { CryptoKey } from './webcrypto.js';
+
+export { SignerKeyMismatchError, MalformedCmsError } from './cms-errors.js';
+
+const subtle = globalThis.crypto.subtle;
+
+/** What {@link signDetached} signs, and as whom. */
+export interface SignParams {
+  /** The message bytes. They are not embedded: the signature is detached. */
+  content: Uint8Array;
+  /** The signer's certificate; embedded, and named in the SignerInfo by issuer and serial. */
+  signerCert: Certificate;
+  /** The private key of `signerCert` (WebCrypto, usage `sign`). */
+  signerKey: CryptoKey;
+  /** Extra certificates to embed, e.g. the issuing CA. Default: none. */
+  chain?: Certificate[];
+  /** Classification to carry as an ESS security label. Default: no label. */
+  label?: Clearance;
+  /** The signingTime attribute; truncated to whole seconds. Default: now. */
+  signingTime?: Date;
+}
+
+function checkSignParams(p: SignParams): void {
+  if (!p || typeof p !== 'object') throw new InvalidParameterError('params', 'expected an object');
+  if (!(p.content instanceof Uint8Array)) throw new InvalidParameterError('content', 'expected a Uint8Array');
+  if (!(p.signerCert instanceof Certificate)) throw new InvalidParameterError('signerCert', 'expected a Certificate');
+  if (!p.signerKey || p.signerKey.type !== 'private' || !p.signerKey.usages.includes('sign')) {
+    throw new InvalidParameterError('signerKey', 'expected a private CryptoKey with usage "sign"');
+  }
+  if (p.chain !== undefined && (!Array.isArray(p.chain) || !p.chain.every((c) => c instanceof Certificate))) {
+    throw new InvalidParameterError('chain', 'expected an array of Certificate');
+  }
+  if (p.label !== undefined && !isClearance(p.label)) {
+    throw new InvalidParameterError('label', `expected one of unmarked, restricted, confidential, secret, top-secret, got "${String(p.label).slice(0, 20)}"`);
+  }
+  if (p.signingTime !== undefined && (!(p.signingTime instanceof Date) || Number.isNaN(p.signingTime.getTime()))) {
+    throw new InvalidParameterError('signingTime', 'expected a valid Date');
+  }
+}
+
+/** RFC 5652 §11.3: UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds either way. */
+function signingTimeValue(at: Date): asn1js.UTCTime | asn1js.GeneralizedTime {
+  const valueDate = new Date(Math.floor(at.getTime() / 1000) * 1000);
+  const year = valueDate.getUTCFullYear();
+  return year >= 1950 && year < 2050 ? new asn1js.UTCTime({ valueDate }) : new asn1js.GeneralizedTime({ valueDate });
+}
+
+/** Orders attributes by their DER encodings, as DER requires of a SET OF (X.690 §11.6). */
+function derSorted(attributes: pkijs.Attribute[]): pkijs.Attribute[] {
+  return attributes
+    .map((attr) => ({ attr, der: Buffer.from(attr.toSchema().toBER(false)) }))
+    .sort((a, b) => Buffer.compare(a.der, b.der))
+    .map((x) => x.attr);
+}
+
+function derSortedCertificates(certs: Certificate[]): pkijs.Certificate[] {
+  const unique = new Map<string, Certificate>();
+  for (const c of certs) unique.set(c.fingerprint, c);
+  return [...unique.values()].sort((a, b) => Buffer.compare(Buffer.from(a.der), Buffer.from(b.der))).map((c) => c.asn);
+}
+
+/**
+ * Signs `content` as a detached CMS SignedData (RFC 5652 §5) whose signed attributes are contentType,
+ * messageDigest, signingTime and, when `label` is given, an ESS securityLabel (RFC 2634 §5.4) of
+ * policy SIGIL_SECURITY_POLICY_OID. The digest and signature algorithms follow the key's profile.
+ *
+ * @returns DER of the ContentInfo; verify with {@link verifyDetached} or
+ *   `openssl cms -verify -binary -inform DER -content FILE -CAfile chain.pem`.
+ * @throws InvalidParameterError (`INVALID_PARAMETER`) for a missing or wrongly typed parameter.
+ * @throws UnknownAlgorithmError (`UNKNOWN_ALGORITHM`) when the key fits no Sigil profile.
+ * @throws SignerKeyMismatchError (`CMS_SIGNER_KEY_MISMATCH`) when key and certificate differ in kind.
+ * @example const sig = await signDetached({ content, signerCert, signerKey, label: 'secret' });
+ */
+export async function signDetached(p: SignParams): Promise<Uint8Array> {
+  checkSignParams(p);
+  const profile = profileOfKey(p.signerKey);
+  if (p.signerCert.profile !== profile.name) {
+    throw new SignerKeyMismatchError(
+      `signer key is ${profile.name} but certificate ${p.signerCert.subjectString} holds a ${p.signerCert.profile ?? 'unsupported'} key`,
+    );
+  }
+  const hash = profile.hash;
+  const digest = await subtle.digest(hash, p.content);
+  const attributes = [
+    new pkijs.Attribute({ type: CMS_OID.contentType, values: [new asn1js.ObjectIdentifier({ value: CMS_OID.data })] }),
+    new pkijs.Attribute({ type: CMS_OID.signingTime, values: [signingTimeValue(p.signingTime ?? new Date())] }),
+    new pkijs.Attribute({ type: CMS_OID.messageDigest, values: [new asn1js.OctetString({ valueHex: digest })] }),
+  ];
+  if (p.label !== undefined) attributes.push(new pkijs.Attribute({ type: ID_AA_SECURITY_LABEL, values: [securityLabelValue(p.label)] }));
+  const sorted = derSorted(attributes);
+  // The signature covers the SET OF encoding (tag 0x31) of exactly these attributes in this order;
+  // the SignerInfo below writes the same encodings under [0] IMPLICIT (RFC 5652 §5.4).
+  const signedAttrsDer = new asn1js.Set({ value: sorted.map((a) => a.toSchema()) }).toBER(false);
+  const kind = profile.signAlgorithm.name as 'ECDSA' | 'RSASSA-PKCS1-v1_5';
+  const raw = await subtle.sign(kind === 'ECDSA' ? { name: 'ECDSA', hash } : { name: kind }, p.signerKey, signedAttrsDer);
+  const signatureValue = kind === 'ECDSA' ? pkijs.createCMSECDSASignature(raw) : raw;
+
+  const cert = p.signerCert.asn;
+  const signerInfo = new pkijs.SignerInfo({
+    version: 1,
+    sid: new pkijs.IssuerAndSerialNumber({ issuer: cert.issuer, serialNumber: cert.serialNumber }),
+    digestAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: digestOidOf(hash) }),
+    signedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes: sorted }),
+    signatureAlgorithm: signatureAlgorithmIdentifier(kind, hash),
+    signature: new asn1js.OctetString({ valueHex: signatureValue }),
+  });
+  const signedData = new pkijs.SignedData({
+    version: 1,
+    digestAlgorithms: [new pkijs.AlgorithmIdentifier({ algorithmId: digestOidOf(hash) })],
+    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: CMS_OID.data }),
+    certificates: derSortedCertificates([p.signerCert, ...(p.chain ?? [])]),
+    signerInfos: [signerInfo],
+  });
+  const contentInfo = new pkijs.ContentInfo({ contentType: CMS_OID.signedData, content: signedData.toSchema(true) });
+  return new Uint8Array(contentInfo.toSchema().toBER(false));
+}
+
+/** Why a signature was refused. Chain reasons come from validateCertificate when `trust` is given. */
+export type CmsFailureReason =
+  | 'malformed'
+  | 'unsupported-algorithm'
+  | 'signer-not-found'
+  | 'signer-mismatch'
+  | 'digest-mismatch'
+  | 'bad-signature'
+  | 'missing-attribute'
+  | 'label-unknown';
+
+export type CmsVerifyResult =
+  | {
+      ok: true;
+      signer: Certificate;
+      /** The signingTime attribute, when present (always, in Sigil's own signatures). */
+      signingTime?: Date;
+      /** The ESS security label's classification, when the signature carries one. */
+      label?: Clearance;
+      /** WebCrypto name of the digest algorithm, e.g. `SHA-384`. */
+      digestAlgorithm: HashName;
+      /** The verified messageDigest: the digest of the content. */
+      contentDigest: Uint8Array;
+    }
+  | { ok: false; reason: CmsFailureReason; detail: string };
+
+/** How {@link verifyDetached} identifies and trusts the signer. */
+export interface CmsVerifyOptions {
+  /**
+   * The certificate the signature must be from (e.g. the logged-in sender's): the embedded certificates
+   * are not searched, and a signature by anyone else is `signer-mismatch`.
+   */
+  expectedSigner?: Certificate;
+}
+
+type Failure = Extract<CmsVerifyResult, { ok: false }>;
+
+function fail(reason: CmsFailureReason, detail: string): Failure {
+  return { ok: false, reason, detail };
+}
+
+/** Parsed certificates by DER, so the certificate embedded in every message is parsed once. */
+const certificateCache = new Map<string, Certificate>();
+const CERTIFICATE_CACHE_SIZE = 512;
+
+function cachedCertificate(der: Buffer): Certificate {
+  const key = der.toString('base64');
+  let cert = certificateCache.get(key);
+  if (cert) {
+    certificateCache.delete(key); // re-insert: Map order is the LRU order
+  } else {
+    cert = Certificate.fromDer(der);
+    if (certificateCache.size >= CERTIFICATE_CACHE_SIZE) certificateCache.delete(certificateCache.keys().next().value as string);
+  }
+  certificateCache.set(key, cert);
+  return cert;
+}
+
+/** RSA keys carry their hash in WebCrypto; a signature with another hash needs its own import. */
+const rsaKeysByHash = new WeakMap<Certificate, Map<HashName, Promise<CryptoKey>>>();
+
+async function verificationKey(cert: Certificate, hash: HashName): Promise<CryptoKey> {
+  const key = await cert.publicKey();
+  const keyHash = (key.algorithm as { hash?: { name?: string } }).hash?.name;
+  if (key.algorithm.name !== 'RSASSA-PKCS1-v1_5' || keyHash === hash) return key;
+  let byHash = rsaKeysByHash.get(cert);
+  if (!byHash) rsaKeysByHash.set(cert, (byHash = new Map()));
+  let imported = byHash.get(hash);
+  if (!imported) {
+    imported = subtle.importKey('spki', cert.publicKeySpki, { name: 'RSASSA-PKCS1-v1_5', hash }, false, ['verify']);
+    byHash.set(hash, imported);
+  }
+  return imported;
+}
+
+function sidMatches(signer: ParsedSignedData['signer'], cert: Certificate): boolean {
+  if (signer.skiHex !== undefined) return cert.subjectKeyIdentifier === signer.skiHex;
+  return signer.serialHex === cert.serialNumber && signer.issuerDer !== undefined && signer.issuerDer.equals(cert.issuerNameDer);
+}
+
+function describeSid(signer: ParsedSignedData['signer']): string {
+  return signer.skiHex !== undefined ? `subjectKeyIdentifier ${signer.skiHex}` : `serial ${signer.serialHex}`;
+}
+
+function findSigner(parsed: ParsedSignedData, opts: CmsVerifyOptions): Certificate | Failure {
+  if (opts.expectedSigner) {
+    if (sidMatches(parsed.signer, opts.expectedSigner)) return opts.expectedSigner;
+    return fail('signer-mismatch', `signed by ${describeSid(parsed.signer)}, expected ${opts.expectedSigner.subjectString} (serial ${opts.expectedSigner.serialNumber})`);
+  }
+  for (const der of parsed.certificates) {
+    let cert: Certificate;
+    try {
+      cert = cachedCertificate(der);
+    } catch {
+      return fail('malformed', 'an embedded certificate is not a valid X.509 v3 certificate');
+    }
+    if (sidMatches(parsed.signer, cert)) return cert;
+  }
+  return fail('signer-not-found', `no embedded certificate matches the signer (${describeSid(parsed.signer)})`);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/**
+ * Verifies a detached CMS signature (RFC 5652 §5.6) over `content`: finds the signer certificate,
+ * checks the contentType and messageDigest attributes, verifies the signature over the DER signed
+ * attributes with the certificate's key, and reads signingTime and the ESS security label.
+ * Never throws on bad input: garbage is `{ ok: false, reason: 'malformed' }`.
+ *
+ * Without `trust` this says only "this certificate's key signed this content"; whether the
+ * certificate is trusted is the caller's question.
+ */
+export async function verifyDetached(signature: Uint8Array, content: Uint8Array, opts: CmsVerifyOptions = {}): Promise<CmsVerifyResult> {
+  if (!(content instanceof Uint8Array)) return fail('malformed', 'content must be a Uint8Array');
+  let parsed: ParsedSignedData;
+  try {
+    parsed = parseSignedData(signature);
+  } catch (e) {
+    if (e instanceof CmsParseError) return fail(e.reason, e.message);
+    return fail('malformed', 'not a CMS SignedData');
+  }
+  if (!parsed.detached) return fail('malformed', 'expected a detached signature, but the content is embedded');
+  const si = parsed.signer;
+  const digestHash = hashOfDigestOid(si.digestOid);
+  if (!digestHash) return fail('unsupported-algorithm', `digest algorithm ${si.digestOid} is not SHA-256, SHA-384 or SHA-512`);
+  const sigAlg = signatureAlgorithmOfOid(si.signatureOid);
+  if (!sigAlg) return fail('unsupported-algorithm', `signature algorithm ${si.signatureOid} is not ECDSA or RSASSA-PKCS1-v1_5 with SHA-2`);
+  if (!si.signedAttrsDer) return fail('missing-attribute', 'signed attributes are absent; contentType and messageDigest are required');
+
+  const signer = findSigner(parsed, opts);
+  if (!(signer instanceof Certificate)) return signer;
+
+  let signingTime: Date | undefined;
+  let messageDigest: Buffer;
+  try {
+    const contentType = si.attributes.get(CMS_OID.contentType);
+    if (!contentType) return fail('missing-attribute', 'the contentType signed attribute is absent (RFC 5652 §11.1)');
+    const signedType = objectIdentifier(contentType, 'contentType value');
+    if (signedType !== parsed.eContentType) return fail('malformed', `contentType attribute ${signedType} differs from eContentType ${parsed.eContentType}`);
+    const digestAttr = si.attributes.get(CMS_OID.messageDigest);
+    if (!digestAttr) return fail('missing-attribute', 'the messageDigest signed attribute is absent (RFC 5652 §11.2)');
+    messageDigest = octets(digestAttr, 'messageDigest value');
+    const timeAttr = si.attributes.get(CMS_OID.signingTime);
+    if (timeAttr) signingTime = time(timeAttr, 'signingTime value');
+  } catch (e) {
+    return fail('malformed', e instanceof Error ? e.message : 'bad signed attribute');
+  }
+
+  const signatureHash = sigAlg.hash ?? digestHash;
+  let key: CryptoKey;
+  try {
+    key = await verificationKey(signer, signatureHash);
+  } catch (e) {
+    return fail('unsupported-algorithm', `the signer's public key is not usable: ${e instanceof Error ? e.message : 'import failed'}`);
+  }
+  if (key.algorithm.name !== sigAlg.kind) return fail('unsupported-algorithm', `a ${sigAlg.kind} signature cannot come from the signer's ${key.algorithm.name} key`);
+  let sigBytes: Uint8Array = si.signature;
+  if (sigAlg.kind === 'ECDSA') {
+    const size = ecCoordinateSize((key.algorithm as { namedCurve?: string }).namedCurve ?? '');
+    const p1363 = size === undefined ? undefined : ecdsaDerToP1363(si.signature, size);
+    if (!p1363) return fail('bad-signature', 'the signature value is not an ECDSA-Sig-Value for the signer curve');
+    sigBytes = p1363;
+  }
+  // Digest and signature run side by side on the thread pool; the content check is reported first.
+  const [digest, valid] = await Promise.all([
+    subtle.digest(digestHash, content),
+    subtle.verify(sigAlg.kind === 'ECDSA' ? { name: 'ECDSA', hash: signatureHash } : { name: sigAlg.kind }, key, sigBytes, si.signedAttrsDer),
+  ]);
+  const contentDigest = new Uint8Array(digest);
+  if (!sameBytes(contentDigest, messageDigest)) return fail('digest-mismatch', `the ${digestHash} digest of the content differs from the signed messageDigest`);
+  if (!valid) return fail('bad-signature', `the signature does not verify with the key of ${signer.subjectString}`);
+
+  let label: Clearance | undefined;
+  const labelAttr = si.attributes.get(ID_AA_SECURITY_LABEL);
+  if (labelAttr) {
+    const reading = readSecurityLabel(labelAttr);
+    if (!reading.ok) return fail(reading.reason, reading.detail);
+    label = reading.label;
+  }
+  return { ok: true, signer, signingTime, label, digestAlgorithm: digestHash, contentDigest };
+}
+
+/** What a signature claims, read without verifying it (for listings and audit displays). */
+export interface SignedAttributesSummary {
+  signingTime?: Date;
+  label?: Clearance;
+  /** Signer serial number as lowercase hex, when identified by issuer and serial. */
+  signerSerial?: string;
+  /** Signer subjectKeyIdentifier as hex, when identified by key identifier. */
+  signerKeyId?: string;
+  digestAlgorithm?: HashName;
+  /** The signed messageDigest (hex). */
+  messageDigest?: string;
+}
+
+/**
+ * Reads signingTime, label, signer serial and digest algorithm from a signature WITHOUT verifying
+ * it: for display only, never for a decision.
+ * @throws MalformedCmsError (`CMS_MALFORMED`) when the bytes are not a SignedData Sigil can read.
+ */
+export function inspectSignature(signature: Uint8Array): SignedAttributesSummary {
+  try {
+    const { signer } = parseSignedData(signature);
+    const out: SignedAttributesSummary = {
+      signerSerial: signer.serialHex,
+      signerKeyId: signer.skiHex,
+      digestAlgorithm: hashOfDigestOid(signer.digestOid),
+    };
+    const t = signer.attributes.get(CMS_OID.signingTime);
+    if (t) out.signingTime = time(t, 'signingTime value');
+    const d = signer.attributes.get(CMS_OID.messageDigest);
+    if (d) out.messageDigest = octets(d, 'messageDigest value').toString('hex');
+    const l = signer.attributes.get(ID_AA_SECURITY_LABEL);
+    if (l) {
+      const reading = readSecurityLabel(l);
+      if (!reading.ok) throw new CmsParseError('malformed', reading.detail);
+      out.label = reading.label;
+    }
+    return out;
+  } catch (e) {
+    throw new MalformedCmsError(`cannot read the signature: ${e instanceof Error ? e.message : 'decode error'}`, { cause: e });
+  }
+}
