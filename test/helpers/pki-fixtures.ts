@@ -5,6 +5,7 @@
  * `now` defaults to the real clock on purpose: certificates made here are also used with real TLS
  * sockets, which check validity against the real time. Tests that need exact dates pass `now`.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,4 +88,25 @@ export function tempDir(prefix = 'sigil-pki-'): { dir: string; write(name: strin
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Result of one run of the real `openssl` CLI. */
+export interface OpensslResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `openssl …args` as a child process (never throws on a non-zero exit). */
+export function openssl(args: string[], input?: string | Uint8Array): Promise<OpensslResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
 }
