@@ -151,7 +151,7 @@ export class BatchWriter {
       else byConv.set(p.m.conversation, [p]);
     }
     const keyed: { p: Pending; key: CryptoKey }[] = [];
-    for (const [conv, list] of byConv) {
+    const makeKeys = async (conv: string, list: Pending[]): Promise<void> => {
       try {
         const keys = await ctx.keys.createMessageKeys(conv, list.map((p) => p.m.id));
         for (const p of list) {
@@ -160,10 +160,18 @@ export class BatchWriter {
           else p.reject(new ConversationNotFoundError(`conversation ${conv} has no key`));
         }
       } catch (err) {
+        if ((err as { code?: unknown }).code === 'VAULT_KEY_EXISTS') {
+          // Some id of the batch already has a key: it was stored before (a replay). The key
+          // store rolled the batch back; find the culprit by retrying one by one.
+          if (list.length === 1) list[0]!.reject(new ReplayError(`message ${list[0]!.m.id} was seen before`));
+          else for (const p of list) await makeKeys(conv, [p]);
+          return;
+        }
         // The conversation's key is gone: it was destroyed between validation and now.
         for (const p of list) p.reject(new ConversationNotFoundError(`conversation ${conv} no longer exists`, { cause: err }));
       }
-    }
+    };
+    for (const [conv, list] of byConv) await makeKeys(conv, list);
     if (keyed.length === 0) return;
 
     // 2. Encrypt everything in parallel on the thread pool.
