@@ -28,8 +28,10 @@ import { SignerKeyMismatchError, MalformedCmsError } from './cms-errors.js';
 import { CmsParseError, objectIdentifier, octets, parseSignedData, time, type ParsedSignedData } from './cms-parse.js';
 import { ID_AA_SECURITY_LABEL, readSecurityLabel, securityLabelValue } from './ess-label.js';
 import { Certificate } from './certificate.js';
+import type { Crl, RevokedEntry } from './crl.js';
 import { InvalidParameterError } from './errors.js';
 import { profileOfKey } from './profiles.js';
+import { validateCertificate, type ValidationFailure } from './validate.js';
 import type { CryptoKey } from './webcrypto.js';
 
 export { SignerKeyMismatchError, MalformedCmsError } from './cms-errors.js';
@@ -156,7 +158,8 @@ export type CmsFailureReason =
   | 'digest-mismatch'
   | 'bad-signature'
   | 'missing-attribute'
-  | 'label-unknown';
+  | 'label-unknown'
+  | ValidationFailure;
 
 export type CmsVerifyResult =
   | {
@@ -170,6 +173,10 @@ export type CmsVerifyResult =
       digestAlgorithm: HashName;
       /** The verified messageDigest: the digest of the content. */
       contentDigest: Uint8Array;
+      /** With `trust`: the validated chain, signer first, trust anchor last. */
+      chain?: Certificate[];
+      /** With `trust`: the signer's revocation, when it was revoked after the validation time. */
+      revokedLater?: RevokedEntry;
     }
   | { ok: false; reason: CmsFailureReason; detail: string };
 
@@ -180,6 +187,24 @@ export interface CmsVerifyOptions {
    * are not searched, and a signature by anyone else is `signer-mismatch`.
    */
   expectedSigner?: Certificate;
+  /**
+   * When given, the signer certificate is validated (validateCertificate, usage `signature`) after the
+   * signature checks; embedded certificates are offered as intermediates.
+   */
+  trust?: {
+    trustAnchors: Certificate[];
+    intermediates?: Certificate[];
+    crls?: Crl[];
+    /**
+     * The time the certificate must have been valid and unrevoked at. Default: the signingTime
+     * attribute (else now), so a signer revoked after signing still verifies, with `revokedLater`.
+     * signingTime is the signer's own claim: a party that knows when the message really arrived
+     * (the server at receipt) should pass that time here, so a revoked key cannot backdate.
+     */
+    at?: Date;
+    /** Require a CRL from every issuer in the chain (validateCertificate's `requireCrl`). */
+    requireCrl?: boolean;
+  };
 }
 
 type Failure = Extract<CmsVerifyResult, { ok: false }>;
@@ -328,7 +353,35 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
     if (!reading.ok) return fail(reading.reason, reading.detail);
     label = reading.label;
   }
-  return { ok: true, signer, signingTime, label, digestAlgorithm: digestHash, contentDigest };
+  if (!opts.trust) return { ok: true, signer, signingTime, label, digestAlgorithm: digestHash, contentDigest };
+
+  const embedded: Certificate[] = [];
+  for (const der of parsed.certificates) {
+    try {
+      embedded.push(cachedCertificate(der));
+    } catch {
+      // Not a certificate we can read: not offered as an intermediate (the signer was found already).
+    }
+  }
+  const validation = await validateCertificate(signer, {
+    trustAnchors: opts.trust.trustAnchors,
+    intermediates: [...(opts.trust.intermediates ?? []), ...embedded],
+    crls: opts.trust.crls,
+    at: opts.trust.at ?? signingTime ?? new Date(),
+    usage: 'signature',
+    requireCrl: opts.trust.requireCrl,
+  });
+  if (!validation.ok) return fail(validation.reason, `signer certificate: ${validation.detail}`);
+  return {
+    ok: true,
+    signer,
+    signingTime,
+    label,
+    digestAlgorithm: digestHash,
+    contentDigest,
+    chain: validation.chain,
+    ...(validation.revokedLater ? { revokedLater: validation.revokedLater } : {}),
+  };
 }
 
 /** What a signature claims, read without verifying it (for listings and audit displays). */

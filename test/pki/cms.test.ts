@@ -293,3 +293,46 @@ t.test('when sign parameters are wrong then typed errors name the problem', asyn
   const p521 = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-521' }, false, ['sign', 'verify']);
   await t.rejects(signDetached({ content, signerCert: alice.cert, signerKey: p521.privateKey }), { code: 'UNKNOWN_ALGORITHM' });
 });
+
+t.test('when trust is given then the signer chain is validated at the signing time', async (t) => {
+  const c = await ca('p256');
+  const alice = await c.staff('alice');
+  const content = enc.encode('trusted');
+  const now = Date.now();
+  const trust = { trustAnchors: c.trustAnchors, intermediates: [c.issuing.cert] };
+  const signedAt = new Date(now - 60_000);
+  const sig = await signDetached({ content, signerCert: alice.cert, signerKey: alice.key, signingTime: signedAt });
+
+  const plain = await verifyDetached(sig, content, { trust });
+  if (!plain.ok) throw new Error(`${plain.reason}: ${plain.detail}`);
+  t.same(plain.chain?.map((x) => x.fingerprint), [alice.cert.fingerprint, c.issuing.cert.fingerprint, c.root.cert.fingerprint]);
+  t.equal(plain.revokedLater, undefined);
+
+  const crl = await c.issuer.createCrl({
+    revoked: [{ serialNumber: alice.cert.serialNumber, revocationDate: new Date(now), reason: 'keyCompromise' }],
+    crlNumber: 1n,
+    thisUpdate: new Date(now),
+    nextUpdate: new Date(now + 86_400_000),
+  });
+  const later = await verifyDetached(sig, content, { trust: { ...trust, crls: [crl] } });
+  t.match(later, { ok: true, revokedLater: { serialNumber: alice.cert.serialNumber, reason: 'keyCompromise' } }, 'signed before revocation');
+
+  const afterRevocation = await signDetached({ content, signerCert: alice.cert, signerKey: alice.key, signingTime: new Date(now + 60_000) });
+  t.match(await verifyDetached(afterRevocation, content, { trust: { ...trust, crls: [crl] } }), { ok: false, reason: 'revoked' }, 'signed after revocation');
+  t.match(await verifyDetached(sig, content, { trust: { ...trust, crls: [crl], at: new Date(now + 1000) } }), { ok: false, reason: 'revoked' }, 'explicit validation time wins over the claimed signing time');
+
+  const past = await signDetached({ content, signerCert: alice.cert, signerKey: alice.key, signingTime: new Date(alice.cert.notAfter.getTime() + 1000) });
+  t.match(await verifyDetached(past, content, { trust }), { ok: false, reason: 'expired' });
+  const early = await signDetached({ content, signerCert: alice.cert, signerKey: alice.key, signingTime: new Date(alice.cert.notBefore.getTime() - 1000) });
+  t.match(await verifyDetached(early, content, { trust }), { ok: false, reason: 'not-yet-valid' });
+
+  const other = await makeTestCa('p256');
+  t.match(await verifyDetached(sig, content, { trust: { trustAnchors: other.trustAnchors } }), { ok: false, reason: 'unknown-issuer' });
+  t.ok((await verifyDetached(await signDetached({ content, signerCert: alice.cert, signerKey: alice.key, chain: [c.issuing.cert] }), content, { trust: { trustAnchors: c.trustAnchors } })).ok, 'an embedded issuing CA serves as intermediate');
+  t.match(await verifyDetached(sig, content, { trust: { ...trust, requireCrl: true } }), { ok: false, reason: 'crl-missing' });
+
+  const keys = await generateKeyPair('p256');
+  const audit = await c.issuer.issueAuditCertificate({ publicKey: keys.publicKey, commonName: 'audit' });
+  const auditSig = await signDetached({ content, signerCert: audit, signerKey: keys.privateKey });
+  t.match(await verifyDetached(auditSig, content, { trust }), { ok: false, reason: 'wrong-usage' }, 'an audit key cannot sign messages');
+});
