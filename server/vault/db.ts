@@ -404,6 +404,8 @@ function toBind(params: SqlParams | undefined): unknown {
 
 /** Creates the file with mode 0600 if missing and tightens it if it exists (SQLite copies it to -wal/-shm). */
 function ensurePrivateFile(path: string): void {
+  // ':memory:' and '' are SQLite's in-memory and temporary databases, not files.
+  if (path === ':memory:' || path === '') return;
   try {
     closeSync(openSync(path, 'a', 0o600));
     chmodSync(path, 0o600);
