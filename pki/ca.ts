@@ -248,7 +248,7 @@ export class Issuer {
    * CN = full name, UID = login, O, OU = department, and the clearance attribute.
    * @throws WrongAlgorithmError when the key is not of the appliance profile.
    */
-  issueStaffCertificate(p: StaffCertificateParams & { publicKey: CryptoKey }): Promise<Certificate> {
+  async issueStaffCertificate(p: StaffCertificateParams & { publicKey: CryptoKey }): Promise<Certificate> {
     if (!isClearance(p.clearance)) throw new InvalidParameterError('clearance', `expected a clearance level, got ${String(p.clearance).slice(0, 30)}`);
     return this.#issue(
       { commonName: p.fullName, login: p.login, organization: p.organization, organizationalUnit: p.department },
@@ -278,7 +278,7 @@ export class Issuer {
   }
 
   /** The appliance's TLS server certificate: digitalSignature, serverAuth, subjectAltName DNS names and IPs. */
-  issueTlsServerCertificate(p: TlsServerCertificateParams): Promise<Certificate> {
+  async issueTlsServerCertificate(p: TlsServerCertificateParams): Promise<Certificate> {
     const san = subjectAltNameExtension(p.dnsNames ?? [], p.ipAddresses ?? []);
     return this.#issue(
       { commonName: p.commonName, organization: this.cert.subject.organization },
@@ -293,7 +293,7 @@ export class Issuer {
    * The appliance's audit-signing certificate for log checkpoints: digitalSignature + nonRepudiation,
    * extendedKeyUsage Sigil audit-signing only, so it can sign neither messages nor TLS.
    */
-  issueAuditCertificate(p: AuditCertificateParams): Promise<Certificate> {
+  async issueAuditCertificate(p: AuditCertificateParams): Promise<Certificate> {
     return this.#issue(
       { commonName: p.commonName, organization: this.cert.subject.organization },
       p.publicKey,
@@ -304,7 +304,7 @@ export class Issuer {
   }
 
   /** A CRL v2 (RFC 5280 §5) signed by the issuing CA. */
-  createCrl(p: CreateCrlParams): Promise<Crl> {
+  async createCrl(p: CreateCrlParams): Promise<Crl> {
     return buildCrl({
       issuer: this.cert,
       key: this.#key,

@@ -107,6 +107,8 @@ export function openssl(args: string[], input?: string | Uint8Array): Promise<Op
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    // openssl may exit without reading stdin (e.g. on a usage error); that is not our failure.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
   });
 }
