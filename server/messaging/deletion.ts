@@ -129,7 +129,7 @@ async function tombstone(
     count: t.count,
   };
   if (ctx.audit) {
-    const [entry] = await ctx.audit.append([
+    const [entry] = (await ctx.audit.append([
       {
         type: 'deletion',
         actor: t.deletedBy,
@@ -142,7 +142,7 @@ async function tombstone(
           ...(t.signature !== undefined ? { statementSignature: t.signature } : {}),
         },
       },
-    ]);
+    ])) ?? [];
     if (entry) ts.audit = { index: Number(entry.seq) };
   }
   return ts;

@@ -141,7 +141,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
               data: { seq: c.seq, label: m.label },
             })),
           );
-          const entries = await audit.append(events);
+          const entries = (await audit.append(events)) ?? [];
           entries.forEach((e, i) => {
             const b = batch[i];
             if (b) auditIndex.set(b.m.id, Number(e.seq));

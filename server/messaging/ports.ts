@@ -52,7 +52,8 @@ export interface AuditEvent {
 
 /** The audit trail. */
 export interface AuditSink {
-  append(events: AuditEvent[]): Promise<readonly { seq: number | bigint }[]>;
+  /** The Merkle log answers each entry's seq (put in receipts); a plain table sink may answer nothing. */
+  append(events: AuditEvent[]): Promise<readonly { seq: number | bigint }[] | void>;
 }
 
 /** Keyed hash for audit entries (HMAC under the appliance's audit key), hex or base64 text. */

@@ -1,0 +1,84 @@
+/**
+ * Glue between the HTTP shell and messaging, shared by the messaging route files: the deps the
+ * route factories take, the session middleware they mount, the principal they pass on, and an
+ * adapter building {@link MessagingParts} from the opened appliance.
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { isClearance, type Clearance } from '../../pki/index.js';
+import { accountStatus } from '../accounts/account-store.js';
+import type { Appliance } from '../appliance.js';
+import { AuditLog } from '../audit/index.js';
+import { session } from '../middleware/session.js';
+import type { AppEnv } from '../middleware/types.js';
+import { keyedHashFromKeyring, type Messaging } from './index.js';
+import type { Directory, MessagingConfig, MessagingParts, Principal } from './ports.js';
+
+/** What every messaging route factory needs: the appliance (sessions, accounts) and the service. */
+export interface MessagingRouteDeps {
+  appliance: Pick<Appliance, 'sessions' | 'accounts'>;
+  messaging: Messaging;
+}
+
+/** The session middleware, as the shell's other routes use it. */
+export function requireSession(deps: MessagingRouteDeps): MiddlewareHandler<AppEnv> {
+  return session({ sessions: deps.appliance.sessions, accounts: deps.appliance.accounts });
+}
+
+/** The messaging principal of a request behind {@link requireSession}: account + TLS certificate. */
+export function principalOf(c: Context<AppEnv>): Principal {
+  const { account } = c.get('principal');
+  return {
+    login: account.login,
+    role: account.role,
+    clearance: account.clearance,
+    certificate: c.get('clientCert').cert,
+  };
+}
+
+/**
+ * The account and certificate stores as messaging's {@link Directory}: a person is active when
+ * their account is, and their clearance is the one in their newest active, unexpired certificate.
+ */
+export function directoryFrom(appliance: Pick<Appliance, 'accounts' | 'certificates'>, now: () => Date): Directory {
+  return {
+    async person(login) {
+      const a = await appliance.accounts.get(login);
+      if (!a) return undefined;
+      const at = now();
+      const certs = (await appliance.certificates.ofLogin(login)).filter(
+        (c) => c.status === 'active' && c.notAfter.getTime() > at.getTime() && c.notBefore.getTime() <= at.getTime(),
+      );
+      const newest = certs[certs.length - 1];
+      const cl: Clearance | undefined = newest && isClearance(newest.clearance) ? newest.clearance : undefined;
+      return { login, role: a.role, active: accountStatus(a, at) === 'active', certificateClearance: cl };
+    },
+  };
+}
+
+/**
+ * Everything `createMessaging` needs, from an opened appliance: vault.db, keys.db, the account
+ * directory, the RFC 9162 audit log on vault.db (so accepted messages and tombstones are Merkle
+ * entries) and the keyed hash under the keyring's `audit-hmac` secret.
+ *
+ * @example
+ * const messaging = createMessaging(await messagingPartsFrom(appliance, now));
+ * await messaging.start();
+ */
+export async function messagingPartsFrom(
+  appliance: Pick<Appliance, 'vault' | 'accounts' | 'certificates'>,
+  now: () => Date,
+  config: Partial<MessagingConfig> = {},
+  log?: MessagingParts['log'],
+): Promise<MessagingParts> {
+  const { vault } = appliance;
+  return {
+    db: vault.db,
+    keys: vault.keys,
+    directory: directoryFrom(appliance, now),
+    audit: await AuditLog.open(vault.db, { now }),
+    keyedHash: await keyedHashFromKeyring(vault.keyring),
+    now,
+    config,
+    ...(log ? { log } : {}),
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * `/v1/events` (API.md "Live events"): Server-Sent Events. Each message event's id is the
+ * message's global sequence number; a client reconnecting with `Last-Event-ID: N` first gets
+ * every message with seq > N it would have been pushed (from the vault), then the live stream,
+ * with nothing lost and nothing twice: the live subscription starts before the replay, and live
+ * message events at or below the last replayed seq are skipped.
+ */
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import type { AppEnv } from '../middleware/types.js';
+import { parseParams } from '../middleware/validate.js';
+
+const LastEventId = z.coerce.number().int().nonnegative().optional();
+const REPLAY_PAGE = 200;
+
+export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: number } = {}): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { messaging } = deps;
+  const keepAliveMs = opts.keepAliveMs ?? 15_000;
+  app.use('*', requireSession(deps));
+
+  app.get('/', async (c) => {
+    const p = principalOf(c);
+    const from = parseParams(c.req.header('last-event-id') ?? c.req.query('lastEventId'), LastEventId);
+    // Subscribe before replaying, so nothing committed during the replay is missed.
+    const sub = messaging.subscribe(p);
+    return streamSSE(c, async (stream) => {
+      stream.onAbort(() => sub.close());
+      const ping = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => sub.close()), keepAliveMs);
+      try {
+        let last = from ?? 0;
+        if (from !== undefined) {
+          for (;;) {
+            const page = await messaging.since(p, last, REPLAY_PAGE);
+            for (const m of page) {
+              await stream.writeSSE({ event: 'message', id: String(m.seq), data: JSON.stringify(m) });
+              last = m.seq;
+            }
+            if (page.length < REPLAY_PAGE) break;
+          }
+        }
+        await stream.writeSSE({ event: 'ready', data: JSON.stringify({ lastEventId: last }) });
+        for await (const ev of sub) {
+          if (ev.kind === 'message') {
+            if (ev.seq <= last) continue;
+            last = ev.seq;
+            await stream.writeSSE({ event: 'message', id: String(ev.seq), data: JSON.stringify(ev.data) });
+          } else {
+            await stream.writeSSE({ event: ev.kind, data: JSON.stringify(ev.data) });
+          }
+        }
+        // The queue overflowed (a slow reader) or the service closed: end; the client resumes.
+      } finally {
+        clearInterval(ping);
+        sub.close();
+      }
+    });
+  });
+
+  return app;
+}

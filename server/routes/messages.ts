@@ -1,0 +1,62 @@
+/**
+ * `/v1/messages` (API.md "Messaging"): send a signed message, read one, its receipts, delete it
+ * for everyone. Also `correspondenceRoutes` for the officer's
+ * `DELETE /v1/users/:login/correspondence`, mounted by the shell under `/v1/users`.
+ */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import type { AppEnv } from '../middleware/types.js';
+import { parseJson, parseParams } from '../middleware/validate.js';
+import { DeleteBody, IdParam } from './conversations.js';
+
+const SendBody = z
+  .object({
+    header: z.string().min(1).max(64 * 1024),
+    signature: z.string().min(1).max(64 * 1024),
+    body: z.string(),
+  })
+  .strict();
+
+export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { messaging } = deps;
+  app.use('*', requireSession(deps));
+
+  app.post('/', async (c) => {
+    const body = await parseJson(c, SendBody);
+    return c.json(await messaging.send(principalOf(c), body), 201);
+  });
+
+  app.get('/:id', async (c) => {
+    const { id } = parseParams(c.req.param(), IdParam);
+    return c.json(await messaging.message(principalOf(c), id));
+  });
+
+  app.get('/:id/receipts', async (c) => {
+    const { id } = parseParams(c.req.param(), IdParam);
+    return c.json(await messaging.receipts(principalOf(c), id));
+  });
+
+  app.delete('/:id', async (c) => {
+    const { id } = parseParams(c.req.param(), IdParam);
+    const body = await parseJson(c, DeleteBody);
+    return c.json(await messaging.deleteMessage(principalOf(c), id, body));
+  });
+
+  return app;
+}
+
+const LoginParam = z.object({ login: z.string().min(1).max(64).regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a login') });
+
+/** `DELETE /:login/correspondence` — mount under `/v1/users`. Officers only (checked by the service). */
+export function correspondenceRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.use('/:login/correspondence', requireSession(deps));
+  app.delete('/:login/correspondence', async (c) => {
+    const { login } = parseParams({ login: c.req.param('login') }, LoginParam);
+    const body = await parseJson(c, DeleteBody);
+    return c.json(await deps.messaging.deleteUserCorrespondence(principalOf(c), login, body));
+  });
+  return app;
+}
