@@ -117,7 +117,7 @@ async function opensslPki(dir: string, keyAlg: string[]): Promise<void> {
       '',
     ].join('\n'),
   );
-  await mustOpenssl(['req', '-x509', '-new', '-newkey', ...keyAlg, '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-subj', '/CN=OpenSSL Test Root/O=Interop', '-days', '30', '-config', '/dev/null', '-extensions', 'ca', '-extfile', 'ext.cnf'], dir);
+  await mustOpenssl(['req', '-x509', '-new', '-newkey', ...keyAlg, '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-subj', '/CN=OpenSSL Test Root/O=Interop', '-days', '30', '-config', 'ext.cnf', '-extensions', 'ca'], dir);
   await mustOpenssl(['req', '-new', '-newkey', ...keyAlg, '-nodes', '-keyout', 'signer.key', '-out', 'signer.csr', '-subj', '/CN=OpenSSL Signer/O=Interop'], dir);
   await mustOpenssl(['x509', '-req', '-in', 'signer.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '0x00c0ffee', '-days', '30', '-extfile', 'ext.cnf', '-extensions', 'leaf', '-out', 'signer.pem'], dir);
 }
