@@ -1,0 +1,172 @@
+/**
+ * hardening/apply, run for real (bash) into temp trees: it lays every file, the tree then passes
+ * check, and bad configurations are refused with exit 2 before anything is written.
+ */
+import t from 'tap';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { runChecks } from '../../hardening/index.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { CONF, EXAMPLE_CONF, failing, hardenedTree, put, runApply, runProgram } from './helpers/tree.js';
+
+t.test('when apply runs into an empty tree then check passes every control', async (t) => {
+  const root = tmpDir(t, 'sigil-apply-');
+  const ran = await runApply(['--root', root, '--conf', EXAMPLE_CONF]);
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.stdout, /useradd, chown, systemctl, nft and sysctl skipped/);
+  t.equal(readFileSync(join(root, 'etc/sigil/hardening.conf'), 'utf8'), readFileSync(EXAMPLE_CONF, 'utf8'), 'the conf is copied for check');
+  const report = await runChecks({ root });
+  t.same(failing(report), [], 'no control fails');
+  t.ok(report.ok);
+  t.ok(report.controls.length >= 40, `${report.controls.length} controls ran`);
+  t.equal(statSync(join(root, 'var/lib/sigil')).mode & 0o777, 0o700);
+});
+
+t.test('when apply renders the unit then IPAddressAllow and ExecStart come from the conf', async (t) => {
+  const root = await hardenedTree(t);
+  const unit = readFileSync(join(root, 'etc/systemd/system/sigil-server.service'), 'utf8');
+  t.match(unit, /^IPAddressAllow=127\.0\.0\.0\/8 ::1\/128 10\.0\.0\.0\/8 192\.168\.0\.0\/16 fd00::\/8$/m);
+  t.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/sigil\/dist\/server\/main\.js start --data \/var\/lib\/sigil --master-key-file \/media\/sigil-key\/master\.key$/m);
+  t.notMatch(unit, /^MemoryDenyWriteExecute=yes/m, 'W^X stays off with the JIT on');
+  t.notMatch(unit, /@[A-Z_0-9]+@/, 'no marker left');
+  const nft = readFileSync(join(root, 'etc/nftables.conf'), 'utf8');
+  t.match(nft, /elements = \{ 10\.0\.0\.0\/8, 192\.168\.0\.0\/16 \}/);
+  t.match(nft, /elements = \{ fd00::\/8 \}/);
+  t.match(nft, /tcp dport 8443/);
+  t.notMatch(nft, /dport 22/, 'no SSH rule without an admin range');
+  t.notMatch(nft, /@[A-Z_0-9]+@/);
+});
+
+t.test('when SIGIL_JITLESS=yes then node runs --jitless with MemoryDenyWriteExecute=yes and check passes', async (t) => {
+  const root = await hardenedTree(t, CONF.replace('SIGIL_JITLESS=no', 'SIGIL_JITLESS=yes'));
+  const unit = readFileSync(join(root, 'etc/systemd/system/sigil-server.service'), 'utf8');
+  t.match(unit, /^ExecStart=\/usr\/bin\/node --jitless /m);
+  t.match(unit, /^MemoryDenyWriteExecute=yes$/m);
+  t.same(failing(await runChecks({ root })), []);
+});
+
+t.test('when an admin range is set then SSH is admitted from it only and check passes', async (t) => {
+  const root = await hardenedTree(t, CONF.replace('SIGIL_ADMIN_RANGE=""', 'SIGIL_ADMIN_RANGE="10.9.0.0/24 fd00:9::/64"'));
+  const nft = readFileSync(join(root, 'etc/nftables.conf'), 'utf8');
+  t.match(nft, /ip saddr \{ 10\.9\.0\.0\/24 \} tcp dport 22 ct state new accept/);
+  t.match(nft, /ip6 saddr \{ fd00:9::\/64 \} tcp dport 22 ct state new accept/);
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(report.controls.find((c) => c.id === 'nftables.input')?.reason, /SSH from the admin range/);
+});
+
+t.test('when the tree has an unencrypted swap then apply comments it out and keeps encrypted swap', async (t) => {
+  const root = tmpDir(t, 'sigil-apply-');
+  put(root, '/etc/sigil/hardening.conf', CONF);
+  put(root, '/etc/fstab', 'UUID=1 / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n/dev/mapper/cswap none swap sw 0 0\n');
+  put(root, '/etc/crypttab', 'cswap /dev/sda3 /dev/urandom swap,cipher=aes-xts-plain64,size=512\n');
+  t.equal((await runApply(['--root', root])).code, 0);
+  const fstab = readFileSync(join(root, 'etc/fstab'), 'utf8');
+  t.match(fstab, /^#sigil-disabled# \/swapfile none swap sw 0 0$/m);
+  t.match(fstab, /^\/dev\/mapper\/cswap none swap sw 0 0$/m);
+  t.match(fstab, /^UUID=1 \/ ext4/m);
+  t.same(failing(await runChecks({ root })), []);
+});
+
+t.test('when apply runs twice then the result is the same and an admin file it replaced is kept as .sigil-bak', async (t) => {
+  const root = tmpDir(t, 'sigil-apply-');
+  put(root, '/etc/sigil/hardening.conf', CONF);
+  put(root, '/etc/nftables.conf', '#!/usr/sbin/nft -f\nflush ruleset\n');
+  t.equal((await runApply(['--root', root])).code, 0);
+  const first = readFileSync(join(root, 'etc/nftables.conf'), 'utf8');
+  t.equal((await runApply(['--root', root])).code, 0);
+  t.equal(readFileSync(join(root, 'etc/nftables.conf'), 'utf8'), first);
+  t.equal(readFileSync(join(root, 'etc/nftables.conf.sigil-bak'), 'utf8'), '#!/usr/sbin/nft -f\nflush ruleset\n');
+  t.notOk(existsSync(join(root, 'etc/systemd/system/sigil-server.service.sigil-bak')), 'no backup of our own file');
+});
+
+t.test('when --dry-run then nothing is written and every step is announced', async (t) => {
+  const root = tmpDir(t, 'sigil-apply-');
+  put(root, '/etc/sigil/hardening.conf', CONF);
+  const ran = await runApply(['--root', root, '--dry-run']);
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.stdout, /would install \/etc\/systemd\/system\/sigil-server.service/);
+  t.match(ran.stdout, /would install \/etc\/nftables.conf/);
+  t.match(ran.stdout, /would create \/var\/lib\/sigil/);
+  t.same(readdirSync(join(root, 'etc')), ['sigil'], 'only the conf the test wrote');
+  t.notOk(existsSync(join(root, 'var')));
+});
+
+for (const [name, conf, message] of [
+  ['a privileged port', CONF.replace('SIGIL_PORT=8443', 'SIGIL_PORT=443'), /SIGIL_PORT must be >= 1024/],
+  ['a port that is not a number', CONF.replace('SIGIL_PORT=8443', 'SIGIL_PORT=84x'), /SIGIL_PORT must be/],
+  ['a LAN range that is not a CIDR', CONF.replace('10.0.0.0/8', '10.0.0.0/33'), /'10.0.0.0\/33' is not a CIDR/],
+  ['no LAN range', CONF.replace(/SIGIL_LAN_RANGES=.*/, 'SIGIL_LAN_RANGES=""'), /SIGIL_LAN_RANGES is empty/],
+  ['an unknown key', `${CONF}SIGIL_EXTRA=1\n`, /unknown key SIGIL_EXTRA/],
+  ['a line that is shell code', `${CONF}$(touch /tmp/owned)\n`, /expected KEY=VALUE/],
+  ['SIGIL_JITLESS=maybe', CONF.replace('SIGIL_JITLESS=no', 'SIGIL_JITLESS=maybe'), /SIGIL_JITLESS must be yes or no/],
+] as const) {
+  t.test(`when the conf has ${name} then apply exits 2 and writes nothing`, async (t) => {
+    const root = tmpDir(t, 'sigil-apply-');
+    put(root, '/etc/sigil/hardening.conf', conf);
+    const ran = await runApply(['--root', root]);
+    t.equal(ran.code, 2);
+    t.match(ran.stderr, message);
+    t.same(readdirSync(join(root, 'etc')), ['sigil']);
+  });
+}
+
+t.test('when there is no conf or a bad flag then apply exits 2 with the reason', async (t) => {
+  const root = tmpDir(t, 'sigil-apply-');
+  const missing = await runApply(['--root', root]);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /no configuration at .*hardening\.conf/);
+  const flag = await runApply(['--root', root, '--frobnicate']);
+  t.equal(flag.code, 2);
+  t.match(flag.stderr, /unknown argument '--frobnicate'/);
+  const notDir = await runApply(['--root', join(root, 'nope')]);
+  t.equal(notDir.code, 2);
+  t.match(notDir.stderr, /is not a directory/);
+  const help = await runApply(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /EXIT CODES/);
+  t.match(help.stdout, /EXAMPLES/);
+});
+
+const analyze = (() => {
+  try {
+    execFileSync('systemd-analyze', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+t.test('when systemd-analyze verifies the rendered unit then it reports nothing', { skip: analyze ? false : 'systemd-analyze not installed' }, async (t) => {
+  const root = await hardenedTree(t);
+  const dir = tmpDir(t, 'sigil-units-');
+  copyFileSync(join(root, 'etc/systemd/system/sigil-server.service'), join(dir, 'sigil-server.service'));
+  // Requires=nftables.service must resolve; the real one comes with Debian's nftables package.
+  writeFileSync(join(dir, 'nftables.service'), '[Unit]\nDescription=stub\n[Service]\nType=oneshot\nExecStart=/bin/true\n');
+  const env = { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` };
+  const ran = await runProgram('systemd-analyze', ['verify', '--man=no', join(dir, 'sigil-server.service')], env);
+  // ExecStart names /usr/bin/node; where node lives elsewhere verify says so, which is not our finding.
+  const stderr = ran.stderr.split('\n').filter((l) => l && !/Command \/usr\/bin\/node is not executable/.test(l));
+  t.same(stderr, [], 'no warning about the unit');
+  if (existsSync('/usr/bin/node')) t.equal(ran.code, 0);
+  // And it does catch a bad directive (so the test above can fail).
+  writeFileSync(join(dir, 'sigil-server.service'), readFileSync(join(dir, 'sigil-server.service'), 'utf8').replace('ProtectSystem=strict', 'ProtectSystem=banana'));
+  const bad = await runProgram('systemd-analyze', ['verify', '--man=no', join(dir, 'sigil-server.service')], env);
+  t.match(bad.stderr, /protect system/i);
+});
+
+const nft = (() => {
+  try {
+    execFileSync('nft', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+t.test('when nft checks the rendered ruleset then it is accepted', { skip: nft ? false : 'nft not installed' }, async (t) => {
+  const root = await hardenedTree(t, CONF.replace('SIGIL_ADMIN_RANGE=""', 'SIGIL_ADMIN_RANGE="10.9.0.0/24"'));
+  const ran = await runProgram('nft', ['-c', '-f', join(root, 'etc/nftables.conf')]);
+  t.equal(ran.code, 0, ran.stderr);
+});
