@@ -1,0 +1,189 @@
+import t from 'tap';
+import { canonicalDeleteStatement } from '../../../server/messaging/index.js';
+import { harness } from './harness.js';
+
+t.test('groups', async (t) => {
+  const h = await harness(t);
+  const m = h.messaging;
+  const owner = await h.user('g-owner', 'secret');
+  const low = await h.user('g-low', 'restricted');
+  const mem = await h.user('g-mem', 'secret');
+  const officer = await h.user('g-officer', 'secret', 'officer');
+  const auditor = await h.user('g-auditor', 'top-secret', 'auditor');
+
+  await t.test('when a group is created then the creator owns it and it lists', async (t) => {
+    const g = await m.createGroup(owner.principal, { name: 'g-one', label: 'secret', retentionDays: 30 });
+    t.same(g.members, [{ login: owner.login, role: 'owner' }]);
+    t.equal(g.retentionDays, 30);
+    t.same((await m.groups(owner.principal)).map((x) => x.name), ['g-one']);
+    t.same((await m.groups(mem.principal)).map((x) => x.name), []);
+    t.ok((await m.groups(officer.principal)).some((x) => x.name === 'g-one'), 'officers see all groups');
+  });
+
+  await t.test('when the name is taken then GROUP_EXISTS', async (t) => {
+    await t.rejects(m.createGroup(mem.principal, { name: 'g-one', label: 'restricted' }), { code: 'GROUP_EXISTS' });
+  });
+
+  await t.test('when the creator is below the label then CLEARANCE_TOO_LOW', async (t) => {
+    await t.rejects(m.createGroup(low.principal, { name: 'g-two', label: 'secret' }), { code: 'CLEARANCE_TOO_LOW' });
+  });
+
+  await t.test('when a member below the label is added then CLEARANCE_TOO_LOW', async (t) => {
+    await t.rejects(m.addMember(owner.principal, 'g-one', { login: low.login }), { code: 'CLEARANCE_TOO_LOW' });
+  });
+
+  await t.test('when an unknown login is added then PEER_NOT_FOUND', async (t) => {
+    await t.rejects(m.addMember(owner.principal, 'g-one', { login: 'nobody' }), { code: 'PEER_NOT_FOUND' });
+    await t.rejects(m.direct(owner.principal, 'nobody'), { code: 'PEER_NOT_FOUND' });
+  });
+
+  await t.test('when a disabled account is added then PEER_NOT_FOUND', async (t) => {
+    const d = await h.user('g-disabled', 'secret');
+    h.people.set(d.login, { ...h.people.get(d.login)!, active: false });
+    await t.rejects(m.addMember(owner.principal, 'g-one', { login: d.login }), { code: 'PEER_NOT_FOUND' });
+  });
+
+  await t.test('when an auditor would join a conversation then FORBIDDEN', async (t) => {
+    await t.rejects(m.addMember(owner.principal, 'g-one', { login: auditor.login }), { code: 'FORBIDDEN' });
+    await t.rejects(m.direct(auditor.principal, owner.login), { code: 'FORBIDDEN' });
+  });
+
+  await t.test('when a plain member manages the group then FORBIDDEN', async (t) => {
+    await m.addMember(owner.principal, 'g-one', { login: mem.login });
+    await t.rejects(m.addMember(mem.principal, 'g-one', { login: officer.login }), { code: 'FORBIDDEN' });
+    await t.rejects(m.removeMember(mem.principal, 'g-one', owner.login), { code: 'FORBIDDEN' });
+  });
+
+  await t.test('when an officer manages a group they are not in then it works', async (t) => {
+    const g = await m.addMember(officer.principal, 'g-one', { login: 'g-officer' });
+    t.ok(g.members.some((x) => x.login === officer.login));
+    await m.removeMember(officer.principal, 'g-one', officer.login);
+  });
+
+  await t.test('when the last owner is removed then MEMBERSHIP_CONFLICT', async (t) => {
+    await t.rejects(m.removeMember(owner.principal, 'g-one', owner.login), { code: 'MEMBERSHIP_CONFLICT' });
+    await t.rejects(m.removeMember(owner.principal, 'g-one', low.login), { code: 'MEMBERSHIP_CONFLICT' });
+  });
+
+  await t.test('when an outsider asks for a group then GROUP_NOT_FOUND', async (t) => {
+    await t.rejects(m.group(low.principal, 'g-one'), { code: 'GROUP_NOT_FOUND' });
+    await t.rejects(m.group(owner.principal, 'g-none'), { code: 'GROUP_NOT_FOUND' });
+  });
+
+  await t.test('when a member leaves then they are out', async (t) => {
+    const g = await m.removeMember(mem.principal, 'g-one', mem.login);
+    t.notOk(g.members.some((x) => x.login === mem.login));
+  });
+});
+
+t.test('deletion rules', async (t) => {
+  const h = await harness(t);
+  const m = h.messaging;
+  const a = await h.user('d-alice');
+  const b = await h.user('d-bob');
+  const c = await h.user('d-carol');
+  const officer = await h.user('d-officer', 'secret', 'officer');
+  const ab = await m.direct(a.principal, b.login);
+
+  const send = async (u = a, conv = ab.id, text = 'x') => {
+    const msg = await h.compose(u, conv, text);
+    await m.send(u.principal, msg);
+    return msg.id;
+  };
+
+  await t.test('when someone other than the sender deletes a message then FORBIDDEN', async (t) => {
+    const id = await send();
+    await t.rejects(m.deleteMessage(b.principal, id, await h.deleteRequest(b, `message:${id}`)), { code: 'FORBIDDEN' });
+  });
+
+  await t.test('when the statement names another target then DELETE_STATEMENT_INVALID', async (t) => {
+    const id = await send();
+    await t.rejects(m.deleteMessage(a.principal, id, await h.deleteRequest(a, 'message:AAAAAAAAAAAAAAAAAAAAAA')), {
+      code: 'DELETE_STATEMENT_INVALID',
+    });
+  });
+
+  await t.test('when the statement is signed by someone else then DELETE_STATEMENT_INVALID', async (t) => {
+    const id = await send();
+    const req = await h.deleteRequest(b, `message:${id}`);
+    await t.rejects(m.deleteMessage(a.principal, id, req), { code: 'DELETE_STATEMENT_INVALID' });
+  });
+
+  await t.test('when the request reason differs from the signed one then DELETE_STATEMENT_INVALID', async (t) => {
+    const id = await send();
+    const req = await h.deleteRequest(a, `message:${id}`, 'signed reason');
+    await t.rejects(m.deleteMessage(a.principal, id, { ...req, reason: 'other reason' }), { code: 'DELETE_STATEMENT_INVALID' });
+  });
+
+  await t.test('when the statement is old then MESSAGE_CLOCK_SKEW', async (t) => {
+    const id = await send();
+    const req = await h.deleteRequest(a, `message:${id}`);
+    h.clock.now = new Date(h.clock.now.getTime() + 60 * 60_000);
+    await t.rejects(m.deleteMessage(a.principal, id, req), { code: 'MESSAGE_CLOCK_SKEW' });
+    h.clock.now = new Date(h.clock.now.getTime() - 60 * 60_000);
+  });
+
+  await t.test('when a deleted message is resubmitted then MESSAGE_REPLAY', async (t) => {
+    const msg = await h.compose(a, ab.id, 'resurrect me');
+    await m.send(a.principal, msg);
+    await m.deleteMessage(a.principal, msg.id, await h.deleteRequest(a, `message:${msg.id}`));
+    await t.rejects(m.send(a.principal, msg), { code: 'MESSAGE_REPLAY' });
+  });
+
+  await t.test('when an outsider deletes a direct conversation then CONVERSATION_NOT_FOUND', async (t) => {
+    await t.rejects(m.deleteConversation(c.principal, ab.id, await h.deleteRequest(c, `conversation:${ab.id}`)), {
+      code: 'CONVERSATION_NOT_FOUND',
+    });
+  });
+
+  await t.test('when a staff member deletes a user correspondence then FORBIDDEN', async (t) => {
+    await t.rejects(m.deleteUserCorrespondence(b.principal, a.login, await h.deleteRequest(b, `user:${a.login}`)), {
+      code: 'FORBIDDEN',
+    });
+  });
+
+  await t.test('when an officer destroys a user correspondence then their messages and direct conversations go', async (t) => {
+    const g = await m.createGroup(b.principal, { name: 'd-group', label: 'restricted' });
+    await m.addMember(b.principal, g.name, { login: a.login });
+    await m.addMember(b.principal, g.name, { login: c.login });
+    const inGroup = await send(a, g.id, 'from alice');
+    const fromBob = await send(b, g.id, 'from bob');
+    const bc = await m.direct(b.principal, c.login);
+    const other = await send(b, bc.id, 'unrelated');
+    const ts = await m.deleteUserCorrespondence(officer.principal, a.login, await h.deleteRequest(officer, `user:${a.login}`));
+    t.ok(ts.count >= 2);
+    await t.rejects(m.message(b.principal, inGroup), { code: 'MESSAGE_NOT_FOUND' });
+    await t.rejects(m.history(b.principal, ab.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
+    t.ok(await m.message(c.principal, fromBob), 'others’ group messages stay');
+    t.ok(await m.message(c.principal, other), 'unrelated conversations stay');
+  });
+
+  await t.test('when an unknown user correspondence is destroyed then PEER_NOT_FOUND', async (t) => {
+    await t.rejects(m.deleteUserCorrespondence(officer.principal, 'ghost', await h.deleteRequest(officer, 'user:ghost')), {
+      code: 'PEER_NOT_FOUND',
+    });
+  });
+
+  await t.test('when a group has retention then older messages are destroyed by the sweep', async (t) => {
+    const g = await m.createGroup(b.principal, { name: 'd-retained', label: 'restricted', retentionDays: 1 });
+    const old = await send(b, g.id, 'old');
+    h.clock.now = new Date(h.clock.now.getTime() + 2 * 86_400_000);
+    const fresh = await send(b, g.id, 'fresh');
+    const r = await m.sweep();
+    t.equal(r.retention, 1);
+    await t.rejects(m.message(b.principal, old), { code: 'MESSAGE_NOT_FOUND' });
+    await t.rejects(h.vault.keys.messageKey(old), { code: 'VAULT_KEY_NOT_FOUND' });
+    t.ok(await m.message(b.principal, fresh));
+    const tomb = (await h.audit.entries(0, 10_000)).filter((e) => e.type === 'deletion' && e.actor === 'system:retention');
+    t.equal(tomb.length, 1);
+  });
+
+  await t.test('when a statement is not canonical then DELETE_STATEMENT_INVALID', async (t) => {
+    const ac = await m.direct(a.principal, c.login);
+    const id = await send(a, ac.id);
+    const req = await h.deleteRequest(a, `message:${id}`);
+    const loose = JSON.stringify(JSON.parse(req.statement), null, 2);
+    await t.rejects(m.deleteMessage(a.principal, id, { ...req, statement: loose }), { code: 'DELETE_STATEMENT_INVALID' });
+    t.equal(canonicalDeleteStatement(JSON.parse(req.statement)), req.statement);
+  });
+});
