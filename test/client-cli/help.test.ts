@@ -1,0 +1,97 @@
+/**
+ * Every command's help carries EXAMPLES and EXIT CODES (STYLE.md, step CLI), and flag errors
+ * name the flag and list the allowed values, exiting 2.
+ */
+import t from 'tap';
+import { buildProgram, allCommands, commandPath } from '../../client-cli/program.js';
+import { terminalPrompter } from '../../client-cli/prompt.js';
+import { runCli } from '../helpers/cli.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const io = {
+  stdout: { write: () => true },
+  stderr: { write: () => true },
+  env: {},
+  prompter: terminalPrompter({ env: {} }),
+  now: () => new Date(),
+  stderrIsTTY: false,
+};
+
+function helpOf(cmd: ReturnType<typeof buildProgram>): string {
+  let text = '';
+  cmd.configureOutput({ writeOut: (s) => void (text += s), writeErr: (s) => void (text += s) });
+  cmd.outputHelp();
+  return text;
+}
+
+t.test('when walking the command tree then every command has EXAMPLES and EXIT CODES', async (t) => {
+  const program = buildProgram({ io });
+  const commands = allCommands(program);
+  t.ok(commands.length >= 20, `found ${commands.length} commands`);
+  for (const cmd of commands) {
+    const help = helpOf(cmd);
+    t.match(help, /\nEXAMPLES\n {2}\$ sigil/, `${commandPath(cmd)} has EXAMPLES`);
+    t.match(help, /\nEXIT CODES\n {2}0 /, `${commandPath(cmd)} has EXIT CODES`);
+  }
+});
+
+t.test('when a command prints data then it accepts --json', async (t) => {
+  const program = buildProgram({ io });
+  // Group nouns and the root only dispatch; every leaf command prints something.
+  for (const cmd of allCommands(program).filter((c) => c.commands.length === 0)) {
+    t.ok(cmd.options.some((o) => o.long === '--json'), `${commandPath(cmd)} has --json`);
+  }
+});
+
+t.test('when the built CLI is asked for help then it prints the sections and exits 0', async (t) => {
+  const r = await runCli(['cert', 'issue', '--help']);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /Usage: sigil cert issue/);
+  t.match(r.stdout, /EXAMPLES/);
+  t.match(r.stdout, /EXIT CODES/);
+});
+
+t.test('flag errors name the flag, list the allowed values and exit 2', async (t) => {
+  const profile = tmpDir(t, 'sigil-cli-help-');
+  const cases: Array<{ args: string[]; flag: string; allowed: string }> = [
+    { args: ['user', 'create', '--login', 'a', '--name', 'A', '--department', 'D', '--clearance', 'cosmic'], flag: '--clearance', allowed: 'top-secret' },
+    { args: ['user', 'create', '--login', 'a', '--name', 'A', '--department', 'D', '--clearance', 'secret', '--role', 'king'], flag: '--role', allowed: 'officer' },
+    { args: ['cert', 'revoke', '0a', '--reason', 'boredom'], flag: '--reason', allowed: 'keyCompromise' },
+    { args: ['keygen', '--login', 'a', '--algorithm', 'ed25519'], flag: '--algorithm', allowed: 'rsa3072' },
+    { args: ['user', 'clearance', 'alee', '--clearance', 'x'], flag: '--clearance', allowed: 'unmarked' },
+  ];
+  for (const c of cases) {
+    const r = await runCli(c.args, { profile });
+    t.equal(r.code, 2, `${c.args.slice(0, 2).join(' ')}: exit 2`);
+    t.match(r.stderr, c.flag, 'names the flag');
+    t.match(r.stderr, c.allowed, 'lists the allowed values');
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    t.equal(r.stdout, '', 'nothing on stdout');
+  }
+});
+
+t.test('when a flag is unknown or a mandatory one missing then exit 2 with one line', async (t) => {
+  const unknown = await runCli(['whoami', '--frobnicate']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /unknown option '--frobnicate'/);
+  const missing = await runCli(['setup', '--server', 'https://127.0.0.1:8443']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /--ca/);
+  const extra = await runCli(['whoami', 'surplus']);
+  t.equal(extra.code, 2);
+  const noVerb = await runCli(['cert']);
+  t.equal(noVerb.code, 2, 'a noun without a verb is a usage error');
+});
+
+t.test('when --no-passphrase is given without --insecure then keygen refuses with exit 2 (USAGE)', async (t) => {
+  const profile = tmpDir(t, 'sigil-cli-help-');
+  const r = await runCli(['keygen', '--login', 'alee', '--no-passphrase'], { profile });
+  t.equal(r.code, 2);
+  t.match(r.stderr, /^error: .*--insecure/);
+});
+
+t.test('when --version is asked then it prints the version and exits 0', async (t) => {
+  const r = await runCli(['--version']);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /^\d+\.\d+\.\d+/);
+});
