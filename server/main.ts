@@ -1,0 +1,236 @@
+#!/usr/bin/env node
+/**
+ * `sigil-server`: the appliance binary.
+ *
+ *   sigil-server init  --data DIR [--listen 127.0.0.1:8443] [--org NAME] [--profile p384|p256|rsa3072]
+ *                      [--master-key-file PATH] [--json]
+ *   sigil-server start --data DIR [--master-key-file PATH]
+ *
+ * Master key: `--master-key-file PATH`, else env SIGIL_MASTER_PASSPHRASE, else (init) a key file
+ * generated at DIR/secrets/master.key — (start) read from there.
+ * Exit codes: 0 ok, 1 failure, 2 usage (including a public --listen address).
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { openAppliance, PATHS, type MasterKeySource } from './appliance.js';
+import { createApp } from './app.js';
+import { loadConfig } from './config.js';
+import { ApplianceMissingError } from './errors.js';
+import { initAppliance, type InitResult } from './init.js';
+import { createLogger, errorFields, type Logger } from './log.js';
+import { parseListen, assertLanListen } from './net/lan.js';
+import { listen } from './tls.js';
+
+/** Exit codes of sigil-server. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** Error codes that mean "the operator asked for something invalid" → exit 2. */
+const USAGE_CODES = new Set([
+  'LISTEN_INVALID',
+  'LISTEN_PUBLIC',
+  'CIDR_INVALID',
+  'CONFIG_INVALID',
+  'APPLIANCE_EXISTS',
+  'APPLIANCE_NOT_INITIALISED',
+  'MASTER_KEY_ARGUMENT',
+  'MASTER_KEY_EXISTS',
+]);
+
+/** Injected I/O so the commands can be tested apart from the process. */
+export interface MainIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** Registers a shutdown handler for SIGTERM/SIGINT. */
+  onSignal: (handler: (signal: string) => void) => void;
+}
+
+const defaultIo: MainIo = {
+  stdout: (s) => void process.stdout.write(s),
+  stderr: (s) => void process.stderr.write(s),
+  env: process.env,
+  onSignal: (h) => {
+    process.once('SIGTERM', () => h('SIGTERM'));
+    process.once('SIGINT', () => h('SIGINT'));
+  },
+};
+
+function masterKeyFor(dataDir: string, flag: string | undefined, env: NodeJS.ProcessEnv, forInit: boolean): MasterKeySource | undefined {
+  if (flag) return { keyFilePath: resolve(flag) };
+  const passphrase = env.SIGIL_MASTER_PASSPHRASE;
+  if (passphrase) return { passphrase };
+  return forInit ? undefined : { keyFilePath: join(dataDir, PATHS.masterKeyFile) };
+}
+
+/** The friendly summary of `init` without --json. */
+export function initSummary(r: InitResult): string {
+  const lines = [
+    `Sigil appliance initialised in ${r.dataDir}`,
+    `  serves at            ${r.url}   (start it: sigil-server start --data ${r.dataDir})`,
+    `  CA root / chain      ${r.ca.root}  /  ${r.ca.chain}`,
+    `  root CA private key  ${r.ca.rootKeyFile}`,
+    `  root key passphrase  ${r.ca.rootKeyPassphrase}   (shown once: write it down, move the key offline)`,
+    '',
+    `First security officer: login "${r.officer.login}"`,
+    `  envelope (print it)  ${r.officer.envelopeText}  and  ${r.officer.envelopeHtml}`,
+    `  key + certificate    ${r.officer.p12}`,
+    `  PKCS#12 password     ${r.officer.p12Password}`,
+    `  one-time password    in the envelope; it must be changed at first login`,
+    '',
+  ];
+  if (r.masterKey.kind === 'keyfile' && r.masterKey.generated) {
+    lines.push(
+      '!!! ================================================================================ !!!',
+      `!!! MASTER KEY FILE: ${r.masterKey.keyFile}`,
+      '!!! Whoever holds this file and the data directory can open the vault. In production',
+      '!!! move it to removable media kept in the safe, and start with --master-key-file PATH,',
+      '!!! or initialise with SIGIL_MASTER_PASSPHRASE instead. Losing it loses the vault.',
+      '!!! ================================================================================ !!!',
+      '',
+    );
+  } else if (r.masterKey.kind === 'keyfile') {
+    lines.push(`Master key file: ${r.masterKey.keyFile} (keep it on removable media).`, '');
+  } else {
+    lines.push('Master key: derived from SIGIL_MASTER_PASSPHRASE (set it again to start).', '');
+  }
+  return lines.join('\n');
+}
+
+/** Builds the commander program; `run` functions receive parsed options and injected I/O. */
+export function buildProgram(io: MainIo = defaultIo, onStarted?: (info: { url: string; stop: () => Promise<void> }) => void): Command {
+  const program = new Command('sigil-server')
+    .description('Sigil messenger appliance: LAN-only HTTPS server with an internal CA and an encrypted vault')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  program.addHelpText(
+    'after',
+    `
+EXAMPLES
+  sigil-server init --data /var/lib/sigil --listen 10.1.2.3:8443 --org "Ministry"
+  sigil-server start --data /var/lib/sigil --master-key-file /media/key/master.key
+
+EXIT CODES
+  0  ok
+  1  failure (see the JSON log line on stderr)
+  2  usage: bad flag, public --listen address, existing or missing appliance
+`,
+  );
+
+  program
+    .command('init')
+    .description('create the appliance: CA, TLS and audit certificates, vault, first security officer')
+    .requiredOption('--data <dir>', 'data directory (must be empty or absent)')
+    .option('--listen <host:port>', 'LAN address to serve on (loopback, private or link-local)', '127.0.0.1:8443')
+    .option('--org <name>', 'organisation name in certificates', 'Sigil')
+    .addOption(new Option('--profile <name>', 'algorithm profile').choices(['p384', 'p256', 'rsa3072']).default('p384'))
+    .option('--master-key-file <path>', 'write a NEW master key file here (e.g. on removable media)')
+    .option('--json', 'print one JSON object instead of the summary')
+    .addHelpText(
+      'after',
+      `
+POSITIONAL ARGUMENTS
+  none
+
+EXAMPLES
+  sigil-server init --data ./data
+  SIGIL_MASTER_PASSPHRASE='…' sigil-server init --data /var/lib/sigil --listen 10.0.0.5:8443 --json
+
+EXIT CODES
+  0 ok · 1 failure · 2 usage (public --listen, existing appliance, bad flag)
+`,
+    )
+    .action(async (o: { data: string; listen: string; org: string; profile: 'p384' | 'p256' | 'rsa3072'; masterKeyFile?: string; json?: boolean }) => {
+      const dataDir = resolve(o.data);
+      const r = await initAppliance({
+        dataDir,
+        listen: o.listen,
+        org: o.org,
+        profile: o.profile,
+        masterKey: masterKeyFor(dataDir, o.masterKeyFile, io.env, true),
+      });
+      io.stdout(o.json ? `${JSON.stringify(r)}\n` : initSummary(r));
+    });
+
+  program
+    .command('start')
+    .description('serve the appliance over HTTPS until SIGTERM or SIGINT')
+    .requiredOption('--data <dir>', 'data directory made by init')
+    .option('--master-key-file <path>', 'master key file (default DIR/secrets/master.key, or SIGIL_MASTER_PASSPHRASE)')
+    .addHelpText(
+      'after',
+      `
+POSITIONAL ARGUMENTS
+  none
+
+EXAMPLES
+  sigil-server start --data ./data
+  sigil-server start --data /var/lib/sigil --master-key-file /media/key/master.key
+
+EXIT CODES
+  0 stopped cleanly · 1 failure · 2 usage (public listen address in config, no appliance)
+`,
+    )
+    .action(async (o: { data: string; masterKeyFile?: string }) => {
+      const dataDir = resolve(o.data);
+      if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
+      const config = await loadConfig(join(dataDir, PATHS.config));
+      const log = createLogger({ level: config.logLevel, write: io.stderr });
+      const address = parseListen(config.listen);
+      assertLanListen(address);
+      const appliance = await openAppliance({
+        dataDir,
+        config,
+        masterKey: masterKeyFor(dataDir, o.masterKeyFile, io.env, false) as MasterKeySource,
+      });
+      const app = createApp({ appliance, now: () => new Date(), config, log });
+      const listener = await listen({ app, appliance, address, allowedPeers: config.allowedPeers, log }).catch(async (err) => {
+        await appliance.close();
+        throw err;
+      });
+      log.info('sigil-server listening', { url: listener.url, dataDir, pid: process.pid });
+      let stopping: Promise<void> | undefined;
+      const stop = () =>
+        (stopping ??= (async () => {
+          await listener.stop();
+          await appliance.close();
+          log.info('sigil-server stopped', {});
+        })());
+      io.onSignal((signal) => {
+        log.info('stopping', { signal });
+        void stop();
+      });
+      onStarted?.({ url: listener.url, stop });
+      await new Promise<void>((r) => listener.server.once('close', () => r()));
+      await stop();
+    });
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. Errors become one JSON line on stderr. */
+export async function main(argv: string[], io: MainIo = defaultIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const code = (err as { code?: unknown }).code;
+    const usage = typeof code === 'string' && USAGE_CODES.has(code);
+    const log: Logger = createLogger({ write: io.stderr });
+    log.error(usage ? (err as Error).message : 'sigil-server failed', {
+      ...errorFields(err),
+      stack: undefined,
+    });
+    return usage ? EXIT.usage : EXIT.failure;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
