@@ -37,9 +37,18 @@ export interface TestCa {
   tlsServer(): Promise<{ cert: Certificate; key: CryptoKey }>;
 }
 
-/** A CA hierarchy of `profile` with an Issuer whose clock is `now`. */
-export async function makeTestCa(profile: ProfileName = 'p256', now: () => Date = () => new Date()): Promise<TestCa> {
-  const { root, issuing } = await createCaHierarchy({ profile, organization: TEST_ORGANIZATION, now });
+/**
+ * A CA hierarchy of `profile` with an Issuer whose clock is `now`. Pass another `organization` for a
+ * foreign CA (with the same organisation the CA names collide, which validation reports as
+ * bad-signature rather than unknown-issuer).
+ */
+export async function makeTestCa(
+  profile: ProfileName = 'p256',
+  now: () => Date = () => new Date(),
+  options: { organization?: string } = {},
+): Promise<TestCa> {
+  const organization = options.organization ?? TEST_ORGANIZATION;
+  const { root, issuing } = await createCaHierarchy({ profile, organization, now });
   const issuer = new Issuer({ cert: issuing.cert, key: issuing.key, chain: [issuing.cert, root.cert], now });
   return {
     profile,
@@ -53,7 +62,7 @@ export async function makeTestCa(profile: ProfileName = 'p256', now: () => Date 
       const cert = await issuer.issueStaffCertificate({
         fullName: `Test ${login}`,
         login,
-        organization: TEST_ORGANIZATION,
+        organization,
         department: 'Testing',
         clearance,
         ...extra,
