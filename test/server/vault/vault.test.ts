@@ -1,0 +1,55 @@
+import t from 'tap';
+import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { KEYS_DB_FILE, VAULT_DB_FILE, VAULT_KEY_FILE, initVault, open, seal, unlockVault } from '../../../server/vault/index.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+const PASS = 'a long enough passphrase';
+
+t.test('when a vault is initialised then the dir is 0700, every file 0600, and it unlocks again with the passphrase', async (t) => {
+  const dir = join(tmpDir(t), 'data');
+  mkdirSync(dir);
+  chmodSync(dir, 0o755); // too open: initVault tightens it
+  const v = await initVault({ dir, passphrase: PASS });
+  await v.keys.createConversationKey('c');
+  const k = (await v.keys.createMessageKeys('c', ['m'])).get('m')!;
+  const sealed = await seal(k, new Uint8Array([1]), 'x');
+  await v.keyring.putSecret('s', new Uint8Array([2]));
+  t.equal(statSync(dir).mode & 0o777, 0o700);
+  for (const f of readdirSync(dir)) t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+  t.ok(readdirSync(dir).includes(VAULT_DB_FILE) && readdirSync(dir).includes(KEYS_DB_FILE) && readdirSync(dir).includes(VAULT_KEY_FILE));
+  await v.checkpointAll();
+  t.equal(statSync(join(dir, `${VAULT_DB_FILE}-wal`)).size, 0);
+  t.equal(statSync(join(dir, `${KEYS_DB_FILE}-wal`)).size, 0);
+  await v.close();
+  const again = await unlockVault({ dir, passphrase: PASS });
+  t.teardown(() => again.close());
+  t.same(await open(await again.keys.messageKey('m'), sealed, 'x'), new Uint8Array([1]));
+  t.same(await again.keyring.getSecret('s'), new Uint8Array([2]));
+});
+
+t.test('when a vault is initialised twice in one directory then MASTER_KEY_EXISTS', async (t) => {
+  const dir = tmpDir(t);
+  const v = await initVault({ dir, keyFilePath: join(tmpDir(t), 'k') });
+  t.teardown(() => v.close());
+  await t.rejects(initVault({ dir, passphrase: PASS }), { code: 'MASTER_KEY_EXISTS' });
+});
+
+t.test('when the vault is unlocked with the wrong passphrase then MASTER_KEY_WRONG and nothing is opened', async (t) => {
+  const dir = tmpDir(t);
+  const v = await initVault({ dir, passphrase: PASS });
+  await v.close();
+  await t.rejects(unlockVault({ dir, passphrase: 'not the passphrase' }), { code: 'MASTER_KEY_WRONG' });
+});
+
+t.test('when a data backup is taken then it holds vault.db and vault-key.json, never keys.db', async (t) => {
+  const dir = tmpDir(t);
+  const v = await initVault({ dir, keyFilePath: join(tmpDir(t), 'k') });
+  t.teardown(() => v.close());
+  await v.keys.createConversationKey('c');
+  const dest = join(tmpDir(t), 'backup');
+  const written = await v.backupTo(dest);
+  t.same(readdirSync(dest).sort(), [VAULT_DB_FILE, VAULT_KEY_FILE].sort());
+  t.equal(written.length, 2);
+  t.equal(statSync(dest).mode & 0o777, 0o700);
+});
