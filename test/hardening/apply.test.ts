@@ -47,10 +47,10 @@ t.test('when SIGIL_JITLESS=yes then node runs --jitless with MemoryDenyWriteExec
 });
 
 t.test('when an admin range is set then SSH is admitted from it only and check passes', async (t) => {
-  const root = await hardenedTree(t, CONF.replace('SIGIL_ADMIN_RANGE=""', 'SIGIL_ADMIN_RANGE="10.9.0.0/24 fd00:9::/64"'));
+  const root = await hardenedTree(t, CONF.replace('SIGIL_ADMIN_RANGE=""', 'SIGIL_ADMIN_RANGE="10.9.0.0/24 fd00:9::/64 fe80::/64 169.254.0.0/16 172.31.0.0/16"'));
   const nft = readFileSync(join(root, 'etc/nftables.conf'), 'utf8');
-  t.match(nft, /ip saddr \{ 10\.9\.0\.0\/24 \} tcp dport 22 ct state new accept/);
-  t.match(nft, /ip6 saddr \{ fd00:9::\/64 \} tcp dport 22 ct state new accept/);
+  t.match(nft, /ip saddr \{ 10\.9\.0\.0\/24, 169\.254\.0\.0\/16, 172\.31\.0\.0\/16 \} tcp dport 22 ct state new accept/);
+  t.match(nft, /ip6 saddr \{ fd00:9::\/64, fe80::\/64 \} tcp dport 22 ct state new accept/);
   const report = await runChecks({ root });
   t.same(failing(report), []);
   t.match(report.controls.find((c) => c.id === 'nftables.input')?.reason, /SSH from the admin range/);
@@ -97,6 +97,9 @@ for (const [name, conf, message] of [
   ['a privileged port', CONF.replace('SIGIL_PORT=8443', 'SIGIL_PORT=443'), /SIGIL_PORT must be >= 1024/],
   ['a port that is not a number', CONF.replace('SIGIL_PORT=8443', 'SIGIL_PORT=84x'), /SIGIL_PORT must be/],
   ['a LAN range that is not a CIDR', CONF.replace('10.0.0.0/8', '10.0.0.0/33'), /'10.0.0.0\/33' is not a CIDR/],
+  ['a public LAN range', CONF.replace('10.0.0.0/8', '10.0.0.0/8 8.8.8.0/24'), /'8.8.8.0\/24' is not a LAN range/],
+  ['a public IPv6 range', CONF.replace('fd00::/8', '2001:db8::/32'), /'2001:db8::\/32' is not a LAN range/],
+  ['an admin range that is too wide', CONF.replace('SIGIL_ADMIN_RANGE=""', 'SIGIL_ADMIN_RANGE="172.0.0.0/8"'), /SIGIL_ADMIN_RANGE: '172.0.0.0\/8' is not a LAN range/],
   ['no LAN range', CONF.replace(/SIGIL_LAN_RANGES=.*/, 'SIGIL_LAN_RANGES=""'), /SIGIL_LAN_RANGES is empty/],
   ['an unknown key', `${CONF}SIGIL_EXTRA=1\n`, /unknown key SIGIL_EXTRA/],
   ['a line that is shell code', `${CONF}$(touch /tmp/owned)\n`, /expected KEY=VALUE/],

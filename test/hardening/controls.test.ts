@@ -1,0 +1,214 @@
+/**
+ * One control broken at a time: a tree hardened by the real apply, then one file changed the way an
+ * administrator or an attacker might; exactly that control fails, with a reason naming the problem.
+ */
+import t from 'tap';
+import { chmodSync, mkdirSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { runChecks } from '../../hardening/index.js';
+import { CONF, edit, failing, hardenedTree, put, reasonOf } from './helpers/tree.js';
+
+const UNIT = '/etc/systemd/system/sigil-server.service';
+const DROPIN = '/etc/systemd/system/sigil-server.service.d/override.conf';
+const NFT = '/etc/nftables.conf';
+const MODPROBE = '/etc/modprobe.d/sigil.conf';
+const SYSCTL = '/etc/sysctl.d/zz-sigil-hardening.conf';
+const CONFP = '/etc/sigil/hardening.conf';
+
+const line = (key: string, value: string) => (text: string) => text.replace(new RegExp(`^${key}=.*$`, 'm'), `${key}=${value}`);
+const drop = (re: RegExp) => (text: string) => text.replace(re, '');
+const outputAccept = (rule: string) => (text: string) =>
+  text.replace(/(chain output \{\n[^\n]*\n)/, `$1\t\t${rule}\n`);
+const inputAccept = (rule: string) => (text: string) =>
+  text.replace(/(chain input \{\n[^\n]*\n)/, `$1\t\t${rule}\n`);
+
+interface Case {
+  name: string;
+  ids: string[];
+  reason: RegExp;
+  mutate(root: string): void;
+}
+
+const cases: Case[] = [
+  // unit.*
+  { name: 'the unit is removed', ids: UNIT_IDS(), reason: /not found/, mutate: (r) => unlinkSync(join(r, UNIT)) },
+  {
+    name: 'the unit is masked',
+    ids: UNIT_IDS(),
+    reason: /masked/,
+    mutate: (r) => {
+      unlinkSync(join(r, UNIT));
+      symlinkSync('/dev/null', join(r, UNIT));
+    },
+  },
+  { name: 'ExecStart runs something else', ids: ['unit.present'], reason: /does not run dist\/server\/main\.js start/, mutate: (r) => edit(r, UNIT, line('ExecStart', '/bin/sh -c "nc -l 8443"')) },
+  { name: 'User= is removed', ids: ['unit.user'], reason: /would run as root/, mutate: (r) => edit(r, UNIT, drop(/^User=.*\n/m)) },
+  { name: 'User=root', ids: ['unit.user'], reason: /User=root .* expected sigil/, mutate: (r) => edit(r, UNIT, line('User', 'root')) },
+  { name: 'ProtectSystem=full', ids: ['unit.protect-system'], reason: /ProtectSystem=full .*expected strict/, mutate: (r) => edit(r, UNIT, line('ProtectSystem', 'full')) },
+  { name: 'ProtectHome=read-only', ids: ['unit.protect-home'], reason: /ProtectHome=read-only/, mutate: (r) => edit(r, UNIT, line('ProtectHome', 'read-only')) },
+  { name: 'PrivateTmp is removed', ids: ['unit.private-tmp'], reason: /PrivateTmp= is not set/, mutate: (r) => edit(r, UNIT, drop(/^PrivateTmp=.*\n/m)) },
+  { name: 'PrivateDevices=no', ids: ['unit.private-devices'], reason: /PrivateDevices=no .*expected yes/, mutate: (r) => edit(r, UNIT, line('PrivateDevices', 'no')) },
+  { name: 'NoNewPrivileges is removed', ids: ['unit.no-new-privileges'], reason: /NoNewPrivileges= is not set/, mutate: (r) => edit(r, UNIT, drop(/^NoNewPrivileges=.*\n/m)) },
+  {
+    name: 'a drop-in turns NoNewPrivileges off',
+    ids: ['unit.no-new-privileges'],
+    reason: /NoNewPrivileges=false at .*override\.conf:2/,
+    mutate: (r) => put(r, DROPIN, '[Service]\nNoNewPrivileges=false\n'),
+  },
+  { name: 'the bounding set keeps a capability', ids: ['unit.capabilities'], reason: /keeps CAP_NET_BIND_SERVICE/, mutate: (r) => edit(r, UNIT, line('CapabilityBoundingSet', 'CAP_NET_BIND_SERVICE')) },
+  { name: 'the bounding set is not set', ids: ['unit.capabilities'], reason: /every capability/, mutate: (r) => edit(r, UNIT, drop(/^CapabilityBoundingSet=.*\n/m)) },
+  { name: 'a drop-in grants an ambient capability', ids: ['unit.capabilities'], reason: /AmbientCapabilities grants CAP_NET_ADMIN/, mutate: (r) => put(r, DROPIN, '[Service]\nAmbientCapabilities=CAP_NET_ADMIN\n') },
+  { name: 'AF_NETLINK is allowed too', ids: ['unit.restrict-address-families'], reason: /also allows AF_NETLINK/, mutate: (r) => put(r, DROPIN, '[Service]\nRestrictAddressFamilies=AF_NETLINK\n') },
+  { name: 'RestrictAddressFamilies is a deny-list', ids: ['unit.restrict-address-families'], reason: /deny-list/, mutate: (r) => edit(r, UNIT, line('RestrictAddressFamilies', '~AF_PACKET')) },
+  { name: 'RestrictAddressFamilies is removed', ids: ['unit.restrict-address-families'], reason: /every socket family/, mutate: (r) => edit(r, UNIT, drop(/^RestrictAddressFamilies=.*\n/m)) },
+  { name: 'IPAddressAllow=any', ids: ['unit.ip-address-policy'], reason: /lets in 0\.0\.0\.0\/0 ::\/0/, mutate: (r) => put(r, DROPIN, '[Service]\nIPAddressAllow=any\n') },
+  { name: 'IPAddressDeny is removed', ids: ['unit.ip-address-policy'], reason: /IPAddressDeny is "", expected any/, mutate: (r) => edit(r, UNIT, drop(/^IPAddressDeny=.*\n/m)) },
+  { name: 'IPAddressAllow lacks a LAN range', ids: ['unit.ip-address-policy'], reason: /misses 192\.168\.0\.0\/16/, mutate: (r) => edit(r, UNIT, (s) => s.replace(' 192.168.0.0/16', '')) },
+  { name: 'a public address is allowed', ids: ['unit.ip-address-policy'], reason: /lets in 8\.8\.8\.8/, mutate: (r) => put(r, DROPIN, '[Service]\nIPAddressAllow=8.8.8.8\n') },
+  {
+    name: 'MemoryDenyWriteExecute=yes with the JIT on',
+    ids: ['unit.memory-deny-write-execute'],
+    reason: /without node --jitless/,
+    mutate: (r) => put(r, DROPIN, '[Service]\nMemoryDenyWriteExecute=yes\n'),
+  },
+  { name: 'LimitCORE=infinity', ids: ['unit.limit-core'], reason: /LimitCORE=infinity .*expected 0/, mutate: (r) => edit(r, UNIT, line('LimitCORE', 'infinity')) },
+
+  // nftables.*
+  { name: 'the output chain lets DNS out', ids: ['nftables.output'], reason: /output chain accepts traffic the host starts: "udp dport 53 accept"/, mutate: (r) => edit(r, NFT, outputAccept('udp dport 53 accept')) },
+  { name: 'the output policy is accept', ids: ['nftables.output'], reason: /chain inet sigil output has policy accept, expected drop/, mutate: (r) => edit(r, NFT, (s) => s.replace(/(hook output priority filter; policy) drop/, '$1 accept')) },
+  { name: 'the output chain admits new connections', ids: ['nftables.output'], reason: /ct state established,related,new accept/, mutate: (r) => edit(r, NFT, (s) => s.replace(/(chain output[\s\S]*?ct state established,related)/, '$1,new')) },
+  { name: 'the input policy is accept', ids: ['nftables.input'], reason: /input has policy accept/, mutate: (r) => edit(r, NFT, (s) => s.replace(/(hook input priority filter; policy) drop/, '$1 accept')) },
+  { name: 'SSH is open to anyone', ids: ['nftables.input'], reason: /accepts from any address: "tcp dport 22 accept"/, mutate: (r) => edit(r, NFT, inputAccept('tcp dport 22 accept')) },
+  { name: 'SSH is open to the LAN without an admin range', ids: ['nftables.input'], reason: /accepts port 22, which is neither SIGIL_PORT nor SSH/, mutate: (r) => edit(r, NFT, inputAccept('ip saddr 10.0.0.0/8 tcp dport 22 accept')) },
+  { name: 'the Sigil port is open to the world', ids: ['nftables.input'], reason: /admits port 8443 from 0\.0\.0\.0\/0, outside SIGIL_LAN_RANGES/, mutate: (r) => edit(r, NFT, inputAccept('ip saddr 0.0.0.0/0 tcp dport 8443 accept')) },
+  { name: 'the LAN set holds a public range', ids: ['nftables.input'], reason: /admits port 8443 from 8\.8\.0\.0\/16/, mutate: (r) => edit(r, NFT, (s) => s.replace('192.168.0.0/16 }', '192.168.0.0/16, 8.8.0.0/16 }')) },
+  { name: 'a rule negates its source', ids: ['nftables.input'], reason: /negated match/, mutate: (r) => edit(r, NFT, inputAccept('ip saddr != 10.0.0.0/8 tcp dport 8443 accept')) },
+  { name: 'a rule jumps to another chain', ids: ['nftables.input'], reason: /cannot audit a rule that branches/, mutate: (r) => edit(r, NFT, inputAccept('tcp dport 8443 jump elsewhere')) },
+  { name: 'the Sigil rule is gone', ids: ['nftables.input'], reason: /no rule admits port 8443/, mutate: (r) => edit(r, NFT, drop(/^.*tcp dport 8443.*\n/gm)) },
+  {
+    name: 'the table filters IPv4 only',
+    ids: ['nftables.input', 'nftables.output'],
+    reason: /no (input|output) chain filters IPv6/,
+    mutate: (r) => edit(r, NFT, (s) => s.replace('table inet sigil', 'table ip sigil').replace(/^.*(ip6 saddr|icmpv6).*\n/gm, '')),
+  },
+  { name: 'the ruleset has an unclosed brace', ids: ['nftables.input', 'nftables.output', 'nftables.forward'], reason: /cannot read nftables ruleset \/etc\/nftables\.conf/, mutate: (r) => edit(r, NFT, (s) => s.replace(/\}\s*$/, '')) },
+  { name: 'the ruleset is missing', ids: ['nftables.input', 'nftables.output', 'nftables.forward'], reason: /\/etc\/nftables\.conf does not exist/, mutate: (r) => unlinkSync(join(r, NFT)) },
+  { name: 'forwarding is accepted', ids: ['nftables.forward'], reason: /no forward chain with policy drop/, mutate: (r) => edit(r, NFT, (s) => s.replace(/(hook forward priority filter; policy) drop/, '$1 accept')) },
+  { name: 'nftables.service is not enabled', ids: ['nftables.enabled'], reason: /not enabled/, mutate: (r) => unlinkSync(join(r, '/etc/systemd/system/sysinit.target.wants/nftables.service')) },
+
+  // modprobe.*
+  { name: 'uas may load', ids: ['modprobe.uas'], reason: /no "install uas \/bin\/false"/, mutate: (r) => edit(r, MODPROBE, drop(/^install uas .*\n/m)) },
+  {
+    name: 'usb-storage is re-enabled by a later file',
+    ids: ['modprobe.usb-storage'],
+    reason: /"install usb_storage \/sbin\/modprobe --ignore-install usb-storage" at \/etc\/modprobe\.d\/zz-local\.conf:1 still loads it/,
+    mutate: (r) => put(r, '/etc/modprobe.d/zz-local.conf', 'install usb-storage /sbin/modprobe --ignore-install usb-storage\n'),
+  },
+  { name: 'thunderbolt is not blacklisted', ids: ['modprobe.thunderbolt'], reason: /not blacklisted/, mutate: (r) => edit(r, MODPROBE, drop(/^blacklist thunderbolt\n/m)) },
+  { name: 'the FireWire lines are gone', ids: ['modprobe.firewire-core', 'modprobe.firewire-ohci'], reason: /loads on demand/, mutate: (r) => edit(r, MODPROBE, drop(/^(blacklist|install) firewire_(core|ohci).*\n/gm)) },
+
+  // sysctl.*
+  { name: 'a later file turns forwarding on', ids: ['sysctl.net.ipv4.ip_forward'], reason: /net\.ipv4\.ip_forward = 1 at \/etc\/sysctl\.conf:1, expected 0/, mutate: (r) => put(r, '/etc/sysctl.conf', 'net/ipv4/ip_forward=1\n') },
+  { name: 'kptr_restrict is not set', ids: ['sysctl.kernel.kptr_restrict'], reason: /set by no sysctl\.d file/, mutate: (r) => edit(r, SYSCTL, drop(/^kernel\.kptr_restrict.*\n/m)) },
+  { name: 'core_pattern writes files', ids: ['sysctl.kernel.core_pattern'], reason: /core_pattern = core at .*, expected \|\/bin\/false/, mutate: (r) => edit(r, SYSCTL, (s) => s.replace('|/bin/false', 'core')) },
+
+  // coredump.*
+  { name: 'a drop-in keeps core dumps', ids: ['coredump.storage'], reason: /Storage=external at \/etc\/systemd\/coredump\.conf\.d\/zz\.conf:2, expected none/, mutate: (r) => put(r, '/etc/systemd/coredump.conf.d/zz.conf', '[Coredump]\nStorage=external\n') },
+  { name: 'coredump.conf is not configured', ids: ['coredump.storage'], reason: /Storage= is not set/, mutate: (r) => rmSync(join(r, '/etc/systemd/coredump.conf.d'), { recursive: true }) },
+  { name: 'a group may dump core', ids: ['coredump.limits'], reason: /allows core files for @staff \(hard core unlimited\)/, mutate: (r) => put(r, '/etc/security/limits.d/90-staff.conf', '@staff hard core unlimited\n') },
+  { name: 'the limits file is gone', ids: ['coredump.limits'], reason: /no "\* hard core 0"/, mutate: (r) => unlinkSync(join(r, '/etc/security/limits.d/sigil.conf')) },
+  { name: 'DefaultLimitCORE is raised', ids: ['coredump.systemd-default'], reason: /DefaultLimitCORE=infinity/, mutate: (r) => put(r, '/etc/systemd/system.conf.d/zz.conf', '[Manager]\nDefaultLimitCORE=infinity\n') },
+
+  // swap, data-dir
+  { name: 'fstab swaps on a plain partition', ids: ['swap'], reason: /\/etc\/fstab:2 swaps on \/dev\/sda2, which is not a dm-crypt mapping/, mutate: (r) => put(r, '/etc/fstab', 'UUID=1 / ext4 defaults 0 1\n/dev/sda2 none swap sw 0 0\n') },
+  { name: 'fstab swaps on a mapping crypttab does not know', ids: ['swap'], reason: /\/dev\/mapper\/plain/, mutate: (r) => put(r, '/etc/fstab', '/dev/mapper/plain none swap sw 0 0\n') },
+  { name: 'the data dir is 0755', ids: ['data-dir'], reason: /mode 0755, expected 0700/, mutate: (r) => chmodSync(join(r, '/var/lib/sigil'), 0o755) },
+  { name: 'the data dir is missing', ids: ['data-dir'], reason: /does not exist/, mutate: (r) => rmSync(join(r, '/var/lib/sigil'), { recursive: true }) },
+  {
+    name: 'the data dir belongs to another uid than the tree\'s sigil user',
+    ids: ['data-dir'],
+    reason: /owned by uid \d+, expected sigil \(uid \d+\)/,
+    mutate: (r) => put(r, '/etc/passwd', `root:x:0:0::/root:/bin/sh\nsigil:x:${statSync(join(r, '/var/lib/sigil')).uid + 1}:999::/var/lib/sigil:/usr/sbin/nologin\n`),
+  },
+
+  // config.*
+  {
+    name: 'the conf gains a range after apply',
+    ids: ['unit.ip-address-policy'],
+    reason: /IPAddressAllow misses 172\.16\.0\.0\/12/,
+    mutate: (r) => edit(r, CONFP, (s) => s.replace('10.0.0.0/8', '10.0.0.0/8 172.16.0.0/12')),
+  },
+];
+
+function UNIT_IDS(): string[] {
+  return [
+    'unit.present',
+    'unit.user',
+    'unit.protect-system',
+    'unit.protect-home',
+    'unit.private-tmp',
+    'unit.private-devices',
+    'unit.no-new-privileges',
+    'unit.capabilities',
+    'unit.restrict-address-families',
+    'unit.ip-address-policy',
+    'unit.memory-deny-write-execute',
+    'unit.limit-core',
+  ];
+}
+
+for (const c of cases) {
+  t.test(`when ${c.name} then ${c.ids.join(', ')} fail${c.ids.length === 1 ? 's' : ''} and nothing else`, async (t) => {
+    const root = await hardenedTree(t);
+    c.mutate(root);
+    const report = await runChecks({ root });
+    t.notOk(report.ok);
+    t.same(failing(report), c.ids);
+    t.match(reasonOf(report, c.ids[0]), c.reason);
+  });
+}
+
+t.test('when swap is encrypted or commented out then swap passes', async (t) => {
+  const root = await hardenedTree(t);
+  put(root, '/etc/fstab', '#/dev/sda2 none swap sw 0 0\n/dev/mapper/cswap none swap sw 0 0\n');
+  put(root, '/etc/crypttab', '# name source key options\ncswap /dev/sda3 /dev/urandom swap\n');
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'swap'), /encrypted swap only: \/dev\/mapper\/cswap/);
+});
+
+t.test('when the tree\'s sigil user owns the data dir then data-dir passes with the owner judged', async (t) => {
+  const root = await hardenedTree(t);
+  put(root, '/etc/passwd', `sigil:x:${statSync(join(root, '/var/lib/sigil')).uid}:999::/var/lib/sigil:/usr/sbin/nologin\n`);
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'data-dir'), /owner sigil/);
+});
+
+t.test('when the tree is empty then every control fails with a reason', async (t) => {
+  const root = join(await hardenedTree(t), 'empty');
+  mkdirSync(root);
+  const report = await runChecks({ root });
+  t.notOk(report.ok);
+  t.equal(failing(report).length, report.controls.length - 1, 'all but swap fail');
+  t.same(report.controls.filter((c) => c.ok).map((c) => c.id), ['swap'], 'no swap in an empty tree is no swap');
+  for (const c of report.controls) t.ok(c.reason.length > 0, `${c.id} says why`);
+  t.match(reasonOf(report, 'config.present'), /no hardening configuration/);
+  t.match(reasonOf(report, 'nftables.input'), /without the configuration/);
+});
+
+t.test('when the conf names a public range after apply then config.lan-only fails', async (t) => {
+  const root = await hardenedTree(t);
+  edit(root, CONFP, (s) => s.replace('10.0.0.0/8', '10.0.0.0/8 8.8.8.0/24'));
+  const report = await runChecks({ root });
+  t.same(failing(report), ['config.lan-only', 'unit.ip-address-policy'], 'and the unit no longer matches the conf');
+  t.match(reasonOf(report, 'config.lan-only'), /8\.8\.8\.0\/24 is not a LAN range/);
+});
+
+t.test('when the conf does not parse then config.present says HARDENING_CONF_INVALID\'s reason', async (t) => {
+  const root = await hardenedTree(t);
+  edit(root, CONFP, (s) => s.replace('SIGIL_PORT=8443', 'SIGIL_PORT=80'));
+  const report = await runChecks({ root });
+  t.match(reasonOf(report, 'config.present'), /invalid hardening configuration .*SIGIL_PORT/);
+  t.ok(failing(report).includes('unit.ip-address-policy'), 'controls that need the conf fail too');
+});
