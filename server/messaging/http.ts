@@ -4,12 +4,16 @@
  * adapter building {@link MessagingParts} from the opened appliance.
  */
 import type { Context, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import { isClearance, type Clearance } from '../../pki/index.js';
 import { accountStatus } from '../accounts/account-store.js';
 import type { Appliance } from '../appliance.js';
+import { mapError } from '../errors.js';
+import { errorFields } from '../log.js';
 import { AuditLog } from '../audit/index.js';
 import { session } from '../middleware/session.js';
 import type { AppEnv } from '../middleware/types.js';
+import { MessagingError } from './errors.js';
 import { keyedHashFromKeyring, type Messaging } from './index.js';
 import type { Directory, MessagingConfig, MessagingParts, Principal } from './ports.js';
 
@@ -17,6 +21,27 @@ import type { Directory, MessagingConfig, MessagingParts, Principal } from './po
 export interface MessagingRouteDeps {
   appliance: Pick<Appliance, 'sessions' | 'accounts'>;
   messaging: Messaging;
+}
+
+/**
+ * `onError` of the messaging sub-apps: messaging errors answer with their own `status` (so they
+ * map correctly even before `server/errors.ts` lists their codes); everything else goes through
+ * the shell's one mapping, `mapError`, exactly as `app.onError` would.
+ */
+export function messagingErrorHandler(err: Error, c: Context<AppEnv>): Response {
+  const requestId = c.get('requestId') ?? 'none';
+  if (err instanceof MessagingError && err.status < 500) {
+    return c.json({ error: { code: err.code, message: err.message, requestId } }, err.status as 400);
+  }
+  let e: unknown = err;
+  if (err instanceof HTTPException) {
+    e = Object.assign(new Error(err.status === 413 ? 'request body too large' : 'malformed request'), {
+      code: err.status === 413 ? 'BODY_TOO_LARGE' : 'BAD_REQUEST',
+    });
+  }
+  const mapped = mapError(e, requestId);
+  if (mapped.internal) c.get('log')?.error('internal error', { path: c.req.path, ...errorFields(err) });
+  return c.json(mapped.body, mapped.status as 400);
 }
 
 /** The session middleware, as the shell's other routes use it. */

@@ -4,7 +4,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 
@@ -32,44 +32,46 @@ export const DeleteBody = z
 
 export function conversationsRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const { messaging } = deps;
+  app.onError(messagingErrorHandler);
+  // Read per request: the appliance may finish building the service after mounting.
+  const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
 
   app.post('/direct', async (c) => {
     const body = await parseJson(c, DirectBody);
-    return c.json(await messaging.direct(principalOf(c), body.peer));
+    return c.json(await svc().direct(principalOf(c), body.peer));
   });
 
-  app.get('/', async (c) => c.json({ conversations: await messaging.conversations(principalOf(c)) }));
+  app.get('/', async (c) => c.json({ conversations: await svc().conversations(principalOf(c)) }));
 
   app.get('/:id', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
-    return c.json(await messaging.conversation(principalOf(c), id));
+    return c.json(await svc().conversation(principalOf(c), id));
   });
 
   app.get('/:id/messages', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
     const q = parseParams(c.req.query(), HistoryQuery);
-    return c.json(await messaging.history(principalOf(c), id, q));
+    return c.json(await svc().history(principalOf(c), id, q));
   });
 
   app.post('/:id/read', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
     const body = await parseJson(c, ReadBody);
-    await messaging.markRead(principalOf(c), id, body.upTo);
+    await svc().markRead(principalOf(c), id, body.upTo);
     return c.json({ ok: true });
   });
 
   app.post('/:id/mute', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
     const body = await parseJson(c, MuteBody);
-    return c.json(await messaging.mute(principalOf(c), id, body.muted));
+    return c.json(await svc().mute(principalOf(c), id, body.muted));
   });
 
   app.delete('/:id', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
     const body = await parseJson(c, DeleteBody);
-    return c.json(await messaging.deleteConversation(principalOf(c), id, body));
+    return c.json(await svc().deleteConversation(principalOf(c), id, body));
   });
 
   return app;

@@ -8,7 +8,7 @@
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
-import { principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseParams } from '../middleware/validate.js';
 
@@ -17,7 +17,9 @@ const REPLAY_PAGE = 200;
 
 export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: number } = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const { messaging } = deps;
+  app.onError(messagingErrorHandler);
+  // Read per request: the appliance may finish building the service after mounting.
+  const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   const keepAliveMs = opts.keepAliveMs ?? 15_000;
   app.use('*', requireSession(deps));
 
@@ -25,7 +27,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
     const p = principalOf(c);
     const from = parseParams(c.req.header('last-event-id') ?? c.req.query('lastEventId'), LastEventId);
     // Subscribe before replaying, so nothing committed during the replay is missed.
-    const sub = messaging.subscribe(p);
+    const sub = svc().subscribe(p);
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => sub.close());
       const ping = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => sub.close()), keepAliveMs);
@@ -33,7 +35,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
         let last = from ?? 0;
         if (from !== undefined) {
           for (;;) {
-            const page = await messaging.since(p, last, REPLAY_PAGE);
+            const page = await svc().since(p, last, REPLAY_PAGE);
             for (const m of page) {
               await stream.writeSSE({ event: 'message', id: String(m.seq), data: JSON.stringify(m) });
               last = m.seq;

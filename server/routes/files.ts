@@ -6,7 +6,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseParams } from '../middleware/validate.js';
 import { IdParam } from './conversations.js';
@@ -16,19 +16,21 @@ const Length = z.coerce.number().int().nonnegative().optional();
 
 export function filesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const { messaging } = deps;
+  app.onError(messagingErrorHandler);
+  // Read per request: the appliance may finish building the service after mounting.
+  const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
 
   app.post('/', async (c) => {
     const { conversation } = parseParams(c.req.query(), UploadQuery);
     const length = parseParams(c.req.header('content-length'), Length);
-    const r = await messaging.upload(principalOf(c), conversation, c.req.raw.body, length);
+    const r = await svc().upload(principalOf(c), conversation, c.req.raw.body, length);
     return c.json(r, 201);
   });
 
   app.get('/:id', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
-    const d = await messaging.download(principalOf(c), id);
+    const d = await svc().download(principalOf(c), id);
     return new Response(d.stream, {
       status: 200,
       headers: {

@@ -4,7 +4,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { CLEARANCES } from '../../pki/index.js';
-import { principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 import { DeleteBody } from './conversations.js';
@@ -20,36 +20,38 @@ const MemberParam = z.object({ name: Name, login: Login });
 
 export function groupsRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const { messaging } = deps;
+  app.onError(messagingErrorHandler);
+  // Read per request: the appliance may finish building the service after mounting.
+  const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
 
   app.post('/', async (c) => {
     const body = await parseJson(c, CreateBody);
-    return c.json(await messaging.createGroup(principalOf(c), body), 201);
+    return c.json(await svc().createGroup(principalOf(c), body), 201);
   });
 
-  app.get('/', async (c) => c.json({ groups: await messaging.groups(principalOf(c)) }));
+  app.get('/', async (c) => c.json({ groups: await svc().groups(principalOf(c)) }));
 
   app.get('/:name', async (c) => {
     const { name } = parseParams(c.req.param(), NameParam);
-    return c.json(await messaging.group(principalOf(c), name));
+    return c.json(await svc().group(principalOf(c), name));
   });
 
   app.post('/:name/members', async (c) => {
     const { name } = parseParams(c.req.param(), NameParam);
     const body = await parseJson(c, MemberBody);
-    return c.json(await messaging.addMember(principalOf(c), name, body));
+    return c.json(await svc().addMember(principalOf(c), name, body));
   });
 
   app.delete('/:name/members/:login', async (c) => {
     const { name, login } = parseParams(c.req.param(), MemberParam);
-    return c.json(await messaging.removeMember(principalOf(c), name, login));
+    return c.json(await svc().removeMember(principalOf(c), name, login));
   });
 
   app.delete('/:name', async (c) => {
     const { name } = parseParams(c.req.param(), NameParam);
     const body = await parseJson(c, DeleteBody);
-    return c.json(await messaging.deleteGroup(principalOf(c), name, body));
+    return c.json(await svc().deleteGroup(principalOf(c), name, body));
   });
 
   return app;

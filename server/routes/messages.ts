@@ -5,7 +5,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 import { DeleteBody, IdParam } from './conversations.js';
@@ -20,28 +20,30 @@ const SendBody = z
 
 export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const { messaging } = deps;
+  app.onError(messagingErrorHandler);
+  // Read per request: the appliance may finish building the service after mounting.
+  const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
 
   app.post('/', async (c) => {
     const body = await parseJson(c, SendBody);
-    return c.json(await messaging.send(principalOf(c), body), 201);
+    return c.json(await svc().send(principalOf(c), body), 201);
   });
 
   app.get('/:id', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
-    return c.json(await messaging.message(principalOf(c), id));
+    return c.json(await svc().message(principalOf(c), id));
   });
 
   app.get('/:id/receipts', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
-    return c.json(await messaging.receipts(principalOf(c), id));
+    return c.json(await svc().receipts(principalOf(c), id));
   });
 
   app.delete('/:id', async (c) => {
     const { id } = parseParams(c.req.param(), IdParam);
     const body = await parseJson(c, DeleteBody);
-    return c.json(await messaging.deleteMessage(principalOf(c), id, body));
+    return c.json(await svc().deleteMessage(principalOf(c), id, body));
   });
 
   return app;
@@ -52,6 +54,7 @@ const LoginParam = z.object({ login: z.string().min(1).max(64).regex(/^[a-z0-9][
 /** `DELETE /:login/correspondence` — mount under `/v1/users`. Officers only (checked by the service). */
 export function correspondenceRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  app.onError(messagingErrorHandler);
   app.use('/:login/correspondence', requireSession(deps));
   app.delete('/:login/correspondence', async (c) => {
     const { login } = parseParams({ login: c.req.param('login') }, LoginParam);
