@@ -30,7 +30,8 @@ import { PasswordHasher } from './accounts/password.js';
 import { Lockout } from './auth/lockout.js';
 import { LoginService } from './auth/login-service.js';
 import { NonceStore } from './auth/nonce-store.js';
-import { SECURITY_EVENT_MIGRATIONS, TableAuditSink, type AuditSink } from './auth/security-events.js';
+import { AuditLogSink } from './auth/security-events.js';
+import { AuditLog } from './audit/index.js';
 import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
 import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
 import { CertificateService } from './certs/certificate-service.js';
@@ -64,7 +65,6 @@ export const SERVER_MIGRATIONS = [
   ...ACCOUNT_MIGRATIONS,
   ...CERTIFICATE_MIGRATIONS,
   ...SESSION_MIGRATIONS,
-  ...SECURITY_EVENT_MIGRATIONS,
 ];
 
 /** `appliance.json`. */
@@ -93,7 +93,10 @@ export interface Appliance {
   readonly auditCert: Certificate;
   /** The audit-signing key (for the audit module's checkpoints). */
   readonly auditKey: CryptoKey;
-  readonly audit: AuditSink & { list: TableAuditSink['list'] };
+  /** Security events → the audit log. */
+  readonly audit: AuditLogSink;
+  /** The audit module's log itself (audit routes, checkpoints). */
+  readonly auditLog: AuditLog;
   readonly accounts: AccountStore;
   readonly certificates: CertificateStore;
   readonly sessions: SessionStore;
@@ -161,7 +164,8 @@ export async function assemble(dataDir: string, meta: ApplianceMeta, config: Con
   const lockout = new Lockout(accounts, config.lockout, now);
   const revoked = await RevokedSet.load(certificates);
   const hasher = new PasswordHasher(config.argon2);
-  const audit = new TableAuditSink(db);
+  const auditLog = await AuditLog.open(db, { now });
+  const audit = new AuditLogSink(auditLog);
   const certificateService = new CertificateService({
     db,
     accounts,
@@ -219,6 +223,7 @@ export async function assemble(dataDir: string, meta: ApplianceMeta, config: Con
     auditCert,
     auditKey,
     audit,
+    auditLog,
     accounts,
     certificates,
     sessions,

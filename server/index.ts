@@ -28,7 +28,7 @@ export { session, type SessionOptions } from './middleware/session.js';
 export { requireRole } from './middleware/require-role.js';
 export { parseJson, parseParams } from './middleware/validate.js';
 export { loginStatement, envelopeReceiptStatement } from './auth/statements.js';
-export type { SecurityEvent, SecurityEventType, AuditSink } from './auth/security-events.js';
+export { AuditLogSink, type SecurityEvent, type SecurityEventType, type AuditSink, type StoredSecurityEvent } from './auth/security-events.js';
 export { ROLES, type Role, type AccountRecord, type AccountStatus } from './accounts/account-store.js';
 export { accountView, type AccountView } from './accounts/account-service.js';
 export {

@@ -2,10 +2,9 @@
  * Security events of accounts, login and certificates, and the sink they are written to.
  *
  * Events carry identifiers only (logins, serials, reasons), never passwords, tokens, keys or
- * message content. The default sink is an append-only table (triggers refuse UPDATE and DELETE);
- * the audit module's tamper-evident log can replace it through the same {@link AuditSink} shape.
+ * message content. They go to the audit module's append-only, tamper-evident log.
  */
-import type { Queryable } from '../vault/index.js';
+import type { AuditLog } from '../audit/index.js';
 
 /** Kinds of security events (issue 3). */
 export type SecurityEventType =
@@ -42,60 +41,47 @@ export interface AuditSink {
   append(events: readonly SecurityEvent[]): Promise<void>;
 }
 
-export const SECURITY_EVENT_MIGRATIONS = [
-  {
-    id: 'server/security-events-1',
-    sql: `
-CREATE TABLE security_events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  type TEXT NOT NULL,
-  at TEXT NOT NULL,
-  actor TEXT NOT NULL,
-  subject TEXT,
-  detail TEXT NOT NULL
-) STRICT;
-CREATE TRIGGER security_events_no_update BEFORE UPDATE ON security_events
-  BEGIN SELECT RAISE(ABORT, 'security_events is append-only'); END;
-CREATE TRIGGER security_events_no_delete BEFORE DELETE ON security_events
-  BEGIN SELECT RAISE(ABORT, 'security_events is append-only'); END;
-`,
-  },
-] as const;
-
 /** A stored event, as read back. */
 export interface StoredSecurityEvent extends SecurityEvent {
   seq: number;
 }
 
-/** The append-only table sink. */
-export class TableAuditSink implements AuditSink {
-  constructor(private readonly db: Queryable) {}
+/**
+ * The sink over the audit module's append-only, Merkle-hashed log (`server/audit`). Appends made
+ * inside a database transaction commit or roll back with it.
+ */
+export class AuditLogSink implements AuditSink {
+  constructor(readonly log: AuditLog) {}
 
   async append(events: readonly SecurityEvent[]): Promise<void> {
-    for (const e of events) {
-      await this.db.run('INSERT INTO security_events (type, at, actor, subject, detail) VALUES (?, ?, ?, ?, ?)', [
-        e.type,
-        e.at.toISOString(),
-        e.actor,
-        e.subject ?? null,
-        JSON.stringify(e.detail ?? {}),
-      ]);
-    }
+    await this.log.append(
+      events.map((e) => ({
+        type: e.type,
+        actor: e.actor,
+        at: e.at,
+        ...(e.subject !== undefined ? { subject: e.subject } : {}),
+        ...(e.detail !== undefined ? { data: e.detail } : {}),
+      })),
+    );
   }
 
-  /** Events in order, optionally only of one type. */
+  /** Security events in order, optionally of one type (reads the whole log: for tests and tools). */
   async list(type?: SecurityEventType): Promise<StoredSecurityEvent[]> {
-    const rows = await this.db.all<{ seq: number; type: SecurityEventType; at: string; actor: string; subject: string | null; detail: string }>(
-      type ? 'SELECT * FROM security_events WHERE type = ? ORDER BY seq' : 'SELECT * FROM security_events ORDER BY seq',
-      type ? [type] : [],
-    );
-    return rows.map((r) => ({
-      seq: r.seq,
-      type: r.type,
-      at: new Date(r.at),
-      actor: r.actor,
-      subject: r.subject ?? undefined,
-      detail: JSON.parse(r.detail) as SecurityEvent['detail'],
-    }));
+    const size = await this.log.size();
+    const out: StoredSecurityEvent[] = [];
+    for (let from = 0; from < size; from += 10_000) {
+      for (const e of await this.log.entries(from, Math.min(size, from + 10_000))) {
+        if (type !== undefined && e.type !== type) continue;
+        out.push({
+          seq: e.seq,
+          type: e.type as SecurityEventType,
+          at: new Date(e.at),
+          actor: e.actor ?? 'system',
+          ...(e.subject !== undefined ? { subject: e.subject } : {}),
+          ...(e.data !== undefined ? { detail: e.data as SecurityEvent['detail'] } : {}),
+        });
+      }
+    }
+    return out;
   }
 }
