@@ -32,6 +32,16 @@ export interface SubjectAltNames {
   ip: string[];
 }
 
+const PROCESSED_EXTENSIONS = new Set<string>([
+  OID.basicConstraints,
+  OID.keyUsage,
+  OID.extKeyUsage,
+  OID.subjectAltName,
+  OID.subjectKeyIdentifier,
+  OID.authorityKeyIdentifier,
+  OID.subjectDirectoryAttributes,
+]);
+
 const EKU_NAMES = new Map<string, string>(Object.entries(EKU_OIDS).map(([name, oid]) => [oid, name]));
 
 export class Certificate {
@@ -180,6 +190,11 @@ export class Certificate {
   get authorityKeyIdentifier(): string | undefined {
     const aki = this.#extension(OID.authorityKeyIdentifier)?.parsedValue as pkijs.AuthorityKeyIdentifier | undefined;
     return aki?.keyIdentifier ? toHex(aki.keyIdentifier.valueBlock.valueHexView) : undefined;
+  }
+
+  /** OIDs of critical extensions outside those Sigil processes (RFC 5280 §4.2 says reject such certificates). */
+  get unknownCriticalExtensions(): string[] {
+    return (this.asn.extensions ?? []).filter((e) => e.critical && !PROCESSED_EXTENSIONS.has(e.extnID)).map((e) => e.extnID);
   }
 
   /** SHA-256 hex of the DER, computed once. */

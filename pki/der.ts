@@ -56,3 +56,10 @@ export function normaliseSerial(serial: string): string {
   while (s.startsWith('00') && s.length > 2) s = s.slice(2);
   return s;
 }
+
+/** pkijs writes encrypted content as a constructed (BER) OCTET STRING; DER wants it primitive. */
+export function primitiveOctetString(value: asn1js.OctetString): asn1js.OctetString {
+  if (!value.idBlock.isConstructed) return value;
+  const parts = (value.valueBlock.value as asn1js.OctetString[]).map((p) => primitiveOctetString(p).valueBlock.valueHexView);
+  return new asn1js.OctetString({ valueHex: toArrayBuffer(Buffer.concat(parts)) });
+}

@@ -3,12 +3,11 @@
  * with PBES2 (RFC 8018 §6.2: PBKDF2-HMAC-SHA-256 + AES-256-CBC) when a passphrase is given.
  */
 import { createHash, createPrivateKey, createPublicKey, KeyObject } from 'node:crypto';
-import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { BadPassphraseError, InvalidParameterError, MalformedInputError, UnknownAlgorithmError } from './errors.js';
 import { derToPem, splitPemBlocks } from './pem.js';
 import { importParams, profileOfKey, resolveProfile, type AlgorithmProfile, type ProfileName } from './profiles.js';
-import { decodeDer, toArrayBuffer } from './der.js';
+import { decodeDer, primitiveOctetString, toArrayBuffer } from './der.js';
 import type { CryptoKey, CryptoKeyPair } from './webcrypto.js';
 
 /**
@@ -58,12 +57,6 @@ export async function encryptPkcs8(pkcs8: Uint8Array, passphrase: string, iterat
   return new Uint8Array(bag.toSchema().toBER(false));
 }
 
-/** pkijs writes encrypted content as a constructed (BER) OCTET STRING; DER wants it primitive. */
-export function primitiveOctetString(value: asn1js.OctetString): asn1js.OctetString {
-  if (!value.idBlock.isConstructed) return value;
-  const parts = (value.valueBlock.value as asn1js.OctetString[]).map((p) => primitiveOctetString(p).valueBlock.valueHexView);
-  return new asn1js.OctetString({ valueHex: toArrayBuffer(Buffer.concat(parts)) });
-}
 
 function keyObjectToCryptoKey(keyObject: KeyObject, usage: 'sign' | 'verify'): Promise<CryptoKey> {
   const details = keyObject.asymmetricKeyDetails ?? {};

@@ -118,6 +118,12 @@ export async function validateCertificate(cert: Certificate, options: Validation
     if (at > c.notAfter) return fail('expired', `${c.subjectString} expired ${c.notAfter.toISOString()}, checked at ${at.toISOString()}`, c);
   }
 
+  // RFC 5280 §4.2: a certificate with a critical extension we do not process must be rejected.
+  for (const c of chain) {
+    const unknown = c.unknownCriticalExtensions;
+    if (unknown.length > 0) return fail('wrong-usage', `${c.subjectString} has critical extension(s) Sigil does not process: ${unknown.join(', ')}`, c);
+  }
+
   // 3. CA constraints: every issuer is a CA with keyCertSign whose pathLenConstraint allows the CAs below it.
   for (let i = 1; i < chain.length; i++) {
     const ca = chain[i];

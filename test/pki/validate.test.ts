@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Certificate, Crl, Issuer, generateKeyPair, validateCertificate, type ValidationResult } from '../../pki/index.js';
-import { makeTestCa } from '../helpers/pki-fixtures.js';
+import { makeTestCa, openssl } from '../helpers/pki-fixtures.js';
 
 const NOW = new Date('2026-03-01T10:00:00Z');
 const HOUR = 3_600_000;
@@ -156,6 +156,20 @@ t.test('validation', async (t) => {
     const rootCrl = await rootIssuer.createCrl({ revoked: [], crlNumber: 1n, nextUpdate: new Date(NOW.getTime() + DAY) });
     t.equal(reasonOf(await validateCertificate(staff.cert, { ...base, requireCrl: true, crls: [crl] })), 'crl-missing', 'root CRL still missing');
     t.equal(reasonOf(await validateCertificate(staff.cert, { ...base, requireCrl: true, crls: [crl, rootCrl] })), 'ok');
+  });
+
+  t.test('when a certificate has a critical extension Sigil does not process then wrong-usage (RFC 5280 §4.2)', async (t) => {
+    const made = await openssl([
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-days', '3650',
+      '-subj', '/CN=odd anchor', '-addext', '1.3.6.1.4.1.99999.1=critical,ASN1:UTF8String:must-understand',
+    ]);
+    t.equal(made.code, 0, made.stderr);
+    const odd = Certificate.fromPem(made.stdout);
+    t.same(odd.unknownCriticalExtensions, ['1.3.6.1.4.1.99999.1']);
+    const r = await validateCertificate(odd, { trustAnchors: [odd] });
+    t.equal(reasonOf(r), 'wrong-usage');
+    t.match(!r.ok && r.detail, /1\.3\.6\.1\.4\.1\.99999\.1/);
+    t.same(staff.cert.unknownCriticalExtensions, [], 'our own certificates have none');
   });
 
   t.test('when validation repeats then keys and signature checks are reused', async (t) => {
