@@ -117,3 +117,25 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
     else if (!opts.keepStdinOpen) child.stdin.end();
   });
 }
+
+/** Runs the CLI in one profile with fixed environment; each call may add more. */
+export interface ProfileRunner {
+  profile: string;
+  run(args: string[], opts?: Omit<RunCliOptions, 'profile'>): Promise<CliResult>;
+  /** Runs and parses stdout as JSON, failing with the stderr when the exit code is not 0. */
+  json<T = any>(args: string[], opts?: Omit<RunCliOptions, 'profile'>): Promise<T>;
+}
+
+export function profileRunner(profile: string, env: Record<string, string | undefined> = {}): ProfileRunner {
+  const run = (args: string[], opts: Omit<RunCliOptions, 'profile'> = {}) =>
+    runCli(args, { ...opts, profile, env: { ...env, ...(opts.env ?? {}) } });
+  return {
+    profile,
+    run,
+    async json(args, opts) {
+      const r = await run([...args, '--json'], opts);
+      if (r.code !== 0) throw new Error(`sigil ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+      return JSON.parse(r.stdout);
+    },
+  };
+}
