@@ -112,7 +112,13 @@ export async function httpHarness(
       return { reason, statement, signature: Buffer.from(sig).toString('base64') };
     },
     as(u) {
-      return (path, o = {}) => app.request(path, { ...o, token: u.token, cert: u.certPem, key: u.keyPem });
+      // An explicit Content-Length: node's client sends a DELETE body neither chunked nor sized
+      // otherwise, and the server then reads it as a malformed next request.
+      return (path, o = {}) => {
+        const payload = o.rawBody ?? (o.body !== undefined ? JSON.stringify(o.body) : undefined);
+        const headers = { ...(o.headers ?? {}), ...(payload !== undefined ? { 'content-length': String(Buffer.byteLength(payload)) } : {}) };
+        return app.request(path, { ...o, headers, token: u.token, cert: u.certPem, key: u.keyPem });
+      };
     },
   };
 }
