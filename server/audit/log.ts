@@ -247,16 +247,38 @@ export class AuditLog {
    * (or to `expected`, e.g. a signed checkpoint). Reads in pages of 5,000.
    */
   async verify(expected?: { size: number; root: Hash }): Promise<LogVerification> {
-    const v = new LogVerifier();
-    const page = 5000;
-    for (let from = 0; ; from += page) {
+    // Every stored complete-subtree hash is compared with the recomputed one, page by page, so
+    // a damaged or forged node is found even where no root or proof happens to read it.
+    let made: { level: number; idx: number; hash: Hash }[] = [];
+    const v = new LogVerifier((level, idx, hash) => made.push({ level, idx, hash }));
+    const page = 4096;
+    for (;;) {
+      const from = v.size;
       const rows = await this.#db.all<AuditRow>('SELECT seq, data, leaf_hash FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?', [
-        from === 0 ? 0 : v.size,
+        from,
         page,
       ]);
+      made = [];
       for (const r of rows) {
         const fail = v.push(r);
         if (fail) return fail;
+      }
+      const stored = await this.#db.all<{ level: number; idx: number; hash: Uint8Array }>(
+        'SELECT level, idx, hash FROM audit_nodes WHERE ((idx + 1) << level) > ? AND ((idx + 1) << level) <= ?',
+        [from, v.size],
+      );
+      const byKey = new Map(stored.map((n) => [`${n.level}:${n.idx}`, n.hash]));
+      for (const m of made) {
+        const h = byKey.get(`${m.level}:${m.idx}`);
+        if (!h || Buffer.compare(Buffer.from(h), Buffer.from(m.hash)) !== 0) {
+          const first = m.idx * 2 ** m.level;
+          return {
+            ok: false,
+            reason: 'root-mismatch',
+            seq: first,
+            detail: `stored tree node (level ${m.level}, index ${m.idx}) over entries ${first}..${first + 2 ** m.level - 1} is ${h ? 'different from the recomputed one' : 'missing'}`,
+          };
+        }
       }
       if (rows.length < page) break;
     }

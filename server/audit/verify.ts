@@ -42,6 +42,12 @@ function eq(a: Uint8Array, b: Uint8Array): boolean {
 export class LogVerifier {
   #next = 0;
   readonly #stack: { size: number; hash: Hash }[] = [];
+  readonly #onNode: ((level: number, index: number, hash: Hash) => void) | undefined;
+
+  /** @param onNode - called with every complete subtree hash recomputed (to compare with a stored tree). */
+  constructor(onNode?: (level: number, index: number, hash: Hash) => void) {
+    this.#onNode = onNode;
+  }
 
   /** Checks one row; returns a failure, or undefined if the row holds. */
   push(row: AuditRow): Extract<LogVerification, { ok: false }> | undefined {
@@ -82,6 +88,7 @@ export class LogVerifier {
     while (this.#stack.length > 0 && this.#stack[this.#stack.length - 1]!.size === cur.size) {
       const left = this.#stack.pop()!;
       cur = { size: left.size * 2, hash: nodeHash(left.hash, cur.hash) };
+      this.#onNode?.(Math.log2(cur.size), (want + 1) / cur.size - 1, cur.hash);
     }
     this.#stack.push(cur);
     this.#next++;
