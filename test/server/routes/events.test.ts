@@ -1,0 +1,131 @@
+/**
+ * Live delivery over Server-Sent Events on the real appliance: pushes, clearance and mute rules,
+ * and resumption from Last-Event-ID without loss or duplicates.
+ */
+import t from 'tap';
+import { httpHarness, openEvents, type SseEvent } from '../messaging/http-harness.js';
+
+const messageIds = (evs: SseEvent[]): string[] =>
+  evs.filter((e) => e.event === 'message').map((e) => (JSON.parse(e.data) as { id: string }).id);
+
+t.test('live events', async (t) => {
+  const h = await httpHarness(t);
+  const alice = await h.app.createStaff({ login: 'v-alice', clearance: 'secret' });
+  const bob = await h.app.createStaff({ login: 'v-bob', clearance: 'secret' });
+  const carol = await h.app.createStaff({ login: 'v-carol', clearance: 'restricted' });
+  const A = h.as(alice);
+  const B = h.as(bob);
+  const conv = (await A('/v1/conversations/direct', { body: { peer: bob.login } })).body as { id: string };
+  const send = async (text: string, over: { urgent?: boolean; label?: 'restricted' | 'secret' } = {}, to = conv.id) => {
+    const m = await h.compose(alice, to, text, over);
+    const r = await A('/v1/messages', { body: { header: m.header, signature: m.signature, body: m.body } });
+    if (r.status !== 201) throw new Error(JSON.stringify(r.body));
+    return { id: m.id, seq: r.body.seq as number };
+  };
+
+  await t.test('when bob listens then alice’s messages arrive with their seq as event id', async (t) => {
+    const es = await openEvents(h, bob);
+    t.teardown(() => es.close());
+    await es.until((evs) => evs.some((e) => e.event === 'ready'));
+    const sent = [await send('live 1'), await send('live 2'), await send('live 3')];
+    await es.until((evs) => messageIds(evs).length === 3);
+    const msgs = es.events.filter((e) => e.event === 'message');
+    t.same(msgs.map((e) => Number(e.id)), sent.map((s) => s.seq));
+    const first = JSON.parse(msgs[0]!.data) as { header: string; body: string; signature: string };
+    t.equal(Buffer.from(first.body, 'base64').toString(), 'live 1');
+    t.ok(first.signature.length > 0);
+  });
+
+  await t.test('when bob reconnects with Last-Event-ID then he gets exactly what he missed, then live', async (t) => {
+    const es1 = await openEvents(h, bob);
+    await es1.until((evs) => evs.some((e) => e.event === 'ready'));
+    const before = await send('seen');
+    await es1.until((evs) => messageIds(evs).includes(before.id));
+    const lastSeen = Number(es1.events.filter((e) => e.event === 'message').at(-1)!.id);
+    es1.close();
+    const missed = [await send('missed 1'), await send('missed 2')];
+    const es2 = await openEvents(h, bob, lastSeen);
+    t.teardown(() => es2.close());
+    await es2.until((evs) => evs.some((e) => e.event === 'ready'));
+    t.same(messageIds(es2.events), missed.map((m) => m.id), 'replayed: the missed ones, in order, nothing before');
+    const live = await send('after resume');
+    await es2.until((evs) => messageIds(evs).includes(live.id));
+    const ids = messageIds(es2.events);
+    t.same(ids, [...missed.map((m) => m.id), live.id]);
+    t.equal(new Set(ids).size, ids.length, 'no duplicates');
+  });
+
+  await t.test('when messages are sent during the replay then none is lost or doubled', async (t) => {
+    const base = await send('base');
+    const burst = Promise.all(Array.from({ length: 20 }, (_, i) => send(`burst ${i}`)));
+    const es = await openEvents(h, bob, base.seq);
+    t.teardown(() => es.close());
+    const sent = await burst;
+    await es.until((evs) => sent.every((s) => messageIds(evs).includes(s.id)));
+    const ids = messageIds(es.events);
+    t.equal(new Set(ids).size, ids.length, 'no duplicates');
+    t.same(new Set(ids), new Set(sent.map((s) => s.id)), 'exactly the burst');
+    const seqs = es.events.filter((e) => e.event === 'message').map((e) => Number(e.id));
+    t.same(seqs, [...seqs].sort((a, b) => a - b), 'in seq order');
+  });
+
+  await t.test('when bob muted the conversation then only urgent messages are pushed', async (t) => {
+    await B(`/v1/conversations/${conv.id}/mute`, { body: { muted: true } });
+    const es = await openEvents(h, bob);
+    t.teardown(() => es.close());
+    await es.until((evs) => evs.some((e) => e.event === 'ready'));
+    const quiet = await send('quiet');
+    const loud = await send('URGENT', { urgent: true });
+    await es.until((evs) => messageIds(evs).includes(loud.id));
+    t.notOk(messageIds(es.events).includes(quiet.id), 'the muted non-urgent message was not pushed');
+    const page = await B(`/v1/conversations/${conv.id}/messages?limit=2`);
+    t.ok(page.body.messages.some((m: { id: string }) => m.id === quiet.id), 'but it is in the history');
+    await B(`/v1/conversations/${conv.id}/mute`, { body: { muted: false } });
+  });
+
+  await t.test('when a message is above a member’s clearance then it is never pushed to them', async (t) => {
+    const g = await A('/v1/groups', { body: { name: 'v-group', label: 'restricted' } });
+    await A('/v1/groups/v-group/members', { body: { login: carol.login } });
+    const es = await openEvents(h, carol);
+    t.teardown(() => es.close());
+    await es.until((evs) => evs.some((e) => e.event === 'ready'));
+    const ok = await send('for all', { label: 'restricted' }, g.body.id);
+    await es.until((evs) => messageIds(evs).includes(ok.id));
+    t.pass('restricted message reached the restricted member');
+  });
+
+  await t.test('when a message is deleted then listeners get a deleted event', async (t) => {
+    const es = await openEvents(h, bob);
+    t.teardown(() => es.close());
+    await es.until((evs) => evs.some((e) => e.event === 'ready'));
+    const m = await send('soon gone');
+    await es.until((evs) => messageIds(evs).includes(m.id));
+    const del = await A(`/v1/messages/${m.id}`, { method: 'DELETE', body: await h.deleteBody(alice, `message:${m.id}`) });
+    t.equal(del.status, 200);
+    await es.until((evs) => evs.some((e) => e.event === 'deleted'));
+    const d = JSON.parse(es.events.find((e) => e.event === 'deleted')!.data) as { conversation: string; ids: string[] };
+    t.same(d, { conversation: conv.id, ids: [m.id] });
+  });
+
+  await t.test('when bob reads then alice gets a receipt event', async (t) => {
+    const es = await openEvents(h, alice);
+    t.teardown(() => es.close());
+    await es.until((evs) => evs.some((e) => e.event === 'ready'));
+    const m = await send('read me');
+    await B(`/v1/conversations/${conv.id}/read`, { body: { upTo: m.seq } });
+    await es.until((evs) => evs.some((e) => e.event === 'receipt' && JSON.parse(e.data).kind === 'read'));
+    t.pass();
+  });
+});
+
+t.test('when a reader is too slow then its stream is dropped instead of buffering', async (t) => {
+  const h = await httpHarness(t, { eventQueueMax: 2 });
+  const alice = await h.app.createStaff({ login: 's-alice', clearance: 'secret' });
+  const bob = await h.app.createStaff({ login: 's-bob', clearance: 'secret' });
+  const conv = (await h.as(alice)('/v1/conversations/direct', { body: { peer: bob.login } })).body as { id: string };
+  const sub = h.messaging.subscribe({ login: bob.login, role: 'staff', clearance: 'secret', certificate: bob.cert });
+  const msgs = await Promise.all(Array.from({ length: 5 }, (_, i) => h.compose(alice, conv.id, `flood ${i}`)));
+  for (const m of msgs) await h.as(alice)('/v1/messages', { body: { header: m.header, signature: m.signature, body: m.body } });
+  t.ok(sub.dropped, 'the subscription that never read was dropped');
+  t.ok(sub.closed);
+});
