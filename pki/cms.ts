@@ -79,18 +79,73 @@ function signingTimeValue(at: Date): asn1js.UTCTime | asn1js.GeneralizedTime {
   return year >= 1950 && year < 2050 ? new asn1js.UTCTime({ valueDate }) : new asn1js.GeneralizedTime({ valueDate });
 }
 
-/** Orders attributes by their DER encodings, as DER requires of a SET OF (X.690 §11.6). */
-function derSorted(attributes: pkijs.Attribute[]): pkijs.Attribute[] {
-  return attributes
-    .map((attr) => ({ attr, der: Buffer.from(attr.toSchema().toBER(false)) }))
-    .sort((a, b) => Buffer.compare(a.der, b.der))
-    .map((x) => x.attr);
+/** X.690 §11.6: a SET OF is ordered by the encodings of its elements. */
+function derSorted<T>(items: T[], encode: (item: T) => Uint8Array): T[] {
+  return items
+    .map((item) => ({ item, der: Buffer.from(encode(item)) }))
+    .sort((x, y) => Buffer.compare(x.der, y.der))
+    .map((x) => x.item);
 }
 
-function derSortedCertificates(certs: Certificate[]): pkijs.Certificate[] {
-  const unique = new Map<string, Certificate>();
-  for (const c of certs) unique.set(c.fingerprint, c);
-  return [...unique.values()].sort((a, b) => Buffer.compare(Buffer.from(a.der), Buffer.from(b.der))).map((c) => c.asn);
+/**
+ * Per certificate, its asn1js tree and its IssuerAndSerialNumber (RFC 5652 §10.2.4), built once:
+ * re-encoding a certificate through pkijs (which re-parses the TBS every time) cost more than the
+ * ECDSA signature itself. The tree is checked to re-encode to the exact DER, so what is embedded is
+ * the certificate as issued.
+ */
+const signingParts = new WeakMap<Certificate, { block: asn1js.AsnType; sid: asn1js.AsnType }>();
+
+function partsOf(cert: Certificate, field: string): { block: asn1js.AsnType; sid: asn1js.AsnType } {
+  let parts = signingParts.get(cert);
+  if (!parts) {
+    // The certificate's own content octets under a SEQUENCE tag: asn1js writes the tag and length and
+    // copies the content verbatim, instead of re-encoding hundreds of nodes for every message.
+    const parsed = asn1js.fromBER(cert.der.slice()).result;
+    const block = new asn1js.Primitive({ idBlock: { tagClass: 1, tagNumber: 16 }, valueHex: parsed.valueBlock.valueBeforeDecodeView.slice() });
+    block.idBlock.isConstructed = true;
+    if (!Buffer.from(block.toBER(false)).equals(Buffer.from(cert.der))) {
+      throw new InvalidParameterError(field, `certificate ${cert.subjectString} is not DER-encoded and cannot be embedded faithfully`);
+    }
+    const sid = preEncoded(new pkijs.IssuerAndSerialNumber({ issuer: cert.asn.issuer, serialNumber: cert.asn.serialNumber }).toSchema());
+    parts = { block, sid };
+    signingParts.set(cert, parts);
+  }
+  return parts;
+}
+
+/**
+ * `block` encoded once and frozen: asn1js writes the tag and length and copies the content octets,
+ * so constant parts (OIDs, algorithm identifiers, the label of each level) are not re-encoded for
+ * every message. asn1js's OID encoder alone was a third of the signing time.
+ */
+function preEncoded(block: asn1js.AsnType): asn1js.AsnType {
+  const der = new Uint8Array(block.toBER(false));
+  const parsed = asn1js.fromBER(der).result;
+  const header = parsed.idBlock.blockLength + parsed.lenBlock.blockLength;
+  const frozen = new asn1js.Primitive({
+    idBlock: { tagClass: parsed.idBlock.tagClass, tagNumber: parsed.idBlock.tagNumber },
+    valueHex: der.slice(header),
+  });
+  frozen.idBlock.isConstructed = parsed.idBlock.isConstructed;
+  if (!Buffer.from(frozen.toBER(false)).equals(Buffer.from(der))) throw new Error('internal: pre-encoded block differs');
+  return frozen;
+}
+
+const constants = new Map<string, asn1js.AsnType>();
+function constant(key: string, build: () => asn1js.AsnType): asn1js.AsnType {
+  let block = constants.get(key);
+  if (!block) constants.set(key, (block = preEncoded(build())));
+  return block;
+}
+
+/** `Attribute ::= SEQUENCE { attrType OBJECT IDENTIFIER, attrValues SET OF AttributeValue }` (RFC 5652 §5.3). */
+function attribute(type: string, value: asn1js.AsnType): asn1js.Sequence {
+  const oid = constant(`oid:${type}`, () => new asn1js.ObjectIdentifier({ value: type }));
+  return new asn1js.Sequence({ value: [oid, new asn1js.Set({ value: [value] })] });
+}
+
+function contextTag(tagNumber: number, value: asn1js.AsnType[]): asn1js.Constructed {
+  return new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
 }
 
 /**
@@ -115,38 +170,56 @@ export async function signDetached(p: SignParams): Promise<Uint8Array> {
   }
   const hash = profile.hash;
   const digest = await subtle.digest(hash, p.content);
-  const attributes = [
-    new pkijs.Attribute({ type: CMS_OID.contentType, values: [new asn1js.ObjectIdentifier({ value: CMS_OID.data })] }),
-    new pkijs.Attribute({ type: CMS_OID.signingTime, values: [signingTimeValue(p.signingTime ?? new Date())] }),
-    new pkijs.Attribute({ type: CMS_OID.messageDigest, values: [new asn1js.OctetString({ valueHex: digest })] }),
+  const attributes: asn1js.AsnType[] = [
+    constant('attr:contentType:data', () => attribute(CMS_OID.contentType, new asn1js.ObjectIdentifier({ value: CMS_OID.data }))),
+    attribute(CMS_OID.signingTime, signingTimeValue(p.signingTime ?? new Date())),
+    attribute(CMS_OID.messageDigest, new asn1js.OctetString({ valueHex: digest })),
   ];
-  if (p.label !== undefined) attributes.push(new pkijs.Attribute({ type: ID_AA_SECURITY_LABEL, values: [securityLabelValue(p.label)] }));
-  const sorted = derSorted(attributes);
-  // The signature covers the SET OF encoding (tag 0x31) of exactly these attributes in this order;
-  // the SignerInfo below writes the same encodings under [0] IMPLICIT (RFC 5652 §5.4).
-  const signedAttrsDer = new asn1js.Set({ value: sorted.map((a) => a.toSchema()) }).toBER(false);
+  const label = p.label;
+  if (label !== undefined) attributes.push(constant(`attr:label:${label}`, () => attribute(ID_AA_SECURITY_LABEL, securityLabelValue(label))));
+  const sorted = derSorted(attributes, (block) => new Uint8Array(block.toBER(false)));
+  // The signature covers the SET OF encoding (tag 0x31) of these attributes in this order, and the
+  // SignerInfo carries the same encodings under [0] IMPLICIT (RFC 5652 §5.4): check it, byte for byte.
+  const signedAttrsDer = new Uint8Array(new asn1js.Set({ value: sorted }).toBER(false));
+  const signedAttrs = contextTag(0, sorted);
+  const emitted = new Uint8Array(signedAttrs.toBER(false));
+  if (emitted.length !== signedAttrsDer.length || !Buffer.from(emitted.subarray(1)).equals(Buffer.from(signedAttrsDer.subarray(1)))) {
+    throw new Error('internal: signed attributes would not be emitted as signed');
+  }
   const kind = profile.signAlgorithm.name as 'ECDSA' | 'RSASSA-PKCS1-v1_5';
   const raw = await subtle.sign(kind === 'ECDSA' ? { name: 'ECDSA', hash } : { name: kind }, p.signerKey, signedAttrsDer);
   const signatureValue = kind === 'ECDSA' ? pkijs.createCMSECDSASignature(raw) : raw;
 
-  const cert = p.signerCert.asn;
-  const signerInfo = new pkijs.SignerInfo({
-    version: 1,
-    sid: new pkijs.IssuerAndSerialNumber({ issuer: cert.issuer, serialNumber: cert.serialNumber }),
-    digestAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: digestOidOf(hash) }),
-    signedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes: sorted }),
-    signatureAlgorithm: signatureAlgorithmIdentifier(kind, hash),
-    signature: new asn1js.OctetString({ valueHex: signatureValue }),
+  const signer = partsOf(p.signerCert, 'signerCert');
+  const certificates = new Map<string, Certificate>([[p.signerCert.fingerprint, p.signerCert]]);
+  for (const c of p.chain ?? []) certificates.set(c.fingerprint, c);
+  const digestAlgorithm = () => constant(`digest:${hash}`, () => new pkijs.AlgorithmIdentifier({ algorithmId: digestOidOf(hash) }).toSchema());
+  // RFC 5652 §5.3 SignerInfo, version 1 because the signer is named by issuer and serial.
+  const signerInfo = new asn1js.Sequence({
+    value: [
+      new asn1js.Integer({ value: 1 }),
+      signer.sid,
+      digestAlgorithm(),
+      signedAttrs,
+      constant(`signature:${kind}:${hash}`, () => signatureAlgorithmIdentifier(kind, hash).toSchema()),
+      new asn1js.OctetString({ valueHex: signatureValue }),
+    ],
   });
-  const signedData = new pkijs.SignedData({
-    version: 1,
-    digestAlgorithms: [new pkijs.AlgorithmIdentifier({ algorithmId: digestOidOf(hash) })],
-    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: CMS_OID.data }),
-    certificates: derSortedCertificates([p.signerCert, ...(p.chain ?? [])]),
-    signerInfos: [signerInfo],
+  // RFC 5652 §5.1 SignedData, version 1 (id-data, no attribute certificates, no v3 SignerInfo).
+  const signedData = new asn1js.Sequence({
+    value: [
+      new asn1js.Integer({ value: 1 }),
+      new asn1js.Set({ value: [digestAlgorithm()] }),
+      constant('encap:data', () => new pkijs.EncapsulatedContentInfo({ eContentType: CMS_OID.data }).toSchema()),
+      contextTag(0, derSorted([...certificates.values()], (c) => c.der).map((c) => (c === p.signerCert ? signer.block : partsOf(c, 'chain').block))),
+      new asn1js.Set({ value: [signerInfo] }),
+    ],
   });
-  const contentInfo = new pkijs.ContentInfo({ contentType: CMS_OID.signedData, content: signedData.toSchema(true) });
-  return new Uint8Array(contentInfo.toSchema().toBER(false));
+  // RFC 5652 §3 ContentInfo.
+  const contentInfo = new asn1js.Sequence({
+    value: [constant(`oid:${CMS_OID.signedData}`, () => new asn1js.ObjectIdentifier({ value: CMS_OID.signedData })), contextTag(0, [signedData])],
+  });
+  return new Uint8Array(contentInfo.toBER(false));
 }
 
 /** Why a signature was refused. Chain reasons come from validateCertificate when `trust` is given. */
