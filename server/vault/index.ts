@@ -11,16 +11,26 @@ export type { RandomBytes } from './aead.js';
 export {
   MasterKey,
   createMasterKey,
+  prepareMasterKey,
   unlockMasterKey,
+  unlockWithConfig,
   readVaultKeyJson,
+  writeVaultKeyJson,
   ARGON2_MIN,
   MIN_PASSPHRASE_LENGTH,
   VAULT_KEY_FILE,
 } from './master-key.js';
-export type { Argon2Params, CreateMasterKeyOptions, MasterKeySecret, UnlockMasterKeyOptions } from './master-key.js';
+export type {
+  Argon2Params,
+  CreateMasterKeyOptions,
+  MasterKeySecret,
+  PrepareMasterKeyOptions,
+  UnlockMasterKeyOptions,
+  VaultKeyJson,
+} from './master-key.js';
 export { Keyring } from './keyring.js';
 export type { KeyringOptions } from './keyring.js';
 export { Keystore, ckAad, dekAad } from './keystore.js';
 export type { KeystoreOptions } from './keystore.js';
-export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE } from './vault.js';
+export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE, VAULT_KEY_NEXT_FILE } from './vault.js';
 export type { Vault, OpenVaultOptions, InitVaultOptions } from './vault.js';

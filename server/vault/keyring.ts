@@ -6,7 +6,7 @@
  * in vault.db and are therefore in data backups (they protect things that must survive a restore).
  */
 import type { Db } from './db.js';
-import { KeyExistsError, KeyNotFoundError, MasterKeyArgumentError } from './errors.js';
+import { KeyExistsError, KeyNotFoundError, MasterKeyArgumentError, VaultDecryptError } from './errors.js';
 import type { MasterKey } from './master-key.js';
 import type { CryptoKey } from './crypto-types.js';
 
@@ -130,6 +130,7 @@ export class Keyring {
   /**
    * Re-seals every key and secret under `next` in one transaction (master-key rotation); from
    * then on this keyring uses `next`. Unwrapped keys stay valid (the data keys do not change).
+   * Rows already sealed under `next` (a rotation resumed after a crash) are left as they are.
    * @returns how many rows were re-sealed.
    */
   async rewrapAll(next: MasterKey): Promise<number> {
@@ -138,14 +139,40 @@ export class Keyring {
         'SELECT name, kind, sealed FROM keyring',
       );
       const upd = await tx.prepare('UPDATE keyring SET sealed = ? WHERE kind = ? AND name = ?');
-      for (const r of rows) {
-        const resealed = await this.#mk.rewrapTo(next, r.sealed, aadOf(r.kind, r.name));
-        await upd.run([resealed, r.kind, r.name]);
+      let changed = 0;
+      try {
+        for (const r of rows) {
+          const aad = aadOf(r.kind, r.name);
+          const resealed = await rewrapOrSkip(this.#mk, next, r.sealed, aad);
+          if (resealed) {
+            await upd.run([resealed, r.kind, r.name]);
+            changed++;
+          }
+        }
+      } finally {
+        await upd.finalize();
       }
-      await upd.finalize();
-      return rows.length;
+      return changed;
     });
     this.#mk = next;
     return n;
+  }
+}
+
+/**
+ * Re-seals `sealed` from `current` to `next`; undefined if it is already sealed under `next`.
+ * @throws VaultDecryptError if neither key opens it.
+ */
+export async function rewrapOrSkip(current: MasterKey, next: MasterKey, sealed: Uint8Array, aad: string): Promise<Uint8Array | undefined> {
+  try {
+    return await current.rewrapTo(next, sealed, aad);
+  } catch (err) {
+    if (!(err instanceof VaultDecryptError)) throw err;
+    const already = await next.open(sealed, aad).then(
+      (pt) => (pt.fill(0), true),
+      () => false,
+    );
+    if (already) return undefined;
+    throw err;
   }
 }

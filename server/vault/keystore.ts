@@ -18,6 +18,7 @@ import { Db } from './db.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
 import { createWrappedKey, unwrapDataKey } from './key-wrap.js';
 import { Lru } from './lru.js';
+import { rewrapOrSkip } from './keyring.js';
 import type { MasterKey } from './master-key.js';
 import type { CryptoKey } from './crypto-types.js';
 import { randomBytes, type RandomBytes } from './aead.js';
@@ -248,20 +249,27 @@ export class Keystore {
 
   /**
    * Re-wraps every CK under `next` in one transaction (master-key rotation). DEKs are wrapped
-   * under CKs, which do not change, so they are untouched. Then truncates the WAL, so the old
-   * wrappings do not survive there.
+   * under CKs, which do not change, so they are untouched. CKs already under `next` (a resumed
+   * rotation) are skipped. Then truncates the WAL, so the old wrappings do not survive there.
    * @returns the number of conversation keys re-wrapped.
    */
   async rewrapAll(next: MasterKey): Promise<number> {
     const n = await this.db.transaction(async (tx) => {
       const rows = await tx.all<{ conv_id: string; wrapped: Uint8Array }>('SELECT conv_id, wrapped FROM conversation_keys');
       const upd = await tx.prepare('UPDATE conversation_keys SET wrapped = ? WHERE conv_id = ?');
+      let changed = 0;
       try {
-        for (const r of rows) await upd.run([await this.#mk.rewrapTo(next, r.wrapped, ckAad(r.conv_id)), r.conv_id]);
+        for (const r of rows) {
+          const rewrapped = await rewrapOrSkip(this.#mk, next, r.wrapped, ckAad(r.conv_id));
+          if (rewrapped) {
+            await upd.run([rewrapped, r.conv_id]);
+            changed++;
+          }
+        }
       } finally {
         await upd.finalize();
       }
-      return rows.length;
+      return changed;
     });
     this.#mk = next;
     await this.db.checkpointTruncate();

@@ -63,21 +63,26 @@ const VaultKeySchema = z.discriminatedUnion('kind', [
   }),
   z.object({ version: z.literal(1), kind: z.literal('keyfile'), check: b64, createdAt: z.string() }),
 ]);
-type VaultKeyJson = z.infer<typeof VaultKeySchema>;
+/** The content of `vault-key.json`. */
+export type VaultKeyJson = z.infer<typeof VaultKeySchema>;
 
 /** Exactly one of the two unlock secrets. */
 export type MasterKeySecret = { passphrase: string; keyFilePath?: undefined } | { keyFilePath: string; passphrase?: undefined };
 
-/** Options of {@link createMasterKey}. */
-export type CreateMasterKeyOptions = MasterKeySecret & {
-  /** Data directory where `vault-key.json` is written. */
-  dir: string;
+/** Options of {@link prepareMasterKey}: the secret and how to derive from it. */
+export type PrepareMasterKeyOptions = MasterKeySecret & {
   /** argon2id parameters (passphrase mode); default {@link ARGON2_MIN}. */
   argon2?: Partial<Argon2Params>;
   /** Randomness (salt, key file, IVs); default CSPRNG. */
   random?: RandomBytes;
   /** Clock; default `new Date()`. */
   now?: () => Date;
+};
+
+/** Options of {@link createMasterKey}. */
+export type CreateMasterKeyOptions = PrepareMasterKeyOptions & {
+  /** Data directory where `vault-key.json` is written. */
+  dir: string;
 };
 
 /** Options of {@link unlockMasterKey}. */
@@ -186,11 +191,23 @@ function readKeyFile(path: string): Uint8Array {
  *   MasterKeyArgumentError for neither/both secrets or a passphrase under 12 characters.
  */
 export async function createMasterKey(opts: CreateMasterKeyOptions): Promise<MasterKey> {
+  const jsonPath = join(opts.dir, VAULT_KEY_FILE);
+  if (existsSync(jsonPath)) throw new MasterKeyExistsError(`${jsonPath} exists; refusing to replace the vault's master key`);
+  const { masterKey, config } = await prepareMasterKey(opts);
+  writeVaultKeyJson(jsonPath, config);
+  return masterKey;
+}
+
+/**
+ * Derives a new master key and the `vault-key.json` content describing it, without writing
+ * that file (rotation writes it elsewhere first). In key-file mode the key file is written.
+ */
+export async function prepareMasterKey(
+  opts: PrepareMasterKeyOptions,
+): Promise<{ masterKey: MasterKey; config: VaultKeyJson }> {
   const kind = pickSecret(opts);
   const random = opts.random ?? randomBytes;
   const now = opts.now ?? (() => new Date());
-  const jsonPath = join(opts.dir, VAULT_KEY_FILE);
-  if (existsSync(jsonPath)) throw new MasterKeyExistsError(`${jsonPath} exists; refusing to replace the vault's master key`);
   let raw: Uint8Array;
   let kdf: Extract<VaultKeyJson, { kind: 'passphrase' }>['kdf'] | undefined;
   if (kind === 'passphrase') {
@@ -216,24 +233,27 @@ export async function createMasterKey(opts: CreateMasterKeyOptions): Promise<Mas
       throw new MasterKeyFileError(`key file ${path} cannot be written`, { cause: err });
     }
   }
-  const mk = await MasterKey.fromBytes(raw, random);
+  const masterKey = await MasterKey.fromBytes(raw, random);
   raw.fill(0);
-  const check = Buffer.from(await mk.seal(new Uint8Array(0), KCV_AAD)).toString('base64');
-  const json: VaultKeyJson =
+  const check = Buffer.from(await masterKey.seal(new Uint8Array(0), KCV_AAD)).toString('base64');
+  const config: VaultKeyJson =
     kdf !== undefined
       ? { version: 1, kind: 'passphrase', kdf, check, createdAt: now().toISOString() }
       : { version: 1, kind: 'keyfile', check, createdAt: now().toISOString() };
-  // Write-then-rename so a crash never leaves a half-written vault-key.json.
-  const tmp = `${jsonPath}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(json, null, 2)}\n`, { mode: 0o600 });
+  return { masterKey, config };
+}
+
+/** Writes a `vault-key.json`-format file, write-then-rename so a crash never leaves half a file. */
+export function writeVaultKeyJson(path: string, config: VaultKeyJson): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   chmodSync(tmp, 0o600);
-  renameSync(tmp, jsonPath);
-  return mk;
+  renameSync(tmp, path);
 }
 
 /** Reads and validates `vault-key.json`. @throws MasterKeyMissingError, MasterKeyConfigError */
-export function readVaultKeyJson(dir: string): VaultKeyJson {
-  const path = join(dir, VAULT_KEY_FILE);
+export function readVaultKeyJson(dir: string, file: string = VAULT_KEY_FILE): VaultKeyJson {
+  const path = join(dir, file);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -263,8 +283,12 @@ export function readVaultKeyJson(dir: string): VaultKeyJson {
  *   MasterKeyConfigError, MasterKeyFileError, MasterKeyArgumentError as named.
  */
 export async function unlockMasterKey(opts: UnlockMasterKeyOptions): Promise<MasterKey> {
+  return unlockWithConfig(readVaultKeyJson(opts.dir), opts);
+}
+
+/** Re-derives MK from a secret and checks it against a parsed `vault-key.json`. */
+export async function unlockWithConfig(cfg: VaultKeyJson, opts: MasterKeySecret): Promise<MasterKey> {
   const kind = pickSecret(opts);
-  const cfg = readVaultKeyJson(opts.dir);
   if (cfg.kind !== kind) {
     throw new MasterKeyArgumentError(`this vault is unlocked with a ${cfg.kind}, not a ${kind}`);
   }

@@ -3,7 +3,7 @@
  * `keys.db` (destroyable keys) and `vault-key.json` (how to re-derive the master key).
  * The directory is kept at mode 0700 and every file in it at 0600.
  */
-import { chmodSync, copyFileSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Db } from './db.js';
 import { Keyring } from './keyring.js';
@@ -11,15 +11,22 @@ import { Keystore, type KeystoreOptions } from './keystore.js';
 import {
   VAULT_KEY_FILE,
   createMasterKey,
+  prepareMasterKey,
+  readVaultKeyJson,
   unlockMasterKey,
+  unlockWithConfig,
+  writeVaultKeyJson,
   type CreateMasterKeyOptions,
   type MasterKey,
   type MasterKeySecret,
+  type PrepareMasterKeyOptions,
 } from './master-key.js';
 
 /** File names inside the data directory. */
 export const VAULT_DB_FILE = 'vault.db';
 export const KEYS_DB_FILE = 'keys.db';
+/** Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped. */
+export const VAULT_KEY_NEXT_FILE = 'vault-key.next.json';
 
 /** An open vault. */
 export interface Vault {
@@ -30,7 +37,22 @@ export interface Vault {
   readonly keys: Keystore;
   /** Named long-lived keys and secrets in `vault.db`. */
   readonly keyring: Keyring;
+  /** The current master key (changes after {@link rotateMasterKey}). */
   readonly masterKey: MasterKey;
+  /**
+   * True while a master-key rotation has not finished (a crash mid-way): some keys may already
+   * be under the new key. The appliance should not serve until `rotateMasterKey` is run again
+   * with the same new secret, which resumes it.
+   */
+  readonly rotationPending: boolean;
+  /**
+   * Rotates the master key to a new passphrase or key file: writes `vault-key.next.json`,
+   * re-wraps every keyring row and every conversation key (DEKs are under CKs and stay), then
+   * renames it over `vault-key.json`. Resumable: if a previous rotation was interrupted, pass the
+   * same new secret (for a key file, the key file that rotation wrote) and it completes.
+   * @returns how many keyring rows and conversation keys were re-wrapped now.
+   */
+  rotateMasterKey(next: PrepareMasterKeyOptions): Promise<{ keyring: number; conversationKeys: number }>;
   /** `wal_checkpoint(TRUNCATE)` on both databases (end of every deletion). */
   checkpointAll(): Promise<void>;
   /**
@@ -64,12 +86,35 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
     keys = await Keystore.open(join(opts.dir, KEYS_DB_FILE), opts.masterKey, { now: opts.now, ...opts.keystore });
     const keyring = await Keyring.open(db, opts.masterKey, { now: opts.now });
     const k = keys;
+    let mk = opts.masterKey;
+    const pendingPath = join(opts.dir, VAULT_KEY_NEXT_FILE);
     return {
       dir: opts.dir,
       db,
       keys: k,
       keyring,
-      masterKey: opts.masterKey,
+      get masterKey() {
+        return mk;
+      },
+      get rotationPending() {
+        return existsSync(pendingPath);
+      },
+      async rotateMasterKey(next: PrepareMasterKeyOptions) {
+        let nextMk: MasterKey;
+        if (existsSync(pendingPath)) {
+          nextMk = await unlockWithConfig(readVaultKeyJson(opts.dir, VAULT_KEY_NEXT_FILE), next);
+        } else {
+          const prepared = await prepareMasterKey(next);
+          writeVaultKeyJson(pendingPath, prepared.config);
+          nextMk = prepared.masterKey;
+        }
+        const ring = await keyring.rewrapAll(nextMk);
+        await db.checkpointTruncate(); // old wrappings must not linger in the WAL either
+        const cks = await k.rewrapAll(nextMk);
+        renameSync(pendingPath, join(opts.dir, VAULT_KEY_FILE));
+        mk = nextMk;
+        return { keyring: ring, conversationKeys: cks };
+      },
       async checkpointAll() {
         await db.checkpointTruncate();
         await k.db.checkpointTruncate();

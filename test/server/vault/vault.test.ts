@@ -53,3 +53,51 @@ t.test('when a data backup is taken then it holds vault.db and vault-key.json, n
   t.equal(written.length, 2);
   t.equal(statSync(dest).mode & 0o777, 0o700);
 });
+
+t.test('when the master key is rotated from a passphrase to a key file then only the new secret opens every key', async (t) => {
+  const dir = tmpDir(t);
+  const v = await initVault({ dir, passphrase: PASS });
+  await v.keys.createConversationKey('c');
+  const k = (await v.keys.createMessageKeys('c', ['m'])).get('m')!;
+  const sealed = await seal(k, new Uint8Array([5]), 'x');
+  await v.keyring.putSecret('s', new Uint8Array([6]));
+  await v.keyring.ensureKey('audit-hmac');
+  const keyFilePath = join(tmpDir(t), 'new.key');
+  t.same(await v.rotateMasterKey({ keyFilePath }), { keyring: 2, conversationKeys: 1 });
+  t.equal(v.rotationPending, false);
+  t.same(await v.keyring.getSecret('s'), new Uint8Array([6]), 'the open vault keeps working');
+  await v.close();
+  await t.rejects(unlockVault({ dir, passphrase: PASS }), { code: 'MASTER_KEY_ARGUMENT' }, 'the vault is now a key-file vault');
+  const again = await unlockVault({ dir, keyFilePath });
+  t.teardown(() => again.close());
+  t.same(await open(await again.keys.messageKey('m'), sealed, 'x'), new Uint8Array([5]));
+  t.same(await again.keyring.getSecret('s'), new Uint8Array([6]));
+});
+
+t.test('when a rotation is interrupted after the keyring then the vault says so and running it again completes it', async (t) => {
+  const dir = tmpDir(t);
+  const v = await initVault({ dir, passphrase: PASS });
+  await v.keys.createConversationKey('c');
+  const k = (await v.keys.createMessageKeys('c', ['m'])).get('m')!;
+  const sealed = await seal(k, new Uint8Array([8]), 'x');
+  await v.keyring.putSecret('s', new Uint8Array([9]));
+  // Simulate the crash: the new vault-key.next.json is written and the keyring re-wrapped, keys.db not yet.
+  const { prepareMasterKey, writeVaultKeyJson, VAULT_KEY_NEXT_FILE } = await import('../../../server/vault/index.js');
+  const NEW = 'the brand new passphrase';
+  const prepared = await prepareMasterKey({ passphrase: NEW });
+  writeVaultKeyJson(join(dir, VAULT_KEY_NEXT_FILE), prepared.config);
+  await v.keyring.rewrapAll(prepared.masterKey);
+  await v.close();
+
+  const old = await unlockVault({ dir, passphrase: PASS });
+  t.equal(old.rotationPending, true);
+  await t.rejects(old.keyring.getSecret('s'), { code: 'VAULT_DECRYPT_FAILED' }, 'half-rotated keyring');
+  await t.rejects(old.rotateMasterKey({ passphrase: 'some other passphrase' }), { code: 'MASTER_KEY_WRONG' });
+  t.same(await old.rotateMasterKey({ passphrase: NEW }), { keyring: 0, conversationKeys: 1 }, 'resumed where it stopped');
+  t.equal(old.rotationPending, false);
+  await old.close();
+  const fresh = await unlockVault({ dir, passphrase: NEW });
+  t.teardown(() => fresh.close());
+  t.same(await fresh.keyring.getSecret('s'), new Uint8Array([9]));
+  t.same(await open(await fresh.keys.messageKey('m'), sealed, 'x'), new Uint8Array([8]));
+});
