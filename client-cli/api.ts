@@ -5,8 +5,7 @@
  */
 import { z } from 'zod';
 
-export const ROLES = ['staff', 'officer', 'auditor', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role } from './choices.js';
 
 export const AccountSchema = z
   .object({

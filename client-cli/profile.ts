@@ -10,7 +10,6 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
 import { ProfileCorruptError, ProfileMissingError } from './errors.js';
 
 /** Where the profile lives: `--profile DIR`, else `SIGIL_PROFILE`, else the OS's per-user config folder. */
@@ -33,22 +32,22 @@ export function resolveProfileDir(opts: {
   return join(xdg && xdg.startsWith('/') ? xdg : join(home, '.config'), 'sigil');
 }
 
-export const ProfileConfigSchema = z.object({
-  version: z.literal(1),
+/** config.json (checked by `profile-schema.ts`, loaded only when a profile is read). */
+export interface ProfileConfig {
+  version: 1;
   /** Base URL of the appliance, e.g. https://10.0.0.5:8443 */
-  server: z.string().url(),
+  server: string;
   /** The account this profile belongs to (set by keygen, cert import or login). */
-  login: z.string().min(1).optional(),
-});
-export type ProfileConfig = z.infer<typeof ProfileConfigSchema>;
+  login?: string;
+}
 
-export const SessionSchema = z.object({
-  token: z.string().min(1),
-  expiresAt: z.string(),
-  login: z.string(),
-  mustChangePassword: z.boolean().default(false),
-});
-export type Session = z.infer<typeof SessionSchema>;
+/** session.json: the bearer token of the current session. */
+export interface Session {
+  token: string;
+  expiresAt: string;
+  login: string;
+  mustChangePassword: boolean;
+}
 
 /** File names inside the profile folder. */
 export const PROFILE_FILES = {
@@ -87,10 +86,12 @@ export class Profile {
       if (err.code === 'ENOENT') throw new ProfileMissingError(this.dir);
       throw err;
     });
+    const { ProfileConfigSchema } = await import('./profile-schema.js');
     return this.parse('config', text, ProfileConfigSchema);
   }
 
   async writeConfig(config: ProfileConfig): Promise<void> {
+    const { ProfileConfigSchema } = await import('./profile-schema.js');
     await this.write('config', JSON.stringify(ProfileConfigSchema.parse(config), null, 2) + '\n');
   }
 
@@ -124,14 +125,17 @@ export class Profile {
   /** The saved session, or undefined when there is none. */
   async session(): Promise<Session | undefined> {
     const text = await this.readOptional('session');
-    return text === undefined ? undefined : this.parse('session', text, SessionSchema);
+    if (text === undefined) return undefined;
+    const { SessionSchema } = await import('./profile-schema.js');
+    return this.parse('session', text, SessionSchema);
   }
 
   async writeSession(session: Session): Promise<void> {
+    const { SessionSchema } = await import('./profile-schema.js');
     await this.write('session', JSON.stringify(SessionSchema.parse(session)) + '\n');
   }
 
-  private parse<T>(file: ProfileFile, text: string, schema: z.ZodType<T>): T {
+  private parse<T>(file: ProfileFile, text: string, schema: { parse(v: unknown): T }): T {
     try {
       return schema.parse(JSON.parse(text));
     } catch (cause) {

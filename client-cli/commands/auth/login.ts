@@ -7,9 +7,7 @@
  *    `{"envelopeSerial","login","purpose":"sigil-envelope-receipt"}` → POST /v1/auth/first-login.
  */
 import { Command } from 'commander';
-import { ChallengeSchema, LoginSchema, OkSchema } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
-import { signStatement } from '../../credentials.js';
 import { BadResponseError, UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -44,6 +42,8 @@ export function loginCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: LoginOptions, rt: Runtime): Promise<void> {
+  const { ChallengeSchema, LoginSchema, OkSchema } = await import('../../api.js');
+  const { signStatement } = await import('../../credentials.js');
   const config = await rt.config();
   const login = opts.login ?? config.login;
   if (!login) throw new UsageError('--login: no login given and none in the profile');

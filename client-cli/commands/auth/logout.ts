@@ -1,6 +1,5 @@
 /** `sigil logout`: ends the session on the server and forgets the token. */
 import { Command } from 'commander';
-import { OkSchema } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { ServerError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
@@ -25,6 +24,7 @@ export function logoutCommand(ctx: CommandContext): Command {
 }
 
 export async function run(_opts: LogoutOptions, rt: Runtime): Promise<void> {
+  const { OkSchema } = await import('../../api.js');
   const session = await rt.profile.session();
   let ended = false;
   if (session) {

@@ -1,6 +1,5 @@
 /** `sigil passwd`: changes the account password (current one first). */
 import { Command } from 'commander';
-import { OkSchema } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -30,6 +29,7 @@ export function passwdCommand(ctx: CommandContext): Command {
 }
 
 export async function run(_opts: PasswdOptions, rt: Runtime): Promise<void> {
+  const { OkSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const currentPassword = await rt.io.prompter.secret('Current password', ENV.password);
   const newPassword = await rt.io.prompter.newSecret('New password', ENV.newPassword);

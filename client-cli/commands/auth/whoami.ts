@@ -1,6 +1,6 @@
 /** `sigil whoami`: who the current session belongs to, as the server sees it. */
 import { Command } from 'commander';
-import { AccountSchema, type Account } from '../../api.js';
+import type { Account } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -24,6 +24,7 @@ export function whoamiCommand(ctx: CommandContext): Command {
 }
 
 export async function run(_opts: WhoamiOptions, rt: Runtime): Promise<void> {
+  const { AccountSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const me = await http.get('/v1/me', AccountSchema);
   if (rt.json) return rt.out.json(me);

@@ -7,9 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { BadPasswordError, exportPrivateKeyPem, MalformedInputError, openPkcs12, Pkcs12IncompleteError } from '../../../pki/index.js';
 import { action1, type CommandContext } from '../../context.js';
-import { assertCertMatchesKey, assertChainsToPinnedCa, readCertificates } from '../../credentials.js';
 import { InputFileError, KeyExistsError, Pkcs12OpenError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -56,6 +54,8 @@ async function readInput(file: string): Promise<Buffer> {
 }
 
 export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
+  const { BadPasswordError, exportPrivateKeyPem, MalformedInputError, openPkcs12, Pkcs12IncompleteError } = await import('../../../pki/index.js');
+  const { assertCertMatchesKey, assertChainsToPinnedCa, readCertificates } = await import('../../credentials.js');
   const config = await rt.config();
   const bytes = await readInput(opts.file);
   const caPem = await rt.profile.read('ca');

@@ -5,7 +5,6 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { IssuedCertSchema, IssuedP12Schema } from '../../api.js';
 import { action1, type CommandContext } from '../../context.js';
 import { InputFileError, UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
@@ -42,6 +41,7 @@ export function certIssueCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: CertIssueOptions, rt: Runtime): Promise<void> {
+  const { IssuedCertSchema, IssuedP12Schema } = await import('../../api.js');
   if (Boolean(opts.csr) === Boolean(opts.p12)) throw new UsageError('give exactly one of --csr FILE or --p12 OUT');
   if (opts.p12 && opts.out) throw new UsageError('--out goes with --csr; with --p12 the file is the --p12 argument');
   const path = `/v1/users/${encodeURIComponent(opts.login)}/certificates`;

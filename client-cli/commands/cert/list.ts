@@ -1,6 +1,5 @@
 /** `sigil cert list LOGIN`: certificates issued to an account (officer). */
 import { Command } from 'commander';
-import { CertListSchema } from '../../api.js';
 import { action1, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -26,6 +25,7 @@ export function certListCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: CertListOptions, rt: Runtime): Promise<void> {
+  const { CertListSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const { certificates } = await http.get(`/v1/users/${encodeURIComponent(opts.login)}/certificates`, CertListSchema);
   if (rt.json) return rt.out.json({ certificates });

@@ -1,7 +1,6 @@
 /** `sigil cert revoke SERIAL --reason R`: revoke a certificate (officer); its sessions end. */
 import { Command, Option } from 'commander';
-import { REVOCATION_REASON_CODES } from '../../../pki/index.js';
-import { RevokedSchema } from '../../api.js';
+import { REVOCATION_REASONS } from '../../choices.js';
 import { action1, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -23,7 +22,7 @@ export function certRevokeCommand(ctx: CommandContext): Command {
         'before the revocation still verify. Run sigil crl publish to put it on the next CRL at once.',
     )
     .argument('<serial>', 'serial number (hex) from sigil cert list')
-    .addOption(new Option('--reason <reason>', 'RFC 5280 revocation reason').choices(Object.keys(REVOCATION_REASON_CODES)).makeOptionMandatory())
+    .addOption(new Option('--reason <reason>', 'RFC 5280 revocation reason').choices(REVOCATION_REASONS).makeOptionMandatory())
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
     .option('--json', 'print {serial, revokedAt, reason} as JSON')
     .action(action1(ctx, 'serial', run));
@@ -35,6 +34,7 @@ export function certRevokeCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: CertRevokeOptions, rt: Runtime): Promise<void> {
+  const { RevokedSchema } = await import('../../api.js');
   await confirmOrYes(rt, opts.yes, `Revoke certificate ${opts.serial} (${opts.reason})? This cannot be undone`);
   const http = await rt.client({ session: true });
   const revoked = await http.post(`/v1/certificates/${encodeURIComponent(opts.serial)}/revoke`, { reason: opts.reason }, RevokedSchema);

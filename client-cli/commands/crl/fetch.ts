@@ -1,7 +1,6 @@
 /** `sigil crl fetch`: the appliance's current certificate revocation list (RFC 5280 §5). */
 import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { CaSchema, CrlSchema } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -27,6 +26,7 @@ export function crlFetchCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
+  const { CaSchema, CrlSchema } = await import('../../api.js');
   const http = await rt.client({ session: false });
   const crl = await http.get('/v1/crl', CrlSchema);
   // The CRL is signed by the issuing CA; the pin may hold only the root, so take the served

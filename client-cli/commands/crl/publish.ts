@@ -1,6 +1,5 @@
 /** `sigil crl publish`: make the appliance sign and publish a new CRL now (officer). */
 import { Command } from 'commander';
-import { CrlPublishedSchema } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -24,6 +23,7 @@ export function crlPublishCommand(ctx: CommandContext): Command {
 }
 
 export async function run(_opts: CrlPublishOptions, rt: Runtime): Promise<void> {
+  const { CrlPublishedSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const published = await http.post('/v1/crl', {}, CrlPublishedSchema);
   if (rt.json) return rt.out.json(published);

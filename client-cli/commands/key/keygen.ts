@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { createCsr, DEFAULT_PROFILE, exportPrivateKeyPem, generateKeyPair, PROFILE_NAMES, type ProfileName } from '../../../pki/index.js';
+import { DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS, type KeyAlgorithm } from '../../choices.js';
 import { action, type CommandContext } from '../../context.js';
 import { KeyExistsError, UsageError } from '../../errors.js';
 import { envSection, withHelp } from '../../help.js';
@@ -13,7 +13,7 @@ import { ENV, type Runtime } from '../../runtime.js';
 
 export interface KeygenOptions {
   login: string;
-  algorithm: ProfileName;
+  algorithm: KeyAlgorithm;
   out?: string;
   force?: boolean;
   /** false with --no-passphrase */
@@ -31,7 +31,7 @@ export function keygenCommand(ctx: CommandContext): Command {
         'The CSR is printed on stdout unless --out is given; a copy stays in the profile (request.csr.pem).',
     )
     .addOption(new Option('--login <login>', 'your login, as on your envelope').makeOptionMandatory())
-    .addOption(new Option('--algorithm <profile>', "key algorithm; must match the appliance's profile").choices(PROFILE_NAMES as readonly string[]).default(DEFAULT_PROFILE))
+    .addOption(new Option('--algorithm <profile>', "key algorithm; must match the appliance's profile").choices(KEY_ALGORITHMS).default(DEFAULT_KEY_ALGORITHM))
     .option('--out <file>', 'write the CSR PEM to this file')
     .option('--force', 'replace an existing key (its certificate is removed from the profile)')
     .option('--no-passphrase', 'store the private key unencrypted (needs --insecure)')
@@ -48,6 +48,7 @@ export async function run(opts: KeygenOptions, rt: Runtime): Promise<void> {
   if (!opts.passphrase && !opts.insecure) throw new UsageError('--no-passphrase leaves the private key readable by anyone with the file; add --insecure to confirm');
   const config = await rt.config();
   if ((await rt.profile.has('key')) && !opts.force) throw new KeyExistsError(rt.profile.path('key'));
+  const { createCsr, exportPrivateKeyPem, generateKeyPair } = await import('../../../pki/index.js');
   const passphrase = opts.passphrase ? await rt.io.prompter.newSecret('New key passphrase', ENV.keyPassphrase) : undefined;
   const keyPair = await generateKeyPair(opts.algorithm);
   const csr = await createCsr({ keyPair, subject: { login: opts.login, commonName: opts.login }, profile: opts.algorithm });

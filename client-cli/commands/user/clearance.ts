@@ -1,6 +1,5 @@
 /** `sigil user clearance LOGIN --clearance LEVEL`: change a holder's clearance (officer). */
 import { Command } from 'commander';
-import { AccountSchema } from '../../api.js';
 import { action1, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -36,6 +35,7 @@ export function userClearanceCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: UserClearanceOptions, rt: Runtime): Promise<void> {
+  const { AccountSchema } = await import('../../api.js');
   await confirmOrYes(rt, opts.yes, `Revoke the certificates of ${opts.login} and set clearance ${opts.clearance}?`);
   const http = await rt.client({ session: true });
   const account = await http.post(`/v1/users/${encodeURIComponent(opts.login)}/clearance`, { clearance: opts.clearance }, AccountSchema);

@@ -1,7 +1,7 @@
 /** `sigil user create`: an account and its sealed-envelope password (officer). */
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { UserCreatedSchema, type Envelope } from '../../api.js';
+import type { Envelope } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -41,6 +41,7 @@ export function userCreateCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: UserCreateOptions, rt: Runtime): Promise<void> {
+  const { UserCreatedSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const created = await http.post(
     '/v1/users',

@@ -1,6 +1,5 @@
 /** `sigil user list`: every account (officer). */
 import { Command } from 'commander';
-import { UsersSchema } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -24,6 +23,7 @@ export function userListCommand(ctx: CommandContext): Command {
 }
 
 export async function run(_opts: UserListOptions, rt: Runtime): Promise<void> {
+  const { UsersSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const { users } = await http.get('/v1/users', UsersSchema);
   if (rt.json) return rt.out.json({ users });

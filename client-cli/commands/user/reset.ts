@@ -1,6 +1,5 @@
 /** `sigil user reset LOGIN`: a new envelope password; the old envelope and all sessions end (officer). */
 import { Command } from 'commander';
-import { UserCreatedSchema } from '../../api.js';
 import { action1, type CommandContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
@@ -41,6 +40,7 @@ export async function confirmOrYes(rt: Runtime, yes: boolean | undefined, questi
 }
 
 export async function run(opts: UserResetOptions, rt: Runtime): Promise<void> {
+  const { UserCreatedSchema } = await import('../../api.js');
   await confirmOrYes(rt, opts.yes, `End every session of ${opts.login} and invalidate the current envelope?`);
   const http = await rt.client({ session: true });
   const reset = await http.post(`/v1/users/${encodeURIComponent(opts.login)}/reset`, {}, UserCreatedSchema);

@@ -1,6 +1,5 @@
 /** `sigil user show LOGIN`: one account (officer). */
 import { Command } from 'commander';
-import { AccountSchema } from '../../api.js';
 import { action1, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -27,6 +26,7 @@ export function userShowCommand(ctx: CommandContext): Command {
 }
 
 export async function run(opts: UserShowOptions, rt: Runtime): Promise<void> {
+  const { AccountSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const account = await http.get(`/v1/users/${encodeURIComponent(opts.login)}`, AccountSchema);
   if (rt.json) return rt.out.json(account);

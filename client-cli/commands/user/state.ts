@@ -3,7 +3,6 @@
  * commands: they differ only in the path and the words.
  */
 import { Command } from 'commander';
-import { AccountSchema } from '../../api.js';
 import { action1, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
@@ -44,6 +43,7 @@ export function userStateCommand(ctx: CommandContext, verb: StateVerb): Command 
 }
 
 export async function run(verb: StateVerb, opts: UserStateOptions, rt: Runtime): Promise<void> {
+  const { AccountSchema } = await import('../../api.js');
   const http = await rt.client({ session: true });
   const account = await http.post(`/v1/users/${encodeURIComponent(opts.login)}/${verb}`, {}, AccountSchema);
   if (rt.json) return rt.out.json(account);
