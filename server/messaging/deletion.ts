@@ -15,7 +15,7 @@
 import {
   fileKeyId,
   fromB64,
-  idHash,
+  messageSubject,
   isOfficer,
   newId,
   principalClearance,
@@ -89,7 +89,7 @@ async function deleteMessageRows(ctx: Ctx, tx: DbTx, ids: readonly string[]): Pr
         keyIds.push(fileKeyId(f.id));
       }
       await delMsg.run([id]);
-      await guard.run([await idHash(id), guardUntil]);
+      await guard.run([await messageSubject(ctx, id), guardUntil]);
       keyIds.push(id);
     }
   } finally {
@@ -103,7 +103,7 @@ async function deleteConversationRows(ctx: Ctx, tx: DbTx, convId: string): Promi
   const guardUntil = new Date(ctx.now().getTime() + 2 * ctx.config.clockSkewMs).toISOString();
   const ids = await tx.all<{ id: string }>('SELECT id FROM msg_messages WHERE conversation = ?', [convId]);
   for (const { id } of ids) {
-    await tx.run('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)', [await idHash(id), guardUntil]);
+    await tx.run('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)', [await messageSubject(ctx, id), guardUntil]);
   }
   await tx.run('DELETE FROM msg_file_chunks WHERE file IN (SELECT id FROM msg_files WHERE conversation = ?)', [convId]);
   await tx.run('DELETE FROM msg_files WHERE conversation = ?', [convId]);

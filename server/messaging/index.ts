@@ -132,15 +132,13 @@ export function createMessaging(parts: MessagingParts): Messaging {
     ctx.audit
       ? async (batch) => {
           const audit = ctx.audit!;
-          const events = await Promise.all(
-            batch.map(async ({ m, c }) => ({
+          const events = batch.map(({ m, c }) => ({
               type: 'message.accepted',
               actor: m.sender,
-              subject: await ctx.keyedHash(`message:${m.id}`),
+              subject: m.subject,
               at: new Date(c.receivedAt),
               data: { seq: c.seq, label: m.label },
-            })),
-          );
+          }));
           const entries = (await audit.append(events)) ?? [];
           entries.forEach((e, i) => {
             const b = batch[i];

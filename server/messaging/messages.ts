@@ -11,12 +11,13 @@ import { webcrypto } from 'node:crypto';
 import { open } from '../vault/index.js';
 import {
   fromB64,
-  idHash,
   messageAad,
+  messageSubject,
   principalClearance,
   rank,
   requireMember,
   toB64,
+  unpackMessage,
   isOfficer,
   type Ctx,
 } from './context.js';
@@ -79,9 +80,7 @@ export interface MessageRow {
   urgent: number;
   sent_at: string;
   received_at: string;
-  header: Uint8Array;
-  signature: Uint8Array;
-  body: Uint8Array;
+  sealed: Uint8Array;
 }
 
 /** Verifies and stores one message. @throws the messaging error naming the first rule broken. */
@@ -120,10 +119,10 @@ export async function acceptMessage(
   }
   const signature = fromB64(input.signature, 'signature');
   const headerBytes = encoder.encode(input.header);
-  const [check, digest, hash] = await Promise.all([
+  const [check, digest, subject] = await Promise.all([
     ctx.verify(signature, headerBytes, p.certificate),
     webcrypto.subtle.digest('SHA-384', body),
-    idHash(header.id),
+    messageSubject(ctx, header.id),
   ]);
   if (!check.ok) throw new BadSignatureError(`signature does not verify: ${check.reason}: ${check.detail}`);
   if (check.label !== header.label) {
@@ -135,7 +134,7 @@ export async function acceptMessage(
   if (header.attachments.length) await precheckAttachments(ctx, p, header.conversation, header.attachments);
   const c: Committed = await writer.submit({
     id: header.id,
-    idHash: hash,
+    subject,
     conversation: header.conversation,
     sender: p.login,
     label: header.label,
@@ -182,11 +181,10 @@ async function precheckAttachments(
 /** Decrypts a stored row into the reader's view. `withBody` false for auditors/officers. */
 export async function viewOf(ctx: Ctx, row: MessageRow, withBody: boolean): Promise<MessageView> {
   const key = await ctx.keys.messageKey(row.id);
-  const [h, s, b] = await Promise.all([
-    open(key, row.header, messageAad(row.id, 'header')),
-    open(key, row.signature, messageAad(row.id, 'signature')),
-    withBody ? open(key, row.body, messageAad(row.id, 'body')) : Promise.resolve(undefined),
-  ]);
+  const parts = unpackMessage(await open(key, row.sealed, messageAad(row.id)));
+  const h = parts.header;
+  const s = parts.signature;
+  const b = withBody ? parts.body : undefined;
   return {
     seq: row.seq,
     id: row.id,
@@ -220,7 +218,7 @@ export function viewOfStaged(
   };
 }
 
-const COLS = 'seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, header, signature, body';
+const COLS = 'seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed';
 
 /**
  * One message. Members cleared for its label get it whole; auditors and officers cleared for it

@@ -43,9 +43,8 @@ CREATE TABLE msg_messages (
   urgent INTEGER NOT NULL,
   sent_at TEXT NOT NULL,
   received_at TEXT NOT NULL,
-  header BLOB NOT NULL,
-  signature BLOB NOT NULL,
-  body BLOB NOT NULL
+  -- header ‖ signature ‖ body, framed (context.ts packMessage), sealed once under the message's DEK
+  sealed BLOB NOT NULL
 ) STRICT;
 CREATE INDEX msg_messages_conv ON msg_messages(conversation, seq);
 CREATE INDEX msg_messages_sender ON msg_messages(sender);
@@ -80,7 +79,7 @@ CREATE TABLE msg_marks (
 ) STRICT;
 CREATE INDEX msg_marks_conv ON msg_marks(conversation, kind, seq);
 
--- Ids of deleted messages, kept (as SHA-256 of the id) only while their sentAt is inside the
+-- Ids of deleted messages, kept (as the keyed hash of message:<id>) only while their sentAt is inside the
 -- clock-skew window, so a deleted message cannot be resubmitted and resurrected.
 CREATE TABLE msg_replay_guard (
   id_hash TEXT PRIMARY KEY,

@@ -10,7 +10,7 @@
  * destroyed again → each request's promise resolves with its sequence number.
  */
 import { seal, type CryptoKey } from '../vault/index.js';
-import { messageAad, type Ctx } from './context.js';
+import { messageAad, packMessage, type Ctx } from './context.js';
 import {
   AttachmentInvalidError,
   ConversationNotFoundError,
@@ -21,7 +21,8 @@ import {
 /** A verified message, ready to be stored. Plaintext lives only in memory until sealed. */
 export interface StagedMessage {
   id: string;
-  idHash: string;
+  /** Keyed hash of `message:<id>`: the audit subject and the replay-guard key. */
+  subject: string;
   conversation: string;
   sender: string;
   label: string;
@@ -60,8 +61,8 @@ export type AfterCommit = (batch: readonly { m: StagedMessage; c: Committed }[])
 export type InTransaction = (batch: readonly { m: StagedMessage; c: Committed }[]) => Promise<void>;
 
 const INSERT_SQL = `INSERT INTO msg_messages
-  (id, conversation, sender, label, label_rank, urgent, sent_at, received_at, header, signature, body)
-  SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+  (id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed)
+  SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
   WHERE EXISTS (SELECT 1 FROM msg_conversations WHERE id = ?)
     AND NOT EXISTS (SELECT 1 FROM msg_replay_guard WHERE id_hash = ?)
   ON CONFLICT (id) DO NOTHING`;
@@ -178,12 +179,8 @@ export class BatchWriter {
     const sealed = await Promise.all(
       keyed.map(async ({ p, key }) => {
         const { m } = p;
-        const [h, s, b] = await Promise.all([
-          seal(key, m.header, messageAad(m.id, 'header'), ctx.random),
-          seal(key, m.signature, messageAad(m.id, 'signature'), ctx.random),
-          seal(key, m.body, messageAad(m.id, 'body'), ctx.random),
-        ]);
-        return { p, h, s, b };
+        const blob = await seal(key, packMessage(m.header, m.signature, m.body), messageAad(m.id), ctx.random);
+        return { p, blob };
       }),
     );
 
@@ -193,11 +190,11 @@ export class BatchWriter {
       const ins = await tx.prepare(INSERT_SQL);
       const att = await tx.prepare(ATTACH_SQL);
       try {
-        for (const { p, h, s, b } of sealed) {
+        for (const { p, blob } of sealed) {
           const m = p.m;
           const params = [
             m.id, m.conversation, m.sender, m.label, m.labelRank, m.urgent ? 1 : 0, m.sentAt, m.receivedAt,
-            h, s, b, m.conversation, m.idHash,
+            blob, m.conversation, m.subject,
           ];
           if (m.attachments.length === 0) {
             const r = await ins.run(params);

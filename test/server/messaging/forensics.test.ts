@@ -33,12 +33,9 @@ async function stored(h: Harness, ids: string[], convId?: string): Promise<Store
   const wrapped: Uint8Array[] = [];
   const keyIds: string[] = [];
   for (const id of ids) {
-    const r = await h.vault.db.get<{ header: Uint8Array; body: Uint8Array; signature: Uint8Array }>(
-      'SELECT header, body, signature FROM msg_messages WHERE id = ?',
-      [id],
-    );
+    const r = await h.vault.db.get<{ sealed: Uint8Array }>('SELECT sealed FROM msg_messages WHERE id = ?', [id]);
     if (!r) throw new Error(`no row ${id}`);
-    ciphertexts.push(r.header, r.body, r.signature);
+    ciphertexts.push(r.sealed);
     keyIds.push(id);
     for (const f of await h.vault.db.all<{ id: string }>('SELECT id FROM msg_files WHERE message = ?', [id])) {
       keyIds.push(`file:${f.id}`);
