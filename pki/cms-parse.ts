@@ -45,7 +45,7 @@ export interface ParsedSignedData {
   /** True when eContent is absent (a detached signature). */
   detached: boolean;
   /** DER of each certificate carried in `certificates` (other choices skipped). */
-  certificates: Buffer[];
+  readonly certificates: Buffer[];
   signer: ParsedSignerInfo;
 }
 
@@ -153,17 +153,27 @@ export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
   const encap = children(expect(sd[2], Class.UNIVERSAL, Type.SEQUENCE, 'EncapsulatedContentInfo'), 'EncapsulatedContentInfo');
   const eContentType = oid(encap[0], 'eContentType');
   let i = 3;
-  const certificates: Buffer[] = [];
+  const certificateNodes: Node[] = [];
   if (sd[i]?.tagClass === Class.CONTEXT_SPECIFIC && sd[i].type === 0) {
     for (const c of children(sd[i++], 'certificates')) {
-      if (c.tagClass === Class.UNIVERSAL && c.type === Type.SEQUENCE) certificates.push(der(c));
+      if (c.tagClass === Class.UNIVERSAL && c.type === Type.SEQUENCE) certificateNodes.push(c);
     }
   }
   if (sd[i]?.tagClass === Class.CONTEXT_SPECIFIC && sd[i].type === 1) i++; // crls: not used
   const signerInfos = children(expect(sd[i++], Class.UNIVERSAL, Type.SET, 'signerInfos SET'), 'signerInfos');
   if (i !== sd.length) fail('unexpected data after signerInfos');
   if (signerInfos.length !== 1) fail(`expected exactly one SignerInfo, found ${signerInfos.length}`);
-  return { eContentType, detached: encap.length < 2, certificates, signer: parseSignerInfo(signerInfos[0]) };
+  const signer = parseSignerInfo(signerInfos[0]);
+  let certificates: Buffer[] | undefined;
+  return {
+    eContentType,
+    detached: encap.length < 2,
+    // Re-encoded on first use only: a verifier that knows the signer never looks at them.
+    get certificates() {
+      return (certificates ??= certificateNodes.map(der));
+    },
+    signer,
+  };
 }
 
 /** An OCTET STRING value as bytes. @throws CmsParseError */

@@ -320,19 +320,47 @@ async function verificationKey(cert: Certificate, hash: HashName): Promise<Crypt
   return imported;
 }
 
+/** Certificate.serialNumber is computed per call; the verifier asks for it on every message. */
+const serials = new WeakMap<Certificate, string>();
+
 function sidMatches(signer: ParsedSignedData['signer'], cert: Certificate): boolean {
   if (signer.skiHex !== undefined) return cert.subjectKeyIdentifier === signer.skiHex;
-  return signer.serialHex === cert.serialNumber && signer.issuerDer !== undefined && signer.issuerDer.equals(cert.issuerNameDer);
+  let serial = serials.get(cert);
+  if (serial === undefined) serials.set(cert, (serial = cert.serialNumber));
+  return signer.serialHex === serial && signer.issuerDer !== undefined && signer.issuerDer.equals(cert.issuerNameDer);
 }
 
 function describeSid(signer: ParsedSignedData['signer']): string {
   return signer.skiHex !== undefined ? `subjectKeyIdentifier ${signer.skiHex}` : `serial ${signer.serialHex}`;
 }
 
-function findSigner(parsed: ParsedSignedData, opts: CmsVerifyOptions): Certificate | Failure {
+/**
+ * Signer certificates seen before, by signer identifier. A hit must still be byte-for-byte inside the
+ * message (Buffer#indexOf, a memmem), so a look-alike certificate with the same issuer and serial
+ * cannot stand in for the real one, nor push it out: it only joins the short list.
+ */
+const signersBySid = new Map<string, Certificate[]>();
+const SIGNERS_PER_SID = 4;
+
+function sidKey(signer: ParsedSignedData['signer']): string {
+  return signer.skiHex !== undefined ? `k:${signer.skiHex}` : `i:${signer.serialHex}:${signer.issuerDer?.toString('base64')}`;
+}
+
+function rememberSigner(key: string, cert: Certificate): void {
+  const list = (signersBySid.get(key) ?? []).filter((c) => c !== cert);
+  signersBySid.delete(key);
+  signersBySid.set(key, [cert, ...list].slice(0, SIGNERS_PER_SID));
+  if (signersBySid.size > CERTIFICATE_CACHE_SIZE) signersBySid.delete(signersBySid.keys().next().value as string);
+}
+
+function findSigner(parsed: ParsedSignedData, message: Buffer, opts: CmsVerifyOptions): Certificate | Failure {
   if (opts.expectedSigner) {
     if (sidMatches(parsed.signer, opts.expectedSigner)) return opts.expectedSigner;
     return fail('signer-mismatch', `signed by ${describeSid(parsed.signer)}, expected ${opts.expectedSigner.subjectString} (serial ${opts.expectedSigner.serialNumber})`);
+  }
+  const key = sidKey(parsed.signer);
+  for (const known of signersBySid.get(key) ?? []) {
+    if (message.indexOf(known.der) !== -1) return known;
   }
   for (const der of parsed.certificates) {
     let cert: Certificate;
@@ -341,7 +369,10 @@ function findSigner(parsed: ParsedSignedData, opts: CmsVerifyOptions): Certifica
     } catch {
       return fail('malformed', 'an embedded certificate is not a valid X.509 v3 certificate');
     }
-    if (sidMatches(parsed.signer, cert)) return cert;
+    if (sidMatches(parsed.signer, cert)) {
+      rememberSigner(key, cert);
+      return cert;
+    }
   }
   return fail('signer-not-found', `no embedded certificate matches the signer (${describeSid(parsed.signer)})`);
 }
@@ -376,7 +407,7 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
   if (!sigAlg) return fail('unsupported-algorithm', `signature algorithm ${si.signatureOid} is not ECDSA or RSASSA-PKCS1-v1_5 with SHA-2`);
   if (!si.signedAttrsDer) return fail('missing-attribute', 'signed attributes are absent; contentType and messageDigest are required');
 
-  const signer = findSigner(parsed, opts);
+  const signer = findSigner(parsed, Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength), opts);
   if (!(signer instanceof Certificate)) return signer;
 
   let signingTime: Date | undefined;
