@@ -180,6 +180,12 @@ export function createMessaging(parts: MessagingParts): Messaging {
     config,
     async start() {
       await parts.db.migrate(MESSAGING_MIGRATIONS);
+      // Keys without rows (a crash between a deletion's row and key steps, or a refused batch)
+      // are destroyed at start (ARCHITECTURE.md, write order).
+      if (ctx.keys.sweepOrphans) {
+        const rows = await parts.db.all<{ id: string }>(`SELECT id FROM msg_messages UNION ALL SELECT 'file:' || id FROM msg_files`);
+        await ctx.keys.sweepOrphans(new Set(rows.map((r) => r.id)));
+      }
       if (config.sweepIntervalMs > 0 && !timer) {
         timer = setInterval(() => {
           if (sweeping) return;

@@ -24,6 +24,8 @@ export interface MessageKeyStore {
   messageKey(id: string): Promise<CryptoKey>;
   destroyMessageKeys(ids: readonly string[]): Promise<unknown>;
   destroyConversation(convId: string): Promise<unknown>;
+  /** Destroys message keys whose rows do not exist (a crash between deleting rows and keys). */
+  sweepOrphans?(existingIds: Iterable<string>): Promise<unknown>;
 }
 
 /** A person as messaging sees them: for peer checks and group clearance rules. */

@@ -15,6 +15,11 @@ import { parseParams } from '../middleware/validate.js';
 const LastEventId = z.coerce.number().int().nonnegative().optional();
 const REPLAY_PAGE = 200;
 
+/**
+ * @param opts.keepAliveMs - interval of keep-alive comments and of the session re-check: a stream
+ *   whose session ended (logout, certificate revoked, account disabled, expiry) is closed within
+ *   one interval, since the per-request checks do not run again on a long-lived response.
+ */
 export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: number } = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(messagingErrorHandler);
@@ -28,9 +33,16 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
     const from = parseParams(c.req.header('last-event-id') ?? c.req.query('lastEventId'), LastEventId);
     // Subscribe before replaying, so nothing committed during the replay is missed.
     const sub = svc().subscribe(p);
+    const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+    const fingerprint = c.get('clientCert').fingerprint;
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => sub.close());
-      const ping = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => sub.close()), keepAliveMs);
+      const ping = setInterval(() => {
+        deps.appliance.sessions
+          .resolve(token, fingerprint)
+          .then(() => stream.write(': keep-alive\n\n'))
+          .catch(() => sub.close());
+      }, keepAliveMs);
       try {
         let last = from ?? 0;
         if (from !== undefined) {

@@ -129,3 +129,20 @@ t.test('when a reader is too slow then its stream is dropped instead of bufferin
   t.ok(sub.dropped, 'the subscription that never read was dropped');
   t.ok(sub.closed);
 });
+
+t.test('when the listener’s certificate is revoked then the open stream ends', async (t) => {
+  const h = await httpHarness(t, { keepAliveMs: 200 });
+  const bob = await h.app.createStaff({ login: 'r-bob', clearance: 'secret' });
+  const es = await openEvents(h, bob);
+  t.teardown(() => es.close());
+  await es.until((evs) => evs.some((e) => e.event === 'ready'));
+  await new Promise((r) => setTimeout(r, 500));
+  t.notOk(es.ended, 'control: the stream stays open while the session is valid');
+  const rv = await h.app.request(`/v1/certificates/${bob.cert.serialNumber}/revoke`, {
+    token: h.app.officer.token,
+    body: { reason: 'keyCompromise' },
+  });
+  t.equal(rv.status, 200, JSON.stringify(rv.body));
+  await es.until(() => es.ended, 5000);
+  t.ok(es.ended);
+});
