@@ -153,40 +153,33 @@ export class AuditLog {
     if (parsed.length === 0) return [];
     return this.#db.transaction(async (tx) => {
       let size = await sizeOf(tx);
-      const ins = await tx.prepare(
-        'INSERT INTO audit_log (seq, at, type, actor, subject, data, leaf_hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      );
-      const insNode = await tx.prepare('INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)');
-      // Nodes made in this batch, so completing a subtree does not re-read what we just wrote.
+      // Nodes made in this batch, so completing a subtree does not re-read what we just made;
+      // only the left siblings that predate the batch (at most log n) are read.
       const fresh = new Map<string, Hash>();
-      const node = async (level: number, idx: number): Promise<Hash> => {
-        const h = fresh.get(`${level}:${idx}`);
-        return h ?? readNode(tx, level, idx);
-      };
+      const node = async (level: number, idx: number): Promise<Hash> => fresh.get(`${level}:${idx}`) ?? readNode(tx, level, idx);
+      const leafRows: unknown[][] = [];
+      const nodeRows: unknown[][] = [];
       const out: { seq: number; leafHash: Hash }[] = [];
-      try {
-        for (const ev of parsed) {
-          const seq = size++;
-          const at = (ev.at ?? this.#now()).toISOString();
-          const data = entryLeafData(seq, at, ev);
-          const lh = leafHash(enc.encode(data));
-          await ins.run([seq, at, ev.type, ev.actor ?? null, ev.subject ?? null, data, lh]);
-          fresh.set(`0:${seq}`, lh);
-          // Leaf seq completes the subtree at level l iff (seq + 1) is a multiple of 2^l.
-          let h = lh;
-          for (let level = 1, idx = seq; (seq + 1) % 2 ** level === 0; level++) {
-            const sibling = await node(level - 1, idx - 1);
-            h = nodeHash(sibling, h);
-            idx = Math.floor(idx / 2);
-            await insNode.run([level, idx, h]);
-            fresh.set(`${level}:${idx}`, h);
-          }
-          out.push({ seq, leafHash: lh });
+      for (const ev of parsed) {
+        const seq = size++;
+        const at = (ev.at ?? this.#now()).toISOString();
+        const data = entryLeafData(seq, at, ev);
+        const lh = leafHash(enc.encode(data));
+        leafRows.push([seq, at, ev.type, ev.actor ?? null, ev.subject ?? null, data, lh]);
+        fresh.set(`0:${seq}`, lh);
+        // Leaf seq completes the subtree at level l iff (seq + 1) is a multiple of 2^l.
+        let h = lh;
+        for (let level = 1, idx = seq; (seq + 1) % 2 ** level === 0; level++) {
+          h = nodeHash(await node(level - 1, idx - 1), h);
+          idx = Math.floor(idx / 2);
+          nodeRows.push([level, idx, h]);
+          fresh.set(`${level}:${idx}`, h);
         }
-      } finally {
-        await ins.finalize();
-        await insNode.finalize();
+        out.push({ seq, leafHash: lh });
       }
+      // Multi-row INSERTs: one statement per chunk instead of one round trip per row.
+      await insertChunks(tx, 'audit_log (seq, at, type, actor, subject, data, leaf_hash)', 7, leafRows);
+      await insertChunks(tx, 'audit_nodes (level, idx, hash)', 3, nodeRows);
       return out;
     });
   }
@@ -310,6 +303,16 @@ export class AuditLog {
       throw new AuditRangeError(`consistencyProof: expected 0 ≤ m ≤ n, got m=${m}, n=${n}`);
     }
     return consistencyProof(m, n, this.#source());
+  }
+}
+
+/** Inserts rows with multi-row VALUES lists, well under SQLite's bound-parameter limit. */
+async function insertChunks(tx: DbTx, target: string, width: number, rows: unknown[][]): Promise<void> {
+  const per = Math.floor(4000 / width);
+  for (let i = 0; i < rows.length; i += per) {
+    const chunk = rows.slice(i, i + per);
+    const tuple = `(${new Array(width).fill('?').join(', ')})`;
+    await tx.run(`INSERT INTO ${target} VALUES ${chunk.map(() => tuple).join(', ')}`, chunk.flat());
   }
 }
 
