@@ -147,11 +147,11 @@ export class Keystore {
       await this.db.transaction(async (tx) => {
         const conv = await tx.get('SELECT 1 AS x FROM conversation_keys WHERE conv_id = ?', [convId]);
         if (!conv) throw new KeyNotFoundError(`conversation ${convId} has no key (destroyed meanwhile)`);
-        const ins = await tx.prepare('INSERT INTO message_keys (msg_id, conv_id, wrapped) VALUES (?, ?, ?)');
-        try {
-          for (let i = 0; i < msgIds.length; i++) await ins.run([msgIds[i], convId, made[i]!.wrapped]);
-        } finally {
-          await ins.finalize();
+        // Multi-row INSERTs: one round trip per IN_CHUNK keys instead of one per key.
+        for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
+          const ids = msgIds.slice(i, i + IN_CHUNK);
+          const params = ids.flatMap((id, j) => [id, convId, made[i + j]!.wrapped]);
+          await tx.run(`INSERT INTO message_keys (msg_id, conv_id, wrapped) VALUES ${ids.map(() => '(?, ?, ?)').join(', ')}`, params);
         }
       });
     } catch (err) {
