@@ -1,0 +1,158 @@
+#!/bin/sh
+# install.sh — installs a Sigil offline bundle after proving it is the one the administrator
+# signed. Nothing of the payload is unpacked before the manifest's signature verifies with the
+# administrator's public key (given here, never taken from the bundle) and the payload archive's
+# SHA-256 matches the manifest; every unpacked file is checked again before it is moved into place.
+# It never uses the network (no npm, no registry): the bundle carries its node_modules.
+#
+# Exit codes: 0 installed (or verified), 1 a step failed, 2 usage, 3 verification said no.
+set -eu
+umask 022
+
+PREFIX=/opt/sigil
+BUNDLE=
+PUBKEY=
+VERIFY_ONLY=0
+
+usage() {
+  cat <<'EOF'
+Usage: install.sh --bundle FILE --pubkey FILE [--prefix DIR] [--verify-only]
+
+Verifies and installs a Sigil offline bundle made by bundle/make-bundle.sh.
+
+OPTIONS
+  --bundle FILE   the bundle (sigil-bundle-VERSION.tar)
+  --pubkey FILE   the administrator's public key or certificate (PEM), from your own safe copy:
+                  never the one that travels with the bundle
+  --prefix DIR    where to install (default /opt/sigil); an existing installation is kept as
+                  DIR.previous
+  --verify-only   verify everything, install nothing
+  -h, --help      this help
+
+EXIT CODES
+  0 installed (or verified), 1 a step failed, 2 usage, 3 verification said no
+
+EXAMPLES
+  tar -xf sigil-bundle-0.1.0.tar install.sh
+  sh install.sh --bundle sigil-bundle-0.1.0.tar --pubkey /media/admin/bundle-pub.pem
+  sh install.sh --bundle sigil-bundle-0.1.0.tar --pubkey admin-cert.pem --verify-only
+EOF
+}
+
+die_usage() { echo "error: $*" >&2; exit 2; }
+die() { echo "error: $*" >&2; exit 1; }
+refuse() { echo "error: verification failed: $*" >&2; exit 3; }
+say() { echo "install: $*"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bundle) [ $# -ge 2 ] || die_usage "--bundle needs a file"; BUNDLE=$2; shift 2 ;;
+    --pubkey) [ $# -ge 2 ] || die_usage "--pubkey needs a file"; PUBKEY=$2; shift 2 ;;
+    --prefix) [ $# -ge 2 ] || die_usage "--prefix needs a directory"; PREFIX=$2; shift 2 ;;
+    --verify-only) VERIFY_ONLY=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die_usage "unknown argument '$1' (allowed: --bundle, --pubkey, --prefix, --verify-only, --help)" ;;
+  esac
+done
+[ -n "$BUNDLE" ] || die_usage "--bundle is required"
+[ -f "$BUNDLE" ] || die_usage "--bundle $BUNDLE is not a file"
+[ -n "$PUBKEY" ] || die_usage "--pubkey is required: the administrator's public key, from your own copy"
+[ -f "$PUBKEY" ] || die_usage "--pubkey $PUBKEY is not a file"
+for tool in openssl sha256sum tar gzip; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
+done
+case "$PREFIX" in /*) ;; *) PREFIX=$(pwd)/$PREFIX ;; esac
+PREFIX=${PREFIX%/}
+
+WORK=$(mktemp -d)
+STAGING=
+cleanup() {
+  rm -rf "$WORK"
+  [ -z "$STAGING" ] || rm -rf "$STAGING"
+}
+trap cleanup EXIT INT TERM
+
+# 1. The manifest and its signature: two named members, nothing else yet.
+tar -xf "$BUNDLE" -C "$WORK" MANIFEST.sha256 MANIFEST.sig 2>/dev/null || refuse "the bundle has no MANIFEST.sha256 / MANIFEST.sig"
+for f in MANIFEST.sha256 MANIFEST.sig; do
+  [ -f "$WORK/$f" ] && [ ! -L "$WORK/$f" ] || refuse "$f is not a regular file"
+done
+
+if grep -q '^-----BEGIN CERTIFICATE-----' "$PUBKEY"; then
+  openssl x509 -in "$PUBKEY" -pubkey -noout > "$WORK/pub.pem" 2>/dev/null || die_usage "--pubkey $PUBKEY: not a readable certificate"
+else
+  openssl pkey -pubin -in "$PUBKEY" -out "$WORK/pub.pem" 2>/dev/null || die_usage "--pubkey $PUBKEY: not a PEM public key or certificate"
+fi
+FPR=$(openssl pkey -pubin -in "$WORK/pub.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
+if ! openssl dgst -sha384 -verify "$WORK/pub.pem" -signature "$WORK/MANIFEST.sig" "$WORK/MANIFEST.sha256" >/dev/null 2>&1; then
+  refuse "MANIFEST.sig does not verify with the public key $FPR"
+fi
+say "manifest signed by the key sha256:$FPR"
+
+# 2. The manifest's own shape: "<64 hex>  <path>", paths relative, no "..", nothing but the
+#    archive, install.sh and files under payload/.
+bad=$(grep -Evn '^[0-9a-f]{64}  (payload\.tar\.gz|install\.sh|payload/[^/].*)$' "$WORK/MANIFEST.sha256" | head -1 || true)
+[ -z "$bad" ] || refuse "manifest line not understood: $bad"
+if grep -Eq '(^|/)\.\.(/|$)' "$WORK/MANIFEST.sha256"; then refuse "manifest names a path with '..'"; fi
+
+# 3. The payload archive and install.sh, checked against the manifest before unpacking.
+tar -xf "$BUNDLE" -C "$WORK" payload.tar.gz install.sh 2>/dev/null || refuse "the bundle has no payload.tar.gz / install.sh"
+for f in payload.tar.gz install.sh; do
+  [ -f "$WORK/$f" ] && [ ! -L "$WORK/$f" ] || refuse "$f is not a regular file"
+done
+grep -E '  (payload\.tar\.gz|install\.sh)$' "$WORK/MANIFEST.sha256" > "$WORK/top.sha256"
+[ "$(wc -l < "$WORK/top.sha256")" -eq 2 ] || refuse "the manifest must list payload.tar.gz and install.sh once each"
+(cd "$WORK" && sha256sum -c --strict --quiet top.sha256) >/dev/null 2>&1 || refuse "payload.tar.gz or install.sh does not match the signed manifest"
+self=$(sha256sum < "$0" | cut -d' ' -f1)
+if ! grep -q "^$self  install.sh\$" "$WORK/MANIFEST.sha256"; then
+  echo "warning: this install.sh is not the one in the bundle; trusting it is your choice" >&2
+fi
+
+# 4. What the archive would create: only directories and regular files, only under payload/.
+tar -tvzf "$WORK/payload.tar.gz" > "$WORK/listing" 2>/dev/null || refuse "payload.tar.gz is not a readable archive"
+odd=$(grep -v '^[-d]' "$WORK/listing" | head -1 || true)
+[ -z "$odd" ] || refuse "payload holds something other than files and directories: $odd"
+tar -tzf "$WORK/payload.tar.gz" > "$WORK/names"
+outside=$(grep -Ev '^payload(/|$)' "$WORK/names" | head -1 || true)
+[ -z "$outside" ] || refuse "payload names a path outside payload/: $outside"
+if grep -Eq '(^|/)\.\.(/|$)' "$WORK/names"; then refuse "payload names a path with '..'"; fi
+
+# 5. Unpack next to the destination (same file system, so the final move is a rename), then check
+#    every file against the manifest, and that there is no file the manifest does not name.
+if [ "$VERIFY_ONLY" = 1 ]; then
+  STAGING=$WORK/unpack
+  mkdir "$STAGING"
+else
+  mkdir -p "$(dirname "$PREFIX")"
+  STAGING=$(mktemp -d "$(dirname "$PREFIX")/.sigil-install.XXXXXX")
+fi
+tar -xzf "$WORK/payload.tar.gz" -C "$STAGING" --no-same-owner || die "could not unpack the payload"
+grep '  payload/' "$WORK/MANIFEST.sha256" > "$WORK/files.sha256" || true
+(cd "$STAGING" && sha256sum -c --strict --quiet "$WORK/files.sha256") >/dev/null 2>&1 || refuse "an unpacked file does not match the signed manifest"
+(cd "$STAGING" && find payload -type f | LC_ALL=C sort) > "$WORK/found"
+sed 's/^[0-9a-f]\{64\}  //' "$WORK/files.sha256" | LC_ALL=C sort > "$WORK/listed"
+cmp -s "$WORK/found" "$WORK/listed" || refuse "the payload holds files the manifest does not name: $(comm -23 "$WORK/found" "$WORK/listed" | head -3 | tr '\n' ' ')"
+say "verified $(wc -l < "$WORK/listed") files"
+
+if [ "$VERIFY_ONLY" = 1 ]; then
+  say "--verify-only: nothing installed"
+  exit 0
+fi
+
+# 6. Into place. The previous installation stays as PREFIX.previous until the next install.
+if [ -e "$PREFIX" ]; then
+  rm -rf "$PREFIX.previous"
+  mv "$PREFIX" "$PREFIX.previous"
+  say "previous installation kept as $PREFIX.previous"
+fi
+mv "$STAGING/payload" "$PREFIX"
+rmdir "$STAGING"
+STAGING=
+say "installed into $PREFIX"
+cat <<EOF
+Next:
+  1. harden the host:     sudo $PREFIX/hardening/apply     (then: sudo $PREFIX/hardening/check)
+  2. initialise (once):   sudo -u sigil node $PREFIX/dist/server/main.js init --data /var/lib/sigil --listen <LAN-IP>:8443
+  3. start:               sudo systemctl start sigil-server
+EOF

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# bundle/make-bundle.sh — builds Sigil's offline bundle: one tar holding install.sh, a SHA-256
+# manifest signed with the administrator's key, its signature, and payload.tar.gz (compiled dist/,
+# production node_modules, hardening/, package.json). See bundle/README.md.
+#
+# Exit codes: 0 built, 1 a step failed, 2 usage.
+set -euo pipefail
+umask 022
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+KEY=${SIGIL_BUNDLE_KEY:-}
+OUT=${SIGIL_BUNDLE_OUT:-}
+DIST=$REPO/dist
+MODULES=copy
+
+usage() {
+  cat <<'EOF'
+Usage: make-bundle.sh --key ADMIN_KEY.pem [--out FILE] [--dist DIR] [--npm-ci]
+
+Builds sigil-bundle-VERSION.tar for installing an appliance with no network: install.sh,
+MANIFEST.sha256 (every file's SHA-256), MANIFEST.sig (openssl dgst -sha384 -sign with the
+administrator's private key) and payload.tar.gz. The administrator keeps the key; install.sh is
+given the matching public key (or certificate) separately, never from the bundle.
+
+OPTIONS
+  --key FILE     administrator's private key, PEM (env SIGIL_BUNDLE_KEY); if it is encrypted,
+                 its passphrase comes from env SIGIL_BUNDLE_KEY_PASS
+  --out FILE     the bundle to write (env SIGIL_BUNDLE_OUT; default ./sigil-bundle-VERSION.tar)
+  --dist DIR     compiled code (default: REPO/dist; run `make build` first)
+  --npm-ci       install production node_modules afresh with `npm ci --omit=dev` (needs the
+                 registry or a warm npm cache); default: copy the production packages already
+                 built in REPO/node_modules (native addons included, so build on a machine of the
+                 appliance's architecture, Node major version and libc)
+  -h, --help     this help
+
+EXIT CODES
+  0 built, 1 a step failed, 2 usage
+
+EXAMPLES
+  make build && bundle/make-bundle.sh --key ~/admin/bundle-key.pem --out /media/usb/sigil.tar
+  SIGIL_BUNDLE_KEY=admin.pem SIGIL_BUNDLE_KEY_PASS=… bundle/make-bundle.sh
+EOF
+}
+
+die_usage() { echo "error: $*" >&2; exit 2; }
+die() { echo "error: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --key) [ $# -ge 2 ] || die_usage "--key needs a file"; KEY=$2; shift 2 ;;
+    --out) [ $# -ge 2 ] || die_usage "--out needs a file"; OUT=$2; shift 2 ;;
+    --dist) [ $# -ge 2 ] || die_usage "--dist needs a directory"; DIST=$2; shift 2 ;;
+    --npm-ci) MODULES=ci; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) die_usage "unknown argument '$1' (allowed: --key, --out, --dist, --npm-ci, --help)" ;;
+  esac
+done
+
+[ -n "$KEY" ] || die_usage "--key (or SIGIL_BUNDLE_KEY) is required: the manifest must be signed"
+[ -f "$KEY" ] || die_usage "--key $KEY is not a file"
+[ -f "$DIST/server/main.js" ] || die_usage "$DIST/server/main.js is missing: build first (make build) or pass --dist"
+VERSION=$(node -p 'require(process.argv[1]).version' "$REPO/package.json")
+[ -n "$OUT" ] || OUT=$PWD/sigil-bundle-$VERSION.tar
+OUT_DIR=$(cd "$(dirname "$OUT")" && pwd) || die_usage "--out: directory of $OUT does not exist"
+OUT=$OUT_DIR/$(basename "$OUT")
+
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+P=$STAGE/payload
+mkdir -p "$P"
+
+# Code, configuration templates and scripts.
+cp -R "$DIST" "$P/dist"
+mkdir -p "$P/hardening"
+for f in "$REPO"/hardening/*; do
+  case "$f" in *.ts) continue ;; esac
+  cp "$f" "$P/hardening/"
+done
+cp "$REPO/package.json" "$REPO/package-lock.json" "$P/"
+[ ! -f "$REPO/README.md" ] || cp "$REPO/README.md" "$P/"
+
+# Production dependencies only.
+if [ "$MODULES" = ci ]; then
+  (cd "$P" && npm ci --omit=dev --no-audit --no-fund --ignore-scripts=false >&2)
+else
+  mkdir -p "$P/node_modules"
+  # npm resolves the production tree from the lockfile and node_modules, offline.
+  list=$(cd "$REPO" && npm ls --omit=dev --all --parseable 2>/dev/null || true)
+  count=0
+  while IFS= read -r dir; do
+    case "$dir" in "$REPO"/node_modules/*) ;; *) continue ;; esac
+    rel=${dir#"$REPO"/}
+    mkdir -p "$P/$(dirname "$rel")"
+    cp -R "$dir" "$P/$(dirname "$rel")/"
+    count=$((count + 1))
+  done <<<"$list"
+  [ "$count" -gt 0 ] || die "npm ls found no production package in $REPO/node_modules (run npm ci first)"
+fi
+# Runtime needs no executables' shims, and a bundle with symlinks could point outside /opt/sigil.
+find "$P" -path '*/node_modules/.bin' -prune -exec rm -rf {} +
+if [ -n "$(find "$P" -type l -print -quit)" ]; then
+  die "the payload holds symbolic links, which install.sh refuses: $(find "$P" -type l | head -3 | tr '\n' ' ')"
+fi
+
+# Payload archive: fixed order, owner and times, so the same inputs give the same bytes.
+cp "$HERE/install.sh" "$STAGE/install.sh"
+chmod 0755 "$STAGE/install.sh"
+epoch=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || date +%s)}
+(cd "$STAGE" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
+  --format=gnu -cf - payload | gzip -n -"${SIGIL_BUNDLE_GZIP_LEVEL:-6}" > payload.tar.gz)
+
+# Manifest: the archive and install.sh (checked before anything is unpacked), then every payload
+# file (checked after unpacking into a staging directory, before it is moved into place).
+(
+  cd "$STAGE"
+  sha256sum payload.tar.gz install.sh
+  find payload -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+) > "$STAGE/MANIFEST.sha256"
+
+pass=()
+[ -z "${SIGIL_BUNDLE_KEY_PASS:-}" ] || pass=(-passin env:SIGIL_BUNDLE_KEY_PASS)
+openssl dgst -sha384 -sign "$KEY" "${pass[@]}" -out "$STAGE/MANIFEST.sig" "$STAGE/MANIFEST.sha256" \
+  || die "openssl could not sign with $KEY"
+
+tar --owner=0 --group=0 --numeric-owner --mtime="@$epoch" --format=gnu \
+  -cf "$OUT.tmp" -C "$STAGE" install.sh MANIFEST.sha256 MANIFEST.sig payload.tar.gz
+mv "$OUT.tmp" "$OUT"
+files=$(($(wc -l < "$STAGE/MANIFEST.sha256") - 2))
+echo "bundle: $OUT ($files payload files, $(du -h "$OUT" | cut -f1))"
+echo "bundle: manifest sha256 $(sha256sum "$STAGE/MANIFEST.sha256" | cut -d' ' -f1)"
