@@ -23,9 +23,8 @@ export interface HttpClientOptions {
   caPem: string;
   /** Client certificate PEM (leaf first, then any issuing CA certificates). */
   certPem: string;
-  /** Client private key PEM; PKCS#8 encrypted when `passphrase` is given. */
+  /** Client private key PEM (unencrypted PKCS#8, held in memory only). */
   keyPem: string;
-  passphrase?: string;
   /** Bearer token of the current session, if any. */
   token?: string;
   /** Per-request timeout; default 30 s. */
@@ -85,7 +84,6 @@ export class HttpClient {
       ca: this.opts.caPem,
       cert: this.opts.certPem,
       key: this.opts.keyPem,
-      passphrase: this.opts.passphrase,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
       rejectUnauthorized: true,
