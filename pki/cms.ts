@@ -24,8 +24,10 @@ import {
   signatureAlgorithmOfOid,
   type HashName,
 } from './cms-algorithms.js';
+import { attribute, constant, contextTag, derSorted, partsOf, signingTimeValue } from './cms-encode.js';
 import { SignerKeyMismatchError, MalformedCmsError } from './cms-errors.js';
 import { CmsParseError, objectIdentifier, octets, parseSignedData, time, type ParsedSignedData } from './cms-parse.js';
+import { cachedCertificate, findSigner, verificationKey } from './cms-signers.js';
 import { ID_AA_SECURITY_LABEL, readSecurityLabel, securityLabelValue } from './ess-label.js';
 import { Certificate } from './certificate.js';
 import type { Crl, RevokedEntry } from './crl.js';
@@ -70,82 +72,6 @@ function checkSignParams(p: SignParams): void {
   if (p.signingTime !== undefined && (!(p.signingTime instanceof Date) || Number.isNaN(p.signingTime.getTime()))) {
     throw new InvalidParameterError('signingTime', 'expected a valid Date');
   }
-}
-
-/** RFC 5652 §11.3: UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds either way. */
-function signingTimeValue(at: Date): asn1js.UTCTime | asn1js.GeneralizedTime {
-  const valueDate = new Date(Math.floor(at.getTime() / 1000) * 1000);
-  const year = valueDate.getUTCFullYear();
-  return year >= 1950 && year < 2050 ? new asn1js.UTCTime({ valueDate }) : new asn1js.GeneralizedTime({ valueDate });
-}
-
-/** X.690 §11.6: a SET OF is ordered by the encodings of its elements. */
-function derSorted<T>(items: T[], encode: (item: T) => Uint8Array): T[] {
-  return items
-    .map((item) => ({ item, der: Buffer.from(encode(item)) }))
-    .sort((x, y) => Buffer.compare(x.der, y.der))
-    .map((x) => x.item);
-}
-
-/**
- * Per certificate, its asn1js tree and its IssuerAndSerialNumber (RFC 5652 §10.2.4), built once:
- * re-encoding a certificate through pkijs (which re-parses the TBS every time) cost more than the
- * ECDSA signature itself. The tree is checked to re-encode to the exact DER, so what is embedded is
- * the certificate as issued.
- */
-const signingParts = new WeakMap<Certificate, { block: asn1js.AsnType; sid: asn1js.AsnType }>();
-
-function partsOf(cert: Certificate, field: string): { block: asn1js.AsnType; sid: asn1js.AsnType } {
-  let parts = signingParts.get(cert);
-  if (!parts) {
-    // The certificate's own content octets under a SEQUENCE tag: asn1js writes the tag and length and
-    // copies the content verbatim, instead of re-encoding hundreds of nodes for every message.
-    const parsed = asn1js.fromBER(cert.der.slice()).result;
-    const block = new asn1js.Primitive({ idBlock: { tagClass: 1, tagNumber: 16 }, valueHex: parsed.valueBlock.valueBeforeDecodeView.slice() });
-    block.idBlock.isConstructed = true;
-    if (!Buffer.from(block.toBER(false)).equals(Buffer.from(cert.der))) {
-      throw new InvalidParameterError(field, `certificate ${cert.subjectString} is not DER-encoded and cannot be embedded faithfully`);
-    }
-    const sid = preEncoded(new pkijs.IssuerAndSerialNumber({ issuer: cert.asn.issuer, serialNumber: cert.asn.serialNumber }).toSchema());
-    parts = { block, sid };
-    signingParts.set(cert, parts);
-  }
-  return parts;
-}
-
-/**
- * `block` encoded once and frozen: asn1js writes the tag and length and copies the content octets,
- * so constant parts (OIDs, algorithm identifiers, the label of each level) are not re-encoded for
- * every message. asn1js's OID encoder alone was a third of the signing time.
- */
-function preEncoded(block: asn1js.AsnType): asn1js.AsnType {
-  const der = new Uint8Array(block.toBER(false));
-  const parsed = asn1js.fromBER(der).result;
-  const header = parsed.idBlock.blockLength + parsed.lenBlock.blockLength;
-  const frozen = new asn1js.Primitive({
-    idBlock: { tagClass: parsed.idBlock.tagClass, tagNumber: parsed.idBlock.tagNumber },
-    valueHex: der.slice(header),
-  });
-  frozen.idBlock.isConstructed = parsed.idBlock.isConstructed;
-  if (!Buffer.from(frozen.toBER(false)).equals(Buffer.from(der))) throw new Error('internal: pre-encoded block differs');
-  return frozen;
-}
-
-const constants = new Map<string, asn1js.AsnType>();
-function constant(key: string, build: () => asn1js.AsnType): asn1js.AsnType {
-  let block = constants.get(key);
-  if (!block) constants.set(key, (block = preEncoded(build())));
-  return block;
-}
-
-/** `Attribute ::= SEQUENCE { attrType OBJECT IDENTIFIER, attrValues SET OF AttributeValue }` (RFC 5652 §5.3). */
-function attribute(type: string, value: asn1js.AsnType): asn1js.Sequence {
-  const oid = constant(`oid:${type}`, () => new asn1js.ObjectIdentifier({ value: type }));
-  return new asn1js.Sequence({ value: [oid, new asn1js.Set({ value: [value] })] });
-}
-
-function contextTag(tagNumber: number, value: asn1js.AsnType[]): asn1js.Constructed {
-  return new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
 }
 
 /**
@@ -286,96 +212,6 @@ function fail(reason: CmsFailureReason, detail: string): Failure {
   return { ok: false, reason, detail };
 }
 
-/** Parsed certificates by DER, so the certificate embedded in every message is parsed once. */
-const certificateCache = new Map<string, Certificate>();
-const CERTIFICATE_CACHE_SIZE = 512;
-
-function cachedCertificate(der: Buffer): Certificate {
-  const key = der.toString('base64');
-  let cert = certificateCache.get(key);
-  if (cert) {
-    certificateCache.delete(key); // re-insert: Map order is the LRU order
-  } else {
-    cert = Certificate.fromDer(der);
-    if (certificateCache.size >= CERTIFICATE_CACHE_SIZE) certificateCache.delete(certificateCache.keys().next().value as string);
-  }
-  certificateCache.set(key, cert);
-  return cert;
-}
-
-/** RSA keys carry their hash in WebCrypto; a signature with another hash needs its own import. */
-const rsaKeysByHash = new WeakMap<Certificate, Map<HashName, Promise<CryptoKey>>>();
-
-async function verificationKey(cert: Certificate, hash: HashName): Promise<CryptoKey> {
-  const key = await cert.publicKey();
-  const keyHash = (key.algorithm as { hash?: { name?: string } }).hash?.name;
-  if (key.algorithm.name !== 'RSASSA-PKCS1-v1_5' || keyHash === hash) return key;
-  let byHash = rsaKeysByHash.get(cert);
-  if (!byHash) rsaKeysByHash.set(cert, (byHash = new Map()));
-  let imported = byHash.get(hash);
-  if (!imported) {
-    imported = subtle.importKey('spki', cert.publicKeySpki, { name: 'RSASSA-PKCS1-v1_5', hash }, false, ['verify']);
-    byHash.set(hash, imported);
-  }
-  return imported;
-}
-
-/** Certificate.serialNumber is computed per call; the verifier asks for it on every message. */
-const serials = new WeakMap<Certificate, string>();
-
-function sidMatches(signer: ParsedSignedData['signer'], cert: Certificate): boolean {
-  if (signer.skiHex !== undefined) return cert.subjectKeyIdentifier === signer.skiHex;
-  let serial = serials.get(cert);
-  if (serial === undefined) serials.set(cert, (serial = cert.serialNumber));
-  return signer.serialHex === serial && signer.issuerDer !== undefined && signer.issuerDer.equals(cert.issuerNameDer);
-}
-
-function describeSid(signer: ParsedSignedData['signer']): string {
-  return signer.skiHex !== undefined ? `subjectKeyIdentifier ${signer.skiHex}` : `serial ${signer.serialHex}`;
-}
-
-/**
- * Signer certificates seen before, by signer identifier. A hit must still be byte-for-byte inside the
- * message (Buffer#indexOf, a memmem), so a look-alike certificate with the same issuer and serial
- * cannot stand in for the real one, nor push it out: it only joins the short list.
- */
-const signersBySid = new Map<string, Certificate[]>();
-const SIGNERS_PER_SID = 4;
-
-function sidKey(signer: ParsedSignedData['signer']): string {
-  return signer.skiHex !== undefined ? `k:${signer.skiHex}` : `i:${signer.serialHex}:${signer.issuerDer?.toString('base64')}`;
-}
-
-function rememberSigner(key: string, cert: Certificate): void {
-  const list = (signersBySid.get(key) ?? []).filter((c) => c !== cert);
-  signersBySid.delete(key);
-  signersBySid.set(key, [cert, ...list].slice(0, SIGNERS_PER_SID));
-  if (signersBySid.size > CERTIFICATE_CACHE_SIZE) signersBySid.delete(signersBySid.keys().next().value as string);
-}
-
-function findSigner(parsed: ParsedSignedData, message: Buffer, opts: CmsVerifyOptions): Certificate | Failure {
-  if (opts.expectedSigner) {
-    if (sidMatches(parsed.signer, opts.expectedSigner)) return opts.expectedSigner;
-    return fail('signer-mismatch', `signed by ${describeSid(parsed.signer)}, expected ${opts.expectedSigner.subjectString} (serial ${opts.expectedSigner.serialNumber})`);
-  }
-  const key = sidKey(parsed.signer);
-  for (const known of signersBySid.get(key) ?? []) {
-    if (message.indexOf(known.der) !== -1) return known;
-  }
-  for (const der of parsed.certificates) {
-    let cert: Certificate;
-    try {
-      cert = cachedCertificate(der);
-    } catch {
-      return fail('malformed', 'an embedded certificate is not a valid X.509 v3 certificate');
-    }
-    if (sidMatches(parsed.signer, cert)) {
-      rememberSigner(key, cert);
-      return cert;
-    }
-  }
-  return fail('signer-not-found', `no embedded certificate matches the signer (${describeSid(parsed.signer)})`);
-}
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -407,8 +243,8 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
   if (!sigAlg) return fail('unsupported-algorithm', `signature algorithm ${si.signatureOid} is not ECDSA or RSASSA-PKCS1-v1_5 with SHA-2`);
   if (!si.signedAttrsDer) return fail('missing-attribute', 'signed attributes are absent; contentType and messageDigest are required');
 
-  const signer = findSigner(parsed, Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength), opts);
-  if (!(signer instanceof Certificate)) return signer;
+  const signer = findSigner(parsed, Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength), opts.expectedSigner);
+  if (!(signer instanceof Certificate)) return fail(signer.reason, signer.detail);
 
   let signingTime: Date | undefined;
   let messageDigest: Buffer;
