@@ -35,7 +35,9 @@ t.test('install.sh', async (t) => {
   });
 
   t.test('when --pubkey is not a PEM key or certificate then exit 2', async (t) => {
-    const ran = await run(INSTALL, ['--bundle', honest, '--pubkey', honest, '--verify-only']);
+    const notKey = join(tmpDir(t), 'not-a-key.pem');
+    writeFileSync(notKey, 'this is not a key\n');
+    const ran = await run(INSTALL, ['--bundle', honest, '--pubkey', notKey, '--verify-only']);
     t.equal(ran.code, 2);
     t.match(ran.stderr, /not a PEM public key or certificate/);
   });
