@@ -1,7 +1,8 @@
 /**
  * `createApp(deps)`: the Sigil HTTP API as a Hono app. It never listens (main.ts / tls.ts do).
  *
- * Order of the global middleware: request id → access log → body limit → client certificate.
+ * Order of the global middleware: request id → access log → client certificate; then the body
+ * limit on this module's routes.
  * Each resource is a sub-app mounted under `/v1/<resource>`; sessions and roles are applied by
  * the sub-apps, per route. One `onError` turns every thrown value into the error body.
  */
@@ -37,6 +38,9 @@ export interface AppDeps {
   version?: string;
 }
 
+/** Mount points of this module's routes. */
+const OWN_MOUNTS = ['/v1/health', '/v1/ca', '/v1/crl', '/v1/auth', '/v1/me', '/v1/users', '/v1/certificates'] as const;
+
 /** Extra sub-apps to mount (for resources added by other modules), path → app. */
 export type ExtraRoutes = Record<string, (deps: AppDeps) => Hono<AppEnv>>;
 
@@ -59,8 +63,14 @@ export function createApp(deps: AppDeps, extra: ExtraRoutes = {}): Hono<AppEnv> 
   const app = new Hono<AppEnv>();
   app.use('*', requestId(deps.log));
   app.use('*', accessLog());
-  app.use('*', bodyLimit(deps.config.bodyLimit));
   app.use('*', clientCertificate({ revoked: deps.appliance.revoked, now: deps.now }));
+  // The body limit guards this module's JSON routes. Extra routes (messages, files) stream large
+  // bodies and enforce their own limits, so the buffering limit is not applied to them.
+  const limit = bodyLimit(deps.config.bodyLimit);
+  for (const base of OWN_MOUNTS) {
+    app.use(base, limit);
+    app.use(`${base}/*`, limit);
+  }
 
   app.route('/v1/health', healthRoutes(deps));
   app.route('/v1/ca', caRoutes(deps));

@@ -19,9 +19,45 @@ import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { ApplianceMissingError } from './errors.js';
 import { initAppliance, type InitResult } from './init.js';
-import { createLogger, errorFields, type Logger } from './log.js';
+import { createLogger, errorFields, type LogFields, type Logger } from './log.js';
 import { parseListen, assertLanListen } from './net/lan.js';
 import { listen } from './tls.js';
+import { createMessaging, type Messaging } from './messaging/index.js';
+import { messagingPartsFrom, type MessagingRouteDeps } from './messaging/http.js';
+import { conversationsRoutes } from './routes/conversations.js';
+import { eventsRoutes } from './routes/events.js';
+import { filesRoutes } from './routes/files.js';
+import { groupsRoutes } from './routes/groups.js';
+import { correspondenceRoutes, messagesRoutes } from './routes/messages.js';
+import type { Appliance } from './appliance.js';
+import type { ExtraRoutes } from './app.js';
+
+/**
+ * Messaging (issue 4) built over the opened appliance, and its sub-apps for `createApp`.
+ * Started before listening; closed after the listener stopped and before the vault closes.
+ */
+export async function startMessaging(
+  appliance: Appliance,
+  now: () => Date,
+  log: Logger,
+): Promise<{ messaging: Messaging; routes: ExtraRoutes }> {
+  const messaging = createMessaging(
+    await messagingPartsFrom(appliance, now, {}, (event, fields) => log.info(event, fields as LogFields)),
+  );
+  await messaging.start();
+  const deps: MessagingRouteDeps = { appliance, messaging };
+  return {
+    messaging,
+    routes: {
+      '/v1/conversations': () => conversationsRoutes(deps),
+      '/v1/messages': () => messagesRoutes(deps),
+      '/v1/groups': () => groupsRoutes(deps),
+      '/v1/files': () => filesRoutes(deps),
+      '/v1/events': () => eventsRoutes(deps),
+      '/v1/users': () => correspondenceRoutes(deps),
+    },
+  };
+}
 
 /** Exit codes of sigil-server. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -184,8 +220,14 @@ EXIT CODES
         config,
         masterKey: masterKeyFor(dataDir, o.masterKeyFile, io.env, false) as MasterKeySource,
       });
-      const app = createApp({ appliance, now: () => new Date(), config, log });
+      const now = () => new Date();
+      const { messaging, routes } = await startMessaging(appliance, now, log).catch(async (err) => {
+        await appliance.close();
+        throw err;
+      });
+      const app = createApp({ appliance, now, config, log }, routes);
       const listener = await listen({ app, appliance, address, allowedPeers: config.allowedPeers, log }).catch(async (err) => {
+        await messaging.close();
         await appliance.close();
         throw err;
       });
@@ -194,6 +236,7 @@ EXIT CODES
       const stop = () =>
         (stopping ??= (async () => {
           await listener.stop();
+          await messaging.close();
           await appliance.close();
           log.info('sigil-server stopped', {});
         })());
