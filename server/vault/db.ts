@@ -10,10 +10,8 @@
  * use the `tx` handle or the `Db` itself, so code shared between both paths cannot deadlock.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { closeSync, openSync, chmodSync, statSync } from 'node:fs';
 import sqlite3 from 'sqlite3';
 import {
-  VaultBackupError,
   VaultCheckpointError,
   VaultClosedError,
   VaultPragmaError,
@@ -21,6 +19,7 @@ import {
   type VaultError,
 } from './errors.js';
 import { mapSqliteError } from './sqlite-errors.js';
+import { ensurePrivateFile, fileSize, onlineBackup } from './db-files.js';
 
 /** Positional (`?`) or named (`$name`, `:name`, `@name`; the key includes the prefix) parameters. */
 export type SqlParams = readonly unknown[] | Record<string, unknown>;
@@ -293,23 +292,7 @@ export class Db implements Queryable {
    */
   async backupTo(destPath: string): Promise<void> {
     ensurePrivateFile(destPath);
-    await this.#schedule(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const conn = this.#conn as unknown as { backup: (dest: string, cb: (err: Error | null) => void) => BackupHandle };
-          const b: BackupHandle = conn.backup(destPath, (err) => {
-            if (err) return reject(new VaultBackupError(`backup to ${destPath} could not start`, { cause: err }));
-            b.step(-1, (stepErr) => {
-              const completed = b.completed;
-              b.finish(() => {
-                if (stepErr || !completed) {
-                  reject(new VaultBackupError(`backup to ${destPath} did not complete`, { cause: stepErr ?? undefined }));
-                } else resolve();
-              });
-            });
-          });
-        }),
-    );
+    await this.#schedule(() => onlineBackup(this.#conn, destPath));
   }
 
   /**
@@ -386,13 +369,6 @@ export class Db implements Queryable {
   }
 }
 
-interface BackupHandle {
-  readonly completed: boolean;
-  readonly failed: boolean;
-  step(pages: number, cb: (err: Error | null) => void): void;
-  finish(cb: () => void): void;
-}
-
 function toBind(params: SqlParams | undefined): unknown {
   if (params === undefined) return [];
   if (Array.isArray(params)) return params;
@@ -400,24 +376,4 @@ function toBind(params: SqlParams | undefined): unknown {
     throw new VaultSqlError('SQL parameters must be an array or an object of named parameters');
   }
   return params;
-}
-
-/** Creates the file with mode 0600 if missing and tightens it if it exists (SQLite copies it to -wal/-shm). */
-function ensurePrivateFile(path: string): void {
-  // ':memory:' and '' are SQLite's in-memory and temporary databases, not files.
-  if (path === ':memory:' || path === '') return;
-  try {
-    closeSync(openSync(path, 'a', 0o600));
-    chmodSync(path, 0o600);
-  } catch {
-    // Let SQLite report the failure with its own code (VAULT_OPEN) on open.
-  }
-}
-
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
 }
