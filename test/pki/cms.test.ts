@@ -6,6 +6,8 @@ import t from 'tap';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import {
+  Issuer,
+  createCaHierarchy,
   CLEARANCES,
   CLASSIFICATION_VALUE,
   SIGIL_SECURITY_POLICY_OID,
@@ -335,4 +337,33 @@ t.test('when trust is given then the signer chain is validated at the signing ti
   const audit = await c.issuer.issueAuditCertificate({ publicKey: keys.publicKey, commonName: 'audit' });
   const auditSig = await signDetached({ content, signerCert: audit, signerKey: keys.privateKey });
   t.match(await verifyDetached(auditSig, content, { trust }), { ok: false, reason: 'wrong-usage' }, 'an audit key cannot sign messages');
+});
+
+t.test('when a look-alike certificate has the same issuer name and serial then each message verifies against its own certificate', async (t) => {
+  // Two hierarchies with the same names, and a fixed serial: a rogue CA mimicking the real one.
+  const fixedSerial = (n: number) => new Uint8Array(n).fill(0x42);
+  const staff = async () => {
+    const { root, issuing } = await createCaHierarchy({ profile: 'p256', organization: 'Look-alike Ministry' });
+    const issuer = new Issuer({ cert: issuing.cert, key: issuing.key, chain: [issuing.cert, root.cert], random: fixedSerial });
+    const keys = await generateKeyPair('p256');
+    const cert = await issuer.issueStaffCertificate({ fullName: 'Alice', login: 'alice', organization: 'Look-alike Ministry', department: 'D', clearance: 'secret', publicKey: keys.publicKey });
+    return { cert, key: keys.privateKey, root: root.cert };
+  };
+  const real = await staff();
+  const rogue = await staff();
+  t.equal(rogue.cert.serialNumber, real.cert.serialNumber, 'same serial');
+  t.ok(rogue.cert.issuerNameDer.equals(real.cert.issuerNameDer), 'same issuer name');
+  t.not(rogue.cert.fingerprint, real.cert.fingerprint);
+
+  const content = enc.encode('who signed this?');
+  const realSig = await signDetached({ content, signerCert: real.cert, signerKey: real.key });
+  const rogueSig = await signDetached({ content, signerCert: rogue.cert, signerKey: rogue.key });
+  for (let round = 0; round < 2; round++) {
+    const r1 = await verifyDetached(realSig, content);
+    t.equal(r1.ok && r1.signer.fingerprint, real.cert.fingerprint, `round ${round}: the real message names the real certificate`);
+    const r2 = await verifyDetached(rogueSig, content);
+    t.equal(r2.ok && r2.signer.fingerprint, rogue.cert.fingerprint, `round ${round}: the rogue message names the rogue certificate`);
+  }
+  t.match(await verifyDetached(rogueSig, content, { trust: { trustAnchors: [real.root] } }), { ok: false, reason: /unknown-issuer|bad-signature/ }, 'and the rogue chain is not trusted');
+  t.match(await verifyDetached(rogueSig, content, { expectedSigner: real.cert }), { ok: false, reason: 'bad-signature' }, 'same identifier, wrong key');
 });
