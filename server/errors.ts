@@ -60,7 +60,6 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   BAD_REQUEST: 400,
   MALFORMED_INPUT: 400,
   NOT_FOUND: 404,
-  METHOD_NOT_ALLOWED: 405,
   BODY_TOO_LARGE: 413,
   FORBIDDEN: 403,
   PASSWORD_CHANGE_REQUIRED: 403,
@@ -68,7 +67,6 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   UNAVAILABLE: 503,
   // transport / client certificate
   CLIENT_CERT_REQUIRED: 401,
-  CERT_UNKNOWN: 401,
   CERT_REVOKED: 401,
   CERT_EXPIRED: 401,
   CERT_NOT_YET_VALID: 401,
@@ -79,7 +77,6 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   SESSION_INVALID: 401,
   SESSION_EXPIRED: 401,
   ACCOUNT_LOCKED: 423,
-  ACCOUNT_DISABLED: 401,
   RECEIPT_INVALID: 400,
   PASSWORD_WEAK: 400,
   PASSWORD_WRONG: 401,
@@ -93,10 +90,6 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // certificates
   CERTIFICATE_NOT_FOUND: 404,
   CERTIFICATE_ALREADY_REVOKED: 409,
-  CSR_INVALID: 400,
-  CSR_SIGNATURE_INVALID: 400,
-  CSR_SUBJECT_MISMATCH: 400,
-  KEY_ALGORITHM_REFUSED: 400,
   // pki (input-driven failures)
   UNKNOWN_ALGORITHM: 400,
   WRONG_ALGORITHM: 400,
@@ -118,6 +111,13 @@ export interface MappedError {
   internal: boolean;
 }
 
+/** A 4xx status an error carries itself (messaging errors do), used when the table has no entry. */
+function ownStatusOf(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const status = (err as { status?: unknown }).status;
+  return typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500 ? status : undefined;
+}
+
 function codeOf(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const code = (err as { code?: unknown }).code;
@@ -126,12 +126,12 @@ function codeOf(err: unknown): string | undefined {
 
 /**
  * Maps any thrown value to a status and body. Only errors whose `code` is in
- * {@link STATUS_BY_CODE} keep their message (domain messages are written to be shown: they say
+ * {@link STATUS_BY_CODE} (or that carry their own 4xx `status`, as messaging errors do) keep their message (domain messages are written to be shown: they say
  * expected vs actual and never echo secrets). Everything else becomes 500 INTERNAL.
  */
 export function mapError(err: unknown, requestId: string): MappedError {
   const code = codeOf(err);
-  const status = code !== undefined ? STATUS_BY_CODE[code] : undefined;
+  const status = code !== undefined ? (STATUS_BY_CODE[code] ?? ownStatusOf(err)) : undefined;
   if (code !== undefined && status !== undefined && status < 500) {
     const message = err instanceof Error ? err.message : code;
     return { status, body: { error: { code, message, requestId } }, internal: false };

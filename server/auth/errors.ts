@@ -104,12 +104,3 @@ export class ReceiptInvalidError extends Error {
     this.name = 'ReceiptInvalidError';
   }
 }
-
-/** The TLS client certificate is not one this appliance issued to an account. */
-export class CertUnknownError extends Error {
-  readonly code = 'CERT_UNKNOWN';
-  constructor() {
-    super('the client certificate is not registered on this appliance');
-    this.name = 'CertUnknownError';
-  }
-}

@@ -17,12 +17,3 @@ export class CertificateAlreadyRevokedError extends Error {
     this.name = 'CertificateAlreadyRevokedError';
   }
 }
-
-/** A CSR whose subject or key the appliance refuses (wrong algorithm for the profile, …). */
-export class CsrInvalidError extends Error {
-  readonly code = 'CSR_INVALID';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'CsrInvalidError';
-  }
-}

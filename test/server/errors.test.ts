@@ -24,3 +24,10 @@ t.test('when an unknown error is thrown then 500 INTERNAL with a generic message
   t.equal(mapError('a string', 'r').status, 500);
   t.equal(mapError(Object.assign(new Error('x'), { code: 'UNAVAILABLE' }), 'r').status, 503);
 });
+
+t.test('when an error carries its own 4xx status and an unlisted code then that status is used', async (t) => {
+  const m = mapError(Object.assign(new Error('not a member'), { code: 'NOT_A_MEMBER_X', status: 403 }), 'r');
+  t.equal(m.status, 403);
+  t.equal(m.body.error.code, 'NOT_A_MEMBER_X');
+  t.equal(mapError(Object.assign(new Error('x'), { code: 'Y', status: 500 }), 'r').status, 500, 'a 5xx status stays internal');
+});
