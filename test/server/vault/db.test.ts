@@ -254,12 +254,15 @@ t.test('when another connection holds the write lock past the busy timeout then 
   });
   await a.exec('CREATE TABLE t (a INTEGER)');
   let release!: () => void;
+  let locked!: () => void;
   const held = new Promise<void>((r) => (release = r));
+  const isLocked = new Promise<void>((r) => (locked = r));
   const tx = a.transaction(async (tx) => {
     await tx.run('INSERT INTO t VALUES (1)');
+    locked();
     await held;
   });
-  await sleep(20);
+  await isLocked;
   await rejectsCode(t, b.run('INSERT INTO t VALUES (2)'), 'VAULT_LOCKED');
   release();
   await tx;
