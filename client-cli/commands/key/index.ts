@@ -1,1 +1,0 @@
-export { keygenCommand } from './keygen.js';
