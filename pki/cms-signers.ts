@@ -39,18 +39,36 @@ export function cachedCertificate(der: Buffer): Certificate {
 /** RSA keys carry their hash in WebCrypto; a signature with another hash needs its own import. */
 const rsaKeysByHash = new WeakMap<Certificate, Map<HashName, Promise<CryptoKey>>>();
 
+/** Keys already imported, by certificate and hash, for the synchronous fast path of verification. */
+const readyKeys = new WeakMap<Certificate, Map<HashName, CryptoKey>>();
+
+/** The verification key of `cert` for `hash` if it was imported before; saves a promise per message. */
+export function verificationKeyIfReady(cert: Certificate, hash: HashName): CryptoKey | undefined {
+  return readyKeys.get(cert)?.get(hash);
+}
+
+/**
+ * The verification key of `cert` for signatures hashed with `hash`.
+ * @throws UnknownAlgorithmError when the key fits no Sigil profile.
+ */
 export async function verificationKey(cert: Certificate, hash: HashName): Promise<CryptoKey> {
-  const key = await cert.publicKey();
+  let key = await cert.publicKey();
   const keyHash = (key.algorithm as { hash?: { name?: string } }).hash?.name;
-  if (key.algorithm.name !== 'RSASSA-PKCS1-v1_5' || keyHash === hash) return key;
-  let byHash = rsaKeysByHash.get(cert);
-  if (!byHash) rsaKeysByHash.set(cert, (byHash = new Map()));
-  let imported = byHash.get(hash);
-  if (!imported) {
-    imported = subtle.importKey('spki', cert.publicKeySpki, { name: 'RSASSA-PKCS1-v1_5', hash }, false, ['verify']);
-    byHash.set(hash, imported);
+  if (key.algorithm.name === 'RSASSA-PKCS1-v1_5' && keyHash !== hash) {
+    let byHash = rsaKeysByHash.get(cert);
+    if (!byHash) rsaKeysByHash.set(cert, (byHash = new Map()));
+    let imported = byHash.get(hash);
+    if (!imported) {
+      imported = subtle.importKey('spki', cert.publicKeySpki, { name: 'RSASSA-PKCS1-v1_5', hash }, false, ['verify']);
+      byHash.set(hash, imported);
+      imported.catch(() => byHash.delete(hash));
+    }
+    key = await imported;
   }
-  return imported;
+  let ready = readyKeys.get(cert);
+  if (!ready) readyKeys.set(cert, (ready = new Map()));
+  ready.set(hash, key);
+  return key;
 }
 
 /** Certificate.serialNumber is computed per call; the verifier asks for it on every message. */

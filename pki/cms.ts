@@ -27,7 +27,7 @@ import {
 import { attribute, constant, contextTag, derSorted, partsOf, signingTimeValue } from './cms-encode.js';
 import { SignerKeyMismatchError, MalformedCmsError } from './cms-errors.js';
 import { CmsParseError, objectIdentifier, octets, parseSignedData, time, type ParsedSignedData } from './cms-parse.js';
-import { cachedCertificate, findSigner, verificationKey } from './cms-signers.js';
+import { cachedCertificate, findSigner, verificationKey, verificationKeyIfReady } from './cms-signers.js';
 import { ID_AA_SECURITY_LABEL, readSecurityLabel, securityLabelValue } from './ess-label.js';
 import { Certificate } from './certificate.js';
 import type { Crl, RevokedEntry } from './crl.js';
@@ -213,9 +213,6 @@ function fail(reason: CmsFailureReason, detail: string): Failure {
 }
 
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
 
 /**
  * Verifies a detached CMS signature (RFC 5652 §5.6) over `content`: finds the signer certificate,
@@ -265,7 +262,7 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
   const signatureHash = sigAlg.hash ?? digestHash;
   let key: CryptoKey;
   try {
-    key = await verificationKey(signer, signatureHash);
+    key = verificationKeyIfReady(signer, signatureHash) ?? (await verificationKey(signer, signatureHash));
   } catch (e) {
     return fail('unsupported-algorithm', `the signer's public key is not usable: ${e instanceof Error ? e.message : 'import failed'}`);
   }
@@ -283,7 +280,7 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
     subtle.verify(sigAlg.kind === 'ECDSA' ? { name: 'ECDSA', hash: signatureHash } : { name: sigAlg.kind }, key, sigBytes, si.signedAttrsDer),
   ]);
   const contentDigest = new Uint8Array(digest);
-  if (!sameBytes(contentDigest, messageDigest)) return fail('digest-mismatch', `the ${digestHash} digest of the content differs from the signed messageDigest`);
+  if (!messageDigest.equals(contentDigest)) return fail('digest-mismatch', `the ${digestHash} digest of the content differs from the signed messageDigest`);
   if (!valid) return fail('bad-signature', `the signature does not verify with the key of ${signer.subjectString}`);
 
   let label: Clearance | undefined;
