@@ -36,3 +36,23 @@ t.test('when the service is closed then sending is refused with UNAVAILABLE', as
   await h.messaging.close();
   await t.rejects(h.messaging.send(a.principal, msg), { code: 'UNAVAILABLE' });
 });
+
+t.test('when a live reader is too slow then its subscription is dropped instead of buffering', async (t) => {
+  const h = await harness(t, { config: { eventQueueMax: 2 } });
+  const a = await h.user('s3-alice');
+  const b = await h.user('s3-bob');
+  const conv = await h.messaging.direct(a.principal, b.login);
+  const slow = h.messaging.subscribe(b.principal);
+  const fast = h.messaging.subscribe(b.principal);
+  const got: number[] = [];
+  const reading = (async () => {
+    for await (const ev of fast) if (ev.kind === 'message') got.push(ev.seq);
+  })();
+  for (let i = 0; i < 5; i++) await h.messaging.send(a.principal, await h.compose(a, conv.id, `flood ${i}`));
+  t.ok(slow.dropped, 'the subscription that never read was dropped');
+  t.ok(slow.closed);
+  t.notOk(fast.dropped, 'a reader that keeps up stays');
+  t.equal(got.length, 5);
+  fast.close();
+  await reading;
+});
