@@ -1,0 +1,336 @@
+/**
+ * `sigil-server restore`: puts a backup's vault.db back, with the server stopped.
+ *
+ * 1. Reads the header; unwraps the backup key with the current master key, or — for a backup
+ *    made before a rotation — with the master key it was made under (its `vault-key.json` is in
+ *    the header, the secret comes from the operator).
+ * 2. Decrypts every frame into a working file in the data directory, checking each frame's tag,
+ *    index and end marker, then `PRAGMA integrity_check` and the vault's tables.
+ * 3. Re-seals the restored keyring under the current master key if the backup was under another.
+ * 4. Sweeps, in the working copy, what the live keys.db can no longer open: messages, files and
+ *    conversations deleted after the backup (their keys were destroyed, so they must stay gone),
+ *    records their ids in the replay guard, and appends a `vault.restored` audit entry.
+ * 5. Swaps the working copy in for vault.db (rename), removes the old one (overwrite + unlink),
+ *    then destroys keys.db's keys that no restored row needs (messages and conversations made
+ *    after the backup: their rows are gone, so are they) — rows before keys, as everywhere.
+ *
+ * keys.db itself is never replaced: a backup does not contain it.
+ */
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { webcrypto } from 'node:crypto';
+import { PATHS, type MasterKeySource } from '../appliance.js';
+import { AuditLog } from '../audit/index.js';
+import { ApplianceMissingError } from '../errors.js';
+import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
+import { fileKeyId } from '../messaging/context.js';
+import {
+  Db,
+  Keyring,
+  Keystore,
+  KEYS_DB_FILE,
+  MasterKeyWrongError,
+  open,
+  unlockWithConfig,
+  VAULT_DB_FILE,
+  VAULT_KEY_FILE,
+  VaultDecryptError,
+  type CryptoKey,
+  type MasterKey,
+  type VaultKeyJson,
+} from '../vault/index.js';
+import { integrityProblems, PUBLIC_FILES } from './backup.js';
+import { backupKeyAad, frameAad, ManifestSchema, readFrames, readPreamble, type BackupHeader } from './backup-format.js';
+import { hasTable } from './counts.js';
+import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError } from './errors.js';
+import { unlockCurrent } from './master-source.js';
+import { assertNotRunning } from './run-file.js';
+import { secureRemoveDb } from './secure-remove.js';
+
+/** Options of {@link restoreBackup}. */
+export interface RestoreOptions {
+  dataDir: string;
+  /** The backup file. */
+  in: string;
+  /** The live vault's master key. */
+  masterKey: MasterKeySource;
+  /** The master key the backup was made under, when it is not the current one (before a rotation). */
+  backupMasterKey?: MasterKeySource;
+  /** Verify, decrypt and sweep a working copy, report, and change nothing. Allowed while running. */
+  dryRun?: boolean;
+  now?: () => Date;
+}
+
+/** What was swept from the restored copy and from keys.db. */
+export interface RestoreSwept {
+  /** Messages in the backup whose key was destroyed after it (deleted since). */
+  messages: number;
+  files: number;
+  conversations: number;
+  /** Keys in keys.db with no row in the restored vault (made after the backup), destroyed. */
+  orphanMessageKeys: number;
+  orphanConversationKeys: number;
+}
+
+/** What {@link restoreBackup} answers. */
+export interface RestoreResult {
+  dryRun: boolean;
+  backup: { id: string; createdAt: string; dbBytes: number; counts: Record<string, number>; audit: BackupHeader['audit'] };
+  /** True when the backup was made under an earlier master key and its keyring was re-sealed. */
+  rewrapped: boolean;
+  swept: RestoreSwept;
+  /** Public files (certificates, configuration) that were missing and were written from the backup. */
+  restoredFiles: string[];
+}
+
+const randomBytes = (n: number): Uint8Array => webcrypto.getRandomValues(new Uint8Array(n));
+
+/**
+ * Restores `opts.in` into `opts.dataDir`.
+ * @throws ServerRunningError (unless dryRun), ApplianceMissingError, DataMissingError,
+ *   BackupFormatError, BackupKeyError, BackupCorruptError, BackupContentError, vault errors.
+ */
+export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
+  const dataDir = resolve(opts.dataDir);
+  const now = opts.now ?? (() => new Date());
+  const dryRun = opts.dryRun ?? false;
+  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
+  if (!dryRun) assertNotRunning(dataDir, 'restore');
+  const vaultDir = join(dataDir, PATHS.vault);
+  const keysDb = join(vaultDir, KEYS_DB_FILE);
+  for (const f of [VAULT_KEY_FILE, KEYS_DB_FILE]) {
+    if (!existsSync(join(vaultDir, f))) throw new DataMissingError(`${join(vaultDir, f)} is missing; restore needs the live ${f}`);
+  }
+  const mk = await unlockCurrent(dataDir, opts.masterKey);
+
+  const fh = await openFile(resolve(opts.in), 'r').catch((err: unknown) => {
+    throw new BackupFormatError(`cannot read ${opts.in}`, { cause: err });
+  });
+  const work = join(vaultDir, `.restore-${Buffer.from(randomBytes(9)).toString('base64url')}.db`);
+  let swapped = false;
+  try {
+    const { header, digest, offset } = await readPreamble(fh);
+    const { key, backupMk } = await backupKey(header, mk, opts.backupMasterKey);
+    const manifest = await decryptInto(fh, offset, header, digest, key, work);
+
+    const live = await liveKeyIds(keysDb);
+    const db = await Db.open(work);
+    let swept: Omit<RestoreSwept, 'orphanMessageKeys' | 'orphanConversationKeys'>;
+    let keep: { messageKeyIds: Set<string>; convIds: Set<string> };
+    try {
+      const problems = await integrityProblems(db);
+      if (problems.length > 0) throw new BackupContentError(`restored vault.db fails PRAGMA integrity_check: ${problems.slice(0, 3).join('; ')}`);
+      for (const t of ['keyring', 'migrations', 'accounts']) {
+        if (!(await hasTable(db, t))) throw new BackupContentError(`restored database has no table ${t}: not a Sigil vault`);
+      }
+      if (backupMk) {
+        const ring = await Keyring.open(db, backupMk);
+        await ring.rewrapAll(mk).catch((err: unknown) => {
+          throw new BackupContentError('a keyring row of the backup opens under neither master key', { cause: err });
+        });
+      }
+      swept = await sweepRows(db, mk, live, now);
+      keep = await keptIds(db);
+      await (await AuditLog.open(db, { now })).append([
+        {
+          type: 'vault.restored',
+          actor: 'system',
+          data: { backup: header.id, backupCreatedAt: header.createdAt, ...swept },
+        },
+      ]);
+      await db.checkpointTruncate();
+    } finally {
+      await db.close();
+    }
+
+    const orphanMessageKeys = [...live.messageKeyIds].filter((id) => !keep.messageKeyIds.has(id)).length;
+    const orphanConvs = [...live.convIds].filter((id) => !keep.convIds.has(id));
+    const result: RestoreResult = {
+      dryRun,
+      backup: { id: header.id, createdAt: header.createdAt, dbBytes: header.dbBytes, counts: header.counts, audit: header.audit },
+      rewrapped: backupMk !== undefined,
+      swept: { ...swept, orphanMessageKeys, orphanConversationKeys: orphanConvs.length },
+      restoredFiles: [],
+    };
+    if (dryRun) return result;
+
+    await swapIn(vaultDir, work);
+    swapped = true;
+    const keys = await Keystore.open(keysDb, mk, { cacheSize: 1 });
+    try {
+      await keys.sweepOrphans(keep.messageKeyIds);
+      for (const conv of orphanConvs) await keys.destroyConversation(conv);
+    } finally {
+      await keys.close();
+    }
+    for (const rel of PUBLIC_FILES) {
+      const content = manifest.files[rel];
+      const p = join(dataDir, rel);
+      if (content === undefined || existsSync(p)) continue;
+      mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+      writeFileSync(p, Buffer.from(content, 'base64'), { mode: rel === PATHS.config || rel === PATHS.meta ? 0o600 : 0o644, flag: 'wx' });
+      result.restoredFiles.push(rel);
+    }
+    return result;
+  } finally {
+    await fh.close();
+    if (!swapped) await secureRemoveDb(work);
+  }
+}
+
+/** Unwraps the backup key with the current master key, else with the backup's own. */
+async function backupKey(
+  header: BackupHeader,
+  mk: MasterKey,
+  source: MasterKeySource | undefined,
+): Promise<{ key: CryptoKey; backupMk?: MasterKey }> {
+  const wrapped = new Uint8Array(Buffer.from(header.wrappedKey, 'base64'));
+  try {
+    return { key: await mk.unwrapKey(wrapped, backupKeyAad(header.id)) };
+  } catch (err) {
+    if (!(err instanceof VaultDecryptError)) throw err;
+  }
+  if (!source) {
+    throw new BackupKeyError(
+      `backup ${header.id} (${header.createdAt}) was made under another master key (before a rotation?): ` +
+        'give it with --backup-master-key-file PATH or SIGIL_BACKUP_MASTER_PASSPHRASE',
+    );
+  }
+  let backupMk: MasterKey;
+  try {
+    backupMk = await unlockWithConfig(header.vaultKey as VaultKeyJson, source as Parameters<typeof unlockWithConfig>[1]);
+  } catch (err) {
+    if (err instanceof MasterKeyWrongError) throw new BackupKeyError(`the backup master key given does not match backup ${header.id}`, { cause: err });
+    throw err;
+  }
+  try {
+    return { key: await backupMk.unwrapKey(wrapped, backupKeyAad(header.id)), backupMk };
+  } catch (err) {
+    throw new BackupKeyError(`backup ${header.id}: its key does not unwrap under the backup master key given`, { cause: err });
+  }
+}
+
+/** Opens every frame into `work` (0600); answers the manifest. */
+async function decryptInto(
+  fh: Awaited<ReturnType<typeof openFile>>,
+  offset: number,
+  header: BackupHeader,
+  digest: string,
+  key: CryptoKey,
+  work: string,
+): Promise<{ files: Record<string, string> }> {
+  const frames = 1 + Math.ceil(header.dbBytes / header.chunkBytes);
+  const out = await openFile(work, 'wx', 0o600);
+  let manifest: { files: Record<string, string> } | undefined;
+  let seen = 0;
+  let pos = 0;
+  try {
+    for await (const { idx, sealed } of readFrames(fh, offset, header.chunkBytes)) {
+      if (idx >= frames) throw new BackupCorruptError(`backup has more than the ${frames} frames its header announces`);
+      let plain: Uint8Array;
+      try {
+        plain = await open(key, sealed, frameAad(digest, idx, idx === frames - 1));
+      } catch (err) {
+        throw new BackupCorruptError(`backup frame ${idx} of ${frames} fails authentication: modified, moved, or the header was changed`, { cause: err });
+      }
+      if (idx === 0) {
+        const r = ManifestSchema.safeParse(JSON.parse(Buffer.from(plain).toString('utf8')));
+        if (!r.success) throw new BackupContentError('backup manifest does not match its schema', { cause: r.error });
+        manifest = r.data;
+      } else {
+        await out.write(plain, 0, plain.length, pos);
+        pos += plain.length;
+        plain.fill(0);
+      }
+      seen++;
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  if (seen !== frames || !manifest) throw new BackupCorruptError(`backup ends after ${seen} of ${frames} frames: cut short`);
+  if (pos !== header.dbBytes) throw new BackupCorruptError(`backup holds ${pos} database bytes, its header announces ${header.dbBytes}`);
+  return manifest;
+}
+
+/** Ids of every key in the live keys.db (no master key needed: ids are plaintext). */
+async function liveKeyIds(keysDb: string): Promise<{ messageKeyIds: Set<string>; convIds: Set<string> }> {
+  const db = await Db.open(keysDb);
+  try {
+    const m = (await hasTable(db, 'message_keys')) ? await db.all<{ id: string }>('SELECT msg_id AS id FROM message_keys') : [];
+    const c = (await hasTable(db, 'conversation_keys')) ? await db.all<{ id: string }>('SELECT conv_id AS id FROM conversation_keys') : [];
+    return { messageKeyIds: new Set(m.map((r) => r.id)), convIds: new Set(c.map((r) => r.id)) };
+  } finally {
+    await db.close();
+  }
+}
+
+/** Deletes, in the restored copy, every row whose key no longer exists. */
+async function sweepRows(
+  db: Db,
+  mk: MasterKey,
+  live: { messageKeyIds: Set<string>; convIds: Set<string> },
+  now: () => Date,
+): Promise<{ messages: number; files: number; conversations: number }> {
+  if (!(await hasTable(db, 'msg_messages'))) return { messages: 0, files: 0, conversations: 0 };
+  const convs = (await db.all<{ id: string }>('SELECT id FROM msg_conversations')).map((r) => r.id).filter((id) => !live.convIds.has(id));
+  const gone = new Set(convs);
+  const msgs = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_messages')).filter(
+    (r) => gone.has(r.conversation) || !live.messageKeyIds.has(r.id),
+  );
+  const files = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_files')).filter(
+    (r) => gone.has(r.conversation) || !live.messageKeyIds.has(fileKeyId(r.id)),
+  );
+  // A swept message id goes into the replay guard, so its signed original cannot be resubmitted.
+  const keyedHash = await keyedHashFromKeyring(await Keyring.open(db, mk));
+  const hashes = await Promise.all(msgs.map((m) => keyedHash(`message:${m.id}`)));
+  const until = new Date(now().getTime() + 2 * DEFAULT_CONFIG.clockSkewMs).toISOString();
+  await db.transaction(async (tx) => {
+    for (const f of files) {
+      await tx.run('DELETE FROM msg_file_chunks WHERE file = ?', [f.id]);
+      await tx.run('DELETE FROM msg_files WHERE id = ?', [f.id]);
+    }
+    for (let i = 0; i < msgs.length; i++) {
+      await tx.run('DELETE FROM msg_messages WHERE id = ?', [msgs[i]!.id]);
+      await tx.run('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)', [hashes[i], until]);
+    }
+    for (const c of convs) {
+      await tx.run('DELETE FROM msg_marks WHERE conversation = ?', [c]);
+      await tx.run('DELETE FROM msg_members WHERE conversation = ?', [c]);
+      await tx.run('DELETE FROM msg_conversations WHERE id = ?', [c]);
+    }
+  });
+  return { messages: msgs.length, files: files.length, conversations: convs.length };
+}
+
+/** Key ids the restored rows need. */
+async function keptIds(db: Db): Promise<{ messageKeyIds: Set<string>; convIds: Set<string> }> {
+  if (!(await hasTable(db, 'msg_messages'))) return { messageKeyIds: new Set(), convIds: new Set() };
+  const m = await db.all<{ id: string }>('SELECT id FROM msg_messages');
+  const f = await db.all<{ id: string }>('SELECT id FROM msg_files');
+  const c = await db.all<{ id: string }>('SELECT id FROM msg_conversations');
+  return {
+    messageKeyIds: new Set([...m.map((r) => r.id), ...f.map((r) => fileKeyId(r.id))]),
+    convIds: new Set(c.map((r) => r.id)),
+  };
+}
+
+/** Replaces vault.db with `work`: checkpoint the old one, rename it aside, rename `work` in, shred the old. */
+async function swapIn(vaultDir: string, work: string): Promise<void> {
+  const target = join(vaultDir, VAULT_DB_FILE);
+  const aside = `${work}.old`;
+  if (existsSync(target)) {
+    // Folds the WAL into the file and deletes it on close, so no stale WAL meets the new file.
+    const old = await Db.open(target);
+    try {
+      await old.checkpointTruncate();
+    } finally {
+      await old.close();
+    }
+    renameSync(target, aside);
+    for (const side of ['-wal', '-shm']) if (existsSync(target + side)) renameSync(target + side, aside + side);
+  }
+  renameSync(work, target);
+  await secureRemoveDb(aside);
+}

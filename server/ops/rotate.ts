@@ -1,0 +1,104 @@
+/**
+ * `sigil-server rotate-master-key`, with the server stopped: re-wraps every keyring row
+ * (vault.db) and every conversation key (keys.db) under a new master key, each database in one
+ * transaction followed by `wal_checkpoint(TRUNCATE)` (with secure_delete the old wrappings are
+ * zeroed), then replaces vault-key.json. DEKs sit under CKs and do not change.
+ *
+ * Resumable: the vault writes `vault-key.next.json` first; an interrupted rotation is finished
+ * by running the command again with the same old and new secrets (for a key file: the file the
+ * first attempt wrote).
+ *
+ * Afterwards the old secret is checked to be refused (MASTER_KEY_WRONG). Backups made before the
+ * rotation stay under the old master key: keep the old secret as long as you keep those backups
+ * (restore asks for it with --backup-master-key-file / SIGIL_BACKUP_MASTER_PASSPHRASE).
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PATHS, type MasterKeySource } from '../appliance.js';
+import { ApplianceMissingError } from '../errors.js';
+import { MasterKeyArgumentError, MasterKeyWrongError, unlockVault, VAULT_KEY_NEXT_FILE, type Argon2Params } from '../vault/index.js';
+import { RotateArgumentError } from './errors.js';
+import { unlockCurrent } from './master-source.js';
+import { assertNotRunning } from './run-file.js';
+import { secureRemove } from './secure-remove.js';
+
+/** Options of {@link rotateMasterKey}. */
+export interface RotateOptions {
+  dataDir: string;
+  /** The current secret. */
+  current: MasterKeySource;
+  /** The new secret: a passphrase, or a key file path (written if absent; an existing one only resumes a rotation). */
+  next: MasterKeySource;
+  /** After success, overwrite and unlink the old key file (only when `current` is a key file). */
+  shredOldKeyFile?: boolean;
+  /** argon2id parameters for a new passphrase; default the vault's floor. */
+  argon2?: Partial<Argon2Params>;
+  now?: () => Date;
+}
+
+/** What {@link rotateMasterKey} answers. */
+export interface RotateResult {
+  kind: 'passphrase' | 'keyfile';
+  keyFile?: string;
+  /** Keyring rows and conversation keys re-wrapped now (fewer when resuming). */
+  keyring: number;
+  conversationKeys: number;
+  /** True when this run finished an earlier, interrupted rotation. */
+  resumed: boolean;
+  /** The old secret was tried after the rotation and refused. */
+  oldSecretRefused: true;
+  oldKeyFileShredded: boolean;
+}
+
+/**
+ * Rotates the master key.
+ * @throws ServerRunningError, ApplianceMissingError, RotateArgumentError (same secret again,
+ *   shred without a key file), vault errors (MASTER_KEY_WRONG for the current secret,
+ *   MASTER_KEY_EXISTS for an existing new key file outside a resumed rotation, …).
+ */
+export async function rotateMasterKey(opts: RotateOptions): Promise<RotateResult> {
+  const dataDir = resolve(opts.dataDir);
+  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
+  assertNotRunning(dataDir, 'rotate-master-key');
+  const { current, next } = opts;
+  if (current.passphrase !== undefined && current.passphrase === next.passphrase) {
+    throw new RotateArgumentError('the new passphrase is the current one; choose another');
+  }
+  if (current.keyFilePath !== undefined && next.keyFilePath !== undefined && resolve(current.keyFilePath) === resolve(next.keyFilePath)) {
+    throw new RotateArgumentError('--new-master-key-file names the current key file; choose a new path');
+  }
+  if (opts.shredOldKeyFile && current.keyFilePath === undefined) {
+    throw new RotateArgumentError('--shred-old-key-file needs the current master key to be a key file');
+  }
+  const vaultDir = join(dataDir, PATHS.vault);
+  const resumed = existsSync(join(vaultDir, VAULT_KEY_NEXT_FILE));
+  const vault = await unlockVault({ dir: vaultDir, ...current, ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof unlockVault>[0]);
+  let counts: { keyring: number; conversationKeys: number };
+  try {
+    counts = await vault.rotateMasterKey({ ...next, ...(opts.argon2 ? { argon2: opts.argon2 } : {}), ...(opts.now ? { now: opts.now } : {}) } as Parameters<
+      typeof vault.rotateMasterKey
+    >[0]);
+  } finally {
+    await vault.close();
+  }
+  // Prove it: the old secret must now be refused by vault-key.json.
+  const refused = await unlockCurrent(dataDir, current).then(
+    () => false,
+    // Wrong key, or (passphrase <-> key file) a secret of a kind the vault no longer takes.
+    (err: unknown) => err instanceof MasterKeyWrongError || err instanceof MasterKeyArgumentError,
+  );
+  if (!refused) throw new Error('internal: the old master key still unlocks the vault after rotation');
+  let shredded = false;
+  if (opts.shredOldKeyFile && current.keyFilePath !== undefined) {
+    await secureRemove(current.keyFilePath);
+    shredded = true;
+  }
+  return {
+    kind: next.passphrase !== undefined ? 'passphrase' : 'keyfile',
+    ...(next.keyFilePath !== undefined ? { keyFile: resolve(next.keyFilePath) } : {}),
+    ...counts,
+    resumed,
+    oldSecretRefused: true,
+    oldKeyFileShredded: shredded,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * `sigil-server status`: what an administrator must watch — version, whether the server runs and
+ * for how long, counts, certificate expiry (root CA, issuing CA, TLS, audit) and the CRL's next
+ * update. Reads only public files and plaintext columns: no master key needed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Certificate } from '../../pki/index.js';
+import { PATHS } from '../appliance.js';
+import { ApplianceMissingError } from '../errors.js';
+import { Db, VAULT_DB_FILE } from '../vault/index.js';
+import { countRows, hasTable, type ApplianceCounts } from './counts.js';
+import { DataMissingError } from './errors.js';
+import { readRunState } from './run-file.js';
+
+/** Certificates expiring within this many days are flagged. */
+export const CERT_WARN_DAYS = 30;
+/** A CRL whose nextUpdate is within this many hours (or past) is flagged. */
+export const CRL_WARN_HOURS = 24;
+
+/** One watched certificate. */
+export interface CertificateStatus {
+  name: 'root-ca' | 'issuing-ca' | 'tls' | 'audit';
+  subject: string;
+  serial: string;
+  notAfter: string;
+  daysLeft: number;
+  warn: boolean;
+}
+
+/** The status report (`status --json`). */
+export interface StatusReport {
+  version: string;
+  dataDir: string;
+  at: string;
+  server:
+    | { running: true; pid: number; startedAt: string; uptimeSeconds: number; url?: string }
+    | { running: false; staleRunFile?: { pid: number; startedAt: string; reason: string } };
+  counts: ApplianceCounts;
+  certificates: CertificateStatus[];
+  crl: { number: number; thisUpdate: string; nextUpdate: string; hoursLeft: number; warn: boolean } | null;
+  /** One line per thing that needs attention. */
+  warnings: string[];
+}
+
+/** The version in Sigil's package.json, found upwards from this module (source or dist). */
+export function sigilVersion(start: string = dirname(fileURLToPath(import.meta.url))): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p)) {
+      try {
+        const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
+        if (pkg.name === 'sigil' && pkg.version) return pkg.version;
+      } catch {
+        // Not ours; keep looking.
+      }
+    }
+    if (dirname(dir) === dir) return 'unknown';
+  }
+}
+
+const CERTS: readonly [CertificateStatus['name'], string][] = [
+  ['root-ca', PATHS.rootCert],
+  ['issuing-ca', PATHS.issuingCert],
+  ['tls', PATHS.tlsCert],
+  ['audit', PATHS.auditCert],
+];
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * Builds the status report of `dataDir`.
+ * @throws ApplianceMissingError, DataMissingError (vault.db absent), pki errors for a broken PEM.
+ */
+export async function applianceStatus(opts: { dataDir: string; now?: () => Date }): Promise<StatusReport> {
+  const dataDir = resolve(opts.dataDir);
+  const at = (opts.now ?? (() => new Date()))();
+  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
+  const vaultDb = join(dataDir, PATHS.vault, VAULT_DB_FILE);
+  if (!existsSync(vaultDb)) throw new DataMissingError(`${vaultDb} is missing`);
+  const warnings: string[] = [];
+
+  const run = readRunState(dataDir);
+  const server: StatusReport['server'] = run.running
+    ? {
+        running: true,
+        pid: run.info.pid,
+        startedAt: run.info.startedAt,
+        uptimeSeconds: Math.max(0, Math.floor((at.getTime() - Date.parse(run.info.startedAt)) / 1000)),
+        ...(run.info.url !== undefined ? { url: run.info.url } : {}),
+      }
+    : { running: false, ...(run.stale ? { staleRunFile: { pid: run.stale.pid, startedAt: run.stale.startedAt, reason: run.reason } } : {}) };
+  if (!run.running && run.stale) warnings.push(`stale run file: pid ${run.stale.pid} (${run.reason}); the server stopped without cleaning up`);
+
+  const certificates: CertificateStatus[] = [];
+  for (const [name, rel] of CERTS) {
+    const cert = Certificate.fromPem(await readFile(join(dataDir, rel), 'utf8'));
+    const daysLeft = Math.floor((cert.notAfter.getTime() - at.getTime()) / DAY_MS);
+    const warn = daysLeft < CERT_WARN_DAYS;
+    certificates.push({ name, subject: cert.subjectString, serial: cert.serialNumber, notAfter: cert.notAfter.toISOString(), daysLeft, warn });
+    if (daysLeft < 0) warnings.push(`${name} certificate expired on ${cert.notAfter.toISOString()}`);
+    else if (warn) warnings.push(`${name} certificate expires in ${daysLeft} days (${cert.notAfter.toISOString()})`);
+  }
+
+  // Read-only: status must never change the vault, and needs no write lock beside a running server.
+  const db = await Db.open(vaultDb, { readonly: true });
+  let counts: ApplianceCounts;
+  let crl: StatusReport['crl'] = null;
+  try {
+    counts = await countRows(db, at);
+    if (await hasTable(db, 'crls')) {
+      const row = await db.get<{ number: number; this_update: string; next_update: string }>(
+        'SELECT number, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1',
+      );
+      if (row) {
+        const hoursLeft = Math.floor((Date.parse(row.next_update) - at.getTime()) / 3600_000);
+        const warn = hoursLeft < CRL_WARN_HOURS;
+        crl = { number: row.number, thisUpdate: row.this_update, nextUpdate: row.next_update, hoursLeft, warn };
+        if (hoursLeft < 0) warnings.push(`CRL ${row.number} is stale: nextUpdate ${row.next_update} has passed; publish a new CRL`);
+        else if (warn) warnings.push(`CRL ${row.number} reaches nextUpdate in ${hoursLeft} h (${row.next_update}); publish a new CRL`);
+      }
+    }
+  } finally {
+    await db.close();
+  }
+  if (!crl) warnings.push('no CRL has been published');
+  return { version: sigilVersion(), dataDir, at: at.toISOString(), server, counts, certificates, crl, warnings };
+}
