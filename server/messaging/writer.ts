@@ -186,6 +186,24 @@ export class BatchWriter {
 
     // 3. One transaction for all rows.
     const outcome = new Map<Pending, Committed | Error>();
+    try {
+      await this.#write(sealed, outcome);
+    } catch (err) {
+      // Nothing of the batch was stored: its keys go too, or a retry of the same message would
+      // be refused as a replay (the key store refuses a second key for an id).
+      await ctx.keys.destroyMessageKeys(sealed.map(({ p }) => p.m.id)).catch((e: unknown) =>
+        ctx.log('messaging.orphan-keys', { count: sealed.length, error: String(e) }),
+      );
+      throw err;
+    }
+    await this.#settle(sealed, outcome);
+  }
+
+  async #write(
+    sealed: { p: Pending; blob: Uint8Array }[],
+    outcome: Map<Pending, Committed | Error>,
+  ): Promise<void> {
+    const ctx = this.#ctx;
     await ctx.db.transaction(async (tx) => {
       const ins = await tx.prepare(INSERT_SQL);
       const att = await tx.prepare(ATTACH_SQL);
@@ -233,6 +251,10 @@ export class BatchWriter {
         if (done.length) await this.#inTx(done);
       }
     });
+  }
+
+  async #settle(sealed: { p: Pending; blob: Uint8Array }[], outcome: Map<Pending, Committed | Error>): Promise<void> {
+    const ctx = this.#ctx;
 
     // 4. Keys of refused messages are destroyed; never leave a key without its row for long.
     const refused = sealed.filter(({ p }) => !isCommitted(outcome.get(p)));

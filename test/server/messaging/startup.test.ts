@@ -56,3 +56,19 @@ t.test('when a live reader is too slow then its subscription is dropped instead 
   fast.close();
   await reading;
 });
+
+t.test('when a batch cannot be written then its keys go too and the same message can be sent again', async (t) => {
+  const h = await harness(t);
+  const a = await h.user('s4-alice');
+  const b = await h.user('s4-bob');
+  const conv = await h.messaging.direct(a.principal, b.login);
+  const msg = await h.compose(a, conv.id, 'retry me');
+  // A real failure inside the vault transaction: the audit log's table is missing.
+  await h.vault.db.exec('ALTER TABLE audit_log RENAME TO audit_log_away');
+  await t.rejects(h.messaging.send(a.principal, msg), { code: 'VAULT_SQL' });
+  await t.rejects(h.vault.keys.messageKey(msg.id), { code: 'VAULT_KEY_NOT_FOUND' }, 'the key made for it is gone');
+  t.equal((await h.vault.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM msg_messages'))!.n, 0, 'no row');
+  await h.vault.db.exec('ALTER TABLE audit_log_away RENAME TO audit_log');
+  const r = await h.messaging.send(a.principal, msg);
+  t.equal(r.id, msg.id, 'a retry is accepted, not taken for a replay');
+});
