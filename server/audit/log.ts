@@ -56,6 +56,18 @@ const MIGRATIONS = [
         PRIMARY KEY (level, idx)
       ) STRICT, WITHOUT ROWID;`,
   },
+  {
+    // The latest tree head, rewritten by every append: a cut tail that completes no subtree is
+    // still visible (size), and the checkpoint issue signs what is here.
+    id: 'audit-2',
+    sql: `CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL
+      ) STRICT;
+      INSERT INTO audit_head (id, size, root)
+        SELECT 1, count(*), x'' FROM audit_log;`,
+  },
 ];
 
 /** An event to append. `type` is free-form (`login.ok`, `message.accepted`, …): the set is open. */
@@ -180,6 +192,8 @@ export class AuditLog {
       // Multi-row INSERTs: one statement per chunk instead of one round trip per row.
       await insertChunks(tx, 'audit_log (seq, at, type, actor, subject, data, leaf_hash)', 7, leafRows);
       await insertChunks(tx, 'audit_nodes (level, idx, hash)', 3, nodeRows);
+      const head = await subtreeRoot(0, size, (level, idx) => node(level, idx));
+      await tx.run('UPDATE audit_head SET size = ?, root = ? WHERE id = 1', [size, head]);
       return out;
     });
   }
@@ -276,6 +290,18 @@ export class AuditLog {
       if (rows.length < page) break;
     }
     if (expected) return v.finish(expected);
+    const head = await this.#db.get<{ size: number; root: Uint8Array }>('SELECT size, root FROM audit_head WHERE id = 1');
+    if (head && head.size !== v.size) {
+      return {
+        ok: false,
+        reason: head.size > v.size ? 'sequence-gap' : 'size-mismatch',
+        seq: head.size > v.size ? v.size : undefined,
+        detail: `the stored tree head says ${head.size} entries, ${v.size} are stored`,
+      };
+    }
+    if (head && head.root.length === 32 && Buffer.compare(Buffer.from(head.root), Buffer.from(v.root())) !== 0) {
+      return { ok: false, reason: 'root-mismatch', detail: `the stored tree head's root differs from the recomputed one at size ${v.size}` };
+    }
     // A deleted tail leaves the stored tree covering entries that are no longer there.
     const cov = await this.#db.get<{ covered: number | null }>('SELECT max((idx + 1) << level) AS covered FROM audit_nodes');
     if (cov?.covered != null && cov.covered > v.size) {

@@ -173,6 +173,11 @@ t.test('when the last entries are deleted then the stored tree or the checkpoint
   t.match(r.vsCheckpoint, { ok: false, reason: 'sequence-gap', seq: 6 });
 });
 
+t.test('when the last entry is deleted where it completes no subtree then the stored head gives it away', async (t) => {
+  const r = await tampered(t, 5, (p) => raw(p, 'DELETE FROM audit_log WHERE seq = 4'));
+  t.match(r.stored, { ok: false, reason: 'sequence-gap', seq: 4 });
+});
+
 t.test('when two entry rows are swapped then verification fails naming the first', async (t) => {
   const r = await tampered(t, 12, (p) =>
     raw(
