@@ -110,10 +110,13 @@ if ! grep -q "^$self  install.sh\$" "$WORK/MANIFEST.sha256"; then
 fi
 
 # 4. What the archive would create: only directories and regular files, only under payload/.
-tar -tvzf "$WORK/payload.tar.gz" > "$WORK/listing" 2>/dev/null || refuse "payload.tar.gz is not a readable archive"
+# Decompressed once; listed, then unpacked, from the same bytes.
+gzip -dc "$WORK/payload.tar.gz" > "$WORK/payload.tar" 2>/dev/null || refuse "payload.tar.gz is not a readable archive"
+rm -f "$WORK/payload.tar.gz"
+tar -tvf "$WORK/payload.tar" > "$WORK/listing" 2>/dev/null || refuse "payload.tar.gz is not a readable archive"
 odd=$(grep -v '^[-d]' "$WORK/listing" | head -1 || true)
 [ -z "$odd" ] || refuse "payload holds something other than files and directories: $odd"
-tar -tzf "$WORK/payload.tar.gz" > "$WORK/names"
+tar -tf "$WORK/payload.tar" > "$WORK/names"
 outside=$(grep -Ev '^payload(/|$)' "$WORK/names" | head -1 || true)
 [ -z "$outside" ] || refuse "payload names a path outside payload/: $outside"
 if grep -Eq '(^|/)\.\.(/|$)' "$WORK/names"; then refuse "payload names a path with '..'"; fi
@@ -127,7 +130,8 @@ else
   mkdir -p "$(dirname "$PREFIX")"
   STAGING=$(mktemp -d "$(dirname "$PREFIX")/.sigil-install.XXXXXX")
 fi
-tar -xzf "$WORK/payload.tar.gz" -C "$STAGING" --no-same-owner || die "could not unpack the payload"
+tar -xf "$WORK/payload.tar" -C "$STAGING" --no-same-owner || die "could not unpack the payload"
+rm -f "$WORK/payload.tar"
 grep '  payload/' "$WORK/MANIFEST.sha256" > "$WORK/files.sha256" || true
 (cd "$STAGING" && sha256sum -c --strict --quiet "$WORK/files.sha256") >/dev/null 2>&1 || refuse "an unpacked file does not match the signed manifest"
 (cd "$STAGING" && find payload -type f | LC_ALL=C sort) > "$WORK/found"

@@ -34,6 +34,11 @@ OPTIONS
                  appliance's architecture, Node major version and libc)
   -h, --help     this help
 
+ENVIRONMENT
+  SIGIL_BUNDLE_KEY, SIGIL_BUNDLE_KEY_PASS, SIGIL_BUNDLE_OUT   as above
+  SIGIL_BUNDLE_GZIP_LEVEL   payload compression 1-9 (default 6)
+  SOURCE_DATE_EPOCH         time stamped on every archived file (default: last commit's time)
+
 EXIT CODES
   0 built, 1 a step failed, 2 usage
 

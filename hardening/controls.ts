@@ -4,6 +4,7 @@
 import { CONFIG_CONTROLS } from './config-controls.js';
 import type { Control } from './control.js';
 import { COREDUMP_CONTROLS } from './coredump-controls.js';
+import { LISTEN_CONTROLS } from './listen-controls.js';
 import { MODPROBE_CONTROLS } from './modprobe-controls.js';
 import { NFT_CONTROLS } from './nft-controls.js';
 import { STORAGE_CONTROLS } from './storage-controls.js';
@@ -19,4 +20,5 @@ export const CONTROLS: readonly Control[] = [
   ...SYSCTL_CONTROLS,
   ...COREDUMP_CONTROLS,
   ...STORAGE_CONTROLS,
+  ...LISTEN_CONTROLS,
 ];

@@ -133,6 +133,14 @@ const cases: Case[] = [
 
   // config.*
   {
+    name: 'the appliance listens on another port than the firewall opens',
+    ids: ['config.listen'],
+    reason: /listens on port 9443 but SIGIL_PORT \(the port the firewall opens\) is 8443/,
+    mutate: (r) => put(r, '/var/lib/sigil/config.json', JSON.stringify({ listen: '10.0.0.5:9443', org: 'Sigil' })),
+  },
+  { name: 'the appliance config is not JSON', ids: ['config.listen'], reason: /is not JSON/, mutate: (r) => put(r, '/var/lib/sigil/config.json', '{listen:') },
+  { name: 'the appliance config has no listen address', ids: ['config.listen'], reason: /no listen address/, mutate: (r) => put(r, '/var/lib/sigil/config.json', '{"org":"Sigil"}') },
+  {
     name: 'the conf gains a range after apply',
     ids: ['unit.ip-address-policy'],
     reason: /IPAddressAllow misses 172\.16\.0\.0\/12/,
@@ -167,6 +175,14 @@ for (const c of cases) {
     t.match(reasonOf(report, c.ids[0]), c.reason);
   });
 }
+
+t.test('when the appliance listens on SIGIL_PORT then config.listen passes naming the address', async (t) => {
+  const root = await hardenedTree(t);
+  put(root, '/var/lib/sigil/config.json', JSON.stringify({ listen: '[fd00::5]:8443' }));
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'config.listen'), /listens on \[fd00::5\]:8443/);
+});
 
 t.test('when swap is encrypted or commented out then swap passes', async (t) => {
   const root = await hardenedTree(t);
