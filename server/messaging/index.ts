@@ -71,6 +71,8 @@ export interface Messaging {
   since(p: Principal, after: number, limit: number): Promise<messages.MessageView[]>;
   receipts(p: Principal, id: string): ReturnType<typeof messages.receipts>;
   markRead(p: Principal, conv: string, upTo: number): Promise<void>;
+  /** Delivery receipt: the caller received messages of `conv` up to `seq` (e.g. pushed live). */
+  markDelivered(p: Principal, conv: string, seq: number): Promise<void>;
 
   direct(p: Principal, peer: string): Promise<conversations.ConversationView>;
   conversations(p: Principal): Promise<conversations.ConversationView[]>;
@@ -209,6 +211,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
     since: (p, after, limit) => messages.messagesSince(ctx, p, after, limit),
     receipts: (p, id) => messages.receipts(ctx, p, id),
     markRead: (p, conv, upTo) => messages.markRead(ctx, p, conv, upTo),
+    markDelivered: (p, conv, seq) => messages.markDelivered(ctx, p.login, conv, seq),
     direct: (p, peer) => conversations.ensureDirect(ctx, p, peer),
     conversations: (p) => conversations.listConversations(ctx, p),
     conversation: (p, id) => conversations.conversationView(ctx, p, id),

@@ -331,11 +331,18 @@ export async function receipts(
     }
     throw new ForbiddenError('only the sender and officers see the receipts of a message');
   }
-  const marks = await ctx.db.all<{ login: string; kind: 'delivered' | 'read'; at: string }>(
+  const all = await ctx.db.all<{ login: string; kind: 'delivered' | 'read'; at: string }>(
     `SELECT login, kind, MIN(at) AS at FROM msg_marks
      WHERE conversation = ? AND seq >= ? AND login <> ? GROUP BY login, kind ORDER BY login`,
     [row.conversation, row.seq, row.sender],
   );
+  // A watermark passes messages above a reader's clearance too, but those never reached them.
+  const cleared = new Map<string, boolean>();
+  for (const login of new Set(all.map((m) => m.login))) {
+    const person = await ctx.directory.person(login);
+    cleared.set(login, person?.certificateClearance !== undefined && rank(person.certificateClearance) >= row.label_rank);
+  }
+  const marks = all.filter((m) => cleared.get(m.login));
   return {
     delivered: marks.filter((m) => m.kind === 'delivered').map(({ login, at }) => ({ login, at })),
     read: marks.filter((m) => m.kind === 'read').map(({ login, at }) => ({ login, at })),

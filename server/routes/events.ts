@@ -43,6 +43,16 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
           .then(() => stream.write(': keep-alive\n\n'))
           .catch(() => sub.close());
       }, keepAliveMs);
+      // Delivery receipts for what was pushed, written at most once per keep-alive interval.
+      const delivered = new Map<string, number>();
+      const flushDelivered = (): void => {
+        for (const [conv, seq] of delivered) void svc().markDelivered(p, conv, seq).catch(() => undefined);
+        delivered.clear();
+      };
+      const receipts = setInterval(flushDelivered, Math.min(keepAliveMs, 1000));
+      const pushed = (m: { conversation: string; seq: number }): void => {
+        if ((delivered.get(m.conversation) ?? 0) < m.seq) delivered.set(m.conversation, m.seq);
+      };
       try {
         let last = from ?? 0;
         if (from !== undefined) {
@@ -51,6 +61,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
             for (const m of page) {
               await stream.writeSSE({ event: 'message', id: String(m.seq), data: JSON.stringify(m) });
               last = m.seq;
+              pushed(m);
             }
             if (page.length < REPLAY_PAGE) break;
           }
@@ -61,12 +72,15 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
             if (ev.seq <= last) continue;
             last = ev.seq;
             await stream.writeSSE({ event: 'message', id: String(ev.seq), data: JSON.stringify(ev.data) });
+            pushed(ev.data as { conversation: string; seq: number });
           } else {
             await stream.writeSSE({ event: ev.kind, data: JSON.stringify(ev.data) });
           }
         }
         // The queue overflowed (a slow reader) or the service closed: end; the client resumes.
       } finally {
+        clearInterval(receipts);
+        flushDelivered();
         clearInterval(ping);
         sub.close();
       }

@@ -190,6 +190,13 @@ t.test('messages', async (t) => {
     t.equal(list.find((c) => c.id === g.id)?.unread, 0);
     const full = await m.conversations(bob.principal);
     t.equal(full.find((c) => c.id === g.id)?.unread, 1);
+    // A read mark that passes a message above the reader's clearance is no receipt for it.
+    const r = await m.history(alice.principal, g.id, {});
+    await m.markRead(lowBob, g.id, r.messages[0]!.seq);
+    t.same((await m.receipts(alice.principal, hi.id)).read.map((x) => x.login), [bob.login], 'control: counted while cleared');
+    h.people.set(bob.login, { ...h.people.get(bob.login)!, certificateClearance: 'restricted' });
+    t.same((await m.receipts(alice.principal, hi.id)).read, [], 'not counted once the reader is below the label');
+    h.people.set(bob.login, { ...h.people.get(bob.login)!, certificateClearance: 'secret' });
   });
 
   await t.test('when history is paged then pages do not overlap and end', async (t) => {

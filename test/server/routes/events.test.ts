@@ -35,6 +35,13 @@ t.test('live events', async (t) => {
     const first = JSON.parse(msgs[0]!.data) as { header: string; body: string; signature: string };
     t.equal(Buffer.from(first.body, 'base64').toString(), 'live 1');
     t.ok(first.signature.length > 0);
+    // Pushed counts as delivered: the sender sees a delivery receipt without bob fetching anything.
+    let delivered: string[] = [];
+    for (let i = 0; i < 50 && !delivered.includes(bob.login); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      delivered = (await A(`/v1/messages/${sent[2]!.id}/receipts`)).body.delivered.map((d: { login: string }) => d.login);
+    }
+    t.same(delivered, [bob.login]);
   });
 
   await t.test('when bob reconnects with Last-Event-ID then he gets exactly what he missed, then live', async (t) => {
