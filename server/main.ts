@@ -10,7 +10,7 @@
  * generated at DIR/secrets/master.key — (start) read from there.
  * Exit codes: 0 ok, 1 failure, 2 usage (including a public --listen address).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
@@ -272,7 +272,18 @@ export async function main(argv: string[], io: MainIo = defaultIo): Promise<numb
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+/** True when this module is the process entry point (also through an npm bin symlink). */
+function isEntryPoint(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(argv1)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
