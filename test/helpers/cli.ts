@@ -4,7 +4,7 @@
  * than any source of client-cli/ or pki/; concurrent test files share one build through a lock.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,15 +33,22 @@ function isStale(): boolean {
 
 const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
+let checked = false;
+
 /**
- * Builds the project when the CLI build is stale. Type errors elsewhere in the tree do not stop
- * tsc from emitting, so only a missing main.js afterwards is fatal.
+ * Builds when the CLI build is stale (checked once per test process). tsc writes into a private
+ * folder first and the fresh `dist/client-cli` and `dist/pki` are then swapped in by rename, so a
+ * CLI child started by another test file meanwhile never reads half-written modules. Type errors
+ * elsewhere in the tree do not stop tsc from emitting; only a missing main.js afterwards is fatal.
  */
 export function ensureCliBuilt(): void {
-  if (!isStale()) return;
+  if (checked || !isStale()) {
+    checked = true;
+    return;
+  }
   const lock = join(REPO_ROOT, 'dist', '.cli-build.lock');
   mkdirSync(dirname(lock), { recursive: true });
-  const deadline = Date.now() + 180_000;
+  const deadline = Date.now() + 240_000;
   for (;;) {
     try {
       mkdirSync(lock);
@@ -49,20 +56,29 @@ export function ensureCliBuilt(): void {
     } catch {
       // Another test file is building; a lock older than the deadline is from a crashed run.
       if (Date.now() > deadline) {
-        rmdirSync(lock, { recursive: true } as never);
+        rmSync(lock, { recursive: true, force: true });
         continue;
       }
       sleep(500);
-      if (!isStale()) return;
     }
   }
   try {
     if (!isStale()) return;
+    const staging = join(REPO_ROOT, 'dist', `.cli-build-${process.pid}`);
     const tsc = join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    spawnSync(process.execPath, [tsc, '-p', join(REPO_ROOT, 'tsconfig.build.json')], { cwd: REPO_ROOT, stdio: 'ignore' });
-    statSync(CLI_MAIN);
+    spawnSync(process.execPath, [tsc, '-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', staging], { cwd: REPO_ROOT, stdio: 'ignore' });
+    statSync(join(staging, 'client-cli', 'main.js'));
+    for (const part of ['pki', 'client-cli']) {
+      const live = join(REPO_ROOT, 'dist', part);
+      const old = `${live}.old-${process.pid}`;
+      if (existsSync(live)) renameSync(live, old);
+      renameSync(join(staging, part), live);
+      rmSync(old, { recursive: true, force: true });
+    }
+    rmSync(staging, { recursive: true, force: true });
   } finally {
-    rmdirSync(lock);
+    rmSync(lock, { recursive: true, force: true });
+    checked = true;
   }
 }
 

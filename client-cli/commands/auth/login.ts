@@ -48,7 +48,7 @@ export async function run(opts: LoginOptions, rt: Runtime): Promise<void> {
   const login = opts.login ?? config.login;
   if (!login) throw new UsageError('--login: no login given and none in the profile');
   const creds = await rt.unlock();
-  const http = (await rt.client({ session: false })).withToken(undefined);
+  const http = await rt.client({ session: false });
   // Ask before the challenge: the nonce lives 60 s and a person may type slowly.
   const password = await rt.io.prompter.secret(`Password for ${login}`, ENV.password);
   const { nonce } = await http.post('/v1/auth/challenge', { login }, ChallengeSchema);
