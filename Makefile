@@ -32,5 +32,19 @@ run: build
 bench: build
 	@for b in dist/bench/*.js; do echo "== $$b"; node "$$b" || exit 1; done
 
+# The workstation CLI as a self-contained archive (build/sigil-cli-VERSION.tar.gz) for a stock Node
+# on Linux or Windows: no npm, no compiler, no native addon.
+dist: build
+	node client-cli/packaging/make-dist.mjs --out build
+
+# The offline appliance bundle, signed by the administrator's key:
+#   make bundle BUNDLE_KEY=/media/admin/bundle-signing.key.pem
+# install it elsewhere with bundle/install.sh (it verifies the signature with the admin's public key).
+BUNDLE_KEY ?= $(SIGIL_BUNDLE_KEY)
+bundle: build
+	@if [ -z "$(BUNDLE_KEY)" ]; then echo "make bundle: set BUNDLE_KEY=path/to/admin-signing-key.pem" >&2; exit 2; fi
+	mkdir -p build
+	bundle/make-bundle.sh --key "$(BUNDLE_KEY)" --out build/sigil-bundle.tar
+
 clean:
-	rm -rf dist .tap
+	rm -rf dist build .tap
