@@ -11,6 +11,7 @@ import type { Appliance } from '../appliance.js';
 import { mapError } from '../errors.js';
 import { errorFields } from '../log.js';
 import { AuditLog } from '../audit/index.js';
+import { bodyLimit } from '../middleware/body-limit.js';
 import { session } from '../middleware/session.js';
 import type { AppEnv } from '../middleware/types.js';
 import { MessagingError } from './errors.js';
@@ -42,6 +43,24 @@ export function messagingErrorHandler(err: Error, c: Context<AppEnv>): Response 
   const mapped = mapError(e, requestId);
   if (mapped.internal) c.get('log')?.error('internal error', { path: c.req.path, ...errorFields(err) });
   return c.json(mapped.body, mapped.status as 400);
+}
+
+/** Limit of every messaging JSON body except a message's: deletion statements, group changes. */
+export const SMALL_JSON_LIMIT = 64 * 1024;
+
+/**
+ * Body limit of the messaging JSON routes (413 BODY_TOO_LARGE, counted while streaming), sized
+ * per request from the service's configuration: a message may carry `maxBodyBytes` as base64
+ * plus its header and signature. Uploads (`/v1/files`) are limited by the service instead.
+ */
+export function messagingBodyLimit(deps: MessagingRouteDeps, kind: 'message' | 'small'): MiddlewareHandler<AppEnv> {
+  let cached: { max: number; mw: MiddlewareHandler<AppEnv> } | undefined;
+  return async function messagingBodyLimitMiddleware(c, next) {
+    const max =
+      kind === 'message' ? Math.ceil(deps.messaging.config.maxBodyBytes / 3) * 4 + 256 * 1024 : SMALL_JSON_LIMIT;
+    if (cached?.max !== max) cached = { max, mw: bodyLimit(max) };
+    return cached.mw(c, next);
+  };
 }
 
 /** The session middleware, as the shell's other routes use it. */

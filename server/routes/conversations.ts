@@ -4,7 +4,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingBodyLimit, messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 
@@ -36,6 +36,7 @@ export function conversationsRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   // Read per request: the appliance may finish building the service after mounting.
   const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
+  app.use('*', messagingBodyLimit(deps, 'small'));
 
   app.post('/direct', async (c) => {
     const body = await parseJson(c, DirectBody);

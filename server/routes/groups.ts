@@ -4,7 +4,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { CLEARANCES } from '../../pki/index.js';
-import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingBodyLimit, messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 import { DeleteBody } from './conversations.js';
@@ -24,6 +24,7 @@ export function groupsRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   // Read per request: the appliance may finish building the service after mounting.
   const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
+  app.use('*', messagingBodyLimit(deps, 'small'));
 
   app.post('/', async (c) => {
     const body = await parseJson(c, CreateBody);

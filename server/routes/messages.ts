@@ -5,7 +5,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { messagingBodyLimit, messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 import { DeleteBody, IdParam } from './conversations.js';
@@ -24,6 +24,8 @@ export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   // Read per request: the appliance may finish building the service after mounting.
   const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
+  app.use('/', messagingBodyLimit(deps, 'message'));
+  app.use('/:id', messagingBodyLimit(deps, 'small'));
 
   app.post('/', async (c) => {
     const body = await parseJson(c, SendBody);
@@ -56,6 +58,7 @@ export function correspondenceRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(messagingErrorHandler);
   app.use('/:login/correspondence', requireSession(deps));
+  app.use('/:login/correspondence', messagingBodyLimit(deps, 'small'));
   app.delete('/:login/correspondence', async (c) => {
     const { login } = parseParams({ login: c.req.param('login') }, LoginParam);
     const body = await parseJson(c, DeleteBody);

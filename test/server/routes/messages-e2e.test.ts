@@ -86,6 +86,18 @@ t.test('messaging over HTTPS', async (t) => {
     t.match(r.body.error.message, /body/);
   });
 
+  await t.test('when a JSON body is over the route limit then 413 BODY_TOO_LARGE', async (t) => {
+    const big = await A('/v1/messages', { rawBody: JSON.stringify({ header: 'x', signature: 'x', body: 'A'.repeat(2 * 1024 * 1024) }) });
+    t.equal(big.status, 413);
+    t.equal(big.body.error.code, 'BODY_TOO_LARGE');
+    const grp = await A('/v1/groups', { rawBody: JSON.stringify({ name: 'x'.repeat(100_000), label: 'secret' }) });
+    t.equal(grp.status, 413);
+    t.equal(grp.body.error.code, 'BODY_TOO_LARGE');
+    const near = await h.compose(alice, conv.id, new Uint8Array(900 * 1024), { label: 'secret' });
+    const ok = await A('/v1/messages', { body: { header: near.header, signature: near.signature, body: near.body } });
+    t.equal(ok.status, 201, 'a message near the body limit still passes');
+  });
+
   await t.test('when there is no session then 401 AUTH_REQUIRED', async (t) => {
     const r = await h.app.request('/v1/conversations', { cert: alice.certPem, key: alice.keyPem });
     t.equal(r.status, 401);
