@@ -30,7 +30,7 @@ import {
 } from '../../../server/index.js';
 import { messagingPartsFrom, type MessagingRouteDeps } from '../../../server/messaging/http.js';
 import { createMessaging, type Messaging } from '../../../server/messaging/index.js';
-import { registerOpsCommands, OPS_USAGE_CODES } from '../../../server/ops/index.js';
+import { claimRunFile, registerOpsCommands, OPS_USAGE_CODES } from '../../../server/ops/index.js';
 import { conversationsRoutes } from '../../../server/routes/conversations.js';
 import { filesRoutes } from '../../../server/routes/files.js';
 import { groupsRoutes } from '../../../server/routes/groups.js';
@@ -91,7 +91,7 @@ export interface Live {
   /** Sends a text message as `u`; returns its id. */
   send(u: TestUser, conv: string, text: string, over?: Record<string, unknown>): Promise<string>;
   del(u: TestUser, path: string, target: string): Promise<TestResponse>;
-  /** Stops messaging, TLS and the vault; the data directory stays (removed when the test ends). */
+  /** Releases the run file, stops messaging, TLS and the vault; the data directory stays (removed when the test ends). */
   stopKeepingData(): Promise<void>;
 }
 
@@ -100,6 +100,9 @@ export async function live(t: { teardown(fn: () => void | Promise<void>): void }
   const h = await httpHarness(t);
   const alice = await h.app.createStaff({ login: 'ops-alice', clearance: 'secret' });
   const bob = await h.app.createStaff({ login: 'ops-bob', clearance: 'secret' });
+  // What `sigil-server start` does once listening (see server/ops/README.md): claim the run file.
+  const run = claimRunFile(h.app.dataDir, { url: h.app.url, version: '0.1.0' });
+  t.teardown(() => run.release());
   return {
     h,
     dataDir: h.app.dataDir,
@@ -116,6 +119,7 @@ export async function live(t: { teardown(fn: () => void | Promise<void>): void }
       return h.as(u)(path, { method: 'DELETE', body: await h.deleteBody(u, target) });
     },
     async stopKeepingData() {
+      run.release();
       await h.messaging.close();
       await h.app.listener.stop(2000);
       await h.app.appliance.close();
