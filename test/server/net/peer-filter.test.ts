@@ -50,3 +50,11 @@ t.test('when the filter is detached then connections pass again', async (t) => {
   t.equal(await read(), 'hi', 'served once detached');
   t.throws(() => attachPeerFilter(server, { allowedPeers: ['nonsense'] }), { code: 'CIDR_INVALID' });
 });
+
+t.test('when the appliance listens on [::1] then an IPv6 loopback client is served', async (t) => {
+  const a = await startTestAppliance({ listen: '[::1]:0', skipOfficerFirstLogin: true });
+  t.teardown(() => a.stop());
+  t.match(a.url, /^https:\/\/\[::1\]:\d+$/);
+  const r = await a.request('/v1/health');
+  t.equal(r.status, 200);
+});
