@@ -22,8 +22,6 @@ export interface HardeningConf {
   readonly sshPort: number;
   /** Master key file on removable media (`SIGIL_MASTER_KEY_FILE`), or undefined for a passphrase. */
   readonly masterKeyFile: string | undefined;
-  /** `SIGIL_JITLESS=yes`: node runs with `--jitless` and the unit sets MemoryDenyWriteExecute=yes. */
-  readonly jitless: boolean;
   /** Path of the node binary (`SIGIL_NODE`, default /usr/bin/node). */
   readonly node: string;
 }
@@ -55,7 +53,9 @@ const Schema = z
     SIGIL_ADMIN_RANGE: cidrList(0).default([]),
     SIGIL_SSH_PORT: port(1).default(22),
     SIGIL_MASTER_KEY_FILE: z.union([z.literal(''), absPath]).default(''),
-    SIGIL_JITLESS: z.enum(['yes', 'no']).default('no'),
+    // "yes" (node --jitless + W^X) cannot work on Node 20: --jitless drops WebAssembly, which undici
+    // needs at load. Accepted only as "no", so a conf that asks for it is refused, not ignored.
+    SIGIL_JITLESS: z.literal('no', { message: 'must be "no": node 20 --jitless cannot run the server' }).default('no'),
     SIGIL_NODE: absPath.default('/usr/bin/node'),
   })
   .strict();
@@ -94,7 +94,6 @@ export function parseHardeningConf(text: string, where = HARDENING_CONF_PATH): H
     adminRanges: c.SIGIL_ADMIN_RANGE,
     sshPort: c.SIGIL_SSH_PORT,
     masterKeyFile: c.SIGIL_MASTER_KEY_FILE === '' ? undefined : c.SIGIL_MASTER_KEY_FILE,
-    jitless: c.SIGIL_JITLESS === 'yes',
     node: c.SIGIL_NODE,
   };
 }

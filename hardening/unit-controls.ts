@@ -183,7 +183,7 @@ export const UNIT_CONTROLS: readonly Control[] = [
     }
     return jitless
       ? fail('node runs --jitless but MemoryDenyWriteExecute is off: set it, W^X costs nothing more then')
-      : pass("off by design: V8's JIT needs W+X memory (SIGIL_JITLESS=yes turns on --jitless and W^X)");
+      : pass("off by design: V8's JIT needs W+X memory, and node 20 --jitless cannot run the server (no WebAssembly for undici)");
   }),
   unitControl('unit.limit-core', 'LimitCORE=0', (s) => {
     const a = s.last('Service', 'LimitCORE');

@@ -71,6 +71,12 @@ const cases: Case[] = [
     reason: /without node --jitless/,
     mutate: (r) => put(r, DROPIN, '[Service]\nMemoryDenyWriteExecute=yes\n'),
   },
+  {
+    name: 'node runs --jitless without MemoryDenyWriteExecute',
+    ids: ['unit.memory-deny-write-execute'],
+    reason: /node runs --jitless but MemoryDenyWriteExecute is off/,
+    mutate: (r) => put(r, DROPIN, '[Service]\nExecStart=\nExecStart=/usr/bin/node --jitless /opt/sigil/dist/server/main.js start --data /var/lib/sigil\n'),
+  },
   { name: 'LimitCORE=infinity', ids: ['unit.limit-core'], reason: /LimitCORE=infinity .*expected 0/, mutate: (r) => edit(r, UNIT, line('LimitCORE', 'infinity')) },
 
   // nftables.*
@@ -182,6 +188,14 @@ t.test('when the appliance listens on SIGIL_PORT then config.listen passes namin
   const report = await runChecks({ root });
   t.same(failing(report), []);
   t.match(reasonOf(report, 'config.listen'), /listens on \[fd00::5\]:8443/);
+});
+
+t.test('when a drop-in runs node --jitless with MemoryDenyWriteExecute=yes then W^X passes', async (t) => {
+  const root = await hardenedTree(t);
+  put(root, DROPIN, '[Service]\nExecStart=\nExecStart=/usr/bin/node --jitless /opt/sigil/dist/server/main.js start --data /var/lib/sigil\nMemoryDenyWriteExecute=yes\n');
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.memory-deny-write-execute'), /MemoryDenyWriteExecute=yes with node --jitless/);
 });
 
 t.test('when swap is encrypted or commented out then swap passes', async (t) => {

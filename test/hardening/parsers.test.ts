@@ -33,14 +33,12 @@ t.test('when hardening.conf has only the LAN ranges then every other key takes i
   t.same(conf.adminRanges, []);
   t.equal(conf.sshPort, 22);
   t.equal(conf.masterKeyFile, undefined);
-  t.equal(conf.jitless, false);
   t.equal(conf.node, '/usr/bin/node');
 });
 
 t.test('when values are quoted or not then both parse the same', async (t) => {
-  const conf = parseHardeningConf("SIGIL_PORT='9443'\r\nSIGIL_LAN_RANGES=192.168.1.0/24\nSIGIL_JITLESS=\"yes\"\nSIGIL_MASTER_KEY_FILE=/media/k/m.key\n");
+  const conf = parseHardeningConf("SIGIL_PORT='9443'\r\nSIGIL_LAN_RANGES=192.168.1.0/24\nSIGIL_JITLESS=\"no\"\nSIGIL_MASTER_KEY_FILE=/media/k/m.key\n");
   t.equal(conf.port, 9443);
-  t.equal(conf.jitless, true);
   t.equal(conf.masterKeyFile, '/media/k/m.key');
 });
 
@@ -50,6 +48,7 @@ for (const [name, text, detail] of [
   ['a privileged port', 'SIGIL_LAN_RANGES=10.0.0.0/8\nSIGIL_PORT=443\n', /SIGIL_PORT/],
   ['no LAN range', 'SIGIL_LAN_RANGES=""\n', /SIGIL_LAN_RANGES: needs at least 1 range/],
   ['a bad CIDR', 'SIGIL_LAN_RANGES="10.0.0.0/8 10.0.0.0/40"\n', /SIGIL_LAN_RANGES: expected a CIDR .*10\.0\.0\.0\/40/],
+  ['SIGIL_JITLESS=yes', 'SIGIL_LAN_RANGES=10.0.0.0/8\nSIGIL_JITLESS=yes\n', /SIGIL_JITLESS: must be "no": node 20 --jitless cannot run the server/],
   ['a relative node path', 'SIGIL_LAN_RANGES=10.0.0.0/8\nSIGIL_NODE=node\n', /SIGIL_NODE/],
 ] as const) {
   t.test(`when hardening.conf has ${name} then HARDENING_CONF_INVALID names it`, async (t) => {
