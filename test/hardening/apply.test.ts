@@ -81,6 +81,7 @@ t.test('when --dry-run then nothing is written and every step is announced', asy
   t.match(ran.stdout, /would install \/etc\/systemd\/system\/sigil-server.service/);
   t.match(ran.stdout, /would install \/etc\/nftables.conf/);
   t.match(ran.stdout, /would create \/var\/lib\/sigil/);
+  t.match(ran.stdout, /dry run: nothing was changed/);
   t.same(readdirSync(join(root, 'etc')), ['sigil'], 'only the conf the test wrote');
   t.notOk(existsSync(join(root, 'var')));
 });
