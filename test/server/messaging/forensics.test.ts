@@ -96,6 +96,9 @@ async function prove(
   t.ok(scanTree(backupDir, s.ciphertexts).length > 0, 'control: the backup holds the ciphertexts');
 
   await del();
+  // Right after the call returned, with the appliance still running (live WAL and -shm files).
+  t.same(scanTree(h.dir, s.ciphertexts), [], 'live: no ciphertext in any file once the deletion returned');
+  t.same(scanTree(h.dir, s.wrapped), [], 'live: no wrapped key in any file once the deletion returned');
   await h.close();
 
   t.same(scanTree(h.dir, markers), [], 'no marker anywhere under the data dir');
