@@ -51,6 +51,14 @@ t.test('when the bundle is made and installed with npm unreachable then the appl
   t.notOk(existsSync(join(prefix, 'node_modules/.bin')));
   t.ok(existsSync(join(prefix, 'hardening/apply')) && existsSync(join(prefix, 'hardening/check')), 'hardening scripts shipped');
 
+  // The shipped hardening works from the installed copy: apply into a tree, then check passes it.
+  const tree = tmpDir(t, 'sigil-tree-');
+  const applied = await run(join(prefix, 'hardening/apply'), ['--root', tree, '--conf', join(prefix, 'hardening/hardening.conf.example')], { env });
+  t.equal(applied.code, 0, applied.stderr);
+  const checked = await run(join(prefix, 'hardening/check'), ['--root', tree, '--json'], { env, cwd: dirname(prefix) });
+  t.equal(checked.code, 0, checked.stderr);
+  t.equal(JSON.parse(checked.stdout).ok, true);
+
   // Run from a directory with no node_modules above it, so only the bundle's packages resolve.
   const data = join(tmpDir(t, 'sigil-data-'), 'data');
   const main = join(prefix, 'dist/server/main.js');
