@@ -1,0 +1,176 @@
+/**
+ * Signed-message throughput and latency (issue 8): N concurrent clients on 127.0.0.1 over real TLS
+ * with client certificates send pre-signed messages into direct and group conversations for a fixed
+ * time against a `sigil-server` child process. Prints accepted messages/s, p50/p95/p99 latency,
+ * the server's CPU and RSS, and — measured in the same run — the machine's signature-verification
+ * bound (raw `crypto.subtle.verify` ops/s with libuv's pool full) and throughput / bound.
+ *
+ *   make build && node dist/bench/messages.js
+ *   BENCH_SECONDS=20 BENCH_CLIENTS=50 BENCH_PROFILE=p256 node dist/bench/messages.js
+ *
+ * Knobs: BENCH_PROFILE (p384), BENCH_CLIENTS (50), BENCH_USERS (10), BENCH_SECONDS (8),
+ * BENCH_MESSAGES (pre-signed pool; default 80 % of bound × seconds, at most 30,000),
+ * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3).
+ */
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ProfileName } from '../pki/index.js';
+import {
+  Client,
+  composeMessage,
+  createUser,
+  fmt,
+  initDataDir,
+  machineNote,
+  officerOf,
+  percentile,
+  startServerProc,
+  verifyBound,
+  type InitJson,
+  type ServerProc,
+  type SignedMessage,
+} from './lib/load.js';
+
+const PROFILE = (process.env.BENCH_PROFILE ?? 'p384') as ProfileName;
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
+const USERS = Math.min(Number(process.env.BENCH_USERS ?? 10), CLIENTS);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const BODY_BYTES = Number(process.env.BENCH_BODY_BYTES ?? 256);
+const BOUND_SECONDS = Number(process.env.BENCH_BOUND_SECONDS ?? 3);
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+async function main(): Promise<void> {
+  console.log(`messages: profile ${PROFILE}, ${CLIENTS} clients as ${USERS} users, ${SECONDS} s, body ${BODY_BYTES} B`);
+  console.log(machineNote());
+
+  // 1. The bound, before the server exists, in this process (same default pool of 4 threads).
+  const bound = await verifyBound(PROFILE, BOUND_SECONDS);
+  console.log(`crypto bound: raw crypto.subtle.verify ${PROFILE} = ${bound.toFixed(0)}/s (64 in flight, ${BOUND_SECONDS} s)`);
+
+  // 2. A fresh appliance in its own process. argon2 is cheapened: this bench is not about login.
+  const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+  try {
+    await benchAgainst(await startServerProc(dataDir), init, bound);
+  } finally {
+    rmSync(dirname(dataDir), { recursive: true, force: true });
+  }
+}
+
+async function benchAgainst(server: ServerProc, init: InitJson, bound: number): Promise<void> {
+  try {
+    const officer = await officerOf(server.url, init);
+    const logins = Array.from({ length: USERS }, (_, i) => `load${String(i).padStart(3, '0')}`);
+    const users = await pool(logins, 4, (login) => createUser(officer, { login, clearance: 'secret', profile: PROFILE }));
+
+    // One group with every user, one direct conversation per neighbouring pair.
+    const g = await users[0]!.client.request('/v1/groups', { body: { name: 'load-group', label: 'restricted' } });
+    if (g.status !== 201) throw new Error(`group: ${g.status} ${JSON.stringify(g.body)}`);
+    for (const u of users.slice(1)) {
+      const r = await users[0]!.client.request(`/v1/groups/load-group/members`, { body: { login: u.login } });
+      if (r.status !== 200) throw new Error(`member: ${r.status} ${JSON.stringify(r.body)}`);
+    }
+    const groupId = g.body.id as string;
+    const direct = await Promise.all(
+      users.map(async (u, i) => {
+        const peer = users[(i + 1) % users.length]!;
+        const r = await u.client.request('/v1/conversations/direct', { body: { peer: peer.login } });
+        if (r.status !== 200 && r.status !== 201) throw new Error(`direct: ${r.status} ${JSON.stringify(r.body)}`);
+        return r.body.id as string;
+      }),
+    );
+
+    // 3. Pre-sign the pool: signing is the workstation's work and must not share the timed phase.
+    const poolSize = Number(process.env.BENCH_MESSAGES ?? Math.min(30_000, Math.max(2_000, Math.round(bound * SECONDS * 0.8))));
+    const perClient = Math.ceil(poolSize / CLIENTS) + 1;
+    const clients = Array.from({ length: CLIENTS }, (_, c) => {
+      const ui = c % USERS;
+      const u = users[ui]!;
+      // Each client gets its own TLS connection (its own agent) under its user's certificate.
+      const client = c < USERS ? u.client : new Client(u.client.url, u.client.caPem, u.certPem, u.keyPem);
+      if (c >= USERS) client.token = u.client.token;
+      return { u, client, direct: direct[ui]!, msgs: [] as SignedMessage[] };
+    });
+    const body = new Uint8Array(BODY_BYTES).fill(0x61);
+    const t0 = performance.now();
+    const jobs = clients.flatMap((c) => Array.from({ length: perClient }, (_, i) => ({ c, conv: i % 2 === 0 ? c.direct : groupId })));
+    const signed = await pool(jobs, 64, (j) => composeMessage(j.c.u, j.conv, body));
+    signed.forEach((m, i) => jobs[i]!.c.msgs.push(m));
+    console.log(`pre-signed ${signed.length} messages in ${((performance.now() - t0) / 1000).toFixed(1)} s (not timed)`);
+
+    // Warm-up: one message per client opens its TLS connection.
+    await Promise.all(clients.map(async (c) => {
+      const m = c.msgs.shift()!;
+      const r = await c.client.request('/v1/messages', { raw: m.payload });
+      if (r.status !== 201) throw new Error(`warm-up: ${r.status} ${JSON.stringify(r.body)}`);
+    }));
+
+    // 4. The timed phase.
+    const latencies: number[] = [];
+    const failures = new Map<string, number>();
+    let accepted = 0;
+    let exhausted = 0;
+    let rssPeak = 0;
+    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, server.rssMb().now)), 200);
+    const cpu0 = server.cpuSeconds();
+    const own0 = process.cpuUsage();
+    const started = performance.now();
+    const end = started + SECONDS * 1000;
+    await Promise.all(
+      clients.map(async (c) => {
+        while (performance.now() < end) {
+          const m = c.msgs.shift();
+          if (!m) {
+            exhausted++;
+            return;
+          }
+          const r = await c.client.request('/v1/messages', { raw: m.payload });
+          if (r.status === 201) {
+            accepted++;
+            latencies.push(r.ms);
+          } else {
+            const k = `${r.status} ${(r.body as { error?: { code?: string } })?.error?.code ?? ''}`;
+            failures.set(k, (failures.get(k) ?? 0) + 1);
+          }
+        }
+      }),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    const cpu = server.cpuSeconds() - cpu0;
+    const own = process.cpuUsage(own0);
+    clearInterval(sampler);
+    const rss = server.rssMb();
+    latencies.sort((a, b) => a - b);
+    const rate = accepted / elapsed;
+    console.log(`accepted  ${fmt(rate, 0)} messages/s  (${accepted} in ${elapsed.toFixed(2)} s${exhausted ? `, ${exhausted} clients ran out of pre-signed messages` : ''})`);
+    console.log(`latency   p50 ${fmt(percentile(latencies, 50), 1)} ms  p95 ${fmt(percentile(latencies, 95), 1)} ms  p99 ${fmt(percentile(latencies, 99), 1)} ms  max ${fmt(latencies.at(-1) ?? NaN, 1)} ms`);
+    console.log(`server    CPU ${cpu.toFixed(2)} s over ${elapsed.toFixed(2)} s = ${((cpu / elapsed) * 100).toFixed(0)} % of one core (${((cpu * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message); RSS ${rss.now.toFixed(0)} MiB (peak during run ${Math.max(rssPeak, rss.now).toFixed(0)} MiB, process peak ${rss.peak.toFixed(0)} MiB)`);
+    console.log(`load gen  CPU ${((own.user + own.system) / 1e6).toFixed(2)} s (same machine); ${machineNote().split(';')[0]}`);
+    console.log(`throughput / bound = ${((rate / bound) * 100).toFixed(0)} %  (goal ≥ 70 % with p384; p99 goal < 100 ms at 50 clients)`);
+    if (failures.size) console.log(`refused   ${[...failures].map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+
+    for (const c of clients) c.client.close();
+    officer.client.close();
+  } finally {
+    const code = await server.stop();
+    if (code !== 0) console.log(`server exited ${code}: ${server.stderr().slice(-2000)}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
