@@ -60,12 +60,20 @@ export type AfterCommit = (batch: readonly { m: StagedMessage; c: Committed }[])
  */
 export type InTransaction = (batch: readonly { m: StagedMessage; c: Committed }[]) => Promise<void>;
 
-const INSERT_SQL = `INSERT INTO msg_messages
-  (id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed)
-  SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
-  WHERE EXISTS (SELECT 1 FROM msg_conversations WHERE id = ?)
-    AND NOT EXISTS (SELECT 1 FROM msg_replay_guard WHERE id_hash = ?)
-  ON CONFLICT (id) DO NOTHING`;
+const COLUMNS = 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed';
+const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+/** 9 parameters a row; 100 rows stay far below SQLite's parameter limit. */
+const ROWS_PER_INSERT = 100;
+
+function rowParams(m: StagedMessage, blob: Uint8Array): unknown[] {
+  return [m.id, m.conversation, m.sender, m.label, m.labelRank, m.urgent ? 1 : 0, m.sentAt, m.receivedAt, blob];
+}
+
+function chunks<T>(list: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += n) out.push(list.slice(i, i + n));
+  return out;
+}
 
 const ATTACH_SQL = `UPDATE msg_files SET state = 'final', message = ?
   WHERE id = ? AND state = 'pending' AND uploader = ? AND conversation = ? AND sha384 = ? AND size = ?`;
@@ -205,49 +213,79 @@ export class BatchWriter {
   ): Promise<void> {
     const ctx = this.#ctx;
     await ctx.db.transaction(async (tx) => {
-      const ins = await tx.prepare(INSERT_SQL);
-      const att = await tx.prepare(ATTACH_SQL);
-      try {
-        for (const { p, blob } of sealed) {
-          const m = p.m;
-          const params = [
-            m.id, m.conversation, m.sender, m.label, m.labelRank, m.urgent ? 1 : 0, m.sentAt, m.receivedAt,
-            blob, m.conversation, m.subject,
-          ];
-          if (m.attachments.length === 0) {
-            const r = await ins.run(params);
-            outcome.set(p, r.changes === 1 ? committed(m, r.lastID) : await whyNot(tx, m));
-            continue;
-          }
-          // A message with attachments is all-or-nothing: a savepoint around it.
-          try {
-            const c = await ctx.db.transaction(async (sp) => {
-              const r = await ins.run(params);
-              if (r.changes !== 1) throw await whyNot(sp, m);
-              for (const a of m.attachments) {
-                const u = await att.run([m.id, a.id, m.sender, m.conversation, a.sha384, a.size]);
-                if (u.changes !== 1) {
-                  throw new AttachmentInvalidError(
-                    `attachment ${a.id} is not a pending upload of ${m.sender} in this conversation with that digest and size`,
-                  );
-                }
-              }
-              return committed(m, r.lastID);
-            });
-            outcome.set(p, c);
-          } catch (err) {
-            outcome.set(p, err instanceof Error ? err : new Error(String(err)));
-          }
+      // Which conversations still exist and which ids are guarded (deleted): two queries per
+      // batch instead of two sub-selects per row.
+      const convIds = [...new Set(sealed.map(({ p }) => p.m.conversation))];
+      const live = new Set<string>();
+      for (const part of chunks(convIds, 500)) {
+        const rows = await tx.all<{ id: string }>(
+          `SELECT id FROM msg_conversations WHERE id IN (${part.map(() => '?').join(',')})`,
+          part,
+        );
+        for (const r of rows) live.add(r.id);
+      }
+      const guarded = new Set<string>();
+      for (const part of chunks(sealed.map(({ p }) => p.m.subject), 500)) {
+        const rows = await tx.all<{ id_hash: string }>(
+          `SELECT id_hash FROM msg_replay_guard WHERE id_hash IN (${part.map(() => '?').join(',')})`,
+          part,
+        );
+        for (const r of rows) guarded.add(r.id_hash);
+      }
+      const plain: { p: Pending; blob: Uint8Array }[] = [];
+      const withFiles: { p: Pending; blob: Uint8Array }[] = [];
+      for (const s of sealed) {
+        const m = s.p.m;
+        if (!live.has(m.conversation)) outcome.set(s.p, new ConversationNotFoundError(`conversation ${m.conversation} no longer exists`));
+        else if (guarded.has(m.subject)) outcome.set(s.p, new ReplayError(`message ${m.id} was seen before`));
+        else (m.attachments.length ? withFiles : plain).push(s);
+      }
+      // Messages without attachments: multi-row inserts, seq read back with RETURNING. A row
+      // skipped by ON CONFLICT is an id stored before: a replay.
+      for (const part of chunks(plain, ROWS_PER_INSERT)) {
+        const returned = await tx.all<{ id: string; seq: number }>(
+          `INSERT INTO msg_messages (${COLUMNS}) VALUES ${part.map(() => ROW).join(',')}
+           ON CONFLICT (id) DO NOTHING RETURNING id, seq`,
+          part.flatMap(({ p, blob }) => rowParams(p.m, blob)),
+        );
+        const seqs = new Map(returned.map((r) => [r.id, r.seq]));
+        for (const { p } of part) {
+          const seq = seqs.get(p.m.id);
+          outcome.set(p, seq !== undefined ? committed(p.m, seq) : new ReplayError(`message ${p.m.id} was seen before`));
         }
-      } finally {
-        await ins.finalize();
-        await att.finalize();
+      }
+      // A message with attachments is all-or-nothing: a savepoint around it.
+      for (const { p, blob } of withFiles) {
+        const m = p.m;
+        try {
+          const c = await ctx.db.transaction(async (sp) => {
+            const [row] = await sp.all<{ seq: number }>(
+              `INSERT INTO msg_messages (${COLUMNS}) VALUES ${ROW} ON CONFLICT (id) DO NOTHING RETURNING seq`,
+              rowParams(m, blob),
+            );
+            if (!row) throw new ReplayError(`message ${m.id} was seen before`);
+            for (const a of m.attachments) {
+              const u = await sp.run(ATTACH_SQL, [m.id, a.id, m.sender, m.conversation, a.sha384, a.size]);
+              if (u.changes !== 1) {
+                throw new AttachmentInvalidError(
+                  `attachment ${a.id} is not a pending upload of ${m.sender} in this conversation with that digest and size`,
+                );
+              }
+            }
+            return committed(m, row.seq);
+          });
+          outcome.set(p, c);
+        } catch (err) {
+          outcome.set(p, err instanceof Error ? err : new Error(String(err)));
+        }
       }
       if (this.#inTx) {
         const done = sealed.flatMap(({ p }) => {
           const o = outcome.get(p);
           return isCommitted(o) ? [{ m: p.m, c: o }] : [];
         });
+        // In seq order, so audit entries follow the message order.
+        done.sort((x, y) => x.c.seq - y.c.seq);
         if (done.length) await this.#inTx(done);
       }
     });
@@ -287,13 +325,3 @@ function committed(m: StagedMessage, seq: number): Committed {
 function isCommitted(o: Committed | Error | undefined): o is Committed {
   return o !== undefined && !(o instanceof Error);
 }
-
-async function whyNot(
-  tx: { get<T>(sql: string, p?: unknown[]): Promise<T | undefined> },
-  m: StagedMessage,
-): Promise<Error> {
-  const conv = await tx.get('SELECT 1 AS x FROM msg_conversations WHERE id = ?', [m.conversation]);
-  if (!conv) return new ConversationNotFoundError(`conversation ${m.conversation} no longer exists`);
-  return new ReplayError(`message ${m.id} was seen before`);
-}
-
