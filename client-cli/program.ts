@@ -16,6 +16,15 @@ import { whoamiCommand } from './commands/auth/whoami.js';
 import { keygenCommand } from './commands/key/keygen.js';
 import { setupCommand } from './commands/profile/setup.js';
 import { userCommand } from './commands/user/index.js';
+import { deleteCommand } from './commands/message/delete.js';
+import { downloadCommand } from './commands/message/download.js';
+import { inboxCommand } from './commands/message/inbox.js';
+import { readCommand } from './commands/message/read.js';
+import { sendCommand } from './commands/message/send.js';
+import { watchCommand } from './commands/message/watch.js';
+import { groupCommand } from './commands/group/index.js';
+import { exportCommand } from './commands/evidence/export.js';
+import { verifyCommand } from './commands/evidence/verify.js';
 import type { CommandContext } from './context.js';
 import { EXIT } from './exit-codes.js';
 import { envSection, withHelp } from './help.js';
@@ -47,7 +56,16 @@ export function buildProgram(ctx: CommandContext): Command {
     .addCommand(whoamiCommand(ctx))
     .addCommand(certCommand(ctx))
     .addCommand(userCommand(ctx))
-    .addCommand(crlCommand(ctx));
+    .addCommand(crlCommand(ctx))
+    .addCommand(sendCommand(ctx))
+    .addCommand(inboxCommand(ctx))
+    .addCommand(readCommand(ctx))
+    .addCommand(watchCommand(ctx))
+    .addCommand(downloadCommand(ctx))
+    .addCommand(deleteCommand(ctx))
+    .addCommand(groupCommand(ctx))
+    .addCommand(verifyCommand(ctx))
+    .addCommand(exportCommand(ctx));
   withHelp(program, {
     sections: [
       envSection([
