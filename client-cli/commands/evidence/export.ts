@@ -1,0 +1,132 @@
+/**
+ * `sigil export <message> --out DIR`: an evidence package an auditor can check with OpenSSL alone,
+ * without reading the body: the header exactly as signed (it holds the body's SHA-384, not the
+ * body), the detached signature in DER, the signer's chain, the CRL, one PEM with CA certificates
+ * and CRL for `-CAfile`, and a README with the exact `openssl cms -verify` command.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { action1, type CommandContext } from '../../context.js';
+import { UsageError } from '../../errors.js';
+import { EXIT } from '../../exit-codes.js';
+import { envSection, withHelp } from '../../help.js';
+import { ENV, type Runtime } from '../../runtime.js';
+
+export interface ExportOptions {
+  message: string;
+  out: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** The command in the README, run from inside the package folder. */
+export const OPENSSL_VERIFY = 'openssl cms -verify -binary -inform DER -in signature.der -content header.json -CAfile ca-and-crl.pem -crl_check -purpose any -out /dev/null';
+
+export function exportCommand(ctx: CommandContext): Command {
+  const cmd = new Command('export')
+    .summary('write an evidence package for one message (OpenSSL-verifiable)')
+    .description(
+      'Write an evidence package for a message into DIR: header.json (the exact signed bytes), signature.der,\n' +
+        'chain.pem, crl.pem, ca-and-crl.pem, message.json and README.txt with the openssl command that verifies it.\n' +
+        "The body is not included: the header carries its SHA-384. The message is verified before it is exported.",
+    )
+    .argument('<message>', 'message id')
+    .requiredOption('--out <dir>', 'folder to write (created; must be empty unless --force)')
+    .option('--force', 'write into a folder that already has files')
+    .option('--json', 'print {dir, files, command} as JSON')
+    .action(action1(ctx, 'message', run));
+  return withHelp(cmd, {
+    sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
+    examples: [
+      'sigil export q3Jd0yP1xVfKX2aNw8e9Lg --out evidence-q3Jd',
+      `cd evidence-q3Jd && ${OPENSSL_VERIFY}`,
+    ],
+    exitCodes: [EXIT.verification, EXIT.auth],
+  });
+}
+
+function readme(p: { id: string; signer: string; serial: string; label: string; sentAt: string; receivedAt: string; rootSubject: string; rootFingerprint: string; revokedLater?: string }): string {
+  return `Sigil evidence package for message ${p.id}
+
+Signed by:   ${p.signer} (certificate serial ${p.serial})
+Label:       ${p.label}
+Sent at:     ${p.sentAt} (signed)   received by the appliance: ${p.receivedAt}
+${p.revokedLater ? `NOTE:        the signer's certificate was revoked AFTER this message was received (${p.revokedLater}).\n             OpenSSL's -crl_check judges revocation now and will refuse it; Sigil's\n             sigil verify --package judges it at the time of receipt and accepts it.\n` : ''}
+Files
+  header.json     the message header exactly as signed (RFC 8785 canonical JSON, UTF-8).
+                  It contains the SHA-384 and size of the body, NOT the body: this package
+                  proves who signed what without revealing the message text.
+  signature.der   detached CMS SignedData (RFC 5652) over header.json, with the signer's
+                  certificate and an ESS security label (RFC 2634) equal to the header's label.
+  chain.pem       the signer's certificate, the issuing CA and the root CA.
+  crl.pem         the certificate revocation list of the issuing CA when exported.
+  ca-and-crl.pem  the CA certificates and the CRL in one file, for openssl -CAfile.
+  message.json    where the appliance filed it (id, conversation, seq, receivedAt); not signed.
+
+Verify (from this folder):
+
+  ${OPENSSL_VERIFY}
+
+It prints "CMS Verification successful" and exits 0. Any change to one byte of header.json or
+signature.der makes it fail. Check the root first: it must be the root you trust,
+
+  root subject:      ${p.rootSubject}
+  SHA-256 (DER):     ${p.rootFingerprint}
+  openssl x509 -in chain.pem -noout -subject -fingerprint -sha256   (the last certificate)
+
+To check the body against the header, compute its digest and compare with body.sha384:
+  openssl dgst -sha384 -binary BODY_FILE | openssl base64 -A
+
+With a Sigil profile that pins the same root: sigil verify --package .
+`;
+}
+
+export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
+  if (!/^[A-Za-z0-9_-]{22}$/.test(opts.message)) throw new UsageError('<message>: expected a 22-character message id');
+  const { readdir } = await import('node:fs/promises');
+  const { MessagingSession } = await import('../../messaging/session.js');
+  const { MessageSchema } = await import('../../messaging/api.js');
+  const { MessageUnverifiedError, OutputExistsError } = await import('../../messaging/errors.js');
+  const dir = resolve(opts.out);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (!opts.force && (await readdir(dir)).length > 0) throw new OutputExistsError(dir);
+  const ms = await MessagingSession.open(rt);
+  const m = await ms.http.get(`/v1/messages/${encodeURIComponent(opts.message)}`, MessageSchema);
+  const v = await ms.verify(m);
+  if (!v.ok) throw new MessageUnverifiedError(`message ${m.id} failed verification: ${v.reason}: ${v.detail}; not exported`);
+  // The CRL the verification just used (fetched once this run, its signature checked).
+  const crlPem = (await ms.trust()).crls.map((c) => c.pem.trimEnd() + '\n').join('');
+  // chain: signer, issuing CA(s), root; CAs for -CAfile: every CA of the validated chain.
+  const chain = v.chain;
+  const cas = chain.slice(1);
+  const root = chain[chain.length - 1]!;
+  const files: Record<string, string | Uint8Array> = {
+    'header.json': m.header,
+    'signature.der': Buffer.from(m.signature, 'base64'),
+    'chain.pem': chain.map((c) => c.pem.trimEnd() + '\n').join(''),
+    'crl.pem': crlPem,
+    'ca-and-crl.pem': cas.map((c) => c.pem.trimEnd() + '\n').join('') + crlPem,
+    'message.json': JSON.stringify({ id: m.id, seq: m.seq, conversation: m.conversation, sender: m.sender, label: m.label, receivedAt: m.receivedAt }, null, 2) + '\n',
+    'README.txt': readme({
+      id: m.id,
+      signer: v.signer,
+      serial: v.signerCert.serialNumber,
+      label: v.header.label,
+      sentAt: v.header.sentAt,
+      receivedAt: m.receivedAt,
+      rootSubject: root.subjectString,
+      rootFingerprint: root.fingerprint,
+      ...(v.revokedLater ? { revokedLater: `${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason}` } : {}),
+    }),
+  };
+  for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content, { mode: 0o644 });
+  const result = { dir, message: m.id, files: Object.keys(files), command: OPENSSL_VERIFY };
+  if (rt.json) return rt.out.json(result);
+  rt.out.fields([
+    ['exported', m.id],
+    ['folder', dir],
+    ['files', Object.keys(files).join(', ')],
+    ['verify with', `cd ${dir} && ${OPENSSL_VERIFY}`],
+  ]);
+}

@@ -1,0 +1,135 @@
+/**
+ * The live event stream (`GET /v1/events`, server/API.md "Live events"): a Server-Sent Events
+ * parser (WHATWG HTML §9.2 event stream format) and a client that reconnects after a dropped
+ * connection with `Last-Event-ID`, so nothing is lost and nothing is shown twice (the server
+ * replays every message after that id, then streams live).
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { ServerError } from '../errors.js';
+import { StreamFailedError } from './errors.js';
+import { open, type Endpoint } from './transport.js';
+
+export interface SseEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/** Incremental parser: feed text as it arrives, get the complete events. */
+export class SseParser {
+  private buffer = '';
+  private event = '';
+  private data: string[] = [];
+  private id: string | undefined;
+
+  push(text: string): SseEvent[] {
+    this.buffer += text;
+    const out: SseEvent[] = [];
+    for (;;) {
+      const nl = this.buffer.search(/\r\n|\r|\n/);
+      if (nl < 0) break;
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + (this.buffer.startsWith('\r\n', nl) ? 2 : 1));
+      if (line === '') {
+        if (this.data.length) out.push({ event: this.event || 'message', data: this.data.join('\n'), ...(this.id !== undefined ? { id: this.id } : {}) });
+        this.event = '';
+        this.data = [];
+        this.id = undefined;
+        continue;
+      }
+      if (line.startsWith(':')) continue; // comment (keep-alive)
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'event') this.event = value;
+      else if (field === 'data') this.data.push(value);
+      else if (field === 'id' && !value.includes('\0')) this.id = value;
+    }
+    return out;
+  }
+}
+
+export interface StreamOptions {
+  /** Resume after this event id (global message sequence); undefined = live only. */
+  lastEventId?: number;
+  /** Called for each event, in order; a rejected promise ends the stream with that error. */
+  onEvent(e: SseEvent): Promise<void> | void;
+  /** Told about each reconnect (for a note on stderr). */
+  onReconnect?(attempt: number, lastEventId: number | undefined, why: string): void;
+  /** Ends the stream cleanly (SIGINT, `--count` reached). */
+  signal: AbortSignal;
+  /** Delay before the n-th consecutive reconnect; default 250 ms doubling to 5 s. */
+  backoffMs?: (attempt: number) => number;
+  /** Consecutive failed connects before giving up; default 20. */
+  maxAttempts?: number;
+}
+
+/** An error of the caller's handler: never retried. */
+class HandlerFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super('event handler failed');
+  }
+}
+
+/** True for refusals a reconnect cannot fix (session ended, certificate revoked, bad request). */
+function isFatal(err: unknown): boolean {
+  return err instanceof ServerError && err.status >= 400 && err.status < 500;
+}
+
+/**
+ * Follows the stream until `signal` aborts. Message events advance the resume point; after a
+ * dropped connection the client reconnects with `Last-Event-ID` = the last message id seen.
+ * @throws ServerError for a refusal (e.g. SESSION_EXPIRED, CERT_REVOKED), StreamFailedError after
+ *   `maxAttempts` consecutive failures.
+ */
+export async function followEvents(ep: Endpoint, o: StreamOptions): Promise<void> {
+  let last = o.lastEventId;
+  let attempt = 0;
+  const backoff = o.backoffMs ?? ((n) => Math.min(5000, 250 * 2 ** (n - 1)));
+  while (!o.signal.aborted) {
+    let why = 'the connection ended';
+    try {
+      const headers: Record<string, string> = { accept: 'text/event-stream' };
+      if (last !== undefined) headers['last-event-id'] = String(last);
+      // No idle timeout on the socket: keep-alives arrive every 15 s, and a dead peer shows as an error.
+      const res = await open(ep, 'GET', '/v1/events', { headers, timeoutMs: 0 });
+      const onAbort = (): void => void res.destroy();
+      o.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        const parser = new SseParser();
+        const decoder = new StringDecoder('utf8');
+        for await (const chunk of res) {
+          for (const e of parser.push(decoder.write(chunk as Buffer))) {
+            if (e.event === 'ready') attempt = 0;
+            try {
+              await o.onEvent(e);
+            } catch (cause) {
+              throw new HandlerFailure(cause);
+            }
+            if (e.event === 'message' && e.id !== undefined && /^\d+$/.test(e.id)) last = Number(e.id);
+            if (o.signal.aborted) break;
+          }
+          if (o.signal.aborted) break;
+        }
+      } finally {
+        o.signal.removeEventListener('abort', onAbort);
+        res.destroy();
+      }
+    } catch (err) {
+      if (err instanceof HandlerFailure) throw err.cause;
+      if (o.signal.aborted) return;
+      if (isFatal(err)) throw err;
+      if (err instanceof Error) why = err.message;
+      else throw err;
+    }
+    if (o.signal.aborted) return;
+    attempt++;
+    if (attempt > (o.maxAttempts ?? 20)) throw new StreamFailedError(`${attempt - 1} reconnects failed; last: ${why}`);
+    o.onReconnect?.(attempt, last, why);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, backoff(attempt));
+      o.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The signed message header and the deletion statement (server/API.md, "The signed header",
+ * "Signed statements"): building them as RFC 8785 canonical JSON, byte-identical to what the
+ * server checks (server/messaging/header.ts), and parsing a received header strictly.
+ */
+import canonicalizeImport from 'canonicalize';
+import { z } from 'zod';
+import { CLEARANCE_CHOICES } from '../choices.js';
+
+// canonicalize is CommonJS typed as an ES default export; under NodeNext the default import is the function.
+const canonicalize = canonicalizeImport as unknown as (input: unknown) => string | undefined;
+
+const subtle = globalThis.crypto.subtle;
+
+/** Message and file ids: 16 random bytes as 22 characters of base64url. */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+const SHA384_B64 = /^[A-Za-z0-9+/]{64}$/;
+
+const idSchema = z.string().regex(ID_PATTERN, 'must be 22 characters of base64url');
+const digestSchema = z.string().regex(SHA384_B64, 'must be the base64 of a SHA-384 digest');
+const sizeSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+
+export const attachmentSchema = z.strictObject({
+  id: idSchema,
+  name: z.string().min(1).max(255),
+  sha384: digestSchema,
+  size: sizeSchema,
+});
+
+/** The `sigil-message` header, version 1; unknown fields are refused as the server refuses them. */
+export const messageHeaderSchema = z.strictObject({
+  attachments: z.array(attachmentSchema).max(32),
+  body: z.strictObject({ sha384: digestSchema, size: sizeSchema }),
+  conversation: idSchema,
+  id: idSchema,
+  label: z.enum(CLEARANCE_CHOICES),
+  purpose: z.literal('sigil-message'),
+  replyTo: idSchema.nullable(),
+  sender: z.string().min(1).max(64),
+  sentAt: z.iso.datetime({ offset: false }),
+  urgent: z.boolean(),
+  v: z.literal(1),
+});
+export type MessageHeader = z.infer<typeof messageHeaderSchema>;
+export type HeaderAttachment = z.infer<typeof attachmentSchema>;
+
+/** A fresh id: 16 random bytes, base64url (the server refuses an id it has seen). */
+export function newId(random: (n: number) => Uint8Array = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n))): string {
+  return Buffer.from(random(16)).toString('base64url');
+}
+
+/** Standard base64 of SHA-384 over `bytes` (WebCrypto, off the event loop). */
+export async function sha384B64(bytes: Uint8Array): Promise<string> {
+  return Buffer.from(await subtle.digest('SHA-384', bytes)).toString('base64');
+}
+
+/** RFC 8785 canonical text of a JSON value. */
+export function canonicalText(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new Error('value is not serialisable as JSON');
+  return text;
+}
+
+/** What the sender decides; the rest of the header is derived. */
+export interface HeaderParams {
+  conversation: string;
+  sender: string;
+  label: MessageHeader['label'];
+  body: Uint8Array;
+  attachments?: HeaderAttachment[];
+  replyTo?: string | null;
+  urgent?: boolean;
+  /** Default: now. */
+  sentAt?: Date;
+  /** Default: a fresh random id. */
+  id?: string;
+}
+
+/** Builds the header and its exact UTF-8 bytes to sign. */
+export async function buildHeader(p: HeaderParams): Promise<{ header: MessageHeader; bytes: Uint8Array; text: string }> {
+  const header: MessageHeader = {
+    attachments: p.attachments ?? [],
+    body: { sha384: await sha384B64(p.body), size: p.body.length },
+    conversation: p.conversation,
+    id: p.id ?? newId(),
+    label: p.label,
+    purpose: 'sigil-message',
+    replyTo: p.replyTo ?? null,
+    sender: p.sender,
+    sentAt: (p.sentAt ?? new Date()).toISOString(),
+    urgent: p.urgent ?? false,
+    v: 1,
+  };
+  messageHeaderSchema.parse(header);
+  const text = canonicalText(header);
+  return { header, text, bytes: new TextEncoder().encode(text) };
+}
+
+/** Why a received header could not be read as one. */
+export type HeaderParse = { ok: true; header: MessageHeader } | { ok: false; detail: string };
+
+/** Parses a header exactly as signed: JSON, canonical form, then the strict schema. */
+export function parseHeader(text: string): HeaderParse {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, detail: 'the header is not JSON' };
+  }
+  if (canonicalize(value) !== text) return { ok: false, detail: 'the header is not in RFC 8785 canonical form' };
+  const r = messageHeaderSchema.safeParse(value);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    return { ok: false, detail: `header field ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}` };
+  }
+  return { ok: true, header: r.data };
+}
+
+/** The `sigil-delete` statement (API.md "Signed statements") as canonical text. */
+export function deleteStatement(target: string, reason: string, at: Date): string {
+  return canonicalText({ at: at.toISOString(), purpose: 'sigil-delete', reason, target });
+}

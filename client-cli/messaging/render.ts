@@ -1,0 +1,72 @@
+/**
+ * How verified messages are shown: one line per message with its label as a banner,
+ * `[SECRET] 2026-11-22 10:01 alee: text`, and a loud `!! VERIFICATION FAILED: <reason>` line
+ * for any message that did not verify (its text is still shown, marked, so a reader sees what
+ * they are asked to distrust). `--json` gives one object per message with the verdict.
+ * Nothing here writes to disk.
+ */
+import { clearanceBanner, isClearance } from '../../pki/index.js';
+import type { Message } from './api.js';
+import type { MessageVerification } from './verify.js';
+
+export function banner(label: string): string {
+  return `[${isClearance(label) ? clearanceBanner(label) : label.toUpperCase()}]`;
+}
+
+/** `2026-11-22 10:01` in UTC (appliances and workstations of one network share UTC). */
+export function shortTime(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toISOString().slice(0, 16).replace('T', ' ');
+}
+
+/** The body as text; control characters (terminal escapes) are shown escaped, never executed. */
+export function bodyText(m: Message): string {
+  if (m.body === undefined || m.body === null) return '(body withheld)';
+  const text = Buffer.from(m.body, 'base64').toString('utf8');
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** The lines people see for one message. */
+export function messageLines(m: Message, v: MessageVerification): string[] {
+  const label = v.ok ? v.header.label : m.label;
+  const who = v.ok ? v.header.sender : m.sender;
+  const urgent = (v.ok ? v.header.urgent : m.urgent) ? ' URGENT' : '';
+  const text = bodyText(m).split('\n');
+  const lines = [`${banner(label)}${urgent} ${shortTime(v.ok ? v.header.sentAt : m.receivedAt)} ${who}: ${text[0]}`, ...text.slice(1).map((l) => `    ${l}`)];
+  if (v.ok) {
+    for (const a of v.header.attachments) lines.push(`    attachment: ${a.name} (${a.size} bytes) — sigil download ${m.id}${v.header.attachments.length > 1 ? ` --name '${a.name}'` : ''}`);
+    if (v.header.replyTo) lines.push(`    in reply to ${v.header.replyTo}`);
+    if (v.revokedLater) lines.push(`    signed before revocation (revoked ${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason})`);
+  } else {
+    lines.push(`!! VERIFICATION FAILED: ${v.reason}: ${v.detail}`);
+  }
+  lines.push(`    id ${m.id}`);
+  return lines;
+}
+
+/** The machine form of one message with its verdict. */
+export function messageJson(m: Message, v: MessageVerification): Record<string, unknown> {
+  const base = {
+    id: m.id,
+    seq: m.seq,
+    conversation: m.conversation,
+    receivedAt: m.receivedAt,
+    body: m.body === undefined || m.body === null ? null : Buffer.from(m.body, 'base64').toString('utf8'),
+  };
+  if (!v.ok) return { ...base, sender: m.sender, label: m.label, urgent: m.urgent, verified: false, reason: v.reason, detail: v.detail };
+  return {
+    ...base,
+    sender: v.header.sender,
+    label: v.header.label,
+    urgent: v.header.urgent,
+    sentAt: v.header.sentAt,
+    replyTo: v.header.replyTo,
+    attachments: v.header.attachments,
+    verified: true,
+    signer: v.signer,
+    signerSerial: v.signerCert.serialNumber,
+    ...(v.revokedLater ? { revokedLater: { at: v.revokedLater.at.toISOString(), reason: v.revokedLater.reason } } : {}),
+  };
+}

@@ -1,0 +1,178 @@
+/**
+ * Streaming HTTPS for what the JSON client (`../http.ts`) does not do: file uploads and downloads
+ * that never hold a whole file in memory, and the long-lived Server-Sent Events stream. Same TLS
+ * rules as `../http.ts`: TLS 1.3 only, the profile's certificate presented, the server checked
+ * against the pinned CA only; transport errors are mapped by its `mapTransportError`.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { BadResponseError, ServerError } from '../errors.js';
+import { mapTransportError } from '../http.js';
+import type { Runtime } from '../runtime.js';
+import { UploadedSchema } from './api.js';
+import { DownloadMismatchError, OutputExistsError, UploadMismatchError } from './errors.js';
+
+/** Where and as whom to connect: the profile's server, pin, certificate, key and session token. */
+export interface Endpoint {
+  baseUrl: string;
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  token: string;
+}
+
+/** The profile's endpoint with the current session (NotLoggedInError without one). */
+export async function endpointOf(rt: Runtime): Promise<Endpoint> {
+  const config = await rt.config();
+  const session = await rt.requireSession();
+  const creds = await rt.unlock();
+  return {
+    baseUrl: config.server,
+    caPem: await rt.profile.read('ca'),
+    certPem: creds.certPem.trimEnd() + '\n' + creds.chainPem,
+    keyPem: creds.tlsKeyPem,
+    token: session.token,
+  };
+}
+
+function options(ep: Endpoint, method: string, headers: Record<string, string>, timeoutMs: number): RequestOptions {
+  return {
+    method,
+    headers: { authorization: `Bearer ${ep.token}`, ...headers },
+    ca: ep.caPem,
+    cert: ep.certPem,
+    key: ep.keyPem,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    rejectUnauthorized: true,
+    agent: false,
+    timeout: timeoutMs,
+  };
+}
+
+/** Reads an error answer into a ServerError (or BadResponseError). */
+async function errorOf(res: IncomingMessage): Promise<Error> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  try {
+    const e = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: unknown; message?: unknown; requestId?: unknown } }).error;
+    if (e && typeof e.code === 'string') {
+      return new ServerError(e.code, typeof e.message === 'string' ? e.message : e.code, res.statusCode ?? 0, typeof e.requestId === 'string' ? e.requestId : undefined);
+    }
+  } catch {
+    // fall through
+  }
+  return new BadResponseError(`HTTP ${res.statusCode} without an error code`);
+}
+
+/**
+ * Sends one request and resolves with the response once its head arrived. A 4xx/5xx answer is
+ * read and rejected as ServerError. `body` is piped in (a stream is never buffered whole).
+ */
+export function open(ep: Endpoint, method: string, path: string, o: { headers?: Record<string, string>; body?: NodeJS.ReadableStream; timeoutMs?: number } = {}): Promise<IncomingMessage> {
+  const url = new URL(path, ep.baseUrl);
+  return new Promise((resolve, reject) => {
+    let req;
+    try {
+      req = httpsRequest(url, options(ep, method, o.headers ?? {}, o.timeoutMs ?? 30_000), (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve(res);
+        errorOf(res).then(reject, reject);
+      });
+    } catch (err) {
+      reject(mapTransportError(ep.baseUrl, err));
+      return;
+    }
+    req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', (err) => reject(mapTransportError(ep.baseUrl, err)));
+    if (o.body) {
+      o.body.on('error', (err) => req.destroy(err as Error));
+      o.body.pipe(req);
+    } else req.end();
+  });
+}
+
+/** A pass-through that hashes (SHA-384) and counts what flows, reporting progress. */
+function hashing(onBytes: (done: number) => void): Transform & { digest(): string; bytes(): number } {
+  const hash = createHash('sha384');
+  let n = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+  });
+  // Incremental hashing has no WebCrypto form; it runs on chunks as they stream in this
+  // one-user CLI process, never on the server's message path.
+  return Object.assign(t, { digest: () => hash.digest('base64'), bytes: () => n });
+}
+
+/**
+ * Streams `file` (of `size` bytes) to POST /v1/files?conversation=ID, hashing it on the way.
+ * @throws UploadMismatchError when the server stored another digest or size than was read.
+ */
+export async function uploadFile(ep: Endpoint, conversation: string, file: string, size: number, onBytes: (done: number) => void = () => {}) {
+  const tap = hashing(onBytes);
+  const source = createReadStream(file).pipe(tap);
+  const res = await open(ep, 'POST', `/v1/files?conversation=${encodeURIComponent(conversation)}`, {
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+    body: source,
+    timeoutMs: 300_000,
+  });
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  const parsed = UploadedSchema.safeParse(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));
+  if (!parsed.success) throw new BadResponseError('POST /v1/files: no {fileId, sha384, size}');
+  const sha384 = tap.digest();
+  if (parsed.data.sha384 !== sha384 || parsed.data.size !== tap.bytes() || tap.bytes() !== size) {
+    throw new UploadMismatchError(file, `read ${tap.bytes()} bytes, server stored ${parsed.data.size}`);
+  }
+  return { ...parsed.data, sha384 };
+}
+
+/**
+ * Streams GET /v1/files/:id into `out` (created; replaced only with `force`), checking SHA-384
+ * and size against the signed header. On any failure the partial file is deleted.
+ * @throws OutputExistsError, DownloadMismatchError, ServerError
+ */
+export async function downloadFile(
+  ep: Endpoint,
+  fileId: string,
+  out: string,
+  expected: { sha384: string; size: number },
+  o: { force?: boolean; onBytes?: (done: number) => void } = {},
+): Promise<{ bytes: number }> {
+  const res = await open(ep, 'GET', `/v1/files/${encodeURIComponent(fileId)}`, { timeoutMs: 300_000 });
+  let sink;
+  try {
+    sink = createWriteStream(out, { flags: o.force ? 'w' : 'wx', mode: 0o600 });
+    await new Promise<void>((resolve, reject) => {
+      sink!.once('open', () => resolve());
+      sink!.once('error', reject);
+    });
+  } catch (err) {
+    res.destroy();
+    if ((err as { code?: string }).code === 'EEXIST') throw new OutputExistsError(out);
+    throw err;
+  }
+  const tap = hashing(o.onBytes ?? (() => {}));
+  try {
+    await pipeline(res, tap, sink);
+  } catch (err) {
+    await unlink(out).catch(() => undefined);
+    throw new DownloadMismatchError(out, `the transfer broke after ${tap.bytes()} bytes: ${(err as Error).message}`);
+  }
+  const sha384 = tap.digest();
+  if (tap.bytes() !== expected.size || sha384 !== expected.sha384) {
+    await unlink(out).catch(() => undefined);
+    throw new DownloadMismatchError(out, tap.bytes() !== expected.size ? `${tap.bytes()} bytes, expected ${expected.size}` : 'SHA-384 differs');
+  }
+  return { bytes: tap.bytes() };
+}
