@@ -29,6 +29,9 @@ const TABLE: Readonly<Record<string, ExitCode>> = {
   CERT_KEY_MISMATCH: EXIT.verification,
   SIGNATURE_INVALID: EXIT.verification,
   RECEIPT_INVALID: EXIT.verification,
+  // messaging (client-cli/messaging/errors.ts): a message or a downloaded file did not verify locally
+  MESSAGE_UNVERIFIED: EXIT.verification,
+  DOWNLOAD_MISMATCH: EXIT.verification,
   // authentication refused: by the server, or locally before we could even ask
   AUTH_FAILED: EXIT.auth,
   ACCOUNT_LOCKED: EXIT.auth,
