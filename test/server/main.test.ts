@@ -192,3 +192,21 @@ t.test('a whole login scenario against the child process', async (t) => {
     t.notOk(existsSync(join(dataDir, 'vault', 'vault.db-wal')) && statSync(join(dataDir, 'vault', 'vault.db-wal')).size > 0, 'the database closed cleanly (WAL checkpointed)');
   });
 });
+
+t.test('when SIGIL_MASTER_PASSPHRASE is set then init and start use it, and a wrong one refuses to start', async (t) => {
+  const dir = join(tmp, 'passphrase');
+  const pass = 'a long operator passphrase';
+  const r = await runServer(['init', '--data', dir, '--listen', '127.0.0.1:0', '--json'], { SIGIL_MASTER_PASSPHRASE: pass });
+  t.equal(r.code, 0, r.stderr);
+  t.same(JSON.parse(r.stdout).masterKey, { kind: 'passphrase' });
+  t.notOk(existsSync(join(dir, 'secrets', 'master.key')), 'no key file is written');
+  const wrong = await runServer(['start', '--data', dir], { SIGIL_MASTER_PASSPHRASE: 'not the passphrase at all' });
+  t.equal(wrong.code, 1);
+  t.match(wrong.stderr, /MASTER_KEY_WRONG/);
+  const none = await runServer(['start', '--data', dir]);
+  t.equal(none.code, 2, 'without the passphrase: a usage error naming the passphrase');
+  t.match(none.stderr, /passphrase/);
+  const s = await startServer(dir, { SIGIL_MASTER_PASSPHRASE: pass });
+  s.child.kill('SIGINT');
+  t.equal(await s.exited, 0);
+});
