@@ -6,6 +6,8 @@
 /** Base class of every audit error. */
 export abstract class AuditError extends Error {
   abstract readonly code: string;
+  /** HTTP status for input-driven failures (server/errors.ts uses a 4xx `status` it finds). */
+  readonly status?: number;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -15,14 +17,33 @@ export abstract class AuditError extends Error {
 /** A sequence number or tree size outside the log (e.g. a proof for a size not yet reached). */
 export class AuditRangeError extends AuditError {
   readonly code = 'AUDIT_RANGE';
+  override readonly status = 400;
 }
 
 /** An event to append failed its schema (empty type, non-JSON data, invalid date). */
 export class AuditEventInvalidError extends AuditError {
   readonly code = 'AUDIT_EVENT_INVALID';
+  override readonly status = 400;
 }
 
 /** A stored tree node or leaf needed for a proof is missing: the log's tables were damaged. */
 export class AuditTreeDamagedError extends AuditError {
   readonly code = 'AUDIT_TREE_DAMAGED';
+}
+
+/** A checkpoint note that is not in the one accepted form, or a body that cannot be formatted. */
+export class AuditCheckpointInvalidError extends AuditError {
+  readonly code = 'AUDIT_CHECKPOINT_INVALID';
+}
+
+/** A room access record (pass, person, direction, time) failed its rules, e.g. a time in the future. */
+export class AuditRoomAccessInvalidError extends AuditError {
+  readonly code = 'AUDIT_ROOM_ACCESS_INVALID';
+  override readonly status = 400;
+}
+
+/** A query of the filtered event view was out of bounds (bad type pattern, bad time). */
+export class AuditQueryInvalidError extends AuditError {
+  readonly code = 'AUDIT_QUERY_INVALID';
+  override readonly status = 400;
 }

@@ -1,6 +1,6 @@
 /**
- * Public API of the audit trail core: RFC 9162 Merkle hashing and proofs, the append-only log
- * in vault.db, and offline verification. Signed checkpoints come with the audit issue.
+ * Public API of the audit trail: RFC 9162 Merkle hashing and proofs, the append-only log in
+ * vault.db, signed checkpoints, the room access register, and offline verification.
  */
 export * from './errors.js';
 export {
@@ -18,6 +18,21 @@ export {
 } from './merkle.js';
 export type { Hash, NodeSource, ProofResult } from './merkle.js';
 export { AuditLog, entryLeafData } from './log.js';
-export type { AuditEntry, AuditEvent, AuditLogOptions, AuditRow } from './log.js';
+export type { AuditEntry, AuditEvent, AuditLogOptions, AuditQuery, AuditRow } from './log.js';
 export { LogVerifier, verifyLog } from './verify.js';
 export type { LogFailureReason, LogVerification } from './verify.js';
+export { checkpointTime, formatCheckpoint, parseCheckpoint, signCheckpoint, verifyCheckpoint } from './checkpoint.js';
+export type {
+  CheckpointBody,
+  CheckpointFailureReason,
+  CheckpointTrust,
+  CheckpointVerification,
+  SignCheckpointParams,
+  SignedCheckpoint,
+} from './checkpoint.js';
+export { Checkpointer } from './checkpointer.js';
+export type { CheckpointerOptions, StoredCheckpoint } from './checkpointer.js';
+export { RoomAccessSchema, recordRoomAccess } from './room-access.js';
+export type { RoomAccessInput, RoomAccessRecord } from './room-access.js';
+export { AuditTrail, auditOrigin, createAuditTrail, openAuditTrail } from './trail.js';
+export type { AuditTrailOptions, TrailVerification } from './trail.js';

@@ -111,6 +111,17 @@ export interface AuditRow {
   leaf_hash: Uint8Array;
 }
 
+/** Filter of {@link AuditLog.query}. */
+export interface AuditQuery {
+  type?: string;
+  since?: Date;
+  user?: string;
+  /** Only entries with a greater seq (paging). Default: from the start. */
+  after?: number;
+  /** At most this many (1..1000). Default 1000. */
+  limit?: number;
+}
+
 /** Options of {@link AuditLog.open}. */
 export interface AuditLogOptions {
   now?: () => Date;
@@ -219,6 +230,35 @@ export class AuditLog {
   /** Raw rows (`seq`, `data`, `leaf_hash`) for export and {@link verifyLog}. */
   rows(from: number, to: number): Promise<AuditRow[]> {
     return this.#db.all<AuditRow>('SELECT seq, data, leaf_hash FROM audit_log WHERE seq >= ? AND seq < ? ORDER BY seq', [from, to]);
+  }
+
+  /**
+   * A filtered view for auditors: entries with `seq > after`, oldest first, at most `limit`
+   * (≤ 1000). `type` matches the type itself and its dotted children (`login` → `login.ok`,
+   * `login.failed`); `since` compares the entry time; `user` matches actor or subject (`alee`,
+   * `user:alee`).
+   */
+  async query(f: AuditQuery = {}): Promise<AuditEntry[]> {
+    const where = ['seq > ?'];
+    const params: unknown[] = [f.after ?? -1];
+    if (f.type !== undefined) {
+      where.push("(type = ? OR type LIKE ? ESCAPE '\\')");
+      params.push(f.type, `${f.type.replace(/[\\%_]/g, (c) => `\\${c}`)}.%`);
+    }
+    if (f.since !== undefined) {
+      where.push('at >= ?');
+      params.push(f.since.toISOString());
+    }
+    if (f.user !== undefined) {
+      where.push('(actor = ? OR subject = ? OR subject = ?)');
+      params.push(f.user, f.user, `user:${f.user}`);
+    }
+    const limit = Math.max(1, Math.min(f.limit ?? 1000, 1000));
+    const rows = await this.#db.all<AuditRow>(`SELECT seq, data, leaf_hash FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`, [
+      ...params,
+      limit,
+    ]);
+    return rows.map(rowToEntry);
   }
 
   #source(): NodeSource {
