@@ -84,7 +84,12 @@ export class BatchWriter {
   readonly #inTx: InTransaction | undefined;
   #queue: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
+  /** Stage 1 (keys + sealing) of the newest batch, while it runs. */
+  #preparing: Promise<void> | undefined;
+  /** Stage 2 (vault transaction + settling), chained so batches commit in order. */
+  #tail: Promise<void> = Promise.resolve();
+  /** Batches started and not yet committed (at most 2). */
+  #writing = 0;
   /** Ids queued or being written: a second copy in the same window is a replay. */
   readonly #inFlight = new Set<string>();
   #closed = false;
@@ -107,7 +112,7 @@ export class BatchWriter {
   }
 
   #schedule(): void {
-    if (this.#running) return; // the running flush re-checks the queue when it ends
+    if (this.#preparing || this.#writing >= 2) return; // re-checked when a stage ends
     if (this.#queue.length >= this.#ctx.config.batchMax) {
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -120,25 +125,44 @@ export class BatchWriter {
     }
   }
 
+  /**
+   * Two stages overlap: while batch N is written to vault.db, the keys of batch N+1 are made in
+   * keys.db and its messages sealed. Writes stay strictly in batch order (one chain), and at
+   * most one prepared batch waits for the writer, so memory stays bounded.
+   */
   #start(): void {
-    if (this.#running || this.#queue.length === 0) return;
+    if (this.#preparing || this.#writing >= 2 || this.#queue.length === 0) return;
     const batch = this.#queue.splice(0, this.#ctx.config.batchMax);
-    this.#running = this.#flush(batch)
-      .catch((err) => {
+    this.#writing++;
+    const prepared = this.#prepare(batch);
+    this.#preparing = prepared.then(
+      () => undefined,
+      () => undefined,
+    );
+    void this.#preparing.then(() => {
+      this.#preparing = undefined;
+      if (this.#queue.length) this.#schedule();
+    });
+    this.#tail = this.#tail
+      .then(async () => {
+        const sealed = await prepared;
+        await this.#commit(sealed);
+      })
+      .catch((err: unknown) => {
         for (const p of batch) p.reject(err);
       })
       .finally(() => {
         for (const p of batch) this.#inFlight.delete(p.m.id);
-        this.#running = undefined;
+        this.#writing--;
         if (this.#queue.length) this.#schedule();
       });
   }
 
   /** Waits until everything queued so far is written. */
   async drain(): Promise<void> {
-    while (this.#queue.length || this.#running) {
-      if (!this.#running) this.#start();
-      await this.#running;
+    while (this.#queue.length || this.#preparing || this.#writing > 0) {
+      this.#start();
+      await Promise.all([this.#preparing, this.#tail]);
     }
   }
 
@@ -150,7 +174,7 @@ export class BatchWriter {
     await this.drain();
   }
 
-  async #flush(batch: Pending[]): Promise<void> {
+  async #prepare(batch: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
     const ctx = this.#ctx;
     // 1. Keys first, one key-store transaction per conversation.
     const byConv = new Map<string, Pending[]>();
@@ -181,18 +205,27 @@ export class BatchWriter {
       }
     };
     for (const [conv, list] of byConv) await makeKeys(conv, list);
-    if (keyed.length === 0) return;
+    if (keyed.length === 0) return [];
 
     // 2. Encrypt everything in parallel on the thread pool.
-    const sealed = await Promise.all(
-      keyed.map(async ({ p, key }) => {
-        const { m } = p;
-        const blob = await seal(key, packMessage(m.header, m.signature, m.body), messageAad(m.id), ctx.random);
-        return { p, blob };
-      }),
-    );
+    try {
+      return await Promise.all(
+        keyed.map(async ({ p, key }) => {
+          const { m } = p;
+          const blob = await seal(key, packMessage(m.header, m.signature, m.body), messageAad(m.id), ctx.random);
+          return { p, blob };
+        }),
+      );
+    } catch (err) {
+      await ctx.keys.destroyMessageKeys(keyed.map(({ p }) => p.m.id)).catch(() => undefined);
+      throw err;
+    }
+  }
 
-    // 3. One transaction for all rows.
+  /** 3. One vault transaction for all rows of a prepared batch, then settle each request. */
+  async #commit(sealed: { p: Pending; blob: Uint8Array }[]): Promise<void> {
+    if (sealed.length === 0) return;
+    const ctx = this.#ctx;
     const outcome = new Map<Pending, Committed | Error>();
     try {
       await this.#write(sealed, outcome);

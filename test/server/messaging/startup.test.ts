@@ -72,3 +72,19 @@ t.test('when a batch cannot be written then its keys go too and the same message
   const r = await h.messaging.send(a.principal, msg);
   t.equal(r.id, msg.id, 'a retry is accepted, not taken for a replay');
 });
+
+t.test('when many small batches overlap then every message commits once, in seq order with its audit entry', async (t) => {
+  const h = await harness(t, { config: { batchMax: 8, batchDelayMs: 1 } });
+  const a = await h.user('s5-alice');
+  const b = await h.user('s5-bob');
+  const conv = await h.messaging.direct(a.principal, b.login);
+  const msgs = await Promise.all(Array.from({ length: 100 }, (_, i) => h.compose(a, conv.id, `overlap ${i}`)));
+  const rs = await Promise.all(msgs.map((x) => h.messaging.send(a.principal, x)));
+  t.equal(new Set(rs.map((r) => r.seq)).size, 100, 'distinct seqs');
+  const bySeq = [...rs].sort((x, y) => x.seq - y.seq);
+  const idx = bySeq.map((r) => r.audit!.index);
+  t.same(idx, [...idx].sort((x, y) => x - y), 'audit entries follow seq order');
+  const n = (await h.vault.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM msg_messages WHERE conversation = ?', [conv.id]))!.n;
+  t.equal(n, 100);
+  t.equal((await h.vault.keys.counts()).messages >= 100, true);
+});
