@@ -179,11 +179,3 @@ export async function removeMember(ctx: Ctx, p: Principal, name: string, login: 
   ctx.members.invalidate(group.id);
   return groupView(ctx, await groupRow(ctx, name));
 }
-
-/** Sets or clears a group's retention (days); owners and officers. */
-export async function setRetention(ctx: Ctx, p: Principal, name: string, days: number | null): Promise<GroupView> {
-  const group = await requireManager(ctx, p, name);
-  await ctx.db.run('UPDATE msg_conversations SET retention_days = ? WHERE id = ?', [days, group.id]);
-  ctx.members.invalidate(group.id);
-  return groupView(ctx, await groupRow(ctx, name));
-}
