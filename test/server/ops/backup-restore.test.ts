@@ -3,7 +3,7 @@
  * the backup is taken online, holds no plaintext and never keys.db; a restore brings back what
  * was not deleted and keeps deleted correspondence unreadable and gone.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import sqlite3 from 'sqlite3';
@@ -143,6 +143,23 @@ t.test('when a backup is damaged, foreign, or its target exists then backup and 
   t.equal(notOurs.error?.code, 'BACKUP_FORMAT_INVALID');
   t.equal(notOurs.code, 1);
   t.same(readdirSync(join(dataDir, 'vault')).filter((f) => f.startsWith('.restore-')), [], 'failed restores leave no working copy');
+
+  // Well sealed under this appliance's master key, but what it holds is not a Sigil vault.
+  const fake = join(dir, 'fake');
+  mkdirSync(join(fake, 'vault'), { recursive: true, mode: 0o700 });
+  copyFileSync(join(dataDir, 'appliance.json'), join(fake, 'appliance.json'));
+  copyFileSync(join(dataDir, 'vault', 'vault-key.json'), join(fake, 'vault', 'vault-key.json'));
+  await new Promise<void>((res, rej) => {
+    const db = new sqlite3.Database(join(fake, 'vault', 'vault.db'), (e) => {
+      if (e) return rej(e);
+      db.exec('CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES (1)', (e2) => db.close(() => (e2 ? rej(e2) : res())));
+    });
+  });
+  const foreign = join(dir, 'foreign.sbk');
+  t.equal((await runOps(['backup', '--data', fake, '--out', foreign, '--master-key-file', L.keyFile])).code, 0);
+  const notVault = await restore(foreign);
+  t.equal(notVault.error?.code, 'BACKUP_CONTENT_INVALID');
+  t.match(notVault.error?.message, /no table keyring/);
 
   const ok = await restore(out);
   t.equal(ok.code, 0, ok.stderr);
