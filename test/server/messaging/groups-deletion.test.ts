@@ -136,6 +136,18 @@ t.test('deletion rules', async (t) => {
     });
   });
 
+  await t.test('when an officer deletes a message or a direct conversation they are not in then it is destroyed', async (t) => {
+    const bc = await m.direct(b.principal, c.login);
+    const id = await send(b, bc.id, 'officer removes this');
+    const ts = await m.deleteMessage(officer.principal, id, await h.deleteRequest(officer, `message:${id}`));
+    t.equal(ts.deletedBy, officer.login);
+    await t.rejects(m.message(c.principal, id), { code: 'MESSAGE_NOT_FOUND' });
+    await send(b, bc.id, 'and the rest');
+    const all = await m.deleteConversation(officer.principal, bc.id, await h.deleteRequest(officer, `conversation:${bc.id}`));
+    t.equal(all.count, 1);
+    await t.rejects(m.history(b.principal, bc.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
+  });
+
   await t.test('when a staff member deletes a user correspondence then FORBIDDEN', async (t) => {
     await t.rejects(m.deleteUserCorrespondence(b.principal, a.login, await h.deleteRequest(b, `user:${a.login}`)), {
       code: 'FORBIDDEN',
