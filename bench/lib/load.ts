@@ -168,6 +168,8 @@ export interface LoadRequest {
   token?: string;
   /** Answer the body as bytes instead of JSON/text. */
   binary?: boolean;
+  /** Use a new TLS connection instead of the keep-alive pool. */
+  fresh?: boolean;
   timeoutMs?: number;
 }
 
@@ -198,7 +200,8 @@ export class Client {
     const started = performance.now();
     return new Promise((res, rej) => {
       const req = https.request(
-        { host: u.hostname, port: u.port, path: u.pathname + u.search, method: o.method ?? (payload !== undefined ? 'POST' : 'GET'), headers, agent: this.agent },
+        { host: u.hostname, port: u.port, path: u.pathname + u.search, method: o.method ?? (payload !== undefined ? 'POST' : 'GET'), headers,
+          ...(o.fresh ? { agent: false as const, ca: this.caPem, cert: this.certPem, key: this.keyPem, minVersion: 'TLSv1.3' as const } : { agent: this.agent }) },
         (r) => {
           const chunks: Buffer[] = [];
           r.on('data', (c: Buffer) => chunks.push(c));
