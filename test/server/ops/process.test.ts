@@ -1,0 +1,37 @@
+/**
+ * Against the real `sigil-server start` in another process (dist build): an online backup and a
+ * check run beside it while it serves, and the backup restores after it stopped.
+ */
+import { join } from 'node:path';
+import t from 'tap';
+import { runServer, startServer } from '../../helpers/server-process.js';
+import { tmpDir } from '../../helpers/tmp.js';
+import { runOps } from './fixture.js';
+
+t.test('when sigil-server serves in another process then backup and check run beside it and the backup restores', async (t) => {
+  const root = tmpDir(t, 'sigil-ops-proc-');
+  const dataDir = join(root, 'data');
+  const init = await runServer(['init', '--data', dataDir, '--listen', '127.0.0.1:0', '--json']);
+  t.equal(init.code, 0, init.stderr);
+  const server = await startServer(dataDir);
+  t.teardown(() => {
+    server.child.kill('SIGKILL');
+  });
+  const out = join(root, 'live.sbk');
+  const bk = await runOps(['backup', '--data', dataDir, '--out', out, '--json']);
+  t.equal(bk.code, 0, bk.stderr);
+  t.equal(bk.json().counts.users, 1, 'the first officer');
+  t.ok(bk.json().audit.size > 0);
+  const chk = await runOps(['check', '--data', dataDir, '--json']);
+  t.equal(chk.code, 0, chk.stdout);
+  const dry = await runOps(['restore', '--data', dataDir, '--in', out, '--dry-run', '--json']);
+  t.equal(dry.code, 0, dry.stderr);
+
+  server.child.kill('SIGTERM');
+  t.equal(await server.exited, 0, 'the server stops cleanly');
+  const r = await runOps(['restore', '--data', dataDir, '--in', out, '--yes', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const again = await startServer(dataDir);
+  again.child.kill('SIGTERM');
+  t.equal(await again.exited, 0, 'the restored appliance starts and stops');
+});
