@@ -7,6 +7,7 @@
  * further `addCommand` calls, each a `commands/<noun>/<verb>.ts` with a builder and a `run()`.
  */
 import { Command, Option } from 'commander';
+import { auditCommand } from './commands/audit/index.js';
 import { certCommand } from './commands/cert/index.js';
 import { crlCommand } from './commands/crl/index.js';
 import { loginCommand } from './commands/auth/login.js';
@@ -65,7 +66,8 @@ export function buildProgram(ctx: CommandContext): Command {
     .addCommand(deleteCommand(ctx))
     .addCommand(groupCommand(ctx))
     .addCommand(verifyCommand(ctx))
-    .addCommand(exportCommand(ctx));
+    .addCommand(exportCommand(ctx))
+    .addCommand(auditCommand(ctx));
   withHelp(program, {
     sections: [
       envSection([
