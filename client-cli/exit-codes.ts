@@ -32,6 +32,8 @@ const TABLE: Readonly<Record<string, ExitCode>> = {
   // messaging (client-cli/messaging/errors.ts): a message or a downloaded file did not verify locally
   MESSAGE_UNVERIFIED: EXIT.verification,
   DOWNLOAD_MISMATCH: EXIT.verification,
+  // audit (client-cli/audit/errors.ts): the audit trail, a checkpoint or a proof did not verify
+  AUDIT_VERIFY_FAILED: EXIT.verification,
   // authentication refused: by the server, or locally before we could even ask
   AUTH_FAILED: EXIT.auth,
   ACCOUNT_LOCKED: EXIT.auth,
