@@ -193,7 +193,7 @@ export class Client {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     if (payload !== undefined) {
       headers['content-type'] ??= 'application/json';
-      headers['content-length'] = String(typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength);
+      headers['content-length'] ??= String(typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength);
     }
     const token = o.token ?? this.token;
     if (token) headers.authorization = `Bearer ${token}`;
