@@ -1,0 +1,124 @@
+/**
+ * The local verifier (client-cli/messaging/verify.ts) against real signatures from a real CA
+ * hierarchy: a good message, and one failure per reason — a tampered header, a non-canonical
+ * header, a signer who is not the sender, a message filed under another id, an ESS label that
+ * differs from the header's, a label above the signer's clearance, a tampered body, a foreign CA,
+ * a signer revoked before receipt — and a signer revoked after receipt, which still verifies.
+ */
+import t from 'tap';
+import { signDetached, type Certificate, type Clearance, type CryptoKey } from '../../../pki/index.js';
+import { buildHeader } from '../../../client-cli/messaging/header.js';
+import { verifyMessage, type ReceivedMessage, type Trust } from '../../../client-cli/messaging/verify.js';
+import { makeTestCa } from '../../helpers/pki-fixtures.js';
+
+const ca = await makeTestCa('p256');
+const alee = await ca.staff('alee', 'secret');
+const low = await ca.staff('cdoe', 'confidential');
+const trust: Trust = { anchors: ca.trustAnchors, intermediates: [ca.issuing.cert], crls: [] };
+const CONV = 'c'.repeat(22);
+const enc = new TextEncoder();
+
+async function message(
+  who: { cert: Certificate; key: CryptoKey },
+  o: { sender?: string; label?: Clearance; essLabel?: Clearance; body?: string; mutate?: (header: string) => string } = {},
+): Promise<ReceivedMessage> {
+  const body = enc.encode(o.body ?? 'The meeting moves to 14:00');
+  const label = o.label ?? 'secret';
+  const { header, text } = await buildHeader({ conversation: CONV, sender: o.sender ?? (who.cert.subject.login as string), label, body });
+  const sig = await signDetached({ content: enc.encode(text), signerCert: who.cert, signerKey: who.key, label: o.essLabel ?? label });
+  return {
+    id: header.id,
+    conversation: CONV,
+    header: o.mutate ? o.mutate(text) : text,
+    signature: Buffer.from(sig).toString('base64'),
+    body: Buffer.from(body).toString('base64'),
+    receivedAt: new Date().toISOString(),
+  };
+}
+
+t.test('when the message is intact then it verifies with signer, chain and body checked', async (t) => {
+  const v = await verifyMessage(await message(alee), trust);
+  t.ok(v.ok);
+  if (!v.ok) return;
+  t.equal(v.signer, 'alee');
+  t.equal(v.header.label, 'secret');
+  t.equal(v.bodyChecked, true);
+  t.equal(v.chain.length, 3);
+  t.notOk(v.revokedLater);
+});
+
+t.test('when no body is given (auditor view) then the signature verifies and bodyChecked is false', async (t) => {
+  const m = await message(alee);
+  const v = await verifyMessage({ ...m, body: undefined }, trust);
+  t.ok(v.ok && v.bodyChecked === false);
+});
+
+t.test('when one byte of the header is changed then the signature digest fails', async (t) => {
+  const m = await message(alee, { mutate: (h) => h.replace('"urgent":false', '"urgent":true') });
+  const v = await verifyMessage(m, trust);
+  t.match(v, { ok: false, reason: 'digest-mismatch' });
+});
+
+t.test('when the header is not canonical JSON then it is header-invalid', async (t) => {
+  const v = await verifyMessage(await message(alee, { mutate: (h) => h.replace('{', '{ ') }), trust);
+  t.match(v, { ok: false, reason: 'header-invalid', detail: /canonical/ });
+  const junk = await verifyMessage(await message(alee, { mutate: () => 'not json' }), trust);
+  t.match(junk, { ok: false, reason: 'header-invalid', detail: /not JSON/ });
+});
+
+t.test('when the header names another sender than the signer then it is sender-mismatch', async (t) => {
+  const v = await verifyMessage(await message(alee, { sender: 'bkim' }), trust);
+  t.match(v, { ok: false, reason: 'sender-mismatch', detail: /bkim.*alee/ });
+});
+
+t.test('when the server files the message under another id then it is envelope-mismatch', async (t) => {
+  const m = await message(alee);
+  t.match(await verifyMessage({ ...m, id: 'x'.repeat(22) }, trust), { ok: false, reason: 'envelope-mismatch' });
+  t.match(await verifyMessage({ ...m, conversation: 'y'.repeat(22) }, trust), { ok: false, reason: 'envelope-mismatch' });
+});
+
+t.test('when the ESS label differs from the header label then it is label-mismatch', async (t) => {
+  const v = await verifyMessage(await message(alee, { label: 'secret', essLabel: 'restricted' }), trust);
+  t.match(v, { ok: false, reason: 'label-mismatch', detail: /secret.*restricted/ });
+});
+
+t.test('when the label is above the signer clearance then it is label-above-clearance', async (t) => {
+  const v = await verifyMessage(await message(low, { label: 'secret' }), trust);
+  t.match(v, { ok: false, reason: 'label-above-clearance', detail: /confidential/ });
+});
+
+t.test('when the body was changed then it is body-mismatch', async (t) => {
+  const m = await message(alee);
+  const v = await verifyMessage({ ...m, body: Buffer.from('The meeting moves to 15:00').toString('base64') }, trust);
+  t.match(v, { ok: false, reason: 'body-mismatch' });
+  const longer = await verifyMessage({ ...m, body: Buffer.from('The meeting moves to 14:00!').toString('base64') }, trust);
+  t.match(longer, { ok: false, reason: 'body-mismatch', detail: /bytes/ });
+});
+
+t.test('when the signer chains to a foreign CA then the chain fails', async (t) => {
+  const foreign = await makeTestCa('p256', undefined, { organization: 'Elsewhere' });
+  const mallory = await foreign.staff('alee', 'secret');
+  const v = await verifyMessage(await message(mallory), trust);
+  t.equal(v.ok, false);
+  t.notOk(v.ok === false && v.reason === 'sender-mismatch');
+});
+
+t.test('when the signer was revoked before receipt then it fails; revoked after receipt then it verifies with revokedLater', async (t) => {
+  const m = await message(alee);
+  const received = new Date(m.receivedAt);
+  const before = await ca.issuer.createCrl({
+    revoked: [{ serialNumber: alee.cert.serialNumber, revocationDate: new Date(received.getTime() - 60_000), reason: 'keyCompromise' }],
+    crlNumber: 2n,
+    nextUpdate: new Date(Date.now() + 86_400_000),
+  });
+  const r1 = await verifyMessage(m, { ...trust, crls: [before] });
+  t.match(r1, { ok: false, reason: 'revoked' });
+  const after = await ca.issuer.createCrl({
+    revoked: [{ serialNumber: alee.cert.serialNumber, revocationDate: new Date(received.getTime() + 60_000), reason: 'superseded' }],
+    crlNumber: 3n,
+    nextUpdate: new Date(Date.now() + 86_400_000),
+  });
+  const r2 = await verifyMessage(m, { ...trust, crls: [after] });
+  t.ok(r2.ok);
+  if (r2.ok) t.match(r2.revokedLater, { reason: 'superseded' });
+});
