@@ -66,6 +66,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
     .option('--master-key-file <path>', MK_HELP)
     .option('--backup-master-key-file <path>', 'key file the backup was made under, if rotated since (or env SIGIL_BACKUP_MASTER_PASSPHRASE)')
     .option('--dry-run', 'verify, decrypt and sweep a working copy; change nothing (allowed while running)')
+    .option('--without-keys', 'keys.db is lost or this is a new machine: restore all but the messages, start an empty keys.db')
     .option('--yes', 'confirm replacing vault.db')
     .option('--json', 'print one JSON object instead of the summary')
     .addHelpText(
@@ -74,12 +75,22 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
         [
           'sigil-server restore --data /var/lib/sigil --in /srv/backup/sigil.sbk --dry-run',
           'sigil-server restore --data /var/lib/sigil --in /srv/backup/sigil.sbk --yes --master-key-file /media/key/master.key',
+          'sigil-server restore --data /var/lib/sigil-new --in /srv/backup/sigil.sbk --yes --without-keys --master-key-file /media/key/master.key',
         ],
-        '0 ok · 1 failure (server running, wrong key, corrupt or tampered backup) · 2 usage (bad flag, no --yes)',
+        '0 ok · 1 failure (server running, wrong key, corrupt or tampered backup, keys.db missing) · 2 usage (bad flag, no --yes, --without-keys beside a keys.db)',
       ),
     )
     .action(
-      async (o: { data: string; in: string; masterKeyFile?: string; backupMasterKeyFile?: string; dryRun?: boolean; yes?: boolean; json?: boolean }) => {
+      async (o: {
+        data: string;
+        in: string;
+        masterKeyFile?: string;
+        backupMasterKeyFile?: string;
+        dryRun?: boolean;
+        withoutKeys?: boolean;
+        yes?: boolean;
+        json?: boolean;
+      }) => {
         const dataDir = resolve(o.data);
         if (!o.yes && !o.dryRun) {
           throw new RestoreNotConfirmedError(`restore replaces ${dataDir}/vault/vault.db; pass --yes to confirm (or --dry-run to only verify)`);
@@ -91,6 +102,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
           masterKey: currentMasterKeySource(dataDir, o.masterKeyFile, io.env),
           ...(backupMasterKey ? { backupMasterKey } : {}),
           dryRun: o.dryRun ?? false,
+          withoutKeys: o.withoutKeys ?? false,
         });
         log.info(r.dryRun ? 'backup verified (dry run)' : 'backup restored', { dataDir, count: r.swept.messages });
         print(o.json, r, () => restoreSummary(r));

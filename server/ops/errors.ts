@@ -53,6 +53,11 @@ export class RestoreNotConfirmedError extends OpsError {
   readonly code = 'RESTORE_NOT_CONFIRMED';
 }
 
+/** `restore --without-keys` while a keys.db exists: the live destroyable keys are never replaced. */
+export class RestoreArgumentError extends OpsError {
+  readonly code = 'RESTORE_ARGUMENT';
+}
+
 /** `rotate-master-key` needs exactly one new secret (SIGIL_NEW_MASTER_PASSPHRASE or --new-master-key-file). */
 export class RotateArgumentError extends OpsError {
   readonly code = 'ROTATE_ARGUMENT';
@@ -64,4 +69,4 @@ export class CheckFailedError extends OpsError {
 }
 
 /** Codes that mean "the operator asked for something invalid": exit 2 (main.ts USAGE_CODES). */
-export const OPS_USAGE_CODES: readonly string[] = ['BACKUP_EXISTS', 'RESTORE_NOT_CONFIRMED', 'ROTATE_ARGUMENT'];
+export const OPS_USAGE_CODES: readonly string[] = ['BACKUP_EXISTS', 'RESTORE_NOT_CONFIRMED', 'RESTORE_ARGUMENT', 'ROTATE_ARGUMENT'];

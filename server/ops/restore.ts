@@ -22,7 +22,6 @@ import { dirname, join, resolve } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import { PATHS, type MasterKeySource } from '../appliance.js';
 import { AuditLog } from '../audit/index.js';
-import { ApplianceMissingError } from '../errors.js';
 import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
 import { fileKeyId } from '../messaging/context.js';
 import {
@@ -36,6 +35,7 @@ import {
   VAULT_DB_FILE,
   VAULT_KEY_FILE,
   VaultDecryptError,
+  writeVaultKeyJson,
   type CryptoKey,
   type MasterKey,
   type VaultKeyJson,
@@ -43,7 +43,7 @@ import {
 import { integrityProblems, PUBLIC_FILES } from './backup.js';
 import { backupKeyAad, frameAad, ManifestSchema, readFrames, readPreamble, type BackupHeader } from './backup-format.js';
 import { hasTable } from './counts.js';
-import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError } from './errors.js';
+import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError, RestoreArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
 import { assertNotRunning } from './run-file.js';
 import { secureRemoveDb } from './secure-remove.js';
@@ -59,6 +59,12 @@ export interface RestoreOptions {
   backupMasterKey?: MasterKeySource;
   /** Verify, decrypt and sweep a working copy, report, and change nothing. Allowed while running. */
   dryRun?: boolean;
+  /**
+   * keys.db is lost (or this is a new machine): restore accounts, certificates, keyring and audit
+   * log, with every message, file and conversation swept (their keys are gone), and start an
+   * empty keys.db. Refused while a keys.db exists.
+   */
+  withoutKeys?: boolean;
   now?: () => Date;
 }
 
@@ -88,33 +94,49 @@ const randomBytes = (n: number): Uint8Array => webcrypto.getRandomValues(new Uin
 
 /**
  * Restores `opts.in` into `opts.dataDir`.
- * @throws ServerRunningError (unless dryRun), ApplianceMissingError, DataMissingError,
+ * @throws ServerRunningError (unless dryRun), DataMissingError (no keys.db or appliance without withoutKeys), RestoreArgumentError,
  *   BackupFormatError, BackupKeyError, BackupCorruptError, BackupContentError, vault errors.
  */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
   const dataDir = resolve(opts.dataDir);
   const now = opts.now ?? (() => new Date());
   const dryRun = opts.dryRun ?? false;
-  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
-  if (!dryRun) assertNotRunning(dataDir, 'restore');
+  const withoutKeys = opts.withoutKeys ?? false;
   const vaultDir = join(dataDir, PATHS.vault);
   const keysDb = join(vaultDir, KEYS_DB_FILE);
-  for (const f of [VAULT_KEY_FILE, KEYS_DB_FILE]) {
-    if (!existsSync(join(vaultDir, f))) throw new DataMissingError(`${join(vaultDir, f)} is missing; restore needs the live ${f}`);
+  const fresh = !existsSync(join(dataDir, PATHS.meta));
+  const keysMissing = !existsSync(keysDb);
+  const vaultKeyMissing = !existsSync(join(vaultDir, VAULT_KEY_FILE));
+  if ((fresh || keysMissing || vaultKeyMissing) && !withoutKeys) {
+    const what = fresh ? `${dataDir} holds no appliance` : `${keysMissing ? keysDb : join(vaultDir, VAULT_KEY_FILE)} is missing`;
+    throw new DataMissingError(
+      `${what}; restoring without the live keys.db brings back accounts, certificates and the audit log but no message: ` +
+        'pass --without-keys to accept that',
+    );
   }
-  const mk = await unlockCurrent(dataDir, opts.masterKey);
+  if (withoutKeys && !keysMissing) {
+    throw new RestoreArgumentError(`--without-keys: ${keysDb} exists; it is never replaced (restore without the flag)`);
+  }
+  if (!dryRun) assertNotRunning(dataDir, 'restore');
 
   const fh = await openFile(resolve(opts.in), 'r').catch((err: unknown) => {
     throw new BackupFormatError(`cannot read ${opts.in}`, { cause: err });
   });
+  mkdirSync(vaultDir, { recursive: true, mode: 0o700 });
   const work = join(vaultDir, `.restore-${Buffer.from(randomBytes(9)).toString('base64url')}.db`);
   let swapped = false;
   try {
     const { header, digest, offset } = await readPreamble(fh);
+    // Without vault-key.json (a new machine), the backup's own describes the master key.
+    const mk = vaultKeyMissing
+      ? await unlockWithConfig(header.vaultKey as VaultKeyJson, opts.masterKey as Parameters<typeof unlockWithConfig>[1]).catch((err: unknown) => {
+          throw err instanceof MasterKeyWrongError ? new BackupKeyError(`the master key given does not match backup ${header.id}`, { cause: err }) : err;
+        })
+      : await unlockCurrent(dataDir, opts.masterKey);
     const { key, backupMk } = await backupKey(header, mk, opts.backupMasterKey);
     const manifest = await decryptInto(fh, offset, header, digest, key, work);
 
-    const live = await liveKeyIds(keysDb);
+    const live = keysMissing ? { messageKeyIds: new Set<string>(), convIds: new Set<string>() } : await liveKeyIds(keysDb);
     const db = await Db.open(work);
     let swept: Omit<RestoreSwept, 'orphanMessageKeys' | 'orphanConversationKeys'>;
     let keep: { messageKeyIds: Set<string>; convIds: Set<string> };
@@ -157,6 +179,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
 
     await swapIn(vaultDir, work);
     swapped = true;
+    if (vaultKeyMissing) writeVaultKeyJson(join(vaultDir, VAULT_KEY_FILE), header.vaultKey as VaultKeyJson);
     const keys = await Keystore.open(keysDb, mk, { cacheSize: 1 });
     try {
       await keys.sweepOrphans(keep.messageKeyIds);
