@@ -10,7 +10,7 @@ import { unlink } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { BadResponseError, ServerError } from '../errors.js';
 import { mapTransportError } from '../http.js';
 import type { Runtime } from '../runtime.js';
@@ -120,7 +120,8 @@ function hashing(onBytes: (done: number) => void): Transform & { digest(): strin
  */
 export async function uploadFile(ep: Endpoint, conversation: string, file: string, size: number, onBytes: (done: number) => void = () => {}) {
   const tap = hashing(onBytes);
-  const source = createReadStream(file).pipe(tap);
+  // Exactly the `size` bytes announced, even if the file grows meanwhile; the digest is of what was sent.
+  const source = size === 0 ? Readable.from([]).pipe(tap) : createReadStream(file, { start: 0, end: size - 1 }).pipe(tap);
   const res = await open(ep, 'POST', `/v1/files?conversation=${encodeURIComponent(conversation)}`, {
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
     body: source,

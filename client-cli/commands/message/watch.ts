@@ -75,7 +75,9 @@ export async function run(opts: WatchOptions, rt: Runtime): Promise<void> {
     onReconnect: (n, last, why) => rt.out.note(`connection lost (${why}); reconnecting from ${last ?? 'now'} (attempt ${n})`),
     onEvent: async (e) => {
       if (e.event === 'ready') {
-        if (!rt.json) rt.out.note('watching for new messages (Ctrl-C to stop)');
+        // Once per (re)connection, after the replay: scripts learn the stream is live.
+        if (rt.json) line({ event: 'ready', ...(JSON.parse(e.data) as object) });
+        else rt.out.note('watching for new messages (Ctrl-C to stop)');
         return;
       }
       if (e.event === 'deleted') {

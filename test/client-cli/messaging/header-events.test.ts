@@ -1,0 +1,61 @@
+/**
+ * The header the CLI signs is byte-identical to what the server accepts (server/messaging/header.ts
+ * parses it, and its own canonical form equals ours), the deletion statement too; and the SSE
+ * parser handles split chunks, comments, CRLF and multi-line data as the event-stream format says.
+ */
+import t from 'tap';
+import { buildHeader, deleteStatement, newId, parseHeader } from '../../../client-cli/messaging/header.js';
+import { SseParser } from '../../../client-cli/messaging/events.js';
+import { canonicalHeader, parseDeleteStatement, parseMessageHeader } from '../../../server/messaging/header.js';
+
+t.test('when the CLI builds a header then the server parses it and its canonical form is the same bytes', async (t) => {
+  const body = new TextEncoder().encode('Grüße — 14:00');
+  const { header, text } = await buildHeader({
+    conversation: newId(),
+    sender: 'alee',
+    label: 'top-secret',
+    body,
+    attachments: [{ id: newId(), name: 'report.pdf', sha384: 'A'.repeat(64), size: 3 }],
+    replyTo: newId(),
+    urgent: true,
+    sentAt: new Date('2026-11-22T10:01:02.345Z'),
+  });
+  const parsed = parseMessageHeader(text);
+  t.same(parsed, header);
+  t.equal(canonicalHeader(parsed), text);
+  t.equal(header.body.size, body.length, 'size in bytes, not characters');
+  t.match(text, /^\{"attachments":\[.*\],"body":\{"sha384":".{64}","size":\d+\},"conversation":/);
+  t.same(parseHeader(text), { ok: true, header });
+});
+
+t.test('when a header has an unknown field then the CLI parser refuses it as the server does', async (t) => {
+  const { text } = await buildHeader({ conversation: newId(), sender: 'alee', label: 'secret', body: new Uint8Array() });
+  const extra = text.replace('"v":1}', '"v":1,"x":1}');
+  t.match(parseHeader(extra), { ok: false, detail: /header field/ });
+  t.throws(() => parseMessageHeader(extra));
+});
+
+t.test('when the CLI builds a deletion statement then the server accepts it for that target and reason', async (t) => {
+  const s = deleteStatement('message:' + 'a'.repeat(22), 'wrong person', new Date('2026-11-22T10:00:00.000Z'));
+  t.equal(s, '{"at":"2026-11-22T10:00:00.000Z","purpose":"sigil-delete","reason":"wrong person","target":"message:aaaaaaaaaaaaaaaaaaaaaa"}');
+  t.match(parseDeleteStatement(s, { target: 'message:' + 'a'.repeat(22), reason: 'wrong person' }), { purpose: 'sigil-delete' });
+});
+
+t.test('when ids are made then they are 22 characters of base64url and differ', async (t) => {
+  const a = newId();
+  t.match(a, /^[A-Za-z0-9_-]{22}$/);
+  t.not(a, newId());
+  t.equal(newId(() => new Uint8Array(16)), 'AAAAAAAAAAAAAAAAAAAAAA');
+});
+
+t.test('when SSE text arrives in pieces then whole events come out in order', async (t) => {
+  const p = new SseParser();
+  t.same(p.push(': keep-alive\n\nevent: mess'), []);
+  t.same(p.push('age\r\nid: 7\r\ndata: {"a":'), []);
+  t.same(p.push('1}\r\n\r\n'), [{ event: 'message', id: '7', data: '{"a":1}' }]);
+  t.same(p.push('event: ready\ndata: line1\ndata:line2\n\ndata\n\n'), [
+    { event: 'ready', data: 'line1\nline2' },
+    { event: 'message', data: '' },
+  ]);
+  t.same(p.push('event: x\n\n'), [], 'an event without data is not dispatched');
+});
