@@ -1,0 +1,154 @@
+/**
+ * Large-volume figures (issue 8): time to destroy a group of 1k, 10k and 100k messages and to
+ * delete one message from it; time to fetch the newest page of a conversation with many messages
+ * in the vault.
+ *
+ * The vault is filled IN-PROCESS through the messaging service (`createMessaging` over the opened
+ * appliance, the batching writer, real per-message keys, seals and audit entries), not over HTTP.
+ * To fill 100k+ messages in bounded time the signature check of the fill is replaced by an
+ * accept-all verifier and every message carries the same (real) CMS signature of one template:
+ * deletion and history never look at signatures, and every other step of acceptance runs as in
+ * production. Deletion statements are really signed and verified.
+ *
+ *   make build && node dist/bench/volume.js
+ *   BENCH_SIZES=1000,10000 node dist/bench/volume.js
+ *   BENCH_FULL=1 node dist/bench/volume.js      # history over 1,000,000 messages (slow to fill)
+ *
+ * Knobs: BENCH_SIZES (1000,10000,100000), BENCH_FULL (history conversation of 1M instead of the
+ * largest size), BENCH_PROFILE (p256).
+ */
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ProfileName } from '../pki/index.js';
+import { loadConfig, openAppliance } from '../server/index.js';
+import { messagingPartsFrom } from '../server/messaging/http.js';
+import { canonicalHeader, createMessaging, type Messaging, type Principal } from '../server/messaging/index.js';
+import {
+  createUser,
+  deleteRequest,
+  initDataDir,
+  machineNote,
+  officerOf,
+  sha384b64,
+  signB64,
+  startServerProc,
+  type LoadUser,
+} from './lib/load.js';
+
+const PROFILE = (process.env.BENCH_PROFILE ?? 'p256') as ProfileName;
+const SIZES = (process.env.BENCH_SIZES ?? '1000,10000,100000').split(',').map(Number);
+const FULL = process.env.BENCH_FULL === '1';
+const HISTORY_SIZE = FULL ? 1_000_000 : Math.max(...SIZES);
+const IN_FLIGHT = 2048;
+
+const ms = (t0: number): string => `${(performance.now() - t0).toFixed(1)} ms`;
+
+/** Sends `n` messages from `u` into `conv` through the service, `IN_FLIGHT` at a time. Returns their ids. */
+async function fill(messaging: Messaging, p: Principal, u: LoadUser, conv: string, n: number): Promise<string[]> {
+  const body = new TextEncoder().encode('b'.repeat(200));
+  const digest = await sha384b64(body);
+  const bodyB64 = Buffer.from(body).toString('base64');
+  const template = await signB64(u, 'template', 'restricted');
+  const ids: string[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+      const header = canonicalHeader({
+        attachments: [],
+        body: { sha384: digest, size: body.length },
+        conversation: conv,
+        id,
+        label: 'restricted',
+        purpose: 'sigil-message',
+        replyTo: null,
+        sender: u.login,
+        sentAt: new Date().toISOString(),
+        urgent: false,
+        v: 1,
+      });
+      await messaging.send(p, { header, signature: template, body: bodyB64 });
+      ids[i] = id;
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  return ids;
+}
+
+async function main(): Promise<void> {
+  console.log(`volume: sizes ${SIZES.join(', ')}; history over ${HISTORY_SIZE.toLocaleString('en')} messages${FULL ? '' : ' (BENCH_FULL=1 for 1,000,000)'}`);
+  console.log(machineNote().replace('; the load generator and the server share this machine', '; everything runs in this one process'));
+  const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+  try {
+    // Accounts and certificates through the real server, then the server stops and we open the vault.
+    const server = await startServerProc(dataDir);
+    const officer = await officerOf(server.url, init, 1);
+    const owner = await createUser(officer, { login: 'owner', clearance: 'secret', profile: PROFILE });
+    officer.client.close();
+    owner.client.close();
+    await server.stop();
+
+    const config = await loadConfig(join(dataDir, 'config.json'));
+    const appliance = await openAppliance({ dataDir, config, masterKey: { keyFilePath: join(dataDir, 'secrets', 'master.key') } });
+    const now = () => new Date();
+    const parts = await messagingPartsFrom(appliance, now, { sweepIntervalMs: 0 }, () => undefined);
+    const messaging = createMessaging({ ...parts, verify: async () => ({ ok: true, label: 'restricted' }) });
+    await messaging.start();
+    const p: Principal = { login: owner.login, role: 'staff', clearance: 'secret', certificate: owner.cert };
+    try {
+      const groups: { name: string; id: string; ids: string[] }[] = [];
+      const sizes = [...SIZES];
+      if (!sizes.includes(HISTORY_SIZE)) sizes.push(HISTORY_SIZE);
+      let total = 0;
+      for (const n of sizes) {
+        const g = await messaging.createGroup(p, { name: `vol-${n}`, label: 'restricted' });
+        const t0 = performance.now();
+        const ids = await fill(messaging, p, owner, g.id, n);
+        await messaging.flush();
+        total += n;
+        const secs = (performance.now() - t0) / 1000;
+        console.log(`fill      ${String(n).padStart(9)} messages in ${secs.toFixed(1)} s (${(n / secs).toFixed(0)}/s through the service; vault now ${total.toLocaleString('en')})`);
+        groups.push({ name: g.name, id: g.id, ids });
+      }
+
+      // History: newest page (50) of the largest conversation; first (cold) and the median of 20.
+      const hist = groups.find((g) => g.ids.length === HISTORY_SIZE)!;
+      let t0 = performance.now();
+      const first = await messaging.history(p, hist.id, { limit: 50 });
+      const cold = performance.now() - t0;
+      const runs: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        t0 = performance.now();
+        await messaging.history(p, hist.id, { limit: 50 });
+        runs.push(performance.now() - t0);
+      }
+      runs.sort((a, b) => a - b);
+      console.log(`history   newest page (${first.messages.length} of ${HISTORY_SIZE.toLocaleString('en')} in the conversation, ${total.toLocaleString('en')} in the vault): first ${cold.toFixed(1)} ms, median of 20 ${runs[10]!.toFixed(1)} ms (in-process, no HTTP)`);
+
+      // Delete one message from the largest group, then destroy each group.
+      const biggest = groups.reduce((a, b) => (a.ids.length >= b.ids.length ? a : b));
+      const victim = biggest.ids[Math.floor(biggest.ids.length / 2)]!;
+      const one = await deleteRequest(owner, `message:${victim}`);
+      t0 = performance.now();
+      await messaging.deleteMessage(p, victim, one);
+      console.log(`delete    one message from a group of ${biggest.ids.length.toLocaleString('en')}: ${ms(t0)} (rows, key, WAL truncation on both databases, tombstone)`);
+      for (const g of groups) {
+        const req = await deleteRequest(owner, `conversation:${g.id}`);
+        t0 = performance.now();
+        const tomb = await messaging.deleteGroup(p, g.name, req);
+        console.log(`destroy   group of ${String(g.ids.length).padStart(9)} messages: ${ms(t0)} (tombstone count ${tomb.count})${g.ids.length >= 100_000 ? '  goal: 100k < 2 s' : ''}`);
+      }
+    } finally {
+      await messaging.close();
+      await appliance.close();
+    }
+  } finally {
+    rmSync(dirname(dataDir), { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
