@@ -192,6 +192,19 @@ export async function downloadFile(ctx: Ctx, p: Principal, fileId: string): Prom
   return { fileId: f.id, size: f.size, sha384: f.sha384, stream };
 }
 
+/**
+ * Destroys uploads that never finished: a row whose digest was never written was cut off mid-stream
+ * by a crash (kill -9, power loss), since a live upload that fails cleans up after itself. Only
+ * called at start, when no upload can be in flight. Answers how many went.
+ */
+export async function discardIncompleteUploads(ctx: Ctx): Promise<number> {
+  const cut = await ctx.db.all<{ id: string }>(`SELECT id FROM msg_files WHERE state = 'pending' AND sha384 = ''`);
+  if (cut.length === 0) return 0;
+  await discard(ctx, cut.map((o) => o.id));
+  await ctx.db.checkpointTruncate();
+  return cut.length;
+}
+
 /** Destroys pending uploads older than the TTL. Answers how many went. */
 export async function sweepPendingFiles(ctx: Ctx): Promise<number> {
   const cutoff = new Date(ctx.now().getTime() - ctx.config.pendingFileTtlMs).toISOString();

@@ -182,6 +182,9 @@ export function createMessaging(parts: MessagingParts): Messaging {
     config,
     async start() {
       await parts.db.migrate(MESSAGING_MIGRATIONS);
+      // An upload cut off by a crash left a pending row with some chunks: destroy it before the
+      // key sweep below, so its key goes too (issue 8, kill -9 mid-upload).
+      await files.discardIncompleteUploads(ctx);
       // Keys without rows (a crash between a deletion's row and key steps, or a refused batch)
       // are destroyed at start (ARCHITECTURE.md, write order).
       if (ctx.keys.sweepOrphans) {

@@ -88,3 +88,39 @@ t.test('when many small batches overlap then every message commits once, in seq 
   t.equal(n, 100);
   t.equal((await h.vault.keys.counts()).messages >= 100, true);
 });
+
+t.test('issue 8 regression (kill -9 mid-upload): when the service starts then an upload cut off by a crash is destroyed with its key', async (t) => {
+  const h = await harness(t, { config: { chunkBytes: 1024 } });
+  const a = await h.user('s4-alice');
+  const b = await h.user('s4-bob');
+  const conv = await h.messaging.direct(a.principal, b.login);
+  const done = await h.messaging.upload(
+    a.principal,
+    conv.id,
+    new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array(3000).fill(7)), c.close()) }),
+    3000,
+  );
+  // What a crash mid-stream leaves: the pending row (digest not yet written), a key, some chunks.
+  const cutId = 'BBBBBBBBBBBBBBBBBBBBBB';
+  await h.vault.keys.createMessageKeys(conv.id, [`file:${cutId}`]);
+  await h.vault.db.run(
+    `INSERT INTO msg_files (id, conversation, uploader, state, size, sha384, chunk_count, created_at) VALUES (?, ?, ?, 'pending', 0, '', 0, ?)`,
+    [cutId, conv.id, a.login, new Date().toISOString()],
+  );
+  await h.vault.db.run('INSERT INTO msg_file_chunks (file, idx, data) VALUES (?, 0, ?)', [cutId, Buffer.alloc(64, 1)]);
+  await h.messaging.close();
+  const again = createMessaging({
+    db: h.vault.db,
+    keys: h.vault.keys,
+    directory: { person: async (l) => h.people.get(l) },
+    keyedHash: await keyedHashFromKeyring(h.vault.keyring),
+    config: { sweepIntervalMs: 0 },
+    log: () => undefined,
+  });
+  await again.start();
+  t.teardown(() => again.close());
+  const rows = await h.vault.db.all<{ id: string }>('SELECT id FROM msg_files ORDER BY id');
+  t.same(rows.map((r) => r.id), [done.fileId], 'only the finished upload remains');
+  t.same(await h.vault.db.all('SELECT file FROM msg_file_chunks WHERE file = ?', [cutId]), [], 'no chunk of the cut upload');
+  await t.rejects(h.vault.keys.messageKey(`file:${cutId}`), { code: 'VAULT_KEY_NOT_FOUND' }, 'its key is destroyed');
+});
