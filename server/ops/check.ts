@@ -97,7 +97,7 @@ function item(name: string, checked: number, failures: CheckFailure[], what: str
   };
 }
 
-/** Picks up to `n` distinct elements at random (plus none repeated). */
+/** Picks up to `n` distinct elements at random. */
 function sample<T>(all: readonly T[], n: number, random: (n: number) => Uint8Array): T[] {
   if (all.length <= n) return [...all];
   const pool = [...all];

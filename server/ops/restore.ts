@@ -7,7 +7,7 @@
  * 2. Decrypts every frame into a working file in the data directory, checking each frame's tag,
  *    index and end marker, then `PRAGMA integrity_check` and the vault's tables.
  * 3. Re-seals the restored keyring under the current master key if the backup was under another.
- * 4. Sweeps, in the working copy, what the live keys.db can no longer open: messages, files and
+ * 4. Sweeps (restore-sweep.ts), in the working copy, what the live keys.db can no longer open: messages, files and
  *    conversations deleted after the backup (their keys were destroyed, so they must stay gone),
  *    records their ids in the replay guard, and appends a `vault.restored` audit entry.
  * 5. Swaps the working copy in for vault.db (rename), removes the old one (overwrite + unlink),
@@ -22,8 +22,6 @@ import { dirname, join, resolve } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import { PATHS, type MasterKeySource } from '../appliance.js';
 import { AuditLog } from '../audit/index.js';
-import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
-import { fileKeyId } from '../messaging/context.js';
 import {
   Db,
   Keyring,
@@ -43,6 +41,7 @@ import {
 import { integrityProblems, PUBLIC_FILES } from './backup.js';
 import { backupKeyAad, frameAad, ManifestSchema, readFrames, readPreamble, type BackupHeader } from './backup-format.js';
 import { hasTable } from './counts.js';
+import { keptIds, liveKeyIds, sweepRows } from './restore-sweep.js';
 import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError, RestoreArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
 import { assertNotRunning } from './run-file.js';
@@ -258,7 +257,13 @@ async function decryptInto(
         throw new BackupCorruptError(`backup frame ${idx} of ${frames} fails authentication: modified, moved, or the header was changed`, { cause: err });
       }
       if (idx === 0) {
-        const r = ManifestSchema.safeParse(JSON.parse(Buffer.from(plain).toString('utf8')));
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(Buffer.from(plain).toString('utf8'));
+        } catch (err) {
+          throw new BackupContentError('backup manifest is not JSON', { cause: err });
+        }
+        const r = ManifestSchema.safeParse(parsed);
         if (!r.success) throw new BackupContentError('backup manifest does not match its schema', { cause: r.error });
         manifest = r.data;
       } else {
@@ -275,68 +280,6 @@ async function decryptInto(
   if (seen !== frames || !manifest) throw new BackupCorruptError(`backup ends after ${seen} of ${frames} frames: cut short`);
   if (pos !== header.dbBytes) throw new BackupCorruptError(`backup holds ${pos} database bytes, its header announces ${header.dbBytes}`);
   return manifest;
-}
-
-/** Ids of every key in the live keys.db (no master key needed: ids are plaintext). */
-async function liveKeyIds(keysDb: string): Promise<{ messageKeyIds: Set<string>; convIds: Set<string> }> {
-  const db = await Db.open(keysDb);
-  try {
-    const m = (await hasTable(db, 'message_keys')) ? await db.all<{ id: string }>('SELECT msg_id AS id FROM message_keys') : [];
-    const c = (await hasTable(db, 'conversation_keys')) ? await db.all<{ id: string }>('SELECT conv_id AS id FROM conversation_keys') : [];
-    return { messageKeyIds: new Set(m.map((r) => r.id)), convIds: new Set(c.map((r) => r.id)) };
-  } finally {
-    await db.close();
-  }
-}
-
-/** Deletes, in the restored copy, every row whose key no longer exists. */
-async function sweepRows(
-  db: Db,
-  mk: MasterKey,
-  live: { messageKeyIds: Set<string>; convIds: Set<string> },
-  now: () => Date,
-): Promise<{ messages: number; files: number; conversations: number }> {
-  if (!(await hasTable(db, 'msg_messages'))) return { messages: 0, files: 0, conversations: 0 };
-  const convs = (await db.all<{ id: string }>('SELECT id FROM msg_conversations')).map((r) => r.id).filter((id) => !live.convIds.has(id));
-  const gone = new Set(convs);
-  const msgs = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_messages')).filter(
-    (r) => gone.has(r.conversation) || !live.messageKeyIds.has(r.id),
-  );
-  const files = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_files')).filter(
-    (r) => gone.has(r.conversation) || !live.messageKeyIds.has(fileKeyId(r.id)),
-  );
-  // A swept message id goes into the replay guard, so its signed original cannot be resubmitted.
-  const keyedHash = await keyedHashFromKeyring(await Keyring.open(db, mk));
-  const hashes = await Promise.all(msgs.map((m) => keyedHash(`message:${m.id}`)));
-  const until = new Date(now().getTime() + 2 * DEFAULT_CONFIG.clockSkewMs).toISOString();
-  await db.transaction(async (tx) => {
-    for (const f of files) {
-      await tx.run('DELETE FROM msg_file_chunks WHERE file = ?', [f.id]);
-      await tx.run('DELETE FROM msg_files WHERE id = ?', [f.id]);
-    }
-    for (let i = 0; i < msgs.length; i++) {
-      await tx.run('DELETE FROM msg_messages WHERE id = ?', [msgs[i]!.id]);
-      await tx.run('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)', [hashes[i], until]);
-    }
-    for (const c of convs) {
-      await tx.run('DELETE FROM msg_marks WHERE conversation = ?', [c]);
-      await tx.run('DELETE FROM msg_members WHERE conversation = ?', [c]);
-      await tx.run('DELETE FROM msg_conversations WHERE id = ?', [c]);
-    }
-  });
-  return { messages: msgs.length, files: files.length, conversations: convs.length };
-}
-
-/** Key ids the restored rows need. */
-async function keptIds(db: Db): Promise<{ messageKeyIds: Set<string>; convIds: Set<string> }> {
-  if (!(await hasTable(db, 'msg_messages'))) return { messageKeyIds: new Set(), convIds: new Set() };
-  const m = await db.all<{ id: string }>('SELECT id FROM msg_messages');
-  const f = await db.all<{ id: string }>('SELECT id FROM msg_files');
-  const c = await db.all<{ id: string }>('SELECT id FROM msg_conversations');
-  return {
-    messageKeyIds: new Set([...m.map((r) => r.id), ...f.map((r) => fileKeyId(r.id))]),
-    convIds: new Set(c.map((r) => r.id)),
-  };
 }
 
 /** Replaces vault.db with `work`: checkpoint the old one, rename it aside, rename `work` in, shred the old. */

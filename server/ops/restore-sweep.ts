@@ -1,0 +1,78 @@
+/**
+ * The sweep of a restore: which keys the live keys.db still holds, which rows of the restored
+ * vault.db they no longer open (deleted after the backup: removed, their ids put in the replay
+ * guard), and which keys no restored row needs (made after the backup: destroyed by the caller).
+ */
+import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
+import { fileKeyId } from '../messaging/context.js';
+import { Db, Keyring, type MasterKey } from '../vault/index.js';
+import { hasTable } from './counts.js';
+
+/** Key ids, as plaintext in keys.db or as needed by rows of vault.db. */
+export interface KeyIds {
+  /** Message keys and file keys (`file:<id>`). */
+  messageKeyIds: Set<string>;
+  convIds: Set<string>;
+}
+
+/** Ids of every key in the live keys.db (no master key needed: ids are plaintext). */
+export async function liveKeyIds(keysDb: string): Promise<KeyIds> {
+  const db = await Db.open(keysDb);
+  try {
+    const m = (await hasTable(db, 'message_keys')) ? await db.all<{ id: string }>('SELECT msg_id AS id FROM message_keys') : [];
+    const c = (await hasTable(db, 'conversation_keys')) ? await db.all<{ id: string }>('SELECT conv_id AS id FROM conversation_keys') : [];
+    return { messageKeyIds: new Set(m.map((r) => r.id)), convIds: new Set(c.map((r) => r.id)) };
+  } finally {
+    await db.close();
+  }
+}
+
+/** Deletes, in the restored copy, every row whose key no longer exists. */
+export async function sweepRows(
+  db: Db,
+  mk: MasterKey,
+  live: KeyIds,
+  now: () => Date,
+): Promise<{ messages: number; files: number; conversations: number }> {
+  if (!(await hasTable(db, 'msg_messages'))) return { messages: 0, files: 0, conversations: 0 };
+  const convs = (await db.all<{ id: string }>('SELECT id FROM msg_conversations')).map((r) => r.id).filter((id) => !live.convIds.has(id));
+  const gone = new Set(convs);
+  const msgs = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_messages')).filter(
+    (r) => gone.has(r.conversation) || !live.messageKeyIds.has(r.id),
+  );
+  const files = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_files')).filter(
+    (r) => gone.has(r.conversation) || !live.messageKeyIds.has(fileKeyId(r.id)),
+  );
+  // A swept message id goes into the replay guard, so its signed original cannot be resubmitted.
+  const keyedHash = await keyedHashFromKeyring(await Keyring.open(db, mk));
+  const hashes = await Promise.all(msgs.map((m) => keyedHash(`message:${m.id}`)));
+  const until = new Date(now().getTime() + 2 * DEFAULT_CONFIG.clockSkewMs).toISOString();
+  await db.transaction(async (tx) => {
+    for (const f of files) {
+      await tx.run('DELETE FROM msg_file_chunks WHERE file = ?', [f.id]);
+      await tx.run('DELETE FROM msg_files WHERE id = ?', [f.id]);
+    }
+    for (let i = 0; i < msgs.length; i++) {
+      await tx.run('DELETE FROM msg_messages WHERE id = ?', [msgs[i]!.id]);
+      await tx.run('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)', [hashes[i], until]);
+    }
+    for (const c of convs) {
+      await tx.run('DELETE FROM msg_marks WHERE conversation = ?', [c]);
+      await tx.run('DELETE FROM msg_members WHERE conversation = ?', [c]);
+      await tx.run('DELETE FROM msg_conversations WHERE id = ?', [c]);
+    }
+  });
+  return { messages: msgs.length, files: files.length, conversations: convs.length };
+}
+
+/** Key ids the restored rows need. */
+export async function keptIds(db: Db): Promise<KeyIds> {
+  if (!(await hasTable(db, 'msg_messages'))) return { messageKeyIds: new Set(), convIds: new Set() };
+  const m = await db.all<{ id: string }>('SELECT id FROM msg_messages');
+  const f = await db.all<{ id: string }>('SELECT id FROM msg_files');
+  const c = await db.all<{ id: string }>('SELECT id FROM msg_conversations');
+  return {
+    messageKeyIds: new Set([...m.map((r) => r.id), ...f.map((r) => fileKeyId(r.id))]),
+    convIds: new Set(c.map((r) => r.id)),
+  };
+}
