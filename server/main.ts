@@ -29,6 +29,7 @@ import { eventsRoutes } from './routes/events.js';
 import { filesRoutes } from './routes/files.js';
 import { groupsRoutes } from './routes/groups.js';
 import { correspondenceRoutes, messagesRoutes } from './routes/messages.js';
+import { auditRoutes, auditTrailOf } from './routes/audit.js';
 import type { Appliance } from './appliance.js';
 import type { ExtraRoutes } from './app.js';
 
@@ -225,8 +226,12 @@ EXIT CODES
         await appliance.close();
         throw err;
       });
-      const app = createApp({ appliance, now, config, log }, routes);
+      // Audit trail (issue 6): checkpoints signed every few seconds while entries arrive.
+      const auditTrail = auditTrailOf(appliance, now, (err) => log.error('audit checkpoint failed', errorFields(err)));
+      auditTrail.start();
+      const app = createApp({ appliance, now, config, log }, { ...routes, '/v1/audit': (d) => auditRoutes(d, auditTrail) });
       const listener = await listen({ app, appliance, address, allowedPeers: config.allowedPeers, log }).catch(async (err) => {
+        await auditTrail.stop();
         await messaging.close();
         await appliance.close();
         throw err;
@@ -236,6 +241,7 @@ EXIT CODES
       const stop = () =>
         (stopping ??= (async () => {
           await listener.stop();
+          await auditTrail.stop();
           await messaging.close();
           await appliance.close();
           log.info('sigil-server stopped', {});
