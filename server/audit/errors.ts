@@ -41,9 +41,3 @@ export class AuditRoomAccessInvalidError extends AuditError {
   readonly code = 'AUDIT_ROOM_ACCESS_INVALID';
   override readonly status = 400;
 }
-
-/** A query of the filtered event view was out of bounds (bad type pattern, bad time). */
-export class AuditQueryInvalidError extends AuditError {
-  readonly code = 'AUDIT_QUERY_INVALID';
-  override readonly status = 400;
-}
