@@ -73,6 +73,10 @@ t.test('when the master key is rotated then the old key is refused, the applianc
   });
   t.equal(toPass.code, 0, toPass.stderr);
   t.equal(toPass.json().oldKeyFileShredded, true);
+  for (const secret of [pass, readFileSync(newKey, 'utf8').trim()]) {
+    t.notOk(toPass.stdout.includes(secret) || toPass.stderr.includes(secret) || r.stdout.includes(secret) || r.stderr.includes(secret), 'no secret in output or log');
+  }
+  t.match(toPass.stderr, /^\{"time":.*"msg":"master key rotated"/, 'one JSON log line');
   t.notOk(existsSync(newKey + '.other'), 'the old key file is gone');
   const samePass = await runOps(['rotate-master-key', '--data', dataDir], { SIGIL_MASTER_PASSPHRASE: pass, SIGIL_NEW_MASTER_PASSPHRASE: pass });
   t.equal(samePass.error?.code, 'ROTATE_ARGUMENT');
