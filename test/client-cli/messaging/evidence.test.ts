@@ -69,3 +69,19 @@ await t.test('when an exported package is checked with openssl then it verifies,
   // openssl itself agrees on the chain: the signer certificate verifies against the exported CAs.
   execFileSync('openssl', ['verify', '-CAfile', join(out, 'ca-and-crl.pem'), '-crl_check', join(dir, 'alee', 'cert.pem')], { stdio: 'pipe' });
 });
+
+await t.test('when the signer is revoked after sending then the message still verifies as signed before revocation', async (t) => {
+  const officer = { token: app.officer.token };
+  const serial = alee.user.cert.serialNumber;
+  const rev = await app.request(`/v1/certificates/${serial}/revoke`, { token: officer.token, body: { reason: 'superseded' } });
+  t.equal(rev.status, 200, JSON.stringify(rev.body));
+  const pub = await app.request('/v1/crl', { token: officer.token, body: {} });
+  t.equal(pub.status, 200, JSON.stringify(pub.body));
+  const j = await bkim.cli.json(['verify', firstId]);
+  t.match(j, { verified: true, signer: 'alee', revokedLater: { reason: 'superseded', at: /^\d{4}-/ } });
+  const human = await bkim.cli.run(['read', 'alee']);
+  t.equal(human.code, 0, human.stderr);
+  t.match(human.stdout, /signed before revocation \(revoked \d{4}-.*superseded\)/);
+  const gone = await alee.cli.run(['send', 'bkim', 'after revocation']);
+  t.equal(gone.code, 4, 'a revoked signer can no longer send');
+});
