@@ -143,7 +143,8 @@ export class Checkpointer {
     return this.#serial(async () => {
       const last = await this.latest();
       const size = await this.#o.log.size();
-      if (last && size === last.size) return undefined;
+      // Never sign a log that shrank: that would vouch for a cut history (see current()).
+      if (last && size <= last.size) return undefined;
       if (last && this.#o.now().getTime() - last.time.getTime() < this.#o.intervalMs - 999) return undefined;
       return this.#sign();
     });
@@ -156,7 +157,9 @@ export class Checkpointer {
   current(): Promise<StoredCheckpoint> {
     return this.#serial(async () => {
       const last = await this.latest();
-      if (last && last.size === (await this.#o.log.size())) return last;
+      // A log smaller than what was signed has lost entries: keep serving the larger signed head,
+      // so an auditor asks for entries it covers and finds exactly which are gone.
+      if (last && last.size >= (await this.#o.log.size())) return last;
       return this.#sign();
     });
   }
