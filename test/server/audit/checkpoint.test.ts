@@ -3,7 +3,7 @@
  * against the CA, the checkpointer's timing under a fake clock, and the server-side trail
  * verifier catching a log rebuilt under old checkpoints.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { generateKeyPair, signDetached, type Certificate, type CryptoKey } from '../../../pki/index.js';
 import {
@@ -70,7 +70,7 @@ t.test('when a checkpoint signed by the audit key is verified then it holds; eve
   t.match(await verifyCheckpoint(cp.note, other, trust), { ok: false, reason: 'time-mismatch' });
 });
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup(t: Test) {
   const db = await Db.open(join(tmpDir(t), 'vault.db'));
   t.teardown(() => db.close());
   const log = await AuditLog.open(db, { now });
