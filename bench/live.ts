@@ -1,0 +1,141 @@
+/**
+ * Live delivery (issue 8): messages/s fanned out over Server-Sent Events to W connected watchers of
+ * one group (default 500), and the server's RSS with 1,000 idle live connections (goal < 250 MB).
+ * Real TLS with client certificates, one TLS connection per watcher, against a `sigil-server`
+ * child process.
+ *
+ *   make build && node dist/bench/live.js
+ *   BENCH_WATCHERS=200 BENCH_IDLE=500 BENCH_MESSAGES=50 node dist/bench/live.js
+ *
+ * Knobs: BENCH_WATCHERS (500), BENCH_IDLE (1000 connections in all for the RSS figure),
+ * BENCH_MESSAGES (100), BENCH_USERS (10), BENCH_PROFILE (p256).
+ */
+import https from 'node:https';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { ProfileName } from '../pki/index.js';
+import { composeMessage, createUser, initDataDir, machineNote, officerOf, startServerProc, type LoadUser } from './lib/load.js';
+
+const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 500);
+const IDLE = Math.max(Number(process.env.BENCH_IDLE ?? 1000), WATCHERS);
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 100);
+const USERS = Number(process.env.BENCH_USERS ?? 10);
+const PROFILE = (process.env.BENCH_PROFILE ?? 'p256') as ProfileName;
+
+/** One SSE connection that counts `message` events. */
+interface Watcher {
+  messages: number;
+  ready: Promise<void>;
+  close(): void;
+}
+
+function watch(u: LoadUser, url: string): Watcher {
+  const target = new URL('/v1/events', url);
+  let readyResolve!: () => void;
+  let readyReject!: (e: Error) => void;
+  const w: Watcher = {
+    messages: 0,
+    ready: new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej))),
+    close: () => req.destroy(),
+  };
+  let rest = '';
+  const req = https.request(
+    {
+      host: target.hostname,
+      port: target.port,
+      path: target.pathname,
+      headers: { authorization: `Bearer ${u.client.token}`, accept: 'text/event-stream' },
+      ca: u.client.caPem,
+      cert: u.certPem,
+      key: u.keyPem,
+      agent: false,
+      minVersion: 'TLSv1.3',
+    },
+    (res) => {
+      if (res.statusCode !== 200) return readyReject(new Error(`events: ${res.statusCode}`));
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        const lines = (rest + d).split('\n');
+        rest = lines.pop() ?? '';
+        for (const l of lines) {
+          if (l === 'event: message') w.messages++;
+          else if (l === 'event: ready') readyResolve();
+        }
+      });
+    },
+  );
+  req.on('error', (e) => readyReject(e));
+  req.end();
+  return w;
+}
+
+async function openMany(users: LoadUser[], url: string, n: number, offset: number): Promise<Watcher[]> {
+  const out: Watcher[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = Array.from({ length: Math.min(50, n - i) }, (_, k) => watch(users[(offset + i + k) % users.length]!, url));
+    await Promise.all(batch.map((w) => w.ready));
+    out.push(...batch);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  console.log(`live: ${WATCHERS} watchers of one group, ${MESSAGES} messages; RSS with ${IDLE} idle live connections`);
+  console.log(machineNote());
+  const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+  try {
+    const server = await startServerProc(dataDir);
+    try {
+      const officer = await officerOf(server.url, init, 1);
+      const users: LoadUser[] = [];
+      for (let i = 0; i < USERS; i++) users.push(await createUser(officer, { login: `watch${i}`, clearance: 'secret', profile: PROFILE }));
+      const sender = await createUser(officer, { login: 'speaker', clearance: 'secret', profile: PROFILE, maxSockets: 8 });
+      const g = await sender.client.request('/v1/groups', { body: { name: 'broadcast', label: 'restricted' } });
+      for (const u of users) await sender.client.request('/v1/groups/broadcast/members', { body: { login: u.login } });
+      const rss0 = server.rssMb().now;
+
+      let t0 = performance.now();
+      const watchers = await openMany(users, server.url, WATCHERS, 0);
+      console.log(`connect   ${WATCHERS} live connections in ${((performance.now() - t0) / 1000).toFixed(1)} s; server RSS ${rss0.toFixed(0)} → ${server.rssMb().now.toFixed(0)} MiB`);
+
+      const msgs: Awaited<ReturnType<typeof composeMessage>>[] = [];
+      for (let i = 0; i < MESSAGES; i++) msgs.push(await composeMessage(sender, g.body.id, `broadcast ${i}`));
+      const cpu0 = server.cpuSeconds();
+      t0 = performance.now();
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          while (next < msgs.length) {
+            const m = msgs[next++]!;
+            const r = await sender.client.request('/v1/messages', { raw: m.payload });
+            if (r.status !== 201) throw new Error(`send: ${r.status} ${JSON.stringify(r.body)}`);
+          }
+        }),
+      );
+      const accepted = (performance.now() - t0) / 1000;
+      const deadline = Date.now() + 120_000;
+      while (watchers.some((w) => w.messages < MESSAGES) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const secs = (performance.now() - t0) / 1000;
+      const cpu = server.cpuSeconds() - cpu0;
+      const complete = watchers.filter((w) => w.messages >= MESSAGES).length;
+      const delivered = watchers.reduce((s, w) => s + Math.min(w.messages, MESSAGES), 0);
+      console.log(`fan-out   ${(MESSAGES / secs).toFixed(1)} messages/s to ${WATCHERS} watchers = ${(delivered / secs).toFixed(0)} deliveries/s (all sent in ${accepted.toFixed(2)} s, all delivered in ${secs.toFixed(2)} s; ${complete}/${WATCHERS} watchers got every message; server CPU ${cpu.toFixed(2)} s)`);
+
+      const more = await openMany(users, server.url, IDLE - WATCHERS, WATCHERS);
+      await new Promise((r) => setTimeout(r, 2000));
+      const rss = server.rssMb();
+      console.log(`idle      ${IDLE} live connections: server RSS ${rss.now.toFixed(0)} MiB (process peak ${rss.peak.toFixed(0)} MiB; ${(((rss.now - rss0) * 1024) / IDLE).toFixed(0)} KiB per connection over the ${rss0.toFixed(0)} MiB before)  goal < 250 MB`);
+      for (const w of [...watchers, ...more]) w.close();
+      for (const u of [...users, sender, officer]) u.client.close();
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    rmSync(dirname(dataDir), { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
