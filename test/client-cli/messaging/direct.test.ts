@@ -5,7 +5,7 @@
  * verified, a label above the sender's clearance is refused with one line.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
@@ -80,6 +80,15 @@ await t.test('when the label is above the sender clearance then sending is refus
   t.equal(bad.code, 2, 'an unknown label is a usage error');
   const ok = await cdoe.cli.json(['send', 'alee', 'fine']);
   t.equal(ok.label, 'confidential', 'a direct conversation is labelled by the lower clearance');
+});
+
+await t.test('when messages were sent and read then no profile file holds their text', async (t) => {
+  for (const u of [alee, bkim, cdoe]) {
+    for (const f of readdirSync(u.cli.profile)) {
+      const text = readFileSync(join(u.cli.profile, f), 'utf8');
+      t.notMatch(text, /meeting moves|Report attached|line two/, `${u.user.login}/${f}`);
+    }
+  }
 });
 
 await t.test('when a recipient is neither a login nor #group then it is a usage error', async (t) => {

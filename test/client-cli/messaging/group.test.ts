@@ -53,3 +53,13 @@ await t.test('when the owner destroys the group then it and its messages are gon
   t.equal(gone.code, 1);
   t.match(gone.stderr, /GROUP_NOT_FOUND/);
 });
+
+await t.test('when a participant deletes a whole direct conversation then both sides see it empty', async (t) => {
+  await alee.cli.json(['send', 'cdoe', 'short-lived conversation']);
+  const before = await cdoe.cli.json(['read', 'alee']);
+  t.equal(before.messages.length, 1);
+  const d = await cdoe.cli.json(['delete', '--conversation', 'alee', '--reason', 'closing', '--yes']);
+  t.match(d, { deletedBy: 'cdoe', reason: 'closing', count: 1 });
+  const after = await alee.cli.json(['read', 'cdoe']);
+  t.equal(after.messages.length, 0);
+});

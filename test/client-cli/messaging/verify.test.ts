@@ -122,3 +122,16 @@ t.test('when the signer was revoked before receipt then it fails; revoked after 
   t.ok(r2.ok);
   if (r2.ok) t.match(r2.revokedLater, { reason: 'superseded' });
 });
+
+t.test('when a message fails verification then its lines carry the loud marker and terminal escapes are defused', async (t) => {
+  const { messageLines, messageJson } = await import('../../../client-cli/messaging/render.js');
+  const m = await message(alee, { body: 'evil \u001b[2J text' });
+  const full = { ...m, seq: 1, sender: 'alee', label: 'secret', urgent: false };
+  const bad = await verifyMessage({ ...m, header: m.header.replace('"urgent":false', '"urgent":true') }, trust);
+  const lines = messageLines(full, bad);
+  t.match(lines.join('\n'), /^!! VERIFICATION FAILED: digest-mismatch: /m);
+  t.match(lines[0], /^\[SECRET\] \d{4}-\d\d-\d\d \d\d:\d\d alee: evil \\x1b\[2J text$/);
+  t.match(messageJson(full, bad), { verified: false, reason: 'digest-mismatch' });
+  const good = await verifyMessage(m, trust);
+  t.notMatch(messageLines(full, good).join('\n'), /VERIFICATION FAILED/);
+});
