@@ -30,6 +30,7 @@ import { filesRoutes } from './routes/files.js';
 import { groupsRoutes } from './routes/groups.js';
 import { correspondenceRoutes, messagesRoutes } from './routes/messages.js';
 import { auditRoutes, auditTrailOf } from './routes/audit.js';
+import { claimRunFile, OPS_USAGE_CODES, registerOpsCommands, sigilVersion } from './ops/index.js';
 import type { Appliance } from './appliance.js';
 import type { ExtraRoutes } from './app.js';
 
@@ -73,6 +74,7 @@ const USAGE_CODES = new Set([
   'APPLIANCE_NOT_INITIALISED',
   'MASTER_KEY_ARGUMENT',
   'MASTER_KEY_EXISTS',
+  ...OPS_USAGE_CODES,
 ]);
 
 /** Injected I/O so the commands can be tested apart from the process. */
@@ -216,14 +218,21 @@ EXIT CODES
       const log = createLogger({ level: config.logLevel, write: io.stderr });
       const address = parseListen(config.listen);
       assertLanListen(address);
+      // The run file says "a server holds this directory": backup/status read it, and restore and
+      // rotate-master-key refuse to run under a live server (server/ops/run-file.ts).
+      const run = claimRunFile(dataDir, { url: `https://${config.listen}`, version: sigilVersion() });
       const appliance = await openAppliance({
         dataDir,
         config,
         masterKey: masterKeyFor(dataDir, o.masterKeyFile, io.env, false) as MasterKeySource,
+      }).catch((err: unknown) => {
+        run.release();
+        throw err;
       });
       const now = () => new Date();
       const { messaging, routes } = await startMessaging(appliance, now, log).catch(async (err) => {
         await appliance.close();
+        run.release();
         throw err;
       });
       // Audit trail (issue 6): checkpoints signed every few seconds while entries arrive.
@@ -234,6 +243,7 @@ EXIT CODES
         await auditTrail.stop();
         await messaging.close();
         await appliance.close();
+        run.release();
         throw err;
       });
       log.info('sigil-server listening', { url: listener.url, dataDir, pid: process.pid });
@@ -244,6 +254,7 @@ EXIT CODES
           await auditTrail.stop();
           await messaging.close();
           await appliance.close();
+          run.release();
           log.info('sigil-server stopped', {});
         })());
       io.onSignal((signal) => {
@@ -254,6 +265,7 @@ EXIT CODES
       await new Promise<void>((r) => listener.server.once('close', () => r()));
       await stop();
     });
+  registerOpsCommands(program, io);
   return program;
 }
 
