@@ -61,7 +61,7 @@ t.test('when the server drops the connection then watch resumes and nothing is l
   const first = await alee.cli.json(['send', 'bkim', 'one']);
   await w.waitFor((ls) => messages(ls).length === 1);
   // Drop every connection of the appliance (the watcher's stream among them), and send at once.
-  h.app.listener.server.closeAllConnections();
+  (h.app.listener.server as unknown as { closeAllConnections(): void }).closeAllConnections();
   const composed = await h.compose(alee.user, first.conversation, 'two');
   const posted = await h.as(alee.user)('/v1/messages', { body: { header: composed.header, signature: composed.signature, body: composed.body } });
   t.equal(posted.status, 201, JSON.stringify(posted.body));
