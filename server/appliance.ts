@@ -37,6 +37,7 @@ import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/ce
 import { CertificateService } from './certs/certificate-service.js';
 import type { Config } from './config.js';
 import { unlockVault, type Vault } from './vault/index.js';
+import { RotationPendingError } from './errors.js';
 
 /** File and directory names inside the data directory. */
 export const PATHS = {
@@ -136,6 +137,8 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
   const meta = await readMeta(dataDir);
   const vault = await unlockVault({ dir: join(dataDir, PATHS.vault), ...opts.masterKey, now } as Parameters<typeof unlockVault>[0]);
   try {
+    // Half the keys may already be wrapped under the new master key: serving now could not open them.
+    if (vault.rotationPending) throw new RotationPendingError(dataDir);
     return await assemble(dataDir, meta, config, vault, now);
   } catch (err) {
     await vault.close().catch(() => undefined);

@@ -167,3 +167,14 @@ export class ApplianceMissingError extends Error {
     this.name = 'ApplianceMissingError';
   }
 }
+
+/** `start` on a vault whose master-key rotation was interrupted: finish it first. */
+export class RotationPendingError extends Error {
+  readonly code = 'ROTATION_PENDING';
+  constructor(dataDir: string) {
+    super(
+      `the master-key rotation of ${dataDir} was interrupted; finish it with "sigil-server rotate-master-key --data ${dataDir}" (same new key) before starting`,
+    );
+    this.name = 'RotationPendingError';
+  }
+}

@@ -2,7 +2,7 @@
  * `sigil-server start` holds the data directory through the run file, so the offline operations
  * refuse to run under it and `status` reports it running (server/main.ts wiring of server/ops).
  */
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { runServer, startServer } from '../../helpers/server-process.js';
@@ -35,4 +35,19 @@ t.test('when sigil-server start runs then status says running and restore/rotate
   t.equal(after.code, 0, after.stderr);
   t.match(JSON.parse(after.stdout), { server: { running: false } }, 'the run file is released at stop');
   t.notOk(JSON.parse(after.stdout).server.staleRunFile, 'released, not left stale');
+});
+
+t.test('when a master-key rotation was left half done then start refuses with ROTATION_PENDING and the run file is released', async (t) => {
+  const root = tmpDir(t, 'sigil-rotpending-');
+  const dataDir = join(root, 'data');
+  const init = await runServer(['init', '--data', dataDir, '--listen', '127.0.0.1:0', '--json']);
+  t.equal(init.code, 0, init.stderr);
+  // What an interrupted rotate-master-key leaves: the next key's description beside the current one.
+  copyFileSync(join(dataDir, 'vault', 'vault-key.json'), join(dataDir, 'vault', 'vault-key.next.json'));
+  const start = await runServer(['start', '--data', dataDir], {}, 30_000);
+  t.equal(start.code, 1);
+  t.match(start.stderr, /ROTATION_PENDING/);
+  const status = await runServer(['status', '--data', dataDir, '--json']);
+  t.match(JSON.parse(status.stdout), { server: { running: false } });
+  t.notOk(JSON.parse(status.stdout).server.staleRunFile, 'the refused start left no run file');
 });
