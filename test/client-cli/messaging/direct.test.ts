@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { cliUser } from './users.js';
+import { cliUser } from './helpers/users.js';
 
 // The appliance with the messaging routes mounted as the shell mounts them.
 const { app } = await httpHarness(t);

@@ -9,7 +9,7 @@ import t from 'tap';
 import { CLI_MAIN, ensureCliBuilt } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
-import { cliUser } from './users.js';
+import { cliUser } from './helpers/users.js';
 
 const h = await httpHarness(t, { keepAliveMs: 1000 });
 const dir = tmpDir(t, 'sigil-cli-watch-');

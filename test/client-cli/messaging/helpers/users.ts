@@ -6,9 +6,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clearance } from '../../../pki/index.js';
-import type { TestAppliance, TestUser } from '../../helpers/appliance.js';
-import { profileRunner, type ProfileRunner } from '../../helpers/cli.js';
+import type { Clearance } from '../../../../pki/index.js';
+import type { TestAppliance, TestUser } from '../../../helpers/appliance.js';
+import { profileRunner, type ProfileRunner } from '../../../helpers/cli.js';
 
 export interface CliUser {
   user: TestUser;
