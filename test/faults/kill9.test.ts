@@ -45,10 +45,16 @@ function query<T>(file: string, sql: string): Promise<T[]> {
   });
 }
 
-/** Starts a raw upload of `total` bytes but sends only `sent` of them; resolves when the socket dies. */
-function partialUpload(u: LoadUser, url: string, conv: string, total: number, sent: number): Promise<void> {
+/**
+ * Starts a raw upload of `total` bytes but sends only `sent` of them. `flushed` resolves once those
+ * bytes left this process; `done` when the socket dies.
+ */
+function partialUpload(u: LoadUser, url: string, conv: string, total: number, sent: number): { flushed: Promise<void>; done: Promise<void>; answered(): number } {
   const target = new URL(`/v1/files?conversation=${encodeURIComponent(conv)}`, url);
-  return new Promise((resolve) => {
+  let onFlushed!: () => void;
+  const flushed = new Promise<void>((r) => (onFlushed = r));
+  let answered = 0;
+  const done = new Promise<void>((resolve) => {
     const req = https.request({
       host: target.hostname,
       port: target.port,
@@ -60,6 +66,7 @@ function partialUpload(u: LoadUser, url: string, conv: string, total: number, se
       key: u.keyPem,
       agent: false,
     });
+    req.on('response', (res) => { answered = res.statusCode ?? 0; res.resume(); });
     req.on('error', () => resolve());
     req.on('close', () => resolve());
     const chunk = Buffer.alloc(64 * 1024, 0x42);
@@ -67,11 +74,13 @@ function partialUpload(u: LoadUser, url: string, conv: string, total: number, se
     const pump = (): void => {
       while (written < sent) {
         written += chunk.length;
-        if (!req.write(chunk)) return void req.once('drain', pump);
+        const last = written >= sent;
+        if (!req.write(chunk, last ? () => onFlushed() : undefined)) return void req.once('drain', pump);
       }
     };
     pump();
   });
+  return { flushed, done, answered: () => answered };
 }
 
 t.test('when the server is killed with SIGKILL while clients send then every receipted message survives and verifies, and the vault check passes', async (t) => {
@@ -120,14 +129,20 @@ t.test('when the server is killed with SIGKILL while clients send then every rec
   // A file upload that is mid-stream when the server dies (2.5 of 8 MiB sent).
   const upload = partialUpload(users[1]!, server.url, convs[0]!, 8 * 1024 * 1024, Math.floor(2.5 * 1024 * 1024));
 
-  // Kill once a good number of receipts came back (or after 20 s whatever we have).
-  const deadline = Date.now() + 20_000;
-  while (receipted.size < 80 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  // Kill once a good number of receipts came back and the upload's bytes had 1.5 s to reach the
+  // vault as chunks (or after 30 s, whatever we have).
+  let uploadFlushedAt = Infinity;
+  void upload.flushed.then(() => (uploadFlushedAt = Date.now()));
+  const deadline = Date.now() + 30_000;
+  while ((receipted.size < 80 || Date.now() < uploadFlushedAt + 1500) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const before = await query<{ n: number; chunks: number }>(join(dataDir, 'vault', 'vault.db'), `SELECT count(*) AS n, (SELECT count(*) FROM msg_file_chunks) AS chunks FROM msg_files`);
+  t.comment(`just before the kill: ${before[0]!.n} file rows, ${before[0]!.chunks} chunks`);
   killed = true;
   const code = await server.kill();
   t.not(code, 0, 'the server died of SIGKILL');
   await Promise.all(sending);
-  await upload;
+  await upload.done;
+  t.equal(upload.answered(), 0, 'the upload was still in flight (unanswered) when the server died');
   t.ok(receipted.size > 0, `receipts before the kill: ${receipted.size}`);
   for (const s of senders) s.client.close();
   officer.client.close();
@@ -164,11 +179,14 @@ t.test('when the server is killed with SIGKILL while clients send then every rec
 
   // No half-written file: every file row has exactly its chunks, no chunk lacks its file.
   const vaultDb = join(dataDir, 'vault', 'vault.db');
+  const files = await query<{ n: number; chunks: number }>(vaultDb, `SELECT count(*) AS n, (SELECT count(*) FROM msg_file_chunks) AS chunks FROM msg_files`);
+  t.comment(`after the restart: ${files[0]!.n} file rows, ${files[0]!.chunks} chunks`);
+  if (before[0]!.chunks > 0) t.equal(files[0]!.n, 0, 'the upload that was half-written at the kill is gone after the restart');
   const short = await query<{ id: string }>(
     vaultDb,
     `SELECT f.id FROM msg_files f LEFT JOIN msg_file_chunks c ON c.file = f.id GROUP BY f.id HAVING count(c.idx) <> f.chunk_count`,
   );
-  t.same(short, [], 'issue 8 bug (kill -9 mid-upload): no half-written upload is left after the restart — every file row has all its chunks');
+  t.same(short, [], 'issue 8 regression (kill -9 mid-upload): no half-written upload is left after the restart — every file row has all its chunks');
   const stray = await query<{ file: string }>(vaultDb, `SELECT DISTINCT file FROM msg_file_chunks WHERE file NOT IN (SELECT id FROM msg_files)`);
   t.same(stray, [], 'no chunk without its file row');
 
