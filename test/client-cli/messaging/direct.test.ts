@@ -1,11 +1,9 @@
 /**
  * Issue 5 (messaging) with the built CLI against a real appliance on 127.0.0.1, direct messages:
- * two people exchange texts (argument and stdin) and a file (the download matches and is never
- * overwritten silently), the reader sees the [SECRET] banner, inbox shows unread messages
+ * two people exchange texts (argument and stdin) (files: files.test.ts), the reader sees the [SECRET] banner, inbox shows unread messages
  * verified, a label above the sender's clearance is refused with one line.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
@@ -48,28 +46,6 @@ await t.test('when alee has unread messages then inbox lists them verified', asy
   const conv = inbox.conversations.find((c: { name: string }) => c.name === 'bkim');
   t.ok(conv.unread >= 1);
   t.ok(conv.messages.some((m: { body: string; verified: boolean }) => m.body === 'Unread one' && m.verified));
-});
-
-await t.test('when a file is sent then the download matches and an existing file is not overwritten', async (t) => {
-  const src = join(dir, 'report.bin');
-  const bytes = Buffer.alloc(300_000);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) & 0xff;
-  writeFileSync(src, bytes);
-  const sent = await alee.cli.json(['send', 'bkim', 'Report attached', '--file', src]);
-  t.match(sent.attachments, [{ name: 'report.bin', size: bytes.length }]);
-  const read = await bkim.cli.run(['read', 'alee', '--limit', '1']);
-  t.match(read.stdout, /attachment: report\.bin \(300000 bytes\)/);
-  const out = join(dir, 'bkim-report.bin');
-  const d = await bkim.cli.json(['download', sent.id, '--out', out]);
-  t.match(d, { file: out, size: bytes.length, signer: 'alee' });
-  t.ok(readFileSync(out).equals(bytes), 'the downloaded bytes are the sent bytes');
-  const again = await bkim.cli.run(['download', sent.id, '--out', out]);
-  t.equal(again.code, 1);
-  t.match(again.stderr, /^error: .*already exists; add --force/);
-  t.equal((await bkim.cli.run(['download', sent.id, '--out', out, '--force'])).code, 0);
-  const none = await bkim.cli.run(['download', firstId, '--out', join(dir, 'x')]);
-  t.equal(none.code, 1);
-  t.match(none.stderr, /has no attachment/);
 });
 
 await t.test('when the label is above the sender clearance then sending is refused with one line', async (t) => {

@@ -3,9 +3,6 @@
  * refused), send urgent, read, list, show, remove, an outsider cannot read; the owner destroys the
  * group with its messages (confirmation required without a terminal).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 import { tmpDir } from '../../helpers/tmp.js';
