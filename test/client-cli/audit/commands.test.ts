@@ -5,10 +5,11 @@
  */
 import t from 'tap';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { profileRunner } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { auditHarness } from './harness.js';
+import { auditHarness } from './helpers/harness.js';
 
 const dir = tmpDir(t, 'sigil-cli-audit-');
 const h = await auditHarness(t, dir);
@@ -55,6 +56,12 @@ const exportDir = join(dir, 'export');
 await t.test('when the trail is exported then it verifies offline with the appliance stopped, and a changed export fails', async (t) => {
   const e = await auditor.json(['audit', 'export', '--out', exportDir]);
   t.ok(e.size > 0);
+  // The README's OpenSSL command checks the exported checkpoint as written.
+  const readme = readFileSync(join(exportDir, 'README.md'), 'utf8');
+  t.match(readme, /openssl cms -verify/);
+  const ossl = spawnSync('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', 'checkpoint.sig.der', '-content', 'checkpoint.txt', '-CAfile', 'ca.pem', '-certfile', 'chain.pem', '-purpose', 'any', '-out', '/dev/null'], { cwd: exportDir, encoding: 'utf8' });
+  t.equal(ossl.status, 0, ossl.stderr);
+  t.match(ossl.stderr, /Verification successful/);
   const again = await auditor.run(['audit', 'export', '--out', exportDir]);
   t.equal(again.code, 1);
   t.match(again.stderr, /not empty/);

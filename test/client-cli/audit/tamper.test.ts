@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { AuditLog, Checkpointer, auditOrigin, leafHash, type AuditEntry } from '../../../server/audit/index.js';
 import { loadConfig, openAppliance, PATHS } from '../../../server/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { auditHarness } from './harness.js';
+import { auditHarness } from './helpers/harness.js';
 
 const dir = tmpDir(t, 'sigil-cli-audit-');
 const h = await auditHarness(t, dir);

@@ -6,10 +6,10 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sqlite3 from 'sqlite3';
-import { createApp, listen, loadConfig, openAppliance, parseListen, PATHS, silentLogger } from '../../../server/index.js';
-import { auditRoutes, auditTrailOf } from '../../../server/routes/audit.js';
-import { startTestAppliance, type TestAppliance, type TestUser } from '../../helpers/appliance.js';
-import { profileRunner, type ProfileRunner } from '../../helpers/cli.js';
+import { createApp, listen, loadConfig, openAppliance, parseListen, PATHS, silentLogger } from '../../../../server/index.js';
+import { auditRoutes, auditTrailOf } from '../../../../server/routes/audit.js';
+import { startTestAppliance, type TestAppliance, type TestUser } from '../../../helpers/appliance.js';
+import { profileRunner, type ProfileRunner } from '../../../helpers/cli.js';
 
 type Running = { stop(): Promise<void> };
 
