@@ -50,7 +50,8 @@ export function sendCommand(ctx: CommandContext): Command {
     .option('--reply-to <id>', 'id of the message this answers')
     .option('--json', 'print the receipt {id, seq, conversation, serverTime, label, attachments} as JSON')
     .action(async (to: string, text: string | undefined, opts: Omit<SendOptions, 'to' | 'text'>, c: Command) =>
-      run({ ...opts, to, text, stdin: process.stdin }, runtimeFor(ctx, c)),
+      // With files and a terminal, no text means none (not a wait for Ctrl-D).
+      run({ ...opts, to, text, stdin: opts.file?.length && process.stdin.isTTY ? undefined : process.stdin }, runtimeFor(ctx, c)),
     );
   return withHelp(cmd, {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
