@@ -57,6 +57,14 @@ const io: Io = {
   stderrIsTTY: Boolean(process.stderr.isTTY),
 };
 
+// A reader that goes away (`sigil --help | head`) is not a failure: stop quietly, never a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+    throw err;
+  });
+}
+
 main(process.argv, io).then(
   (code) => {
     process.exitCode = code;

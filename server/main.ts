@@ -302,6 +302,13 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // `sigil-server status | head` closes the pipe early: exit quietly instead of an EPIPE stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
+      throw err;
+    });
+  }
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
