@@ -10,7 +10,8 @@
  *
  * Knobs: BENCH_PROFILE (p384), BENCH_CLIENTS (50), BENCH_USERS (10), BENCH_SECONDS (8),
  * BENCH_MESSAGES (pre-signed pool; default 80 % of bound × seconds, at most 30,000),
- * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3).
+ * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3), BENCH_SERVER_NODE_ARGS (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server).
  */
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -64,7 +65,8 @@ async function main(): Promise<void> {
   // 2. A fresh appliance in its own process. argon2 is cheapened: this bench is not about login.
   const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
   try {
-    await benchAgainst(await startServerProc(dataDir), init, bound);
+    const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    await benchAgainst(await startServerProc(dataDir, {}, 60_000, nodeArgs), init, bound);
   } finally {
     rmSync(dirname(dataDir), { recursive: true, force: true });
   }

@@ -95,9 +95,9 @@ export interface ServerProc {
   kill(): Promise<number | null>;
 }
 
-/** Spawns `sigil-server start --data DIR` and resolves once it logs its URL. */
-export function startServerProc(dataDir: string, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ServerProc> {
-  const child = spawn(process.execPath, [SERVER_MAIN, 'start', '--data', dataDir], { env: childEnv(env), cwd: REPO_ROOT });
+/** Spawns `sigil-server start --data DIR` (with `nodeArgs` for node, e.g. `--cpu-prof`) and resolves once it logs its URL. */
+export function startServerProc(dataDir: string, env: Record<string, string> = {}, timeoutMs = 60_000, nodeArgs: readonly string[] = []): Promise<ServerProc> {
+  const child = spawn(process.execPath, [...nodeArgs, SERVER_MAIN, 'start', '--data', dataDir], { env: childEnv(env), cwd: REPO_ROOT });
   let err = '';
   child.stderr.setEncoding('utf8');
   child.stdout.resume();
