@@ -119,7 +119,12 @@ export async function createCaHierarchy(params: CreateCaHierarchyParams): Promis
     keyUsageExtension(['keyCertSign', 'cRLSign']),
   ];
   const rootKeys = await generateKeyPair(profile);
-  const rootName = buildName({ organization: params.organization, commonName: `${params.organization.slice(0, 48)} Sigil Root CA` });
+  // "Ministry Sigil Root CA", but "Sigil Root CA" (not "Sigil Sigil …") when the organisation is already called Sigil.
+  const caLabel = (max: number) => {
+    const org = params.organization.slice(0, max);
+    return /\bsigil\b/i.test(org) ? org : `${org} Sigil`;
+  };
+  const rootName = buildName({ organization: params.organization, commonName: `${caLabel(48)} Root CA` });
   const root = await signCertificate({
     subject: rootName,
     issuer: rootName,
@@ -132,7 +137,7 @@ export async function createCaHierarchy(params: CreateCaHierarchyParams): Promis
   });
   const issuingKeys = await generateKeyPair(profile);
   const issuing = await signCertificate({
-    subject: buildName({ organization: params.organization, commonName: `${params.organization.slice(0, 45)} Sigil Issuing CA` }),
+    subject: buildName({ organization: params.organization, commonName: `${caLabel(45)} Issuing CA` }),
     issuer: root.asn.subject,
     publicKey: issuingKeys.publicKey,
     signingKey: rootKeys.privateKey,

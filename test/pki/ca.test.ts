@@ -143,3 +143,9 @@ t.test('when parameters are out of range then INVALID_PARAMETER names the field'
   await t.rejects(createCaHierarchy({ profile: 'p256', organization: 'O', rootValidityDays: -1 }), { code: 'INVALID_PARAMETER', field: 'rootValidityDays' });
   await t.rejects(createCaHierarchy({ profile: 'nope' as never, organization: 'O' }), { code: 'UNKNOWN_ALGORITHM' });
 });
+
+t.test('when the organisation is already called Sigil then the CA names do not repeat it', async (t) => {
+  const { root, issuing } = await createCaHierarchy({ profile: 'p256', organization: 'Sigil' });
+  t.equal(root.cert.subject.commonName, 'Sigil Root CA');
+  t.equal(issuing.cert.subject.commonName, 'Sigil Issuing CA');
+});
