@@ -111,14 +111,14 @@ export async function initAppliance(opts: InitOptions): Promise<InitResult> {
     const ips = [...new Set([listen.host, '127.0.0.1', '::1'])];
     const tlsCert = await issuer.issueTlsServerCertificate({
       publicKey: tlsKeys.publicKey,
-      commonName: `${org.slice(0, 40)} Sigil appliance`,
+      commonName: `${sigilLabel(org)} appliance`,
       dnsNames: ['localhost'],
       ipAddresses: ips,
     });
     const auditKeys = await generateKeyPair(profile);
     const auditCert = await issuer.issueAuditCertificate({
       publicKey: auditKeys.publicKey,
-      commonName: `${org.slice(0, 40)} Sigil audit log`,
+      commonName: `${sigilLabel(org)} audit log`,
     });
     writePublic(p(PATHS.tlsCert), tlsCert.pem);
     writePublic(p(PATHS.auditCert), auditCert.pem);
@@ -178,4 +178,10 @@ export async function initAppliance(opts: InitOptions): Promise<InitResult> {
     for (const entry of readdirSync(dataDir)) rmSync(join(dataDir, entry), { recursive: true, force: true });
     throw err;
   }
+}
+
+/** "Ministry Sigil", or just the organisation when it is already called Sigil (no "Sigil Sigil"). */
+function sigilLabel(org: string): string {
+  const short = org.slice(0, 40);
+  return /\bsigil\b/i.test(short) ? short : `${short} Sigil`;
 }
