@@ -120,7 +120,7 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
     group: ['fuzz-room', 'none', 'B'.repeat(400), '%C0%AF'],
     serial: [serial, 'zz', '0'.repeat(200)],
     q: ['-1', '0', '1e309', 'NaN', '99999999999999999999', 'abc', ''],
-    bad: ['-1', 'abc', '1'.repeat(400)],
+    bad: ['abc', '1'.repeat(400), '1e999', '%ff'],
   };
 
   const base64ish = fc.oneof(
