@@ -55,6 +55,7 @@ export const pkiVerifier: SignatureVerifier = async (signature, content, expecte
     ok: true,
     ...(r.label !== undefined ? { label: r.label as Clearance } : {}),
     ...(r.signingTime !== undefined ? { signingTime: r.signingTime } : {}),
+    contentDigest: r.contentDigest,
   };
 };
 
@@ -139,7 +140,8 @@ export function createMessaging(parts: MessagingParts): Messaging {
               actor: m.sender,
               subject: m.subject,
               at: new Date(c.receivedAt),
-              data: { seq: c.seq, label: m.label },
+              // `header` ties the entry to the signed header without revealing it (keyed hash).
+              data: { seq: c.seq, label: m.label, ...(m.headerHash ? { header: m.headerHash } : {}) },
           }));
           const entries = (await audit.append(events)) ?? [];
           entries.forEach((e, i) => {

@@ -132,9 +132,12 @@ export async function acceptMessage(
     throw new DigestMismatchError('SHA-384 of the body differs from the digest in the signed header');
   }
   if (header.attachments.length) await precheckAttachments(ctx, p, header.conversation, header.attachments);
+  // The verifier already digested the header: reuse it rather than hashing the same bytes twice.
+  const headerHash = check.contentDigest ? await headerAuditHash(ctx, check.contentDigest) : undefined;
   const c: Committed = await writer.submit({
     id: header.id,
     subject,
+    ...(headerHash ? { headerHash } : {}),
     conversation: header.conversation,
     sender: p.login,
     label: header.label,
@@ -347,4 +350,9 @@ export async function receipts(
     delivered: marks.filter((m) => m.kind === 'delivered').map(({ login, at }) => ({ login, at })),
     read: marks.filter((m) => m.kind === 'read').map(({ login, at }) => ({ login, at })),
   };
+}
+
+/** The audit trail's keyed hash of a signed header's digest (content-free; see server/audit/README.md). */
+export function headerAuditHash(ctx: Pick<Ctx, 'keyedHash'>, digest: Uint8Array): Promise<string> {
+  return ctx.keyedHash(`header:${Buffer.from(digest).toString('base64')}`);
 }

@@ -63,7 +63,7 @@ export type KeyedHash = (data: string) => Promise<string>;
 
 /** Outcome of checking a detached CMS signature (pki's verifyDetached, narrowed). */
 export type SignatureCheck =
-  | { ok: true; label?: Clearance; signingTime?: Date }
+  | { ok: true; label?: Clearance; signingTime?: Date; /** digest of the signed content, already computed by the verifier */ contentDigest?: Uint8Array }
   | { ok: false; reason: string; detail: string };
 
 /** Verifies a detached CMS signature over `content`, requiring `expectedSigner`. */

@@ -23,6 +23,8 @@ export interface StagedMessage {
   id: string;
   /** Keyed hash of `message:<id>`: the audit subject and the replay-guard key. */
   subject: string;
+  /** Keyed hash of the signed header's digest: links the audit entry to the signature, content-free. */
+  headerHash?: string;
   conversation: string;
   sender: string;
   label: string;

@@ -6,6 +6,8 @@
 import t from 'tap';
 import { verifyCheckpoint, verifyInclusion } from '../../../server/audit/index.js';
 import { auditTrailOf } from '../../../server/routes/audit.js';
+import { keyedHashFromKeyring } from '../../../server/messaging/index.js';
+import { headerAuditHash } from '../../../server/messaging/messages.js';
 import { httpHarness } from '../messaging/http-harness.js';
 
 t.test('messages and deletions in the audit trail', async (t) => {
@@ -31,6 +33,10 @@ t.test('messages and deletions in the audit trail', async (t) => {
     t.equal(entry?.actor, alice.login);
     t.notMatch(entry!.leafData, /Northwind/);
     t.notMatch(entry!.leafData, new RegExp(msg.id), 'not even the message id in clear');
+    // The entry names the signed header by a keyed hash of its digest: provable, content-free.
+    const keyed = await keyedHashFromKeyring(h.app.appliance.vault.keyring);
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', new TextEncoder().encode(msg.header)));
+    t.equal(JSON.parse(entry!.leafData).data.header, await headerAuditHash({ keyedHash: keyed }, digest), 'keyed hash of the header digest');
     const proof = await trail.log.inclusionProof(index, cp.size);
     t.ok(verifyInclusion(entry!.leafHash, index, cp.size, proof, cp.root).ok);
   });
