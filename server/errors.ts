@@ -136,6 +136,15 @@ export function mapError(err: unknown, requestId: string): MappedError {
     const message = err instanceof Error ? err.message : code;
     return { status, body: { error: { code, message, requestId } }, internal: false };
   }
+  if (code === 'VAULT_FULL') {
+    // Not the client's fault and not a crash: the appliance's disk is full. 507 Insufficient Storage
+    // says so; the transaction was rolled back, so nothing half-written remains (issue 8, disk full).
+    return {
+      status: 507,
+      body: { error: { code, message: "the appliance's storage is full; nothing was written — ask the administrator", requestId } },
+      internal: false,
+    };
+  }
   if (code === 'UNAVAILABLE') {
     return {
       status: 503,

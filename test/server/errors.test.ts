@@ -31,3 +31,13 @@ t.test('when an error carries its own 4xx status and an unlisted code then that 
   t.equal(m.body.error.code, 'NOT_A_MEMBER_X');
   t.equal(mapError(Object.assign(new Error('x'), { code: 'Y', status: 500 }), 'r').status, 500, 'a 5xx status stays internal');
 });
+
+t.test('issue 8 regression (disk full): when the vault is full then 507 VAULT_FULL with a clear message, not 500', async (t) => {
+  const full = Object.assign(new Error('SQLITE_FULL: database or disk is full'), { code: 'VAULT_FULL' });
+  const m = mapError(full, 'req-1');
+  t.equal(m.status, 507);
+  t.equal(m.internal, false);
+  t.equal(m.body.error.code, 'VAULT_FULL');
+  t.match(m.body.error.message, /storage is full; nothing was written/);
+  t.notMatch(m.body.error.message, /SQLITE/, 'the internal cause is not echoed');
+});
