@@ -321,6 +321,22 @@ t.test('sessions', async (t) => {
     t.match(r.body.error.message, /idle/);
   });
 
+  t.test('issue 8 regression (session write per request): when requests come within the touch interval then last_used_at is not rewritten, and activity still keeps the session alive', async (t) => {
+    const token = await a.loginAs('alice', alice.password, alice.cert, alice.key);
+    t.teardown(() => void (offset = 0));
+    const lastUsed = async () =>
+      (await a.appliance.vault.db.all<{ last_used_at: string }>('SELECT last_used_at FROM sessions WHERE login = ? AND ended_at IS NULL ORDER BY created_at DESC LIMIT 1', ['alice']))[0]!.last_used_at;
+    const first = await lastUsed();
+    offset = 10_000;
+    t.equal((await a.request('/v1/me', { token, ...as(alice) })).status, 200);
+    t.equal(await lastUsed(), first, 'a request 10 s later writes nothing');
+    offset = 2 * MIN;
+    t.equal((await a.request('/v1/me', { token, ...as(alice) })).status, 200);
+    t.not(await lastUsed(), first, 'after the touch interval the idle timer moves');
+    offset = 2 * MIN + 29 * MIN;
+    t.equal((await a.request('/v1/me', { token, ...as(alice) })).status, 200, 'idle less than 30 min since the last write: still alive');
+  });
+
   t.test('when the session is older than its absolute lifetime then SESSION_EXPIRED even if active', async (t) => {
     const token = await a.loginAs('alice', alice.password, alice.cert, alice.key);
     t.teardown(() => void (offset = 0));
