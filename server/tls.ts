@@ -57,7 +57,18 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
   const server = serve({
     fetch: opts.app.fetch,
     createServer: https.createServer,
-    serverOptions: tlsServerOptions(opts.appliance),
+    // Slow clients (slowloris) must not hold sockets for minutes: the TLS handshake within 10 s
+    // (Node: 120 s), headers within 10 s, a whole request body within 5 min (a 100 MiB upload on a
+    // slow LAN), idle keep-alive sockets closed after 5 s, checked every 2 s (Node: 30 s). Live event
+    // streams are responses, which these limits do not cut.
+    serverOptions: {
+      ...tlsServerOptions(opts.appliance),
+      handshakeTimeout: 10_000,
+      headersTimeout: 10_000,
+      requestTimeout: 300_000,
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: 2_000,
+    },
     hostname: opts.address.host,
     port: opts.address.port,
   }) as unknown as https.Server;
