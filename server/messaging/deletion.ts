@@ -80,7 +80,12 @@ async function deleteMessageRows(ctx: Ctx, tx: DbTx, ids: readonly string[]): Pr
   const delChunks = await tx.prepare('DELETE FROM msg_file_chunks WHERE file = ?');
   const delFile = await tx.prepare('DELETE FROM msg_files WHERE id = ?');
   const delMsg = await tx.prepare('DELETE FROM msg_messages WHERE id = ?');
-  const guard = await tx.prepare('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)');
+  const sent: { id: string; sent_at: string }[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    sent.push(...(await tx.all<{ id: string; sent_at: string }>(`SELECT id, sent_at FROM msg_messages WHERE id IN (${chunk.map(() => '?').join(',')})`, [...chunk])));
+  }
+  await guardReplays(ctx, tx, sent, guardUntil);
   try {
     for (const id of ids) {
       for (const f of await files.all<{ id: string }>([id])) {
@@ -89,22 +94,37 @@ async function deleteMessageRows(ctx: Ctx, tx: DbTx, ids: readonly string[]): Pr
         keyIds.push(fileKeyId(f.id));
       }
       await delMsg.run([id]);
-      await guard.run([await messageSubject(ctx, id), guardUntil]);
       keyIds.push(id);
     }
   } finally {
-    for (const s of [files, delChunks, delFile, delMsg, guard]) await s.finalize();
+    for (const s of [files, delChunks, delFile, delMsg]) await s.finalize();
   }
   return keyIds;
+}
+
+/**
+ * Keeps deleted ids from being accepted again. Only messages whose signed sentAt is still inside the
+ * clock-skew window could be replayed (older ones fail the skew check), so only those are guarded:
+ * destroying a 100k-message group must not hash and insert 100k guard rows (bench/volume, issue 8).
+ */
+async function guardReplays(ctx: Ctx, tx: DbTx, rows: readonly { id: string; sent_at: string }[], guardUntil: string): Promise<void> {
+  const replayableFrom = ctx.now().getTime() - ctx.config.clockSkewMs;
+  const open = rows.filter((r) => Date.parse(r.sent_at) >= replayableFrom);
+  for (let i = 0; i < open.length; i += 400) {
+    const chunk = open.slice(i, i + 400);
+    const hashes = await Promise.all(chunk.map((r) => messageSubject(ctx, r.id)));
+    await tx.run(
+      `INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES ${chunk.map(() => '(?, ?)').join(',')}`,
+      hashes.flatMap((h) => [h, guardUntil]),
+    );
+  }
 }
 
 /** Every row of a conversation goes. Answers how many messages it held. */
 async function deleteConversationRows(ctx: Ctx, tx: DbTx, convId: string): Promise<number> {
   const guardUntil = new Date(ctx.now().getTime() + 2 * ctx.config.clockSkewMs).toISOString();
-  const ids = await tx.all<{ id: string }>('SELECT id FROM msg_messages WHERE conversation = ?', [convId]);
-  for (const { id } of ids) {
-    await tx.run('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)', [await messageSubject(ctx, id), guardUntil]);
-  }
+  const ids = await tx.all<{ id: string; sent_at: string }>('SELECT id, sent_at FROM msg_messages WHERE conversation = ?', [convId]);
+  await guardReplays(ctx, tx, ids, guardUntil);
   await tx.run('DELETE FROM msg_file_chunks WHERE file IN (SELECT id FROM msg_files WHERE conversation = ?)', [convId]);
   await tx.run('DELETE FROM msg_files WHERE conversation = ?', [convId]);
   await tx.run('DELETE FROM msg_messages WHERE conversation = ?', [convId]);
