@@ -4,34 +4,16 @@
  * than any source of client-cli/ or pki/; concurrent test files share one build through a lock.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isStale as isBuildStale, sleepSync } from './build-freshness.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI_MAIN = join(REPO_ROOT, 'dist', 'client-cli', 'main.js');
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-function isStale(): boolean {
-  let built: number;
-  try {
-    built = statSync(CLI_MAIN).mtimeMs;
-  } catch {
-    return true;
-  }
-  return ['client-cli', 'pki'].some((d) => newestSource(join(REPO_ROOT, d)) > built);
-}
-
-const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+const isStale = (): boolean => isBuildStale(CLI_MAIN, ['client-cli', 'pki']);
+const sleep = sleepSync;
 
 let checked = false;
 

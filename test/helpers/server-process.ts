@@ -3,34 +3,16 @@
  * the build is older than any source of server/ or pki/ (sharing the build lock of helpers/cli.ts).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isStale as isBuildStale, sleepSync } from './build-freshness.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SERVER_MAIN = join(REPO_ROOT, 'dist', 'server', 'main.js');
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-function isStale(): boolean {
-  let built: number;
-  try {
-    built = statSync(SERVER_MAIN).mtimeMs;
-  } catch {
-    return true;
-  }
-  return ['server', 'pki'].some((d) => newestSource(join(REPO_ROOT, d)) > built);
-}
-
-const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+const isStale = (): boolean => isBuildStale(SERVER_MAIN, ['server', 'pki']);
+const sleep = sleepSync;
 
 /** Builds the project when the server build is stale (type errors elsewhere do not stop emit). */
 export function ensureServerBuilt(): void {
