@@ -30,7 +30,7 @@ import {
 } from '../../../server/index.js';
 import { messagingPartsFrom, type MessagingRouteDeps } from '../../../server/messaging/http.js';
 import { createMessaging, type Messaging } from '../../../server/messaging/index.js';
-import { claimRunFile, registerOpsCommands, OPS_USAGE_CODES } from '../../../server/ops/index.js';
+import { claimRunFile, OPS_USAGE_CODES } from '../../../server/ops/index.js';
 import { conversationsRoutes } from '../../../server/routes/conversations.js';
 import { filesRoutes } from '../../../server/routes/files.js';
 import { groupsRoutes } from '../../../server/routes/groups.js';
@@ -61,13 +61,12 @@ export interface OpsRun {
   json<T = any>(): T;
 }
 
-/** Runs `sigil-server <argv>` through buildProgram + registerOpsCommands, like main() does. */
+/** Runs `sigil-server <argv>` through buildProgram (which registers the ops commands), like main() does. */
 export async function runOps(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<OpsRun> {
   let stdout = '';
   let stderr = '';
   const io: MainIo = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env, onSignal: () => undefined };
   const program = buildProgram(io);
-  registerOpsCommands(program, io);
   let code = 0;
   let error: OpsRun['error'];
   try {
