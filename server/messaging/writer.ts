@@ -203,7 +203,13 @@ export class BatchWriter {
           return;
         }
         // The conversation's key is gone: it was destroyed between validation and now.
-        for (const p of list) p.reject(new ConversationNotFoundError(`conversation ${conv} no longer exists`, { cause: err }));
+        if ((err as { code?: unknown }).code === 'VAULT_KEY_NOT_FOUND') {
+          for (const p of list) p.reject(new ConversationNotFoundError(`conversation ${conv} no longer exists`, { cause: err }));
+          return;
+        }
+        // Anything else (a full disk: VAULT_FULL) is what it is, not a missing conversation
+        // (issue 8, disk full: it answered 404 CONVERSATION_NOT_FOUND).
+        for (const p of list) p.reject(err instanceof Error ? err : new Error(String(err)));
       }
     };
     for (const [conv, list] of byConv) await makeKeys(conv, list);
