@@ -73,7 +73,7 @@ export class SessionExpiredError extends Error {
 export class PasswordChangeRequiredError extends Error {
   readonly code = 'PASSWORD_CHANGE_REQUIRED';
   constructor() {
-    super('change the envelope password first (POST /v1/auth/first-login)');
+    super('the envelope password must be changed first: log in again to choose a new one (sigil login; API: POST /v1/auth/first-login)');
     this.name = 'PasswordChangeRequiredError';
   }
 }

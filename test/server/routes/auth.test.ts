@@ -244,6 +244,7 @@ t.test('envelopes and first login', async (t) => {
     const pw = await a.request('/v1/auth/password', { token, ...erinTls, body: { currentPassword: envelope.password, newPassword: 'Another-long-passphrase' } });
     t.equal(pw.status, 403);
     t.equal(pw.body.error.code, 'PASSWORD_CHANGE_REQUIRED');
+    t.match(pw.body.error.message, /sigil login/, 'the message tells a CLI user what to do');
   });
 
   t.test('first-login refusals', async (t) => {
