@@ -8,7 +8,9 @@
  *   BENCH_WATCHERS=200 BENCH_IDLE=500 BENCH_MESSAGES=50 node dist/bench/live.js
  *
  * Knobs: BENCH_WATCHERS (500), BENCH_IDLE (1000 connections in all for the RSS figure),
- * BENCH_MESSAGES (100), BENCH_USERS (10), BENCH_PROFILE (p256).
+ * BENCH_MESSAGES (100), BENCH_USERS (10), BENCH_PROFILE (p256), BENCH_SERVER_NODE_ARGS (e.g.
+ * `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=/tmp/heap`), BENCH_HOLD_MS (0: how long to keep
+ * the idle connections open after measuring, to inspect the server, e.g. `kill -USR2 <pid>`).
  */
 import https from 'node:https';
 import { rmSync } from 'node:fs';
@@ -21,6 +23,8 @@ const IDLE = Math.max(Number(process.env.BENCH_IDLE ?? 1000), WATCHERS);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 100);
 const USERS = Number(process.env.BENCH_USERS ?? 10);
 const PROFILE = (process.env.BENCH_PROFILE ?? 'p256') as ProfileName;
+const NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+const HOLD_MS = Number(process.env.BENCH_HOLD_MS ?? 0);
 
 /** One SSE connection that counts `message` events. */
 interface Watcher {
@@ -84,7 +88,7 @@ async function main(): Promise<void> {
   console.log(machineNote());
   const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
   try {
-    const server = await startServerProc(dataDir);
+    const server = await startServerProc(dataDir, {}, 60_000, NODE_ARGS);
     try {
       const officer = await officerOf(server.url, init, 1);
       const users: LoadUser[] = [];
@@ -119,12 +123,16 @@ async function main(): Promise<void> {
       const cpu = server.cpuSeconds() - cpu0;
       const complete = watchers.filter((w) => w.messages >= MESSAGES).length;
       const delivered = watchers.reduce((s, w) => s + Math.min(w.messages, MESSAGES), 0);
-      console.log(`fan-out   ${(MESSAGES / secs).toFixed(1)} messages/s to ${WATCHERS} watchers = ${(delivered / secs).toFixed(0)} deliveries/s (all sent in ${accepted.toFixed(2)} s, all delivered in ${secs.toFixed(2)} s; ${complete}/${WATCHERS} watchers got every message; server CPU ${cpu.toFixed(2)} s)`);
+      console.log(`fan-out   ${(MESSAGES / secs).toFixed(1)} messages/s to ${WATCHERS} watchers = ${(delivered / secs).toFixed(0)} deliveries/s (all sent in ${accepted.toFixed(2)} s, all delivered in ${secs.toFixed(2)} s; ${complete}/${WATCHERS} watchers got every message; server CPU ${cpu.toFixed(2)} s = ${((cpu * 1e6) / Math.max(delivered, 1)).toFixed(0)} µs per delivery)`);
 
       const more = await openMany(users, server.url, IDLE - WATCHERS, WATCHERS);
       await new Promise((r) => setTimeout(r, 2000));
       const rss = server.rssMb();
       console.log(`idle      ${IDLE} live connections: server RSS ${rss.now.toFixed(0)} MiB (process peak ${rss.peak.toFixed(0)} MiB; ${(((rss.now - rss0) * 1024) / IDLE).toFixed(0)} KiB per connection over the ${rss0.toFixed(0)} MiB before)  goal < 250 MB`);
+      if (HOLD_MS > 0) {
+        console.log(`hold      ${HOLD_MS} ms with ${IDLE} connections open (server pid ${server.pid})`);
+        await new Promise((r) => setTimeout(r, HOLD_MS));
+      }
       for (const w of [...watchers, ...more]) w.close();
       for (const u of [...users, sender, officer]) u.client.close();
     } finally {

@@ -3,6 +3,12 @@
  * {@link Subscription} with a small bounded queue: a reader too slow to drain it is dropped
  * (its stream ends; the client reconnects with Last-Event-ID and replays from the vault), so one
  * slow client can never make the server buffer without bound.
+ *
+ * A subscription is read either by iterating it (pull), or by attaching a {@link LiveSink} (push):
+ * then an event is handed to the sink synchronously while it publishes, with no queue, promise or
+ * timer per event and connection, and queued only while the sink is congested. One event object
+ * is shared by every subscriber it reaches, so a sink may cache what it derives from it (e.g. the
+ * encoded SSE frame) and do that work once per event, not once per connection.
  */
 
 /** A live event. `seq` (messages only) becomes the SSE id, so Last-Event-ID resumes from it. */
@@ -20,14 +26,28 @@ export interface MessageAudience {
   members: ReadonlyMap<string, boolean>;
 }
 
-/** One connection's view of the hub. Iterate it; `close()` when the connection ends. */
+/** Where a subscription in push mode hands its events (an SSE connection). */
+export interface LiveSink {
+  /**
+   * Takes one event. Returns false when the sink is congested (its socket buffer is full): the
+   * subscription then queues further events until {@link Subscription.resume} is called.
+   */
+  deliver(ev: LiveEvent): boolean;
+  /** The subscription ended: `dropped` when its queue overflowed (a reader too slow). */
+  ended(dropped: boolean): void;
+}
+
+/** One connection's view of the hub. Iterate it or {@link attach} a sink; `close()` when the connection ends. */
 export class Subscription implements AsyncIterable<LiveEvent> {
   readonly login: string;
   readonly clearanceRank: number;
-  readonly #queue: LiveEvent[] = [];
+  /** Allocated on the first event that has to wait (most idle connections never need one). */
+  #queue: LiveEvent[] | undefined;
   readonly #max: number;
   readonly #onClose: (s: Subscription) => void;
   #wake: (() => void) | undefined;
+  #sink: LiveSink | undefined;
+  #congested = false;
   #closed = false;
   /** True when the queue overflowed: the consumer should end the stream. */
   dropped = false;
@@ -45,26 +65,58 @@ export class Subscription implements AsyncIterable<LiveEvent> {
 
   push(ev: LiveEvent): void {
     if (this.#closed) return;
-    if (this.#queue.length >= this.#max) {
+    if (this.#sink && !this.#congested && !this.#queue?.length) {
+      if (!this.#sink.deliver(ev)) this.#congested = true;
+      return;
+    }
+    const q = (this.#queue ??= []);
+    if (q.length >= this.#max) {
       this.dropped = true;
       this.close();
       return;
     }
-    this.#queue.push(ev);
+    q.push(ev);
     this.#wake?.();
+  }
+
+  /**
+   * Switches to push mode: hands `sink` what queued so far, then every event as it is published.
+   * Call once; the subscription must not be iterated as well.
+   */
+  attach(sink: LiveSink): void {
+    this.#sink = sink;
+    if (this.#closed) sink.ended(this.dropped);
+    else this.resume();
+  }
+
+  /** The sink drained: hands it the queued events until it is congested again or the queue is empty. */
+  resume(): void {
+    const sink = this.#sink;
+    if (!sink) return;
+    this.#congested = false;
+    const q = this.#queue;
+    while (q && q.length > 0 && !this.#closed) {
+      if (!sink.deliver(q.shift()!)) {
+        this.#congested = true;
+        return;
+      }
+    }
+    this.#queue = undefined;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#queue = undefined;
     this.#onClose(this);
     this.#wake?.();
+    this.#sink?.ended(this.dropped);
   }
 
   /** Resolves on the next event, or undefined once closed. */
   async next(): Promise<LiveEvent | undefined> {
     for (;;) {
-      const ev = this.#queue.shift();
+      const ev = this.#queue?.shift();
       if (ev) return ev;
       if (this.#closed) return undefined;
       await new Promise<void>((r) => (this.#wake = r));
@@ -114,22 +166,25 @@ export class EventHub {
    * members who muted the conversation; urgent ones reach them anyway (issue 4).
    */
   publishMessage(seq: number, data: unknown, audience: MessageAudience): void {
+    const ev: LiveEvent = { kind: 'message', seq, data };
     for (const [login, muted] of audience.members) {
       if (muted && !audience.urgent) continue;
       const subs = this.#byLogin.get(login);
       if (!subs) continue;
-      for (const s of [...subs]) if (s.clearanceRank >= audience.labelRank) s.push({ kind: 'message', seq, data });
+      for (const s of [...subs]) if (s.clearanceRank >= audience.labelRank) s.push(ev);
     }
   }
 
   /** Tells `logins` that messages (or a whole conversation, without `ids`) are gone. */
   publishDeleted(logins: Iterable<string>, data: { conversation: string; ids?: string[] }): void {
-    for (const login of logins) for (const s of [...(this.#byLogin.get(login) ?? [])]) s.push({ kind: 'deleted', data });
+    const ev: LiveEvent = { kind: 'deleted', data };
+    for (const login of logins) for (const s of [...(this.#byLogin.get(login) ?? [])]) s.push(ev);
   }
 
   /** A delivery/read receipt for the sender of the messages concerned. */
   publishReceipt(login: string, data: unknown): void {
-    for (const s of [...(this.#byLogin.get(login) ?? [])]) s.push({ kind: 'receipt', data });
+    const ev: LiveEvent = { kind: 'receipt', data };
+    for (const s of [...(this.#byLogin.get(login) ?? [])]) s.push(ev);
   }
 
   /** Ends every subscription (appliance shutdown). */

@@ -4,16 +4,126 @@
  * every message with seq > N it would have been pushed (from the vault), then the live stream,
  * with nothing lost and nothing twice: the live subscription starts before the replay, and live
  * message events at or below the last replayed seq are skipped.
+ *
+ * Built to hold thousands of idle connections and fan one message out to hundreds of them
+ * (issue 8, bench/live): the stream is written straight to the Node response (no web streams per
+ * connection), events are pushed into it synchronously by the hub (no promise per event and
+ * connection), each event's SSE frame is encoded once for all its readers, writes of one tick are
+ * corked into one TLS write per connection, one timer per route serves the keep-alives and session
+ * re-checks of every connection (one session lookup per session, not per connection), and delivery
+ * receipts go to the messaging service's process-wide batcher.
  */
+import type { ServerResponse } from 'node:http';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
-import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import type { LiveEvent, LiveSink, Principal, Subscription } from '../messaging/index.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseParams } from '../middleware/validate.js';
 
 const LastEventId = z.coerce.number().int().nonnegative().optional();
 const REPLAY_PAGE = 200;
+const KEEP_ALIVE = Buffer.from(': keep-alive\n\n');
+
+/** The SSE frame of an event, encoded once per event whatever the number of its readers. */
+const frames = new WeakMap<LiveEvent, Buffer>();
+function frameOf(ev: LiveEvent): Buffer {
+  let f = frames.get(ev);
+  if (!f) {
+    f = Buffer.from(sseFrame(ev.kind, JSON.stringify(ev.data), ev.kind === 'message' ? ev.seq : undefined));
+    frames.set(ev, f);
+  }
+  return f;
+}
+
+/** `event:`/`id:`/`data:` lines; JSON has no raw newline, so the data is one line. */
+function sseFrame(event: string, data: string, id?: number): string {
+  return `event: ${event}\n${id !== undefined ? `id: ${id}\n` : ''}data: ${data}\n\n`;
+}
+
+type Svc = () => MessagingRouteDeps['messaging'];
+
+/**
+ * One open stream: the sink of its subscription. Kept small on purpose (one per idle connection):
+ * no closure per connection besides the response's close listener.
+ */
+class LiveStream implements LiveSink {
+  /** Highest message seq written (replayed or live); live events at or below it are skipped. */
+  last = 0;
+  #corked = false;
+  #ended = false;
+
+  constructor(
+    readonly out: ServerResponse,
+    readonly sub: Subscription,
+    readonly principal: Principal,
+    readonly token: string,
+    readonly fingerprint: string,
+    readonly svc: Svc,
+  ) {}
+
+  deliver(ev: LiveEvent): boolean {
+    if (this.#ended) return true;
+    if (ev.kind === 'message') {
+      if (ev.seq <= this.last) return true;
+      this.last = ev.seq;
+      // Pushed counts as delivered (API.md receipts); written in the service's next batch.
+      this.svc().reportDelivered(this.principal, (ev.data as { conversation: string }).conversation, ev.seq);
+    }
+    if (this.write(frameOf(ev))) return true;
+    // Congested: the subscription queues (bounded) until the socket drains.
+    this.out.once('drain', () => this.sub.resume());
+    return false;
+  }
+
+  /** Writes, corking the socket until the end of the tick: a batch of messages → one TLS write. */
+  write(chunk: Buffer | string): boolean {
+    const out = this.out;
+    if (this.#ended || out.destroyed) return true;
+    if (!this.#corked) {
+      this.#corked = true;
+      out.cork();
+      process.nextTick(uncork, this);
+    }
+    return out.write(chunk);
+  }
+
+  uncork(): void {
+    this.#corked = false;
+    if (!this.out.destroyed) this.out.uncork();
+  }
+
+  /** A write returned false: resolves when the socket drained or closed. */
+  drained(): Promise<void> {
+    const out = this.out;
+    if (!out.writableNeedDrain || out.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        out.off('drain', done);
+        out.off('close', done);
+        resolve();
+      };
+      out.on('drain', done);
+      out.on('close', done);
+    });
+  }
+
+  /** The subscription ended (queue overflow, service closing, session ended): end the response. */
+  ended(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (!this.out.destroyed && !this.out.writableEnded) this.out.end();
+  }
+
+  get isEnded(): boolean {
+    return this.#ended;
+  }
+}
+
+function uncork(s: LiveStream): void {
+  s.uncork();
+}
 
 /**
  * @param opts.keepAliveMs - interval of keep-alive comments and of the session re-check: a stream
@@ -24,67 +134,92 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
   const app = new Hono<AppEnv>();
   app.onError(messagingErrorHandler);
   // Read per request: the appliance may finish building the service after mounting.
-  const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
+  const svc: Svc = () => deps.messaging;
   const keepAliveMs = opts.keepAliveMs ?? 15_000;
   app.use('*', requireSession(deps));
+
+  // Every open stream, and one timer for all their keep-alives and session re-checks.
+  const open = new Set<LiveStream>();
+  let ticker: NodeJS.Timeout | undefined;
+  const tick = (): void => {
+    // Streams of one session share one lookup (the store touches last_used_at rarely: a read).
+    const bySession = new Map<string, LiveStream[]>();
+    for (const s of open) {
+      const key = `${s.token} ${s.fingerprint}`;
+      const list = bySession.get(key);
+      if (list) list.push(s);
+      else bySession.set(key, [s]);
+    }
+    for (const streams of bySession.values()) {
+      const { token, fingerprint } = streams[0]!;
+      deps.appliance.sessions.resolve(token, fingerprint).then(
+        () => {
+          for (const s of streams) if (!s.out.writableNeedDrain) s.write(KEEP_ALIVE);
+        },
+        () => {
+          for (const s of streams) s.sub.close();
+        },
+      );
+    }
+  };
+  const track = (s: LiveStream): void => {
+    open.add(s);
+    ticker ??= setInterval(tick, keepAliveMs).unref();
+  };
+  const untrack = (s: LiveStream): void => {
+    open.delete(s);
+    if (open.size === 0 && ticker) {
+      clearInterval(ticker);
+      ticker = undefined;
+    }
+  };
 
   app.get('/', async (c) => {
     const p = principalOf(c);
     const from = parseParams(c.req.header('last-event-id') ?? c.req.query('lastEventId'), LastEventId);
+    const out = c.env.outgoing;
     // Subscribe before replaying, so nothing committed during the replay is missed.
     const sub = svc().subscribe(p);
     const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
-    const fingerprint = c.get('clientCert').fingerprint;
-    return streamSSE(c, async (stream) => {
-      stream.onAbort(() => sub.close());
-      const ping = setInterval(() => {
-        deps.appliance.sessions
-          .resolve(token, fingerprint)
-          .then(() => stream.write(': keep-alive\n\n'))
-          .catch(() => sub.close());
-      }, keepAliveMs);
-      // Delivery receipts for what was pushed, written at most once per keep-alive interval.
-      const delivered = new Map<string, number>();
-      const flushDelivered = (): void => {
-        for (const [conv, seq] of delivered) void svc().markDelivered(p, conv, seq).catch(() => undefined);
-        delivered.clear();
-      };
-      const receipts = setInterval(flushDelivered, Math.min(keepAliveMs, 1000));
-      const pushed = (m: { conversation: string; seq: number }): void => {
-        if ((delivered.get(m.conversation) ?? 0) < m.seq) delivered.set(m.conversation, m.seq);
-      };
-      try {
-        let last = from ?? 0;
-        if (from !== undefined) {
-          for (;;) {
-            const page = await svc().since(p, last, REPLAY_PAGE);
-            for (const m of page) {
-              await stream.writeSSE({ event: 'message', id: String(m.seq), data: JSON.stringify(m) });
-              last = m.seq;
-              pushed(m);
-            }
-            if (page.length < REPLAY_PAGE) break;
-          }
-        }
-        await stream.writeSSE({ event: 'ready', data: JSON.stringify({ lastEventId: last }) });
-        for await (const ev of sub) {
-          if (ev.kind === 'message') {
-            if (ev.seq <= last) continue;
-            last = ev.seq;
-            await stream.writeSSE({ event: 'message', id: String(ev.seq), data: JSON.stringify(ev.data) });
-            pushed(ev.data as { conversation: string; seq: number });
-          } else {
-            await stream.writeSSE({ event: ev.kind, data: JSON.stringify(ev.data) });
-          }
-        }
-        // The queue overflowed (a slow reader) or the service closed: end; the client resumes.
-      } finally {
-        clearInterval(receipts);
-        flushDelivered();
-        clearInterval(ping);
-        sub.close();
-      }
+    const s = new LiveStream(out, sub, p, token, c.get('clientCert').fingerprint, svc);
+    track(s);
+    out.once('close', () => {
+      untrack(s);
+      s.ended();
+      sub.close();
     });
+    out.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+      'X-Request-Id': c.get('requestId'),
+    });
+    try {
+      if (from !== undefined) {
+        s.last = from;
+        for (;;) {
+          const page = await svc().since(p, s.last, REPLAY_PAGE);
+          for (const m of page) {
+            if (s.isEnded || out.destroyed) return RESPONSE_ALREADY_SENT;
+            s.write(sseFrame('message', JSON.stringify(m), m.seq));
+            s.last = m.seq;
+            svc().reportDelivered(p, m.conversation, m.seq);
+            await s.drained();
+          }
+          if (page.length < REPLAY_PAGE) break;
+        }
+      }
+      s.write(sseFrame('ready', JSON.stringify({ lastEventId: s.last })));
+      // Live from here: what queued during the replay first, then each event as it is published.
+      // A queue overflow (a slow reader) or the service closing ends the stream; the client resumes.
+      sub.attach(s);
+    } catch (err) {
+      // The headers are sent: no error body any more. End; the client resumes from its last id.
+      c.get('log').warn('events: replay failed', { error: String(err) });
+      s.ended();
+      sub.close();
+    }
+    return RESPONSE_ALREADY_SENT;
   });
 
   return app;
