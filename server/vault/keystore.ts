@@ -169,6 +169,78 @@ export class Keystore {
   }
 
   /**
+   * {@link createMessageKeys} for several conversations in ONE keys.db transaction (the batching
+   * writer's path: a batch spans many conversations, and a transaction per conversation made
+   * keys.db the message path's bottleneck). A conversation whose key is missing (destroyed
+   * meanwhile) gets a KeyNotFoundError in the result and stores nothing; the others proceed.
+   * @throws KeyExistsError when any id already has a key (nothing of the batch is stored).
+   */
+  async createMessageKeysMany(
+    batches: readonly { convId: string; msgIds: readonly string[] }[],
+  ): Promise<Map<string, Map<string, CryptoKey> | KeyNotFoundError>> {
+    const out = new Map<string, Map<string, CryptoKey> | KeyNotFoundError>();
+    const all = batches.flatMap((b) => b.msgIds);
+    if (new Set(all).size !== all.length) throw new KeyExistsError('createMessageKeysMany: duplicate message ids in one batch');
+    // Crypto before the transaction, so the write lock is held only for the inserts.
+    const made = await Promise.all(
+      batches.map(async (b) => {
+        try {
+          const ck = await this.#conversationKey(b.convId);
+          return { b, keys: await Promise.all(b.msgIds.map((id) => createWrappedKey(ck, dekAad(id), this.#random))) };
+        } catch (err) {
+          if (err instanceof KeyNotFoundError) return { b, missing: err };
+          throw err;
+        }
+      }),
+    );
+    const stored: { b: (typeof batches)[number]; keys: Awaited<ReturnType<typeof createWrappedKey>>[] }[] = [];
+    try {
+      await this.db.transaction(async (tx) => {
+        const rows: unknown[][] = [];
+        // Which conversations still have a key: one query, not one per conversation.
+        const wanted = made.filter((m) => !('missing' in m)).map((m) => m.b.convId);
+        const live = new Set<string>();
+        for (let i = 0; i < wanted.length; i += IN_CHUNK) {
+          const part = wanted.slice(i, i + IN_CHUNK);
+          const found = await tx.all<{ conv_id: string }>(`SELECT conv_id FROM conversation_keys WHERE conv_id IN (${part.map(() => '?').join(', ')})`, part);
+          for (const r of found) live.add(r.conv_id);
+        }
+        for (const m of made) {
+          if ('missing' in m) {
+            out.set(m.b.convId, m.missing!);
+            continue;
+          }
+          if (!live.has(m.b.convId)) {
+            out.set(m.b.convId, new KeyNotFoundError(`conversation ${m.b.convId} has no key (destroyed meanwhile)`));
+            continue;
+          }
+          stored.push({ b: m.b, keys: m.keys! });
+          m.b.msgIds.forEach((id, j) => rows.push([id, m.b.convId, m.keys![j]!.wrapped]));
+        }
+        for (let i = 0; i < rows.length; i += IN_CHUNK) {
+          const part = rows.slice(i, i + IN_CHUNK);
+          await tx.run(`INSERT INTO message_keys (msg_id, conv_id, wrapped) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flat());
+        }
+      });
+    } catch (err) {
+      if (err instanceof VaultConstraintError) {
+        throw new KeyExistsError(`a message id of this batch already has a key`, { cause: err });
+      }
+      throw err;
+    }
+    for (const { b, keys } of stored) {
+      const map = new Map<string, CryptoKey>();
+      b.msgIds.forEach((id, i) => {
+        const key = keys[i]!.key;
+        map.set(id, key);
+        this.#deks.set(id, { convId: b.convId, key });
+      });
+      out.set(b.convId, map);
+    }
+    return out;
+  }
+
+  /**
    * The DEK of `msgId` (from the cache, else unwrapped through its CK).
    * @throws KeyNotFoundError if the message has no key: never created, or destroyed.
    */
