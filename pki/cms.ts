@@ -215,16 +215,26 @@ function fail(reason: CmsFailureReason, detail: string): Failure {
 
 
 /**
- * Verifies a detached CMS signature (RFC 5652 §5.6) over `content`: finds the signer certificate,
- * checks the contentType and messageDigest attributes, verifies the signature over the DER signed
- * attributes with the certificate's key, and reads signingTime and the ESS security label.
- * Never throws on bad input: garbage is `{ ok: false, reason: 'malformed' }`.
- *
- * Without `trust` this says only "this certificate's key signed this content"; whether the
- * certificate is trusted is the caller's question.
+ * A detached signature parsed and checked up to the cryptography: everything {@link verifyDetached}
+ * and verifyDetachedSync (cms-verify-sync.ts) share, so the two cannot drift apart.
+ * Internal to pki/.
  */
-export async function verifyDetached(signature: Uint8Array, content: Uint8Array, opts: CmsVerifyOptions = {}): Promise<CmsVerifyResult> {
+export interface PreparedDetached {
+  ok: true;
+  si: ParsedSignedData['signer'];
+  parsed: ParsedSignedData;
+  signer: Certificate;
+  digestHash: HashName;
+  signatureHash: HashName;
+  sigAlg: NonNullable<ReturnType<typeof signatureAlgorithmOfOid>>;
+  messageDigest: Buffer;
+  signingTime?: Date;
+}
+
+/** Parses `signature`, finds the signer and reads the signed attributes; no cryptography. Internal to pki/. */
+export function prepareDetached(signature: Uint8Array, content: Uint8Array, expectedSigner?: Certificate): PreparedDetached | Failure {
   if (!(content instanceof Uint8Array)) return fail('malformed', 'content must be a Uint8Array');
+  if (!(signature instanceof Uint8Array)) return fail('malformed', 'signature must be a Uint8Array');
   let parsed: ParsedSignedData;
   try {
     parsed = parseSignedData(signature);
@@ -240,7 +250,7 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
   if (!sigAlg) return fail('unsupported-algorithm', `signature algorithm ${si.signatureOid} is not ECDSA or RSASSA-PKCS1-v1_5 with SHA-2`);
   if (!si.signedAttrsDer) return fail('missing-attribute', 'signed attributes are absent; contentType and messageDigest are required');
 
-  const signer = findSigner(parsed, Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength), opts.expectedSigner);
+  const signer = findSigner(parsed, Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength), expectedSigner);
   if (!(signer instanceof Certificate)) return fail(signer.reason, signer.detail);
 
   let signingTime: Date | undefined;
@@ -258,8 +268,60 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
   } catch (e) {
     return fail('malformed', e instanceof Error ? e.message : 'bad signed attribute');
   }
+  return {
+    ok: true,
+    si,
+    parsed,
+    signer,
+    digestHash,
+    signatureHash: sigAlg.hash ?? digestHash,
+    sigAlg,
+    messageDigest,
+    ...(signingTime ? { signingTime } : {}),
+  };
+}
 
-  const signatureHash = sigAlg.hash ?? digestHash;
+/** The ECDSA-Sig-Value as r‖s for `namedCurve` (WebCrypto name), or undefined when it is not one. */
+export function ecdsaP1363(signature: Uint8Array, namedCurve: string): Uint8Array | undefined {
+  const size = ecCoordinateSize(namedCurve);
+  return size === undefined ? undefined : ecdsaDerToP1363(signature, size);
+}
+
+/**
+ * The end of a verification once the content digest and the signature check are known: digest
+ * first, then signature, then the ESS label. Internal to pki/.
+ */
+export function finishDetached(
+  prepared: PreparedDetached,
+  contentDigest: Uint8Array,
+  valid: boolean,
+): Failure | { ok: true; signer: Certificate; signingTime?: Date; label?: Clearance; digestAlgorithm: HashName; contentDigest: Uint8Array } {
+  const { si, signer, digestHash, signingTime } = prepared;
+  if (!prepared.messageDigest.equals(contentDigest)) return fail('digest-mismatch', `the ${digestHash} digest of the content differs from the signed messageDigest`);
+  if (!valid) return fail('bad-signature', `the signature does not verify with the key of ${signer.subjectString}`);
+  let label: Clearance | undefined;
+  const labelAttr = si.attributes.get(ID_AA_SECURITY_LABEL);
+  if (labelAttr) {
+    const reading = readSecurityLabel(labelAttr);
+    if (!reading.ok) return fail(reading.reason, reading.detail);
+    label = reading.label;
+  }
+  return { ok: true, signer, ...(signingTime ? { signingTime } : {}), ...(label ? { label } : {}), digestAlgorithm: digestHash, contentDigest };
+}
+
+/**
+ * Verifies a detached CMS signature (RFC 5652 §5.6) over `content`: finds the signer certificate,
+ * checks the contentType and messageDigest attributes, verifies the signature over the DER signed
+ * attributes with the certificate's key, and reads signingTime and the ESS security label.
+ * Never throws on bad input: garbage is `{ ok: false, reason: 'malformed' }`.
+ *
+ * Without `trust` this says only "this certificate's key signed this content"; whether the
+ * certificate is trusted is the caller's question.
+ */
+export async function verifyDetached(signature: Uint8Array, content: Uint8Array, opts: CmsVerifyOptions = {}): Promise<CmsVerifyResult> {
+  const prepared = prepareDetached(signature, content, opts.expectedSigner);
+  if (!prepared.ok) return prepared;
+  const { si, signer, digestHash, sigAlg, signatureHash, parsed } = prepared;
   let key: CryptoKey;
   try {
     key = verificationKeyIfReady(signer, signatureHash) ?? (await verificationKey(signer, signatureHash));
@@ -269,27 +331,19 @@ export async function verifyDetached(signature: Uint8Array, content: Uint8Array,
   if (key.algorithm.name !== sigAlg.kind) return fail('unsupported-algorithm', `a ${sigAlg.kind} signature cannot come from the signer's ${key.algorithm.name} key`);
   let sigBytes: Uint8Array = si.signature;
   if (sigAlg.kind === 'ECDSA') {
-    const size = ecCoordinateSize((key.algorithm as { namedCurve?: string }).namedCurve ?? '');
-    const p1363 = size === undefined ? undefined : ecdsaDerToP1363(si.signature, size);
+    const p1363 = ecdsaP1363(si.signature, (key.algorithm as { namedCurve?: string }).namedCurve ?? '');
     if (!p1363) return fail('bad-signature', 'the signature value is not an ECDSA-Sig-Value for the signer curve');
     sigBytes = p1363;
   }
   // Digest and signature run side by side on the thread pool; the content check is reported first.
   const [digest, valid] = await Promise.all([
     subtle.digest(digestHash, content),
-    subtle.verify(sigAlg.kind === 'ECDSA' ? { name: 'ECDSA', hash: signatureHash } : { name: sigAlg.kind }, key, sigBytes, si.signedAttrsDer),
+    subtle.verify(sigAlg.kind === 'ECDSA' ? { name: 'ECDSA', hash: signatureHash } : { name: sigAlg.kind }, key, sigBytes, si.signedAttrsDer!),
   ]);
-  const contentDigest = new Uint8Array(digest);
-  if (!messageDigest.equals(contentDigest)) return fail('digest-mismatch', `the ${digestHash} digest of the content differs from the signed messageDigest`);
-  if (!valid) return fail('bad-signature', `the signature does not verify with the key of ${signer.subjectString}`);
-
-  let label: Clearance | undefined;
-  const labelAttr = si.attributes.get(ID_AA_SECURITY_LABEL);
-  if (labelAttr) {
-    const reading = readSecurityLabel(labelAttr);
-    if (!reading.ok) return fail(reading.reason, reading.detail);
-    label = reading.label;
-  }
+  const checked = finishDetached(prepared, new Uint8Array(digest), valid);
+  if (!checked.ok) return checked;
+  const { label, signingTime } = checked;
+  const contentDigest = checked.contentDigest;
   if (!opts.trust) return { ok: true, signer, signingTime, label, digestAlgorithm: digestHash, contentDigest };
 
   const embedded: Certificate[] = [];

@@ -33,6 +33,7 @@ export {
   type CrlSignatureResult,
 } from './crl.js';
 export * from './cms.js';
+export { verifyDetachedSync } from './cms-verify-sync.js';
 export {
   validateCertificate,
   usageProblem,
