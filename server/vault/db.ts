@@ -8,6 +8,12 @@
  * issued outside a transaction waits while one is open. Statements issued *inside* the
  * transaction's async context (found with AsyncLocalStorage) go straight through, whether they
  * use the `tx` handle or the `Db` itself, so code shared between both paths cannot deadlock.
+ *
+ * Why a second, read-only connection (`reader: true`): with one connection, every lookup of a
+ * request (its session, its account) queued behind whole write transactions — under message load
+ * the vault connection was the server's serial bottleneck (bench/README.md). In WAL mode a reader
+ * sees every committed transaction and never waits for the writer, so plain SELECTs issued outside
+ * a transaction go to it. Reads inside a transaction stay on the writer (they must see its writes).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import sqlite3 from 'sqlite3';
@@ -30,6 +36,11 @@ export interface DbOpenOptions {
   readonly?: boolean;
   /** How long to wait for another connection's lock before `VAULT_LOCKED`. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * Also open a read-only connection for SELECTs issued outside a transaction, so they do not
+   * wait for write transactions. Default false.
+   */
+  reader?: boolean;
 }
 
 /** Result of a write statement. */
@@ -85,6 +96,11 @@ export class Db implements Queryable {
   readonly #ctx = new AsyncLocalStorage<{ depth: number; done: boolean }>();
   readonly #stmts = new Set<sqlite3.Statement>();
   #savepoints = 0;
+  /** The read-only connection (`reader: true`), its statements in flight, and pauses (checkpoint). */
+  #reader: sqlite3.Database | undefined;
+  #readsInFlight = 0;
+  #readerPaused = 0;
+  #readerIdle: (() => void)[] = [];
 
   private constructor(path: string, conn: sqlite3.Database, readonly: boolean) {
     this.path = path;
@@ -113,6 +129,7 @@ export class Db implements Queryable {
     try {
       conn.configure('busyTimeout', opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
       await db.#applyPragmas();
+      if (opts.reader && !ro && path !== ':memory:') db.#reader = await openReader(path, opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
     } catch (err) {
       await new Promise<void>((r) => conn.close(() => r()));
       throw err;
@@ -149,12 +166,44 @@ export class Db implements Queryable {
 
   /** First row of a query, or undefined. */
   get<T>(sql: string, params?: SqlParams): Promise<T | undefined> {
-    return this.#schedule(() => this.#raw<T | undefined>('get', sql, params));
+    return this.#read('get', sql, params) ?? this.#schedule(() => this.#raw<T | undefined>('get', sql, params));
   }
 
   /** All rows of a query. */
   all<T>(sql: string, params?: SqlParams): Promise<T[]> {
-    return this.#schedule(() => this.#raw<T[]>('all', sql, params));
+    return this.#read('all', sql, params) ?? this.#schedule(() => this.#raw<T[]>('all', sql, params));
+  }
+
+  /**
+   * A plain SELECT outside a transaction, on the reader connection; undefined when it must run on
+   * the writer (no reader, inside a transaction, not a SELECT — e.g. `INSERT … RETURNING` — or
+   * the reader paused for a checkpoint).
+   */
+  #read<T>(method: 'get' | 'all', sql: string, params?: SqlParams): Promise<T> | undefined {
+    const reader = this.#reader;
+    if (!reader || this.#readerPaused > 0 || !SELECT.test(sql)) return undefined;
+    const s = this.#ctx.getStore();
+    if (s && !s.done) return undefined;
+    if (this.#closed) return Promise.reject(new VaultClosedError(`database ${this.path} is closed`));
+    this.#readsInFlight++;
+    return new Promise<T>((resolve, reject) => {
+      reader[method](sql, toBind(params), (err: Error | null, row?: unknown) => {
+        if (--this.#readsInFlight === 0) for (const wake of this.#readerIdle.splice(0)) wake();
+        if (err) reject(mapSqliteError(err, sql) satisfies VaultError);
+        else resolve(row as T);
+      });
+    });
+  }
+
+  /** Runs `task` with no read on the reader connection (a reader holding a snapshot blocks a TRUNCATE checkpoint). */
+  async #withReaderPaused<T>(task: Task<T>): Promise<T> {
+    this.#readerPaused++;
+    try {
+      if (this.#readsInFlight > 0) await new Promise<void>((r) => this.#readerIdle.push(r));
+      return await task();
+    } finally {
+      this.#readerPaused--;
+    }
   }
 
   /** Runs one or more statements without parameters (schema scripts). */
@@ -266,6 +315,10 @@ export class Db implements Queryable {
    *   WAL file is not empty afterwards.
    */
   async checkpointTruncate(): Promise<void> {
+    await this.#withReaderPaused(() => this.#checkpointTruncate());
+  }
+
+  async #checkpointTruncate(): Promise<void> {
     await this.#schedule(async () => {
       const r = await this.#raw<{ busy: number; log: number; checkpointed: number }>(
         'get',
@@ -320,6 +373,12 @@ export class Db implements Queryable {
       this.#closed = true;
       for (const st of this.#stmts) await new Promise<void>((r) => st.finalize(() => r()));
       this.#stmts.clear();
+      const reader = this.#reader;
+      this.#reader = undefined;
+      if (reader) {
+        if (this.#readsInFlight > 0) await new Promise<void>((r) => this.#readerIdle.push(r));
+        await new Promise<void>((r) => reader.close(() => r()));
+      }
       await new Promise<void>((resolve, reject) =>
         this.#conn.close((err) => (err ? reject(mapSqliteError(err, 'close')) : resolve())),
       );
@@ -367,6 +426,21 @@ export class Db implements Queryable {
       else this.#conn[method](sql, toBind(params), done);
     });
   }
+}
+
+/** Statements the reader may run: a SELECT (a WITH may end in a write, so it stays on the writer). */
+const SELECT = /^\s*SELECT\b/i;
+
+/** The read-only second connection of a `reader: true` Db. */
+async function openReader(path: string, busyTimeoutMs: number): Promise<sqlite3.Database> {
+  const conn = await new Promise<sqlite3.Database>((resolve, reject) => {
+    const c: sqlite3.Database = new sqlite3.Database(path, sqlite3.OPEN_READONLY, (err) =>
+      err ? reject(mapSqliteError(err, `open ${path} (reader)`)) : resolve(c),
+    );
+  });
+  conn.configure('busyTimeout', busyTimeoutMs);
+  await new Promise<void>((resolve, reject) => conn.exec('PRAGMA query_only = ON', (err) => (err ? reject(mapSqliteError(err, 'PRAGMA query_only')) : resolve())));
+  return conn;
 }
 
 function toBind(params: SqlParams | undefined): unknown {

@@ -80,7 +80,8 @@ function ensurePrivateDir(dir: string): void {
 /** Opens both databases of an initialised data directory with an unlocked master key. */
 export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
   ensurePrivateDir(opts.dir);
-  const db = await Db.open(join(opts.dir, VAULT_DB_FILE));
+  // A reader connection: request lookups must not queue behind message-writing transactions.
+  const db = await Db.open(join(opts.dir, VAULT_DB_FILE), { reader: true });
   let keys: Keystore | undefined;
   try {
     keys = await Keystore.open(join(opts.dir, KEYS_DB_FILE), opts.masterKey, { now: opts.now, ...opts.keystore });
