@@ -12,6 +12,7 @@ import type {
   AuditSink,
   Directory,
   KeyedHash,
+  MessageChecker,
   MessageKeyStore,
   MessagingConfig,
   Principal,
@@ -26,6 +27,8 @@ export interface Ctx {
   audit: AuditSink | undefined;
   keyedHash: KeyedHash;
   verify: SignatureVerifier;
+  /** The acceptance crypto of one message (check-pool.ts): signature, body digest, keyed hashes. */
+  check: MessageChecker;
   now: () => Date;
   random: (n: number) => Uint8Array;
   config: MessagingConfig;

@@ -15,6 +15,7 @@ import { bodyLimit } from '../middleware/body-limit.js';
 import { session } from '../middleware/session.js';
 import type { AppEnv } from '../middleware/types.js';
 import { MessagingError } from './errors.js';
+import { checkPool } from './check-pool.js';
 import { keyedHashFromKeyring, type Messaging } from './index.js';
 import type { Directory, MessagingConfig, MessagingParts, Principal } from './ports.js';
 
@@ -115,12 +116,15 @@ export async function messagingPartsFrom(
   log?: MessagingParts['log'],
 ): Promise<MessagingParts> {
   const { vault } = appliance;
+  const keyedHash = await keyedHashFromKeyring(vault.keyring);
   return {
     db: vault.db,
     keys: vault.keys,
     directory: directoryFrom(appliance, now),
     audit: await AuditLog.open(vault.db, { now }),
-    keyedHash: await keyedHashFromKeyring(vault.keyring),
+    keyedHash,
+    // The same secret in the worker threads that check messages (keyedHashFromKeyring created it).
+    checker: checkPool().checker(await vault.keyring.getSecret('audit-hmac')),
     now,
     config,
     ...(log ? { log } : {}),

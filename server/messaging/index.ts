@@ -16,6 +16,7 @@ import * as messages from './messages.js';
 import { DEFAULT_CONFIG, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
 import { MESSAGING_MIGRATIONS } from './schema.js';
 import { BatchWriter, type Committed, type StagedMessage } from './writer.js';
+import { inThreadChecker } from './check-pool.js';
 
 export * from './errors.js';
 export type { ConversationView } from './conversations.js';
@@ -75,8 +76,11 @@ export interface Messaging {
   markRead(p: Principal, conv: string, upTo: number): Promise<void>;
   /** Delivery receipt: the caller received messages of `conv` up to `seq` (e.g. pushed live). */
   markDelivered(p: Principal, conv: string, seq: number): Promise<void>;
-  /** The same, batched (live delivery): kept in memory, written within 1 s in one transaction for all, and at close. */
-  reportDelivered(p: Principal, conv: string, seq: number): void;
+  /**
+   * The same, batched (live delivery): kept in memory, written within 1 s in one transaction for
+   * all, and at close. Takes the login only, so an idle live stream need not keep its principal.
+   */
+  reportDelivered(login: string, conv: string, seq: number): void;
 
   direct(p: Principal, peer: string): Promise<conversations.ConversationView>;
   conversations(p: Principal): Promise<conversations.ConversationView[]>;
@@ -123,6 +127,8 @@ export function createMessaging(parts: MessagingParts): Messaging {
     audit: parts.audit,
     keyedHash: parts.keyedHash,
     verify: parts.verify ?? pkiVerifier,
+    // An injected verifier (tests, benches) runs in-thread; otherwise the caller's checker, or WebCrypto.
+    check: parts.verify || !parts.checker ? inThreadChecker(parts.verify ?? pkiVerifier, parts.keyedHash) : parts.checker,
     now: parts.now ?? (() => new Date()),
     random: parts.random ?? defaultRandom,
     config,
@@ -223,7 +229,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
     receipts: (p, id) => messages.receipts(ctx, p, id),
     markRead: (p, conv, upTo) => messages.markRead(ctx, p, conv, upTo),
     markDelivered: (p, conv, seq) => messages.markDelivered(ctx, p.login, conv, seq),
-    reportDelivered: (p, conv, seq) => marks.report(p.login, conv, seq),
+    reportDelivered: (login, conv, seq) => marks.report(login, conv, seq),
     direct: (p, peer) => conversations.ensureDirect(ctx, p, peer),
     conversations: (p) => conversations.listConversations(ctx, p),
     conversation: (p, id) => conversations.conversationView(ctx, p, id),

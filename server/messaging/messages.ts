@@ -3,16 +3,15 @@
  *
  * Acceptance pipeline, cheapest checks first so garbage costs little: schema + canonical form of
  * the header → sender is the session's login → sentAt within the skew → body size → membership
- * and labels (cached) → in parallel: the CMS signature against the session's TLS certificate
- * (already validated by the shell per request, so the chain is not validated again here) and the
- * body's SHA-384 (WebCrypto) → the batching writer. Each failure is one typed error.
+ * and labels (cached) → in one hop to a worker thread (ctx.check, check-pool.ts): the CMS signature
+ * against the session's TLS certificate (already validated by the shell per request, so the chain
+ * is not validated again here), the body's SHA-384 and the keyed hashes → the batching writer.
+ * Each failure is one typed error.
  */
-import { webcrypto } from 'node:crypto';
 import { open } from '../vault/index.js';
 import {
   fromB64,
   messageAad,
-  messageSubject,
   principalClearance,
   rank,
   requireMember,
@@ -119,21 +118,22 @@ export async function acceptMessage(
   }
   const signature = fromB64(input.signature, 'signature');
   const headerBytes = encoder.encode(input.header);
-  const [check, digest, subject] = await Promise.all([
-    ctx.verify(signature, headerBytes, p.certificate),
-    webcrypto.subtle.digest('SHA-384', body),
-    messageSubject(ctx, header.id),
-  ]);
+  // Signature, body digest and keyed hashes in one hop (a worker thread in the appliance).
+  const { check, bodySha384, subject, headerHash } = await ctx.check({
+    id: header.id,
+    signature,
+    header: headerBytes,
+    body,
+    expectedSigner: p.certificate,
+  });
   if (!check.ok) throw new BadSignatureError(`signature does not verify: ${check.reason}: ${check.detail}`);
   if (check.label !== header.label) {
     throw new BadSignatureError(`the signed ESS label is ${check.label ?? 'absent'}; the header says ${header.label}`);
   }
-  if (toB64(new Uint8Array(digest)) !== header.body.sha384) {
+  if (bodySha384 !== header.body.sha384) {
     throw new DigestMismatchError('SHA-384 of the body differs from the digest in the signed header');
   }
   if (header.attachments.length) await precheckAttachments(ctx, p, header.conversation, header.attachments);
-  // The verifier already digested the header: reuse it rather than hashing the same bytes twice.
-  const headerHash = check.contentDigest ? await headerAuditHash(ctx, check.contentDigest) : undefined;
   const c: Committed = await writer.submit({
     id: header.id,
     subject,

@@ -21,6 +21,8 @@ export interface Principal {
 export interface MessageKeyStore {
   createConversationKey(convId: string): Promise<unknown>;
   createMessageKeys(convId: string, ids: readonly string[]): Promise<Map<string, CryptoKey>>;
+  /** Several conversations' keys in one transaction; a conversation without a key maps to its error. */
+  createMessageKeysMany?(batches: readonly { convId: string; msgIds: readonly string[] }[]): Promise<Map<string, Map<string, CryptoKey> | Error>>;
   messageKey(id: string): Promise<CryptoKey>;
   destroyMessageKeys(ids: readonly string[]): Promise<unknown>;
   destroyConversation(convId: string): Promise<unknown>;
@@ -73,6 +75,34 @@ export type SignatureVerifier = (
   expectedSigner: Certificate,
 ) => Promise<SignatureCheck>;
 
+/** The bytes of one posted message that acceptance checks, and who must have signed them. */
+export interface MessageCheckInput {
+  /** The message id from the (already parsed) header: its keyed hash is the audit subject. */
+  id: string;
+  signature: Uint8Array;
+  /** The header exactly as signed. */
+  header: Uint8Array;
+  body: Uint8Array;
+  expectedSigner: Certificate;
+}
+
+/** What acceptance computes from a message's bytes, all of it crypto. */
+export interface MessageCheck {
+  check: SignatureCheck;
+  /** SHA-384 of the body, base64 (compared with the signed header's). */
+  bodySha384: string;
+  /** Keyed hash of `message:<id>`. */
+  subject: string;
+  /** Keyed hash of `header:<base64 digest of the signed header>`, when the signature verified. */
+  headerHash?: string;
+}
+
+/**
+ * Verifies a message's signature and computes its digests and keyed hashes in one call, so an
+ * implementation can do all of it off the main thread in one hop (check-pool.ts).
+ */
+export type MessageChecker = (input: MessageCheckInput) => Promise<MessageCheck>;
+
 /** Everything {@link createMessaging} needs. */
 export interface MessagingParts {
   /** vault.db */
@@ -83,6 +113,11 @@ export interface MessagingParts {
   /** HMAC for tombstone targets; required for deletions to be logged with a keyed hash. */
   keyedHash: KeyedHash;
   verify?: SignatureVerifier;
+  /**
+   * The acceptance crypto of a message. Default: `verify` and `keyedHash` on this thread (WebCrypto);
+   * the appliance passes the worker-thread pool of check-pool.ts.
+   */
+  checker?: MessageChecker;
   now?: () => Date;
   random?: (n: number) => Uint8Array;
   config?: Partial<MessagingConfig>;

@@ -212,7 +212,30 @@ export class BatchWriter {
         for (const p of list) p.reject(err instanceof Error ? err : new Error(String(err)));
       }
     };
-    for (const [conv, list] of byConv) await makeKeys(conv, list);
+    const many = ctx.keys.createMessageKeysMany?.bind(ctx.keys);
+    let done = false;
+    if (many && byConv.size > 1) {
+      // One keys.db transaction for the whole batch; on a replay (some id has a key) nothing was
+      // stored, and the per-conversation path below finds the culprit.
+      try {
+        const made = await many([...byConv].map(([convId, list]) => ({ convId, msgIds: list.map((p) => p.m.id) })));
+        for (const [conv, list] of byConv) {
+          const keys = made.get(conv);
+          for (const p of list) {
+            const key = keys instanceof Map ? keys.get(p.m.id) : undefined;
+            if (key) keyed.push({ p, key });
+            else p.reject(new ConversationNotFoundError(`conversation ${conv} no longer exists`, keys instanceof Error ? { cause: keys } : undefined));
+          }
+        }
+        done = true;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'VAULT_KEY_EXISTS') {
+          for (const list of byConv.values()) for (const p of list) p.reject(err instanceof Error ? err : new Error(String(err)));
+          return [];
+        }
+      }
+    }
+    if (!done) for (const [conv, list] of byConv) await makeKeys(conv, list);
     if (keyed.length === 0) return [];
 
     // 2. Encrypt everything in parallel on the thread pool.

@@ -1,0 +1,210 @@
+/**
+ * The acceptance crypto of messages, off the main thread: a small pool of worker threads
+ * (check-worker.ts) verifies each message's CMS signature, hashes its body and computes its keyed
+ * hashes with synchronous node:crypto, in batches.
+ *
+ * Why not WebCrypto on libuv's pool, as before: every WebCrypto call costs the *calling* thread
+ * ~50–80 µs to set up the job and settle its promise, and a message needed about six of them
+ * (content digest, verify, body digest, two HMACs…). On the main thread that overhead, not the
+ * signature maths, capped the server (bench/README.md). Here the main thread posts one structured
+ * clone per batch and the workers spend their time on the verify itself.
+ *
+ * One pool per process, started on first use; workers are unref'd while idle so they never keep a
+ * process (a test, a CLI run) alive, and a worker that dies is replaced and its batches failed.
+ */
+import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { isClearance } from '../../pki/index.js';
+import type { CheckBatch, CheckReply, CheckResult } from './check-protocol.js';
+import type { KeyedHash, MessageCheck, MessageCheckInput, MessageChecker, SignatureCheck, SignatureVerifier } from './ports.js';
+
+/** Jobs gathered before a flush; a larger tick's worth is split over the workers. */
+const MAX_BATCH = 256;
+
+/** A copy that owns exactly its bytes: structured clone would copy a view's whole ArrayBuffer. */
+function own(u: Uint8Array): Uint8Array {
+  return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength ? u : u.slice();
+}
+
+/** Each session certificate's DER, owned once (its `der` may view a larger buffer, e.g. the TLS peer's). */
+const ownedDer = new WeakMap<object, Uint8Array>();
+
+function derOf(cert: MessageCheckInput['expectedSigner']): Uint8Array {
+  let der = ownedDer.get(cert);
+  if (!der) ownedDer.set(cert, (der = own(cert.der)));
+  return der;
+}
+
+interface Waiting {
+  resolve: (r: CheckResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  /** Batches posted and not answered, by batch id. */
+  inFlight: Map<number, Waiting[]>;
+  jobs: number;
+}
+
+export class CheckPool {
+  readonly #size: number;
+  readonly #slots: Slot[] = [];
+  #pending: { key: Uint8Array; job: CheckBatch['jobs'][number]; w: Waiting }[] = [];
+  #flushQueued = false;
+  #nextId = 1;
+
+  constructor(size = Math.max(1, Math.min(availableParallelism(), 8))) {
+    this.#size = size;
+  }
+
+  /** A {@link MessageChecker} hashing under `key` (the raw `audit-hmac` secret). */
+  checker(key: Uint8Array): MessageChecker {
+    const k = own(key);
+    return (input) => this.#check(k, input);
+  }
+
+  /** Stops every worker (tests; a server process simply exits). */
+  async close(): Promise<void> {
+    const slots = this.#slots.splice(0);
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  #check(key: Uint8Array, input: MessageCheckInput): Promise<MessageCheck> {
+    return new Promise<CheckResult>((resolve, reject) => {
+      this.#pending.push({
+        key,
+        job: {
+          id: input.id,
+          signature: own(input.signature),
+          header: own(input.header),
+          body: own(input.body),
+          signerDer: derOf(input.expectedSigner),
+        },
+        w: { resolve, reject },
+      });
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        // After this turn's other requests have queued theirs: one post carries them all.
+        setImmediate(() => this.#flush());
+      }
+    }).then(toMessageCheck);
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    const all = this.#pending;
+    this.#pending = [];
+    // One batch per key (in practice there is one appliance, so one key).
+    const byKey = new Map<Uint8Array, typeof all>();
+    for (const p of all) {
+      const list = byKey.get(p.key);
+      if (list) list.push(p);
+      else byKey.set(p.key, [p]);
+    }
+    for (const [key, list] of byKey) {
+      // Spread over the workers: as many batches as workers (at least one job each), capped in size.
+      const parts = Math.max(1, Math.min(this.#size, Math.ceil(list.length / 4)), Math.ceil(list.length / MAX_BATCH));
+      const per = Math.ceil(list.length / parts);
+      for (let i = 0; i < list.length; i += per) this.#post(key, list.slice(i, i + per));
+    }
+  }
+
+  #post(key: Uint8Array, list: { job: CheckBatch['jobs'][number]; w: Waiting }[]): void {
+    let slot: Slot;
+    try {
+      slot = this.#leastBusy();
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      for (const { w } of list) w.reject(err);
+      return;
+    }
+    const id = this.#nextId++;
+    if (slot.inFlight.size === 0) slot.worker.ref();
+    slot.inFlight.set(id, list.map((p) => p.w));
+    slot.jobs += list.length;
+    const batch: CheckBatch = { id, key, jobs: list.map((p) => p.job) };
+    slot.worker.postMessage(batch);
+  }
+
+  #leastBusy(): Slot {
+    if (this.#slots.length < this.#size) {
+      // Start workers as load asks for them; an idle process keeps none it does not need.
+      const idle = this.#slots.find((s) => s.jobs === 0);
+      if (!idle) return this.#spawn();
+      return idle;
+    }
+    let best = this.#slots[0]!;
+    for (const s of this.#slots) if (s.jobs < best.jobs) best = s;
+    return best;
+  }
+
+  #spawn(): Slot {
+    // The worker is this module's sibling: check-worker.js once built, check-worker.ts under tests.
+    const here = fileURLToPath(import.meta.url);
+    const worker = new Worker(new URL(`./check-worker${extname(here)}`, import.meta.url));
+    const slot: Slot = { worker, inFlight: new Map(), jobs: 0 };
+    worker.unref();
+    worker.on('message', (reply: CheckReply) => {
+      const waiting = slot.inFlight.get(reply.id);
+      if (!waiting) return;
+      slot.inFlight.delete(reply.id);
+      slot.jobs -= waiting.length;
+      if (slot.inFlight.size === 0) worker.unref();
+      reply.results.forEach((r, i) => {
+        const w = waiting[i];
+        if (!w) return;
+        if ('error' in r) w.reject(new Error(`message check failed: ${r.error}`));
+        else w.resolve(r);
+      });
+    });
+    const die = (err: Error): void => {
+      const i = this.#slots.indexOf(slot);
+      if (i >= 0) this.#slots.splice(i, 1);
+      for (const list of slot.inFlight.values()) for (const w of list) w.reject(err);
+      slot.inFlight.clear();
+      slot.jobs = 0;
+    };
+    worker.on('error', die);
+    worker.on('exit', (code) => die(new Error(`message check worker exited with code ${code}`)));
+    this.#slots.push(slot);
+    return slot;
+  }
+}
+
+function toMessageCheck(r: CheckResult): MessageCheck {
+  if (!r.ok) return { check: { ok: false, reason: r.reason, detail: r.detail }, bodySha384: r.bodySha384, subject: r.subject };
+  const label = r.label !== undefined && isClearance(r.label) ? r.label : undefined;
+  const check: SignatureCheck = {
+    ok: true,
+    ...(label ? { label } : {}),
+    ...(r.signingTime !== undefined ? { signingTime: new Date(r.signingTime) } : {}),
+    contentDigest: r.contentDigest,
+  };
+  return { check, bodySha384: r.bodySha384, subject: r.subject, headerHash: r.headerHash };
+}
+
+let shared: CheckPool | undefined;
+
+/** The process's pool (created on first call). */
+export function checkPool(): CheckPool {
+  return (shared ??= new CheckPool());
+}
+
+/**
+ * The same checks on this thread with WebCrypto: used when a caller injects its own `verify`
+ * (tests, the volume bench's accept-all verifier).
+ */
+export function inThreadChecker(verify: SignatureVerifier, keyedHash: KeyedHash): MessageChecker {
+  return async (input) => {
+    const [check, digest, subject] = await Promise.all([
+      verify(input.signature, input.header, input.expectedSigner),
+      globalThis.crypto.subtle.digest('SHA-384', input.body),
+      keyedHash(`message:${input.id}`),
+    ]);
+    const headerHash = check.ok && check.contentDigest ? await keyedHash(`header:${Buffer.from(check.contentDigest).toString('base64')}`) : undefined;
+    return { check, bodySha384: Buffer.from(digest).toString('base64'), subject, ...(headerHash ? { headerHash } : {}) };
+  };
+}

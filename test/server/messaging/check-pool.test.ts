@@ -1,0 +1,79 @@
+/**
+ * The worker-thread message checker (server/messaging/check-pool.ts) against the in-thread one:
+ * same verdicts, digests and keyed hashes; concurrent checks all answer; checks in flight when
+ * the workers stop fail with an error, and the pool starts fresh workers for the next ones.
+ */
+import t from 'tap';
+import { randomBytes, webcrypto } from 'node:crypto';
+import { signDetached } from '../../../pki/index.js';
+import { CheckPool, inThreadChecker } from '../../../server/messaging/check-pool.js';
+import { pkiVerifier } from '../../../server/messaging/index.js';
+import type { MessageCheck, MessageCheckInput } from '../../../server/messaging/ports.js';
+import { makeTestCa } from '../../helpers/pki-fixtures.js';
+
+const enc = new TextEncoder();
+
+async function hmacOf(raw: Uint8Array): Promise<(s: string) => Promise<string>> {
+  const key = await webcrypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return async (s) => Buffer.from(await webcrypto.subtle.sign('HMAC', key, enc.encode(s))).toString('hex');
+}
+
+function plain(c: MessageCheck): unknown {
+  return {
+    ...c,
+    check: c.check.ok ? { ...c.check, contentDigest: Buffer.from(c.check.contentDigest ?? []).toString('hex'), signingTime: c.check.signingTime?.toISOString() } : c.check,
+  };
+}
+
+t.test('when messages are checked in worker threads then every result equals the in-thread check', async (t) => {
+  const ca = await makeTestCa('p384');
+  const alice = await ca.staff('alice', 'secret');
+  const bob = await ca.staff('bob', 'secret');
+  const raw = randomBytes(32);
+  const pool = new CheckPool(2);
+  t.teardown(() => pool.close());
+  const viaPool = pool.checker(raw);
+  const inThread = inThreadChecker(pkiVerifier, await hmacOf(raw));
+
+  const inputs: MessageCheckInput[] = [];
+  for (let i = 0; i < 12; i++) {
+    const header = enc.encode(JSON.stringify({ id: `m${i}`, n: i }));
+    const body = randomBytes(100 + i);
+    const signature = await signDetached({ content: header, signerCert: alice.cert, signerKey: alice.key, label: 'secret' });
+    inputs.push({ id: `m${i}`, signature, header, body, expectedSigner: alice.cert });
+  }
+  const tampered = inputs[0]!.header.slice();
+  tampered[3]! ^= 1;
+  inputs.push({ ...inputs[0]!, header: tampered }); // digest-mismatch
+  inputs.push({ ...inputs[1]!, expectedSigner: bob.cert }); // signer-mismatch
+  inputs.push({ ...inputs[2]!, signature: new Uint8Array([0x30, 0x03, 0x02, 0x01]) }); // malformed
+  // A view into a larger buffer: the pool must send exactly its bytes.
+  const big = Buffer.concat([Buffer.alloc(50, 7), Buffer.from(inputs[3]!.body), Buffer.alloc(50, 9)]);
+  inputs.push({ ...inputs[3]!, body: big.subarray(50, 50 + inputs[3]!.body.length) });
+
+  const [a, b] = await Promise.all([Promise.all(inputs.map(viaPool)), Promise.all(inputs.map(inThread))]);
+  for (let i = 0; i < inputs.length; i++) t.same(plain(a[i]!), plain(b[i]!), `message ${i}: same result`);
+  t.equal(a.filter((r) => r.check.ok).length, 13, 'the 12 good ones and the sliced-body copy verify');
+  t.match(a[12]!.check, { ok: false, reason: 'digest-mismatch' });
+  t.match(a[13]!.check, { ok: false, reason: 'signer-mismatch' });
+  t.match(a[14]!.check, { ok: false, reason: 'malformed' });
+  t.equal(a[15]!.bodySha384, a[3]!.bodySha384, 'the view was hashed, not its whole buffer');
+});
+
+t.test('when the workers stop with checks in flight then those fail and later checks get fresh workers', async (t) => {
+  const ca = await makeTestCa('p256');
+  const alice = await ca.staff('alice', 'secret');
+  const pool = new CheckPool(1);
+  t.teardown(() => pool.close());
+  const check = pool.checker(randomBytes(32));
+  const header = enc.encode('{"id":"x"}');
+  const signature = await signDetached({ content: header, signerCert: alice.cert, signerKey: alice.key });
+  const input: MessageCheckInput = { id: 'x', signature, header, body: new Uint8Array(1), expectedSigner: alice.cert };
+  t.ok((await check(input)).check.ok, 'first check verifies');
+  const inFlight = Promise.all(Array.from({ length: 300 }, () => check(input)));
+  // Let the batch reach the worker, then stop it.
+  await new Promise((r) => setImmediate(r));
+  await pool.close();
+  await t.rejects(inFlight, /message check worker exited/, 'the batch in flight fails with an error, not a verdict');
+  t.ok((await check(input)).check.ok, 'a fresh worker answers the next check');
+});
