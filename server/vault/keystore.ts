@@ -49,6 +49,22 @@ export const ckAad = (convId: string): string => `ck:${convId}`;
 /** AAD of a wrapped message key. */
 export const dekAad = (msgId: string): string => `dek:${msgId}`;
 
+/** Which keys {@link Keystore.destroyKeysAfter} destroys. */
+export interface KeyDestruction {
+  /** Message (and file) key ids. Default none. */
+  messageIds?: readonly string[];
+  /** Conversations whose CK and every DEK under it go. Default none. */
+  conversationIds?: readonly string[];
+}
+
+/** What {@link Keystore.destroyKeysAfter} destroyed. */
+export interface DestroyedKeys {
+  /** Message keys that existed and are gone (named ones and those under the conversations). */
+  messageKeys: number;
+  /** Conversation keys that existed and are gone. */
+  conversationKeys: number;
+}
+
 /** Options of {@link Keystore.open}. */
 export interface KeystoreOptions {
   /** Unwrapped message keys kept in memory. Default 10,000. */
@@ -297,6 +313,65 @@ export class Keystore {
     });
     await this.db.checkpointTruncate();
     return r;
+  }
+
+  /**
+   * Destroys keys once the rows they open are gone, overlapping the two databases' work while
+   * keeping the write order: the deletes run at once, in one keys.db transaction, but that
+   * transaction commits only after `rowsGone` (the commit of the rows' vault transaction)
+   * resolves; if `rowsGone` rejects it rolls back, nothing is destroyed, and that error is thrown.
+   * Then the WAL is truncated, as by the other destroy methods.
+   *
+   * Start it only once the rows' transaction holds its database (from inside its callback), and
+   * never make that transaction wait for this one: this transaction holds keys.db while it waits.
+   * Cached keys are forgotten before the transaction is queued, so no unwrap can refill them.
+   *
+   * @example
+   * let keys: Promise<DestroyedKeys> | undefined;
+   * const gone = vaultDb.transaction(async (tx) => {
+   *   keys = keystore.destroyKeysAfter({ conversationIds: [convId] }, committed); // committed: settles with `gone`
+   *   await tx.run('DELETE FROM msg_messages WHERE conversation = ?', [convId]);
+   * });
+   * @throws the rejection of `rowsGone`; else VaultError subclasses of keys.db.
+   */
+  async destroyKeysAfter(what: KeyDestruction, rowsGone: Promise<unknown>): Promise<DestroyedKeys> {
+    const msgIds = what.messageIds ?? [];
+    const convIds = new Set(what.conversationIds ?? []);
+    // Observed at once, so a rejection while the deletes run is never unhandled.
+    const rows = rowsGone.then(
+      () => ({ ok: true as const }),
+      (err: unknown) => ({ ok: false as const, err }),
+    );
+    this.#epoch++;
+    for (const id of msgIds) this.#deks.delete(id);
+    for (const c of convIds) this.#cks.delete(c);
+    if (convIds.size > 0) this.#deks.deleteWhere((v) => convIds.has(v.convId));
+    const abort = new Error('destroyKeysAfter: the rows were not deleted');
+    let counts: DestroyedKeys;
+    try {
+      counts = await this.db.transaction(async (tx) => {
+        const c = { messageKeys: 0, conversationKeys: 0 };
+        const convs = [...convIds];
+        for (let i = 0; i < convs.length; i += IN_CHUNK) {
+          const chunk = convs.slice(i, i + IN_CHUNK);
+          const q = chunk.map(() => '?').join(',');
+          c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE conv_id IN (${q})`, chunk)).changes;
+          c.conversationKeys += (await tx.run(`DELETE FROM conversation_keys WHERE conv_id IN (${q})`, chunk)).changes;
+        }
+        for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
+          const chunk = msgIds.slice(i, i + IN_CHUNK);
+          c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${chunk.map(() => '?').join(',')})`, chunk)).changes;
+        }
+        if (!(await rows).ok) throw abort;
+        return c;
+      });
+    } catch (err) {
+      const r = await rows;
+      if (!r.ok) throw r.err;
+      throw err;
+    }
+    await this.db.checkpointTruncate();
+    return counts;
   }
 
   /**
