@@ -43,6 +43,11 @@ const HISTORY_SIZE = FULL ? 1_000_000 : Math.max(...SIZES);
 const IN_FLIGHT = 2048;
 
 const ms = (t0: number): string => `${(performance.now() - t0).toFixed(1)} ms`;
+/** Process CPU (main thread, SQLite's and WebCrypto's threads) since `c0`: the steadier figure on a shared machine. */
+const cpu = (c0: NodeJS.CpuUsage): string => {
+  const c = process.cpuUsage(c0);
+  return `CPU ${((c.user + c.system) / 1000).toFixed(0)} ms (user ${(c.user / 1000).toFixed(0)}, system ${(c.system / 1000).toFixed(0)})`;
+};
 
 /** Sends `n` messages from `u` into `conv` through the service, `IN_FLIGHT` at a time. Returns their ids. */
 async function fill(messaging: Messaging, p: Principal, u: LoadUser, conv: string, n: number): Promise<string[]> {
@@ -131,14 +136,16 @@ async function main(): Promise<void> {
       const biggest = groups.reduce((a, b) => (a.ids.length >= b.ids.length ? a : b));
       const victim = biggest.ids[Math.floor(biggest.ids.length / 2)]!;
       const one = await deleteRequest(owner, `message:${victim}`);
+      let c0 = process.cpuUsage();
       t0 = performance.now();
       await messaging.deleteMessage(p, victim, one);
-      console.log(`delete    one message from a group of ${biggest.ids.length.toLocaleString('en')}: ${ms(t0)} (rows, key, WAL truncation on both databases, tombstone)`);
+      console.log(`delete    one message from a group of ${biggest.ids.length.toLocaleString('en')}: ${ms(t0)}, ${cpu(c0)} (rows, key, WAL truncation on both databases, tombstone)`);
       for (const g of groups) {
         const req = await deleteRequest(owner, `conversation:${g.id}`);
+        c0 = process.cpuUsage();
         t0 = performance.now();
         const tomb = await messaging.deleteGroup(p, g.name, req);
-        console.log(`destroy   group of ${String(g.ids.length).padStart(9)} messages: ${ms(t0)} (tombstone count ${tomb.count})${g.ids.length >= 100_000 ? '  goal: 100k < 2 s' : ''}`);
+        console.log(`destroy   group of ${String(g.ids.length).padStart(9)} messages: ${ms(t0)}, ${cpu(c0)} (tombstone count ${tomb.count})${g.ids.length >= 100_000 ? '  goal: 100k < 2 s' : ''}`);
       }
     } finally {
       await messaging.close();

@@ -7,10 +7,11 @@
  *
  * Order, so that a crash at any point leaves nothing readable behind for long: rows in one
  * vault transaction (secure_delete zeroes their pages) → the keys that opened them destroyed in
- * keys.db (so a copy or backup of vault.db taken earlier holds ciphertext nothing can open) →
- * `wal_checkpoint(TRUNCATE)` on vault.db (the key store truncates keys.db's WAL itself) → a
- * content-free tombstone in the audit trail: what (keyed hash), who, when, why, how many, and the
- * deleter's signature over the statement.
+ * keys.db (so a copy or backup of vault.db taken earlier holds ciphertext nothing can open; the key
+ * store truncates keys.db's WAL itself), whose transaction does its deletes beside the vault's but
+ * commits only after it (see {@link rowsThenKeys}), while `wal_checkpoint(TRUNCATE)` runs on
+ * vault.db → once both are done, a content-free tombstone in the audit trail: what (keyed hash),
+ * who, when, why, how many, and the deleter's signature over the statement.
  */
 import {
   fileKeyId,
@@ -72,40 +73,41 @@ async function checkStatement(ctx: Ctx, p: Principal, req: DeleteRequest, target
   return req.signature;
 }
 
-/** Rows of the given messages (and their attachments) go; answers what keys must follow. */
+/** Bound parameters per `IN (…)` list: well below SQLite's limit, and one round trip per chunk, not per row. */
+const IN_CHUNK = 500;
+
+const marks = (n: number): string => Array.from({ length: n }, () => '?').join(',');
+
+/**
+ * Rows of the given messages (and their attachments) go, IN_CHUNK ids per statement; answers what
+ * keys must follow (file keys, then one key per given id).
+ */
 async function deleteMessageRows(ctx: Ctx, tx: DbTx, ids: readonly string[]): Promise<string[]> {
-  const keyIds: string[] = [];
   const guardUntil = new Date(ctx.now().getTime() + 2 * ctx.config.clockSkewMs).toISOString();
-  const files = await tx.prepare('SELECT id FROM msg_files WHERE message = ?');
-  const delChunks = await tx.prepare('DELETE FROM msg_file_chunks WHERE file = ?');
-  const delFile = await tx.prepare('DELETE FROM msg_files WHERE id = ?');
-  const delMsg = await tx.prepare('DELETE FROM msg_messages WHERE id = ?');
+  const fileKeys: string[] = [];
   const sent: { id: string; sent_at: string }[] = [];
-  for (let i = 0; i < ids.length; i += 500) {
-    const chunk = ids.slice(i, i + 500);
-    sent.push(...(await tx.all<{ id: string; sent_at: string }>(`SELECT id, sent_at FROM msg_messages WHERE id IN (${chunk.map(() => '?').join(',')})`, [...chunk])));
+  for (let i = 0; i < ids.length; i += IN_CHUNK) {
+    const chunk = ids.slice(i, i + IN_CHUNK);
+    const q = marks(chunk.length);
+    sent.push(...(await tx.all<{ id: string; sent_at: string }>(`SELECT id, sent_at FROM msg_messages WHERE id IN (${q})`, chunk)));
+    const files = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE message IN (${q})`, chunk)).map((f) => f.id);
+    for (let j = 0; j < files.length; j += IN_CHUNK) {
+      const fs = files.slice(j, j + IN_CHUNK);
+      await tx.run(`DELETE FROM msg_file_chunks WHERE file IN (${marks(fs.length)})`, fs);
+      await tx.run(`DELETE FROM msg_files WHERE id IN (${marks(fs.length)})`, fs);
+    }
+    await tx.run(`DELETE FROM msg_messages WHERE id IN (${q})`, chunk);
+    fileKeys.push(...files.map(fileKeyId));
   }
   await guardReplays(ctx, tx, sent, guardUntil);
-  try {
-    for (const id of ids) {
-      for (const f of await files.all<{ id: string }>([id])) {
-        await delChunks.run([f.id]);
-        await delFile.run([f.id]);
-        keyIds.push(fileKeyId(f.id));
-      }
-      await delMsg.run([id]);
-      keyIds.push(id);
-    }
-  } finally {
-    for (const s of [files, delChunks, delFile, delMsg]) await s.finalize();
-  }
-  return keyIds;
+  return [...fileKeys, ...ids];
 }
 
 /**
  * Keeps deleted ids from being accepted again. Only messages whose signed sentAt is still inside the
- * clock-skew window could be replayed (older ones fail the skew check), so only those are guarded:
- * destroying a 100k-message group must not hash and insert 100k guard rows (bench/volume, issue 8).
+ * clock-skew window could be replayed (older ones fail the skew check), so only those are guarded.
+ * Only single messages need this: a destroyed conversation guards its messages by being gone (see
+ * {@link deleteConversationRows}).
  */
 async function guardReplays(ctx: Ctx, tx: DbTx, rows: readonly { id: string; sent_at: string }[], guardUntil: string): Promise<void> {
   const replayableFrom = ctx.now().getTime() - ctx.config.clockSkewMs;
@@ -120,18 +122,23 @@ async function guardReplays(ctx: Ctx, tx: DbTx, rows: readonly { id: string; sen
   }
 }
 
-/** Every row of a conversation goes. Answers how many messages it held. */
-async function deleteConversationRows(ctx: Ctx, tx: DbTx, convId: string): Promise<number> {
-  const guardUntil = new Date(ctx.now().getTime() + 2 * ctx.config.clockSkewMs).toISOString();
-  const ids = await tx.all<{ id: string; sent_at: string }>('SELECT id, sent_at FROM msg_messages WHERE conversation = ?', [convId]);
-  await guardReplays(ctx, tx, ids, guardUntil);
+/**
+ * Every row of a conversation goes, one statement per table. Answers how many messages it held.
+ *
+ * No replay guard rows: every message signs the conversation it belongs to, and a destroyed
+ * conversation's id (random, never reused) no longer exists, so a resubmission is refused as
+ * CONVERSATION_NOT_FOUND (and, were it cached, by the missing conversation key and the foreign key
+ * of msg_messages). A keyed hash and a guard row per message made destroying a 100k group take
+ * seconds (issue 8).
+ */
+async function deleteConversationRows(tx: DbTx, convId: string): Promise<number> {
   await tx.run('DELETE FROM msg_file_chunks WHERE file IN (SELECT id FROM msg_files WHERE conversation = ?)', [convId]);
   await tx.run('DELETE FROM msg_files WHERE conversation = ?', [convId]);
-  await tx.run('DELETE FROM msg_messages WHERE conversation = ?', [convId]);
+  const { changes } = await tx.run('DELETE FROM msg_messages WHERE conversation = ?', [convId]);
   await tx.run('DELETE FROM msg_marks WHERE conversation = ?', [convId]);
   await tx.run('DELETE FROM msg_members WHERE conversation = ?', [convId]);
   await tx.run('DELETE FROM msg_conversations WHERE id = ?', [convId]);
-  return ids.length;
+  return changes;
 }
 
 /** Writes the tombstone to the audit trail and returns it. */
@@ -168,11 +175,67 @@ async function tombstone(
   return ts;
 }
 
-/** After rows are gone: keys, then WAL truncation. */
-async function finish(ctx: Ctx, keys: { messages?: string[]; conversations?: string[] }): Promise<void> {
-  if (keys.messages?.length) await ctx.keys.destroyMessageKeys(keys.messages);
-  for (const c of keys.conversations ?? []) await ctx.keys.destroyConversation(c);
-  await ctx.db.checkpointTruncate();
+/** The keys a deletion destroys once its rows are gone. */
+interface KeysToDestroy {
+  messageIds?: readonly string[];
+  conversationIds?: readonly string[];
+}
+
+/** A key store that can overlap its deletes with the rows' transaction (vault Keystore.destroyKeysAfter). */
+interface StagedKeyStore {
+  destroyKeysAfter?(what: KeysToDestroy, rowsGone: Promise<unknown>): Promise<unknown>;
+}
+
+/**
+ * Rows, then keys, then WAL truncation, with both databases working at once where the write order
+ * allows it (ARCHITECTURE.md, "write order keeps crashes harmless"):
+ *
+ * 1. `rows` runs in one vault transaction and calls `keysGo` (once) with the keys that must follow.
+ *    The key store starts deleting them right away in its own keys.db transaction, which commits
+ *    only after the vault transaction did (and rolls back if it failed): keys never go before rows.
+ *    keysGo is only ever called from inside the vault transaction, and the vault transaction never
+ *    waits for the key store, so the two locks cannot deadlock.
+ * 2. Once the rows committed: keys.db commits and truncates its WAL while vault.db truncates its own.
+ *    Both are awaited; the first failure is thrown, so nothing is left running behind an error.
+ *
+ * A key store without destroyKeysAfter gets the destroy calls after the commit instead.
+ */
+async function rowsThenKeys<T>(ctx: Ctx, rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>): Promise<T> {
+  const store = ctx.keys as typeof ctx.keys & StagedKeyStore;
+  let settle!: { resolve: () => void; reject: (err: unknown) => void };
+  const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  rowsGone.catch(() => undefined);
+  let what: KeysToDestroy | undefined;
+  let staged: Promise<unknown> | undefined;
+  const keysGo = (k: KeysToDestroy): void => {
+    if (what) throw new Error('rowsThenKeys: keysGo called twice');
+    what = k;
+    if (store.destroyKeysAfter) {
+      staged = store.destroyKeysAfter(k, rowsGone);
+      staged.catch(() => undefined);
+    }
+  };
+  let out: T;
+  try {
+    out = await ctx.db.transaction((tx) => rows(tx, keysGo));
+  } catch (err) {
+    settle.reject(err);
+    await staged?.catch(() => undefined); // rolled back: wait until keys.db is free again
+    throw err;
+  }
+  settle.resolve();
+  const afterCommit = async (): Promise<void> => {
+    if (staged) {
+      await staged;
+      return;
+    }
+    if (what?.messageIds?.length) await ctx.keys.destroyMessageKeys(what.messageIds);
+    for (const c of what?.conversationIds ?? []) await ctx.keys.destroyConversation(c);
+  };
+  const [k, w] = await Promise.allSettled([afterCommit(), ctx.db.checkpointTruncate()]);
+  if (k.status === 'rejected') throw k.reason;
+  if (w.status === 'rejected') throw w.reason;
+  return out;
 }
 
 /**
@@ -192,8 +255,7 @@ export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: Del
   if (row.sender !== p.login && !isOfficer(p)) throw new ForbiddenError('only the sender or an officer may delete a message');
   const target = `message:${id}`;
   const signature = await checkStatement(ctx, p, req, target);
-  const keyIds = await ctx.db.transaction((tx) => deleteMessageRows(ctx, tx, [id]));
-  await finish(ctx, { messages: keyIds });
+  await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, [id]) }));
   ctx.hub.publishDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] });
   return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count: 1, signature });
 }
@@ -213,9 +275,12 @@ export async function deleteConversation(ctx: Ctx, p: Principal, convId: string,
   }
   const target = `conversation:${convId}`;
   const signature = await checkStatement(ctx, p, req, target);
-  const count = await ctx.db.transaction((tx) => deleteConversationRows(ctx, tx, convId));
-  ctx.members.invalidate(convId);
-  await finish(ctx, { conversations: [convId] });
+  const count = await rowsThenKeys(ctx, async (tx, keysGo) => {
+    keysGo({ conversationIds: [convId] }); // its keys.db deletes run beside the rows' (and commit after them)
+    const n = await deleteConversationRows(tx, convId);
+    ctx.members.invalidate(convId); // a reload waits for this transaction, then finds nothing
+    return n;
+  });
   ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId });
   return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count, signature });
 }
@@ -251,9 +316,9 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
     const conv = await ctx.members.get(d.id);
     if (conv) notified.set(d.id, [...conv.members.keys()]);
   }
-  const { count, keyIds, byConv } = await ctx.db.transaction(async (tx) => {
+  const { count, byConv } = await rowsThenKeys(ctx, async (tx, keysGo) => {
     let n = 0;
-    for (const d of directs) n += await deleteConversationRows(ctx, tx, d.id);
+    for (const d of directs) n += await deleteConversationRows(tx, d.id);
     const sent = await tx.all<{ id: string; conversation: string }>(
       'SELECT id, conversation FROM msg_messages WHERE sender = ?',
       [login],
@@ -267,10 +332,10 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
     const k = await deleteMessageRows(ctx, tx, ids);
     const groups = new Map<string, string[]>();
     for (const s of sent) groups.set(s.conversation, [...(groups.get(s.conversation) ?? []), s.id]);
-    return { count: n + ids.length, keyIds: [...k, ...pending.map((f) => fileKeyId(f.id))], byConv: groups };
+    keysGo({ messageIds: [...k, ...pending.map((f) => fileKeyId(f.id))], conversationIds: directs.map((d) => d.id) });
+    for (const d of directs) ctx.members.invalidate(d.id);
+    return { count: n + ids.length, byConv: groups };
   });
-  for (const d of directs) ctx.members.invalidate(d.id);
-  await finish(ctx, { messages: keyIds, conversations: directs.map((d) => d.id) });
   for (const [conv, logins] of notified) ctx.hub.publishDeleted(logins, { conversation: conv });
   for (const [convId, ids] of byConv) {
     const conv = await ctx.members.get(convId);
@@ -299,8 +364,7 @@ export async function sweepRetention(ctx: Ctx): Promise<number> {
     ]);
     if (old.length === 0) continue;
     const ids = old.map((o) => o.id);
-    const keyIds = await ctx.db.transaction((tx) => deleteMessageRows(ctx, tx, ids));
-    await finish(ctx, { messages: keyIds });
+    await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, ids) }));
     const conv = await ctx.members.get(g.id);
     if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: g.id, ids });
     await tombstone(ctx, {
