@@ -23,9 +23,15 @@ import type { KeyedHash, MessageCheck, MessageCheckInput, MessageChecker, Signat
 /** Jobs gathered before a flush; a larger tick's worth is split over the workers. */
 const MAX_BATCH = 256;
 
-/** A copy that owns exactly its bytes: structured clone would copy a view's whole ArrayBuffer. */
-function own(u: Uint8Array): Uint8Array {
-  return u.byteOffset === 0 && u.byteLength === u.buffer.byteLength ? u : u.slice();
+/**
+ * A copy that owns exactly its bytes: structured clone copies a view's whole ArrayBuffer (for a
+ * small Buffer, Node's 8 KiB allocation pool). Not `slice()`: on a Buffer that is a view too.
+ */
+export function own(u: Uint8Array): Uint8Array {
+  if (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength) return u;
+  const copy = new Uint8Array(u.byteLength);
+  copy.set(u);
+  return copy;
 }
 
 /** Each session certificate's DER, owned once (its `der` may view a larger buffer, e.g. the TLS peer's). */

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { randomBytes, webcrypto } from 'node:crypto';
 import { signDetached } from '../../../pki/index.js';
-import { CheckPool, inThreadChecker } from '../../../server/messaging/check-pool.js';
+import { CheckPool, inThreadChecker, own } from '../../../server/messaging/check-pool.js';
 import { pkiVerifier } from '../../../server/messaging/index.js';
 import type { MessageCheck, MessageCheckInput } from '../../../server/messaging/ports.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
@@ -76,4 +76,14 @@ t.test('when the workers stop with checks in flight then those fail and later ch
   await pool.close();
   await t.rejects(inFlight, /message check worker exited/, 'the batch in flight fails with an error, not a verdict');
   t.ok((await check(input)).check.ok, 'a fresh worker answers the next check');
+});
+
+t.test('when a small Buffer (a view into Node\'s allocation pool) is sent then only its own bytes are copied', async (t) => {
+  const small = Buffer.from('aGVsbG8gd29ybGQ=', 'base64'); // pooled: its ArrayBuffer is the 8 KiB pool
+  t.ok(small.buffer.byteLength > small.byteLength, 'the fixture is a view');
+  const owned = own(small);
+  t.equal(owned.buffer.byteLength, small.byteLength, 'structured clone will copy 11 bytes, not the pool');
+  t.same(Buffer.from(owned), small);
+  const exact = new Uint8Array([1, 2, 3]);
+  t.equal(own(exact), exact, 'an exact array is sent as is');
 });
