@@ -387,6 +387,22 @@ export class Keystore {
     return orphans;
   }
 
+  /**
+   * Destroys conversation keys, and any message key under them, whose conversation no longer
+   * exists in vault.db (a crash after a conversation's rows went and before its keys did:
+   * {@link sweepOrphans} takes the message keys, this the CK). Call at start, before any
+   * conversation can be created (its CK is committed before its row), with every conversation id
+   * in vault.db. One transaction, then the WAL is truncated.
+   * @returns the conversation ids whose keys were destroyed.
+   */
+  async sweepOrphanConversations(existingConvIds: Iterable<string>): Promise<string[]> {
+    const keep = existingConvIds instanceof Set ? (existingConvIds as Set<string>) : new Set(existingConvIds);
+    const all = await this.db.all<{ conv_id: string }>('SELECT conv_id FROM conversation_keys');
+    const orphans = all.map((r) => r.conv_id).filter((id) => !keep.has(id));
+    if (orphans.length > 0) await this.destroyKeysAfter({ conversationIds: orphans }, Promise.resolve());
+    return orphans;
+  }
+
   /** Number of message keys and conversation keys stored (for status and tests). */
   async counts(): Promise<{ conversations: number; messages: number }> {
     const c = await this.db.get<{ n: number }>('SELECT count(*) AS n FROM conversation_keys');

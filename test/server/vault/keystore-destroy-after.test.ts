@@ -101,3 +101,13 @@ t.test('when more ids than one IN list holds are destroyed then every one goes',
   t.same(r, { messageKeys: 1234 + 3, conversationKeys: 601 });
   t.same(await ks.counts(), { conversations: 1, messages: 2 });
 });
+
+t.test('when orphan conversations are swept then only CKs (and DEKs) without a conversation row go', async (t) => {
+  const { path, ks, committed } = await setup(t);
+  t.same(await ks.sweepOrphanConversations(new Set(['c2', 'not-a-key'])), ['c1']);
+  t.equal(await ks.hasConversationKey('c1'), false);
+  t.equal(await ks.hasConversationKey('c2'), true);
+  t.same(await committed(), ['b1', 'b2'], "the orphan's DEKs went with it");
+  t.same(await ks.sweepOrphanConversations(['c2']), [], 'nothing left to sweep');
+  t.equal(statSync(`${path}-wal`).size, 0, 'WAL truncated');
+});
