@@ -105,6 +105,7 @@ async function main(): Promise<void> {
       const msgs: Awaited<ReturnType<typeof composeMessage>>[] = [];
       for (let i = 0; i < MESSAGES; i++) msgs.push(await composeMessage(sender, g.body.id, `broadcast ${i}`));
       const cpu0 = server.cpuSeconds();
+      const gen0 = process.cpuUsage();
       t0 = performance.now();
       let next = 0;
       await Promise.all(
@@ -121,9 +122,10 @@ async function main(): Promise<void> {
       while (watchers.some((w) => w.messages < MESSAGES) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const secs = (performance.now() - t0) / 1000;
       const cpu = server.cpuSeconds() - cpu0;
+      const gen = process.cpuUsage(gen0);
       const complete = watchers.filter((w) => w.messages >= MESSAGES).length;
       const delivered = watchers.reduce((s, w) => s + Math.min(w.messages, MESSAGES), 0);
-      console.log(`fan-out   ${(MESSAGES / secs).toFixed(1)} messages/s to ${WATCHERS} watchers = ${(delivered / secs).toFixed(0)} deliveries/s (all sent in ${accepted.toFixed(2)} s, all delivered in ${secs.toFixed(2)} s; ${complete}/${WATCHERS} watchers got every message; server CPU ${cpu.toFixed(2)} s = ${((cpu * 1e6) / Math.max(delivered, 1)).toFixed(0)} µs per delivery)`);
+      console.log(`fan-out   ${(MESSAGES / secs).toFixed(1)} messages/s to ${WATCHERS} watchers = ${(delivered / secs).toFixed(0)} deliveries/s (all sent in ${accepted.toFixed(2)} s, all delivered in ${secs.toFixed(2)} s; ${complete}/${WATCHERS} watchers got every message; server CPU ${cpu.toFixed(2)} s = ${((cpu * 1e6) / Math.max(delivered, 1)).toFixed(0)} µs per delivery, of which the ${MESSAGES} acceptances; load generator CPU ${((gen.user + gen.system) / 1e6).toFixed(2)} s)`);
 
       const more = await openMany(users, server.url, IDLE - WATCHERS, WATCHERS);
       await new Promise((r) => setTimeout(r, 2000));

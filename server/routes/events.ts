@@ -18,7 +18,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
-import type { LiveEvent, LiveSink, Principal, Subscription } from '../messaging/index.js';
+import type { LiveEvent, LiveSink, Subscription } from '../messaging/index.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseParams } from '../middleware/validate.js';
 
@@ -57,7 +57,7 @@ class LiveStream implements LiveSink {
   constructor(
     readonly out: ServerResponse,
     readonly sub: Subscription,
-    readonly principal: Principal,
+    readonly login: string,
     readonly token: string,
     readonly fingerprint: string,
     readonly svc: Svc,
@@ -69,7 +69,7 @@ class LiveStream implements LiveSink {
       if (ev.seq <= this.last) return true;
       this.last = ev.seq;
       // Pushed counts as delivered (API.md receipts); written in the service's next batch.
-      this.svc().reportDelivered(this.principal, (ev.data as { conversation: string }).conversation, ev.seq);
+      this.svc().reportDelivered(this.login, (ev.data as { conversation: string }).conversation, ev.seq);
     }
     if (this.write(frameOf(ev))) return true;
     // Congested: the subscription queues (bounded) until the socket drains.
@@ -181,7 +181,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
     // Subscribe before replaying, so nothing committed during the replay is missed.
     const sub = svc().subscribe(p);
     const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
-    const s = new LiveStream(out, sub, p, token, c.get('clientCert').fingerprint, svc);
+    const s = new LiveStream(out, sub, p.login, token, c.get('clientCert').fingerprint, svc);
     track(s);
     out.once('close', () => {
       untrack(s);
@@ -203,7 +203,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
             if (s.isEnded || out.destroyed) return RESPONSE_ALREADY_SENT;
             s.write(sseFrame('message', JSON.stringify(m), m.seq));
             s.last = m.seq;
-            svc().reportDelivered(p, m.conversation, m.seq);
+            svc().reportDelivered(p.login, m.conversation, m.seq);
             await s.drained();
           }
           if (page.length < REPLAY_PAGE) break;

@@ -141,3 +141,55 @@ t.test('live events', async (t) => {
     t.ok(es.ended);
   });
 });
+
+t.test('live delivery at scale', async (t) => {
+  const h = await httpHarness(t, { keepAliveMs: 200 });
+  const alice = await h.app.createStaff({ login: 'b-alice', clearance: 'secret' });
+  const A = h.as(alice);
+  const readers = [];
+  for (let i = 0; i < 4; i++) readers.push(await h.app.createStaff({ login: `b-reader${i}`, clearance: 'secret' }));
+  const g = (await A('/v1/groups', { body: { name: 'b-group', label: 'restricted' } })).body as { id: string };
+  for (const r of readers) await A('/v1/groups/b-group/members', { body: { login: r.login } });
+  const send = async (text: string) => {
+    const m = await h.compose(alice, g.id, text);
+    const r = await A('/v1/messages', { body: { header: m.header, signature: m.signature, body: m.body } });
+    if (r.status !== 201) throw new Error(JSON.stringify(r.body));
+    return { id: m.id, seq: r.body.seq as number };
+  };
+
+  await t.test('when two streams share a session and it ends then both end within one interval', async (t) => {
+    const u = await h.app.createStaff({ login: 'b-leaver', clearance: 'secret' });
+    const streams = [await openEvents(h, u), await openEvents(h, u)];
+    t.teardown(() => streams.forEach((s) => s.close()));
+    for (const s of streams) await s.until((evs) => evs.some((e) => e.event === 'ready'));
+    await new Promise((r) => setTimeout(r, 500));
+    t.notOk(streams.some((s) => s.ended), 'control: open while the session is valid (keep-alives pass)');
+    t.equal((await h.as(u)('/v1/auth/logout', { method: 'POST', body: {} })).status, 200);
+    for (const s of streams) await s.until(() => s.ended, 2000);
+    t.pass('both ended');
+  });
+
+  await t.test('when many live connections get messages then their receipts are written and survive a graceful stop', async (t) => {
+    // 20 connections: 5 per reader, as several devices or tabs of one person would be.
+    const streams = [];
+    for (const r of readers) for (let k = 0; k < 5; k++) streams.push(await openEvents(h, r));
+    t.teardown(() => streams.forEach((s) => s.close()));
+    for (const s of streams) await s.until((evs) => evs.some((e) => e.event === 'ready'));
+    const sent = [await send('to all 1'), await send('to all 2'), await send('to all 3')];
+    for (const s of streams) await s.until((evs) => sent.every((m) => messageIds(evs).includes(m.id)));
+    // What `sigil-server` does on SIGTERM once the listener stopped: close messaging, then the vault.
+    await h.messaging.close();
+    for (const s of streams) await s.until(() => s.ended, 2000);
+    const db = h.app.appliance.vault.db;
+    for (const r of readers) {
+      const row = await db.get<{ s: number }>('SELECT delivered_seq AS s FROM msg_members WHERE conversation = ? AND login = ?', [g.id, r.login]);
+      t.equal(row?.s, sent[2]!.seq, `${r.login}: delivered up to the last message pushed`);
+    }
+    const receipts = await A(`/v1/messages/${sent[2]!.id}/receipts`);
+    t.same(
+      receipts.body.delivered.map((d: { login: string }) => d.login).sort(),
+      readers.map((r) => r.login).sort(),
+      'the sender sees every reader’s delivery receipt',
+    );
+  });
+});
