@@ -101,6 +101,8 @@ export class Db implements Queryable {
   #readsInFlight = 0;
   #readerPaused = 0;
   #readerIdle: (() => void)[] = [];
+  /** Prepared statements by connection and SQL text (see #cachedCall). */
+  readonly #cache = new Map<sqlite3.Database, Map<string, Promise<sqlite3.Statement>>>();
 
   private constructor(path: string, conn: sqlite3.Database, readonly: boolean) {
     this.path = path;
@@ -186,12 +188,8 @@ export class Db implements Queryable {
     if (s && !s.done) return undefined;
     if (this.#closed) return Promise.reject(new VaultClosedError(`database ${this.path} is closed`));
     this.#readsInFlight++;
-    return new Promise<T>((resolve, reject) => {
-      reader[method](sql, toBind(params), (err: Error | null, row?: unknown) => {
-        if (--this.#readsInFlight === 0) for (const wake of this.#readerIdle.splice(0)) wake();
-        if (err) reject(mapSqliteError(err, sql) satisfies VaultError);
-        else resolve(row as T);
-      });
+    return this.#cachedCall<T>(reader, method, sql, params).finally(() => {
+      if (--this.#readsInFlight === 0) for (const wake of this.#readerIdle.splice(0)) wake();
     });
   }
 
@@ -377,8 +375,10 @@ export class Db implements Queryable {
       this.#reader = undefined;
       if (reader) {
         if (this.#readsInFlight > 0) await new Promise<void>((r) => this.#readerIdle.push(r));
+        await this.#dropCache(reader);
         await new Promise<void>((r) => reader.close(() => r()));
       }
+      await this.#dropCache(this.#conn);
       await new Promise<void>((resolve, reject) =>
         this.#conn.close((err) => (err ? reject(mapSqliteError(err, 'close')) : resolve())),
       );
@@ -416,17 +416,91 @@ export class Db implements Queryable {
   }
 
   #raw<T>(method: 'run' | 'get' | 'all' | 'exec', sql: string, params?: SqlParams): Promise<T> {
+    if (method === 'exec') {
+      return new Promise<T>((resolve, reject) =>
+        this.#conn.exec(sql, (err) => (err ? reject(mapSqliteError(err, sql) satisfies VaultError) : resolve(undefined as T))),
+      );
+    }
+    return this.#cachedCall<T>(this.#conn, method, sql, params);
+  }
+
+  /**
+   * Runs `sql` through a cached prepared statement of `conn`. Why: `Database#get(sql)` prepares,
+   * steps and finalizes — three thread-pool round trips per query — where a cached statement
+   * needs one (two for `get`, which must be reset so it holds no read snapshot; a snapshot left
+   * open would block TRUNCATE checkpoints and keep old pages in the WAL).
+   */
+  async #cachedCall<T>(conn: sqlite3.Database, method: 'run' | 'get' | 'all', sql: string, params?: SqlParams): Promise<T> {
+    const bind = toBind(params);
+    const st = await this.#statement(conn, sql);
     return new Promise<T>((resolve, reject) => {
-      const done = function (this: sqlite3.RunResult, err: Error | null, row?: unknown): void {
-        if (err) reject(mapSqliteError(err, sql) satisfies VaultError);
-        else if (method === 'run') resolve({ changes: this.changes, lastID: this.lastID } as T);
-        else resolve(row as T);
+      const resetThen = (settle: () => void): void => {
+        st.reset(() => settle());
       };
-      if (method === 'exec') this.#conn.exec(sql, done as (this: sqlite3.Statement, err: Error | null) => void);
-      else this.#conn[method](sql, toBind(params), done);
+      const done = function (this: sqlite3.RunResult, err: Error | null, row?: unknown): void {
+        if (err) {
+          resetThen(() => reject(mapSqliteError(err, sql) satisfies VaultError));
+        } else if (method === 'run') {
+          const r = { changes: this.changes, lastID: this.lastID } as T;
+          if (RETURNING.test(sql)) resetThen(() => resolve(r));
+          else resolve(r);
+        } else if (method === 'get') {
+          resetThen(() => resolve(row as T));
+        } else {
+          resolve(row as T);
+        }
+      };
+      st[method](bind, done);
     });
   }
+
+  /** The cached prepared statement for `sql` on `conn` (LRU of {@link STATEMENT_CACHE} per connection). */
+  #statement(conn: sqlite3.Database, sql: string): Promise<sqlite3.Statement> {
+    let cache = this.#cache.get(conn);
+    if (!cache) this.#cache.set(conn, (cache = new Map()));
+    const hit = cache.get(sql);
+    if (hit) {
+      cache.delete(sql); // re-insert: Map order is the LRU order
+      cache.set(sql, hit);
+      return hit;
+    }
+    const made = new Promise<sqlite3.Statement>((resolve, reject) => {
+      const st: sqlite3.Statement = conn.prepare(sql, (err: Error | null) => {
+        if (err) {
+          // Not cached: a statement that does not compile now might after a migration.
+          cache.delete(sql);
+          reject(mapSqliteError(err, sql) satisfies VaultError);
+        } else resolve(st);
+      });
+    });
+    cache.set(sql, made);
+    if (cache.size > STATEMENT_CACHE) {
+      const oldest = cache.keys().next().value as string;
+      const evicted = cache.get(oldest)!;
+      cache.delete(oldest);
+      // Finalize runs after the operations already queued on that statement.
+      void evicted.then((st) => st.finalize(), () => undefined);
+    }
+    return made;
+  }
+
+  /** Finalizes every cached statement of `conn` (before closing it). */
+  async #dropCache(conn: sqlite3.Database): Promise<void> {
+    const cache = this.#cache.get(conn);
+    this.#cache.delete(conn);
+    if (!cache) return;
+    for (const made of cache.values()) {
+      const st = await made.catch(() => undefined);
+      if (st) await new Promise<void>((r) => st.finalize(() => r()));
+    }
+  }
 }
+
+/** Prepared statements kept per connection (dynamic `IN (?,?,…)` lists make many distinct texts). */
+const STATEMENT_CACHE = 256;
+
+/** A write that returns rows: its statement must be reset so the write is complete and released. */
+const RETURNING = /\bRETURNING\b/i;
 
 /** Statements the reader may run: a SELECT (a WITH may end in a write, so it stays on the writer). */
 const SELECT = /^\s*SELECT\b/i;
