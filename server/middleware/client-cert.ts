@@ -13,20 +13,41 @@ import type { RevokedSet } from '../certs/certificate-store.js';
 import { CertExpiredError, CertNotYetValidError, CertRevokedError, ClientCertRequiredError } from './errors.js';
 import type { AppEnv, ClientCert } from './types.js';
 
-const parsed = new WeakMap<object, ClientCert>();
+/**
+ * Parsed certificates by fingerprint, shared by every socket presenting the same certificate and
+ * bounded (least recently used out): a parsed certificate is ~50 KiB of ASN.1 objects, and an idle
+ * live connection (SSE) must not pin one each (issue 8, bench/live). A socket remembers only the
+ * fingerprint; a certificate evicted here is parsed again on its socket's next request.
+ */
+const PARSED_MAX = 256;
+const parsed = new Map<string, ClientCert>();
+const fingerprintOf = new WeakMap<object, string>();
 
 /** Reads (and caches) the peer certificate of a TLS socket; undefined if there is none. */
 export function peerCertificate(socket: unknown): ClientCert | undefined {
   if (typeof socket !== 'object' || socket === null) return undefined;
-  const hit = parsed.get(socket);
-  if (hit) return hit;
+  const fp = fingerprintOf.get(socket);
+  const hit = fp !== undefined ? parsed.get(fp) : undefined;
+  if (hit) {
+    parsed.delete(fp!);
+    parsed.set(fp!, hit);
+    return hit;
+  }
   const tls = socket as Partial<TLSSocket>;
   if (typeof tls.getPeerX509Certificate !== 'function') return undefined;
   const x509 = tls.getPeerX509Certificate();
   if (!x509) return undefined;
+  // Another socket of the same certificate (a second device tab, a reconnect): no second parse.
+  const known = parsed.get(x509.fingerprint256.replaceAll(':', '').toLowerCase());
+  if (known) {
+    fingerprintOf.set(socket, known.fingerprint);
+    return known;
+  }
   const cert = Certificate.fromDer(new Uint8Array(x509.raw));
   const entry: ClientCert = { cert, fingerprint: cert.fingerprint, serial: cert.serialNumber };
-  parsed.set(socket, entry);
+  fingerprintOf.set(socket, entry.fingerprint);
+  parsed.set(entry.fingerprint, entry);
+  if (parsed.size > PARSED_MAX) parsed.delete(parsed.keys().next().value!);
   return entry;
 }
 
