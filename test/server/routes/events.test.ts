@@ -146,7 +146,7 @@ t.test('live delivery at scale', async (t) => {
   const h = await httpHarness(t, { keepAliveMs: 200 });
   const alice = await h.app.createStaff({ login: 'b-alice', clearance: 'secret' });
   const A = h.as(alice);
-  const readers = [];
+  const readers: Awaited<ReturnType<typeof h.app.createStaff>>[] = [];
   for (let i = 0; i < 4; i++) readers.push(await h.app.createStaff({ login: `b-reader${i}`, clearance: 'secret' }));
   const g = (await A('/v1/groups', { body: { name: 'b-group', label: 'restricted' } })).body as { id: string };
   for (const r of readers) await A('/v1/groups/b-group/members', { body: { login: r.login } });
@@ -171,7 +171,7 @@ t.test('live delivery at scale', async (t) => {
 
   await t.test('when many live connections get messages then their receipts are written and survive a graceful stop', async (t) => {
     // 20 connections: 5 per reader, as several devices or tabs of one person would be.
-    const streams = [];
+    const streams: Awaited<ReturnType<typeof openEvents>>[] = [];
     for (const r of readers) for (let k = 0; k < 5; k++) streams.push(await openEvents(h, r));
     t.teardown(() => streams.forEach((s) => s.close()));
     for (const s of streams) await s.until((evs) => evs.some((e) => e.event === 'ready'));
