@@ -25,6 +25,7 @@ import {
   machineNote,
   officerOf,
   percentile,
+  procThreadCpuSeconds,
   startServerProc,
   verifyBound,
   type InitJson,
@@ -128,6 +129,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     let rssPeak = 0;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, server.rssMb().now)), 200);
     const cpu0 = server.cpuSeconds();
+    const threads0 = procThreadCpuSeconds(server.pid);
     const own0 = process.cpuUsage();
     const started = performance.now();
     const end = started + SECONDS * 1000;
@@ -152,6 +154,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     );
     const elapsed = (performance.now() - started) / 1000;
     const cpu = server.cpuSeconds() - cpu0;
+    const threads1 = procThreadCpuSeconds(server.pid);
     const own = process.cpuUsage(own0);
     clearInterval(sampler);
     const rss = server.rssMb();
@@ -160,6 +163,8 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     console.log(`accepted  ${fmt(rate, 0)} messages/s  (${accepted} in ${elapsed.toFixed(2)} s${exhausted ? `, ${exhausted} clients ran out of pre-signed messages` : ''})`);
     console.log(`latency   p50 ${fmt(percentile(latencies, 50), 1)} ms  p95 ${fmt(percentile(latencies, 95), 1)} ms  p99 ${fmt(percentile(latencies, 99), 1)} ms  max ${fmt(latencies.at(-1) ?? NaN, 1)} ms`);
     console.log(`server    CPU ${cpu.toFixed(2)} s over ${elapsed.toFixed(2)} s = ${((cpu / elapsed) * 100).toFixed(0)} % of one core (${((cpu * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message); RSS ${rss.now.toFixed(0)} MiB (peak during run ${Math.max(rssPeak, rss.now).toFixed(0)} MiB, process peak ${rss.peak.toFixed(0)} MiB)`);
+    const perMsg = (s: number): string => `${((s * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message`;
+    console.log(`          main thread ${perMsg(threads1.main - threads0.main)}, other threads (check workers, libuv pool) ${perMsg(threads1.others - threads0.others)}`);
     console.log(`load gen  CPU ${((own.user + own.system) / 1e6).toFixed(2)} s (same machine); ${machineNote().split(';')[0]}`);
     console.log(`throughput / bound = ${((rate / bound) * 100).toFixed(0)} %  (goal ≥ 70 % with p384; p99 goal < 100 ms at 50 clients)`);
     if (failures.size) console.log(`refused   ${[...failures].map(([k, n]) => `${k}: ${n}`).join(', ')}`);

@@ -20,7 +20,7 @@ import { isClearance } from '../../pki/index.js';
 import type { CheckBatch, CheckReply, CheckResult } from './check-protocol.js';
 import type { KeyedHash, MessageCheck, MessageCheckInput, MessageChecker, SignatureCheck, SignatureVerifier } from './ports.js';
 
-/** Jobs gathered before a flush; a larger tick's worth is split over the workers. */
+/** Most checks in one post. */
 const MAX_BATCH = 256;
 
 /**
@@ -99,32 +99,28 @@ export class CheckPool {
     }).then(toMessageCheck);
   }
 
+  /**
+   * Posts pending checks to idle workers only, a fair share each. A busy worker gets nothing new:
+   * what arrives meanwhile waits for the next idle one and leaves as one batch. So an idle
+   * appliance posts each message at once, and a loaded one posts few large batches — each post
+   * wakes a sleeping thread, which on a busy machine costs far more than the post itself.
+   */
   #flush(): void {
     this.#flushQueued = false;
-    const all = this.#pending;
-    this.#pending = [];
-    // One batch per key (in practice there is one appliance, so one key).
-    const byKey = new Map<Uint8Array, typeof all>();
-    for (const p of all) {
-      const list = byKey.get(p.key);
-      if (list) list.push(p);
-      else byKey.set(p.key, [p]);
-    }
-    for (const [key, list] of byKey) {
-      // Spread over the workers: as many batches as workers (at least one job each), capped in size.
-      const parts = Math.max(1, Math.min(this.#size, Math.ceil(list.length / 4)), Math.ceil(list.length / MAX_BATCH));
-      const per = Math.ceil(list.length / parts);
-      for (let i = 0; i < list.length; i += per) this.#post(key, list.slice(i, i + per));
+    while (this.#pending.length > 0) {
+      const slot = this.#idleSlot();
+      if (!slot) return; // the next reply flushes again
+      const key = this.#pending[0]!.key;
+      let n = 0;
+      while (n < this.#pending.length && this.#pending[n]!.key === key) n++;
+      const share = Math.min(n, MAX_BATCH, Math.max(1, Math.ceil(this.#pending.length / this.#size)));
+      this.#post(slot, key, this.#pending.splice(0, share));
     }
   }
 
-  #post(key: Uint8Array, list: { job: CheckBatch['jobs'][number]; w: Waiting }[]): void {
-    let slot: Slot;
-    try {
-      slot = this.#leastBusy();
-    } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
-      for (const { w } of list) w.reject(err);
+  #post(slot: Slot | Error, key: Uint8Array, list: { job: CheckBatch['jobs'][number]; w: Waiting }[]): void {
+    if (slot instanceof Error) {
+      for (const { w } of list) w.reject(slot);
       return;
     }
     const id = this.#nextId++;
@@ -135,16 +131,16 @@ export class CheckPool {
     slot.worker.postMessage(batch);
   }
 
-  #leastBusy(): Slot {
-    if (this.#slots.length < this.#size) {
-      // Start workers as load asks for them; an idle process keeps none it does not need.
-      const idle = this.#slots.find((s) => s.jobs === 0);
-      if (!idle) return this.#spawn();
-      return idle;
+  /** A worker with nothing in flight (started if the pool is not full), an Error if one cannot start, or none. */
+  #idleSlot(): Slot | Error | undefined {
+    const idle = this.#slots.find((s) => s.inFlight.size === 0);
+    if (idle) return idle;
+    if (this.#slots.length >= this.#size) return undefined;
+    try {
+      return this.#spawn();
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
     }
-    let best = this.#slots[0]!;
-    for (const s of this.#slots) if (s.jobs < best.jobs) best = s;
-    return best;
   }
 
   #spawn(): Slot {
@@ -159,6 +155,7 @@ export class CheckPool {
       slot.inFlight.delete(reply.id);
       slot.jobs -= waiting.length;
       if (slot.inFlight.size === 0) worker.unref();
+      if (this.#pending.length > 0) this.#flush();
       reply.results.forEach((r, i) => {
         const w = waiting[i];
         if (!w) return;
@@ -172,6 +169,7 @@ export class CheckPool {
       for (const list of slot.inFlight.values()) for (const w of list) w.reject(err);
       slot.inFlight.clear();
       slot.jobs = 0;
+      if (this.#pending.length > 0) this.#flush();
     };
     worker.on('error', die);
     worker.on('exit', (code) => die(new Error(`message check worker exited with code ${code}`)));
