@@ -250,6 +250,9 @@ EXIT CODES
       let stopping: Promise<void> | undefined;
       const stop = () =>
         (stopping ??= (async () => {
+          // Live streams first: they are requests that never finish, and would hold the listener's
+          // close for its whole grace period (10 s) while requests in flight finish normally.
+          messaging.endLiveStreams();
           await listener.stop();
           await auditTrail.stop();
           await messaging.close();

@@ -67,6 +67,12 @@ export interface Messaging {
   start(): Promise<void>;
   /** Stops the timer, ends live streams, writes what is queued. */
   close(): Promise<void>;
+  /**
+   * Ends every live event stream now (a stopping server: streams are requests that never end by
+   * themselves, so the listener would wait its whole grace period for them). Clients resume with
+   * Last-Event-ID; messages are still accepted until {@link close}.
+   */
+  endLiveStreams(): void;
 
   send(p: Principal, input: messages.MessageInput): Promise<messages.Receipt>;
   message(p: Principal, id: string): Promise<messages.MessageView>;
@@ -213,6 +219,9 @@ export function createMessaging(parts: MessagingParts): Messaging {
         }, config.sweepIntervalMs);
         timer.unref();
       }
+    },
+    endLiveStreams() {
+      hub.closeAll();
     },
     async close() {
       if (timer) clearInterval(timer);

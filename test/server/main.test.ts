@@ -193,6 +193,40 @@ t.test('a whole login scenario against the child process', async (t) => {
   });
 });
 
+t.test('when SIGTERM arrives with a live event stream open then the stream ends and the process exits well within the grace period', async (t) => {
+  // The scenario above changed the officer's password; log in with the new one.
+  const server = await startServer(dataDir);
+  const caPem = readFileSync(result.ca.chain, 'utf8');
+  const p12 = await openPkcs12(new Uint8Array(readFileSync(result.officer.p12)), result.officer.p12Password);
+  const tls = { cert: p12.cert.pem, key: await exportPrivateKeyPem(p12.key) };
+  const req = (path: string, o: Parameters<typeof httpsRequest>[3] = {}) => httpsRequest(server.url, path, caPem, { ...tls, ...o });
+  const ch = await req('/v1/auth/challenge', { body: { login: 'officer' } });
+  const signature = await signB64(loginStatement('officer', ch.body.nonce), p12.cert, p12.key);
+  const login = await req('/v1/auth/login', { body: { login: 'officer', password: 'A-new-passphrase-for-SO', nonce: ch.body.nonce, signature } });
+  t.equal(login.status, 200, JSON.stringify(login.body));
+  let text = '';
+  const ended = new Promise<void>((resolve, reject) => {
+    const r = https.request(
+      { host: '127.0.0.1', port: server.port, path: '/v1/events', method: 'GET', ca: caPem, ...tls, agent: false, headers: { authorization: `Bearer ${login.body.token}` } },
+      (res) => {
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve());
+        res.on('error', reject);
+      },
+    );
+    r.on('error', reject);
+    r.end();
+  });
+  while (!text.includes('event: ready')) await new Promise((r) => setTimeout(r, 20));
+  const signalled = Date.now();
+  server.child.kill('SIGTERM');
+  await ended;
+  const code = await server.exited;
+  const took = Date.now() - signalled;
+  t.equal(code, 0);
+  t.ok(took < 5000, `stopped in ${took} ms (the listener's grace period is 10 s)`);
+});
+
 t.test('when SIGIL_MASTER_PASSPHRASE is set then init and start use it, and a wrong one refuses to start', async (t) => {
   const dir = join(tmp, 'passphrase');
   const pass = 'a long operator passphrase';
