@@ -177,8 +177,9 @@ export class AuditLog {
     return this.#db.transaction(async (tx) => {
       let size = await sizeOf(tx);
       // Nodes made in this batch, so completing a subtree does not re-read what we just made;
-      // only the left siblings that predate the batch (at most log n) are read.
-      const fresh = new Map<string, Hash>();
+      // the left siblings that predate the batch are the old tree's frontier (at most log n
+      // nodes), read in one query up front rather than one round trip each.
+      const fresh = await frontierNodes(tx, size);
       const node = async (level: number, idx: number): Promise<Hash> => fresh.get(`${level}:${idx}`) ?? readNode(tx, level, idx);
       const leafRows: unknown[][] = [];
       const nodeRows: unknown[][] = [];
@@ -385,6 +386,33 @@ async function insertChunks(tx: DbTx, target: string, width: number, rows: unkno
 async function sizeOf(q: Queryable | DbTx): Promise<number> {
   const r = await q.get<{ n: number | null }>('SELECT max(seq) AS n FROM audit_log');
   return r?.n === null || r?.n === undefined ? 0 : r.n + 1;
+}
+
+/**
+ * The roots of the perfect subtrees a tree of `size` leaves is made of, left to right (its
+ * "frontier": one per set bit of `size`), by `level:idx`. Appending reads only these.
+ */
+async function frontierNodes(q: Queryable, size: number): Promise<Map<string, Hash>> {
+  const out = new Map<string, Hash>();
+  const nodes: [number, number][] = [];
+  let leaf: number | undefined;
+  for (let start = 0, rest = size; rest > 0; ) {
+    const level = Math.floor(Math.log2(rest));
+    const width = 2 ** level;
+    if (level === 0) leaf = start;
+    else nodes.push([level, start / width]);
+    start += width;
+    rest -= width;
+  }
+  if (nodes.length > 0) {
+    const rows = await q.all<{ level: number; idx: number; h: Uint8Array }>(
+      `SELECT level, idx, hash AS h FROM audit_nodes WHERE ${nodes.map(() => '(level = ? AND idx = ?)').join(' OR ')}`,
+      nodes.flat(),
+    );
+    for (const r of rows) out.set(`${r.level}:${r.idx}`, new Uint8Array(r.h));
+  }
+  if (leaf !== undefined) out.set(`0:${leaf}`, await readNode(q, 0, leaf));
+  return out;
 }
 
 async function readNode(q: Queryable, level: number, idx: number): Promise<Hash> {

@@ -75,6 +75,21 @@ t.test('when the log grows then every root equals the RFC 9162 root of its leave
   for (const s of [0, 1, 5, 16, 33]) t.same((await log.root(s)).root, rootHash(leaves.slice(0, s)));
 });
 
+t.test('when batches of uneven sizes cross many powers of two then the head stays the RFC 9162 root (frontier read in one query)', async (t) => {
+  const { log } = await setup(t);
+  const leaves: Uint8Array[] = [];
+  let seed = 7;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  for (const batch of [1, 1, 2, 60, 3, 64, 127, 1, 129, 5, 256, 33]) {
+    for (const r of await log.append(events(batch, leaves.length))) leaves.push(r.leafHash);
+    t.same((await log.root()).root, rootHash(leaves), `size ${leaves.length}`);
+  }
+  for (let i = 0; i < 20; i++) {
+    for (const r of await log.append(events(1 + rand(40), leaves.length))) leaves.push(r.leafHash);
+  }
+  t.same((await log.root()).root, rootHash(leaves), `size ${leaves.length} after random batches`);
+});
+
 t.test('when proofs are asked of the log then every inclusion and consistency proof verifies against its roots', async (t) => {
   const { log } = await setup(t, 45);
   const all = await log.entries(0, 45);
