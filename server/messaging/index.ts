@@ -171,9 +171,18 @@ export function createMessaging(parts: MessagingParts): Messaging {
   async function publish(batch: readonly { m: StagedMessage; c: Committed }[]): Promise<void> {
     const convIds = [...new Set(batch.map(({ m }) => m.conversation))];
     const muted = new Map<string, Map<string, boolean>>();
-    for (const conv of convIds) {
-      const rows = await ctx.db.all<{ login: string; muted: number }>('SELECT login, muted FROM msg_members WHERE conversation = ?', [conv]);
-      muted.set(conv, new Map(rows.map((r) => [r.login, r.muted === 1])));
+    // One query for the batch's conversations (the reader connection answers it), not one each.
+    for (let i = 0; i < convIds.length; i += 500) {
+      const part = convIds.slice(i, i + 500);
+      const rows = await ctx.db.all<{ conversation: string; login: string; muted: number }>(
+        `SELECT conversation, login, muted FROM msg_members WHERE conversation IN (${part.map(() => '?').join(',')})`,
+        part,
+      );
+      for (const r of rows) {
+        let m = muted.get(r.conversation);
+        if (!m) muted.set(r.conversation, (m = new Map()));
+        m.set(r.login, r.muted === 1);
+      }
     }
     for (const { m, c } of batch) {
       hub.publishMessage(c.seq, messages.viewOfStaged(m, c), {
