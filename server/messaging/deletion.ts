@@ -198,9 +198,15 @@ interface StagedKeyStore {
  * 2. Once the rows committed: keys.db commits and truncates its WAL while vault.db truncates its own.
  *    Both are awaited; the first failure is thrown, so nothing is left running behind an error.
  *
+ * `committed` runs right after the vault commit, before the keys are waited for (cache invalidation:
+ * reads outside a transaction see only committed rows, so earlier would be undone by a reload).
  * A key store without destroyKeysAfter gets the destroy calls after the commit instead.
  */
-async function rowsThenKeys<T>(ctx: Ctx, rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>): Promise<T> {
+async function rowsThenKeys<T>(
+  ctx: Ctx,
+  rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>,
+  committed: () => void = () => undefined,
+): Promise<T> {
   const store = ctx.keys as typeof ctx.keys & StagedKeyStore;
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -224,6 +230,7 @@ async function rowsThenKeys<T>(ctx: Ctx, rows: (tx: DbTx, keysGo: (k: KeysToDest
     throw err;
   }
   settle.resolve();
+  committed();
   const afterCommit = async (): Promise<void> => {
     if (staged) {
       await staged;
@@ -275,12 +282,14 @@ export async function deleteConversation(ctx: Ctx, p: Principal, convId: string,
   }
   const target = `conversation:${convId}`;
   const signature = await checkStatement(ctx, p, req, target);
-  const count = await rowsThenKeys(ctx, async (tx, keysGo) => {
-    keysGo({ conversationIds: [convId] }); // its keys.db deletes run beside the rows' (and commit after them)
-    const n = await deleteConversationRows(tx, convId);
-    ctx.members.invalidate(convId); // a reload waits for this transaction, then finds nothing
-    return n;
-  });
+  const count = await rowsThenKeys(
+    ctx,
+    async (tx, keysGo) => {
+      keysGo({ conversationIds: [convId] }); // its keys.db deletes run beside the rows' (and commit after them)
+      return deleteConversationRows(tx, convId);
+    },
+    () => ctx.members.invalidate(convId),
+  );
   ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId });
   return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count, signature });
 }
@@ -291,6 +300,38 @@ export async function deleteGroup(ctx: Ctx, p: Principal, name: string, req: Del
   const conv = row ? await ctx.members.get(row.id) : undefined;
   if (!row || !conv || (!conv.members.has(p.login) && !isOfficer(p))) throw new GroupNotFoundError(`no group named ${name}`);
   return deleteConversation(ctx, p, row.id, req);
+}
+
+/**
+ * Rows of one user's correspondence: their direct conversations whole, every message they sent
+ * elsewhere, their pending uploads. Answers how many messages went, by conversation for the others.
+ */
+async function correspondenceRows(
+  ctx: Ctx,
+  tx: DbTx,
+  login: string,
+  directs: readonly string[],
+  keysGo: (k: KeysToDestroy) => void,
+): Promise<{ count: number; byConv: Map<string, string[]> }> {
+  let n = 0;
+  for (const d of directs) n += await deleteConversationRows(tx, d);
+  const sent = await tx.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_messages WHERE sender = ?', [login]);
+  const pending = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE uploader = ? AND state = 'pending'`, [login])).map((f) => f.id);
+  for (let i = 0; i < pending.length; i += IN_CHUNK) {
+    const fs = pending.slice(i, i + IN_CHUNK);
+    await tx.run(`DELETE FROM msg_file_chunks WHERE file IN (${marks(fs.length)})`, fs);
+    await tx.run(`DELETE FROM msg_files WHERE id IN (${marks(fs.length)})`, fs);
+  }
+  const ids = sent.map((s) => s.id);
+  const keyIds = await deleteMessageRows(ctx, tx, ids);
+  const byConv = new Map<string, string[]>();
+  for (const s of sent) {
+    const list = byConv.get(s.conversation);
+    if (list) list.push(s.id);
+    else byConv.set(s.conversation, [s.id]);
+  }
+  keysGo({ messageIds: [...keyIds, ...pending.map(fileKeyId)], conversationIds: directs });
+  return { count: n + ids.length, byConv };
 }
 
 /**
@@ -316,26 +357,11 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
     const conv = await ctx.members.get(d.id);
     if (conv) notified.set(d.id, [...conv.members.keys()]);
   }
-  const { count, byConv } = await rowsThenKeys(ctx, async (tx, keysGo) => {
-    let n = 0;
-    for (const d of directs) n += await deleteConversationRows(tx, d.id);
-    const sent = await tx.all<{ id: string; conversation: string }>(
-      'SELECT id, conversation FROM msg_messages WHERE sender = ?',
-      [login],
-    );
-    const pending = await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE uploader = ? AND state = 'pending'`, [login]);
-    for (const f of pending) {
-      await tx.run('DELETE FROM msg_file_chunks WHERE file = ?', [f.id]);
-      await tx.run('DELETE FROM msg_files WHERE id = ?', [f.id]);
-    }
-    const ids = sent.map((s) => s.id);
-    const k = await deleteMessageRows(ctx, tx, ids);
-    const groups = new Map<string, string[]>();
-    for (const s of sent) groups.set(s.conversation, [...(groups.get(s.conversation) ?? []), s.id]);
-    keysGo({ messageIds: [...k, ...pending.map((f) => fileKeyId(f.id))], conversationIds: directs.map((d) => d.id) });
-    for (const d of directs) ctx.members.invalidate(d.id);
-    return { count: n + ids.length, byConv: groups };
-  });
+  const { count, byConv } = await rowsThenKeys(
+    ctx,
+    (tx, keysGo) => correspondenceRows(ctx, tx, login, directs.map((d) => d.id), keysGo),
+    () => directs.forEach((d) => ctx.members.invalidate(d.id)),
+  );
   for (const [conv, logins] of notified) ctx.hub.publishDeleted(logins, { conversation: conv });
   for (const [convId, ids] of byConv) {
     const conv = await ctx.members.get(convId);

@@ -134,3 +134,28 @@ t.test('when the vault transaction of a destroy fails then no key is destroyed a
   t.notOk(await h.vault.keys.hasConversationKey(g.id));
   t.same(await h.vault.keys.counts(), { conversations: 0, messages: 0 });
 });
+
+t.test('when a group is read all the while it is destroyed then afterwards no reader finds it', async (t) => {
+  const h = await harness(t);
+  await h.vault.db.exec('PRAGMA cache_size = 16'); // a longer transaction: more reads land inside it
+  const owner = await h.user('fc-owner');
+  const g = await h.messaging.createGroup(owner.principal, { name: 'fc-group', label: 'restricted' });
+  await fill(h, owner, g.id, 'FC', 200);
+  await h.messaging.flush();
+  let done = false;
+  let reads = 0;
+  const reader = (async () => {
+    while (!done) {
+      // before: 1 = an empty page: membership only, no key lookup waiting for keys.db
+      await h.messaging.history(owner.principal, g.id, { before: 1, limit: 1 }).catch(() => undefined);
+      reads++;
+      await new Promise((r) => setImmediate(r)); // let I/O in: a cached answer settles in microtasks only
+    }
+  })();
+  const destroying = h.messaging.deleteGroup(owner.principal, g.name, await h.deleteRequest(owner, `conversation:${g.id}`));
+  await destroying.finally(() => (done = true));
+  await reader;
+  t.ok(reads > 0, `control: ${reads} reads ran beside the destroy`);
+  await t.rejects(h.messaging.history(owner.principal, g.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
+  await t.rejects(h.messaging.send(owner.principal, await h.compose(owner, g.id, 'late')), { code: 'CONVERSATION_NOT_FOUND' });
+});
