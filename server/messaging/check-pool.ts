@@ -50,6 +50,8 @@ interface Waiting {
 
 interface Slot {
   worker: Worker;
+  /** Ends the worker once it has been idle for the pool's idle time. */
+  idleTimer?: NodeJS.Timeout;
   /** Batches posted and not answered, by batch id. */
   inFlight: Map<number, Waiting[]>;
   jobs: number;
@@ -62,8 +64,21 @@ export class CheckPool {
   #flushQueued = false;
   #nextId = 1;
 
-  constructor(size = Math.max(1, Math.min(availableParallelism(), 8))) {
+  readonly #idleMs: number;
+
+  /**
+   * @param size - most worker threads (default: the cores, at most 8)
+   * @param idleMs - a worker idle this long exits (an idle appliance keeps no ~20 MiB isolates; a
+   *   new one starts in tens of milliseconds on the next message). Default 10 s.
+   */
+  constructor(size = Math.max(1, Math.min(availableParallelism(), 8)), idleMs = 10_000) {
     this.#size = size;
+    this.#idleMs = idleMs;
+  }
+
+  /** Worker threads running now. */
+  get workers(): number {
+    return this.#slots.length;
   }
 
   /** A {@link MessageChecker} hashing under `key` (the raw `audit-hmac` secret). */
@@ -124,6 +139,8 @@ export class CheckPool {
       return;
     }
     const id = this.#nextId++;
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
     if (slot.inFlight.size === 0) slot.worker.ref();
     slot.inFlight.set(id, list.map((p) => p.w));
     slot.jobs += list.length;
@@ -154,7 +171,16 @@ export class CheckPool {
       if (!waiting) return;
       slot.inFlight.delete(reply.id);
       slot.jobs -= waiting.length;
-      if (slot.inFlight.size === 0) worker.unref();
+      if (slot.inFlight.size === 0) {
+        worker.unref();
+        slot.idleTimer = setTimeout(() => {
+          const i = this.#slots.indexOf(slot);
+          if (i < 0 || slot.inFlight.size > 0) return;
+          this.#slots.splice(i, 1);
+          void worker.terminate();
+        }, this.#idleMs);
+        slot.idleTimer.unref();
+      }
       if (this.#pending.length > 0) this.#flush();
       reply.results.forEach((r, i) => {
         const w = waiting[i];
@@ -164,6 +190,7 @@ export class CheckPool {
       });
     });
     const die = (err: Error): void => {
+      if (slot.idleTimer) clearTimeout(slot.idleTimer);
       const i = this.#slots.indexOf(slot);
       if (i >= 0) this.#slots.splice(i, 1);
       for (const list of slot.inFlight.values()) for (const w of list) w.reject(err);

@@ -87,3 +87,21 @@ t.test('when a small Buffer (a view into Node\'s allocation pool) is sent then o
   const exact = new Uint8Array([1, 2, 3]);
   t.equal(own(exact), exact, 'an exact array is sent as is');
 });
+
+t.test('when the workers have been idle for the idle time then they exit, and the next check starts one again', async (t) => {
+  const ca = await makeTestCa('p256');
+  const alice = await ca.staff('alice', 'secret');
+  const pool = new CheckPool(2, 150);
+  t.teardown(() => pool.close());
+  const check = pool.checker(randomBytes(32));
+  const header = enc.encode('{"id":"y"}');
+  const signature = await signDetached({ content: header, signerCert: alice.cert, signerKey: alice.key });
+  const input: MessageCheckInput = { id: 'y', signature, header, body: new Uint8Array(1), expectedSigner: alice.cert };
+  await Promise.all(Array.from({ length: 20 }, () => check(input)));
+  t.ok(pool.workers >= 1, `${pool.workers} worker(s) after a burst`);
+  const deadline = Date.now() + 5000;
+  while (pool.workers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.equal(pool.workers, 0, 'idle workers exited');
+  t.ok((await check(input)).check.ok, 'a new worker answers');
+  t.equal(pool.workers, 1);
+});
