@@ -18,7 +18,7 @@
  * the issue's 100k: BENCH_SIZES=1000,10000,100000 — about 5 minutes here), BENCH_FULL (history conversation of 1M instead of the
  * largest size), BENCH_PROFILE (p256).
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ProfileName } from '../pki/index.js';
 import { loadConfig, openAppliance } from '../server/index.js';
@@ -48,6 +48,9 @@ const cpu = (c0: NodeJS.CpuUsage): string => {
   const c = process.cpuUsage(c0);
   return `CPU ${((c.user + c.system) / 1000).toFixed(0)} ms (user ${(c.user / 1000).toFixed(0)}, system ${(c.system / 1000).toFixed(0)})`;
 };
+
+/** The 1, 5 and 15-minute load averages (the fill raises them; deletions are timed after it). */
+const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /** Sends `n` messages from `u` into `conv` through the service, `IN_FLIGHT` at a time. Returns their ids. */
 async function fill(messaging: Messaging, p: Principal, u: LoadUser, conv: string, n: number): Promise<string[]> {
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
       console.log(`history   newest page (${first.messages.length} of ${HISTORY_SIZE.toLocaleString('en')} in the conversation, ${total.toLocaleString('en')} in the vault): first ${cold.toFixed(1)} ms, median of 20 ${runs[10]!.toFixed(1)} ms (in-process, no HTTP)`);
 
       // Delete one message from the largest group, then destroy each group.
+      console.log(`load      average before the deletions: ${loadAverage()}`);
       const biggest = groups.reduce((a, b) => (a.ids.length >= b.ids.length ? a : b));
       const victim = biggest.ids[Math.floor(biggest.ids.length / 2)]!;
       const one = await deleteRequest(owner, `message:${victim}`);
