@@ -219,6 +219,15 @@ export function createMessaging(parts: MessagingParts): Messaging {
         const rows = await parts.db.all<{ id: string }>(`SELECT id FROM msg_messages UNION ALL SELECT 'file:' || id FROM msg_files`);
         await ctx.keys.sweepOrphans(new Set(rows.map((r) => r.id)));
       }
+      // …and conversation keys whose conversation is gone (a crash mid-destroy: rows committed, keys not).
+      if (ctx.keys.sweepOrphanConversations) {
+        const convs = await parts.db.all<{ id: string }>('SELECT id FROM msg_conversations');
+        await ctx.keys.sweepOrphanConversations(new Set(convs.map((c) => c.id)));
+      }
+      // Pages of rows deleted just before a crash may still sit in the WAL or, zeroed only in the
+      // WAL, in vault.db: a TRUNCATE checkpoint makes the on-disk state the deleted one. Nothing
+      // else uses the database yet; if it cannot complete, the next deletion's checkpoint will.
+      await parts.db.checkpointTruncate().catch((err: unknown) => ctx.log('messaging.start-checkpoint-failed', { error: String(err) }));
       if (config.sweepIntervalMs > 0 && !timer) {
         timer = setInterval(() => {
           if (sweeping) return;

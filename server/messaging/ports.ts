@@ -28,6 +28,8 @@ export interface MessageKeyStore {
   destroyConversation(convId: string): Promise<unknown>;
   /** Destroys message keys whose rows do not exist (a crash between deleting rows and keys). */
   sweepOrphans?(existingIds: Iterable<string>): Promise<unknown>;
+  /** Destroys conversation keys (and every DEK under them) whose conversation row does not exist. */
+  sweepOrphanConversations?(existingConvIds: Iterable<string>): Promise<unknown>;
 }
 
 /** A person as messaging sees them: for peer checks and group clearance rules. */

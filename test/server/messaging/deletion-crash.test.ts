@@ -3,7 +3,7 @@
  * commits only after it. A real child process destroys a group and is SIGKILLed right after the
  * rows committed, with the keys' commit and vault.db's WAL truncation still pending: the rows must
  * stay gone, keys.db must still hold every key, and the start sweep must leave no key and no
- * ciphertext anywhere. Two steps of that sweep are not wired into start() yet (todo assertions).
+ * ciphertext anywhere.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -88,17 +88,7 @@ t.test('when the process is killed after a destroy committed its rows and before
   t.teardown(() => messaging.close());
   const deks = await vault.keys.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM message_keys WHERE conv_id = ?', [filled.conv]);
   t.equal(deks?.n, 0, 'start swept every DEK of the destroyed conversation');
-  t.notOk(await vault.keys.hasConversationKey(filled.conv), 'start swept its CK', {
-    todo: 'server/messaging/index.ts start(): call keys.sweepOrphanConversations with every conversation id, beside sweepOrphans',
-  });
-  // What start() is to do (the todo above), then the proof on the files.
-  const convs = await vault.db.all<{ id: string }>('SELECT id FROM msg_conversations');
-  await vault.keys.sweepOrphanConversations(convs.map((c) => c.id));
-  t.notOk(await vault.keys.hasConversationKey(filled.conv), 'the orphan sweep takes the CK');
+  t.notOk(await vault.keys.hasConversationKey(filled.conv), 'start swept its CK (sweepOrphanConversations)');
   t.same(scanTree(data, wrapped), [], 'no wrapped key of it left in any file');
-  t.same(scanTree(data, sealed), [], 'no ciphertext of it left in any file', {
-    todo: found(sealed) > 0 ? 'vault.db still holds pre-crash pages until a checkpoint: start() to truncate the vault WAL' : false,
-  });
-  await vault.db.checkpointTruncate();
-  t.same(scanTree(data, sealed), [], 'no ciphertext of it left once vault.db is checkpointed');
+  t.same(scanTree(data, sealed), [], 'no ciphertext of it left in any file: start truncated the vault WAL');
 });
