@@ -102,7 +102,7 @@ export class Db implements Queryable {
   #readerPaused = 0;
   #readerIdle: (() => void)[] = [];
   /** Prepared statements by connection and SQL text (see #cachedCall). */
-  readonly #cache = new Map<sqlite3.Database, Map<string, Promise<sqlite3.Statement>>>();
+  readonly #cache = new Map<sqlite3.Database, Map<string, sqlite3.Statement[]>>();
 
   private constructor(path: string, conn: sqlite3.Database, readonly: boolean) {
     this.path = path;
@@ -428,75 +428,89 @@ export class Db implements Queryable {
    * Runs `sql` through a cached prepared statement of `conn`. Why: `Database#get(sql)` prepares,
    * steps and finalizes — three thread-pool round trips per query — where a cached statement
    * needs one (two for `get`, which must be reset so it holds no read snapshot; a snapshot left
-   * open would block TRUNCATE checkpoints and keep old pages in the WAL).
+   * open would block TRUNCATE checkpoints and keep old pages in the WAL). A statement serves one
+   * caller at a time: concurrent callers of the same SQL each take their own instance, or the
+   * statement's queue would serialize every request's session lookup behind the others.
    */
   async #cachedCall<T>(conn: sqlite3.Database, method: 'run' | 'get' | 'all', sql: string, params?: SqlParams): Promise<T> {
     const bind = toBind(params);
-    const st = await this.#statement(conn, sql);
+    const st = await this.#acquire(conn, sql);
     return new Promise<T>((resolve, reject) => {
-      const resetThen = (settle: () => void): void => {
-        st.reset(() => settle());
+      const finish = (reset: boolean, settle: () => void): void => {
+        if (!reset) {
+          this.#release(conn, sql, st);
+          settle();
+          return;
+        }
+        st.reset(() => {
+          this.#release(conn, sql, st);
+          settle();
+        });
       };
       const done = function (this: sqlite3.RunResult, err: Error | null, row?: unknown): void {
-        if (err) {
-          resetThen(() => reject(mapSqliteError(err, sql) satisfies VaultError));
-        } else if (method === 'run') {
+        if (err) finish(true, () => reject(mapSqliteError(err, sql) satisfies VaultError));
+        else if (method === 'run') {
           const r = { changes: this.changes, lastID: this.lastID } as T;
-          if (RETURNING.test(sql)) resetThen(() => resolve(r));
-          else resolve(r);
-        } else if (method === 'get') {
-          resetThen(() => resolve(row as T));
-        } else {
-          resolve(row as T);
-        }
+          finish(RETURNING.test(sql), () => resolve(r));
+        } else finish(method === 'get', () => resolve(row as T));
       };
       st[method](bind, done);
     });
   }
 
-  /** The cached prepared statement for `sql` on `conn` (LRU of {@link STATEMENT_CACHE} per connection). */
-  #statement(conn: sqlite3.Database, sql: string): Promise<sqlite3.Statement> {
+  /** An idle prepared statement for `sql` on `conn`, prepared now if none is idle. */
+  async #acquire(conn: sqlite3.Database, sql: string): Promise<sqlite3.Statement> {
     let cache = this.#cache.get(conn);
     if (!cache) this.#cache.set(conn, (cache = new Map()));
-    const hit = cache.get(sql);
-    if (hit) {
+    const idle = cache.get(sql);
+    if (idle) {
       cache.delete(sql); // re-insert: Map order is the LRU order
-      cache.set(sql, hit);
-      return hit;
+      cache.set(sql, idle);
+      const st = idle.pop();
+      if (st) return st;
     }
-    const made = new Promise<sqlite3.Statement>((resolve, reject) => {
+    return new Promise<sqlite3.Statement>((resolve, reject) => {
       const st: sqlite3.Statement = conn.prepare(sql, (err: Error | null) => {
-        if (err) {
-          // Not cached: a statement that does not compile now might after a migration.
-          cache.delete(sql);
-          reject(mapSqliteError(err, sql) satisfies VaultError);
-        } else resolve(st);
+        // A statement that does not compile is not cached: it might after a migration.
+        if (err) reject(mapSqliteError(err, sql) satisfies VaultError);
+        else resolve(st);
       });
     });
-    cache.set(sql, made);
-    if (cache.size > STATEMENT_CACHE) {
-      const oldest = cache.keys().next().value as string;
-      const evicted = cache.get(oldest)!;
-      cache.delete(oldest);
-      // Finalize runs after the operations already queued on that statement.
-      void evicted.then((st) => st.finalize(), () => undefined);
-    }
-    return made;
   }
 
-  /** Finalizes every cached statement of `conn` (before closing it). */
+  /** Returns `st` to the idle list of its SQL (bounded per SQL and in SQL texts), else finalizes it. */
+  #release(conn: sqlite3.Database, sql: string, st: sqlite3.Statement): void {
+    const cache = this.#cache.get(conn);
+    if (!cache) {
+      st.finalize(); // the connection is closing
+      return;
+    }
+    let idle = cache.get(sql);
+    if (!idle) {
+      cache.set(sql, (idle = []));
+      if (cache.size > STATEMENT_CACHE) {
+        const oldest = cache.keys().next().value as string;
+        for (const s of cache.get(oldest) ?? []) s.finalize();
+        cache.delete(oldest);
+      }
+    }
+    if (idle.length < IDLE_PER_SQL) idle.push(st);
+    else st.finalize();
+  }
+
+  /** Finalizes every idle cached statement of `conn` (before closing it; none is in use then). */
   async #dropCache(conn: sqlite3.Database): Promise<void> {
     const cache = this.#cache.get(conn);
     this.#cache.delete(conn);
     if (!cache) return;
-    for (const made of cache.values()) {
-      const st = await made.catch(() => undefined);
-      if (st) await new Promise<void>((r) => st.finalize(() => r()));
-    }
+    for (const idle of cache.values()) for (const st of idle) await new Promise<void>((r) => st.finalize(() => r()));
   }
 }
 
-/** Prepared statements kept per connection (dynamic `IN (?,?,…)` lists make many distinct texts). */
+/** Idle instances kept per SQL text: about the concurrency of the busiest query. */
+const IDLE_PER_SQL = 8;
+
+/** SQL texts with cached statements per connection (dynamic `IN (?,?,…)` lists make many distinct texts). */
 const STATEMENT_CACHE = 256;
 
 /** A write that returns rows: its statement must be reset so the write is complete and released. */
