@@ -170,7 +170,8 @@ export class AccountStore {
   }
 
   async get(login: string): Promise<AccountRecord | undefined> {
-    const row = await this.db.get<AccountRow>('SELECT * FROM accounts WHERE login = ?', [login]);
+    // A key lookup on every request: `all` is one thread-pool round trip, `get` two.
+    const [row] = await this.db.all<AccountRow>('SELECT * FROM accounts WHERE login = ?', [login]);
     return row ? toAccount(row) : undefined;
   }
 

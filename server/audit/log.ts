@@ -384,7 +384,8 @@ async function insertChunks(tx: DbTx, target: string, width: number, rows: unkno
 }
 
 async function sizeOf(q: Queryable | DbTx): Promise<number> {
-  const r = await q.get<{ n: number | null }>('SELECT max(seq) AS n FROM audit_log');
+  // One row always (an aggregate): `all` is one thread-pool round trip, `get` two.
+  const [r] = await q.all<{ n: number | null }>('SELECT max(seq) AS n FROM audit_log');
   return r?.n === null || r?.n === undefined ? 0 : r.n + 1;
 }
 
@@ -416,10 +417,11 @@ async function frontierNodes(q: Queryable, size: number): Promise<Map<string, Ha
 }
 
 async function readNode(q: Queryable, level: number, idx: number): Promise<Hash> {
-  const row =
+  // Key lookups: `all` is one thread-pool round trip, `get` two.
+  const [row] =
     level === 0
-      ? await q.get<{ h: Uint8Array }>('SELECT leaf_hash AS h FROM audit_log WHERE seq = ?', [idx])
-      : await q.get<{ h: Uint8Array }>('SELECT hash AS h FROM audit_nodes WHERE level = ? AND idx = ?', [level, idx]);
+      ? await q.all<{ h: Uint8Array }>('SELECT leaf_hash AS h FROM audit_log WHERE seq = ?', [idx])
+      : await q.all<{ h: Uint8Array }>('SELECT hash AS h FROM audit_nodes WHERE level = ? AND idx = ?', [level, idx]);
   if (!row) throw new AuditTreeDamagedError(`audit tree node (level ${level}, index ${idx}) is missing`);
   return new Uint8Array(row.h);
 }
