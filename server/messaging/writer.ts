@@ -277,24 +277,22 @@ export class BatchWriter {
   ): Promise<void> {
     const ctx = this.#ctx;
     await ctx.db.transaction(async (tx) => {
-      // Which conversations still exist and which ids are guarded (deleted): two queries per
-      // batch instead of two sub-selects per row.
+      // Which conversations still exist and which ids are guarded (deleted): one query per batch
+      // (each statement is a thread-pool round trip while the write lock is held).
       const convIds = [...new Set(sealed.map(({ p }) => p.m.conversation))];
+      const subjects = sealed.map(({ p }) => p.m.subject);
       const live = new Set<string>();
-      for (const part of chunks(convIds, 500)) {
-        const rows = await tx.all<{ id: string }>(
-          `SELECT id FROM msg_conversations WHERE id IN (${part.map(() => '?').join(',')})`,
-          part,
-        );
-        for (const r of rows) live.add(r.id);
-      }
       const guarded = new Set<string>();
-      for (const part of chunks(sealed.map(({ p }) => p.m.subject), 500)) {
-        const rows = await tx.all<{ id_hash: string }>(
-          `SELECT id_hash FROM msg_replay_guard WHERE id_hash IN (${part.map(() => '?').join(',')})`,
-          part,
+      for (let i = 0; i < Math.max(convIds.length, subjects.length); i += 400) {
+        const convPart = convIds.slice(i, i + 400);
+        const subjPart = subjects.slice(i, i + 400);
+        const rows = await tx.all<{ k: string; v: string }>(
+          `SELECT 'c' AS k, id AS v FROM msg_conversations WHERE id IN (${convPart.map(() => '?').join(',') || 'NULL'})
+           UNION ALL
+           SELECT 'g' AS k, id_hash AS v FROM msg_replay_guard WHERE id_hash IN (${subjPart.map(() => '?').join(',') || 'NULL'})`,
+          [...convPart, ...subjPart],
         );
-        for (const r of rows) guarded.add(r.id_hash);
+        for (const r of rows) (r.k === 'c' ? live : guarded).add(r.v);
       }
       const plain: { p: Pending; blob: Uint8Array }[] = [];
       const withFiles: { p: Pending; blob: Uint8Array }[] = [];
