@@ -52,3 +52,17 @@ t.test('when more distinct statements run than the cache holds then all answer a
   await db.close();
   t.equal(db.closed, true);
 });
+
+t.test('when many callers run the same SQL at once with different parameters then each gets its own row', async (t) => {
+  const db = await Db.open(join(tmpDir(t), 'c.db'), { reader: true });
+  t.teardown(() => db.close());
+  await db.exec('CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT)');
+  await db.transaction(async (tx) => {
+    for (let i = 0; i < 300; i++) await tx.run('INSERT INTO t VALUES (?, ?)', [i, `v${i}`]);
+  });
+  const gets = await Promise.all(Array.from({ length: 300 }, (_, i) => db.get<{ b: string }>('SELECT b FROM t WHERE a = ?', [i])));
+  t.same(gets.map((r) => r?.b), Array.from({ length: 300 }, (_, i) => `v${i}`), 'get: no answer crossed to another caller');
+  const alls = await Promise.all(Array.from({ length: 300 }, (_, i) => db.all<{ b: string }>('SELECT b FROM t WHERE a >= ? AND a < ?', [i, i + 2])));
+  t.same(alls.map((r) => r.map((x) => x.b).join()), Array.from({ length: 300 }, (_, i) => (i < 299 ? `v${i},v${i + 1}` : `v${i}`)), 'all: likewise');
+  await db.checkpointTruncate();
+});
