@@ -27,7 +27,7 @@ test: build
 
 run: build
 	@if [ ! -d "$(DATA)" ]; then node dist/server/main.js init --data "$(DATA)" --listen "$(LISTEN)"; fi
-	node dist/server/main.js start --data "$(DATA)"
+	MALLOC_ARENA_MAX=2 node dist/server/main.js start --data "$(DATA)"
 
 bench: build
 	@for b in dist/bench/*.js; do echo "== $$b"; node "$$b" || exit 1; done

@@ -41,8 +41,9 @@ export const REPO_ROOT = ((): string => {
 export const SERVER_MAIN = join(REPO_ROOT, 'dist', 'server', 'main.js');
 
 const childEnv = (extra: Record<string, string> = {}): Record<string, string> => {
-  const env: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'TMPDIR', 'UV_THREADPOOL_SIZE']) if (process.env[k]) env[k] = process.env[k] as string;
+  // MALLOC_ARENA_MAX=2 as the systemd unit sets it (hardening/sigil-server.service.in); override to compare.
+  const env: Record<string, string> = { MALLOC_ARENA_MAX: '2' };
+  for (const k of ['PATH', 'HOME', 'TMPDIR', 'UV_THREADPOOL_SIZE', 'MALLOC_ARENA_MAX']) if (process.env[k]) env[k] = process.env[k] as string;
   return { ...env, ...extra };
 };
 
