@@ -15,6 +15,7 @@
  * are not audited (neither are the unbatched ones).
  */
 import type { Ctx } from './context.js';
+import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from './messages.js';
 
 /** What the batcher needs from the messaging context. */
 export type DeliveryMarksCtx = Pick<Ctx, 'db' | 'hub' | 'now' | 'log'>;
@@ -163,10 +164,9 @@ export class DeliveryMarks {
       let list = senders.get(key);
       if (!list) {
         // One more than the cap, so that leaving out the reader still leaves up to SENDERS_MAX.
-        const rows = await this.#ctx.db.all<{ sender: string }>(
-          'SELECT DISTINCT sender FROM msg_messages WHERE conversation = ? AND seq <= ? ORDER BY seq DESC LIMIT ?',
-          [m.conversation, m.seq, SENDERS_MAX + 1],
-        );
+        // The senders of the newest messages the mark passed, in a bounded window (see
+        // RECENT_SENDERS_SQL: a DISTINCT over the whole conversation visited every row).
+        const rows = await this.#ctx.db.all<{ sender: string }>(RECENT_SENDERS_SQL, [m.conversation, m.seq, RECENT_SENDERS_WINDOW, '']);
         senders.set(key, (list = rows.map((r) => r.sender)));
       }
       let told = 0;

@@ -293,6 +293,18 @@ export async function markRead(ctx: Ctx, p: Principal, conv: string, upTo: numbe
   await moveMark(ctx, p.login, conv, upTo, 'read');
 }
 
+/**
+ * Who gets a live receipt when a mark moves: the senders of the newest messages at or below it.
+ * Bounded by a window of messages, not by a count of distinct senders: `SELECT DISTINCT … ORDER BY
+ * seq DESC LIMIT 50` had to visit every row of a conversation with fewer than 50 senders (the
+ * first history page of a 1,000,000-message conversation took 14 s). Senders further back can
+ * still ask for a message's receipts.
+ */
+export const RECENT_SENDERS_WINDOW = 256;
+export const RECENT_SENDERS_SQL = `SELECT DISTINCT sender FROM
+  (SELECT sender FROM msg_messages WHERE conversation = ? AND seq <= ? ORDER BY seq DESC LIMIT ?)
+  WHERE sender <> ?`;
+
 async function moveMark(ctx: Ctx, login: string, conv: string, seq: number, kind: 'delivered' | 'read'): Promise<void> {
   const col = kind === 'read' ? 'read_seq' : 'delivered_seq';
   const at = ctx.now().toISOString();
@@ -306,10 +318,7 @@ async function moveMark(ctx: Ctx, login: string, conv: string, seq: number, kind
   });
   if (!moved) return;
   // Tell the senders whose messages this mark passed (live receipts).
-  const senders = await ctx.db.all<{ sender: string }>(
-    'SELECT DISTINCT sender FROM msg_messages WHERE conversation = ? AND seq <= ? AND sender <> ? ORDER BY seq DESC LIMIT 50',
-    [conv, seq, login],
-  );
+  const senders = await ctx.db.all<{ sender: string }>(RECENT_SENDERS_SQL, [conv, seq, RECENT_SENDERS_WINDOW, login]);
   for (const s of senders) ctx.hub.publishReceipt(s.sender, { conversation: conv, login, kind, upTo: seq, at });
 }
 

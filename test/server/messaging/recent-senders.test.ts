@@ -1,0 +1,41 @@
+/**
+ * Who gets a live receipt when a mark moves (RECENT_SENDERS_SQL): the senders of the newest
+ * messages at or below the mark, within a bounded window. The query it replaced, a DISTINCT over
+ * the whole conversation, had to visit every row when a conversation had few senders — the first
+ * history page of a 1,000,000-message conversation took 14 s. A sender whose only message lies
+ * before the window is not found: that is the bound, and this test holds it.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { Db } from '../../../server/vault/index.js';
+import { MESSAGING_MIGRATIONS } from '../../../server/messaging/schema.js';
+import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from '../../../server/messaging/messages.js';
+import { tmpDir } from '../../helpers/tmp.js';
+
+t.test('when a mark moves then the senders of the newest messages are found, and none from before the window', async (t) => {
+  const db = await Db.open(join(tmpDir(t), 'vault.db'), { reader: true });
+  t.teardown(() => db.close());
+  await db.migrate(MESSAGING_MIGRATIONS);
+  const at = '2026-11-29T00:00:00.000Z';
+  await db.run(`INSERT INTO msg_conversations (id, kind, name, label, created_by, created_at) VALUES ('g1', 'group', 'g', 'secret', 'bob', ?)`, [at]);
+  let n = 0;
+  const send = (sender: string, count: number) =>
+    db.transaction(async (tx) => {
+      for (let i = 0; i < count; i++, n++) {
+        await tx.run(
+          `INSERT INTO msg_messages (id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed) VALUES (?, 'g1', ?, 'secret', 3, 0, ?, ?, ?)`,
+          [`m${n}`, sender, at, at, new Uint8Array(8)],
+        );
+      }
+    });
+  await send('carol', 1); // long before the window
+  await send('bob', RECENT_SENDERS_WINDOW + 100);
+  await send('dave', 1);
+  await send('bob', 10);
+  const top = (await db.get<{ s: number }>('SELECT max(seq) AS s FROM msg_messages'))!.s;
+  const found = (seq: number, reader: string) => db.all<{ sender: string }>(RECENT_SENDERS_SQL, ['g1', seq, RECENT_SENDERS_WINDOW, reader]);
+  t.same((await found(top, 'alice')).map((r) => r.sender).sort(), ['bob', 'dave']);
+  t.same((await found(top, 'bob')).map((r) => r.sender), ['dave'], 'the reader is left out');
+  t.same((await found(2, 'alice')).map((r) => r.sender).sort(), ['bob', 'carol'], 'at a mark near the start, carol is in the window');
+  t.notOk((await found(top, 'alice')).some((r) => r.sender === 'carol'), 'carol, before the window, is not searched for');
+});
