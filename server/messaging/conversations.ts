@@ -85,7 +85,9 @@ interface ListRow {
 
 const LIST_SQL = `
 SELECT c.id, c.kind, c.name, c.pair, c.label, c.retention_days, mm.muted, mm.read_seq,
-  (SELECT MAX(seq) FROM msg_messages m WHERE m.conversation = c.id AND m.label_rank <= $rank) AS last_seq,
+  -- Newest first down the (conversation, seq) index, stopping at the first row the caller is cleared
+  -- for: MAX(seq) with the label filter visited every row of the conversation.
+  (SELECT m.seq FROM msg_messages m WHERE m.conversation = c.id AND m.label_rank <= $rank ORDER BY m.seq DESC LIMIT 1) AS last_seq,
   (SELECT COUNT(*) FROM msg_messages m WHERE m.conversation = c.id AND m.seq > mm.read_seq
      AND m.label_rank <= $rank AND m.sender <> $login) AS unread
 FROM msg_members mm JOIN msg_conversations c ON c.id = mm.conversation
