@@ -69,6 +69,9 @@ export function touchIntervalMs(idleMs: number): number {
 
 const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
+/** The id of the session a bearer token names (what the sessions table keys it by: its SHA-256). */
+export const sessionIdOf = hashToken;
+
 /** Creates, resolves and ends sessions. */
 export class SessionStore {
   constructor(

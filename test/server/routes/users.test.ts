@@ -166,6 +166,19 @@ t.test('revocation and disabling end sessions at once', async (t) => {
     t.equal(e2.body.error.code, 'ACCOUNT_STATE');
   });
 
+  t.test('when the account changes under a session that was used before then the next request sees the change', async (t) => {
+    // The session middleware remembers a session's login to read the account beside the session:
+    // the account itself must still be read fresh on every request.
+    const token = await a.loginAs('gina', gina.password, gina.cert, gina.key);
+    t.equal((await a.request('/v1/me', { token, ...tls })).status, 200, 'used once: the login is remembered');
+    await a.appliance.accounts.setPassword('gina', (await a.appliance.accounts.require('gina')).passwordHash, true);
+    t.equal((await a.request('/v1/users', { token, ...tls })).body.error.code, 'PASSWORD_CHANGE_REQUIRED', 'the change is seen at once');
+    await a.appliance.accounts.setPassword('gina', (await a.appliance.accounts.require('gina')).passwordHash, false);
+    await a.appliance.accounts.setStatus('gina', 'disabled');
+    t.equal((await a.request('/v1/me', { token, ...tls })).body.error.code, 'SESSION_INVALID', 'a disabled account, at once');
+    await a.appliance.accounts.setStatus('gina', 'active');
+  });
+
   t.test('when the certificate is revoked then the open session ends and every request answers CERT_REVOKED', async (t) => {
     const token = await a.loginAs('gina', gina.password, gina.cert, gina.key);
     t.equal((await a.request('/v1/me', { token, ...tls })).status, 200);
