@@ -144,6 +144,13 @@ const enc = new TextEncoder();
 export class AuditLog {
   readonly #db: Db;
   readonly #now: () => Date;
+  /**
+   * The tree's frontier as this instance last wrote it, with the head it produced. An append
+   * reads the stored head (one round trip) and uses these nodes only if the head is still exactly
+   * that size and root; otherwise (another writer, a rolled-back transaction) it reads the
+   * frontier from the tables as before.
+   */
+  #last: { size: number; root: Hash; nodes: Map<string, Hash> } | undefined;
 
   private constructor(db: Db, now: () => Date) {
     this.#db = db;
@@ -175,11 +182,22 @@ export class AuditLog {
     });
     if (parsed.length === 0) return [];
     return this.#db.transaction(async (tx) => {
-      let size = await sizeOf(tx);
       // Nodes made in this batch, so completing a subtree does not re-read what we just made;
       // the left siblings that predate the batch are the old tree's frontier (at most log n
-      // nodes), read in one query up front rather than one round trip each.
-      const fresh = await frontierNodes(tx, size);
+      // nodes): kept from this instance's previous append when the stored head proves them
+      // current, else read in one query up front rather than one round trip each.
+      const [stored] = await tx.all<{ size: number; root: Uint8Array }>('SELECT size, root FROM audit_head WHERE id = 1');
+      const last = this.#last;
+      this.#last = undefined; // until this append's head is known
+      let size: number;
+      let fresh: Map<string, Hash>;
+      if (last && stored && stored.size === last.size && Buffer.from(stored.root).equals(last.root)) {
+        size = last.size;
+        fresh = new Map(last.nodes);
+      } else {
+        size = await sizeOf(tx);
+        fresh = await frontierNodes(tx, size);
+      }
       const node = async (level: number, idx: number): Promise<Hash> => fresh.get(`${level}:${idx}`) ?? readNode(tx, level, idx);
       const leafRows: unknown[][] = [];
       const nodeRows: unknown[][] = [];
@@ -206,6 +224,12 @@ export class AuditLog {
       await insertChunks(tx, 'audit_nodes (level, idx, hash)', 3, nodeRows);
       const head = await subtreeRoot(0, size, (level, idx) => node(level, idx));
       await tx.run('UPDATE audit_head SET size = ?, root = ? WHERE id = 1', [size, head]);
+      const nodes = new Map<string, Hash>();
+      for (const [level, idx] of frontierOf(size)) {
+        const h = fresh.get(`${level}:${idx}`);
+        if (h) nodes.set(`${level}:${idx}`, h);
+      }
+      this.#last = { size, root: head, nodes };
       return out;
     });
   }
@@ -393,17 +417,25 @@ async function sizeOf(q: Queryable | DbTx): Promise<number> {
  * The roots of the perfect subtrees a tree of `size` leaves is made of, left to right (its
  * "frontier": one per set bit of `size`), by `level:idx`. Appending reads only these.
  */
+function frontierOf(size: number): [level: number, idx: number][] {
+  const out: [number, number][] = [];
+  for (let start = 0, rest = size; rest > 0; ) {
+    const level = Math.floor(Math.log2(rest));
+    const width = 2 ** level;
+    out.push([level, start / width]);
+    start += width;
+    rest -= width;
+  }
+  return out;
+}
+
 async function frontierNodes(q: Queryable, size: number): Promise<Map<string, Hash>> {
   const out = new Map<string, Hash>();
   const nodes: [number, number][] = [];
   let leaf: number | undefined;
-  for (let start = 0, rest = size; rest > 0; ) {
-    const level = Math.floor(Math.log2(rest));
-    const width = 2 ** level;
-    if (level === 0) leaf = start;
-    else nodes.push([level, start / width]);
-    start += width;
-    rest -= width;
+  for (const [level, idx] of frontierOf(size)) {
+    if (level === 0) leaf = idx;
+    else nodes.push([level, idx]);
   }
   if (nodes.length > 0) {
     const rows = await q.all<{ level: number; idx: number; h: Uint8Array }>(

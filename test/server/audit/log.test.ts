@@ -90,6 +90,30 @@ t.test('when batches of uneven sizes cross many powers of two then the head stay
   t.same((await log.root()).root, rootHash(leaves), `size ${leaves.length} after random batches`);
 });
 
+t.test('when two logs on one database take turns, or an append rolls back, then each next append still builds on the stored tree', async (t) => {
+  const { db, log } = await setup(t);
+  const other = await AuditLog.open(db);
+  const leaves: Uint8Array[] = [];
+  const push = async (l: AuditLog, n: number) => {
+    for (const r of await l.append(events(n, leaves.length))) leaves.push(r.leafHash);
+  };
+  await push(log, 3);
+  await push(other, 5); // log's remembered frontier is now stale
+  await push(log, 2);
+  t.same((await log.root()).root, rootHash(leaves), `size ${leaves.length} after alternating writers`);
+  // An append whose transaction rolls back leaves the remembered frontier ahead of the table.
+  await t.rejects(
+    db.transaction(async () => {
+      await log.append(events(4, leaves.length));
+      throw new Error('caller fails after the append');
+    }),
+    /caller fails/,
+  );
+  await push(log, 3);
+  t.same((await log.root()).root, rootHash(leaves), `size ${leaves.length} after a rolled-back append`);
+  t.same(await verifyLog(await log.rows(0, leaves.length)), { ok: true, size: leaves.length, root: rootHash(leaves) }, 'and the rows verify');
+});
+
 t.test('when proofs are asked of the log then every inclusion and consistency proof verifies against its roots', async (t) => {
   const { log } = await setup(t, 45);
   const all = await log.entries(0, 45);
