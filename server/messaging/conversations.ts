@@ -83,7 +83,7 @@ interface ListRow {
   unread: number;
 }
 
-const LIST_SQL = `
+export const LIST_SQL = `
 SELECT c.id, c.kind, c.name, c.pair, c.label, c.retention_days, mm.muted, mm.read_seq,
   -- Newest first down the (conversation, seq) index, stopping at the first row the caller is cleared
   -- for: MAX(seq) with the label filter visited every row of the conversation.
