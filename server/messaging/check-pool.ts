@@ -17,7 +17,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { isClearance } from '../../pki/index.js';
-import type { CheckBatch, CheckReply, CheckResult } from './check-protocol.js';
+import { headerHashInput, subjectInput, type CheckBatch, type CheckReply, type CheckResult } from './check-protocol.js';
 import type { KeyedHash, MessageCheck, MessageCheckInput, MessageChecker, SignatureCheck, SignatureVerifier } from './ports.js';
 
 /** Most checks in one post. */
@@ -34,15 +34,6 @@ export function own(u: Uint8Array): Uint8Array {
   return copy;
 }
 
-/** Each session certificate's DER, owned once (its `der` may view a larger buffer, e.g. the TLS peer's). */
-const ownedDer = new WeakMap<object, Uint8Array>();
-
-function derOf(cert: MessageCheckInput['expectedSigner']): Uint8Array {
-  let der = ownedDer.get(cert);
-  if (!der) ownedDer.set(cert, (der = own(cert.der)));
-  return der;
-}
-
 interface Waiting {
   resolve: (r: CheckResult) => void;
   reject: (e: Error) => void;
@@ -54,7 +45,6 @@ interface Slot {
   idleTimer?: NodeJS.Timeout;
   /** Batches posted and not answered, by batch id. */
   inFlight: Map<number, Waiting[]>;
-  jobs: number;
 }
 
 export class CheckPool {
@@ -102,7 +92,7 @@ export class CheckPool {
           signature: own(input.signature),
           header: own(input.header),
           body: own(input.body),
-          signerDer: derOf(input.expectedSigner),
+          signerDer: own(input.expectedSigner.der),
         },
         w: { resolve, reject },
       });
@@ -143,7 +133,6 @@ export class CheckPool {
     slot.idleTimer = undefined;
     if (slot.inFlight.size === 0) slot.worker.ref();
     slot.inFlight.set(id, list.map((p) => p.w));
-    slot.jobs += list.length;
     const batch: CheckBatch = { id, key, jobs: list.map((p) => p.job) };
     slot.worker.postMessage(batch);
   }
@@ -164,13 +153,12 @@ export class CheckPool {
     // The worker is this module's sibling: check-worker.js once built, check-worker.ts under tests.
     const here = fileURLToPath(import.meta.url);
     const worker = new Worker(new URL(`./check-worker${extname(here)}`, import.meta.url));
-    const slot: Slot = { worker, inFlight: new Map(), jobs: 0 };
+    const slot: Slot = { worker, inFlight: new Map() };
     worker.unref();
     worker.on('message', (reply: CheckReply) => {
       const waiting = slot.inFlight.get(reply.id);
       if (!waiting) return;
       slot.inFlight.delete(reply.id);
-      slot.jobs -= waiting.length;
       if (slot.inFlight.size === 0) {
         worker.unref();
         slot.idleTimer = setTimeout(() => {
@@ -195,7 +183,6 @@ export class CheckPool {
       if (i >= 0) this.#slots.splice(i, 1);
       for (const list of slot.inFlight.values()) for (const w of list) w.reject(err);
       slot.inFlight.clear();
-      slot.jobs = 0;
       if (this.#pending.length > 0) this.#flush();
     };
     worker.on('error', die);
@@ -233,9 +220,9 @@ export function inThreadChecker(verify: SignatureVerifier, keyedHash: KeyedHash)
     const [check, digest, subject] = await Promise.all([
       verify(input.signature, input.header, input.expectedSigner),
       globalThis.crypto.subtle.digest('SHA-384', input.body),
-      keyedHash(`message:${input.id}`),
+      keyedHash(subjectInput(input.id)),
     ]);
-    const headerHash = check.ok && check.contentDigest ? await keyedHash(`header:${Buffer.from(check.contentDigest).toString('base64')}`) : undefined;
+    const headerHash = check.ok && check.contentDigest ? await keyedHash(headerHashInput(check.contentDigest)) : undefined;
     return { check, bodySha384: Buffer.from(digest).toString('base64'), subject, ...(headerHash ? { headerHash } : {}) };
   };
 }

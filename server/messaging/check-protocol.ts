@@ -3,6 +3,15 @@
  * data only: structured clone copies it, so nothing here may be a class instance.
  */
 
+/**
+ * What the keyed hashes of a message are taken over (HMAC-SHA-256 under `audit-hmac`): its id (the
+ * audit subject and replay-guard key) and its signed header's digest (links the audit entry to the
+ * signature, content-free). The one definition for the worker, the in-thread checker and the rest
+ * of messaging. Plain functions, no imports: the worker loads this module too.
+ */
+export const subjectInput = (id: string): string => `message:${id}`;
+export const headerHashInput = (digest: Uint8Array): string => `header:${Buffer.from(digest).toString('base64')}`;
+
 /** One batch of messages to check, with the keyed-hash secret they are hashed under. */
 export interface CheckBatch {
   id: number;

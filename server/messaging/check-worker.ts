@@ -8,7 +8,7 @@ import { createHmac, createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { verifyDetachedSync } from '../../pki/cms-verify-sync.js';
 import { cachedCertificate } from '../../pki/cms-signers.js';
-import type { CheckBatch, CheckResult } from './check-protocol.js';
+import { headerHashInput, subjectInput, type CheckBatch, type CheckResult } from './check-protocol.js';
 
 function keyed(key: Buffer, data: string): string {
   return createHmac('sha256', key).update(data).digest('hex');
@@ -16,7 +16,7 @@ function keyed(key: Buffer, data: string): string {
 
 function checkOne(key: Buffer, job: CheckBatch['jobs'][number]): CheckResult {
   const bodySha384 = createHash('sha384').update(job.body).digest('base64');
-  const subject = keyed(key, `message:${job.id}`);
+  const subject = keyed(key, subjectInput(job.id));
   let signer;
   try {
     signer = cachedCertificate(Buffer.from(job.signerDer));
@@ -32,7 +32,7 @@ function checkOne(key: Buffer, job: CheckBatch['jobs'][number]): CheckResult {
     contentDigest: r.contentDigest,
     bodySha384,
     subject,
-    headerHash: keyed(key, `header:${Buffer.from(r.contentDigest).toString('base64')}`),
+    headerHash: keyed(key, headerHashInput(r.contentDigest)),
   };
 }
 

@@ -6,6 +6,7 @@
 import { webcrypto } from 'node:crypto';
 import { clearanceRank, isClearance, type Clearance } from '../../pki/index.js';
 import type { Db } from '../vault/index.js';
+import { subjectInput } from './check-protocol.js';
 import { ConversationNotFoundError, HeaderInvalidError, NotAMemberError } from './errors.js';
 import type { EventHub } from './event-hub.js';
 import type {
@@ -214,5 +215,5 @@ export function chunkAad(fileId: string, idx: number): string {
 
 /** The keyed hash naming a message in the audit trail and in the replay guard of deleted ids. */
 export function messageSubject(ctx: Pick<Ctx, 'keyedHash'>, id: string): Promise<string> {
-  return ctx.keyedHash(`message:${id}`);
+  return ctx.keyedHash(subjectInput(id));
 }

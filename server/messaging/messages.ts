@@ -31,6 +31,7 @@ import {
   SenderMismatchError,
   ForbiddenError,
 } from './errors.js';
+import { headerHashInput } from './check-protocol.js';
 import { parseMessageHeader } from './header.js';
 import type { Principal } from './ports.js';
 import type { BatchWriter, Committed } from './writer.js';
@@ -363,5 +364,5 @@ export async function receipts(
 
 /** The audit trail's keyed hash of a signed header's digest (content-free; see server/audit/README.md). */
 export function headerAuditHash(ctx: Pick<Ctx, 'keyedHash'>, digest: Uint8Array): Promise<string> {
-  return ctx.keyedHash(`header:${Buffer.from(digest).toString('base64')}`);
+  return ctx.keyedHash(headerHashInput(digest));
 }
