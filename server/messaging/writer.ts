@@ -178,7 +178,7 @@ export class BatchWriter {
 
   async #prepare(batch: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
     const ctx = this.#ctx;
-    // 1. Keys first, one key-store transaction per conversation.
+    // 1. Keys first: one keys.db transaction for the whole batch (per conversation only to find a replay).
     const byConv = new Map<string, Pending[]>();
     for (const p of batch) {
       const list = byConv.get(p.m.conversation);
@@ -214,7 +214,7 @@ export class BatchWriter {
     };
     const many = ctx.keys.createMessageKeysMany?.bind(ctx.keys);
     let done = false;
-    if (many && byConv.size > 1) {
+    if (many) {
       // One keys.db transaction for the whole batch; on a replay (some id has a key) nothing was
       // stored, and the per-conversation path below finds the culprit.
       try {

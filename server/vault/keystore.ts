@@ -153,35 +153,10 @@ export class Keystore {
    *   already has a key (the whole batch is then rolled back).
    */
   async createMessageKeys(convId: string, msgIds: readonly string[]): Promise<Map<string, CryptoKey>> {
-    const out = new Map<string, CryptoKey>();
-    if (msgIds.length === 0) return out;
-    if (new Set(msgIds).size !== msgIds.length) throw new KeyExistsError('createMessageKeys: duplicate message ids in one batch');
-    const ck = await this.#conversationKey(convId);
-    // Crypto before the transaction, so the write lock is held only for the inserts.
-    const made = await Promise.all(msgIds.map((id) => createWrappedKey(ck, dekAad(id), this.#random)));
-    try {
-      await this.db.transaction(async (tx) => {
-        const conv = await tx.get('SELECT 1 AS x FROM conversation_keys WHERE conv_id = ?', [convId]);
-        if (!conv) throw new KeyNotFoundError(`conversation ${convId} has no key (destroyed meanwhile)`);
-        // Multi-row INSERTs: one round trip per IN_CHUNK keys instead of one per key.
-        for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
-          const ids = msgIds.slice(i, i + IN_CHUNK);
-          const params = ids.flatMap((id, j) => [id, convId, made[i + j]!.wrapped]);
-          await tx.run(`INSERT INTO message_keys (msg_id, conv_id, wrapped) VALUES ${ids.map(() => '(?, ?, ?)').join(', ')}`, params);
-        }
-      });
-    } catch (err) {
-      if (err instanceof VaultConstraintError) {
-        throw new KeyExistsError(`a message id of this batch already has a key`, { cause: err });
-      }
-      throw err;
-    }
-    msgIds.forEach((id, i) => {
-      const key = made[i]!.key;
-      out.set(id, key);
-      this.#deks.set(id, { convId, key });
-    });
-    return out;
+    if (msgIds.length === 0) return new Map();
+    const made = (await this.createMessageKeysMany([{ convId, msgIds }])).get(convId);
+    if (made instanceof Error) throw made;
+    return made ?? new Map();
   }
 
   /**
@@ -196,7 +171,7 @@ export class Keystore {
   ): Promise<Map<string, Map<string, CryptoKey> | KeyNotFoundError>> {
     const out = new Map<string, Map<string, CryptoKey> | KeyNotFoundError>();
     const all = batches.flatMap((b) => b.msgIds);
-    if (new Set(all).size !== all.length) throw new KeyExistsError('createMessageKeysMany: duplicate message ids in one batch');
+    if (new Set(all).size !== all.length) throw new KeyExistsError('duplicate message ids in one batch');
     // Crypto before the transaction, so the write lock is held only for the inserts.
     const made = await Promise.all(
       batches.map(async (b) => {
