@@ -33,7 +33,7 @@ import {
   PeerNotFoundError,
 } from './errors.js';
 import { parseDeleteStatement } from './header.js';
-import type { Principal } from './ports.js';
+import type { KeysToDestroy, Principal } from './ports.js';
 import type { DbTx } from '../vault/index.js';
 
 /** What a deleter posts. */
@@ -175,17 +175,6 @@ async function tombstone(
   return ts;
 }
 
-/** The keys a deletion destroys once its rows are gone. */
-interface KeysToDestroy {
-  messageIds?: readonly string[];
-  conversationIds?: readonly string[];
-}
-
-/** A key store that can overlap its deletes with the rows' transaction (vault Keystore.destroyKeysAfter). */
-interface StagedKeyStore {
-  destroyKeysAfter?(what: KeysToDestroy, rowsGone: Promise<unknown>): Promise<unknown>;
-}
-
 /**
  * Rows, then keys, then WAL truncation, with both databases working at once where the write order
  * allows it (ARCHITECTURE.md, "write order keeps crashes harmless"):
@@ -207,7 +196,6 @@ async function rowsThenKeys<T>(
   rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>,
   committed: () => void = () => undefined,
 ): Promise<T> {
-  const store = ctx.keys as typeof ctx.keys & StagedKeyStore;
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   rowsGone.catch(() => undefined);
@@ -216,8 +204,8 @@ async function rowsThenKeys<T>(
   const keysGo = (k: KeysToDestroy): void => {
     if (what) throw new Error('rowsThenKeys: keysGo called twice');
     what = k;
-    if (store.destroyKeysAfter) {
-      staged = store.destroyKeysAfter(k, rowsGone);
+    if (ctx.keys.destroyKeysAfter) {
+      staged = ctx.keys.destroyKeysAfter(k, rowsGone);
       staged.catch(() => undefined);
     }
   };

@@ -30,6 +30,18 @@ export interface MessageKeyStore {
   sweepOrphans?(existingIds: Iterable<string>): Promise<unknown>;
   /** Destroys conversation keys (and every DEK under them) whose conversation row does not exist. */
   sweepOrphanConversations?(existingConvIds: Iterable<string>): Promise<unknown>;
+  /**
+   * Destroys keys beside the rows' vault transaction, committing only once `rowsGone` resolves
+   * (rolling back if it rejects): the vault Keystore's destroyKeysAfter. Without it, deletion calls
+   * the destroy methods after the commit.
+   */
+  destroyKeysAfter?(what: KeysToDestroy, rowsGone: Promise<unknown>): Promise<unknown>;
+}
+
+/** The keys a deletion destroys once its rows are gone. */
+export interface KeysToDestroy {
+  messageIds?: readonly string[];
+  conversationIds?: readonly string[];
 }
 
 /** A person as messaging sees them: for peer checks and group clearance rules. */
