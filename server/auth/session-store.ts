@@ -97,8 +97,12 @@ export class SessionStore {
    * timer. Throws `SessionInvalidError` (unknown, ended, other certificate) or
    * `SessionExpiredError` (idle or absolute timeout).
    */
-  async resolve(token: string, certFingerprint: string): Promise<Session> {
-    const id = hashToken(token);
+  resolve(token: string, certFingerprint: string): Promise<Session> {
+    return this.resolveId(hashToken(token), certFingerprint);
+  }
+
+  /** {@link resolve} by the session id ({@link sessionIdOf} of the token), for a caller that has it already. */
+  async resolveId(id: string, certFingerprint: string): Promise<Session> {
     // A key lookup: `all` is one thread-pool round trip, `get` two (it must reset its statement).
     const [row] = await this.db.all<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]);
     if (!row || row.ended_at !== null || row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError();

@@ -40,7 +40,7 @@ export function session(opts: SessionOptions): MiddlewareHandler<AppEnv> {
     const id = sessionIdOf(m[1]);
     const known = loginOfSession.get(id);
     const [s, early] = await Promise.all([
-      opts.sessions.resolve(m[1], c.get('clientCert').fingerprint),
+      opts.sessions.resolveId(id, c.get('clientCert').fingerprint),
       known !== undefined ? opts.accounts.get(known) : undefined,
     ]);
     if (known === undefined) {
