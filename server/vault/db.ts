@@ -193,11 +193,16 @@ export class Db implements Queryable {
     });
   }
 
+  /** Resolves once no read is in flight on the reader connection. */
+  #readsDone(): Promise<void> {
+    return this.#readsInFlight === 0 ? Promise.resolve() : new Promise<void>((r) => this.#readerIdle.push(r));
+  }
+
   /** Runs `task` with no read on the reader connection (a reader holding a snapshot blocks a TRUNCATE checkpoint). */
   async #withReaderPaused<T>(task: Task<T>): Promise<T> {
     this.#readerPaused++;
     try {
-      if (this.#readsInFlight > 0) await new Promise<void>((r) => this.#readerIdle.push(r));
+      await this.#readsDone();
       return await task();
     } finally {
       this.#readerPaused--;
@@ -374,7 +379,7 @@ export class Db implements Queryable {
       const reader = this.#reader;
       this.#reader = undefined;
       if (reader) {
-        if (this.#readsInFlight > 0) await new Promise<void>((r) => this.#readerIdle.push(r));
+        await this.#readsDone();
         await this.#dropCache(reader);
         await new Promise<void>((r) => reader.close(() => r()));
       }
