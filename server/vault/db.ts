@@ -432,8 +432,10 @@ export class Db implements Queryable {
   /**
    * Runs `sql` through a cached prepared statement of `conn`. Why: `Database#get(sql)` prepares,
    * steps and finalizes — three thread-pool round trips per query — where a cached statement
-   * needs one (two for `get`, which must be reset so it holds no read snapshot; a snapshot left
-   * open would block TRUNCATE checkpoints and keep old pages in the WAL). A statement serves one
+   * needs one. `get` runs as `all` and keeps the first row: a statement stepped once stays active
+   * until reset, and an active statement holds its connection's read snapshot. Every other read
+   * on that connection shares the snapshot, so a row committed meanwhile was invisible to them
+   * (a read after its own write missed it), and it blocks TRUNCATE checkpoints. A statement serves one
    * caller at a time: concurrent callers of the same SQL each take their own instance, or the
    * statement's queue would serialize every request's session lookup behind the others.
    */
@@ -452,14 +454,15 @@ export class Db implements Queryable {
           settle();
         });
       };
-      const done = function (this: sqlite3.RunResult, err: Error | null, row?: unknown): void {
+      const done = function (this: sqlite3.RunResult, err: Error | null, rows?: unknown): void {
         if (err) finish(true, () => reject(mapSqliteError(err, sql) satisfies VaultError));
         else if (method === 'run') {
           const r = { changes: this.changes, lastID: this.lastID } as T;
+          // A write with RETURNING is stepped once: reset completes and releases it.
           finish(RETURNING.test(sql), () => resolve(r));
-        } else finish(method === 'get', () => resolve(row as T));
+        } else finish(false, () => resolve((method === 'get' ? (rows as unknown[])[0] : rows) as T));
       };
-      st[method](bind, done);
+      st[method === 'get' ? 'all' : method](bind, done);
     });
   }
 
