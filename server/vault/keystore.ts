@@ -172,7 +172,7 @@ export class Keystore {
     const out = new Map<string, Map<string, CryptoKey> | KeyNotFoundError>();
     const all = batches.flatMap((b) => b.msgIds);
     if (new Set(all).size !== all.length) throw new KeyExistsError('duplicate message ids in one batch');
-    // Crypto before the transaction, so the write lock is held only for the inserts.
+    // Crypto before the insert, so the write lock is held only for the insert.
     const made = await Promise.all(
       batches.map(async (b) => {
         try {
@@ -184,40 +184,44 @@ export class Keystore {
         }
       }),
     );
-    const stored: { b: (typeof batches)[number]; keys: Awaited<ReturnType<typeof createWrappedKey>>[] }[] = [];
+    const rows: unknown[][] = [];
+    for (const m of made) {
+      if ('missing' in m) out.set(m.b.convId, m.missing!);
+      else m.b.msgIds.forEach((id, j) => rows.push([id, m.b.convId, m.keys![j]!.wrapped]));
+    }
+    // Each row is inserted only if its conversation still has a key, and RETURNING says which
+    // were. A batch that fits one statement needs no BEGIN/COMMIT (one statement is one
+    // transaction): one thread-pool round trip on the message path instead of four.
+    const live = new Set<string>();
+    const insert = async (db: Pick<Db, 'all'>, part: unknown[][]): Promise<void> => {
+      const returned = await db.all<{ conv_id: string }>(
+        `INSERT INTO message_keys (msg_id, conv_id, wrapped)
+         SELECT v.column1, v.column2, v.column3 FROM (VALUES ${part.map(() => '(?, ?, ?)').join(', ')}) AS v
+         WHERE EXISTS (SELECT 1 FROM conversation_keys c WHERE c.conv_id = v.column2)
+         RETURNING conv_id`,
+        part.flat(),
+      );
+      for (const r of returned) live.add(r.conv_id);
+    };
     try {
-      await this.db.transaction(async (tx) => {
-        const rows: unknown[][] = [];
-        // Which conversations still have a key: one query, not one per conversation.
-        const wanted = made.filter((m) => !('missing' in m)).map((m) => m.b.convId);
-        const live = new Set<string>();
-        for (let i = 0; i < wanted.length; i += IN_CHUNK) {
-          const part = wanted.slice(i, i + IN_CHUNK);
-          const found = await tx.all<{ conv_id: string }>(`SELECT conv_id FROM conversation_keys WHERE conv_id IN (${part.map(() => '?').join(', ')})`, part);
-          for (const r of found) live.add(r.conv_id);
-        }
-        for (const m of made) {
-          if ('missing' in m) {
-            out.set(m.b.convId, m.missing!);
-            continue;
-          }
-          if (!live.has(m.b.convId)) {
-            out.set(m.b.convId, new KeyNotFoundError(`conversation ${m.b.convId} has no key (destroyed meanwhile)`));
-            continue;
-          }
-          stored.push({ b: m.b, keys: m.keys! });
-          m.b.msgIds.forEach((id, j) => rows.push([id, m.b.convId, m.keys![j]!.wrapped]));
-        }
-        for (let i = 0; i < rows.length; i += IN_CHUNK) {
-          const part = rows.slice(i, i + IN_CHUNK);
-          await tx.run(`INSERT INTO message_keys (msg_id, conv_id, wrapped) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flat());
-        }
-      });
+      if (rows.length <= IN_CHUNK) {
+        if (rows.length) await insert(this.db, rows);
+      } else {
+        await this.db.transaction(async (tx) => {
+          for (let i = 0; i < rows.length; i += IN_CHUNK) await insert(tx, rows.slice(i, i + IN_CHUNK));
+        });
+      }
     } catch (err) {
       if (err instanceof VaultConstraintError) {
         throw new KeyExistsError(`a message id of this batch already has a key`, { cause: err });
       }
       throw err;
+    }
+    const stored: { b: (typeof batches)[number]; keys: Awaited<ReturnType<typeof createWrappedKey>>[] }[] = [];
+    for (const m of made) {
+      if ('missing' in m) continue;
+      if (live.has(m.b.convId)) stored.push({ b: m.b, keys: m.keys! });
+      else out.set(m.b.convId, new KeyNotFoundError(`conversation ${m.b.convId} has no key (destroyed meanwhile)`));
     }
     for (const { b, keys } of stored) {
       const map = new Map<string, CryptoKey>();

@@ -56,3 +56,20 @@ t.test('when an id of the batch already has a key then VAULT_KEY_EXISTS and noth
   t.same(await ks.counts(), { conversations: 2, messages: 1 }, 'only the earlier key');
   await t.rejects(ks.createMessageKeysMany([{ convId: 'c1', msgIds: ['x'] }, { convId: 'c2', msgIds: ['x'] }]), { code: 'VAULT_KEY_EXISTS' }, 'one id twice in a batch');
 });
+
+t.test('when a conversation key goes after its CK was cached then the insert skips its messages and stores the rest', async (t) => {
+  // The insert itself checks that each conversation still has a key (one statement, no SELECT
+  // before it), so a CK destroyed between the cached lookup and the insert stores no orphan.
+  const { ks } = await setup(t);
+  for (const c of ['c1', 'c2']) await ks.createConversationKey(c);
+  await ks.createMessageKeysMany([{ convId: 'c1', msgIds: ['warm'] }]); // c1's CK is now cached
+  await ks.db.run('DELETE FROM message_keys WHERE conv_id = ?', ['c1']);
+  await ks.db.run('DELETE FROM conversation_keys WHERE conv_id = ?', ['c1']);
+  const made = await ks.createMessageKeysMany([
+    { convId: 'c1', msgIds: ['a1', 'a2'] },
+    { convId: 'c2', msgIds: ['b1'] },
+  ]);
+  t.match(made.get('c1'), { code: 'VAULT_KEY_NOT_FOUND' });
+  t.ok(made.get('c2') instanceof Map && (made.get('c2') as Map<string, CryptoKey>).has('b1'));
+  t.same(await ks.counts(), { conversations: 1, messages: 1 }, 'only b1 is stored');
+});
