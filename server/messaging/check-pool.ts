@@ -93,6 +93,7 @@ export class CheckPool {
           header: own(input.header),
           body: own(input.body),
           signerDer: own(input.expectedSigner.der),
+          ...(input.sealWith ? { sealWith: input.sealWith } : {}),
         },
         w: { resolve, reject },
       });
@@ -201,7 +202,7 @@ function toMessageCheck(r: CheckResult): MessageCheck {
     ...(r.signingTime !== undefined ? { signingTime: new Date(r.signingTime) } : {}),
     contentDigest: r.contentDigest,
   };
-  return { check, bodySha384: r.bodySha384, subject: r.subject, headerHash: r.headerHash };
+  return { check, bodySha384: r.bodySha384, subject: r.subject, headerHash: r.headerHash, ...(r.sealed ? { sealed: r.sealed } : {}) };
 }
 
 let shared: CheckPool | undefined;

@@ -1,7 +1,9 @@
 /**
  * The messages between check-pool.ts (main thread) and check-worker.ts (worker threads). Plain
- * data only: structured clone copies it, so nothing here may be a class instance.
+ * data only: structured clone copies it, so nothing here may be a class instance — except a
+ * CryptoKey, which Node clones into the worker as the same key (non-extractable stays so).
  */
+import type { CryptoKey } from '../vault/crypto-types.js';
 
 /**
  * What the keyed hashes of a message are taken over (HMAC-SHA-256 under `audit-hmac`): its id (the
@@ -24,7 +26,18 @@ export interface CheckBatch {
     body: Uint8Array;
     /** DER of the certificate the signature must be from (the session's). */
     signerDer: Uint8Array;
+    /**
+     * The conversation key: when given, a message that verifies is also sealed for the vault (a
+     * fresh message key wrapped under it, and the message sealed under that key).
+     */
+    sealWith?: CryptoKey;
   }[];
+}
+
+/** A message sealed for the vault, with its message key wrapped under the conversation key. */
+export interface SealedMessage {
+  wrapped: Uint8Array;
+  blob: Uint8Array;
 }
 
 /** The outcome for one message: the signature check flattened, plus digests and keyed hashes. */
@@ -38,6 +51,8 @@ export type CheckResult =
       bodySha384: string;
       subject: string;
       headerHash: string;
+      /** With `sealWith`: the wrapped message key (AAD `dek:<id>`) and the sealed message (AAD `sigil-msg:<id>`). */
+      sealed?: SealedMessage;
     }
   | { ok: false; reason: string; detail: string; bodySha384: string; subject: string };
 

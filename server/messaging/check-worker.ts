@@ -1,17 +1,31 @@
 /**
  * Worker-thread side of check-pool.ts: verifies batches of messages with synchronous node:crypto
- * (pki's verifyDetachedSync), hashes their bodies and computes their keyed hashes. Synchronous
+ * (pki's verifyDetachedSync), hashes their bodies, computes their keyed hashes and, given the
+ * conversation key, seals each message that verified under a fresh message key. Synchronous
  * crypto is right here and only here: this thread has nothing else to do, and one message costs it
  * one verify plus a few microseconds, where WebCrypto would cost the main thread ~10 job hops.
  */
-import { createHmac, createHash } from 'node:crypto';
+import { createHmac, createHash, KeyObject } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { verifyDetachedSync } from '../../pki/cms-verify-sync.js';
 import { cachedCertificate } from '../../pki/cms-signers.js';
-import { headerHashInput, subjectInput, type CheckBatch, type CheckResult } from './check-protocol.js';
+import { createWrappedKeySync, sealSync } from '../vault/seal-sync.js';
+import { dekAad } from '../vault/key-wrap.js';
+import { headerHashInput, subjectInput, type CheckBatch, type CheckResult, type SealedMessage } from './check-protocol.js';
+import { messageAad, packMessage } from './sealed-message.js';
 
 function keyed(key: Buffer, data: string): string {
   return createHmac('sha256', key).update(data).digest('hex');
+}
+
+/** A fresh message key wrapped under the conversation key, and the message sealed under it. */
+function sealOne(job: CheckBatch['jobs'][number], ck: KeyObject): SealedMessage {
+  const { raw, wrapped } = createWrappedKeySync(ck, dekAad(job.id));
+  try {
+    return { wrapped, blob: sealSync(raw, packMessage(job.header, job.signature, job.body), messageAad(job.id)) };
+  } finally {
+    raw.fill(0);
+  }
 }
 
 function checkOne(key: Buffer, job: CheckBatch['jobs'][number]): CheckResult {
@@ -33,6 +47,7 @@ function checkOne(key: Buffer, job: CheckBatch['jobs'][number]): CheckResult {
     bodySha384,
     subject,
     headerHash: keyed(key, headerHashInput(r.contentDigest)),
+    ...(job.sealWith ? { sealed: sealOne(job, KeyObject.from(job.sealWith)) } : {}),
   };
 }
 

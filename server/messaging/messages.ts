@@ -119,13 +119,19 @@ export async function acceptMessage(
   }
   const signature = fromB64(input.signature, 'signature');
   const headerBytes = encoder.encode(input.header);
-  // Signature, body digest and keyed hashes in one hop (a worker thread in the appliance).
-  const { check, bodySha384, subject, headerHash } = await ctx.check({
+  // Signature, body digest and keyed hashes in one hop (a worker thread in the appliance), which
+  // also seals the message when it has the conversation's key (cached; a conversation destroyed
+  // meanwhile has none, and the writer then answers CONVERSATION_NOT_FOUND).
+  const sealWith = ctx.keys.storeWrappedKeys && ctx.keys.conversationKey
+    ? await ctx.keys.conversationKey(header.conversation).catch(() => undefined)
+    : undefined;
+  const { check, bodySha384, subject, headerHash, sealed } = await ctx.check({
     id: header.id,
     signature,
     header: headerBytes,
     body,
     expectedSigner: p.certificate,
+    ...(sealWith ? { sealWith } : {}),
   });
   if (!check.ok) throw new BadSignatureError(`signature does not verify: ${check.reason}: ${check.detail}`);
   if (check.label !== header.label) {
@@ -150,6 +156,7 @@ export async function acceptMessage(
     signature,
     body,
     attachments: header.attachments,
+    ...(sealed ? { sealed } : {}),
   });
   const index = auditIndex(c.id);
   return {

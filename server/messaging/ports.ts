@@ -6,6 +6,7 @@
  */
 import type { Certificate, Clearance } from '../../pki/index.js';
 import type { CryptoKey, Db } from '../vault/index.js';
+import type { SealedMessage } from './check-protocol.js';
 
 /** The authenticated caller, as the session middleware establishes it. */
 export interface Principal {
@@ -24,6 +25,14 @@ export interface MessageKeyStore {
   /** Several conversations' keys in one transaction; a conversation without a key maps to its error. */
   createMessageKeysMany?(batches: readonly { convId: string; msgIds: readonly string[] }[]): Promise<Map<string, Map<string, CryptoKey> | Error>>;
   messageKey(id: string): Promise<CryptoKey>;
+  /** A conversation's key (cached), for sealing off the main thread (MessageCheckInput.sealWith). */
+  conversationKey?(convId: string): Promise<CryptoKey>;
+  /**
+   * Stores message keys wrapped elsewhere (check-worker.ts), each only if its conversation still
+   * has a key; answers the conversations that did. @throws KeyExistsError (VAULT_KEY_EXISTS) when
+   * any id already has a key (nothing is stored).
+   */
+  storeWrappedKeys?(rows: readonly { convId: string; msgId: string; wrapped: Uint8Array }[]): Promise<Set<string>>;
   destroyMessageKeys(ids: readonly string[]): Promise<unknown>;
   destroyConversation(convId: string): Promise<unknown>;
   /** Destroys message keys whose rows do not exist (a crash between deleting rows and keys). */
@@ -98,6 +107,11 @@ export interface MessageCheckInput {
   header: Uint8Array;
   body: Uint8Array;
   expectedSigner: Certificate;
+  /**
+   * The conversation key: a checker that can (check-pool.ts) then also seals a message that
+   * verified, so the writer has no crypto left to do for it. Others ignore it.
+   */
+  sealWith?: CryptoKey;
 }
 
 /** What acceptance computes from a message's bytes, all of it crypto. */
@@ -109,6 +123,8 @@ export interface MessageCheck {
   subject: string;
   /** Keyed hash of `header:<base64 digest of the signed header>`, when the signature verified. */
   headerHash?: string;
+  /** With `sealWith`, when the signature verified: the wrapped message key and the sealed message. */
+  sealed?: SealedMessage;
 }
 
 /**

@@ -3,14 +3,17 @@
  * few milliseconds share one key-store transaction per conversation and one vault transaction,
  * which is what makes thousands of signed messages per second possible on SQLite.
  *
- * Order per batch (ARCHITECTURE.md "write order keeps crashes harmless"): create the messages'
- * DEKs in keys.db (committed) → encrypt header, signature and body with them (WebCrypto, thread
- * pool, all in parallel) → one vault transaction inserting every row and finalising attachments,
+ * Order per batch (ARCHITECTURE.md "write order keeps crashes harmless"): the messages' DEKs
+ * committed to keys.db → header, signature and body encrypted with them → one vault transaction inserting every row and finalising attachments,
  * sequence numbers assigned by SQLite inside it → keys of messages that were refused are
- * destroyed again → each request's promise resolves with its sequence number.
+ * destroyed again → each request's promise resolves with its sequence number. In the appliance a
+ * check worker has already made each DEK, wrapped it under the conversation key and sealed the
+ * message (check-worker.ts), so the first step only stores the wrapped keys; messages that come
+ * without (injected checkers in tests) get keys and are sealed here with WebCrypto.
  */
 import { seal, type CryptoKey } from '../vault/index.js';
 import { messageAad, packMessage, type Ctx } from './context.js';
+import type { SealedMessage } from './check-protocol.js';
 import {
   AttachmentInvalidError,
   ConversationNotFoundError,
@@ -36,6 +39,8 @@ export interface StagedMessage {
   signature: Uint8Array;
   body: Uint8Array;
   attachments: readonly { id: string; sha384: string; size: number }[];
+  /** Already sealed off the main thread (check-worker.ts): its wrapped key and blob; the writer only stores them. */
+  sealed?: SealedMessage;
 }
 
 /** What the writer answers for a stored message. */
@@ -176,7 +181,53 @@ export class BatchWriter {
     await this.drain();
   }
 
+  /**
+   * Stage 1: the batch's message keys committed to keys.db and its messages sealed. Messages a
+   * check worker sealed already only have their wrapped keys stored; the others get keys and
+   * are sealed here. Returns what goes on to the vault transaction; the rest is rejected.
+   */
   async #prepare(batch: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
+    const pre = this.#ctx.keys.storeWrappedKeys ? batch.filter((p) => p.m.sealed) : [];
+    const rest = pre.length ? batch.filter((p) => !p.m.sealed) : batch;
+    const [stored, made] = await Promise.all([
+      this.#storeSealed(pre),
+      this.#keyAndSeal(rest).catch((err: unknown) => {
+        for (const p of rest) p.reject(err);
+        return [];
+      }),
+    ]);
+    return stored.length && made.length ? [...stored, ...made] : stored.length ? stored : made;
+  }
+
+  /** Stores the wrapped keys of messages sealed by a check worker: one keys.db statement. */
+  async #storeSealed(list: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
+    const out: { p: Pending; blob: Uint8Array }[] = [];
+    const store = async (items: Pending[]): Promise<void> => {
+      try {
+        const live = await this.#ctx.keys.storeWrappedKeys!(
+          items.map(({ m }) => ({ convId: m.conversation, msgId: m.id, wrapped: m.sealed!.wrapped })),
+        );
+        for (const p of items) {
+          if (live.has(p.m.conversation)) out.push({ p, blob: p.m.sealed!.blob });
+          else p.reject(new ConversationNotFoundError(`conversation ${p.m.conversation} no longer exists`));
+        }
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'VAULT_KEY_EXISTS') {
+          // Some id already has a key (a replay); nothing was stored. Find it one by one.
+          if (items.length === 1) items[0]!.reject(new ReplayError(`message ${items[0]!.m.id} was seen before`));
+          else for (const p of items) await store([p]);
+          return;
+        }
+        for (const p of items) p.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    if (list.length) await store(list);
+    return out;
+  }
+
+  /** Keys made and messages sealed on this thread (WebCrypto): messages no check worker sealed. */
+  async #keyAndSeal(batch: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
+    if (batch.length === 0) return [];
     const ctx = this.#ctx;
     // 1. Keys first: one keys.db transaction for the whole batch (per conversation only to find a replay).
     const byConv = new Map<string, Pending[]>();

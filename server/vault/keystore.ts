@@ -16,7 +16,7 @@
  */
 import { Db } from './db.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
-import { createWrappedKey, unwrapDataKey } from './key-wrap.js';
+import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
 import { Lru } from './lru.js';
 import { rewrapOrSkip } from './keyring.js';
 import type { MasterKey } from './master-key.js';
@@ -46,8 +46,8 @@ const IN_CHUNK = 500;
 
 /** AAD of a wrapped conversation key. */
 export const ckAad = (convId: string): string => `ck:${convId}`;
-/** AAD of a wrapped message key. */
-export const dekAad = (msgId: string): string => `dek:${msgId}`;
+/** AAD of a wrapped message key (defined in key-wrap.ts, which worker threads load). */
+export { dekAad };
 
 /** Which keys {@link Keystore.destroyKeysAfter} destroys. */
 export interface KeyDestruction {
@@ -134,6 +134,51 @@ export class Keystore {
     return (await this.db.get('SELECT 1 AS x FROM conversation_keys WHERE conv_id = ?', [convId])) !== undefined;
   }
 
+  /** The conversation's key (cached), e.g. to seal messages in a worker thread. @throws KeyNotFoundError */
+  conversationKey(convId: string): Promise<CryptoKey> {
+    return this.#conversationKey(convId);
+  }
+
+  /**
+   * Stores message keys wrapped under their conversation's CK elsewhere (a check worker, or
+   * {@link createMessageKeysMany}). Each row is inserted only if its conversation still has a key,
+   * and RETURNING says which were: a batch that fits one statement needs no BEGIN/COMMIT (one
+   * statement is one transaction), one thread-pool round trip on the message path instead of four.
+   * Larger batches run in one transaction.
+   *
+   * @returns the conversations whose rows were stored (the others have no key: destroyed meanwhile)
+   * @throws KeyExistsError when any id already has a key, or appears twice (nothing is stored)
+   */
+  async storeWrappedKeys(rows: readonly { convId: string; msgId: string; wrapped: Uint8Array }[]): Promise<Set<string>> {
+    if (new Set(rows.map((r) => r.msgId)).size !== rows.length) throw new KeyExistsError('duplicate message ids in one batch');
+    const live = new Set<string>();
+    const insert = async (db: Pick<Db, 'all'>, part: readonly { convId: string; msgId: string; wrapped: Uint8Array }[]): Promise<void> => {
+      const returned = await db.all<{ conv_id: string }>(
+        `INSERT INTO message_keys (msg_id, conv_id, wrapped)
+         SELECT v.column1, v.column2, v.column3 FROM (VALUES ${part.map(() => '(?, ?, ?)').join(', ')}) AS v
+         WHERE EXISTS (SELECT 1 FROM conversation_keys c WHERE c.conv_id = v.column2)
+         RETURNING conv_id`,
+        part.flatMap((r) => [r.msgId, r.convId, r.wrapped]),
+      );
+      for (const r of returned) live.add(r.conv_id);
+    };
+    try {
+      if (rows.length <= IN_CHUNK) {
+        if (rows.length) await insert(this.db, rows);
+      } else {
+        await this.db.transaction(async (tx) => {
+          for (let i = 0; i < rows.length; i += IN_CHUNK) await insert(tx, rows.slice(i, i + IN_CHUNK));
+        });
+      }
+    } catch (err) {
+      if (err instanceof VaultConstraintError) {
+        throw new KeyExistsError(`a message id of this batch already has a key`, { cause: err });
+      }
+      throw err;
+    }
+    return live;
+  }
+
   async #conversationKey(convId: string): Promise<CryptoKey> {
     const cached = this.#cks.get(convId);
     if (cached) return cached;
@@ -184,39 +229,12 @@ export class Keystore {
         }
       }),
     );
-    const rows: unknown[][] = [];
+    const rows: { convId: string; msgId: string; wrapped: Uint8Array }[] = [];
     for (const m of made) {
       if ('missing' in m) out.set(m.b.convId, m.missing!);
-      else m.b.msgIds.forEach((id, j) => rows.push([id, m.b.convId, m.keys![j]!.wrapped]));
+      else m.b.msgIds.forEach((msgId, j) => rows.push({ convId: m.b.convId, msgId, wrapped: m.keys![j]!.wrapped }));
     }
-    // Each row is inserted only if its conversation still has a key, and RETURNING says which
-    // were. A batch that fits one statement needs no BEGIN/COMMIT (one statement is one
-    // transaction): one thread-pool round trip on the message path instead of four.
-    const live = new Set<string>();
-    const insert = async (db: Pick<Db, 'all'>, part: unknown[][]): Promise<void> => {
-      const returned = await db.all<{ conv_id: string }>(
-        `INSERT INTO message_keys (msg_id, conv_id, wrapped)
-         SELECT v.column1, v.column2, v.column3 FROM (VALUES ${part.map(() => '(?, ?, ?)').join(', ')}) AS v
-         WHERE EXISTS (SELECT 1 FROM conversation_keys c WHERE c.conv_id = v.column2)
-         RETURNING conv_id`,
-        part.flat(),
-      );
-      for (const r of returned) live.add(r.conv_id);
-    };
-    try {
-      if (rows.length <= IN_CHUNK) {
-        if (rows.length) await insert(this.db, rows);
-      } else {
-        await this.db.transaction(async (tx) => {
-          for (let i = 0; i < rows.length; i += IN_CHUNK) await insert(tx, rows.slice(i, i + IN_CHUNK));
-        });
-      }
-    } catch (err) {
-      if (err instanceof VaultConstraintError) {
-        throw new KeyExistsError(`a message id of this batch already has a key`, { cause: err });
-      }
-      throw err;
-    }
+    const live = await this.storeWrappedKeys(rows);
     const stored: { b: (typeof batches)[number]; keys: Awaited<ReturnType<typeof createWrappedKey>>[] }[] = [];
     for (const m of made) {
       if ('missing' in m) continue;

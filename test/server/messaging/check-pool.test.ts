@@ -1,7 +1,8 @@
 /**
  * The worker-thread message checker (server/messaging/check-pool.ts) against the in-thread one:
  * same verdicts, digests and keyed hashes; concurrent checks all answer; checks in flight when
- * the workers stop fail with an error, and the pool starts fresh workers for the next ones.
+ * the workers stop fail with an error, and the pool starts fresh workers for the next ones; given
+ * the conversation key, a message that verifies comes back sealed in the vault's format.
  */
 import t from 'tap';
 import { randomBytes, webcrypto } from 'node:crypto';
@@ -10,6 +11,9 @@ import { CheckPool, inThreadChecker, own } from '../../../server/messaging/check
 import { pkiVerifier } from '../../../server/messaging/index.js';
 import type { MessageCheck, MessageCheckInput } from '../../../server/messaging/ports.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
+import { open } from '../../../server/vault/index.js';
+import { dekAad, unwrapDataKey } from '../../../server/vault/key-wrap.js';
+import { messageAad, unpackMessage } from '../../../server/messaging/sealed-message.js';
 
 const enc = new TextEncoder();
 
@@ -104,4 +108,34 @@ t.test('when the workers have been idle for the idle time then they exit, and th
   t.equal(pool.workers, 0, 'idle workers exited');
   t.ok((await check(input)).check.ok, 'a new worker answers');
   t.equal(pool.workers, 1);
+});
+
+t.test('when a check is given the conversation key then a message that verifies comes back sealed for the vault', async (t) => {
+  // The worker seals with synchronous node:crypto (server/vault/seal-sync.ts); the vault reads
+  // with WebCrypto. The wrapped key must unwrap under the CK with AAD dek:<id>, and the blob open
+  // under that key with AAD sigil-msg:<id> into exactly header, signature and body.
+  const ca = await makeTestCa('p384');
+  const alice = await ca.staff('alice', 'secret');
+  const pool = new CheckPool(1);
+  t.teardown(() => pool.close());
+  const check = pool.checker(randomBytes(32));
+  const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt', 'unwrapKey']);
+  const header = enc.encode(JSON.stringify({ id: 'sealed-1' }));
+  const body = randomBytes(300);
+  const signature = await signDetached({ content: header, signerCert: alice.cert, signerKey: alice.key, label: 'secret' });
+
+  const r = await check({ id: 'sealed-1', signature, header, body, expectedSigner: alice.cert, sealWith: ck });
+  t.ok(r.check.ok && r.sealed, 'verified and sealed');
+  const dek = await unwrapDataKey(ck, r.sealed!.wrapped, dekAad('sealed-1'));
+  const inner = unpackMessage(await open(dek, r.sealed!.blob, messageAad('sealed-1')));
+  t.same([inner.header, inner.signature, inner.body].map((b) => Buffer.from(b)), [header, signature, body].map((b) => Buffer.from(b)));
+  await t.rejects(open(dek, r.sealed!.blob, messageAad('other')), { code: 'VAULT_DECRYPT_FAILED' }, 'bound to its id');
+  t.notOk(Buffer.from(r.sealed!.blob).includes(Buffer.from(body.subarray(0, 32))), 'no plaintext in the blob');
+
+  const again = await check({ id: 'sealed-1', signature, header, body, expectedSigner: alice.cert, sealWith: ck });
+  t.not(Buffer.from(again.sealed!.wrapped).toString('hex'), Buffer.from(r.sealed!.wrapped).toString('hex'), 'a fresh key and IV each time');
+
+  const bad = await check({ id: 'sealed-1', signature, header: enc.encode('{"id":"forged"}'), body, expectedSigner: alice.cert, sealWith: ck });
+  t.equal(bad.check.ok, false);
+  t.equal(bad.sealed, undefined, 'a message that does not verify is not sealed');
 });

@@ -127,69 +127,74 @@ async function prove(
   }
 }
 
-t.test('when one message is deleted then nothing of it survives and its neighbour does', async (t) => {
-  const h = await harness(t);
-  const a = await h.user('f1-alice');
-  const b = await h.user('f1-bob');
-  const conv = await h.messaging.direct(a.principal, b.login);
-  const target = await sendWithFile(h, a, conv.id, 'ZQX-ONE-7741');
-  const survivor = await sendPlain(h, a, conv.id, 'KEEP-ONE-1188');
-  const s = await stored(h, [target]);
-  const req = await h.deleteRequest(a, `message:${target}`);
-  await prove(t, h, ['ZQX-ONE-7741'], s, async () => {
-    const ts = await h.messaging.deleteMessage(a.principal, target, req);
-    t.equal(ts.count, 1);
-    t.equal(ts.deletedBy, a.login);
-    t.notMatch(ts.target, target, 'tombstone target is a keyed hash, not the id');
-    await t.rejects(h.messaging.message(b.principal, target), { code: 'MESSAGE_NOT_FOUND' });
-    const left = await h.messaging.message(b.principal, survivor);
-    t.match(Buffer.from(left.body!, 'base64').toString(), /KEEP-ONE-1188/);
-  }, { survivor: { id: survivor, reader: b } });
-});
+// Each proof twice: messages sealed on the main thread (an injected checker) and sealed in a
+// check worker, as the appliance does (check-pool.ts).
+for (const workers of [false, true]) {
+  const mode = workers ? ' (sealed in a check worker)' : '';
+  t.test(`when one message is deleted then nothing of it survives and its neighbour does${mode}`, async (t) => {
+    const h = await harness(t, { workers });
+    const a = await h.user('f1-alice');
+    const b = await h.user('f1-bob');
+    const conv = await h.messaging.direct(a.principal, b.login);
+    const target = await sendWithFile(h, a, conv.id, 'ZQX-ONE-7741');
+    const survivor = await sendPlain(h, a, conv.id, 'KEEP-ONE-1188');
+    const s = await stored(h, [target]);
+    const req = await h.deleteRequest(a, `message:${target}`);
+    await prove(t, h, ['ZQX-ONE-7741'], s, async () => {
+      const ts = await h.messaging.deleteMessage(a.principal, target, req);
+      t.equal(ts.count, 1);
+      t.equal(ts.deletedBy, a.login);
+      t.notMatch(ts.target, target, 'tombstone target is a keyed hash, not the id');
+      await t.rejects(h.messaging.message(b.principal, target), { code: 'MESSAGE_NOT_FOUND' });
+      const left = await h.messaging.message(b.principal, survivor);
+      t.match(Buffer.from(left.body!, 'base64').toString(), /KEEP-ONE-1188/);
+    }, { survivor: { id: survivor, reader: b } });
+  });
 
-t.test('when a direct conversation is deleted then nothing of it survives', async (t) => {
-  const h = await harness(t);
-  const a = await h.user('f2-alice');
-  const b = await h.user('f2-bob');
-  const conv = await h.messaging.direct(a.principal, b.login);
-  const ids = [
-    await sendWithFile(h, a, conv.id, 'ZQX-DIRECT-2231'),
-    await sendPlain(h, b, conv.id, 'ZQX-DIRECT-REPLY-5520'),
-  ];
-  const s = await stored(h, ids, conv.id);
-  const req = await h.deleteRequest(b, `conversation:${conv.id}`);
-  await prove(t, h, ['ZQX-DIRECT-2231', 'ZQX-DIRECT-REPLY-5520'], s, async () => {
-    const ts = await h.messaging.deleteConversation(b.principal, conv.id, req);
-    t.equal(ts.count, 2);
-    await t.rejects(h.messaging.history(a.principal, conv.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
-  }, { convId: conv.id });
-});
+  t.test(`when a direct conversation is deleted then nothing of it survives${mode}`, async (t) => {
+    const h = await harness(t, { workers });
+    const a = await h.user('f2-alice');
+    const b = await h.user('f2-bob');
+    const conv = await h.messaging.direct(a.principal, b.login);
+    const ids = [
+      await sendWithFile(h, a, conv.id, 'ZQX-DIRECT-2231'),
+      await sendPlain(h, b, conv.id, 'ZQX-DIRECT-REPLY-5520'),
+    ];
+    const s = await stored(h, ids, conv.id);
+    const req = await h.deleteRequest(b, `conversation:${conv.id}`);
+    await prove(t, h, ['ZQX-DIRECT-2231', 'ZQX-DIRECT-REPLY-5520'], s, async () => {
+      const ts = await h.messaging.deleteConversation(b.principal, conv.id, req);
+      t.equal(ts.count, 2);
+      await t.rejects(h.messaging.history(a.principal, conv.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
+    }, { convId: conv.id });
+  });
 
-t.test('when a whole group is destroyed then nothing of it survives', async (t) => {
-  const h = await harness(t);
-  const owner = await h.user('f3-owner');
-  const member = await h.user('f3-member');
-  const g = await h.messaging.createGroup(owner.principal, { name: 'f3-group', label: 'secret' });
-  await h.messaging.addMember(owner.principal, g.name, { login: member.login });
-  const ids = [
-    await sendWithFile(h, owner, g.id, 'ZQX-GROUP-9912', 'secret'),
-    await sendPlain(h, member, g.id, 'ZQX-GROUP-REPLY-3307'),
-  ];
-  const s = await stored(h, ids, g.id);
-  const req = await h.deleteRequest(owner, `conversation:${g.id}`);
-  await prove(t, h, ['ZQX-GROUP-9912', 'ZQX-GROUP-REPLY-3307'], s, async () => {
-    await t.rejects(
-      h.messaging.deleteGroup(member.principal, g.name, await h.deleteRequest(member, `conversation:${g.id}`)),
-      { code: 'FORBIDDEN' },
-      'a plain member may not destroy the group',
-    );
-    const ts = await h.messaging.deleteGroup(owner.principal, g.name, req);
-    t.equal(ts.count, 2);
-    await t.rejects(h.messaging.group(owner.principal, g.name), { code: 'GROUP_NOT_FOUND' });
-    const entries = await h.audit.entries(0, 10_000);
-    const tomb = entries.find((e) => e.type === 'deletion');
-    t.ok(tomb, 'a tombstone is in the audit trail');
-    t.equal(tomb?.subject, ts.target);
-    t.ok(typeof tomb?.data?.statementSignature === 'string', 'with the deleter signature');
-  }, { convId: g.id });
-});
+  t.test(`when a whole group is destroyed then nothing of it survives${mode}`, async (t) => {
+    const h = await harness(t, { workers });
+    const owner = await h.user('f3-owner');
+    const member = await h.user('f3-member');
+    const g = await h.messaging.createGroup(owner.principal, { name: 'f3-group', label: 'secret' });
+    await h.messaging.addMember(owner.principal, g.name, { login: member.login });
+    const ids = [
+      await sendWithFile(h, owner, g.id, 'ZQX-GROUP-9912', 'secret'),
+      await sendPlain(h, member, g.id, 'ZQX-GROUP-REPLY-3307'),
+    ];
+    const s = await stored(h, ids, g.id);
+    const req = await h.deleteRequest(owner, `conversation:${g.id}`);
+    await prove(t, h, ['ZQX-GROUP-9912', 'ZQX-GROUP-REPLY-3307'], s, async () => {
+      await t.rejects(
+        h.messaging.deleteGroup(member.principal, g.name, await h.deleteRequest(member, `conversation:${g.id}`)),
+        { code: 'FORBIDDEN' },
+        'a plain member may not destroy the group',
+      );
+      const ts = await h.messaging.deleteGroup(owner.principal, g.name, req);
+      t.equal(ts.count, 2);
+      await t.rejects(h.messaging.group(owner.principal, g.name), { code: 'GROUP_NOT_FOUND' });
+      const entries = await h.audit.entries(0, 10_000);
+      const tomb = entries.find((e) => e.type === 'deletion');
+      t.ok(tomb, 'a tombstone is in the audit trail');
+      t.equal(tomb?.subject, ts.target);
+      t.ok(typeof tomb?.data?.statementSignature === 'string', 'with the deleter signature');
+    }, { convId: g.id });
+  });
+}

@@ -25,6 +25,7 @@ import {
   type Principal,
 } from '../../../server/messaging/index.js';
 import { initVault, type Vault } from '../../../server/vault/index.js';
+import { checkPool } from '../../../server/messaging/check-pool.js';
 import { makeTestCa, type TestCa } from '../../helpers/pki-fixtures.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -71,7 +72,12 @@ let sharedCa: Promise<TestCa> | undefined;
 /** Opens everything in a temp dir removed when `t` ends. */
 export async function harness(
   t: { teardown(fn: () => void | Promise<void>): void },
-  opts: { config?: Partial<MessagingConfig>; dir?: string } = {},
+  opts: {
+    config?: Partial<MessagingConfig>;
+    dir?: string;
+    /** Check (and seal) messages in worker threads as the appliance does (check-pool.ts); default in-thread. */
+    workers?: boolean;
+  } = {},
 ): Promise<Harness> {
   const dir = opts.dir ?? tmpDir(t, 'sigil-msg-');
   const data = join(dir, 'data');
@@ -87,6 +93,7 @@ export async function harness(
     directory: { person: async (login) => people.get(login) },
     audit,
     keyedHash,
+    ...(opts.workers ? { checker: checkPool().checker(await vault.keyring.getSecret('audit-hmac')) } : {}),
     now,
     config: { sweepIntervalMs: 0, ...opts.config },
     log: () => undefined,
