@@ -52,6 +52,7 @@ export class Certificate {
   #publicKey?: Promise<CryptoKey>;
   #subjectDer?: Buffer;
   #issuerDer?: Buffer;
+  #clearance?: { value: Clearance | undefined };
   /** Signature checks already done against issuers, by issuer fingerprint. */
   readonly #verifiedBy = new Map<string, Promise<boolean>>();
 
@@ -166,8 +167,12 @@ export class Certificate {
 
   /** The holder's clearance from the subjectDirectoryAttributes Clearance attribute, if any. */
   get clearance(): Clearance | undefined {
-    const sda = this.#extension(OID.subjectDirectoryAttributes)?.parsedValue as pkijs.SubjectDirectoryAttributes | undefined;
-    return sda ? readClearance(sda) : undefined;
+    // Read once: the server asks on every request, and decoding the attribute is asn1js work.
+    if (!this.#clearance) {
+      const sda = this.#extension(OID.subjectDirectoryAttributes)?.parsedValue as pkijs.SubjectDirectoryAttributes | undefined;
+      this.#clearance = { value: sda ? readClearance(sda) : undefined };
+    }
+    return this.#clearance.value;
   }
 
   get subjectAltNames(): SubjectAltNames {
