@@ -165,11 +165,13 @@ export class AuditLog {
 
   /**
    * Appends events in one transaction (a savepoint if the caller is inside one of this Db's
-   * transactions, so the events commit or roll back with the caller's writes).
+   * transactions, so the events commit or roll back with the caller's writes). With `join`, inside
+   * the caller's transaction without a savepoint (Db.within): for a caller that fails its whole
+   * transaction when the append throws (the batching writer), two round trips fewer.
    *
    * @throws AuditEventInvalidError if an event fails the schema (nothing is appended).
    */
-  async append(events: readonly AuditEvent[]): Promise<{ seq: number; leafHash: Hash }[]> {
+  async append(events: readonly AuditEvent[], opts: { join?: boolean } = {}): Promise<{ seq: number; leafHash: Hash }[]> {
     const parsed = events.map((e, i) => {
       const r = EventSchema.safeParse(e);
       if (!r.success) {
@@ -181,7 +183,7 @@ export class AuditLog {
       return r.data;
     });
     if (parsed.length === 0) return [];
-    return this.#db.transaction(async (tx) => {
+    const body = async (tx: DbTx): Promise<{ seq: number; leafHash: Hash }[]> => {
       // Nodes made in this batch, so completing a subtree does not re-read what we just made;
       // the left siblings that predate the batch are the old tree's frontier (at most log n
       // nodes): kept from this instance's previous append when the stored head proves them
@@ -231,7 +233,9 @@ export class AuditLog {
       }
       this.#last = { size, root: head, nodes };
       return out;
-    });
+    };
+    // join: part of the caller's transaction, no savepoint (its failure fails that transaction).
+    return opts.join ? this.#db.within(body) : this.#db.transaction(body);
   }
 
   /** Number of entries (the current tree size). */

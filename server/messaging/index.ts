@@ -160,7 +160,8 @@ export function createMessaging(parts: MessagingParts): Messaging {
               // `header` ties the entry to the signed header without revealing it (keyed hash).
               data: { seq: c.seq, label: m.label, ...(m.headerHash ? { header: m.headerHash } : {}) },
           }));
-          const entries = (await audit.append(events)) ?? [];
+          // Joined, not a savepoint: the writer fails the whole batch if this throws.
+          const entries = (await audit.append(events, { join: true })) ?? [];
           entries.forEach((e, i) => {
             const b = batch[i];
             if (b) auditIndex.set(b.m.id, Number(e.seq));

@@ -300,3 +300,31 @@ t.test('when SQL is invalid then VAULT_SQL naming the statement', async (t) => {
 t.test('when an in-memory database is opened then VAULT_PRAGMA (it cannot be WAL)', async (t) => {
   await rejectsCode(t, Db.open(':memory:'), 'VAULT_PRAGMA');
 });
+
+t.test('when work runs within a transaction then it is part of it (no savepoint) and outside it is its own', async (t) => {
+  const db = await Db.open(join(tmpDir(t), 'w.db'));
+  t.teardown(() => db.close());
+  await db.exec('CREATE TABLE t (a INTEGER)');
+  // Inside: a failure of the joined work, let through, rolls back the caller's writes too.
+  await t.rejects(
+    db.transaction(async (tx) => {
+      await tx.run('INSERT INTO t VALUES (1)');
+      await db.within(async (w) => {
+        await w.run('INSERT INTO t VALUES (2)');
+        throw new Error('joined work failed');
+      });
+    }),
+    /joined work failed/,
+  );
+  t.same(await db.all('SELECT a FROM t'), [], 'nothing of the transaction stayed');
+  // A nested transaction() is a savepoint: its own failure, caught, leaves the caller's writes.
+  await db.transaction(async (tx) => {
+    await tx.run('INSERT INTO t VALUES (1)');
+    await db.transaction(async (sp) => sp.run('INSERT INTO t VALUES (2)').then(() => Promise.reject(new Error('sp'))))
+      .catch(() => undefined);
+  });
+  t.same(await db.all('SELECT a FROM t'), [{ a: 1 }], 'the savepoint rolled back alone');
+  // Outside a transaction, within is one.
+  await db.within(async (w) => w.run('INSERT INTO t VALUES (3)'));
+  t.same(await db.all('SELECT a FROM t ORDER BY a'), [{ a: 1 }, { a: 3 }]);
+});
