@@ -17,7 +17,10 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { isClearance } from '../../pki/index.js';
-import { headerHashInput, subjectInput, type CheckBatch, type CheckReply, type CheckResult } from './check-protocol.js';
+import { seal, type CryptoKey } from '../vault/index.js';
+import { createWrappedKey, dekAad } from '../vault/key-wrap.js';
+import { headerHashInput, subjectInput, type CheckBatch, type CheckReply, type CheckResult, type SealedMessage } from './check-protocol.js';
+import { messageAad, packMessage } from './sealed-message.js';
 import type { KeyedHash, MessageCheck, MessageCheckInput, MessageChecker, SignatureCheck, SignatureVerifier } from './ports.js';
 
 /** Most checks in one post. */
@@ -213,8 +216,8 @@ export function checkPool(): CheckPool {
 }
 
 /**
- * The same checks on this thread with WebCrypto: used when a caller injects its own `verify`
- * (tests, the volume bench's accept-all verifier).
+ * The same checks and sealing on this thread with WebCrypto: used when a caller injects its own
+ * `verify` (tests, the volume bench's accept-all verifier).
  */
 export function inThreadChecker(verify: SignatureVerifier, keyedHash: KeyedHash): MessageChecker {
   return async (input) => {
@@ -223,7 +226,24 @@ export function inThreadChecker(verify: SignatureVerifier, keyedHash: KeyedHash)
       globalThis.crypto.subtle.digest('SHA-384', input.body),
       keyedHash(subjectInput(input.id)),
     ]);
-    const headerHash = check.ok && check.contentDigest ? await keyedHash(headerHashInput(check.contentDigest)) : undefined;
-    return { check, bodySha384: Buffer.from(digest).toString('base64'), subject, ...(headerHash ? { headerHash } : {}) };
+    const [headerHash, sealed] = check.ok
+      ? await Promise.all([
+          check.contentDigest ? keyedHash(headerHashInput(check.contentDigest)) : undefined,
+          input.sealWith ? sealInThread(input, input.sealWith) : undefined,
+        ])
+      : [undefined, undefined];
+    return {
+      check,
+      bodySha384: Buffer.from(digest).toString('base64'),
+      subject,
+      ...(headerHash ? { headerHash } : {}),
+      ...(sealed ? { sealed } : {}),
+    };
   };
+}
+
+/** check-worker.ts's sealing with WebCrypto: a fresh DEK wrapped under the CK, the message sealed under it. */
+async function sealInThread(input: MessageCheckInput, ck: CryptoKey): Promise<SealedMessage> {
+  const { key, wrapped } = await createWrappedKey(ck, dekAad(input.id));
+  return { wrapped, blob: await seal(key, packMessage(input.header, input.signature, input.body), messageAad(input.id)) };
 }

@@ -24,6 +24,7 @@ import {
   AttachmentInvalidError,
   BadSignatureError,
   ClockSkewError,
+  ConversationNotFoundError,
   DigestMismatchError,
   LabelTooHighError,
   MessageNotFoundError,
@@ -119,21 +120,22 @@ export async function acceptMessage(
   }
   const signature = fromB64(input.signature, 'signature');
   const headerBytes = encoder.encode(input.header);
-  // Signature, body digest and keyed hashes in one hop (a worker thread in the appliance), which
-  // also seals the message when it has the conversation's key (cached; a conversation destroyed
-  // meanwhile has none, and the writer then answers CONVERSATION_NOT_FOUND).
-  const sealWith = ctx.keys.storeWrappedKeys && ctx.keys.conversationKey
-    ? await ctx.keys.conversationKey(header.conversation).catch(() => undefined)
-    : undefined;
+  // The conversation's key (cached): the checker seals the message under a fresh key wrapped under it.
+  const sealWith = await ctx.keys.conversationKey(header.conversation).catch((err: unknown) => {
+    if ((err as { code?: unknown }).code !== 'VAULT_KEY_NOT_FOUND') throw err;
+    throw new ConversationNotFoundError(`conversation ${header.conversation} no longer exists`, { cause: err });
+  });
+  // Signature, body digest, keyed hashes and sealing in one hop (a worker thread in the appliance).
   const { check, bodySha384, subject, headerHash, sealed } = await ctx.check({
     id: header.id,
     signature,
     header: headerBytes,
     body,
     expectedSigner: p.certificate,
-    ...(sealWith ? { sealWith } : {}),
+    sealWith,
   });
   if (!check.ok) throw new BadSignatureError(`signature does not verify: ${check.reason}: ${check.detail}`);
+  if (!sealed) throw new Error('the message checker verified the message but did not seal it');
   if (check.label !== header.label) {
     throw new BadSignatureError(`the signed ESS label is ${check.label ?? 'absent'}; the header says ${header.label}`);
   }
@@ -156,7 +158,7 @@ export async function acceptMessage(
     signature,
     body,
     attachments: header.attachments,
-    ...(sealed ? { sealed } : {}),
+    sealed,
   });
   const index = auditIndex(c.id);
   return {

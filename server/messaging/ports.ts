@@ -22,17 +22,15 @@ export interface Principal {
 export interface MessageKeyStore {
   createConversationKey(convId: string): Promise<unknown>;
   createMessageKeys(convId: string, ids: readonly string[]): Promise<Map<string, CryptoKey>>;
-  /** Several conversations' keys in one transaction; a conversation without a key maps to its error. */
-  createMessageKeysMany?(batches: readonly { convId: string; msgIds: readonly string[] }[]): Promise<Map<string, Map<string, CryptoKey> | Error>>;
   messageKey(id: string): Promise<CryptoKey>;
-  /** A conversation's key (cached), for sealing off the main thread (MessageCheckInput.sealWith). */
-  conversationKey?(convId: string): Promise<CryptoKey>;
+  /** A conversation's key (cached), to seal its messages with (MessageCheckInput.sealWith). */
+  conversationKey(convId: string): Promise<CryptoKey>;
   /**
-   * Stores message keys wrapped elsewhere (check-worker.ts), each only if its conversation still
-   * has a key; answers the conversations that did. @throws KeyExistsError (VAULT_KEY_EXISTS) when
-   * any id already has a key (nothing is stored).
+   * Stores message keys wrapped by the checker, each only if its conversation still has a key;
+   * answers the conversations that did. @throws KeyExistsError (VAULT_KEY_EXISTS) when any id
+   * already has a key (nothing is stored).
    */
-  storeWrappedKeys?(rows: readonly { convId: string; msgId: string; wrapped: Uint8Array }[]): Promise<Set<string>>;
+  storeWrappedKeys(rows: readonly { convId: string; msgId: string; wrapped: Uint8Array }[]): Promise<Set<string>>;
   destroyMessageKeys(ids: readonly string[]): Promise<unknown>;
   destroyConversation(convId: string): Promise<unknown>;
   /** Destroys message keys whose rows do not exist (a crash between deleting rows and keys). */
@@ -80,7 +78,8 @@ export interface AuditEvent {
 /** The audit trail. */
 export interface AuditSink {
   /** The Merkle log answers each entry's seq (put in receipts); a plain table sink may answer nothing. */
-  append(events: AuditEvent[]): Promise<readonly { seq: number | bigint }[] | void>;
+  /** `join`: inside the caller's transaction without a savepoint; the caller fails the transaction if this throws. */
+  append(events: AuditEvent[], opts?: { join?: boolean }): Promise<readonly { seq: number | bigint }[] | void>;
 }
 
 /** Keyed hash for audit entries (HMAC under the appliance's audit key), hex or base64 text. */
@@ -108,8 +107,8 @@ export interface MessageCheckInput {
   body: Uint8Array;
   expectedSigner: Certificate;
   /**
-   * The conversation key: a checker that can (check-pool.ts) then also seals a message that
-   * verified, so the writer has no crypto left to do for it. Others ignore it.
+   * The conversation key: a message that verifies is then also sealed under a fresh message key
+   * wrapped under it (`MessageCheck.sealed`), so the writer has no crypto left to do.
    */
   sealWith?: CryptoKey;
 }

@@ -1,18 +1,18 @@
 /**
- * The batching writer: every accepted message goes through here. Messages that arrive within a
- * few milliseconds share one key-store transaction per conversation and one vault transaction,
- * which is what makes thousands of signed messages per second possible on SQLite.
+ * The batching writer: every accepted message goes through here. Messages that arrive while a
+ * batch is written share the next batch: one keys.db statement for their keys and one vault
+ * transaction for their rows, which is what makes thousands of signed messages per second
+ * possible on SQLite.
  *
- * Order per batch (ARCHITECTURE.md "write order keeps crashes harmless"): the messages' DEKs
- * committed to keys.db → header, signature and body encrypted with them → one vault transaction inserting every row and finalising attachments,
- * sequence numbers assigned by SQLite inside it → keys of messages that were refused are
- * destroyed again → each request's promise resolves with its sequence number. In the appliance a
- * check worker has already made each DEK, wrapped it under the conversation key and sealed the
- * message (check-worker.ts), so the first step only stores the wrapped keys; messages that come
- * without (injected checkers in tests) get keys and are sealed here with WebCrypto.
+ * Every message comes sealed by the checker (check-worker.ts in the appliance): a fresh DEK
+ * wrapped under the conversation key, and the header, signature and body sealed under it. Order
+ * per batch (ARCHITECTURE.md "write order keeps crashes harmless"): the wrapped DEKs committed to
+ * keys.db (overlapping the vault's BEGIN) → one vault transaction inserting every row and
+ * finalising attachments, sequence numbers assigned by SQLite inside it, the audit entries with
+ * them → keys of messages that were refused are destroyed again → each request's promise
+ * resolves with its sequence number.
  */
-import { seal, type CryptoKey } from '../vault/index.js';
-import { messageAad, packMessage, type Ctx } from './context.js';
+import type { Ctx } from './context.js';
 import type { SealedMessage } from './check-protocol.js';
 import {
   AttachmentInvalidError,
@@ -21,7 +21,7 @@ import {
   ReplayError,
 } from './errors.js';
 
-/** A verified message, ready to be stored. Plaintext lives only in memory until sealed. */
+/** A verified and sealed message, ready to be stored. Its plaintext fields feed live delivery only. */
 export interface StagedMessage {
   id: string;
   /** Keyed hash of `message:<id>`: the audit subject and the replay-guard key. */
@@ -39,8 +39,8 @@ export interface StagedMessage {
   signature: Uint8Array;
   body: Uint8Array;
   attachments: readonly { id: string; sha384: string; size: number }[];
-  /** Already sealed off the main thread (check-worker.ts): its wrapped key and blob; the writer only stores them. */
-  sealed?: SealedMessage;
+  /** Sealed by the checker (check-worker.ts): the wrapped message key and the blob; the writer only stores them. */
+  sealed: SealedMessage;
 }
 
 /** What the writer answers for a stored message. */
@@ -91,12 +91,8 @@ export class BatchWriter {
   readonly #inTx: InTransaction | undefined;
   #queue: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
-  /** Stage 1 (keys + sealing) of the newest batch, while it runs. */
-  #preparing: Promise<void> | undefined;
-  /** Stage 2 (vault transaction + settling), chained so batches commit in order. */
-  #tail: Promise<void> = Promise.resolve();
-  /** Batches started and not yet committed (at most 2). */
-  #writing = 0;
+  /** The batch being written, while one is. */
+  #writing: Promise<void> | undefined;
   /** Ids queued or being written: a second copy in the same window is a replay. */
   readonly #inFlight = new Set<string>();
   #closed = false;
@@ -119,7 +115,7 @@ export class BatchWriter {
   }
 
   #schedule(): void {
-    if (this.#preparing || this.#writing >= 2) return; // re-checked when a stage ends
+    if (this.#writing) return; // the batch in progress starts the next when it ends
     if (this.#queue.length >= this.#ctx.config.batchMax) {
       if (this.#timer) clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -133,43 +129,31 @@ export class BatchWriter {
   }
 
   /**
-   * Two stages overlap: while batch N is written to vault.db, the keys of batch N+1 are made in
-   * keys.db and its messages sealed. Writes stay strictly in batch order (one chain), and at
-   * most one prepared batch waits for the writer, so memory stays bounded.
+   * One batch at a time: what queued while batch N was written leaves as batch N+1 the moment N
+   * ends (those messages have waited already). There is no separate key stage to overlap: the
+   * checker sealed every message, and storing the wrapped keys overlaps the vault's BEGIN.
    */
   #start(): void {
-    if (this.#preparing || this.#writing >= 2 || this.#queue.length === 0) return;
+    if (this.#writing || this.#queue.length === 0) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
     const batch = this.#queue.splice(0, this.#ctx.config.batchMax);
-    this.#writing++;
-    const prepared = this.#prepare(batch);
-    this.#preparing = prepared.then(
-      () => undefined,
-      () => undefined,
-    );
-    void this.#preparing.then(() => {
-      this.#preparing = undefined;
-      if (this.#queue.length) this.#schedule();
-    });
-    this.#tail = this.#tail
-      .then(async () => {
-        const sealed = await prepared;
-        await this.#commit(sealed);
-      })
+    this.#writing = this.#commit(batch)
       .catch((err: unknown) => {
         for (const p of batch) p.reject(err);
       })
       .finally(() => {
         for (const p of batch) this.#inFlight.delete(p.m.id);
-        this.#writing--;
-        if (this.#queue.length) this.#schedule();
+        this.#writing = undefined;
+        this.#start();
       });
   }
 
   /** Waits until everything queued so far is written. */
   async drain(): Promise<void> {
-    while (this.#queue.length || this.#preparing || this.#writing > 0) {
+    while (this.#queue.length || this.#writing) {
       this.#start();
-      await Promise.all([this.#preparing, this.#tail]);
+      await this.#writing;
     }
   }
 
@@ -182,33 +166,19 @@ export class BatchWriter {
   }
 
   /**
-   * Stage 1: the batch's message keys committed to keys.db and its messages sealed. Messages a
-   * check worker sealed already only have their wrapped keys stored; the others get keys and
-   * are sealed here. Returns what goes on to the vault transaction; the rest is rejected.
+   * The batch's wrapped message keys committed to keys.db (one statement), each only if its
+   * conversation still has a key. Resolves with what goes on to the vault transaction; the rest
+   * is rejected here.
    */
-  async #prepare(batch: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
-    const pre = this.#ctx.keys.storeWrappedKeys ? batch.filter((p) => p.m.sealed) : [];
-    const rest = pre.length ? batch.filter((p) => !p.m.sealed) : batch;
-    const [stored, made] = await Promise.all([
-      this.#storeSealed(pre),
-      this.#keyAndSeal(rest).catch((err: unknown) => {
-        for (const p of rest) p.reject(err);
-        return [];
-      }),
-    ]);
-    return stored.length && made.length ? [...stored, ...made] : stored.length ? stored : made;
-  }
-
-  /** Stores the wrapped keys of messages sealed by a check worker: one keys.db statement. */
-  async #storeSealed(list: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
+  async #storeKeys(list: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
     const out: { p: Pending; blob: Uint8Array }[] = [];
     const store = async (items: Pending[]): Promise<void> => {
       try {
-        const live = await this.#ctx.keys.storeWrappedKeys!(
-          items.map(({ m }) => ({ convId: m.conversation, msgId: m.id, wrapped: m.sealed!.wrapped })),
+        const live = await this.#ctx.keys.storeWrappedKeys(
+          items.map(({ m }) => ({ convId: m.conversation, msgId: m.id, wrapped: m.sealed.wrapped })),
         );
         for (const p of items) {
-          if (live.has(p.m.conversation)) out.push({ p, blob: p.m.sealed!.blob });
+          if (live.has(p.m.conversation)) out.push({ p, blob: p.m.sealed.blob });
           else p.reject(new ConversationNotFoundError(`conversation ${p.m.conversation} no longer exists`));
         }
       } catch (err) {
@@ -218,6 +188,7 @@ export class BatchWriter {
           else for (const p of items) await store([p]);
           return;
         }
+        // A full disk (VAULT_FULL) is what it is, not a missing conversation.
         for (const p of items) p.reject(err instanceof Error ? err : new Error(String(err)));
       }
     };
@@ -225,109 +196,40 @@ export class BatchWriter {
     return out;
   }
 
-  /** Keys made and messages sealed on this thread (WebCrypto): messages no check worker sealed. */
-  async #keyAndSeal(batch: Pending[]): Promise<{ p: Pending; blob: Uint8Array }[]> {
-    if (batch.length === 0) return [];
+  /** Keys, then one vault transaction for all rows of the batch, then settle each request. */
+  async #commit(batch: Pending[]): Promise<void> {
     const ctx = this.#ctx;
-    // 1. Keys first: one keys.db transaction for the whole batch (per conversation only to find a replay).
-    const byConv = new Map<string, Pending[]>();
-    for (const p of batch) {
-      const list = byConv.get(p.m.conversation);
-      if (list) list.push(p);
-      else byConv.set(p.m.conversation, [p]);
-    }
-    const keyed: { p: Pending; key: CryptoKey }[] = [];
-    const makeKeys = async (conv: string, list: Pending[]): Promise<void> => {
-      try {
-        const keys = await ctx.keys.createMessageKeys(conv, list.map((p) => p.m.id));
-        for (const p of list) {
-          const key = keys.get(p.m.id);
-          if (key) keyed.push({ p, key });
-          else p.reject(new ConversationNotFoundError(`conversation ${conv} has no key`));
-        }
-      } catch (err) {
-        if ((err as { code?: unknown }).code === 'VAULT_KEY_EXISTS') {
-          // Some id of the batch already has a key: it was stored before (a replay). The key
-          // store rolled the batch back; find the culprit by retrying one by one.
-          if (list.length === 1) list[0]!.reject(new ReplayError(`message ${list[0]!.m.id} was seen before`));
-          else for (const p of list) await makeKeys(conv, [p]);
-          return;
-        }
-        // The conversation's key is gone: it was destroyed between validation and now.
-        if ((err as { code?: unknown }).code === 'VAULT_KEY_NOT_FOUND') {
-          for (const p of list) p.reject(new ConversationNotFoundError(`conversation ${conv} no longer exists`, { cause: err }));
-          return;
-        }
-        // Anything else (a full disk: VAULT_FULL) is what it is, not a missing conversation
-        // (issue 8, disk full: it answered 404 CONVERSATION_NOT_FOUND).
-        for (const p of list) p.reject(err instanceof Error ? err : new Error(String(err)));
-      }
-    };
-    const many = ctx.keys.createMessageKeysMany?.bind(ctx.keys);
-    let done = false;
-    if (many) {
-      // One keys.db transaction for the whole batch; on a replay (some id has a key) nothing was
-      // stored, and the per-conversation path below finds the culprit.
-      try {
-        const made = await many([...byConv].map(([convId, list]) => ({ convId, msgIds: list.map((p) => p.m.id) })));
-        for (const [conv, list] of byConv) {
-          const keys = made.get(conv);
-          for (const p of list) {
-            const key = keys instanceof Map ? keys.get(p.m.id) : undefined;
-            if (key) keyed.push({ p, key });
-            else p.reject(new ConversationNotFoundError(`conversation ${conv} no longer exists`, keys instanceof Error ? { cause: keys } : undefined));
-          }
-        }
-        done = true;
-      } catch (err) {
-        if ((err as { code?: unknown }).code !== 'VAULT_KEY_EXISTS') {
-          for (const list of byConv.values()) for (const p of list) p.reject(err instanceof Error ? err : new Error(String(err)));
-          return [];
-        }
-      }
-    }
-    if (!done) for (const [conv, list] of byConv) await makeKeys(conv, list);
-    if (keyed.length === 0) return [];
-
-    // 2. Encrypt everything in parallel on the thread pool.
-    try {
-      return await Promise.all(
-        keyed.map(async ({ p, key }) => {
-          const { m } = p;
-          const blob = await seal(key, packMessage(m.header, m.signature, m.body), messageAad(m.id), ctx.random);
-          return { p, blob };
-        }),
-      );
-    } catch (err) {
-      await ctx.keys.destroyMessageKeys(keyed.map(({ p }) => p.m.id)).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  /** 3. One vault transaction for all rows of a prepared batch, then settle each request. */
-  async #commit(sealed: { p: Pending; blob: Uint8Array }[]): Promise<void> {
-    if (sealed.length === 0) return;
-    const ctx = this.#ctx;
+    // Keys are committed before the rows they open: the vault transaction waits for them after
+    // its BEGIN, so the two round trips overlap.
+    const keyed = this.#storeKeys(batch);
     const outcome = new Map<Pending, Committed | Error>();
+    let stored: { p: Pending; blob: Uint8Array }[];
     try {
-      await this.#write(sealed, outcome);
+      stored = await this.#write(keyed, outcome);
     } catch (err) {
-      // Nothing of the batch was stored: its keys go too, or a retry of the same message would
-      // be refused as a replay (the key store refuses a second key for an id).
-      await ctx.keys.destroyMessageKeys(sealed.map(({ p }) => p.m.id)).catch((e: unknown) =>
-        ctx.log('messaging.orphan-keys', { count: sealed.length, error: String(e) }),
-      );
+      // Nothing of the batch was stored in the vault: its keys go too, or a retry of the same
+      // message would be refused as a replay (the key store refuses a second key for an id).
+      const orphaned = await keyed.catch(() => []);
+      if (orphaned.length) {
+        await ctx.keys.destroyMessageKeys(orphaned.map(({ p }) => p.m.id)).catch((e: unknown) =>
+          ctx.log('messaging.orphan-keys', { count: orphaned.length, error: String(e) }),
+        );
+      }
       throw err;
     }
-    await this.#settle(sealed, outcome);
+    await this.#settle(stored, outcome);
   }
 
+  /** The vault transaction: waits for the batch's keys, then stores every row that has one. */
   async #write(
-    sealed: { p: Pending; blob: Uint8Array }[],
+    keyed: Promise<{ p: Pending; blob: Uint8Array }[]>,
     outcome: Map<Pending, Committed | Error>,
-  ): Promise<void> {
+  ): Promise<{ p: Pending; blob: Uint8Array }[]> {
     const ctx = this.#ctx;
+    let sealed: { p: Pending; blob: Uint8Array }[] = [];
     await ctx.db.transaction(async (tx) => {
+      sealed = await keyed;
+      if (sealed.length === 0) return;
       // Which conversations still exist and which ids are guarded (deleted): one query per batch
       // (each statement is a thread-pool round trip while the write lock is held).
       const convIds = [...new Set(sealed.map(({ p }) => p.m.conversation))];
@@ -402,6 +304,7 @@ export class BatchWriter {
         if (done.length) await this.#inTx(done);
       }
     });
+    return sealed;
   }
 
   async #settle(sealed: { p: Pending; blob: Uint8Array }[], outcome: Map<Pending, Committed | Error>): Promise<void> {

@@ -10,15 +10,15 @@ t.test('when the key store is full then the message is refused with VAULT_FULL a
   const a = await h.user('df-alice');
   const b = await h.user('df-bob');
   const conv = await h.messaging.direct(a.principal, b.login);
-  // The writer makes a batch's keys with createMessageKeysMany (one keys.db transaction).
-  const keys = h.vault.keys as unknown as { createMessageKeysMany: (...args: unknown[]) => Promise<unknown> };
-  const real = keys.createMessageKeysMany.bind(keys);
-  keys.createMessageKeysMany = async () => {
+  // The writer stores a batch's wrapped keys with storeWrappedKeys (one keys.db statement).
+  const keys = h.vault.keys as unknown as { storeWrappedKeys: (...args: unknown[]) => Promise<unknown> };
+  const real = keys.storeWrappedKeys.bind(keys);
+  keys.storeWrappedKeys = async () => {
     throw Object.assign(new Error('SQLITE_FULL: database or disk is full'), { code: 'VAULT_FULL' });
   };
   const msg = await h.compose(a, conv.id, 'no room');
   await t.rejects(h.messaging.send(a.principal, msg), { code: 'VAULT_FULL' });
-  keys.createMessageKeysMany = real;
+  keys.storeWrappedKeys = real;
   t.equal((await h.vault.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM msg_messages'))!.n, 0, 'no row was written');
   const again = await h.messaging.send(a.principal, msg);
   t.equal(again.id, msg.id, 'once space returns the same message is accepted (not a replay)');
