@@ -170,8 +170,7 @@ export class AccountStore {
   }
 
   async get(login: string): Promise<AccountRecord | undefined> {
-    // A key lookup on every request: `all` is one thread-pool round trip, `get` two.
-    const [row] = await this.db.all<AccountRow>('SELECT * FROM accounts WHERE login = ?', [login]);
+    const row = await this.db.get<AccountRow>('SELECT * FROM accounts WHERE login = ?', [login]);
     return row ? toAccount(row) : undefined;
   }
 

@@ -188,7 +188,7 @@ export class AuditLog {
       // the left siblings that predate the batch are the old tree's frontier (at most log n
       // nodes): kept from this instance's previous append when the stored head proves them
       // current, else read in one query up front rather than one round trip each.
-      const [stored] = await tx.all<{ size: number; root: Uint8Array }>('SELECT size, root FROM audit_head WHERE id = 1');
+      const stored = await tx.get<{ size: number; root: Uint8Array }>('SELECT size, root FROM audit_head WHERE id = 1');
       const last = this.#last;
       this.#last = undefined; // until this append's head is known
       let size: number;
@@ -412,8 +412,7 @@ async function insertChunks(tx: DbTx, target: string, width: number, rows: unkno
 }
 
 async function sizeOf(q: Queryable | DbTx): Promise<number> {
-  // One row always (an aggregate): `all` is one thread-pool round trip, `get` two.
-  const [r] = await q.all<{ n: number | null }>('SELECT max(seq) AS n FROM audit_log');
+  const r = await q.get<{ n: number | null }>('SELECT max(seq) AS n FROM audit_log');
   return r?.n === null || r?.n === undefined ? 0 : r.n + 1;
 }
 
@@ -453,11 +452,10 @@ async function frontierNodes(q: Queryable, size: number): Promise<Map<string, Ha
 }
 
 async function readNode(q: Queryable, level: number, idx: number): Promise<Hash> {
-  // Key lookups: `all` is one thread-pool round trip, `get` two.
-  const [row] =
+  const row =
     level === 0
-      ? await q.all<{ h: Uint8Array }>('SELECT leaf_hash AS h FROM audit_log WHERE seq = ?', [idx])
-      : await q.all<{ h: Uint8Array }>('SELECT hash AS h FROM audit_nodes WHERE level = ? AND idx = ?', [level, idx]);
+      ? await q.get<{ h: Uint8Array }>('SELECT leaf_hash AS h FROM audit_log WHERE seq = ?', [idx])
+      : await q.get<{ h: Uint8Array }>('SELECT hash AS h FROM audit_nodes WHERE level = ? AND idx = ?', [level, idx]);
   if (!row) throw new AuditTreeDamagedError(`audit tree node (level ${level}, index ${idx}) is missing`);
   return new Uint8Array(row.h);
 }

@@ -103,8 +103,7 @@ export class SessionStore {
 
   /** {@link resolve} by the session id ({@link sessionIdOf} of the token), for a caller that has it already. */
   async resolveId(id: string, certFingerprint: string): Promise<Session> {
-    // A key lookup: `all` is one thread-pool round trip, `get` two (it must reset its statement).
-    const [row] = await this.db.all<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]);
+    const row = await this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]);
     if (!row || row.ended_at !== null || row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError();
     const now = this.opts.now();
     if (new Date(row.expires_at).getTime() <= now.getTime()) throw new SessionExpiredError('absolute');
