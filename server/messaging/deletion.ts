@@ -189,7 +189,6 @@ async function tombstone(
  *
  * `committed` runs right after the vault commit, before the keys are waited for (cache invalidation:
  * reads outside a transaction see only committed rows, so earlier would be undone by a reload).
- * A key store without destroyKeysAfter gets the destroy calls after the commit instead.
  */
 async function rowsThenKeys<T>(
   ctx: Ctx,
@@ -199,15 +198,11 @@ async function rowsThenKeys<T>(
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   rowsGone.catch(() => undefined);
-  let what: KeysToDestroy | undefined;
   let staged: Promise<unknown> | undefined;
   const keysGo = (k: KeysToDestroy): void => {
-    if (what) throw new Error('rowsThenKeys: keysGo called twice');
-    what = k;
-    if (ctx.keys.destroyKeysAfter) {
-      staged = ctx.keys.destroyKeysAfter(k, rowsGone);
-      staged.catch(() => undefined);
-    }
+    if (staged) throw new Error('rowsThenKeys: keysGo called twice');
+    staged = ctx.keys.destroyKeysAfter(k, rowsGone);
+    staged.catch(() => undefined);
   };
   let out: T;
   try {
@@ -219,15 +214,7 @@ async function rowsThenKeys<T>(
   }
   settle.resolve();
   committed();
-  const afterCommit = async (): Promise<void> => {
-    if (staged) {
-      await staged;
-      return;
-    }
-    if (what?.messageIds?.length) await ctx.keys.destroyMessageKeys(what.messageIds);
-    for (const c of what?.conversationIds ?? []) await ctx.keys.destroyConversation(c);
-  };
-  const [k, w] = await Promise.allSettled([afterCommit(), ctx.db.checkpointTruncate()]);
+  const [k, w] = await Promise.allSettled([staged, ctx.db.checkpointTruncate()]);
   if (k.status === 'rejected') throw k.reason;
   if (w.status === 'rejected') throw w.reason;
   return out;

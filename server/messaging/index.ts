@@ -216,15 +216,11 @@ export function createMessaging(parts: MessagingParts): Messaging {
       await files.discardIncompleteUploads(ctx);
       // Keys without rows (a crash between a deletion's row and key steps, or a refused batch)
       // are destroyed at start (ARCHITECTURE.md, write order).
-      if (ctx.keys.sweepOrphans) {
-        const rows = await parts.db.all<{ id: string }>(`SELECT id FROM msg_messages UNION ALL SELECT 'file:' || id FROM msg_files`);
-        await ctx.keys.sweepOrphans(new Set(rows.map((r) => r.id)));
-      }
+      const rows = await parts.db.all<{ id: string }>(`SELECT id FROM msg_messages UNION ALL SELECT 'file:' || id FROM msg_files`);
+      await ctx.keys.sweepOrphans(new Set(rows.map((r) => r.id)));
       // …and conversation keys whose conversation is gone (a crash mid-destroy: rows committed, keys not).
-      if (ctx.keys.sweepOrphanConversations) {
-        const convs = await parts.db.all<{ id: string }>('SELECT id FROM msg_conversations');
-        await ctx.keys.sweepOrphanConversations(new Set(convs.map((c) => c.id)));
-      }
+      const convs = await parts.db.all<{ id: string }>('SELECT id FROM msg_conversations');
+      await ctx.keys.sweepOrphanConversations(new Set(convs.map((c) => c.id)));
       // Pages of rows deleted just before a crash may still sit in the WAL or, zeroed only in the
       // WAL, in vault.db: a TRUNCATE checkpoint makes the on-disk state the deleted one. Nothing
       // else uses the database yet; if it cannot complete, the next deletion's checkpoint will.

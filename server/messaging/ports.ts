@@ -5,7 +5,7 @@
  * `appliance.ts` without importing its internals.
  */
 import type { Certificate, Clearance } from '../../pki/index.js';
-import type { CryptoKey, Db } from '../vault/index.js';
+import type { CryptoKey, Db, KeyDestruction } from '../vault/index.js';
 import type { SealedMessage } from './check-protocol.js';
 
 /** The authenticated caller, as the session middleware establishes it. */
@@ -34,22 +34,18 @@ export interface MessageKeyStore {
   destroyMessageKeys(ids: readonly string[]): Promise<unknown>;
   destroyConversation(convId: string): Promise<unknown>;
   /** Destroys message keys whose rows do not exist (a crash between deleting rows and keys). */
-  sweepOrphans?(existingIds: Iterable<string>): Promise<unknown>;
+  sweepOrphans(existingIds: Iterable<string>): Promise<unknown>;
   /** Destroys conversation keys (and every DEK under them) whose conversation row does not exist. */
-  sweepOrphanConversations?(existingConvIds: Iterable<string>): Promise<unknown>;
+  sweepOrphanConversations(existingConvIds: Iterable<string>): Promise<unknown>;
   /**
    * Destroys keys beside the rows' vault transaction, committing only once `rowsGone` resolves
-   * (rolling back if it rejects): the vault Keystore's destroyKeysAfter. Without it, deletion calls
-   * the destroy methods after the commit.
+   * (rolling back if it rejects): the vault Keystore's destroyKeysAfter.
    */
-  destroyKeysAfter?(what: KeysToDestroy, rowsGone: Promise<unknown>): Promise<unknown>;
+  destroyKeysAfter(what: KeysToDestroy, rowsGone: Promise<unknown>): Promise<unknown>;
 }
 
-/** The keys a deletion destroys once its rows are gone. */
-export interface KeysToDestroy {
-  messageIds?: readonly string[];
-  conversationIds?: readonly string[];
-}
+/** The keys a deletion destroys once its rows are gone (the key store's own type). */
+export type KeysToDestroy = KeyDestruction;
 
 /** A person as messaging sees them: for peer checks and group clearance rules. */
 export interface Person {
