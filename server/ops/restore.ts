@@ -182,7 +182,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     const keys = await Keystore.open(keysDb, mk, { cacheSize: 1 });
     try {
       await keys.sweepOrphans(keep.messageKeyIds);
-      for (const conv of orphanConvs) await keys.destroyConversation(conv);
+      // The same keys as orphanConvs above, in one transaction rather than one per conversation.
+      await keys.sweepOrphanConversations(keep.convIds);
     } finally {
       await keys.close();
     }
