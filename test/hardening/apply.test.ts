@@ -164,6 +164,12 @@ const nft = (() => {
 
 t.test('when nft checks the rendered ruleset then it is accepted', { skip: nft ? false : 'nft not installed' }, async (t) => {
   const root = await hardenedTree(t, CONF.replace('SIGIL_ADMIN_RANGE=""', 'SIGIL_ADMIN_RANGE="10.9.0.0/24"'));
-  const ran = await runProgram('nft', ['-c', '-f', join(root, 'etc/nftables.conf')]);
+  const file = join(root, 'etc/nftables.conf');
+  const ran = await runProgram('nft', ['-c', '-f', file]);
   t.equal(ran.code, 0, ran.stderr);
+  // And it does catch a bad rule (so the check above can fail): a policy nft does not know.
+  writeFileSync(file, readFileSync(file, 'utf8').replace('policy drop;', 'policy banana;'));
+  const bad = await runProgram('nft', ['-c', '-f', file]);
+  t.not(bad.code, 0, 'a mistyped policy is refused');
+  t.match(bad.stderr, /banana/);
 });
