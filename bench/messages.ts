@@ -14,6 +14,7 @@
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server).
  */
 import { rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import type { ProfileName } from '../pki/index.js';
 import {
@@ -53,6 +54,26 @@ async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T, i: numb
     }),
   );
   return out;
+}
+
+/**
+ * Where the cores went, per accepted message, and what that allows. The bound says one verify
+ * costs `cores / bound` seconds of a core; every message needs one, and everything else the server
+ * and the load generator spend comes on top. With every core busy the run could reach at most
+ * `cores / (CPU per message)`; 70 % of the bound leaves `cores / (0.7 × bound) − verify` per
+ * message for all that is not the verify — TLS, HTTP, JSON, sealing, SQLite, audit, the clients.
+ */
+function cpuBudget(o: { cores: number; bound: number; accepted: number; serverSeconds: number; loadGenSeconds: number }): string {
+  const us = (s: number): number => (s * 1e6) / Math.max(1, o.accepted);
+  const verify = (o.cores * 1e6) / o.bound;
+  const spent = us(o.serverSeconds) + us(o.loadGenSeconds);
+  const ceiling = (o.cores * 1e6) / spent;
+  const allowed = (o.cores * 1e6) / (0.7 * o.bound) - verify;
+  return [
+    `CPU/msg   ${spent.toFixed(0)} µs (server + load gen), of which the verify is ~${verify.toFixed(0)} µs (${o.cores} cores / bound):`,
+    `          with every core busy this costs at most ${fmt(ceiling, 0)} messages/s = ${((ceiling / o.bound) * 100).toFixed(0)} % of the bound;`,
+    `          70 % of the bound leaves ${allowed.toFixed(0)} µs per message for all but the verify, this run spent ${(spent - verify).toFixed(0)} µs`,
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -165,8 +186,10 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     console.log(`server    CPU ${cpu.toFixed(2)} s over ${elapsed.toFixed(2)} s = ${((cpu / elapsed) * 100).toFixed(0)} % of one core (${((cpu * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message); RSS ${rss.now.toFixed(0)} MiB (peak during run ${Math.max(rssPeak, rss.now).toFixed(0)} MiB, process peak ${rss.peak.toFixed(0)} MiB)`);
     const perMsg = (s: number): string => `${((s * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message`;
     console.log(`          main thread ${perMsg(threads1.main - threads0.main)}, other threads (check workers, libuv pool) ${perMsg(threads1.others - threads0.others)}`);
-    console.log(`load gen  CPU ${((own.user + own.system) / 1e6).toFixed(2)} s (same machine); ${machineNote().split(';')[0]}`);
+    const ownSeconds = (own.user + own.system) / 1e6;
+    console.log(`load gen  CPU ${ownSeconds.toFixed(2)} s = ${perMsg(ownSeconds)} (same machine); ${machineNote().split(';')[0]}`);
     console.log(`throughput / bound = ${((rate / bound) * 100).toFixed(0)} %  (goal ≥ 70 % with p384; p99 goal < 100 ms at 50 clients)`);
+    console.log(cpuBudget({ cores: availableParallelism(), bound, accepted, serverSeconds: cpu, loadGenSeconds: ownSeconds }));
     if (failures.size) console.log(`refused   ${[...failures].map(([k, n]) => `${k}: ${n}`).join(', ')}`);
 
     for (const c of clients) c.client.close();
