@@ -16,6 +16,7 @@ import https from 'node:https';
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ProfileName } from '../pki/index.js';
+import { tlsFanOutBound } from './lib/bounds.js';
 import { composeMessage, createUser, initDataDir, machineNote, officerOf, startServerProc, type LoadUser } from './lib/load.js';
 
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 500);
@@ -26,9 +27,10 @@ const PROFILE = (process.env.BENCH_PROFILE ?? 'p256') as ProfileName;
 const NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const HOLD_MS = Number(process.env.BENCH_HOLD_MS ?? 0);
 
-/** One SSE connection that counts `message` events. */
+/** One SSE connection that counts `message` events and the bytes it received. */
 interface Watcher {
   messages: number;
+  bytes: number;
   ready: Promise<void>;
   close(): void;
 }
@@ -39,6 +41,7 @@ function watch(u: LoadUser, url: string): Watcher {
   let readyReject!: (e: Error) => void;
   const w: Watcher = {
     messages: 0,
+    bytes: 0,
     ready: new Promise<void>((res, rej) => ((readyResolve = res), (readyReject = rej))),
     close: () => req.destroy(),
   };
@@ -59,6 +62,7 @@ function watch(u: LoadUser, url: string): Watcher {
       if (res.statusCode !== 200) return readyReject(new Error(`events: ${res.statusCode}`));
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
+        w.bytes += Buffer.byteLength(d);
         const lines = (rest + d).split('\n');
         rest = lines.pop() ?? '';
         for (const l of lines) {
@@ -87,6 +91,8 @@ async function main(): Promise<void> {
   console.log(`live: ${WATCHERS} watchers of one group, ${MESSAGES} messages; RSS with ${IDLE} idle live connections`);
   console.log(machineNote());
   const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+  let eventBytes = 0;
+  let deliveriesPerSecond = 0;
   try {
     const server = await startServerProc(dataDir, {}, 60_000, NODE_ARGS);
     try {
@@ -106,6 +112,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < MESSAGES; i++) msgs.push(await composeMessage(sender, g.body.id, `broadcast ${i}`));
       const cpu0 = server.cpuSeconds();
       const gen0 = process.cpuUsage();
+      const bytes0 = watchers.reduce((s, w) => s + w.bytes, 0);
       t0 = performance.now();
       let next = 0;
       await Promise.all(
@@ -125,6 +132,8 @@ async function main(): Promise<void> {
       const gen = process.cpuUsage(gen0);
       const complete = watchers.filter((w) => w.messages >= MESSAGES).length;
       const delivered = watchers.reduce((s, w) => s + Math.min(w.messages, MESSAGES), 0);
+      eventBytes = Math.round((watchers.reduce((s, w) => s + w.bytes, 0) - bytes0) / Math.max(delivered, 1));
+      deliveriesPerSecond = delivered / secs;
       console.log(`fan-out   ${(MESSAGES / secs).toFixed(1)} messages/s to ${WATCHERS} watchers = ${(delivered / secs).toFixed(0)} deliveries/s (all sent in ${accepted.toFixed(2)} s, all delivered in ${secs.toFixed(2)} s; ${complete}/${WATCHERS} watchers got every message; server CPU ${cpu.toFixed(2)} s = ${((cpu * 1e6) / Math.max(delivered, 1)).toFixed(0)} µs per delivery, of which the ${MESSAGES} acceptances; load generator CPU ${((gen.user + gen.system) / 1e6).toFixed(2)} s)`);
 
       const more = await openMany(users, server.url, IDLE - WATCHERS, WATCHERS);
@@ -147,6 +156,10 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dirname(dataDir), { recursive: true, force: true });
   }
+  // The bound, once the server has gone: a bare TLS server writing an event of the size the
+  // watchers received to as many connections, with no HTTP, SSE or session work around it.
+  const bound = await tlsFanOutBound(WATCHERS, MESSAGES, eventBytes);
+  console.log(`bound     bare node:tls fan-out of a ${eventBytes} B event to ${WATCHERS} connections: ${bound.deliveriesPerSecond.toFixed(0)} deliveries/s (${(bound.deliveriesPerSecond / WATCHERS).toFixed(0)} events/s); live delivery / bound = ${((deliveriesPerSecond / bound.deliveriesPerSecond) * 100).toFixed(0)} %`);
 }
 
 main().catch((err: unknown) => {

@@ -10,17 +10,21 @@
  * deletion and history never look at signatures, and every other step of acceptance runs as in
  * production. Deletion statements are really signed and verified.
  *
- *   make build && node dist/bench/volume.js
- *   BENCH_SIZES=1000,10000,100000 node dist/bench/volume.js   # the issue's 100k goal
- *   BENCH_FULL=1 node dist/bench/volume.js      # history over 1,000,000 messages (slow to fill)
+ * The machine's bound, in the same run (lib/bounds.ts): a plain table of the same row size in a
+ * scratch database with the vault's pragmas — its newest page, and DELETE of a conversation of the
+ * largest size plus the TRUNCATE checkpoint.
  *
- * Knobs: BENCH_SIZES (1000,10000 by default so `make bench` stays within minutes on 2 cores;
- * the issue's 100k: BENCH_SIZES=1000,10000,100000 — about 5 minutes here), BENCH_FULL (history conversation of 1M instead of the
- * largest size), BENCH_PROFILE (p256).
+ *   make build && node dist/bench/volume.js     # the issue's sizes: 1k, 10k, 100k; history over 1M (~6 min)
+ *   BENCH_QUICK=1 node dist/bench/volume.js     # 1k and 10k, history over the 10k (under a minute)
+ *
+ * Knobs: BENCH_SIZES (1000,10000,100000), BENCH_HISTORY (1000000: the conversation the newest
+ * page is read from; one of the sizes, or filled as well), BENCH_QUICK=1 (sizes 1000,10000 and
+ * history over 10000), BENCH_PROFILE (p256).
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ProfileName } from '../pki/index.js';
+import { sqliteBounds } from './lib/bounds.js';
 import { loadConfig, openAppliance } from '../server/index.js';
 import { messagingPartsFrom } from '../server/messaging/http.js';
 import { canonicalHeader, createMessaging, type Messaging, type Principal } from '../server/messaging/index.js';
@@ -37,9 +41,9 @@ import {
 } from './lib/load.js';
 
 const PROFILE = (process.env.BENCH_PROFILE ?? 'p256') as ProfileName;
-const SIZES = (process.env.BENCH_SIZES ?? '1000,10000').split(',').map(Number);
-const FULL = process.env.BENCH_FULL === '1';
-const HISTORY_SIZE = FULL ? 1_000_000 : Math.max(...SIZES);
+const QUICK = process.env.BENCH_QUICK === '1';
+const SIZES = (process.env.BENCH_SIZES ?? (QUICK ? '1000,10000' : '1000,10000,100000')).split(',').map(Number);
+const HISTORY_SIZE = Number(process.env.BENCH_HISTORY ?? (QUICK ? Math.max(...SIZES) : 1_000_000));
 const IN_FLIGHT = 2048;
 
 const ms = (t0: number): string => `${(performance.now() - t0).toFixed(1)} ms`;
@@ -86,9 +90,12 @@ async function fill(messaging: Messaging, p: Principal, u: LoadUser, conv: strin
 }
 
 async function main(): Promise<void> {
-  console.log(`volume: sizes ${SIZES.join(', ')}; history over ${HISTORY_SIZE.toLocaleString('en')} messages${FULL ? '' : ' (BENCH_FULL=1 for 1,000,000)'}`);
+  console.log(`volume: sizes ${SIZES.join(', ')}; history over ${HISTORY_SIZE.toLocaleString('en')} messages${QUICK ? ' (BENCH_QUICK)' : ''}`);
   console.log(machineNote().replace('; the load generator and the server share this machine', '; everything runs in this one process'));
   const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+  let rowBytes = 0;
+  let historyMs = NaN;
+  const destroyMs = new Map<number, number>();
   try {
     // Accounts and certificates through the real server, then the server stops and we open the vault.
     const server = await startServerProc(dataDir);
@@ -121,6 +128,9 @@ async function main(): Promise<void> {
         groups.push({ name: g.name, id: g.id, ids });
       }
 
+      const row = await appliance.vault.db.get<{ b: number }>('SELECT avg(length(sealed)) AS b FROM msg_messages');
+      rowBytes = Math.round(row?.b ?? 0);
+
       // History: newest page (50) of the largest conversation; first (cold) and the median of 20.
       const hist = groups.find((g) => g.ids.length === HISTORY_SIZE)!;
       let t0 = performance.now();
@@ -133,6 +143,7 @@ async function main(): Promise<void> {
         runs.push(performance.now() - t0);
       }
       runs.sort((a, b) => a - b);
+      historyMs = runs[10]!;
       console.log(`history   newest page (${first.messages.length} of ${HISTORY_SIZE.toLocaleString('en')} in the conversation, ${total.toLocaleString('en')} in the vault): first ${cold.toFixed(1)} ms, median of 20 ${runs[10]!.toFixed(1)} ms (in-process, no HTTP)`);
 
       // Delete one message from the largest group, then destroy each group.
@@ -149,6 +160,7 @@ async function main(): Promise<void> {
         c0 = process.cpuUsage();
         t0 = performance.now();
         const tomb = await messaging.deleteGroup(p, g.name, req);
+        destroyMs.set(g.ids.length, performance.now() - t0);
         console.log(`destroy   group of ${String(g.ids.length).padStart(9)} messages: ${ms(t0)}, ${cpu(c0)} (tombstone count ${tomb.count})${g.ids.length >= 100_000 ? '  goal: 100k < 2 s' : ''}`);
       }
     } finally {
@@ -158,6 +170,11 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dirname(dataDir), { recursive: true, force: true });
   }
+  // The bound: the same engine, pragmas and row size with none of the vault's work around it.
+  const n = Math.max(...SIZES);
+  const b = await sqliteBounds(n, rowBytes);
+  const destroyed = [...destroyMs].find(([size]) => size >= n - 1)?.[1];
+  console.log(`bound     plain table, ${rowBytes} B rows, vault pragmas: newest 50 of ${n.toLocaleString('en')} ${b.newestPageMs.toFixed(1)} ms (history / bound = ${(historyMs / b.newestPageMs).toFixed(1)}×); DELETE of ${n.toLocaleString('en')} rows + TRUNCATE checkpoint ${b.deleteAllMs.toFixed(1)} ms (destroy / bound = ${destroyed === undefined ? '?' : (destroyed / b.deleteAllMs).toFixed(1)}×)`);
 }
 
 main().catch((err: unknown) => {
