@@ -34,7 +34,7 @@ import {
 } from './errors.js';
 import { parseDeleteStatement } from './header.js';
 import type { KeysToDestroy, Principal } from './ports.js';
-import { BULK_CACHE_KIB, type DbTx } from '../vault/index.js';
+import type { DbTx } from '../vault/index.js';
 
 /** What a deleter posts. */
 export interface DeleteRequest {
@@ -194,7 +194,6 @@ async function rowsThenKeys<T>(
   ctx: Ctx,
   rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>,
   committed: () => void = () => undefined,
-  bulk = true,
 ): Promise<T> {
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -207,8 +206,7 @@ async function rowsThenKeys<T>(
   };
   let out: T;
   try {
-    // Many rows go from indexes keyed by random ids: a page cache as large as that (BULK_CACHE_KIB).
-    out = await ctx.db.transaction((tx) => rows(tx, keysGo), bulk ? { bulkCacheKib: BULK_CACHE_KIB } : {});
+    out = await ctx.db.transaction((tx) => rows(tx, keysGo));
   } catch (err) {
     settle.reject(err);
     await staged?.catch(() => undefined); // rolled back: wait until keys.db is free again
@@ -239,7 +237,7 @@ export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: Del
   if (row.sender !== p.login && !isOfficer(p)) throw new ForbiddenError('only the sender or an officer may delete a message');
   const target = `message:${id}`;
   const signature = await checkStatement(ctx, p, req, target);
-  await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, [id]) }), undefined, false);
+  await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, [id]) }));
   ctx.hub.publishDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] });
   return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count: 1, signature });
 }

@@ -69,12 +69,6 @@ export interface Queryable {
 /** The handle passed to a {@link Db.transaction} callback; invalid once the callback settles. */
 export type DbTx = Queryable;
 
-/**
- * Page cache for a bulk transaction ({@link Db.transaction}'s `bulkCacheKib`): 64 MiB holds the
- * random-id index leaves that destroying 100k messages touches in a vault of a million.
- */
-export const BULK_CACHE_KIB = 64 * 1024;
-
 /** Default busy timeout: long enough for a checkpoint of another process, short enough to surface. */
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
@@ -263,45 +257,28 @@ export class Db implements Queryable {
    * Runs `fn` inside `BEGIN IMMEDIATE … COMMIT`, rolling back if it throws. Only one
    * transaction runs at a time per Db; other statements wait. A nested call (from inside `fn`)
    * becomes a SAVEPOINT, rolled back on its own if its callback throws.
-   *
-   * `bulkCacheKib`: for a transaction that touches many pages at random (destroying a
-   * conversation deletes its rows from indexes keyed by random ids, i.e. from nearly every leaf of
-   * them in a large vault). With the default page cache (~8 MiB) SQLite spills dirty pages to the
-   * WAL mid-transaction and writes the same page again and again; with a cache as large as the
-   * transaction's working set each page is written once. The cache size is restored and its memory
-   * given back (`shrink_memory`) once the transaction ends. Ignored for a nested call.
    */
-  async transaction<T>(fn: (tx: DbTx) => Promise<T>, opts: { bulkCacheKib?: number } = {}): Promise<T> {
+  async transaction<T>(fn: (tx: DbTx) => Promise<T>): Promise<T> {
     const outer = this.#ctx.getStore();
     if (outer && !outer.done) return this.#savepoint(fn);
-    const bulk = opts.bulkCacheKib !== undefined && opts.bulkCacheKib > 0 ? Math.floor(opts.bulkCacheKib) : undefined;
     return this.#exclusive(async () => {
-      const before = bulk !== undefined ? await this.#raw<{ cache_size: number }>('get', 'PRAGMA cache_size') : undefined;
-      if (bulk !== undefined) await this.#raw('exec', `PRAGMA cache_size = -${bulk}`);
       const state = { depth: 1, done: false };
-      try {
-        return await this.#ctx.run(state, async () => {
-          await this.#raw('exec', 'BEGIN IMMEDIATE');
-          const tx = this.#txHandle(state);
-          try {
-            const out = await fn(tx);
-            await this.#raw('exec', 'COMMIT');
-            return out;
-          } catch (err) {
-            // ROLLBACK can itself fail if SQLite already rolled back (e.g. SQLITE_FULL); the
-            // original error is the one the caller needs.
-            await this.#raw('exec', 'ROLLBACK').catch(() => undefined);
-            throw err;
-          } finally {
-            state.done = true;
-          }
-        });
-      } finally {
-        if (bulk !== undefined) {
-          await this.#raw('exec', `PRAGMA cache_size = ${Math.trunc(Number(before?.cache_size ?? -2000))}`).catch(() => undefined);
-          await this.#raw('exec', 'PRAGMA shrink_memory').catch(() => undefined);
+      return this.#ctx.run(state, async () => {
+        await this.#raw('exec', 'BEGIN IMMEDIATE');
+        const tx = this.#txHandle(state);
+        try {
+          const out = await fn(tx);
+          await this.#raw('exec', 'COMMIT');
+          return out;
+        } catch (err) {
+          // ROLLBACK can itself fail if SQLite already rolled back (e.g. SQLITE_FULL); the
+          // original error is the one the caller needs.
+          await this.#raw('exec', 'ROLLBACK').catch(() => undefined);
+          throw err;
+        } finally {
+          state.done = true;
         }
-      }
+      });
     });
   }
 

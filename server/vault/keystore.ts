@@ -14,7 +14,7 @@
  * rows go before keys. A crash in between leaves keys without rows, which {@link sweepOrphans}
  * removes at start.
  */
-import { BULK_CACHE_KIB, Db } from './db.js';
+import { Db } from './db.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
 import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
 import { Lru } from './lru.js';
@@ -346,8 +346,6 @@ export class Keystore {
     const abort = new Error('destroyKeysAfter: the rows were not deleted');
     let counts: DestroyedKeys;
     try {
-      // A whole conversation's keys go from the msg_id index at random: the bulk page cache (db.ts).
-      const bulk = convIds.size > 0 || msgIds.length > 1000 ? { bulkCacheKib: BULK_CACHE_KIB } : {};
       counts = await this.db.transaction(async (tx) => {
         const c = { messageKeys: 0, conversationKeys: 0 };
         const convs = [...convIds];
@@ -363,7 +361,7 @@ export class Keystore {
         }
         if (!(await rows).ok) throw abort;
         return c;
-      }, bulk);
+      });
     } catch (err) {
       const r = await rows;
       if (!r.ok) throw r.err;

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Db, VaultError } from '../../../server/vault/index.js';
@@ -327,50 +327,4 @@ t.test('when work runs within a transaction then it is part of it (no savepoint)
   // Outside a transaction, within is one.
   await db.within(async (w) => w.run('INSERT INTO t VALUES (3)'));
   t.same(await db.all('SELECT a FROM t ORDER BY a'), [{ a: 1 }, { a: 3 }]);
-});
-
-t.test('when a bulk transaction runs then it has the large page cache, writes each page once, and the cache is back after', async (t) => {
-  const dir = tmpDir(t);
-  // Two copies of one table with an index on random ids; a small base cache makes the spill visible.
-  const fill = async (name: string): Promise<Db> => {
-    const db = await Db.open(join(dir, name));
-    await db.exec('PRAGMA cache_size = 50; CREATE TABLE m (id TEXT NOT NULL UNIQUE, conv TEXT NOT NULL, b BLOB NOT NULL); CREATE INDEX m_conv ON m(conv)');
-    await db.transaction(async (tx) => {
-      for (let i = 0; i < 20_000; i += 500) {
-        const params: unknown[] = [];
-        for (let k = 0; k < 500; k++) params.push(`${((i + k) * 2654435761) % 4294967296}-${i + k}`, (i + k) % 2 ? 'a' : 'b', new Uint8Array(32));
-        await tx.run(`INSERT INTO m VALUES ${Array(500).fill('(?, ?, ?)').join(',')}`, params);
-      }
-    });
-    await db.checkpointTruncate();
-    return db;
-  };
-  const plain = await fill('plain.db');
-  const bulk = await fill('bulk.db');
-  t.teardown(async () => {
-    await plain.close();
-    await bulk.close();
-  });
-  // Bytes this process hands to write(2)/pwrite(2): a spilled page is written again when the
-  // transaction changes it again (SQLite rewrites its WAL frame in place, so the WAL's size hides it).
-  const written = (): number => Number(/^wchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
-  let w0 = written();
-  await plain.transaction((tx) => tx.run("DELETE FROM m WHERE conv = 'a'"));
-  const wPlain = written() - w0;
-  w0 = written();
-  const seen = await bulk.transaction(async (tx) => {
-    await tx.run("DELETE FROM m WHERE conv = 'a'");
-    return tx.get<{ cache_size: number }>('PRAGMA cache_size');
-  }, { bulkCacheKib: 8192 });
-  const wBulk = written() - w0;
-  t.same(seen, { cache_size: -8192 }, 'inside: the bulk cache');
-  t.same(await bulk.get('PRAGMA cache_size'), { cache_size: 50 }, 'after: the cache it had');
-  t.ok(wBulk < wPlain / 2, `each page written once: ${wBulk} B written with the bulk cache, ${wPlain} B without`);
-  t.same(await bulk.get('SELECT count(*) AS n FROM m'), { n: 10_000 });
-
-  // A rollback restores the cache too.
-  await t.rejects(bulk.transaction(async () => {
-    throw new Error('boom');
-  }, { bulkCacheKib: 4096 }), { message: 'boom' });
-  t.same(await bulk.get('PRAGMA cache_size'), { cache_size: 50 });
 });
