@@ -69,7 +69,9 @@ export type InTransaction = (batch: readonly { m: StagedMessage; c: Committed }[
 
 const COLUMNS = 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed';
 const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
-/** 9 parameters a row; 100 rows stay far below SQLite's parameter limit. */
+/** A row and its subject (the replay-guard key), for the checked insert. */
+const ROW_WITH_SUBJECT = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+/** 10 parameters a row; 100 rows stay far below SQLite's parameter limit. */
 const ROWS_PER_INSERT = 100;
 
 function rowParams(m: StagedMessage, blob: Uint8Array): unknown[] {
@@ -230,43 +232,65 @@ export class BatchWriter {
     await ctx.db.transaction(async (tx) => {
       sealed = await keyed;
       if (sealed.length === 0) return;
-      // Which conversations still exist and which ids are guarded (deleted): one query per batch
-      // (each statement is a thread-pool round trip while the write lock is held).
-      const convIds = [...new Set(sealed.map(({ p }) => p.m.conversation))];
-      const subjects = sealed.map(({ p }) => p.m.subject);
-      const live = new Set<string>();
-      const guarded = new Set<string>();
-      for (let i = 0; i < Math.max(convIds.length, subjects.length); i += 400) {
-        const convPart = convIds.slice(i, i + 400);
-        const subjPart = subjects.slice(i, i + 400);
-        const rows = await tx.all<{ k: string; v: string }>(
-          `SELECT 'c' AS k, id AS v FROM msg_conversations WHERE id IN (${convPart.map(() => '?').join(',') || 'NULL'})
-           UNION ALL
-           SELECT 'g' AS k, id_hash AS v FROM msg_replay_guard WHERE id_hash IN (${subjPart.map(() => '?').join(',') || 'NULL'})`,
-          [...convPart, ...subjPart],
-        );
-        for (const r of rows) (r.k === 'c' ? live : guarded).add(r.v);
-      }
-      const plain: { p: Pending; blob: Uint8Array }[] = [];
+      // Why a row did not go in: its conversation is gone, its id is guarded (deleted), or it was
+      // stored before. One query, asked only about the rows that did not go in — or up front for
+      // messages with attachments, which get a savepoint each.
+      const classify = async (list: { p: Pending }[]): Promise<Map<Pending, Error>> => {
+        const convIds = [...new Set(list.map(({ p }) => p.m.conversation))];
+        const subjects = list.map(({ p }) => p.m.subject);
+        const live = new Set<string>();
+        const guarded = new Set<string>();
+        for (let i = 0; i < Math.max(convIds.length, subjects.length); i += 400) {
+          const convPart = convIds.slice(i, i + 400);
+          const subjPart = subjects.slice(i, i + 400);
+          const rows = await tx.all<{ k: string; v: string }>(
+            `SELECT 'c' AS k, id AS v FROM msg_conversations WHERE id IN (${convPart.map(() => '?').join(',') || 'NULL'})
+             UNION ALL
+             SELECT 'g' AS k, id_hash AS v FROM msg_replay_guard WHERE id_hash IN (${subjPart.map(() => '?').join(',') || 'NULL'})`,
+            [...convPart, ...subjPart],
+          );
+          for (const r of rows) (r.k === 'c' ? live : guarded).add(r.v);
+        }
+        const why = new Map<Pending, Error>();
+        for (const { p } of list) {
+          const m = p.m;
+          if (!live.has(m.conversation)) why.set(p, new ConversationNotFoundError(`conversation ${m.conversation} no longer exists`));
+          else if (guarded.has(m.subject)) why.set(p, new ReplayError(`message ${m.id} was seen before`));
+        }
+        return why;
+      };
+      const plain = sealed.filter(({ p }) => p.m.attachments.length === 0);
       const withFiles: { p: Pending; blob: Uint8Array }[] = [];
-      for (const s of sealed) {
-        const m = s.p.m;
-        if (!live.has(m.conversation)) outcome.set(s.p, new ConversationNotFoundError(`conversation ${m.conversation} no longer exists`));
-        else if (guarded.has(m.subject)) outcome.set(s.p, new ReplayError(`message ${m.id} was seen before`));
-        else (m.attachments.length ? withFiles : plain).push(s);
+      const filed = sealed.filter(({ p }) => p.m.attachments.length > 0);
+      if (filed.length) {
+        const why = await classify(filed);
+        for (const s of filed) {
+          const e = why.get(s.p);
+          if (e) outcome.set(s.p, e);
+          else withFiles.push(s);
+        }
       }
-      // Messages without attachments: multi-row inserts, seq read back with RETURNING. A row
-      // skipped by ON CONFLICT is an id stored before: a replay.
+      // Messages without attachments: multi-row inserts that check in the same statement that the
+      // conversation exists and the id is not guarded (one round trip fewer per batch than asking
+      // first: the writer's transaction is the serial part of the message path), seq read back
+      // with RETURNING.
       for (const part of chunks(plain, ROWS_PER_INSERT)) {
         const returned = await tx.all<{ id: string; seq: number }>(
-          `INSERT INTO msg_messages (${COLUMNS}) VALUES ${part.map(() => ROW).join(',')}
+          `WITH v (${COLUMNS}, subject) AS (VALUES ${part.map(() => ROW_WITH_SUBJECT).join(',')})
+           INSERT INTO msg_messages (${COLUMNS})
+           SELECT ${COLUMNS} FROM v
+           WHERE EXISTS (SELECT 1 FROM msg_conversations c WHERE c.id = v.conversation)
+             AND NOT EXISTS (SELECT 1 FROM msg_replay_guard g WHERE g.id_hash = v.subject)
            ON CONFLICT (id) DO NOTHING RETURNING id, seq`,
-          part.flatMap(({ p, blob }) => rowParams(p.m, blob)),
+          part.flatMap(({ p, blob }) => [...rowParams(p.m, blob), p.m.subject]),
         );
         const seqs = new Map(returned.map((r) => [r.id, r.seq]));
+        const missing = part.filter(({ p }) => !seqs.has(p.m.id));
+        const why = missing.length ? await classify(missing) : new Map<Pending, Error>();
         for (const { p } of part) {
           const seq = seqs.get(p.m.id);
-          outcome.set(p, seq !== undefined ? committed(p.m, seq) : new ReplayError(`message ${p.m.id} was seen before`));
+          // Not inserted and neither gone nor guarded: an id stored before, a replay.
+          outcome.set(p, seq !== undefined ? committed(p.m, seq) : (why.get(p) ?? new ReplayError(`message ${p.m.id} was seen before`)));
         }
       }
       // A message with attachments is all-or-nothing: a savepoint around it.
