@@ -158,6 +158,10 @@ async function main(): Promise<void> {
   }
   // The bound, once the server has gone: a bare TLS server writing an event of the size the
   // watchers received to as many connections, with no HTTP, SSE or session work around it.
+  if (eventBytes <= 0) {
+    console.log('bound     not measured: no event reached the watchers');
+    return;
+  }
   const bound = await tlsFanOutBound(WATCHERS, MESSAGES, eventBytes);
   console.log(`bound     bare node:tls fan-out of a ${eventBytes} B event to ${WATCHERS} connections: ${bound.deliveriesPerSecond.toFixed(0)} deliveries/s (${(bound.deliveriesPerSecond / WATCHERS).toFixed(0)} events/s); live delivery / bound = ${((deliveriesPerSecond / bound.deliveriesPerSecond) * 100).toFixed(0)} %`);
 }

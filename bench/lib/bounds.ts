@@ -148,7 +148,11 @@ export async function tlsFanOutBound(watchers: number, events: number, eventByte
     await ready;
     const t0 = performance.now();
     worker.postMessage('go');
-    await done;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      done,
+      new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`tls fan-out bound: ${complete}/${watchers} connections complete after 120 s`)), 120_000))),
+    ]).finally(() => clearTimeout(timer));
     const seconds = (performance.now() - t0) / 1000;
     worker.postMessage('stop');
     for (const c of clients) c.destroy();
