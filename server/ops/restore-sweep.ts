@@ -8,6 +8,9 @@ import { fileKeyId } from '../messaging/context.js';
 import { Db, Keyring, type MasterKey } from '../vault/index.js';
 import { hasTable } from './counts.js';
 
+/** Most ids in one `IN (…)` list. */
+const IN_CHUNK = 400;
+
 /** Key ids, as plaintext in keys.db or as needed by rows of vault.db. */
 export interface KeyIds {
   /** Message keys and file keys (`file:<id>`). */
@@ -43,24 +46,32 @@ export async function sweepRows(
   const files = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_files')).filter(
     (r) => gone.has(r.conversation) || !live.messageKeyIds.has(fileKeyId(r.id)),
   );
-  // A swept message id goes into the replay guard, so its signed original cannot be resubmitted.
+  // A message swept from a conversation that stays goes into the replay guard, so its signed
+  // original cannot be resubmitted. One whose conversation is gone needs none: its conversation
+  // never comes back (a random id), so a resubmission is CONVERSATION_NOT_FOUND — as in deletion.
+  const single = msgs.filter((m) => !gone.has(m.conversation));
   const keyedHash = await keyedHashFromKeyring(await Keyring.open(db, mk));
-  const hashes = await Promise.all(msgs.map((m) => keyedHash(`message:${m.id}`)));
+  const hashes = await Promise.all(single.map((m) => keyedHash(`message:${m.id}`)));
   const until = new Date(now().getTime() + 2 * DEFAULT_CONFIG.clockSkewMs).toISOString();
+  // Set-based, IN lists of at most IN_CHUNK: a big vault sweeps 100k rows in a few statements
+  // rather than two round trips per row.
   await db.transaction(async (tx) => {
-    for (const f of files) {
-      await tx.run('DELETE FROM msg_file_chunks WHERE file = ?', [f.id]);
-      await tx.run('DELETE FROM msg_files WHERE id = ?', [f.id]);
+    const each = async (ids: readonly string[], sql: (marks: string) => string): Promise<void> => {
+      for (let k = 0; k < ids.length; k += IN_CHUNK) {
+        const part = ids.slice(k, k + IN_CHUNK);
+        await tx.run(sql(part.map(() => '?').join(',')), part);
+      }
+    };
+    await each(files.map((f) => f.id), (q) => `DELETE FROM msg_files WHERE id IN (${q})`); // chunks cascade
+    await each(single.map((m) => m.id), (q) => `DELETE FROM msg_messages WHERE id IN (${q})`);
+    for (let k = 0; k < hashes.length; k += IN_CHUNK) {
+      const part = hashes.slice(k, k + IN_CHUNK);
+      await tx.run(`INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES ${part.map(() => '(?, ?)').join(',')}`, part.flatMap((h) => [h, until]));
     }
-    for (let i = 0; i < msgs.length; i++) {
-      await tx.run('DELETE FROM msg_messages WHERE id = ?', [msgs[i]!.id]);
-      await tx.run('INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES (?, ?)', [hashes[i], until]);
-    }
-    for (const c of convs) {
-      await tx.run('DELETE FROM msg_marks WHERE conversation = ?', [c]);
-      await tx.run('DELETE FROM msg_members WHERE conversation = ?', [c]);
-      await tx.run('DELETE FROM msg_conversations WHERE id = ?', [c]);
-    }
+    await each(convs, (q) => `DELETE FROM msg_messages WHERE conversation IN (${q})`);
+    await each(convs, (q) => `DELETE FROM msg_marks WHERE conversation IN (${q})`);
+    await each(convs, (q) => `DELETE FROM msg_members WHERE conversation IN (${q})`);
+    await each(convs, (q) => `DELETE FROM msg_conversations WHERE id IN (${q})`);
   });
   return { messages: msgs.length, files: files.length, conversations: convs.length };
 }
