@@ -1,7 +1,8 @@
 /**
  * The sweep of a restore: which keys the live keys.db still holds, which rows of the restored
- * vault.db they no longer open (deleted after the backup: removed, their ids put in the replay
- * guard), and which keys no restored row needs (made after the backup: destroyed by the caller).
+ * vault.db they no longer open (deleted after the backup: removed, and guarded against replay
+ * where their conversation stays), and which keys no restored row needs (made after the backup:
+ * destroyed by the caller).
  */
 import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
 import { fileKeyId } from '../messaging/context.js';
