@@ -9,6 +9,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { AccountStore } from '../accounts/account-store.js';
 import { AuthRequiredError, PasswordChangeRequiredError, SessionInvalidError } from '../auth/errors.js';
 import { sessionIdOf, type SessionStore } from '../auth/session-store.js';
+import { Lru } from '../vault/index.js';
 import type { AppEnv } from './types.js';
 
 /** Options of {@link session}. */
@@ -21,9 +22,8 @@ export interface SessionOptions {
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]{16,128})$/;
 
-/** Session id → its login, for sessions seen recently (oldest forgotten first). */
-const loginOfSession = new Map<string, string>();
-const LOGINS_REMEMBERED = 10_000;
+/** Session id → its login, for sessions seen recently. */
+const loginOfSession = new Lru<string, string>(10_000);
 
 /**
  * Session middleware factory. Sets `principal`. Must run after `clientCertificate`.
@@ -43,10 +43,7 @@ export function session(opts: SessionOptions): MiddlewareHandler<AppEnv> {
       opts.sessions.resolveId(id, c.get('clientCert').fingerprint),
       known !== undefined ? opts.accounts.get(known) : undefined,
     ]);
-    if (known === undefined) {
-      loginOfSession.set(id, s.login);
-      if (loginOfSession.size > LOGINS_REMEMBERED) loginOfSession.delete(loginOfSession.keys().next().value as string);
-    }
+    if (known === undefined) loginOfSession.set(id, s.login);
     const account = known === s.login ? early : await opts.accounts.get(s.login);
     if (!account || account.status === 'disabled') throw new SessionInvalidError();
     if (account.mustChangePassword && !opts.allowPendingPasswordChange) throw new PasswordChangeRequiredError();

@@ -5,7 +5,7 @@
  * destroyed by the caller).
  */
 import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
-import { fileKeyId } from '../messaging/context.js';
+import { fileKeyId, messageSubject } from '../messaging/context.js';
 import { Db, Keyring, type MasterKey } from '../vault/index.js';
 import { hasTable } from './counts.js';
 
@@ -52,7 +52,7 @@ export async function sweepRows(
   // never comes back (a random id), so a resubmission is CONVERSATION_NOT_FOUND — as in deletion.
   const single = msgs.filter((m) => !gone.has(m.conversation));
   const keyedHash = await keyedHashFromKeyring(await Keyring.open(db, mk));
-  const hashes = await Promise.all(single.map((m) => keyedHash(`message:${m.id}`)));
+  const hashes = await Promise.all(single.map((m) => messageSubject({ keyedHash }, m.id)));
   const until = new Date(now().getTime() + 2 * DEFAULT_CONFIG.clockSkewMs).toISOString();
   // Set-based, IN lists of at most IN_CHUNK: a big vault sweeps 100k rows in a few statements
   // rather than two round trips per row.

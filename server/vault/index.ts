@@ -29,6 +29,7 @@ export type {
   VaultKeyJson,
 } from './master-key.js';
 export { Keyring } from './keyring.js';
+export { Lru } from './lru.js';
 export type { KeyringOptions } from './keyring.js';
 export { Keystore, ckAad, dekAad } from './keystore.js';
 export type { DestroyedKeys, KeyDestruction, KeystoreOptions } from './keystore.js';
