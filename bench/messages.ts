@@ -40,6 +40,8 @@ const USERS = Math.min(Number(process.env.BENCH_USERS ?? 10), CLIENTS);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const BODY_BYTES = Number(process.env.BENCH_BODY_BYTES ?? 256);
 const BOUND_SECONDS = Number(process.env.BENCH_BOUND_SECONDS ?? 3);
+/** Messages per request: 1 posts each to /v1/messages; more posts them together to /v1/messages/batch. */
+const BATCH = Math.max(1, Number(process.env.BENCH_BATCH ?? 1));
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
@@ -77,7 +79,7 @@ function cpuBudget(o: { cores: number; bound: number; accepted: number; serverSe
 }
 
 async function main(): Promise<void> {
-  console.log(`messages: profile ${PROFILE}, ${CLIENTS} clients as ${USERS} users, ${SECONDS} s, body ${BODY_BYTES} B`);
+  console.log(`messages: profile ${PROFILE}, ${CLIENTS} clients as ${USERS} users, ${SECONDS} s, body ${BODY_BYTES} B, ${BATCH === 1 ? 'one message per request' : `${BATCH} messages per request (/v1/messages/batch)`}`);
   console.log(machineNote());
 
   // 1. The bound, before the server exists, in this process (same default pool of 4 threads).
@@ -156,19 +158,35 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     const end = started + SECONDS * 1000;
     await Promise.all(
       clients.map(async (c) => {
+        const refused = (status: number, body: unknown): void => {
+          const k = `${status} ${(body as { error?: { code?: string } })?.error?.code ?? ''}`;
+          failures.set(k, (failures.get(k) ?? 0) + 1);
+        };
         while (performance.now() < end) {
-          const m = c.msgs.shift();
-          if (!m) {
+          const ms = c.msgs.splice(0, BATCH);
+          if (ms.length === 0) {
             exhausted++;
             return;
           }
-          const r = await c.client.request('/v1/messages', { raw: m.payload });
-          if (r.status === 201) {
-            accepted++;
-            latencies.push(r.ms);
-          } else {
-            const k = `${r.status} ${(r.body as { error?: { code?: string } })?.error?.code ?? ''}`;
-            failures.set(k, (failures.get(k) ?? 0) + 1);
+          if (BATCH === 1) {
+            const r = await c.client.request('/v1/messages', { raw: ms[0]!.payload });
+            if (r.status === 201) {
+              accepted++;
+              latencies.push(r.ms);
+            } else refused(r.status, r.body);
+            continue;
+          }
+          // The pre-signed payloads are JSON objects already: joined, not parsed and re-serialised.
+          const r = await c.client.request('/v1/messages/batch', { raw: `{"messages":[${ms.map((m) => m.payload).join(',')}]}` });
+          if (r.status !== 200) {
+            for (let i = 0; i < ms.length; i++) refused(r.status, r.body);
+            continue;
+          }
+          for (const item of (r.body as { results: { receipt?: unknown; error?: { status: number; code: string } }[] }).results) {
+            if (item.receipt) {
+              accepted++;
+              latencies.push(r.ms);
+            } else refused(item.error?.status ?? 0, item);
           }
         }
       }),

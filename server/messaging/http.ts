@@ -8,7 +8,7 @@ import { HTTPException } from 'hono/http-exception';
 import { isClearance, type Clearance } from '../../pki/index.js';
 import { accountStatus } from '../accounts/account-store.js';
 import type { Appliance } from '../appliance.js';
-import { mapError } from '../errors.js';
+import { mapError, type MappedError } from '../errors.js';
 import { errorFields } from '../log.js';
 import { AuditLog } from '../audit/index.js';
 import { bodyLimit } from '../middleware/body-limit.js';
@@ -26,14 +26,14 @@ export interface MessagingRouteDeps {
 }
 
 /**
- * `onError` of the messaging sub-apps: messaging errors answer with their own `status` (so they
- * map correctly even before `server/errors.ts` lists their codes); everything else goes through
- * the shell's one mapping, `mapError`, exactly as `app.onError` would.
+ * The status and error body of a messaging failure: messaging errors answer with their own
+ * `status` (so they map correctly even before `server/errors.ts` lists their codes); everything
+ * else goes through the shell's one mapping, `mapError`, exactly as `app.onError` would. Used by
+ * {@link messagingErrorHandler} and for each refused message of a batch.
  */
-export function messagingErrorHandler(err: Error, c: Context<AppEnv>): Response {
-  const requestId = c.get('requestId') ?? 'none';
+export function messagingErrorOf(err: unknown, requestId: string): MappedError {
   if (err instanceof MessagingError && err.status < 500) {
-    return c.json({ error: { code: err.code, message: err.message, requestId } }, err.status as 400);
+    return { status: err.status, body: { error: { code: err.code, message: err.message, requestId } }, internal: false };
   }
   let e: unknown = err;
   if (err instanceof HTTPException) {
@@ -41,7 +41,12 @@ export function messagingErrorHandler(err: Error, c: Context<AppEnv>): Response 
       code: err.status === 413 ? 'BODY_TOO_LARGE' : 'BAD_REQUEST',
     });
   }
-  const mapped = mapError(e, requestId);
+  return mapError(e, requestId);
+}
+
+/** `onError` of the messaging sub-apps (see {@link messagingErrorOf}); internal errors are logged. */
+export function messagingErrorHandler(err: Error, c: Context<AppEnv>): Response {
+  const mapped = messagingErrorOf(err, c.get('requestId') ?? 'none');
   if (mapped.internal) c.get('log')?.error('internal error', { path: c.req.path, ...errorFields(err) });
   return c.json(mapped.body, mapped.status as 400);
 }

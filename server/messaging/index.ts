@@ -24,7 +24,7 @@ export type { DeleteRequest, Tombstone } from './deletion.js';
 export type { LiveEvent, LiveSink, Subscription } from './event-hub.js';
 export type { Download, UploadResult } from './files.js';
 export type { GroupView } from './groups.js';
-export type { MessageInput, MessageView, Receipt } from './messages.js';
+export type { BatchOutcome, MessageInput, MessageView, Receipt } from './messages.js';
 export type {
   AuditEvent,
   AuditSink,
@@ -75,6 +75,8 @@ export interface Messaging {
   endLiveStreams(): void;
 
   send(p: Principal, input: messages.MessageInput): Promise<messages.Receipt>;
+  /** Several messages of one sender, each accepted or refused on its own, stored in the given order. */
+  sendMany(p: Principal, inputs: readonly messages.MessageInput[]): Promise<messages.BatchOutcome[]>;
   message(p: Principal, id: string): Promise<messages.MessageView>;
   history(p: Principal, conv: string, opts: { before?: number; limit?: number }): ReturnType<typeof messages.history>;
   since(p: Principal, after: number, limit: number): Promise<messages.MessageView[]>;
@@ -247,6 +249,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
       await sweeping;
     },
     send: (p, input) => messages.acceptMessage(ctx, writer, p, input, takeIndex),
+    sendMany: (p, inputs) => messages.acceptMessages(ctx, writer, p, inputs, takeIndex),
     message: (p, id) => messages.getMessage(ctx, p, id),
     history: (p, conv, opts) => messages.history(ctx, p, conv, opts),
     since: (p, after, limit) => messages.messagesSince(ctx, p, after, limit),

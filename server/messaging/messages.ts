@@ -35,7 +35,7 @@ import {
 import { headerHashInput } from './check-protocol.js';
 import { parseMessageHeader } from './header.js';
 import type { Principal } from './ports.js';
-import type { BatchWriter, Committed } from './writer.js';
+import type { BatchWriter, Committed, StagedMessage } from './writer.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -92,6 +92,45 @@ export async function acceptMessage(
   input: MessageInput,
   auditIndex: (id: string) => number | undefined,
 ): Promise<Receipt> {
+  return receiptOf(await writer.submit(await checkMessage(ctx, p, input)), auditIndex);
+}
+
+/** One message of a batch: its receipt, or the error that refused it alone. */
+export type BatchOutcome = { ok: true; receipt: Receipt } | { ok: false; error: unknown };
+
+/**
+ * Verifies and stores several messages of one sender (`POST /v1/messages/batch`): each is checked
+ * and refused on its own, exactly as {@link acceptMessage} would, and the ones that pass enter the
+ * writer in the caller's order, all in one turn — so messages to one conversation get ascending
+ * sequence numbers in that order, and usually share one vault transaction.
+ */
+export async function acceptMessages(
+  ctx: Ctx,
+  writer: BatchWriter,
+  p: Principal,
+  inputs: readonly MessageInput[],
+  auditIndex: (id: string) => number | undefined,
+): Promise<BatchOutcome[]> {
+  const checked = await Promise.allSettled(inputs.map((input) => checkMessage(ctx, p, input)));
+  const committed = await Promise.allSettled(
+    checked.map((c) => (c.status === 'fulfilled' ? writer.submit(c.value) : Promise.reject(c.reason as Error))),
+  );
+  return committed.map((c) => (c.status === 'fulfilled' ? { ok: true, receipt: receiptOf(c.value, auditIndex) } : { ok: false, error: c.reason }));
+}
+
+function receiptOf(c: Committed, auditIndex: (id: string) => number | undefined): Receipt {
+  const index = auditIndex(c.id);
+  return {
+    id: c.id,
+    seq: c.seq,
+    conversation: c.conversation,
+    serverTime: c.receivedAt,
+    ...(index !== undefined ? { audit: { index } } : {}),
+  };
+}
+
+/** Every check of one message, cheapest first, up to the sealed message the writer stores. */
+async function checkMessage(ctx: Ctx, p: Principal, input: MessageInput): Promise<StagedMessage> {
   const header = parseMessageHeader(input.header);
   if (header.sender !== p.login) {
     throw new SenderMismatchError(`header sender is ${header.sender}; the session belongs to ${p.login}`);
@@ -143,7 +182,7 @@ export async function acceptMessage(
     throw new DigestMismatchError('SHA-384 of the body differs from the digest in the signed header');
   }
   if (header.attachments.length) await precheckAttachments(ctx, p, header.conversation, header.attachments);
-  const c: Committed = await writer.submit({
+  return {
     id: header.id,
     subject,
     ...(headerHash ? { headerHash } : {}),
@@ -159,14 +198,6 @@ export async function acceptMessage(
     body,
     attachments: header.attachments,
     sealed,
-  });
-  const index = auditIndex(c.id);
-  return {
-    id: c.id,
-    seq: c.seq,
-    conversation: c.conversation,
-    serverTime: c.receivedAt,
-    ...(index !== undefined ? { audit: { index } } : {}),
   };
 }
 

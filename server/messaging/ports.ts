@@ -154,6 +154,11 @@ export interface MessagingParts {
 export interface MessagingConfig {
   /** Largest message body in bytes. Default 1 MiB. */
   maxBodyBytes: number;
+  /**
+   * Most messages in one `POST /v1/messages/batch`. Default 64. The request as a whole stays
+   * under one message's body limit, so a batch never holds more bytes than a single send may.
+   */
+  maxBatchMessages: number;
   /** Largest attachment in bytes. Default 100 MiB. */
   maxFileBytes: number;
   /** Plaintext bytes per stored file chunk. Default 1 MiB. */
@@ -176,6 +181,7 @@ export interface MessagingConfig {
 
 export const DEFAULT_CONFIG: MessagingConfig = {
   maxBodyBytes: 1024 * 1024,
+  maxBatchMessages: 64,
   maxFileBytes: 100 * 1024 * 1024,
   chunkBytes: 1024 * 1024,
   clockSkewMs: 5 * 60 * 1000,

@@ -5,7 +5,8 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { messagingBodyLimit, messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { errorFields } from '../log.js';
+import { messagingBodyLimit, messagingErrorHandler, messagingErrorOf, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 import { DeleteBody, IdParam } from './conversations.js';
@@ -18,6 +19,13 @@ const SendBody = z
   })
   .strict();
 
+/**
+ * `POST /batch`: several messages in one request. The items' shape is checked here, all or none
+ * (a malformed item refuses the request and stores nothing); what each item says is checked by
+ * the service, each on its own.
+ */
+const BatchBody = (max: number) => z.object({ messages: z.array(SendBody).min(1).max(max) }).strict();
+
 export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(messagingErrorHandler);
@@ -25,6 +33,21 @@ export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const svc = (): MessagingRouteDeps['messaging'] => deps.messaging;
   app.use('*', requireSession(deps));
   app.use('/', messagingBodyLimit(deps, 'message'));
+  // Before the `/:id` middleware: this handler answers, so the small limit of `/:id` never runs
+  // for it. The whole batch stays under one message's limit.
+  app.post('/batch', messagingBodyLimit(deps, 'message'), async (c) => {
+    const { messages } = await parseJson(c, BatchBody(svc().config.maxBatchMessages));
+    const outcomes = await svc().sendMany(principalOf(c), messages);
+    const requestId = c.get('requestId') ?? 'none';
+    return c.json({
+      results: outcomes.map((o) => {
+        if (o.ok) return { receipt: o.receipt };
+        const mapped = messagingErrorOf(o.error, requestId);
+        if (mapped.internal) c.get('log')?.error('internal error', { path: c.req.path, ...errorFields(o.error) });
+        return { error: { code: mapped.body.error.code, message: mapped.body.error.message, status: mapped.status } };
+      }),
+    });
+  });
   app.use('/:id', messagingBodyLimit(deps, 'small'));
 
   app.post('/', async (c) => {

@@ -7,6 +7,9 @@
  *
  * Not fuzzed: `POST /v1/auth/logout` (it would end the fuzzing session) and `GET /v1/events`
  * without a bad parameter (a valid one is a long-lived stream by design).
+ *
+ * Knobs: SIGIL_FUZZ_RUNS (200 requests), SIGIL_FUZZ_SHOW=1 (list how often each route answered
+ * each status, to see what the run reached).
  */
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -62,6 +65,7 @@ const ROUTES: readonly [string, string][] = [
   ['POST', '/v1/files?conversation={conv}'],
   ['GET', '/v1/files/{id}'],
   ['POST', '/v1/messages'],
+  ['POST', '/v1/messages/batch'],
   ['GET', '/v1/messages/{id}'],
   ['GET', '/v1/messages/{id}/receipts'],
   ['DELETE', '/v1/messages/{id}'],
@@ -82,7 +86,7 @@ const ROUTES: readonly [string, string][] = [
 const FIELDS = [
   'login', 'password', 'nonce', 'signature', 'newPassword', 'receipt', 'currentPassword', 'fullName', 'department',
   'clearance', 'role', 'csr', 'reason', 'peer', 'upTo', 'muted', 'statement', 'header', 'body', 'name', 'label',
-  'retentionDays', 'id', 'target',
+  'retentionDays', 'id', 'target', 'messages',
 ];
 
 t.test('when every route gets a bounded run of hostile input then nothing answers 5xx, the server stays up and answers normally', async (t) => {
@@ -138,8 +142,14 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
     fc.double(),
     fc.constantFrom(null, true, [], {}, -1, 2 ** 53, '', 'secret', 'top-secret'),
   );
+  // Right shape, hostile content: past the schema, into the per-message checks.
+  const realHeader = (JSON.parse(msg.payload) as { header: string }).header;
+  const wellShaped = fc.record({ header: fc.oneof(fc.constant(realHeader), fc.string({ minLength: 1 })), signature: base64ish, body: base64ish });
+  const fields = fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 6 });
   const body = fc.oneof(
-    fc.record({ kind: fc.constant('json' as const), v: fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 6 }) }),
+    fc.record({ kind: fc.constant('json' as const), v: fields }),
+    // A batch whose items are hostile in their own ways (POST /v1/messages/batch; elsewhere an unknown field).
+    fc.record({ kind: fc.constant('json' as const), v: fc.record({ messages: fc.array(fc.oneof(fields, value, wellShaped), { maxLength: 70 }) }) }),
     fc.record({ kind: fc.constant('json' as const), v: fc.jsonValue({ maxDepth: 3 }) }),
     fc.record({ kind: fc.constant('raw' as const), v: fc.string({ maxLength: 200 }) }), // malformed JSON
     fc.record({ kind: fc.constant('bytes' as const), v: fc.uint8Array({ maxLength: 2048 }) }),
@@ -214,6 +224,7 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
 
   t.same(bad, [], 'no 5xx, no missing error shape, no unanswered request');
   t.comment(`${seen.size} route/status pairs; ${retried} requests retried on a fresh connection after a closed keep-alive socket`);
+  if (process.env.SIGIL_FUZZ_SHOW) t.comment([...seen].map(([k, n]) => `${k}: ${n}`).join("\n"));
   t.equal(died, undefined, 'the server process is still running');
   const statuses = [...seen.keys()].map((k) => k.split(' → ')[1]);
   t.ok(statuses.some((s) => s === '400') && statuses.some((s) => s === '401' || s === '403') && statuses.some((s) => s === '404'), 'the run reached validation, authorisation and lookups');
