@@ -1,7 +1,8 @@
 /**
  * Fault (issue 8): `kill -9` of the server while clients send. The server is the real binary in a
  * child process; several clients send signed messages into a group and direct conversations over
- * real TLS and one client streams a file upload; the server is SIGKILLed mid-flight and restarted
+ * real TLS (one connection per user one message per request, another six per batch request) and
+ * one client streams a file upload; the server is SIGKILLed mid-flight and restarted
  * on the same data dir. Every message that got an acceptance receipt must be there and verify, no
  * half-written file (chunks short of their count, or chunks without a file row) may exist, and the
  * appliance check (server/ops checkAppliance) must pass.
@@ -102,41 +103,61 @@ t.test('when the server is killed with SIGKILL while clients send then every rec
     convs.push(r.body.id);
   }
 
-  // Two connections per user, 60 pre-signed messages each (bounded: 360 in all).
-  const senders = users.flatMap((u) => [0, 1].map((k) => ({ u, client: k === 0 ? u.client : new Client(server.url, u.client.caPem, u.certPem, u.keyPem), msgs: [] as SignedMessage[] })));
+  // Two connections per user: 60 pre-signed messages on the first, one per request; 120 on the
+  // second, six per request to /v1/messages/batch (bounded: 540 in all, more than get through
+  // before the kill, so both kinds are in flight when it comes).
+  const senders = users.flatMap((u) => [0, 1].map((k) => ({ u, batch: k === 1, client: k === 0 ? u.client : new Client(server.url, u.client.caPem, u.certPem, u.keyPem), msgs: [] as SignedMessage[] })));
   for (const s of senders.slice(1)) if (s.client !== s.u.client) s.client.token = s.u.client.token;
   for (const [i, s] of senders.entries()) {
     const mine = [convs[0]!, convs[1 + (i >> 1)]!];
-    for (let k = 0; k < 60; k++) s.msgs.push(await composeMessage(s.u, mine[k % 2]!, `message ${i}/${k} ${'x'.repeat(k * 7)}`));
+    for (let k = 0; k < (s.batch ? 120 : 60); k++) s.msgs.push(await composeMessage(s.u, mine[k % 2]!, `message ${i}/${k} ${'x'.repeat(k * 7)}`));
   }
 
+  // A file upload that is mid-stream when the server dies (2.5 of 8 MiB sent). Its bytes get 1.5 s
+  // to reach the vault as chunks before any message is sent, so the kill finds both in flight.
+  const upload = partialUpload(users[1]!, server.url, convs[0]!, 8 * 1024 * 1024, Math.floor(2.5 * 1024 * 1024));
+  await Promise.race([upload.flushed, new Promise((r) => setTimeout(r, 30_000))]);
+  await new Promise((r) => setTimeout(r, 1500));
+
   const receipted = new Map<string, { sender: LoadUser; seq: number }>();
+  let batchReceipts = 0;
   let killed = false;
+  let finished = 0;
   const sending = senders.map(async (s) => {
-    for (const m of s.msgs) {
+    const step = s.batch ? 6 : 1;
+    for (let k = 0; k < s.msgs.length; k += step) {
       if (killed) return;
+      const ms = s.msgs.slice(k, k + step);
       try {
-        const r = await s.client.request('/v1/messages', { raw: m.payload, timeoutMs: 30_000 });
-        if (r.status === 201) {
-          t.equal(r.body.id, m.id);
-          receipted.set(m.id, { sender: s.u, seq: r.body.seq });
+        if (!s.batch) {
+          const r = await s.client.request('/v1/messages', { raw: ms[0]!.payload, timeoutMs: 30_000 });
+          if (r.status === 201) {
+            t.equal(r.body.id, ms[0]!.id);
+            receipted.set(ms[0]!.id, { sender: s.u, seq: r.body.seq });
+          }
+          continue;
         }
+        const r = await s.client.request('/v1/messages/batch', { raw: `{"messages":[${ms.map((m) => m.payload).join(',')}]}`, timeoutMs: 30_000 });
+        if (r.status !== 200) continue;
+        (r.body.results as { receipt?: { id: string; seq: number } }[]).forEach((x, i) => {
+          if (!x.receipt) return;
+          t.equal(x.receipt.id, ms[i]!.id);
+          receipted.set(x.receipt.id, { sender: s.u, seq: x.receipt.seq });
+          batchReceipts++;
+        });
       } catch {
         return; // the connection died with the server
       }
     }
+    finished++;
   });
-  // A file upload that is mid-stream when the server dies (2.5 of 8 MiB sent).
-  const upload = partialUpload(users[1]!, server.url, convs[0]!, 8 * 1024 * 1024, Math.floor(2.5 * 1024 * 1024));
 
-  // Kill once a good number of receipts came back and the upload's bytes had 1.5 s to reach the
-  // vault as chunks (or after 30 s, whatever we have).
-  let uploadFlushedAt = Infinity;
-  void upload.flushed.then(() => (uploadFlushedAt = Date.now()));
+  // Kill once a good number of receipts came back (or after 30 s, whatever we have).
   const deadline = Date.now() + 30_000;
-  while ((receipted.size < 80 || Date.now() < uploadFlushedAt + 1500) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  while (receipted.size < 80 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   const before = await query<{ n: number; chunks: number }>(join(dataDir, 'vault', 'vault.db'), `SELECT count(*) AS n, (SELECT count(*) FROM msg_file_chunks) AS chunks FROM msg_files`);
-  t.comment(`just before the kill: ${before[0]!.n} file rows, ${before[0]!.chunks} chunks`);
+  t.comment(`just before the kill: ${before[0]!.n} file rows, ${before[0]!.chunks} chunks; ${receipted.size} receipts; ${senders.length - finished} of ${senders.length} senders still sending`);
+  const stillSending = senders.length - finished;
   killed = true;
   const code = await server.kill();
   t.not(code, 0, 'the server died of SIGKILL');
@@ -144,6 +165,8 @@ t.test('when the server is killed with SIGKILL while clients send then every rec
   await upload.done;
   t.equal(upload.answered(), 0, 'the upload was still in flight (unanswered) when the server died');
   t.ok(receipted.size > 0, `receipts before the kill: ${receipted.size}`);
+  t.ok(batchReceipts > 0, `of them from batches: ${batchReceipts}`);
+  t.ok(stillSending > 0, `messages were still being sent when the server died (${stillSending} senders)`);
   for (const s of senders) s.client.close();
   officer.client.close();
 
