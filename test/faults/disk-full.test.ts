@@ -103,6 +103,15 @@ t.test('when the disk fills up then requests fail with a clear error, nothing ac
   // issue 8 bug (disk full): server/errors.ts has no VAULT_FULL entry, so SQLITE_FULL answers 500 INTERNAL.
   const codes = [...new Set(refused.map((r) => `${r.status} ${r.body?.error?.code}`))];
   t.same(codes, ['507 VAULT_FULL'], `issue 8 bug (disk full): refusals say the vault is full (got ${codes.join(', ')})`);
+  // A batch on the full disk: each message answers on its own, refused the same clear way.
+  const batch = await Promise.all([0, 1, 2].map((i) => composeMessage(alice, conv, `batch ${i} ${big}`)));
+  const br = await alice.client.request('/v1/messages/batch', { raw: `{"messages":[${batch.map((m) => m.payload).join(',')}]}`, timeoutMs: 30_000 });
+  t.equal(br.status, 200, `the batch is answered per message (${JSON.stringify(br.body).slice(0, 200)})`);
+  const items = (br.body?.results ?? []) as { receipt?: { id: string }; error?: { code: string; status: number } }[];
+  items.forEach((x, i) => x.receipt && accepted.set(batch[i]!.id, alice));
+  const batchCodes = [...new Set(items.filter((x) => !x.receipt).map((x) => `${x.error?.status} ${x.error?.code}`))];
+  t.ok(batchCodes.length > 0, `the full disk refused messages of the batch too (${items.filter((x) => !x.receipt).length} of ${items.length} refused)`);
+  t.same(batchCodes, ['507 VAULT_FULL'], `batch refusals say the vault is full (got ${batchCodes.join(', ')})`);
   t.equal(server.child.exitCode, null, 'the server process is still running');
 
   // Space returns: the server accepts again without a restart.
