@@ -34,6 +34,7 @@ run: build
 
 bench: build
 	@for b in dist/bench/*.js; do echo "== $$b"; node "$$b" || exit 1; done
+	@echo "== dist/bench/messages.js, 16 messages per request"; BENCH_BATCH=16 node dist/bench/messages.js
 
 # The workstation CLI as a self-contained archive (build/sigil-cli-VERSION.tar.gz) for a stock Node
 # on Linux or Windows: no npm, no compiler, no native addon.

@@ -1,0 +1,103 @@
+/**
+ * Where a destroy's time goes, apart from Sigil: bare SQLite files under the vault's pragmas
+ * (WAL, synchronous=FULL, secure_delete=ON), 1M rows of one conversation and N of another, then
+ * the N deleted in one transaction and the WAL truncated — as `volume.js` destroys a group, but
+ * with one layout changed at a time. Prints the time of each step, the WAL's size and the CPU.
+ *
+ *   make build && node dist/bench/experiments/destroy-layout.js vault-unique
+ *   node dist/bench/experiments/destroy-layout.js vault-plain     # no UNIQUE index on the random id
+ *   node dist/bench/experiments/destroy-layout.js vault-unique -262144   # a 256 MiB page cache
+ *   node dist/bench/experiments/destroy-layout.js keys-rowid      # keys.db as it is
+ *   node dist/bench/experiments/destroy-layout.js keys-clustered  # keys clustered by conversation
+ *
+ * Knobs: BENCH_BIG (1,000,000 rows kept), BENCH_DESTROY (100,000 rows deleted). Not run by
+ * `make bench` (it runs dist/bench/*.js only): a layout question, answered in bench/README.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sqlite3 from 'sqlite3';
+
+const LAYOUTS = {
+  'vault-unique': `CREATE TABLE m (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, conversation TEXT NOT NULL, sender TEXT NOT NULL, label TEXT NOT NULL, label_rank INTEGER NOT NULL, urgent INTEGER NOT NULL, sent_at TEXT NOT NULL, received_at TEXT NOT NULL, sealed BLOB NOT NULL) STRICT;
+    CREATE INDEX m_conv ON m(conversation, seq, label_rank, sender); CREATE INDEX m_sender ON m(sender);`,
+  'vault-plain': `CREATE TABLE m (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, conversation TEXT NOT NULL, sender TEXT NOT NULL, label TEXT NOT NULL, label_rank INTEGER NOT NULL, urgent INTEGER NOT NULL, sent_at TEXT NOT NULL, received_at TEXT NOT NULL, sealed BLOB NOT NULL) STRICT;
+    CREATE INDEX m_conv ON m(conversation, seq, label_rank, sender); CREATE INDEX m_sender ON m(sender);`,
+  'keys-rowid': `CREATE TABLE m (msg_id TEXT PRIMARY KEY, conversation TEXT NOT NULL, wrapped BLOB NOT NULL) STRICT;
+    CREATE INDEX m_conv ON m (conversation);`,
+  'keys-clustered': `CREATE TABLE m (conversation TEXT NOT NULL, msg_id TEXT NOT NULL, wrapped BLOB NOT NULL, PRIMARY KEY (conversation, msg_id)) STRICT, WITHOUT ROWID;
+    CREATE UNIQUE INDEX m_msg ON m (msg_id);`,
+} as const;
+
+type Layout = keyof typeof LAYOUTS;
+const layout = process.argv[2] as Layout;
+const cacheSize = process.argv[3];
+const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
+const DESTROY = Number(process.env.BENCH_DESTROY ?? 100_000);
+
+function row(conv: string, j: number): unknown[] {
+  const id = randomBytes(16).toString('base64url');
+  return layout.startsWith('vault')
+    ? [id, conv, `load00${j % 10}`, 'restricted', 1, 0, '2026-11-29T06:00:00.000Z', '2026-11-29T06:00:00.000Z', randomBytes(1300)]
+    : [id, conv, randomBytes(60)];
+}
+
+async function main(): Promise<void> {
+  if (!(layout in LAYOUTS)) throw new Error(`layout: one of ${Object.keys(LAYOUTS).join(', ')}`);
+  const dir = mkdtempSync(join(tmpdir(), 'sigil-layout-'));
+  const file = join(dir, 'x.db');
+  const db = new sqlite3.Database(file);
+  const run = (sql: string, p: unknown[] = []): Promise<number> =>
+    new Promise((res, rej) => db.run(sql, p, function (this: sqlite3.RunResult, e: Error | null) { if (e) rej(e); else res(this.changes); }));
+  const exec = (sql: string): Promise<void> => new Promise((res, rej) => db.exec(sql, (e) => (e ? rej(e) : res())));
+  try {
+    await exec('PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
+    await exec(LAYOUTS[layout]);
+    const cols = layout.startsWith('vault')
+      ? 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed'
+      : 'msg_id, conversation, wrapped';
+    const marks = `(${cols.split(',').map(() => '?').join(',')})`;
+    const fill = async (conv: string, n: number): Promise<void> => {
+      for (let i = 0; i < n; i += 500) {
+        const k = Math.min(500, n - i);
+        await exec('BEGIN');
+        await run(`INSERT INTO m (${cols}) VALUES ${Array(k).fill(marks).join(',')}`, Array.from({ length: k }, (_, j) => row(conv, j)).flat());
+        await exec('COMMIT');
+      }
+    };
+    const t0 = performance.now();
+    await fill('c-kept', BIG);
+    await fill('c-destroyed', DESTROY);
+    await exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    console.log(`${layout}: filled ${BIG} + ${DESTROY} rows in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    if (cacheSize) await exec(`PRAGMA cache_size = ${Number(cacheSize)}`);
+
+    const wal = (): string => `${(statSync(`${file}-wal`).size / 1e6).toFixed(0)} MB`;
+    const cpu0 = process.cpuUsage();
+    const t = performance.now();
+    await exec('BEGIN IMMEDIATE');
+    const n = await run('DELETE FROM m WHERE conversation = ?', ['c-destroyed']);
+    const t1 = performance.now();
+    const walAfterDelete = wal();
+    await exec('COMMIT');
+    const t2 = performance.now();
+    const walAfterCommit = wal();
+    await exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    const t3 = performance.now();
+    const cpu = process.cpuUsage(cpu0);
+    console.log(
+      `${layout}${cacheSize ? ` cache_size=${cacheSize}` : ''}: ${n} rows — DELETE ${(t1 - t).toFixed(0)} ms (WAL ${walAfterDelete}), ` +
+        `COMMIT ${(t2 - t1).toFixed(0)} ms (WAL ${walAfterCommit}), TRUNCATE checkpoint ${(t3 - t2).toFixed(0)} ms; ` +
+        `total ${(t3 - t).toFixed(0)} ms, CPU user ${(cpu.user / 1e3).toFixed(0)} ms system ${(cpu.system / 1e3).toFixed(0)} ms`,
+    );
+  } finally {
+    await new Promise<void>((r) => db.close(() => r()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
