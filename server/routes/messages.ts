@@ -1,6 +1,6 @@
 /**
- * `/v1/messages` (API.md "Messaging"): send a signed message, read one, its receipts, delete it
- * for everyone. Also `correspondenceRoutes` for the officer's
+ * `/v1/messages` (API.md "Messaging"): send a signed message (or several in one batch), read one,
+ * its receipts, delete it for everyone. Also `correspondenceRoutes` for the officer's
  * `DELETE /v1/users/:login/correspondence`, mounted by the shell under `/v1/users`.
  */
 import { Hono } from 'hono';
@@ -24,7 +24,12 @@ const SendBody = z
  * (a malformed item refuses the request and stores nothing); what each item says is checked by
  * the service, each on its own.
  */
-const BatchBody = (max: number) => z.object({ messages: z.array(SendBody).min(1).max(max) }).strict();
+const batchBodies = new Map<number, z.ZodType<{ messages: z.infer<typeof SendBody>[] }>>();
+const BatchBody = (max: number): z.ZodType<{ messages: z.infer<typeof SendBody>[] }> => {
+  let schema = batchBodies.get(max);
+  if (!schema) batchBodies.set(max, (schema = z.object({ messages: z.array(SendBody).min(1).max(max) }).strict()));
+  return schema;
+};
 
 export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();

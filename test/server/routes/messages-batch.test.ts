@@ -88,6 +88,19 @@ t.test('messages in batches', async (t) => {
     }
   });
 
+  await t.test('when a full batch is larger than the small JSON limit then it is still accepted whole', async (t) => {
+    const max = h.messaging.config.maxBatchMessages;
+    const kib = 'k'.repeat(1024);
+    // A conversation of its own, so the other subtests' counts stay small and exact.
+    const wide = (await A('/v1/conversations/direct', { body: { peer: carol.login } })).body as { id: string };
+    const ms = await Promise.all(Array.from({ length: max }, (_, i) => h.compose(alice, wide.id, `${i} ${kib}`)));
+    const body = { messages: ms.map(send) };
+    t.ok(JSON.stringify(body).length > 64 * 1024, 'over the 64 KiB limit of the other messaging routes');
+    const r = await A('/v1/messages/batch', { body });
+    t.equal(r.status, 200, JSON.stringify(r.body).slice(0, 200));
+    t.equal((r.body.results as Item[]).filter((x) => x.receipt).length, max, `all ${max} accepted`);
+  });
+
   await t.test('when a batch is over one message’s body limit then 413 and nothing is stored', async (t) => {
     const before = (await history()).length;
     const big = 'A'.repeat(Math.ceil(h.messaging.config.maxBodyBytes / 3) * 4);
