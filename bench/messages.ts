@@ -18,6 +18,7 @@ import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import type { ProfileName } from '../pki/index.js';
 import {
+  batchPayload,
   Client,
   composeMessage,
   createUser,
@@ -176,8 +177,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
             } else refused(r.status, r.body);
             continue;
           }
-          // The pre-signed payloads are JSON objects already: joined, not parsed and re-serialised.
-          const r = await c.client.request('/v1/messages/batch', { raw: `{"messages":[${ms.map((m) => m.payload).join(',')}]}` });
+          const r = await c.client.request('/v1/messages/batch', { raw: batchPayload(ms) });
           if (r.status !== 200) {
             for (let i = 0; i < ms.length; i++) refused(r.status, r.body);
             continue;

@@ -338,6 +338,14 @@ export interface SignedMessage {
   payload: string;
 }
 
+/**
+ * The body of `POST /v1/messages/batch` for pre-signed messages: their payloads are JSON objects
+ * already, so they are joined, not parsed and serialised again.
+ */
+export function batchPayload(ms: readonly SignedMessage[]): string {
+  return `{"messages":[${ms.map((m) => m.payload).join(',')}]}`;
+}
+
 /** Builds and signs a message header for `body` in `conversation` (label `restricted` by default). */
 export async function composeMessage(
   u: { login: string; cert: Certificate; key: CryptoKey },

@@ -13,6 +13,7 @@ import t from 'tap';
 import { verifyDetached, type ProfileName } from '../../pki/index.js';
 import { checkAppliance } from '../../server/ops/index.js';
 import {
+  batchPayload,
   composeMessage,
   createUser,
   initDataDir,
@@ -105,7 +106,7 @@ t.test('when the disk fills up then requests fail with a clear error, nothing ac
   t.same(codes, ['507 VAULT_FULL'], `issue 8 bug (disk full): refusals say the vault is full (got ${codes.join(', ')})`);
   // A batch on the full disk: each message answers on its own, refused the same clear way.
   const batch = await Promise.all([0, 1, 2].map((i) => composeMessage(alice, conv, `batch ${i} ${big}`)));
-  const br = await alice.client.request('/v1/messages/batch', { raw: `{"messages":[${batch.map((m) => m.payload).join(',')}]}`, timeoutMs: 30_000 });
+  const br = await alice.client.request('/v1/messages/batch', { raw: batchPayload(batch), timeoutMs: 30_000 });
   t.equal(br.status, 200, `the batch is answered per message (${JSON.stringify(br.body).slice(0, 200)})`);
   const items = (br.body?.results ?? []) as { receipt?: { id: string }; error?: { code: string; status: number } }[];
   items.forEach((x, i) => x.receipt && accepted.set(batch[i]!.id, alice));

@@ -14,6 +14,7 @@ import sqlite3 from 'sqlite3';
 import { verifyDetached, type ProfileName } from '../../pki/index.js';
 import { checkAppliance } from '../../server/ops/index.js';
 import {
+  batchPayload,
   Client,
   composeMessage,
   createUser,
@@ -137,7 +138,7 @@ t.test('when the server is killed with SIGKILL while clients send then every rec
           }
           continue;
         }
-        const r = await s.client.request('/v1/messages/batch', { raw: `{"messages":[${ms.map((m) => m.payload).join(',')}]}`, timeoutMs: 30_000 });
+        const r = await s.client.request('/v1/messages/batch', { raw: batchPayload(ms), timeoutMs: 30_000 });
         if (r.status !== 200) continue;
         (r.body.results as { receipt?: { id: string; seq: number } }[]).forEach((x, i) => {
           if (!x.receipt) return;
