@@ -33,6 +33,10 @@ export const SAFE_FIELDS = new Set([
   'errorMessage',
   'stack',
   'count',
+  // a batch of messages: how many were accepted and refused, and the refusal codes ("CODE:n,…")
+  'accepted',
+  'refused',
+  'codes',
   'version',
   'pid',
 ]);

@@ -1,6 +1,7 @@
 /**
- * One access-log line per request: method, path, status, duration, login and peer. Never
- * headers, query strings or bodies (they may carry tokens or content).
+ * One access-log line per request: method, path, status, duration, login and peer, and what the
+ * route added (`accessLogFields`: counts and codes). Never headers, query strings or bodies (they
+ * may carry tokens or content).
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from './types.js';
@@ -11,7 +12,9 @@ export function accessLog(clock: () => number = () => performance.now()): Middle
     const start = clock();
     await next();
     const principal = c.get('principal') as AppEnv['Variables']['principal'] | undefined;
+    const extra = c.get('accessLogFields') as AppEnv['Variables']['accessLogFields'] | undefined;
     c.get('log').info('request', {
+      ...extra,
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,

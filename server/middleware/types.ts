@@ -6,7 +6,7 @@ import type { HttpBindings } from '@hono/node-server';
 import type { Certificate } from '../../pki/index.js';
 import type { AccountRecord } from '../accounts/account-store.js';
 import type { Session } from '../auth/session-store.js';
-import type { Logger } from '../log.js';
+import type { LogFields, Logger } from '../log.js';
 
 /** The TLS client certificate of this request, parsed once per socket. */
 export interface ClientCert {
@@ -29,6 +29,12 @@ export interface AppVariables {
   log: Logger;
   clientCert: ClientCert;
   principal: Principal;
+  /**
+   * What a route adds to its request's access-log line (counts and codes, never content; the
+   * logger keeps only its allowlisted fields): a batch of messages, answered 200 as a whole, says
+   * how many were refused and why.
+   */
+  accessLogFields: LogFields;
 }
 
 /** Hono `Env` of the Sigil app. */

@@ -12,7 +12,7 @@ interface Item {
 }
 
 t.test('messages in batches', async (t) => {
-  const h = await httpHarness(t);
+  const h = await httpHarness(t, { captureLogs: true });
   const alice = await h.app.createStaff({ login: 'b-alice', clearance: 'secret' });
   const bob = await h.app.createStaff({ login: 'b-bob', clearance: 'secret' });
   const carol = await h.app.createStaff({ login: 'b-carol', clearance: 'secret' });
@@ -65,6 +65,16 @@ t.test('messages in batches', async (t) => {
     t.equal((await A(`/v1/messages/${stranger.id}`)).status, 404);
     const one = await B(`/v1/messages/${good[2]!.id}`);
     t.equal(Buffer.from(one.body.body as string, 'base64').toString(), 'three', 'stored and opened like any message');
+
+    // Answered 200 as a whole: the access log says what its messages got (counts and codes only).
+    const line = h.app.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.path === '/v1/messages/batch' && l.count === batch.length);
+    t.ok(line, 'the batch has its access-log line');
+    t.equal(line?.status, 200);
+    t.equal(line?.accepted, 4);
+    t.equal(line?.refused, 3);
+    t.same(String(line?.codes).split(',').sort(), ['MESSAGE_BAD_SIGNATURE:1', 'MESSAGE_REPLAY:1', `${results[4]!.error!.code}:1`].sort());
+    const raw = h.app.logs.find((l) => l.includes(`"count":${batch.length}`)) ?? '';
+    t.notOk(raw.includes(good[0]!.id) || raw.includes('signature'), 'no message id, header or signature in it');
   });
 
   await t.test('when an item has the wrong shape then 400 and nothing of the batch is stored', async (t) => {
