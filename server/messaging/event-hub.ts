@@ -154,6 +154,11 @@ export class EventHub {
     return sub;
   }
 
+  /** True when nobody is connected: publishing can skip building what nobody would receive. */
+  get empty(): boolean {
+    return this.#byLogin.size === 0;
+  }
+
   /** Number of open subscriptions (for tests and health). */
   get size(): number {
     let n = 0;

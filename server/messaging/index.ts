@@ -172,6 +172,9 @@ export function createMessaging(parts: MessagingParts): Messaging {
       : undefined,
   );
   async function publish(batch: readonly { m: StagedMessage; c: Committed }[]): Promise<void> {
+    // Nobody connected: no members query and no views (it runs in the writer's serial chain).
+    // Whoever connects later catches up from the vault (Last-Event-ID).
+    if (hub.empty) return;
     const convIds = [...new Set(batch.map(({ m }) => m.conversation))];
     const muted = new Map<string, Map<string, boolean>>();
     // One query for the batch's conversations (the reader connection answers it), not one each.
