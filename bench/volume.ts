@@ -173,6 +173,7 @@ async function main(): Promise<void> {
   // The bound: the same engine, pragmas and row size with none of the vault's work around it.
   const n = Math.max(...SIZES);
   const b = await sqliteBounds(n, rowBytes);
+  if (b.deleted !== n || b.pageRows !== Math.min(50, n)) throw new Error(`bound: deleted ${b.deleted} of ${n} rows, page of ${b.pageRows}: not the bound it claims to be`);
   const destroyed = [...destroyMs].find(([size]) => size >= n - 1)?.[1];
   console.log(`bound     plain table, ${rowBytes} B rows, vault pragmas: newest 50 of ${n.toLocaleString('en')} ${b.newestPageMs.toFixed(1)} ms (history / bound = ${(historyMs / b.newestPageMs).toFixed(1)}×); DELETE of ${n.toLocaleString('en')} rows + TRUNCATE checkpoint ${b.deleteAllMs.toFixed(1)} ms (destroy / bound = ${destroyed === undefined ? '?' : (destroyed / b.deleteAllMs).toFixed(1)}×)`);
 }

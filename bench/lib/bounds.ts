@@ -26,6 +26,10 @@ export interface SqliteBounds {
   newestPageMs: number;
   /** DELETE of every row of the conversation and `wal_checkpoint(TRUNCATE)`, ms. */
   deleteAllMs: number;
+  /** Rows the newest-page query returned (50 unless the conversation is smaller). */
+  pageRows: number;
+  /** Rows the DELETE removed: `rows`, or the figure above is not the bound it claims to be. */
+  deleted: number;
 }
 
 /**
@@ -55,7 +59,7 @@ export async function sqliteBounds(rows: number, rowBytes: number): Promise<Sqli
     }
     await db.checkpointTruncate();
     const page = 'SELECT seq, id, sealed FROM m WHERE conversation = ? ORDER BY seq DESC LIMIT 50';
-    await db.all(page, ['target']);
+    const pageRows = (await db.all(page, ['target'])).length;
     const runs: number[] = [];
     for (let i = 0; i < 20; i++) {
       const t0 = performance.now();
@@ -64,9 +68,9 @@ export async function sqliteBounds(rows: number, rowBytes: number): Promise<Sqli
     }
     runs.sort((a, b) => a - b);
     const t0 = performance.now();
-    await db.transaction((tx) => tx.run('DELETE FROM m WHERE conversation = ?', ['target']));
+    const { changes: deleted } = await db.transaction((tx) => tx.run('DELETE FROM m WHERE conversation = ?', ['target']));
     await db.checkpointTruncate();
-    return { rows, newestPageMs: runs[10]!, deleteAllMs: performance.now() - t0 };
+    return { rows, newestPageMs: runs[10]!, deleteAllMs: performance.now() - t0, pageRows, deleted };
   } finally {
     await db.close();
     rmSync(dir, { recursive: true, force: true });
