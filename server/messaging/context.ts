@@ -5,7 +5,7 @@
  */
 import { webcrypto } from 'node:crypto';
 import { clearanceRank, isClearance, type Clearance } from '../../pki/index.js';
-import type { Db } from '../vault/index.js';
+import { chunks, marks, type Db, type DbTx } from '../vault/index.js';
 import { subjectInput } from './check-protocol.js';
 import { ConversationNotFoundError, HeaderInvalidError, NotAMemberError } from './errors.js';
 import type { EventHub } from './event-hub.js';
@@ -184,4 +184,15 @@ export function chunkAad(fileId: string, idx: number): string {
 /** The keyed hash naming a message in the audit trail and in the replay guard of deleted ids. */
 export function messageSubject(ctx: Pick<Ctx, 'keyedHash'>, id: string): Promise<string> {
   return ctx.keyedHash(subjectInput(id));
+}
+
+/**
+ * Puts message subjects ({@link messageSubject}) into the replay guard until `until` (ISO time),
+ * so the signed originals of deleted messages cannot be accepted again: deletion and the restore
+ * sweep. A few multi-row statements, not one per id.
+ */
+export async function guardSubjects(tx: Pick<DbTx, 'run'>, subjects: readonly string[], until: string): Promise<void> {
+  for (const part of chunks(subjects, 400)) {
+    await tx.run(`INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES ${marks(part.length, '(?, ?)')}`, part.flatMap((h) => [h, until]));
+  }
 }

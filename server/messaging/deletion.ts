@@ -16,6 +16,7 @@
 import {
   fileKeyId,
   fromB64,
+  guardSubjects,
   messageSubject,
   isOfficer,
   newId,
@@ -34,7 +35,7 @@ import {
 } from './errors.js';
 import { parseDeleteStatement } from './header.js';
 import type { KeysToDestroy, Principal } from './ports.js';
-import type { DbTx } from '../vault/index.js';
+import { marks, type DbTx } from '../vault/index.js';
 
 /** What a deleter posts. */
 export interface DeleteRequest {
@@ -76,8 +77,6 @@ async function checkStatement(ctx: Ctx, p: Principal, req: DeleteRequest, target
 /** Bound parameters per `IN (…)` list: well below SQLite's limit, and one round trip per chunk, not per row. */
 const IN_CHUNK = 500;
 
-const marks = (n: number): string => Array.from({ length: n }, () => '?').join(',');
-
 /**
  * Rows of the given messages (and their attachments) go, IN_CHUNK ids per statement; answers what
  * keys must follow (file keys, then one key per given id).
@@ -112,14 +111,7 @@ async function deleteMessageRows(ctx: Ctx, tx: DbTx, ids: readonly string[]): Pr
 async function guardReplays(ctx: Ctx, tx: DbTx, rows: readonly { id: string; sent_at: string }[], guardUntil: string): Promise<void> {
   const replayableFrom = ctx.now().getTime() - ctx.config.clockSkewMs;
   const open = rows.filter((r) => Date.parse(r.sent_at) >= replayableFrom);
-  for (let i = 0; i < open.length; i += 400) {
-    const chunk = open.slice(i, i + 400);
-    const hashes = await Promise.all(chunk.map((r) => messageSubject(ctx, r.id)));
-    await tx.run(
-      `INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES ${chunk.map(() => '(?, ?)').join(',')}`,
-      hashes.flatMap((h) => [h, guardUntil]),
-    );
-  }
+  await guardSubjects(tx, await Promise.all(open.map((r) => messageSubject(ctx, r.id))), guardUntil);
 }
 
 /**

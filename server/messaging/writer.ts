@@ -12,6 +12,7 @@
  * them → keys of messages that were refused are destroyed again → each request's promise
  * resolves with its sequence number.
  */
+import { chunks, marks } from '../vault/index.js';
 import type { Ctx } from './context.js';
 import type { SealedMessage } from './check-protocol.js';
 import {
@@ -76,12 +77,6 @@ const ROWS_PER_INSERT = 100;
 
 function rowParams(m: StagedMessage, blob: Uint8Array): unknown[] {
   return [m.id, m.conversation, m.sender, m.label, m.labelRank, m.urgent ? 1 : 0, m.sentAt, m.receivedAt, blob];
-}
-
-function chunks<T>(list: readonly T[], n: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < list.length; i += n) out.push(list.slice(i, i + n));
-  return out;
 }
 
 const ATTACH_SQL = `UPDATE msg_files SET state = 'final', message = ?
@@ -244,9 +239,9 @@ export class BatchWriter {
           const convPart = convIds.slice(i, i + 400);
           const subjPart = subjects.slice(i, i + 400);
           const rows = await tx.all<{ k: string; v: string }>(
-            `SELECT 'c' AS k, id AS v FROM msg_conversations WHERE id IN (${convPart.map(() => '?').join(',') || 'NULL'})
+            `SELECT 'c' AS k, id AS v FROM msg_conversations WHERE id IN (${marks(convPart.length) || 'NULL'})
              UNION ALL
-             SELECT 'g' AS k, id_hash AS v FROM msg_replay_guard WHERE id_hash IN (${subjPart.map(() => '?').join(',') || 'NULL'})`,
+             SELECT 'g' AS k, id_hash AS v FROM msg_replay_guard WHERE id_hash IN (${marks(subjPart.length) || 'NULL'})`,
             [...convPart, ...subjPart],
           );
           for (const r of rows) (r.k === 'c' ? live : guarded).add(r.v);

@@ -5,8 +5,8 @@
  * destroyed by the caller).
  */
 import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
-import { fileKeyId, messageSubject } from '../messaging/context.js';
-import { Db, Keyring, type MasterKey } from '../vault/index.js';
+import { fileKeyId, guardSubjects, messageSubject } from '../messaging/context.js';
+import { chunks, Db, Keyring, marks, type MasterKey } from '../vault/index.js';
 import { hasTable } from './counts.js';
 
 /** Most ids in one `IN (…)` list. */
@@ -57,18 +57,12 @@ export async function sweepRows(
   // Set-based, IN lists of at most IN_CHUNK: a big vault sweeps 100k rows in a few statements
   // rather than two round trips per row.
   await db.transaction(async (tx) => {
-    const each = async (ids: readonly string[], sql: (marks: string) => string): Promise<void> => {
-      for (let k = 0; k < ids.length; k += IN_CHUNK) {
-        const part = ids.slice(k, k + IN_CHUNK);
-        await tx.run(sql(part.map(() => '?').join(',')), part);
-      }
+    const each = async (ids: readonly string[], sql: (q: string) => string): Promise<void> => {
+      for (const part of chunks(ids, IN_CHUNK)) await tx.run(sql(marks(part.length)), part);
     };
     await each(files.map((f) => f.id), (q) => `DELETE FROM msg_files WHERE id IN (${q})`); // chunks cascade
     await each(single.map((m) => m.id), (q) => `DELETE FROM msg_messages WHERE id IN (${q})`);
-    for (let k = 0; k < hashes.length; k += IN_CHUNK) {
-      const part = hashes.slice(k, k + IN_CHUNK);
-      await tx.run(`INSERT OR REPLACE INTO msg_replay_guard (id_hash, until) VALUES ${part.map(() => '(?, ?)').join(',')}`, part.flatMap((h) => [h, until]));
-    }
+    await guardSubjects(tx, hashes, until);
     await each(convs, (q) => `DELETE FROM msg_messages WHERE conversation IN (${q})`);
     await each(convs, (q) => `DELETE FROM msg_marks WHERE conversation IN (${q})`);
     await each(convs, (q) => `DELETE FROM msg_members WHERE conversation IN (${q})`);

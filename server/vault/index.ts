@@ -30,6 +30,7 @@ export type {
 } from './master-key.js';
 export { Keyring } from './keyring.js';
 export { Lru } from './lru.js';
+export { chunks, marks } from './sql-lists.js';
 export type { KeyringOptions } from './keyring.js';
 export { Keystore, ckAad, dekAad } from './keystore.js';
 export type { DestroyedKeys, KeyDestruction, KeystoreOptions } from './keystore.js';

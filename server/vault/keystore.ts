@@ -15,6 +15,7 @@
  * removes at start.
  */
 import { Db } from './db.js';
+import { marks } from './sql-lists.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
 import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
 import { Lru } from './lru.js';
@@ -285,7 +286,7 @@ export class Keystore {
         let changes = 0;
         for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
           const chunk = msgIds.slice(i, i + IN_CHUNK);
-          const r = await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${chunk.map(() => '?').join(',')})`, chunk);
+          const r = await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`, chunk);
           changes += r.changes;
         }
         return changes;
@@ -351,13 +352,13 @@ export class Keystore {
         const convs = [...convIds];
         for (let i = 0; i < convs.length; i += IN_CHUNK) {
           const chunk = convs.slice(i, i + IN_CHUNK);
-          const q = chunk.map(() => '?').join(',');
+          const q = marks(chunk.length);
           c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE conv_id IN (${q})`, chunk)).changes;
           c.conversationKeys += (await tx.run(`DELETE FROM conversation_keys WHERE conv_id IN (${q})`, chunk)).changes;
         }
         for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
           const chunk = msgIds.slice(i, i + IN_CHUNK);
-          c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${chunk.map(() => '?').join(',')})`, chunk)).changes;
+          c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`, chunk)).changes;
         }
         if (!(await rows).ok) throw abort;
         return c;
