@@ -35,6 +35,7 @@ const layout = process.argv[2] as Layout;
 const cacheSize = process.argv[3];
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const DESTROY = Number(process.env.BENCH_DESTROY ?? 100_000);
+const PAGE = process.env.BENCH_PAGE_SIZE; // page_size for the new file (SQLite's default: 4096)
 
 function row(conv: string, j: number): unknown[] {
   const id = randomBytes(16).toString('base64url');
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     new Promise((res, rej) => db.run(sql, p, function (this: sqlite3.RunResult, e: Error | null) { if (e) rej(e); else res(this.changes); }));
   const exec = (sql: string): Promise<void> => new Promise((res, rej) => db.exec(sql, (e) => (e ? rej(e) : res())));
   try {
+    if (PAGE) await exec(`PRAGMA page_size = ${Number(PAGE)}`);
     await exec('PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
     await exec(LAYOUTS[layout]);
     const cols = layout.startsWith('vault')
@@ -87,7 +89,7 @@ async function main(): Promise<void> {
     const t3 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     console.log(
-      `${layout}${cacheSize ? ` cache_size=${cacheSize}` : ''}: ${n} rows — DELETE ${(t1 - t).toFixed(0)} ms (WAL ${walAfterDelete}), ` +
+      `${layout}${cacheSize ? ` cache_size=${cacheSize}` : ''}${PAGE ? ` page_size=${PAGE}` : ''}: ${n} rows — DELETE ${(t1 - t).toFixed(0)} ms (WAL ${walAfterDelete}), ` +
         `COMMIT ${(t2 - t1).toFixed(0)} ms (WAL ${walAfterCommit}), TRUNCATE checkpoint ${(t3 - t2).toFixed(0)} ms; ` +
         `total ${(t3 - t).toFixed(0)} ms, CPU user ${(cpu.user / 1e3).toFixed(0)} ms system ${(cpu.system / 1e3).toFixed(0)} ms`,
     );

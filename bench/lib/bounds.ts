@@ -3,7 +3,7 @@
  * what the same engine does on this machine, in the same run, with none of Sigil's work around it.
  *
  * - {@link sqliteBounds}: a plain table of the vault's row shape in a scratch database opened with
- *   the vault's own pragmas (`Db.open`: WAL, secure_delete, synchronous=FULL): the newest page of
+ *   the vault's own pragmas (`Db.open`: WAL, secure_delete, synchronous=FULL) and page size: the newest page of
  *   one conversation, and DELETE of a whole conversation followed by the TRUNCATE checkpoint a
  *   destroy ends with. It is the floor under history and deletion: no keys, no audit, no
  *   tombstone, no decryption.
@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { Worker } from 'node:worker_threads';
 import { Db } from '../../server/vault/db.js';
+import { VAULT_PAGE_SIZE } from '../../server/vault/vault.js';
 
 export interface SqliteBounds {
   /** Rows in the scratch conversation. */
@@ -38,7 +39,7 @@ export interface SqliteBounds {
  */
 export async function sqliteBounds(rows: number, rowBytes: number): Promise<SqliteBounds> {
   const dir = mkdtempSync(join(tmpdir(), 'sigil-bound-'));
-  const db = await Db.open(join(dir, 'bound.db'));
+  const db = await Db.open(join(dir, 'bound.db'), { pageSize: VAULT_PAGE_SIZE });
   try {
     await db.exec(`CREATE TABLE m (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
       conversation TEXT NOT NULL, sealed BLOB NOT NULL) STRICT;

@@ -41,6 +41,12 @@ export interface DbOpenOptions {
    * wait for write transactions. Default false.
    */
   reader?: boolean;
+  /**
+   * Page size for a file created by this open (a power of two, 512–65536). It cannot change once
+   * the file has tables and is in WAL mode, so an existing file keeps its own. Default: SQLite's
+   * (4096).
+   */
+  pageSize?: number;
 }
 
 /** Result of a write statement. */
@@ -130,7 +136,7 @@ export class Db implements Queryable {
     const db = new Db(path, conn, ro);
     try {
       conn.configure('busyTimeout', opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
-      await db.#applyPragmas();
+      await db.#applyPragmas(opts.pageSize);
       if (opts.reader && !ro && path !== ':memory:') db.#reader = await openReader(path, opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
     } catch (err) {
       await new Promise<void>((r) => conn.close(() => r()));
@@ -139,7 +145,9 @@ export class Db implements Queryable {
     return db;
   }
 
-  async #applyPragmas(): Promise<void> {
+  async #applyPragmas(pageSize: number | undefined): Promise<void> {
+    // Only takes effect on a new, still empty file, before it switches to WAL.
+    if (pageSize !== undefined && !this.readonly) await this.#raw('exec', `PRAGMA page_size = ${Math.trunc(pageSize)}`);
     // secure_delete zeroes freed cells and pages, so a deleted row's bytes do not survive in the
     // file; it is per connection, hence set (and checked) on every open.
     await this.#raw('exec', 'PRAGMA secure_delete = ON');

@@ -32,6 +32,26 @@ t.test('when a database is opened then the security pragmas read back and the fi
   t.equal(statSync(join(dir, 'a.db-wal')).mode & 0o777, 0o600, 'the WAL inherits the mode');
 });
 
+t.test('when a page size is asked for then a new file gets it and an existing file keeps its own', async (t) => {
+  const dir = tmpDir(t);
+  const fresh = await Db.open(join(dir, 'new.db'), { pageSize: 8192 });
+  await fresh.exec('CREATE TABLE t (a INTEGER)');
+  t.same(await fresh.get('PRAGMA page_size'), { page_size: 8192 }, 'the new file has the page size asked for');
+  t.same(await fresh.get('PRAGMA journal_mode'), { journal_mode: 'wal' });
+  await fresh.close();
+
+  const old = await Db.open(join(dir, 'old.db'));
+  await old.exec('CREATE TABLE t (a INTEGER)');
+  await old.run('INSERT INTO t VALUES (42)');
+  await old.close();
+  const reopened = await Db.open(join(dir, 'old.db'), { pageSize: 8192 });
+  t.teardown(() => reopened.close());
+  t.same(await reopened.get('PRAGMA page_size'), { page_size: 4096 }, 'a file made before keeps 4096');
+  t.same(await reopened.get('SELECT a FROM t'), { a: 42 }, 'and its rows');
+  await reopened.run('INSERT INTO t VALUES (43)');
+  t.same(await reopened.get('SELECT count(*) AS n FROM t'), { n: 2 }, 'and takes writes');
+});
+
 t.test('when 1,000 rows are inserted in one transaction with a prepared statement then all are committed', async (t) => {
   const db = await Db.open(join(tmpDir(t), 'a.db'));
   t.teardown(() => db.close());

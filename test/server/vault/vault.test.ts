@@ -1,7 +1,7 @@
 import t from 'tap';
 import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KEYS_DB_FILE, VAULT_DB_FILE, VAULT_KEY_FILE, initVault, open, seal, unlockVault } from '../../../server/vault/index.js';
+import { KEYS_DB_FILE, VAULT_DB_FILE, VAULT_KEY_FILE, VAULT_PAGE_SIZE, initVault, open, seal, unlockVault } from '../../../server/vault/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const PASS = 'a long enough passphrase';
@@ -26,6 +26,8 @@ t.test('when a vault is initialised then the dir is 0700, every file 0600, and i
   t.teardown(() => again.close());
   t.same(await open(await again.keys.messageKey('m'), sealed, 'x'), new Uint8Array([1]));
   t.same(await again.keyring.getSecret('s'), new Uint8Array([2]));
+  t.same(await again.db.get('PRAGMA page_size'), { page_size: VAULT_PAGE_SIZE }, 'vault.db has the vault page size');
+  t.equal(VAULT_PAGE_SIZE, 8192);
 });
 
 t.test('when a vault is initialised twice in one directory then MASTER_KEY_EXISTS', async (t) => {
