@@ -3,9 +3,9 @@
  * what the same engine does on this machine, in the same run, with none of Sigil's work around it.
  *
  * - {@link sqliteBounds}: a plain table of the vault's row shape in a scratch database opened with
- *   the vault's own pragmas (`Db.open`: WAL, secure_delete, synchronous=FULL) and page size: the newest page of
- *   one conversation, and DELETE of a whole conversation followed by the TRUNCATE checkpoint a
- *   destroy ends with. It is the floor under history and deletion: no keys, no audit, no
+ *   the vault's own pragmas (`Db.open`: WAL, secure_delete, synchronous=FULL) and page size: the
+ *   newest page of one conversation, and DELETE of a whole conversation followed by the TRUNCATE
+ *   checkpoint a destroy ends with. It is the floor under history and deletion: no keys, no audit, no
  *   tombstone, no decryption.
  * - {@link tlsFanOutBound}: a bare `node:tls` server in a worker thread writing one pre-encoded
  *   event of the real size to W TLS connections held by this thread. It is the floor under live

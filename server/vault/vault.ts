@@ -29,7 +29,7 @@ export const KEYS_DB_FILE = 'keys.db';
  * vault.db's page size when it is created. Destroying a conversation zeroes every page its rows
  * freed (secure_delete), writes each to the WAL and again to the file: with 4 KiB pages that is
  * one write per page and two ~1.5 kB rows per page; 8 KiB pages hold five and halve the writes.
- * Destroying 100k in a vault of 1.1M: ~2.0 s → ~1.1 s (bench/README.md, "sixth session").
+ * Destroying 100k in a vault of 1.1M: 2.2 s → 1.7 s (bench/README.md, "Sixth session").
  */
 export const VAULT_PAGE_SIZE = 8192;
 /** Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import sqlite3 from 'sqlite3';
 import { claimRunFile } from '../../../server/ops/index.js';
+import { VAULT_PAGE_SIZE } from '../../../server/vault/index.js';
 import { scanTree } from '../../helpers/forensics.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { live, reopen, runOps } from './fixture.js';
@@ -72,6 +73,7 @@ t.test('when a message is deleted after a backup then restoring that backup leav
   t.same(readdirSync(join(dataDir, 'vault')).filter((f) => f.startsWith('.restore-')), [], 'no working copy left');
 
   const vaultDb = join(dataDir, 'vault', 'vault.db');
+  t.same(await rawAll(vaultDb, 'PRAGMA page_size'), [{ page_size: VAULT_PAGE_SIZE }], 'the restored vault keeps its page size');
   const ids = (await rawAll<{ id: string }>(vaultDb, 'SELECT id FROM msg_messages')).map((x) => x.id);
   t.same(ids, [kept], 'only the message not deleted is back');
   const keyIds = (await rawAll<{ msg_id: string }>(join(dataDir, 'vault', 'keys.db'), 'SELECT msg_id FROM message_keys')).map((x) => x.msg_id);
