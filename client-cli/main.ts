@@ -7,7 +7,7 @@
 import { CommanderError } from 'commander';
 import { CliError, ServerError } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { buildProgram } from './program.js';
+import { allCommands, buildProgram } from './program.js';
 import { terminalPrompter } from './prompt.js';
 import type { Io } from './runtime.js';
 
@@ -27,12 +27,27 @@ function causeChain(err: unknown): string {
   return lines.join('\n');
 }
 
+/**
+ * Ids are base64url and may begin with '-' (Sigil no longer makes such ids, but older ones and
+ * other clients' do), and a message text may too: commander then reads the word as an option.
+ * Its one-line error says how to pass it: after '--', which ends the options.
+ */
+export function withDashHint(message: string): string {
+  const m = /^error: unknown option '(-[^-'][^']+)'\n?$/.exec(message);
+  if (!m) return message;
+  return `error: unknown option '${m[1]}' (an id or a text that begins with '-' goes after '--', which ends the options: … -- ${m[1]})\n`;
+}
+
 export async function main(argv: string[], io: Io): Promise<number> {
   const program = buildProgram({ io });
-  program.configureOutput({
-    writeOut: (s) => void io.stdout.write(s),
-    writeErr: (s) => void io.stderr.write(s),
-  });
+  // On every command: a subcommand keeps the output settings it was created with.
+  for (const cmd of allCommands(program)) {
+    cmd.configureOutput({
+      writeOut: (s) => void io.stdout.write(s),
+      writeErr: (s) => void io.stderr.write(s),
+      outputError: (s, write) => write(withDashHint(s)),
+    });
+  }
   try {
     await program.parseAsync(argv);
     return EXIT.ok;

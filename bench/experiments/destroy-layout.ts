@@ -37,6 +37,7 @@ const cacheSize = process.argv[3];
 const BIG = Number(process.env.BENCH_BIG ?? 1_000_000);
 const DESTROY = Number(process.env.BENCH_DESTROY ?? 100_000);
 const PAGE = process.env.BENCH_PAGE_SIZE; // page_size for the new file (SQLite's default: 4096)
+const MMAP = process.env.BENCH_MMAP; // mmap_size for the destroy (SQLite's default: 0, no mmap)
 
 function row(conv: string, j: number): unknown[] {
   const id = randomBytes(16).toString('base64url');
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
     await exec('PRAGMA wal_checkpoint(TRUNCATE)');
     console.log(`${layout}: filled ${BIG} + ${DESTROY} rows in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     if (cacheSize) await exec(`PRAGMA cache_size = ${Number(cacheSize)}`);
+    if (MMAP) await exec(`PRAGMA mmap_size = ${Number(MMAP)}`);
 
     const wal = (): string => `${(statSync(`${file}-wal`).size / 1e6).toFixed(0)} MB`;
     const cpu0 = process.cpuUsage();
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
     const t3 = performance.now();
     const cpu = process.cpuUsage(cpu0);
     console.log(
-      `${layout}${cacheSize ? ` cache_size=${cacheSize}` : ''}${PAGE ? ` page_size=${PAGE}` : ''}: ${n} rows — DELETE ${(t1 - t).toFixed(0)} ms (WAL ${walAfterDelete}), ` +
+      `${layout}${cacheSize ? ` cache_size=${cacheSize}` : ''}${PAGE ? ` page_size=${PAGE}` : ''}${MMAP ? ` mmap_size=${MMAP}` : ''}: ${n} rows — DELETE ${(t1 - t).toFixed(0)} ms (WAL ${walAfterDelete}), ` +
         `COMMIT ${(t2 - t1).toFixed(0)} ms (WAL ${walAfterCommit}), TRUNCATE checkpoint ${(t3 - t2).toFixed(0)} ms; ` +
         `total ${(t3 - t).toFixed(0)} ms, CPU user ${(cpu.user / 1e3).toFixed(0)} ms system ${(cpu.system / 1e3).toFixed(0)} ms`,
     );

@@ -44,9 +44,14 @@ export const messageHeaderSchema = z.strictObject({
 export type MessageHeader = z.infer<typeof messageHeaderSchema>;
 export type HeaderAttachment = z.infer<typeof attachmentSchema>;
 
-/** A fresh id: 16 random bytes, base64url (the server refuses an id it has seen). */
+/**
+ * A fresh id: 16 random bytes, base64url (the server refuses an id it has seen). Never with a
+ * leading '-', which commander would read as an option (`sigil download -B5o…`): it becomes '_',
+ * as in the server's newId (server/messaging/context.ts).
+ */
 export function newId(random: (n: number) => Uint8Array = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n))): string {
-  return Buffer.from(random(16)).toString('base64url');
+  const id = Buffer.from(random(16)).toString('base64url');
+  return id.startsWith('-') ? `_${id.slice(1)}` : id;
 }
 
 /** Standard base64 of SHA-384 over `bytes` (WebCrypto, off the event loop). */

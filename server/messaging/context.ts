@@ -38,9 +38,15 @@ export interface Ctx {
   log: (event: string, fields: Record<string, unknown>) => void;
 }
 
-/** A new random id: 16 bytes as 22 characters of base64url (the header's id format). */
+/**
+ * A new random id: 16 bytes as 22 characters of base64url (the header's id format). Never with a
+ * leading '-': a command line reads `sigil download -B5o…` as an option, so one id in 64 would
+ * need `--`. A leading '-' becomes '_' (that costs ~0.02 of the 128 bits). The CLI's own
+ * newId (client-cli/messaging/header.ts) does the same.
+ */
 export function newId(random: (n: number) => Uint8Array): string {
-  return Buffer.from(random(16)).toString('base64url');
+  const id = Buffer.from(random(16)).toString('base64url');
+  return id.startsWith('-') ? `_${id.slice(1)}` : id;
 }
 
 export const defaultRandom = (n: number): Uint8Array => webcrypto.getRandomValues(new Uint8Array(n));

@@ -83,6 +83,23 @@ t.test('when a flag is unknown or a mandatory one missing then exit 2 with one l
   t.equal(noVerb.code, 2, 'a noun without a verb is a usage error');
 });
 
+t.test('when an id that begins with "-" is given as an argument then the one-line error says to put it after --, and after -- it is taken', async (t) => {
+  const profile = tmpDir(t, 'sigil-cli-help-');
+  const id = '-B5o8V9OIbzYGJrf8Iv-VA';
+  const asOption = await runCli(['download', id, '--out', 'x.bin'], { profile });
+  t.equal(asOption.code, 2);
+  t.equal(asOption.stderr.trim().split('\n').length, 1, 'one line');
+  t.match(asOption.stderr, `unknown option '${id}'`);
+  t.match(asOption.stderr, `-- ${id}`, 'names the way to pass it');
+  const short = await runCli(['whoami', '-z']);
+  t.notMatch(short.stderr, /goes after/, 'a short unknown flag gets no hint');
+  const unknownLong = await runCli(['whoami', '--frobnicate']);
+  t.notMatch(unknownLong.stderr, /goes after/, 'nor does a long one');
+  const after = await runCli(['download', '--out', 'x.bin', '--', id], { profile });
+  t.notMatch(after.stderr, /unknown option/, 'after --, the id is the argument');
+  t.match(after.stderr, /^error: /, `it then fails for what it is (no server set up): ${after.stderr.trim()}`);
+});
+
 t.test('when --no-passphrase is given without --insecure then keygen refuses with exit 2 (USAGE)', async (t) => {
   const profile = tmpDir(t, 'sigil-cli-help-');
   const r = await runCli(['keygen', '--login', 'alee', '--no-passphrase'], { profile });

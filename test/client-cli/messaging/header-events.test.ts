@@ -48,6 +48,17 @@ t.test('when ids are made then they are 22 characters of base64url and differ', 
   t.equal(newId(() => new Uint8Array(16)), 'AAAAAAAAAAAAAAAAAAAAAA');
 });
 
+t.test('when an id would begin with "-" then it begins with "_", so a command line never reads it as an option', async (t) => {
+  // 0xF8 puts 62 ('-' in base64url) in the first six bits.
+  const dash = (n: number): Uint8Array => new Uint8Array(n).fill(0xf8);
+  t.equal(Buffer.from(dash(16)).toString('base64url')[0], '-', 'these bytes encode with a leading "-"');
+  const id = newId(dash);
+  t.equal(id[0], '_');
+  t.equal(id.slice(1), Buffer.from(dash(16)).toString('base64url').slice(1), 'the rest unchanged');
+  t.match(id, /^[A-Za-z0-9_-]{22}$/);
+  t.notOk(Array.from({ length: 2000 }, () => newId()).some((x) => x.startsWith('-')), 'none of 2,000 fresh ids');
+});
+
 t.test('when SSE text arrives in pieces then whole events come out in order', async (t) => {
   const p = new SseParser();
   t.same(p.push(': keep-alive\n\nevent: mess'), []);
