@@ -10,10 +10,10 @@
  *   node dist/bench/experiments/destroy-layout.js keys-rowid      # keys.db as it is
  *   node dist/bench/experiments/destroy-layout.js keys-clustered  # keys clustered by conversation
  *
- * Knobs: BENCH_BIG (1,000,000 rows kept), BENCH_DESTROY (100,000 rows deleted), BENCH_MMAP (mmap_size
- * for the destroy; 0), BENCH_PAGE_SIZE
- * (SQLite's 4096; vault.db is created with 8192). Not run by `make bench` (it runs
- * dist/bench/*.js only): a layout question, answered in bench/README.md.
+ * Knobs: BENCH_BIG (1,000,000 rows kept), BENCH_DESTROY (100,000 rows deleted), BENCH_MMAP
+ * (mmap_size for the destroy; 0), BENCH_PAGE_SIZE (SQLite's 4096; vault.db is created with 8192).
+ * Not run by `make bench` (it runs dist/bench/*.js only): a layout question, answered in
+ * bench/README.md.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
