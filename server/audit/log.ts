@@ -17,7 +17,7 @@
  */
 import canonicalizeModule from 'canonicalize';
 import { z } from 'zod';
-import type { Db, DbTx, Queryable } from '../vault/index.js';
+import { chunks, marks, type Db, type DbTx, type Queryable } from '../vault/index.js';
 import { AuditEventInvalidError, AuditRangeError, AuditTreeDamagedError } from './errors.js';
 import {
   consistencyProof,
@@ -403,11 +403,9 @@ export class AuditLog {
 
 /** Inserts rows with multi-row VALUES lists, well under SQLite's bound-parameter limit. */
 async function insertChunks(tx: DbTx, target: string, width: number, rows: unknown[][]): Promise<void> {
-  const per = Math.floor(4000 / width);
-  for (let i = 0; i < rows.length; i += per) {
-    const chunk = rows.slice(i, i + per);
-    const tuple = `(${new Array(width).fill('?').join(', ')})`;
-    await tx.run(`INSERT INTO ${target} VALUES ${chunk.map(() => tuple).join(', ')}`, chunk.flat());
+  const tuple = `(${marks(width)})`;
+  for (const chunk of chunks(rows, Math.floor(4000 / width))) {
+    await tx.run(`INSERT INTO ${target} VALUES ${marks(chunk.length, tuple)}`, chunk.flat());
   }
 }
 

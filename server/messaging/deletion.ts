@@ -35,7 +35,7 @@ import {
 } from './errors.js';
 import { parseDeleteStatement } from './header.js';
 import type { KeysToDestroy, Principal } from './ports.js';
-import { marks, type DbTx } from '../vault/index.js';
+import { chunks, marks, type DbTx } from '../vault/index.js';
 
 /** What a deleter posts. */
 export interface DeleteRequest {
@@ -85,13 +85,11 @@ async function deleteMessageRows(ctx: Ctx, tx: DbTx, ids: readonly string[]): Pr
   const guardUntil = new Date(ctx.now().getTime() + 2 * ctx.config.clockSkewMs).toISOString();
   const fileKeys: string[] = [];
   const sent: { id: string; sent_at: string }[] = [];
-  for (let i = 0; i < ids.length; i += IN_CHUNK) {
-    const chunk = ids.slice(i, i + IN_CHUNK);
+  for (const chunk of chunks(ids, IN_CHUNK)) {
     const q = marks(chunk.length);
     sent.push(...(await tx.all<{ id: string; sent_at: string }>(`SELECT id, sent_at FROM msg_messages WHERE id IN (${q})`, chunk)));
     const files = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE message IN (${q})`, chunk)).map((f) => f.id);
-    for (let j = 0; j < files.length; j += IN_CHUNK) {
-      const fs = files.slice(j, j + IN_CHUNK);
+    for (const fs of chunks(files, IN_CHUNK)) {
       await tx.run(`DELETE FROM msg_file_chunks WHERE file IN (${marks(fs.length)})`, fs);
       await tx.run(`DELETE FROM msg_files WHERE id IN (${marks(fs.length)})`, fs);
     }
@@ -284,8 +282,7 @@ async function correspondenceRows(
   for (const d of directs) n += await deleteConversationRows(tx, d);
   const sent = await tx.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_messages WHERE sender = ?', [login]);
   const pending = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE uploader = ? AND state = 'pending'`, [login])).map((f) => f.id);
-  for (let i = 0; i < pending.length; i += IN_CHUNK) {
-    const fs = pending.slice(i, i + IN_CHUNK);
+  for (const fs of chunks(pending, IN_CHUNK)) {
     await tx.run(`DELETE FROM msg_file_chunks WHERE file IN (${marks(fs.length)})`, fs);
     await tx.run(`DELETE FROM msg_files WHERE id IN (${marks(fs.length)})`, fs);
   }

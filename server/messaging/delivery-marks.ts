@@ -16,6 +16,7 @@
  */
 import type { Ctx } from './context.js';
 import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from './messages.js';
+import { chunks, marks } from '../vault/index.js';
 
 /** What the batcher needs from the messaging context. */
 export type DeliveryMarksCtx = Pick<Ctx, 'db' | 'hub' | 'now' | 'log'>;
@@ -120,10 +121,9 @@ export class DeliveryMarks {
     try {
       moved = await this.#ctx.db.transaction(async (tx) => {
         const out: typeof rows = [];
-        for (let i = 0; i < rows.length; i += CHUNK) {
-          const chunk = rows.slice(i, i + CHUNK);
+        for (const chunk of chunks(rows, CHUNK)) {
           const updated = await tx.all<{ conversation: string; login: string }>(
-            `WITH v(conversation, login, seq) AS (VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')})
+            `WITH v(conversation, login, seq) AS (VALUES ${marks(chunk.length, '(?, ?, ?)')})
              UPDATE msg_members SET delivered_seq = v.seq FROM v
              WHERE msg_members.conversation = v.conversation AND msg_members.login = v.login
                AND msg_members.delivered_seq < v.seq

@@ -15,7 +15,7 @@ import * as groups from './groups.js';
 import * as messages from './messages.js';
 import { DEFAULT_CONFIG, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
 import { MESSAGING_MIGRATIONS } from './schema.js';
-import { marks as sqlMarks } from '../vault/index.js';
+import { chunks, marks as sqlMarks } from '../vault/index.js';
 import { BatchWriter, type Committed, type StagedMessage } from './writer.js';
 import { inThreadChecker } from './check-pool.js';
 
@@ -179,8 +179,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
     const convIds = [...new Set(batch.map(({ m }) => m.conversation))];
     const muted = new Map<string, Map<string, boolean>>();
     // One query for the batch's conversations (the reader connection answers it), not one each.
-    for (let i = 0; i < convIds.length; i += 500) {
-      const part = convIds.slice(i, i + 500);
+    for (const part of chunks(convIds, 500)) {
       const rows = await ctx.db.all<{ conversation: string; login: string; muted: number }>(
         `SELECT conversation, login, muted FROM msg_members WHERE conversation IN (${sqlMarks(part.length)})`,
         part,

@@ -15,7 +15,7 @@
  * removes at start.
  */
 import { Db } from './db.js';
-import { marks } from './sql-lists.js';
+import { chunks, marks } from './sql-lists.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
 import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
 import { Lru } from './lru.js';
@@ -156,7 +156,7 @@ export class Keystore {
     const insert = async (db: Pick<Db, 'all'>, part: readonly { convId: string; msgId: string; wrapped: Uint8Array }[]): Promise<void> => {
       const returned = await db.all<{ conv_id: string }>(
         `INSERT INTO message_keys (msg_id, conv_id, wrapped)
-         SELECT v.column1, v.column2, v.column3 FROM (VALUES ${part.map(() => '(?, ?, ?)').join(', ')}) AS v
+         SELECT v.column1, v.column2, v.column3 FROM (VALUES ${marks(part.length, '(?, ?, ?)')}) AS v
          WHERE EXISTS (SELECT 1 FROM conversation_keys c WHERE c.conv_id = v.column2)
          RETURNING conv_id`,
         part.flatMap((r) => [r.msgId, r.convId, r.wrapped]),
@@ -168,7 +168,7 @@ export class Keystore {
         if (rows.length) await insert(this.db, rows);
       } else {
         await this.db.transaction(async (tx) => {
-          for (let i = 0; i < rows.length; i += IN_CHUNK) await insert(tx, rows.slice(i, i + IN_CHUNK));
+          for (const part of chunks(rows, IN_CHUNK)) await insert(tx, part);
         });
       }
     } catch (err) {
@@ -284,8 +284,7 @@ export class Keystore {
     if (msgIds.length > 0) {
       n = await this.db.transaction(async (tx) => {
         let changes = 0;
-        for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
-          const chunk = msgIds.slice(i, i + IN_CHUNK);
+        for (const chunk of chunks(msgIds, IN_CHUNK)) {
           const r = await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`, chunk);
           changes += r.changes;
         }
@@ -349,15 +348,12 @@ export class Keystore {
     try {
       counts = await this.db.transaction(async (tx) => {
         const c = { messageKeys: 0, conversationKeys: 0 };
-        const convs = [...convIds];
-        for (let i = 0; i < convs.length; i += IN_CHUNK) {
-          const chunk = convs.slice(i, i + IN_CHUNK);
+        for (const chunk of chunks([...convIds], IN_CHUNK)) {
           const q = marks(chunk.length);
           c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE conv_id IN (${q})`, chunk)).changes;
           c.conversationKeys += (await tx.run(`DELETE FROM conversation_keys WHERE conv_id IN (${q})`, chunk)).changes;
         }
-        for (let i = 0; i < msgIds.length; i += IN_CHUNK) {
-          const chunk = msgIds.slice(i, i + IN_CHUNK);
+        for (const chunk of chunks(msgIds, IN_CHUNK)) {
           c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`, chunk)).changes;
         }
         if (!(await rows).ok) throw abort;
