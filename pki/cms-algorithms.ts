@@ -4,7 +4,7 @@
  * IEEE P1363 `r || s` that WebCrypto speaks. Internal to pki/.
  */
 import * as asn1js from 'asn1js';
-import forge from 'node-forge';
+import { asn1, type Asn1 } from './forge-asn1.js';
 import * as pkijs from 'pkijs';
 
 /** RFC 5652 §4, §5.1, §11 and RFC 2634 §5.4 identifiers. */
@@ -94,9 +94,9 @@ export function ecCoordinateSize(namedCurve: string): number | undefined {
  * two non-negative integers that fit the curve.
  */
 export function ecdsaDerToP1363(der: Uint8Array, size: number): Uint8Array | undefined {
-  let seq: forge.asn1.Asn1;
+  let seq: Asn1;
   try {
-    seq = forge.asn1.fromDer(Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('binary'), {
+    seq = asn1.fromDer(Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('binary'), {
       strict: true,
       parseAllBytes: true,
       decodeBitStrings: false,
@@ -105,11 +105,11 @@ export function ecdsaDerToP1363(der: Uint8Array, size: number): Uint8Array | und
     return undefined;
   }
   const parts = seq.value;
-  if (seq.tagClass !== forge.asn1.Class.UNIVERSAL || seq.type !== forge.asn1.Type.SEQUENCE || !Array.isArray(parts) || parts.length !== 2) return undefined;
+  if (seq.tagClass !== asn1.Class.UNIVERSAL || seq.type !== asn1.Type.SEQUENCE || !Array.isArray(parts) || parts.length !== 2) return undefined;
   const out = new Uint8Array(size * 2);
   for (let i = 0; i < 2; i++) {
     const n = parts[i];
-    if (n.tagClass !== forge.asn1.Class.UNIVERSAL || n.type !== forge.asn1.Type.INTEGER || typeof n.value !== 'string' || n.value.length === 0) return undefined;
+    if (n.tagClass !== asn1.Class.UNIVERSAL || n.type !== asn1.Type.INTEGER || typeof n.value !== 'string' || n.value.length === 0) return undefined;
     const bytes = Buffer.from(n.value, 'binary');
     if (bytes[0] & 0x80) return undefined; // negative: never a valid r or s
     let start = 0;

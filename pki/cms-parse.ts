@@ -8,11 +8,11 @@
  * with pkijs/asn1js (cms.ts); the round-trip and openssl tests hold the two in agreement.
  */
 import * as asn1js from 'asn1js';
-import forge from 'node-forge';
+import { asn1, type Asn1 } from './forge-asn1.js';
 import { CMS_OID } from './cms-algorithms.js';
 
-const { Class, Type } = forge.asn1;
-type Node = forge.asn1.Asn1;
+const { Class, Type } = asn1;
+type Node = Asn1;
 
 /** Why parsing stopped; `reason` is one of CmsVerifyResult's. */
 export class CmsParseError extends Error {
@@ -71,24 +71,24 @@ function primitive(node: Node, what: string): string {
 function oid(node: Node | undefined, what: string): string {
   const content = primitive(expect(node, Class.UNIVERSAL, Type.OID, what), what);
   try {
-    return forge.asn1.derToOid(content);
+    return asn1.derToOid(content);
   } catch {
     // forge decodes arcs up to 53 bits; UUID OIDs (2.25.…) need asn1js. Rare, so off the hot path.
-    const parsed = asn1js.fromBER(new Uint8Array(Buffer.from(forge.asn1.toDer(node!).getBytes(), 'binary')));
+    const parsed = asn1js.fromBER(new Uint8Array(Buffer.from(asn1.toDer(node!).getBytes(), 'binary')));
     if (!(parsed.result instanceof asn1js.ObjectIdentifier) || parsed.result.error) fail(`expected ${what} to be a valid OID`);
     return parsed.result.valueBlock.toString();
   }
 }
 
 function der(node: Node): Buffer {
-  return Buffer.from(forge.asn1.toDer(node).getBytes(), 'binary');
+  return Buffer.from(asn1.toDer(node).getBytes(), 'binary');
 }
 
 /** Decodes DER bytes into a forge tree; every decoding fault becomes `malformed`. */
 export function decode(bytes: Uint8Array, what: string): Node {
   if (!(bytes instanceof Uint8Array) || bytes.length === 0) fail(`empty input: expected ${what}`);
   try {
-    return forge.asn1.fromDer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('binary'), {
+    return asn1.fromDer(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('binary'), {
       strict: true,
       parseAllBytes: true,
       decodeBitStrings: false,
@@ -120,7 +120,7 @@ function parseSignerInfo(node: Node): ParsedSignerInfo {
     const attrs = parts[i++];
     // The signature covers the attributes re-tagged as SET OF (RFC 5652 §5.4). forge re-encodes
     // from the decoded tree, which reproduces DER input exactly; RFC 5652 requires DER here.
-    const set = forge.asn1.create(Class.UNIVERSAL, Type.SET, true, children(attrs, 'signedAttrs'));
+    const set = asn1.create(Class.UNIVERSAL, Type.SET, true, children(attrs, 'signedAttrs'));
     out.signedAttrsDer = der(set);
     for (const attr of children(attrs, 'signedAttrs')) {
       const [type, values] = children(expect(attr, Class.UNIVERSAL, Type.SEQUENCE, 'Attribute'), 'Attribute');
@@ -190,8 +190,8 @@ export function objectIdentifier(node: Node, what: string): string {
 export function time(node: Node, what: string): Date {
   let date: Date | undefined;
   try {
-    if (node.tagClass === Class.UNIVERSAL && node.type === Type.UTCTIME) date = forge.asn1.utcTimeToDate(primitive(node, what));
-    else if (node.tagClass === Class.UNIVERSAL && node.type === Type.GENERALIZEDTIME) date = forge.asn1.generalizedTimeToDate(primitive(node, what));
+    if (node.tagClass === Class.UNIVERSAL && node.type === Type.UTCTIME) date = asn1.utcTimeToDate(primitive(node, what));
+    else if (node.tagClass === Class.UNIVERSAL && node.type === Type.GENERALIZEDTIME) date = asn1.generalizedTimeToDate(primitive(node, what));
   } catch {
     date = undefined;
   }

@@ -13,7 +13,7 @@
  * {@link CLASSIFICATION_VALUE}; it reads any order (BER) but refuses what it cannot enforce.
  */
 import * as asn1js from 'asn1js';
-import forge from 'node-forge';
+import { asn1, type Asn1 } from './forge-asn1.js';
 import { CLASSIFICATION_VALUE, SIGIL_SECURITY_POLICY_OID, clearanceFromValue, isClearance, type Clearance } from './clearance.js';
 
 /** id-aa-securityLabel, the signed attribute type of an ESS security label (RFC 2634 §5.4). */
@@ -39,7 +39,7 @@ export type SecurityLabelReading =
   | { ok: true; label: Clearance }
   | { ok: false; reason: 'malformed' | 'label-unknown'; detail: string };
 
-const { Class, Type } = forge.asn1;
+const { Class, Type } = asn1;
 
 /**
  * The policy OID's content octets. Its UUID arc is 128 bits, beyond node-forge's 53-bit OID decoder,
@@ -49,7 +49,7 @@ const { Class, Type } = forge.asn1;
 const SIGIL_POLICY_CONTENT = Buffer.from(new asn1js.ObjectIdentifier({ value: SIGIL_SECURITY_POLICY_OID }).valueBlock.toBER(false)).toString('binary');
 
 function describeOid(content: string): string {
-  const tlv = forge.asn1.toDer(forge.asn1.create(Class.UNIVERSAL, Type.OID, false, content)).getBytes();
+  const tlv = asn1.toDer(asn1.create(Class.UNIVERSAL, Type.OID, false, content)).getBytes();
   const parsed = asn1js.fromBER(new Uint8Array(Buffer.from(tlv, 'binary')));
   return parsed.result instanceof asn1js.ObjectIdentifier ? parsed.result.valueBlock.toString() : 'an undecodable OID';
 }
@@ -59,7 +59,7 @@ function describeOid(content: string): string {
  * policy, without a classification, with security categories (which Sigil could not enforce), or with
  * a classification Sigil does not use (1, unclassified) is `label-unknown`: a reader must not guess.
  */
-export function readSecurityLabel(value: forge.asn1.Asn1): SecurityLabelReading {
+export function readSecurityLabel(value: Asn1): SecurityLabelReading {
   if (value.tagClass !== Class.UNIVERSAL || value.type !== Type.SET || !Array.isArray(value.value)) {
     return { ok: false, reason: 'malformed', detail: 'ESS security label is not a SET' };
   }
@@ -71,7 +71,7 @@ export function readSecurityLabel(value: forge.asn1.Asn1): SecurityLabelReading 
     } else if (member.tagClass === Class.UNIVERSAL && member.type === Type.INTEGER && typeof member.value === 'string' && classification === undefined) {
       // ub-integer-options is 256 (RFC 2634 §5.4.3): anything longer than two bytes is out of range.
       if (member.value.length === 0 || member.value.length > 2) return { ok: false, reason: 'label-unknown', detail: 'security classification out of range' };
-      classification = forge.asn1.derToInteger(member.value);
+      classification = asn1.derToInteger(member.value);
     } else if (member.tagClass === Class.UNIVERSAL && (member.type === Type.PRINTABLESTRING || member.type === Type.UTF8)) {
       // privacy-mark: display text only, nothing to enforce.
     } else if (member.tagClass === Class.UNIVERSAL && member.type === Type.SET) {
