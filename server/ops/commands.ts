@@ -1,6 +1,6 @@
 /**
  * The operations subcommands of `sigil-server`: backup, restore, check, status,
- * rotate-master-key. Each builder only parses flags; the work is done by the functions of this
+ * rotate-master-key, repack. Each builder only parses flags; the work is done by the functions of this
  * folder with injected I/O. Data goes to stdout (a summary, or one JSON object with --json);
  * failures are thrown and become main.ts's one JSON log line and exit code.
  */
@@ -13,8 +13,10 @@ import { checkAppliance, type CheckReport } from './check.js';
 import { CheckFailedError, RestoreNotConfirmedError, RotateArgumentError } from './errors.js';
 import { backupMasterKeySource, currentMasterKeySource } from './master-source.js';
 import { restoreBackup, type RestoreResult } from './restore.js';
+import { repackVault, type RepackResult } from './repack.js';
 import { rotateMasterKey, type RotateResult } from './rotate.js';
 import { applianceStatus, type StatusReport } from './status.js';
+import { VAULT_PAGE_SIZE } from '../vault/index.js';
 
 const MK_HELP = 'master key file (default DIR/secrets/master.key, or env SIGIL_MASTER_PASSPHRASE)';
 
@@ -31,7 +33,7 @@ EXIT CODES
 `;
 }
 
-/** Adds backup, restore, check, status and rotate-master-key to sigil-server's program. */
+/** Adds backup, restore, check, status, rotate-master-key and repack to sigil-server's program. */
 export function registerOpsCommands(program: Command, io: MainIo): void {
   const log = createLogger({ write: io.stderr });
   const print = (json: boolean | undefined, value: unknown, text: () => string): void =>
@@ -185,6 +187,25 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
       log.info('master key rotated', { dataDir, count: r.keyring + r.conversationKeys });
       print(o.json, r, () => rotateSummary(r));
     });
+
+  program
+    .command('repack')
+    .description(`rewrite vault.db with ${VAULT_PAGE_SIZE}-byte pages (server stopped), for a vault made before that size; no master key needed`)
+    .requiredOption('--data <dir>', 'data directory')
+    .option('--json', 'print one JSON object instead of the summary')
+    .addHelpText(
+      'after',
+      help(
+        ['sigil-server repack --data /var/lib/sigil', 'sigil-server status --data /var/lib/sigil   # says when a repack is due'],
+        '0 ok (also when nothing was to do) · 1 failure (server running, disk full, the copy fails its check; vault.db is then unchanged) · 2 usage',
+      ),
+    )
+    .action(async (o: { data: string; json?: boolean }) => {
+      const dataDir = resolve(o.data);
+      const r = await repackVault({ dataDir });
+      if (r.repacked) log.info('vault repacked', { dataDir, count: r.after.bytes });
+      print(o.json, r, () => repackSummary(r));
+    });
 }
 
 function backupSummary(r: BackupResult): string {
@@ -231,6 +252,11 @@ function statusSummary(r: StatusReport): string {
     '',
   ];
   return lines.join('\n');
+}
+
+function repackSummary(r: RepackResult): string {
+  if (!r.repacked) return `vault.db already has ${r.before.pageSize}-byte pages: nothing to do\n`;
+  return `vault.db repacked: ${r.before.pageSize} → ${r.after.pageSize}-byte pages, ${r.before.bytes} → ${r.after.bytes} bytes; the old file was overwritten and removed\n`;
 }
 
 function rotateSummary(r: RotateResult): string {

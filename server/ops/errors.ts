@@ -1,5 +1,6 @@
 /**
- * Failure modes of the operations commands (backup, restore, check, status, rotate-master-key).
+ * Failure modes of the operations commands (backup, restore, check, status, rotate-master-key,
+ * repack).
  * One class per mode with a stable `code`; the cause is kept for the log. Messages name paths and
  * counts, never key material, passphrases or row contents.
  */
@@ -66,6 +67,11 @@ export class RotateArgumentError extends OpsError {
 /** `check` found at least one failing item (the report says which). */
 export class CheckFailedError extends OpsError {
   readonly code = 'CHECK_FAILED';
+}
+
+/** `repack`: the rewritten copy of vault.db failed its checks; the live file was not touched. */
+export class RepackFailedError extends OpsError {
+  readonly code = 'REPACK_FAILED';
 }
 
 /** Codes that mean "the operator asked for something invalid": exit 2 (main.ts USAGE_CODES). */

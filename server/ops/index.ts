@@ -1,6 +1,6 @@
 /**
  * Public API of server/ops: the appliance's operations — encrypted online backup and restore,
- * integrity check, status, master-key rotation — and the run file that tells offline commands
+ * integrity check, status, master-key rotation, repack — and the run file that tells offline commands
  * whether the server runs. main.ts adds the subcommands with {@link registerOpsCommands}.
  */
 export { registerOpsCommands } from './commands.js';
@@ -11,6 +11,7 @@ export { restoreBackup, type RestoreOptions, type RestoreResult, type RestoreSwe
 export { checkAppliance, MAX_LISTED, type CheckItem, type CheckOptions, type CheckReport, type CheckStatus, type CheckFailure } from './check.js';
 export { applianceStatus, sigilVersion, CERT_WARN_DAYS, CRL_WARN_HOURS, type StatusReport, type CertificateStatus } from './status.js';
 export { rotateMasterKey, type RotateOptions, type RotateResult } from './rotate.js';
+export { repackVault, type RepackOptions, type RepackResult, type VaultLayout } from './repack.js';
 export { RUN_FILE, claimRunFile, readRunState, assertNotRunning, type RunInfo, type RunState } from './run-file.js';
 export { countRows, type ApplianceCounts } from './counts.js';
 export { currentMasterKeySource, backupMasterKeySource } from './master-source.js';

@@ -46,6 +46,7 @@ import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyErr
 import { unlockCurrent } from './master-source.js';
 import { assertNotRunning } from './run-file.js';
 import { secureRemoveDb } from './secure-remove.js';
+import { swapIn } from './swap-in.js';
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions {
@@ -281,23 +282,4 @@ async function decryptInto(
   if (seen !== frames || !manifest) throw new BackupCorruptError(`backup ends after ${seen} of ${frames} frames: cut short`);
   if (pos !== header.dbBytes) throw new BackupCorruptError(`backup holds ${pos} database bytes, its header announces ${header.dbBytes}`);
   return manifest;
-}
-
-/** Replaces vault.db with `work`: checkpoint the old one, rename it aside, rename `work` in, shred the old. */
-async function swapIn(vaultDir: string, work: string): Promise<void> {
-  const target = join(vaultDir, VAULT_DB_FILE);
-  const aside = `${work}.old`;
-  if (existsSync(target)) {
-    // Folds the WAL into the file and deletes it on close, so no stale WAL meets the new file.
-    const old = await Db.open(target);
-    try {
-      await old.checkpointTruncate();
-    } finally {
-      await old.close();
-    }
-    renameSync(target, aside);
-    for (const side of ['-wal', '-shm']) if (existsSync(target + side)) renameSync(target + side, aside + side);
-  }
-  renameSync(work, target);
-  await secureRemoveDb(aside);
 }

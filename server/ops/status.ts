@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Certificate } from '../../pki/index.js';
 import { PATHS } from '../appliance.js';
 import { ApplianceMissingError } from '../errors.js';
-import { Db, VAULT_DB_FILE } from '../vault/index.js';
+import { Db, VAULT_DB_FILE, VAULT_PAGE_SIZE } from '../vault/index.js';
 import { countRows, hasTable, type ApplianceCounts } from './counts.js';
 import { DataMissingError } from './errors.js';
 import { readRunState } from './run-file.js';
@@ -41,6 +41,8 @@ export interface StatusReport {
   counts: ApplianceCounts;
   certificates: CertificateStatus[];
   crl: { number: number; thisUpdate: string; nextUpdate: string; hoursLeft: number; warn: boolean } | null;
+  /** vault.db's page size in bytes; below VAULT_PAGE_SIZE (a vault made before it) is a warning: `repack`. */
+  vaultPageSize: number;
   /** One line per thing that needs attention. */
   warnings: string[];
 }
@@ -108,8 +110,13 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
   const db = await Db.open(vaultDb, { readonly: true });
   let counts: ApplianceCounts;
   let crl: StatusReport['crl'] = null;
+  let vaultPageSize: number;
   try {
     counts = await countRows(db, at);
+    vaultPageSize = (await db.get<{ page_size: number }>('PRAGMA page_size'))?.page_size ?? 0;
+    if (vaultPageSize !== VAULT_PAGE_SIZE) {
+      warnings.push(`vault.db has ${vaultPageSize}-byte pages (made before ${VAULT_PAGE_SIZE}); destroys are slower: stop the server and run sigil-server repack`);
+    }
     if (await hasTable(db, 'crls')) {
       const row = await db.get<{ number: number; this_update: string; next_update: string }>(
         'SELECT number, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1',
@@ -126,5 +133,5 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
     await db.close();
   }
   if (!crl) warnings.push('no CRL has been published');
-  return { version: sigilVersion(), dataDir, at: at.toISOString(), server, counts, certificates, crl, warnings };
+  return { version: sigilVersion(), dataDir, at: at.toISOString(), server, counts, certificates, crl, vaultPageSize, warnings };
 }

@@ -106,7 +106,7 @@ t.test('when status runs on a stopped appliance with a stale run file then it sa
 });
 
 t.test('when asked for help then every ops command shows POSITIONAL ARGUMENTS, EXAMPLES and EXIT CODES', async (t) => {
-  for (const cmd of ['backup', 'restore', 'check', 'status', 'rotate-master-key']) {
+  for (const cmd of ['backup', 'restore', 'check', 'status', 'rotate-master-key', 'repack']) {
     const r = await runOps([cmd, '--help']);
     t.equal(r.code, 0, cmd);
     for (const section of ['POSITIONAL ARGUMENTS', 'EXAMPLES', 'EXIT CODES']) t.match(r.stdout, section, `${cmd}: ${section}`);
