@@ -164,16 +164,33 @@ export function parseSignedData(bytes: Uint8Array): ParsedSignedData {
   if (i !== sd.length) fail('unexpected data after signerInfos');
   if (signerInfos.length !== 1) fail(`expected exactly one SignerInfo, found ${signerInfos.length}`);
   const signer = parseSignerInfo(signerInfos[0]);
-  let certificates: Buffer[] | undefined;
-  return {
-    eContentType,
-    detached: encap.length < 2,
-    // Re-encoded on first use only: a verifier that knows the signer never looks at them.
-    get certificates() {
-      return (certificates ??= certificateNodes.map(der));
-    },
-    signer,
-  };
+  return new SignedDataReading(eContentType, encap.length < 2, signer, certificateNodes);
+}
+
+/**
+ * A {@link ParsedSignedData}, as a class and not an object literal with a getter. Why: each
+ * literal's getter is a fresh closure, so V8 made each result a hidden class of its own, held
+ * from old space; that kept every parse's tree and bytes alive through the next scavenge. 40 % of
+ * what a parse allocated was copied and promoted, and the message check workers spent about as
+ * much time in GC as in parsing (bench/experiments/gc-survival.ts: 41.7 % → 0.2 % survival).
+ */
+class SignedDataReading implements ParsedSignedData {
+  readonly #certificateNodes: Node[];
+  #certificates: Buffer[] | undefined;
+
+  constructor(
+    readonly eContentType: string,
+    readonly detached: boolean,
+    readonly signer: ParsedSignerInfo,
+    certificateNodes: Node[],
+  ) {
+    this.#certificateNodes = certificateNodes;
+  }
+
+  /** Re-encoded on first use only: a verifier that knows the signer never looks at them. */
+  get certificates(): Buffer[] {
+    return (this.#certificates ??= this.#certificateNodes.map(der));
+  }
 }
 
 /** An OCTET STRING value as bytes. @throws CmsParseError */
