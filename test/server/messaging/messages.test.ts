@@ -80,6 +80,23 @@ t.test('messages', async (t) => {
     });
   });
 
+  await t.test('when the body or signature is not canonical standard base64 then MESSAGE_HEADER_INVALID names the field', async (t) => {
+    const msg = await h.compose(alice, ab.id, 'x');
+    const sig = msg.signature;
+    // 'x' is one byte: "eA==". "eB==" decodes to the same byte through non-zero padding bits.
+    t.equal(msg.body, 'eA==');
+    for (const [field, over] of [
+      ['body', { body: 'eB==' }],
+      ['body', { body: 'eA' }],
+      ['body', { body: 'e A==' }],
+      ['body', { body: Buffer.from('x').toString('base64url') + '*' }],
+      ['signature', { signature: `${sig}\n` }],
+      ['signature', { signature: sig.replace(/\+/g, '-').replace(/\//g, '_') + (sig.includes('+') || sig.includes('/') ? '' : '!') }],
+    ] as const) {
+      await t.rejects(m.send(alice.principal, { ...msg, ...over }), { code: 'MESSAGE_HEADER_INVALID', message: new RegExp(`field ${field}: must be standard base64`) }, JSON.stringify(over).slice(0, 40));
+    }
+  });
+
   await t.test('when the signed ESS label differs from the header label then MESSAGE_BAD_SIGNATURE', async (t) => {
     const msg = await h.compose(alice, ab.id, 'x', { label: 'secret' }, { label: 'restricted' });
     await t.rejects(m.send(alice.principal, msg), { code: 'MESSAGE_BAD_SIGNATURE', message: /ESS label/ });
