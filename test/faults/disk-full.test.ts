@@ -6,12 +6,15 @@
  * CAP_SYS_ADMIN) the test says so and skips: it does not pretend with an injected error.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import sqlite3 from 'sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { verifyDetached, type ProfileName } from '../../pki/index.js';
-import { checkAppliance } from '../../server/ops/index.js';
+import { checkAppliance, repackVault } from '../../server/ops/index.js';
+import { VAULT_PAGE_SIZE } from '../../server/vault/index.js';
 import {
   batchPayload,
   composeMessage,
@@ -143,4 +146,64 @@ t.test('when the disk fills up then requests fail with a clear error, nothing ac
   server = undefined;
   const report = await checkAppliance({ dataDir, masterKey: { keyFilePath: join(dataDir, 'secrets', 'master.key') } });
   t.ok(report.ok, `appliance check passes: ${JSON.stringify(report.items.filter((i) => i.status === 'fail'))}`);
+});
+
+/** Runs `sqls` in order on a raw connection to `path` (not through the code under test). */
+function raw(path: string, sqls: string[]): Promise<unknown[]> {
+  return new Promise((resolve, reject) => {
+    const db = new sqlite3.Database(path, (err) => {
+      if (err) return reject(err);
+      let last: unknown[] = [];
+      const next = (i: number): void => {
+        if (i === sqls.length) return db.close(() => resolve(last));
+        db.all(sqls[i]!, (e, rows) => (e ? db.close(() => reject(e)) : ((last = rows), next(i + 1))));
+      };
+      next(0);
+    });
+  });
+}
+
+t.test('when the disk cannot hold the copy then repack fails with VAULT_FULL, leaves vault.db as it was, and works once space returns', async (t) => {
+  ensureServerBuilt();
+  const mnt = mkdtempSync(join(tmpdir(), 'sigil-repackfull-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=32m,mode=0700', 'tmpfs', mnt]).status === 0;
+  t.teardown(() => {
+    if (mounted) spawnSync('umount', ['-l', mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  });
+  if (!mounted) {
+    t.plan(0, 'cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): repack on a full disk not exercised');
+    return;
+  }
+  const dataDir = join(mnt, 'data');
+  await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } }, dataDir });
+  const vaultDb = join(dataDir, 'vault', 'vault.db');
+  // A vault from before 8 KiB pages, and big enough (~8 MB) that its copy cannot fit below.
+  await raw(vaultDb, [
+    'CREATE TABLE ballast (b BLOB)',
+    'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO ballast SELECT randomblob(4000) FROM n',
+    'PRAGMA journal_mode = DELETE',
+    'PRAGMA page_size = 4096',
+    'VACUUM',
+    'PRAGMA journal_mode = WAL',
+  ]);
+  const digest = (): string => createHash('sha256').update(readFileSync(vaultDb)).digest('hex');
+  const before = digest();
+  t.ok(statSync(vaultDb).size > 7_000_000, 'the vault holds ~8 MB');
+
+  // Fill the disk, then give back 2 MB: room for SQLite's -wal and -shm, not for the copy.
+  const filler = join(mnt, 'filler');
+  fillUp(filler);
+  truncateSync(filler, statSync(filler).size - 2 * 1024 * 1024);
+  await t.rejects(repackVault({ dataDir }), { code: 'VAULT_FULL' }, 'a full disk is VAULT_FULL');
+  t.equal(digest(), before, 'vault.db is byte for byte as it was');
+  t.same(await raw(vaultDb, ['PRAGMA page_size']), [{ page_size: 4096 }]);
+  t.same(readdirSync(join(dataDir, 'vault')).filter((f) => f.startsWith('.repack-')), [], 'the partial copy is removed');
+
+  rmSync(filler);
+  const r = await repackVault({ dataDir });
+  t.match(r, { repacked: true, before: { pageSize: 4096 }, after: { pageSize: VAULT_PAGE_SIZE } });
+  t.same(await raw(vaultDb, ['SELECT count(*) AS n FROM ballast']), [{ n: 2000 }], 'every row is carried over');
+  const report = await checkAppliance({ dataDir, masterKey: { keyFilePath: join(dataDir, 'secrets', 'master.key') } });
+  t.ok(report.ok, `appliance check passes after the repack: ${JSON.stringify(report.items.filter((i) => i.status === 'fail'))}`);
 });
