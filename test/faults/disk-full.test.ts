@@ -8,7 +8,6 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import sqlite3 from 'sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -28,6 +27,7 @@ import {
   type ServerProc,
 } from '../../bench/lib/load.js';
 import { ensureServerBuilt } from '../helpers/server-process.js';
+import { rawSql as raw } from '../helpers/raw-sql.js';
 
 const PROFILE: ProfileName = 'p256';
 
@@ -54,20 +54,30 @@ function fillUp(path: string): number {
   return written;
 }
 
-t.test('when the disk fills up then requests fail with a clear error, nothing accepted is lost, and the server recovers when space returns', async (t) => {
-  ensureServerBuilt();
-  const mnt = mkdtempSync(join(tmpdir(), 'sigil-diskfull-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0700', 'tmpfs', mnt]).status === 0;
-  let server: ServerProc | undefined;
-  t.teardown(async () => {
-    await server?.kill().catch(() => undefined);
+/**
+ * A real size-limited tmpfs (as root), unmounted and removed when `t` ends; undefined — with the
+ * test planned empty and `why` said — where it cannot be mounted. No injected error stands in.
+ */
+function mountTmpfs(t: { teardown(fn: () => void): void; plan(n: number, why: string): void }, mib: number, why: string): string | undefined {
+  const mnt = mkdtempSync(join(tmpdir(), 'sigil-tmpfs-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0700`, 'tmpfs', mnt]).status === 0;
+  t.teardown(() => {
     if (mounted) spawnSync('umount', ['-l', mnt]);
     rmSync(mnt, { recursive: true, force: true });
   });
-  if (!mounted) {
-    t.plan(0, 'cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): disk-full not exercised');
-    return;
-  }
+  if (mounted) return mnt;
+  t.plan(0, `cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): ${why}`);
+  return undefined;
+}
+
+t.test('when the disk fills up then requests fail with a clear error, nothing accepted is lost, and the server recovers when space returns', async (t) => {
+  ensureServerBuilt();
+  let server: ServerProc | undefined;
+  t.teardown(async () => {
+    await server?.kill().catch(() => undefined);
+  });
+  const mnt = mountTmpfs(t, 64, 'disk-full not exercised');
+  if (!mnt) return;
   const dataDir = join(mnt, 'data');
   const { init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } }, dataDir });
   server = await startServerProc(dataDir);
@@ -148,33 +158,10 @@ t.test('when the disk fills up then requests fail with a clear error, nothing ac
   t.ok(report.ok, `appliance check passes: ${JSON.stringify(report.items.filter((i) => i.status === 'fail'))}`);
 });
 
-/** Runs `sqls` in order on a raw connection to `path` (not through the code under test). */
-function raw(path: string, sqls: string[]): Promise<unknown[]> {
-  return new Promise((resolve, reject) => {
-    const db = new sqlite3.Database(path, (err) => {
-      if (err) return reject(err);
-      let last: unknown[] = [];
-      const next = (i: number): void => {
-        if (i === sqls.length) return db.close(() => resolve(last));
-        db.all(sqls[i]!, (e, rows) => (e ? db.close(() => reject(e)) : ((last = rows), next(i + 1))));
-      };
-      next(0);
-    });
-  });
-}
-
 t.test('when the disk cannot hold the copy then repack fails with VAULT_FULL, leaves vault.db as it was, and works once space returns', async (t) => {
   ensureServerBuilt();
-  const mnt = mkdtempSync(join(tmpdir(), 'sigil-repackfull-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=32m,mode=0700', 'tmpfs', mnt]).status === 0;
-  t.teardown(() => {
-    if (mounted) spawnSync('umount', ['-l', mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  });
-  if (!mounted) {
-    t.plan(0, 'cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): repack on a full disk not exercised');
-    return;
-  }
+  const mnt = mountTmpfs(t, 32, 'repack on a full disk not exercised');
+  if (!mnt) return;
   const dataDir = join(mnt, 'data');
   await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } }, dataDir });
   const vaultDb = join(dataDir, 'vault', 'vault.db');

@@ -7,30 +7,11 @@
 import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import sqlite3 from 'sqlite3';
 import { claimRunFile } from '../../../server/ops/index.js';
 import { VAULT_PAGE_SIZE } from '../../../server/vault/index.js';
 import { scanTree } from '../../helpers/forensics.js';
+import { rawSql as raw } from '../../helpers/raw-sql.js';
 import { live, reopen, runOps } from './fixture.js';
-
-/** Runs `sql` statements in order on a raw connection (not through the code under test). */
-function raw<T>(path: string, sqls: string[]): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const db = new sqlite3.Database(path, (err) => {
-      if (err) return reject(err);
-      let last: T[] = [];
-      const next = (i: number): void => {
-        if (i === sqls.length) return db.close(() => resolve(last));
-        db.all(sqls[i]!, (e, rows) => {
-          if (e) return db.close(() => reject(e));
-          last = rows as T[];
-          next(i + 1);
-        });
-      };
-      next(0);
-    });
-  });
-}
 
 t.test('when vault.db has 4 KiB pages then repack rewrites it with the vault page size and loses nothing', async (t) => {
   const L = await live(t);
