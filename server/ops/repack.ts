@@ -15,7 +15,7 @@
  * that already has the page size is left alone. Any failure leaves the live vault.db as it was
  * and removes the working file.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PATHS } from '../appliance.js';
@@ -74,7 +74,6 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
     await src.checkpointTruncate();
     before = { pageSize: await pageSize(src), bytes: statSync(target).size };
     if (before.pageSize === VAULT_PAGE_SIZE) return { repacked: false, before, after: before };
-    mkdirSync(vaultDir, { recursive: true, mode: 0o700 });
     // VACUUM INTO takes a pending page_size, even from a WAL database (whose own size is fixed).
     await src.run(`PRAGMA page_size = ${VAULT_PAGE_SIZE}`);
     await src.run('VACUUM INTO ?', [work]);
