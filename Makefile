@@ -30,7 +30,7 @@ test: build
 
 run: build
 	@if [ ! -d "$(DATA)" ]; then node dist/server/main.js init --data "$(DATA)" --listen "$(LISTEN)"; fi
-	MALLOC_ARENA_MAX=2 node dist/server/main.js start --data "$(DATA)"
+	MALLOC_ARENA_MAX=2 UV_THREADPOOL_SIZE=$${UV_THREADPOOL_SIZE:-$$(( $$(nproc) + 1 ))} node dist/server/main.js start --data "$(DATA)"
 
 bench: build
 	@for b in dist/bench/*.js; do echo "== $$b"; node "$$b" || exit 1; done

@@ -39,6 +39,8 @@ export const SAFE_FIELDS = new Set([
   'codes',
   'version',
   'pid',
+  // libuv's pool size the server started with (threadpool.ts)
+  'threadPool',
 ]);
 
 /** Scalar values only: no object can smuggle a body in. */

@@ -246,7 +246,7 @@ EXIT CODES
         run.release();
         throw err;
       });
-      log.info('sigil-server listening', { url: listener.url, dataDir, pid: process.pid });
+      log.info('sigil-server listening', { url: listener.url, dataDir, pid: process.pid, threadPool: process.env.UV_THREADPOOL_SIZE ?? '4' }); // 4: libuv's default (threadpool.ts)
       let stopping: Promise<void> | undefined;
       const stop = () =>
         (stopping ??= (async () => {

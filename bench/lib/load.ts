@@ -27,6 +27,7 @@ import {
   type ProfileName,
 } from '../../pki/index.js';
 import { envelopeReceiptStatement, loginStatement } from '../../server/index.js';
+import { threadPoolSize } from '../../server/threadpool.js';
 import { canonicalDeleteStatement, canonicalHeader, type MessageHeader } from '../../server/messaging/index.js';
 
 const enc = new TextEncoder();
@@ -41,8 +42,9 @@ export const REPO_ROOT = ((): string => {
 export const SERVER_MAIN = join(REPO_ROOT, 'dist', 'server', 'main.js');
 
 const childEnv = (extra: Record<string, string> = {}): Record<string, string> => {
-  // MALLOC_ARENA_MAX=2 as the systemd unit sets it (hardening/sigil-server.service.in); override to compare.
-  const env: Record<string, string> = { MALLOC_ARENA_MAX: '2' };
+  // MALLOC_ARENA_MAX and UV_THREADPOOL_SIZE as the systemd unit sets them (hardening/sigil-server.service.in);
+  // set either in the bench's environment to compare.
+  const env: Record<string, string> = { MALLOC_ARENA_MAX: '2', UV_THREADPOOL_SIZE: String(threadPoolSize()) };
   for (const k of ['PATH', 'HOME', 'TMPDIR', 'UV_THREADPOOL_SIZE', 'MALLOC_ARENA_MAX']) if (process.env[k]) env[k] = process.env[k] as string;
   return { ...env, ...extra };
 };

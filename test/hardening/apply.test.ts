@@ -2,6 +2,7 @@
  * hardening/apply, run for real (bash) into temp trees: it lays every file, the tree then passes
  * check, and bad configurations are refused with exit 2 before anything is written.
  */
+import { availableParallelism } from 'node:os';
 import t from 'tap';
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ t.test('when apply renders the unit then IPAddressAllow and ExecStart come from 
   t.match(unit, /^IPAddressAllow=127\.0\.0\.0\/8 ::1\/128 10\.0\.0\.0\/8 192\.168\.0\.0\/16 fd00::\/8$/m);
   t.match(unit, /^ExecStart=\/usr\/bin\/node \/opt\/sigil\/dist\/server\/main\.js start --data \/var\/lib\/sigil --master-key-file \/media\/sigil-key\/master\.key$/m);
   t.notMatch(unit, /^MemoryDenyWriteExecute=yes/m, 'W^X stays off with the JIT on');
+  t.match(unit, new RegExp(`^Environment=UV_THREADPOOL_SIZE=${availableParallelism() + 1}$`, 'm'), "libuv's pool at this host's cores + 1");
   t.notMatch(unit, /@[A-Z_0-9]+@/, 'no marker left');
   const nft = readFileSync(join(root, 'etc/nftables.conf'), 'utf8');
   t.match(nft, /elements = \{ 10\.0\.0\.0\/8, 192\.168\.0\.0\/16 \}/);
