@@ -48,10 +48,6 @@ export interface RepackResult {
   after: VaultLayout;
 }
 
-async function pageSize(db: Db): Promise<number> {
-  return (await db.get<{ page_size: number }>('PRAGMA page_size'))?.page_size ?? 0;
-}
-
 /**
  * Rewrites vault.db with {@link VAULT_PAGE_SIZE} pages.
  * @throws ApplianceMissingError, DataMissingError (no vault.db), ServerRunningError, RepackFailedError,
@@ -72,7 +68,7 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
   try {
     // Folds the WAL in first: the size reported, and the copy, are of the whole database.
     await src.checkpointTruncate();
-    before = { pageSize: await pageSize(src), bytes: statSync(target).size };
+    before = { pageSize: await src.pageSize(), bytes: statSync(target).size };
     if (before.pageSize === VAULT_PAGE_SIZE) return { repacked: false, before, after: before };
     // VACUUM INTO takes a pending page_size, even from a WAL database (whose own size is fixed).
     await src.run(`PRAGMA page_size = ${VAULT_PAGE_SIZE}`);
@@ -91,7 +87,7 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
     try {
       const problems = await integrityProblems(db);
       if (problems.length > 0) throw new RepackFailedError(`the rewritten vault.db fails PRAGMA integrity_check: ${problems.slice(0, 3).join('; ')}`);
-      size = await pageSize(db);
+      size = await db.pageSize();
       if (size !== VAULT_PAGE_SIZE) throw new RepackFailedError(`the rewritten vault.db has ${size}-byte pages, expected ${VAULT_PAGE_SIZE}`);
       await (await AuditLog.open(db, { now })).append([
         { type: 'vault.repacked', actor: 'system', data: { pageSizeBefore: before.pageSize, pageSizeAfter: size, bytesBefore: before.bytes } },

@@ -113,7 +113,7 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
   let vaultPageSize: number;
   try {
     counts = await countRows(db, at);
-    vaultPageSize = (await db.get<{ page_size: number }>('PRAGMA page_size'))?.page_size ?? 0;
+    vaultPageSize = await db.pageSize();
     if (vaultPageSize !== VAULT_PAGE_SIZE) {
       warnings.push(`vault.db has ${vaultPageSize}-byte pages (made before ${VAULT_PAGE_SIZE}); destroys are slower: stop the server and run sigil-server repack`);
     }

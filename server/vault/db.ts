@@ -329,6 +329,11 @@ export class Db implements Queryable {
     };
   }
 
+  /** The file's page size in bytes (`PRAGMA page_size`; see {@link DbOpenOptions.pageSize}). */
+  async pageSize(): Promise<number> {
+    return (await this.get<{ page_size: number }>('PRAGMA page_size'))?.page_size ?? 0;
+  }
+
   /**
    * `PRAGMA wal_checkpoint(TRUNCATE)`: copies the WAL into the database and truncates the WAL
    * file to zero bytes, so old page images (holding deleted rows) no longer exist in it.

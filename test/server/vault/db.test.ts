@@ -37,6 +37,7 @@ t.test('when a page size is asked for then a new file gets it and an existing fi
   const fresh = await Db.open(join(dir, 'new.db'), { pageSize: 8192 });
   await fresh.exec('CREATE TABLE t (a INTEGER)');
   t.same(await fresh.get('PRAGMA page_size'), { page_size: 8192 }, 'the new file has the page size asked for');
+  t.equal(await fresh.pageSize(), 8192, 'pageSize() reads it');
   t.same(await fresh.get('PRAGMA journal_mode'), { journal_mode: 'wal' });
   await fresh.close();
 
@@ -47,6 +48,7 @@ t.test('when a page size is asked for then a new file gets it and an existing fi
   const reopened = await Db.open(join(dir, 'old.db'), { pageSize: 8192 });
   t.teardown(() => reopened.close());
   t.same(await reopened.get('PRAGMA page_size'), { page_size: 4096 }, 'a file made before keeps 4096');
+  t.equal(await reopened.pageSize(), 4096);
   t.same(await reopened.get('SELECT a FROM t'), { a: 42 }, 'and its rows');
   await reopened.run('INSERT INTO t VALUES (43)');
   t.same(await reopened.get('SELECT count(*) AS n FROM t'), { n: 2 }, 'and takes writes');
