@@ -12,10 +12,10 @@
  * Knobs: BENCH_CHECKS (12,000), BENCH_IN_FLIGHT (800: 50 clients × 16 per request). Not run by
  * `make bench`; the answer is in bench/README.md ("Seventh session").
  */
-import { createHash, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createCaHierarchy, generateKeyPair, Issuer, signDetached } from '../../pki/index.js';
 import { CheckPool } from '../../server/messaging/check-pool.js';
+import { sampleSigner, signedSamples } from '../lib/signed-sample.js';
 
 const CHECKS = Number(process.env.BENCH_CHECKS ?? 12_000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 800);
@@ -35,21 +35,9 @@ function threadCpu(): Map<string, number> {
   return out;
 }
 
-const now = (): Date => new Date();
-const { root, issuing } = await createCaHierarchy({ profile: 'p384', organization: 'Bench', now });
-const issuer = new Issuer({ cert: issuing.cert, key: issuing.key, chain: [issuing.cert, root.cert], now });
-const keys = await generateKeyPair('p384');
-const cert = await issuer.issueStaffCertificate({ fullName: 'Bench Alice', login: 'alice', organization: 'Bench', department: 'Bench', clearance: 'secret', publicKey: keys.publicKey });
-const enc = new TextEncoder();
-const messages: { id: string; header: Uint8Array; signature: Uint8Array; body: Uint8Array }[] = [];
-for (let i = 0; i < 400; i++) {
-  const body = webcrypto.getRandomValues(new Uint8Array(256));
-  const id = Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64url');
-  const header = enc.encode(
-    JSON.stringify({ body: { sha384: createHash('sha384').update(body).digest('base64'), size: body.length }, conversation: 'c'.repeat(22), id, label: 'restricted', sender: 'alice', sentAt: now().toISOString() }),
-  );
-  messages.push({ id, header, body, signature: await signDetached({ content: header, signerCert: cert, signerKey: keys.privateKey, label: 'restricted' }) });
-}
+const signer = await sampleSigner();
+const cert = signer.cert;
+const messages = await signedSamples(400, signer);
 const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
 const pool = new CheckPool(2);
 const check = pool.checker(new Uint8Array(32));

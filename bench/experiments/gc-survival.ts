@@ -14,40 +14,24 @@
  * Knobs: BENCH_ITERATIONS (20,000; verify runs a tenth). Not run by `make bench`.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash, webcrypto } from 'node:crypto';
+import { KeyObject, webcrypto } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { createCaHierarchy, generateKeyPair, Issuer, signDetached, verifyDetachedSync } from '../../pki/index.js';
+import { verifyDetachedSync } from '../../pki/index.js';
 import { parseSignedData } from '../../pki/cms-parse.js';
 import { createWrappedKeySync, sealSync } from '../../server/vault/seal-sync.js';
 import { dekAad } from '../../server/vault/key-wrap.js';
 import { messageAad, packMessage } from '../../server/messaging/sealed-message.js';
+import { sampleSigner, signedSamples, type SampleMessage } from '../lib/signed-sample.js';
 
 const PHASES = ['parse', 'verify', 'seal', 'literal-getter'] as const;
 type Phase = (typeof PHASES)[number];
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 20_000);
 
 async function runPhase(phase: Phase): Promise<void> {
-  const now = (): Date => new Date();
-  const { root, issuing } = await createCaHierarchy({ profile: 'p384', organization: 'Bench', now });
-  const issuer = new Issuer({ cert: issuing.cert, key: issuing.key, chain: [issuing.cert, root.cert], now });
-  const keys = await generateKeyPair('p384');
-  const cert = await issuer.issueStaffCertificate({
-    fullName: 'Bench Alice',
-    login: 'alice',
-    organization: 'Bench',
-    department: 'Bench',
-    clearance: 'secret',
-    publicKey: keys.publicKey,
-  });
-  const body = webcrypto.getRandomValues(new Uint8Array(256));
-  const id = Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64url');
-  const header = new TextEncoder().encode(
-    JSON.stringify({ body: { sha384: createHash('sha384').update(body).digest('base64'), size: body.length }, id, label: 'restricted', sender: 'alice' }),
-  );
-  const signature = await signDetached({ content: header, signerCert: cert, signerKey: keys.privateKey, label: 'restricted' });
-  const ck = webcrypto.getRandomValues(new Uint8Array(32));
-  const { KeyObject } = await import('node:crypto');
-  const ckKey = KeyObject.from(await webcrypto.subtle.importKey('raw', ck, 'AES-GCM', true, ['encrypt']));
+  const signer = await sampleSigner();
+  const cert = signer.cert;
+  const [{ id, header, signature, body }] = (await signedSamples(1, signer)) as [SampleMessage];
+  const ckKey = KeyObject.from(await webcrypto.subtle.importKey('raw', webcrypto.getRandomValues(new Uint8Array(32)), 'AES-GCM', true, ['encrypt']));
 
   const n = phase === 'verify' ? Math.ceil(ITERATIONS / 10) : ITERATIONS;
   let sink = 0;
