@@ -70,6 +70,12 @@ export interface Queryable {
   all<T>(sql: string, params?: SqlParams): Promise<T[]>;
   exec(sql: string): Promise<void>;
   prepare(sql: string): Promise<Stmt>;
+  /**
+   * Runs `fn` once the transaction this handle (or the current async context) is part of has
+   * ended — committed or rolled back — or at once outside a transaction. For caches over tables
+   * (row-cache.ts): what a read stored while a write was still uncommitted is dropped again.
+   */
+  whenSettled(fn: () => void): void;
 }
 
 /** The handle passed to a {@link Db.transaction} callback; invalid once the callback settles. */
@@ -79,6 +85,33 @@ export type DbTx = Queryable;
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 type Task<T> = () => Promise<T>;
+
+/**
+ * A transaction or savepoint in progress. `root` is the outermost transaction (itself for one):
+ * what {@link Queryable.whenSettled} asks for waits in its `settled` list until it has ended.
+ */
+interface TxState {
+  depth: number;
+  done: boolean;
+  root: { done: boolean; settled: (() => void)[] };
+}
+
+/** See {@link Queryable.whenSettled}. */
+function whenSettled(state: TxState | undefined, fn: () => void): void {
+  if (state && !state.root.done) state.root.settled.push(fn);
+  else fn();
+}
+
+/** Runs the callbacks of an ended transaction; one that throws does not stop the others. */
+function runSettled(list: (() => void)[]): void {
+  for (const fn of list.splice(0)) {
+    try {
+      fn();
+    } catch {
+      // A cache callback has nothing to report; the transaction's outcome is what matters.
+    }
+  }
+}
 
 /**
  * One connection to one SQLite file. Create with {@link Db.open}.
@@ -99,7 +132,7 @@ export class Db implements Queryable {
   #tail: Promise<void> = Promise.resolve();
   #closed = false;
   /** Which transaction (if any) the current async context runs inside. */
-  readonly #ctx = new AsyncLocalStorage<{ depth: number; done: boolean }>();
+  readonly #ctx = new AsyncLocalStorage<TxState>();
   readonly #stmts = new Set<sqlite3.Statement>();
   #savepoints = 0;
   /** The read-only connection (`reader: true`), its statements in flight, and pauses (checkpoint). */
@@ -268,9 +301,10 @@ export class Db implements Queryable {
    */
   async transaction<T>(fn: (tx: DbTx) => Promise<T>): Promise<T> {
     const outer = this.#ctx.getStore();
-    if (outer && !outer.done) return this.#savepoint(fn);
+    if (outer && !outer.done) return this.#savepoint(outer, fn);
     return this.#exclusive(async () => {
-      const state = { depth: 1, done: false };
+      const root = { done: false, settled: [] as (() => void)[] };
+      const state: TxState = { depth: 1, done: false, root };
       return this.#ctx.run(state, async () => {
         await this.#raw('exec', 'BEGIN IMMEDIATE');
         const tx = this.#txHandle(state);
@@ -285,9 +319,16 @@ export class Db implements Queryable {
           throw err;
         } finally {
           state.done = true;
+          root.done = true;
+          runSettled(root.settled);
         }
       });
     });
+  }
+
+  /** See {@link Queryable.whenSettled}. */
+  whenSettled(fn: () => void): void {
+    whenSettled(this.#ctx.getStore(), fn);
   }
 
   /**
@@ -301,9 +342,9 @@ export class Db implements Queryable {
     return outer && !outer.done ? fn(this.#txHandle(outer)) : this.transaction(fn);
   }
 
-  async #savepoint<T>(fn: (tx: DbTx) => Promise<T>): Promise<T> {
+  async #savepoint<T>(outer: TxState, fn: (tx: DbTx) => Promise<T>): Promise<T> {
     const name = `sp${++this.#savepoints}`;
-    const state = { depth: 2, done: false };
+    const state: TxState = { depth: outer.depth + 1, done: false, root: outer.root };
     await this.#raw('exec', `SAVEPOINT ${name}`);
     try {
       const out = await this.#ctx.run(state, () => fn(this.#txHandle(state)));
@@ -317,7 +358,7 @@ export class Db implements Queryable {
     }
   }
 
-  #txHandle(state: { done: boolean }): DbTx {
+  #txHandle(state: TxState): DbTx {
     const guard = <T>(f: () => Promise<T>): Promise<T> =>
       state.done ? Promise.reject(new VaultClosedError('transaction handle used after the transaction ended')) : f();
     return {
@@ -326,6 +367,8 @@ export class Db implements Queryable {
       all: <T>(sql: string, p?: SqlParams) => guard(() => this.#raw<T[]>('all', sql, p)),
       exec: (sql) => guard(() => this.#raw<void>('exec', sql)),
       prepare: (sql) => guard(() => this.prepare(sql)),
+      // A savepoint's writes are settled when its outermost transaction is, not when it is released.
+      whenSettled: (fn) => whenSettled(state, fn),
     };
   }
 
