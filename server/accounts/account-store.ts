@@ -6,7 +6,7 @@
  * that it survives a restart. Status `locked` is derived from `locked_until` at the caller's clock.
  */
 import type { Clearance } from '../../pki/clearance.js';
-import type { Queryable } from '../vault/index.js';
+import { RowCache, type Queryable } from '../vault/index.js';
 import { AccountExistsError, AccountNotFoundError } from './errors.js';
 
 /** Roles (API.md). Separation of duties is enforced by routes, not by the store. */
@@ -160,18 +160,40 @@ export interface NewAccount {
   createdAt: Date;
 }
 
-/** Reads and writes accounts and envelopes. Pass a transaction handle to compose operations. */
-export class AccountStore {
-  constructor(private readonly db: Queryable) {}
+/** Accounts kept in memory: every request reads its own (vault/row-cache.ts). */
+const CACHED_ACCOUNTS = 10_000;
 
-  /** The store over another handle (a transaction). */
-  with(tx: Queryable): AccountStore {
-    return new AccountStore(tx);
+/**
+ * Reads and writes accounts and envelopes. Pass a transaction handle to compose operations.
+ * Accounts read by login are cached; every write to the accounts table goes through
+ * {@link AccountStore.#write}, which keeps that cache exact. A record it returns is frozen.
+ */
+export class AccountStore {
+  readonly #cache: RowCache<string, AccountRecord>;
+
+  /** @param cache - shared by the stores over one Db and its transactions ({@link with}) */
+  constructor(
+    private readonly db: Queryable,
+    cache = new RowCache<string, AccountRecord>(CACHED_ACCOUNTS),
+  ) {
+    this.#cache = cache;
   }
 
-  async get(login: string): Promise<AccountRecord | undefined> {
-    const row = await this.db.get<AccountRow>('SELECT * FROM accounts WHERE login = ?', [login]);
-    return row ? toAccount(row) : undefined;
+  /** The store over another handle (a transaction), sharing this store's cache. */
+  with(tx: Queryable): AccountStore {
+    return new AccountStore(tx, this.#cache);
+  }
+
+  get(login: string): Promise<AccountRecord | undefined> {
+    return this.#cache.read(login, async () => {
+      const row = await this.db.get<AccountRow>('SELECT * FROM accounts WHERE login = ?', [login]);
+      return row ? toAccount(row) : undefined;
+    });
+  }
+
+  /** Every write to the accounts table: through the cache, which drops the row. */
+  async #write(login: string, sql: string, params: unknown[]): Promise<void> {
+    await this.#cache.write(this.db, login, () => this.db.run(sql, params));
   }
 
   /** @throws AccountNotFoundError */
@@ -194,7 +216,8 @@ export class AccountStore {
   /** @throws AccountExistsError */
   async create(a: NewAccount): Promise<void> {
     if (await this.get(a.login)) throw new AccountExistsError(a.login);
-    await this.db.run(
+    await this.#write(
+      a.login,
       `INSERT INTO accounts (login, full_name, department, role, clearance, status, password_hash,
          must_change_password, created_at, created_by) VALUES (?, ?, ?, ?, ?, 'active', ?, 1, ?, ?)`,
       [a.login, a.fullName, a.department, a.role, a.clearance, a.passwordHash, a.createdAt.toISOString(), a.createdBy],
@@ -202,16 +225,16 @@ export class AccountStore {
   }
 
   async setStatus(login: string, status: StoredStatus): Promise<void> {
-    await this.db.run('UPDATE accounts SET status = ? WHERE login = ?', [status, login]);
+    await this.#write(login, 'UPDATE accounts SET status = ? WHERE login = ?', [status, login]);
   }
 
   async setClearance(login: string, clearance: Clearance): Promise<void> {
-    await this.db.run('UPDATE accounts SET clearance = ? WHERE login = ?', [clearance, login]);
+    await this.#write(login, 'UPDATE accounts SET clearance = ? WHERE login = ?', [clearance, login]);
   }
 
   /** Sets a password hash; `mustChange` true for an envelope password, false for a chosen one. */
   async setPassword(login: string, hash: string, mustChange: boolean): Promise<void> {
-    await this.db.run('UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ?', [
+    await this.#write(login, 'UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ?', [
       hash,
       mustChange ? 1 : 0,
       login,
@@ -220,7 +243,7 @@ export class AccountStore {
 
   /** Records failure state (see auth/lockout.ts). */
   async setFailures(login: string, count: number, firstAt: Date | null, lockedUntil: Date | null): Promise<void> {
-    await this.db.run('UPDATE accounts SET failed_count = ?, first_failed_at = ?, locked_until = ? WHERE login = ?', [
+    await this.#write(login, 'UPDATE accounts SET failed_count = ?, first_failed_at = ?, locked_until = ? WHERE login = ?', [
       count,
       firstAt?.toISOString() ?? null,
       lockedUntil?.toISOString() ?? null,

@@ -6,7 +6,7 @@
  * and lets the row be found by index (no secret comparison on a secret-dependent path).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Queryable } from '../vault/index.js';
+import { RowCache, type Queryable } from '../vault/index.js';
 import { SessionExpiredError, SessionInvalidError } from './errors.js';
 
 export const SESSION_MIGRATIONS = [
@@ -72,22 +72,38 @@ const hashToken = (token: string): string => createHash('sha256').update(token, 
 /** The id of the session a bearer token names (what the sessions table keys it by: its SHA-256). */
 export const sessionIdOf = hashToken;
 
-/** Creates, resolves and ends sessions. */
+/** Session rows kept in memory: every request resolves its own (vault/row-cache.ts). */
+const CACHED_SESSIONS = 10_000;
+
+/**
+ * Creates, resolves and ends sessions. Rows read by id are cached; every write to the sessions
+ * table goes through {@link SessionStore.#write}, which keeps that cache exact — a session ended
+ * (logout, revocation, a disabled account) is refused by the very next request.
+ */
 export class SessionStore {
+  readonly #cache = new RowCache<string, SessionRow>(CACHED_SESSIONS);
+
   constructor(
     private readonly db: Queryable,
     private readonly opts: SessionStoreOptions,
   ) {}
+
+  /** Every write to the sessions table (one session by id, or every one: `undefined`), through the cache. */
+  #write(id: string | undefined, sql: string, params: unknown[]): Promise<{ changes: number }> {
+    return this.#cache.write(this.db, id, () => this.db.run(sql, params));
+  }
 
   /** Starts a session; the token is returned once and never stored. */
   async create(login: string, certFingerprint: string, certSerial: string): Promise<{ token: string; expiresAt: Date }> {
     const token = (this.opts.random ?? randomBytes)(32).toString('base64url');
     const now = this.opts.now();
     const expiresAt = new Date(now.getTime() + this.opts.absoluteMs);
-    await this.db.run(
+    const id = hashToken(token);
+    await this.#write(
+      id,
       `INSERT INTO sessions (token_hash, login, cert_fingerprint, cert_serial, created_at, last_used_at, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      [hashToken(token), login, certFingerprint, certSerial, now.toISOString(), now.toISOString(), expiresAt.toISOString()],
+      [id, login, certFingerprint, certSerial, now.toISOString(), now.toISOString(), expiresAt.toISOString()],
     );
     return { token, expiresAt };
   }
@@ -103,7 +119,7 @@ export class SessionStore {
 
   /** {@link resolve} by the session id ({@link sessionIdOf} of the token), for a caller that has it already. */
   async resolveId(id: string, certFingerprint: string): Promise<Session> {
-    const row = await this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]);
+    const row = await this.#cache.read(id, () => this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]));
     if (!row || row.ended_at !== null || row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError();
     const now = this.opts.now();
     if (new Date(row.expires_at).getTime() <= now.getTime()) throw new SessionExpiredError('absolute');
@@ -112,7 +128,7 @@ export class SessionStore {
     // capped the whole appliance at ~300 requests/s (bench/messages, issue 8). The idle timeout is
     // then exact to within that interval, a tenth of the idle timeout or one minute at most.
     if (now.getTime() - new Date(row.last_used_at).getTime() >= touchIntervalMs(this.opts.idleMs)) {
-      await this.db.run('UPDATE sessions SET last_used_at = ? WHERE token_hash = ?', [now.toISOString(), id]);
+      await this.#write(id, 'UPDATE sessions SET last_used_at = ? WHERE token_hash = ?', [now.toISOString(), id]);
     }
     return {
       id,
@@ -126,7 +142,7 @@ export class SessionStore {
 
   /** Ends one session (by id = token hash). */
   async end(id: string, reason: SessionEndReason): Promise<void> {
-    await this.db.run('UPDATE sessions SET ended_at = ?, end_reason = ? WHERE token_hash = ? AND ended_at IS NULL', [
+    await this.#write(id, 'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE token_hash = ? AND ended_at IS NULL', [
       this.opts.now().toISOString(),
       reason,
       id,
@@ -135,7 +151,8 @@ export class SessionStore {
 
   /** Ends every session of a login; returns how many. */
   async endForLogin(login: string, reason: SessionEndReason, exceptId?: string): Promise<number> {
-    const r = await this.db.run(
+    const r = await this.#write(
+      undefined,
       'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE login = ? AND ended_at IS NULL AND token_hash != ?',
       [this.opts.now().toISOString(), reason, login, exceptId ?? ''],
     );
@@ -144,7 +161,8 @@ export class SessionStore {
 
   /** Ends every session opened over the certificate `serial`; returns how many. */
   async endForCertificate(serial: string, reason: SessionEndReason): Promise<number> {
-    const r = await this.db.run(
+    const r = await this.#write(
+      undefined,
       'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE cert_serial = ? AND ended_at IS NULL',
       [this.opts.now().toISOString(), reason, serial],
     );

@@ -36,7 +36,8 @@ export function session(opts: SessionOptions): MiddlewareHandler<AppEnv> {
     const m = BEARER.exec(header);
     if (!m) throw new SessionInvalidError();
     // A session's login never changes: once seen, the account is read beside the session instead
-    // of after it (one database round trip less per request). Both are read fresh every time.
+    // of after it. Both come from their stores' row caches, which every write keeps exact
+    // (vault/row-cache.ts): a warm request reads no SQLite at all.
     const id = sessionIdOf(m[1]);
     const known = loginOfSession.get(id);
     const [s, early] = await Promise.all([
