@@ -74,6 +74,8 @@ export interface KeystoreOptions {
   random?: RandomBytes;
   /** Clock for `created_at`; default `new Date()`. */
   now?: () => Date;
+  /** Checkpoint keys.db's WAL in the background this often (ms); see DbOpenOptions. Default off. */
+  checkpointEveryMs?: number;
 }
 
 /** The destroyable keys. Create with {@link Keystore.open}. */
@@ -99,7 +101,7 @@ export class Keystore {
 
   /** Opens (creating) `keys.db` at `path` and its tables. */
   static async open(path: string, mk: MasterKey, opts: KeystoreOptions = {}): Promise<Keystore> {
-    const db = await Db.open(path);
+    const db = await Db.open(path, opts.checkpointEveryMs ? { checkpointEveryMs: opts.checkpointEveryMs } : {});
     try {
       await db.migrate(MIGRATIONS);
     } catch (err) {
