@@ -16,6 +16,7 @@ import { accessLog } from './middleware/access-log.js';
 import { bodyLimit } from './middleware/body-limit.js';
 import { clientCertificate } from './middleware/client-cert.js';
 import { requestId } from './middleware/request-id.js';
+import { unreadBody } from './middleware/unread-body.js';
 import type { AppEnv } from './middleware/types.js';
 import { authRoutes, meRoutes } from './routes/auth.js';
 import { caRoutes } from './routes/ca.js';
@@ -61,6 +62,7 @@ function toErrorWithCode(err: unknown): unknown {
  */
 export function createApp(deps: AppDeps, extra: ExtraRoutes = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  app.use('*', unreadBody());
   app.use('*', requestId(deps.log));
   app.use('*', accessLog());
   app.use('*', clientCertificate({ revoked: deps.appliance.revoked, now: deps.now }));
