@@ -26,7 +26,7 @@ async function stores(t: Test): Promise<{ db: Db; accounts: AccountStore; sessio
     fullName: 'Alice',
     department: 'Ops',
     role: 'staff',
-    clearance: 'SECRET',
+    clearance: 'secret',
     passwordHash: 'h1',
     createdBy: 'officer',
     createdAt: clock.now,
