@@ -46,6 +46,12 @@ const childEnv = (extra: Record<string, string> = {}): Record<string, string> =>
   // set either in the bench's environment to compare.
   const env: Record<string, string> = { MALLOC_ARENA_MAX: '2', UV_THREADPOOL_SIZE: String(threadPoolSize()) };
   for (const k of ['PATH', 'HOME', 'TMPDIR', 'UV_THREADPOOL_SIZE', 'MALLOC_ARENA_MAX']) if (process.env[k]) env[k] = process.env[k] as string;
+  // Nothing else of the bench's environment reaches the server (a stray variable must not change
+  // what is measured) but what BENCH_SERVER_ENV names, `K=V K2=V2`: for experiments that read one.
+  for (const kv of (process.env.BENCH_SERVER_ENV ?? '').split(' ').filter(Boolean)) {
+    const i = kv.indexOf('=');
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
   return { ...env, ...extra };
 };
 
