@@ -26,7 +26,6 @@ import {
 } from './errors.js';
 import { mapSqliteError } from './sqlite-errors.js';
 import { ensurePrivateFile, fileSize, onlineBackup } from './db-files.js';
-import { BACKSTOP_PAGES, WalCheckpointer } from './wal-checkpointer.js';
 
 /** Positional (`?`) or named (`$name`, `:name`, `@name`; the key includes the prefix) parameters. */
 export type SqlParams = readonly unknown[] | Record<string, unknown>;
@@ -48,12 +47,6 @@ export interface DbOpenOptions {
    * (4096).
    */
   pageSize?: number;
-  /**
-   * Checkpoint the WAL from a connection of its own this often (ms) after writes, instead of
-   * inside the COMMIT that crosses SQLite's threshold, which held every writer meanwhile
-   * (wal-checkpointer.ts). Default: off, SQLite's automatic checkpoint.
-   */
-  checkpointEveryMs?: number;
 }
 
 /** Result of a write statement. */
@@ -147,8 +140,6 @@ export class Db implements Queryable {
   #readsInFlight = 0;
   #readerPaused = 0;
   #readerIdle: (() => void)[] = [];
-  /** The background checkpointer (`checkpointEveryMs`). */
-  #checkpointer: WalCheckpointer | undefined;
   /** Prepared statements by connection and SQL text (see #cachedCall). */
   readonly #cache = new Map<sqlite3.Database, Map<string, sqlite3.Statement[]>>();
 
@@ -180,13 +171,7 @@ export class Db implements Queryable {
       conn.configure('busyTimeout', opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
       await db.#applyPragmas(opts.pageSize);
       if (opts.reader && !ro && path !== ':memory:') db.#reader = await openReader(path, opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
-      if (opts.checkpointEveryMs && !ro && path !== ':memory:') {
-        db.#checkpointer = await WalCheckpointer.open(path, opts.checkpointEveryMs, opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
-        await db.#raw('exec', `PRAGMA wal_autocheckpoint = ${BACKSTOP_PAGES}`);
-      }
     } catch (err) {
-      await db.#checkpointer?.close();
-      if (db.#reader) await new Promise<void>((r) => db.#reader!.close(() => r()));
       await new Promise<void>((r) => conn.close(() => r()));
       throw err;
     }
@@ -285,12 +270,10 @@ export class Db implements Queryable {
     let finalized = false;
     const use = <T>(method: 'run' | 'get' | 'all', params?: SqlParams): Promise<T> => {
       if (finalized) return Promise.reject(new VaultClosedError('prepared statement already finalized'));
-      const ckpt = this.#checkpointer;
       return this.#schedule(
         () =>
           new Promise<T>((resolve, reject) => {
             st[method](toBind(params), function (this: sqlite3.RunResult, err: Error | null, row?: unknown) {
-              ckpt?.markDirty();
               if (err) reject(mapSqliteError(err, sql));
               else if (method === 'run') resolve({ changes: this.changes, lastID: this.lastID } as T);
               else resolve(row as T);
@@ -402,9 +385,7 @@ export class Db implements Queryable {
    *   WAL file is not empty afterwards.
    */
   async checkpointTruncate(): Promise<void> {
-    // TRUNCATE needs no reader in the WAL and no other checkpoint running.
-    const ckpt = this.#checkpointer;
-    await this.#withReaderPaused(() => (ckpt ? ckpt.pause(() => this.#checkpointTruncate()) : this.#checkpointTruncate()));
+    await this.#withReaderPaused(() => this.#checkpointTruncate());
   }
 
   async #checkpointTruncate(): Promise<void> {
@@ -469,9 +450,6 @@ export class Db implements Queryable {
         await this.#dropCache(reader);
         await new Promise<void>((r) => reader.close(() => r()));
       }
-      // The writer closes last: the last connection to close checkpoints and removes the WAL.
-      await this.#checkpointer?.close();
-      this.#checkpointer = undefined;
       await this.#dropCache(this.#conn);
       await new Promise<void>((resolve, reject) =>
         this.#conn.close((err) => (err ? reject(mapSqliteError(err, 'close')) : resolve())),
@@ -510,15 +488,12 @@ export class Db implements Queryable {
   }
 
   #raw<T>(method: 'run' | 'get' | 'all' | 'exec', sql: string, params?: SqlParams): Promise<T> {
-    const done =
-      method === 'exec'
-        ? new Promise<T>((resolve, reject) =>
-            this.#conn.exec(sql, (err) => (err ? reject(mapSqliteError(err, sql) satisfies VaultError) : resolve(undefined as T))),
-          )
-        : this.#cachedCall<T>(this.#conn, method, sql, params);
-    // Once the statement has ended: a checkpoint that started before a COMMIT completed saw none of it.
-    const ckpt = this.#checkpointer;
-    return ckpt ? done.finally(() => ckpt.markDirty()) : done;
+    if (method === 'exec') {
+      return new Promise<T>((resolve, reject) =>
+        this.#conn.exec(sql, (err) => (err ? reject(mapSqliteError(err, sql) satisfies VaultError) : resolve(undefined as T))),
+      );
+    }
+    return this.#cachedCall<T>(this.#conn, method, sql, params);
   }
 
   /**

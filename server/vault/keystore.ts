@@ -74,8 +74,6 @@ export interface KeystoreOptions {
   random?: RandomBytes;
   /** Clock for `created_at`; default `new Date()`. */
   now?: () => Date;
-  /** Checkpoint keys.db's WAL in the background this often (ms); see DbOpenOptions. Default off. */
-  checkpointEveryMs?: number;
 }
 
 /** The destroyable keys. Create with {@link Keystore.open}. */
@@ -101,7 +99,7 @@ export class Keystore {
 
   /** Opens (creating) `keys.db` at `path` and its tables. */
   static async open(path: string, mk: MasterKey, opts: KeystoreOptions = {}): Promise<Keystore> {
-    const db = await Db.open(path, opts.checkpointEveryMs ? { checkpointEveryMs: opts.checkpointEveryMs } : {});
+    const db = await Db.open(path);
     try {
       await db.migrate(MIGRATIONS);
     } catch (err) {

@@ -79,12 +79,6 @@ export interface OpenVaultOptions {
   now?: () => Date;
 }
 
-/**
- * How often the open vault checkpoints each WAL in the background after writes: at ~1,000
- * messages/s a checkpoint then copies ~2 MiB, instead of 8 MiB inside a COMMIT (wal-checkpointer.ts).
- */
-const WAL_CHECKPOINT_EVERY_MS = 1000;
-
 function ensurePrivateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
@@ -93,16 +87,11 @@ function ensurePrivateDir(dir: string): void {
 /** Opens both databases of an initialised data directory with an unlocked master key. */
 export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
   ensurePrivateDir(opts.dir);
-  // A reader connection: request lookups must not queue behind message-writing transactions. A
-  // checkpointer connection each: no COMMIT copies the WAL into the file while writers wait.
-  const db = await Db.open(join(opts.dir, VAULT_DB_FILE), { reader: true, pageSize: VAULT_PAGE_SIZE, checkpointEveryMs: WAL_CHECKPOINT_EVERY_MS });
+  // A reader connection: request lookups must not queue behind message-writing transactions.
+  const db = await Db.open(join(opts.dir, VAULT_DB_FILE), { reader: true, pageSize: VAULT_PAGE_SIZE });
   let keys: Keystore | undefined;
   try {
-    keys = await Keystore.open(join(opts.dir, KEYS_DB_FILE), opts.masterKey, {
-      now: opts.now,
-      checkpointEveryMs: WAL_CHECKPOINT_EVERY_MS,
-      ...opts.keystore,
-    });
+    keys = await Keystore.open(join(opts.dir, KEYS_DB_FILE), opts.masterKey, { now: opts.now, ...opts.keystore });
     const keyring = await Keyring.open(db, opts.masterKey, { now: opts.now });
     const k = keys;
     let mk = opts.masterKey;
