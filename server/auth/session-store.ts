@@ -67,10 +67,8 @@ export function touchIntervalMs(idleMs: number): number {
   return Math.min(60_000, Math.floor(idleMs / 10));
 }
 
-const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
-
 /** The id of the session a bearer token names (what the sessions table keys it by: its SHA-256). */
-export const sessionIdOf = hashToken;
+const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
 
 /** Session rows kept in memory: every request resolves its own (vault/row-cache.ts). */
 const CACHED_SESSIONS = 10_000;
@@ -113,12 +111,8 @@ export class SessionStore {
    * timer. Throws `SessionInvalidError` (unknown, ended, other certificate) or
    * `SessionExpiredError` (idle or absolute timeout).
    */
-  resolve(token: string, certFingerprint: string): Promise<Session> {
-    return this.resolveId(hashToken(token), certFingerprint);
-  }
-
-  /** {@link resolve} by the session id ({@link sessionIdOf} of the token), for a caller that has it already. */
-  async resolveId(id: string, certFingerprint: string): Promise<Session> {
+  async resolve(token: string, certFingerprint: string): Promise<Session> {
+    const id = hashToken(token);
     const row = await this.#cache.read(id, () => this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]));
     if (!row || row.ended_at !== null || row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError();
     const now = this.opts.now();

@@ -8,8 +8,7 @@
 import type { MiddlewareHandler } from 'hono';
 import type { AccountStore } from '../accounts/account-store.js';
 import { AuthRequiredError, PasswordChangeRequiredError, SessionInvalidError } from '../auth/errors.js';
-import { sessionIdOf, type SessionStore } from '../auth/session-store.js';
-import { Lru } from '../vault/index.js';
+import type { SessionStore } from '../auth/session-store.js';
 import type { AppEnv } from './types.js';
 
 /** Options of {@link session}. */
@@ -22,9 +21,6 @@ export interface SessionOptions {
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]{16,128})$/;
 
-/** Session id → its login, for sessions seen recently. */
-const loginOfSession = new Lru<string, string>(10_000);
-
 /**
  * Session middleware factory. Sets `principal`. Must run after `clientCertificate`.
  * Throws AUTH_REQUIRED, SESSION_INVALID, SESSION_EXPIRED or PASSWORD_CHANGE_REQUIRED.
@@ -35,17 +31,10 @@ export function session(opts: SessionOptions): MiddlewareHandler<AppEnv> {
     if (header === undefined) throw new AuthRequiredError();
     const m = BEARER.exec(header);
     if (!m) throw new SessionInvalidError();
-    // A session's login never changes: once seen, the account is read beside the session instead
-    // of after it. Both come from their stores' row caches, which every write keeps exact
-    // (vault/row-cache.ts): a warm request reads no SQLite at all.
-    const id = sessionIdOf(m[1]);
-    const known = loginOfSession.get(id);
-    const [s, early] = await Promise.all([
-      opts.sessions.resolveId(id, c.get('clientCert').fingerprint),
-      known !== undefined ? opts.accounts.get(known) : undefined,
-    ]);
-    if (known === undefined) loginOfSession.set(id, s.login);
-    const account = known === s.login ? early : await opts.accounts.get(s.login);
+    // Both come from their stores' row caches, which every write keeps exact (vault/row-cache.ts):
+    // a warm request reads no SQLite at all.
+    const s = await opts.sessions.resolve(m[1], c.get('clientCert').fingerprint);
+    const account = await opts.accounts.get(s.login);
     if (!account || account.status === 'disabled') throw new SessionInvalidError();
     if (account.mustChangePassword && !opts.allowPendingPasswordChange) throw new PasswordChangeRequiredError();
     c.set('principal', { session: s, account });

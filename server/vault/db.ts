@@ -91,7 +91,6 @@ type Task<T> = () => Promise<T>;
  * what {@link Queryable.whenSettled} asks for waits in its `settled` list until it has ended.
  */
 interface TxState {
-  depth: number;
   done: boolean;
   root: { done: boolean; settled: (() => void)[] };
 }
@@ -304,7 +303,7 @@ export class Db implements Queryable {
     if (outer && !outer.done) return this.#savepoint(outer, fn);
     return this.#exclusive(async () => {
       const root = { done: false, settled: [] as (() => void)[] };
-      const state: TxState = { depth: 1, done: false, root };
+      const state: TxState = { done: false, root };
       return this.#ctx.run(state, async () => {
         await this.#raw('exec', 'BEGIN IMMEDIATE');
         const tx = this.#txHandle(state);
@@ -344,7 +343,7 @@ export class Db implements Queryable {
 
   async #savepoint<T>(outer: TxState, fn: (tx: DbTx) => Promise<T>): Promise<T> {
     const name = `sp${++this.#savepoints}`;
-    const state: TxState = { depth: outer.depth + 1, done: false, root: outer.root };
+    const state: TxState = { done: false, root: outer.root };
     await this.#raw('exec', `SAVEPOINT ${name}`);
     try {
       const out = await this.#ctx.run(state, () => fn(this.#txHandle(state)));
