@@ -5,6 +5,8 @@
  * `keys.db` (ARCHITECTURE.md, key hierarchy). File names exist only inside the encrypted header.
  */
 
+import { clusterKeySql } from './cluster-key.js';
+
 /** Migrations for `Db.migrate`; ids are stable, never edit an applied one. */
 export const MESSAGING_MIGRATIONS: readonly { id: string; sql: string }[] = [
   {
@@ -96,6 +98,46 @@ CREATE TABLE msg_replay_guard (
     sql: `
 DROP INDEX msg_messages_conv;
 CREATE INDEX msg_messages_conv ON msg_messages(conversation, seq, label_rank, sender);
+`,
+  },
+  {
+    // Rows clustered by conversation (cluster-key.ts): the rowid becomes bucket × 2^33 + seq and
+    // seq a column of its own, assigned by the writer. Until now seq was the rowid, so rows lay in
+    // arrival order and destroying one conversation among busy others rewrote (zeroed) pages all
+    // over the file. msg_sequence keeps the highest seq ever given, so seq is never reused after
+    // the newest messages are deleted (what AUTOINCREMENT did): read marks and live-stream resume
+    // points name seqs. The rebuild rewrites every row once; DROP TABLE zeroes the old pages.
+    id: 'messaging-003-rows-clustered-by-conversation',
+    sql: `
+CREATE TABLE msg_sequence (
+  one INTEGER PRIMARY KEY CHECK (one = 1),
+  hi INTEGER NOT NULL
+) STRICT;
+INSERT INTO msg_sequence (one, hi)
+  SELECT 1, max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'msg_messages'), 0), coalesce((SELECT max(seq) FROM msg_messages), 0));
+
+CREATE TABLE msg_messages_clustered (
+  rid INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL UNIQUE,
+  id TEXT NOT NULL UNIQUE,
+  conversation TEXT NOT NULL REFERENCES msg_conversations(id),
+  sender TEXT NOT NULL,
+  label TEXT NOT NULL,
+  label_rank INTEGER NOT NULL,
+  urgent INTEGER NOT NULL,
+  sent_at TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  sealed BLOB NOT NULL
+) STRICT;
+INSERT INTO msg_messages_clustered (rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed)
+  SELECT ${clusterKeySql('conversation', 'seq')}, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed
+  FROM msg_messages ORDER BY 1;
+DROP TABLE msg_messages;
+ALTER TABLE msg_messages_clustered RENAME TO msg_messages;
+CREATE INDEX msg_messages_conv ON msg_messages(conversation, seq, label_rank, sender);
+CREATE INDEX msg_messages_sender ON msg_messages(sender);
+CREATE TRIGGER msg_messages_sequence AFTER INSERT ON msg_messages
+  BEGIN UPDATE msg_sequence SET hi = NEW.seq WHERE hi < NEW.seq; END;
 `,
   },
 ];

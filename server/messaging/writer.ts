@@ -8,11 +8,18 @@
  * wrapped under the conversation key, and the header, signature and body sealed under it. Order
  * per batch (ARCHITECTURE.md "write order keeps crashes harmless"): the wrapped DEKs committed to
  * keys.db (overlapping the vault's BEGIN) → one vault transaction inserting every row and
- * finalising attachments, sequence numbers assigned by SQLite inside it, the audit entries with
- * them → keys of messages that were refused are destroyed again → each request's promise
- * resolves with its sequence number.
+ * finalising attachments, the audit entries with them → keys of messages that were refused are
+ * destroyed again → each request's promise resolves with its sequence number.
+ *
+ * Sequence numbers are the writer's: it is the only code that inserts messages, one batch at a
+ * time, so it counts them itself (from the vault's high-water mark, `msg_sequence`, on its first
+ * batch) and gives each row its clustered rowid (cluster-key.ts), and its key row the same order
+ * in keys.db. A message that does not go in leaves a gap; a failed batch makes the next one read
+ * the mark again.
  */
 import { chunks, marks } from '../vault/index.js';
+import type { Queryable } from '../vault/index.js';
+import { clusterKey } from './cluster-key.js';
 import type { Ctx } from './context.js';
 import type { SealedMessage } from './check-protocol.js';
 import {
@@ -54,6 +61,8 @@ export interface Committed {
 
 interface Pending {
   m: StagedMessage;
+  /** Given by {@link BatchWriter} when its batch starts: orders the row and its key row. */
+  seq?: number;
   resolve: (c: Committed) => void;
   reject: (e: unknown) => void;
 }
@@ -68,15 +77,15 @@ export type AfterCommit = (batch: readonly { m: StagedMessage; c: Committed }[])
  */
 export type InTransaction = (batch: readonly { m: StagedMessage; c: Committed }[]) => Promise<void>;
 
-const COLUMNS = 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed';
-const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?)';
+const COLUMNS = 'rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed';
+const ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 /** A row and its subject (the replay-guard key), for the checked insert. */
-const ROW_WITH_SUBJECT = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-/** 10 parameters a row; 100 rows stay far below SQLite's parameter limit. */
+const ROW_WITH_SUBJECT = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+/** 12 parameters a row; 100 rows stay far below SQLite's parameter limit. */
 const ROWS_PER_INSERT = 100;
 
-function rowParams(m: StagedMessage, blob: Uint8Array): unknown[] {
-  return [m.id, m.conversation, m.sender, m.label, m.labelRank, m.urgent ? 1 : 0, m.sentAt, m.receivedAt, blob];
+function rowParams(m: StagedMessage, seq: number, blob: Uint8Array): unknown[] {
+  return [clusterKey(m.conversation, seq), seq, m.id, m.conversation, m.sender, m.label, m.labelRank, m.urgent ? 1 : 0, m.sentAt, m.receivedAt, blob];
 }
 
 const ATTACH_SQL = `UPDATE msg_files SET state = 'final', message = ?
@@ -93,6 +102,8 @@ export class BatchWriter {
   /** Ids queued or being written: a second copy in the same window is a replay. */
   readonly #inFlight = new Set<string>();
   #closed = false;
+  /** The next message's seq; read from the vault by the first batch, and again after a failed one. */
+  #nextSeq: number | undefined;
 
   constructor(ctx: Ctx, after: AfterCommit, inTx?: InTransaction) {
     this.#ctx = ctx;
@@ -172,7 +183,7 @@ export class BatchWriter {
     const store = async (items: Pending[]): Promise<void> => {
       try {
         const live = await this.#ctx.keys.storeWrappedKeys(
-          items.map(({ m }) => ({ convId: m.conversation, msgId: m.id, wrapped: m.sealed.wrapped })),
+          items.map(({ m, seq }) => ({ convId: m.conversation, msgId: m.id, wrapped: m.sealed.wrapped, order: seq! })),
         );
         for (const p of items) {
           if (live.has(p.m.conversation)) out.push({ p, blob: p.m.sealed.blob });
@@ -198,12 +209,19 @@ export class BatchWriter {
     const ctx = this.#ctx;
     // Keys are committed before the rows they open: the vault transaction waits for them after
     // its BEGIN, so the two round trips overlap.
+    try {
+      await this.#giveSeqs(batch);
+    } catch (err) {
+      this.#nextSeq = undefined;
+      throw err;
+    }
     const keyed = this.#storeKeys(batch);
     const outcome = new Map<Pending, Committed | Error>();
     let stored: { p: Pending; blob: Uint8Array }[];
     try {
       stored = await this.#write(keyed, outcome);
     } catch (err) {
+      this.#nextSeq = undefined; // the vault is the truth about which seqs are taken
       // Nothing of the batch was stored in the vault: its keys go too, or a retry of the same
       // message would be refused as a replay (the key store refuses a second key for an id).
       const orphaned = await keyed.catch(() => []);
@@ -215,6 +233,18 @@ export class BatchWriter {
       throw err;
     }
     await this.#settle(stored, outcome);
+  }
+
+  /**
+   * Gives the batch its seqs, in queue order, before anything is stored: the key rows in keys.db
+   * are clustered by them as the message rows are (cluster-key.ts). The first batch, and the one
+   * after a failed batch, reads the vault's high-water mark: the writer is the only code that
+   * inserts messages, and no deletion lowers the mark, so reading it outside a transaction is safe.
+   */
+  async #giveSeqs(batch: Pending[]): Promise<void> {
+    let next = this.#nextSeq ?? (await highWater(this.#ctx.db)) + 1;
+    for (const p of batch) p.seq = next++;
+    this.#nextSeq = next;
   }
 
   /** The vault transaction: waits for the batch's keys, then stores every row that has one. */
@@ -277,7 +307,7 @@ export class BatchWriter {
            WHERE EXISTS (SELECT 1 FROM msg_conversations c WHERE c.id = v.conversation)
              AND NOT EXISTS (SELECT 1 FROM msg_replay_guard g WHERE g.id_hash = v.subject)
            ON CONFLICT (id) DO NOTHING RETURNING id, seq`,
-          part.flatMap(({ p, blob }) => [...rowParams(p.m, blob), p.m.subject]),
+          part.flatMap(({ p, blob }) => [...rowParams(p.m, p.seq!, blob), p.m.subject]),
         );
         const seqs = new Map(returned.map((r) => [r.id, r.seq]));
         const missing = part.filter(({ p }) => !seqs.has(p.m.id));
@@ -295,7 +325,7 @@ export class BatchWriter {
           const c = await ctx.db.transaction(async (sp) => {
             const [row] = await sp.all<{ seq: number }>(
               `INSERT INTO msg_messages (${COLUMNS}) VALUES ${ROW} ON CONFLICT (id) DO NOTHING RETURNING seq`,
-              rowParams(m, blob),
+              rowParams(m, p.seq!, blob),
             );
             if (!row) throw new ReplayError(`message ${m.id} was seen before`);
             for (const a of m.attachments) {
@@ -351,6 +381,13 @@ export class BatchWriter {
     }
     for (const { p, c } of ok) p.resolve(c);
   }
+}
+
+/** The highest seq the vault ever gave (kept by a trigger on insert, so deletions never lower it). */
+async function highWater(db: Queryable): Promise<number> {
+  const row = await db.get<{ hi: number }>('SELECT hi FROM msg_sequence');
+  if (!row) throw new Error('msg_sequence has no row: the messaging migrations did not run');
+  return row.hi;
 }
 
 function committed(m: StagedMessage, seq: number): Committed {

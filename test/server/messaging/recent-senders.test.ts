@@ -9,6 +9,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { Db } from '../../../server/vault/index.js';
 import { MESSAGING_MIGRATIONS } from '../../../server/messaging/schema.js';
+import { clusterKey } from '../../../server/messaging/cluster-key.js';
 import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from '../../../server/messaging/messages.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -23,8 +24,8 @@ t.test('when a mark moves then the senders of the newest messages are found, and
     db.transaction(async (tx) => {
       for (let i = 0; i < count; i++, n++) {
         await tx.run(
-          `INSERT INTO msg_messages (id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed) VALUES (?, 'g1', ?, 'secret', 3, 0, ?, ?, ?)`,
-          [`m${n}`, sender, at, at, new Uint8Array(8)],
+          `INSERT INTO msg_messages (rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed) VALUES (?, ?, ?, 'g1', ?, 'secret', 3, 0, ?, ?, ?)`,
+          [clusterKey('g1', n + 1), n + 1, `m${n}`, sender, at, at, new Uint8Array(8)],
         );
       }
     });
