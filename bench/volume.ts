@@ -19,9 +19,11 @@
  *
  * Knobs: BENCH_SIZES (1000,10000,100000), BENCH_HISTORY (1000000: the conversation the newest
  * page is read from; one of the sizes, or filled as well), BENCH_QUICK=1 (sizes 1000,10000 and
- * history over 10000), BENCH_PROFILE (p256).
+ * history over 10000), BENCH_PROFILE (p256), BENCH_LAYOUT (interleaved: each group's messages spread
+ * over the whole fill, as conversations running side by side; `sequential`: one group after the
+ * other, the best case for a destroy and the only order before the ninth session).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ProfileName } from '../pki/index.js';
 import { sqliteBounds } from './lib/bounds.js';
@@ -56,17 +58,44 @@ const cpu = (c0: NodeJS.CpuUsage): string => {
 /** The 1, 5 and 15-minute load averages (the fill raises them; deletions are timed after it). */
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
-/** Sends `n` messages from `u` into `conv` through the service, `IN_FLIGHT` at a time. Returns their ids. */
-async function fill(messaging: Messaging, p: Principal, u: LoadUser, conv: string, n: number): Promise<string[]> {
+/**
+ * The order the groups' messages arrive in: `interleaved` spreads each group's messages evenly over
+ * the whole fill (smooth weighted round robin), as conversations that run side by side for months
+ * do; `sequential` fills one group after the other — the best case for a destroy, since its rows
+ * then lie together whatever the layout (the only order before the ninth session).
+ */
+const LAYOUT = process.env.BENCH_LAYOUT === 'sequential' ? 'sequential' : 'interleaved';
+
+/** Conversation of each next message: every group gets its count, each spread evenly over the fill. */
+function interleave(groups: readonly { id: string; n: number }[]): () => string {
+  const total = groups.reduce((a, g) => a + g.n, 0);
+  const credit = groups.map(() => 0);
+  return () => {
+    let best = 0;
+    for (let k = 0; k < groups.length; k++) {
+      credit[k]! += groups[k]!.n;
+      if (credit[k]! > credit[best]!) best = k;
+    }
+    credit[best]! -= total;
+    return groups[best]!.id;
+  };
+}
+
+/**
+ * Sends `n` messages from `u` through the service, `IN_FLIGHT` at a time, each into the
+ * conversation `convOf()` names next. Returns their ids, by conversation.
+ */
+async function fill(messaging: Messaging, p: Principal, u: LoadUser, convOf: () => string, n: number): Promise<Map<string, string[]>> {
   const body = new TextEncoder().encode('b'.repeat(200));
   const digest = await sha384b64(body);
   const bodyB64 = Buffer.from(body).toString('base64');
   const template = await signB64(u, 'template', 'restricted');
-  const ids: string[] = [];
+  const ids = new Map<string, string[]>();
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < n) {
-      const i = next++;
+      next++;
+      const conv = convOf();
       const id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
       const header = canonicalHeader({
         attachments: [],
@@ -82,7 +111,9 @@ async function fill(messaging: Messaging, p: Principal, u: LoadUser, conv: strin
         v: 1,
       });
       await messaging.send(p, { header, signature: template, body: bodyB64 });
-      ids[i] = id;
+      let list = ids.get(conv);
+      if (!list) ids.set(conv, (list = []));
+      list.push(id);
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -116,17 +147,25 @@ async function main(): Promise<void> {
       const groups: { name: string; id: string; ids: string[] }[] = [];
       const sizes = [...SIZES];
       if (!sizes.includes(HISTORY_SIZE)) sizes.push(HISTORY_SIZE);
-      let total = 0;
-      for (const n of sizes) {
-        const g = await messaging.createGroup(p, { name: `vol-${n}`, label: 'restricted' });
-        const t0 = performance.now();
-        const ids = await fill(messaging, p, owner, g.id, n);
-        await messaging.flush();
-        total += n;
-        const secs = (performance.now() - t0) / 1000;
-        console.log(`fill      ${String(n).padStart(9)} messages in ${secs.toFixed(1)} s (${(n / secs).toFixed(0)}/s through the service; vault now ${total.toLocaleString('en')})`);
-        groups.push({ name: g.name, id: g.id, ids });
+      const made = [];
+      for (const n of sizes) made.push({ ...(await messaging.createGroup(p, { name: `vol-${n}`, label: 'restricted' })), n });
+      const total = sizes.reduce((a, n) => a + n, 0);
+      const f0 = performance.now();
+      const filled = new Map<string, string[]>();
+      if (LAYOUT === 'interleaved') {
+        for (const [conv, ids] of await fill(messaging, p, owner, interleave(made), total)) filled.set(conv, ids);
+      } else {
+        for (const g of made) filled.set(g.id, (await fill(messaging, p, owner, () => g.id, g.n)).get(g.id) ?? []);
       }
+      await messaging.flush();
+      const secs = (performance.now() - f0) / 1000;
+      console.log(
+        `fill      ${total.toLocaleString('en')} messages into groups of ${sizes.map((n) => n.toLocaleString('en')).join(', ')}, ${LAYOUT}` +
+          `${LAYOUT === 'interleaved' ? ' (each group\'s messages spread over the whole fill)' : ''}, in ${secs.toFixed(1)} s (${(total / secs).toFixed(0)}/s through the service)`,
+      );
+      for (const g of made) groups.push({ name: g.name, id: g.id, ids: filled.get(g.id) ?? [] });
+      const mb = (f: string): string => `${(statSync(join(dataDir, 'vault', f)).size / 2 ** 20).toFixed(0)} MiB`;
+      console.log(`files     vault.db ${mb('vault.db')}, keys.db ${mb('keys.db')} (WAL not counted)`);
 
       const row = await appliance.vault.db.get<{ b: number }>('SELECT avg(length(sealed)) AS b FROM msg_messages');
       rowBytes = Math.round(row?.b ?? 0);
