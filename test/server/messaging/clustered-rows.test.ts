@@ -6,7 +6,6 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { clusterKey, clusterKeySql, conversationBucket, SEQ_LIMIT } from '../../../server/messaging/cluster-key.js';
-import { createMessaging, keyedHashFromKeyring } from '../../../server/messaging/index.js';
 import { MESSAGING_MIGRATIONS } from '../../../server/messaging/schema.js';
 import { newId } from '../../../server/messaging/context.js';
 import { Db } from '../../../server/vault/index.js';
@@ -71,17 +70,7 @@ t.test('when the newest messages are deleted and the writer starts again then th
 
   // A new service on the same vault: its writer counts from the mark, not from the rows.
   await h.messaging.close();
-  const again = createMessaging({
-    db: h.vault.db,
-    keys: h.vault.keys,
-    directory: { person: async (login) => h.people.get(login) },
-    audit: h.audit,
-    keyedHash: await keyedHashFromKeyring(h.vault.keyring),
-    now: () => h.clock.now,
-    config: { sweepIntervalMs: 0 },
-    log: () => undefined,
-  });
-  await again.start();
+  const again = await h.restart();
   t.teardown(() => again.close());
   const next = await again.send(a.principal, await h.compose(a, conv.id, 'three'));
   t.ok(next.seq > last.seq, `seq ${next.seq} comes after the deleted ${last.seq}`);

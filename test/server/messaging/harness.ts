@@ -21,6 +21,7 @@ import {
   type MessageInput,
   type Messaging,
   type MessagingConfig,
+  type MessagingParts,
   type Person,
   type Principal,
 } from '../../../server/messaging/index.js';
@@ -54,6 +55,12 @@ export interface Harness {
     sign?: { label?: Clearance; as?: User },
   ): Promise<MessageInput & { id: string }>;
   deleteRequest(u: User, target: string, reason?: string): Promise<DeleteRequest>;
+  /**
+   * Another messaging service over this vault, started, as after a restart (close `messaging`
+   * first; the caller closes this one). `over` replaces the vault connection or the key store,
+   * e.g. with a wrapper that injects a fault.
+   */
+  restart(over?: Partial<Pick<MessagingParts, 'db' | 'keys'>>): Promise<Messaging>;
   close(): Promise<void>;
 }
 
@@ -87,18 +94,24 @@ export async function harness(
   const audit = await AuditLog.open(vault.db, { now });
   const keyedHash = await keyedHashFromKeyring(vault.keyring);
   const people = new Map<string, Person>();
-  const messaging = createMessaging({
-    db: vault.db,
-    keys: vault.keys,
-    directory: { person: async (login) => people.get(login) },
-    audit,
-    keyedHash,
-    ...(opts.workers ? { checker: checkPool().checker(await vault.keyring.getSecret('audit-hmac')) } : {}),
-    now,
-    config: { sweepIntervalMs: 0, ...opts.config },
-    log: () => undefined,
-  });
-  await messaging.start();
+  const checker = opts.workers ? { checker: checkPool().checker(await vault.keyring.getSecret('audit-hmac')) } : {};
+  const startMessaging = async (over: Partial<Pick<MessagingParts, 'db' | 'keys'>> = {}): Promise<Messaging> => {
+    const m = createMessaging({
+      db: vault.db,
+      keys: vault.keys,
+      directory: { person: async (login) => people.get(login) },
+      audit,
+      keyedHash,
+      ...checker,
+      now,
+      config: { sweepIntervalMs: 0, ...opts.config },
+      log: () => undefined,
+      ...over,
+    });
+    await m.start();
+    return m;
+  };
+  const messaging = await startMessaging();
   sharedCa ??= makeTestCa('p256');
   const ca = await sharedCa;
   let closed = false;
@@ -152,6 +165,7 @@ export async function harness(
       const sig = await signDetached({ content: enc.encode(statement), signerCert: u.cert, signerKey: u.key, signingTime: clock.now });
       return { reason, statement, signature: Buffer.from(sig).toString('base64') };
     },
+    restart: startMessaging,
     async close() {
       if (closed) return;
       closed = true;
