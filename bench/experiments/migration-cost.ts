@@ -1,0 +1,79 @@
+/**
+ * What the ninth session's two rebuilding migrations cost an appliance that already holds many
+ * messages: `messaging-003` (vault.db's message rows re-keyed by conversation) and `keystore-2`
+ * (keys.db's message keys re-keyed by conversation). Fills the older layouts with N rows through
+ * the real `Db` (vault pragmas: WAL, synchronous=FULL, secure_delete), spread over 100
+ * conversations in arrival order, then times `Db.migrate` to the current layout.
+ *
+ *   make build && node dist/bench/experiments/migration-cost.js      # BENCH_ROWS (1,000,000)
+ *
+ * Not run by `make bench`: a one-time cost, answered in server/vault/README.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MESSAGING_MIGRATIONS } from '../../server/messaging/schema.js';
+import { KEYSTORE_MIGRATIONS } from '../../server/vault/keystore.js';
+import { chunks, Db, marks } from '../../server/vault/index.js';
+import { VAULT_PAGE_SIZE } from '../../server/vault/vault.js';
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+const CONVS = Array.from({ length: 100 }, () => randomBytes(16).toString('base64url'));
+const at = '2026-11-29T00:00:00.000Z';
+const mib = (f: string): string => `${(statSync(f).size / 2 ** 20).toFixed(0)} MiB`;
+
+async function fill(db: Db, table: string, cols: string, row: (i: number) => unknown[]): Promise<void> {
+  const width = cols.split(',').length;
+  for (const part of chunks(Array.from({ length: ROWS }, (_, i) => i), 500)) {
+    await db.transaction(async (tx) => {
+      await tx.run(`INSERT INTO ${table} (${cols}) VALUES ${marks(part.length, `(${Array(width).fill('?').join(', ')})`)}`, part.flatMap(row));
+    });
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'sigil-migration-'));
+  try {
+    // vault.db as messaging-002 left it.
+    const vaultPath = join(dir, 'vault.db');
+    const vault = await Db.open(vaultPath, { pageSize: VAULT_PAGE_SIZE });
+    await vault.migrate(MESSAGING_MIGRATIONS.filter((m) => !m.id.startsWith('messaging-003')));
+    for (const id of CONVS) {
+      await vault.run(`INSERT INTO msg_conversations (id, kind, name, label, created_by, created_at) VALUES (?, 'group', ?, 'secret', 'bob', ?)`, [id, id, at]);
+    }
+    await fill(vault, 'msg_messages', 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed', (i) => [
+      randomBytes(16).toString('base64url'), CONVS[i % CONVS.length], `user${i % 10}`, 'secret', 3, 0, at, at, randomBytes(1400),
+    ]);
+    await vault.checkpointTruncate();
+    console.log(`vault.db  ${ROWS.toLocaleString('en')} rows in arrival order: ${mib(vaultPath)}`);
+    let t0 = performance.now();
+    await vault.migrate(MESSAGING_MIGRATIONS);
+    const migrated = performance.now() - t0;
+    await vault.checkpointTruncate();
+    console.log(`vault.db  messaging-003: ${(migrated / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - migrated) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(vaultPath)}`);
+    await vault.close();
+
+    // keys.db as keystore-1 left it.
+    const keysPath = join(dir, 'keys.db');
+    const keys = await Db.open(keysPath);
+    await keys.migrate(KEYSTORE_MIGRATIONS.slice(0, 1));
+    for (const id of CONVS) await keys.run('INSERT INTO conversation_keys (conv_id, wrapped, created_at) VALUES (?, ?, ?)', [id, randomBytes(60), at]);
+    await fill(keys, 'message_keys', 'msg_id, conv_id, wrapped', (i) => [randomBytes(16).toString('base64url'), CONVS[i % CONVS.length], randomBytes(60)]);
+    await keys.checkpointTruncate();
+    console.log(`keys.db   ${ROWS.toLocaleString('en')} keys in arrival order: ${mib(keysPath)}`);
+    t0 = performance.now();
+    await keys.migrate(KEYSTORE_MIGRATIONS);
+    const keyed = performance.now() - t0;
+    await keys.checkpointTruncate();
+    console.log(`keys.db   keystore-2: ${(keyed / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - keyed) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(keysPath)}`);
+    await keys.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
