@@ -255,8 +255,8 @@ function statusSummary(r: StatusReport): string {
 }
 
 function repackSummary(r: RepackResult): string {
-  if (!r.repacked) return `vault.db already has ${r.before.pageSize}-byte pages: nothing to do\n`;
-  return `vault.db repacked: ${r.before.pageSize} → ${r.after.pageSize}-byte pages, ${r.before.bytes} → ${r.after.bytes} bytes; the old file was overwritten and removed\n`;
+  if (!r.repacked) return `vault.db already has ${r.before.pageSize}-byte pages and ${r.before.freePages} of ${r.before.pages} free: nothing to do\n`;
+  return `vault.db repacked: ${r.before.pageSize} → ${r.after.pageSize}-byte pages, ${r.before.bytes} → ${r.after.bytes} bytes (${r.before.freePages} free pages dropped); the old file was overwritten and removed\n`;
 }
 
 function rotateSummary(r: RotateResult): string {

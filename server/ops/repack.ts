@@ -1,8 +1,10 @@
 /**
  * `sigil-server repack`, with the server stopped: rewrites vault.db with the page size a new vault
- * gets (VAULT_PAGE_SIZE, 8 KiB). SQLite fixes a WAL database's page size when the file is created,
- * so an appliance initialised before that size was chosen keeps 4 KiB pages, and its destroys stay
- * slower (100k in a vault of 1.1M: ~2.2 s instead of ~1.7 s, bench/README.md).
+ * gets (VAULT_PAGE_SIZE, 8 KiB) and without its free pages. SQLite fixes a WAL database's page
+ * size when the file is created, so an appliance initialised before that size was chosen keeps
+ * 4 KiB pages, and its destroys stay slower (100k in a vault of 1.1M: ~2.2 s instead of ~1.7 s,
+ * bench/README.md). And a file never shrinks by itself: what deletions and the rebuilding
+ * migrations (messaging-003 doubles a vault's file once) free stays in it as zeroed free pages.
  *
  * 1. Checkpoints vault.db, asks for the new page size and `VACUUM INTO` a working file in the
  *    vault directory (0700). Only live rows are copied: what deletions freed was already zeroed
@@ -12,7 +14,8 @@
  * 3. It is swapped in as a restore does (swap-in.ts): the old file is overwritten, then unlinked.
  *
  * No master key is needed: rows are copied as they are (sealed), keys.db is not touched. A vault
- * that already has the page size is left alone. Any failure leaves the live vault.db as it was
+ * that already has the page size and less than a quarter of its pages (or under 64 MiB) free is
+ * left alone. Any failure leaves the live vault.db as it was
  * and removes the working file.
  */
 import { existsSync, statSync } from 'node:fs';
@@ -34,22 +37,38 @@ export interface RepackOptions {
   now?: () => Date;
 }
 
-/** vault.db's page size and file size. */
+/** vault.db's page size, file size and pages (all, and free). */
 export interface VaultLayout {
   pageSize: number;
   bytes: number;
+  pages: number;
+  freePages: number;
+}
+
+/** A vault with the right page size is rewritten once this share of its pages is free… */
+export const REPACK_FREE_SHARE = 0.25;
+/** …and they add up to at least this much (a young vault's few free pages are not worth a rewrite). */
+export const REPACK_MIN_FREE_BYTES = 64 * 2 ** 20;
+
+/** Why vault.db wants a repack, or undefined. */
+export function repackReason(l: Omit<VaultLayout, 'bytes'>): string | undefined {
+  if (l.pageSize !== VAULT_PAGE_SIZE) return `vault.db has ${l.pageSize}-byte pages (made before ${VAULT_PAGE_SIZE}); destroys are slower`;
+  if (l.freePages >= l.pages * REPACK_FREE_SHARE && l.freePages * l.pageSize >= REPACK_MIN_FREE_BYTES) {
+    return `${Math.round((l.freePages / l.pages) * 100)} % of vault.db's pages are free (${l.freePages} of ${l.pages}, zeroed)`;
+  }
+  return undefined;
 }
 
 /** What {@link repackVault} answers. */
 export interface RepackResult {
-  /** False when vault.db already had the page size: nothing was changed. */
+  /** False when vault.db wanted no repack ({@link repackReason}): nothing was changed. */
   repacked: boolean;
   before: VaultLayout;
   after: VaultLayout;
 }
 
 /**
- * Rewrites vault.db with {@link VAULT_PAGE_SIZE} pages.
+ * Rewrites vault.db with {@link VAULT_PAGE_SIZE} pages and no free pages, when {@link repackReason} says so.
  * @throws ApplianceMissingError, DataMissingError (no vault.db), ServerRunningError, RepackFailedError,
  *   vault errors (e.g. VAULT_FULL when the disk cannot hold the copy).
  */
@@ -68,8 +87,8 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
   try {
     // Folds the WAL in first: the size reported, and the copy, are of the whole database.
     await src.checkpointTruncate();
-    before = { pageSize: await src.pageSize(), bytes: statSync(target).size };
-    if (before.pageSize === VAULT_PAGE_SIZE) return { repacked: false, before, after: before };
+    before = { ...(await src.pageCounts()), bytes: statSync(target).size };
+    if (repackReason(before) === undefined) return { repacked: false, before, after: before };
     // VACUUM INTO takes a pending page_size, even from a WAL database (whose own size is fixed).
     await src.run(`PRAGMA page_size = ${VAULT_PAGE_SIZE}`);
     await src.run('VACUUM INTO ?', [work]);
@@ -81,18 +100,23 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
   }
 
   let swapped = false;
-  let size = 0;
+  let after: Omit<VaultLayout, 'bytes'> = { pageSize: 0, pages: 0, freePages: 0 };
   try {
     const db = await Db.open(work); // switches the copy to WAL, like every vault file
     try {
       const problems = await integrityProblems(db);
       if (problems.length > 0) throw new RepackFailedError(`the rewritten vault.db fails PRAGMA integrity_check: ${problems.slice(0, 3).join('; ')}`);
-      size = await db.pageSize();
+      const size = await db.pageSize();
       if (size !== VAULT_PAGE_SIZE) throw new RepackFailedError(`the rewritten vault.db has ${size}-byte pages, expected ${VAULT_PAGE_SIZE}`);
       await (await AuditLog.open(db, { now })).append([
-        { type: 'vault.repacked', actor: 'system', data: { pageSizeBefore: before.pageSize, pageSizeAfter: size, bytesBefore: before.bytes } },
+        {
+          type: 'vault.repacked',
+          actor: 'system',
+          data: { pageSizeBefore: before.pageSize, pageSizeAfter: size, bytesBefore: before.bytes, freePagesBefore: before.freePages },
+        },
       ]);
       await db.checkpointTruncate();
+      after = await db.pageCounts();
     } finally {
       await db.close();
     }
@@ -101,5 +125,5 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
   } finally {
     if (!swapped) await secureRemoveDb(work);
   }
-  return { repacked: true, before, after: { pageSize: size, bytes: statSync(target).size } };
+  return { repacked: true, before, after: { ...after, bytes: statSync(target).size } };
 }

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { Certificate } from '../../pki/index.js';
 import { PATHS } from '../appliance.js';
 import { ApplianceMissingError } from '../errors.js';
-import { Db, VAULT_DB_FILE, VAULT_PAGE_SIZE } from '../vault/index.js';
+import { Db, VAULT_DB_FILE } from '../vault/index.js';
+import { repackReason } from './repack.js';
 import { countRows, hasTable, type ApplianceCounts } from './counts.js';
 import { DataMissingError } from './errors.js';
 import { readRunState } from './run-file.js';
@@ -41,7 +42,7 @@ export interface StatusReport {
   counts: ApplianceCounts;
   certificates: CertificateStatus[];
   crl: { number: number; thisUpdate: string; nextUpdate: string; hoursLeft: number; warn: boolean } | null;
-  /** vault.db's page size in bytes; below VAULT_PAGE_SIZE (a vault made before it) is a warning: `repack`. */
+  /** vault.db's page size in bytes; below VAULT_PAGE_SIZE (a vault made before it), or a quarter of its pages free, is a warning: `repack`. */
   vaultPageSize: number;
   /** One line per thing that needs attention. */
   warnings: string[];
@@ -113,10 +114,10 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
   let vaultPageSize: number;
   try {
     counts = await countRows(db, at);
-    vaultPageSize = await db.pageSize();
-    if (vaultPageSize !== VAULT_PAGE_SIZE) {
-      warnings.push(`vault.db has ${vaultPageSize}-byte pages (made before ${VAULT_PAGE_SIZE}); destroys are slower: stop the server and run sigil-server repack`);
-    }
+    const layout = await db.pageCounts();
+    vaultPageSize = layout.pageSize;
+    const why = repackReason(layout);
+    if (why) warnings.push(`${why}: stop the server and run sigil-server repack`);
     if (await hasTable(db, 'crls')) {
       const row = await db.get<{ number: number; this_update: string; next_update: string }>(
         'SELECT number, this_update, next_update FROM crls ORDER BY number DESC LIMIT 1',

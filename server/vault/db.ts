@@ -376,6 +376,14 @@ export class Db implements Queryable {
     return (await this.get<{ page_size: number }>('PRAGMA page_size'))?.page_size ?? 0;
   }
 
+  /** The page size, the pages of the file and how many of them are free (zeroed, on the freelist). */
+  async pageCounts(): Promise<{ pageSize: number; pages: number; freePages: number }> {
+    const r = await this.get<{ s: number; n: number; f: number }>(
+      'SELECT (SELECT page_size FROM pragma_page_size) AS s, (SELECT page_count FROM pragma_page_count) AS n, (SELECT freelist_count FROM pragma_freelist_count) AS f',
+    );
+    return { pageSize: r?.s ?? 0, pages: r?.n ?? 0, freePages: r?.f ?? 0 };
+  }
+
   /**
    * `PRAGMA wal_checkpoint(TRUNCATE)`: copies the WAL into the database and truncates the WAL
    * file to zero bytes, so old page images (holding deleted rows) no longer exist in it.

@@ -58,7 +58,7 @@ t.test('when vault.db has 4 KiB pages then repack rewrites it with the vault pag
   t.notOk(st2.warnings.some((w: string) => /repack/.test(w)), 'status no longer asks for a repack');
   const again = await runOps(['repack', '--data', dataDir]);
   t.equal(again.code, 0, again.stderr);
-  t.match(again.stdout, /already has 8192-byte pages: nothing to do/);
+  t.match(again.stdout, /already has 8192-byte pages and \d+ of \d+ free: nothing to do/);
 
   const check = await runOps(['check', '--data', dataDir, '--json']);
   t.equal(check.code, 0, check.stdout);
@@ -99,4 +99,44 @@ t.test('when there is no appliance or no vault.db then repack refuses with a nam
   t.equal(noVault.code, 1);
   t.equal(noVault.error?.code, 'OPS_DATA_MISSING');
   t.notOk(existsSync(vaultDb), 'repack does not create an empty vault.db');
+});
+
+t.test('when a quarter of an 8 KiB vault.db is free pages then status asks for a repack, and repack gives them back', async (t) => {
+  const L = await live(t);
+  const { h, alice, bob, dataDir } = L;
+  const A = h.as(alice);
+  const conv = (await A('/v1/conversations/direct', { body: { peer: bob.login } })).body.id as string;
+  const kept = [await L.send(alice, conv, 'kept: before the space was freed')];
+  await L.stopKeepingData();
+  const vaultDb = join(dataDir, 'vault', 'vault.db');
+  t.notOk((await runOps(['status', '--data', dataDir, '--json'])).json().warnings.some((w: string) => /repack/.test(w)), 'a young vault: no repack due');
+
+  // What a rebuilding migration or a large destroy leaves: ~80 MiB of free (zeroed) pages.
+  await raw(vaultDb, [
+    'PRAGMA secure_delete = ON',
+    'CREATE TABLE scratch (b BLOB)',
+    'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) INSERT INTO scratch SELECT randomblob(8000) FROM n',
+    'DROP TABLE scratch',
+    'PRAGMA wal_checkpoint(TRUNCATE)',
+  ]);
+  const [{ freelist_count: free }] = (await raw(vaultDb, ['PRAGMA freelist_count'])) as [{ freelist_count: number }];
+  t.ok(free >= 10_000, `${free} free pages`);
+  const st = (await runOps(['status', '--data', dataDir, '--json'])).json();
+  t.ok(st.warnings.some((w: string) => /% of vault\.db's pages are free.*sigil-server repack/.test(w)), 'status says a repack is due');
+
+  const r = await runOps(['repack', '--data', dataDir, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const res = r.json();
+  t.match(res, { repacked: true, before: { pageSize: VAULT_PAGE_SIZE, freePages: free }, after: { pageSize: VAULT_PAGE_SIZE, freePages: 0 } });
+  t.ok(res.after.bytes < res.before.bytes - 70 * 2 ** 20, `the file shrank: ${res.before.bytes} → ${res.after.bytes} bytes`);
+  t.notOk((await runOps(['status', '--data', dataDir, '--json'])).json().warnings.some((w: string) => /repack/.test(w)), 'no repack due any more');
+  t.match((await runOps(['repack', '--data', dataDir])).stdout, /nothing to do/);
+  t.equal((await runOps(['check', '--data', dataDir, '--json'])).code, 0, 'the vault checks');
+
+  const app = await reopen(dataDir, { keyFilePath: L.keyFile }, h.app.caPem);
+  t.teardown(() => app.close());
+  const got = await (await app.as(bob))(`/v1/messages/${kept[0]}`);
+  t.equal(Buffer.from(got.body.body, 'base64').toString(), 'kept: before the space was freed');
+  const entries = await app.appliance.auditLog.entries(0, (await app.appliance.auditLog.root()).size);
+  t.match(entries.filter((e) => e.type === 'vault.repacked'), [{ data: { pageSizeBefore: VAULT_PAGE_SIZE, freePagesBefore: free } }]);
 });
