@@ -207,12 +207,7 @@ export class BatchWriter {
   /** Keys, then one vault transaction for all rows of the batch, then settle each request. */
   async #commit(batch: Pending[]): Promise<void> {
     const ctx = this.#ctx;
-    try {
-      await this.#giveSeqs(batch);
-    } catch (err) {
-      this.#nextSeq = undefined;
-      throw err;
-    }
+    await this.#giveSeqs(batch);
     // Keys are committed before the rows they open: the vault transaction waits for them after
     // its BEGIN, so the two round trips overlap.
     const keyed = this.#storeKeys(batch);
