@@ -63,21 +63,38 @@ const CONV_ORDINAL: Record<string, number> = { 'c-kept': 1, 'c-destroyed': 2 };
 const convCount = new Map<string, number>();
 let seqCount = 0;
 
+/** Columns a layout is keyed by that the fill must give, before the row's own. */
+const KEYED: Partial<Record<Layout, { cols: string; values: (conv: string) => unknown[] }>> = {
+  'vault-conv-rowid': {
+    cols: 'seq',
+    values: (conv) => {
+      const n = (convCount.get(conv) ?? 0) + 1;
+      convCount.set(conv, n);
+      return [CONV_ORDINAL[conv]! * 2 ** 32 + n];
+    },
+  },
+  'vault-clustered': { cols: 'rid, seq', values: (conv) => clusteredKey(conv) },
+  'vault-clustered-noseq': { cols: 'rid, seq', values: (conv) => clusteredKey(conv) },
+  'keys-clustered-ord': { cols: 'ord', values: () => [++seqCount] },
+};
+
+/** The destroyed conversation's range before the kept one: its rows go in mid-tree. */
+function clusteredKey(conv: string): unknown[] {
+  const seq = ++seqCount;
+  return [(conv === 'c-destroyed' ? 1 : 2) * 2 ** 33 + seq, seq];
+}
+
+const VAULT = layout.startsWith('vault');
+const COLS = [KEYED[layout]?.cols, VAULT ? 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed' : 'msg_id, conversation, wrapped']
+  .filter(Boolean)
+  .join(', ');
+
 function row(conv: string, j: number): unknown[] {
   const id = randomBytes(16).toString('base64url');
-  if (layout === 'vault-conv-rowid') {
-    const n = (convCount.get(conv) ?? 0) + 1;
-    convCount.set(conv, n);
-    return [CONV_ORDINAL[conv]! * 2 ** 32 + n, id, conv, `load00${j % 10}`, 'restricted', 1, 0, '2026-11-29T06:00:00.000Z', '2026-11-29T06:00:00.000Z', randomBytes(1300)];
-  }
-  if (layout.startsWith('vault-clustered')) {
-    const seq = ++seqCount;
-    return [(conv === 'c-destroyed' ? 1 : 2) * 2 ** 33 + seq, seq, id, conv, `load00${j % 10}`, 'restricted', 1, 0, '2026-11-29T06:00:00.000Z', '2026-11-29T06:00:00.000Z', randomBytes(1300)];
-  }
-  if (layout === 'keys-clustered-ord') return [id, conv, ++seqCount, randomBytes(60)];
-  return layout.startsWith('vault')
+  const own = VAULT
     ? [id, conv, `load00${j % 10}`, 'restricted', 1, 0, '2026-11-29T06:00:00.000Z', '2026-11-29T06:00:00.000Z', randomBytes(1300)]
     : [id, conv, randomBytes(60)];
+  return [...(KEYED[layout]?.values(conv) ?? []), ...own];
 }
 
 async function main(): Promise<void> {
@@ -92,21 +109,12 @@ async function main(): Promise<void> {
     if (PAGE) await exec(`PRAGMA page_size = ${Number(PAGE)}`);
     await exec('PRAGMA secure_delete = ON; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
     await exec(LAYOUTS[layout]);
-    const cols = layout.startsWith('vault-clustered')
-      ? 'rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed'
-      : layout === 'vault-conv-rowid'
-      ? 'seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed'
-      : layout === 'keys-clustered-ord'
-      ? 'msg_id, conversation, ord, wrapped'
-      : layout.startsWith('vault')
-      ? 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed'
-      : 'msg_id, conversation, wrapped';
-    const marks = `(${cols.split(',').map(() => '?').join(',')})`;
+    const marks = `(${COLS.split(',').map(() => '?').join(',')})`;
     const fill = async (conv: (i: number) => string, n: number): Promise<void> => {
       for (let i = 0; i < n; i += 500) {
         const k = Math.min(500, n - i);
         await exec('BEGIN');
-        await run(`INSERT INTO m (${cols}) VALUES ${Array(k).fill(marks).join(',')}`, Array.from({ length: k }, (_, j) => row(conv(i + j), j)).flat());
+        await run(`INSERT INTO m (${COLS}) VALUES ${Array(k).fill(marks).join(',')}`, Array.from({ length: k }, (_, j) => row(conv(i + j), j)).flat());
         await exec('COMMIT');
       }
     };
