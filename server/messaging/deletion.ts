@@ -34,6 +34,7 @@ import {
   PeerNotFoundError,
 } from './errors.js';
 import { parseDeleteStatement } from './header.js';
+import { messageRow } from './message-lookup.js';
 import type { KeysToDestroy, Principal } from './ports.js';
 import { chunks, marks, type DbTx } from '../vault/index.js';
 
@@ -77,27 +78,35 @@ async function checkStatement(ctx: Ctx, p: Principal, req: DeleteRequest, target
 /** Bound parameters per `IN (…)` list: well below SQLite's limit, and one round trip per chunk, not per row. */
 const IN_CHUNK = 500;
 
+/** A message row to delete: its rowid (vault.db has no id index; message-lookup.ts), id and signed time. */
+interface MessageRef {
+  rid: number;
+  id: string;
+  sent_at: string;
+}
+
+/** The columns of {@link MessageRef}, for the queries that find the rows. */
+const REF_COLS = 'rid, id, sent_at';
+
 /**
- * Rows of the given messages (and their attachments) go, IN_CHUNK ids per statement; answers what
- * keys must follow (file keys, then one key per given id).
+ * Rows of the given messages (and their attachments) go, IN_CHUNK per statement; answers what
+ * keys must follow (file keys, then one key per given message).
  */
-async function deleteMessageRows(ctx: Ctx, tx: DbTx, ids: readonly string[]): Promise<string[]> {
+async function deleteMessageRows(ctx: Ctx, tx: DbTx, rows: readonly MessageRef[]): Promise<string[]> {
   const guardUntil = new Date(ctx.now().getTime() + 2 * ctx.config.clockSkewMs).toISOString();
   const fileKeys: string[] = [];
-  const sent: { id: string; sent_at: string }[] = [];
-  for (const chunk of chunks(ids, IN_CHUNK)) {
-    const q = marks(chunk.length);
-    sent.push(...(await tx.all<{ id: string; sent_at: string }>(`SELECT id, sent_at FROM msg_messages WHERE id IN (${q})`, chunk)));
-    const files = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE message IN (${q})`, chunk)).map((f) => f.id);
+  for (const chunk of chunks(rows, IN_CHUNK)) {
+    const ids = chunk.map((r) => r.id);
+    const files = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE message IN (${marks(ids.length)})`, ids)).map((f) => f.id);
     for (const fs of chunks(files, IN_CHUNK)) {
       await tx.run(`DELETE FROM msg_file_chunks WHERE file IN (${marks(fs.length)})`, fs);
       await tx.run(`DELETE FROM msg_files WHERE id IN (${marks(fs.length)})`, fs);
     }
-    await tx.run(`DELETE FROM msg_messages WHERE id IN (${q})`, chunk);
+    await tx.run(`DELETE FROM msg_messages WHERE rid IN (${marks(chunk.length)})`, chunk.map((r) => r.rid));
     fileKeys.push(...files.map(fileKeyId));
   }
-  await guardReplays(ctx, tx, sent, guardUntil);
-  return [...fileKeys, ...ids];
+  await guardReplays(ctx, tx, rows, guardUntil);
+  return [...fileKeys, ...rows.map((r) => r.id)];
 }
 
 /**
@@ -216,9 +225,11 @@ async function rowsThenKeys<T>(
  * @throws MessageNotFoundError | ForbiddenError | DeleteStatementInvalidError | ClockSkewError
  */
 export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: DeleteRequest): Promise<Tombstone> {
-  const row = await ctx.db.get<{ conversation: string; sender: string; label_rank: number }>(
-    'SELECT conversation, sender, label_rank FROM msg_messages WHERE id = ?',
-    [id],
+  const row = await messageRow<MessageRef & { conversation: string; sender: string; label_rank: number }>(
+    ctx.keys,
+    ctx.db,
+    id,
+    `${REF_COLS}, conversation, sender, label_rank`,
   );
   const conv = row ? await ctx.members.get(row.conversation) : undefined;
   const visible =
@@ -227,7 +238,7 @@ export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: Del
   if (row.sender !== p.login && !isOfficer(p)) throw new ForbiddenError('only the sender or an officer may delete a message');
   const target = `message:${id}`;
   const signature = await checkStatement(ctx, p, req, target);
-  await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, [id]) }));
+  await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, [row]) }));
   ctx.hub.publishDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] });
   return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count: 1, signature });
 }
@@ -280,14 +291,13 @@ async function correspondenceRows(
 ): Promise<{ count: number; byConv: Map<string, string[]> }> {
   let n = 0;
   for (const d of directs) n += await deleteConversationRows(tx, d);
-  const sent = await tx.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_messages WHERE sender = ?', [login]);
+  const sent = await tx.all<MessageRef & { conversation: string }>(`SELECT ${REF_COLS}, conversation FROM msg_messages WHERE sender = ?`, [login]);
   const pending = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE uploader = ? AND state = 'pending'`, [login])).map((f) => f.id);
   for (const fs of chunks(pending, IN_CHUNK)) {
     await tx.run(`DELETE FROM msg_file_chunks WHERE file IN (${marks(fs.length)})`, fs);
     await tx.run(`DELETE FROM msg_files WHERE id IN (${marks(fs.length)})`, fs);
   }
-  const ids = sent.map((s) => s.id);
-  const keyIds = await deleteMessageRows(ctx, tx, ids);
+  const keyIds = await deleteMessageRows(ctx, tx, sent);
   const byConv = new Map<string, string[]>();
   for (const s of sent) {
     const list = byConv.get(s.conversation);
@@ -295,7 +305,7 @@ async function correspondenceRows(
     else byConv.set(s.conversation, [s.id]);
   }
   keysGo({ messageIds: [...keyIds, ...pending.map(fileKeyId)], conversationIds: directs });
-  return { count: n + ids.length, byConv };
+  return { count: n + sent.length, byConv };
 }
 
 /**
@@ -352,13 +362,13 @@ export async function sweepRetention(ctx: Ctx): Promise<number> {
   let total = 0;
   for (const g of groups) {
     const cutoff = new Date(now.getTime() - g.retention_days * 86_400_000).toISOString();
-    const old = await ctx.db.all<{ id: string }>('SELECT id FROM msg_messages WHERE conversation = ? AND received_at < ?', [
+    const old = await ctx.db.all<MessageRef>(`SELECT ${REF_COLS} FROM msg_messages WHERE conversation = ? AND received_at < ?`, [
       g.id,
       cutoff,
     ]);
     if (old.length === 0) continue;
     const ids = old.map((o) => o.id);
-    await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, ids) }));
+    await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, old) }));
     const conv = await ctx.members.get(g.id);
     if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: g.id, ids });
     await tombstone(ctx, {

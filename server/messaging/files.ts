@@ -19,6 +19,7 @@ import {
   type Ctx,
 } from './context.js';
 import { FileCorruptError, FileNotFoundError, FileTooLargeError, UploadTruncatedError } from './errors.js';
+import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
 
 /** What an upload answers. */
@@ -160,7 +161,7 @@ export async function downloadFile(ctx: Ctx, p: Principal, fileId: string): Prom
   } else {
     const conv = await ctx.members.get(f.conversation);
     if (!conv?.members.has(p.login)) throw notFound();
-    const msg = await ctx.db.get<{ label_rank: number }>('SELECT label_rank FROM msg_messages WHERE id = ?', [f.message]);
+    const msg = f.message === null ? undefined : await messageRow<{ id: string; label_rank: number }>(ctx.keys, ctx.db, f.message, 'id, label_rank');
     if (!msg || msg.label_rank > rank(principalClearance(p))) throw notFound();
   }
   const key = await ctx.keys.messageKey(fileKeyId(f.id)).catch(() => {

@@ -13,6 +13,7 @@ import { EventHub, type Subscription } from './event-hub.js';
 import * as files from './files.js';
 import * as groups from './groups.js';
 import * as messages from './messages.js';
+import { reconcileKeys } from './message-lookup.js';
 import { DEFAULT_CONFIG, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
 import { MESSAGING_MIGRATIONS } from './schema.js';
 import { chunks, marks as sqlMarks } from '../vault/index.js';
@@ -220,9 +221,12 @@ export function createMessaging(parts: MessagingParts): Messaging {
       // key sweep below, so its key goes too (issue 8, kill -9 mid-upload).
       await files.discardIncompleteUploads(ctx);
       // Keys without rows (a crash between a deletion's row and key steps, or a refused batch)
-      // are destroyed at start (ARCHITECTURE.md, write order).
-      const rows = await parts.db.all<{ id: string }>(`SELECT id FROM msg_messages UNION ALL SELECT 'file:' || id FROM msg_files`);
-      await ctx.keys.sweepOrphans(new Set(rows.map((r) => r.id)));
+      // are destroyed at start (ARCHITECTURE.md, write order), and keys stored before keys.db kept
+      // seqs get theirs, so lookups by id find their rows (message-lookup.ts).
+      const reconciled = await reconcileKeys(ctx.keys, parts.db);
+      if (reconciled.placed || reconciled.orphans.length) {
+        ctx.log('messaging.keys-reconciled', { placed: reconciled.placed, orphans: reconciled.orphans.length });
+      }
       // …and conversation keys whose conversation is gone (a crash mid-destroy: rows committed, keys not).
       const convs = await parts.db.all<{ id: string }>('SELECT id FROM msg_conversations');
       await ctx.keys.sweepOrphanConversations(new Set(convs.map((c) => c.id)));

@@ -34,6 +34,7 @@ import {
 } from './errors.js';
 import { headerHashInput } from './check-protocol.js';
 import { parseMessageHeader } from './header.js';
+import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
 import type { BatchWriter, Committed, StagedMessage } from './writer.js';
 
@@ -271,7 +272,7 @@ const COLS = 'seq, id, conversation, sender, label, label_rank, urgent, sent_at,
  * @throws MessageNotFoundError when missing, above the caller's clearance, or not the caller's.
  */
 export async function getMessage(ctx: Ctx, p: Principal, id: string): Promise<MessageView> {
-  const row = await ctx.db.get<MessageRow>(`SELECT ${COLS} FROM msg_messages WHERE id = ?`, [id]);
+  const row = await messageRow<MessageRow>(ctx.keys, ctx.db, id, COLS);
   const notFound = new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
   if (!row || row.label_rank > rank(principalClearance(p))) throw notFound;
   const conv = await ctx.members.get(row.conversation);
@@ -372,9 +373,11 @@ export async function receipts(
   p: Principal,
   id: string,
 ): Promise<{ delivered: { login: string; at: string }[]; read: { login: string; at: string }[] }> {
-  const row = await ctx.db.get<{ seq: number; conversation: string; sender: string; label_rank: number }>(
-    'SELECT seq, conversation, sender, label_rank FROM msg_messages WHERE id = ?',
-    [id],
+  const row = await messageRow<{ id: string; seq: number; conversation: string; sender: string; label_rank: number }>(
+    ctx.keys,
+    ctx.db,
+    id,
+    'id, seq, conversation, sender, label_rank',
   );
   if (!row) throw new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
   if (row.sender !== p.login && !isOfficer(p)) {

@@ -5,7 +5,7 @@
  * `appliance.ts` without importing its internals.
  */
 import type { Certificate, Clearance } from '../../pki/index.js';
-import type { CryptoKey, Db, KeyDestruction } from '../vault/index.js';
+import type { CryptoKey, Db, KeyDestruction, KeyPlace } from '../vault/index.js';
 import type { SealedMessage } from './check-protocol.js';
 
 /** The authenticated caller, as the session middleware establishes it. */
@@ -30,11 +30,15 @@ export interface MessageKeyStore {
    * answers the conversations that did. @throws KeyExistsError (VAULT_KEY_EXISTS) when any id
    * already has a key (nothing is stored).
    */
-  storeWrappedKeys(rows: readonly { convId: string; msgId: string; wrapped: Uint8Array }[]): Promise<Set<string>>;
+  storeWrappedKeys(rows: readonly { convId: string; msgId: string; wrapped: Uint8Array; order: number }[]): Promise<Set<string>>;
   destroyMessageKeys(ids: readonly string[]): Promise<unknown>;
+  /** Where each id that has a key sits: its conversation and seq, hence its row (message-lookup.ts). */
+  locate(ids: readonly string[]): Promise<Map<string, KeyPlace>>;
+  /** Every key's place (a full scan), for the start's reconciliation. */
+  keyPlaces(): Promise<KeyPlace[]>;
+  /** Gives keys stored before their seq was kept (order 0) their message's seq. */
+  placeKeys(places: readonly KeyPlace[]): Promise<number>;
   destroyConversation(convId: string): Promise<unknown>;
-  /** Destroys message keys whose rows do not exist (a crash between deleting rows and keys). */
-  sweepOrphans(existingIds: Iterable<string>): Promise<unknown>;
   /** Destroys conversation keys (and every DEK under them) whose conversation row does not exist. */
   sweepOrphanConversations(existingConvIds: Iterable<string>): Promise<unknown>;
   /**

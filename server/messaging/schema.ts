@@ -140,4 +140,38 @@ CREATE TRIGGER msg_messages_sequence AFTER INSERT ON msg_messages
   BEGIN UPDATE msg_sequence SET hi = NEW.seq WHERE hi < NEW.seq; END;
 `,
   },
+  {
+    // No index on the message id. Ids are random, so destroying 100k of 1.1M messages deleted an
+    // entry from nearly every leaf of that index, and secure_delete rewrote them all: 1.60 s of
+    // bare SQLite against 0.96 s without it (bench/experiments/destroy-layout.ts, interleaved).
+    // keys.db already holds every message id, uniquely, with the conversation and seq that make the
+    // rowid (message-lookup.ts): a lookup by id goes through it, and the key store's unique id is
+    // what refuses a second message with the same id (the writer stores keys before rows).
+    // The UNIQUE constraint lives in the table definition, so the table is rebuilt once more.
+    id: 'messaging-004-message-id-found-through-keys',
+    sql: `
+CREATE TABLE msg_messages_unindexed (
+  rid INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL UNIQUE,
+  id TEXT NOT NULL,
+  conversation TEXT NOT NULL REFERENCES msg_conversations(id),
+  sender TEXT NOT NULL,
+  label TEXT NOT NULL,
+  label_rank INTEGER NOT NULL,
+  urgent INTEGER NOT NULL,
+  sent_at TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  sealed BLOB NOT NULL
+) STRICT;
+INSERT INTO msg_messages_unindexed (rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed)
+  SELECT rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed
+  FROM msg_messages ORDER BY rid;
+DROP TABLE msg_messages;
+ALTER TABLE msg_messages_unindexed RENAME TO msg_messages;
+CREATE INDEX msg_messages_conv ON msg_messages(conversation, seq, label_rank, sender);
+CREATE INDEX msg_messages_sender ON msg_messages(sender);
+CREATE TRIGGER msg_messages_sequence AFTER INSERT ON msg_messages
+  BEGIN UPDATE msg_sequence SET hi = NEW.seq WHERE hi < NEW.seq; END;
+`,
+  },
 ];

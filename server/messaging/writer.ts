@@ -252,9 +252,10 @@ export class BatchWriter {
     await ctx.db.transaction(async (tx) => {
       sealed = await keyed;
       if (sealed.length === 0) return;
-      // Why a row did not go in: its conversation is gone, its id is guarded (deleted), or it was
-      // stored before. One query, asked only about the rows that did not go in — or up front for
-      // messages with attachments, which get a savepoint each.
+      // Why a row did not go in: its conversation is gone or its id is guarded (deleted). (An id
+      // stored before never gets here: the key store refused its key.) One query, asked only about
+      // the rows that did not go in — or up front for messages with attachments, which get a
+      // savepoint each.
       const classify = async (list: { p: Pending }[]): Promise<Map<Pending, Error>> => {
         const convIds = [...new Set(list.map(({ p }) => p.m.conversation))];
         const subjects = list.map(({ p }) => p.m.subject);
@@ -301,7 +302,7 @@ export class BatchWriter {
            SELECT ${COLUMNS} FROM v
            WHERE EXISTS (SELECT 1 FROM msg_conversations c WHERE c.id = v.conversation)
              AND NOT EXISTS (SELECT 1 FROM msg_replay_guard g WHERE g.id_hash = v.subject)
-           ON CONFLICT (id) DO NOTHING RETURNING id, seq`,
+           RETURNING id, seq`,
           part.flatMap(({ p, blob }) => [...rowParams(p.m, p.seq!, blob), p.m.subject]),
         );
         const seqs = new Map(returned.map((r) => [r.id, r.seq]));
@@ -309,7 +310,8 @@ export class BatchWriter {
         const why = missing.length ? await classify(missing) : new Map<Pending, Error>();
         for (const { p } of part) {
           const seq = seqs.get(p.m.id);
-          // Not inserted and neither gone nor guarded: an id stored before, a replay.
+          // Not inserted and neither gone nor guarded: cannot happen (an id stored before was refused
+          // by the key store already: keys.db's id is unique, vault.db has no id index), so a replay.
           outcome.set(p, seq !== undefined ? committed(p.m, seq) : (why.get(p) ?? new ReplayError(`message ${p.m.id} was seen before`)));
         }
       }
@@ -319,10 +321,10 @@ export class BatchWriter {
         try {
           const c = await ctx.db.transaction(async (sp) => {
             const [row] = await sp.all<{ seq: number }>(
-              `INSERT INTO msg_messages (${COLUMNS}) VALUES ${ROW} ON CONFLICT (id) DO NOTHING RETURNING seq`,
+              `INSERT INTO msg_messages (${COLUMNS}) VALUES ${ROW} RETURNING seq`,
               rowParams(m, p.seq!, blob),
             );
-            if (!row) throw new ReplayError(`message ${m.id} was seen before`);
+            if (!row) throw new Error(`message ${m.id}: the insert returned no row`);
             for (const a of m.attachments) {
               const u = await sp.run(ATTACH_SQL, [m.id, a.id, m.sender, m.conversation, a.sha384, a.size]);
               if (u.changes !== 1) {

@@ -231,13 +231,15 @@ async function checkKeys(db: Db, path: string, mk: MasterKey): Promise<{ items: 
 
 async function checkMessages(db: Db, keys: Keystore, n: number, random: (n: number) => Uint8Array): Promise<CheckItem> {
   if (!(await hasTable(db, 'msg_messages'))) return { name: 'messages', status: 'pass', detail: 'no messages yet', checked: 0 };
-  const ids = (await db.all<{ id: string }>('SELECT id FROM msg_messages ORDER BY seq')).map((r) => r.id);
-  const picked = new Set(sample(ids.slice(0, -1), n, random));
-  if (ids.length > 0) picked.add(ids[ids.length - 1]!);
+  // By rowid: vault.db has no index on message ids (messaging-004), and the rowid is the row's
+  // address in every layout a vault was ever in.
+  const rows = await db.all<{ r: number; id: string }>('SELECT rowid AS r, id FROM msg_messages ORDER BY seq');
+  const picked = new Set(sample(rows.slice(0, -1), n, random));
+  if (rows.length > 0) picked.add(rows[rows.length - 1]!);
   const failures: CheckFailure[] = [];
-  for (const id of picked) {
+  for (const { r, id } of picked) {
     try {
-      const row = await db.get<{ sealed: Uint8Array }>('SELECT sealed FROM msg_messages WHERE id = ?', [id]);
+      const row = await db.get<{ sealed: Uint8Array }>('SELECT sealed FROM msg_messages WHERE rowid = ?', [r]);
       const plain = await open(await keys.messageKey(id), row!.sealed, messageAad(id));
       const header = JSON.parse(Buffer.from(unpackMessage(plain).header).toString('utf8')) as { id?: unknown };
       plain.fill(0);
@@ -246,7 +248,7 @@ async function checkMessages(db: Db, keys: Keystore, n: number, random: (n: numb
       failures.push({ id: `message:${id}`, reason: reasonOf(err) });
     }
   }
-  return item('messages', picked.size, failures, `${picked.size} of ${ids.length} messages (random sample and the newest) decrypt`);
+  return item('messages', picked.size, failures, `${picked.size} of ${rows.length} messages (random sample and the newest) decrypt`);
 }
 
 async function checkFiles(db: Db, keys: Keystore, n: number, random: (n: number) => Uint8Array): Promise<CheckItem> {

@@ -41,7 +41,8 @@ export async function sweepRows(
   if (!(await hasTable(db, 'msg_messages'))) return { messages: 0, files: 0, conversations: 0 };
   const convs = (await db.all<{ id: string }>('SELECT id FROM msg_conversations')).map((r) => r.id).filter((id) => !live.convIds.has(id));
   const gone = new Set(convs);
-  const msgs = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_messages')).filter(
+  // rowid: the row's address in every layout a backup may have (vault.db has no id index since messaging-004).
+  const msgs = (await db.all<{ r: number; id: string; conversation: string }>('SELECT rowid AS r, id, conversation FROM msg_messages')).filter(
     (r) => gone.has(r.conversation) || !live.messageKeyIds.has(r.id),
   );
   const files = (await db.all<{ id: string; conversation: string }>('SELECT id, conversation FROM msg_files')).filter(
@@ -57,11 +58,11 @@ export async function sweepRows(
   // Set-based, IN lists of at most IN_CHUNK: a big vault sweeps 100k rows in a few statements
   // rather than two round trips per row.
   await db.transaction(async (tx) => {
-    const each = async (ids: readonly string[], sql: (q: string) => string): Promise<void> => {
+    const each = async (ids: readonly (string | number)[], sql: (q: string) => string): Promise<void> => {
       for (const part of chunks(ids, IN_CHUNK)) await tx.run(sql(marks(part.length)), part);
     };
     await each(files.map((f) => f.id), (q) => `DELETE FROM msg_files WHERE id IN (${q})`); // chunks cascade
-    await each(single.map((m) => m.id), (q) => `DELETE FROM msg_messages WHERE id IN (${q})`);
+    await each(single.map((m) => m.r), (q) => `DELETE FROM msg_messages WHERE rowid IN (${q})`);
     await guardSubjects(tx, hashes, until);
     await each(convs, (q) => `DELETE FROM msg_messages WHERE conversation IN (${q})`);
     await each(convs, (q) => `DELETE FROM msg_marks WHERE conversation IN (${q})`);

@@ -33,7 +33,7 @@ export { Lru } from './lru.js';
 export { chunks, marks } from './sql-lists.js';
 export type { KeyringOptions } from './keyring.js';
 export { Keystore, ckAad, dekAad } from './keystore.js';
-export type { DestroyedKeys, KeyDestruction, KeystoreOptions } from './keystore.js';
+export type { DestroyedKeys, KeyDestruction, KeyPlace, KeystoreOptions } from './keystore.js';
 export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_PAGE_SIZE } from './vault.js';
 export type { Vault, OpenVaultOptions, InitVaultOptions } from './vault.js';
 export { RowCache } from './row-cache.js';

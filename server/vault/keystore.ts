@@ -88,6 +88,16 @@ export interface WrappedKeyRow {
   order?: number;
 }
 
+/**
+ * Where a message key sits in keys.db: its conversation and its order there, the message's seq
+ * (0 for file keys, and for keys stored before keystore-2 until {@link Keystore.placeKeys}).
+ */
+export interface KeyPlace {
+  msgId: string;
+  convId: string;
+  ord: number;
+}
+
 /** What {@link Keystore.destroyKeysAfter} destroyed. */
 export interface DestroyedKeys {
   /** Message keys that existed and are gone (named ones and those under the conversations). */
@@ -282,6 +292,53 @@ export class Keystore {
       out.set(b.convId, map);
     }
     return out;
+  }
+
+  /**
+   * Where each of `msgIds` that has a key sits (ids without one are absent), through the unique
+   * id index. vault.db has no index on message ids: its lookups by id come here
+   * (messaging/message-lookup.ts).
+   */
+  async locate(msgIds: readonly string[]): Promise<Map<string, KeyPlace>> {
+    const out = new Map<string, KeyPlace>();
+    for (const chunk of chunks([...new Set(msgIds)], IN_CHUNK)) {
+      const rows = await this.db.all<{ msg_id: string; conv_id: string; ord: number }>(
+        `SELECT msg_id, conv_id, ord FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`,
+        chunk,
+      );
+      for (const r of rows) out.set(r.msg_id, { msgId: r.msg_id, convId: r.conv_id, ord: r.ord });
+    }
+    return out;
+  }
+
+  /** Every message and file key's place, in (conversation, order) order: for reconciling keys.db with vault.db at start. */
+  async keyPlaces(): Promise<KeyPlace[]> {
+    const rows = await this.db.all<{ msg_id: string; conv_id: string; ord: number }>(
+      'SELECT msg_id, conv_id, ord FROM message_keys ORDER BY conv_id, ord, msg_id',
+    );
+    return rows.map((r) => ({ msgId: r.msg_id, convId: r.conv_id, ord: r.ord }));
+  }
+
+  /**
+   * Gives keys stored with order 0 (before keystore-2) their message's seq, in one transaction.
+   * Keys that already have an order are left as they are.
+   * @returns how many keys were placed.
+   */
+  async placeKeys(places: readonly KeyPlace[]): Promise<number> {
+    if (places.length === 0) return 0;
+    // IN_CHUNK keys per statement: a million keys in 2,000 round trips, not a million.
+    return this.db.transaction(async (tx) => {
+      let n = 0;
+      for (const part of chunks(places, IN_CHUNK)) {
+        const r = await tx.run(
+          `UPDATE message_keys SET ord = v.column3 FROM (VALUES ${marks(part.length, '(?, ?, ?)')}) AS v
+           WHERE message_keys.conv_id = v.column1 AND message_keys.ord = 0 AND message_keys.msg_id = v.column2`,
+          part.flatMap((p) => [p.convId, p.msgId, p.ord]),
+        );
+        n += r.changes;
+      }
+      return n;
+    });
   }
 
   /**

@@ -66,3 +66,35 @@ t.test('when a keys.db of the rowid layout is opened then every key carries over
   }
   await t.rejects(ks.storeWrappedKeys([{ convId: 'c1', msgId: 'm1', wrapped: dek[0]!.wrapped, order: 9 }]), { code: 'VAULT_KEY_EXISTS' }, 'an id is still unique');
 });
+
+t.test('when keys are located and placed then only keys of order 0 move, and every key still opens', async (t) => {
+  const ks = await Keystore.open(join(tmpDir(t), 'keys.db'), await MasterKey.fromBytes(new Uint8Array(32).fill(3)));
+  t.teardown(() => ks.close());
+  await ks.createConversationKey('cA');
+  const made = await ks.createMessageKeys('cA', ['m1', 'm2', 'm3', 'file:f1']); // created keys have order 0
+  await ks.db.run("UPDATE message_keys SET ord = 9 WHERE msg_id = 'm3'");
+  t.same(
+    [...(await ks.locate(['m1', 'm3', 'nope', 'm1']))].sort(),
+    [['m1', { msgId: 'm1', convId: 'cA', ord: 0 }], ['m3', { msgId: 'm3', convId: 'cA', ord: 9 }]],
+    'ids without a key are absent; a repeated id is answered once',
+  );
+  t.equal(
+    await ks.placeKeys([
+      { msgId: 'm1', convId: 'cA', ord: 4 },
+      { msgId: 'm2', convId: 'cA', ord: 5 },
+      { msgId: 'm3', convId: 'cA', ord: 6 },
+      { msgId: 'gone', convId: 'cA', ord: 7 },
+    ]),
+    2,
+    'm1 and m2 placed; m3 had an order; gone has no key',
+  );
+  t.same(
+    (await ks.keyPlaces()).map((p) => `${p.msgId}:${p.ord}`),
+    ['file:f1:0', 'm1:4', 'm2:5', 'm3:9'],
+    'places in (conversation, order) order',
+  );
+  for (const id of ['m1', 'm2', 'm3', 'file:f1']) {
+    const sealed = await seal(made.get(id)!, enc.encode(id), id);
+    t.same(await open(await ks.messageKey(id), sealed, id), enc.encode(id), `${id} opens after placing`);
+  }
+});
