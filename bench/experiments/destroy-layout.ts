@@ -41,6 +41,9 @@ const LAYOUTS = {
     CREATE INDEX m_conv ON m(conversation, seq, label_rank, sender); CREATE INDEX m_sender ON m(sender);`,
   'vault-clustered-noseq': `CREATE TABLE m (rid INTEGER PRIMARY KEY, seq INTEGER NOT NULL, id TEXT NOT NULL UNIQUE, conversation TEXT NOT NULL, sender TEXT NOT NULL, label TEXT NOT NULL, label_rank INTEGER NOT NULL, urgent INTEGER NOT NULL, sent_at TEXT NOT NULL, received_at TEXT NOT NULL, sealed BLOB NOT NULL) STRICT;
     CREATE INDEX m_conv ON m(conversation, seq, label_rank, sender); CREATE INDEX m_sender ON m(sender);`,
+  // Without the random id's index (lookups by id through keys.db instead): what that index costs.
+  'vault-clustered-noid': `CREATE TABLE m (rid INTEGER PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, id TEXT NOT NULL, conversation TEXT NOT NULL, sender TEXT NOT NULL, label TEXT NOT NULL, label_rank INTEGER NOT NULL, urgent INTEGER NOT NULL, sent_at TEXT NOT NULL, received_at TEXT NOT NULL, sealed BLOB NOT NULL) STRICT;
+    CREATE INDEX m_conv ON m(conversation, seq, label_rank, sender); CREATE INDEX m_sender ON m(sender);`,
   'keys-rowid': `CREATE TABLE m (msg_id TEXT PRIMARY KEY, conversation TEXT NOT NULL, wrapped BLOB NOT NULL) STRICT;
     CREATE INDEX m_conv ON m (conversation);`,
   'keys-clustered': `CREATE TABLE m (conversation TEXT NOT NULL, msg_id TEXT NOT NULL, wrapped BLOB NOT NULL, PRIMARY KEY (conversation, msg_id)) STRICT, WITHOUT ROWID;
@@ -75,6 +78,7 @@ const KEYED: Partial<Record<Layout, { cols: string; values: (conv: string) => un
   },
   'vault-clustered': { cols: 'rid, seq', values: (conv) => clusteredKey(conv) },
   'vault-clustered-noseq': { cols: 'rid, seq', values: (conv) => clusteredKey(conv) },
+  'vault-clustered-noid': { cols: 'rid, seq', values: (conv) => clusteredKey(conv) },
   'keys-clustered-ord': { cols: 'ord', values: () => [++seqCount] },
 };
 

@@ -1,9 +1,11 @@
 /**
- * What the ninth session's two rebuilding migrations cost an appliance that already holds many
- * messages: `messaging-003` (vault.db's message rows re-keyed by conversation) and `keystore-2`
- * (keys.db's message keys re-keyed by conversation). Fills the older layouts with N rows through
- * the real `Db` (vault pragmas: WAL, synchronous=FULL, secure_delete), spread over 100
- * conversations in arrival order, then times `Db.migrate` to the current layout.
+ * What the rebuilding migrations cost an appliance that already holds many messages:
+ * `messaging-003` (vault.db's message rows re-keyed by conversation), `messaging-004` (the same
+ * table without its message-id index), `keystore-2` (keys.db's message keys re-keyed by
+ * conversation, order 0), and the first start's reconciliation that gives those keys their seqs
+ * (messaging/message-lookup.ts). Fills the older layouts with N rows through the real `Db` (vault
+ * pragmas: WAL, synchronous=FULL, secure_delete), spread over 100 conversations in arrival order,
+ * the same message ids in both files, then times each step.
  *
  *   make build && node dist/bench/experiments/migration-cost.js      # BENCH_ROWS (1,000,000)
  *
@@ -15,11 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MESSAGING_MIGRATIONS } from '../../server/messaging/schema.js';
 import { KEYSTORE_MIGRATIONS } from '../../server/vault/keystore.js';
-import { chunks, Db, marks } from '../../server/vault/index.js';
+import { reconcileKeys } from '../../server/messaging/message-lookup.js';
+import { chunks, Db, Keystore, marks, MasterKey } from '../../server/vault/index.js';
 import { VAULT_PAGE_SIZE } from '../../server/vault/vault.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const CONVS = Array.from({ length: 100 }, () => randomBytes(16).toString('base64url'));
+const IDS = Array.from({ length: ROWS }, () => randomBytes(16).toString('base64url'));
 const at = '2026-11-29T00:00:00.000Z';
 const mib = (f: string): string => `${(statSync(f).size / 2 ** 20).toFixed(0)} MiB`;
 
@@ -38,28 +42,31 @@ async function main(): Promise<void> {
     // vault.db as messaging-002 left it.
     const vaultPath = join(dir, 'vault.db');
     const vault = await Db.open(vaultPath, { pageSize: VAULT_PAGE_SIZE });
-    await vault.migrate(MESSAGING_MIGRATIONS.filter((m) => !m.id.startsWith('messaging-003')));
+    const upTo = (prefix: string): typeof MESSAGING_MIGRATIONS => MESSAGING_MIGRATIONS.slice(0, MESSAGING_MIGRATIONS.findIndex((m) => m.id.startsWith(prefix)));
+    await vault.migrate(upTo('messaging-003'));
     for (const id of CONVS) {
       await vault.run(`INSERT INTO msg_conversations (id, kind, name, label, created_by, created_at) VALUES (?, 'group', ?, 'secret', 'bob', ?)`, [id, id, at]);
     }
     await fill(vault, 'msg_messages', 'id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed', (i) => [
-      randomBytes(16).toString('base64url'), CONVS[i % CONVS.length], `user${i % 10}`, 'secret', 3, 0, at, at, randomBytes(1400),
+      IDS[i], CONVS[i % CONVS.length], `user${i % 10}`, 'secret', 3, 0, at, at, randomBytes(1400),
     ]);
     await vault.checkpointTruncate();
     console.log(`vault.db  ${ROWS.toLocaleString('en')} rows in arrival order: ${mib(vaultPath)}`);
-    let t0 = performance.now();
-    await vault.migrate(MESSAGING_MIGRATIONS);
-    const migrated = performance.now() - t0;
-    await vault.checkpointTruncate();
-    console.log(`vault.db  messaging-003: ${(migrated / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - migrated) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(vaultPath)}`);
-    await vault.close();
+    let t0 = 0;
+    for (const [id, list] of [['messaging-003', upTo('messaging-004')], ['messaging-004', MESSAGING_MIGRATIONS]] as const) {
+      t0 = performance.now();
+      await vault.migrate(list);
+      const migrated = performance.now() - t0;
+      await vault.checkpointTruncate();
+      console.log(`vault.db  ${id}: ${(migrated / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - migrated) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(vaultPath)}`);
+    }
 
     // keys.db as keystore-1 left it.
     const keysPath = join(dir, 'keys.db');
     const keys = await Db.open(keysPath);
     await keys.migrate(KEYSTORE_MIGRATIONS.slice(0, 1));
     for (const id of CONVS) await keys.run('INSERT INTO conversation_keys (conv_id, wrapped, created_at) VALUES (?, ?, ?)', [id, randomBytes(60), at]);
-    await fill(keys, 'message_keys', 'msg_id, conv_id, wrapped', (i) => [randomBytes(16).toString('base64url'), CONVS[i % CONVS.length], randomBytes(60)]);
+    await fill(keys, 'message_keys', 'msg_id, conv_id, wrapped', (i) => [IDS[i], CONVS[i % CONVS.length], randomBytes(60)]);
     await keys.checkpointTruncate();
     console.log(`keys.db   ${ROWS.toLocaleString('en')} keys in arrival order: ${mib(keysPath)}`);
     t0 = performance.now();
@@ -68,6 +75,17 @@ async function main(): Promise<void> {
     await keys.checkpointTruncate();
     console.log(`keys.db   keystore-2: ${(keyed / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - keyed) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(keysPath)}`);
     await keys.close();
+
+    // The first start after the upgrade: every key gets its message's seq.
+    const store = await Keystore.open(keysPath, await MasterKey.fromBytes(new Uint8Array(32).fill(7)));
+    t0 = performance.now();
+    const r = await reconcileKeys(store, vault);
+    console.log(`first start: ${r.placed.toLocaleString('en')} keys given their seq in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.orphans.length} orphans)`);
+    t0 = performance.now();
+    await reconcileKeys(store, vault);
+    console.log(`every later start: reconciliation ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    await store.close();
+    await vault.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
