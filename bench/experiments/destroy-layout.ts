@@ -7,7 +7,8 @@
  *   make build && node dist/bench/experiments/destroy-layout.js vault-unique   # rows in arrival order (before the ninth session)
  *   node dist/bench/experiments/destroy-layout.js vault-plain     # no UNIQUE index on the random id
  *   node dist/bench/experiments/destroy-layout.js vault-conv-rowid  # rowid = conversation × 2^32 + n (clustered)
- *   node dist/bench/experiments/destroy-layout.js vault-clustered   # vault.db as it is (vault-clustered-noseq: no seq index)
+ *   node dist/bench/experiments/destroy-layout.js vault-clustered   # vault.db of the ninth session (vault-clustered-noseq: no seq index)
+ *   node dist/bench/experiments/destroy-layout.js vault-clustered-noid  # vault.db as it is: no index on the random id (messaging-004)
  *   node dist/bench/experiments/destroy-layout.js vault-unique -262144   # a 256 MiB page cache
  *   node dist/bench/experiments/destroy-layout.js keys-rowid      # keys.db before the ninth session
  *   node dist/bench/experiments/destroy-layout.js keys-clustered  # keys clustered by (conversation, msg_id)
