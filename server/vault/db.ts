@@ -428,8 +428,13 @@ export class Db implements Queryable {
   /**
    * Applies, in order, each migration whose `id` is not yet in table `migrations`, each in its
    * own transaction together with its bookkeeping row. Running it twice is a no-op.
+   * `onApply` hears of each migration that runs, before (so a long rebuild at an upgraded
+   * appliance's first start is announced, not silent) and after, with its duration.
    */
-  async migrate(migrations: readonly { id: string; sql: string }[]): Promise<void> {
+  async migrate(
+    migrations: readonly { id: string; sql: string }[],
+    opts: { onApply?: (id: string, phase: 'start' | 'done', ms?: number) => void } = {},
+  ): Promise<void> {
     await this.exec(
       'CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL) STRICT',
     );
@@ -437,8 +442,11 @@ export class Db implements Queryable {
       await this.transaction(async (tx) => {
         const done = await tx.get('SELECT 1 FROM migrations WHERE id = ?', [m.id]);
         if (done) return;
+        const t0 = performance.now();
+        opts.onApply?.(m.id, 'start');
         await tx.exec(m.sql);
         await tx.run('INSERT INTO migrations (id, applied_at) VALUES (?, ?)', [m.id, new Date().toISOString()]);
+        opts.onApply?.(m.id, 'done', Math.round(performance.now() - t0));
       });
     }
   }

@@ -65,8 +65,10 @@ t.test('when keys were stored before keys.db kept seqs then start gives them the
   await h.vault.keys.db.run("UPDATE message_keys SET ord = 0 WHERE msg_id NOT LIKE 'file:%'");
   t.equal((await h.vault.keys.locate(sent.map((s) => s.id))).get(sent[0]!.id)?.ord, 0);
 
-  const again = await h.restart();
+  const logged: { event: string; fields: Record<string, unknown> }[] = [];
+  const again = await h.restart({ log: (event, fields) => logged.push({ event, fields }) });
   t.teardown(() => again.close());
+  t.same(logged, [{ event: 'messaging.keys-reconciled', fields: { placed: 5, orphans: 0 } }], 'start says what it did, and no migration ran');
   const places = await h.vault.keys.locate(sent.map((s) => s.id));
   for (const s of sent) {
     t.equal(places.get(s.id)?.ord, s.seq, `key of seq ${s.seq} placed`);

@@ -157,6 +157,20 @@ t.test('when migrate runs twice then each migration applies once', async (t) => 
   t.same(await db.get('SELECT count(*) AS n FROM b'), { n: 1 });
 });
 
+t.test('when migrations run then onApply hears each one before and after, and nothing for those applied', async (t) => {
+  const db = await Db.open(join(tmpDir(t), 'a.db'));
+  t.teardown(() => db.close());
+  const heard: string[] = [];
+  const onApply = (id: string, phase: 'start' | 'done', ms?: number): void => {
+    heard.push(`${id}:${phase}${ms === undefined ? '' : Number.isInteger(ms) && ms >= 0 ? ':ms' : ':bad'}`);
+  };
+  await db.migrate([{ id: 'm1', sql: 'CREATE TABLE a (x INTEGER)' }], { onApply });
+  await db.migrate([{ id: 'm1', sql: 'CREATE TABLE a (x INTEGER)' }, { id: 'm2', sql: 'CREATE TABLE b (y INTEGER)' }], { onApply });
+  t.same(heard, ['m1:start', 'm1:done:ms', 'm2:start', 'm2:done:ms']);
+  await rejectsCode(t, db.migrate([{ id: 'm3', sql: 'CREATE TABLE a (x INTEGER)' }], { onApply }), 'VAULT_SQL');
+  t.same(heard.slice(4), ['m3:start'], 'a failed migration is announced and never reported done');
+});
+
 t.test('when checkpointTruncate runs then the WAL file is empty', async (t) => {
   const dir = tmpDir(t);
   const db = await Db.open(join(dir, 'a.db'));
