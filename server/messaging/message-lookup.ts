@@ -12,48 +12,24 @@
  * and destroyed after them, so a lookup between the two steps finds the key and no row.
  */
 import { clusterKey, SEQ_LIMIT } from './cluster-key.js';
+import { fileKeyId } from './context.js';
 import type { MessageKeyStore } from './ports.js';
-import { chunks, marks, type KeyPlace, type Queryable } from '../vault/index.js';
-
-/** Bound parameters per `IN (…)` list. */
-const IN_CHUNK = 500;
-
-/** The rowid of each id whose key has a place (a seq); ids without a key are absent. */
-export async function rowidsOf(keys: Pick<MessageKeyStore, 'locate'>, ids: readonly string[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const [id, p] of await keys.locate(ids)) {
-    if (p.ord >= 1 && p.ord < SEQ_LIMIT) out.set(id, clusterKey(p.convId, p.ord));
-  }
-  return out;
-}
+import type { KeyPlace, Queryable } from '../vault/index.js';
 
 /**
- * The rows of those `ids` that exist, with `cols` (a column list of msg_messages that includes
- * `id`), in no particular order. `q` is the vault connection or a transaction on it.
+ * One message's row with `cols` (a column list of msg_messages that includes `id`), or undefined
+ * when it does not exist. `q` is the vault connection or a transaction on it.
  */
-export async function messageRows<T extends { id: string }>(
-  keys: Pick<MessageKeyStore, 'locate'>,
-  q: Pick<Queryable, 'all'>,
-  ids: readonly string[],
-  cols: string,
-): Promise<(T & { rid: number })[]> {
-  const rids = await rowidsOf(keys, ids);
-  const out: (T & { rid: number })[] = [];
-  for (const part of chunks([...rids.values()], IN_CHUNK)) {
-    const rows = await q.all<T & { rid: number }>(`SELECT rid, ${cols} FROM msg_messages WHERE rid IN (${marks(part.length)})`, part);
-    for (const r of rows) if (rids.get(r.id) === r.rid) out.push(r);
-  }
-  return out;
-}
-
-/** One message's row, or undefined. See {@link messageRows}. */
 export async function messageRow<T extends { id: string }>(
   keys: Pick<MessageKeyStore, 'locate'>,
   q: Pick<Queryable, 'all'>,
   id: string,
   cols: string,
 ): Promise<(T & { rid: number }) | undefined> {
-  return (await messageRows<T>(keys, q, [id], cols))[0];
+  const place = (await keys.locate([id])).get(id);
+  if (!place || place.ord < 1 || place.ord >= SEQ_LIMIT) return undefined;
+  const [row] = await q.all<T & { rid: number }>(`SELECT rid, ${cols} FROM msg_messages WHERE rid = ?`, [clusterKey(place.convId, place.ord)]);
+  return row?.id === id ? row : undefined;
 }
 
 /** What {@link reconcileKeys} did. */
@@ -80,7 +56,7 @@ export async function reconcileKeys(
   keys: Pick<MessageKeyStore, 'keyPlaces' | 'placeKeys' | 'destroyMessageKeys'>,
   db: Pick<Queryable, 'all'>,
 ): Promise<Reconciled> {
-  const files = new Set((await db.all<{ id: string }>('SELECT id FROM msg_files')).map((r) => `file:${r.id}`));
+  const files = new Set((await db.all<{ id: string }>('SELECT id FROM msg_files')).map((r) => fileKeyId(r.id)));
   const seqs = new Map<string, Set<number>>();
   for (const r of await db.all<{ conversation: string; seq: number }>('SELECT conversation, seq FROM msg_messages INDEXED BY msg_messages_conv')) {
     let s = seqs.get(r.conversation);
@@ -92,21 +68,24 @@ export async function reconcileKeys(
   const shared: KeyPlace[][] = [];
   let prev: KeyPlace | undefined;
   for (const k of await keys.keyPlaces()) {
-    if (k.msgId.startsWith('file:')) {
+    if (k.msgId.startsWith(fileKeyId(''))) {
       if (!files.has(k.msgId)) orphans.push(k.msgId);
-    } else if (k.ord === 0) {
+      continue;
+    }
+    if (k.ord === 0) {
       const list = unplaced.get(k.convId) ?? [];
       list.push(k);
       unplaced.set(k.convId, list);
-    } else if (!seqs.get(k.convId)?.has(k.ord)) {
-      orphans.push(k.msgId);
-    } else if (prev && prev.convId === k.convId && prev.ord === k.ord) {
+      continue;
+    }
+    if (!seqs.get(k.convId)?.has(k.ord)) orphans.push(k.msgId);
+    else if (prev && prev.convId === k.convId && prev.ord === k.ord) {
       // keyPlaces answers in (conversation, order) order, so keys sharing a place are neighbours.
       const last = shared[shared.length - 1];
       if (last && last[0] === prev) last.push(k);
       else shared.push([prev, k]);
     }
-    if (!k.msgId.startsWith('file:') && k.ord !== 0) prev = k;
+    prev = k;
   }
   for (const group of shared) {
     const [first] = group;

@@ -7,6 +7,39 @@
 
 import { clusterKeySql } from './cluster-key.js';
 
+/**
+ * The rebuild of msg_messages that migrations 003 and 004 both make: a new table under `table`,
+ * every row copied in `order` with its rowid from the `rid` expression, the old table dropped (its
+ * pages zeroed), the new one renamed, its indexes and the seq trigger made again. `id` is the id
+ * column's definition, the one thing the two layouts differ in. The text each migration gets is
+ * the text it was applied with; change it only by adding a migration.
+ */
+function rebuildMessages(o: { table: string; id: string; rid: string; order: string }): string {
+  return `CREATE TABLE ${o.table} (
+  rid INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL UNIQUE,
+  ${o.id},
+  conversation TEXT NOT NULL REFERENCES msg_conversations(id),
+  sender TEXT NOT NULL,
+  label TEXT NOT NULL,
+  label_rank INTEGER NOT NULL,
+  urgent INTEGER NOT NULL,
+  sent_at TEXT NOT NULL,
+  received_at TEXT NOT NULL,
+  sealed BLOB NOT NULL
+) STRICT;
+INSERT INTO ${o.table} (rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed)
+  SELECT ${o.rid}, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed
+  FROM msg_messages ORDER BY ${o.order};
+DROP TABLE msg_messages;
+ALTER TABLE ${o.table} RENAME TO msg_messages;
+CREATE INDEX msg_messages_conv ON msg_messages(conversation, seq, label_rank, sender);
+CREATE INDEX msg_messages_sender ON msg_messages(sender);
+CREATE TRIGGER msg_messages_sequence AFTER INSERT ON msg_messages
+  BEGIN UPDATE msg_sequence SET hi = NEW.seq WHERE hi < NEW.seq; END;
+`;
+}
+
 /** Migrations for `Db.migrate`; ids are stable, never edit an applied one. */
 export const MESSAGING_MIGRATIONS: readonly { id: string; sql: string }[] = [
   {
@@ -116,29 +149,7 @@ CREATE TABLE msg_sequence (
 INSERT INTO msg_sequence (one, hi)
   SELECT 1, max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'msg_messages'), 0), coalesce((SELECT max(seq) FROM msg_messages), 0));
 
-CREATE TABLE msg_messages_clustered (
-  rid INTEGER PRIMARY KEY,
-  seq INTEGER NOT NULL UNIQUE,
-  id TEXT NOT NULL UNIQUE,
-  conversation TEXT NOT NULL REFERENCES msg_conversations(id),
-  sender TEXT NOT NULL,
-  label TEXT NOT NULL,
-  label_rank INTEGER NOT NULL,
-  urgent INTEGER NOT NULL,
-  sent_at TEXT NOT NULL,
-  received_at TEXT NOT NULL,
-  sealed BLOB NOT NULL
-) STRICT;
-INSERT INTO msg_messages_clustered (rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed)
-  SELECT ${clusterKeySql('conversation', 'seq')}, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed
-  FROM msg_messages ORDER BY 1;
-DROP TABLE msg_messages;
-ALTER TABLE msg_messages_clustered RENAME TO msg_messages;
-CREATE INDEX msg_messages_conv ON msg_messages(conversation, seq, label_rank, sender);
-CREATE INDEX msg_messages_sender ON msg_messages(sender);
-CREATE TRIGGER msg_messages_sequence AFTER INSERT ON msg_messages
-  BEGIN UPDATE msg_sequence SET hi = NEW.seq WHERE hi < NEW.seq; END;
-`,
+${rebuildMessages({ table: 'msg_messages_clustered', id: 'id TEXT NOT NULL UNIQUE', rid: clusterKeySql('conversation', 'seq'), order: '1' })}`,
   },
   {
     // No index on the message id. Ids are random, so destroying 100k of 1.1M messages deleted an
@@ -150,28 +161,6 @@ CREATE TRIGGER msg_messages_sequence AFTER INSERT ON msg_messages
     // The UNIQUE constraint lives in the table definition, so the table is rebuilt once more.
     id: 'messaging-004-message-id-found-through-keys',
     sql: `
-CREATE TABLE msg_messages_unindexed (
-  rid INTEGER PRIMARY KEY,
-  seq INTEGER NOT NULL UNIQUE,
-  id TEXT NOT NULL,
-  conversation TEXT NOT NULL REFERENCES msg_conversations(id),
-  sender TEXT NOT NULL,
-  label TEXT NOT NULL,
-  label_rank INTEGER NOT NULL,
-  urgent INTEGER NOT NULL,
-  sent_at TEXT NOT NULL,
-  received_at TEXT NOT NULL,
-  sealed BLOB NOT NULL
-) STRICT;
-INSERT INTO msg_messages_unindexed (rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed)
-  SELECT rid, seq, id, conversation, sender, label, label_rank, urgent, sent_at, received_at, sealed
-  FROM msg_messages ORDER BY rid;
-DROP TABLE msg_messages;
-ALTER TABLE msg_messages_unindexed RENAME TO msg_messages;
-CREATE INDEX msg_messages_conv ON msg_messages(conversation, seq, label_rank, sender);
-CREATE INDEX msg_messages_sender ON msg_messages(sender);
-CREATE TRIGGER msg_messages_sequence AFTER INSERT ON msg_messages
-  BEGIN UPDATE msg_sequence SET hi = NEW.seq WHERE hi < NEW.seq; END;
-`,
+${rebuildMessages({ table: 'msg_messages_unindexed', id: 'id TEXT NOT NULL', rid: 'rid', order: 'rid' })}`,
   },
 ];
