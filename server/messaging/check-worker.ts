@@ -5,12 +5,13 @@
  * crypto is right here and only here: this thread has nothing else to do, and one message costs it
  * one verify plus a few microseconds, where WebCrypto would cost the main thread ~10 job hops.
  */
-import { createHmac, createHash, KeyObject } from 'node:crypto';
+import { createHmac, createHash, KeyObject, randomFillSync } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { verifyDetachedSync } from '../../pki/cms-verify-sync.js';
 import { cachedCertificate } from '../../pki/cms-signers.js';
-import { createWrappedKeySync, sealSync } from '../vault/seal-sync.js';
-import { dekAad } from '../vault/key-wrap.js';
+import { FRESH_BYTES_PER_MESSAGE, createWrappedKeySync, sealSync } from '../vault/seal-sync.js';
+import { DATA_KEY_BYTES, dekAad } from '../vault/key-wrap.js';
+import { IV_BYTES } from '../vault/aead.js';
 import { headerHashInput, subjectInput, type CheckBatch, type CheckResult, type SealedMessage } from './check-protocol.js';
 import { messageAad, packMessage } from './sealed-message.js';
 
@@ -18,17 +19,20 @@ function keyed(key: Buffer, data: string): string {
   return createHmac('sha256', key).update(data).digest('hex');
 }
 
-/** A fresh message key wrapped under the conversation key, and the message sealed under it. */
-function sealOne(job: CheckBatch['jobs'][number], ck: KeyObject): SealedMessage {
-  const { raw, wrapped } = createWrappedKeySync(ck, dekAad(job.id));
+/**
+ * A fresh message key wrapped under the conversation key, and the message sealed under it.
+ * `fresh` is this message's FRESH_BYTES_PER_MESSAGE of the batch's draw: key, wrap IV, seal IV.
+ */
+function sealOne(job: CheckBatch['jobs'][number], ck: KeyObject, fresh: Buffer): SealedMessage {
+  const { raw, wrapped } = createWrappedKeySync(ck, dekAad(job.id), fresh.subarray(0, DATA_KEY_BYTES + IV_BYTES));
   try {
-    return { wrapped, blob: sealSync(raw, packMessage(job.header, job.signature, job.body), messageAad(job.id)) };
+    return { wrapped, blob: sealSync(raw, packMessage(job.header, job.signature, job.body), messageAad(job.id), fresh.subarray(DATA_KEY_BYTES + IV_BYTES)) };
   } finally {
     raw.fill(0);
   }
 }
 
-function checkOne(key: Buffer, job: CheckBatch['jobs'][number]): CheckResult {
+function checkOne(key: Buffer, job: CheckBatch['jobs'][number], fresh: Buffer): CheckResult {
   const bodySha384 = createHash('sha384').update(job.body).digest('base64');
   const subject = keyed(key, subjectInput(job.id));
   let signer;
@@ -47,19 +51,22 @@ function checkOne(key: Buffer, job: CheckBatch['jobs'][number]): CheckResult {
     bodySha384,
     subject,
     headerHash: keyed(key, headerHashInput(r.contentDigest)),
-    ...(job.sealWith ? { sealed: sealOne(job, KeyObject.from(job.sealWith)) } : {}),
+    ...(job.sealWith ? { sealed: sealOne(job, KeyObject.from(job.sealWith), fresh) } : {}),
   };
 }
 
 parentPort!.on('message', (batch: CheckBatch) => {
   const key = Buffer.from(batch.key);
-  const results = batch.jobs.map((job): CheckResult | { error: string } => {
+  // One CSPRNG draw for the whole batch's message keys and IVs, zeroed once the batch is sealed.
+  const fresh = randomFillSync(Buffer.alloc(batch.jobs.length * FRESH_BYTES_PER_MESSAGE));
+  const results = batch.jobs.map((job, i): CheckResult | { error: string } => {
     try {
-      return checkOne(key, job);
+      return checkOne(key, job, fresh.subarray(i * FRESH_BYTES_PER_MESSAGE, (i + 1) * FRESH_BYTES_PER_MESSAGE));
     } catch (e) {
       // verifyDetachedSync never throws on bad input: anything here is a defect, failed per message.
       return { error: e instanceof Error ? e.message : String(e) };
     }
   });
+  fresh.fill(0);
   parentPort!.postMessage({ id: batch.id, results });
 });

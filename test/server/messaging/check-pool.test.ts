@@ -139,3 +139,35 @@ t.test('when a check is given the conversation key then a message that verifies 
   t.equal(bad.check.ok, false);
   t.equal(bad.sealed, undefined, 'a message that does not verify is not sealed');
 });
+
+t.test('when many messages are sealed in one batch then each has its own key and IVs, none sharing a byte range', async (t) => {
+  // The worker draws a batch's keys and IVs from the CSPRNG at once and hands each message its
+  // slice; a wrong stride would give two messages overlapping key or IV bytes.
+  const ca = await makeTestCa('p384');
+  const alice = await ca.staff('alice', 'secret');
+  const pool = new CheckPool(1);
+  t.teardown(() => pool.close());
+  const check = pool.checker(randomBytes(32));
+  const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt', 'unwrapKey']);
+  const header = enc.encode(JSON.stringify({ id: 'batch' }));
+  const signature = await signDetached({ content: header, signerCert: alice.cert, signerKey: alice.key, label: 'secret' });
+  const ids = Array.from({ length: 24 }, (_, i) => `batch-${i}`);
+  // Started in one tick, so they leave for the worker together.
+  const rs = await Promise.all(ids.map((id) => check({ id, signature, header, body: enc.encode(id), expectedSigner: alice.cert, sealWith: ck })));
+  const keys: Buffer[] = [];
+  const ivs: Buffer[] = [];
+  for (const [i, r] of rs.entries()) {
+    const id = ids[i]!;
+    // A wrapped key is a seal of the raw key under the CK: opening it with the CK shows the key.
+    const raw = Buffer.from(await open(ck, r.sealed!.wrapped, dekAad(id)));
+    keys.push(raw);
+    ivs.push(Buffer.from(r.sealed!.wrapped.subarray(1, 13)), Buffer.from(r.sealed!.blob.subarray(1, 13)));
+    const dek = await unwrapDataKey(ck, r.sealed!.wrapped, dekAad(id));
+    t.same(Buffer.from(unpackMessage(await open(dek, r.sealed!.blob, messageAad(id))).body), Buffer.from(enc.encode(id)), `${id} opens under its own key`);
+  }
+  t.equal(new Set(keys.map((k) => k.toString('hex'))).size, ids.length, 'every key differs');
+  t.equal(new Set(ivs.map((v) => v.toString('hex'))).size, 2 * ids.length, 'every IV differs');
+  const shared = keys.flatMap((k) => ivs.filter((iv) => k.includes(iv.subarray(0, 8)))).length;
+  t.equal(shared, 0, 'no IV repeats bytes of any key');
+  t.ok(keys.every((k) => k.length === 32 && !k.equals(Buffer.alloc(32))), 'keys are whole and not zeroed before use');
+});
