@@ -118,7 +118,15 @@ export interface OpenApplianceOptions {
   config: Config;
   masterKey: MasterKeySource;
   now?: () => Date;
+  /**
+   * Hears of each migration applied while opening: keys.db's and the server's tables in vault.db
+   * (messaging's own are announced by its start). An upgrade can take seconds per million messages.
+   */
+  onMigration?: ApplianceMigrationHook;
 }
+
+/** A migration of `file` being applied at open: before it runs, and after with its duration. */
+export type ApplianceMigrationHook = (file: 'keys.db' | 'vault.db', id: string, phase: 'start' | 'done', ms?: number) => void;
 
 /** Reads `appliance.json`. */
 export async function readMeta(dataDir: string): Promise<ApplianceMeta> {
@@ -135,11 +143,17 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
   const now = opts.now ?? (() => new Date());
   const { dataDir, config } = opts;
   const meta = await readMeta(dataDir);
-  const vault = await unlockVault({ dir: join(dataDir, PATHS.vault), ...opts.masterKey, now } as Parameters<typeof unlockVault>[0]);
+  const hook = opts.onMigration;
+  const vault = await unlockVault({
+    dir: join(dataDir, PATHS.vault),
+    ...opts.masterKey,
+    now,
+    ...(hook ? { keystore: { onMigration: (id: string, phase: 'start' | 'done', ms?: number) => hook('keys.db', id, phase, ms) } } : {}),
+  } as Parameters<typeof unlockVault>[0]);
   try {
     // Half the keys may already be wrapped under the new master key: serving now could not open them.
     if (vault.rotationPending) throw new RotationPendingError(dataDir);
-    return await assemble(dataDir, meta, config, vault, now);
+    return await assemble(dataDir, meta, config, vault, now, hook);
   } catch (err) {
     await vault.close().catch(() => undefined);
     throw err;
@@ -147,9 +161,16 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
 }
 
 /** Wires an appliance over an already open vault (init uses it right after creating the vault). */
-export async function assemble(dataDir: string, meta: ApplianceMeta, config: Config, vault: Vault, now: () => Date): Promise<Appliance> {
+export async function assemble(
+  dataDir: string,
+  meta: ApplianceMeta,
+  config: Config,
+  vault: Vault,
+  now: () => Date,
+  onMigration?: ApplianceMigrationHook,
+): Promise<Appliance> {
   const db = vault.db;
-  await db.migrate(SERVER_MIGRATIONS);
+  await db.migrate(SERVER_MIGRATIONS, onMigration ? { onApply: (id, phase, ms) => onMigration('vault.db', id, phase, ms) } : {});
   const read = (p: string) => readFile(join(dataDir, p), 'utf8');
   const rootCert = Certificate.fromPem(await read(PATHS.rootCert));
   const issuingCert = Certificate.fromPem(await read(PATHS.issuingCert));

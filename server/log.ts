@@ -11,8 +11,12 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** Fields that may appear in a log line. Values must be strings, numbers, booleans or null. */
-export const SAFE_FIELDS = new Set([
+/**
+ * Fields that may appear in a log line. Values must be strings, numbers, booleans or null.
+ * {@link LogFields} is typed from this list, so a call that names any other field does not compile
+ * (the runtime filter below stays for values that reach the logger through a cast).
+ */
+const SAFE_FIELD_NAMES = [
   'requestId',
   'method',
   'path',
@@ -41,10 +45,24 @@ export const SAFE_FIELDS = new Set([
   'pid',
   // libuv's pool size the server started with (threadpool.ts)
   'threadPool',
-]);
+  // a migration applied at start (its id), its phase (start, done) and the database file it
+  // changed; `file` is also a stored file's id where a file's handling failed
+  'migration',
+  'phase',
+  'file',
+  // start's reconciliation of keys.db with vault.db: keys given their place, orphan keys destroyed
+  'placed',
+  'orphans',
+] as const;
 
-/** Scalar values only: no object can smuggle a body in. */
-export type LogFields = Record<string, string | number | boolean | null | undefined>;
+/** A field name the log writes. */
+export type SafeField = (typeof SAFE_FIELD_NAMES)[number];
+
+/** {@link SAFE_FIELD_NAMES} as a set, for the runtime filter (and tests). */
+export const SAFE_FIELDS: ReadonlySet<string> = new Set<string>(SAFE_FIELD_NAMES);
+
+/** Scalar values only, under safe names only: no object can smuggle a body in. */
+export type LogFields = { [K in SafeField]?: string | number | boolean | null | undefined };
 
 /** A logger. `child` pins fields (e.g. requestId) on every line. */
 export interface Logger {

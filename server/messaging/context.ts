@@ -6,6 +6,7 @@
 import { webcrypto } from 'node:crypto';
 import { clearanceRank, isClearance, type Clearance } from '../../pki/index.js';
 import { chunks, marks, type Db, type DbTx } from '../vault/index.js';
+import type { LogFields } from '../log.js';
 import { subjectInput } from './check-protocol.js';
 import { ConversationNotFoundError, HeaderInvalidError, NotAMemberError } from './errors.js';
 import type { EventHub } from './event-hub.js';
@@ -35,7 +36,7 @@ export interface Ctx {
   config: MessagingConfig;
   hub: EventHub;
   members: MembershipCache;
-  log: (event: string, fields: Record<string, unknown>) => void;
+  log: (event: string, fields: LogFields) => void;
 }
 
 /**

@@ -17,6 +17,7 @@
 import type { Ctx } from './context.js';
 import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from './messages.js';
 import { chunks, marks } from '../vault/index.js';
+import { errorFields } from '../log.js';
 
 /** What the batcher needs from the messaging context. */
 export type DeliveryMarksCtx = Pick<Ctx, 'db' | 'hub' | 'now' | 'log'>;
@@ -101,7 +102,7 @@ export class DeliveryMarks {
     this.#timer = undefined;
     this.#flushing = this.#flushing
       .then(() => this.#write())
-      .catch((err: unknown) => this.#ctx.log('messaging.delivery-marks-failed', { error: String(err) }));
+      .catch((err: unknown) => this.#ctx.log('messaging.delivery-marks-failed', { ...errorFields(err) }));
     return this.#flushing;
   }
 
@@ -144,11 +145,11 @@ export class DeliveryMarks {
     } catch (err) {
       // Keep them for the next interval (a watermark: merging keeps the highest), unless stopping.
       if (!this.#closed) for (const r of rows) this.#merge(r.login, r.conversation, r.seq, r.at);
-      this.#ctx.log('messaging.delivery-marks-failed', { marks: rows.length, error: String(err) });
+      this.#ctx.log('messaging.delivery-marks-failed', { count: rows.length, ...errorFields(err) });
       return;
     }
     await this.#tellSenders(moved).catch((err: unknown) =>
-      this.#ctx.log('messaging.delivery-receipts-failed', { error: String(err) }),
+      this.#ctx.log('messaging.delivery-receipts-failed', { ...errorFields(err) }),
     );
   }
 

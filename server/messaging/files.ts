@@ -21,6 +21,7 @@ import {
 import { FileCorruptError, FileNotFoundError, FileTooLargeError, UploadTruncatedError } from './errors.js';
 import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
+import { errorFields } from '../log.js';
 
 /** What an upload answers. */
 export interface UploadResult {
@@ -107,7 +108,7 @@ export async function uploadFile(
     await ctx.db.run('UPDATE msg_files SET size = ?, sha384 = ?, chunk_count = ? WHERE id = ?', [total, sha384, idx, id]);
     return { fileId: id, sha384, size: total };
   } catch (err) {
-    await discard(ctx, [id]).catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', { error: String(e) }));
+    await discard(ctx, [id]).catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', { ...errorFields(e) }));
     throw err;
   }
 }
@@ -185,7 +186,7 @@ export async function downloadFile(ctx: Ctx, p: Principal, fileId: string): Prom
           controller.enqueue(plain);
         }
       } catch (err) {
-        ctx.log('messaging.download-failed', { file: f.id, error: String(err) });
+        ctx.log('messaging.download-failed', { file: f.id, ...errorFields(err) });
         controller.error(err);
       }
     },

@@ -50,6 +50,7 @@ export {
   type DeleteStatement,
   type MessageHeader,
 } from './header.js';
+import { errorFields } from '../log.js';
 
 /** pki's verifyDetached narrowed to what messaging needs. */
 export const pkiVerifier: SignatureVerifier = async (signature, content, expectedSigner: Certificate) => {
@@ -219,7 +220,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
       // An upgraded appliance's first start may rebuild msg_messages (~20–50 s per million
       // messages each, bench/experiments/migration-cost.ts): say so before, and how long after.
       await parts.db.migrate(MESSAGING_MIGRATIONS, {
-        onApply: (id, phase, ms) => ctx.log('messaging.migration', { id, phase, ...(ms !== undefined ? { ms } : {}) }),
+        onApply: (id, phase, ms) => ctx.log('messaging.migration', { migration: id, file: 'vault.db', phase, ...(ms !== undefined ? { ms } : {}) }),
       });
       // An upload cut off by a crash left a pending row with some chunks: destroy it before the
       // key sweep below, so its key goes too (issue 8, kill -9 mid-upload).
@@ -237,12 +238,12 @@ export function createMessaging(parts: MessagingParts): Messaging {
       // Pages of rows deleted just before a crash may still sit in the WAL or, zeroed only in the
       // WAL, in vault.db: a TRUNCATE checkpoint makes the on-disk state the deleted one. Nothing
       // else uses the database yet; if it cannot complete, the next deletion's checkpoint will.
-      await parts.db.checkpointTruncate().catch((err: unknown) => ctx.log('messaging.start-checkpoint-failed', { error: String(err) }));
+      await parts.db.checkpointTruncate().catch((err: unknown) => ctx.log('messaging.start-checkpoint-failed', { ...errorFields(err) }));
       if (config.sweepIntervalMs > 0 && !timer) {
         timer = setInterval(() => {
           if (sweeping) return;
           sweeping = sweep()
-            .catch((err: unknown) => ctx.log('messaging.sweep-failed', { error: String(err) }))
+            .catch((err: unknown) => ctx.log('messaging.sweep-failed', { ...errorFields(err) }))
             .finally(() => (sweeping = undefined));
         }, config.sweepIntervalMs);
         timer.unref();

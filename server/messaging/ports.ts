@@ -5,6 +5,7 @@
  * `appliance.ts` without importing its internals.
  */
 import type { Certificate, Clearance } from '../../pki/index.js';
+import type { LogFields } from '../log.js';
 import type { CryptoKey, Db, KeyDestruction, KeyPlace } from '../vault/index.js';
 import type { SealedMessage } from './check-protocol.js';
 
@@ -151,7 +152,7 @@ export interface MessagingParts {
   random?: (n: number) => Uint8Array;
   config?: Partial<MessagingConfig>;
   /** Where non-fatal background failures go (e.g. the audit append after a commit). */
-  log?: (event: string, fields: Record<string, unknown>) => void;
+  log?: (event: string, fields: LogFields) => void;
 }
 
 /** Tunables, each with its default. */

@@ -28,6 +28,7 @@ import {
   MessagingClosedError,
   ReplayError,
 } from './errors.js';
+import { errorFields } from '../log.js';
 
 /** A verified and sealed message, ready to be stored. Its plaintext fields feed live delivery only. */
 export interface StagedMessage {
@@ -222,7 +223,7 @@ export class BatchWriter {
       const orphaned = await keyed.catch(() => []);
       if (orphaned.length) {
         await ctx.keys.destroyMessageKeys(orphaned.map(({ p }) => p.m.id)).catch((e: unknown) =>
-          ctx.log('messaging.orphan-keys', { count: orphaned.length, error: String(e) }),
+          ctx.log('messaging.orphan-keys', { count: orphaned.length, ...errorFields(e) }),
         );
       }
       throw err;
@@ -360,7 +361,7 @@ export class BatchWriter {
     const refused = sealed.filter(({ p }) => !isCommitted(outcome.get(p)));
     if (refused.length) {
       await ctx.keys.destroyMessageKeys(refused.map(({ p }) => p.m.id)).catch((err: unknown) =>
-        ctx.log('messaging.orphan-keys', { count: refused.length, error: String(err) }),
+        ctx.log('messaging.orphan-keys', { count: refused.length, ...errorFields(err) }),
       );
     }
     const ok: { m: StagedMessage; c: Committed; p: Pending }[] = [];
@@ -373,7 +374,7 @@ export class BatchWriter {
       try {
         await this.#after(ok);
       } catch (err) {
-        ctx.log('messaging.after-commit-failed', { error: String(err) });
+        ctx.log('messaging.after-commit-failed', { ...errorFields(err) });
       }
     }
     for (const { p, c } of ok) p.resolve(c);

@@ -21,6 +21,7 @@ import { messagingErrorHandler, principalOf, requireSession, type MessagingRoute
 import type { LiveEvent, LiveSink, Subscription } from '../messaging/index.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseParams } from '../middleware/validate.js';
+import { errorFields } from '../log.js';
 
 const LastEventId = z.coerce.number().int().nonnegative().optional();
 const REPLAY_PAGE = 200;
@@ -215,7 +216,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
       sub.attach(s);
     } catch (err) {
       // The headers are sent: no error body any more. End; the client resumes from its last id.
-      c.get('log').warn('events: replay failed', { error: String(err) });
+      c.get('log').warn('events: replay failed', { ...errorFields(err) });
       s.ended();
       sub.close();
     }

@@ -112,6 +112,9 @@ function runSettled(list: (() => void)[]): void {
   }
 }
 
+/** Hears of a migration that {@link Db.migrate} applies: before it runs, and after with its duration. */
+export type MigrationHook = (id: string, phase: 'start' | 'done', ms?: number) => void;
+
 /**
  * One connection to one SQLite file. Create with {@link Db.open}.
  *
@@ -431,10 +434,7 @@ export class Db implements Queryable {
    * `onApply` hears of each migration that runs, before (so a long rebuild at an upgraded
    * appliance's first start is announced, not silent) and after, with its duration.
    */
-  async migrate(
-    migrations: readonly { id: string; sql: string }[],
-    opts: { onApply?: (id: string, phase: 'start' | 'done', ms?: number) => void } = {},
-  ): Promise<void> {
+  async migrate(migrations: readonly { id: string; sql: string }[], opts: { onApply?: MigrationHook } = {}): Promise<void> {
     await this.exec(
       'CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL) STRICT',
     );

@@ -14,7 +14,7 @@
  * rows go before keys. A crash in between leaves keys without rows, which {@link sweepOrphans}
  * removes at start.
  */
-import { Db } from './db.js';
+import { Db, type MigrationHook } from './db.js';
 import { chunks, marks } from './sql-lists.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
 import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
@@ -114,6 +114,8 @@ export interface KeystoreOptions {
   random?: RandomBytes;
   /** Clock for `created_at`; default `new Date()`. */
   now?: () => Date;
+  /** Hears of each keys.db migration applied at open (keystore-2 moves every key: seconds per million). */
+  onMigration?: MigrationHook;
 }
 
 /** The destroyable keys. Create with {@link Keystore.open}. */
@@ -141,7 +143,7 @@ export class Keystore {
   static async open(path: string, mk: MasterKey, opts: KeystoreOptions = {}): Promise<Keystore> {
     const db = await Db.open(path);
     try {
-      await db.migrate(KEYSTORE_MIGRATIONS);
+      await db.migrate(KEYSTORE_MIGRATIONS, { onApply: opts.onMigration });
     } catch (err) {
       await db.close();
       throw err;
