@@ -102,7 +102,7 @@ export class DeliveryMarks {
     this.#timer = undefined;
     this.#flushing = this.#flushing
       .then(() => this.#write())
-      .catch((err: unknown) => this.#ctx.log('messaging.delivery-marks-failed', { ...errorFields(err) }));
+      .catch((err: unknown) => this.#ctx.log('messaging.delivery-marks-failed', errorFields(err)));
     return this.#flushing;
   }
 
@@ -149,7 +149,7 @@ export class DeliveryMarks {
       return;
     }
     await this.#tellSenders(moved).catch((err: unknown) =>
-      this.#ctx.log('messaging.delivery-receipts-failed', { ...errorFields(err) }),
+      this.#ctx.log('messaging.delivery-receipts-failed', errorFields(err)),
     );
   }
 

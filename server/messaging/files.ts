@@ -108,7 +108,7 @@ export async function uploadFile(
     await ctx.db.run('UPDATE msg_files SET size = ?, sha384 = ?, chunk_count = ? WHERE id = ?', [total, sha384, idx, id]);
     return { fileId: id, sha384, size: total };
   } catch (err) {
-    await discard(ctx, [id]).catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', { ...errorFields(e) }));
+    await discard(ctx, [id]).catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', errorFields(e)));
     throw err;
   }
 }

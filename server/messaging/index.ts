@@ -238,12 +238,12 @@ export function createMessaging(parts: MessagingParts): Messaging {
       // Pages of rows deleted just before a crash may still sit in the WAL or, zeroed only in the
       // WAL, in vault.db: a TRUNCATE checkpoint makes the on-disk state the deleted one. Nothing
       // else uses the database yet; if it cannot complete, the next deletion's checkpoint will.
-      await parts.db.checkpointTruncate().catch((err: unknown) => ctx.log('messaging.start-checkpoint-failed', { ...errorFields(err) }));
+      await parts.db.checkpointTruncate().catch((err: unknown) => ctx.log('messaging.start-checkpoint-failed', errorFields(err)));
       if (config.sweepIntervalMs > 0 && !timer) {
         timer = setInterval(() => {
           if (sweeping) return;
           sweeping = sweep()
-            .catch((err: unknown) => ctx.log('messaging.sweep-failed', { ...errorFields(err) }))
+            .catch((err: unknown) => ctx.log('messaging.sweep-failed', errorFields(err)))
             .finally(() => (sweeping = undefined));
         }, config.sweepIntervalMs);
         timer.unref();

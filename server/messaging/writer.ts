@@ -374,7 +374,7 @@ export class BatchWriter {
       try {
         await this.#after(ok);
       } catch (err) {
-        ctx.log('messaging.after-commit-failed', { ...errorFields(err) });
+        ctx.log('messaging.after-commit-failed', errorFields(err));
       }
     }
     for (const { p, c } of ok) p.resolve(c);

@@ -216,7 +216,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
       sub.attach(s);
     } catch (err) {
       // The headers are sent: no error body any more. End; the client resumes from its last id.
-      c.get('log').warn('events: replay failed', { ...errorFields(err) });
+      c.get('log').warn('events: replay failed', errorFields(err));
       s.ended();
       sub.close();
     }
