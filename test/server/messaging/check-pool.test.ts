@@ -4,7 +4,7 @@
  * the workers stop fail with an error, and the pool starts fresh workers for the next ones; given
  * the conversation key, a message that verifies comes back sealed in the vault's format.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomBytes, webcrypto } from 'node:crypto';
 import { signDetached } from '../../../pki/index.js';
 import { CheckPool, inThreadChecker, own } from '../../../server/messaging/check-pool.js';
@@ -110,19 +110,25 @@ t.test('when the workers have been idle for the idle time then they exit, and th
   t.equal(pool.workers, 1);
 });
 
-t.test('when a check is given the conversation key then a message that verifies comes back sealed for the vault', async (t) => {
-  // The worker seals with synchronous node:crypto (server/vault/seal-sync.ts); the vault reads
-  // with WebCrypto. The wrapped key must unwrap under the CK with AAD dek:<id>, and the blob open
-  // under that key with AAD sigil-msg:<id> into exactly header, signature and body.
+/** A one-worker pool that seals, alice (P-384, secret), a conversation key and a header signed by her. */
+async function sealingPool(t: Test, headerId: string) {
   const ca = await makeTestCa('p384');
   const alice = await ca.staff('alice', 'secret');
   const pool = new CheckPool(1);
   t.teardown(() => pool.close());
   const check = pool.checker(randomBytes(32));
   const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt', 'unwrapKey']);
-  const header = enc.encode(JSON.stringify({ id: 'sealed-1' }));
-  const body = randomBytes(300);
+  const header = enc.encode(JSON.stringify({ id: headerId }));
   const signature = await signDetached({ content: header, signerCert: alice.cert, signerKey: alice.key, label: 'secret' });
+  return { alice, check, ck, header, signature };
+}
+
+t.test('when a check is given the conversation key then a message that verifies comes back sealed for the vault', async (t) => {
+  // The worker seals with synchronous node:crypto (server/vault/seal-sync.ts); the vault reads
+  // with WebCrypto. The wrapped key must unwrap under the CK with AAD dek:<id>, and the blob open
+  // under that key with AAD sigil-msg:<id> into exactly header, signature and body.
+  const { alice, check, ck, header, signature } = await sealingPool(t, 'sealed-1');
+  const body = randomBytes(300);
 
   const r = await check({ id: 'sealed-1', signature, header, body, expectedSigner: alice.cert, sealWith: ck });
   t.ok(r.check.ok && r.sealed, 'verified and sealed');
@@ -143,14 +149,7 @@ t.test('when a check is given the conversation key then a message that verifies 
 t.test('when many messages are sealed in one batch then each has its own key and IVs, none sharing a byte range', async (t) => {
   // The worker draws a batch's keys and IVs from the CSPRNG at once and hands each message its
   // slice; a wrong stride would give two messages overlapping key or IV bytes.
-  const ca = await makeTestCa('p384');
-  const alice = await ca.staff('alice', 'secret');
-  const pool = new CheckPool(1);
-  t.teardown(() => pool.close());
-  const check = pool.checker(randomBytes(32));
-  const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt', 'unwrapKey']);
-  const header = enc.encode(JSON.stringify({ id: 'batch' }));
-  const signature = await signDetached({ content: header, signerCert: alice.cert, signerKey: alice.key, label: 'secret' });
+  const { alice, check, ck, header, signature } = await sealingPool(t, 'batch');
   const ids = Array.from({ length: 24 }, (_, i) => `batch-${i}`);
   // Started in one tick, so they leave for the worker together.
   const rs = await Promise.all(ids.map((id) => check({ id, signature, header, body: enc.encode(id), expectedSigner: alice.cert, sealWith: ck })));
