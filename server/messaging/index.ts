@@ -19,6 +19,7 @@ import { MESSAGING_MIGRATIONS } from './schema.js';
 import { chunks, marks as sqlMarks } from '../vault/index.js';
 import { BatchWriter, type Committed, type StagedMessage } from './writer.js';
 import { inThreadChecker } from './check-pool.js';
+import { errorFields } from '../log.js';
 
 export * from './errors.js';
 export type { ConversationView } from './conversations.js';
@@ -50,7 +51,6 @@ export {
   type DeleteStatement,
   type MessageHeader,
 } from './header.js';
-import { errorFields } from '../log.js';
 
 /** pki's verifyDetached narrowed to what messaging needs. */
 export const pkiVerifier: SignatureVerifier = async (signature, content, expectedSigner: Certificate) => {
