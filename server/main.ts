@@ -19,7 +19,7 @@ import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { ApplianceMissingError } from './errors.js';
 import { initAppliance, type InitResult } from './init.js';
-import { createLogger, errorFields, type LogFields, type Logger } from './log.js';
+import { createLogger, errorFields, type Logger } from './log.js';
 import { parseListen, assertLanListen } from './net/lan.js';
 import { listen } from './tls.js';
 import { createMessaging, type Messaging } from './messaging/index.js';
@@ -44,7 +44,7 @@ export async function startMessaging(
   log: Logger,
 ): Promise<{ messaging: Messaging; routes: ExtraRoutes }> {
   const messaging = createMessaging(
-    await messagingPartsFrom(appliance, now, {}, (event, fields) => log.info(event, fields as LogFields)),
+    await messagingPartsFrom(appliance, now, {}, (event, fields) => log.info(event, fields)),
   );
   await messaging.start();
   const deps: MessagingRouteDeps = { appliance, messaging };
