@@ -36,7 +36,7 @@ import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
 import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
 import { CertificateService } from './certs/certificate-service.js';
 import type { Config } from './config.js';
-import { unlockVault, type Vault } from './vault/index.js';
+import { unlockVault, type MigrationHook, type Vault } from './vault/index.js';
 import { RotationPendingError } from './errors.js';
 
 /** File and directory names inside the data directory. */
@@ -125,8 +125,8 @@ export interface OpenApplianceOptions {
   onMigration?: ApplianceMigrationHook;
 }
 
-/** A migration of `file` being applied at open: before it runs, and after with its duration. */
-export type ApplianceMigrationHook = (file: 'keys.db' | 'vault.db', id: string, phase: 'start' | 'done', ms?: number) => void;
+/** A migration of `file` being applied at open: Db.migrate's hook, told which database it is in. */
+export type ApplianceMigrationHook = (file: 'keys.db' | 'vault.db', ...applied: Parameters<MigrationHook>) => void;
 
 /** Reads `appliance.json`. */
 export async function readMeta(dataDir: string): Promise<ApplianceMeta> {
@@ -148,7 +148,7 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
     dir: join(dataDir, PATHS.vault),
     ...opts.masterKey,
     now,
-    ...(hook ? { keystore: { onMigration: (id: string, phase: 'start' | 'done', ms?: number) => hook('keys.db', id, phase, ms) } } : {}),
+    ...(hook ? { keystore: { onMigration: (...applied) => hook('keys.db', ...applied) } } : {}),
   } as Parameters<typeof unlockVault>[0]);
   try {
     // Half the keys may already be wrapped under the new master key: serving now could not open them.
@@ -170,7 +170,7 @@ export async function assemble(
   onMigration?: ApplianceMigrationHook,
 ): Promise<Appliance> {
   const db = vault.db;
-  await db.migrate(SERVER_MIGRATIONS, onMigration ? { onApply: (id, phase, ms) => onMigration('vault.db', id, phase, ms) } : {});
+  await db.migrate(SERVER_MIGRATIONS, onMigration ? { onApply: (...applied) => onMigration('vault.db', ...applied) } : {});
   const read = (p: string) => readFile(join(dataDir, p), 'utf8');
   const rootCert = Certificate.fromPem(await read(PATHS.rootCert));
   const issuingCert = Certificate.fromPem(await read(PATHS.issuingCert));

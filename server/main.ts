@@ -226,7 +226,7 @@ EXIT CODES
         config,
         masterKey: masterKeyFor(dataDir, o.masterKeyFile, io.env, false) as MasterKeySource,
         // Announced like messaging's (messaging.migration): an upgrade's first start is not silent.
-        onMigration: (file, id, phase, ms) => log.info('vault.migration', { file, migration: id, phase, ...(ms !== undefined ? { ms } : {}) }),
+        onMigration: (file, id, phase, ms) => log.info('vault.migration', { file, migration: id, phase, ms }),
       }).catch((err: unknown) => {
         run.release();
         throw err;

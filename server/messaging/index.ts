@@ -220,7 +220,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
       // An upgraded appliance's first start may rebuild msg_messages (~20–50 s per million
       // messages each, bench/experiments/migration-cost.ts): say so before, and how long after.
       await parts.db.migrate(MESSAGING_MIGRATIONS, {
-        onApply: (id, phase, ms) => ctx.log('messaging.migration', { migration: id, file: 'vault.db', phase, ...(ms !== undefined ? { ms } : {}) }),
+        onApply: (id, phase, ms) => ctx.log('messaging.migration', { migration: id, file: 'vault.db', phase, ms }),
       });
       // An upload cut off by a crash left a pending row with some chunks: destroy it before the
       // key sweep below, so its key goes too (issue 8, kill -9 mid-upload).

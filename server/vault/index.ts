@@ -3,7 +3,7 @@
  * of destroyable keys and the vault facade. Other folders import only from here.
  */
 export { Db } from './db.js';
-export type { DbOpenOptions, DbTx, Queryable, RunResult, SqlParams, Stmt } from './db.js';
+export type { DbOpenOptions, DbTx, MigrationHook, Queryable, RunResult, SqlParams, Stmt } from './db.js';
 export * from './errors.js';
 export type { CryptoKey, KeyUsage } from './crypto-types.js';
 export { seal, open, generateDataKey, importDataKey, randomBytes, SEAL_OVERHEAD, SEAL_VERSION } from './aead.js';
