@@ -16,6 +16,7 @@ import {
   canonicalHeader,
   createMessaging,
   keyedHashFromKeyring,
+  type ConversationView,
   type DeleteRequest,
   type MessageHeader,
   type MessageInput,
@@ -46,6 +47,8 @@ export interface Harness {
   clock: { now: Date };
   people: Map<string, Person>;
   user(login: string, clearance?: Clearance, role?: Principal['role']): Promise<User>;
+  /** Two staff users (secret) and the direct conversation between them, opened by `a`. */
+  direct(loginA: string, loginB: string): Promise<{ a: User; b: User; conv: ConversationView }>;
   /** Builds and signs a message as `u` would; `over` replaces header fields, `label` the signed label. */
   compose(
     u: User,
@@ -128,6 +131,11 @@ export async function harness(
       people.set(login, { login, role, active: true, certificateClearance: clearance });
       return { login, cert, key, principal: { login, role, clearance, certificate: cert } };
     },
+    async direct(loginA, loginB) {
+      const a = await h.user(loginA);
+      const b = await h.user(loginB);
+      return { a, b, conv: await h.messaging.direct(a.principal, b.login) };
+    },
     async compose(u, conversation, body, over = {}, sign = {}) {
       const bytes = typeof body === 'string' ? enc.encode(body) : body;
       const header: MessageHeader = {
@@ -182,9 +190,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { default: tap } = await import('tap');
   tap.test('when the harness sends one message then it reads back', async (t) => {
     const h = await harness(t);
-    const a = await h.user('h-alice');
-    const b = await h.user('h-bob');
-    const conv = await h.messaging.direct(a.principal, b.login);
+    const { a, b, conv } = await h.direct('h-alice', 'h-bob');
     const m = await h.compose(a, conv.id, 'hello');
     const r = await h.messaging.send(a.principal, m);
     const got = await h.messaging.message(b.principal, r.id);

@@ -14,9 +14,7 @@ import { expectSeqGuarded } from './helpers/seq-guard.js';
 
 t.test('when a vault is made then msg_messages has no index on id, and a lookup by id reads one row by its rowid', async (t) => {
   const h = await harness(t);
-  const a = await h.user('il-alice');
-  const b = await h.user('il-bob');
-  const conv = await h.messaging.direct(a.principal, b.login);
+  const { a, b, conv } = await h.direct('il-alice', 'il-bob');
   const sent = await h.messaging.send(a.principal, await h.compose(a, conv.id, 'found by id'));
 
   const indexed = await h.vault.db.all<{ name: string; col: string }>(
@@ -38,9 +36,7 @@ t.test('when a vault is made then msg_messages has no index on id, and a lookup 
 
 t.test('when a message is sent twice then the key store refuses the second, and one row carries the id', async (t) => {
   const h = await harness(t);
-  const a = await h.user('il-carol');
-  const b = await h.user('il-dave');
-  const conv = await h.messaging.direct(a.principal, b.login);
+  const { a, b, conv } = await h.direct('il-carol', 'il-dave');
   const m = await h.compose(a, conv.id, 'once');
   await h.messaging.send(a.principal, m);
   await t.rejects(h.messaging.send(a.principal, m), { code: 'MESSAGE_REPLAY' });
@@ -55,9 +51,7 @@ t.test('when a message is sent twice then the key store refuses the second, and 
 
 t.test('when keys were stored before keys.db kept seqs then start gives them their seq, and lookups find their rows again', async (t) => {
   const h = await harness(t);
-  const a = await h.user('il-erin');
-  const b = await h.user('il-frank');
-  const conv = await h.messaging.direct(a.principal, b.login);
+  const { a, b, conv } = await h.direct('il-erin', 'il-frank');
   const sent = [];
   for (let i = 0; i < 5; i++) sent.push(await h.messaging.send(a.principal, await h.compose(a, conv.id, `old ${i}`)));
   // As keystore-2 moved keys of an older keys.db: order 0.
@@ -79,9 +73,7 @@ t.test('when keys were stored before keys.db kept seqs then start gives them the
 
 t.test('when keys.db holds keys without rows, or two keys at one place, then start keeps only the row\'s own', async (t) => {
   const h = await harness(t);
-  const a = await h.user('il-gina');
-  const b = await h.user('il-hank');
-  const conv = await h.messaging.direct(a.principal, b.login);
+  const { a, b, conv } = await h.direct('il-gina', 'il-hank');
   const kept = await h.messaging.send(a.principal, await h.compose(a, conv.id, 'kept'));
   await h.messaging.close();
   const wrapped = (await h.vault.keys.db.get<{ wrapped: Uint8Array }>('SELECT wrapped FROM message_keys WHERE msg_id = ?', [kept.id]))!.wrapped;
