@@ -11,8 +11,9 @@
  * old page image of a deleted key survives in the WAL; `secure_delete=ON` zeroes it in the file.
  *
  * Write order (the caller's job): keys are committed before the rows they open; on deletion,
- * rows go before keys. A crash in between leaves keys without rows, which {@link sweepOrphans}
- * removes at start.
+ * rows go before keys. A crash in between leaves keys without rows: messaging's start destroys
+ * them (`reconcileKeys`, through {@link keyPlaces}); a restore uses {@link sweepOrphans}, by id,
+ * because a backup may have any older layout.
  */
 import { Db, type MigrationHook } from './db.js';
 import { chunks, marks } from './sql-lists.js';
@@ -458,8 +459,8 @@ export class Keystore {
   }
 
   /**
-   * Removes message keys whose message no longer exists (a crash between deleting rows and
-   * deleting keys). Call at start with every message id present in vault.db.
+   * Removes message keys whose message no longer exists, given every message id present in
+   * vault.db (a restore: server/ops/restore.ts; messaging's start reconciles by place instead).
    * @returns the ids whose keys were destroyed.
    */
   async sweepOrphans(existingMsgIds: Iterable<string>): Promise<string[]> {
