@@ -36,6 +36,15 @@ async function fill(db: Db, table: string, cols: string, row: (i: number) => unk
   }
 }
 
+/** Applies `list` to `db` and prints how long `label` took, its TRUNCATE checkpoint apart, and the file's size after. */
+async function migrateTimed(db: Db, file: string, path: string, label: string, list: readonly { id: string; sql: string }[]): Promise<void> {
+  const t0 = performance.now();
+  await db.migrate(list);
+  const migrated = performance.now() - t0;
+  await db.checkpointTruncate();
+  console.log(`${file} ${label}: ${(migrated / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - migrated) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(path)}`);
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'sigil-migration-'));
   try {
@@ -52,15 +61,7 @@ async function main(): Promise<void> {
     ]);
     await vault.checkpointTruncate();
     console.log(`vault.db  ${ROWS.toLocaleString('en')} rows in arrival order: ${mib(vaultPath)}`);
-    const migrateVault = async (id: string, list: typeof MESSAGING_MIGRATIONS): Promise<void> => {
-      const t0 = performance.now();
-      await vault.migrate(list);
-      const migrated = performance.now() - t0;
-      await vault.checkpointTruncate();
-      console.log(`vault.db  ${id}: ${(migrated / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - migrated) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(vaultPath)}`);
-    };
-    await migrateVault('messaging-003', upTo('messaging-004'));
-    let t0 = 0;
+    await migrateTimed(vault, 'vault.db ', vaultPath, 'messaging-003', upTo('messaging-004'));
 
     // keys.db as keystore-1 left it.
     const keysPath = join(dir, 'keys.db');
@@ -70,19 +71,15 @@ async function main(): Promise<void> {
     await fill(keys, 'message_keys', 'msg_id, conv_id, wrapped', (i) => [IDS[i], CONVS[i % CONVS.length], randomBytes(60)]);
     await keys.checkpointTruncate();
     console.log(`keys.db   ${ROWS.toLocaleString('en')} keys in arrival order: ${mib(keysPath)}`);
-    t0 = performance.now();
-    await keys.migrate(KEYSTORE_MIGRATIONS);
-    const keyed = performance.now() - t0;
-    await keys.checkpointTruncate();
-    console.log(`keys.db   keystore-2: ${(keyed / 1000).toFixed(1)} s (+ ${((performance.now() - t0 - keyed) / 1000).toFixed(1)} s TRUNCATE checkpoint); file now ${mib(keysPath)}`);
+    await migrateTimed(keys, 'keys.db  ', keysPath, 'keystore-2', KEYSTORE_MIGRATIONS);
     // What start read before messaging-004, for comparison: every id through vault.db's id index,
     // every key id of keys.db, and the difference (the orphan sweep).
-    t0 = performance.now();
+    let t0 = performance.now();
     const rowIds = new Set((await vault.all<{ id: string }>(`SELECT id FROM msg_messages UNION ALL SELECT 'file:' || id FROM msg_files`)).map((r) => r.id));
     const orphans = (await keys.all<{ msg_id: string }>('SELECT msg_id FROM message_keys')).filter((r) => !rowIds.has(r.msg_id));
     console.log(`start before messaging-004: orphan sweep ${((performance.now() - t0) / 1000).toFixed(1)} s (${orphans.length} orphans)`);
     await keys.close();
-    await migrateVault('messaging-004', MESSAGING_MIGRATIONS);
+    await migrateTimed(vault, 'vault.db ', vaultPath, 'messaging-004', MESSAGING_MIGRATIONS);
 
     // The first start after the upgrade: every key gets its message's seq.
     const store = await Keystore.open(keysPath, await MasterKey.fromBytes(new Uint8Array(32).fill(7)));
