@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MESSAGING_MIGRATIONS } from '../../server/messaging/schema.js';
+import { MESSAGING_MIGRATIONS, migrationsBefore } from '../../server/messaging/schema.js';
 import { KEYSTORE_MIGRATIONS } from '../../server/vault/keystore.js';
 import { reconcileKeys } from '../../server/messaging/message-lookup.js';
 import { chunks, Db, Keystore, marks, MasterKey } from '../../server/vault/index.js';
@@ -51,8 +51,7 @@ async function main(): Promise<void> {
     // vault.db as messaging-002 left it.
     const vaultPath = join(dir, 'vault.db');
     const vault = await Db.open(vaultPath, { pageSize: VAULT_PAGE_SIZE });
-    const upTo = (prefix: string): typeof MESSAGING_MIGRATIONS => MESSAGING_MIGRATIONS.slice(0, MESSAGING_MIGRATIONS.findIndex((m) => m.id.startsWith(prefix)));
-    await vault.migrate(upTo('messaging-003'));
+    await vault.migrate(migrationsBefore('messaging-003'));
     for (const id of CONVS) {
       await vault.run(`INSERT INTO msg_conversations (id, kind, name, label, created_by, created_at) VALUES (?, 'group', ?, 'secret', 'bob', ?)`, [id, id, at]);
     }
@@ -61,7 +60,7 @@ async function main(): Promise<void> {
     ]);
     await vault.checkpointTruncate();
     console.log(`vault.db  ${ROWS.toLocaleString('en')} rows in arrival order: ${mib(vaultPath)}`);
-    await migrateTimed(vault, 'vault.db ', vaultPath, 'messaging-003', upTo('messaging-004'));
+    await migrateTimed(vault, 'vault.db ', vaultPath, 'messaging-003', migrationsBefore('messaging-004'));
 
     // keys.db as keystore-1 left it.
     const keysPath = join(dir, 'keys.db');

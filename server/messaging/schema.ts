@@ -164,3 +164,14 @@ ${rebuildMessages({ table: 'msg_messages_clustered', id: 'id TEXT NOT NULL UNIQU
 ${rebuildMessages({ table: 'msg_messages_unindexed', id: 'id TEXT NOT NULL', rid: 'rid', order: 'rid' })}`,
   },
 ];
+
+/**
+ * The migrations applied before the one whose id starts with `prefix`: the schema an older
+ * appliance has (upgrade tests, bench/experiments/migration-cost.ts). Throws for an unknown prefix,
+ * where slicing would quietly give nothing.
+ */
+export function migrationsBefore(prefix: string): typeof MESSAGING_MIGRATIONS {
+  const i = MESSAGING_MIGRATIONS.findIndex((m) => m.id.startsWith(prefix));
+  if (i < 0) throw new Error(`no messaging migration ${prefix}`);
+  return MESSAGING_MIGRATIONS.slice(0, i);
+}

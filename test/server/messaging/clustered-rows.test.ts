@@ -6,7 +6,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { clusterKey, clusterKeySql, conversationBucket, SEQ_LIMIT } from '../../../server/messaging/cluster-key.js';
-import { MESSAGING_MIGRATIONS } from '../../../server/messaging/schema.js';
+import { MESSAGING_MIGRATIONS, migrationsBefore } from '../../../server/messaging/schema.js';
 import { newId } from '../../../server/messaging/context.js';
 import { Db } from '../../../server/vault/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -80,7 +80,7 @@ t.test('when the newest messages are deleted and the writer starts again then th
 t.test('when a vault of the old layout is migrated then rows, seqs and the high-water mark carry over', async (t) => {
   const db = await Db.open(join(tmpDir(t), 'vault.db'));
   t.teardown(() => db.close());
-  const old = MESSAGING_MIGRATIONS.slice(0, MESSAGING_MIGRATIONS.findIndex((m) => m.id.startsWith('messaging-003')));
+  const old = migrationsBefore('messaging-003');
   t.same(old.map((m) => m.id), ['messaging-001-core', 'messaging-002-conversation-index-covers-unread']);
   await db.migrate(old);
   const at = '2026-11-29T00:00:00.000Z';

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { clusterKey } from '../../../server/messaging/cluster-key.js';
-import { MESSAGING_MIGRATIONS } from '../../../server/messaging/schema.js';
+import { MESSAGING_MIGRATIONS, migrationsBefore } from '../../../server/messaging/schema.js';
 import { Db } from '../../../server/vault/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { harness } from './harness.js';
@@ -105,7 +105,7 @@ t.test('when the start reads the rows for the reconciliation then it reads the c
 t.test('when a clustered vault of before messaging-004 is migrated then every row stays and the id index is gone', async (t) => {
   const db = await Db.open(join(tmpDir(t), 'vault.db'));
   t.teardown(() => db.close());
-  const upTo3 = MESSAGING_MIGRATIONS.slice(0, MESSAGING_MIGRATIONS.findIndex((m) => m.id.startsWith('messaging-004')));
+  const upTo3 = migrationsBefore('messaging-004');
   t.equal(upTo3.length, 3);
   await db.migrate(upTo3);
   const at = '2026-11-29T00:00:00.000Z';
