@@ -46,7 +46,10 @@ export function commandPath(cmd: Command): string {
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('sigil')
-    .description('Sigil workstation client: log in with password and certificate, manage accounts and certificates.')
+    .description(
+      'Sigil workstation client: log in with password and certificate; send, read and delete signed messages and files; ' +
+        'verify messages and the audit trail; manage accounts and certificates (officers).',
+    )
     .version(VERSION, '-V, --version', 'print the version')
     .addOption(new Option('--profile <dir>', 'profile folder (default: $SIGIL_PROFILE, else the per-user config folder)'))
     .addCommand(setupCommand(ctx))

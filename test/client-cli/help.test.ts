@@ -35,6 +35,16 @@ t.test('when walking the command tree then every command has EXAMPLES and EXIT C
   }
 });
 
+t.test('when help is printed then each description is a paragraph the terminal width wraps', async (t) => {
+  // A line break inside prose, written for one width, leaves ragged half-lines once commander wraps
+  // the text again at another (80 columns when piped). Breaks are allowed only in preformatted
+  // text (a break followed by indentation, e.g. a table of flags), which commander leaves as is.
+  const ragged = allCommands(buildProgram({ io }))
+    .filter((cmd) => /\n(?![ \t])/.test(cmd.description()))
+    .map((cmd) => commandPath(cmd));
+  t.same(ragged, [], 'no description breaks a line inside prose');
+});
+
 t.test('when a command prints data then it accepts --json', async (t) => {
   const program = buildProgram({ io });
   // Group nouns and the root only dispatch; every leaf command prints something.

@@ -22,7 +22,7 @@ export function loginCommand(ctx: CommandContext): Command {
   const cmd = new Command('login')
     .summary('log in with password and certificate')
     .description(
-      'Log in with your password and your certificate. On the first login with an envelope password you must choose\n' +
+      'Log in with your password and your certificate. On the first login with an envelope password you must choose ' +
         'a new password, and your key signs the envelope receipt.',
     )
     .option('--login <login>', 'login (default: the one in the profile)')

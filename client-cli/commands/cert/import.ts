@@ -24,8 +24,8 @@ export function certImportCommand(ctx: CommandContext): Command {
   const cmd = new Command('import')
     .summary('import your certificate or PKCS#12 into the profile')
     .description(
-      'Import the certificate issued to you. FILE is either the PEM certificate issued from your CSR (it must match\n' +
-        'the key made by sigil keygen) or a PKCS#12 file (.p12) holding key and certificate. The certificate must\n' +
+      'Import the certificate issued to you. FILE is either the PEM certificate issued from your CSR (it must match ' +
+        'the key made by sigil keygen) or a PKCS#12 file (.p12) holding key and certificate. The certificate must ' +
         'chain to the pinned CA.',
     )
     .argument('<file>', 'certificate PEM or PKCS#12 file')

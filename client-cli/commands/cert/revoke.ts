@@ -18,7 +18,7 @@ export function certRevokeCommand(ctx: CommandContext): Command {
   const cmd = new Command('revoke')
     .summary('revoke a certificate')
     .description(
-      'Revoke a certificate (officer only). Its holder can no longer log in or send; messages signed\n' +
+      'Revoke a certificate (officer only). Its holder can no longer log in or send; messages signed ' +
         'before the revocation still verify. Run sigil crl publish to put it on the next CRL at once.',
     )
     .argument('<serial>', 'serial number (hex) from sigil cert list')

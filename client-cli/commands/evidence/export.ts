@@ -27,8 +27,8 @@ export function exportCommand(ctx: CommandContext): Command {
   const cmd = new Command('export')
     .summary('write an evidence package for one message (OpenSSL-verifiable)')
     .description(
-      'Write an evidence package for a message into DIR: header.json (the exact signed bytes), signature.der,\n' +
-        'chain.pem, crl.pem, ca-and-crl.pem, message.json and README.txt with the openssl command that verifies it.\n' +
+      'Write an evidence package for a message into DIR: header.json (the exact signed bytes), signature.der, ' +
+        'chain.pem, crl.pem, ca-and-crl.pem, message.json and README.txt with the openssl command that verifies it. ' +
         "The body is not included: the header carries its SHA-384. The message is verified before it is exported.",
     )
     .argument('<message>', 'message id')

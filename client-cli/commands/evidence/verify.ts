@@ -25,8 +25,8 @@ export function verifyCommand(ctx: CommandContext): Command {
   const cmd = new Command('verify')
     .summary('check one message (or an evidence package) in full')
     .description(
-      'Verify one message: signature, certificate chain to the pinned CA, revocation (CRL), sender, body digest and\n' +
-        "label. Says exactly why it fails and exits 3. With --package DIR, verifies an evidence package made by\n" +
+      'Verify one message: signature, certificate chain to the pinned CA, revocation (CRL), sender, body digest and ' +
+        "label. Says exactly why it fails and exits 3. With --package DIR, verifies an evidence package made by " +
         'sigil export without the server (the profile’s pinned CA is the trust anchor); the body is not needed.',
     )
     .argument('[message]', 'message id (shown by sigil read)')

@@ -22,7 +22,7 @@ export function groupDestroyCommand(ctx: CommandContext): Command {
   const cmd = new Command('destroy')
     .summary('destroy a group and all its messages, irreversibly')
     .description(
-      'Destroy a group (owners and officers): every message, file and key of it is destroyed on the appliance and a\n' +
+      'Destroy a group (owners and officers): every message, file and key of it is destroyed on the appliance and a ' +
         'signed tombstone is recorded. This cannot be undone.',
     )
     .argument('<name>', 'group name (with or without #)')

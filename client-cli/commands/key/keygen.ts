@@ -26,8 +26,8 @@ export function keygenCommand(ctx: CommandContext): Command {
   const cmd = new Command('keygen')
     .summary('make your key pair and a certificate request')
     .description(
-      'Make a key pair on this workstation, store the private key encrypted with a passphrase in the profile,\n' +
-        'and write a certificate request (CSR) for the security officer. The private key never leaves this machine.\n' +
+      'Make a key pair on this workstation, store the private key encrypted with a passphrase in the profile, ' +
+        'and write a certificate request (CSR) for the security officer. The private key never leaves this machine. ' +
         'The CSR is printed on stdout unless --out is given; a copy stays in the profile (request.csr.pem).',
     )
     .addOption(new Option('--login <login>', 'your login, as on your envelope').makeOptionMandatory())

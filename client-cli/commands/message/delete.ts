@@ -25,7 +25,7 @@ export function deleteCommand(ctx: CommandContext): Command {
   const cmd = new Command('delete')
     .summary('irreversibly delete a message or a whole conversation')
     .description(
-      'Delete a message (yours; officers: any) or a whole conversation for everyone, irreversibly: the server\n' +
+      'Delete a message (yours; officers: any) or a whole conversation for everyone, irreversibly: the server ' +
         'destroys the messages and the keys that opened them and records a signed tombstone.',
     )
     .argument('[message]', 'message id (shown by sigil read)')

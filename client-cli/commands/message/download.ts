@@ -24,8 +24,8 @@ export function downloadCommand(ctx: CommandContext): Command {
   const cmd = new Command('download')
     .summary("save a message's attachment to a file")
     .description(
-      "Save an attachment of a message to a file: the only command that writes message content to disk. The message\n" +
-        'is verified first; the file is checked against the SHA-384 and size in the signed header, and deleted if it\n' +
+      "Save an attachment of a message to a file: the only command that writes message content to disk. The message " +
+        'is verified first; the file is checked against the SHA-384 and size in the signed header, and deleted if it ' +
         'does not match. An existing file is never overwritten without --force.',
     )
     .argument('<message>', 'message id (shown by sigil read)')

@@ -18,7 +18,7 @@ export function inboxCommand(ctx: CommandContext): Command {
   const cmd = new Command('inbox')
     .summary('conversations with unread messages, verified')
     .description(
-      'List your conversations with their unread counts and show the unread messages, each verified locally.\n' +
+      'List your conversations with their unread counts and show the unread messages, each verified locally. ' +
         'Messages stay unread until you run sigil read.',
     )
     .option('--limit <n>', 'at most this many unread messages per conversation (1–200, default 20)', positiveInt('--limit', 200))

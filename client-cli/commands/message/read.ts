@@ -30,8 +30,8 @@ export function readCommand(ctx: CommandContext): Command {
   const cmd = new Command('read')
     .summary('show and verify a conversation’s messages')
     .description(
-      'Show the messages of a conversation with a person (login) or a group (#name), oldest first. Every message is\n' +
-        'verified locally against the pinned CA and the CRL; one that fails is marked "!! VERIFICATION FAILED" and\n' +
+      'Show the messages of a conversation with a person (login) or a group (#name), oldest first. Every message is ' +
+        'verified locally against the pinned CA and the CRL; one that fails is marked "!! VERIFICATION FAILED" and ' +
         'the command exits 3. Marks the shown messages read.',
     )
     .argument('<conversation>', 'login of a person, or #group')

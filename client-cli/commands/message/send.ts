@@ -38,8 +38,8 @@ export function sendCommand(ctx: CommandContext): Command {
   const cmd = new Command('send')
     .summary('send a signed message (and files) to a person or #group')
     .description(
-      'Send a message signed with your key to a person (login) or a group (#name). The text is the argument, or\n' +
-        'stdin when none is given. Files are uploaded first and named, with their SHA-384, in the signed header.\n' +
+      'Send a message signed with your key to a person (login) or a group (#name). The text is the argument, or ' +
+        'stdin when none is given. Files are uploaded first and named, with their SHA-384, in the signed header. ' +
         "The label defaults to the conversation's label and may not exceed your clearance or the conversation's.",
     )
     .argument('<to>', 'login of a person, or #group')

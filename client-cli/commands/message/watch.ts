@@ -23,7 +23,7 @@ export function watchCommand(ctx: CommandContext): Command {
   const cmd = new Command('watch')
     .summary('print new messages live, verified')
     .description(
-      'Follow new messages live. Each is verified locally before it is shown; a failure is marked loudly.\n' +
+      'Follow new messages live. Each is verified locally before it is shown; a failure is marked loudly. ' +
         'A dropped connection is resumed where it stopped (nothing lost, nothing twice). Ctrl-C ends it.',
     )
     .option('--count <n>', 'exit after this many messages', positiveInt('--count'))

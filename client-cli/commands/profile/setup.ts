@@ -20,7 +20,7 @@ export function setupCommand(ctx: CommandContext): Command {
   const cmd = new Command('setup')
     .summary('create the profile: server URL and pinned CA')
     .description(
-      'Create the profile: the appliance URL and the CA certificate that every server certificate must chain to.\n' +
+      'Create the profile: the appliance URL and the CA certificate that every server certificate must chain to. ' +
         'Compare the printed fingerprint with the one your security officer gives you.',
     )
     .addOption(new Option('--server <url>', 'appliance URL, https://HOST:PORT').makeOptionMandatory())

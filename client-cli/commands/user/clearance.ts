@@ -19,7 +19,7 @@ export function userClearanceCommand(ctx: CommandContext): Command {
   const cmd = new Command('clearance')
     .summary("change an account's clearance")
     .description(
-      "Change an account's clearance (officer only). Certificates carrying the old clearance are revoked\n" +
+      "Change an account's clearance (officer only). Certificates carrying the old clearance are revoked " +
         '(superseded); issue a new one with sigil cert issue.',
     )
     .argument('<login>', 'login of the account')

@@ -9,5 +9,5 @@ export const roleOption = (): Option => new Option('--role <role>', 'account rol
 
 /** The envelope password is shown once; make that plain in the help of commands that print one. */
 export const ENVELOPE_NOTE =
-  'The envelope (login, one-time password, serial) is printed on stdout once: print it, seal it, hand it over\n' +
+  'The envelope (login, one-time password, serial) is printed on stdout once: print it, seal it, hand it over ' +
   'against signature. --envelope-out writes the printable HTML version.';

@@ -18,7 +18,7 @@ export interface UserResetOptions {
 export function userResetCommand(ctx: CommandContext): Command {
   const cmd = new Command('reset')
     .summary('issue a new envelope password')
-    .description('Issue a new envelope for an account: the old envelope stops working and its sessions end (officer only).\n' + ENVELOPE_NOTE)
+    .description('Issue a new envelope for an account: the old envelope stops working and its sessions end (officer only). ' + ENVELOPE_NOTE)
     .argument('<login>', 'login of the account')
     .option('--envelope-out <file>', 'write the printable envelope (HTML) to this file')
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
