@@ -15,6 +15,8 @@ export const AccountSchema = z
     role: z.string(),
     clearance: z.string(),
     status: z.string(),
+    // Absent from appliances older than this client: then the password line is not shown.
+    mustChangePassword: z.boolean().optional(),
     certificate: z.object({ serial: z.string(), notAfter: z.string() }).passthrough().nullish(),
   })
   .passthrough();

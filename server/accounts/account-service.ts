@@ -23,6 +23,8 @@ export interface AccountView {
   role: Role;
   clearance: Clearance;
   status: AccountStatus;
+  /** True until the holder replaces the envelope password at the first login (the envelope is unused). */
+  mustChangePassword: boolean;
   certificate?: { serial: string; notAfter: string };
 }
 
@@ -35,6 +37,7 @@ export function accountView(a: AccountRecord, now: Date, cert?: { serial: string
     role: a.role,
     clearance: a.clearance,
     status: accountStatus(a, now),
+    mustChangePassword: a.mustChangePassword,
     ...(cert ? { certificate: { serial: cert.serial, notAfter: cert.notAfter.toISOString() } } : {}),
   };
 }

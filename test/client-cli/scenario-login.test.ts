@@ -76,6 +76,7 @@ await t.test('when staff make a key and CSR, the officer issues from it and staf
   const human = await alee.run(['whoami']);
   t.match(human.stdout, /clearance:\s+SECRET/);
   t.match(human.stdout, /cert expires:\s+\d{4}-/);
+  t.match(human.stdout, /\npassword:\s+chosen by the holder\n/);
 });
 
 await t.test('when staff change the password then the new one works and the old one is refused', async (t) => {

@@ -34,6 +34,10 @@ await t.test('when an account gets a PKCS#12 then its holder imports it and logs
   t.match(issued, { serial: /^[0-9a-f]+$/i, file: p12File, password: /.{8,}/ });
   // openssl opens it with the printed password.
   execFileSync('openssl', ['pkcs12', '-in', p12File, '-passin', `pass:${issued.password}`, '-nokeys', '-noout'], { stdio: 'pipe' });
+  // Until bkim's first login the officer sees the envelope password still unused.
+  t.match(await officer.json(['user', 'show', 'bkim']), { login: 'bkim', mustChangePassword: true });
+  t.match((await officer.run(['user', 'show', 'bkim'])).stdout, /\npassword:\s+envelope password, to be changed at the first login\n/);
+  t.match((await officer.run(['user', 'list'])).stdout, /\nbkim\s+Bo Kim\s+Cipher\s+staff\s+confidential\s+active\s+envelope\s/);
   bkim = profileRunner(join(dir, 'bkim'), { SIGIL_KEY_PASSPHRASE: issued.password });
   t.equal((await bkim.run(['setup', '--server', app.url, '--ca', app.init.ca.root])).code, 0);
   const imp = await bkim.json(['cert', 'import', p12File]);
@@ -46,9 +50,10 @@ await t.test('when the officer lists and shows accounts then both humans and mac
   const { users } = await officer.json(['user', 'list']);
   t.same(users.map((u: { login: string }) => u.login).sort(), [app.officer.login, 'bkim'].sort());
   const table = await officer.run(['user', 'list']);
-  t.match(table.stdout, /^LOGIN\s+NAME\s+DEPARTMENT\s+ROLE\s+CLEARANCE\s+STATUS/);
-  t.match(table.stdout, /\nbkim\s+Bo Kim\s+Cipher\s+staff\s+confidential\s+active/);
-  t.match(await officer.json(['user', 'show', 'bkim']), { login: 'bkim', status: 'active', certificate: { serial: /.+/ } });
+  t.match(table.stdout, /^LOGIN\s+NAME\s+DEPARTMENT\s+ROLE\s+CLEARANCE\s+STATUS\s+PASSWORD/);
+  t.match(table.stdout, /\nbkim\s+Bo Kim\s+Cipher\s+staff\s+confidential\s+active\s+own\s/);
+  t.match(await officer.json(['user', 'show', 'bkim']), { login: 'bkim', status: 'active', mustChangePassword: false, certificate: { serial: /.+/ } });
+  t.match((await officer.run(['user', 'show', 'bkim'])).stdout, /\npassword:\s+chosen by the holder\n/);
   const none = await officer.run(['user', 'show', 'nobody']);
   t.equal(none.code, 1);
   t.match(none.stderr, /ACCOUNT_NOT_FOUND/);

@@ -31,6 +31,10 @@ export async function run(_opts: WhoamiOptions, rt: Runtime): Promise<void> {
   printAccount(rt, me);
 }
 
+function passwordState(mustChange: boolean): string {
+  return mustChange ? 'envelope password, to be changed at the first login' : 'chosen by the holder';
+}
+
 /** Human view of an account, shared with `user show`. */
 export function printAccount(rt: Runtime, a: Account): void {
   rt.out.fields([
@@ -40,6 +44,7 @@ export function printAccount(rt: Runtime, a: Account): void {
     ['role', a.role],
     ['clearance', a.clearance.replace('-', ' ').toUpperCase()],
     ['status', a.status],
+    ...(a.mustChangePassword === undefined ? [] : [['password', passwordState(a.mustChangePassword)] as [string, string]]),
     ['certificate', a.certificate?.serial],
     ['cert expires', a.certificate?.notAfter],
   ]);

@@ -28,7 +28,7 @@ export async function run(_opts: UserListOptions, rt: Runtime): Promise<void> {
   const { users } = await http.get('/v1/users', UsersSchema);
   if (rt.json) return rt.out.json({ users });
   rt.out.table(
-    users.map((u) => ({ ...u, certExpires: u.certificate?.notAfter })),
+    users.map((u) => ({ ...u, password: passwordColumn(u.mustChangePassword), certExpires: u.certificate?.notAfter })),
     [
       ['login', 'LOGIN'],
       ['fullName', 'NAME'],
@@ -36,7 +36,13 @@ export async function run(_opts: UserListOptions, rt: Runtime): Promise<void> {
       ['role', 'ROLE'],
       ['clearance', 'CLEARANCE'],
       ['status', 'STATUS'],
+      ['password', 'PASSWORD'],
       ['certExpires', 'CERT EXPIRES'],
     ],
   );
+}
+
+/** `envelope` while the envelope password is unused (not yet replaced at the first login), else `own`. */
+function passwordColumn(mustChange: boolean | undefined): string | undefined {
+  return mustChange === undefined ? undefined : mustChange ? 'envelope' : 'own';
 }

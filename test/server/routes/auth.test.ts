@@ -54,6 +54,7 @@ t.test('when a staff user logs in with password and key then a session token wor
   const me = await a.request('/v1/me', { token: r.body.token, ...as(alice) });
   t.equal(me.status, 200);
   t.equal(me.body.clearance, 'secret');
+  t.equal(me.body.mustChangePassword, false);
 });
 
 t.test('when no client certificate is presented then the TLS handshake is refused', async (t) => {
@@ -241,6 +242,7 @@ t.test('envelopes and first login', async (t) => {
     const token = r.body.token;
     const me = await a.request('/v1/me', { token, ...erinTls });
     t.equal(me.status, 200, 'me is allowed');
+    t.equal(me.body.mustChangePassword, true, 'and says the envelope password is still to be changed');
     const pw = await a.request('/v1/auth/password', { token, ...erinTls, body: { currentPassword: envelope.password, newPassword: 'Another-long-passphrase' } });
     t.equal(pw.status, 403);
     t.equal(pw.body.error.code, 'PASSWORD_CHANGE_REQUIRED');
