@@ -69,6 +69,14 @@ t.test('flag errors name the flag, list the allowed values and exit 2', async (t
     { args: ['cert', 'revoke', '0a', '--reason', 'boredom'], flag: '--reason', allowed: 'keyCompromise' },
     { args: ['keygen', '--login', 'a', '--algorithm', 'ed25519'], flag: '--algorithm', allowed: 'rsa3072' },
     { args: ['user', 'clearance', 'alee', '--clearance', 'x'], flag: '--clearance', allowed: 'unmarked' },
+    // Numeric flags: the server's ranges, refused as usage before anything runs (0 used to pass here
+    // and reach the server, which answered 400).
+    { args: ['read', 'bkim', '--limit', '0'], flag: '--limit', allowed: '1–200' },
+    { args: ['inbox', '--limit', '201'], flag: '--limit', allowed: '1–200' },
+    { args: ['read', 'bkim', '--since', '-1'], flag: '--since', allowed: '0 or more' },
+    { args: ['watch', '--count', '0'], flag: '--count', allowed: '1 or more' },
+    { args: ['group', 'create', 'ops', '--label', 'secret', '--retention-days', '0'], flag: '--retention-days', allowed: '1–36500' },
+    { args: ['audit', 'events', '--limit', '1e3'], flag: '--limit', allowed: '1–10000' },
   ];
   for (const c of cases) {
     const r = await runCli(c.args, { profile });

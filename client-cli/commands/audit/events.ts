@@ -1,6 +1,7 @@
 /** `sigil audit events`: the filtered view of the audit log (auditor, officer). */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { action, type CommandContext } from '../../context.js';
+import { wholeNumber } from '../../flag-numbers.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
@@ -9,7 +10,7 @@ export interface AuditEventsOptions {
   type?: string;
   since?: string;
   user?: string;
-  limit?: string;
+  limit?: number;
   json?: boolean;
 }
 
@@ -23,7 +24,7 @@ export function auditEventsCommand(ctx: CommandContext): Command {
     .option('--type <type>', 'event type or prefix, e.g. login, deletion, room, message.accepted')
     .option('--since <time>', 'only events at or after this RFC 3339 time, e.g. 2026-03-01T00:00:00Z')
     .option('--user <login>', 'only events by or about this login')
-    .addOption(new Option('--limit <n>', 'at most this many events (1..10000)').default('1000'))
+    .option('--limit <n>', 'at most this many events (1–10000, default 1000)', wholeNumber('--limit', 1, 10_000))
     .option('--json', 'print {events:[…]} as JSON')
     .action(action(ctx, run));
   return withHelp(cmd, {
@@ -35,8 +36,7 @@ export function auditEventsCommand(ctx: CommandContext): Command {
 
 export async function run(opts: AuditEventsOptions, rt: Runtime): Promise<void> {
   const { UsageError } = await import('../../errors.js');
-  const limit = Number(opts.limit ?? '1000');
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit: expected an integer 1..10000, got "${opts.limit}"`);
+  const limit = opts.limit ?? 1000;
   if (opts.since !== undefined && (!/^\d{4}-\d{2}-\d{2}T/.test(opts.since) || Number.isNaN(Date.parse(opts.since)))) {
     throw new UsageError(`--since: expected an RFC 3339 time such as 2026-03-01T00:00:00Z, got "${opts.since}"`);
   }

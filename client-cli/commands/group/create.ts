@@ -5,7 +5,7 @@ import { action1, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
-import { positiveInt } from '../message/read.js';
+import { wholeNumber } from '../../flag-numbers.js';
 import { groupName, printGroup } from './shared.js';
 
 export interface GroupCreateOptions {
@@ -21,7 +21,7 @@ export function groupCreateCommand(ctx: CommandContext): Command {
     .description("Create a group with a label; every member's certificate clearance must be at least that label, yours too.")
     .argument('<name>', 'group name (with or without #)')
     .addOption(new Option('--label <label>', 'classification of the group').choices(CLEARANCE_CHOICES).makeOptionMandatory())
-    .option('--retention-days <n>', 'destroy messages older than this many days', positiveInt('--retention-days', 36500))
+    .option('--retention-days <n>', 'destroy messages older than this many days (1–36500)', wholeNumber('--retention-days', 1, 36500))
     .option('--json', 'print the group as JSON')
     .action(action1(ctx, 'name', run));
   return withHelp(cmd, {

@@ -7,7 +7,7 @@ import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
-import { positiveInt } from './read.js';
+import { wholeNumber } from '../../flag-numbers.js';
 
 export interface InboxOptions {
   limit?: number;
@@ -21,7 +21,7 @@ export function inboxCommand(ctx: CommandContext): Command {
       'List your conversations with their unread counts and show the unread messages, each verified locally. ' +
         'Messages stay unread until you run sigil read.',
     )
-    .option('--limit <n>', 'at most this many unread messages per conversation (1–200, default 20)', positiveInt('--limit', 200))
+    .option('--limit <n>', 'at most this many unread messages per conversation (1–200, default 20)', wholeNumber('--limit', 1, 200))
     .option('--json', 'print {conversations: [{…, messages: [...]}]} as JSON')
     .action(action(ctx, run));
   return withHelp(cmd, {

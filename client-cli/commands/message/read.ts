@@ -3,8 +3,9 @@
  * each verified locally (signature, chain, CRL, digest, label) before it is shown; a message that
  * fails is shown with a loud VERIFICATION FAILED line and the command exits 3. Nothing is cached.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { action1, type CommandContext } from '../../context.js';
+import { wholeNumber } from '../../flag-numbers.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
@@ -18,14 +19,6 @@ export interface ReadOptions {
   json?: boolean;
 }
 
-export function positiveInt(flag: string, max = Number.MAX_SAFE_INTEGER) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 0 || n > max) throw new InvalidArgumentError(`${flag} expects a whole number 0–${max}`);
-    return n;
-  };
-}
-
 export function readCommand(ctx: CommandContext): Command {
   const cmd = new Command('read')
     .summary('show and verify a conversation’s messages')
@@ -35,8 +28,8 @@ export function readCommand(ctx: CommandContext): Command {
         'the command exits 3. Marks the shown messages read.',
     )
     .argument('<conversation>', 'login of a person, or #group')
-    .option('--since <seq>', 'only messages after this sequence number', positiveInt('--since'))
-    .option('--limit <n>', 'at most this many of the newest messages (1–200, default 50)', positiveInt('--limit', 200))
+    .option('--since <seq>', 'only messages after this sequence number', wholeNumber('--since', 0))
+    .option('--limit <n>', 'at most this many of the newest messages (1–200, default 50)', wholeNumber('--limit', 1, 200))
     .option('--json', 'print {conversation, messages: [...]} with each message’s verdict as JSON')
     .action(action1(ctx, 'conversation', run));
   return withHelp(cmd, {

@@ -9,7 +9,7 @@ import { runtimeFor, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
-import { positiveInt } from './read.js';
+import { wholeNumber } from '../../flag-numbers.js';
 
 export interface WatchOptions {
   count?: number;
@@ -26,8 +26,8 @@ export function watchCommand(ctx: CommandContext): Command {
       'Follow new messages live. Each is verified locally before it is shown; a failure is marked loudly. ' +
         'A dropped connection is resumed where it stopped (nothing lost, nothing twice). Ctrl-C ends it.',
     )
-    .option('--count <n>', 'exit after this many messages', positiveInt('--count'))
-    .option('--since <seq>', 'first replay every message after this sequence number', positiveInt('--since'))
+    .option('--count <n>', 'exit after this many messages', wholeNumber('--count', 1))
+    .option('--since <seq>', 'first replay every message after this sequence number', wholeNumber('--since', 0))
     .option('--json', 'print one JSON object per line per event')
     .action(async (opts: WatchOptions, c: Command) => {
       const ac = new AbortController();
