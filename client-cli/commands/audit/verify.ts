@@ -59,6 +59,11 @@ export async function run(opts: AuditVerifyOptions, rt: Runtime): Promise<void> 
   if (opts.offline) {
     const dir = opts.offline;
     const f = sources.EXPORT_FILES;
+    // Said first, so a mistyped folder is not reported as its missing ca.pem.
+    const { stat } = await import('node:fs/promises');
+    if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) {
+      throw new AuditFileError(dir, 'is not a folder: give the folder written by sigil audit export');
+    }
     let pinned = opts.ca ? await readText(opts.ca) : await rt.profile.readOptional('ca').catch(() => undefined);
     if (pinned === undefined) {
       pinned = await readText(join(dir, f.ca));

@@ -74,6 +74,11 @@ await t.test('when the trail is exported then it verifies offline with the appli
     const b = await bare.run(['audit', 'verify', '--offline', exportDir]);
     t.equal(b.code, 0, b.stderr);
     t.match(b.stderr, /trusting the CA in/);
+    // A mistyped folder is named as such, not as its missing ca.pem.
+    const typo = await bare.run(['audit', 'verify', '--offline', exportDir + '-typo']);
+    t.equal(typo.code, 1);
+    t.equal(typo.stderr.trim().split('\n').length, 1, 'one line');
+    t.match(typo.stderr, `${exportDir}-typo is not a folder: give the folder written by sigil audit export`);
     // One changed byte in the exported entries.
     const lines = readFileSync(join(exportDir, 'entries.jsonl'), 'utf8').split('\n');
     const copy = join(dir, 'export-bad');
