@@ -37,6 +37,8 @@ const SAFE_FIELD_NAMES = [
   'errorMessage',
   'stack',
   'count',
+  // a file's size (a backup, a repacked vault)
+  'bytes',
   // a batch of messages: how many were accepted and refused, and the refusal codes ("CODE:n,…")
   'accepted',
   'refused',

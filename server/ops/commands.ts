@@ -56,7 +56,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
     .action(async (o: { data: string; out: string; masterKeyFile?: string; json?: boolean }) => {
       const dataDir = resolve(o.data);
       const r = await createBackup({ dataDir, out: o.out, masterKey: currentMasterKeySource(dataDir, o.masterKeyFile, io.env) });
-      log.info('backup written', { path: r.file, count: r.bytes, dataDir });
+      log.info('backup written', { path: r.file, bytes: r.bytes, dataDir });
       print(o.json, r, () => backupSummary(r));
     });
 
@@ -203,7 +203,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
     .action(async (o: { data: string; json?: boolean }) => {
       const dataDir = resolve(o.data);
       const r = await repackVault({ dataDir });
-      if (r.repacked) log.info('vault repacked', { dataDir, count: r.after.bytes });
+      if (r.repacked) log.info('vault repacked', { dataDir, bytes: r.after.bytes });
       print(o.json, r, () => repackSummary(r));
     });
 }

@@ -2,6 +2,7 @@
  * Against the real `sigil-server start` in another process (dist build): an online backup and a
  * check run beside it while it serves, and the backup restores after it stopped.
  */
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { runServer, startServer } from '../../helpers/server-process.js';
@@ -22,6 +23,9 @@ t.test('when sigil-server serves in another process then backup and check run be
   t.equal(bk.code, 0, bk.stderr);
   t.equal(bk.json().counts.users, 1, 'the first officer');
   t.ok(bk.json().audit.size > 0);
+  // Its log line says the file's size under a name the logger keeps (it once went out as `count`).
+  const logged = bk.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'backup written');
+  t.match(logged, { path: out, bytes: statSync(out).size }, 'the backup log line carries bytes');
   const chk = await runOps(['check', '--data', dataDir, '--json']);
   t.equal(chk.code, 0, chk.stdout);
   const dry = await runOps(['restore', '--data', dataDir, '--in', out, '--dry-run', '--json']);
