@@ -220,9 +220,9 @@ function backupSummary(r: BackupResult): string {
 function restoreSummary(r: RestoreResult): string {
   const s = r.swept;
   return [
-    `${r.dryRun ? 'Dry run: backup verified' : 'Restored'} backup ${r.backup.id} of ${r.backup.createdAt}`,
-    `  swept (deleted after the backup)   ${s.messages} messages, ${s.files} files, ${s.conversations} conversations`,
-    `  keys without rows ${r.dryRun ? 'to destroy' : 'destroyed'}      ${s.orphanMessageKeys} message keys, ${s.orphanConversationKeys} conversation keys`,
+    `${r.dryRun ? 'Verified (dry run, nothing changed):' : 'Restored:'} backup ${r.backup.id} of ${r.backup.createdAt}`,
+    `  ${'swept (deleted after the backup)'.padEnd(34)} ${s.messages} messages, ${s.files} files, ${s.conversations} conversations`,
+    `  ${`keys without rows ${r.dryRun ? 'to destroy' : 'destroyed'}`.padEnd(34)} ${s.orphanMessageKeys} message keys, ${s.orphanConversationKeys} conversation keys`,
     ...(r.rewrapped ? ['  keyring re-sealed from the backup\'s master key to the current one'] : []),
     ...(r.restoredFiles.length ? [`  public files restored: ${r.restoredFiles.join(', ')}`] : []),
     '',

@@ -30,11 +30,19 @@ t.test('when sigil-server serves in another process then backup and check run be
   t.equal(chk.code, 0, chk.stdout);
   const dry = await runOps(['restore', '--data', dataDir, '--in', out, '--dry-run', '--json']);
   t.equal(dry.code, 0, dry.stderr);
+  // The summary for people says what happened and keeps its figures in one column.
+  const human = await runOps(['restore', '--data', dataDir, '--in', out, '--dry-run']);
+  t.match(human.stdout, /^Verified \(dry run, nothing changed\): backup \S+ of \d{4}-/);
+  const columns = human.stdout.split('\n').filter((l) => l.startsWith('  ')).map((l) => l.search(/ \d/));
+  t.equal(new Set(columns).size, 1, `figures start in one column: ${columns.join(', ')}`);
 
   server.child.kill('SIGTERM');
   t.equal(await server.exited, 0, 'the server stops cleanly');
-  const r = await runOps(['restore', '--data', dataDir, '--in', out, '--yes', '--json']);
+  const r = await runOps(['restore', '--data', dataDir, '--in', out, '--yes']);
   t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^Restored: backup \S+ of \d{4}-/);
+  const restoredColumns = r.stdout.split('\n').filter((l) => l.startsWith('  ')).map((l) => l.search(/ \d/));
+  t.equal(new Set(restoredColumns).size, 1, `figures start in one column: ${restoredColumns.join(', ')}`);
   const again = await startServer(dataDir);
   again.child.kill('SIGTERM');
   t.equal(await again.exited, 0, 'the restored appliance starts and stops');
