@@ -29,7 +29,9 @@ test: build
 	npx tap
 
 run: build
-	@if [ ! -d "$(DATA)" ]; then node dist/server/main.js init --data "$(DATA)" --listen "$(LISTEN)"; fi
+	@if [ ! -d "$(DATA)" ]; then node dist/server/main.js init --data "$(DATA)" --listen "$(LISTEN)"; \
+	else echo "Demo appliance in $(DATA), initialised earlier. First security officer: envelope $(DATA)/officer/envelope.txt,"; \
+	     echo "key $(DATA)/officer/officer.p12 (its password was printed by that first run; to start over: rm -rf $(DATA) && make run)"; fi
 	MALLOC_ARENA_MAX=2 UV_THREADPOOL_SIZE=$${UV_THREADPOOL_SIZE:-$$(( $$(nproc) + 1 ))} node dist/server/main.js start --data "$(DATA)"
 
 bench: build
