@@ -36,7 +36,7 @@ await t.test('when an account gets a PKCS#12 then its holder imports it and logs
   execFileSync('openssl', ['pkcs12', '-in', p12File, '-passin', `pass:${issued.password}`, '-nokeys', '-noout'], { stdio: 'pipe' });
   // Until bkim's first login the officer sees the envelope password still unused.
   t.match(await officer.json(['user', 'show', 'bkim']), { login: 'bkim', mustChangePassword: true });
-  t.match((await officer.run(['user', 'show', 'bkim'])).stdout, /\npassword:\s+envelope password, to be changed at the first login\n/);
+  t.match((await officer.run(['user', 'show', 'bkim'])).stdout, /\npassword:\s+envelope password, to be changed at the next login\n/);
   t.match((await officer.run(['user', 'list'])).stdout, /\nbkim\s+Bo Kim\s+Cipher\s+staff\s+confidential\s+active\s+envelope\s/);
   bkim = profileRunner(join(dir, 'bkim'), { SIGIL_KEY_PASSPHRASE: issued.password });
   t.equal((await bkim.run(['setup', '--server', app.url, '--ca', app.init.ca.root])).code, 0);

@@ -32,7 +32,7 @@ export async function run(_opts: WhoamiOptions, rt: Runtime): Promise<void> {
 }
 
 function passwordState(mustChange: boolean): string {
-  return mustChange ? 'envelope password, to be changed at the first login' : 'chosen by the holder';
+  return mustChange ? 'envelope password, to be changed at the next login' : 'chosen by the holder';
 }
 
 /** Human view of an account, shared with `user show`. */

@@ -42,7 +42,7 @@ export async function run(_opts: UserListOptions, rt: Runtime): Promise<void> {
   );
 }
 
-/** `envelope` while the envelope password is unused (not yet replaced at the first login), else `own`. */
+/** `envelope` while the envelope password is unused (not yet replaced at a login), else `own`. */
 function passwordColumn(mustChange: boolean | undefined): string | undefined {
   return mustChange === undefined ? undefined : mustChange ? 'envelope' : 'own';
 }
