@@ -192,8 +192,8 @@ export class AccountStore {
   }
 
   /** Every write to the accounts table: through the cache, which drops the row. */
-  async #write(login: string, sql: string, params: unknown[]): Promise<void> {
-    await this.#cache.write(this.db, login, () => this.db.run(sql, params));
+  async #write(login: string, sql: string, params: unknown[]): Promise<number> {
+    return (await this.#cache.write(this.db, login, () => this.db.run(sql, params))).changes;
   }
 
   /** @throws AccountNotFoundError */
@@ -233,6 +233,24 @@ export class AccountStore {
   }
 
   /** Sets a password hash; `mustChange` true for an envelope password, false for a chosen one. */
+  /**
+   * Replaces the password only if the account still has `expected` (its hash and pending-change
+   * flag as read when the request began); false, and nothing written, when it changed meanwhile
+   * (an officer reset while argon2 ran).
+   */
+  async replacePassword(
+    login: string,
+    expected: { hash: string; mustChange: boolean },
+    next: { hash: string; mustChange: boolean },
+  ): Promise<boolean> {
+    const changes = await this.#write(
+      login,
+      'UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ? AND password_hash = ? AND must_change_password = ?',
+      [next.hash, next.mustChange ? 1 : 0, login, expected.hash, expected.mustChange ? 1 : 0],
+    );
+    return changes === 1;
+  }
+
   async setPassword(login: string, hash: string, mustChange: boolean): Promise<void> {
     await this.#write(login, 'UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ?', [
       hash,
@@ -276,12 +294,16 @@ export class AccountStore {
     return row ? toEnvelope(row) : undefined;
   }
 
-  /** Marks the envelope used and stores the signed receipt (CMS DER). */
-  async useEnvelope(serial: string, at: Date, receipt: Buffer): Promise<void> {
-    await this.db.run(`UPDATE envelopes SET state = 'used', used_at = ?, receipt = ? WHERE serial = ?`, [
+  /**
+   * Marks a pending envelope used and stores the signed receipt (CMS DER); false when the envelope
+   * is no longer pending (superseded by a reset meanwhile), and nothing is written.
+   */
+  async useEnvelope(serial: string, at: Date, receipt: Buffer): Promise<boolean> {
+    const r = await this.db.run(`UPDATE envelopes SET state = 'used', used_at = ?, receipt = ? WHERE serial = ? AND state = 'pending'`, [
       at.toISOString(),
       receipt,
       serial,
     ]);
+    return r.changes === 1;
   }
 }

@@ -87,6 +87,18 @@ export class PasswordChangeNotPendingError extends Error {
   }
 }
 
+/**
+ * The account changed while a request about it was being worked out (an officer reset the password
+ * during a password change, changed the clearance during an issuance): nothing was written.
+ */
+export class AccountChangedError extends Error {
+  readonly code = 'ACCOUNT_CHANGED';
+  constructor(detail: string) {
+    super(`the account changed while this request ran: ${detail}`);
+    this.name = 'AccountChangedError';
+  }
+}
+
 /** The current password given to change it is wrong. */
 export class PasswordWrongError extends Error {
   readonly code = 'PASSWORD_WRONG';

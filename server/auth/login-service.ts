@@ -12,8 +12,10 @@ import { EnvelopeExpiredError, PasswordWeakError } from '../accounts/errors.js';
 import { checkNewPassword, type PasswordHasher } from '../accounts/password.js';
 import type { CertificateStore } from '../certs/certificate-store.js';
 import type { ClientCert } from '../middleware/types.js';
+import { KeyedQueue } from '../keyed-queue.js';
 import type { Db } from '../vault/index.js';
 import {
+  AccountChangedError,
   AuthFailedError,
   PasswordChangeNotPendingError,
   PasswordWrongError,
@@ -65,6 +67,14 @@ async function signedBy(signatureB64: string, content: Uint8Array, cc: ClientCer
 
 /** The login flow and password changes. */
 export class LoginService {
+  /**
+   * A login's attempts, first logins and password changes run one at a time: each reads the
+   * lockout counter and the password, spends ~10–50 ms in argon2, then writes. Overlapping
+   * attempts all passed the lock check before the first failure was counted (30 guesses at once
+   * got through a 5-failure lock); queued, each sees the failures before it.
+   */
+  readonly #perLogin = new KeyedQueue();
+
   constructor(private readonly d: LoginServiceDeps) {}
 
   private event(type: SecurityEvent['type'], actor: string, subject: string, detail?: SecurityEvent['detail']): SecurityEvent {
@@ -90,7 +100,11 @@ export class LoginService {
    * consumed before any password work (a replay costs no argon2), the password is always
    * verified (also for unknown logins, against a decoy) so timing does not reveal existence.
    */
-  async login(
+  login(input: { login: string; password: string; nonce: string; signature: string }, cc: ClientCert, peer?: string): Promise<LoginResult> {
+    return this.#perLogin.run(input.login, () => this.#login(input, cc, peer));
+  }
+
+  async #login(
     input: { login: string; password: string; nonce: string; signature: string },
     cc: ClientCert,
     peer?: string,
@@ -135,7 +149,11 @@ export class LoginService {
    * First login: replaces the envelope password and stores the signed envelope receipt.
    * Throws PASSWORD_CHANGE_NOT_PENDING, PASSWORD_WEAK, RECEIPT_INVALID or ENVELOPE_EXPIRED.
    */
-  async firstLogin(account: AccountRecord, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
+  firstLogin(account: AccountRecord, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
+    return this.#perLogin.run(account.login, () => this.#firstLogin(account, input, cc));
+  }
+
+  async #firstLogin(account: AccountRecord, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
     if (!account.mustChangePassword) throw new PasswordChangeNotPendingError();
     const env = await this.d.accounts.pendingEnvelope(account.login);
     if (!env) throw new PasswordChangeNotPendingError();
@@ -150,8 +168,16 @@ export class LoginService {
     const hash = await this.d.hasher.hash(input.newPassword);
     const now = this.d.now();
     await this.d.db.transaction(async () => {
-      await this.d.accounts.setPassword(account.login, hash, false);
-      await this.d.accounts.useEnvelope(env.serial, now, receipt);
+      // An officer's reset may have landed while argon2 ran: it replaced the password and
+      // superseded this envelope. Then the receipt is for an envelope that no longer counts.
+      const replaced = await this.d.accounts.replacePassword(
+        account.login,
+        { hash: account.passwordHash, mustChange: true },
+        { hash, mustChange: false },
+      );
+      if (!replaced || !(await this.d.accounts.useEnvelope(env.serial, now, receipt))) {
+        throw new AccountChangedError(`envelope ${env.serial} was replaced by a newer one; nothing was changed, log in with the new envelope`);
+      }
       await this.d.audit.append([
         this.event('envelope.used', account.login, account.login, { serial: env.serial, certificate: cc.serial }),
         this.event('password.changed', account.login, account.login, { first: true }),
@@ -160,7 +186,11 @@ export class LoginService {
   }
 
   /** Changes a chosen password; other sessions of the account end. Throws PASSWORD_WRONG, PASSWORD_WEAK. */
-  async changePassword(
+  changePassword(account: AccountRecord, session: Session, input: { currentPassword: string; newPassword: string }): Promise<void> {
+    return this.#perLogin.run(account.login, () => this.#changePassword(account, session, input));
+  }
+
+  async #changePassword(
     account: AccountRecord,
     session: Session,
     input: { currentPassword: string; newPassword: string },
@@ -173,7 +203,10 @@ export class LoginService {
     if (input.newPassword === input.currentPassword) throw new PasswordWeakError('it must differ from the current password');
     const hash = await this.d.hasher.hash(input.newPassword);
     await this.d.db.transaction(async () => {
-      await this.d.accounts.setPassword(account.login, hash, false);
+      // Written only over the password this request checked: a reset that landed meanwhile wins.
+      if (!(await this.d.accounts.replacePassword(account.login, { hash: account.passwordHash, mustChange: false }, { hash, mustChange: false }))) {
+        throw new AccountChangedError('its password was reset or changed meanwhile; nothing was changed, log in again');
+      }
       await this.d.sessions.endForLogin(account.login, 'password-changed', session.id);
       await this.d.audit.append([this.event('password.changed', account.login, account.login, { first: false })]);
     });

@@ -18,6 +18,8 @@ import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
 import { AccountStateError } from '../accounts/errors.js';
 import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
 import type { SessionStore } from '../auth/session-store.js';
+import { AccountChangedError } from '../auth/errors.js';
+import { KeyedQueue } from '../keyed-queue.js';
 import type { Db } from '../vault/index.js';
 import {
   normaliseSerial,
@@ -74,6 +76,13 @@ export function newP12Password(random: (n: number) => Buffer = randomBytes): str
 
 /** Certificate lifecycle for accounts. */
 export class CertificateService {
+  /**
+   * CRLs are published one at a time. Two at once (two revocations, or a revocation and a
+   * clearance change) read the same last number and the same revoked list: the second insert
+   * failed on the number, and the CRL that was kept lacked the other revocation.
+   */
+  readonly #crl = new KeyedQueue();
+
   constructor(private readonly d: CertificateServiceDeps) {}
 
   private event(type: SecurityEvent['type'], actor: string, subject: string, detail?: SecurityEvent['detail']): SecurityEvent {
@@ -104,6 +113,17 @@ export class CertificateService {
 
   private async record(cert: Certificate, a: AccountRecord, officer: string, how: 'csr' | 'p12'): Promise<void> {
     await this.d.db.transaction(async () => {
+      // The certificate was made from the account as read before signing (~0.1–0.3 s). A clearance
+      // change or a disable in between would leave an active certificate that carries the old
+      // clearance (messaging trusts the clearance in the certificate): refuse, record nothing.
+      const now = await this.d.accounts.require(a.login);
+      if (now.clearance !== a.clearance || now.status === 'disabled') {
+        throw new AccountChangedError(
+          now.status === 'disabled'
+            ? 'it was disabled while the certificate was made; nothing was recorded'
+            : `its clearance changed to ${now.clearance} while the certificate was made; nothing was recorded, issue it again`,
+        );
+      }
       await this.d.certificates.add({
         serial: cert.serialNumber,
         login: a.login,
@@ -196,8 +216,12 @@ export class CertificateService {
     return active.length;
   }
 
-  /** Signs and stores a new CRL listing every revoked certificate. */
-  async publishCrl(officer: string): Promise<CrlRecord> {
+  /** Signs and stores a new CRL listing every revoked certificate (one publication at a time). */
+  publishCrl(officer: string): Promise<CrlRecord> {
+    return this.#crl.run('crl', () => this.#publishCrl(officer));
+  }
+
+  async #publishCrl(officer: string): Promise<CrlRecord> {
     const revoked = await this.d.certificates.revoked();
     const last = await this.d.certificates.latestCrl();
     const number = (last?.number ?? 0) + 1;
