@@ -8,7 +8,7 @@
  * be 100 MiB. It hashes 1 MiB chunks (about a millisecond each), not the per-message hot path.
  */
 import { createHash } from 'node:crypto';
-import { open, seal } from '../vault/index.js';
+import { chunks, KeyNotFoundError, marks, open, seal, VaultConstraintError } from '../vault/index.js';
 import {
   chunkAad,
   fileKeyId,
@@ -18,7 +18,13 @@ import {
   requireMember,
   type Ctx,
 } from './context.js';
-import { FileCorruptError, FileNotFoundError, FileTooLargeError, UploadTruncatedError } from './errors.js';
+import {
+  ConversationNotFoundError,
+  FileCorruptError,
+  FileNotFoundError,
+  FileTooLargeError,
+  UploadTruncatedError,
+} from './errors.js';
 import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
 import { errorFields } from '../log.js';
@@ -33,6 +39,10 @@ export interface UploadResult {
 /**
  * Stores an upload. `expectedLength` (Content-Length) lets a short body be told from a complete
  * one; without it, a stream that errors (client abort) is the truncation signal.
+ *
+ * A destroy of the conversation may land anywhere in the upload (it takes the conversation key, the
+ * file row and its chunks, and the file key under the CK): each step that can meet it says so, and
+ * the upload answers CONVERSATION_NOT_FOUND, never a vault error or a receipt for a file that is gone.
  *
  * @throws ConversationNotFoundError | NotAMemberError | FileTooLargeError | UploadTruncatedError
  */
@@ -50,15 +60,24 @@ export async function uploadFile(
   }
   const id = newId(ctx.random);
   const keyId = fileKeyId(id);
-  const key = (await ctx.keys.createMessageKeys(convId, [keyId])).get(keyId);
+  const key = (
+    await ctx.keys.createMessageKeys(convId, [keyId]).catch((err: unknown) => {
+      // The conversation key went after the membership check: the conversation was destroyed.
+      if (err instanceof KeyNotFoundError) throw destroyedDuring(convId, err);
+      throw err;
+    })
+  ).get(keyId);
   if (!key) throw new FileNotFoundError('could not create the file key');
   const at = ctx.now().toISOString();
   try {
-    await ctx.db.run(
+    // msg_files has no foreign key to the conversation: the row is written only while it exists,
+    // else a destroy between the key and this row would leave an upload in no conversation.
+    const row = await ctx.db.run(
       `INSERT INTO msg_files (id, conversation, uploader, state, size, sha384, chunk_count, created_at)
-       VALUES (?, ?, ?, 'pending', 0, '', 0, ?)`,
-      [id, convId, p.login, at],
+       SELECT ?, ?, ?, 'pending', 0, '', 0, ? WHERE EXISTS (SELECT 1 FROM msg_conversations WHERE id = ?)`,
+      [id, convId, p.login, at, convId],
     );
+    if (row.changes !== 1) throw destroyedDuring(convId);
     const hash = createHash('sha384');
     const chunkBytes = ctx.config.chunkBytes;
     let buf = new Uint8Array(chunkBytes);
@@ -69,7 +88,13 @@ export async function uploadFile(
       const plain = buf.subarray(0, fill);
       hash.update(plain);
       const sealed = await seal(key, plain, chunkAad(id, idx), ctx.random);
-      await ctx.db.run('INSERT INTO msg_file_chunks (file, idx, data) VALUES (?, ?, ?)', [id, idx, sealed]);
+      try {
+        await ctx.db.run('INSERT INTO msg_file_chunks (file, idx, data) VALUES (?, ?, ?)', [id, idx, sealed]);
+      } catch (err) {
+        // The chunk's foreign key: the file row went under the upload.
+        if (err instanceof VaultConstraintError) throw await vanished(ctx, convId, id, err);
+        throw err;
+      }
       idx++;
       buf = new Uint8Array(chunkBytes);
       fill = 0;
@@ -105,23 +130,66 @@ export async function uploadFile(
     }
     if (fill > 0 || idx === 0) await flush();
     const sha384 = hash.digest('base64');
-    await ctx.db.run('UPDATE msg_files SET size = ?, sha384 = ?, chunk_count = ? WHERE id = ?', [total, sha384, idx, id]);
+    const done = await ctx.db.run('UPDATE msg_files SET size = ?, sha384 = ?, chunk_count = ? WHERE id = ?', [total, sha384, idx, id]);
+    // No row to complete: answering the id would hand out a file that is already gone.
+    if (done.changes !== 1) throw await vanished(ctx, convId, id);
     return { fileId: id, sha384, size: total };
   } catch (err) {
-    await discard(ctx, [id]).catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', errorFields(e)));
+    // Rows, then keys. The key goes even when no row did (none written, or taken by a destroy):
+    // the upload never completed, so no message can hold it.
+    await deletePending(ctx, [id])
+      .then(() => ctx.keys.destroyMessageKeys([keyId]))
+      .catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', errorFields(e)));
     throw err;
   }
 }
 
-/** Removes uploads (rows, then keys). */
-async function discard(ctx: Ctx, ids: readonly string[]): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
-    for (const id of ids) {
-      await tx.run('DELETE FROM msg_file_chunks WHERE file = ?', [id]);
-      await tx.run('DELETE FROM msg_files WHERE id = ?', [id]);
+function destroyedDuring(convId: string, cause?: unknown): ConversationNotFoundError {
+  return new ConversationNotFoundError(`conversation ${convId} was destroyed during the upload; nothing of it was kept`, { cause });
+}
+
+/**
+ * Why an upload's file row is gone under it: its conversation was destroyed (the usual case), or,
+ * the conversation still there, the row was discarded on its own (the uploader's correspondence
+ * destroyed, or an upload outliving the pending TTL met the sweep).
+ */
+async function vanished(ctx: Ctx, convId: string, id: string, cause?: unknown): Promise<Error> {
+  const file = await ctx.db.get('SELECT 1 AS x FROM msg_files WHERE id = ?', [id]);
+  if (file) return cause instanceof Error ? cause : new Error(`upload ${id}: the file row was not updated`);
+  const conv = await ctx.db.get('SELECT 1 AS x FROM msg_conversations WHERE id = ?', [convId]);
+  if (!conv) return destroyedDuring(convId, cause);
+  return new FileNotFoundError(`upload ${id} was discarded while it was being written; nothing of it was kept`, { cause });
+}
+
+/** Rows per statement when deleting uploads by id. */
+const IN_CHUNK = 500;
+
+/**
+ * Deletes the rows of those uploads that are still pending, in one transaction, and answers their
+ * ids. The state is checked here, not by whoever chose the ids: between a sweep's SELECT and this
+ * transaction the writer may have attached an upload to a message (`final`), and it must stay.
+ */
+async function deletePending(ctx: Ctx, ids: readonly string[]): Promise<string[]> {
+  return ctx.db.transaction(async (tx) => {
+    const gone: string[] = [];
+    for (const part of chunks(ids, IN_CHUNK)) {
+      const q = marks(part.length);
+      await tx.run(`DELETE FROM msg_file_chunks WHERE file IN (SELECT id FROM msg_files WHERE id IN (${q}) AND state = 'pending')`, part);
+      const rows = await tx.all<{ id: string }>(`DELETE FROM msg_files WHERE id IN (${q}) AND state = 'pending' RETURNING id`, part);
+      gone.push(...rows.map((r) => r.id));
     }
+    return gone;
   });
-  await ctx.keys.destroyMessageKeys(ids.map(fileKeyId));
+}
+
+/**
+ * Removes uploads that are still pending: rows, then the keys of exactly the rows that went (an
+ * upload attached meanwhile keeps its key). Answers how many went.
+ */
+async function discard(ctx: Ctx, ids: readonly string[]): Promise<number> {
+  const gone = await deletePending(ctx, ids);
+  if (gone.length > 0) await ctx.keys.destroyMessageKeys(gone.map(fileKeyId));
+  return gone.length;
 }
 
 interface FileRow {
@@ -202,17 +270,20 @@ export async function downloadFile(ctx: Ctx, p: Principal, fileId: string): Prom
 export async function discardIncompleteUploads(ctx: Ctx): Promise<number> {
   const cut = await ctx.db.all<{ id: string }>(`SELECT id FROM msg_files WHERE state = 'pending' AND sha384 = ''`);
   if (cut.length === 0) return 0;
-  await discard(ctx, cut.map((o) => o.id));
+  const n = await discard(ctx, cut.map((o) => o.id));
   await ctx.db.checkpointTruncate();
-  return cut.length;
+  return n;
 }
 
-/** Destroys pending uploads older than the TTL. Answers how many went. */
+/**
+ * Destroys pending uploads older than the TTL. Answers how many went. The SELECT runs outside any
+ * transaction (on the reader), so it only nominates: {@link discard} re-checks the state.
+ */
 export async function sweepPendingFiles(ctx: Ctx): Promise<number> {
   const cutoff = new Date(ctx.now().getTime() - ctx.config.pendingFileTtlMs).toISOString();
   const old = await ctx.db.all<{ id: string }>(`SELECT id FROM msg_files WHERE state = 'pending' AND created_at < ?`, [cutoff]);
   if (old.length === 0) return 0;
-  await discard(ctx, old.map((o) => o.id));
-  await ctx.db.checkpointTruncate();
-  return old.length;
+  const n = await discard(ctx, old.map((o) => o.id));
+  if (n > 0) await ctx.db.checkpointTruncate();
+  return n;
 }

@@ -1,4 +1,5 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { messagingErrorOf } from '../../../server/messaging/http.js';
 import { harness, sha384b64 } from './harness.js';
 
 const enc = new TextEncoder();
@@ -120,4 +121,132 @@ t.test('files', async (t) => {
     await t.rejects(m.download(a.principal, up.fileId), { code: 'FILE_NOT_FOUND' });
     await t.rejects(h.vault.keys.messageKey(`file:${up.fileId}`), { code: 'VAULT_KEY_NOT_FOUND' });
   });
+});
+
+/**
+ * Arms `obj[method]` (an own property shadowing the class's method, removed again by the answer)
+ * so that `first` runs once, just before the first call whose first argument `when` picks: the
+ * way to land a destroy at an exact point of an upload.
+ */
+function armBefore(obj: object, method: string, when: (arg: unknown) => boolean, first: () => Promise<unknown>): () => void {
+  const o = obj as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  const orig = o[method]!;
+  let fired = false;
+  o[method] = async (...args: unknown[]) => {
+    if (!fired && when(args[0])) {
+      fired = true;
+      await first();
+    }
+    return orig.apply(obj, args);
+  };
+  return () => void delete o[method];
+}
+
+t.test('files racing the pending sweep and conversation destroys', async (t) => {
+  const h = await harness(t, { config: { chunkBytes: 64 * 1024, maxFileBytes: 1024 * 1024 } });
+  const a = await h.user('fr-alice');
+  const b = await h.user('fr-bob');
+  const m = h.messaging;
+  const db = h.vault.db;
+
+  await t.test('when a message attaches an upload between the sweep finding it and discarding it then the file stays', async (t) => {
+    const conv = await m.direct(a.principal, b.login);
+    const content = enc.encode('attached just in time');
+    const up = await m.upload(a.principal, conv.id, streamOf([content]), content.length);
+    h.clock.now = new Date(h.clock.now.getTime() + m.config.pendingFileTtlMs + 1000); // past its TTL, not swept yet
+    const msg = await h.compose(a, conv.id, 'see attached', {
+      attachments: [{ id: up.fileId, name: 'late.bin', sha384: up.sha384, size: up.size }],
+    });
+    // Just after the sweep's SELECT saw the upload pending (so not with armBefore), the writer
+    // commits the message that attaches it; then the sweep's discard runs.
+    let receipt: Awaited<ReturnType<typeof m.send>> | undefined;
+    const orig = db.all.bind(db);
+    (db as { all: typeof db.all }).all = async <T>(sql: string, params?: Parameters<typeof db.all>[1]): Promise<T[]> => {
+      const rows = await orig<T>(sql, params);
+      if (sql.includes("state = 'pending' AND created_at <")) receipt ??= await m.send(a.principal, msg);
+      return rows;
+    };
+    let swept: { pendingFiles: number };
+    try {
+      swept = await m.sweep();
+    } finally {
+      delete (db as { all?: unknown }).all;
+    }
+    t.ok(receipt, 'the message was accepted while the sweep ran');
+    t.equal(swept.pendingFiles, 0, 'the sweep destroyed nothing: the upload is no longer pending');
+    t.same(await db.get('SELECT state, message FROM msg_files WHERE id = ?', [up.fileId]), { state: 'final', message: msg.id });
+    const got = await m.message(b.principal, receipt!.id);
+    t.ok(got.header.includes(up.fileId), 'the accepted message names the attachment');
+    const d = await m.download(b.principal, up.fileId);
+    t.same(await readAll(d.stream), Buffer.from(content), 'the reader downloads the attachment');
+  });
+
+  let groups = 0;
+  const group = () => m.createGroup(a.principal, { name: `fr-group-${++groups}`, label: 'secret' });
+  const destroy = async (g: { id: string; name: string }) =>
+    m.deleteGroup(a.principal, g.name, await h.deleteRequest(a, `conversation:${g.id}`));
+  const counts = async () => ({
+    files: (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM msg_files'))!.n,
+    chunks: (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM msg_file_chunks'))!.n,
+    keys: (await h.vault.keys.counts()).messages,
+  });
+  /** The upload answered 404 CONVERSATION_NOT_FOUND over HTTP, and left nothing of itself. */
+  const expectNothingKept = async (t: Test, err: unknown, before: Awaited<ReturnType<typeof counts>>) => {
+    t.match(err, { code: 'CONVERSATION_NOT_FOUND' });
+    const http = messagingErrorOf(err, 'req-1');
+    t.equal(http.status, 404, 'the HTTP answer is a 404, not a 500');
+    t.equal(http.body.error.code, 'CONVERSATION_NOT_FOUND');
+    t.same(await counts(), before, 'no chunk, file row or key is left');
+  };
+
+  await t.test('when the group is destroyed between two chunks of an upload then CONVERSATION_NOT_FOUND and nothing is kept', async (t) => {
+    const g = await group();
+    const before = await counts(); // the group holds no message: its destroy removes only the upload's rows and key
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (sent === 1) await gate;
+        if (sent < 2) c.enqueue(new Uint8Array(100 * 1024).fill(sent++ + 1));
+        else c.close();
+      },
+    });
+    const up = m.upload(a.principal, g.id, body, 200 * 1024).then(() => undefined, (e: unknown) => e);
+    // The first chunk is stored: the upload is under way when the group goes.
+    const stored = async () =>
+      (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM msg_file_chunks c JOIN msg_files f ON f.id = c.file WHERE f.conversation = ?', [g.id]))!.n;
+    while ((await stored()) === 0) await new Promise((r) => setTimeout(r, 5));
+    await destroy(g);
+    release();
+    await expectNothingKept(t, await up, before);
+  });
+
+  const points: { when: string; arm: (g: { id: string; name: string }) => () => void }[] = [
+    {
+      when: 'before the upload makes its file key',
+      arm: (g) => armBefore(h.vault.keys, 'createMessageKeys', () => true, () => destroy(g)),
+    },
+    {
+      when: 'before the upload writes its file row',
+      arm: (g) => armBefore(db, 'run', (sql) => String(sql).startsWith('INSERT INTO msg_files'), () => destroy(g)),
+    },
+    {
+      when: 'after the last chunk, before the upload is completed',
+      arm: (g) => armBefore(db, 'run', (sql) => String(sql).startsWith('UPDATE msg_files SET size'), () => destroy(g)),
+    },
+  ];
+  for (const { when, arm } of points) {
+    await t.test(`when the group is destroyed ${when} then CONVERSATION_NOT_FOUND and nothing is kept`, async (t) => {
+      const g = await group();
+      const before = await counts();
+      const disarm = arm(g);
+      const err = await m.upload(a.principal, g.id, streamOf([new Uint8Array(100 * 1024).fill(7)]), 100 * 1024).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      disarm();
+      await expectNothingKept(t, err, before);
+    });
+  }
 });
