@@ -5,8 +5,7 @@
  * against the pinned CA only; transport errors are mapped by its `mapTransportError`.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { pipeline } from 'node:stream/promises';
@@ -15,7 +14,8 @@ import { BadResponseError, ServerError } from '../errors.js';
 import { mapTransportError } from '../http.js';
 import type { Runtime } from '../runtime.js';
 import { UploadedSchema } from './api.js';
-import { DownloadMismatchError, OutputExistsError, UploadMismatchError } from './errors.js';
+import { DownloadMismatchError, UploadMismatchError } from './errors.js';
+import { createPartial, DownloadInterruptedError } from './partial-file.js';
 
 /** Where and as whom to connect: the profile's server, pin, certificate, key and session token. */
 export interface Endpoint {
@@ -40,8 +40,9 @@ export async function endpointOf(rt: Runtime): Promise<Endpoint> {
   };
 }
 
-function options(ep: Endpoint, method: string, headers: Record<string, string>, timeoutMs: number): RequestOptions {
+function options(ep: Endpoint, method: string, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): RequestOptions {
   return {
+    signal,
     method,
     headers: { authorization: `Bearer ${ep.token}`, ...headers },
     ca: ep.caPem,
@@ -74,12 +75,17 @@ async function errorOf(res: IncomingMessage): Promise<Error> {
  * Sends one request and resolves with the response once its head arrived. A 4xx/5xx answer is
  * read and rejected as ServerError. `body` is piped in (a stream is never buffered whole).
  */
-export function open(ep: Endpoint, method: string, path: string, o: { headers?: Record<string, string>; body?: NodeJS.ReadableStream; timeoutMs?: number } = {}): Promise<IncomingMessage> {
+export function open(
+  ep: Endpoint,
+  method: string,
+  path: string,
+  o: { headers?: Record<string, string>; body?: NodeJS.ReadableStream; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<IncomingMessage> {
   const url = new URL(path, ep.baseUrl);
   return new Promise((resolve, reject) => {
     let req;
     try {
-      req = httpsRequest(url, options(ep, method, o.headers ?? {}, o.timeoutMs ?? 30_000), (res) => {
+      req = httpsRequest(url, options(ep, method, o.headers ?? {}, o.timeoutMs ?? 30_000, o.signal), (res) => {
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve(res);
         errorOf(res).then(reject, reject);
@@ -139,41 +145,37 @@ export async function uploadFile(ep: Endpoint, conversation: string, file: strin
 }
 
 /**
- * Streams GET /v1/files/:id into `out` (created; replaced only with `force`), checking SHA-384
- * and size against the signed header. On any failure the partial file is deleted.
- * @throws OutputExistsError, DownloadMismatchError, ServerError
+ * Streams GET /v1/files/:id into a hidden partial file beside `out`, checks SHA-384 and size
+ * against the signed header, and only then puts it at `out` (created; replaced only with `force`,
+ * and then only by a verified file). On any failure, or when `signal` aborts (its reason, e.g.
+ * 'SIGINT', is named in the error), the partial file is removed and `out` is as it was.
+ * @throws OutputExistsError, DownloadMismatchError, DownloadInterruptedError, ServerError
  */
 export async function downloadFile(
   ep: Endpoint,
   fileId: string,
   out: string,
   expected: { sha384: string; size: number },
-  o: { force?: boolean; onBytes?: (done: number) => void } = {},
+  o: { force?: boolean; onBytes?: (done: number) => void; signal?: AbortSignal } = {},
 ): Promise<{ bytes: number }> {
-  const res = await open(ep, 'GET', `/v1/files/${encodeURIComponent(fileId)}`, { timeoutMs: 300_000 });
-  let sink;
-  try {
-    sink = createWriteStream(out, { flags: o.force ? 'w' : 'wx', mode: 0o600 });
-    await new Promise<void>((resolve, reject) => {
-      sink!.once('open', () => resolve());
-      sink!.once('error', reject);
-    });
-  } catch (err) {
-    res.destroy();
-    if ((err as { code?: string }).code === 'EEXIST') throw new OutputExistsError(out);
-    throw err;
-  }
+  const part = await createPartial(out, { force: Boolean(o.force) });
   const tap = hashing(o.onBytes ?? (() => {}));
   try {
-    await pipeline(res, tap, sink);
+    const res = await open(ep, 'GET', `/v1/files/${encodeURIComponent(fileId)}`, { timeoutMs: 300_000, signal: o.signal });
+    try {
+      await pipeline(res, tap, part.stream, { signal: o.signal });
+    } catch (err) {
+      throw new DownloadMismatchError(out, `the transfer broke after ${tap.bytes()} bytes: ${(err as Error).message}`);
+    }
+    const sha384 = tap.digest();
+    if (tap.bytes() !== expected.size || sha384 !== expected.sha384) {
+      throw new DownloadMismatchError(out, tap.bytes() !== expected.size ? `${tap.bytes()} bytes, expected ${expected.size}` : 'SHA-384 differs');
+    }
+    await part.commit();
+    return { bytes: tap.bytes() };
   } catch (err) {
-    await unlink(out).catch(() => undefined);
-    throw new DownloadMismatchError(out, `the transfer broke after ${tap.bytes()} bytes: ${(err as Error).message}`);
+    await part.discard();
+    if (o.signal?.aborted) throw new DownloadInterruptedError(out, typeof o.signal.reason === 'string' ? o.signal.reason : 'aborted');
+    throw err;
   }
-  const sha384 = tap.digest();
-  if (tap.bytes() !== expected.size || sha384 !== expected.sha384) {
-    await unlink(out).catch(() => undefined);
-    throw new DownloadMismatchError(out, tap.bytes() !== expected.size ? `${tap.bytes()} bytes, expected ${expected.size}` : 'SHA-384 differs');
-  }
-  return { bytes: tap.bytes() };
 }

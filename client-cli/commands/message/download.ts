@@ -1,8 +1,10 @@
 /**
  * `sigil download <message> [--name NAME] [--out PATH] [--force]`: the only way a file reaches
  * the workstation's disk, on the user's explicit request. The message is verified first; the
- * attachment is streamed straight to the output file and its SHA-384 and size checked against
- * the signed header; a mismatch deletes the partial file.
+ * attachment is streamed into a hidden partial file beside the output, its SHA-384 and size checked
+ * against the signed header, and only then renamed to the output (messaging/partial-file.ts). A
+ * mismatch, a broken transfer, or SIGINT/SIGTERM/SIGHUP during the transfer removes the partial
+ * file and leaves the output as it was.
  */
 import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -25,8 +27,8 @@ export function downloadCommand(ctx: CommandContext): Command {
     .summary("save a message's attachment to a file")
     .description(
       "Save an attachment of a message to a file: the only command that writes message content to disk. The message " +
-        'is verified first; the file is checked against the SHA-384 and size in the signed header, and deleted if it ' +
-        'does not match. An existing file is never overwritten without --force.',
+        'is verified first; the file is checked against the SHA-384 and size in the signed header and saved only if it ' +
+        'matches (Ctrl-C or a failed check leaves nothing behind). An existing file is never overwritten without --force.',
     )
     .argument('<message>', 'message id (shown by sigil read)')
     .option('--name <name>', 'which attachment, when the message has several')
@@ -61,8 +63,13 @@ export async function run(opts: DownloadOptions, rt: Runtime): Promise<void> {
   // The signed name is the sender's choice: only its last component, never a path.
   const out = resolve(opts.out ?? (basename(a.name.replace(/\\/g, '/')) || 'attachment'));
   const bar = createProgress({ label: a.name, total: a.size, stderr: rt.io.stderr, enabled: rt.io.stderrIsTTY && !rt.json });
-  await downloadFile(await ms.endpoint(), a.id, out, { sha384: a.sha384, size: a.size }, { force: opts.force, onBytes: (n) => bar.update(n) });
-  bar.finish();
+  const ep = await ms.endpoint();
+  try {
+    await interruptible((signal) => downloadFile(ep, a.id, out, { sha384: a.sha384, size: a.size }, { force: opts.force, onBytes: (n) => bar.update(n), signal }));
+  } finally {
+    // Also on failure, so that the error line does not share the bar's line.
+    bar.finish();
+  }
   const result = { message: m.id, name: a.name, file: out, size: a.size, sha384: a.sha384, signer: v.signer, label: v.header.label };
   if (rt.json) return rt.out.json(result);
   rt.out.fields([
@@ -73,4 +80,25 @@ export async function run(opts: DownloadOptions, rt: Runtime): Promise<void> {
     ['signed by', v.signer],
     ['label', v.header.label.replace('-', ' ').toUpperCase()],
   ]);
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Runs the transfer with Ctrl-C, `kill` and a closed terminal turned into an abort (reason: the
+ * signal's name) instead of the default death, which would leave the partial file behind; the
+ * download then removes it and rejects with DownloadInterruptedError: one `error:` line, exit 1.
+ * Only around the transfer: before it there is nothing to remove, and the default death is the
+ * quickest way out of a slow verification. `on`, not `once` (as in watch.ts): a second Ctrl-C
+ * during the clean-up must not kill it half-way.
+ */
+async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const stop = (sig: NodeJS.Signals): void => ac.abort(sig);
+  for (const s of SIGNALS) process.on(s, stop);
+  try {
+    return await work(ac.signal);
+  } finally {
+    for (const s of SIGNALS) process.off(s, stop);
+  }
 }
