@@ -87,6 +87,25 @@ export class SessionStore {
   ) {}
 
   /** Every write to the sessions table (one session by id, or every one: `undefined`), through the cache. */
+  readonly #endedListeners = new Set<() => void>();
+
+  /**
+   * Calls `listener` whenever sessions were ended (logout, reset, disable, revocation, clearance
+   * change), once the transaction that ended them has settled. Long-lived responses (the event
+   * stream) re-check their sessions then, instead of at their next keep-alive. Returns the unsubscribe.
+   */
+  onSessionsEnded(listener: () => void): () => void {
+    this.#endedListeners.add(listener);
+    return () => void this.#endedListeners.delete(listener);
+  }
+
+  #announceEnded(changes: number): void {
+    if (changes === 0 || this.#endedListeners.size === 0) return;
+    this.db.whenSettled(() => {
+      for (const l of this.#endedListeners) l();
+    });
+  }
+
   #write(id: string | undefined, sql: string, params: unknown[]): Promise<{ changes: number }> {
     return this.#cache.write(this.db, id, () => this.db.run(sql, params));
   }
@@ -136,11 +155,12 @@ export class SessionStore {
 
   /** Ends one session (by id = token hash). */
   async end(id: string, reason: SessionEndReason): Promise<void> {
-    await this.#write(id, 'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE token_hash = ? AND ended_at IS NULL', [
+    const r = await this.#write(id, 'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE token_hash = ? AND ended_at IS NULL', [
       this.opts.now().toISOString(),
       reason,
       id,
     ]);
+    this.#announceEnded(r.changes);
   }
 
   /** Ends every session of a login; returns how many. */
@@ -150,6 +170,7 @@ export class SessionStore {
       'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE login = ? AND ended_at IS NULL AND token_hash != ?',
       [this.opts.now().toISOString(), reason, login, exceptId ?? ''],
     );
+    this.#announceEnded(r.changes);
     return r.changes;
   }
 
@@ -160,6 +181,7 @@ export class SessionStore {
       'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE cert_serial = ? AND ended_at IS NULL',
       [this.opts.now().toISOString(), reason, serial],
     );
+    this.#announceEnded(r.changes);
     return r.changes;
   }
 }

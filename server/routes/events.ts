@@ -163,6 +163,12 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
       );
     }
   };
+  // A session ended elsewhere (revocation, clearance change, disable, reset, logout): re-check the
+  // open streams now. Waiting for the next tick let a downgraded or revoked user's open stream
+  // receive up to keepAliveMs of messages, above the new clearance too.
+  deps.appliance.sessions.onSessionsEnded(() => {
+    if (open.size > 0) tick();
+  });
   const track = (s: LiveStream): void => {
     open.add(s);
     ticker ??= setInterval(tick, keepAliveMs).unref();
@@ -184,11 +190,19 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
     const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
     const s = new LiveStream(out, sub, p.login, token, c.get('clientCert').fingerprint, svc);
     track(s);
-    out.once('close', () => {
+    const finish = (): void => {
       untrack(s);
       s.ended();
       sub.close();
-    });
+    };
+    out.once('close', finish);
+    // The client may have gone while the request was still in the middleware: then 'close' has
+    // already fired, and the subscription would live on unread (delivering to a dead socket and
+    // recording deliveries that never happened).
+    if (out.destroyed || !out.socket || out.socket.destroyed) {
+      finish();
+      return RESPONSE_ALREADY_SENT;
+    }
     out.writeHead(200, {
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',
@@ -201,7 +215,10 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
         for (;;) {
           const page = await svc().since(p, s.last, REPLAY_PAGE);
           for (const m of page) {
-            if (s.isEnded || out.destroyed) return RESPONSE_ALREADY_SENT;
+            if (s.isEnded || out.destroyed) {
+              finish();
+              return RESPONSE_ALREADY_SENT;
+            }
             s.write(sseFrame('message', JSON.stringify(m), m.seq));
             s.last = m.seq;
             svc().reportDelivered(p.login, m.conversation, m.seq);

@@ -48,7 +48,7 @@ export async function sha384b64(bytes: Uint8Array): Promise<string> {
 /** Starts an appliance with messaging mounted; stopped when `t` ends. */
 export async function httpHarness(
   t: { teardown(fn: () => void | Promise<void>): void },
-  opts: { keepAliveMs?: number; eventQueueMax?: number; captureLogs?: boolean } = {},
+  opts: { keepAliveMs?: number; eventQueueMax?: number; captureLogs?: boolean; sessionIdleMs?: number } = {},
 ): Promise<HttpHarness> {
   const holder: { messaging?: Messaging } = {};
   const deps = (d: AppDeps): MessagingRouteDeps => ({
@@ -59,7 +59,7 @@ export async function httpHarness(
     },
   });
   const app = await startTestAppliance({
-    config: { bodyLimit: 16 * 1024 * 1024 },
+    config: { bodyLimit: 16 * 1024 * 1024, ...(opts.sessionIdleMs ? { sessionIdleMs: opts.sessionIdleMs } : {}) },
     ...(opts.captureLogs ? { captureLogs: true } : {}),
     extraRoutes: {
       '/v1/conversations': (d) => conversationsRoutes(deps(d)),

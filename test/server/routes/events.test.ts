@@ -2,6 +2,8 @@
  * Live delivery over Server-Sent Events on the real appliance: pushes, clearance and mute rules,
  * and resumption from Last-Event-ID without loss or duplicates.
  */
+import net from 'node:net';
+import tls from 'node:tls';
 import t from 'tap';
 import { httpHarness, openEvents, type SseEvent } from '../messaging/http-harness.js';
 
@@ -192,4 +194,59 @@ t.test('live delivery at scale', async (t) => {
       'the sender sees every reader’s delivery receipt',
     );
   });
+});
+
+t.test('ending sessions closes open streams at once, not at the next keep-alive', async (t) => {
+  // The appliance's own interval: 15 s. Before, a downgraded or revoked listener's stream stayed
+  // open until then and received what was published meanwhile, above the new clearance too.
+  const h = await httpHarness(t, { keepAliveMs: 15_000 });
+  const alice = await h.app.createStaff({ login: 'd-alice', clearance: 'secret' });
+  const bob = await h.app.createStaff({ login: 'd-bob', clearance: 'secret' });
+  const A = h.as(alice);
+  const g = (await A('/v1/groups', { body: { name: 'd-group', label: 'secret' } })).body as { id: string };
+  t.equal((await A('/v1/groups/d-group/members', { body: { login: bob.login } })).status, 200);
+  const es = await openEvents(h, bob);
+  t.teardown(() => es.close());
+  await es.until((evs) => evs.some((e) => e.event === 'ready'));
+  const lowered = await h.app.request(`/v1/users/${bob.login}/clearance`, { token: h.app.officer.token, body: { clearance: 'restricted' } });
+  t.equal(lowered.status, 200, JSON.stringify(lowered.body));
+  await es.until(() => es.ended, 3000);
+  t.ok(es.ended, 'the stream ended well before the 15 s keep-alive');
+  const m = await h.compose(alice, g.id, 'secret after the downgrade', { label: 'secret' });
+  t.equal((await A('/v1/messages', { body: { header: m.header, signature: m.signature, body: m.body } })).status, 201);
+  await new Promise((r) => setTimeout(r, 300));
+  t.notOk(messageIds(es.events).includes(m.id), 'the secret message did not reach the downgraded listener');
+});
+
+t.test('when the client is gone before the stream starts then nothing is delivered to it', async (t) => {
+  // A request whose session is due for its idle touch spends a write in the middleware; a client
+  // that resets the connection meanwhile was gone before the stream registered its 'close'
+  // listener. Its subscription then lived on: events went to a dead socket and were recorded as
+  // delivered. (Idle 20 s: a session is touched when it was last used over 2 s ago.)
+  const h = await httpHarness(t, { keepAliveMs: 500, sessionIdleMs: 20_000 });
+  const alice = await h.app.createStaff({ login: 'x-alice', clearance: 'secret' });
+  const bob = await h.app.createStaff({ login: 'x-bob', clearance: 'secret' });
+  const A = h.as(alice);
+  const conv = (await A('/v1/conversations/direct', { body: { peer: bob.login } })).body as { id: string };
+  const url = new URL(h.app.url);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await new Promise((r) => setTimeout(r, 2500)); // past the touch interval: the next request writes
+    const raw = net.connect(Number(url.port), url.hostname);
+    raw.on('error', () => undefined);
+    const sock = tls.connect({ socket: raw, ca: h.app.caPem, cert: bob.certPem, key: bob.keyPem, minVersion: 'TLSv1.3' });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('secureConnect', () => resolve());
+      sock.once('error', reject);
+    });
+    sock.on('error', () => undefined);
+    sock.write(`GET /v1/events HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${bob.token}\r\nAccept: text/event-stream\r\n\r\n`);
+    await new Promise((r) => setImmediate(r));
+    raw.resetAndDestroy();
+  }
+  await new Promise((r) => setTimeout(r, 1000));
+  const m = await h.compose(alice, conv.id, 'nobody is listening');
+  t.equal((await A('/v1/messages', { body: { header: m.header, signature: m.signature, body: m.body } })).status, 201);
+  await new Promise((r) => setTimeout(r, 1500));
+  const receipts = await A(`/v1/messages/${m.id}/receipts`);
+  t.same(receipts.body.delivered, [], 'no delivery is recorded for bob, who has no open stream');
 });
