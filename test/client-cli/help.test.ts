@@ -130,3 +130,13 @@ t.test('when --version is asked then it prints the version and exits 0', async (
   t.equal(r.code, 0);
   t.match(r.stdout, /^\d+\.\d+\.\d+/);
 });
+
+t.test('when a group is deleted as a conversation then the question says the group goes with its history', async (t) => {
+  // The server destroys a group's conversation itself (API.md); the CLI once said the group stays.
+  const profile = tmpDir(t, 'sigil-cli-delete-');
+  const group = await runCli(['delete', '--conversation', '#ops'], { profile });
+  t.equal(group.code, 2, 'no terminal and no --yes: not confirmed');
+  t.match(group.stderr, /Delete group #ops with its whole history for everyone\?/);
+  const direct = await runCli(['delete', '--conversation', 'bkim'], { profile });
+  t.match(direct.stderr, /Delete the whole conversation bkim for everyone\?/);
+});

@@ -26,7 +26,8 @@ export function deleteCommand(ctx: CommandContext): Command {
     .summary('irreversibly delete a message or a whole conversation')
     .description(
       'Delete a message (yours; officers: any) or a whole conversation for everyone, irreversibly: the server ' +
-        'destroys the messages and the keys that opened them and records a signed tombstone.',
+        'destroys the messages and the keys that opened them and records a signed tombstone. For a group, ' +
+        '--conversation destroys the group itself with its history, as sigil group destroy does.',
     )
     .argument('[message]', 'message id (shown by sigil read)')
     .option('--conversation <login|#group>', 'delete the whole conversation instead')
@@ -52,7 +53,11 @@ export async function run(opts: DeleteOptions, rt: Runtime): Promise<void> {
   if (reason.length < 1 || reason.length > 500) throw new UsageError('--reason: 1 to 500 characters');
   const { MessagingSession, parseRecipient } = await import('../../messaging/session.js');
   if (opts.conversation) parseRecipient(opts.conversation);
-  const what = opts.message ? `message ${opts.message}` : `the whole conversation ${opts.conversation}`;
+  const what = opts.message
+    ? `message ${opts.message}`
+    : opts.conversation?.startsWith('#')
+      ? `group ${opts.conversation} with its whole history`
+      : `the whole conversation ${opts.conversation}`;
   await confirmOrYes(rt, opts.yes, `Delete ${what} for everyone? This cannot be undone`);
   const ms = await MessagingSession.open(rt);
   let target: string;
@@ -63,7 +68,8 @@ export async function run(opts: DeleteOptions, rt: Runtime): Promise<void> {
   } else {
     const conv = await ms.resolve(opts.conversation as string);
     target = `conversation:${conv.id}`;
-    // A group's history goes, the group stays (sigil group destroy removes both).
+    // For a group the server destroys the conversation itself: the group goes with its history,
+    // as with sigil group destroy (API.md, DELETE /v1/conversations/:id).
     path = `/v1/conversations/${encodeURIComponent(conv.id)}`;
   }
   const tombstone = await signedDelete(ms, path, target, reason);
