@@ -29,6 +29,8 @@ export interface AccountRecord {
   mustChangePassword: boolean;
   failedCount: number;
   firstFailedAt: Date | null;
+  /** Times of the failed logins still inside the lockout window, oldest first (auth/lockout.ts). */
+  recentFailures: Date[];
   lockedUntil: Date | null;
   createdAt: Date;
   createdBy: string;
@@ -79,6 +81,11 @@ CREATE TABLE envelopes (
 CREATE INDEX envelopes_login ON envelopes(login);
 `,
   },
+  {
+    // The lockout counts failures in a sliding window: it needs their times, not only the first.
+    id: 'server/accounts-2-recent-failures',
+    sql: `ALTER TABLE accounts ADD COLUMN recent_failures TEXT NOT NULL DEFAULT '[]';`,
+  },
 ] as const;
 
 interface AccountRow {
@@ -92,6 +99,7 @@ interface AccountRow {
   must_change_password: number;
   failed_count: number;
   first_failed_at: string | null;
+  recent_failures: string;
   locked_until: string | null;
   created_at: string;
   created_by: string;
@@ -122,6 +130,7 @@ function toAccount(r: AccountRow): AccountRecord {
     mustChangePassword: r.must_change_password === 1,
     failedCount: r.failed_count,
     firstFailedAt: date(r.first_failed_at),
+    recentFailures: (JSON.parse(r.recent_failures) as string[]).map((s) => new Date(s)),
     lockedUntil: date(r.locked_until),
     createdAt: new Date(r.created_at),
     createdBy: r.created_by,
@@ -260,13 +269,12 @@ export class AccountStore {
   }
 
   /** Records failure state (see auth/lockout.ts). */
-  async setFailures(login: string, count: number, firstAt: Date | null, lockedUntil: Date | null): Promise<void> {
-    await this.#write(login, 'UPDATE accounts SET failed_count = ?, first_failed_at = ?, locked_until = ? WHERE login = ?', [
-      count,
-      firstAt?.toISOString() ?? null,
-      lockedUntil?.toISOString() ?? null,
+  async setFailures(login: string, recent: readonly Date[], lockedUntil: Date | null): Promise<void> {
+    await this.#write(
       login,
-    ]);
+      'UPDATE accounts SET failed_count = ?, first_failed_at = ?, recent_failures = ?, locked_until = ? WHERE login = ?',
+      [recent.length, recent[0]?.toISOString() ?? null, JSON.stringify(recent.map((d) => d.toISOString())), lockedUntil?.toISOString() ?? null, login],
+    );
   }
 
   // ---- envelopes

@@ -189,6 +189,22 @@ t.test('lockout', async (t) => {
     t.equal((await login('dave', dave.password, dave)).status, 200);
   });
 
+  t.test('when 5 failures fall within 15 minutes across the first failure\'s window then they lock (sliding window)', async (t) => {
+    // 1 failure, then 3 at 14:30, then 2 at 15:30: the first has left the window by then, the
+    // other five are within 61 s. A window fixed at the first failure restarted at 15:30 and let
+    // them all through.
+    t.teardown(() => void (offset = 0));
+    t.equal((await login('dave', 'wrong-a', dave)).status, 401);
+    offset = 14 * MIN + 30_000;
+    for (let i = 0; i < 3; i++) t.equal((await login('dave', `wrong-b${i}`, dave)).status, 401);
+    offset = 15 * MIN + 30_000;
+    t.equal((await login('dave', 'wrong-c0', dave)).status, 401, '4 inside the window');
+    t.equal((await login('dave', 'wrong-c1', dave)).status, 401, 'the 5th inside the window: judged, and locks');
+    const r = await login('dave', dave.password, dave);
+    t.equal(r.status, 423, 'locked, even with the right password');
+    t.equal((await a.request('/v1/users/dave/unlock', { method: 'POST', token: a.officer.token })).status, 200);
+  });
+
   t.test('when an unknown login fails 5 times then it answers ACCOUNT_LOCKED like a real one', async (t) => {
     for (let i = 0; i < 5; i++) t.equal((await login('ghost', `wrong-${i}`, dave)).body.error.code, 'AUTH_FAILED');
     const r = await login('ghost', 'wrong-5', dave);
