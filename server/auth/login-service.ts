@@ -149,11 +149,11 @@ export class LoginService {
    * First login: replaces the envelope password and stores the signed envelope receipt.
    * Throws PASSWORD_CHANGE_NOT_PENDING, PASSWORD_WEAK, RECEIPT_INVALID or ENVELOPE_EXPIRED.
    */
-  firstLogin(account: AccountRecord, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
-    return this.#perLogin.run(account.login, () => this.#firstLogin(account, input, cc));
+  firstLogin(account: AccountRecord, session: Session, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
+    return this.#perLogin.run(account.login, () => this.#firstLogin(account, session, input, cc));
   }
 
-  async #firstLogin(account: AccountRecord, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
+  async #firstLogin(account: AccountRecord, session: Session, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
     if (!account.mustChangePassword) throw new PasswordChangeNotPendingError();
     const env = await this.d.accounts.pendingEnvelope(account.login);
     if (!env) throw new PasswordChangeNotPendingError();
@@ -178,6 +178,9 @@ export class LoginService {
       if (!replaced || !(await this.d.accounts.useEnvelope(env.serial, now, receipt))) {
         throw new AccountChangedError(`envelope ${env.serial} was replaced by a newer one; nothing was changed, log in with the new envelope`);
       }
+      // Other sessions opened with the envelope password would become full sessions now: whoever
+      // else read the envelope keeps nothing.
+      await this.d.sessions.endForLogin(account.login, 'password-changed', session.id);
       await this.d.audit.append([
         this.event('envelope.used', account.login, account.login, { serial: env.serial, certificate: cc.serial }),
         this.event('password.changed', account.login, account.login, { first: true }),
@@ -195,8 +198,17 @@ export class LoginService {
     session: Session,
     input: { currentPassword: string; newPassword: string },
   ): Promise<void> {
+    // A wrong current password counts as a failed login: a session in someone else's hands must
+    // not become a way to guess the password without limit. The lock also ends the sessions.
+    await this.d.lockout.assertNotLocked(account.login);
     if (!(await this.d.hasher.verify(account.passwordHash, input.currentPassword))) {
-      await this.d.audit.append([this.event('login.failed', account.login, account.login, { reason: 'password-change-wrong-current' })]);
+      const locked = await this.d.lockout.recordFailure(account.login);
+      const events = [this.event('login.failed', account.login, account.login, { reason: 'password-change-wrong-current' })];
+      if (locked) {
+        events.push(this.event('login.locked', 'system', account.login));
+        await this.d.sessions.endForLogin(account.login, 'account-locked');
+      }
+      await this.d.audit.append(events);
       throw new PasswordWrongError();
     }
     checkNewPassword(input.newPassword, { login: account.login });

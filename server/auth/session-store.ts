@@ -41,7 +41,7 @@ export interface Session {
 }
 
 /** Why a session ended, kept on the row. */
-export type SessionEndReason = 'logout' | 'certificate-revoked' | 'account-disabled' | 'account-reset' | 'password-changed';
+export type SessionEndReason = 'logout' | 'certificate-revoked' | 'account-disabled' | 'account-reset' | 'account-locked' | 'password-changed';
 
 interface SessionRow {
   token_hash: string;

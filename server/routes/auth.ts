@@ -56,7 +56,8 @@ export function authRoutes(deps: AppDeps): Hono<AppEnv> {
 
   app.post('/first-login', pending, async (c) => {
     const body = await parseJson(c, FirstLoginBody);
-    await loginService.firstLogin(c.get('principal').account, body, c.get('clientCert'));
+    const p = c.get('principal');
+    await loginService.firstLogin(p.account, p.session, body, c.get('clientCert'));
     return c.json({ ok: true });
   });
 

@@ -285,8 +285,13 @@ t.test('envelopes and first login', async (t) => {
     const r4 = await a.request('/v1/auth/first-login', { token, ...erinTls, body: { newPassword: 'short', receipt: goodReceipt } });
     t.equal(r4.body.error.code, 'PASSWORD_WEAK');
 
+    // A second session opened with the envelope password (whoever else read the envelope).
+    const other = (await login('erin', envelope.password, erin)).body.token as string;
     const ok = await a.request('/v1/auth/first-login', { token, ...erinTls, body: { newPassword: 'Fresh-passphrase-for-E', receipt: goodReceipt } });
     t.equal(ok.status, 200);
+    const stale = await a.request('/v1/me', { token: other, ...erinTls });
+    t.equal(stale.body.error?.code, 'SESSION_INVALID', 'the other envelope-password session ended with the first login');
+    t.equal((await a.request('/v1/me', { token, ...erinTls })).status, 200, 'the session that did the first login goes on');
     const used = await a.appliance.audit.list('envelope.used');
     t.equal(used.at(-1)?.detail?.serial, envelope.serial);
     const rec = await a.appliance.accounts.envelope(envelope.serial);
@@ -314,6 +319,21 @@ t.test('sessions', async (t) => {
     t.equal((await login('bob', bob.password, bob)).body.error.code, 'AUTH_FAILED');
     t.equal((await login('bob', 'Fresh-passphrase-for-B', bob)).status, 200);
     bob.password = 'Fresh-passphrase-for-B';
+  });
+
+  t.test('when a session guesses the current password 5 times then the account locks and its sessions end', async (t) => {
+    const gus = await a.createStaff({ login: 'gus', clearance: 'restricted' });
+    const token = await a.loginAs('gus', gus.password, gus.cert, gus.key);
+    const codes = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await a.request('/v1/auth/password', { token, ...as(gus), body: { currentPassword: `guess-${i}`, newPassword: 'Fresh-passphrase-for-G' } });
+      codes.push(r.body.error?.code);
+    }
+    t.same(codes, Array(5).fill('PASSWORD_WRONG'));
+    t.equal((await a.request('/v1/me', { token, ...as(gus) })).body.error?.code, 'SESSION_INVALID', 'the guessing session is over');
+    t.equal((await login('gus', gus.password, gus)).status, 423, 'the account is locked, even for the right password');
+    t.equal((await a.appliance.audit.list('login.locked')).at(-1)?.subject, 'gus');
+    t.equal((await a.request('/v1/users/gus/unlock', { method: 'POST', token: a.officer.token })).status, 200);
   });
 
   t.test('when the session logs out then its token answers SESSION_INVALID', async (t) => {
