@@ -2,7 +2,10 @@
  * The live event stream (`GET /v1/events`, server/API.md "Live events"): a Server-Sent Events
  * parser (WHATWG HTML §9.2 event stream format) and a client that reconnects after a dropped
  * connection with `Last-Event-ID`, so nothing is lost and nothing is shown twice (the server
- * replays every message after that id, then streams live).
+ * replays every message after that id, then streams live). A stream on which nothing arrives for
+ * a while (no event, no keep-alive comment) is taken as dead and reconnected the same way: a peer
+ * that lost power or a cut cable closes nothing, and this client never writes on the stream, so
+ * without that limit TCP would never tell.
  */
 import { StringDecoder } from 'node:string_decoder';
 import { ServerError } from '../errors.js';
@@ -63,12 +66,27 @@ export interface StreamOptions {
   backoffMs?: (attempt: number) => number;
   /** Consecutive failed connects before giving up; default 20. */
   maxAttempts?: number;
+  /**
+   * Silence after which the connection counts as dead and is reconnected: nothing at all arrived
+   * (no event, no keep-alive comment, or no answer to the request). Default DEFAULT_IDLE_MS.
+   */
+  idleMs?: number;
 }
+
+/** Three of the server's keep-alive intervals (15 s): one late or lost comment is not a death. */
+export const DEFAULT_IDLE_MS = 45_000;
 
 /** An error of the caller's handler: never retried. */
 class HandlerFailure extends Error {
   constructor(override readonly cause: unknown) {
     super('event handler failed');
+  }
+}
+
+/** The stream fell silent for longer than the idle limit: reconnected like any dropped stream. */
+class StreamIdle extends Error {
+  constructor(ms: number) {
+    super(`nothing arrived for ${ms / 1000} s, not even a keep-alive`);
   }
 }
 
@@ -87,19 +105,30 @@ export async function followEvents(ep: Endpoint, o: StreamOptions): Promise<void
   let last = o.lastEventId;
   let attempt = 0;
   const backoff = o.backoffMs ?? ((n) => Math.min(5000, 250 * 2 ** (n - 1)));
+  const idleMs = o.idleMs ?? DEFAULT_IDLE_MS;
   while (!o.signal.aborted) {
     let why = 'the connection ended';
     try {
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (last !== undefined) headers['last-event-id'] = String(last);
-      // No idle timeout on the socket: keep-alives arrive every 15 s, and a dead peer shows as an error.
-      const res = await open(ep, 'GET', '/v1/events', { headers, timeoutMs: 0 });
+      // Until the answer's head, the socket's own idle timeout covers connect, TLS and the request
+      // (a peer that accepts TCP and then says nothing would otherwise hold the reconnect forever).
+      const res = await open(ep, 'GET', '/v1/events', { headers, timeoutMs: idleMs });
+      // From here the timer below watches the stream instead: it runs only while we wait for the
+      // next chunk, so a slow handler (the socket paused meanwhile) is not taken for a dead peer.
+      res.socket.setTimeout(0);
+      let idle: NodeJS.Timeout | undefined;
+      const arm = (): void => {
+        idle = setTimeout(() => res.destroy(new StreamIdle(idleMs)), idleMs);
+      };
       const onAbort = (): void => void res.destroy();
       o.signal.addEventListener('abort', onAbort, { once: true });
       try {
         const parser = new SseParser();
         const decoder = new StringDecoder('utf8');
+        arm();
         for await (const chunk of res) {
+          clearTimeout(idle); // any bytes, a keep-alive comment too, prove the peer alive
           for (const e of parser.push(decoder.write(chunk as Buffer))) {
             if (e.event === 'ready') attempt = 0;
             try {
@@ -111,8 +140,10 @@ export async function followEvents(ep: Endpoint, o: StreamOptions): Promise<void
             if (o.signal.aborted) break;
           }
           if (o.signal.aborted) break;
+          arm();
         }
       } finally {
+        clearTimeout(idle);
         o.signal.removeEventListener('abort', onAbort);
         res.destroy();
       }
