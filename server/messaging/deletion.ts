@@ -5,13 +5,14 @@
  * conversation; a group owner the whole group; an officer anything, including all of one user's
  * correspondence. Every deletion is asked for with a `sigil-delete` statement the deleter signs.
  *
- * Order, so that a crash at any point leaves nothing readable behind for long: rows in one
- * vault transaction (secure_delete zeroes their pages) → the keys that opened them destroyed in
- * keys.db (so a copy or backup of vault.db taken earlier holds ciphertext nothing can open; the key
- * store truncates keys.db's WAL itself), whose transaction does its deletes beside the vault's but
- * commits only after it (see {@link rowsThenKeys}), while `wal_checkpoint(TRUNCATE)` runs on
- * vault.db → once both are done, a content-free tombstone in the audit trail: what (keyed hash),
- * who, when, why, how many, and the deleter's signature over the statement.
+ * Order, so that a crash at any point leaves nothing readable behind for long: rows and the
+ * deletion's tombstone in one vault transaction (secure_delete zeroes the rows' pages; the
+ * tombstone — what (keyed hash), who, when, why, how many, and the deleter's signature over the
+ * statement — commits with them or not at all, ARCHITECTURE.md "Audit trail") → the keys that
+ * opened them destroyed in keys.db (so a copy or backup of vault.db taken earlier holds ciphertext
+ * nothing can open; the key store truncates keys.db's WAL itself), whose transaction does its
+ * deletes beside the vault's but commits only after it (see {@link rowsThenKeys}), while
+ * `wal_checkpoint(TRUNCATE)` runs on vault.db.
  */
 import {
   fileKeyId,
@@ -37,6 +38,7 @@ import { parseDeleteStatement } from './header.js';
 import { messageRow } from './message-lookup.js';
 import type { KeysToDestroy, Principal } from './ports.js';
 import { chunks, marks, type DbTx } from '../vault/index.js';
+import { errorFields } from '../log.js';
 
 /** What a deleter posts. */
 export interface DeleteRequest {
@@ -140,51 +142,81 @@ async function deleteConversationRows(tx: DbTx, convId: string): Promise<number>
   return changes;
 }
 
-/** Writes the tombstone to the audit trail and returns it. */
-async function tombstone(
+/** A tombstone as known before its rows' transaction: the keyed hash is crypto, kept out of the vault's lock. */
+interface TombstoneDraft {
+  id: string;
+  /** Keyed hash of the target. */
+  target: string;
+  deletedBy: string;
+  reason: string;
+  signature: string | undefined;
+}
+
+async function draftTombstone(
   ctx: Ctx,
-  t: { target: string; deletedBy: string; reason: string; count: number; signature?: string },
-): Promise<Tombstone> {
+  t: { target: string; deletedBy: string; reason: string; signature?: string },
+): Promise<TombstoneDraft> {
+  return { id: newId(ctx.random), target: await ctx.keyedHash(t.target), deletedBy: t.deletedBy, reason: t.reason, signature: t.signature };
+}
+
+/**
+ * Appends the tombstone to the audit trail from inside the rows' vault transaction, joined (no
+ * savepoint): the rows and their tombstone commit together or not at all, so no deletion is ever
+ * without its record, and a failed append rolls the rows (and with them the keys' deletes) back.
+ */
+async function appendTombstone(ctx: Ctx, d: TombstoneDraft, count: number): Promise<Tombstone> {
   const at = ctx.now();
-  const ts: Tombstone = {
-    id: newId(ctx.random),
-    target: await ctx.keyedHash(t.target),
-    deletedBy: t.deletedBy,
-    at: at.toISOString(),
-    reason: t.reason,
-    count: t.count,
-  };
+  const ts: Tombstone = { id: d.id, target: d.target, deletedBy: d.deletedBy, at: at.toISOString(), reason: d.reason, count };
   if (ctx.audit) {
-    const [entry] = (await ctx.audit.append([
-      {
-        type: 'deletion',
-        actor: t.deletedBy,
-        subject: ts.target,
-        at,
-        data: {
-          tombstone: ts.id,
-          reason: ts.reason,
-          count: ts.count,
-          ...(t.signature !== undefined ? { statementSignature: t.signature } : {}),
-        },
-      },
-    ])) ?? [];
+    const [entry] =
+      (await ctx.audit.append(
+        [
+          {
+            type: 'deletion',
+            actor: d.deletedBy,
+            subject: d.target,
+            at,
+            data: {
+              tombstone: d.id,
+              reason: d.reason,
+              count,
+              ...(d.signature !== undefined ? { statementSignature: d.signature } : {}),
+            },
+          },
+        ],
+        { join: true },
+      )) ?? [];
     if (entry) ts.audit = { index: Number(entry.seq) };
   }
   return ts;
 }
 
 /**
+ * Live `deleted` events, once the deletion committed. A failure here (a membership read) is
+ * logged, never answered: the deletion stands and is recorded, and readers catch up from the vault.
+ */
+async function announce(ctx: Ctx, publish: () => Promise<void> | void): Promise<void> {
+  try {
+    await publish();
+  } catch (err) {
+    ctx.log('messaging.deleted-event-failed', errorFields(err));
+  }
+}
+
+/**
  * Rows, then keys, then WAL truncation, with both databases working at once where the write order
  * allows it (ARCHITECTURE.md, "write order keeps crashes harmless"):
  *
- * 1. `rows` runs in one vault transaction and calls `keysGo` (once) with the keys that must follow.
+ * 1. `rows` runs in one vault transaction — the rows and their tombstone ({@link appendTombstone})
+ *    — and calls `keysGo` (once) with the keys that must follow.
  *    The key store starts deleting them right away in its own keys.db transaction, which commits
  *    only after the vault transaction did (and rolls back if it failed): keys never go before rows.
  *    keysGo is only ever called from inside the vault transaction, and the vault transaction never
- *    waits for the key store, so the two locks cannot deadlock.
+ *    waits for the key store, so the two locks cannot deadlock. A failure up to the commit is
+ *    thrown: nothing was written (no row, no tombstone, no key).
  * 2. Once the rows committed: keys.db commits and truncates its WAL while vault.db truncates its own.
- *    Both are awaited; the first failure is thrown, so nothing is left running behind an error.
+ *    Both are awaited, so nothing is left running behind the answer; a failure here is logged, not
+ *    thrown (see below).
  *
  * `committed` runs right after the vault commit, before the keys are waited for (cache invalidation:
  * reads outside a transaction see only committed rows, so earlier would be undone by a reload).
@@ -214,8 +246,15 @@ async function rowsThenKeys<T>(
   settle.resolve();
   committed();
   const [k, w] = await Promise.allSettled([staged, ctx.db.checkpointTruncate()]);
-  if (k.status === 'rejected') throw k.reason;
-  if (w.status === 'rejected') throw w.reason;
+  // The deletion is committed with its tombstone, so the caller answers the tombstone even if a
+  // step after the commit failed: the rows every reader reaches are gone and the audit trail says
+  // so. An error would be untrue (VAULT_FULL answers "nothing was written") and a retry could not
+  // help (it finds nothing to delete). What such a failure leaves is swept without the client:
+  // keys whose keys.db transaction rolled back open no row, and messaging's start destroys every
+  // key without a row (reconcileKeys, sweepOrphanConversations); old page images in a WAL that
+  // could not be truncated go at the next TRUNCATE checkpoint (the next deletion's, or start's).
+  // The log tells the operator that keys wait for that restart.
+  for (const r of [k, w]) if (r.status === 'rejected') ctx.log('messaging.deletion-after-commit-failed', errorFields(r.reason));
   return out;
 }
 
@@ -238,9 +277,13 @@ export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: Del
   if (row.sender !== p.login && !isOfficer(p)) throw new ForbiddenError('only the sender or an officer may delete a message');
   const target = `message:${id}`;
   const signature = await checkStatement(ctx, p, req, target);
-  await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, [row]) }));
-  ctx.hub.publishDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] });
-  return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count: 1, signature });
+  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, signature });
+  const ts = await rowsThenKeys(ctx, async (tx, keysGo) => {
+    keysGo({ messageIds: await deleteMessageRows(ctx, tx, [row]) });
+    return appendTombstone(ctx, draft, 1);
+  });
+  await announce(ctx, () => ctx.hub.publishDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] }));
+  return ts;
 }
 
 /**
@@ -258,16 +301,17 @@ export async function deleteConversation(ctx: Ctx, p: Principal, convId: string,
   }
   const target = `conversation:${convId}`;
   const signature = await checkStatement(ctx, p, req, target);
-  const count = await rowsThenKeys(
+  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, signature });
+  const ts = await rowsThenKeys(
     ctx,
     async (tx, keysGo) => {
       keysGo({ conversationIds: [convId] }); // its keys.db deletes run beside the rows' (and commit after them)
-      return deleteConversationRows(tx, convId);
+      return appendTombstone(ctx, draft, await deleteConversationRows(tx, convId));
     },
     () => ctx.members.invalidate(convId),
   );
-  ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId });
-  return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count, signature });
+  await announce(ctx, () => ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId }));
+  return ts;
 }
 
 /** Destroys a group by name (owners and officers); the statement names `conversation:<id>`. */
@@ -335,23 +379,33 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
     const conv = await ctx.members.get(d.id);
     if (conv) notified.set(d.id, [...conv.members.keys()]);
   }
-  const { count, byConv } = await rowsThenKeys(
+  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, signature });
+  const { ts, byConv } = await rowsThenKeys(
     ctx,
-    (tx, keysGo) => correspondenceRows(ctx, tx, login, directs.map((d) => d.id), keysGo),
+    async (tx, keysGo) => {
+      const { count, byConv } = await correspondenceRows(ctx, tx, login, directs.map((d) => d.id), keysGo);
+      return { ts: await appendTombstone(ctx, draft, count), byConv };
+    },
     () => directs.forEach((d) => ctx.members.invalidate(d.id)),
   );
-  for (const [conv, logins] of notified) ctx.hub.publishDeleted(logins, { conversation: conv });
-  for (const [convId, ids] of byConv) {
-    const conv = await ctx.members.get(convId);
-    if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId, ids });
-  }
-  return tombstone(ctx, { target, deletedBy: p.login, reason: req.reason, count, signature });
+  await announce(ctx, async () => {
+    for (const [conv, logins] of notified) ctx.hub.publishDeleted(logins, { conversation: conv });
+    for (const [convId, ids] of byConv) {
+      const conv = await ctx.members.get(convId);
+      if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId, ids });
+    }
+  });
+  return ts;
 }
 
 /**
  * Per-group retention: messages older than the group's `retentionDays` are destroyed the same
- * way (rows, keys, checkpoint, tombstone by `system:retention`). Also expires old replay guards.
- * Answers how many messages went.
+ * way (rows with their tombstone by `system:retention`, keys, checkpoint). Also expires old replay
+ * guards. Answers how many messages went.
+ *
+ * Each group on its own: a group whose destroy fails (its transaction rolled back, nothing of it
+ * written) is logged and tried again at the next sweep, and the groups after it are still swept —
+ * one failure must not keep every other group's messages past their retention.
  */
 export async function sweepRetention(ctx: Ctx): Promise<number> {
   const now = ctx.now();
@@ -361,24 +415,36 @@ export async function sweepRetention(ctx: Ctx): Promise<number> {
   );
   let total = 0;
   for (const g of groups) {
-    const cutoff = new Date(now.getTime() - g.retention_days * 86_400_000).toISOString();
-    const old = await ctx.db.all<MessageRef>(`SELECT ${REF_COLS} FROM msg_messages WHERE conversation = ? AND received_at < ?`, [
-      g.id,
-      cutoff,
-    ]);
-    if (old.length === 0) continue;
-    const ids = old.map((o) => o.id);
-    await rowsThenKeys(ctx, async (tx, keysGo) => keysGo({ messageIds: await deleteMessageRows(ctx, tx, old) }));
-    const conv = await ctx.members.get(g.id);
-    if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: g.id, ids });
-    await tombstone(ctx, {
-      target: `conversation:${g.id}`,
-      deletedBy: 'system:retention',
-      reason: `retention of ${g.retention_days} days`,
-      count: ids.length,
-    });
-    total += ids.length;
+    try {
+      total += await sweepGroup(ctx, g, now);
+    } catch (err) {
+      ctx.log('messaging.retention-failed', errorFields(err));
+    }
   }
   return total;
 }
 
+/** Destroys one group's messages older than its retention; answers how many went. */
+async function sweepGroup(ctx: Ctx, g: { id: string; retention_days: number }, now: Date): Promise<number> {
+  const cutoff = new Date(now.getTime() - g.retention_days * 86_400_000).toISOString();
+  const old = await ctx.db.all<MessageRef>(`SELECT ${REF_COLS} FROM msg_messages WHERE conversation = ? AND received_at < ?`, [
+    g.id,
+    cutoff,
+  ]);
+  if (old.length === 0) return 0;
+  const ids = old.map((o) => o.id);
+  const draft = await draftTombstone(ctx, {
+    target: `conversation:${g.id}`,
+    deletedBy: 'system:retention',
+    reason: `retention of ${g.retention_days} days`,
+  });
+  await rowsThenKeys(ctx, async (tx, keysGo) => {
+    keysGo({ messageIds: await deleteMessageRows(ctx, tx, old) });
+    return appendTombstone(ctx, draft, ids.length);
+  });
+  await announce(ctx, async () => {
+    const conv = await ctx.members.get(g.id);
+    if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: g.id, ids });
+  });
+  return ids.length;
+}
