@@ -224,7 +224,7 @@ async function announce(ctx: Ctx, publish: () => Promise<void> | void): Promise<
 async function rowsThenKeys<T>(
   ctx: Ctx,
   rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>,
-  committed: () => void = () => undefined,
+  committed: (out: T) => void = () => undefined,
 ): Promise<T> {
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -244,7 +244,7 @@ async function rowsThenKeys<T>(
     throw err;
   }
   settle.resolve();
-  committed();
+  committed(out);
   const [k, w] = await Promise.allSettled([staged, ctx.db.checkpointTruncate()]);
   // The deletion is committed with its tombstone, so the caller answers the tombstone even if a
   // step after the commit failed: the rows every reader reaches are gone and the audit trail says
@@ -278,10 +278,16 @@ export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: Del
   const target = `message:${id}`;
   const signature = await checkStatement(ctx, p, req, target);
   const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, signature });
-  const ts = await rowsThenKeys(ctx, async (tx, keysGo) => {
-    keysGo({ messageIds: await deleteMessageRows(ctx, tx, [row]) });
-    return appendTombstone(ctx, draft, 1);
-  });
+  const ts = await rowsThenKeys(
+    ctx,
+    async (tx, keysGo) => {
+      keysGo({ messageIds: await deleteMessageRows(ctx, tx, [row]) });
+      return appendTombstone(ctx, draft, 1);
+    },
+    // Queued copies for stalled readers go as soon as the rows do, not after the keys and the
+    // checkpoints (a reader catching up meanwhile would still get the content).
+    () => ctx.hub.withdraw({ conversation: conv.id, ids: [id] }),
+  );
   await announce(ctx, () => ctx.hub.publishDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] }));
   return ts;
 }
@@ -308,7 +314,10 @@ export async function deleteConversation(ctx: Ctx, p: Principal, convId: string,
       keysGo({ conversationIds: [convId] }); // its keys.db deletes run beside the rows' (and commit after them)
       return appendTombstone(ctx, draft, await deleteConversationRows(tx, convId));
     },
-    () => ctx.members.invalidate(convId),
+    () => {
+      ctx.members.invalidate(convId);
+      ctx.hub.withdraw({ conversation: convId });
+    },
   );
   await announce(ctx, () => ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId }));
   return ts;
@@ -386,7 +395,13 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
       const { count, byConv } = await correspondenceRows(ctx, tx, login, directs.map((d) => d.id), keysGo);
       return { ts: await appendTombstone(ctx, draft, count), byConv };
     },
-    () => directs.forEach((d) => ctx.members.invalidate(d.id)),
+    (r) => {
+      for (const d of directs) {
+        ctx.members.invalidate(d.id);
+        ctx.hub.withdraw({ conversation: d.id });
+      }
+      for (const [convId, ids] of r.byConv) ctx.hub.withdraw({ conversation: convId, ids });
+    },
   );
   await announce(ctx, async () => {
     for (const [conv, logins] of notified) ctx.hub.publishDeleted(logins, { conversation: conv });
@@ -438,10 +453,14 @@ async function sweepGroup(ctx: Ctx, g: { id: string; retention_days: number }, n
     deletedBy: 'system:retention',
     reason: `retention of ${g.retention_days} days`,
   });
-  await rowsThenKeys(ctx, async (tx, keysGo) => {
-    keysGo({ messageIds: await deleteMessageRows(ctx, tx, old) });
-    return appendTombstone(ctx, draft, ids.length);
-  });
+  await rowsThenKeys(
+    ctx,
+    async (tx, keysGo) => {
+      keysGo({ messageIds: await deleteMessageRows(ctx, tx, old) });
+      return appendTombstone(ctx, draft, ids.length);
+    },
+    () => ctx.hub.withdraw({ conversation: g.id, ids }),
+  );
   await announce(ctx, async () => {
     const conv = await ctx.members.get(g.id);
     if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: g.id, ids });

@@ -1,8 +1,12 @@
 /**
  * In-memory fan-out of live events to connected readers (SSE). Each connection is a
- * {@link Subscription} with a small bounded queue: a reader too slow to drain it is dropped
- * (its stream ends; the client reconnects with Last-Event-ID and replays from the vault), so one
- * slow client can never make the server buffer without bound.
+ * {@link Subscription} with a small queue, bounded by count and by bytes: a reader too slow to
+ * drain it is dropped (its stream ends; the client reconnects with Last-Event-ID and replays from
+ * the vault), so one slow client can never make the server buffer without bound.
+ *
+ * A queued message event holds the message whole, body included. A deletion therefore withdraws
+ * what it covers from every queue before its `deleted` event is queued: once a deletion returns,
+ * no copy may be sent or kept ("irreversible means irreversible", issue 4).
  *
  * A subscription is read either by iterating it (pull), or by attaching a {@link LiveSink} (push):
  * then an event is handed to the sink synchronously while it publishes, with no queue, promise or
@@ -13,7 +17,9 @@
 
 /** A live event. `seq` (messages only) becomes the SSE id, so Last-Event-ID resumes from it. */
 export type LiveEvent =
-  | { kind: 'message'; seq: number; data: unknown }
+  /** `conversation` and `id` say which deletion withdraws it from the queues (`id` is read from
+   * the view; undefined only if the view has none). */
+  | { kind: 'message'; seq: number; data: unknown; conversation: string; id: string | undefined }
   | { kind: 'deleted'; data: { conversation: string; ids?: string[] } }
   | { kind: 'receipt'; data: unknown };
 
@@ -26,6 +32,40 @@ export interface MessageAudience {
   members: ReadonlyMap<string, boolean>;
 }
 
+/** Bytes a subscription may hold queued by default: a few of the largest messages (1 MiB body). */
+export const DEFAULT_QUEUE_MAX_BYTES = 4 * 1024 * 1024;
+
+/** What a deletion covers: a whole conversation, or the messages `ids` of it. */
+export interface Withdrawal {
+  conversation: string;
+  ids: ReadonlySet<string> | undefined;
+}
+
+/**
+ * About the bytes an event holds: its strings' lengths (the body's base64 dominates) plus a little
+ * per field. Approximate on purpose: it bounds memory, it is not the wire size. Cached, since one
+ * event object is shared by every subscription that queues it.
+ */
+const weights = new WeakMap<LiveEvent, number>();
+function weightOf(ev: LiveEvent): number {
+  let w = weights.get(ev);
+  if (w === undefined) weights.set(ev, (w = 64 + weigh(ev.data, 0)));
+  return w;
+}
+function weigh(v: unknown, depth: number): number {
+  if (typeof v === 'string') return v.length;
+  if (v === null || typeof v !== 'object' || depth > 8) return 8;
+  let n = 2;
+  if (Array.isArray(v)) for (const x of v) n += 1 + weigh(x, depth + 1);
+  else for (const [k, x] of Object.entries(v)) n += 4 + k.length + weigh(x, depth + 1);
+  return n;
+}
+
+/** The `conversation` of a receipt's data (receipts name the conversation they are about). */
+function receiptConversation(data: unknown): unknown {
+  return typeof data === 'object' && data !== null ? (data as { conversation?: unknown }).conversation : undefined;
+}
+
 /** Where a subscription in push mode hands its events (an SSE connection). */
 export interface LiveSink {
   /**
@@ -33,7 +73,7 @@ export interface LiveSink {
    * subscription then queues further events until {@link Subscription.resume} is called.
    */
   deliver(ev: LiveEvent): boolean;
-  /** The subscription ended: `dropped` when its queue overflowed (a reader too slow). */
+  /** The subscription ended: `dropped` when its queue overflowed (a reader too slow), or a deletion could not withdraw from it. */
   ended(dropped: boolean): void;
 }
 
@@ -43,24 +83,42 @@ export class Subscription implements AsyncIterable<LiveEvent> {
   readonly clearanceRank: number;
   /** Allocated on the first event that has to wait (most idle connections never need one). */
   #queue: LiveEvent[] | undefined;
+  /** Sum of the queued events' {@link weightOf}. */
+  #bytes = 0;
   readonly #max: number;
+  readonly #maxBytes: number;
   readonly #onClose: (s: Subscription) => void;
   #wake: (() => void) | undefined;
   #sink: LiveSink | undefined;
   #congested = false;
   #closed = false;
-  /** True when the queue overflowed: the consumer should end the stream. */
+  /** True when the queue overflowed (or a deletion could not withdraw from it): the consumer should end the stream. */
   dropped = false;
 
-  constructor(login: string, clearanceRank: number, max: number, onClose: (s: Subscription) => void) {
+  /**
+   * @param max - queued events before the subscription is dropped
+   * @param maxBytes - queued bytes (about, {@link weightOf}) before it is dropped
+   */
+  constructor(login: string, clearanceRank: number, max: number, onClose: (s: Subscription) => void, maxBytes = DEFAULT_QUEUE_MAX_BYTES) {
     this.login = login;
     this.clearanceRank = clearanceRank;
     this.#max = max;
+    this.#maxBytes = maxBytes;
     this.#onClose = onClose;
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Events waiting in the queue (health, tests). */
+  get queued(): number {
+    return this.#queue?.length ?? 0;
+  }
+
+  /** About the bytes they hold. */
+  get queuedBytes(): number {
+    return this.#bytes;
   }
 
   push(ev: LiveEvent): void {
@@ -70,13 +128,50 @@ export class Subscription implements AsyncIterable<LiveEvent> {
       return;
     }
     const q = (this.#queue ??= []);
-    if (q.length >= this.#max) {
+    // Bytes too: 1024 events of 1 MiB messages would pin ~1.5 GB per stalled reader.
+    const w = weightOf(ev);
+    if (q.length >= this.#max || this.#bytes + w > this.#maxBytes) {
       this.dropped = true;
       this.close();
       return;
     }
     q.push(ev);
+    this.#bytes += w;
     this.#wake?.();
+  }
+
+  /**
+   * Removes from the queue what deletion `w` covers: its messages (the whole conversation's, and
+   * its receipts, without ids). A message event of that conversation without an id cannot be told
+   * apart: then the subscription ends instead (dropped, queue discarded), and the client resumes
+   * from the vault, where only what was not deleted remains.
+   */
+  withdraw(w: Withdrawal): void {
+    const q = this.#queue;
+    if (!q || q.length === 0) return;
+    let kept = 0;
+    for (const ev of q) {
+      let gone = false;
+      if (ev.kind === 'message' && ev.conversation === w.conversation) {
+        if (w.ids && ev.id === undefined) {
+          this.dropped = true;
+          this.close();
+          return;
+        }
+        gone = !w.ids || w.ids.has(ev.id!);
+      } else if (ev.kind === 'receipt' && !w.ids) gone = receiptConversation(ev.data) === w.conversation;
+      if (gone) this.#bytes -= weightOf(ev);
+      else q[kept++] = ev;
+    }
+    // In place: the array stays the one resume() and next() read.
+    q.length = kept;
+  }
+
+  /** The next queued event, its bytes no longer counted. */
+  #take(): LiveEvent | undefined {
+    const ev = this.#queue?.shift();
+    if (ev) this.#bytes -= weightOf(ev);
+    return ev;
   }
 
   /**
@@ -96,18 +191,20 @@ export class Subscription implements AsyncIterable<LiveEvent> {
     this.#congested = false;
     const q = this.#queue;
     while (q && q.length > 0 && !this.#closed) {
-      if (!sink.deliver(q.shift()!)) {
+      if (!sink.deliver(this.#take()!)) {
         this.#congested = true;
         return;
       }
     }
     this.#queue = undefined;
+    this.#bytes = 0;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue = undefined;
+    this.#bytes = 0;
     this.#onClose(this);
     this.#wake?.();
     this.#sink?.ended(this.dropped);
@@ -116,7 +213,7 @@ export class Subscription implements AsyncIterable<LiveEvent> {
   /** Resolves on the next event, or undefined once closed. */
   async next(): Promise<LiveEvent | undefined> {
     for (;;) {
-      const ev = this.#queue?.shift();
+      const ev = this.#take();
       if (ev) return ev;
       if (this.#closed) return undefined;
       await new Promise<void>((r) => (this.#wake = r));
@@ -137,17 +234,29 @@ export class Subscription implements AsyncIterable<LiveEvent> {
 export class EventHub {
   readonly #byLogin = new Map<string, Set<Subscription>>();
   readonly #queueMax: number;
+  readonly #queueMaxBytes: number;
 
-  constructor(queueMax: number) {
+  /**
+   * @param queueMax - events a subscription may hold queued before it is dropped
+   * @param queueMaxBytes - and bytes (about: the events' strings)
+   */
+  constructor(queueMax: number, queueMaxBytes = DEFAULT_QUEUE_MAX_BYTES) {
     this.#queueMax = queueMax;
+    this.#queueMaxBytes = queueMaxBytes;
   }
 
   subscribe(login: string, clearanceRank: number): Subscription {
-    const sub = new Subscription(login, clearanceRank, this.#queueMax, (s) => {
-      const set = this.#byLogin.get(s.login);
-      set?.delete(s);
-      if (set && set.size === 0) this.#byLogin.delete(s.login);
-    });
+    const sub = new Subscription(
+      login,
+      clearanceRank,
+      this.#queueMax,
+      (s) => {
+        const set = this.#byLogin.get(s.login);
+        set?.delete(s);
+        if (set && set.size === 0) this.#byLogin.delete(s.login);
+      },
+      this.#queueMaxBytes,
+    );
     let set = this.#byLogin.get(login);
     if (!set) this.#byLogin.set(login, (set = new Set()));
     set.add(sub);
@@ -171,7 +280,8 @@ export class EventHub {
    * members who muted the conversation; urgent ones reach them anyway (issue 4).
    */
   publishMessage(seq: number, data: unknown, audience: MessageAudience): void {
-    const ev: LiveEvent = { kind: 'message', seq, data };
+    const id = typeof data === 'object' && data !== null ? (data as { id?: unknown }).id : undefined;
+    const ev: LiveEvent = { kind: 'message', seq, data, conversation: audience.conversation, id: typeof id === 'string' ? id : undefined };
     for (const [login, muted] of audience.members) {
       if (muted && !audience.urgent) continue;
       const subs = this.#byLogin.get(login);
@@ -180,8 +290,21 @@ export class EventHub {
     }
   }
 
-  /** Tells `logins` that messages (or a whole conversation, without `ids`) are gone. */
+  /**
+   * Takes every queued copy of the messages (or of the whole conversation, without `ids`) out of
+   * every subscription, not only its members': a member removed since a message was queued for
+   * them is no longer one. Queues are rare (only congested readers have one), so visiting every
+   * subscription costs little. {@link publishDeleted} does it first; a deletion may also call it
+   * as soon as its rows are committed, so that nothing drains in between.
+   */
+  withdraw(target: { conversation: string; ids?: readonly string[] | undefined }): void {
+    const w: Withdrawal = { conversation: target.conversation, ids: target.ids ? new Set(target.ids) : undefined };
+    for (const set of [...this.#byLogin.values()]) for (const s of [...set]) s.withdraw(w);
+  }
+
+  /** Tells `logins` that messages (or a whole conversation, without `ids`) are gone, once their queued copies are withdrawn. */
   publishDeleted(logins: Iterable<string>, data: { conversation: string; ids?: string[] }): void {
+    this.withdraw(data);
     const ev: LiveEvent = { kind: 'deleted', data };
     for (const login of logins) for (const s of [...(this.#byLogin.get(login) ?? [])]) s.push(ev);
   }

@@ -130,7 +130,7 @@ export interface Messaging {
  */
 export function createMessaging(parts: MessagingParts): Messaging {
   const config = { ...DEFAULT_CONFIG, ...parts.config };
-  const hub = new EventHub(config.eventQueueMax);
+  const hub = new EventHub(config.eventQueueMax, config.eventQueueMaxBytes);
   const ctx: Ctx = {
     db: parts.db,
     keys: parts.keys,

@@ -8,6 +8,7 @@ import type { Certificate, Clearance } from '../../pki/index.js';
 import type { LogFields } from '../log.js';
 import type { CryptoKey, Db, KeyDestruction, KeyPlace } from '../vault/index.js';
 import type { SealedMessage } from './check-protocol.js';
+import { DEFAULT_QUEUE_MAX_BYTES } from './event-hub.js';
 
 /** The authenticated caller, as the session middleware establishes it. */
 export interface Principal {
@@ -178,6 +179,11 @@ export interface MessagingConfig {
   batchDelayMs: number;
   /** Queued live events per SSE connection before it is dropped as too slow. Default 1024. */
   eventQueueMax: number;
+  /**
+   * …or queued bytes (about: the events' JSON), since a count alone lets one stalled reader pin
+   * 1024 whole 1 MiB messages. Default 4 MiB.
+   */
+  eventQueueMaxBytes: number;
   /** Interval of the retention / pending-upload sweep; 0 disables the timer. Default 60 s. */
   sweepIntervalMs: number;
   /** Largest history page. Default 200. */
@@ -194,6 +200,7 @@ export const DEFAULT_CONFIG: MessagingConfig = {
   batchMax: 512,
   batchDelayMs: 2,
   eventQueueMax: 1024,
+  eventQueueMaxBytes: DEFAULT_QUEUE_MAX_BYTES,
   sweepIntervalMs: 60_000,
   maxPage: 200,
 };

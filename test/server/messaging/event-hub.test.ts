@@ -5,24 +5,8 @@
  */
 import t from 'tap';
 import { EventHub, type LiveEvent, type LiveSink } from '../../../server/messaging/event-hub.js';
+import { sink } from './live-sink.js';
 
-/** A consumer that takes `room` events, then says it is congested until `drain()`. */
-function sink(room: number): LiveSink & { got: LiveEvent[]; endedWith: boolean | undefined; drain(n: number): void } {
-  return {
-    got: [],
-    endedWith: undefined,
-    deliver(ev) {
-      this.got.push(ev);
-      return this.got.length < room;
-    },
-    ended(dropped) {
-      this.endedWith = dropped;
-    },
-    drain(n) {
-      room = this.got.length + n;
-    },
-  };
-}
 
 const audience = (login: string) => ({ conversation: 'c1', labelRank: 1, urgent: false, members: new Map([[login, false]]) });
 const seqs = (evs: LiveEvent[]): number[] => evs.map((e) => (e.kind === 'message' ? e.seq : -1));

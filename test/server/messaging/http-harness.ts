@@ -48,7 +48,7 @@ export async function sha384b64(bytes: Uint8Array): Promise<string> {
 /** Starts an appliance with messaging mounted; stopped when `t` ends. */
 export async function httpHarness(
   t: { teardown(fn: () => void | Promise<void>): void },
-  opts: { keepAliveMs?: number; eventQueueMax?: number; captureLogs?: boolean; sessionIdleMs?: number } = {},
+  opts: { keepAliveMs?: number; eventQueueMax?: number; eventQueueMaxBytes?: number; captureLogs?: boolean; sessionIdleMs?: number } = {},
 ): Promise<HttpHarness> {
   const holder: { messaging?: Messaging } = {};
   const deps = (d: AppDeps): MessagingRouteDeps => ({
@@ -76,6 +76,7 @@ export async function httpHarness(
       maxFileBytes: 4 * 1024 * 1024,
       chunkBytes: 256 * 1024,
       ...(opts.eventQueueMax ? { eventQueueMax: opts.eventQueueMax } : {}),
+      ...(opts.eventQueueMaxBytes ? { eventQueueMaxBytes: opts.eventQueueMaxBytes } : {}),
     }, () => undefined),
   );
   await messaging.start();
