@@ -75,6 +75,11 @@ export interface LiveSink {
   deliver(ev: LiveEvent): boolean;
   /** The subscription ended: `dropped` when its queue overflowed (a reader too slow), or a deletion could not withdraw from it. */
   ended(dropped: boolean): void;
+  /**
+   * A deletion withdrew `w`: what the sink took already but has not sent yet (bytes waiting in its
+   * socket's buffer) is the sink's to drop.
+   */
+  withdraw?(w: Withdrawal): void;
 }
 
 /** One connection's view of the hub. Iterate it or {@link attach} a sink; `close()` when the connection ends. */
@@ -147,6 +152,7 @@ export class Subscription implements AsyncIterable<LiveEvent> {
    * from the vault, where only what was not deleted remains.
    */
   withdraw(w: Withdrawal): void {
+    this.#sink?.withdraw?.(w);
     const q = this.#queue;
     if (!q || q.length === 0) return;
     let kept = 0;

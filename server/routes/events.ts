@@ -19,6 +19,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { LiveEvent, LiveSink, Subscription } from '../messaging/index.js';
+import type { Withdrawal } from '../messaging/event-hub.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseParams } from '../middleware/validate.js';
 import { errorFields } from '../log.js';
@@ -54,6 +55,11 @@ class LiveStream implements LiveSink {
   last = 0;
   #corked = false;
   #ended = false;
+  /**
+   * Message frames written since the socket's buffer was last empty, by conversation: what may
+   * still sit in this process, unsent, when a deletion of it commits.
+   */
+  #unsent: Map<string, Set<string>> | undefined;
 
   constructor(
     readonly out: ServerResponse,
@@ -69,6 +75,11 @@ class LiveStream implements LiveSink {
     if (ev.kind === 'message') {
       if (ev.seq <= this.last) return true;
       this.last = ev.seq;
+      const { conversation, id } = ev.data as { conversation: string; id: string };
+      if (this.out.writableLength === 0) this.#unsent = undefined; // all before it left the process
+      let ids = (this.#unsent ??= new Map()).get(conversation);
+      if (!ids) this.#unsent.set(conversation, (ids = new Set<string>()));
+      ids.add(id);
       // Pushed counts as delivered (API.md receipts); written in the service's next batch.
       this.svc().reportDelivered(this.login, (ev.data as { conversation: string }).conversation, ev.seq);
     }
@@ -76,6 +87,21 @@ class LiveStream implements LiveSink {
     // Congested: the subscription queues (bounded) until the socket drains.
     this.out.once('drain', () => this.sub.resume());
     return false;
+  }
+
+  /**
+   * A deletion committed. A frame of what it destroyed that still waits in the socket's buffer
+   * cannot be taken back out of it: the connection is cut instead (the client resumes with
+   * Last-Event-ID, and the vault no longer has what was deleted).
+   */
+  withdraw(w: Withdrawal): void {
+    if (this.#ended || this.out.destroyed || !this.#unsent) return;
+    if (this.out.writableLength === 0) {
+      this.#unsent = undefined;
+      return;
+    }
+    const ids = this.#unsent.get(w.conversation);
+    if (ids && (!w.ids || [...w.ids].some((id) => ids.has(id)))) this.out.destroy();
   }
 
   /** Writes, corking the socket until the end of the tick: a batch of messages → one TLS write. */

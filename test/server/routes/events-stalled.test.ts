@@ -52,6 +52,7 @@ async function stalledReader(h: HttpHarness, u: TestUser) {
   res.setEncoding('utf8');
   res.on('data', (c: string) => (text += c));
   res.on('end', () => (ended = true));
+  res.on('close', () => (ended = true)); // a cut connection closes without an end
   res.on('error', () => undefined);
   const until = async (pred: () => boolean, ms: number, what: string): Promise<void> => {
     const t0 = Date.now();
@@ -195,4 +196,25 @@ t.test('when a deletion has committed its rows then the queued copy is gone befo
   t.equal(sub.queued, queued, 'the deleted message left the queue when its rows went');
   release();
   t.equal((await del).status, 200);
+});
+
+t.test('when a message still waiting in the socket buffer is deleted then the connection is cut, not flushed', async (t) => {
+  // The write that found the socket full holds its whole frame in this process; the hub's queue
+  // cannot take it back. The stream is cut instead; the client resumes without what was deleted.
+  const { h, alice, bob, A, send } = await setup(t, { eventQueueMaxBytes: 256 * 1024 * 1024 }, 'st4');
+  const subs = subscriptions(h);
+  const reader = await stalledReader(h, bob);
+  t.teardown(() => reader.close());
+  const sub = subs[0]!;
+  const sent: string[] = [];
+  for (let i = 0; i < 64 && sub.queued === 0; i++) sent.push((await send(BIG)).id);
+  t.ok(sub.queued === 1 && sent.length >= 2, `congested after ${sent.length} MiB`);
+  const inBuffer = sent.at(-2)!; // written when the socket filled: its frame waits in the buffer
+  const del = await A(`/v1/messages/${inBuffer}`, { method: 'DELETE', body: await h.deleteBody(alice, `message:${inBuffer}`) });
+  t.equal(del.status, 200);
+  reader.resume();
+  await reader.until(() => reader.ended, 20_000, 'the end of the cut stream');
+  // Only whole frames count: the cut may leave the head of one that never arrived in full.
+  const whole = reader.text.slice(0, reader.text.lastIndexOf('\n\n') + 2);
+  t.notOk(whole.includes(`"id":"${inBuffer}"`), 'the deleted message never arrives whole');
 });
