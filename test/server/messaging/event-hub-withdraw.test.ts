@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { EventHub, type LiveEvent, type LiveSink } from '../../../server/messaging/event-hub.js';
-import { sink } from './live-sink.js';
+import { sink } from './sink-harness.js';
 
 
 /** A reader attached to `sink`, already congested: its next events wait in the queue (after `r:prime`). */

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { EventHub, type LiveEvent, type LiveSink } from '../../../server/messaging/event-hub.js';
-import { sink } from './live-sink.js';
+import { sink } from './sink-harness.js';
 
 
 const audience = (login: string) => ({ conversation: 'c1', labelRank: 1, urgent: false, members: new Map([[login, false]]) });

@@ -108,19 +108,29 @@ async function setup(t: Parameters<typeof httpHarness>[0], opts: { eventQueueMax
   return { h, alice, bob, A, conv, send };
 }
 
+/**
+ * Alice and bob in a direct conversation, bob's stream stalled, and alice's largest messages sent
+ * until the hub has to queue for him: `sent` were written to the socket (the last one filled it),
+ * `sub` is bob's subscription.
+ */
+async function congested(t: Parameters<typeof httpHarness>[0], tag: string) {
+  // A byte cap far above what these tests queue: here the stream must stay open.
+  const s = await setup(t, { eventQueueMaxBytes: 256 * 1024 * 1024 }, tag);
+  const subs = subscriptions(s.h);
+  const reader = await stalledReader(s.h, s.bob);
+  t.teardown(() => void reader.close());
+  const sub = subs[0]!;
+  const sent: string[] = [];
+  for (let i = 0; i < 64 && sub.queued === 0; i++) sent.push((await s.send(BIG)).id);
+  return { ...s, reader, sub, sent };
+}
+
 const messageIds = (evs: SseEvent[]): string[] =>
   evs.filter((e) => e.event === 'message').map((e) => (JSON.parse(e.data) as { id: string }).id);
 
 t.test('when a message is deleted while it waits for a stalled reader then the reader gets the deletion, never the message', async (t) => {
-  // A byte cap far above what this test queues: here the stream must stay open.
-  const { h, alice, bob, A, conv, send } = await setup(t, { eventQueueMaxBytes: 256 * 1024 * 1024 }, 'st1');
-  const subs = subscriptions(h);
-  const reader = await stalledReader(h, bob);
-  t.teardown(() => reader.close());
-  const sub = subs[0]!;
-  // Fill the socket's buffers until the hub has to queue: from then on every event waits in the subscription.
-  const fillers: string[] = [];
-  for (let i = 0; i < 64 && sub.queued === 0; i++) fillers.push((await send(BIG)).id);
+  // From the first queued event on, every event waits in the subscription.
+  const { h, alice, A, conv, send, reader, sub, sent: fillers } = await congested(t, 'st1');
   t.ok(sub.queued > 0, `the reader is congested after ${fillers.length} MiB`);
   const queued = sub.queued;
   const secret = await send(SECRET);
@@ -170,12 +180,7 @@ t.test('when a stalled reader’s queue passes the byte cap then its stream ends
 t.test('when a deletion has committed its rows then the queued copy is gone before its keys and checkpoints finish', async (t) => {
   // The deletion answers only after keys.db and both checkpoints; a reader catching up in that
   // time must not get the content whose rows are already gone. The checkpoint is held open here.
-  const { h, alice, bob, A, send } = await setup(t, { eventQueueMaxBytes: 256 * 1024 * 1024 }, 'st3');
-  const subs = subscriptions(h);
-  const reader = await stalledReader(h, bob);
-  t.teardown(() => reader.close());
-  const sub = subs[0]!;
-  for (let i = 0; i < 64 && sub.queued === 0; i++) await send(BIG);
+  const { h, alice, A, send, sub } = await congested(t, 'st3');
   const queued = sub.queued;
   const secret = await send(SECRET);
   t.equal(sub.queued, queued + 1);
@@ -201,13 +206,7 @@ t.test('when a deletion has committed its rows then the queued copy is gone befo
 t.test('when a message still waiting in the socket buffer is deleted then the connection is cut, not flushed', async (t) => {
   // The write that found the socket full holds its whole frame in this process; the hub's queue
   // cannot take it back. The stream is cut instead; the client resumes without what was deleted.
-  const { h, alice, bob, A, send } = await setup(t, { eventQueueMaxBytes: 256 * 1024 * 1024 }, 'st4');
-  const subs = subscriptions(h);
-  const reader = await stalledReader(h, bob);
-  t.teardown(() => reader.close());
-  const sub = subs[0]!;
-  const sent: string[] = [];
-  for (let i = 0; i < 64 && sub.queued === 0; i++) sent.push((await send(BIG)).id);
+  const { h, alice, A, reader, sub, sent } = await congested(t, 'st4');
   t.ok(sub.queued === 1 && sent.length >= 2, `congested after ${sent.length} MiB`);
   const inBuffer = sent.at(-2)!; // written when the socket filled: its frame waits in the buffer
   const del = await A(`/v1/messages/${inBuffer}`, { method: 'DELETE', body: await h.deleteBody(alice, `message:${inBuffer}`) });
