@@ -56,10 +56,11 @@ class LiveStream implements LiveSink {
   #corked = false;
   #ended = false;
   /**
-   * Message frames written since the socket's buffer was last empty, by conversation: what may
-   * still sit in this process, unsent, when a deletion of it commits.
+   * The messages written since the socket's buffer was last empty, as flat (conversation, id)
+   * pairs: what may still sit in this process, unsent, when a deletion of it commits. One array,
+   * emptied in place, so delivering to an idle connection allocates nothing.
    */
-  #unsent: Map<string, Set<string>> | undefined;
+  #unsent: (string | undefined)[] | undefined;
 
   constructor(
     readonly out: ServerResponse,
@@ -75,13 +76,11 @@ class LiveStream implements LiveSink {
     if (ev.kind === 'message') {
       if (ev.seq <= this.last) return true;
       this.last = ev.seq;
-      const { conversation, id } = ev.data as { conversation: string; id: string };
-      if (this.out.writableLength === 0) this.#unsent = undefined; // all before it left the process
-      let ids = (this.#unsent ??= new Map()).get(conversation);
-      if (!ids) this.#unsent.set(conversation, (ids = new Set<string>()));
-      ids.add(id);
+      const unsent = (this.#unsent ??= []);
+      if (this.out.writableLength === 0) unsent.length = 0; // all before it left the process
+      unsent.push(ev.conversation, ev.id);
       // Pushed counts as delivered (API.md receipts); written in the service's next batch.
-      this.svc().reportDelivered(this.login, (ev.data as { conversation: string }).conversation, ev.seq);
+      this.svc().reportDelivered(this.login, ev.conversation, ev.seq);
     }
     if (this.write(frameOf(ev))) return true;
     // Congested: the subscription queues (bounded) until the socket drains.
@@ -95,13 +94,18 @@ class LiveStream implements LiveSink {
    * Last-Event-ID, and the vault no longer has what was deleted).
    */
   withdraw(w: Withdrawal): void {
-    if (this.#ended || this.out.destroyed || !this.#unsent) return;
+    const unsent = this.#unsent;
+    if (this.#ended || this.out.destroyed || !unsent?.length) return;
     if (this.out.writableLength === 0) {
-      this.#unsent = undefined;
+      unsent.length = 0;
       return;
     }
-    const ids = this.#unsent.get(w.conversation);
-    if (ids && (!w.ids || [...w.ids].some((id) => ids.has(id)))) this.out.destroy();
+    for (let i = 0; i < unsent.length; i += 2) {
+      if (unsent[i] !== w.conversation) continue;
+      const id = unsent[i + 1];
+      // A message without an id cannot be told apart: cut, as the hub drops such a queue.
+      if (!w.ids || id === undefined || w.ids.has(id)) return void this.out.destroy();
+    }
   }
 
   /** Writes, corking the socket until the end of the tick: a batch of messages → one TLS write. */
