@@ -86,7 +86,6 @@ export class SessionStore {
     private readonly opts: SessionStoreOptions,
   ) {}
 
-  /** Every write to the sessions table (one session by id, or every one: `undefined`), through the cache. */
   readonly #endedListeners = new Set<() => void>();
 
   /**
@@ -106,6 +105,7 @@ export class SessionStore {
     });
   }
 
+  /** Every write to the sessions table (one session by id, or every one: `undefined`), through the cache. */
   #write(id: string | undefined, sql: string, params: unknown[]): Promise<{ changes: number }> {
     return this.#cache.write(this.db, id, () => this.db.run(sql, params));
   }
