@@ -17,7 +17,7 @@ import { reconcileKeys } from './message-lookup.js';
 import { DEFAULT_CONFIG, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
 import { MESSAGING_MIGRATIONS } from './schema.js';
 import { chunks, marks as sqlMarks } from '../vault/index.js';
-import { BatchWriter, type Committed, type StagedMessage } from './writer.js';
+import { BatchWriter, highWater, type Committed, type StagedMessage } from './writer.js';
 import { inThreadChecker } from './check-pool.js';
 import { errorFields } from '../log.js';
 
@@ -83,6 +83,12 @@ export interface Messaging {
   message(p: Principal, id: string): Promise<messages.MessageView>;
   history(p: Principal, conv: string, opts: { before?: number; limit?: number }): ReturnType<typeof messages.history>;
   since(p: Principal, after: number, limit: number): Promise<messages.MessageView[]>;
+  /**
+   * The highest seq the vault ever gave, committed (deletions never lower it; nothing is numbered
+   * above it yet). A live stream's resume point above it names nothing that exists: the stream
+   * resumes from here instead, or it would skip new messages until the sequence caught up.
+   */
+  highWater(): Promise<number>;
   receipts(p: Principal, id: string): ReturnType<typeof messages.receipts>;
   markRead(p: Principal, conv: string, upTo: number): Promise<void>;
   /** Delivery receipt: the caller received messages of `conv` up to `seq` (e.g. pushed live). */
@@ -265,6 +271,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
     message: (p, id) => messages.getMessage(ctx, p, id),
     history: (p, conv, opts) => messages.history(ctx, p, conv, opts),
     since: (p, after, limit) => messages.messagesSince(ctx, p, after, limit),
+    highWater: () => highWater(parts.db),
     receipts: (p, id) => messages.receipts(ctx, p, id),
     markRead: (p, conv, upTo) => messages.markRead(ctx, p, conv, upTo),
     markDelivered: (p, conv, seq) => messages.markDelivered(ctx, p.login, conv, seq),

@@ -382,7 +382,7 @@ export class BatchWriter {
 }
 
 /** The highest seq the vault ever gave (kept by a trigger on insert, so deletions never lower it). */
-async function highWater(db: Queryable): Promise<number> {
+export async function highWater(db: Queryable): Promise<number> {
   const row = await db.get<{ hi: number }>('SELECT hi FROM msg_sequence');
   if (!row) throw new Error('msg_sequence has no row: the messaging migrations did not run');
   return row.hi;

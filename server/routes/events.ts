@@ -3,7 +3,8 @@
  * message's global sequence number; a client reconnecting with `Last-Event-ID: N` first gets
  * every message with seq > N it would have been pushed (from the vault), then the live stream,
  * with nothing lost and nothing twice: the live subscription starts before the replay, and live
- * message events at or below the last replayed seq are skipped.
+ * message events at or below the last replayed seq are skipped. An N above the vault's high-water
+ * mark resumes from the mark (see the route).
  *
  * Built to hold thousands of idle connections and fan one message out to hundreds of them
  * (issue 8, bench/live): the stream is written straight to the Node response (no web streams per
@@ -241,7 +242,19 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
     });
     try {
       if (from !== undefined) {
-        s.last = from;
+        // Live events at or below s.last are skipped as seen, so an id above anything the vault
+        // numbered (restored from an older backup, a bogus id) would hide every new message until
+        // the sequence caught up. Nothing exists above the high-water mark: resume from it, and
+        // ready tells the client. Read after subscribing: whatever commits from now on is
+        // numbered above it and published to the subscription, so none is lost.
+        const hi = await svc().highWater();
+        if (from > hi) {
+          c.get('log').warn('events: Last-Event-ID above the high-water mark, resuming from the mark', {
+            login: p.login,
+            reason: `lastEventId ${from} > high-water ${hi}`,
+          });
+        }
+        s.last = Math.min(from, hi);
         for (;;) {
           const page = await svc().since(p, s.last, REPLAY_PAGE);
           for (const m of page) {
