@@ -1,13 +1,17 @@
 /**
  * Where a download's bytes land before they are verified: a hidden partial file beside the
- * target (`.<name>.sigil-partial-<random>`, created exclusively, mode 0600), never the target
+ * target (`.<name>.sigil-partial-<pid>-<random>`, created exclusively, mode 0600), never the target
  * itself. The target's name appears only once the bytes match the signed header, in one link or
  * rename, so a failed, interrupted or killed transfer never leaves unverified content under the
  * name the user asked for, and `--force` never harms the file it replaces before the new one is good.
+ *
+ * A failed or signalled download removes its own partial file; one that was killed outright
+ * (SIGKILL, a power cut) cannot, so the next download into the same folder does
+ * (`removeStalePartials`): the owner's pid in the name tells a dead download from a live one.
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { link, lstat, open, rename, unlink } from 'node:fs/promises';
+import { link, lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { basename, dirname, join } from 'node:path';
 import { CliError, UsageError } from '../errors.js';
@@ -36,10 +40,97 @@ export interface PartialFile {
 
 const codeOf = (err: unknown): string | undefined => (err as { code?: string } | null)?.code;
 
-/** Hidden, says what it is, unique; the target's name is cut so the whole stays under NAME_MAX (255 bytes). */
-export function partialPathFor(target: string): string {
+const MARK = '.sigil-partial-';
+/** This version's name; group 1 is the owner's pid (no leading zero, at most 10 digits). */
+const OWNED = /^\..*\.sigil-partial-([1-9][0-9]{0,9})-[0-9a-f]{12}$/s;
+/** Earlier versions' name, without an owner. */
+const UNOWNED = /^\..*\.sigil-partial-[0-9a-f]{12}$/s;
+
+/**
+ * Hidden, says what it is and which process owns it, unique: `.<name>.sigil-partial-<pid>-<12 hex>`.
+ * The target's name is cut to 40 characters (at most 160 bytes), so with a pid of up to 10 digits
+ * the whole stays under NAME_MAX (255 bytes).
+ */
+export function partialPathFor(target: string, pid: number = process.pid): string {
   const name = [...basename(target)].slice(0, 40).join('');
-  return join(dirname(target), `.${name}.sigil-partial-${randomBytes(6).toString('hex')}`);
+  return join(dirname(target), `.${name}${MARK}${pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/**
+ * How old an earlier version's partial file (no pid in its name) must be before it is taken for
+ * abandoned: a live download writes to its file at least every 5 minutes (the transfer's idle
+ * timeout) or fails and removes it, so a day without a write is no live download.
+ */
+export const UNOWNED_STALE_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Whether process `pid` exists: `process.kill(pid, 0)` sends nothing and only checks. Only
+ * ESRCH says "gone"; EPERM (it exists, as another user) and anything else count as alive, so
+ * a doubt keeps the file.
+ */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return codeOf(err) !== 'ESRCH';
+  }
+}
+
+export interface StalePartialsOptions {
+  /** Milliseconds since the epoch; default `Date.now`. */
+  now?: () => number;
+  /** Whether a process exists; default `processExists`. */
+  isAlive?: (pid: number) => boolean;
+}
+
+/**
+ * Removes, from `target`'s folder, the partial files that downloads killed outright left there:
+ * a name of this version whose owner process no longer exists, or an earlier version's name
+ * (no pid) not written for `UNOWNED_STALE_MS`. Only names of exactly those forms, only regular
+ * files (lstat: a symlink is neither followed nor removed), only the current user's where the
+ * platform tells (`process.getuid`), never `target` itself. A partial file of a live download
+ * (its pid exists, or EPERM says it belongs to another user) stays. Never throws: a folder that
+ * cannot be read, or a file that cannot be removed, is left as it is.
+ * @returns the names removed (without the folder), in folder order
+ * @example const removed = await removeStalePartials('/home/alee/report.pdf');
+ */
+export async function removeStalePartials(target: string, o: StalePartialsOptions = {}): Promise<string[]> {
+  const folder = dirname(target);
+  const own = basename(target);
+  const isAlive = o.isAlive ?? processExists;
+  const uid = process.getuid?.();
+  const names = await readdir(folder).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    if (name === own || !name.includes(MARK)) continue;
+    const owned = OWNED.exec(name);
+    if (owned === null && !UNOWNED.test(name)) continue;
+    const path = join(folder, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (st === undefined || !st.isFile() || (uid !== undefined && st.uid !== uid)) continue;
+    const stale = owned !== null ? !isAlive(Number(owned[1])) : (o.now ?? Date.now)() - st.mtimeMs > UNOWNED_STALE_MS;
+    if (!stale) continue;
+    // unlink removes the name, never what a symlink points to, should one have replaced the
+    // file since the lstat.
+    if (await unlink(path).then(() => true, () => false)) removed.push(name);
+  }
+  return removed;
+}
+
+/**
+ * The one line `sigil download` prints (stderr) when it removed stale partial files, or
+ * undefined when it removed none. Names are shortened to `.<name>.sigil-partial-…` (at most 3),
+ * control characters shown as `?`.
+ * @example staleNotice(['.a.pdf.sigil-partial-4242-0123456789ab']) // 'removed 1 unfinished download left by an earlier run (.a.pdf.sigil-partial-…)'
+ */
+export function staleNotice(removed: readonly string[]): string | undefined {
+  if (removed.length === 0) return undefined;
+  const shown = [...new Set(removed.map((n) => n.slice(0, n.lastIndexOf(MARK) + MARK.length).replace(/[\x00-\x1f\x7f]/g, '?') + '…'))];
+  const list = shown.slice(0, 3).join(', ') + (shown.length > 3 ? ', …' : '');
+  return removed.length === 1
+    ? `removed 1 unfinished download left by an earlier run (${list})`
+    : `removed ${removed.length} unfinished downloads left by earlier runs (${list})`;
 }
 
 /**

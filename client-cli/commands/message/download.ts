@@ -4,7 +4,8 @@
  * attachment is streamed into a hidden partial file beside the output, its SHA-384 and size checked
  * against the signed header, and only then renamed to the output (messaging/partial-file.ts). A
  * mismatch, a broken transfer, or SIGINT/SIGTERM/SIGHUP during the transfer removes the partial
- * file and leaves the output as it was.
+ * file and leaves the output as it was. Partial files that downloads killed outright (SIGKILL, a
+ * power cut) left in the output's folder are removed first, with one note on stderr.
  */
 import { basename, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -49,6 +50,7 @@ export async function run(opts: DownloadOptions, rt: Runtime): Promise<void> {
   const { AttachmentChoiceError, MessageUnverifiedError } = await import('../../messaging/errors.js');
   const { downloadFile } = await import('../../messaging/transport.js');
   const { createProgress } = await import('../../progress.js');
+  const { removeStalePartials, staleNotice } = await import('../../messaging/partial-file.js');
   if (!/^[A-Za-z0-9_-]{22}$/.test(opts.message)) throw new UsageError('<message>: expected a 22-character message id');
   const ms = await MessagingSession.open(rt);
   const m = await ms.http.get(`/v1/messages/${encodeURIComponent(opts.message)}`, MessageSchema);
@@ -62,6 +64,9 @@ export async function run(opts: DownloadOptions, rt: Runtime): Promise<void> {
   const a = chosen[0]!;
   // The signed name is the sender's choice: only its last component, never a path.
   const out = resolve(opts.out ?? (basename(a.name.replace(/\\/g, '/')) || 'attachment'));
+  // Unverified plaintext that a killed download (its process gone) left beside the output.
+  const swept = staleNotice(await removeStalePartials(out));
+  if (swept !== undefined) rt.out.note(swept);
   const bar = createProgress({ label: a.name, total: a.size, stderr: rt.io.stderr, enabled: rt.io.stderrIsTTY && !rt.json });
   const ep = await ms.endpoint();
   try {

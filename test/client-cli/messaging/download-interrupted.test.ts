@@ -4,6 +4,8 @@
  * connection has carried 1 MiB — only the attachment's does — so the download stalls half-way
  * with its bytes on disk. SIGINT or SIGTERM then ends it with exit 1 and one `error:` line, and
  * leaves no file at the target, no partial file, and an existing file (--force) as it was.
+ * SIGKILL cannot be caught and leaves the partial file (named with the dead process's pid); the
+ * next download into that folder removes it, says so in one line, and keeps a live one's.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -69,7 +71,8 @@ async function interrupted(folder: string, signal: NodeJS.Signals, extra: string
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   // Any file of the folder that grows beyond what was there: the transfer is under way.
   const before = new Map(readdirSync(folder).map((n) => [n, statSync(join(folder, n)).size]));
-  const growing = () => readdirSync(folder).some((n) => (before.get(n) ?? 0) !== statSync(join(folder, n)).size);
+  // A file removed between readdir and stat (a stale partial file being swept) is not growing.
+  const growing = () => readdirSync(folder).some((n) => (before.get(n) ?? 0) !== (statSync(join(folder, n), { throwIfNoEntry: false })?.size ?? 0));
   for (const end = Date.now() + 30_000; !growing(); await new Promise((r) => setTimeout(r, 20))) {
     if (Date.now() > end || child.exitCode !== null) throw new Error(`download did not start writing; stderr=${err}`);
   }
@@ -97,4 +100,24 @@ t.test('when sigil download --force gets SIGTERM mid-transfer then the existing 
   t.match(r.stderr, /^error: download of .*report\.bin interrupted \(SIGTERM\)/);
   t.equal(readFileSync(join(folder, 'report.bin'), 'utf8'), 'the original report');
   t.same(readdirSync(folder), ['report.bin'], 'no partial file is left');
+});
+
+t.test('when sigil download was killed outright then the next download into the folder removes its partial file, and only that', async (t) => {
+  const folder = join(dir, 'sigkill');
+  mkdirSync(folder);
+  // A live download's partial file (this test process owns it) and an unrelated hidden file.
+  const live = `.report.bin.sigil-partial-${process.pid}-0123456789ab`;
+  writeFileSync(join(folder, live), 'being written', { mode: 0o600 });
+  writeFileSync(join(folder, '.notes'), 'mine');
+  const killed = await interrupted(folder, 'SIGKILL');
+  t.same({ code: killed.code, signal: killed.signal }, { code: null, signal: 'SIGKILL' });
+  const left = readdirSync(folder).filter((n) => n !== live && n.includes('.sigil-partial-'));
+  t.equal(left.length, 1, 'SIGKILL leaves the partial file behind');
+  t.match(left[0], /^\.report\.bin\.sigil-partial-[1-9][0-9]*-[0-9a-f]{12}$/, 'named with its owner pid');
+  t.not(left[0], live);
+
+  const next = await interrupted(folder, 'SIGINT');
+  t.same({ code: next.code, signal: next.signal }, { code: 1, signal: null });
+  t.match(next.stderr, /^removed 1 unfinished download left by an earlier run \(\.report\.bin\.sigil-partial-…\)\nerror: download of .*report\.bin interrupted \(SIGINT\)/);
+  t.same(readdirSync(folder).sort(), ['.notes', live].sort(), 'the dead download\'s partial file is gone; the live one and the unrelated file stay');
 });

@@ -145,7 +145,7 @@ t.test('when a download stalls and is aborted then it is named interrupted and n
   const ac = new AbortController();
   const done = downloadFile(peer, 'f'.repeat(22), out, wholeExpected, { signal: ac.signal });
   const partial = await partialIn(folder);
-  t.match(partial, /^\.report\.pdf\.sigil-partial-[0-9a-f]{12}$/);
+  t.match(partial, new RegExp(`^\\.report\\.pdf\\.sigil-partial-${process.pid}-[0-9a-f]{12}$`), 'hidden, named after the target, owned by this process');
   t.equal(statSync(join(folder, partial)).mode & 0o777, 0o600, 'the partial file is 0600');
   ac.abort('SIGINT');
   await t.rejects(done, { code: 'DOWNLOAD_INTERRUPTED', message: /interrupted \(SIGINT\)/ });
