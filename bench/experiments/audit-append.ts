@@ -1,0 +1,89 @@
+/**
+ * What one audit entry costs, apart from everything else a message costs: `AuditLog.append` of
+ * batches of `message.accepted` events joined to a vault transaction, as the batching writer does
+ * it, on a real vault.db file (8 KiB pages, the vault's pragmas). Prints entries per second and the
+ * CPU per entry on the main thread (validation, RFC 8785 leaf data, leaf and node hashes, the
+ * sqlite3 binding's parameters) and on the other threads (SQLite on libuv's pool, GC helpers).
+ *
+ *   make build && node dist/bench/experiments/audit-append.js
+ *   BENCH_BATCH=170 BENCH_ROUNDS=200 node --cpu-prof dist/bench/experiments/audit-append.js
+ *
+ * Knobs: BENCH_BATCH (170 entries per transaction, about what the writer commits at once under
+ * bench/messages' batched load), BENCH_ROUNDS (200). Not run by `make bench`; the answer is in
+ * bench/README.md ("Thirteenth session").
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditLog } from '../../server/audit/log.js';
+import { Db } from '../../server/vault/db.js';
+
+const BATCH = Number(process.env.BENCH_BATCH ?? 170);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);
+
+/** CPU ms of each thread of this process, by thread id. */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(f[11]) + Number(f[12])) * 10);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** Events shaped as messaging's (server/messaging/index.ts), their random parts drawn up front. */
+function events(from: number): { type: string; actor: string; subject: string; at: Date; data: Record<string, unknown> }[] {
+  const r = randomBytes(BATCH * 64).toString('hex');
+  return Array.from({ length: BATCH }, (_, j) => ({
+    type: 'message.accepted',
+    actor: `user${(from + j) % 10}`,
+    subject: r.slice(j * 128, j * 128 + 64),
+    at: new Date(),
+    data: { seq: from + j, label: 'restricted', header: r.slice(j * 128 + 64, j * 128 + 128) },
+  }));
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'sigil-audit-append-'));
+try {
+  const db = await Db.open(join(dir, 'vault.db'), { pageSize: 8192 });
+  const log = await AuditLog.open(db);
+  let n = 0;
+  const round = async (): Promise<void> => {
+    const evs = events(n);
+    n += evs.length;
+    await db.transaction(async () => {
+      await log.append(evs, { join: true });
+    });
+  };
+  for (let i = 0; i < 20; i++) await round(); // warm: statements prepared, code optimised
+  const pending = Array.from({ length: ROUNDS }, (_, i) => events(i * BATCH));
+  const before = threadCpu();
+  const t0 = performance.now();
+  for (const evs of pending) {
+    await db.transaction(async () => {
+      await log.append(evs, { join: true });
+    });
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const after = threadCpu();
+  await db.close();
+  const entries = ROUNDS * BATCH;
+  let main = 0;
+  let others = 0;
+  for (const [tid, ms] of after) {
+    const d = ms - (before.get(tid) ?? 0);
+    if (tid === String(process.pid)) main += d;
+    else others += d;
+  }
+  console.log(`audit-append: ${entries} message.accepted entries, ${BATCH} per transaction; node ${process.version}`);
+  console.log(`rate      ${(entries / secs).toFixed(0)} entries/s (${secs.toFixed(2)} s)`);
+  console.log(`CPU       main thread ${((main * 1000) / entries).toFixed(1)} µs per entry, other threads ${((others * 1000) / entries).toFixed(1)} µs per entry`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
