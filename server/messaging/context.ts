@@ -10,6 +10,7 @@ import type { LogFields } from '../log.js';
 import { subjectInput } from './check-protocol.js';
 import { ConversationNotFoundError, HeaderInvalidError, NotAMemberError } from './errors.js';
 import type { EventHub } from './event-hub.js';
+import type { LateDestruction } from './late-destruction.js';
 import type {
   AuditSink,
   Directory,
@@ -37,6 +38,8 @@ export interface Ctx {
   hub: EventHub;
   members: MembershipCache;
   log: (event: string, fields: LogFields) => void;
+  /** A deletion's keys and checkpoint that failed after its commit, retried (late-destruction.ts). */
+  late: LateDestruction;
 }
 
 /**

@@ -230,8 +230,10 @@ async function rowsThenKeys<T>(
   const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   rowsGone.catch(() => undefined);
   let staged: Promise<unknown> | undefined;
+  let destroying: KeysToDestroy | undefined;
   const keysGo = (k: KeysToDestroy): void => {
     if (staged) throw new Error('rowsThenKeys: keysGo called twice');
+    destroying = k;
     staged = ctx.keys.destroyKeysAfter(k, rowsGone);
     staged.catch(() => undefined);
   };
@@ -246,14 +248,16 @@ async function rowsThenKeys<T>(
   settle.resolve();
   committed(out);
   const [k, w] = await Promise.allSettled([staged, ctx.db.checkpointTruncate()]);
+  if (k.status === 'rejected' && destroying) ctx.late.keys(destroying);
+  if (w.status === 'rejected') ctx.late.checkpoint();
   // The deletion is committed with its tombstone, so the caller answers the tombstone even if a
   // step after the commit failed: the rows every reader reaches are gone and the audit trail says
   // so. An error would be untrue (VAULT_FULL answers "nothing was written") and a retry could not
-  // help (it finds nothing to delete). What such a failure leaves is swept without the client:
-  // keys whose keys.db transaction rolled back open no row, and messaging's start destroys every
-  // key without a row (reconcileKeys, sweepOrphanConversations); old page images in a WAL that
-  // could not be truncated go at the next TRUNCATE checkpoint (the next deletion's, or start's).
-  // The log tells the operator that keys wait for that restart.
+  // help (it finds nothing to delete). What such a failure leaves is finished without the client:
+  // the keys (whose keys.db transaction rolled back, so they open no row) and the checkpoint are
+  // retried in the background until they succeed (late-destruction.ts); should the appliance stop
+  // first, its start destroys every key without a row (reconcileKeys, sweepOrphanConversations)
+  // and truncates the WAL.
   for (const r of [k, w]) if (r.status === 'rejected') ctx.log('messaging.deletion-after-commit-failed', errorFields(r.reason));
   return out;
 }

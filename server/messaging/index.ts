@@ -19,7 +19,8 @@ import { MESSAGING_MIGRATIONS } from './schema.js';
 import { chunks, marks as sqlMarks } from '../vault/index.js';
 import { BatchWriter, highWater, type Committed, type StagedMessage } from './writer.js';
 import { inThreadChecker } from './check-pool.js';
-import { errorFields } from '../log.js';
+import { errorFields, type LogFields } from '../log.js';
+import { LateDestruction } from './late-destruction.js';
 
 export * from './errors.js';
 export type { ConversationView } from './conversations.js';
@@ -137,6 +138,7 @@ export interface Messaging {
 export function createMessaging(parts: MessagingParts): Messaging {
   const config = { ...DEFAULT_CONFIG, ...parts.config };
   const hub = new EventHub(config.eventQueueMax, config.eventQueueMaxBytes);
+  const log = parts.log ?? ((event: string, fields: LogFields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`));
   const ctx: Ctx = {
     db: parts.db,
     keys: parts.keys,
@@ -151,7 +153,13 @@ export function createMessaging(parts: MessagingParts): Messaging {
     config,
     hub,
     members: new MembershipCache(parts.db),
-    log: parts.log ?? ((event, fields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`)),
+    log,
+    late: new LateDestruction({
+      keys: parts.keys,
+      checkpoint: () => parts.db.checkpointTruncate(),
+      log,
+      firstDelayMs: config.lateDestructionRetryMs,
+    }),
   };
   // Delivery receipts of live delivery, batched process-wide (delivery-marks.ts).
   const marks = new DeliveryMarks(ctx);
@@ -265,6 +273,10 @@ export function createMessaging(parts: MessagingParts): Messaging {
       await writer.close();
       await marks.close(); // delivery receipts of what was pushed: none lost at a graceful stop
       await sweeping;
+      // One last try at what a deletion left (so a clean stop leaves nothing for the next start),
+      // then no more timers.
+      if (ctx.late.pending) await ctx.late.attempt();
+      await ctx.late.close();
     },
     send: (p, input) => messages.acceptMessage(ctx, writer, p, input, takeIndex),
     sendMany: (p, inputs) => messages.acceptMessages(ctx, writer, p, inputs, takeIndex),

@@ -188,6 +188,11 @@ export interface MessagingConfig {
   sweepIntervalMs: number;
   /** Largest history page. Default 200. */
   maxPage: number;
+  /**
+   * First retry of a deletion's keys or checkpoint that failed after its rows committed
+   * (late-destruction.ts); each failure doubles it, up to 60 s. Default 1 s.
+   */
+  lateDestructionRetryMs: number;
 }
 
 export const DEFAULT_CONFIG: MessagingConfig = {
@@ -203,4 +208,5 @@ export const DEFAULT_CONFIG: MessagingConfig = {
   eventQueueMaxBytes: DEFAULT_QUEUE_MAX_BYTES,
   sweepIntervalMs: 60_000,
   maxPage: 200,
+  lateDestructionRetryMs: 1000,
 };

@@ -2,7 +2,8 @@
  * A deletion's tombstone commits in the same vault transaction as the rows it records
  * (ARCHITECTURE.md, "Audit trail"). Failures are injected on either side of that commit: after it
  * (keys.db fails, as when its disk is full) the deletion stands, is in the audit trail, goes out
- * live and is answered with its tombstone, and the next start destroys the keys left behind; before
+ * live and is answered with its tombstone, and the keys left behind are destroyed by a retry while
+ * the appliance runs, by close, or else by the next start; before
  * it (the tombstone cannot be appended) nothing is deleted. A retention sweep goes on past a group
  * whose destroy fails.
  */
@@ -108,6 +109,61 @@ t.test('when keys.db fails after a group destroy committed then the answer is it
   t.teardown(() => again.close());
   t.notOk(await h.vault.keys.hasConversationKey(g.id), 'start destroyed the conversation key');
   t.same(await h.vault.keys.db.all('SELECT msg_id FROM message_keys WHERE conv_id = ?', [g.id]), [], 'and every message key under it');
+});
+
+/** Waits (bounded) until `logs` has an entry of `event`. */
+async function logged(logs: LogLine[], event: string, ms = 5000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 10))) {
+    if (logs.some((l) => l.event === event)) return true;
+  }
+  return false;
+}
+
+t.test('when keys.db fails once after a message deletion committed then the running appliance destroys the key on a retry, without a restart', async (t) => {
+  const h = await harness(t, { config: { lateDestructionRetryMs: 20 } });
+  const { m, logs } = await withFailingKeys(t, h, 1);
+  const a = await h.user('tl-alice');
+  const b = await h.user('tl-bob');
+  const conv = await m.direct(a.principal, b.login);
+  const msg = await h.compose(a, conv.id, 'to be deleted');
+  await m.send(a.principal, msg);
+  const ts = await m.deleteMessage(a.principal, msg.id, await h.deleteRequest(a, `message:${msg.id}`));
+  t.equal(ts.count, 1);
+  t.match(logs, [{ event: 'messaging.deletion-after-commit-failed', errorCode: 'VAULT_FULL' }], 'the failure is logged');
+  t.ok(await logged(logs, 'messaging.late-destruction-done'), 'a retry finished it');
+  t.notOk((await h.vault.keys.locate([msg.id])).has(msg.id), 'the key is gone from keys.db while the appliance runs');
+  await t.rejects(h.vault.keys.messageKey(msg.id), { code: 'VAULT_KEY_NOT_FOUND' });
+});
+
+t.test('when keys.db keeps failing after a group destroy committed then retries back off and the first that succeeds destroys the keys', async (t) => {
+  const h = await harness(t, { config: { lateDestructionRetryMs: 20 } });
+  const { m, logs } = await withFailingKeys(t, h, 3);
+  const owner = await h.user('tk-owner');
+  const g = await m.createGroup(owner.principal, { name: 'tk-group', label: 'restricted' });
+  for (let i = 0; i < 3; i++) await m.send(owner.principal, await h.compose(owner, g.id, `m${i}`));
+  await m.flush();
+  await m.deleteGroup(owner.principal, g.name, await h.deleteRequest(owner, `conversation:${g.id}`));
+  t.ok(await logged(logs, 'messaging.late-destruction-done'), 'finished after the failures');
+  const retries = logs.filter((l) => l.event === 'messaging.late-destruction-failed');
+  t.equal(retries.length, 2, 'the deletion failed once, then two retries failed');
+  t.same(retries.map((l) => l.ms), [40, 80], 'each failure doubles the wait');
+  t.notOk(await h.vault.keys.hasConversationKey(g.id), 'the conversation key is gone');
+  t.same(await h.vault.keys.db.all('SELECT msg_id FROM message_keys WHERE conv_id = ?', [g.id]), [], 'and every message key under it');
+});
+
+t.test('when a deletion left its key and messaging closes before the retry then close destroys it', async (t) => {
+  const h = await harness(t, { config: { lateDestructionRetryMs: 60_000 } });
+  const { m, logs } = await withFailingKeys(t, h, 1);
+  const a = await h.user('tc-alice');
+  const b = await h.user('tc-bob');
+  const conv = await m.direct(a.principal, b.login);
+  const msg = await h.compose(a, conv.id, 'to be deleted');
+  await m.send(a.principal, msg);
+  await m.deleteMessage(a.principal, msg.id, await h.deleteRequest(a, `message:${msg.id}`));
+  t.ok((await h.vault.keys.locate([msg.id])).has(msg.id), 'control: the key is still there before close');
+  await m.close();
+  t.notOk((await h.vault.keys.locate([msg.id])).has(msg.id), 'close made the last attempt');
+  t.ok(logs.some((l) => l.event === 'messaging.late-destruction-done'));
 });
 
 t.test('when the tombstone cannot be appended then nothing is deleted', async (t) => {
