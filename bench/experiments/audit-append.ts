@@ -13,29 +13,15 @@
  * bench/README.md ("Thirteenth session").
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from '../../server/audit/log.js';
 import { Db } from '../../server/vault/db.js';
+import { procThreadCpuSeconds } from '../lib/load.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 170);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);
-
-/** CPU ms of each thread of this process, by thread id. */
-function threadCpu(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, (Number(f[11]) + Number(f[12])) * 10);
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
 
 /** Events shaped as messaging's (server/messaging/index.ts), their random parts drawn up front. */
 function events(from: number): { type: string; actor: string; subject: string; at: Date; data: Record<string, unknown> }[] {
@@ -63,7 +49,7 @@ try {
   };
   for (let i = 0; i < 20; i++) await round(); // warm: statements prepared, code optimised
   const pending = Array.from({ length: ROUNDS }, (_, i) => events(i * BATCH));
-  const before = threadCpu();
+  const before = procThreadCpuSeconds(process.pid);
   const t0 = performance.now();
   for (const evs of pending) {
     await db.transaction(async () => {
@@ -71,16 +57,11 @@ try {
     });
   }
   const secs = (performance.now() - t0) / 1000;
-  const after = threadCpu();
+  const after = procThreadCpuSeconds(process.pid);
   await db.close();
   const entries = ROUNDS * BATCH;
-  let main = 0;
-  let others = 0;
-  for (const [tid, ms] of after) {
-    const d = ms - (before.get(tid) ?? 0);
-    if (tid === String(process.pid)) main += d;
-    else others += d;
-  }
+  const main = (after.main - before.main) * 1000;
+  const others = (after.others - before.others) * 1000;
   console.log(`audit-append: ${entries} message.accepted entries, ${BATCH} per transaction; node ${process.version}`);
   console.log(`rate      ${(entries / secs).toFixed(0)} entries/s (${secs.toFixed(2)} s)`);
   console.log(`CPU       main thread ${((main * 1000) / entries).toFixed(1)} µs per entry, other threads ${((others * 1000) / entries).toFixed(1)} µs per entry`);
