@@ -40,6 +40,15 @@ export class CidrInvalidError extends Error {
   }
 }
 
+/** An address range (`first-last`, as nftables writes one) that is malformed or reversed. */
+export class RangeInvalidError extends Error {
+  readonly code = 'RANGE_INVALID';
+  constructor(readonly value: string, readonly detail: string, options?: { cause?: unknown }) {
+    super(`address range "${value}" is not valid: ${detail}`, options);
+    this.name = 'RangeInvalidError';
+  }
+}
+
 /** An nftables file whose blocks do not balance, so its structure cannot be read. */
 export class NftSyntaxError extends Error {
   readonly code = 'NFT_SYNTAX';

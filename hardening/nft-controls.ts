@@ -9,7 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { coveredBy, parseCidr, type Cidr } from './cidr.js';
+import { coveredBy, parseCidr, parseRange, type AddressRange, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
 import type { HardeningConf } from './conf.js';
 import { parseNftRuleset, type NftChain, type NftRuleset, type NftTable } from './nft-ruleset.js';
@@ -57,8 +57,20 @@ function values(text: string): string[] {
   return text.replace(/^\{|\}$/g, '').split(',').map((v) => v.trim()).filter(Boolean);
 }
 
-function elementCidrs(elements: string[]): Cidr[] {
-  return elements.flatMap((e) => (e.includes('-') && !e.includes('/') ? e.split('-').map((x) => parseCidr(x.trim())) : [parseCidr(e)]));
+/**
+ * Source addresses of a set or an inline match: CIDRs, literal addresses and `first-last` ranges.
+ * A range is kept whole, so that it is judged by its span rather than by its two ends.
+ *
+ * @throws CidrInvalidError or RangeInvalidError (malformed, reversed) naming the element.
+ */
+function elementSources(elements: string[]): Array<Cidr | AddressRange> {
+  return elements.map((e) => (e.includes('-') ? parseRange(e) : parseCidr(e)));
+}
+
+/** `outside` as text for a reason; says how a range is judged when one is among them. */
+function outsideText(outside: Array<Cidr | AddressRange>, ranges: string): string {
+  const text = outside.map((c) => c.text).join(', ');
+  return outside.some((c) => 'first' in c) ? `${text}, outside ${ranges} (a range must lie wholly within one of them)` : `${text}, outside ${ranges}`;
 }
 
 /** Judges one accepting rule; returns what it admits or why it must not be there. */
@@ -80,21 +92,22 @@ function judgeAccept(
   const icmp = /\bicmpv6 type (\{[^}]*\}|\S+)/.exec(rule);
   if (icmp && values(icmp[1]).every((t) => ND_TYPES.has(t))) return { ok: true, admits: 'nd' };
   if (hook === 'output') return { ok: false, why: `output chain accepts traffic the host starts: "${rule}"` };
-  const saddr = /\bip6? saddr (@\S+|\{[^}]*\}|\S+)/.exec(rule);
+  // An inline range may be written with spaces around its dash (`ip saddr 10.0.0.1 - 10.0.0.9`).
+  const saddr = /\bip6? saddr (@\S+|\{[^}]*\}|\S+(?: ?- ?\S+)?)/.exec(rule);
   const dport = /\btcp dport (\{[^}]*\}|\S+)/.exec(rule);
   if (!dport) return { ok: false, why: `accepts more than one TCP port: "${rule}"` };
   if (!saddr) return { ok: false, why: `accepts from any address: "${rule}"` };
-  let sources: Cidr[];
+  let sources: Array<Cidr | AddressRange>;
   try {
     if (saddr[1].startsWith('@')) {
       const set = table.sets.get(saddr[1].slice(1));
       if (!set) return { ok: false, why: `refers to a set that does not exist: "${rule}"` };
-      sources = elementCidrs(set.elements);
+      sources = elementSources(set.elements);
     } else {
-      sources = elementCidrs(values(saddr[1]));
+      sources = elementSources(values(saddr[1]));
     }
-  } catch {
-    return { ok: false, why: `source addresses not understood: "${rule}"` };
+  } catch (err) {
+    return { ok: false, why: `source addresses not understood: ${(err as Error).message}: "${rule}"` };
   }
   const ports = values(dport[1]);
   if (ports.length !== 1 || !/^\d+$/.test(ports[0])) return { ok: false, why: `accepts more than one port: "${rule}"` };
@@ -103,13 +116,13 @@ function judgeAccept(
     const outside = sources.filter((c) => !coveredBy(c, conf.lanRanges));
     return outside.length === 0
       ? { ok: true, admits: 'sigil' }
-      : { ok: false, why: `admits port ${port} from ${outside.map((c) => c.text).join(', ')}, outside SIGIL_LAN_RANGES: "${rule}"` };
+      : { ok: false, why: `admits port ${port} from ${outsideText(outside, 'SIGIL_LAN_RANGES')}: "${rule}"` };
   }
   if (port === conf.sshPort && conf.adminRanges.length > 0) {
     const outside = sources.filter((c) => !coveredBy(c, conf.adminRanges));
     return outside.length === 0
       ? { ok: true, admits: 'ssh' }
-      : { ok: false, why: `admits SSH from ${outside.map((c) => c.text).join(', ')}, outside SIGIL_ADMIN_RANGE: "${rule}"` };
+      : { ok: false, why: `admits SSH from ${outsideText(outside, 'SIGIL_ADMIN_RANGE')}: "${rule}"` };
   }
   return { ok: false, why: `accepts port ${port}, which is neither SIGIL_PORT nor SSH from SIGIL_ADMIN_RANGE: "${rule}"` };
 }

@@ -2,15 +2,40 @@
  * Appliance configuration: one zod schema with every default, written to `DIR/config.json` at init
  * and read at start. Tests pass partial overrides (e.g. cheap argon2 parameters, a short lockout).
  */
+import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { cidrMatcher, DEFAULT_ALLOWED_PEERS } from './net/lan.js';
+import { cidrMatcher, DEFAULT_ALLOWED_PEERS, LAN_RANGES, parseCidr } from './net/lan.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-const cidrList = z
+/** Each range of the LAN rule (`LAN_RANGES`, the ones `--listen` is held to) with a BlockList of its own. */
+const LAN_SUBNETS = Object.values(LAN_RANGES)
+  .flat()
+  .map((range) => {
+    const outer = parseCidr(range);
+    const list = new net.BlockList();
+    list.addSubnet(outer.address, outer.prefix, outer.family);
+    return { outer, list };
+  });
+
+const LAN_TEXT = Object.entries(LAN_RANGES)
+  .map(([cls, ranges]) => `${cls} ${ranges.join(', ')}`)
+  .join('; ');
+
+/**
+ * True when every address of `cidr` lies in one LAN range. Families must match:
+ * `::ffff:10.0.0.0/104` is an IPv6 range, not 10.0.0.0/8.
+ */
+function withinLan(cidr: string): boolean {
+  const inner = parseCidr(cidr);
+  return LAN_SUBNETS.some(({ outer, list }) => outer.family === inner.family && inner.prefix >= outer.prefix && list.check(inner.address, inner.family));
+}
+
+/** Peer CIDRs: each parses and lies within the LAN ranges, so config cannot open the server wider. */
+const peerList = z
   .array(z.string())
   .min(1)
   .superRefine((list, ctx) => {
@@ -18,6 +43,12 @@ const cidrList = z
       cidrMatcher(list);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return;
+    }
+    for (const [i, cidr] of list.entries()) {
+      if (!withinLan(cidr)) {
+        ctx.addIssue({ code: 'custom', path: [i], message: `${cidr} is not within the LAN ranges Sigil accepts peers from (${LAN_TEXT})` });
+      }
     }
   });
 
@@ -27,8 +58,12 @@ export const ConfigSchema = z.object({
   listen: z.string().default('127.0.0.1:8443'),
   /** Organisation name in certificate subjects. */
   org: z.string().min(1).max(64).default('Sigil'),
-  /** Peers accepted at connection time (CIDRs). Default: every LAN range. */
-  allowedPeers: cidrList.default([...DEFAULT_ALLOWED_PEERS]),
+  /**
+   * Peers accepted at connection time (CIDRs). Default: every LAN range. Each entry must lie within
+   * one LAN range (`LAN_RANGES`: loopback, private, link-local), the same rule as `listen`: a
+   * narrower list is fine, `0.0.0.0/0` or a public range is refused.
+   */
+  allowedPeers: peerList.default([...DEFAULT_ALLOWED_PEERS]),
   /** argon2id cost for account passwords. Defaults meet OWASP's minimum (m=19 MiB, t=2, p=1). */
   argon2: z
     .object({

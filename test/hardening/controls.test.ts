@@ -22,6 +22,9 @@ const outputAccept = (rule: string) => (text: string) =>
 const inputAccept = (rule: string) => (text: string) =>
   text.replace(/(chain input \{\n[^\n]*\n)/, `$1\t\t${rule}\n`);
 
+/** Replaces the elements of the rendered `lan4` set (CONF: 10.0.0.0/8, 192.168.0.0/16). */
+const lan4 = (elements: string) => (text: string) => text.replace('{ 10.0.0.0/8, 192.168.0.0/16 }', `{ ${elements} }`);
+
 interface Case {
   name: string;
   ids: string[];
@@ -88,6 +91,49 @@ const cases: Case[] = [
   { name: 'SSH is open to the LAN without an admin range', ids: ['nftables.input'], reason: /accepts port 22, which is neither SIGIL_PORT nor SSH/, mutate: (r) => edit(r, NFT, inputAccept('ip saddr 10.0.0.0/8 tcp dport 22 accept')) },
   { name: 'the Sigil port is open to the world', ids: ['nftables.input'], reason: /admits port 8443 from 0\.0\.0\.0\/0, outside SIGIL_LAN_RANGES/, mutate: (r) => edit(r, NFT, inputAccept('ip saddr 0.0.0.0/0 tcp dport 8443 accept')) },
   { name: 'the LAN set holds a public range', ids: ['nftables.input'], reason: /admits port 8443 from 8\.8\.0\.0\/16/, mutate: (r) => edit(r, NFT, (s) => s.replace('192.168.0.0/16 }', '192.168.0.0/16, 8.8.0.0/16 }')) },
+  // Regression (review: an nft address range was judged by its two ends, not by its span).
+  {
+    name: 'the LAN set holds a range from one LAN range to another across public addresses',
+    ids: ['nftables.input'],
+    reason: /admits port 8443 from 10\.0\.0\.0-192\.168\.255\.255, outside SIGIL_LAN_RANGES \(a range must lie wholly within one of them\)/,
+    mutate: (r) => edit(r, NFT, lan4('10.0.0.0-192.168.255.255')),
+  },
+  {
+    name: 'an inline rule admits a range across public addresses',
+    ids: ['nftables.input'],
+    reason: /admits port 8443 from 10\.255\.255\.255-192\.168\.0\.0, outside SIGIL_LAN_RANGES/,
+    mutate: (r) => edit(r, NFT, inputAccept('ip saddr 10.255.255.255-192.168.0.0 tcp dport 8443 accept')),
+  },
+  {
+    name: 'an inline rule admits a range written with spaces around its dash',
+    ids: ['nftables.input'],
+    reason: /admits port 8443 from 10\.0\.0\.1 - 192\.168\.0\.1, outside SIGIL_LAN_RANGES/,
+    mutate: (r) => edit(r, NFT, inputAccept('ip saddr 10.0.0.1 - 192.168.0.1 tcp dport 8443 accept')),
+  },
+  {
+    name: 'the LAN set holds a reversed range',
+    ids: ['nftables.input'],
+    reason: /source addresses not understood: address range "10\.0\.0\.9-10\.0\.0\.1" is not valid: its start comes after its end/,
+    mutate: (r) => edit(r, NFT, lan4('10.0.0.9-10.0.0.1, 192.168.0.0/16')),
+  },
+  {
+    name: 'the LAN set holds a range of three addresses',
+    ids: ['nftables.input'],
+    reason: /address range "10\.0\.0\.1-10\.0\.0\.2-10\.0\.0\.3" is not valid: expected two addresses joined by one "-"/,
+    mutate: (r) => edit(r, NFT, lan4('10.0.0.1-10.0.0.2-10.0.0.3')),
+  },
+  {
+    name: 'the LAN set holds a range whose ends are of two families',
+    ids: ['nftables.input'],
+    reason: /address range "10\.0\.0\.1-fd00::1" is not valid: its ends are of different address families/,
+    mutate: (r) => edit(r, NFT, lan4('10.0.0.1-fd00::1')),
+  },
+  {
+    name: 'the LAN set holds a range with a CIDR for an end',
+    ids: ['nftables.input'],
+    reason: /address range "10\.0\.0\.0\/8-10\.1\.0\.0" is not valid: each end must be a literal IPv4 or IPv6 address/,
+    mutate: (r) => edit(r, NFT, lan4('10.0.0.0/8-10.1.0.0')),
+  },
   { name: 'a rule negates its source', ids: ['nftables.input'], reason: /negated match/, mutate: (r) => edit(r, NFT, inputAccept('ip saddr != 10.0.0.0/8 tcp dport 8443 accept')) },
   { name: 'a rule jumps to another chain', ids: ['nftables.input'], reason: /cannot audit a rule that branches/, mutate: (r) => edit(r, NFT, inputAccept('tcp dport 8443 jump elsewhere')) },
   { name: 'the Sigil rule is gone', ids: ['nftables.input'], reason: /no rule admits port 8443/, mutate: (r) => edit(r, NFT, drop(/^.*tcp dport 8443.*\n/gm)) },
@@ -181,6 +227,39 @@ for (const c of cases) {
     t.match(reasonOf(report, c.ids[0]), c.reason);
   });
 }
+
+t.test('when every nft range lies wholly within one LAN range then nftables.input still passes', async (t) => {
+  const root = await hardenedTree(t);
+  edit(root, NFT, (s) => lan4('10.1.0.0-10.1.255.255, 192.168.1.1-192.168.1.1')(s).replace('{ fd00::/8 }', '{ fd00::1-fd00::ffff }'));
+  edit(root, NFT, inputAccept('ip saddr 10.2.0.1 - 10.2.0.9 tcp dport 8443 accept'));
+  edit(root, NFT, inputAccept('ip saddr { 10.3.0.0/16, 10.4.0.1-10.4.0.9 } tcp dport 8443 accept'));
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'nftables.input'), /accepts only port 8443 from the LAN/);
+});
+
+t.test('when an IPv6 range runs from one LAN range to another then nftables.input fails naming it', async (t) => {
+  // Two IPv6 LAN ranges, so that both ends of the range can be allowed while the span between is not.
+  const conf = CONF.replace('fd00::/8', 'fd00::/8 fe80::/10');
+  const span = 'fd00::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
+  const inSet = await hardenedTree(t, conf);
+  edit(inSet, NFT, (s) => s.replace('{ fd00::/8, fe80::/10 }', `{ ${span} }`));
+  let report = await runChecks({ root: inSet });
+  t.same(failing(report), ['nftables.input']);
+  t.match(reasonOf(report, 'nftables.input'), `admits port 8443 from ${span}, outside SIGIL_LAN_RANGES (a range must lie wholly within one of them)`);
+
+  const inline = await hardenedTree(t, conf);
+  edit(inline, NFT, inputAccept('ip6 saddr fd00::1-fe80::1 tcp dport 8443 accept'));
+  report = await runChecks({ root: inline });
+  t.same(failing(report), ['nftables.input']);
+  t.match(reasonOf(report, 'nftables.input'), 'admits port 8443 from fd00::1-fe80::1, outside SIGIL_LAN_RANGES');
+
+  const reversed = await hardenedTree(t, conf);
+  edit(reversed, NFT, (s) => s.replace('{ fd00::/8, fe80::/10 }', '{ fd00::9-fd00::1 }'));
+  report = await runChecks({ root: reversed });
+  t.same(failing(report), ['nftables.input']);
+  t.match(reasonOf(report, 'nftables.input'), 'address range "fd00::9-fd00::1" is not valid: its start comes after its end');
+});
 
 t.test('when the appliance listens on SIGIL_PORT then config.listen passes naming the address', async (t) => {
   const root = await hardenedTree(t);

@@ -5,6 +5,7 @@ import t from 'tap';
 import {
   CidrInvalidError,
   cidrWithin,
+  coveredBy,
   HardeningConfInvalidError,
   HardeningConfMissingError,
   loadHardeningConf,
@@ -12,6 +13,8 @@ import {
   parseCidr,
   parseHardeningConf,
   parseNftRuleset,
+  parseRange,
+  RangeInvalidError,
 } from '../../hardening/index.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { join } from 'node:path';
@@ -85,6 +88,36 @@ t.test('when ranges nest or not then cidrWithin says so', async (t) => {
   t.notOk(cidrWithin(parseCidr('11.0.0.0/16'), parseCidr('10.0.0.0/8')));
   t.notOk(cidrWithin(parseCidr('fd00::/16'), parseCidr('10.0.0.0/8')), 'families differ');
   t.ok(cidrWithin(parseCidr('fd12:3456::/32'), parseCidr('fc00::/7')));
+});
+
+t.test('when an address range is malformed or reversed then RANGE_INVALID says which and why', async (t) => {
+  const cases: Array<[string, RegExp]> = [
+    ['10.0.0.9-10.0.0.1', /"10\.0\.0\.9-10\.0\.0\.1" is not valid: its start comes after its end/],
+    ['fd00::9-fd00::1', /start comes after its end/],
+    ['10.0.0.1-10.0.0.2-10.0.0.3', /expected two addresses joined by one "-"/],
+    ['10.0.0.1-', /each end must be a literal/],
+    ['10.0.0.0/8-10.1.0.0', /each end must be a literal/],
+    ['10.0.0.1-fd00::1', /different address families/],
+  ];
+  for (const [bad, why] of cases) {
+    const err = caught(() => parseRange(bad));
+    t.ok(err instanceof RangeInvalidError, bad);
+    t.equal((err as RangeInvalidError).code, 'RANGE_INVALID');
+    t.match((err as Error).message, why, bad);
+  }
+  t.same(parseRange('10.0.0.1 - 10.0.0.9'), { text: '10.0.0.1 - 10.0.0.9', first: '10.0.0.1', last: '10.0.0.9', family: 'ipv4' });
+  t.equal(parseRange('10.0.0.1-10.0.0.1').last, '10.0.0.1', 'a range of one address');
+});
+
+t.test('when a range is judged then its whole span must lie within one CIDR', async (t) => {
+  const lan = ['10.0.0.0/8', '192.168.0.0/16', 'fd00::/8', 'fe80::/10'].map(parseCidr);
+  t.ok(coveredBy(parseRange('10.1.0.0-10.1.255.255'), lan));
+  t.ok(coveredBy(parseRange('fd00::1-fd00::ffff'), lan));
+  t.notOk(coveredBy(parseRange('10.0.0.0-192.168.255.255'), lan), 'both ends allowed, the span between is not');
+  t.notOk(coveredBy(parseRange('fd00::-febf::'), lan), 'IPv6: both ends allowed, the span between is not');
+  t.notOk(coveredBy(parseRange('10.255.255.0-11.0.0.255'), ['10.0.0.0/8', '11.0.0.0/8'].map(parseCidr)), 'a union of two CIDRs does not count');
+  t.notOk(coveredBy(parseRange('::ffff:10.0.0.1-::ffff:10.0.0.9'), lan), 'IPv4-mapped IPv6 is not IPv4');
+  t.ok(coveredBy(parseCidr('10.1.0.0/16'), lan), 'CIDRs are judged as before');
 });
 
 t.test('when nft list ruleset output is parsed then chains, hooks, policies and set elements come out', async (t) => {
