@@ -2,9 +2,10 @@
  * Local verification of a received message: the reader's CLI does not take the server's word.
  * The detached CMS signature (RFC 5652 §5.6) over the exact header bytes is checked with the
  * signer's chain up to the pinned root and against the CRL (RFC 5280 §6.1, §6.3) at the time the
- * server received the message, then the signed header is held against the message: sender = the
- * signer's login, body SHA-384 and size, the ESS label (RFC 2634 §5.4) = the header's label, that
- * label within the signer's clearance, and id/conversation equal to what the server filed it under.
+ * server received the message (the server's word over TLS; never the signer's own signingTime),
+ * then the signed header is held against the message: sender = the signer's login, body SHA-384
+ * and size, the ESS label (RFC 2634 §5.4) = the header's label, that label within the signer's
+ * clearance, and id/conversation equal to what the server filed it under.
  */
 import { Certificate, Crl, dominates, isClearance, verifyDetached, type Clearance } from '../../pki/index.js';
 import { parseHeader, sha384B64, type MessageHeader } from './header.js';
@@ -50,7 +51,7 @@ export type MessageVerification =
       /** The validated chain, signer first. */
       chain: Certificate[];
       signingTime?: Date;
-      /** Set when the signer's certificate was revoked after the message was received. */
+      /** Set when the signer's certificate was revoked after the time it was judged at (receipt, or now). */
       revokedLater?: { at: Date; reason: string };
       /** False when no body was given (auditor view): the body digest was not checked. */
       bodyChecked: boolean;
@@ -63,18 +64,22 @@ function fail(reason: MessageFailureReason, detail: string, header?: MessageHead
 
 /**
  * Verifies one message in full. Never throws for a bad message: every problem is a reason.
- * @param opts.at - time the chain and CRL are judged at; default the message's `receivedAt`
- *   (the server's clock at receipt, which a revoked key cannot backdate).
+ * @param opts.at - time the chain and CRL are judged at. Default: the message's `receivedAt`,
+ *   which must then be the appliance's word, authenticated (read over the pinned TLS channel):
+ *   a revoked key cannot backdate it. A caller holding only an unauthenticated receipt time (an
+ *   evidence package's message.json) must pass `at` (now) instead.
+ * @param opts.now - the clock used when `receivedAt` is absent or not a date. Default: `new Date()`.
+ *   Never the signature's signingTime: that is the signer's own claim, and a stolen key can write any.
  */
-export async function verifyMessage(m: ReceivedMessage, trust: Trust, opts: { at?: Date } = {}): Promise<MessageVerification> {
+export async function verifyMessage(m: ReceivedMessage, trust: Trust, opts: { at?: Date; now?: () => Date } = {}): Promise<MessageVerification> {
   const parsed = parseHeader(m.header);
   if (!parsed.ok) return fail('header-invalid', parsed.detail);
   const header = parsed.header;
   const headerBytes = new TextEncoder().encode(m.header);
   const receivedAt = new Date(m.receivedAt);
-  const at = opts.at ?? (Number.isNaN(receivedAt.getTime()) ? undefined : receivedAt);
+  const at = opts.at ?? (Number.isNaN(receivedAt.getTime()) ? (opts.now ?? (() => new Date()))() : receivedAt);
   const result = await verifyDetached(new Uint8Array(Buffer.from(m.signature, 'base64')), headerBytes, {
-    trust: { trustAnchors: trust.anchors, intermediates: trust.intermediates, crls: trust.crls, ...(at ? { at } : {}) },
+    trust: { trustAnchors: trust.anchors, intermediates: trust.intermediates, crls: trust.crls, at },
   });
   if (!result.ok) return fail(result.reason, result.detail, header);
   const signer = result.signer;

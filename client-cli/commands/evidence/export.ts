@@ -51,8 +51,9 @@ function readme(p: { id: string; signer: string; serial: string; label: string; 
 
 Signed by:   ${p.signer} (certificate serial ${p.serial})
 Label:       ${p.label}
-Sent at:     ${p.sentAt} (signed)   received by the appliance: ${p.receivedAt}
-${p.revokedLater ? `NOTE:        the signer's certificate was revoked AFTER this message was received (${p.revokedLater}).\n             OpenSSL's -crl_check judges revocation now and will refuse it; Sigil's\n             sigil verify --package judges it at the time of receipt and accepts it.\n` : ''}
+Sent at:     ${p.sentAt} (signed, the signer's own claim)
+Received:    ${p.receivedAt} (the appliance's record, copied into message.json; NOT signed)
+${p.revokedLater ? `NOTE:        the signer's certificate was revoked AFTER this message was received (${p.revokedLater}).\n             Offline, this package is refused: OpenSSL's -crl_check and sigil verify --package\n             both judge revocation now, since nothing in the package proves when the message\n             reached the appliance. sigil verify ${p.id} against the appliance judges it at\n             the receipt time the appliance recorded and reports it as signed before revocation.\n` : ''}
 Files
   header.json     the message header exactly as signed (RFC 8785 canonical JSON, UTF-8).
                   It contains the SHA-384 and size of the body, NOT the body: this package
@@ -62,7 +63,8 @@ Files
   chain.pem       the signer's certificate, the issuing CA and the root CA.
   crl.pem         the certificate revocation list of the issuing CA when exported.
   ca-and-crl.pem  the CA certificates and the CRL in one file, for openssl -CAfile.
-  message.json    where the appliance filed it (id, conversation, seq, receivedAt); not signed.
+  message.json    where the appliance filed it (id, conversation, seq, receivedAt); NOT signed,
+                  so information only: no verifier relies on it.
 
 Verify (from this folder):
 
@@ -79,6 +81,18 @@ To check the body against the header, compute its digest and compare with body.s
   openssl dgst -sha384 -binary BODY_FILE | openssl base64 -A
 
 With a Sigil profile that pins the same root: sigil verify --package .
+
+What this package proves, offline
+  - that the holder of the signer's private key signed header.json (and so the body whose
+    SHA-384 it carries), with the label shown, and that the certificate chains to the root above;
+  - that the certificate is valid and not revoked NOW, by the verifier's clock and the CRL given
+    (the package's own, or a current one: sigil crl fetch --out FILE, then --crl FILE).
+What it does not prove
+  - WHEN the message was signed or received: signingTime and sentAt are written by the signer,
+    and message.json by anyone who holds the files; nothing here is signed by the appliance that
+    binds this message to a time. A certificate revoked or expired now therefore fails offline,
+    even for a message sent long before. Only the appliance can vouch for the receipt time:
+    sigil verify ${p.id} (online) judges the chain at the receipt time it recorded.
 `;
 }
 

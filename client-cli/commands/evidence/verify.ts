@@ -2,22 +2,26 @@
  * `sigil verify <message>` / `sigil verify --package DIR`: checks one message in full — signature
  * (RFC 5652 §5.6), chain to the pinned root and CRL (RFC 5280 §6), sender = signer, body digest,
  * ESS label = header label, label within the signer's clearance — and says why it fails (exit 3).
- * With `--package` it checks an evidence package written by `sigil export`, offline: the pinned
- * root of the profile is the only trust anchor; the package's chain and CRL are only candidates.
+ * Online, the chain is judged at the receipt time the appliance recorded (read over TLS). With
+ * `--package` it checks an evidence package written by `sigil export`, offline: the pinned root of
+ * the profile is the only trust anchor, the package's chain and CRL are only candidates, and the
+ * chain is judged now, since the package holds no receipt time the appliance signed (package.ts).
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Command } from 'commander';
 import { runtimeFor, type CommandContext } from '../../context.js';
 import { InputFileError, UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
-import type { MessageVerification, ReceivedMessage, Trust } from '../../messaging/verify.js';
+import type { MessageVerification } from '../../messaging/verify.js';
+import type { PackageVerification } from './package.js';
 
 export interface VerifyOptions {
   message?: string;
   package?: string;
+  /** With `package`: a CRL file (PEM) to use besides the package's; the newest is used. */
+  crl?: string;
   json?: boolean;
 }
 
@@ -26,74 +30,41 @@ export function verifyCommand(ctx: CommandContext): Command {
     .summary('check one message (or an evidence package) in full')
     .description(
       'Verify one message: signature, certificate chain to the pinned CA, revocation (CRL), sender, body digest and ' +
-        "label. Says exactly why it fails and exits 3. With --package DIR, verifies an evidence package made by " +
-        'sigil export without the server (the profile’s pinned CA is the trust anchor); the body is not needed.',
+        "label. Says exactly why it fails and exits 3. Online the chain is judged at the appliance's recorded receipt " +
+        'time, so a message signed before its signer was revoked verifies as such. With --package DIR, verifies an ' +
+        'evidence package made by sigil export without the server (the profile’s pinned CA is the trust anchor; the ' +
+        'body is not needed); the package holds no receipt time the appliance signed, so its chain and CRL are judged ' +
+        'now: a certificate revoked or expired now fails, and receivedAt from message.json is shown, unproven.',
     )
     .argument('[message]', 'message id (shown by sigil read)')
     .option('--package <dir>', 'verify an evidence package written by sigil export instead')
+    .option('--crl <file>', 'with --package: a current CRL (sigil crl fetch --out FILE) to judge revocation with')
     .option('--json', 'print the verdict as JSON')
     .action(async (message: string | undefined, opts: VerifyOptions, c: Command) => run({ ...opts, message }, runtimeFor(ctx, c)));
   return withHelp(cmd, {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted; not needed with --package)']])],
-    examples: ['sigil verify q3Jd0yP1xVfKX2aNw8e9Lg', 'sigil verify --package ./evidence-q3Jd0yP1 --json'],
+    examples: [
+      'sigil verify q3Jd0yP1xVfKX2aNw8e9Lg',
+      'sigil verify --package ./evidence-q3Jd0yP1 --json',
+      'sigil crl fetch --out current.crl.pem && sigil verify --package ./evidence-q3Jd0yP1 --crl current.crl.pem',
+    ],
     exitCodes: [EXIT.verification, EXIT.auth],
   });
 }
 
-async function readPackageFile(dir: string, name: string): Promise<Buffer> {
-  try {
-    return await readFile(join(dir, name));
-  } catch (cause) {
-    throw new InputFileError(join(dir, name), 'a readable file of an evidence package', { cause });
-  }
-}
-
-/** Trust and message from an evidence package; the CRL must be signed by a CA chaining to the pin. */
-async function fromPackage(rt: Runtime, dir: string): Promise<{ m: ReceivedMessage; trust: Trust }> {
-  const { Certificate, Crl } = await import('../../../pki/index.js');
-  const { checkCrl } = await import('../../crl-check.js');
-  const { parseHeader } = await import('../../messaging/header.js');
-  const headerText = (await readPackageFile(dir, 'header.json')).toString('utf8');
-  const signature = await readPackageFile(dir, 'signature.der');
-  const chainPem = (await readPackageFile(dir, 'chain.pem')).toString('utf8');
-  const crlPem = (await readPackageFile(dir, 'crl.pem')).toString('utf8');
-  let meta: { receivedAt?: unknown } = {};
-  try {
-    meta = JSON.parse((await readPackageFile(dir, 'message.json')).toString('utf8')) as typeof meta;
-  } catch {
-    // receivedAt is optional: without it the chain is judged at the signing time
-  }
-  const pinned = await rt.profile.read('ca');
-  await checkCrl(crlPem, pinned, chainPem, rt.io.now());
-  // id and conversation are taken from the signed header itself: nothing else to compare with.
-  const parsed = parseHeader(headerText);
-  return {
-    m: {
-      id: parsed.ok ? parsed.header.id : '',
-      conversation: parsed.ok ? parsed.header.conversation : '',
-      header: headerText,
-      signature: signature.toString('base64'),
-      body: null,
-      receivedAt: typeof meta.receivedAt === 'string' ? meta.receivedAt : '',
-    },
-    trust: {
-      anchors: Certificate.fromPemBundle(pinned),
-      intermediates: Certificate.fromPemBundle(chainPem).filter((c) => c.isCA),
-      crls: [Crl.fromPem(crlPem)],
-    },
-  };
-}
-
 export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
   if (Boolean(opts.message) === Boolean(opts.package)) throw new UsageError('give either a message id or --package DIR, not both or neither');
-  const { verifyMessage } = await import('../../messaging/verify.js');
+  if (opts.crl && !opts.package) throw new UsageError('--crl: only with --package DIR (online, the appliance serves the current CRL)');
   const { MessageUnverifiedError } = await import('../../messaging/errors.js');
   let v: MessageVerification;
   let id: string;
+  let pkg: PackageVerification | undefined;
   if (opts.package) {
-    const { m, trust } = await fromPackage(rt, opts.package);
-    v = await verifyMessage(m, trust);
-    id = m.id || opts.package;
+    const { verifyPackage } = await import('./package.js');
+    const crlPems = opts.crl ? [await readCrlFile(opts.crl)] : [];
+    pkg = await verifyPackage(opts.package, { pinnedPem: await rt.profile.read('ca'), now: rt.io.now(), crlPems });
+    v = pkg.v;
+    id = pkg.id;
   } else {
     if (!/^[A-Za-z0-9_-]{22}$/.test(opts.message as string)) throw new UsageError('<message>: expected a 22-character message id');
     const { MessagingSession } = await import('../../messaging/session.js');
@@ -103,13 +74,26 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     v = await ms.verify(m);
     id = m.id;
   }
-  printVerdict(rt, id, v);
+  printVerdict(rt, id, v, pkg);
   if (!v.ok) throw new MessageUnverifiedError(`message ${id} failed verification: ${v.reason}: ${v.detail}`);
 }
 
-function printVerdict(rt: Runtime, id: string, v: MessageVerification): void {
+async function readCrlFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new InputFileError(file, 'a readable CRL file (PEM) for --crl', { cause });
+  }
+}
+
+function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: PackageVerification): void {
+  // Package only: the time everything was judged at, and message.json's receipt time, unproven.
+  const offline = pkg
+    ? { checkedAt: pkg.checkedAt.toISOString(), claimedReceivedAt: pkg.claimedReceivedAt ?? null, receivedAtProven: false }
+    : {};
+  const claimed = pkg ? `${pkg.claimedReceivedAt ?? '(none)'} (message.json, not signed: unproven, not used)` : '';
   if (rt.json) {
-    if (!v.ok) return rt.out.json({ id, verified: false, reason: v.reason, detail: v.detail });
+    if (!v.ok) return rt.out.json({ id, verified: false, reason: v.reason, detail: v.detail, ...offline, ...(pkg?.note ? { note: pkg.note } : {}) });
     return rt.out.json({
       id,
       verified: true,
@@ -124,10 +108,13 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification): void {
       attachments: v.header.attachments.map((a) => ({ name: a.name, size: a.size, sha384: a.sha384 })),
       chain: v.chain.map((c) => c.subjectString),
       revokedLater: v.revokedLater ? { at: v.revokedLater.at.toISOString(), reason: v.revokedLater.reason } : null,
+      ...offline,
     });
   }
   if (!v.ok) {
     rt.out.line(`!! VERIFICATION FAILED: ${v.reason}: ${v.detail}`);
+    if (pkg?.note) rt.out.line(`!! ${pkg.note}`);
+    if (pkg) rt.out.fields([['checked at', `${pkg.checkedAt.toISOString()} (now)`], ['received', claimed]]);
     return;
   }
   rt.out.fields([
@@ -136,6 +123,7 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification): void {
     ['signed by', `${v.signer} (certificate ${v.signerCert.serialNumber}, clearance ${v.signerCert.clearance ?? 'none'})`],
     ['label', v.header.label.replace('-', ' ').toUpperCase()],
     ['sent', v.header.sentAt],
+    ...(pkg ? ([['received', claimed], ['checked at', `${pkg.checkedAt.toISOString()} (now: chain, validity and CRL)`]] as [string, string][]) : []),
     ['body digest', v.bodyChecked ? 'matches the signed SHA-384' : 'not checked (no body given)'],
     ['chain', v.chain.map((c) => c.subjectString).join(' <- ')],
   ]);
