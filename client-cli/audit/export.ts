@@ -17,7 +17,11 @@ import type { TrailSource } from './verify.js';
 /** What goes in besides the trail itself. */
 export interface ExportInput {
   source: TrailSource & { latestWire(): Promise<CheckpointWire> };
-  /** Every stored checkpoint, as served (wire form, JSON lines). */
+  /**
+   * Every stored checkpoint up to and including the latest one (`source.latestWire()`), as served
+   * (wire form, JSON lines): those signed after it are not part of this export (`httpSource`'s
+   * `checkpointWires()`).
+   */
   checkpoints: AsyncIterable<CheckpointWire>;
   chainPem: string;
   pinnedPem: string;
@@ -81,7 +85,7 @@ Log "${latest.origin}", ${latest.size} entries (${n} written), latest checkpoint
 | file | what |
 |---|---|
 | ${EXPORT_FILES.entries} | one entry per line: {seq, data, leafHash}; \`data\` is the RFC 8785 canonical JSON that was hashed, leaf hash = SHA-256(0x00 ‖ data) (RFC 9162 §2.1.1) |
-| ${EXPORT_FILES.checkpoints} | every checkpoint the appliance signed: {origin, size, root, time, note, signature (base64 DER CMS)} |
+| ${EXPORT_FILES.checkpoints} | every checkpoint the appliance signed up to the latest one below: {id, origin, size, root, time, note, signature (base64 DER CMS)} |
 | ${EXPORT_FILES.latestNote}, ${EXPORT_FILES.latestSig} | the latest checkpoint note and its detached CMS signature (DER) |
 | ${EXPORT_FILES.chain} | audit-signing certificate, issuing CA, root CA as served by the appliance |
 | ${EXPORT_FILES.ca} | the CA certificate(s) pinned in the exporting profile |

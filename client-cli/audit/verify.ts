@@ -6,14 +6,17 @@
  * 2. A checkpoint saved earlier: same log, not larger than today's, and (online) an RFC 9162
  *    consistency proof from it to today's — a rewritten history fails here even when the
  *    appliance re-signed it, since its key cannot make an old root a prefix of a new one.
- * 3. Every stored checkpoint's signature; two signed roots for one size are a fork.
+ * 3. Every stored checkpoint's signature; two signed roots for one size are a fork; one signed
+ *    before the latest that covers more than it is a rollback. Checkpoints signed after the latest
+ *    (a busy appliance signs one every 2 s, and on any role's request) are not part of what is
+ *    verified: see {@link verifyTrail}.
  * 4. Every entry: no gap, its own seq inside its data (moves and swaps), its leaf hash recomputed
  *    from its data (and compared with the stored one, which names an edited entry); the recomputed
  *    root at each checkpoint's size must be the signed one, which places a change in the entries
  *    that checkpoint added over the one before.
  */
 import type { SavedCheckpoint } from './checkpoint.js';
-import { checkCheckpoint, savedNote, type Checkpoint, type SignedNote, type Trust } from './checkpoint.js';
+import { checkCheckpoint, parseNote, savedNote, type Checkpoint, type SignedNote, type Trust } from './checkpoint.js';
 import { hashEq, leafHash, TreeBuilder, verifyConsistency, type Hash } from './merkle.js';
 
 /** One entry as served or exported. */
@@ -25,11 +28,20 @@ export interface EntryRow {
   leafHash?: Uint8Array;
 }
 
+/** A checkpoint as the appliance lists it: the signed note and, when given, its row id (ids grow with time; not signed). */
+export interface ListedNote extends SignedNote {
+  id?: number;
+}
+
 /** Where the trail comes from (the appliance over HTTPS, or an export folder). */
 export interface TrailSource {
-  latest(): Promise<SignedNote>;
-  /** Every checkpoint the appliance stored, oldest first. */
-  checkpoints(): AsyncIterable<SignedNote>;
+  /** The latest checkpoint, taken once: the trail is verified as of this one. */
+  latest(): Promise<ListedNote>;
+  /**
+   * The checkpoints the appliance stored, oldest first (by id). A source may end the list with
+   * the latest checkpoint itself; checkpoints listed after it are those signed later.
+   */
+  checkpoints(): AsyncIterable<ListedNote>;
   /** Entries with from ≤ seq < to, in seq order (a missing entry is simply absent). */
   entries(from: number, to: number): AsyncIterable<EntryRow>;
   /** RFC 9162 consistency proof from size m to n (online only). */
@@ -49,8 +61,34 @@ export type TrailFailureReason =
   | 'checkpoint-mismatch';
 
 export type TrailVerification =
-  | { ok: true; origin: string; size: number; root: Hash; time: Date; checkpoints: number; since?: number }
+  | {
+      ok: true;
+      origin: string;
+      size: number;
+      root: Hash;
+      time: Date;
+      /** Stored checkpoints checked. */
+      checkpoints: number;
+      /** Listed checkpoints signed after the latest and covering more: not checked (see verifyTrail). */
+      later: number;
+      since?: number;
+    }
   | { ok: false; reason: TrailFailureReason; detail: string; seq?: number };
+
+/**
+ * Thrown by a source when what it reads is itself a defect of the trail (a line of an export that
+ * is not an entry or not a checkpoint): {@link verifyTrail} reports it as a failed verification,
+ * never as a tool error. Thrown while entries are read, it fails at the entry expected next.
+ */
+export class TrailDataError extends Error {
+  constructor(
+    readonly reason: 'malformed-entry' | 'checkpoint-invalid',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TrailDataError';
+  }
+}
 
 /** What to verify against. */
 export interface VerifyOptions {
@@ -64,8 +102,21 @@ export interface VerifyOptions {
 type Fail = Extract<TrailVerification, { ok: false }>;
 const fail = (reason: TrailFailureReason, detail: string, seq?: number): Fail => ({ ok: false, reason, detail, ...(seq !== undefined ? { seq } : {}) });
 const t = (d: Date) => d.toISOString();
+const sameSigned = (a: SignedNote, b: SignedNote) => a.note === b.note && hashEq(a.signature, b.signature);
 
-/** Verifies a whole trail; never throws for a bad trail (transport errors do propagate). */
+/**
+ * Verifies a whole trail as of the latest checkpoint `src` gives; never throws for a bad trail
+ * (transport and file-access errors do propagate).
+ *
+ * Checkpoints signed after that latest one are normal on a busy appliance: the stored list is
+ * read after the latest was taken. One is known to be later, and is not checked, when the list
+ * showed the latest checkpoint itself (same note and signature, and the same id when the source
+ * gave one) before it and never again after it, its id is greater than that one's, and its note
+ * claims more entries than the latest. Every other checkpoint is checked: one covering more than
+ * the latest is a rollback. So a checkpoint signed before the latest (listed before it, with a
+ * smaller id, or followed by a replayed copy of the latest) that covers more is still caught, and
+ * so is the whole list when the latest is not in it or ids are absent.
+ */
 export async function verifyTrail(src: TrailSource, o: VerifyOptions): Promise<TrailVerification> {
   const latestNote = await src.latest();
   const latestCheck = await checkCheckpoint(latestNote, o.trust);
@@ -106,12 +157,12 @@ export async function verifyTrail(src: TrailSource, o: VerifyOptions): Promise<T
   }
 
   let count = 0;
-  for await (const s of src.checkpoints()) {
+  const check = async (s: ListedNote, n: number): Promise<Fail | undefined> => {
     count++;
     const c = await checkCheckpoint(s, o.trust);
-    if (!c.ok) return fail('checkpoint-invalid', `stored checkpoint ${count}: ${c.detail}`);
+    if (!c.ok) return fail('checkpoint-invalid', `stored checkpoint ${n}: ${c.detail}`);
     const cp = c.checkpoint;
-    if (cp.origin !== latest.origin) return fail('origin-mismatch', `stored checkpoint ${count} is of log "${cp.origin}"`);
+    if (cp.origin !== latest.origin) return fail('origin-mismatch', `stored checkpoint ${n} is of log "${cp.origin}"`);
     const b = bounds.get(cp.size);
     if (b && !hashEq(b.root, cp.root)) {
       return fail('fork', `two validly signed checkpoints give different roots for size ${cp.size}: ${b.what} and the one of ${t(cp.time)}`);
@@ -120,7 +171,39 @@ export async function verifyTrail(src: TrailSource, o: VerifyOptions): Promise<T
       return fail('rollback', `a checkpoint of ${t(cp.time)} covers ${cp.size} entries; the latest covers only ${latest.size}`, latest.size);
     }
     if (!b) bounds.set(cp.size, { root: cp.root, what: `the checkpoint of ${t(cp.time)}` });
+    return undefined;
+  };
+  const isLatest = (s: ListedNote) => s.id !== undefined && (latestNote.id === undefined || latestNote.id === s.id) && sameSigned(s, latestNote);
+  let listed = 0;
+  // The id under which the list last showed the latest checkpoint itself.
+  let latestId: number | undefined;
+  // Listed after it with a greater id and more entries: signed later, unless the latest shows up
+  // again after them (a stored copy of an older checkpoint, replayed as the newest, shares its note).
+  let pending: { s: ListedNote; n: number }[] = [];
+  try {
+    for await (const s of src.checkpoints()) {
+      const n = ++listed;
+      const same = isLatest(s);
+      if (!same && latestId !== undefined && s.id !== undefined && s.id > latestId && (parseNote(s.note)?.size ?? 0) > latest.size) {
+        pending.push({ s, n });
+        continue;
+      }
+      if (same) {
+        for (const p of pending) {
+          const f = await check(p.s, p.n);
+          if (f) return f;
+        }
+        pending = [];
+      }
+      const f = await check(s, n);
+      if (f) return f;
+      if (same) latestId = s.id;
+    }
+  } catch (err) {
+    if (err instanceof TrailDataError) return fail(err.reason, err.message);
+    throw err;
   }
+  const later = pending.length;
 
   const tree = new TreeBuilder();
   const enc = new TextEncoder();
@@ -138,24 +221,30 @@ export async function verifyTrail(src: TrailSource, o: VerifyOptions): Promise<T
   };
   const atZero = checkBound();
   if (atZero) return atZero;
-  for await (const row of src.entries(0, latest.size)) {
-    const want = tree.size;
-    if (row.seq !== want) {
-      return row.seq > want ? fail('sequence-gap', `entry ${want} is missing (the next one served is ${row.seq})`, want) : fail('seq-mismatch', `entry ${row.seq} appears again after entry ${want - 1}`, row.seq);
+  try {
+    for await (const row of src.entries(0, latest.size)) {
+      const want = tree.size;
+      if (row.seq !== want) {
+        return row.seq > want ? fail('sequence-gap', `entry ${want} is missing (the next one served is ${row.seq})`, want) : fail('seq-mismatch', `entry ${row.seq} appears again after entry ${want - 1}`, row.seq);
+      }
+      const lh = leafHash(enc.encode(row.data));
+      if (row.leafHash && !hashEq(lh, row.leafHash)) return fail('leaf-hash-mismatch', `entry ${want}: its data does not hash to its stored leaf hash (edited)`, want);
+      let inner: unknown;
+      try {
+        inner = (JSON.parse(row.data) as { seq?: unknown }).seq;
+      } catch {
+        return fail('malformed-entry', `entry ${want}: its data is not JSON`, want);
+      }
+      if (inner !== want) return fail('seq-mismatch', `entry ${want}: its data says seq ${String(inner)} (moved or swapped)`, want);
+      tree.push(lh);
+      const b = checkBound();
+      if (b) return b;
+      if (tree.size % 1000 === 0) o.onProgress?.(tree.size, latest.size);
     }
-    const lh = leafHash(enc.encode(row.data));
-    if (row.leafHash && !hashEq(lh, row.leafHash)) return fail('leaf-hash-mismatch', `entry ${want}: its data does not hash to its stored leaf hash (edited)`, want);
-    let inner: unknown;
-    try {
-      inner = (JSON.parse(row.data) as { seq?: unknown }).seq;
-    } catch {
-      return fail('malformed-entry', `entry ${want}: its data is not JSON`, want);
-    }
-    if (inner !== want) return fail('seq-mismatch', `entry ${want}: its data says seq ${String(inner)} (moved or swapped)`, want);
-    tree.push(lh);
-    const b = checkBound();
-    if (b) return b;
-    if (tree.size % 1000 === 0) o.onProgress?.(tree.size, latest.size);
+  } catch (err) {
+    // An unreadable line stands where the next entry was expected: that one fails.
+    if (err instanceof TrailDataError) return fail(err.reason, `${err.message} (where entry ${tree.size} was expected)`, tree.size);
+    throw err;
   }
   if (tree.size < latest.size) return fail('sequence-gap', `entries ${tree.size}..${latest.size - 1} are missing (the latest checkpoint covers ${latest.size})`, tree.size);
   return {
@@ -165,6 +254,7 @@ export async function verifyTrail(src: TrailSource, o: VerifyOptions): Promise<T
     root: latest.root,
     time: latest.time,
     checkpoints: count,
+    later,
     ...(saved ? { since: saved.size } : {}),
   };
 }

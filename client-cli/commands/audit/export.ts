@@ -14,7 +14,7 @@ export function auditExportCommand(ctx: CommandContext): Command {
   const cmd = new Command('export')
     .summary('export entries, checkpoints, chain and CRL for offline verification')
     .description(
-      'Write the audit trail into a new folder: entries (JSON lines), every signed checkpoint, the latest checkpoint as ' +
+      'Write the audit trail into a new folder: entries (JSON lines), every checkpoint signed up to the latest one, that latest checkpoint as ' +
         'files openssl reads, the certificate chain, the pinned CA, the CRL and a README. Verify it later, on a machine ' +
         'without network, with `sigil audit verify --offline DIR`.',
     )
@@ -32,21 +32,13 @@ export async function run(opts: AuditExportOptions, rt: Runtime): Promise<void> 
   const { httpSource } = await import('../../audit/sources.js');
   const { onlineTrust } = await import('../../audit/online.js');
   const { writeExport } = await import('../../audit/export.js');
-  const { CheckpointsAnswerSchema } = await import('../../audit/api.js');
   const http = await rt.client({ session: true });
   const src = httpSource(http);
   const chainPem = await src.chain();
   const { pinnedPem, crlPem } = await onlineTrust(rt, http, chainPem);
-  async function* checkpoints() {
-    for (let after = 0; ; ) {
-      const page = await http.get(`/v1/audit/checkpoints?after=${after}&limit=1000`, CheckpointsAnswerSchema);
-      yield* page.checkpoints;
-      const last = page.checkpoints[page.checkpoints.length - 1];
-      if (page.checkpoints.length < 1000 || last?.id === undefined) return;
-      after = last.id;
-    }
-  }
-  const r = await writeExport(opts.out, { source: src, checkpoints: checkpoints(), chainPem, pinnedPem, ...(crlPem ? { crlPem } : {}), now: rt.io.now() });
+  // The checkpoint list ends at the latest checkpoint taken above, so the export is one consistent
+  // set even while the appliance signs newer ones.
+  const r = await writeExport(opts.out, { source: src, checkpoints: src.checkpointWires(), chainPem, pinnedPem, ...(crlPem ? { crlPem } : {}), now: rt.io.now() });
   if (rt.json) return rt.out.json(r);
   rt.out.fields([
     ['exported', r.dir],

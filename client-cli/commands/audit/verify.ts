@@ -19,7 +19,8 @@ export function auditVerifyCommand(ctx: CommandContext): Command {
       'Download every entry and checkpoint (or read them from an export folder with --offline), verify each checkpoint\'s ' +
         'signature and audit certificate, recompute every leaf hash and the root at each checkpoint, and check that the log ' +
         'extends the saved checkpoint (--since, default <profile>/audit/checkpoint.json when it exists). ' +
-        'Names the first failing entry (seq and reason).',
+        'The trail is verified as of the latest checkpoint, taken first; checkpoints the appliance signs meanwhile are not ' +
+        'part of it. Names the first failing entry (seq and reason).',
     )
     .option('--since <file>', 'a checkpoint saved earlier by `sigil audit checkpoint`')
     .option('--offline <dir>', 'verify an export folder made by `sigil audit export`; no network')
@@ -90,10 +91,14 @@ export async function run(opts: AuditVerifyOptions, rt: Runtime): Promise<void> 
     root: Buffer.from(result.root).toString('base64'),
     time: result.time.toISOString(),
     checkpoints: result.checkpoints,
+    later: result.later,
     since: result.since ?? null,
     source: opts.offline ?? 'appliance',
   };
   if (rt.json) return rt.out.json(out);
+  if (out.later > 0) {
+    rt.out.note(`note: ${out.later} listed checkpoint${out.later === 1 ? ' was' : 's were'} signed after the latest one (${out.time}) and not checked`);
+  }
   rt.out.fields([
     ['verified', `${out.size} entries of ${out.origin}`],
     ['root', out.root],

@@ -4,7 +4,7 @@
  * inclusion proofs for staff, and an export that verifies offline with the appliance stopped.
  */
 import t from 'tap';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { profileRunner } from '../../helpers/cli.js';
@@ -42,6 +42,36 @@ await t.test('when an auditor lists events then filters apply; staff are refused
   const refused = await staff.run(['audit', 'events']);
   t.equal(refused.code, 1);
   t.match(refused.stderr, /FORBIDDEN|role/);
+});
+
+// Review: `audit events` cut the listing at --limit without a word and could not go on from there.
+await t.test('when more events match than --limit then a note gives the seq to go on from with --after', async (t) => {
+  const first = await auditor.json(['audit', 'events', '--limit', '3']);
+  t.equal(first.events.length, 3);
+  const cut = first.events[2].seq;
+  t.equal(first.next, cut, 'the JSON carries where to go on');
+  const text = await auditor.run(['audit', 'events', '--limit', '3']);
+  t.equal(text.code, 0, text.stderr);
+  t.equal(text.stdout.trim().split('\n').length, 4, 'header and three events');
+  t.equal(text.stderr, `more events after seq ${cut}: sigil audit events --limit 3 --after ${cut}\n`);
+  const rest = await auditor.json(['audit', 'events', '--after', String(cut), '--limit', '3']);
+  t.ok(rest.events.length > 0);
+  t.ok(rest.events.every((e: { seq: number }) => e.seq > cut), 'only events after that seq');
+  const both = await auditor.json(['audit', 'events', '--limit', '6']);
+  t.same(both.events.slice(3, 3 + rest.events.length), rest.events, 'the next page starts where the first stopped');
+  // The filters go into the command to paste; exactly --limit matching events is not a cut.
+  const room = await auditor.run(['audit', 'events', '--type', 'room', '--limit', '1']);
+  t.equal(room.code, 0, room.stderr);
+  t.match(room.stderr, /^more events after seq (\d+): sigil audit events --type room --limit 1 --after \1\n$/);
+  const exact = await auditor.run(['audit', 'events', '--type', 'room', '--limit', '2']);
+  t.equal(exact.code, 0, exact.stderr);
+  t.equal(exact.stderr, '', 'no note when nothing was left out');
+  t.match(await auditor.json(['audit', 'events', '--type', 'room', '--limit', '2']), { next: null });
+  const all = await auditor.json(['audit', 'events']);
+  t.equal(all.next, null);
+  const bad = await auditor.run(['audit', 'events', '--after', '-1']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--after expects a whole number 0 or more/);
 });
 
 await t.test('when staff prove an entry then the inclusion proof verifies against the signed checkpoint', async (t) => {
@@ -98,3 +128,50 @@ await t.test('when the trail is exported then it verifies offline with the appli
   }
 });
 
+
+// Review: a broken line inside an export was a tool failure (exit 1) instead of a failed verification.
+await t.test('when a line inside an export is broken then offline verify fails (exit 3) naming the file and line', async (t) => {
+  await h.trail().log.append(Array.from({ length: 50 }, (_, i) => ({ type: 'test.filler', actor: 'system', data: { i } })));
+  const good = join(dir, 'export-lines');
+  const e = await auditor.json(['audit', 'export', '--out', good]);
+  t.ok(e.size > 50);
+  const variant = (name: string, file: string, change: (lines: string[]) => void): string => {
+    const copy = join(dir, `export-lines-${name}`);
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(good, copy, { recursive: true });
+    const lines = readFileSync(join(copy, file), 'utf8').split('\n');
+    change(lines);
+    writeFileSync(join(copy, file), lines.join('\n'));
+    return copy;
+  };
+  const verify = (d: string, json = false) => auditor.run(['audit', 'verify', '--offline', d, '--ca', ta.init.ca.root, ...(json ? ['--json'] : [])]);
+
+  const cut = variant('cut', 'entries.jsonl', (ls) => void (ls[39] = ls[39]!.slice(0, 25)));
+  const a = await verify(cut);
+  t.equal(a.code, 3, a.stderr);
+  t.equal(a.stderr, `error: audit trail does not verify: malformed-entry at entry 39: ${join(cut, 'entries.jsonl')} line 40 is not JSON (where entry 39 was expected)\n`);
+  const aj = await verify(cut, true);
+  t.equal(aj.code, 3);
+  t.match(JSON.parse(aj.stdout), { ok: false, reason: 'malformed-entry', seq: 39 });
+
+  const shape = variant('shape', 'entries.jsonl', (ls) => void (ls[39] = JSON.stringify({ seq: 39, data: 42 })));
+  const b = await verify(shape);
+  t.equal(b.code, 3, b.stderr);
+  t.match(b.stderr, /malformed-entry at entry 39: .*entries\.jsonl line 40 is not an entry \(it says seq 39\)/);
+
+  const cpCut = variant('cp-cut', 'checkpoints.jsonl', (ls) => void (ls[1] = '{"id":'));
+  const c = await verify(cpCut);
+  t.equal(c.code, 3, c.stderr);
+  t.match(c.stderr, /audit trail does not verify: checkpoint-invalid: .*checkpoints\.jsonl line 2 is not JSON/);
+  const cpShape = variant('cp-shape', 'checkpoints.jsonl', (ls) => void (ls[0] = JSON.stringify({ size: 'x' })));
+  const d = await verify(cpShape);
+  t.equal(d.code, 3, d.stderr);
+  t.match(d.stderr, /checkpoint-invalid: .*checkpoints\.jsonl line 1 is not a checkpoint/);
+
+  // A missing file is still a tool failure, not a verdict on the trail.
+  const missing = variant('missing', 'entries.jsonl', () => undefined);
+  rmSync(join(missing, 'entries.jsonl'));
+  const m = await verify(missing);
+  t.equal(m.code, 1, m.stderr);
+  t.match(m.stderr, /entries\.jsonl cannot be read/);
+});

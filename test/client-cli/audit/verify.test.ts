@@ -132,3 +132,47 @@ t.test('when entries are missing at the end or malformed then the entry is named
     reason: 'checkpoint-invalid',
   });
 });
+
+// Review "rollback on a busy appliance": the CLI takes the latest checkpoint first and lists the
+// stored ones afterwards, so the list may end with checkpoints signed after that latest one.
+type Listed = { note: string; signature: Uint8Array; id?: number };
+const withId = (n: { note: string; signature: Uint8Array }, id?: number): Listed => (id === undefined ? { ...n } : { ...n, id });
+
+t.test('when checkpoints signed after the latest one are listed after it then they are not a rollback', async (t) => {
+  const rs = rows(12);
+  const latest = withId(await note(rs, 9, undefined, 2000), 3);
+  const stored = [withId(await note(rs, 4), 1), withId(await note(rs, 6, undefined, 1000), 2), latest, withId(await note(rs, 12, undefined, 3000), 4)];
+  t.match(await verifyTrail(source(rs, latest, stored), { trust }), { ok: true, size: 9, checkpoints: 3, later: 1 });
+  // An export written before the fix: its latest (checkpoint.txt) carries no id; the list shows which one it is.
+  t.match(await verifyTrail(source(rs, withId(latest), stored), { trust }), { ok: true, size: 9, checkpoints: 3, later: 1 });
+});
+
+t.test('when a larger checkpoint was signed before the latest one then rollback, whatever the list order says', async (t) => {
+  const rs = rows(12);
+  const latest = withId(await note(rs, 9, undefined, 2000), 3);
+  const bigger = await note(rs, 12, undefined, 1000);
+  // Listed before the latest (the appliance signed 12 entries, then presents 9).
+  t.match(await verifyTrail(source(rs, latest, [withId(bigger, 2), latest]), { trust }), { ok: false, reason: 'rollback', seq: 9 });
+  // Listed after the latest but with a smaller id: not provably later.
+  t.match(await verifyTrail(source(rs, latest, [latest, withId(bigger, 2)]), { trust }), { ok: false, reason: 'rollback' });
+  // The latest is not in the list at all, or the list has no ids: nothing is provably later.
+  t.match(await verifyTrail(source(rs, latest, [withId(await note(rs, 4), 1), withId(bigger, 4)]), { trust }), { ok: false, reason: 'rollback' });
+  t.match(await verifyTrail(source(rs, withId(latest), [withId(latest), withId(bigger)]), { trust }), { ok: false, reason: 'rollback' });
+  // The same note under another id than the latest's is not the latest.
+  t.match(await verifyTrail(source(rs, latest, [withId(latest, 7), withId(bigger, 8)]), { trust }), { ok: false, reason: 'rollback' });
+  // An older checkpoint stored again as the newest (a replay): its first copy is not the latest.
+  const older = await note(rs, 9);
+  t.match(await verifyTrail(source(rs, withId(older), [withId(older, 1), withId(bigger, 2), withId(older, 3)]), { trust }), { ok: false, reason: 'rollback' });
+  t.match(await verifyTrail(source(rs, withId(older, 3), [withId(older, 1), withId(bigger, 2), withId(older, 3)]), { trust }), { ok: false, reason: 'rollback' });
+});
+
+t.test('when a checkpoint listed after the latest one covers no more than it then it is still checked', async (t) => {
+  const rs = rows(12);
+  const forged = rows(12, 2);
+  const latest = withId(await note(rs, 9, undefined, 2000), 3);
+  t.match(await verifyTrail(source(rs, latest, [latest, withId(await note(forged, 5, undefined, 3000), 4)]), { trust }), { ok: false, reason: 'checkpoint-mismatch' });
+  t.match(await verifyTrail(source(rs, latest, [withId(await note(rs, 5), 1), latest, withId(await note(forged, 5, undefined, 3000), 4)]), { trust }), {
+    ok: false,
+    reason: 'fork',
+  });
+});

@@ -6,6 +6,10 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sqlite3 from 'sqlite3';
+import { Hono } from 'hono';
+import type { AuditTrail } from '../../../../server/audit/index.js';
+import type { AppDeps } from '../../../../server/app.js';
+import type { AppEnv } from '../../../../server/middleware/types.js';
 import { createApp, listen, loadConfig, openAppliance, parseListen, PATHS, silentLogger } from '../../../../server/index.js';
 import { auditRoutes, auditTrailOf } from '../../../../server/routes/audit.js';
 import { startTestAppliance, type TestAppliance, type TestUser } from '../../../helpers/appliance.js';
@@ -31,12 +35,37 @@ export interface AuditHarness {
   whileStopped(change: () => Promise<void>): Promise<void>;
   raw(sql: string, params?: unknown[]): Promise<void>;
   rawAll<T>(sql: string): Promise<T[]>;
+  /** The running appliance's audit trail (its timer is not started: checkpoints are signed on request only). */
+  trail(): AuditTrail;
 }
 
-export async function auditHarness(t: Teardownable, dir: string): Promise<AuditHarness> {
+/** Options of {@link auditHarness}. */
+export interface AuditHarnessOptions {
+  /**
+   * Runs before each `/v1/audit` request is handled (path relative to `/v1/audit`, e.g.
+   * `/checkpoints`), with the running trail: a seam to change the log between two requests.
+   */
+  beforeRequest?: (path: string, trail: AuditTrail) => Promise<void>;
+}
+
+/** The audit routes over `trail`, behind `o.beforeRequest` when given. */
+function routesOf(d: AppDeps, trail: AuditTrail, o: AuditHarnessOptions): Hono<AppEnv> {
+  const routes = auditRoutes(d, trail);
+  const hook = o.beforeRequest;
+  if (!hook) return routes;
+  const app = new Hono<AppEnv>();
+  app.use('*', async (c, next) => {
+    await hook(c.req.path.replace(/^\/v1\/audit/, ''), trail);
+    await next();
+  });
+  app.route('/', routes);
+  return app;
+}
+
+export async function auditHarness(t: Teardownable, dir: string, o: AuditHarnessOptions = {}): Promise<AuditHarness> {
   let trail: ReturnType<typeof auditTrailOf> | undefined;
   const ta = await startTestAppliance({
-    extraRoutes: { '/v1/audit': (d) => auditRoutes(d, (trail = auditTrailOf(d.appliance, d.now))) },
+    extraRoutes: { '/v1/audit': (d) => routesOf(d, (trail = auditTrailOf(d.appliance, d.now)), o) },
   });
   const dataDir = ta.dataDir;
   const vaultDb = join(dataDir, PATHS.vault, 'vault.db');
@@ -62,7 +91,8 @@ export async function auditHarness(t: Teardownable, dir: string): Promise<AuditH
     const appliance = await openAppliance({ dataDir, config, masterKey: { keyFilePath: join(dataDir, PATHS.masterKeyFile) } });
     const now = () => new Date();
     const tr = auditTrailOf(appliance, now);
-    const app = createApp({ appliance, now, config, log: silentLogger }, { '/v1/audit': (d) => auditRoutes(d, tr) });
+    trail = tr;
+    const app = createApp({ appliance, now, config, log: silentLogger }, { '/v1/audit': (d) => routesOf(d, tr, o) });
     const listener = await listen({ app, appliance, address: parseListen(`127.0.0.1:${ta.port}`), allowedPeers: config.allowedPeers, log: silentLogger });
     running = {
       stop: async () => {
@@ -123,5 +153,9 @@ export async function auditHarness(t: Teardownable, dir: string): Promise<AuditH
     },
     raw,
     rawAll,
+    trail: () => {
+      if (!trail) throw new Error('the appliance is not running');
+      return trail;
+    },
   };
 }
