@@ -7,10 +7,11 @@
  * `cert.pem` (the user's certificate), `chain.pem` (issuing CA certificates sent with it),
  * `request.csr.pem` (the last CSR made by keygen), `session.json` (bearer token).
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ProfileCorruptError, ProfileMissingError } from './errors.js';
+import { stageFile, writeFileAtomic, type StagedFile } from './output-file.js';
 
 /** Where the profile lives: `--profile DIR`, else `SIGIL_PROFILE`, else the OS's per-user config folder. */
 export function resolveProfileDir(opts: {
@@ -91,8 +92,12 @@ export class Profile {
   }
 
   async writeConfig(config: ProfileConfig): Promise<void> {
-    const { ProfileConfigSchema } = await import('./profile-schema.js');
-    await this.write('config', JSON.stringify(ProfileConfigSchema.parse(config), null, 2) + '\n');
+    await this.write('config', await configText(config));
+  }
+
+  /** Stages config.json (see {@link Profile.stage}). */
+  async stageConfig(config: ProfileConfig): Promise<StagedFile> {
+    return this.stage('config', await configText(config));
   }
 
   async read(file: ProfileFile): Promise<string> {
@@ -109,13 +114,30 @@ export class Profile {
     }
   }
 
-  /** Writes through a temporary file and a rename, so a crash never leaves half a key behind. */
+  /**
+   * Writes through a new file and a rename (output-file.ts), so a crash never leaves half a key
+   * behind and a key or session never keeps the looser mode of a file it replaces.
+   */
   async write(file: ProfileFile, text: string): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const target = this.path(file);
-    const tmp = `${target}.${process.pid}.tmp`;
-    await writeFile(tmp, text, { mode: PRIVATE.has(file) ? 0o600 : 0o644 });
-    await rename(tmp, target);
+    await writeFileAtomic(this.path(file), text, { mode: PRIVATE.has(file) ? 0o600 : 0o644 });
+  }
+
+  /**
+   * Writes `text` for `file` beside it without replacing it yet: `commit()` renames it into place,
+   * `discard()` drops it. For changes of several files that must all be written before any is
+   * replaced (keygen).
+   */
+  async stage(file: ProfileFile, text: string): Promise<StagedFile> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const staged = await stageFile(this.path(file), { mode: PRIVATE.has(file) ? 0o600 : 0o644 });
+    try {
+      await staged.write(text);
+    } catch (err) {
+      await staged.discard();
+      throw err;
+    }
+    return staged;
   }
 
   async remove(file: ProfileFile): Promise<void> {
@@ -142,4 +164,9 @@ export class Profile {
       throw new ProfileCorruptError(this.path(file), { cause });
     }
   }
+}
+
+async function configText(config: ProfileConfig): Promise<string> {
+  const { ProfileConfigSchema } = await import('./profile-schema.js');
+  return JSON.stringify(ProfileConfigSchema.parse(config), null, 2) + '\n';
 }

@@ -2,7 +2,7 @@
  * SubjectPublicKeyInfo (RFC 5280 §4.1.2.7) → profile and WebCrypto verification key. Internal.
  */
 import * as pkijs from 'pkijs';
-import { UnknownAlgorithmError } from './errors.js';
+import { MalformedInputError, UnknownAlgorithmError } from './errors.js';
 import { getProfile, importParams, type AlgorithmProfile } from './profiles.js';
 import type { CryptoKey } from './webcrypto.js';
 
@@ -32,9 +32,23 @@ export function profileOfSpki(spki: pkijs.PublicKeyInfo): AlgorithmProfile | und
   return undefined;
 }
 
-/** Imports the key for `verify`. @throws UnknownAlgorithmError when it fits no profile. */
+/**
+ * Imports the key for `verify`.
+ * @throws UnknownAlgorithmError when it fits no profile.
+ * @throws MalformedInputError when it names a supported algorithm but its key is not a valid one
+ *   (an EC point off the curve, the point at infinity or with a bad prefix byte, SEC 1 §2.3.4 /
+ *   RFC 5480 §2.2; an RSA key that does not parse): WebCrypto's `DataError`, which is the
+ *   sender's input, not a fault of the appliance.
+ */
 export async function importSpki(spki: pkijs.PublicKeyInfo, what: string): Promise<CryptoKey> {
   const profile = profileOfSpki(spki);
   if (!profile) throw new UnknownAlgorithmError(`${what} has an unsupported public key (${spki.algorithm.algorithmId}): expected P-384, P-256 or RSA-3072`);
-  return crypto.subtle.importKey('spki', spki.toSchema().toBER(false), importParams(profile), true, ['verify']);
+  try {
+    return await crypto.subtle.importKey('spki', spki.toSchema().toBER(false), importParams(profile), true, ['verify']);
+  } catch (cause) {
+    if ((cause as { name?: unknown } | null)?.name === 'DataError') {
+      throw new MalformedInputError(`${what} has an invalid ${profile.name} public key: expected a valid key of that algorithm (a point on the curve for EC)`, { cause });
+    }
+    throw cause;
+  }
 }

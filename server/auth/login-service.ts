@@ -134,7 +134,7 @@ export class LoginService {
       envelopeSerial = env.serial;
     }
     await this.d.lockout.recordSuccess(login);
-    const { token, expiresAt } = await this.d.sessions.create(login, cc.fingerprint, cc.serial);
+    const { token, expiresAt } = await this.d.sessions.create(login, cc.fingerprint, cc.serial, cc.cert.notAfter);
     await this.d.audit.append([this.event('login.ok', login, login, { serial: cc.serial, peer: peer ?? null })]);
     return {
       token,

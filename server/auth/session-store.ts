@@ -1,6 +1,7 @@
 /**
  * Sessions: random bearer tokens, stored only as SHA-256 hashes, bound to the TLS client
- * certificate they were issued over, with idle and absolute timeouts.
+ * certificate they were issued over, with idle and absolute timeouts. A session never outlives
+ * that certificate: its absolute end is capped at the certificate's notAfter.
  *
  * A token has 256 random bits, so an unsalted SHA-256 is enough to make a stolen table useless
  * and lets the row be found by index (no secret comparison on a secret-dependent path).
@@ -110,11 +111,22 @@ export class SessionStore {
     return this.#cache.write(this.db, id, () => this.db.run(sql, params));
   }
 
-  /** Starts a session; the token is returned once and never stored. */
-  async create(login: string, certFingerprint: string, certSerial: string): Promise<{ token: string; expiresAt: Date }> {
+  /**
+   * Starts a session over the certificate `certFingerprint`/`certSerial`; the token is returned
+   * once and never stored. The session expires after the absolute lifetime or at `certNotAfter`,
+   * whichever comes first: the client-certificate check runs when a request starts, so a
+   * long-lived response (the event stream) would otherwise keep delivering past the certificate's
+   * end until the session's; its periodic re-check resolves the session and finds it expired.
+   */
+  async create(
+    login: string,
+    certFingerprint: string,
+    certSerial: string,
+    certNotAfter: Date,
+  ): Promise<{ token: string; expiresAt: Date }> {
     const token = (this.opts.random ?? randomBytes)(32).toString('base64url');
     const now = this.opts.now();
-    const expiresAt = new Date(now.getTime() + this.opts.absoluteMs);
+    const expiresAt = new Date(Math.min(now.getTime() + this.opts.absoluteMs, certNotAfter.getTime()));
     const id = hashToken(token);
     await this.#write(
       id,

@@ -5,6 +5,10 @@
  * (`requestCert` + `rejectUnauthorized`). Revocation and validity at the *appliance's* clock are
  * checked here on every request, because a connection outlives a revocation and because tests
  * (and the appliance itself) own the clock. The certificate is parsed once per socket.
+ *
+ * This runs when a request starts; a long-lived response (the event stream) outlives it. Such a
+ * response re-checks its session instead, and a session never outlives its certificate (the
+ * session store caps its expiry at the certificate's notAfter at login).
  */
 import type { TLSSocket } from 'node:tls';
 import type { MiddlewareHandler } from 'hono';

@@ -3,12 +3,13 @@
  * from the holder's CSR (the key never left their workstation) or as a password-protected
  * PKCS#12 made on the appliance.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { action1, type CommandContext } from '../../context.js';
 import { InputFileError, UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
+import { stageFile } from '../../output-file.js';
 import { ENV, type Runtime } from '../../runtime.js';
 
 export interface CertIssueOptions {
@@ -29,7 +30,7 @@ export function certIssueCommand(ctx: CommandContext): Command {
     )
     .argument('<login>', 'login of the account')
     .option('--csr <file>', 'PKCS#10 request PEM made by sigil keygen')
-    .option('--p12 <out>', 'write a PKCS#12 (key + certificate) to this file')
+    .option('--p12 <out>', 'write a PKCS#12 (key + certificate) to this file, owner-only (0600); an existing file is replaced')
     .option('--out <file>', 'with --csr: write the certificate and chain PEM here instead of stdout')
     .option('--json', 'print the result as JSON')
     .action(action1(ctx, 'login', run));
@@ -53,10 +54,19 @@ export async function run(opts: CertIssueOptions, rt: Runtime): Promise<void> {
       throw new InputFileError(opts.csr, 'a readable file', { cause });
     }
     if (!csr.includes('-----BEGIN CERTIFICATE REQUEST-----')) throw new InputFileError(opts.csr, 'a PEM certificate request');
-    const http = await rt.client({ session: true });
-    const issued = await http.post(path, { csr }, IssuedCertSchema);
-    const bundle = issued.certificate.trimEnd() + '\n' + issued.chain.trimEnd() + '\n';
-    if (opts.out) await writeFile(opts.out, bundle);
+    // Staged first, as --p12 below: an --out that cannot be written fails before anything is issued.
+    const out = opts.out ? await stageFile(opts.out, { mode: 0o644 }) : undefined;
+    let issued: { serial: string; certificate: string; chain: string };
+    let bundle: string;
+    try {
+      const http = await rt.client({ session: true });
+      issued = await http.post(path, { csr }, IssuedCertSchema);
+      bundle = issued.certificate.trimEnd() + '\n' + issued.chain.trimEnd() + '\n';
+      await out?.write(bundle);
+      await out?.commit();
+    } finally {
+      await out?.discard();
+    }
     if (rt.json) return rt.out.json({ serial: issued.serial, certificate: issued.certificate, chain: issued.chain, file: opts.out });
     if (opts.out) {
       rt.out.fields([
@@ -69,9 +79,19 @@ export async function run(opts: CertIssueOptions, rt: Runtime): Promise<void> {
     }
     return;
   }
-  const http = await rt.client({ session: true });
-  const issued = await http.post(`${path}/p12`, {}, IssuedP12Schema);
-  await writeFile(opts.p12 as string, Buffer.from(issued.p12, 'base64'), { mode: 0o600 });
+  // The file is a new owner-only file renamed over OUT (output-file.ts), never an existing file
+  // rewritten with its old mode. Staged before the request: an OUT that cannot be written fails
+  // before the appliance makes a key and certificate whose only copy would then be lost.
+  const p12 = await stageFile(opts.p12 as string, { mode: 0o600 });
+  let issued: { serial: string; p12: string; password: string };
+  try {
+    const http = await rt.client({ session: true });
+    issued = await http.post(`${path}/p12`, {}, IssuedP12Schema);
+    await p12.write(Buffer.from(issued.p12, 'base64'));
+    await p12.commit();
+  } finally {
+    await p12.discard();
+  }
   if (rt.json) return rt.out.json({ serial: issued.serial, file: opts.p12, password: issued.password });
   rt.out.fields([
     ['serial', issued.serial],

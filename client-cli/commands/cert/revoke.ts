@@ -1,4 +1,4 @@
-/** `sigil cert revoke SERIAL --reason R`: revoke a certificate (officer); its sessions end. */
+/** `sigil cert revoke SERIAL --reason R`: revoke a certificate (officer); its sessions end and a new CRL is published. */
 import { Command, Option } from 'commander';
 import { REVOCATION_REASONS } from '../../choices.js';
 import { action1, type CommandContext } from '../../context.js';
@@ -18,8 +18,9 @@ export function certRevokeCommand(ctx: CommandContext): Command {
   const cmd = new Command('revoke')
     .summary('revoke a certificate')
     .description(
-      'Revoke a certificate (officer only). Its holder can no longer log in or send; messages signed ' +
-        'before the revocation still verify. Run sigil crl publish to put it on the next CRL at once.',
+      'Revoke a certificate (officer only). Its holder can no longer log in or send, and its sessions end; messages signed ' +
+        'before the revocation still verify. The appliance publishes a new CRL listing it before it answers: ' +
+        'nothing more to run (sigil crl fetch gets that CRL).',
     )
     .argument('<serial>', 'serial number (hex) from sigil cert list')
     .addOption(new Option('--reason <reason>', 'RFC 5280 revocation reason').choices(REVOCATION_REASONS).makeOptionMandatory())

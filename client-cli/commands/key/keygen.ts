@@ -3,12 +3,12 @@
  * profile encrypted (PKCS#8 EncryptedPrivateKeyInfo, PBES2; RFC 5958 §3, RFC 8018 §6.2) and a
  * PKCS#10 request (RFC 2986) is written for the officer: the key never leaves the workstation.
  */
-import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS, type KeyAlgorithm } from '../../choices.js';
 import { action, type CommandContext } from '../../context.js';
 import { KeyExistsError, UsageError } from '../../errors.js';
 import { envSection, withHelp } from '../../help.js';
+import { stageFile, type StagedFile } from '../../output-file.js';
 import { ENV, type Runtime } from '../../runtime.js';
 
 export interface KeygenOptions {
@@ -32,7 +32,7 @@ export function keygenCommand(ctx: CommandContext): Command {
     )
     .addOption(new Option('--login <login>', 'your login, as on your envelope').makeOptionMandatory())
     .addOption(new Option('--algorithm <profile>', "key algorithm; must match the appliance's profile").choices(KEY_ALGORITHMS).default(DEFAULT_KEY_ALGORITHM))
-    .option('--out <file>', 'write the CSR PEM to this file')
+    .option('--out <file>', 'write the CSR PEM to this file (an existing file is replaced); if it cannot be written, the profile is left as it was')
     .option('--force', 'replace an existing key (its certificate is removed from the profile)')
     .option('--no-passphrase', 'store the private key unencrypted (needs --insecure)')
     .option('--insecure', 'allow --no-passphrase')
@@ -49,20 +49,41 @@ export async function run(opts: KeygenOptions, rt: Runtime): Promise<void> {
   const config = await rt.config();
   if ((await rt.profile.has('key')) && !opts.force) throw new KeyExistsError(rt.profile.path('key'));
   const { createCsr, exportPrivateKeyPem, generateKeyPair } = await import('../../../pki/index.js');
-  const passphrase = opts.passphrase ? await rt.io.prompter.newSecret('New key passphrase', ENV.keyPassphrase) : undefined;
-  const keyPair = await generateKeyPair(opts.algorithm);
-  const csr = await createCsr({ keyPair, subject: { login: opts.login, commonName: opts.login }, profile: opts.algorithm });
-  const keyPem = await exportPrivateKeyPem(keyPair.privateKey, passphrase);
-  await rt.profile.write('key', keyPem);
-  // A certificate of the previous key is useless with the new one, and so is its session.
-  await rt.profile.remove('cert');
-  await rt.profile.remove('chain');
-  await rt.profile.remove('session');
-  await rt.profile.write('csr', csr.pem);
-  await rt.profile.writeConfig({ ...config, login: opts.login });
-  if (opts.out) await writeFile(opts.out, csr.pem);
-  if (rt.json) return rt.out.json({ login: opts.login, algorithm: opts.algorithm, csr: csr.pem, keyFile: rt.profile.path('key'), csrFile: opts.out });
-  if (!opts.out) rt.io.stdout.write(csr.pem);
+  // Everything that can fail comes before the profile changes: --out and the new profile files
+  // are written beside their targets first (output-file.ts), and only then renamed into place.
+  // A missing --out folder, a refused prompt or a full disk leaves the working key, certificate,
+  // chain and session as they were (review: `keygen --force --out BADPATH` removed them, then failed).
+  const staged: StagedFile[] = [];
+  let passphrase: string | undefined;
+  let csrPem: string;
+  try {
+    const out = opts.out ? await stageFile(opts.out, { mode: 0o644 }) : undefined;
+    if (out) staged.push(out);
+    passphrase = opts.passphrase ? await rt.io.prompter.newSecret('New key passphrase', ENV.keyPassphrase) : undefined;
+    const keyPair = await generateKeyPair(opts.algorithm);
+    const csr = await createCsr({ keyPair, subject: { login: opts.login, commonName: opts.login }, profile: opts.algorithm });
+    csrPem = csr.pem;
+    await out?.write(csrPem);
+    const key = await rt.profile.stage('key', await exportPrivateKeyPem(keyPair.privateKey, passphrase));
+    staged.push(key);
+    const request = await rt.profile.stage('csr', csrPem);
+    staged.push(request);
+    const cfg = await rt.profile.stageConfig({ ...config, login: opts.login });
+    staged.push(cfg);
+    // All written: from here only renames and removals.
+    await out?.commit();
+    await key.commit();
+    // A certificate of the previous key is useless with the new one, and so is its session.
+    await rt.profile.remove('cert');
+    await rt.profile.remove('chain');
+    await rt.profile.remove('session');
+    await request.commit();
+    await cfg.commit();
+  } finally {
+    for (const s of staged) await s.discard();
+  }
+  if (rt.json) return rt.out.json({ login: opts.login, algorithm: opts.algorithm, csr: csrPem, keyFile: rt.profile.path('key'), csrFile: opts.out });
+  if (!opts.out) rt.io.stdout.write(csrPem);
   else rt.out.fields([['csr', opts.out]]);
   rt.out.note(`key stored ${passphrase ? 'encrypted' : 'UNENCRYPTED'} in ${rt.profile.path('key')}; give the request to your security officer, then run: sigil cert import FILE`);
 }

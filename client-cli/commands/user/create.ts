@@ -1,10 +1,10 @@
 /** `sigil user create`: an account and its sealed-envelope password (officer). */
-import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import type { Envelope } from '../../api.js';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
+import { stageFile } from '../../output-file.js';
 import { ENV, type Runtime } from '../../runtime.js';
 import { clearanceOption, ENVELOPE_NOTE, roleOption } from './options.js';
 
@@ -27,7 +27,7 @@ export function userCreateCommand(ctx: CommandContext): Command {
     .addOption(new Option('--department <department>', 'department').makeOptionMandatory())
     .addOption(clearanceOption().makeOptionMandatory())
     .addOption(roleOption().default('staff'))
-    .option('--envelope-out <file>', 'write the printable envelope (HTML) to this file')
+    .option('--envelope-out <file>', 'write the printable envelope (HTML) to this file, owner-only (0600); an existing file is replaced')
     .option('--json', 'print {account, envelope} as JSON')
     .action(action(ctx, run));
   return withHelp(cmd, {
@@ -42,19 +42,52 @@ export function userCreateCommand(ctx: CommandContext): Command {
 
 export async function run(opts: UserCreateOptions, rt: Runtime): Promise<void> {
   const { UserCreatedSchema } = await import('../../api.js');
-  const http = await rt.client({ session: true });
-  const created = await http.post(
-    '/v1/users',
-    { login: opts.login, fullName: opts.name, department: opts.department, clearance: opts.clearance, role: opts.role },
-    UserCreatedSchema,
-  );
-  await printEnvelope(rt, created.envelope, opts.envelopeOut, created);
+  await issueEnvelope(rt, opts.envelopeOut, async () => {
+    const http = await rt.client({ session: true });
+    return http.post(
+      '/v1/users',
+      { login: opts.login, fullName: opts.name, department: opts.department, clearance: opts.clearance, role: opts.role },
+      UserCreatedSchema,
+    );
+  });
 }
 
-/** Writes the HTML envelope if asked, then prints the envelope text (or everything as JSON). */
-export async function printEnvelope(rt: Runtime, envelope: Envelope, htmlOut: string | undefined, jsonValue: unknown): Promise<void> {
-  if (htmlOut) await writeFile(htmlOut, envelope.html, { mode: 0o600 });
-  if (rt.json) return rt.out.json(jsonValue);
-  rt.out.line(envelope.text.trimEnd());
+/**
+ * Gets an envelope from the appliance (`request`), writes its HTML to `htmlOut` if asked, then
+ * prints the envelope text (or everything as JSON).
+ *
+ * The HTML holds the one-time password: it is a new owner-only (0600) file renamed over
+ * `htmlOut` (output-file.ts), never an existing file rewritten with its old, perhaps
+ * world-readable, mode. It is staged before the request, so an `htmlOut` that cannot be written
+ * fails before an account or envelope exists; if writing it fails afterwards, the envelope is
+ * still printed before the error, so its password is not lost.
+ */
+export async function issueEnvelope<T extends { envelope: Envelope }>(
+  rt: Runtime,
+  htmlOut: string | undefined,
+  request: () => Promise<T>,
+): Promise<void> {
+  const html = htmlOut ? await stageFile(htmlOut, { mode: 0o600 }) : undefined;
+  let result: T;
+  try {
+    result = await request();
+    if (html) {
+      try {
+        await html.write(result.envelope.html);
+        await html.commit();
+      } catch (err) {
+        printEnvelope(rt, result, undefined);
+        throw err;
+      }
+    }
+  } finally {
+    await html?.discard();
+  }
+  printEnvelope(rt, result, htmlOut);
+}
+
+function printEnvelope(rt: Runtime, result: { envelope: Envelope }, htmlOut: string | undefined): void {
+  if (rt.json) return rt.out.json(result);
+  rt.out.line(result.envelope.text.trimEnd());
   if (htmlOut) rt.out.note(`printable envelope written to ${htmlOut}`);
 }

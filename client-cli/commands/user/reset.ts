@@ -5,7 +5,7 @@ import { UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
-import { printEnvelope } from './create.js';
+import { issueEnvelope } from './create.js';
 import { ENVELOPE_NOTE } from './options.js';
 
 export interface UserResetOptions {
@@ -20,7 +20,7 @@ export function userResetCommand(ctx: CommandContext): Command {
     .summary('issue a new envelope password')
     .description('Issue a new envelope for an account: the old envelope stops working and its sessions end (officer only). ' + ENVELOPE_NOTE)
     .argument('<login>', 'login of the account')
-    .option('--envelope-out <file>', 'write the printable envelope (HTML) to this file')
+    .option('--envelope-out <file>', 'write the printable envelope (HTML) to this file, owner-only (0600); an existing file is replaced')
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
     .option('--json', 'print {account, envelope} as JSON')
     .action(action1(ctx, 'login', run));
@@ -42,7 +42,8 @@ export async function confirmOrYes(rt: Runtime, yes: boolean | undefined, questi
 export async function run(opts: UserResetOptions, rt: Runtime): Promise<void> {
   const { UserCreatedSchema } = await import('../../api.js');
   await confirmOrYes(rt, opts.yes, `End every session of ${opts.login} and invalidate the current envelope?`);
-  const http = await rt.client({ session: true });
-  const reset = await http.post(`/v1/users/${encodeURIComponent(opts.login)}/reset`, {}, UserCreatedSchema);
-  await printEnvelope(rt, reset.envelope, opts.envelopeOut, reset);
+  await issueEnvelope(rt, opts.envelopeOut, async () => {
+    const http = await rt.client({ session: true });
+    return http.post(`/v1/users/${encodeURIComponent(opts.login)}/reset`, {}, UserCreatedSchema);
+  });
 }

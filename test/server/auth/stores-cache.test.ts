@@ -13,6 +13,7 @@ import { SessionInvalidError } from '../../../server/auth/errors.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const FP = 'ab'.repeat(32);
+const CERT_END = new Date('2027-11-29T10:00:00Z');
 
 async function stores(t: Test): Promise<{ db: Db; accounts: AccountStore; sessions: SessionStore; clock: { now: Date } }> {
   const db = await Db.open(join(tmpDir(t), 'v.db'), { reader: true });
@@ -42,7 +43,7 @@ t.test('when a session is ended (one, by login, by certificate) then the next re
     () => sessions.endForCertificate('01', 'certificate-revoked'),
   ];
   for (const end of ends) {
-    const { token } = await sessions.create('alice', FP, '01');
+    const { token } = await sessions.create('alice', FP, '01', CERT_END);
     const s = await sessions.resolve(token, FP);
     await sessions.resolve(token, FP); // warm
     await end(s.id);
@@ -52,7 +53,7 @@ t.test('when a session is ended (one, by login, by certificate) then the next re
 
 t.test('when a session is ended inside a transaction then it is refused after the commit, and stays valid if it rolls back', async (t) => {
   const { db, sessions } = await stores(t);
-  const { token } = await sessions.create('alice', FP, '01');
+  const { token } = await sessions.create('alice', FP, '01', CERT_END);
   const s = await sessions.resolve(token, FP);
   await t.rejects(
     db.transaction(async () => {

@@ -1,0 +1,134 @@
+/**
+ * Files the CLI writes whole: secrets (a PKCS#12, an envelope with its one-time password, the
+ * profile's key and session) and the few public ones written beside them. Every such file is
+ * written to a new hidden file in the target's folder (`.<name>.sigil-new-<pid>-<random>`,
+ * created exclusively with its final mode), flushed to disk, then renamed over the target.
+ *
+ * So the target is never half written, it never keeps the mode of a file it replaces (a
+ * `writeFile(path, data, { mode })` over an existing 0644 file left a PKCS#12 world-readable: the
+ * mode applies only when a file is created), and there is no moment when it has a looser mode. A
+ * symbolic link at the target is replaced by the file, never written through: these commands
+ * replace what is at the name they are given, as their `--force`-less overwrite always did, and
+ * never someone else's file a link points at. (`download`, which refuses an existing output
+ * without `--force`, has its own partial file: messaging/partial-file.ts.)
+ *
+ * Staging comes apart from committing, so a command can find out that it cannot write its output
+ * (a missing folder, no permission) before it does anything that cannot be undone: before the
+ * appliance issues a certificate or creates an account, before keygen replaces the profile's key.
+ */
+import { randomBytes } from 'node:crypto';
+import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { CliError } from './errors.js';
+
+/** Owner-only (secrets), or readable by all (certificates, requests, the CA). */
+export type OutputMode = 0o600 | 0o644;
+
+const codeOf = (err: unknown): string | undefined => (err as { code?: string } | null)?.code;
+
+const REASONS: Readonly<Record<string, string>> = {
+  ENOENT: 'its folder does not exist',
+  ENOTDIR: 'a part of its path is not a folder',
+  EISDIR: 'it is a folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  ENAMETOOLONG: 'the name is too long',
+};
+
+/** An output file could not be written; nothing was left at its name or beside it. */
+export class OutputFileError extends CliError {
+  constructor(file: string, cause: unknown) {
+    const code = codeOf(cause);
+    super('OUTPUT_UNWRITABLE', `cannot write ${file}: ${(code && REASONS[code]) ?? code ?? 'unknown error'}`, { cause });
+  }
+}
+
+/** A new hidden name beside `target`: `.<name>.sigil-new-<pid>-<12 hex>` (under NAME_MAX). */
+export function stagingPathFor(target: string): string {
+  const name = [...basename(target)].slice(0, 40).join('');
+  return join(dirname(target), `.${name}.sigil-new-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** An output file being prepared: nothing is at the target's name until {@link StagedFile.commit}. */
+export interface StagedFile {
+  readonly target: string;
+  /** The hidden file beside the target. */
+  readonly path: string;
+  /** Writes the whole content to the hidden file and flushes it to disk. Once. */
+  write(data: string | Uint8Array): Promise<void>;
+  /** Renames the written file over the target (atomic: the old file or the new one, whole). */
+  commit(): Promise<void>;
+  /** Removes the hidden file; harmless after a commit, and twice. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Creates the hidden file for `target` (exclusively, so never through a link or over another
+ * file, and with `mode` from the start).
+ * @throws OutputFileError when the target is a folder or its folder cannot be written
+ */
+export async function stageFile(target: string, o: { mode: OutputMode }): Promise<StagedFile> {
+  const st = await lstat(target).catch((err: unknown) => (codeOf(err) === 'ENOENT' ? undefined : Promise.reject(err)));
+  if (st?.isDirectory()) throw new OutputFileError(target, Object.assign(new Error('is a folder'), { code: 'EISDIR' }));
+  const path = stagingPathFor(target);
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'wx', o.mode);
+  } catch (err) {
+    throw new OutputFileError(target, err);
+  }
+  let state: 'open' | 'written' | 'committed' | 'discarded' = 'open';
+  const close = async (): Promise<void> => {
+    const h = fh;
+    fh = undefined;
+    await h?.close();
+  };
+  return {
+    target,
+    path,
+    async write(data) {
+      if (state !== 'open' || !fh) throw new Error(`staged file for ${target} was already written or discarded`);
+      try {
+        await fh.writeFile(data);
+        // The rename must never publish a name whose bytes are not on disk yet.
+        await fh.sync();
+        await close();
+      } catch (err) {
+        throw new OutputFileError(target, err);
+      }
+      state = 'written';
+    },
+    async commit() {
+      if (state !== 'written') throw new Error(`staged file for ${target} is not written`);
+      try {
+        await rename(path, target);
+      } catch (err) {
+        throw new OutputFileError(target, err);
+      }
+      state = 'committed';
+    },
+    async discard() {
+      if (state === 'committed' || state === 'discarded') return;
+      state = 'discarded';
+      await close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Writes `data` to `target` as a new file of `mode` (staged, then renamed over the target).
+ * @throws OutputFileError; then the target is as it was and no hidden file is left
+ */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, o: { mode: OutputMode }): Promise<void> {
+  const staged = await stageFile(target, o);
+  try {
+    await staged.write(data);
+    await staged.commit();
+  } finally {
+    await staged.discard();
+  }
+}
