@@ -42,6 +42,11 @@ export function isRevocationReason(value: unknown): value is RevocationReason {
 export interface RevokedEntry {
   /** Lowercase hex without leading "00", as `Certificate.serialNumber`. */
   serialNumber: string;
+  /**
+   * When the certificate was revoked. Encoded in whole seconds, truncated (RFC 5280 §5.1.2.6: no
+   * fractional seconds), so a caller that wants the CRL to say exactly this time passes a whole
+   * second (the server rounds a revocation up to the next one: certificate-service.ts).
+   */
   revocationDate: Date;
   reason: RevocationReason;
 }

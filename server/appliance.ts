@@ -35,6 +35,8 @@ import { AuditLog } from './audit/index.js';
 import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
 import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
 import { CertificateService } from './certs/certificate-service.js';
+import { CrlRefresher, defaultCrlCheckMs } from './certs/crl-refresher.js';
+import { createLogger, errorFields, type Logger } from './log.js';
 import type { Config } from './config.js';
 import { unlockVault, type MigrationHook, type Vault } from './vault/index.js';
 import { RotationPendingError } from './errors.js';
@@ -108,7 +110,12 @@ export interface Appliance {
   readonly accountService: AccountService;
   readonly loginService: LoginService;
   readonly certificateService: CertificateService;
-  /** Closes the vault (databases). Idempotent. */
+  /**
+   * Republishes the CRL before it goes stale (certs/crl-refresher.ts). Running in an appliance
+   * from {@link openAppliance}; absent in the one init assembles.
+   */
+  readonly crlRefresher?: CrlRefresher;
+  /** Stops the CRL refresher, then closes the vault (databases). Idempotent. */
   close(): Promise<void>;
 }
 
@@ -123,6 +130,10 @@ export interface OpenApplianceOptions {
    * (messaging's own are announced by its start). An upgrade can take seconds per million messages.
    */
   onMigration?: ApplianceMigrationHook;
+  /** Where the CRL refresher reports a republication or a failure. Default: JSON lines on stderr at `config.logLevel`. */
+  log?: Logger;
+  /** Real milliseconds between the CRL refresher's checks. Default {@link defaultCrlCheckMs}. */
+  crlCheckEveryMs?: number;
 }
 
 /** A migration of `file` being applied at open: Db.migrate's hook, told which database it is in. */
@@ -153,7 +164,23 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
   try {
     // Half the keys may already be wrapped under the new master key: serving now could not open them.
     if (vault.rotationPending) throw new RotationPendingError(dataDir);
-    return await assemble(dataDir, meta, config, vault, now, hook);
+    const appliance = await assemble(dataDir, meta, config, vault, now, hook);
+    // The CRL is republished while the server runs, and now if the current one is half used or
+    // stale (an appliance stopped for a week): readers fail every message on a stale CRL.
+    const log = opts.log ?? createLogger({ level: config.logLevel });
+    const crlRefresher = new CrlRefresher({
+      service: appliance.certificateService,
+      checkEveryMs: opts.crlCheckEveryMs ?? defaultCrlCheckMs(config.crlValidityMs),
+      onPublished: (crl) => log.info(`CRL ${crl.number} published, next update ${crl.nextUpdate.toISOString()}`, {}),
+      onError: (err) => log.error('CRL republication failed; the next check tries again', errorFields(err)),
+    });
+    await crlRefresher.start();
+    let closing: Promise<void> | undefined;
+    return {
+      ...appliance,
+      crlRefresher,
+      close: () => (closing ??= crlRefresher.stop().then(() => appliance.close())),
+    };
   } catch (err) {
     await vault.close().catch(() => undefined);
     throw err;

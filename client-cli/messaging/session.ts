@@ -1,18 +1,34 @@
 /**
  * What every messaging command works with, built once per run: the JSON client with the session,
  * the user's login, key and certificate for signing, the trust material for local verification
- * (the served issuing CA and the CRL, fetched once and kept in memory only), and the resolution
- * of `<login|#group>` to a conversation.
+ * (the served issuing CA and the CRL, kept in memory only, and fetched again once the CRL held is
+ * past its nextUpdate), and the resolution of `<login|#group>` to a conversation.
  */
 import { Certificate, Crl, signDetached, type Clearance } from '../../pki/index.js';
 import { CaSchema, CrlSchema } from '../api.js';
-import { checkCrl } from '../crl-check.js';
+import { checkCrl, staleCrlWarning } from '../crl-check.js';
 import type { HttpClient } from '../http.js';
 import type { Credentials, Runtime } from '../runtime.js';
 import { ConversationSchema, GroupSchema, type Conversation } from './api.js';
 import { RecipientInvalidError } from './errors.js';
 import { endpointOf, type Endpoint } from './transport.js';
 import { verifyMessage, type MessageVerification, type ReceivedMessage, type Trust } from './verify.js';
+
+/**
+ * The trust material held, with the CRL's nextUpdate and when it was fetched (the runtime clock).
+ */
+interface HeldTrust {
+  trust: Trust;
+  crlNumber: string;
+  nextUpdate: Date;
+  fetchedAt: Date;
+}
+
+/**
+ * While the appliance serves a CRL that is already past its nextUpdate, how long to keep it
+ * before asking again (a long `sigil watch` would otherwise fetch it for every message).
+ */
+export const STALE_CRL_RETRY_MS = 60_000;
 
 const LOGIN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const GROUP = /^#(.{1,128})$/;
@@ -29,8 +45,10 @@ export function parseRecipient(text: string): Recipient {
 }
 
 export class MessagingSession {
-  private trustOnce?: Promise<Trust>;
+  private held?: Promise<HeldTrust>;
   private endpointOnce?: Promise<Endpoint>;
+  /** The CRL number last warned about as stale (one warning per CRL, not per message). */
+  private warnedStale?: string;
 
   private constructor(
     readonly rt: Runtime,
@@ -53,24 +71,78 @@ export class MessagingSession {
 
   /**
    * Pinned root, issuing CA from /v1/ca (trusted only as far as it chains to the pin) and the
-   * CRL from /v1/crl with its signature checked. Once per run, in memory only.
-   * @throws NotTrustedError when the CRL is not signed by a trusted CA.
+   * CRL from /v1/crl with its signature checked; in memory only. Fetched on first use, and again
+   * once the CRL held is past its nextUpdate at the runtime clock: a long `sigil watch` keeps
+   * verifying live messages against the CRL the appliance publishes meanwhile. A CRL that is
+   * already stale when fetched is reported once on stderr (`warning: …`).
+   * @throws NotTrustedError when the CRL is not signed by a trusted CA (first fetch; a failed
+   *   refetch keeps the CRL held, and verification then says crl-stale).
    */
-  trust(): Promise<Trust> {
-    return (this.trustOnce ??= (async () => {
-      const pinned = await this.rt.profile.read('ca');
-      const [ca, crl] = await Promise.all([this.http.get('/v1/ca', CaSchema), this.http.get('/v1/crl', CrlSchema)]);
-      await checkCrl(crl.crl, pinned, ca.chain, this.rt.io.now());
-      return {
+  async trust(): Promise<Trust> {
+    return (await this.current()).trust;
+  }
+
+  private async current(): Promise<HeldTrust> {
+    const p = (this.held ??= this.fetchTrust());
+    const h = await p;
+    const now = this.rt.io.now();
+    if (h.nextUpdate >= now) return h;
+    // Stale now. A CRL fetched while it was still fresh is asked again at once; one that was
+    // already stale when fetched (the appliance has nothing newer) only every STALE_CRL_RETRY_MS.
+    const fetchedFresh = h.fetchedAt <= h.nextUpdate;
+    if (!fetchedFresh && now.getTime() - h.fetchedAt.getTime() < STALE_CRL_RETRY_MS) return h;
+    return this.refetch(p);
+  }
+
+  /** Fetches again, unless another caller already replaced `from`; keeps `from` if the fetch fails. */
+  private refetch(from: Promise<HeldTrust>): Promise<HeldTrust> {
+    if (this.held !== from) return this.held as Promise<HeldTrust>;
+    const next = this.fetchTrust().catch(async (err: unknown) => {
+      this.warn(`could not fetch a newer CRL (${err instanceof Error ? err.message : String(err)}); keeping the one held`);
+      const old = await from;
+      return { ...old, fetchedAt: this.rt.io.now() };
+    });
+    this.held = next;
+    return next;
+  }
+
+  private async fetchTrust(): Promise<HeldTrust> {
+    const pinned = await this.rt.profile.read('ca');
+    const [ca, crl] = await Promise.all([this.http.get('/v1/ca', CaSchema), this.http.get('/v1/crl', CrlSchema)]);
+    const now = this.rt.io.now();
+    const checked = await checkCrl(crl.crl, pinned, ca.chain, now);
+    const warning = staleCrlWarning(checked, now);
+    if (warning && this.warnedStale !== checked.crlNumber) {
+      this.warnedStale = checked.crlNumber;
+      this.warn(warning);
+    }
+    return {
+      trust: {
         anchors: Certificate.fromPemBundle(pinned),
         intermediates: Certificate.fromPemBundle(ca.chain).filter((c) => c.isCA),
         crls: [Crl.fromPem(crl.crl)],
-      };
-    })());
+      },
+      crlNumber: checked.crlNumber,
+      nextUpdate: checked.nextUpdate,
+      fetchedAt: now,
+    };
   }
 
+  /** One `warning: …` line on stderr, also with --json (stderr never carries data). */
+  private warn(text: string): void {
+    this.rt.io.stderr.write(`warning: ${text}\n`);
+  }
+
+  /**
+   * Verifies `m` locally (verify.ts). When the CRL held is stale for the message's receipt time
+   * (the appliance's clock ahead of this workstation's), the CRL is fetched once more and the
+   * message checked again before a failure is reported.
+   */
   async verify(m: ReceivedMessage): Promise<MessageVerification> {
-    return verifyMessage(m, await this.trust());
+    const v = await verifyMessage(m, await this.trust());
+    if (v.ok || v.reason !== 'crl-stale') return v;
+    const h = await this.refetch(this.held as Promise<HeldTrust>);
+    return verifyMessage(m, h.trust);
   }
 
   /** The conversation `<login|#group>` names; a direct one is created on first use (idempotent). */

@@ -1,9 +1,13 @@
 /**
  * Officer operations on certificates: issue from a CSR (the key never leaves the workstation),
- * issue as a password-protected PKCS#12, revoke with a reason, publish the CRL, list a user's.
+ * issue as a password-protected PKCS#12, revoke with a reason, publish the CRL, list a user's;
+ * and the CRL's republication before it goes stale ({@link CertificateService.refreshCrlIfDue},
+ * driven by crl-refresher.ts while the server runs).
  *
  * A revocation takes effect at once: the in-memory revoked set (checked on every request) is
- * updated, the certificate's sessions end, and a new CRL is published.
+ * updated, the certificate's sessions end, and a new CRL is published. The revocation time
+ * recorded (database, API answer, CRL entry) is the request's time rounded up to the next whole
+ * second ({@link revocationTime}).
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -28,7 +32,7 @@ import {
   type CrlRecord,
   type RevokedSet,
 } from './certificate-store.js';
-import { CertificateAlreadyRevokedError, CertificateNotFoundError } from './errors.js';
+import { CertificateAlreadyRevokedError, CertificateNotFoundError, LastOfficerCertificateError } from './errors.js';
 
 /** Dependencies of {@link CertificateService}. */
 export interface CertificateServiceDeps {
@@ -67,6 +71,26 @@ export function certificateView(r: CertificateRecord): CertificateView {
     ...(r.revokedAt ? { revokedAt: r.revokedAt.toISOString() } : {}),
     ...(r.reason ? { reason: r.reason } : {}),
   };
+}
+
+/**
+ * The revocation time recorded for a revocation requested at `requested`: the next whole second
+ * after it. A CRL carries whole seconds only (RFC 5280 §5.1.2.6 UTCTime/GeneralizedTime, no
+ * fraction), and a reader judges a message revoked when revocationDate <= its receipt time.
+ * Rounded down, a message accepted at 12:00:00.579 looked revoked by a revocation requested at
+ * 12:00:00.823 (the CRL said 12:00:00). Rounded up, every message accepted before the request has
+ * receivedAt < revocationDate. Nothing is accepted in between: login, requests and sending check
+ * the certificate's status (the in-memory revoked set, the stored status), which changes at the
+ * request, not at the recorded time.
+ */
+export function revocationTime(requested: Date): Date {
+  return new Date((Math.floor(requested.getTime() / 1000) + 1) * 1000);
+}
+
+/** Whether `crl` has used half its validity (or more) at `now`: time to publish the next one. */
+export function crlRefreshDue(crl: Pick<CrlRecord, 'thisUpdate' | 'nextUpdate'>, now: Date): boolean {
+  const half = (crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 2;
+  return now.getTime() >= crl.thisUpdate.getTime() + half;
 }
 
 /** A random PKCS#12 password: 24 base64url characters (144 bits). */
@@ -185,16 +209,26 @@ export class CertificateService {
 
   /**
    * Revokes one certificate, ends its sessions, and publishes a new CRL.
-   * @throws CertificateNotFoundError, CertificateAlreadyRevokedError
+   *
+   * The status check is a compare-and-set inside the transaction: of several revocations of one
+   * serial at once, one wins; the others get CERTIFICATE_ALREADY_REVOKED and change nothing (no
+   * reason overwritten, no extra CRL).
+   * @throws CertificateNotFoundError, CertificateAlreadyRevokedError,
+   *   LastOfficerCertificateError (the last active officer's last certificate)
    */
   async revoke(serial: string, reason: RevocationReason, officer: string): Promise<CertificateRecord> {
     const s = normaliseSerial(serial);
     const rec = await this.d.certificates.get(s);
     if (!rec) throw new CertificateNotFoundError(s);
     if (rec.status === 'revoked' && rec.revokedAt) throw new CertificateAlreadyRevokedError(s, rec.revokedAt);
-    const at = this.d.now();
+    const requested = this.d.now();
+    const at = revocationTime(requested);
     await this.d.db.transaction(async () => {
-      await this.d.certificates.revoke(s, at, reason);
+      await this.#keepLastOfficer([s], requested);
+      if (!(await this.d.certificates.revoke(s, at, reason))) {
+        const now = await this.d.certificates.get(s);
+        throw new CertificateAlreadyRevokedError(s, now?.revokedAt ?? at);
+      }
       await this.d.sessions.endForCertificate(s, 'certificate-revoked');
       await this.d.audit.append([this.event('certificate.revoked', officer, rec.login, { serial: s, reason })]);
     });
@@ -203,22 +237,62 @@ export class CertificateService {
     return (await this.d.certificates.get(s)) as CertificateRecord;
   }
 
-  /** Revokes (`superseded`) every active certificate of `login`; returns how many. */
+  /**
+   * Revokes (`superseded`) every active certificate of `login`; returns how many. Runs inside the
+   * caller's transaction (a clearance change). Refuses, before changing anything, to take the
+   * last active officer's last certificate.
+   * @throws LastOfficerCertificateError
+   */
   async revokeAllOf(login: string, reason: RevocationReason, officer: string): Promise<number> {
     const active = (await this.d.certificates.ofLogin(login)).filter((r) => r.status === 'active');
-    const at = this.d.now();
+    const requested = this.d.now();
+    const at = revocationTime(requested);
+    await this.#keepLastOfficer(active.map((r) => r.serial), requested);
+    let count = 0;
     for (const r of active) {
-      await this.d.certificates.revoke(r.serial, at, reason);
+      if (!(await this.d.certificates.revoke(r.serial, at, reason))) continue; // revoked meanwhile
       await this.d.sessions.endForCertificate(r.serial, 'certificate-revoked');
       await this.d.audit.append([this.event('certificate.revoked', officer, login, { serial: r.serial, reason })]);
       this.d.revoked.add(r.serial);
+      count++;
     }
-    return active.length;
+    return count;
+  }
+
+  /**
+   * Refuses a revocation of `serials` that would leave no active officer with an active, valid
+   * certificate: nobody could log in to issue, revoke or publish a CRL again. Call inside the
+   * revocation's transaction, so two officers revoking each other's last certificates at once
+   * cannot both pass.
+   * @throws LastOfficerCertificateError
+   */
+  async #keepLastOfficer(serials: readonly string[], at: Date): Promise<void> {
+    const officers = await this.d.certificates.activeSerialsOfRole('officer', at);
+    const taken = new Set(serials.map(normaliseSerial));
+    const hit = officers.filter((s) => taken.has(s));
+    if (hit.length === 0 || hit.length < officers.length) return;
+    const rec = await this.d.certificates.get(hit[0] as string);
+    throw new LastOfficerCertificateError(hit[0] as string, rec?.login ?? '?');
   }
 
   /** Signs and stores a new CRL listing every revoked certificate (one publication at a time). */
   publishCrl(officer: string): Promise<CrlRecord> {
     return this.#crl.run('crl', () => this.#publishCrl(officer));
+  }
+
+  /**
+   * Publishes a new CRL, exactly as {@link publishCrl} does (audit entry `crl.published` by
+   * `actor`), when there is none or the latest has used half its validity at the service clock
+   * (stale ones included). Decided in the publication queue, so a publication just queued ahead
+   * (a revocation, `sigil crl publish`) counts and no second one follows it.
+   * @returns the new CRL, or undefined when the latest is still fresh.
+   */
+  refreshCrlIfDue(actor = 'system'): Promise<CrlRecord | undefined> {
+    return this.#crl.run('crl', async () => {
+      const last = await this.d.certificates.latestCrl();
+      if (last && !crlRefreshDue(last, this.d.now())) return undefined;
+      return this.#publishCrl(actor);
+    });
   }
 
   async #publishCrl(officer: string): Promise<CrlRecord> {

@@ -163,12 +163,33 @@ export class CertificateStore {
     return rows.map(toRecord);
   }
 
-  async revoke(serial: string, at: Date, reason: RevocationReason): Promise<void> {
-    await this.db.run(`UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? WHERE serial = ?`, [
-      at.toISOString(),
-      reason,
-      normaliseSerial(serial),
-    ]);
+  /**
+   * Marks an active certificate revoked. Compare-and-set: only a row still `active` changes, so of
+   * two revocations of one serial at once exactly one wins (the other's reason and time are not
+   * written over it).
+   * @returns true when this call revoked it; false when it was not active (already revoked, or unknown).
+   */
+  async revoke(serial: string, at: Date, reason: RevocationReason): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? WHERE serial = ? AND status = 'active'`,
+      [at.toISOString(), reason, normaliseSerial(serial)],
+    );
+    return r.changes === 1;
+  }
+
+  /**
+   * Serials of the active certificates, valid at `at`, that belong to active (not disabled)
+   * accounts of `role`: for officers, the certificates someone can still log in with to manage the CA.
+   */
+  async activeSerialsOfRole(role: string, at: Date): Promise<string[]> {
+    const iso = at.toISOString();
+    const rows = await this.db.all<{ serial: string }>(
+      `SELECT c.serial FROM certificates c JOIN accounts a ON a.login = c.login
+        WHERE a.role = ? AND a.status = 'active' AND c.status = 'active' AND c.not_before <= ? AND c.not_after > ?
+        ORDER BY c.serial`,
+      [role, iso, iso],
+    );
+    return rows.map((r) => r.serial);
   }
 
   async latestCrl(): Promise<CrlRecord | undefined> {

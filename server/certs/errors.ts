@@ -17,3 +17,20 @@ export class CertificateAlreadyRevokedError extends Error {
     this.name = 'CertificateAlreadyRevokedError';
   }
 }
+
+/**
+ * Revoking the last certificate that any active officer can log in with. Nobody could then issue,
+ * revoke or publish a CRL, and there is no way back short of re-initialising the appliance.
+ * Carries its own status (409): the edge's table maps codes it lists, and this one sits here.
+ */
+export class LastOfficerCertificateError extends Error {
+  readonly code = 'LAST_OFFICER_CERTIFICATE';
+  readonly status = 409;
+  constructor(readonly serial: string, login: string) {
+    super(
+      `certificate ${serial} is the last active certificate of the last active officer (${login}); ` +
+        'issue another officer a certificate first, then revoke this one',
+    );
+    this.name = 'LastOfficerCertificateError';
+  }
+}

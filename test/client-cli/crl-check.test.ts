@@ -1,6 +1,6 @@
 /** A fetched CRL is accepted only when a pinned CA, or an issuing CA the pin vouches for, signed it. */
 import t from 'tap';
-import { checkCrl } from '../../client-cli/crl-check.js';
+import { checkCrl, staleCrlWarning } from '../../client-cli/crl-check.js';
 import { exitCodeFor } from '../../client-cli/exit-codes.js';
 import { makeTestCa } from '../helpers/pki-fixtures.js';
 
@@ -31,4 +31,14 @@ t.test('when another CA signed the CRL then NOT_TRUSTED', async (t) => {
 
 t.test('when the served text is not a CRL then BAD_RESPONSE', async (t) => {
   await t.rejects(checkCrl('garbage', ca.root.cert.pem, '', now), { code: 'BAD_RESPONSE' });
+});
+
+t.test('review defect 2: when the CRL is past its nextUpdate then it is accepted but marked stale, with a warning to show', async (t) => {
+  const later = new Date(crl.nextUpdate.getTime() + 1000);
+  const r = await checkCrl(crl.pem, ca.root.cert.pem, ca.issuing.cert.pem, later);
+  t.match(r, { crlNumber: '7', stale: true, nextUpdate: crl.nextUpdate });
+  t.match(staleCrlWarning(r, later), /CRL #7 was due for update at .*crl-stale/);
+  const fresh = await checkCrl(crl.pem, ca.root.cert.pem, ca.issuing.cert.pem, crl.nextUpdate);
+  t.equal(fresh.stale, false, 'at its nextUpdate exactly it is still current (RFC 5280 §5.1.2.5)');
+  t.equal(staleCrlWarning(fresh, crl.nextUpdate), undefined);
 });
