@@ -243,6 +243,7 @@ export async function assemble(
     afterClearanceChange: async (_login, actor) => {
       await certificateService.publishCrl(actor);
     },
+    keepOfficerBesides: (login) => certificateService.keepOfficerBesides(login),
   });
   const decoyHash = await hasher.hash(Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64'));
   const loginService = new LoginService({

@@ -66,6 +66,11 @@ export interface AccountServiceDeps {
   revokeForClearanceChange?: (login: string, actor: string) => Promise<number>;
   /** Called after the clearance change committed (publish the CRL). */
   afterClearanceChange?: (login: string, actor: string) => Promise<void>;
+  /**
+   * Called inside the transaction that disables `login`: throws when that would leave no active
+   * officer with an active certificate (nobody could issue, revoke or publish a CRL again).
+   */
+  keepOfficerBesides?: (login: string) => Promise<void>;
   randomInt?: (max: number) => number;
 }
 
@@ -118,11 +123,15 @@ export class AccountService {
     return { account: await this.d.accounts.require(input.login), envelope: env.envelope };
   }
 
-  /** Disables an account and ends its sessions at once. @throws AccountNotFoundError, AccountStateError */
+  /**
+   * Disables an account and ends its sessions at once.
+   * @throws AccountNotFoundError, AccountStateError, LastOfficerCertificateError (the last officer able to act)
+   */
   async disable(login: string, officer: string): Promise<AccountRecord> {
     const a = await this.d.accounts.require(login);
     if (a.status === 'disabled') throw new AccountStateError(login, 'active', 'disabled');
     await this.d.db.transaction(async () => {
+      await this.d.keepOfficerBesides?.(login);
       await this.d.accounts.setStatus(login, 'disabled');
       await this.d.sessions.endForLogin(login, 'account-disabled');
       await this.d.audit.append([this.event('account.disabled', officer, login)]);

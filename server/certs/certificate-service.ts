@@ -275,6 +275,19 @@ export class CertificateService {
     throw new LastOfficerCertificateError(hit[0] as string, rec?.login ?? '?');
   }
 
+  /**
+   * Refuses to take `login` out of service (disabling the account) when that leaves no active
+   * officer with an active, valid certificate: the same lockout as revoking the last officer's
+   * last certificate. Call inside the account change's transaction.
+   * @throws LastOfficerCertificateError
+   */
+  async keepOfficerBesides(login: string): Promise<void> {
+    const officers = await this.d.certificates.activeSerialsOfRole('officer', this.d.now());
+    const theirs: string[] = [];
+    for (const s of officers) if ((await this.d.certificates.get(s))?.login === login) theirs.push(s);
+    await this.#keepLastOfficer(theirs, this.d.now());
+  }
+
   /** Signs and stores a new CRL listing every revoked certificate (one publication at a time). */
   publishCrl(officer: string): Promise<CrlRecord> {
     return this.#crl.run('crl', () => this.#publishCrl(officer));

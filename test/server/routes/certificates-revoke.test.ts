@@ -5,7 +5,8 @@
  * 3 — the revocation time was stored with milliseconds but written to the CRL truncated down, so a
  *     message received at .579 looked revoked by a revocation requested at .823 of the same second.
  * 4 — concurrent revocations of one serial all answered 200 and overwrote each other's reason.
- * 5 — the only officer could revoke their own last certificate, leaving nobody to run the CA.
+ * 5 — the only officer could revoke their own last certificate (or disable their own account),
+ *     leaving nobody to run the CA.
  */
 import t from 'tap';
 import { Crl, validateCertificate } from '../../../pki/index.js';
@@ -98,6 +99,14 @@ t.test('review defect 5: the last active officer cannot revoke their last certif
     t.equal(r.body.error.code, 'LAST_OFFICER_CERTIFICATE');
     t.equal((await a.appliance.accounts.get(a.officer.login))?.clearance, 'top-secret', 'the clearance change was rolled back');
     t.equal((await a.appliance.certificates.get(serial))?.status, 'active');
+  });
+
+  t.test('when the only officer disables their own account then 409 LAST_OFFICER_CERTIFICATE and the account stays active', async (t) => {
+    const r = await a.request(`/v1/users/${a.officer.login}/disable`, { ...officer, method: 'POST' });
+    t.equal(r.status, 409, JSON.stringify(r.body));
+    t.equal(r.body.error.code, 'LAST_OFFICER_CERTIFICATE');
+    t.equal((await a.appliance.accounts.get(a.officer.login))?.status, 'active', 'rolled back');
+    t.equal((await a.request('/v1/me', officer)).status, 200, 'the session still works');
   });
 
   let otto: TestUser;
