@@ -30,7 +30,16 @@ import { filesRoutes } from './routes/files.js';
 import { groupsRoutes } from './routes/groups.js';
 import { correspondenceRoutes, messagesRoutes } from './routes/messages.js';
 import { auditRoutes, auditTrailOf } from './routes/audit.js';
-import { claimRunFile, OPS_USAGE_CODES, registerOpsCommands, sigilVersion } from './ops/index.js';
+import {
+  claimDataDir,
+  claimRunFile,
+  InterruptedError,
+  OPS_USAGE_CODES,
+  registerOpsCommands,
+  sigilVersion,
+  sweepLine,
+  sweepWorkingCopies,
+} from './ops/index.js';
 import type { Appliance } from './appliance.js';
 import type { ExtraRoutes } from './app.js';
 
@@ -77,12 +86,15 @@ const USAGE_CODES = new Set([
   ...OPS_USAGE_CODES,
 ]);
 
+/** Error codes (exit 1, or 128 + signal) whose message is the log line's `msg`: the operator acts on it. */
+const SAID_CODES = new Set(['OPS_DATA_IN_USE', 'OPS_SERVER_RUNNING', 'OPS_INTERRUPTED']);
+
 /** Injected I/O so the commands can be tested apart from the process. */
 export interface MainIo {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   env: NodeJS.ProcessEnv;
-  /** Registers a shutdown handler for SIGTERM/SIGINT. */
+  /** Registers a shutdown handler for SIGTERM/SIGINT/SIGHUP (once each). */
   onSignal: (handler: (signal: string) => void) => void;
 }
 
@@ -93,6 +105,7 @@ const defaultIo: MainIo = {
   onSignal: (h) => {
     process.once('SIGTERM', () => h('SIGTERM'));
     process.once('SIGINT', () => h('SIGINT'));
+    process.once('SIGHUP', () => h('SIGHUP'));
   },
 };
 
@@ -218,9 +231,25 @@ EXIT CODES
       const log = createLogger({ level: config.logLevel, write: io.stderr });
       const address = parseListen(config.listen);
       assertLanListen(address);
-      // The run file says "a server holds this directory": backup/status read it, and restore and
-      // rotate-master-key refuse to run under a live server (server/ops/run-file.ts).
-      const run = claimRunFile(dataDir, { url: `https://${config.listen}`, version: sigilVersion() });
+      // The data directory's claim first (server/ops/data-claim.ts): refused while a backup,
+      // restore, repack or rotation runs. Then the run file, which says "a server holds this
+      // directory": status reads it, and restore, repack and rotate-master-key refuse to run
+      // under it (backup and restore --dry-run may). Holding both, no one can be making a working
+      // copy, so what an interrupted command left is removed before the vault opens.
+      const ops = await claimDataDir(dataDir, 'start', { besideServer: true, sweep: false });
+      let run: ReturnType<typeof claimRunFile>;
+      try {
+        run = claimRunFile(dataDir, { url: `https://${config.listen}`, version: sigilVersion() });
+        try {
+          const swept = await sweepWorkingCopies(join(dataDir, PATHS.vault));
+          if (swept.removed.length > 0 || swept.kept.length > 0) log.warn(sweepLine(swept), { dataDir, count: swept.removed.length });
+        } catch (err) {
+          run.release();
+          throw err;
+        }
+      } finally {
+        ops.release();
+      }
       const appliance = await openAppliance({
         dataDir,
         config,
@@ -286,11 +315,13 @@ export async function main(argv: string[], io: MainIo = defaultIo): Promise<numb
     }
     const code = (err as { code?: unknown }).code;
     const usage = typeof code === 'string' && USAGE_CODES.has(code);
+    const said = usage || (typeof code === 'string' && SAID_CODES.has(code));
     const log: Logger = createLogger({ write: io.stderr });
-    log.error(usage ? (err as Error).message : 'sigil-server failed', {
+    log.error(said ? (err as Error).message : 'sigil-server failed', {
       ...errorFields(err),
       stack: undefined,
     });
+    if (err instanceof InterruptedError) return err.exitCode;
     return usage ? EXIT.usage : EXIT.failure;
   }
 }

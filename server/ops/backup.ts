@@ -7,7 +7,13 @@
  * 2. The snapshot is checked (`PRAGMA integrity_check`) and counted, and its audit tree head read.
  * 3. It is sealed frame by frame (1 MiB, AES-256-GCM, see backup-format.ts) under a fresh backup
  *    key wrapped under the master key, into `FILE.partial`, then linked to FILE (never replacing).
- * 4. The snapshot is overwritten and unlinked whatever happened.
+ * 4. The snapshot is overwritten and unlinked when the backup ends, fails, or is stopped by a
+ *    signal (the command aborts `signal`, the next step throws, `finally` removes it). A process
+ *    killed outright leaves it: the next command or `start` that claims the data directory
+ *    removes it (data-claim.ts), and `check` fails while it is there.
+ *
+ * The backup holds the data directory's claim for its whole run (beside a running server, but not
+ * beside another backup, restore, repack or rotation).
  *
  * keys.db is never read: the destroyable keys are in no backup (ARCHITECTURE.md).
  */
@@ -31,7 +37,9 @@ import {
 import { countRows, type ApplianceCounts } from './counts.js';
 import { BackupContentError, BackupExistsError, DataMissingError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
+import { claimDataDir } from './data-claim.js';
 import { secureRemoveDb } from './secure-remove.js';
+import type { SweepResult } from './working-copies.js';
 
 /** Public files of the data directory carried in the manifest (certificates and configuration). */
 export const PUBLIC_FILES = [PATHS.meta, PATHS.config, PATHS.rootCert, PATHS.issuingCert, PATHS.chain, PATHS.tlsCert, PATHS.auditCert] as const;
@@ -46,6 +54,10 @@ export interface BackupOptions {
   chunkBytes?: number;
   now?: () => Date;
   random?: RandomBytes;
+  /** Aborted (by the command's SIGINT/SIGTERM/SIGHUP handler): stop at the next step, clean up, throw its reason. */
+  signal?: AbortSignal;
+  /** Hears what the claim's sweep of leftover working copies did, when anything. */
+  onSweep?: (r: SweepResult) => void;
 }
 
 /** What {@link createBackup} answers (and `backup --json` prints). */
@@ -65,7 +77,8 @@ const defaultRandom: RandomBytes = (n) => webcrypto.getRandomValues(new Uint8Arr
 
 /**
  * Makes an encrypted backup of `DIR/vault/vault.db`. Safe while the server runs.
- * @throws ApplianceMissingError, DataMissingError, BackupExistsError, BackupContentError (the
+ * @throws DataInUseError (another ops command holds the directory), the abort reason of
+ *   `opts.signal`, ApplianceMissingError, DataMissingError, BackupExistsError, BackupContentError (the
  *   snapshot fails its integrity check), vault errors (MASTER_KEY_WRONG, VAULT_BACKUP_FAILED, …).
  */
 export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
@@ -79,7 +92,21 @@ export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
   const vaultDb = join(vaultDir, VAULT_DB_FILE);
   if (!existsSync(vaultDb)) throw new DataMissingError(`${vaultDb} is missing: nothing to back up`);
   if (existsSync(out)) throw new BackupExistsError(`${out} exists; a backup never overwrites a file (choose another --out)`);
+  const claim = await claimDataDir(dataDir, 'backup', { besideServer: true, ...(opts.onSweep ? { onSweep: opts.onSweep } : {}) });
+  try {
+    return await backupClaimed(opts, { dataDir, out, now, random, chunkBytes, vaultDir, vaultDb });
+  } finally {
+    claim.release();
+  }
+}
 
+async function backupClaimed(
+  opts: BackupOptions,
+  c: { dataDir: string; out: string; now: () => Date; random: RandomBytes; chunkBytes: number; vaultDir: string; vaultDb: string },
+): Promise<BackupResult> {
+  const { dataDir, out, now, random, chunkBytes, vaultDir, vaultDb } = c;
+  const step = (): void => opts.signal?.throwIfAborted();
+  step();
   const meta = await readMeta(dataDir);
   const vaultKey = readVaultKeyJson(vaultDir);
   const mk = await unlockCurrent(dataDir, opts.masterKey);
@@ -94,7 +121,9 @@ export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
     } finally {
       await source.close();
     }
+    step();
     const facts = await inspectSnapshot(snapshot, now());
+    step();
     const dbBytes = (await stat(snapshot)).size;
 
     const { key, wrapped } = await mk.wrapNewKey(backupKeyAad(id));
@@ -130,23 +159,25 @@ export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
       const manifestBytes = new TextEncoder().encode(JSON.stringify(manifest));
       await write(encodeFrame(await seal(key, manifestBytes, frameAad(digest, 0, frames === 1), random)));
       const inFh = await open(snapshot, 'r');
+      const buf = Buffer.alloc(chunkBytes);
       try {
-        const buf = Buffer.alloc(chunkBytes);
         for (let idx = 1, offset = 0; idx < frames; idx++) {
           const want = Math.min(chunkBytes, dbBytes - offset);
           const { bytesRead } = await inFh.read(buf, 0, want, offset);
           if (bytesRead !== want) throw new BackupContentError(`snapshot shrank while being read (${offset + bytesRead} of ${dbBytes} bytes)`);
           await write(encodeFrame(await seal(key, buf.subarray(0, want), frameAad(digest, idx, idx === frames - 1), random)));
           offset += want;
+          step();
         }
-        buf.fill(0);
       } finally {
+        buf.fill(0);
         await inFh.close();
       }
       await outFh.sync();
     } finally {
       await outFh.close();
     }
+    step(); // the last point where an interruption leaves no backup behind
     // link() fails if `out` appeared meanwhile: a backup never replaces a file.
     try {
       await link(partial, out);

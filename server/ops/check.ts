@@ -10,6 +10,9 @@
  * - `files`             a sample of final files decrypts chunk by chunk and matches its SHA-384
  * - `audit-log`         `AuditLog.verify()`: every leaf and stored subtree recomputed
  * - `orphans`           keys without rows (warn: swept at start), rows without keys (fail)
+ * - `working-copies`    no `.backup-`/`.restore-`/`.repack-*.db` left in the vault directory by an
+ *                       interrupted command (fail: it keeps vault pages that deletions cannot
+ *                       reach; warn while the command that made it still runs)
  *
  * Read-mostly and safe while the server runs (WAL readers do not block it).
  */
@@ -34,7 +37,9 @@ import {
 } from '../vault/index.js';
 import { integrityProblems } from './backup.js';
 import { hasTable } from './counts.js';
+import { readOpsState } from './data-claim.js';
 import { unlockCurrent } from './master-source.js';
+import { findWorkingCopies } from './working-copies.js';
 
 /** Outcome of one item. `skipped` items could not run because an earlier one failed. */
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skipped';
@@ -97,6 +102,35 @@ function item(name: string, checked: number, failures: CheckFailure[], what: str
   };
 }
 
+/**
+ * Working copies of vault.db in the vault directory. While the command holding the data
+ * directory's claim runs, its own copy is expected (warn); otherwise every one is a leftover of an
+ * interrupted command (fail): it keeps the vault's pages of the time, out of reach of any deletion.
+ */
+function checkWorkingCopies(dataDir: string, vaultDir: string): CheckItem {
+  const names = findWorkingCopies(vaultDir);
+  const name = 'working-copies';
+  if (names.length === 0) return { name, status: 'pass', detail: 'no working copy of vault.db left in the vault directory', checked: 0 };
+  const holder = readOpsState(dataDir);
+  if (holder.running) {
+    return {
+      name,
+      status: 'warn',
+      detail: `${names.length} working file(s) of \`sigil-server ${holder.info.command ?? 'start'}\` (pid ${holder.info.pid}), which is running: ${names.join(', ')}`,
+      checked: names.length,
+    };
+  }
+  return {
+    name,
+    status: 'fail',
+    detail:
+      `leftover: ${names.join(', ')} — a working copy of vault.db that an interrupted backup, restore or repack left; it keeps vault pages ` +
+      'out of reach of deletions. The next backup, restore, repack or start removes it securely',
+    checked: names.length,
+    failures: names.slice(0, MAX_LISTED).map((n) => ({ id: n, reason: 'leftover working copy' })),
+  };
+}
+
 /** Picks up to `n` distinct elements at random. */
 function sample<T>(all: readonly T[], n: number, random: (n: number) => Uint8Array): T[] {
   if (all.length <= n) return [...all];
@@ -134,6 +168,8 @@ export async function checkAppliance(opts: CheckOptions): Promise<CheckReport> {
   } catch (err) {
     items.push({ name: 'master-key', status: 'fail', detail: `${reasonOf(err)}: ${(err as Error).message}` });
   }
+
+  items.push(checkWorkingCopies(dataDir, vaultDir));
 
   const vaultPath = join(vaultDir, VAULT_DB_FILE);
   const keysPath = join(vaultDir, KEYS_DB_FILE);

@@ -3,20 +3,29 @@
  * rotate-master-key, repack. Each builder only parses flags; the work is done by the functions of this
  * folder with injected I/O. Data goes to stdout (a summary, or one JSON object with --json);
  * failures are thrown and become main.ts's one JSON log line and exit code.
+ *
+ * backup, restore, repack and rotate-master-key hold the data directory's claim (data-claim.ts)
+ * and turn SIGINT, SIGTERM and SIGHUP into an abort: the work stops at its next safe point,
+ * removes its working copy, releases the claim, and the command exits 128 + the signal's number
+ * (130, 143, 129) with OPS_INTERRUPTED. A second signal of the same kind kills at once; what that
+ * leaves is removed by the next command or `start` that claims the directory.
  */
+import { constants as osConstants } from 'node:os';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { MainIo } from '../main.js';
 import { createLogger } from '../log.js';
 import { createBackup, type BackupResult } from './backup.js';
 import { checkAppliance, type CheckReport } from './check.js';
-import { CheckFailedError, RestoreNotConfirmedError, RotateArgumentError } from './errors.js';
+import { sweepLine } from './data-claim.js';
+import { CheckFailedError, InterruptedError, RestoreNotConfirmedError, RotateArgumentError } from './errors.js';
 import { backupMasterKeySource, currentMasterKeySource } from './master-source.js';
 import { restoreBackup, type RestoreResult } from './restore.js';
 import { repackVault, type RepackResult } from './repack.js';
 import { rotateMasterKey, type RotateResult } from './rotate.js';
 import { applianceStatus, type StatusReport } from './status.js';
 import { VAULT_PAGE_SIZE } from '../vault/index.js';
+import type { SweepResult } from './working-copies.js';
 
 const MK_HELP = 'master key file (default DIR/secrets/master.key, or env SIGIL_MASTER_PASSPHRASE)';
 
@@ -38,6 +47,22 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
   const log = createLogger({ write: io.stderr });
   const print = (json: boolean | undefined, value: unknown, text: () => string): void =>
     io.stdout(json ? `${JSON.stringify(value)}\n` : text());
+  /** An AbortSignal that the first SIGINT/SIGTERM/SIGHUP aborts with an InterruptedError. */
+  const interruptible = (what: string, undone: string): AbortSignal => {
+    const ac = new AbortController();
+    io.onSignal((signal) => {
+      if (ac.signal.aborted) return;
+      const n = (osConstants.signals as Record<string, number | undefined>)[signal] ?? 2;
+      log.warn(`${what}: ${signal} received, stopping at the next safe point`, { signal });
+      ac.abort(new InterruptedError(signal, 128 + n, `${what} interrupted by ${signal}: ${undone}`));
+    });
+    return ac.signal;
+  };
+  /** One log line saying which leftover working copies the claim removed. */
+  const onSweep =
+    (dataDir: string) =>
+    (r: SweepResult): void =>
+      log.warn(sweepLine(r), { dataDir, count: r.removed.length });
 
   program
     .command('backup')
@@ -50,12 +75,18 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
       'after',
       help(
         ['sigil-server backup --data /var/lib/sigil --out /srv/backup/sigil-2026-11-22.sbk --master-key-file /media/key/master.key'],
-        '0 ok · 1 failure (wrong master key, unreadable vault) · 2 usage (bad flag, --out exists)',
+        '0 ok · 1 failure (wrong master key, unreadable vault, the data in use by another command) · 2 usage (bad flag, --out exists) · 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (working copy removed)',
       ),
     )
     .action(async (o: { data: string; out: string; masterKeyFile?: string; json?: boolean }) => {
       const dataDir = resolve(o.data);
-      const r = await createBackup({ dataDir, out: o.out, masterKey: currentMasterKeySource(dataDir, o.masterKeyFile, io.env) });
+      const r = await createBackup({
+        dataDir,
+        out: o.out,
+        masterKey: currentMasterKeySource(dataDir, o.masterKeyFile, io.env),
+        signal: interruptible('backup', 'no backup was written and its working copy was removed'),
+        onSweep: onSweep(dataDir),
+      });
       log.info('backup written', { path: r.file, bytes: r.bytes, dataDir });
       print(o.json, r, () => backupSummary(r));
     });
@@ -79,7 +110,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
           'sigil-server restore --data /var/lib/sigil --in /srv/backup/sigil.sbk --yes --master-key-file /media/key/master.key',
           'sigil-server restore --data /var/lib/sigil-new --in /srv/backup/sigil.sbk --yes --without-keys --master-key-file /media/key/master.key',
         ],
-        '0 ok · 1 failure (server running, wrong key, corrupt or tampered backup, keys.db missing) · 2 usage (bad flag, no --yes, --without-keys beside a keys.db)',
+        '0 ok · 1 failure (server running, the data in use by another command, wrong key, corrupt or tampered backup, keys.db missing) · 2 usage (bad flag, no --yes, --without-keys beside a keys.db) · 130/143/129 stopped by a signal before the swap (nothing changed)',
       ),
     )
     .action(
@@ -105,6 +136,8 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
           ...(backupMasterKey ? { backupMasterKey } : {}),
           dryRun: o.dryRun ?? false,
           withoutKeys: o.withoutKeys ?? false,
+          signal: interruptible('restore', 'vault.db was left as it was and the working copy removed'),
+          onSweep: onSweep(dataDir),
         });
         log.info(r.dryRun ? 'backup verified (dry run)' : 'backup restored', { dataDir, count: r.swept.messages });
         print(o.json, r, () => restoreSummary(r));
@@ -169,7 +202,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
           'sigil-server rotate-master-key --data /var/lib/sigil --master-key-file /media/old/master.key --new-master-key-file /media/new/master.key',
           "SIGIL_MASTER_PASSPHRASE='old…' SIGIL_NEW_MASTER_PASSPHRASE='new…' sigil-server rotate-master-key --data /var/lib/sigil",
         ],
-        '0 ok · 1 failure (server running, wrong current key) · 2 usage (no or two new secrets, same secret again)',
+        '0 ok · 1 failure (server running, the data in use by another command, wrong current key) · 2 usage (no or two new secrets, same secret again) · 130/143/129 stopped by a signal before re-wrapping',
       ),
     )
     .action(async (o: { data: string; masterKeyFile?: string; newMasterKeyFile?: string; shredOldKeyFile?: boolean; json?: boolean }) => {
@@ -183,6 +216,8 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
         current: currentMasterKeySource(dataDir, o.masterKeyFile, io.env),
         next: newPass ? { passphrase: newPass } : { keyFilePath: resolve(o.newMasterKeyFile!) },
         shredOldKeyFile: o.shredOldKeyFile ?? false,
+        signal: interruptible('rotate-master-key', 'stopped before any key was re-wrapped; nothing was changed'),
+        onSweep: onSweep(dataDir),
       });
       log.info('master key rotated', { dataDir, count: r.keyring + r.conversationKeys });
       print(o.json, r, () => rotateSummary(r));
@@ -197,12 +232,16 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
       'after',
       help(
         ['sigil-server repack --data /var/lib/sigil', 'sigil-server status --data /var/lib/sigil   # says when a repack is due'],
-        '0 ok (also when nothing was to do) · 1 failure (server running, disk full, the copy fails its check; vault.db is then unchanged) · 2 usage',
+        '0 ok (also when nothing was to do) · 1 failure (server running, the data in use by another command, disk full, the copy fails its check; vault.db is then unchanged) · 2 usage · 130/143/129 stopped by a signal before the swap (nothing changed)',
       ),
     )
     .action(async (o: { data: string; json?: boolean }) => {
       const dataDir = resolve(o.data);
-      const r = await repackVault({ dataDir });
+      const r = await repackVault({
+        dataDir,
+        signal: interruptible('repack', 'vault.db was left as it was and the working copy removed'),
+        onSweep: onSweep(dataDir),
+      });
       if (r.repacked) log.info('vault repacked', { dataDir, bytes: r.after.bytes });
       print(o.json, r, () => repackSummary(r));
     });

@@ -19,6 +19,28 @@ export class ServerRunningError extends OpsError {
   readonly code = 'OPS_SERVER_RUNNING';
 }
 
+/**
+ * Another command holds the data directory (its ops claim, `sigil-server.ops.json`, names a live
+ * process): a restore, repack, rotation or backup is running, or a server is starting.
+ */
+export class DataInUseError extends OpsError {
+  readonly code = 'OPS_DATA_IN_USE';
+}
+
+/**
+ * The command was stopped by a signal (SIGINT, SIGTERM, SIGHUP) and cleaned up after itself: its
+ * working copy was removed, the live files were left as they were. Exit 128 + the signal's number.
+ */
+export class InterruptedError extends OpsError {
+  readonly code = 'OPS_INTERRUPTED';
+  /** 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP. */
+  readonly exitCode: number;
+  constructor(readonly signal: string, exitCode: number, message: string) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
 /** A file the command needs in the data directory is missing (vault.db, keys.db, vault-key.json). */
 export class DataMissingError extends OpsError {
   readonly code = 'OPS_DATA_MISSING';

@@ -17,6 +17,10 @@
  * that already has the page size and less than a quarter of its pages (or under 64 MiB) free is
  * left alone. Any failure leaves the live vault.db as it was
  * and removes the working file.
+ *
+ * The repack holds the data directory's claim for its whole run (data-claim.ts). Stopped by a
+ * signal before the swap, it removes its working copy and changes nothing; from the swap on it
+ * finishes.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,14 +31,19 @@ import { ApplianceMissingError } from '../errors.js';
 import { Db, VAULT_DB_FILE, VAULT_PAGE_SIZE } from '../vault/index.js';
 import { integrityProblems } from './backup.js';
 import { DataMissingError, RepackFailedError } from './errors.js';
-import { assertNotRunning } from './run-file.js';
+import { claimDataDir } from './data-claim.js';
 import { secureRemoveDb } from './secure-remove.js';
 import { swapIn } from './swap-in.js';
+import type { SweepResult } from './working-copies.js';
 
 /** Options of {@link repackVault}. */
 export interface RepackOptions {
   dataDir: string;
   now?: () => Date;
+  /** Aborted (by the command's signal handler): stop at the next step before the swap, clean up, throw its reason. */
+  signal?: AbortSignal;
+  /** Hears what the claim's sweep of leftover working copies did, when anything. */
+  onSweep?: (r: SweepResult) => void;
 }
 
 /** vault.db's page size, file size and pages (all, and free). */
@@ -69,7 +78,8 @@ export interface RepackResult {
 
 /**
  * Rewrites vault.db with {@link VAULT_PAGE_SIZE} pages and no free pages, when {@link repackReason} says so.
- * @throws ApplianceMissingError, DataMissingError (no vault.db), ServerRunningError, RepackFailedError,
+ * @throws ApplianceMissingError, DataMissingError (no vault.db), DataInUseError, ServerRunningError, RepackFailedError,
+ *   the abort reason of `opts.signal`,
  *   vault errors (e.g. VAULT_FULL when the disk cannot hold the copy).
  */
 export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
@@ -78,8 +88,18 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
   const vaultDir = join(dataDir, PATHS.vault);
   const target = join(vaultDir, VAULT_DB_FILE);
   if (!existsSync(target)) throw new DataMissingError(`${target} is missing`);
-  assertNotRunning(dataDir, 'repack');
+  const claim = await claimDataDir(dataDir, 'repack', opts.onSweep ? { onSweep: opts.onSweep } : {});
+  try {
+    return await repackClaimed(opts, vaultDir, target);
+  } finally {
+    claim.release();
+  }
+}
+
+async function repackClaimed(opts: RepackOptions, vaultDir: string, target: string): Promise<RepackResult> {
   const now = opts.now ?? (() => new Date());
+  const step = (): void => opts.signal?.throwIfAborted();
+  step();
 
   const src = await Db.open(target);
   let before: VaultLayout;
@@ -89,6 +109,7 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
     await src.checkpointTruncate();
     before = { ...(await src.pageCounts()), bytes: statSync(target).size };
     if (repackReason(before) === undefined) return { repacked: false, before, after: before };
+    step();
     // VACUUM INTO takes a pending page_size, even from a WAL database (whose own size is fixed).
     await src.run(`PRAGMA page_size = ${VAULT_PAGE_SIZE}`);
     await src.run('VACUUM INTO ?', [work]);
@@ -102,6 +123,7 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
   let swapped = false;
   let after: Omit<VaultLayout, 'bytes'> = { pageSize: 0, pages: 0, freePages: 0 };
   try {
+    step();
     const db = await Db.open(work); // switches the copy to WAL, like every vault file
     try {
       const problems = await integrityProblems(db);
@@ -120,6 +142,7 @@ export async function repackVault(opts: RepackOptions): Promise<RepackResult> {
     } finally {
       await db.close();
     }
+    step(); // the last point where an interruption changes nothing; from the swap on it finishes
     await swapIn(vaultDir, work);
     swapped = true;
   } finally {

@@ -15,6 +15,10 @@
  *    after the backup: their rows are gone, so are they) — rows before keys, as everywhere.
  *
  * keys.db itself is never replaced: a backup does not contain it.
+ *
+ * The restore (also a dry run) holds the data directory's claim for its whole run (data-claim.ts);
+ * a dry run may run beside the server, a real restore may not. Stopped by a signal before the
+ * swap, it removes its working copy and changes nothing; from the swap on it finishes.
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
@@ -44,9 +48,10 @@ import { hasTable } from './counts.js';
 import { keptIds, liveKeyIds, sweepRows } from './restore-sweep.js';
 import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError, RestoreArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
-import { assertNotRunning } from './run-file.js';
+import { claimDataDir } from './data-claim.js';
 import { secureRemoveDb } from './secure-remove.js';
 import { swapIn } from './swap-in.js';
+import type { SweepResult } from './working-copies.js';
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions {
@@ -66,6 +71,10 @@ export interface RestoreOptions {
    */
   withoutKeys?: boolean;
   now?: () => Date;
+  /** Aborted (by the command's signal handler): stop at the next step before the swap, clean up, throw its reason. */
+  signal?: AbortSignal;
+  /** Hears what the claim's sweep of leftover working copies did, when anything. */
+  onSweep?: (r: SweepResult) => void;
 }
 
 /** What was swept from the restored copy and from keys.db. */
@@ -94,7 +103,7 @@ const randomBytes = (n: number): Uint8Array => webcrypto.getRandomValues(new Uin
 
 /**
  * Restores `opts.in` into `opts.dataDir`.
- * @throws ServerRunningError (unless dryRun), DataMissingError (no keys.db or appliance without withoutKeys), RestoreArgumentError,
+ * @throws DataInUseError, ServerRunningError (unless dryRun), the abort reason of `opts.signal`, DataMissingError (no keys.db or appliance without withoutKeys), RestoreArgumentError,
  *   BackupFormatError, BackupKeyError, BackupCorruptError, BackupContentError, vault errors.
  */
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult> {
@@ -117,8 +126,24 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
   if (withoutKeys && !keysMissing) {
     throw new RestoreArgumentError(`--without-keys: ${keysDb} exists; it is never replaced (restore without the flag)`);
   }
-  if (!dryRun) assertNotRunning(dataDir, 'restore');
+  const claim = await claimDataDir(dataDir, dryRun ? 'restore --dry-run' : 'restore', {
+    besideServer: dryRun,
+    ...(opts.onSweep ? { onSweep: opts.onSweep } : {}),
+  });
+  try {
+    return await restoreClaimed(opts, { dataDir, now, dryRun, vaultDir, keysDb, keysMissing, vaultKeyMissing });
+  } finally {
+    claim.release();
+  }
+}
 
+async function restoreClaimed(
+  opts: RestoreOptions,
+  c: { dataDir: string; now: () => Date; dryRun: boolean; vaultDir: string; keysDb: string; keysMissing: boolean; vaultKeyMissing: boolean },
+): Promise<RestoreResult> {
+  const { dataDir, now, dryRun, vaultDir, keysDb, keysMissing, vaultKeyMissing } = c;
+  const step = (): void => opts.signal?.throwIfAborted();
+  step();
   const fh = await openFile(resolve(opts.in), 'r').catch((err: unknown) => {
     throw new BackupFormatError(`cannot read ${opts.in}`, { cause: err });
   });
@@ -134,7 +159,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
         })
       : await unlockCurrent(dataDir, opts.masterKey);
     const { key, backupMk } = await backupKey(header, mk, opts.backupMasterKey);
-    const manifest = await decryptInto(fh, offset, header, digest, key, work);
+    const manifest = await decryptInto(fh, offset, header, digest, key, work, step);
+    step();
 
     const live = keysMissing ? { messageKeyIds: new Set<string>(), convIds: new Set<string>() } : await liveKeyIds(keysDb);
     const db = await Db.open(work);
@@ -152,6 +178,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
           throw new BackupContentError('a keyring row of the backup opens under neither master key', { cause: err });
         });
       }
+      step();
       swept = await sweepRows(db, mk, live, now);
       keep = await keptIds(db);
       await (await AuditLog.open(db, { now })).append([
@@ -177,6 +204,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreResult
     };
     if (dryRun) return result;
 
+    step(); // the last point where an interruption changes nothing; from the swap on it finishes
     await swapIn(vaultDir, work);
     swapped = true;
     if (vaultKeyMissing) writeVaultKeyJson(join(vaultDir, VAULT_KEY_FILE), header.vaultKey as VaultKeyJson);
@@ -243,6 +271,7 @@ async function decryptInto(
   digest: string,
   key: CryptoKey,
   work: string,
+  step: () => void,
 ): Promise<{ files: Record<string, string> }> {
   const frames = 1 + Math.ceil(header.dbBytes / header.chunkBytes);
   const out = await openFile(work, 'wx', 0o600);
@@ -274,6 +303,7 @@ async function decryptInto(
         plain.fill(0);
       }
       seen++;
+      step();
     }
     await out.sync();
   } finally {

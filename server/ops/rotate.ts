@@ -11,6 +11,10 @@
  * Afterwards the old secret is checked to be refused (MASTER_KEY_WRONG). Backups made before the
  * rotation stay under the old master key: keep the old secret as long as you keep those backups
  * (restore asks for it with --backup-master-key-file / SIGIL_BACKUP_MASTER_PASSPHRASE).
+ *
+ * The rotation holds the data directory's claim for its whole run (data-claim.ts). A signal before
+ * the re-wrapping starts stops it with nothing changed; once started it finishes (and if killed
+ * outright, the same command resumes it).
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -19,8 +23,9 @@ import { ApplianceMissingError } from '../errors.js';
 import { MasterKeyArgumentError, MasterKeyWrongError, unlockVault, VAULT_KEY_NEXT_FILE, type Argon2Params } from '../vault/index.js';
 import { RotateArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
-import { assertNotRunning } from './run-file.js';
+import { claimDataDir } from './data-claim.js';
 import { secureRemove } from './secure-remove.js';
+import type { SweepResult } from './working-copies.js';
 
 /** Options of {@link rotateMasterKey}. */
 export interface RotateOptions {
@@ -34,6 +39,10 @@ export interface RotateOptions {
   /** argon2id parameters for a new passphrase; default the vault's floor. */
   argon2?: Partial<Argon2Params>;
   now?: () => Date;
+  /** Aborted (by the command's signal handler): stops before the re-wrapping starts, throwing its reason. */
+  signal?: AbortSignal;
+  /** Hears what the claim's sweep of leftover working copies did, when anything. */
+  onSweep?: (r: SweepResult) => void;
 }
 
 /** What {@link rotateMasterKey} answers. */
@@ -52,14 +61,13 @@ export interface RotateResult {
 
 /**
  * Rotates the master key.
- * @throws ServerRunningError, ApplianceMissingError, RotateArgumentError (same secret again,
+ * @throws DataInUseError, ServerRunningError, ApplianceMissingError, the abort reason of `opts.signal`, RotateArgumentError (same secret again,
  *   shred without a key file), vault errors (MASTER_KEY_WRONG for the current secret,
  *   MASTER_KEY_EXISTS for an existing new key file outside a resumed rotation, …).
  */
 export async function rotateMasterKey(opts: RotateOptions): Promise<RotateResult> {
   const dataDir = resolve(opts.dataDir);
   if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
-  assertNotRunning(dataDir, 'rotate-master-key');
   const { current, next } = opts;
   if (current.passphrase !== undefined && current.passphrase === next.passphrase) {
     throw new RotateArgumentError('the new passphrase is the current one; choose another');
@@ -70,11 +78,23 @@ export async function rotateMasterKey(opts: RotateOptions): Promise<RotateResult
   if (opts.shredOldKeyFile && current.keyFilePath === undefined) {
     throw new RotateArgumentError('--shred-old-key-file needs the current master key to be a key file');
   }
+  const claim = await claimDataDir(dataDir, 'rotate-master-key', opts.onSweep ? { onSweep: opts.onSweep } : {});
+  try {
+    return await rotateClaimed(opts, dataDir);
+  } finally {
+    claim.release();
+  }
+}
+
+async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<RotateResult> {
+  const { current, next } = opts;
+  opts.signal?.throwIfAborted();
   const vaultDir = join(dataDir, PATHS.vault);
   const resumed = existsSync(join(vaultDir, VAULT_KEY_NEXT_FILE));
   const vault = await unlockVault({ dir: vaultDir, ...current, ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof unlockVault>[0]);
   let counts: { keyring: number; conversationKeys: number };
   try {
+    opts.signal?.throwIfAborted(); // once the re-wrapping starts, it finishes
     counts = await vault.rotateMasterKey({ ...next, ...(opts.argon2 ? { argon2: opts.argon2 } : {}), ...(opts.now ? { now: opts.now } : {}) } as Parameters<
       typeof vault.rotateMasterKey
     >[0]);

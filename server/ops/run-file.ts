@@ -1,12 +1,20 @@
 /**
- * The run file: how offline commands (restore, rotate-master-key) know that `sigil-server start`
- * is serving a data directory, and how `status` knows its uptime.
+ * Claim files: who holds a data directory.
  *
- * `start` claims `DIR/sigil-server.run.json` (mode 0600) once it listens and removes it when it
- * stops. A file left by a crashed server is "stale": its pid no longer runs, or (Linux) the
- * process with that pid started at another time than the one recorded (the pid was reused).
+ * Two files in the data directory, both written the same way (mode 0600, created atomically with
+ * link(2) so that two claimants cannot both win) and both judged the same way (a holder whose pid
+ * no longer runs, or — Linux — whose pid now belongs to a process started at another time, is
+ * "stale" and is replaced by the next claimant, never waited for):
+ *
+ * - `sigil-server.run.json`, the run file: `sigil-server start` serves this directory (pid, start
+ *   time, URL, version). `status` reads it for the uptime; restore, repack and rotate-master-key
+ *   refuse to run under it.
+ * - `sigil-server.ops.json`, the ops claim: an operations command (backup, restore, repack,
+ *   rotate-master-key) works on this directory, or `start` is starting. At most one holds it
+ *   (data-claim.ts); everyone else is refused with the holder's name and pid.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ServerRunningError } from './errors.js';
@@ -21,11 +29,13 @@ const RunInfoSchema = z.object({
   procStart: z.string().optional(),
   url: z.string().optional(),
   version: z.string().optional(),
+  /** In the ops claim: the command that holds it (`backup`, `restore`, `start`, …). */
+  command: z.string().optional(),
 });
-/** What the run file holds. */
+/** What a claim file holds. */
 export type RunInfo = z.infer<typeof RunInfoSchema>;
 
-/** Whether the server runs on a data directory. */
+/** Whether the process named by a claim file still runs. */
 export type RunState =
   | { running: true; info: RunInfo }
   | { running: false; stale?: RunInfo; reason: 'no-run-file' | 'process-gone' | 'pid-reused' | 'unreadable' };
@@ -51,26 +61,36 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Reads the run file and decides whether the process it names is still the server. */
-export function readRunState(dataDir: string): RunState {
+/** The state of the claim file at `path`, with the text it was judged on. */
+function inspectClaim(path: string): { state: RunState; text?: string } {
   let text: string;
   try {
-    text = readFileSync(join(dataDir, RUN_FILE), 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch {
-    return { running: false, reason: 'no-run-file' };
+    return { state: { running: false, reason: 'no-run-file' } };
   }
   let info: RunInfo;
   try {
     info = RunInfoSchema.parse(JSON.parse(text));
   } catch {
-    return { running: false, reason: 'unreadable' };
+    return { state: { running: false, reason: 'unreadable' }, text };
   }
-  if (!pidAlive(info.pid)) return { running: false, stale: info, reason: 'process-gone' };
+  if (!pidAlive(info.pid)) return { state: { running: false, stale: info, reason: 'process-gone' }, text };
   if (info.procStart !== undefined) {
     const now = processStartTicks(info.pid);
-    if (now !== undefined && now !== info.procStart) return { running: false, stale: info, reason: 'pid-reused' };
+    if (now !== undefined && now !== info.procStart) return { state: { running: false, stale: info, reason: 'pid-reused' }, text };
   }
-  return { running: true, info };
+  return { state: { running: true, info }, text };
+}
+
+/** Reads the claim file at `path` and decides whether the process it names still holds it. */
+export function readClaimState(path: string): RunState {
+  return inspectClaim(path).state;
+}
+
+/** Reads the run file and decides whether the process it names is still the server. */
+export function readRunState(dataDir: string): RunState {
+  return readClaimState(join(dataDir, RUN_FILE));
 }
 
 /**
@@ -79,15 +99,100 @@ export function readRunState(dataDir: string): RunState {
  */
 export function assertNotRunning(dataDir: string, what: string): void {
   const s = readRunState(dataDir);
-  if (s.running) {
-    throw new ServerRunningError(
-      `${what} needs the server stopped, but sigil-server (pid ${s.info.pid}, started ${s.info.startedAt}) serves ${dataDir}; stop it first`,
-    );
+  if (s.running) throw serverRunning(dataDir, what, s.info);
+}
+
+/** The refusal of `what` under a live server. */
+export function serverRunning(dataDir: string, what: string, info: RunInfo): ServerRunningError {
+  return new ServerRunningError(
+    `${what} needs the server stopped, but sigil-server (pid ${info.pid}, started ${info.startedAt}) serves ${dataDir}; stop it first`,
+  );
+}
+
+/** This process's claim record. */
+export function claimInfo(opts: { pid?: number; now?: () => Date; url?: string; version?: string; command?: string } = {}): RunInfo {
+  const pid = opts.pid ?? process.pid;
+  const procStart = processStartTicks(pid);
+  return {
+    pid,
+    startedAt: (opts.now ?? (() => new Date()))().toISOString(),
+    ...(procStart !== undefined ? { procStart } : {}),
+    ...(opts.url !== undefined ? { url: opts.url } : {}),
+    ...(opts.version !== undefined ? { version: opts.version } : {}),
+    ...(opts.command !== undefined ? { command: opts.command } : {}),
+  };
+}
+
+/**
+ * Creates the claim file at `path` holding `info`, atomically: the record is written to a private
+ * temporary name and hard-linked to `path`, which fails if `path` exists, so of two claimants
+ * exactly one wins. A stale file (dead or reused pid, unreadable) is moved aside and replaced.
+ * @returns `release()`, which removes the file if it is still this claim (idempotent).
+ * @throws what `refuse(holder)` answers, when a live process holds the file.
+ */
+export function takeClaimFile(path: string, info: RunInfo, refuse: (holder: RunInfo) => Error): () => void {
+  const text = `${JSON.stringify(info)}\n`;
+  const tmp = `${path}.${info.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(tmp, path);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const seen = inspectClaim(path);
+      if (seen.state.running) throw refuse(seen.state.info);
+      // Another claimant keeps replacing it under us: give up rather than spin.
+      if (attempt >= 8) throw new Error(`internal: ${path} keeps changing; try again`);
+      if (seen.text !== undefined) removeStale(path, seen.text);
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    try {
+      const cur = RunInfoSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
+      if (cur.pid === info.pid && cur.startedAt === info.startedAt && cur.command === info.command) rmSync(path, { force: true });
+    } catch {
+      // Already gone or replaced: nothing of ours to remove.
+    }
+  };
+}
+
+/**
+ * Removes the stale claim file `path` whose text was `staleText`. It is renamed to a private name
+ * first (atomic) and only then compared: if another claimant replaced the stale file meanwhile,
+ * what was moved is that claim, and it is linked back instead of being deleted. (Only a third
+ * claimant linking its own file in that instant could still win beside it.)
+ */
+function removeStale(path: string, staleText: string): void {
+  const aside = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.stale`;
+  try {
+    renameSync(path, aside);
+  } catch {
+    return; // gone already: the next link attempt decides
+  }
+  try {
+    if (readFileSync(aside, 'utf8') !== staleText) {
+      try {
+        linkSync(aside, path);
+      } catch {
+        // Someone else claimed meanwhile; theirs stands.
+      }
+    }
+  } finally {
+    rmSync(aside, { force: true });
   }
 }
 
 /**
- * Claims the run file for this process (`start` calls it once listening). Replaces a stale file.
+ * Claims the run file for this process (`start` calls it once it holds the ops claim). Replaces a
+ * stale file.
  * @returns `release()`, which removes the file if it is still ours (call it on stop).
  * @throws ServerRunningError if another live server holds it.
  */
@@ -95,29 +200,7 @@ export function claimRunFile(
   dataDir: string,
   opts: { url?: string; version?: string; now?: () => Date; pid?: number } = {},
 ): { info: RunInfo; release: () => void } {
-  assertNotRunning(dataDir, 'start');
-  const pid = opts.pid ?? process.pid;
-  const procStart = processStartTicks(pid);
-  const info: RunInfo = {
-    pid,
-    startedAt: (opts.now ?? (() => new Date()))().toISOString(),
-    ...(procStart !== undefined ? { procStart } : {}),
-    ...(opts.url !== undefined ? { url: opts.url } : {}),
-    ...(opts.version !== undefined ? { version: opts.version } : {}),
-  };
-  const path = join(dataDir, RUN_FILE);
-  const tmp = `${path}.${pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(info)}\n`, { mode: 0o600 });
-  renameSync(tmp, path);
-  return {
-    info,
-    release: () => {
-      try {
-        const cur = RunInfoSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
-        if (cur.pid === info.pid && cur.startedAt === info.startedAt) rmSync(path, { force: true });
-      } catch {
-        // Already gone or replaced: nothing of ours to remove.
-      }
-    },
-  };
+  const info = claimInfo(opts);
+  const release = takeClaimFile(join(dataDir, RUN_FILE), info, (holder) => serverRunning(dataDir, 'start', holder));
+  return { info, release };
 }

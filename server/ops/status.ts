@@ -14,7 +14,9 @@ import { Db, VAULT_DB_FILE } from '../vault/index.js';
 import { repackReason } from './repack.js';
 import { countRows, hasTable, type ApplianceCounts } from './counts.js';
 import { DataMissingError } from './errors.js';
+import { readOpsState } from './data-claim.js';
 import { readRunState } from './run-file.js';
+import { findWorkingCopies } from './working-copies.js';
 
 /** Certificates expiring within this many days are flagged. */
 export const CERT_WARN_DAYS = 30;
@@ -96,6 +98,12 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
       }
     : { running: false, ...(run.stale ? { staleRunFile: { pid: run.stale.pid, startedAt: run.stale.startedAt, reason: run.reason } } : {}) };
   if (!run.running && run.stale) warnings.push(`stale run file: pid ${run.stale.pid} (${run.reason}); the server stopped without cleaning up`);
+  const ops = readOpsState(dataDir);
+  if (ops.running) warnings.push(`\`sigil-server ${ops.info.command ?? 'start'}\` (pid ${ops.info.pid}) is working on the data directory`);
+  const leftovers = findWorkingCopies(join(dataDir, PATHS.vault));
+  if (leftovers.length > 0 && !ops.running) {
+    warnings.push(`leftover working copy of vault.db: ${leftovers.join(', ')}; the next backup, restore, repack or start removes it (check fails until then)`);
+  }
 
   const certificates: CertificateStatus[] = [];
   for (const [name, rel] of CERTS) {
