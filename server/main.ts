@@ -256,6 +256,8 @@ EXIT CODES
         masterKey: masterKeyFor(dataDir, o.masterKeyFile, io.env, false) as MasterKeySource,
         // Announced like messaging's (messaging.migration): an upgrade's first start is not silent.
         onMigration: (file, id, phase, ms) => log.info('vault.migration', { file, migration: id, phase, ms }),
+        // The CRL refresher's lines go to the server's log like every other.
+        log,
       }).catch((err: unknown) => {
         run.release();
         throw err;
