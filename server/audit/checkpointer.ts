@@ -7,11 +7,18 @@
  * It polls `max(seq)` once per interval instead of hooking every writer (security events and the
  * messaging batch writer append through their own `AuditLog` instances on the same Db): one cheap
  * indexed read per interval, one ECDSA signature only when the log grew.
+ *
+ * It signs only a tree that extends the newest checkpoint it signed before: the stored tree's root
+ * at that size must be the signed one and the RFC 9162 consistency proof from it to the tree about
+ * to be signed must verify (O(log n) stored node reads, see {@link Checkpointer.current}). A
+ * rewritten history is refused with AUDIT_CHECKPOINT_MISMATCH, reported once through `onError`.
  */
-import type { Certificate, CryptoKey } from '../../pki/index.js';
+import { verifyDetached, type Certificate, type CryptoKey } from '../../pki/index.js';
 import type { Db } from '../vault/index.js';
-import { signCheckpoint, type SignedCheckpoint } from './checkpoint.js';
+import { parseCheckpoint, signCheckpoint, type SignedCheckpoint } from './checkpoint.js';
+import { AuditCheckpointMismatchError, AuditError } from './errors.js';
 import type { AuditLog } from './log.js';
+import { verifyConsistency, type Hash } from './merkle.js';
 
 const MIGRATIONS = [
   {
@@ -41,7 +48,12 @@ export interface CheckpointerOptions {
   /** Minimum time between two checkpoints while entries arrive. Default 2000 ms. */
   intervalMs?: number;
   now?: () => Date;
-  /** Where failures of the background timer go (the appliance log). Default: ignored. */
+  /**
+   * Where failures of the background timer go (the appliance log), and the alarm when the stored
+   * tree no longer extends the newest signed checkpoint (AUDIT_CHECKPOINT_MISMATCH) or is missing
+   * a node it needs (AUDIT_TREE_DAMAGED): reported once per distinct failure, not at every tick.
+   * Default: ignored.
+   */
   onError?: (err: unknown) => void;
 }
 
@@ -72,6 +84,17 @@ function fromRow(r: Row): StoredCheckpoint {
 }
 
 /**
+ * Stored checkpoints with `id > after`, oldest first, at most `limit` (≤ 1000), read without a
+ * signing identity (verification, `sigil-server check`). None when the table does not exist yet.
+ */
+export async function listCheckpoints(db: Db, after = 0, limit = 1000): Promise<StoredCheckpoint[]> {
+  const table = await db.get<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'audit_checkpoints'");
+  if (!table?.n) return [];
+  const rows = await db.all<Row>('SELECT * FROM audit_checkpoints WHERE id > ? ORDER BY id LIMIT ?', [after, Math.min(limit, 1000)]);
+  return rows.map(fromRow);
+}
+
+/**
  * Signs and stores checkpoints. `new Checkpointer(o)` (its table is created before the first use)
  * or {@link Checkpointer.open}; `start()` the timer.
  */
@@ -81,6 +104,10 @@ export class Checkpointer {
   #timer: NodeJS.Timeout | undefined;
   // One signing at a time: the timer and on-demand callers share it.
   #chain: Promise<unknown> = Promise.resolve();
+  /** The newest checkpoint whose signed size and root are known good (signed here, or verified). */
+  #trusted: { id: number; size: number; root: Hash } | undefined;
+  /** The last refusal reported through onError, so a refusing tick does not log every interval. */
+  #alarmed: string | undefined;
 
   #ready: Promise<void> | undefined;
 
@@ -127,8 +154,7 @@ export class Checkpointer {
   /** Stored checkpoints with `id > after`, oldest first, at most `limit` (≤ 1000). */
   async list(after = 0, limit = 1000): Promise<StoredCheckpoint[]> {
     await this.ready();
-    const rows = await this.#o.db.all<Row>('SELECT * FROM audit_checkpoints WHERE id > ? ORDER BY id LIMIT ?', [after, Math.min(limit, 1000)]);
-    return rows.map(fromRow);
+    return listCheckpoints(this.#o.db, after, limit);
   }
 
   /** The newest stored checkpoint of exactly `size`, if one was signed. */
@@ -138,7 +164,11 @@ export class Checkpointer {
     return r ? fromRow(r) : undefined;
   }
 
-  /** The timer's step: signs when the log grew and the interval has passed since the last one. */
+  /**
+   * The timer's step: signs when the log grew and the interval has passed since the last one.
+   * A refusal (the stored tree does not extend the newest signed checkpoint, or is damaged) is
+   * reported once through `onError` and answers undefined; the next tick checks again.
+   */
   tick(): Promise<StoredCheckpoint | undefined> {
     return this.#serial(async () => {
       const last = await this.latest();
@@ -146,13 +176,30 @@ export class Checkpointer {
       // Never sign a log that shrank: that would vouch for a cut history (see current()).
       if (last && size <= last.size) return undefined;
       if (last && this.#o.now().getTime() - last.time.getTime() < this.#o.intervalMs - 999) return undefined;
-      return this.#sign();
+      try {
+        return await this.#sign(last);
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        this.#alarm(err);
+        return undefined;
+      }
     });
   }
 
   /**
    * The latest checkpoint covering the whole log as it is now: the stored one if the log has not
    * grown since, else a newly signed one (on demand, e.g. `GET /v1/audit/checkpoint`).
+   *
+   * Before signing, the tree about to be signed must extend the newest stored checkpoint: that
+   * checkpoint's signature is checked (once; the ones signed here are known), the stored tree's
+   * root at its size must equal its signed root, and the RFC 9162 consistency proof from it to the
+   * new head, read from the stored nodes, must verify. The root signed is the one the proof was
+   * checked against, so whatever was done to the stored nodes, a new checkpoint only ever extends
+   * the signed history (rewritten entries that the nodes do not reflect are for `AuditTrail.verify`).
+   *
+   * @throws AuditCheckpointMismatchError (409) when it does not: nothing is signed, the refusal is
+   *   reported once through `onError`.
+   * @throws AuditTreeDamagedError (409) when a node the check needs is missing.
    */
   current(): Promise<StoredCheckpoint> {
     return this.#serial(async () => {
@@ -160,12 +207,18 @@ export class Checkpointer {
       // A log smaller than what was signed has lost entries: keep serving the larger signed head,
       // so an auditor asks for entries it covers and finds exactly which are gone.
       if (last && last.size >= (await this.#o.log.size())) return last;
-      return this.#sign();
+      try {
+        return await this.#sign(last);
+      } catch (err) {
+        if (isRefusal(err)) this.#alarm(err);
+        throw err;
+      }
     });
   }
 
-  async #sign(): Promise<StoredCheckpoint> {
+  async #sign(last: StoredCheckpoint | undefined): Promise<StoredCheckpoint> {
     const head = await this.#o.log.root();
+    if (last) await this.#checkExtends(last, head);
     const signed = await signCheckpoint({
       origin: this.origin,
       size: head.size,
@@ -182,7 +235,58 @@ export class Checkpointer {
       signed.note,
       signed.signature,
     ]);
-    return { ...signed, id: Number(r.lastID) };
+    const id = Number(r.lastID);
+    this.#trusted = { id, size: signed.size, root: signed.root };
+    return { ...signed, id };
+  }
+
+  /**
+   * Throws unless the tree of `head` extends the signed checkpoint `last`: O(log n) node reads
+   * for the root at the signed size and for the consistency proof.
+   */
+  async #checkExtends(last: StoredCheckpoint, head: { size: number; root: Hash }): Promise<void> {
+    const signed = await this.#signedBody(last);
+    const which = { id: last.id, size: signed.size };
+    const refuse = (why: string) =>
+      new AuditCheckpointMismatchError(`refusing to sign: ${why}; the audit log was changed after checkpoint #${last.id} was signed (run sigil-server check)`, which);
+    if (head.size < signed.size) throw refuse(`the stored tree has ${head.size} entries, signed checkpoint #${last.id} covers ${signed.size}`);
+    const atSigned = await this.#o.log.root(signed.size);
+    if (Buffer.compare(Buffer.from(atSigned.root), Buffer.from(signed.root)) !== 0) {
+      throw refuse(`the stored tree's root at size ${signed.size} differs from the one signed in checkpoint #${last.id}`);
+    }
+    const proof = await this.#o.log.consistencyProof(signed.size, head.size);
+    const v = verifyConsistency(signed.size, head.size, signed.root, head.root, proof);
+    if (!v.ok) throw refuse(`the stored tree of size ${head.size} does not extend checkpoint #${last.id} (size ${signed.size}): ${v.detail}`);
+  }
+
+  /** The size and root `last` really signed: its note, once its signature checked out with the audit certificate. */
+  async #signedBody(last: StoredCheckpoint): Promise<{ size: number; root: Hash }> {
+    const known = this.#trusted;
+    if (known && known.id === last.id) return known;
+    const which = { id: last.id, size: last.size };
+    let body: { size: number; root: Hash };
+    try {
+      body = parseCheckpoint(last.note);
+    } catch (err) {
+      throw new AuditCheckpointMismatchError(`refusing to sign: stored checkpoint #${last.id} is not a checkpoint note: ${(err as Error).message}`, which, { cause: err });
+    }
+    const v = await verifyDetached(last.signature, new TextEncoder().encode(last.note), { expectedSigner: this.#o.cert });
+    if (!v.ok) {
+      throw new AuditCheckpointMismatchError(
+        `refusing to sign: stored checkpoint #${last.id} is not signed by the audit key (${v.reason}); the checkpoint table was changed`,
+        which,
+      );
+    }
+    this.#trusted = { id: last.id, size: body.size, root: body.root };
+    return this.#trusted;
+  }
+
+  /** Reports a refusal through onError unless it is the one reported last (per signed checkpoint, or per message). */
+  #alarm(err: AuditError): void {
+    const key = err instanceof AuditCheckpointMismatchError ? `${err.code}:#${err.checkpoint.id}` : `${err.code}:${err.message}`;
+    if (this.#alarmed === key) return;
+    this.#alarmed = key;
+    this.#o.onError?.(err);
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -190,4 +294,9 @@ export class Checkpointer {
     this.#chain = p.catch(() => undefined);
     return p;
   }
+}
+
+/** The failures that make the checkpointer refuse to sign (409s): reported, not thrown, by the timer. */
+function isRefusal(err: unknown): err is AuditError {
+  return err instanceof AuditError && (err.code === 'AUDIT_CHECKPOINT_MISMATCH' || err.code === 'AUDIT_TREE_DAMAGED');
 }

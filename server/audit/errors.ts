@@ -26,9 +26,32 @@ export class AuditEventInvalidError extends AuditError {
   override readonly status = 400;
 }
 
-/** A stored tree node or leaf needed for a proof is missing: the log's tables were damaged. */
+/**
+ * A stored tree node or entry needed for a root or proof is missing: the log's tables were
+ * damaged (a deleted `audit_log` row, a lost `audit_nodes` row). 409: the request is sound, the
+ * stored tree is not; the message names the missing entry or node.
+ */
 export class AuditTreeDamagedError extends AuditError {
   readonly code = 'AUDIT_TREE_DAMAGED';
+  override readonly status = 409;
+}
+
+/**
+ * The stored tree no longer extends the newest signed checkpoint (its root at that size, or the
+ * consistency proof from it, differs), or that checkpoint's signature does not verify: the
+ * checkpointer refuses to sign. 409: the appliance's own history conflicts with what it signed.
+ */
+export class AuditCheckpointMismatchError extends AuditError {
+  readonly code = 'AUDIT_CHECKPOINT_MISMATCH';
+  override readonly status = 409;
+  constructor(
+    message: string,
+    /** Id and size of the signed checkpoint the stored tree disagrees with. */
+    readonly checkpoint: { id: number; size: number },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** A checkpoint note that is not in the one accepted form, or a body that cannot be formatted. */

@@ -30,9 +30,9 @@ export type {
   SignCheckpointParams,
   SignedCheckpoint,
 } from './checkpoint.js';
-export { Checkpointer } from './checkpointer.js';
+export { Checkpointer, listCheckpoints } from './checkpointer.js';
 export type { CheckpointerOptions, StoredCheckpoint } from './checkpointer.js';
 export { RoomAccessSchema, recordRoomAccess } from './room-access.js';
 export type { RoomAccessInput, RoomAccessRecord } from './room-access.js';
-export { AuditTrail, auditOrigin, createAuditTrail, openAuditTrail } from './trail.js';
-export type { AuditTrailOptions, TrailVerification } from './trail.js';
+export { AuditTrail, auditOrigin, createAuditTrail, openAuditTrail, verifyAuditTrail } from './trail.js';
+export type { AuditTrailOptions, TrailVerification, VerifyAuditTrailOptions } from './trail.js';

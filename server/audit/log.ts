@@ -454,7 +454,11 @@ async function readNode(q: Queryable, level: number, idx: number): Promise<Hash>
     level === 0
       ? await q.get<{ h: Uint8Array }>('SELECT leaf_hash AS h FROM audit_log WHERE seq = ?', [idx])
       : await q.get<{ h: Uint8Array }>('SELECT hash AS h FROM audit_nodes WHERE level = ? AND idx = ?', [level, idx]);
-  if (!row) throw new AuditTreeDamagedError(`audit tree node (level ${level}, index ${idx}) is missing`);
+  if (!row) {
+    if (level === 0) throw new AuditTreeDamagedError(`audit entry ${idx} is missing from the stored log (its audit_log row is gone)`);
+    const first = idx * 2 ** level;
+    throw new AuditTreeDamagedError(`audit tree node (level ${level}, index ${idx}) over entries ${first}..${first + 2 ** level - 1} is missing`);
+  }
   return new Uint8Array(row.h);
 }
 

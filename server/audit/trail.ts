@@ -6,7 +6,7 @@
 import type { Certificate, CryptoKey } from '../../pki/index.js';
 import type { Db } from '../vault/index.js';
 import { verifyCheckpoint, type CheckpointTrust } from './checkpoint.js';
-import { Checkpointer } from './checkpointer.js';
+import { Checkpointer, listCheckpoints, type StoredCheckpoint } from './checkpointer.js';
 import { AuditLog } from './log.js';
 import type { LogFailureReason } from './verify.js';
 
@@ -66,45 +66,80 @@ export class AuditTrail {
    * Verifies the stored trail: every entry against its leaf hash and the stored tree
    * (`AuditLog.verify`), every stored checkpoint's signature and chain, and that the log's root at
    * each checkpoint's size is the signed one. A checkpoint that disagrees places the change in the
-   * entries it added over the previous one.
+   * entries it added over the previous one. Same as {@link verifyAuditTrail}.
    */
-  async verify(): Promise<TrailVerification> {
-    const structure = await this.log.verify();
-    if (!structure.ok) return structure;
-    let prevSize = 0;
-    let count = 0;
-    for (let after = 0; ; ) {
-      const page = await this.checkpointer.list(after);
-      if (page.length === 0) break;
-      for (const cp of page) {
-        after = cp.id;
-        count++;
-        const v = await verifyCheckpoint(cp.note, cp.signature, this.trust);
-        if (!v.ok) return { ok: false, reason: 'checkpoint-invalid', detail: `checkpoint #${cp.id} (size ${cp.size}): ${v.reason}: ${v.detail}` };
-        if (cp.size > structure.size) {
-          return {
-            ok: false,
-            reason: 'sequence-gap',
-            seq: structure.size,
-            detail: `checkpoint #${cp.id} signed ${cp.size} entries, only ${structure.size} are stored`,
-          };
-        }
-        const root = (await this.log.root(cp.size)).root;
-        if (Buffer.compare(Buffer.from(root), Buffer.from(v.checkpoint.root)) !== 0) {
-          const from = Math.min(prevSize, cp.size - 1);
-          return {
-            ok: false,
-            reason: 'checkpoint-mismatch',
-            seq: from,
-            range: { from, to: cp.size - 1 },
-            detail: `checkpoint #${cp.id} signed a different root for size ${cp.size}: entries ${from}..${cp.size - 1} were changed after it was signed`,
-          };
-        }
-        prevSize = Math.max(prevSize, cp.size);
-      }
-    }
-    return { ok: true, size: structure.size, checkpoints: count };
+  verify(): Promise<TrailVerification> {
+    return verifyTrailWith(this.log, (after) => this.checkpointer.list(after), this.trust);
   }
+}
+
+/** What {@link verifyAuditTrail} needs: the vault and the CA of the audit certificate, no key. */
+export interface VerifyAuditTrailOptions {
+  db: Db;
+  issuingCert: Certificate;
+  rootCert: Certificate;
+  /** Organisation name: checkpoints must name origin `sigil/<org>/audit`. */
+  org: string;
+  /** An already opened log on `db` (the appliance's); default: opened here. */
+  log?: AuditLog;
+}
+
+/**
+ * Verifies the trail stored in vault.db without the audit key, with the server stopped or running
+ * (`sigil-server check`): {@link AuditTrail.verify} over a log opened on `db` and the checkpoints
+ * stored beside it. O(n) in the entries; never throws for a finding.
+ *
+ * @example
+ * const v = await verifyAuditTrail({ db, issuingCert, rootCert, org: meta.org });
+ * if (!v.ok) console.log(v.reason, v.seq, v.detail);
+ */
+export async function verifyAuditTrail(o: VerifyAuditTrailOptions): Promise<TrailVerification> {
+  const log = o.log ?? (await AuditLog.open(o.db));
+  return verifyTrailWith(log, (after) => listCheckpoints(o.db, after), {
+    trustAnchors: [o.rootCert],
+    intermediates: [o.issuingCert],
+    origin: auditOrigin(o.org),
+  });
+}
+
+async function verifyTrailWith(log: AuditLog, list: (after: number) => Promise<StoredCheckpoint[]>, trust: CheckpointTrust): Promise<TrailVerification> {
+  const structure = await log.verify();
+  if (!structure.ok) return structure;
+  let prevSize = 0;
+  let count = 0;
+  for (let after = 0; ; ) {
+    const page = await list(after);
+    if (page.length === 0) break;
+    for (const cp of page) {
+      after = cp.id;
+      count++;
+      const v = await verifyCheckpoint(cp.note, cp.signature, trust);
+      if (!v.ok) return { ok: false, reason: 'checkpoint-invalid', detail: `checkpoint #${cp.id} (size ${cp.size}): ${v.reason}: ${v.detail}` };
+      // The signed note's size, not the table's column (which nothing signed).
+      const size = v.checkpoint.size;
+      if (size > structure.size) {
+        return {
+          ok: false,
+          reason: 'sequence-gap',
+          seq: structure.size,
+          detail: `checkpoint #${cp.id} signed ${size} entries, only ${structure.size} are stored`,
+        };
+      }
+      const root = (await log.root(size)).root;
+      if (Buffer.compare(Buffer.from(root), Buffer.from(v.checkpoint.root)) !== 0) {
+        const from = Math.min(prevSize, size - 1);
+        return {
+          ok: false,
+          reason: 'checkpoint-mismatch',
+          seq: from,
+          range: { from, to: size - 1 },
+          detail: `checkpoint #${cp.id} signed a different root for size ${size}: entries ${from}..${size - 1} were changed after it was signed`,
+        };
+      }
+      prevSize = Math.max(prevSize, size);
+    }
+  }
+  return { ok: true, size: structure.size, checkpoints: count };
 }
 
 /**

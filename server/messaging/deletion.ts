@@ -63,8 +63,15 @@ export interface Tombstone {
 
 const encoder = new TextEncoder();
 
+/** What of a checked statement goes into the tombstone: the signature and the statement's own time. */
+interface CheckedStatement {
+  signature: string;
+  /** The statement's `at` exactly as signed (not the tombstone's time). */
+  at: string;
+}
+
 /** Checks the deleter's signed statement. @throws DeleteStatementInvalidError | ClockSkewError */
-async function checkStatement(ctx: Ctx, p: Principal, req: DeleteRequest, target: string): Promise<string> {
+async function checkStatement(ctx: Ctx, p: Principal, req: DeleteRequest, target: string): Promise<CheckedStatement> {
   const st = parseDeleteStatement(req.statement, { target, reason: req.reason });
   const now = ctx.now();
   const skew = Math.abs(Date.parse(st.at) - now.getTime());
@@ -74,7 +81,7 @@ async function checkStatement(ctx: Ctx, p: Principal, req: DeleteRequest, target
   const sig = fromB64(req.signature, 'signature', (m) => new DeleteStatementInvalidError(m));
   const check = await ctx.verify(sig, encoder.encode(req.statement), p.certificate);
   if (!check.ok) throw new DeleteStatementInvalidError(`statement signature does not verify: ${check.reason}: ${check.detail}`);
-  return req.signature;
+  return { signature: req.signature, at: st.at };
 }
 
 /** Bound parameters per `IN (…)` list: well below SQLite's limit, and one round trip per chunk, not per row. */
@@ -149,14 +156,15 @@ interface TombstoneDraft {
   target: string;
   deletedBy: string;
   reason: string;
-  signature: string | undefined;
+  /** The deleter's signed statement (absent for system deletions such as retention). */
+  statement: CheckedStatement | undefined;
 }
 
 async function draftTombstone(
   ctx: Ctx,
-  t: { target: string; deletedBy: string; reason: string; signature?: string },
+  t: { target: string; deletedBy: string; reason: string; statement?: CheckedStatement },
 ): Promise<TombstoneDraft> {
-  return { id: newId(ctx.random), target: await ctx.keyedHash(t.target), deletedBy: t.deletedBy, reason: t.reason, signature: t.signature };
+  return { id: newId(ctx.random), target: await ctx.keyedHash(t.target), deletedBy: t.deletedBy, reason: t.reason, statement: t.statement };
 }
 
 /**
@@ -176,11 +184,16 @@ async function appendTombstone(ctx: Ctx, d: TombstoneDraft, count: number): Prom
             actor: d.deletedBy,
             subject: d.target,
             at,
+            // With statementAt, an auditor who knows the target (`message:<id>` from an export, …)
+            // rebuilds the signed statement byte for byte — RFC 8785 canonical JSON of
+            // {at: statementAt, purpose: 'sigil-delete', reason, target} — and checks
+            // statementSignature with the deleter's certificate (server/audit/README.md). The
+            // target itself stays out: the subject is its keyed hash (entries name no message id).
             data: {
               tombstone: d.id,
               reason: d.reason,
               count,
-              ...(d.signature !== undefined ? { statementSignature: d.signature } : {}),
+              ...(d.statement !== undefined ? { statementSignature: d.statement.signature, statementAt: d.statement.at } : {}),
             },
           },
         ],
@@ -280,8 +293,8 @@ export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: Del
   if (!row || !conv || !visible) throw new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
   if (row.sender !== p.login && !isOfficer(p)) throw new ForbiddenError('only the sender or an officer may delete a message');
   const target = `message:${id}`;
-  const signature = await checkStatement(ctx, p, req, target);
-  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, signature });
+  const statement = await checkStatement(ctx, p, req, target);
+  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, statement });
   const ts = await rowsThenKeys(
     ctx,
     async (tx, keysGo) => {
@@ -310,8 +323,8 @@ export async function deleteConversation(ctx: Ctx, p: Principal, convId: string,
     throw new ForbiddenError(`only owners of ${conv.name ?? convId} and officers may destroy the group`);
   }
   const target = `conversation:${convId}`;
-  const signature = await checkStatement(ctx, p, req, target);
-  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, signature });
+  const statement = await checkStatement(ctx, p, req, target);
+  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, statement });
   const ts = await rowsThenKeys(
     ctx,
     async (tx, keysGo) => {
@@ -381,7 +394,7 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
   );
   if (!known && involved?.x !== 1) throw new PeerNotFoundError(`no account ${login}`);
   const target = `user:${login}`;
-  const signature = await checkStatement(ctx, p, req, target);
+  const statement = await checkStatement(ctx, p, req, target);
   const directs = await ctx.db.all<{ id: string }>(
     `SELECT c.id FROM msg_conversations c JOIN msg_members m ON m.conversation = c.id
      WHERE c.kind = 'direct' AND m.login = ?`,
@@ -392,7 +405,7 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
     const conv = await ctx.members.get(d.id);
     if (conv) notified.set(d.id, [...conv.members.keys()]);
   }
-  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, signature });
+  const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, statement });
   const { ts, byConv } = await rowsThenKeys(
     ctx,
     async (tx, keysGo) => {

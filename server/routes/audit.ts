@@ -4,16 +4,28 @@
  *   GET  /checkpoint                       latest signed checkpoint (signs one if the log grew), any role
  *   GET  /checkpoints?after=&limit=        stored checkpoints, oldest first (auditor, officer)
  *   GET  /entries?from=&to=                leaf data of entries from ≤ seq < to, ≤ 1000 (auditor, officer)
- *   GET  /proofs/inclusion?index=&size=    RFC 9162 §2.1.3 proof, any role (content-free)
+ *   GET  /proofs/inclusion?index=&size=    RFC 9162 §2.1.3 proof, any role (hashes only; the entry's
+ *                                          leaf data too for the roles that may read entries)
  *   GET  /proofs/consistency?from=&to=     RFC 9162 §2.1.4 proof, any role (content-free)
  *   GET  /events?type=&since=&user=&after=&limit=   filtered view (auditor, officer)
  *   POST /room-access                      record an entry or exit of the appliance's room (officer)
  *
- * Mount with `app.route('/v1/audit', auditRoutes(deps, trail))`; see server/API.md.
+ * Mount with `app.route('/v1/audit', auditRoutes(deps, trail))`; see server/API.md. A damaged
+ * stored tree (a missing entry or node) answers 409 AUDIT_TREE_DAMAGED naming it; a stored tree
+ * that no longer extends the newest signed checkpoint answers 409 AUDIT_CHECKPOINT_MISMATCH where a
+ * new checkpoint would be signed (`/checkpoint`, and proofs without an explicit size).
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { createAuditTrail, recordRoomAccess, RoomAccessSchema, type AuditTrail, type StoredCheckpoint } from '../audit/index.js';
+import type { Role } from '../accounts/account-store.js';
+import {
+  AuditTreeDamagedError,
+  createAuditTrail,
+  recordRoomAccess,
+  RoomAccessSchema,
+  type AuditTrail,
+  type StoredCheckpoint,
+} from '../audit/index.js';
 import type { AppDeps } from '../app.js';
 import type { Appliance } from '../appliance.js';
 import { bodyLimit } from '../middleware/body-limit.js';
@@ -21,6 +33,9 @@ import { requireRole } from '../middleware/require-role.js';
 import { session } from '../middleware/session.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
+
+/** The roles that may read entries (`/entries`, `/events`, an inclusion proof's leaf data). */
+const ENTRY_READERS: readonly Role[] = ['auditor', 'officer'];
 
 /** Most entries per `GET /entries` page. */
 export const ENTRIES_PAGE = 1000;
@@ -62,7 +77,7 @@ export function auditRoutes(deps: AppDeps, trail: AuditTrail): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { sessions, accounts } = deps.appliance;
   const anyone = session({ sessions, accounts });
-  const readers = requireRole('auditor', 'officer');
+  const readers = requireRole(...ENTRY_READERS);
   const { log, checkpointer } = trail;
 
   app.get('/checkpoint', anyone, async (c) => {
@@ -94,11 +109,17 @@ export function auditRoutes(deps: AppDeps, trail: AuditTrail): Hono<AppEnv> {
     const size = q.size ?? (await checkpointer.current()).size;
     const proof = await log.inclusionProof(q.index, size);
     const [entry] = await log.rows(q.index, q.index + 1);
+    // index < size ≤ the log's size: the row must be there; a deleted one is damage, not "absent".
+    if (!entry) throw new AuditTreeDamagedError(`audit entry ${q.index} is missing from the stored log (its audit_log row is gone)`);
     const cp = await checkpointer.atSize(size);
+    // The entry itself only to those who may read it through /entries anyway, so the client
+    // recomputes the leaf hash instead of trusting ours; other roles get hashes only.
+    const mayRead = ENTRY_READERS.includes(c.get('principal').account.role);
     return c.json({
       index: q.index,
       size,
-      leafHash: entry ? b64(entry.leaf_hash) : null,
+      leafHash: b64(entry.leaf_hash),
+      ...(mayRead ? { leafData: entry.data } : {}),
       proof: proof.map(b64),
       checkpoint: cp ? checkpointView(cp) : null,
     });
