@@ -8,7 +8,8 @@
  * - `message-keys`      every DEK (messages and files) unwraps under its CK
  * - `messages`          a sample (random + the newest) decrypts and its header names its id
  * - `files`             a sample of final files decrypts chunk by chunk and matches its SHA-384
- * - `audit-log`         `AuditLog.verify()`: every leaf and stored subtree recomputed
+ * - `audit-log`         every leaf and stored subtree recomputed, and every stored signed
+ *                       checkpoint verified and held against the tree (`verifyAuditTrail`)
  * - `orphans`           keys without rows (warn: swept at start), rows without keys (fail)
  * - `working-copies`    no `.backup-`/`.restore-`/`.repack-*.db` left in the vault directory by an
  *                       interrupted command (fail: it keeps vault pages that deletions cannot
@@ -18,10 +19,12 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { webcrypto } from 'node:crypto';
-import { KEYRING, PATHS, type MasterKeySource } from '../appliance.js';
-import { AuditLog } from '../audit/index.js';
+import { KEYRING, PATHS, readMeta, type MasterKeySource } from '../appliance.js';
+import { verifyAuditTrail } from '../audit/index.js';
+import { Certificate } from '../../pki/index.js';
 import { ApplianceMissingError } from '../errors.js';
 import { chunkAad, fileKeyId, messageAad, unpackMessage } from '../messaging/context.js';
 import {
@@ -210,7 +213,7 @@ export async function checkAppliance(opts: CheckOptions): Promise<CheckReport> {
         items.push({ name, status: 'skipped', detail: mk ? 'not checked: a database is missing or unreadable' : 'not checked: the master key did not unlock' });
       }
     }
-    items.push(vault ? await checkAudit(vault) : { name: 'audit-log', status: 'skipped', detail: 'not checked: vault.db is unreadable' });
+    items.push(vault ? await checkAudit(vault, dataDir) : { name: 'audit-log', status: 'skipped', detail: 'not checked: vault.db is unreadable' });
     items.push(vault && keys ? await checkOrphans(vault, keys) : { name: 'orphans', status: 'skipped', detail: 'not checked: a database is unreadable' });
   } finally {
     await dbs.vault?.close();
@@ -314,16 +317,26 @@ async function checkFiles(db: Db, keys: Keystore, n: number, random: (n: number)
   return item('files', picked.size, failures, `${picked.size} of ${rows.length} files (random sample and the newest) decrypt and match their SHA-384`);
 }
 
-async function checkAudit(db: Db): Promise<CheckItem> {
+/**
+ * The trail as an auditor checks it, without the audit key: every leaf and stored subtree
+ * recomputed, and every stored checkpoint's signature (audit certificate to the appliance's root)
+ * and root held against the tree. The leaves alone cannot tell a history that was rewritten
+ * consistently (entries, nodes and head together) from the real one; the checkpoints signed before
+ * the rewrite can.
+ */
+async function checkAudit(db: Db, dataDir: string): Promise<CheckItem> {
   try {
-    const log = await AuditLog.open(db);
-    const v = await log.verify();
-    if (v.ok) return { name: 'audit-log', status: 'pass', detail: `${v.size} entries verify; root ${Buffer.from(v.root).toString('hex')}`, checked: v.size };
+    const meta = await readMeta(dataDir);
+    const cert = async (rel: string): Promise<Certificate> => Certificate.fromPem(await readFile(join(dataDir, rel), 'utf8'));
+    const v = await verifyAuditTrail({ db, issuingCert: await cert(PATHS.issuingCert), rootCert: await cert(PATHS.rootCert), org: meta.org });
+    if (v.ok) {
+      return { name: 'audit-log', status: 'pass', detail: `${v.size} entries verify; ${v.checkpoints} signed checkpoints match the tree`, checked: v.size };
+    }
     return {
       name: 'audit-log',
       status: 'fail',
       detail: `${v.reason}: ${v.detail}`,
-      failures: [{ id: v.seq !== undefined ? `entry:${v.seq}` : 'log', reason: v.reason }],
+      failures: [{ id: v.seq !== undefined ? `entry:${v.seq}` : v.range ? `entries:${v.range.from}-${v.range.to}` : 'log', reason: v.reason }],
     };
   } catch (err) {
     return { name: 'audit-log', status: 'fail', detail: `${reasonOf(err)}: ${(err as Error).message}` };

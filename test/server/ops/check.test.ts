@@ -9,6 +9,8 @@ import t from 'tap';
 import sqlite3 from 'sqlite3';
 import { tmpDir } from '../../helpers/tmp.js';
 import { live, runOps } from './fixture.js';
+import { leafHash, memoryNodeSource, rootHash } from '../../../server/audit/index.js';
+import { auditTrailOf } from '../../../server/routes/audit.js';
 
 function raw<T = unknown>(path: string, sql: string, params: unknown[] = []): Promise<T[]> {
   return new Promise((resolve, reject) => {
@@ -37,6 +39,11 @@ t.test('when the vault is damaged then check names the failing item and exits 1'
   const newest = await L.send(alice, conv, 'with a file', {
     attachments: [{ id: up.body.fileId, name: 'a.bin', sha384: up.body.sha384, size: up.body.size }],
   });
+  // A signed checkpoint of this history, as the running server keeps them (this harness mounts no
+  // audit routes, so it is signed through the same trail the server builds).
+  const trail = auditTrailOf(h.app.appliance, () => new Date());
+  await trail.checkpointer.ready();
+  t.ok((await trail.checkpointer.current()).size > 0, 'a checkpoint is signed');
   await L.stopKeepingData();
 
   const vaultDb = join(dataDir, 'vault', 'vault.db');
@@ -74,6 +81,29 @@ t.test('when the vault is damaged then check names the failing item and exits 1'
   t.equal(badAudit.code, 1);
   t.match(itemOf(badAudit, 'audit-log'), { status: 'fail', failures: [{ id: 'entry:1', reason: 'leaf-hash-mismatch' }] });
   await raw(vaultDb, 'UPDATE audit_log SET data = ? WHERE seq = 1', [entry!.data]);
+
+  // A history rewritten consistently (an entry's actor, its leaf hash, every stored node and the
+  // head, as a writer with vault.db alone can): every leaf and node verifies again, and only the
+  // checkpoint the appliance signed before the rewrite shows it.
+  const log = await raw<{ seq: number; data: string; leaf_hash: Uint8Array }>(vaultDb, 'SELECT seq, data, leaf_hash FROM audit_log ORDER BY seq');
+  const victim = log.find((r) => /"actor":"[a-z-]+"/.test(r.data))!;
+  const forged = victim.data.replace(/"actor":"[a-z-]+"/, '"actor":"forger"');
+  const rewrite = async (data: string, hashOf: (seq: number, h: Uint8Array) => Uint8Array): Promise<void> => {
+    await raw(vaultDb, 'UPDATE audit_log SET data = ?, leaf_hash = ? WHERE seq = ?', [data, hashOf(victim.seq, victim.leaf_hash), victim.seq]);
+    const leaves = log.map((r) => hashOf(r.seq, new Uint8Array(r.leaf_hash)));
+    const src = memoryNodeSource(leaves);
+    for (const n of await raw<{ level: number; idx: number }>(vaultDb, 'SELECT level, idx FROM audit_nodes')) {
+      await raw(vaultDb, 'UPDATE audit_nodes SET hash = ? WHERE level = ? AND idx = ?', [await src(n.level, n.idx), n.level, n.idx]);
+    }
+    await raw(vaultDb, 'UPDATE audit_head SET root = ? WHERE id = 1', [rootHash(leaves)]);
+  };
+  const forgedHash = leafHash(new TextEncoder().encode(forged));
+  await rewrite(forged, (seq, h) => (seq === victim.seq ? forgedHash : h));
+  const rewritten = await check();
+  t.equal(rewritten.code, 1, 'a consistent rewrite fails check');
+  t.match(itemOf(rewritten, 'audit-log'), { status: 'fail', failures: [{ reason: 'checkpoint-mismatch' }] });
+  await rewrite(victim.data, (_seq, h) => h);
+  t.match(itemOf(await check(), 'audit-log'), { status: 'pass', detail: /signed checkpoints match the tree/ }, 'and passes once undone');
 
   // A keyring row (the issuing CA's key).
   const [ring] = await raw<{ sealed: Uint8Array }>(vaultDb, "SELECT sealed FROM keyring WHERE name = 'ca.issuing.pkcs8'");
