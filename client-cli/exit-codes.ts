@@ -34,6 +34,9 @@ const TABLE: Readonly<Record<string, ExitCode>> = {
   DOWNLOAD_MISMATCH: EXIT.verification,
   // audit (client-cli/audit/errors.ts): the audit trail, a checkpoint or a proof did not verify
   AUDIT_VERIFY_FAILED: EXIT.verification,
+  // …and the appliance's own answers that its stored trail is damaged or was rewritten (409)
+  AUDIT_TREE_DAMAGED: EXIT.verification,
+  AUDIT_CHECKPOINT_MISMATCH: EXIT.verification,
   // authentication refused: by the server, or locally before we could even ask
   AUTH_FAILED: EXIT.auth,
   ACCOUNT_LOCKED: EXIT.auth,

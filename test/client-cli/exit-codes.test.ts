@@ -11,6 +11,9 @@ t.test('when an error has a mapped code then its exit code follows the table', a
     t.equal(exitCodeFor(new ServerError(code, 'm', 401)), EXIT.auth, code);
   }
   t.equal(exitCodeFor(new CliError('NOT_TRUSTED', 'm')), EXIT.verification);
+  for (const code of ['AUDIT_TREE_DAMAGED', 'AUDIT_CHECKPOINT_MISMATCH']) {
+    t.equal(exitCodeFor(new ServerError(code, 'm', 409)), EXIT.verification, `${code}: the appliance says its trail does not verify`);
+  }
   t.equal(exitCodeFor(new ServerError('ACCOUNT_EXISTS', 'm', 409)), EXIT.failure, 'unmapped server code is a failure');
   t.equal(exitCodeFor(new Error('boom')), EXIT.failure);
   t.equal(exitCodeFor(new CommanderError(1, 'commander.unknownOption', 'x')), EXIT.usage);
