@@ -140,3 +140,13 @@ t.test('when a group is deleted as a conversation then the question says the gro
   const direct = await runCli(['delete', '--conversation', 'bkim'], { profile });
   t.match(direct.stderr, /Delete the whole conversation bkim for everyone\?/);
 });
+
+// Review finding: `sigil cert revoke --help` told officers to run `sigil crl publish` afterwards,
+// although the appliance publishes a new CRL before it answers a revocation (server/API.md).
+t.test('when an officer reads sigil cert revoke --help then it says the CRL is already published', async (t) => {
+  const revoke = allCommands(buildProgram({ io })).find((c) => commandPath(c) === 'sigil cert revoke');
+  if (!revoke) throw new Error('no sigil cert revoke command');
+  const text = helpOf(revoke).replace(/\s+/g, ' ');
+  t.notMatch(text, /crl publish/, 'no extra step to run');
+  t.match(text, /publishes a new CRL listing it before it answers/);
+});

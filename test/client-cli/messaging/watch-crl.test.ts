@@ -8,23 +8,16 @@
  * `sigil watch`'s run() in this process against a real appliance over real TLS, with one fake
  * clock for the appliance and (through the runtime's injected io.now) for the CLI.
  */
-import { webcrypto } from 'node:crypto';
 import t from 'tap';
-import { signDetached, type Clearance } from '../../../pki/index.js';
 import { run as watch } from '../../../client-cli/commands/message/watch.js';
 import { MessagingSession } from '../../../client-cli/messaging/session.js';
 import { terminalPrompter } from '../../../client-cli/prompt.js';
 import { Runtime } from '../../../client-cli/runtime.js';
-import type { AppDeps } from '../../../server/app.js';
-import { messagingPartsFrom, type MessagingRouteDeps } from '../../../server/messaging/http.js';
-import { canonicalHeader, createMessaging, type MessageHeader, type Messaging } from '../../../server/messaging/index.js';
-import { conversationsRoutes } from '../../../server/routes/conversations.js';
-import { eventsRoutes } from '../../../server/routes/events.js';
-import { correspondenceRoutes, messagesRoutes } from '../../../server/routes/messages.js';
-import { startTestAppliance, type TestUser } from '../../helpers/appliance.js';
+import type { TestUser } from '../../helpers/appliance.js';
 import { ensureCliBuilt } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { cliUser } from './helpers/users.js';
+import { httpHarness } from '../../server/messaging/http-harness.js';
 
 const MINUTE = 60_000;
 const VALIDITY = 10 * MINUTE;
@@ -34,32 +27,8 @@ const skew = { server: 0, client: 0 };
 const serverNow = (): Date => new Date(Date.now() + skew.server);
 const clientNow = (): Date => new Date(Date.now() + skew.client);
 
-const holder: { messaging?: Messaging } = {};
-const deps = (d: AppDeps): MessagingRouteDeps => ({
-  appliance: d.appliance,
-  get messaging(): Messaging {
-    if (!holder.messaging) throw new Error('messaging not started yet');
-    return holder.messaging;
-  },
-});
-const app = await startTestAppliance({
-  profile: 'p256',
-  now: serverNow,
-  config: { crlValidityMs: VALIDITY },
-  extraRoutes: {
-    '/v1/conversations': (d) => conversationsRoutes(deps(d)),
-    '/v1/messages': (d) => messagesRoutes(deps(d)),
-    '/v1/events': (d) => eventsRoutes(deps(d), { keepAliveMs: 1000 }),
-    '/v1/users': (d) => correspondenceRoutes(deps(d)),
-  },
-});
-const messaging = createMessaging(await messagingPartsFrom(app.appliance, serverNow, { sweepIntervalMs: 0 }, () => undefined));
-await messaging.start();
-holder.messaging = messaging;
-t.teardown(async () => {
-  await messaging.close();
-  await app.stop();
-});
+const h = await httpHarness(t, { now: serverNow, profile: 'p256', config: { crlValidityMs: VALIDITY }, keepAliveMs: 1000 });
+const app = h.app;
 
 ensureCliBuilt();
 const dir = tmpDir(t, 'sigil-cli-watch-crl-');
@@ -70,25 +39,10 @@ const conversation = ((await as(alee.user)('/v1/conversations/direct', { peer: '
 
 /** alee sends `text` to bkim, signed now by the appliance's clock. */
 async function send(text: string): Promise<string> {
-  const body = new TextEncoder().encode(text);
-  const header: MessageHeader = {
-    attachments: [],
-    body: { sha384: Buffer.from(await webcrypto.subtle.digest('SHA-384', body)).toString('base64'), size: body.length },
-    conversation,
-    id: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64url'),
-    label: 'restricted',
-    purpose: 'sigil-message',
-    replyTo: null,
-    sender: 'alee',
-    sentAt: serverNow().toISOString(),
-    urgent: false,
-    v: 1,
-  };
-  const hText = canonicalHeader(header);
-  const sig = await signDetached({ content: new TextEncoder().encode(hText), signerCert: alee.user.cert, signerKey: alee.user.key, label: 'restricted' as Clearance });
-  const r = await as(alee.user)('/v1/messages', { header: hText, signature: Buffer.from(sig).toString('base64'), body: Buffer.from(body).toString('base64') });
+  const { id, ...m } = await h.compose(alee.user, conversation, text, { sentAt: serverNow().toISOString() });
+  const r = await as(alee.user)('/v1/messages', m);
   if (r.status !== 201) throw new Error(`send: ${r.status} ${JSON.stringify(r.body)}`);
-  return header.id;
+  return id;
 }
 
 /** bkim's runtime in this process: output captured, the CLI clock = clientNow. */

@@ -24,7 +24,7 @@ import { eventsRoutes } from '../../../server/routes/events.js';
 import { filesRoutes } from '../../../server/routes/files.js';
 import { groupsRoutes } from '../../../server/routes/groups.js';
 import { correspondenceRoutes, messagesRoutes } from '../../../server/routes/messages.js';
-import { startTestAppliance, type TestAppliance, type TestResponse, type TestUser } from '../../helpers/appliance.js';
+import { startTestAppliance, type TestAppliance, type TestApplianceOptions, type TestResponse, type TestUser } from '../../helpers/appliance.js';
 
 const enc = new TextEncoder();
 
@@ -48,7 +48,18 @@ export async function sha384b64(bytes: Uint8Array): Promise<string> {
 /** Starts an appliance with messaging mounted; stopped when `t` ends. */
 export async function httpHarness(
   t: { teardown(fn: () => void | Promise<void>): void },
-  opts: { keepAliveMs?: number; eventQueueMax?: number; eventQueueMaxBytes?: number; captureLogs?: boolean; sessionIdleMs?: number } = {},
+  opts: {
+    keepAliveMs?: number;
+    eventQueueMax?: number;
+    eventQueueMaxBytes?: number;
+    captureLogs?: boolean;
+    sessionIdleMs?: number;
+    /** The appliance's clock (and messaging's). Default real time. */
+    now?: () => Date;
+    profile?: TestApplianceOptions['profile'];
+    /** More configuration overrides. */
+    config?: TestApplianceOptions['config'];
+  } = {},
 ): Promise<HttpHarness> {
   const holder: { messaging?: Messaging } = {};
   const deps = (d: AppDeps): MessagingRouteDeps => ({
@@ -59,8 +70,10 @@ export async function httpHarness(
     },
   });
   const app = await startTestAppliance({
-    config: { bodyLimit: 16 * 1024 * 1024, ...(opts.sessionIdleMs ? { sessionIdleMs: opts.sessionIdleMs } : {}) },
+    config: { bodyLimit: 16 * 1024 * 1024, ...(opts.sessionIdleMs ? { sessionIdleMs: opts.sessionIdleMs } : {}), ...opts.config },
     ...(opts.captureLogs ? { captureLogs: true } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.profile ? { profile: opts.profile } : {}),
     extraRoutes: {
       '/v1/conversations': (d) => conversationsRoutes(deps(d)),
       '/v1/messages': (d) => messagesRoutes(deps(d)),

@@ -8,36 +8,14 @@
  * certificate is valid for the TLS handshake and the appliance judges it at the moved clock.
  */
 import t from 'tap';
-import type { AppDeps } from '../../../server/app.js';
-import { messagingPartsFrom, type MessagingRouteDeps } from '../../../server/messaging/http.js';
-import { createMessaging, type Messaging } from '../../../server/messaging/index.js';
-import { eventsRoutes } from '../../../server/routes/events.js';
-import { startTestAppliance } from '../../helpers/appliance.js';
-import { openEvents, type HttpHarness } from '../messaging/http-harness.js';
+import { httpHarness, openEvents } from '../messaging/http-harness.js';
 
 t.test('when the listener’s certificate expires then its open stream ends and its session is over', async (t) => {
   let offsetMs = 0;
   const now = (): Date => new Date(Date.now() + offsetMs);
-  const holder: { messaging?: Messaging } = {};
-  const deps = (d: AppDeps): MessagingRouteDeps => ({
-    appliance: d.appliance,
-    get messaging(): Messaging {
-      if (!holder.messaging) throw new Error('messaging not started yet');
-      return holder.messaging;
-    },
-  });
-  const app = await startTestAppliance({
-    now,
-    // A short keep-alive: it is also the interval of the open streams' session re-check.
-    extraRoutes: { '/v1/events': (d) => eventsRoutes(deps(d), { keepAliveMs: 200 }) },
-  });
-  const messaging = createMessaging(await messagingPartsFrom(app.appliance, now, { sweepIntervalMs: 0 }, () => undefined));
-  await messaging.start();
-  holder.messaging = messaging;
-  t.teardown(async () => {
-    await messaging.close();
-    await app.stop();
-  });
+  // A short keep-alive: it is also the interval of the open streams' session re-check.
+  const h = await httpHarness(t, { now, keepAliveMs: 200 });
+  const app = h.app;
 
   const bob = await app.createStaff({ login: 'e-bob', clearance: 'secret' });
   const notAfter = bob.cert.notAfter;
@@ -48,7 +26,7 @@ t.test('when the listener’s certificate expires then its open stream ends and 
   const me = await app.request('/v1/me', { token, cert: bob.certPem, key: bob.keyPem });
   t.equal(me.status, 200, 'the new session works before notAfter');
 
-  const es = await openEvents({ app } as HttpHarness, { ...bob, token });
+  const es = await openEvents(h, { ...bob, token });
   t.teardown(() => es.close());
   await es.until((evs) => evs.some((e) => e.event === 'ready'));
   await new Promise((r) => setTimeout(r, 600));
