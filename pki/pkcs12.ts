@@ -12,7 +12,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { Certificate } from './certificate.js';
 import { decodeDer, toArrayBuffer } from './der.js';
-import { BadPasswordError, InvalidParameterError, MalformedInputError, Pkcs12IncompleteError } from './errors.js';
+import { BadPasswordError, InvalidParameterError, MalformedInputError, Pkcs12IncompleteError, UnknownAlgorithmError } from './errors.js';
 import { DEFAULT_PBKDF2_ITERATIONS, encryptPkcs8, exportPublicKeySpki, importPrivateKeyPkcs8 } from './keys.js';
 import type { CryptoKey } from './webcrypto.js';
 
@@ -104,19 +104,54 @@ export async function createPkcs12(p: CreatePkcs12Params): Promise<Uint8Array> {
   return new Uint8Array(pfx.toSchema().toBER(false));
 }
 
+/** CMS EncryptedData: an encrypted SafeContents. */
+const ENCRYPTED_DATA = '1.2.840.113549.1.7.6';
+
 /**
- * Opens a PKCS#12 made by `createPkcs12` or by `openssl pkcs12 -export` (OpenSSL 3 defaults).
+ * PKCS#12's own password-based encryption schemes (RFC 7292 appendix C: RC2, RC4, two- and
+ * three-key 3DES), what `openssl pkcs12 -legacy` and older tools write. WebCrypto implements none
+ * of those ciphers, so such a file cannot be opened here; saying so beats "wrong password".
+ */
+const LEGACY_PBE = '1.2.840.113549.1.12.1.';
+
+function refuseLegacy(oid: string): void {
+  if (oid.startsWith(LEGACY_PBE)) {
+    throw new UnknownAlgorithmError(
+      `the PKCS#12 is encrypted with a legacy scheme (${oid}, e.g. from openssl pkcs12 -legacy) that Sigil cannot read; export it again without -legacy (AES-256, PBKDF2)`,
+    );
+  }
+}
+
+/**
+ * Refuses a PFX whose encrypted safes use a legacy scheme. Read from a fresh decoding of `der`:
+ * pkijs's failed attempt leaves the parsed safes unusable for a second reading.
+ */
+async function refuseLegacySafes(der: Uint8Array, password: ArrayBuffer): Promise<void> {
+  const pfx = decodeDer(der, 'PKCS#12 PFX', (schema) => new pkijs.PFX({ schema }));
+  await pfx.parseInternalValues({ password, checkIntegrity: false });
+  for (const c of pfx.parsedValue?.authenticatedSafe?.safeContents ?? []) {
+    if (c.contentType !== ENCRYPTED_DATA) continue;
+    refuseLegacy(new pkijs.EncryptedData({ schema: c.content }).encryptedContentInfo.contentEncryptionAlgorithm.algorithmId);
+  }
+}
+
+/**
+ * Opens a PKCS#12 made by `createPkcs12` or by `openssl pkcs12 -export` (OpenSSL 3 defaults, with
+ * or without a MAC).
  * @returns the private key, the certificate matching it, and the other certificates ordered from
  *   the certificate's issuer upwards where they chain.
  * @throws BadPasswordError (`PKCS12_BAD_PASSWORD`) when the MAC or an encrypted safe does not open.
  * @throws MalformedInputError when the bytes are not PKCS#12.
+ * @throws UnknownAlgorithmError when it is encrypted with a legacy PKCS#12 scheme (RC2, 3DES).
  * @throws Pkcs12IncompleteError when there is no key or no certificate for it.
  */
 export async function openPkcs12(der: Uint8Array, password: string): Promise<{ key: CryptoKey; cert: Certificate; chain: Certificate[] }> {
   const pfx = decodeDer(der, 'PKCS#12 PFX', (schema) => new pkijs.PFX({ schema }));
   const pw = toArrayBuffer(new TextEncoder().encode(password ?? ''));
   try {
-    await pfx.parseInternalValues({ password: pw, checkIntegrity: true });
+    // Without a MAC (`openssl pkcs12 -nomac`) there is no integrity to check: the password is
+    // still proven by the encrypted key bag opening, and the key then matching its certificate.
+    await pfx.parseInternalValues({ password: pw, checkIntegrity: pfx.macData !== undefined });
   } catch (cause) {
     if (/integrity/i.test((cause as Error)?.message ?? '')) throw new BadPasswordError('the PKCS#12 password is wrong (integrity check failed)', { cause });
     throw new MalformedInputError('the PKCS#12 content could not be read', { cause });
@@ -126,6 +161,7 @@ export async function openPkcs12(der: Uint8Array, password: string): Promise<{ k
   try {
     await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({ password: pw })) });
   } catch (cause) {
+    await refuseLegacySafes(der, pw);
     throw new BadPasswordError('an encrypted PKCS#12 safe does not open with this password', { cause });
   }
   const keys: Uint8Array[] = [];
@@ -134,6 +170,7 @@ export async function openPkcs12(der: Uint8Array, password: string): Promise<{ k
     for (const bag of content.value.safeBags) {
       if (bag.bagId === BAG.shroudedKey) {
         const shrouded = bag.bagValue as pkijs.PKCS8ShroudedKeyBag;
+        refuseLegacy(shrouded.encryptionAlgorithm.algorithmId);
         try {
           await (shrouded as unknown as { parseInternalValues(p: { password: ArrayBuffer }): Promise<void> }).parseInternalValues({ password: pw });
         } catch (cause) {

@@ -62,6 +62,34 @@ t.test('when openssl pkcs12 -export made the file then we open it', async (t) =>
   await t.rejects(openPkcs12(new Uint8Array(readFileSync(out)), 'nope'), { code: 'PKCS12_BAD_PASSWORD' });
 });
 
+t.test('when openssl pkcs12 -export -nomac made the file then we open it, and a wrong password still fails', async (t) => {
+  const ca = await makeTestCa('p384', () => NOW);
+  const user = await ca.staff('nina');
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const out = `${tmp.dir}/nomac.p12`;
+  const r = await openssl(['pkcs12', '-export', '-nomac', '-inkey', tmp.write('k.pem', await exportPrivateKeyPem(user.key)), '-in', tmp.write('c.pem', user.cert.pem), '-passout', 'pass:no-mac', '-out', out]);
+  t.equal(r.code, 0, r.stderr);
+  const opened = await openPkcs12(new Uint8Array(readFileSync(out)), 'no-mac');
+  t.equal(opened.cert.fingerprint, user.cert.fingerprint, 'no MAC is no integrity check, not a wrong password');
+  await t.rejects(openPkcs12(new Uint8Array(readFileSync(out)), 'nope'), { code: 'PKCS12_BAD_PASSWORD' }, 'the key bag proves the password');
+});
+
+t.test('when openssl pkcs12 -export -legacy made the file then the error names the legacy encryption, not the password', async (t) => {
+  const ca = await makeTestCa('p256', () => NOW);
+  const user = await ca.staff('lena');
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const out = `${tmp.dir}/legacy.p12`;
+  const r = await openssl(['pkcs12', '-export', '-legacy', '-inkey', tmp.write('k.pem', await exportPrivateKeyPem(user.key)), '-in', tmp.write('c.pem', user.cert.pem), '-passout', 'pass:old', '-out', out]);
+  if (r.code !== 0) {
+    t.comment(`not run: this openssl cannot write -legacy (no legacy provider): ${r.stderr.split('\n')[0]}`);
+    return;
+  }
+  await t.rejects(openPkcs12(new Uint8Array(readFileSync(out)), 'old'), { code: 'UNKNOWN_ALGORITHM', message: /legacy scheme .*without -legacy/ });
+  await t.rejects(openPkcs12(new Uint8Array(readFileSync(out)), 'nope'), { code: 'PKCS12_BAD_PASSWORD' }, 'its MAC still tells a wrong password');
+});
+
 t.test('when the password is wrong then PKCS12_BAD_PASSWORD', async (t) => {
   const ca = await makeTestCa('p256', () => NOW);
   const user = await ca.staff('dave');

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { action1, type CommandContext } from '../../context.js';
-import { InputFileError, KeyExistsError, Pkcs12OpenError } from '../../errors.js';
+import { CliError, InputFileError, KeyExistsError, Pkcs12OpenError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
@@ -54,7 +54,7 @@ async function readInput(file: string): Promise<Buffer> {
 }
 
 export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
-  const { BadPasswordError, exportPrivateKeyPem, MalformedInputError, openPkcs12, Pkcs12IncompleteError } = await import('../../../pki/index.js');
+  const { BadPasswordError, exportPrivateKeyPem, MalformedInputError, openPkcs12, Pkcs12IncompleteError, UnknownAlgorithmError } = await import('../../../pki/index.js');
   const { assertCertMatchesKey, assertChainsToPinnedCa, readCertificates } = await import('../../credentials.js');
   const config = await rt.config();
   const bytes = await readInput(opts.file);
@@ -82,6 +82,8 @@ export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
       opened = await openPkcs12(new Uint8Array(bytes), password);
     } catch (err) {
       if (err instanceof BadPasswordError) throw new Pkcs12OpenError(opts.file, { cause: err });
+      // A legacy-encrypted file (openssl -legacy): not a wrong password, and the message says what to do.
+      if (err instanceof UnknownAlgorithmError) throw new CliError('P12_UNSUPPORTED', `${opts.file}: ${err.message}`, { cause: err });
       if (err instanceof MalformedInputError || err instanceof Pkcs12IncompleteError) throw new InputFileError(opts.file, 'a PEM certificate or a PKCS#12 file', { cause: err });
       throw err;
     }
