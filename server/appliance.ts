@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import {
   Certificate,
-  exportPrivateKeyPem,
   importPrivateKeyPkcs8,
   Issuer,
   PROFILE_NAMES,
@@ -36,6 +35,7 @@ import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
 import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
 import { CertificateService } from './certs/certificate-service.js';
 import { CrlRefresher, defaultCrlCheckMs } from './certs/crl-refresher.js';
+import { DEFAULT_TLS_CHECK_MS, tlsMaterial, TlsRenewer, type TlsMaterial, type TlsRenewalHook } from './certs/tls-renewer.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import type { Config } from './config.js';
 import { unlockVault, type MigrationHook, type Vault } from './vault/index.js';
@@ -91,8 +91,12 @@ export interface Appliance {
   readonly rootCert: Certificate;
   readonly issuingCert: Certificate;
   readonly issuer: Issuer;
-  /** TLS server identity for node's TLS (the key only in memory). */
-  readonly tls: { certPem: string; chainPem: string; keyPem: string };
+  /**
+   * TLS server identity for node's TLS (the key only in memory). In an appliance from
+   * {@link openAppliance} it is the renewer's current material: it changes when the certificate
+   * is renewed.
+   */
+  readonly tls: TlsMaterial;
   readonly auditCert: Certificate;
   /** The audit-signing key (for the audit module's checkpoints). */
   readonly auditKey: CryptoKey;
@@ -115,7 +119,12 @@ export interface Appliance {
    * from {@link openAppliance}; absent in the one init assembles.
    */
   readonly crlRefresher?: CrlRefresher;
-  /** Stops the CRL refresher, then closes the vault (databases). Idempotent. */
+  /**
+   * Renews the TLS certificate before it expires (certs/tls-renewer.ts); the listener subscribes
+   * to swap its certificate. Running in an appliance from {@link openAppliance}; absent in init's.
+   */
+  readonly tlsRenewer?: TlsRenewer;
+  /** Stops the CRL refresher and the TLS renewer, then closes the vault (databases). Idempotent. */
   close(): Promise<void>;
 }
 
@@ -134,6 +143,10 @@ export interface OpenApplianceOptions {
   log?: Logger;
   /** Real milliseconds between the CRL refresher's checks. Default {@link defaultCrlCheckMs}. */
   crlCheckEveryMs?: number;
+  /** Real milliseconds between the TLS renewer's checks. Default {@link DEFAULT_TLS_CHECK_MS} (6 h). */
+  tlsCheckEveryMs?: number;
+  /** Test seam of the TLS renewal (a throw stops a renewal after that step, as a crash would). */
+  tlsRenewalHook?: TlsRenewalHook;
 }
 
 /** A migration of `file` being applied at open: Db.migrate's hook, told which database it is in. */
@@ -175,11 +188,44 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
       onError: (err) => log.error('CRL republication failed; the next check tries again', errorFields(err)),
     });
     await crlRefresher.start();
+    // The TLS certificate is renewed now if it is near expiry (or a crash interrupted a renewal:
+    // that is finished or undone first), before anyone listens, and then checked every 6 h.
+    const tlsRenewer = new TlsRenewer({
+      target: {
+        dataDir,
+        certPath: PATHS.tlsCert,
+        keyName: KEYRING.tlsKey,
+        db: vault.db,
+        keyring: vault.keyring,
+        audit: appliance.audit,
+        now,
+        issuer: appliance.issuer,
+        issuingCert: appliance.issuingCert,
+        profile: meta.profile,
+      },
+      initial: appliance.tls,
+      checkEveryMs: opts.tlsCheckEveryMs ?? DEFAULT_TLS_CHECK_MS,
+      afterStep: opts.tlsRenewalHook,
+      onRenewed: (r) =>
+        log.info(`TLS certificate renewed: serial ${r.cert.serialNumber}, valid until ${r.cert.notAfter.toISOString()}`, {}),
+      onError: (err) => log.error('TLS certificate renewal failed; the next check tries again', errorFields(err)),
+    });
+    try {
+      await tlsRenewer.start();
+    } catch (err) {
+      await crlRefresher.stop();
+      throw err;
+    }
     let closing: Promise<void> | undefined;
     return {
       ...appliance,
+      get tls() {
+        return tlsRenewer.current;
+      },
       crlRefresher,
-      close: () => (closing ??= crlRefresher.stop().then(() => appliance.close())),
+      tlsRenewer,
+      close: () =>
+        (closing ??= Promise.all([crlRefresher.stop(), tlsRenewer.stop()]).then(() => appliance.close())),
     };
   } catch (err) {
     await vault.close().catch(() => undefined);
@@ -267,11 +313,7 @@ export async function assemble(
     rootCert,
     issuingCert,
     issuer,
-    tls: {
-      certPem: tlsCert.pem,
-      chainPem: tlsCert.pem + issuingCert.pem,
-      keyPem: await exportPrivateKeyPem(tlsKey),
-    },
+    tls: await tlsMaterial(tlsCert, issuingCert, tlsKey),
     auditCert,
     auditKey,
     audit,

@@ -9,18 +9,23 @@ import type { Server } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Appliance } from './appliance.js';
+import type { TlsMaterial } from './certs/tls-renewer.js';
 import type { Logger } from './log.js';
 import type { AppEnv } from './middleware/types.js';
 import { assertLanListen, formatListen, type ListenAddress } from './net/lan.js';
 import { attachPeerFilter } from './net/peer-filter.js';
 
-/** TLS options: TLS 1.3 only; client certificate required and verified against the appliance CA. */
-export function tlsServerOptions(appliance: Appliance): https.ServerOptions {
+/**
+ * TLS options: TLS 1.3 only; client certificate required and verified against the appliance CA.
+ * The listener is created with them, and its secure context is rebuilt from them with the new
+ * `tls` material when the certificate is renewed.
+ */
+export function tlsServerOptions(appliance: Appliance, tls: TlsMaterial = appliance.tls): https.ServerOptions {
   return {
     minVersion: 'TLSv1.3',
     maxVersion: 'TLSv1.3',
-    cert: appliance.tls.chainPem,
-    key: appliance.tls.keyPem,
+    cert: tls.chainPem,
+    key: tls.keyPem,
     ca: [appliance.issuingCert.pem, appliance.rootCert.pem],
     requestCert: true,
     rejectUnauthorized: true,
@@ -76,6 +81,13 @@ export async function listen(opts: ListenOptions): Promise<Listener> {
     allowedPeers: opts.allowedPeers,
     onRefused: (p) => opts.log.warn('connection refused: peer outside the allowed ranges', { peer: p.address ?? null }),
   });
+  // A renewed certificate (certs/tls-renewer.ts) is served without a restart: new handshakes get
+  // it, connections already open keep the one they agreed on.
+  const unsubscribe = opts.appliance.tlsRenewer?.subscribe((tls) => {
+    server.setSecureContext(tlsServerOptions(opts.appliance, tls));
+    opts.log.info('TLS certificate swapped in the listener', {});
+  });
+  server.on('close', () => unsubscribe?.());
   server.on('tlsClientError', (err) => opts.log.info('TLS handshake refused', { errorCode: (err as { code?: string }).code ?? err.message }));
   await new Promise<void>((resolve, reject) => {
     if (server.listening) return resolve();

@@ -24,7 +24,8 @@ export type SecurityEventType =
   | 'account.clearance-changed'
   | 'certificate.issued'
   | 'certificate.revoked'
-  | 'crl.published';
+  | 'crl.published'
+  | 'tls.renewed';
 
 /** One event. `actor` is who did it (a login, or `system`); `subject` whom it concerns. */
 export interface SecurityEvent {

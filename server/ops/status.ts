@@ -111,8 +111,10 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
     const daysLeft = Math.floor((cert.notAfter.getTime() - at.getTime()) / DAY_MS);
     const warn = daysLeft < CERT_WARN_DAYS;
     certificates.push({ name, subject: cert.subjectString, serial: cert.serialNumber, notAfter: cert.notAfter.toISOString(), daysLeft, warn });
-    if (daysLeft < 0) warnings.push(`${name} certificate expired on ${cert.notAfter.toISOString()}`);
-    else if (warn) warnings.push(`${name} certificate expires in ${daysLeft} days (${cert.notAfter.toISOString()})`);
+    // The server renews the TLS certificate itself (certs/tls-renewer.ts): a warning that stays means it is not running or the renewal fails.
+    const hint = name === 'tls' ? '; the server renews it automatically while running or at its next start (see its log if this persists)' : '';
+    if (daysLeft < 0) warnings.push(`${name} certificate expired on ${cert.notAfter.toISOString()}${hint}`);
+    else if (warn) warnings.push(`${name} certificate expires in ${daysLeft} days (${cert.notAfter.toISOString()})${hint}`);
   }
 
   // Read-only: status must never change the vault, and needs no write lock beside a running server.
