@@ -282,10 +282,8 @@ export class CertificateService {
    * @throws LastOfficerCertificateError
    */
   async keepOfficerBesides(login: string): Promise<void> {
-    const officers = await this.d.certificates.activeSerialsOfRole('officer', this.d.now());
-    const theirs: string[] = [];
-    for (const s of officers) if ((await this.d.certificates.get(s))?.login === login) theirs.push(s);
-    await this.#keepLastOfficer(theirs, this.d.now());
+    // #keepLastOfficer looks only at those of them that are active officer certificates.
+    await this.#keepLastOfficer((await this.d.certificates.ofLogin(login)).map((r) => r.serial), this.d.now());
   }
 
   /** Signs and stores a new CRL listing every revoked certificate (one publication at a time). */
