@@ -84,10 +84,7 @@ export function cidrWithin(inner: Cidr, outer: Cidr): boolean {
  * (and `first` ≤ `last`, which {@link parseRange} ensured) put the whole span inside it.
  */
 export function rangeWithin(range: AddressRange, outer: Cidr): boolean {
-  if (range.family !== outer.family) return false;
-  const list = new net.BlockList();
-  list.addSubnet(outer.address, outer.prefix, outer.family);
-  return list.check(range.first, range.family) && list.check(range.last, range.family);
+  return cidrWithin(parseCidr(range.first), outer) && cidrWithin(parseCidr(range.last), outer);
 }
 
 /**
