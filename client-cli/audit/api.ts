@@ -32,6 +32,8 @@ export const InclusionAnswerSchema = z
     index: z.number().int(),
     size: z.number().int(),
     leafHash: z.string().nullable(),
+    /** The entry exactly as hashed (server/API.md): sent to auditors and officers only. */
+    leafData: z.string().optional(),
     proof: z.array(z.string()),
     checkpoint: CheckpointWireSchema.nullable(),
   })

@@ -49,15 +49,12 @@ export async function run(opts: AuditProofOptions, rt: Runtime): Promise<void> {
   const { UsageError, ServerError } = await import('../../errors.js');
   const seq = Number(opts.seq);
   if (!/^\d{1,15}$/.test(opts.seq) || !Number.isSafeInteger(seq)) throw new UsageError(`SEQ: expected a non-negative integer, got "${opts.seq}"`);
-  const { z } = await import('zod');
   const { httpSource } = await import('../../audit/sources.js');
   const { onlineTrust } = await import('../../audit/online.js');
   const { checkCheckpoint } = await import('../../audit/checkpoint.js');
   const { hashEq, leafHash, verifyInclusion } = await import('../../audit/merkle.js');
   const { InclusionAnswerSchema, b64bytes } = await import('../../audit/api.js');
   const { AuditVerifyFailedError } = await import('../../audit/errors.js');
-  // `leafData` (server/API.md): the entry exactly as hashed, sent to auditors and officers only.
-  const AnswerSchema = InclusionAnswerSchema.extend({ leafData: z.string().optional() });
   const fail = (reason: string, detail: string): InstanceType<typeof AuditVerifyFailedError> => new AuditVerifyFailedError(reason, detail, seq);
   // The appliance saying its own tree is damaged or rewritten is a failed verification (exit 3), not a crash.
   const asVerification = (err: unknown): never => {
@@ -73,7 +70,7 @@ export async function run(opts: AuditProofOptions, rt: Runtime): Promise<void> {
   if (!checked.ok) throw new AuditVerifyFailedError('checkpoint-invalid', checked.detail);
   const cp = checked.checkpoint;
   if (seq >= cp.size) throw fail('not-included', `the latest checkpoint covers entries 0..${cp.size - 1}`);
-  const p = await http.get(`/v1/audit/proofs/inclusion?index=${seq}&size=${cp.size}`, AnswerSchema).catch(asVerification);
+  const p = await http.get(`/v1/audit/proofs/inclusion?index=${seq}&size=${cp.size}`, InclusionAnswerSchema).catch(asVerification);
   if (p.leafHash === null) throw fail('not-included', 'the appliance has no such entry');
   const given = b64bytes(p.leafHash);
 
