@@ -24,7 +24,8 @@ import { CliError } from './errors.js';
 /** Owner-only (secrets), or readable by all (certificates, requests, the CA). */
 export type OutputMode = 0o600 | 0o644;
 
-const codeOf = (err: unknown): string | undefined => (err as { code?: string } | null)?.code;
+/** The `code` of a Node system error (ENOENT, EEXIST, …), if it has one. */
+export const codeOf = (err: unknown): string | undefined => (err as { code?: string } | null)?.code;
 
 const REASONS: Readonly<Record<string, string>> = {
   ENOENT: 'its folder does not exist',
@@ -46,10 +47,20 @@ export class OutputFileError extends CliError {
   }
 }
 
-/** A new hidden name beside `target`: `.<name>.sigil-new-<pid>-<12 hex>` (under NAME_MAX). */
-export function stagingPathFor(target: string): string {
+/**
+ * A new hidden name beside `target` that says what it is and which process made it:
+ * `.<name><mark><pid>-<12 hex>`. The target's name is cut to 40 characters (at most 160 bytes), so
+ * with a short mark and a pid of up to 10 digits the whole stays under NAME_MAX (255 bytes). In
+ * the target's folder so the final rename stays on one file system and is atomic.
+ */
+export function hiddenSiblingPath(target: string, mark: string, pid: number = process.pid): string {
   const name = [...basename(target)].slice(0, 40).join('');
-  return join(dirname(target), `.${name}.sigil-new-${process.pid}-${randomBytes(6).toString('hex')}`);
+  return join(dirname(target), `.${name}${mark}${pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** A new hidden name beside `target`: `.<name>.sigil-new-<pid>-<12 hex>`. */
+export function stagingPathFor(target: string): string {
+  return hiddenSiblingPath(target, '.sigil-new-');
 }
 
 /** An output file being prepared: nothing is at the target's name until {@link StagedFile.commit}. */

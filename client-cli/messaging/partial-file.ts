@@ -9,12 +9,12 @@
  * (SIGKILL, a power cut) cannot, so the next download into the same folder does
  * (`removeStalePartials`): the owner's pid in the name tells a dead download from a live one.
  */
-import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { link, lstat, open, readdir, rename, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import { basename, dirname, join } from 'node:path';
 import { CliError, UsageError } from '../errors.js';
+import { codeOf, hiddenSiblingPath } from '../output-file.js';
 import { OutputExistsError } from './errors.js';
 
 /**
@@ -38,8 +38,6 @@ export interface PartialFile {
   discard(): Promise<void>;
 }
 
-const codeOf = (err: unknown): string | undefined => (err as { code?: string } | null)?.code;
-
 const MARK = '.sigil-partial-';
 /** This version's name; group 1 is the owner's pid (no leading zero, at most 10 digits). */
 const OWNED = /^\..*\.sigil-partial-([1-9][0-9]{0,9})-[0-9a-f]{12}$/s;
@@ -48,12 +46,10 @@ const UNOWNED = /^\..*\.sigil-partial-[0-9a-f]{12}$/s;
 
 /**
  * Hidden, says what it is and which process owns it, unique: `.<name>.sigil-partial-<pid>-<12 hex>`.
- * The target's name is cut to 40 characters (at most 160 bytes), so with a pid of up to 10 digits
- * the whole stays under NAME_MAX (255 bytes).
+ * (output-file.ts `hiddenSiblingPath`, which keeps it under NAME_MAX.)
  */
 export function partialPathFor(target: string, pid: number = process.pid): string {
-  const name = [...basename(target)].slice(0, 40).join('');
-  return join(dirname(target), `.${name}${MARK}${pid}-${randomBytes(6).toString('hex')}`);
+  return hiddenSiblingPath(target, MARK, pid);
 }
 
 /**
