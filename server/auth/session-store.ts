@@ -94,14 +94,20 @@ export class SessionStore {
    * change), once the transaction that ended them has settled. Long-lived responses (the event
    * stream) re-check their sessions then, instead of at their next keep-alive. Returns the unsubscribe.
    */
+  #announcing = false;
+
   onSessionsEnded(listener: () => void): () => void {
     this.#endedListeners.add(listener);
     return () => void this.#endedListeners.delete(listener);
   }
 
   #announceEnded(changes: number): void {
-    if (changes === 0 || this.#endedListeners.size === 0) return;
+    if (changes === 0 || this.#endedListeners.size === 0 || this.#announcing) return;
+    // Several endings before the transaction settles (a clearance change ends the sessions of each
+    // certificate in turn) are announced once: a listener re-checks everything anyway.
+    this.#announcing = true;
     this.db.whenSettled(() => {
+      this.#announcing = false;
       for (const l of this.#endedListeners) l();
     });
   }

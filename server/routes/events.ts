@@ -173,7 +173,8 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
   // Every open stream, and one timer for all their keep-alives and session re-checks.
   const open = new Set<LiveStream>();
   let ticker: NodeJS.Timeout | undefined;
-  const tick = (): void => {
+  /** Re-checks every open stream's session (ending those that fail), and writes a keep-alive to the rest if asked. */
+  const tick = (keepAlive = true): void => {
     // Streams of one session share one lookup (the store touches last_used_at rarely: a read).
     const bySession = new Map<string, LiveStream[]>();
     for (const s of open) {
@@ -186,7 +187,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
       const { token, fingerprint } = streams[0]!;
       deps.appliance.sessions.resolve(token, fingerprint).then(
         () => {
-          for (const s of streams) if (!s.out.writableNeedDrain) s.write(KEEP_ALIVE);
+          if (keepAlive) for (const s of streams) if (!s.out.writableNeedDrain) s.write(KEEP_ALIVE);
         },
         () => {
           for (const s of streams) s.sub.close();
@@ -198,11 +199,11 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
   // open streams now. Waiting for the next tick let a downgraded or revoked user's open stream
   // receive up to keepAliveMs of messages, above the new clearance too.
   deps.appliance.sessions.onSessionsEnded(() => {
-    if (open.size > 0) tick();
+    if (open.size > 0) tick(false);
   });
   const track = (s: LiveStream): void => {
     open.add(s);
-    ticker ??= setInterval(tick, keepAliveMs).unref();
+    ticker ??= setInterval(() => tick(), keepAliveMs).unref();
   };
   const untrack = (s: LiveStream): void => {
     open.delete(s);
