@@ -305,7 +305,7 @@ export async function deleteMessage(ctx: Ctx, p: Principal, id: string, req: Del
     // checkpoints (a reader catching up meanwhile would still get the content).
     () => ctx.hub.withdraw({ conversation: conv.id, ids: [id] }),
   );
-  await announce(ctx, () => ctx.hub.publishDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] }));
+  await announce(ctx, () => ctx.hub.notifyDeleted(conv.members.keys(), { conversation: conv.id, ids: [id] }));
   return ts;
 }
 
@@ -336,7 +336,7 @@ export async function deleteConversation(ctx: Ctx, p: Principal, convId: string,
       ctx.hub.withdraw({ conversation: convId });
     },
   );
-  await announce(ctx, () => ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId }));
+  await announce(ctx, () => ctx.hub.notifyDeleted(conv.members.keys(), { conversation: convId }));
   return ts;
 }
 
@@ -421,10 +421,10 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
     },
   );
   await announce(ctx, async () => {
-    for (const [conv, logins] of notified) ctx.hub.publishDeleted(logins, { conversation: conv });
+    for (const [conv, logins] of notified) ctx.hub.notifyDeleted(logins, { conversation: conv });
     for (const [convId, ids] of byConv) {
       const conv = await ctx.members.get(convId);
-      if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: convId, ids });
+      if (conv) ctx.hub.notifyDeleted(conv.members.keys(), { conversation: convId, ids });
     }
   });
   return ts;
@@ -480,7 +480,7 @@ async function sweepGroup(ctx: Ctx, g: { id: string; retention_days: number }, n
   );
   await announce(ctx, async () => {
     const conv = await ctx.members.get(g.id);
-    if (conv) ctx.hub.publishDeleted(conv.members.keys(), { conversation: g.id, ids });
+    if (conv) ctx.hub.notifyDeleted(conv.members.keys(), { conversation: g.id, ids });
   });
   return ids.length;
 }

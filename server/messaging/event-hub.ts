@@ -300,8 +300,8 @@ export class EventHub {
    * Takes every queued copy of the messages (or of the whole conversation, without `ids`) out of
    * every subscription, not only its members': a member removed since a message was queued for
    * them is no longer one. Queues are rare (only congested readers have one), so visiting every
-   * subscription costs little. {@link publishDeleted} does it first; a deletion may also call it
-   * as soon as its rows are committed, so that nothing drains in between.
+   * subscription costs little. {@link publishDeleted} does it first; a deletion calls it as soon
+   * as its rows are committed, so that nothing drains in between, and then {@link notifyDeleted}.
    */
   withdraw(target: { conversation: string; ids?: readonly string[] | undefined }): void {
     const w: Withdrawal = { conversation: target.conversation, ids: target.ids ? new Set(target.ids) : undefined };
@@ -311,6 +311,15 @@ export class EventHub {
   /** Tells `logins` that messages (or a whole conversation, without `ids`) are gone, once their queued copies are withdrawn. */
   publishDeleted(logins: Iterable<string>, data: { conversation: string; ids?: string[] }): void {
     this.withdraw(data);
+    this.notifyDeleted(logins, data);
+  }
+
+  /**
+   * Only the `deleted` event, for a caller that withdrew the copies itself when its rows committed
+   * (deletion.ts): nothing of the deleted rows can be queued since, so a second pass over every
+   * subscription would find nothing.
+   */
+  notifyDeleted(logins: Iterable<string>, data: { conversation: string; ids?: string[] }): void {
     const ev: LiveEvent = { kind: 'deleted', data };
     for (const login of logins) for (const s of [...(this.#byLogin.get(login) ?? [])]) s.push(ev);
   }
