@@ -87,11 +87,22 @@ export class LoginService {
   }
 
   private async fail(login: string, reason: AuthFailureReason, cc: ClientCert, peer?: string): Promise<never> {
-    const locked = await this.d.lockout.recordFailure(login);
-    const events = [this.event('login.failed', login, login, { reason, serial: cc.serial, peer: peer ?? null })];
-    if (locked) events.push(this.event('login.locked', 'system', login));
-    await this.d.audit.append(events);
+    await this.#recordFailure(login, { reason, serial: cc.serial, peer: peer ?? null });
     throw new AuthFailedError(reason);
+  }
+
+  /**
+   * One failed password check of `login`: counted toward the lock, audited as `login.failed` (and
+   * `login.locked` when it locked the account; with `endSessions`, its sessions then end too).
+   * @returns whether it locked.
+   */
+  async #recordFailure(login: string, detail: SecurityEvent['detail'], o: { endSessions?: boolean } = {}): Promise<boolean> {
+    const locked = await this.d.lockout.recordFailure(login);
+    const events = [this.event('login.failed', login, login, detail)];
+    if (locked) events.push(this.event('login.locked', 'system', login));
+    if (locked && o.endSessions) await this.d.sessions.endForLogin(login, 'account-locked');
+    await this.d.audit.append(events);
+    return locked;
   }
 
   /**
@@ -202,13 +213,7 @@ export class LoginService {
     // not become a way to guess the password without limit. The lock also ends the sessions.
     await this.d.lockout.assertNotLocked(account.login);
     if (!(await this.d.hasher.verify(account.passwordHash, input.currentPassword))) {
-      const locked = await this.d.lockout.recordFailure(account.login);
-      const events = [this.event('login.failed', account.login, account.login, { reason: 'password-change-wrong-current' })];
-      if (locked) {
-        events.push(this.event('login.locked', 'system', account.login));
-        await this.d.sessions.endForLogin(account.login, 'account-locked');
-      }
-      await this.d.audit.append(events);
+      await this.#recordFailure(account.login, { reason: 'password-change-wrong-current' }, { endSessions: true });
       throw new PasswordWrongError();
     }
     checkNewPassword(input.newPassword, { login: account.login });
