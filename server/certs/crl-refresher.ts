@@ -12,6 +12,7 @@
  */
 import type { CrlRecord } from './certificate-store.js';
 import type { CertificateService } from './certificate-service.js';
+import { PeriodicCheck } from '../periodic-check.js';
 
 /** Default check interval: a minute, or a quarter of the CRL validity when that is shorter (≥ 1 s). */
 export function defaultCrlCheckMs(crlValidityMs: number): number {
@@ -31,14 +32,19 @@ export interface CrlRefresherOptions {
 
 /** The republication timer. `start()` (checks at once), `stop()` before the vault closes. */
 export class CrlRefresher {
-  readonly #o: CrlRefresherOptions;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<CrlRecord | undefined> | undefined;
-  #stopped = false;
+  readonly #periodic: PeriodicCheck<CrlRecord>;
 
   constructor(o: CrlRefresherOptions) {
-    if (!(o.checkEveryMs > 0)) throw new RangeError(`CrlRefresher: checkEveryMs must be positive, got ${o.checkEveryMs}`);
-    this.#o = o;
+    this.#periodic = new PeriodicCheck({
+      name: 'CrlRefresher',
+      everyMs: o.checkEveryMs,
+      check: async () => {
+        const crl = await o.service.refreshCrlIfDue('system');
+        if (crl) o.onPublished?.(crl);
+        return crl;
+      },
+      ...(o.onError ? { onError: o.onError } : {}),
+    });
   }
 
   /**
@@ -46,10 +52,9 @@ export class CrlRefresher {
    * `checkEveryMs` on an unref'd timer. Idempotent.
    */
   async start(): Promise<void> {
-    if (this.#timer || this.#stopped) return;
-    this.#timer = setInterval(() => void this.tick(), this.#o.checkEveryMs);
-    this.#timer.unref();
-    await this.tick();
+    if (this.#periodic.startedOrStopped) return;
+    this.#periodic.startTimer();
+    await this.#periodic.tick();
   }
 
   /**
@@ -57,27 +62,11 @@ export class CrlRefresher {
    * rejects: a failure goes to `onError` and resolves undefined.
    */
   tick(): Promise<CrlRecord | undefined> {
-    if (this.#stopped) return Promise.resolve(undefined);
-    return (this.#running ??= this.#o.service
-      .refreshCrlIfDue('system')
-      .then(
-        (crl) => {
-          if (crl) this.#o.onPublished?.(crl);
-          return crl;
-        },
-        (err: unknown) => {
-          this.#o.onError?.(err);
-          return undefined;
-        },
-      )
-      .finally(() => (this.#running = undefined)));
+    return this.#periodic.tick();
   }
 
   /** Stops the timer and waits for a check under way. Idempotent. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.#running;
+  stop(): Promise<void> {
+    return this.#periodic.stop();
   }
 }

@@ -45,6 +45,7 @@ import {
 } from '../../pki/index.js';
 import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
 import type { Db, Keyring } from '../vault/index.js';
+import { PeriodicCheck } from '../periodic-check.js';
 
 /** Renew when less than this is left (or a third of the lifetime, when that is shorter). */
 export const TLS_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -228,14 +229,17 @@ export class TlsRenewer {
   readonly #o: TlsRenewerOptions;
   readonly #listeners = new Set<(m: TlsMaterial) => void>();
   #current: TlsMaterial;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<TlsRenewal | undefined> | undefined;
-  #stopped = false;
+  readonly #periodic: PeriodicCheck<TlsRenewal>;
 
   constructor(o: TlsRenewerOptions) {
-    if (!(o.checkEveryMs > 0)) throw new RangeError(`TlsRenewer: checkEveryMs must be positive, got ${o.checkEveryMs}`);
     this.#o = o;
     this.#current = o.initial;
+    this.#periodic = new PeriodicCheck({
+      name: 'TlsRenewer',
+      everyMs: o.checkEveryMs,
+      check: (force) => this.#check(force),
+      ...(o.onError ? { onError: o.onError } : {}),
+    });
   }
 
   /** The TLS material to serve now. */
@@ -256,7 +260,7 @@ export class TlsRenewer {
    * reported (`onError`). Idempotent.
    */
   async start(): Promise<TlsRenewal | undefined> {
-    if (this.#timer || this.#stopped) return undefined;
+    if (this.#periodic.startedOrStopped) return undefined;
     const t = this.#o.target;
     const recovered = await recoverTlsRenewal(t);
     if (recovered) await this.#install(recovered);
@@ -265,36 +269,30 @@ export class TlsRenewer {
     const mismatched = !(await samePublicKey(await readCert(t), await t.keyring.getSecret(t.keyName)));
     let renewed: TlsRenewal | undefined;
     if (mismatched || Certificate.fromPem(this.#current.certPem).notAfter <= t.now()) {
-      renewed = await this.#check(true); // nothing servable without it: a failure stops the open
+      renewed = await this.#periodic.run(true); // nothing servable without it: a failure stops the open
     } else {
       // Due but still valid: a failure (a full disk) must not keep the appliance from starting
       // with the certificate it has; the timer tries again, and whatever a failed attempt left is
       // finished or undone by the next open's recovery.
       renewed = await this.tick();
     }
-    this.#timer = setInterval(() => void this.tick(), this.#o.checkEveryMs);
-    this.#timer.unref();
+    this.#periodic.startTimer();
     return renewed ?? recovered;
   }
 
   /** One check: renews when due. Joins a check under way. Never rejects (failures go to `onError`). */
   tick(): Promise<TlsRenewal | undefined> {
-    if (this.#stopped) return Promise.resolve(undefined);
-    return this.#check().catch((err: unknown) => {
-      this.#o.onError?.(err);
-      return undefined;
-    });
+    return this.#periodic.tick();
   }
 
-  #check(force = false): Promise<TlsRenewal | undefined> {
-    return (this.#running ??= (async () => {
-      const t = this.#o.target;
-      const cert = Certificate.fromPem(this.#current.certPem);
-      if (!force && !tlsRenewalDue(cert, t.now())) return undefined;
-      const r = await renewTlsCertificate({ ...t, afterStep: this.#o.afterStep });
-      await this.#install(r);
-      return r;
-    })().finally(() => (this.#running = undefined)));
+  /** Renews when due (or when forced); {@link PeriodicCheck} keeps two from running at once. */
+  async #check(force: boolean): Promise<TlsRenewal | undefined> {
+    const t = this.#o.target;
+    const cert = Certificate.fromPem(this.#current.certPem);
+    if (!force && !tlsRenewalDue(cert, t.now())) return undefined;
+    const r = await renewTlsCertificate({ ...t, afterStep: this.#o.afterStep });
+    await this.#install(r);
+    return r;
   }
 
   /** Reads the installed pair back from the keyring and the file, and makes it current. */
@@ -313,10 +311,7 @@ export class TlsRenewer {
   }
 
   /** Stops the timer and waits for a check under way. Idempotent. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
-    await this.#running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.#periodic.stop();
   }
 }
