@@ -11,7 +11,7 @@ import { Certificate } from './certificate.js';
 import { CertificationRequest } from './csr.js';
 import { Crl, buildCrl, type RevokedEntry } from './crl.js';
 import { toArrayBuffer, wholeSeconds } from './der.js';
-import { InvalidParameterError, IssuerMismatchError, WrongAlgorithmError } from './errors.js';
+import { InvalidParameterError, IssuerExpiredError, IssuerMismatchError, WrongAlgorithmError } from './errors.js';
 import {
   authorityKeyIdentifierExtension,
   basicConstraintsExtension,
@@ -84,6 +84,21 @@ function validity(now: Date, days: number, field: string): { notBefore: Date; no
   return { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(now.getTime() + days * DAY_MS) };
 }
 
+/**
+ * `validity` ending no later than the issuer's certificate. Why: a path is valid only while every
+ * certificate in it is (RFC 5280 §6.1.3), so the days past the issuer's notAfter would be a
+ * promise the certificate cannot keep — it would read valid in `openssl x509 -enddate` and fail in
+ * `openssl verify`. An issuer that has already expired issues nothing.
+ * @throws IssuerExpiredError
+ */
+function validityUnder(issuer: Certificate, now: Date, days: number, field: string): { notBefore: Date; notAfter: Date } {
+  const v = validity(now, days, field);
+  if (now.getTime() >= issuer.notAfter.getTime()) {
+    throw new IssuerExpiredError(`the issuing CA ${issuer.subjectString} expired at ${issuer.notAfter.toISOString()}: renew it before issuing certificates`);
+  }
+  return v.notAfter.getTime() > issuer.notAfter.getTime() ? { notBefore: v.notBefore, notAfter: issuer.notAfter } : v;
+}
+
 function keyId(cert: Certificate): Uint8Array | undefined {
   const hex = cert.subjectKeyIdentifier;
   return hex ? new Uint8Array(Buffer.from(hex, 'hex')) : undefined;
@@ -142,7 +157,7 @@ export async function createCaHierarchy(params: CreateCaHierarchyParams): Promis
     publicKey: issuingKeys.publicKey,
     signingKey: rootKeys.privateKey,
     issuerKeyId: keyId(root),
-    ...validity(now, params.issuingValidityDays ?? 3650, 'issuingValidityDays'),
+    ...validityUnder(root, now, params.issuingValidityDays ?? 3650, 'issuingValidityDays'),
     extensions: caExtensions(0),
     random: params.random,
   });
@@ -241,7 +256,7 @@ export class Issuer {
       publicKey,
       signingKey: this.#key,
       issuerKeyId: keyId(this.cert),
-      ...validity(this.#now(), days, field),
+      ...validityUnder(this.cert, this.#now(), days, field),
       extensions,
       random: this.#random,
     });

@@ -80,3 +80,13 @@ export class IssuerMismatchError extends PkiError {
     super('ISSUER_MISMATCH', message, options);
   }
 }
+
+/**
+ * The issuing CA's own certificate has expired: nothing it signs now could be valid (RFC 5280
+ * §6.1.3 checks every certificate of the path at once). The CA must be renewed first.
+ */
+export class IssuerExpiredError extends PkiError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ISSUER_EXPIRED', message, options);
+  }
+}

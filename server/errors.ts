@@ -97,6 +97,8 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   CSR_BAD_SIGNATURE: 400,
   INVALID_PARAMETER: 400,
   PKCS12_BAD_PASSWORD: 400,
+  // the issuing CA's certificate has expired: a state of the appliance, not of the request
+  ISSUER_EXPIRED: 409,
 };
 
 /** The wire shape of every error answer. */

@@ -205,6 +205,11 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** A due renewal that would not extend the certificate: the issuing CA ends first (reported, never thrown to a caller). */
+export class TlsRenewalBlockedError extends Error {
+  readonly code = 'TLS_RENEWAL_BLOCKED';
+}
+
 /** Options of {@link TlsRenewer}. */
 export interface TlsRenewerOptions {
   target: TlsRenewalTarget & { issuer: Issuer; profile: ProfileName; issuingCert: Certificate };
@@ -290,6 +295,13 @@ export class TlsRenewer {
     const t = this.#o.target;
     const cert = Certificate.fromPem(this.#current.certPem);
     if (!force && !tlsRenewalDue(cert, t.now())) return undefined;
+    // New certificates end with the issuing CA (pki/ca.ts): once the current one already does, a
+    // renewal would only swap the key every check. Said, not done, until the CA is renewed.
+    if (!force && t.issuer.cert.notAfter.getTime() <= cert.notAfter.getTime()) {
+      throw new TlsRenewalBlockedError(
+        `the TLS certificate expires at ${cert.notAfter.toISOString()} with the issuing CA, which a renewal cannot outlive: renew the issuing CA`,
+      );
+    }
     const r = await renewTlsCertificate({ ...t, afterStep: this.#o.afterStep });
     await this.#install(r);
     return r;

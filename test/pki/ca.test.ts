@@ -149,3 +149,44 @@ t.test('when the organisation is already called Sigil then the CA names do not r
   t.equal(root.cert.subject.commonName, 'Sigil Root CA');
   t.equal(issuing.cert.subject.commonName, 'Sigil Issuing CA');
 });
+
+/**
+ * Review defect: an issuer signed certificates for their full validity even past its own
+ * notAfter, so a staff or TLS certificate issued in the CA's last year claimed months that
+ * `openssl verify` refuses (RFC 5280 §6.1.3 checks every certificate of the path).
+ */
+t.test('when a certificate would outlive its issuer then it ends with the issuer, and openssl verifies it until then', async (t) => {
+  let now = NOW;
+  const ca = await makeTestCa('p256', () => now, {});
+  const issuingEnd = ca.issuing.cert.notAfter;
+  now = new Date(issuingEnd.getTime() - 100 * 86_400_000); // 100 days before the issuing CA ends
+  const kp = await generateKeyPair('p256');
+  const staff = await ca.issuer.issueStaffCertificate({ fullName: 'Ann Lee', login: 'alee', organization: 'Ministry of Tests', department: 'Signals', clearance: 'secret', publicKey: kp.publicKey });
+  t.equal(staff.notAfter.getTime(), issuingEnd.getTime(), '365 days asked, clamped to the issuing CA');
+  const tls = await ca.issuer.issueTlsServerCertificate({ publicKey: kp.publicKey, commonName: 'sigil.local', dnsNames: ['sigil.local'], ipAddresses: [] });
+  t.equal(tls.notAfter.getTime(), issuingEnd.getTime());
+  const short = await ca.issuer.issueStaffCertificate({ fullName: 'Ann Lee', login: 'alee', organization: 'Ministry of Tests', department: 'Signals', clearance: 'secret', publicKey: kp.publicKey, validityDays: 30 });
+  t.equal(short.notAfter.getTime(), now.getTime() + 30 * 86_400_000, 'a validity within the issuer\'s is kept');
+
+  const tmp = tempDir();
+  t.teardown(tmp.cleanup);
+  const args = ['verify', '-x509_strict', '-CAfile', tmp.write('root.pem', ca.root.cert.pem), '-untrusted', tmp.write('issuing.pem', ca.issuing.cert.pem)];
+  const leaf = tmp.write('staff.pem', staff.pem);
+  const before = await openssl([...args, '-attime', String(Math.floor(issuingEnd.getTime() / 1000) - 3600), leaf]);
+  t.equal(before.code, 0, `valid an hour before the issuing CA ends: ${before.stdout}${before.stderr}`);
+  const after = await openssl([...args, '-attime', String(Math.floor(issuingEnd.getTime() / 1000) + 3600), leaf]);
+  t.not(after.code, 0, 'and not after: the certificate says so itself');
+  t.match(await x509Text(staff.pem), new RegExp(`Not After : ${issuingEnd.toUTCString().slice(8, 11)}`));
+
+  now = new Date(issuingEnd.getTime() + 1000);
+  await t.rejects(
+    ca.issuer.issueStaffCertificate({ fullName: 'Ann Lee', login: 'alee', organization: 'Ministry of Tests', department: 'Signals', clearance: 'secret', publicKey: kp.publicKey }),
+    { code: 'ISSUER_EXPIRED', message: /expired at .*renew it/ },
+    'an expired issuer issues nothing',
+  );
+});
+
+t.test('when the issuing CA is asked to outlive the root then it ends with the root', async (t) => {
+  const { root, issuing } = await createCaHierarchy({ profile: 'p256', organization: 'Ministry of Tests', now: () => NOW, rootValidityDays: 1000, issuingValidityDays: 3650 });
+  t.equal(issuing.cert.notAfter.getTime(), root.cert.notAfter.getTime());
+});

@@ -23,6 +23,7 @@ import {
   parseListen,
   PATHS,
   silentLogger,
+  createLogger,
   type Appliance,
   type Listener,
   type OpenApplianceOptions,
@@ -233,4 +234,38 @@ t.test('when the certificate file does not match the keyring key (a backup taken
   t.not(served.serialNumber, s.initial.serialNumber);
   t.ok(await keyMatches(a, served), 'key and certificate match again');
   t.equal((await renewals(a)).length, 2, 'both renewals audited');
+});
+
+/**
+ * Review defect: certificates were issued for their full default validity even when the issuing
+ * CA ended first, so near the CA's end a renewed TLS certificate claimed days `openssl verify`
+ * refuses, and the renewer, seeing it due again, would have re-issued it every check. Now it ends
+ * with the CA, a due renewal that cannot outlive the CA is reported instead of repeated, and an
+ * appliance whose issuing CA has expired refuses to open with a clear code.
+ */
+t.test('when the issuing CA ends before the TLS certificate could then it ends with the CA and the renewer says so', async (t) => {
+  const T = new Date(REAL_NOW - 3645 * DAY); // the issuing CA (3650 days) has ~5 days left now
+  const clock = fakeClock(T);
+  const s = await setUp(t, clock);
+  const issuingEnd = Certificate.fromPem(s.chainPem.split(/(?=-----BEGIN CERTIFICATE-----)/)[0]!).notAfter;
+  t.ok(issuingEnd.getTime() - REAL_NOW < 6 * DAY && issuingEnd.getTime() > REAL_NOW, 'the issuing CA ends in about five days');
+
+  clock.set(new Date(REAL_NOW)); // the TLS certificate of init (825 days) has long expired
+  const lines: string[] = [];
+  const log = createLogger({ write: (l) => void lines.push(l) });
+  const a = await s.open({ log, tlsCheckEveryMs: 3_600_000 });
+  t.teardown(() => a.close());
+  const renewed = s.certOnDisk();
+  t.not(renewed.serialNumber, s.initial.serialNumber, 'renewed at open');
+  t.equal(renewed.notAfter.getTime(), issuingEnd.getTime(), 'the new certificate ends with the issuing CA, not 825 days on');
+
+  clock.set(new Date(issuingEnd.getTime() - DAY)); // due again: less than a third of its lifetime left
+  t.equal(await a.tlsRenewer!.tick(), undefined, 'no renewal that could not outlive the CA');
+  t.equal(s.certOnDisk().serialNumber, renewed.serialNumber, 'the certificate is kept');
+  t.equal((await renewals(a)).length, 1, 'only the renewal at open is in the audit trail');
+  t.match(lines.join('\n'), /TLS_RENEWAL_BLOCKED/, 'the log says a renewal is blocked by the issuing CA');
+  await a.close();
+
+  clock.set(new Date(issuingEnd.getTime() + DAY));
+  await t.rejects(s.open(), { code: 'ISSUER_EXPIRED' }, 'with the issuing CA expired the appliance does not open with an expired certificate');
 });
