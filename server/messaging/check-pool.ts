@@ -16,10 +16,10 @@ import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { isClearance } from '../../pki/index.js';
+import { isClearance, type Certificate } from '../../pki/index.js';
 import { seal, type CryptoKey } from '../vault/index.js';
 import { createWrappedKey, dekAad } from '../vault/key-wrap.js';
-import { headerHashInput, subjectInput, type CheckBatch, type CheckReply, type CheckResult, type SealedMessage } from './check-protocol.js';
+import { headerHashInput, subjectInput, type CheckBatch, type CheckReply, type CheckResult, type SealedMessage, type Span, type WireResult } from './check-protocol.js';
 import { messageAad, packMessage } from './sealed-message.js';
 import type { KeyedHash, MessageCheck, MessageCheckInput, MessageChecker, SignatureCheck, SignatureVerifier } from './ports.js';
 
@@ -53,7 +53,7 @@ interface Slot {
 export class CheckPool {
   readonly #size: number;
   readonly #slots: Slot[] = [];
-  #pending: { key: Uint8Array; job: CheckBatch['jobs'][number]; w: Waiting }[] = [];
+  #pending: { key: Uint8Array; input: MessageCheckInput; w: Waiting }[] = [];
   #flushQueued = false;
   #nextId = 1;
 
@@ -88,18 +88,7 @@ export class CheckPool {
 
   #check(key: Uint8Array, input: MessageCheckInput): Promise<MessageCheck> {
     return new Promise<CheckResult>((resolve, reject) => {
-      this.#pending.push({
-        key,
-        job: {
-          id: input.id,
-          signature: own(input.signature),
-          header: own(input.header),
-          body: own(input.body),
-          signerDer: own(input.expectedSigner.der),
-          ...(input.sealWith ? { sealWith: input.sealWith } : {}),
-        },
-        w: { resolve, reject },
-      });
+      this.#pending.push({ key, input, w: { resolve, reject } });
       if (!this.#flushQueued) {
         this.#flushQueued = true;
         // After this turn's other requests have queued theirs: one post carries them all.
@@ -127,7 +116,7 @@ export class CheckPool {
     }
   }
 
-  #post(slot: Slot | Error, key: Uint8Array, list: { job: CheckBatch['jobs'][number]; w: Waiting }[]): void {
+  #post(slot: Slot | Error, key: Uint8Array, list: { input: MessageCheckInput; w: Waiting }[]): void {
     if (slot instanceof Error) {
       for (const { w } of list) w.reject(slot);
       return;
@@ -137,8 +126,8 @@ export class CheckPool {
     slot.idleTimer = undefined;
     if (slot.inFlight.size === 0) slot.worker.ref();
     slot.inFlight.set(id, list.map((p) => p.w));
-    const batch: CheckBatch = { id, key, jobs: list.map((p) => p.job) };
-    slot.worker.postMessage(batch);
+    const batch = packBatch(id, key, list.map((p) => p.input));
+    slot.worker.postMessage(batch, [batch.data.buffer]);
   }
 
   /** A worker with nothing in flight (started if the pool is not full), an Error if one cannot start, or none. */
@@ -182,7 +171,7 @@ export class CheckPool {
         const w = waiting[i];
         if (!w) return;
         if ('error' in r) w.reject(new Error(`message check failed: ${r.error}`));
-        else w.resolve(r);
+        else w.resolve(fromWire(r, reply.data));
       });
     });
     const die = (err: Error): void => {
@@ -198,6 +187,48 @@ export class CheckPool {
     this.#slots.push(slot);
     return slot;
   }
+}
+
+/**
+ * One batch as it crosses to a worker (check-protocol.ts): the jobs' bytes copied back to back into
+ * one buffer that is transferred, each distinct signer certificate and conversation key once.
+ */
+export function packBatch(id: number, key: Uint8Array, inputs: readonly MessageCheckInput[]): CheckBatch {
+  let total = 0;
+  for (const m of inputs) total += m.signature.length + m.header.length + m.body.length;
+  // Its own ArrayBuffer, never a view of Node's pool: the transfer detaches all of it.
+  const data = new Uint8Array(total);
+  let at = 0;
+  const place = (bytes: Uint8Array): Span => {
+    data.set(bytes, at);
+    const span: Span = [at, bytes.length];
+    at += bytes.length;
+    return span;
+  };
+  const signers: Uint8Array[] = [];
+  const signerIndex = new Map<Certificate, number>();
+  const sealKeys: CryptoKey[] = [];
+  const sealIndex = new Map<CryptoKey, number>();
+  const jobs = inputs.map((m): CheckBatch['jobs'][number] => {
+    let signer = signerIndex.get(m.expectedSigner);
+    if (signer === undefined) signerIndex.set(m.expectedSigner, (signer = signers.push(own(m.expectedSigner.der)) - 1));
+    let sealWith = -1;
+    if (m.sealWith) {
+      const known = sealIndex.get(m.sealWith);
+      if (known === undefined) sealIndex.set(m.sealWith, (sealWith = sealKeys.push(m.sealWith) - 1));
+      else sealWith = known;
+    }
+    return { id: m.id, signature: place(m.signature), header: place(m.header), body: place(m.body), signer, sealWith };
+  });
+  return { id, key, data, signers, sealKeys, jobs };
+}
+
+/** A worker's result with its byte fields as views of the reply's buffer (one allocation per batch, not per field). */
+export function fromWire(r: WireResult, data: Uint8Array): CheckResult {
+  if (!r.ok) return r;
+  const at = ([offset, length]: Span): Uint8Array => data.subarray(offset, offset + length);
+  const { contentDigest, sealed, ...rest } = r;
+  return { ...rest, contentDigest: at(contentDigest), ...(sealed ? { sealed: { wrapped: at(sealed.wrapped), blob: at(sealed.blob) } } : {}) };
 }
 
 function toMessageCheck(r: CheckResult): MessageCheck {

@@ -14,24 +14,48 @@ import type { CryptoKey } from '../vault/crypto-types.js';
 export const subjectInput = (id: string): string => `message:${id}`;
 export const headerHashInput = (digest: Uint8Array): string => `header:${Buffer.from(digest).toString('base64')}`;
 
-/** One batch of messages to check, with the keyed-hash secret they are hashed under. */
+/** Where a job's bytes lie in its batch's `data`, or a result's in its reply's: `[offset, length]`. */
+export type Span = readonly [offset: number, length: number];
+
+/**
+ * One batch of messages to check, with the keyed-hash secret they are hashed under.
+ *
+ * Laid out for the crossing between isolates: every job's signature, header and body lie back to
+ * back in one `data` buffer that is transferred, not copied, and the batch's distinct signer
+ * certificates and conversation keys travel once each. Per message nothing crosses but a few
+ * numbers and its id: each separate buffer would be one more allocation on both sides and more
+ * work for V8's array-buffer sweeper, per message, on a path that carries thousands a second.
+ */
 export interface CheckBatch {
   id: number;
   /** The raw `audit-hmac` secret (HMAC-SHA-256). */
   key: Uint8Array;
+  /** Every job's signature, header and body (transferred to the worker). */
+  data: Uint8Array<ArrayBuffer>;
+  /** DER of the batch's distinct signer certificates (each job's session certificate). */
+  signers: Uint8Array[];
+  /**
+   * The batch's distinct conversation keys. A job with one (`sealWith` ≥ 0) that verifies is also
+   * sealed for the vault: a fresh message key wrapped under it, and the message sealed under that key.
+   */
+  sealKeys: CryptoKey[];
   jobs: {
     id: string;
-    signature: Uint8Array;
-    header: Uint8Array;
-    body: Uint8Array;
-    /** DER of the certificate the signature must be from (the session's). */
-    signerDer: Uint8Array;
-    /**
-     * The conversation key: when given, a message that verifies is also sealed for the vault (a
-     * fresh message key wrapped under it, and the message sealed under that key).
-     */
-    sealWith?: CryptoKey;
+    signature: Span;
+    header: Span;
+    body: Span;
+    /** Index into `signers`: the certificate the signature must be from. */
+    signer: number;
+    /** Index into `sealKeys`, or -1: check only. */
+    sealWith: number;
   }[];
+}
+
+/** A worker's answer: results in job order, `{ error }` where checking failed for a defect; byte fields lie in `data` (transferred back). */
+export interface CheckReply {
+  id: number;
+  data: Uint8Array<ArrayBuffer>;
+  results: (WireResult | { error: string })[];
 }
 
 /** A message sealed for the vault, with its message key wrapped under the conversation key. */
@@ -56,8 +80,7 @@ export type CheckResult =
     }
   | { ok: false; reason: string; detail: string; bodySha384: string; subject: string };
 
-/** A worker's answer: results in job order; `{ error }` where checking failed for a defect. */
-export interface CheckReply {
-  id: number;
-  results: (CheckResult | { error: string })[];
-}
+/** {@link CheckResult} as it crosses back: its byte fields as spans of the reply's `data`. */
+export type WireResult =
+  | (Omit<Extract<CheckResult, { ok: true }>, 'contentDigest' | 'sealed'> & { contentDigest: Span; sealed?: { wrapped: Span; blob: Span } })
+  | Extract<CheckResult, { ok: false }>;

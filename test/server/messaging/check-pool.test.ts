@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes, webcrypto } from 'node:crypto';
 import { signDetached } from '../../../pki/index.js';
-import { CheckPool, inThreadChecker, own } from '../../../server/messaging/check-pool.js';
+import { CheckPool, fromWire, inThreadChecker, own, packBatch } from '../../../server/messaging/check-pool.js';
 import { pkiVerifier } from '../../../server/messaging/index.js';
 import type { MessageCheck, MessageCheckInput } from '../../../server/messaging/ports.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
@@ -90,6 +90,44 @@ t.test('when a small Buffer (a view into Node\'s allocation pool) is sent then o
   t.same(Buffer.from(owned), small);
   const exact = new Uint8Array([1, 2, 3]);
   t.equal(own(exact), exact, 'an exact array is sent as is');
+});
+
+t.test('when a batch crosses to a worker then its bytes travel in one buffer of their own and each signer and key once', async (t) => {
+  // Per message, only numbers and the id cross between isolates (check-protocol.ts): a buffer
+  // each would be allocated and swept per message on both sides.
+  const ca = await makeTestCa('p256');
+  const alice = await ca.staff('alice', 'secret');
+  const bob = await ca.staff('bob', 'secret');
+  const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+  const pooled = Buffer.from('c2lnbmF0dXJl', 'base64'); // a view into Node's 8 KiB pool
+  const inputs: MessageCheckInput[] = [
+    { id: 'a', signature: pooled, header: enc.encode('{"h":1}'), body: enc.encode('one'), expectedSigner: alice.cert, sealWith: ck },
+    { id: 'b', signature: enc.encode('sig-b'), header: enc.encode('{"h":2}'), body: enc.encode('two'), expectedSigner: bob.cert, sealWith: ck },
+    { id: 'c', signature: enc.encode('sig-c'), header: enc.encode('{"h":3}'), body: new Uint8Array(0), expectedSigner: alice.cert },
+  ];
+  const batch = packBatch(7, new Uint8Array(32), inputs);
+  t.equal(batch.data.buffer.byteLength, batch.data.byteLength, 'the data owns its whole ArrayBuffer (a transfer detaches all of it, never the pool)');
+  t.equal(batch.data.byteLength, inputs.reduce((n, m) => n + m.signature.length + m.header.length + m.body.length, 0));
+  t.equal(batch.signers.length, 2, 'two signers for three messages');
+  t.same(Buffer.from(batch.signers[batch.jobs[2]!.signer]!), Buffer.from(alice.cert.der));
+  t.equal(batch.sealKeys.length, 1, 'one conversation key for the two sealed messages');
+  t.same(batch.jobs.map((j) => j.sealWith), [0, 0, -1]);
+  const at = ([o, n]: readonly [number, number]): string => Buffer.from(batch.data.subarray(o, o + n)).toString();
+  t.same(batch.jobs.map((j) => [j.id, at(j.signature), at(j.header), at(j.body)]), inputs.map((m) => [m.id, Buffer.from(m.signature).toString(), Buffer.from(m.header).toString(), Buffer.from(m.body).toString()]));
+
+  const copy = structuredClone(batch, { transfer: [batch.data.buffer] });
+  t.equal(batch.data.byteLength, 0, 'posted with a transfer: the sender keeps nothing');
+  t.equal(copy.data.byteLength, 3 * 7 + 5 + 5 + 9 + 3 + 3);
+
+  const reply = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
+  const r = fromWire({ ok: true, contentDigest: [2, 3], bodySha384: 'x', subject: 's', headerHash: 'h', sealed: { wrapped: [0, 2], blob: [5, 3] } }, reply);
+  t.ok(r.ok);
+  if (r.ok) {
+    t.same([...r.contentDigest], [3, 4, 5]);
+    t.same([...r.sealed!.wrapped], [1, 2]);
+    t.same([...r.sealed!.blob], [6, 7, 8]);
+    t.equal(r.sealed!.blob.buffer, reply.buffer, 'views of the one reply buffer, not copies');
+  }
 });
 
 t.test('when the workers have been idle for the idle time then they exit, and the next check starts one again', async (t) => {
