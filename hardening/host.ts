@@ -75,7 +75,8 @@ export class Host {
     const byName = new Map<string, string>();
     for (const dir of dirs) {
       for (const name of await this.list(dir)) {
-        if (name.endsWith('.conf') && !byName.has(name)) byName.set(name, `${dir}/${name}`);
+        // Hidden files are skipped, as systemd-sysctl and kmod skip them: a setting only there is not in effect.
+        if (name.endsWith('.conf') && !name.startsWith('.') && !byName.has(name)) byName.set(name, `${dir}/${name}`);
       }
     }
     return [...byName.keys()].sort().map((name) => byName.get(name) as string);

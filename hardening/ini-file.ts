@@ -1,8 +1,9 @@
 /**
- * systemd's INI dialect (systemd.syntax(7)): `[Section]`, `Key=Value`, `#`/`;` comments, a trailing
- * backslash continues a line. Used for the unit, its drop-ins, coredump.conf and system.conf.
- * Assignments are kept in order with their file and line, because systemd's meaning of a key depends
- * on every assignment (the last wins for scalars; lists accumulate and an empty value resets them).
+ * systemd's INI dialect (systemd.syntax(7)), read the way systemd's config_parse() reads it:
+ * `[Section]`, `Key=Value`, `#`/`;` comments, a line ending in an unescaped backslash continues.
+ * Used for the unit, its drop-ins, coredump.conf and system.conf. Assignments are kept in order with
+ * their file and line, because systemd's meaning of a key depends on every assignment (the last wins
+ * for scalars; lists accumulate and an empty value resets them).
  */
 import type { Host } from './host.js';
 
@@ -15,29 +16,102 @@ export interface IniAssignment {
   readonly line: number;
 }
 
-/** Parses one file's text into its assignments, in order. */
-export function parseIni(text: string, file: string): IniAssignment[] {
-  const out: IniAssignment[] = [];
-  const lines = text.split('\n');
-  let section = '';
-  for (let i = 0; i < lines.length; i++) {
-    const start = i;
-    let line = lines[i].replace(/\r$/, '').trim();
-    if (line.startsWith('#') || line.startsWith(';')) continue;
-    while (line.endsWith('\\') && i + 1 < lines.length) {
-      line = `${line.slice(0, -1)} ${lines[++i].replace(/\r$/, '').trim()}`;
-    }
-    if (line === '') continue;
-    const header = /^\[([^\]]+)\]$/.exec(line);
-    if (header) {
-      section = header[1];
+/** What systemd's strstrip() removes: its WHITESPACE, not all that String.trim() does (NBSP, \v…). */
+const strip = (s: string): string => s.replace(/^[ \t\n\r]+|[ \t\n\r]+$/g, '');
+
+const isEol = (c: string): boolean => c === '\n' || c === '\r' || c === '\0';
+
+/**
+ * Splits text into physical lines as systemd's read_line() does: a line ends at \n, \r or NUL, and
+ * one line ending takes each of \n and \r at most once (so \r\n and \n\r are one ending, a lone \r is
+ * one too) and nothing after a NUL.
+ */
+function physicalLines(text: string): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  let i = 0;
+  while (i < text.length) {
+    if (!isEol(text[i])) {
+      i++;
       continue;
     }
-    const eq = line.indexOf('=');
-    if (eq <= 0) continue;
-    out.push({ section, key: line.slice(0, eq).trim(), value: line.slice(eq + 1).trim(), file, line: start + 1 });
+    lines.push(text.slice(start, i));
+    const seen = new Set<string>();
+    while (i < text.length && isEol(text[i]) && !seen.has(text[i]) && !seen.has('\0')) seen.add(text[i++]);
+    start = i;
   }
+  if (start < text.length) lines.push(text.slice(start));
+  return lines;
+}
+
+/** A comment line: `#` or `;` after leading whitespace. systemd skips it even inside a continuation. */
+const isComment = (line: string): boolean => /^[ \t\n\r]*[#;]/.test(line);
+
+/**
+ * True when the line ends in an escaped character, i.e. an odd number of backslashes: systemd then
+ * continues it. `\\` (an escaped backslash) and `\ ` (an escaped space) do not continue.
+ */
+function continues(line: string): boolean {
+  let end = line.length;
+  while (end > 0 && line[end - 1] === '\\') end--;
+  return (line.length - end) % 2 === 1;
+}
+
+/** Parses one file's text into its assignments, in order (systemd's config_parse()). */
+export function parseIni(text: string, file: string): IniAssignment[] {
+  const out: IniAssignment[] = [];
+  const state = { section: '', stopped: false };
+  let continuation: { text: string; line: number } | undefined;
+  let bomSeen = false;
+  const lines = physicalLines(text);
+  for (let i = 0; i < lines.length && !state.stopped; i++) {
+    let line = lines[i];
+    if (isComment(line)) continue;
+    // systemd drops one byte-order mark: from the first line that starts with one.
+    if (!bomSeen && line.startsWith('\ufeff')) {
+      line = line.slice(1);
+      bomSeen = true;
+    }
+    const joined = continuation ? { text: continuation.text + line, line: continuation.line } : { text: line, line: i + 1 };
+    if (continues(joined.text)) {
+      // The continuing backslash becomes a space; the next line is appended as it is, untrimmed.
+      continuation = { text: `${joined.text.slice(0, -1)} `, line: joined.line };
+      continue;
+    }
+    continuation = undefined;
+    parseLine(joined.text, file, joined.line, state, out);
+  }
+  // A file may end inside a continuation: systemd still parses what it gathered.
+  if (continuation && !state.stopped) parseLine(continuation.text, file, continuation.line, state, out);
   return out;
+}
+
+/** One logical line (systemd's parse_line()): a section header, an assignment, or nothing. */
+function parseLine(
+  raw: string,
+  file: string,
+  line: number,
+  state: { section: string; stopped: boolean },
+  out: IniAssignment[],
+): void {
+  const l = strip(raw);
+  if (l === '') return;
+  // Two errors end systemd's reading of the file (the rest of a drop-in is lost; a main unit file
+  // fails to load): a line that is not UTF-8 (readText decodes such bytes to U+FFFD), and a section
+  // header without its closing bracket.
+  if (l.includes('\ufffd') || (l.startsWith('[') && (l.length < 2 || !l.endsWith(']')))) {
+    state.stopped = true;
+    return;
+  }
+  // `[Service]]` names the section "Service]": unknown, so what follows is ignored.
+  if (l.startsWith('[')) {
+    state.section = l.slice(1, -1);
+    return;
+  }
+  const eq = l.indexOf('=');
+  // systemd ignores assignments before the first section, and lines without a key.
+  if (state.section === '' || eq <= 0) return;
+  out.push({ section: state.section, key: strip(l.slice(0, eq)), value: strip(l.slice(eq + 1)), file, line });
 }
 
 /** The merged assignments of a main file and its drop-ins, in the order systemd applies them. */
@@ -84,6 +158,28 @@ export function iniBoolean(value: string | undefined): boolean | undefined {
 }
 
 /**
+ * The drop-in files of a list of `.d` directories, as systemd's conf_files_list() collects them:
+ * `*.conf`, hidden (dot) files skipped, one file per name (a directory earlier in `dirs` hides the
+ * same name in a later one), sorted by name whatever their directory. Returns host paths.
+ */
+export async function dropInFiles(host: Host, dirs: readonly string[]): Promise<string[]> {
+  const byName = new Map<string, string>();
+  for (const dir of dirs) {
+    for (const name of await host.list(dir)) {
+      if (name.endsWith('.conf') && !name.startsWith('.') && !byName.has(name)) byName.set(name, `${dir}/${name}`);
+    }
+  }
+  return [...byName.keys()].sort().map((name) => byName.get(name) as string);
+}
+
+/** Parses files in the order given (a main file first, then its drop-ins) into one settings view. */
+export async function readIniFiles(host: Host, files: readonly string[]): Promise<IniSettings> {
+  const assignments: IniAssignment[] = [];
+  for (const file of files) assignments.push(...parseIni((await host.readText(file)) ?? '', file));
+  return new IniSettings(assignments);
+}
+
+/**
  * Loads a systemd configuration file and its drop-ins (`<name>.d/*.conf`) from `dirs` (most
  * important first): the main file from the first directory that has it, then the drop-ins sorted by
  * name, one per name. Returns undefined when no main file exists and no drop-in either.
@@ -92,20 +188,16 @@ export async function loadIniWithDropIns(
   host: Host,
   dirs: readonly string[],
   name: string,
-  options: { requireMain?: boolean } = {},
 ): Promise<{ main: string | undefined; files: string[]; settings: IniSettings } | undefined> {
   let main: string | undefined;
-  let mainText: string | undefined;
   for (const dir of dirs) {
-    mainText = await host.readText(`${dir}/${name}`);
-    if (mainText !== undefined) {
+    if ((await host.readText(`${dir}/${name}`)) !== undefined) {
       main = `${dir}/${name}`;
       break;
     }
   }
-  const dropIns = await host.confDirFiles(dirs.map((dir) => `${dir}/${name}.d`));
-  if (main === undefined && (options.requireMain || dropIns.length === 0)) return undefined;
-  const assignments: IniAssignment[] = main ? parseIni(mainText as string, main) : [];
-  for (const file of dropIns) assignments.push(...parseIni((await host.readText(file)) ?? '', file));
-  return { main, files: main ? [main, ...dropIns] : dropIns, settings: new IniSettings(assignments) };
+  const dropIns = await dropInFiles(host, dirs.map((dir) => `${dir}/${name}.d`));
+  if (main === undefined && dropIns.length === 0) return undefined;
+  const files = main ? [main, ...dropIns] : dropIns;
+  return { main, files, settings: await readIniFiles(host, files) };
 }

@@ -8,11 +8,13 @@
  * drop and accepts only allowed traffic, nothing else gets through.
  */
 import { execFile } from 'node:child_process';
+import { posix } from 'node:path';
 import { promisify } from 'node:util';
 import { coveredBy, parseCidr, parseRange, type AddressRange, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
 import type { HardeningConf } from './conf.js';
-import { parseNftRuleset, type NftChain, type NftRuleset, type NftTable } from './nft-ruleset.js';
+import type { Host } from './host.js';
+import { parseNftRule, parseNftRuleset, type NftChain, type NftRule, type NftRuleset, type NftTable } from './nft-ruleset.js';
 
 const run = promisify(execFile);
 
@@ -22,26 +24,58 @@ export const NFT_CONF_PATH = '/etc/nftables.conf';
 const ND_TYPES = new Set(['nd-neighbor-solicit', 'nd-neighbor-advert', 'nd-router-solicit', 'nd-router-advert']);
 const REPLY_STATES = new Set(['established', 'related']);
 
+/** Why a live host without the nft binary fails every ruleset control. */
+const NFT_MISSING = 'nft is not installed: nothing loads the ruleset at boot, and the live ruleset cannot be read';
+
+/**
+ * Statements a judged chain must not hold, and why: each lets a packet by, or out, other than by
+ * the accept rules this audit judges.
+ */
+const UNSAFE_STATEMENTS = new Map([
+  ['queue', 'hands packets to a userspace program, which decides their fate (and with "bypass" they are accepted when none listens)'],
+  ['dup', 'sends a copy of packets to another address or interface'],
+  ['fwd', 'forwards packets out of another interface'],
+  ['notrack', 'exempts packets from connection tracking, so "ct state" rules no longer describe them'],
+]);
+/** Statements that neither accept, change nor send packets. */
+const SAFE_STATEMENTS = new Set(['counter', 'log', 'limit']);
+
 type Source = { label: string; ruleset: NftRuleset } | { label: string; error: string };
 
 const cache = new WeakMap<CheckContext, Promise<Source[]>>();
 
 async function sources(ctx: CheckContext): Promise<Source[]> {
-  const out: Source[] = [];
-  const text = await ctx.host.readText(NFT_CONF_PATH);
-  if (text === undefined) out.push({ label: NFT_CONF_PATH, error: `${NFT_CONF_PATH} does not exist` });
-  else out.push(parse(text, NFT_CONF_PATH));
-  if (ctx.host.live) {
-    try {
-      const { stdout } = await run('nft', ['list', 'ruleset'], { timeout: 10_000 });
-      out.push(parse(stdout, 'live ruleset'));
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: string };
-      // No nft binary means no nftables at all on this host: the file alone is then all there is.
-      if (e.code !== 'ENOENT') out.push({ label: 'live ruleset', error: `nft list ruleset failed: ${(e.stderr || e.message).trim()}` });
-    }
-  }
+  const out = [await fileSource(ctx)];
+  if (ctx.host.live) out.push(await liveSource());
   return out;
+}
+
+/** /etc/nftables.conf, which nftables.service loads at boot. */
+async function fileSource(ctx: CheckContext): Promise<Source> {
+  let text: string | undefined;
+  try {
+    text = await ctx.host.readText(NFT_CONF_PATH);
+  } catch (err) {
+    return { label: NFT_CONF_PATH, error: `cannot read ${NFT_CONF_PATH}: ${(err as Error).message}` };
+  }
+  return text === undefined ? { label: NFT_CONF_PATH, error: `${NFT_CONF_PATH} does not exist` } : parse(text, NFT_CONF_PATH);
+}
+
+/**
+ * What the kernel enforces now, from `nft list ruleset`. nft is looked up on PATH (execFile's own
+ * lookup), which is also how a test makes it absent without touching the host.
+ */
+async function liveSource(): Promise<Source> {
+  const label = 'live ruleset';
+  try {
+    const { stdout } = await run('nft', ['list', 'ruleset'], { timeout: 10_000 });
+    return parse(stdout, label);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    // Without nft, nftables.service has nothing to load the file with: the file alone proves nothing.
+    if (e.code === 'ENOENT') return { label, error: `${NFT_MISSING} (no nft in PATH=${process.env.PATH ?? ''})` };
+    return { label, error: `nft list ruleset failed: ${(e.stderr || e.message).trim()}` };
+  }
 }
 
 function parse(text: string, label: string): Source {
@@ -73,28 +107,47 @@ function outsideText(outside: Array<Cidr | AddressRange>, ranges: string): strin
   return outside.some((c) => 'first' in c) ? `${text}, outside ${ranges} (a range must lie wholly within one of them)` : `${text}, outside ${ranges}`;
 }
 
-/** Judges one accepting rule; returns what it admits or why it must not be there. */
+/**
+ * Why a rule of a judged chain cannot be vouched for, or undefined: it branches, or it holds a
+ * statement that is not known to be safe (anything this audit does not understand counts as unsafe).
+ */
+function ruleProblem(rule: NftRule): string | undefined {
+  if (rule.verdict !== undefined && /^(jump|goto|vmap)\b/.test(rule.verdict)) return `cannot audit a rule that branches: "${rule.text}"`;
+  for (const statement of rule.statements) {
+    const word = statement.split(' ')[0];
+    if (SAFE_STATEMENTS.has(word)) continue;
+    const why = UNSAFE_STATEMENTS.get(word);
+    return why ? `${why} (${word}): "${rule.text}"` : `cannot audit "${statement}", a statement it does not understand: "${rule.text}"`;
+  }
+  return undefined;
+}
+
+/**
+ * Judges one accepting rule; returns what it admits or why it must not be there. Only its matches
+ * are read, so that text in a comment or a log prefix is not taken for one.
+ */
 function judgeAccept(
-  rule: string,
+  parsed: NftRule,
   table: NftTable,
   hook: 'input' | 'output',
   conf: HardeningConf,
 ): { ok: true; admits: 'loopback' | 'replies' | 'nd' | 'sigil' | 'ssh' } | { ok: false; why: string } {
-  if (/\b(jump|goto|vmap)\b/.test(rule)) return { ok: false, why: `cannot audit a rule that branches: "${rule}"` };
-  if (rule.includes('!=')) return { ok: false, why: `a negated match accepts everything else: "${rule}"` };
+  const rule = parsed.text;
+  const matches = parsed.matches.join(' ');
+  if (matches.includes('!=')) return { ok: false, why: `a negated match accepts everything else: "${rule}"` };
   const dir = hook === 'input' ? 'iif' : 'oif';
-  if (new RegExp(`^(meta )?${dir}(name)? "?lo"? accept$`).test(rule)) return { ok: true, admits: 'loopback' };
-  const ct = /\bct state (\{[^}]*\}|\S+)/.exec(rule);
+  if (new RegExp(`^(meta )?${dir}(name)? "?lo"?$`).test(matches)) return { ok: true, admits: 'loopback' };
+  const ct = /\bct state (\{[^}]*\}|\S+)/.exec(matches);
   if (ct) {
     const states = values(ct[1]).flatMap((s) => s.split(','));
     if (states.every((s) => REPLY_STATES.has(s))) return { ok: true, admits: 'replies' };
   }
-  const icmp = /\bicmpv6 type (\{[^}]*\}|\S+)/.exec(rule);
+  const icmp = /\bicmpv6 type (\{[^}]*\}|\S+)/.exec(matches);
   if (icmp && values(icmp[1]).every((t) => ND_TYPES.has(t))) return { ok: true, admits: 'nd' };
   if (hook === 'output') return { ok: false, why: `output chain accepts traffic the host starts: "${rule}"` };
   // An inline range may be written with spaces around its dash (`ip saddr 10.0.0.1 - 10.0.0.9`).
-  const saddr = /\bip6? saddr (@\S+|\{[^}]*\}|\S+(?: ?- ?\S+)?)/.exec(rule);
-  const dport = /\btcp dport (\{[^}]*\}|\S+)/.exec(rule);
+  const saddr = /\bip6? saddr (@\S+|\{[^}]*\}|\S+(?: ?- ?\S+)?)/.exec(matches);
+  const dport = /\btcp dport (\{[^}]*\}|\S+)/.exec(matches);
   if (!dport) return { ok: false, why: `accepts more than one TCP port: "${rule}"` };
   if (!saddr) return { ok: false, why: `accepts from any address: "${rule}"` };
   let sources: Array<Cidr | AddressRange>;
@@ -142,8 +195,11 @@ function judgeHook(ruleset: NftRuleset, hook: 'input' | 'output', conf: Hardenin
   for (const { chain, table } of chains) {
     const where = `chain ${table.family} ${table.name} ${chain.name}`;
     if (chain.policy !== 'drop') return fail(`${where} has policy ${chain.policy ?? 'accept (default)'}, expected drop`);
-    for (const rule of chain.rules) {
-      if (!/\baccept\b/.test(rule) && !/\b(jump|goto|vmap)\b/.test(rule)) continue;
+    for (const text of chain.rules) {
+      const rule = parseNftRule(text);
+      const problem = ruleProblem(rule);
+      if (problem) return fail(`${where}: ${problem}`);
+      if (rule.verdict !== 'accept') continue;
       const verdict = judgeAccept(rule, table, hook, conf);
       if (!verdict.ok) return fail(`${where}: ${verdict.why}`);
       admitted.add(verdict.admits);
@@ -154,24 +210,84 @@ function judgeHook(ruleset: NftRuleset, hook: 'input' | 'output', conf: Hardenin
   return pass(`policy drop; accepts ${what} (${[...admitted].sort().join(', ')})`);
 }
 
+function labelled(label: string, result: ControlResult): ControlResult {
+  return { ok: result.ok, reason: `${label}: ${result.reason}` };
+}
+
 function rulesetControl(id: string, title: string, judge: (r: NftRuleset, conf: HardeningConf) => ControlResult): Control {
   return {
     id,
     title,
     async check(ctx) {
-      if (!ctx.conf) return fail(`cannot judge the firewall without the configuration: ${ctx.confError}`);
+      const conf = ctx.conf;
+      if (!conf) return fail(`cannot judge the firewall without the configuration: ${ctx.confError}`);
       let loading = cache.get(ctx);
       if (!loading) cache.set(ctx, (loading = sources(ctx)));
-      const reasons: string[] = [];
-      for (const source of await loading) {
-        if ('error' in source) return fail(source.error);
-        const result = judge(source.ruleset, ctx.conf);
-        if (!result.ok) return fail(`${source.label}: ${result.reason}`);
-        reasons.push(`${source.label}: ${result.reason}`);
-      }
-      return pass(reasons.join('; '));
+      // Every source is judged, so that a live host whose file is also wrong says both.
+      const results = (await loading).map((source) => ('error' in source ? fail(source.error) : labelled(source.label, judge(source.ruleset, conf))));
+      const failed = results.filter((r) => !r.ok);
+      return failed.length > 0 ? fail(failed.map((r) => r.reason).join('; ')) : pass(results.map((r) => r.reason).join('; '));
     },
   };
+}
+
+/** Forwarding: every forward base chain has policy drop, accepts nothing and holds nothing unsafe. */
+function judgeForward(r: NftRuleset): ControlResult {
+  const chains = r.tables.flatMap((t) => t.chains.filter((c) => c.hook === 'forward' && ['inet', 'ip', 'ip6'].includes(t.family)));
+  if (!chains.some((c) => c.policy === 'drop')) return fail('no forward chain with policy drop');
+  for (const chain of chains) {
+    if (chain.policy !== 'drop') return fail(`forward chain ${chain.name} accepts traffic`);
+    for (const text of chain.rules) {
+      const rule = parseNftRule(text);
+      const problem = ruleProblem(rule);
+      if (problem) return fail(`chain ${chain.family} ${chain.table} ${chain.name}: ${problem}`);
+      if (rule.verdict === 'accept') return fail(`forward chain ${chain.name} accepts traffic`);
+    }
+  }
+  return pass('policy drop, no accept rule');
+}
+
+/** Where a symbolic link points, as a host path (a relative target counts from the link's directory). */
+async function linkDestination(host: Host, link: string): Promise<string | undefined> {
+  const target = await host.linkTarget(link);
+  return target === undefined ? undefined : posix.resolve(posix.dirname(link), target);
+}
+
+/**
+ * How nftables.service is masked, or undefined. systemd reads a unit file that is /dev/null (what
+ * `systemctl mask` links it to) or empty as masked, and then never starts it, enabled or not.
+ */
+async function maskedBy(host: Host): Promise<string | undefined> {
+  for (const dir of ['/etc/systemd/system', '/run/systemd/system']) {
+    const path = `${dir}/nftables.service`;
+    const dest = await linkDestination(host, path);
+    if (dest === '/dev/null') return `${path} → /dev/null`;
+    // Not a link: stat is then the file itself (a link's target would be read outside a tree).
+    const st = dest === undefined ? await host.stat(path) : undefined;
+    if (st?.isCharacterDevice()) return `${path} is a device`;
+    if (st?.isFile() && st.size === 0) return `${path} is empty`;
+  }
+  return undefined;
+}
+
+/**
+ * Whether a `*.target.wants` link enables nftables.service. On a live host the unit file the link
+ * names must also exist: a link left dangling after nftables was removed enables nothing. In a tree
+ * the target is the host's file, which the tree need not hold.
+ */
+async function enablement(host: Host): Promise<ControlResult> {
+  let dangling: string | undefined;
+  for (const target of ['sysinit.target.wants', 'multi-user.target.wants', 'basic.target.wants']) {
+    const link = `/etc/systemd/system/${target}/nftables.service`;
+    const dest = await linkDestination(host, link);
+    if (dest === undefined && (await host.stat(link)) === undefined) continue;
+    if (host.live && dest !== undefined && (await host.stat(dest)) === undefined) {
+      dangling ??= `${link} points to ${dest}, which does not exist: nftables.service is not installed`;
+      continue;
+    }
+    return pass(`enabled (${link})`);
+  }
+  return fail(dangling ?? 'nftables.service is not enabled: the ruleset would be gone after a reboot');
 }
 
 /** The `nftables.*` controls, in report order. */
@@ -181,21 +297,14 @@ export const NFT_CONTROLS: readonly Control[] = [
     return judgeHook(r, 'input', conf);
   }),
   rulesetControl('nftables.output', 'outbound: nothing but replies', (r, conf) => judgeHook(r, 'output', conf)),
-  rulesetControl('nftables.forward', 'forwarding: policy drop', (r) => {
-    const chains = r.tables.flatMap((t) => t.chains.filter((c) => c.hook === 'forward' && ['inet', 'ip', 'ip6'].includes(t.family)));
-    if (!chains.some((c) => c.policy === 'drop')) return fail('no forward chain with policy drop');
-    const open = chains.find((c) => c.policy !== 'drop' || c.rules.some((rule) => /\baccept\b/.test(rule)));
-    return open ? fail(`forward chain ${open.name} accepts traffic`) : pass('policy drop, no accept rule');
-  }),
+  rulesetControl('nftables.forward', 'forwarding: policy drop', judgeForward),
   {
     id: 'nftables.enabled',
     title: 'nftables.service is enabled at boot',
     async check(ctx) {
-      for (const target of ['sysinit.target.wants', 'multi-user.target.wants', 'basic.target.wants']) {
-        const link = `/etc/systemd/system/${target}/nftables.service`;
-        if ((await ctx.host.linkTarget(link)) !== undefined || (await ctx.host.stat(link)) !== undefined) return pass(`enabled (${link})`);
-      }
-      return fail('nftables.service is not enabled: the ruleset would be gone after a reboot');
+      const masked = await maskedBy(ctx.host);
+      if (masked) return fail(`nftables.service is masked (${masked}): systemd will not start it, so nothing loads the ruleset at boot`);
+      return enablement(ctx.host);
     },
   },
 ];

@@ -1,24 +1,39 @@
 /**
  * Controls `unit.*`: the sigil-server systemd unit exists and carries the sandbox issue 7 asks for.
- * The unit is read with its drop-ins (`sigil-server.service.d/*.conf`), because a drop-in can undo
- * any directive of the main file.
+ * The unit is read with every drop-in systemd applies to it (see {@link dropInDirs}), because a
+ * drop-in can undo any directive of the main file.
  */
+import { basename } from 'node:path';
 import { coveredBy, LOOPBACK, parseCidr, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
-import { iniBoolean, loadIniWithDropIns, type IniSettings } from './ini-file.js';
+import type { Host } from './host.js';
+import { dropInFiles, iniBoolean, readIniFiles, type IniAssignment, type IniSettings } from './ini-file.js';
 
 /** Name of the unit. */
 export const UNIT_NAME = 'sigil-server.service';
 /** The service user that owns /var/lib/sigil. */
 export const SERVICE_USER = 'sigil';
 
-/** Unit search path, most important first (systemd.unit(5)). */
-const UNIT_DIRS = [
+/**
+ * The system manager's unit search path, most important first (systemd.unit(5), and
+ * `systemd-analyze unit-paths` on Debian 12). `systemctl set-property` writes to the `.control`
+ * directories, portable services attach to the `.attached` ones. Debian builds systemd for a split
+ * /usr, so /lib comes before /usr/lib; on a merged /usr they are one directory.
+ */
+const UNIT_PATH = [
+  '/etc/systemd/system.control',
+  '/run/systemd/system.control',
+  '/run/systemd/transient',
+  '/run/systemd/generator.early',
   '/etc/systemd/system',
+  '/etc/systemd/system.attached',
   '/run/systemd/system',
+  '/run/systemd/system.attached',
+  '/run/systemd/generator',
   '/usr/local/lib/systemd/system',
-  '/usr/lib/systemd/system',
   '/lib/systemd/system',
+  '/usr/lib/systemd/system',
+  '/run/systemd/generator.late',
 ];
 
 /** Address families the server needs: TCP/IP and local sockets. */
@@ -28,11 +43,197 @@ type LoadedUnit = { ok: true; files: string[]; s: IniSettings } | { ok: false; r
 const cache = new WeakMap<CheckContext, Promise<LoadedUnit>>();
 
 async function loadUnit(ctx: CheckContext): Promise<LoadedUnit> {
-  const masked = await ctx.host.linkTarget(`/etc/systemd/system/${UNIT_NAME}`);
-  if (masked === '/dev/null') return { ok: false, reason: `${UNIT_NAME} is masked (linked to /dev/null)` };
-  const loaded = await loadIniWithDropIns(ctx.host, UNIT_DIRS, UNIT_NAME, { requireMain: true });
-  if (!loaded) return { ok: false, reason: `${UNIT_NAME} not found in ${UNIT_DIRS.join(', ')}` };
-  return { ok: true, files: loaded.files, s: loaded.settings };
+  const fragment = await findFragment(ctx.host);
+  if (!fragment) return { ok: false, reason: `${UNIT_NAME} not found in ${UNIT_PATH.join(', ')}` };
+  if (fragment.masked) return { ok: false, reason: `${UNIT_NAME} is masked (${fragment.path} is empty or linked to /dev/null)` };
+  const dirs = dropInDirs([UNIT_NAME, ...(await aliasesOf(ctx.host))]);
+  const files = [fragment.path, ...(await dropInFiles(ctx.host, dirs))];
+  return { ok: true, files, s: await readIniFiles(ctx.host, files) };
+}
+
+/**
+ * The unit file systemd loads: the first on the search path. It is masked when that file is empty or
+ * a link to /dev/null (systemd's null_or_empty()), even if a lower directory holds the real unit.
+ */
+async function findFragment(host: Host): Promise<{ path: string; masked: boolean } | undefined> {
+  for (const dir of UNIT_PATH) {
+    const path = `${dir}/${UNIT_NAME}`;
+    if ((await host.linkTarget(path)) === '/dev/null') return { path, masked: true };
+    const text = await host.readText(path);
+    if (text !== undefined) return { path, masked: text === '' };
+  }
+  return undefined;
+}
+
+/**
+ * Other names of the unit: a `*.service` link on the search path to sigil-server.service (what
+ * `Alias=` makes). systemd applies the drop-ins of those names too. Only the first file of a name
+ * counts, as in systemd's unit name map.
+ */
+async function aliasesOf(host: Host): Promise<string[]> {
+  const first = new Map<string, string>();
+  for (const dir of UNIT_PATH) {
+    for (const name of await host.list(dir)) {
+      if (name.endsWith('.service') && name !== UNIT_NAME && !first.has(name)) first.set(name, `${dir}/${name}`);
+    }
+  }
+  const aliases: string[] = [];
+  for (const [name, path] of first) {
+    const target = await host.linkTarget(path);
+    if (target !== undefined && basename(target) === UNIT_NAME) aliases.push(name);
+  }
+  return aliases.sort();
+}
+
+/**
+ * The drop-in directories systemd reads for a unit, in its order (unit_file_find_dropin_paths()):
+ * for each name (the unit's own, then its aliases) and each directory of the search path, `<name>.d`
+ * then the prefix directories of a dashed name (`sigil-.service.d`); last, the top-level
+ * `service.d` of every directory. A drop-in file name found in an earlier directory of this list
+ * hides the same name in a later one, so `/usr/lib/…/sigil-server.service.d/10-x.conf` hides
+ * `/etc/systemd/system/service.d/10-x.conf` (checked against systemd 252). The files are then
+ * applied in the order of their names, whatever their directory.
+ */
+function dropInDirs(names: readonly string[]): string[] {
+  const dirs: string[] = [];
+  for (const name of names) {
+    for (const dir of UNIT_PATH) dirs.push(...[name, ...prefixNames(name)].map((n) => `${dir}/${n}.d`));
+  }
+  for (const dir of UNIT_PATH) dirs.push(`${dir}/service.d`);
+  return dirs;
+}
+
+/**
+ * The names a dashed unit name is cut down to, after each dash from the right: `a-b-c.service` →
+ * `a-b-.service`, `a-.service` (systemd.unit(5)). A leading dash does not count.
+ */
+function prefixNames(name: string): string[] {
+  const stem = name.slice(0, -'.service'.length);
+  const names: string[] = [];
+  for (let i = stem.length - 2; i > 0; i--) if (stem[i] === '-') names.push(`${stem.slice(0, i + 1)}.service`);
+  return names;
+}
+
+/** The `Exec*=` settings besides ExecStart= (systemd.service(5)): each runs commands of its own. */
+const OTHER_EXEC_KEYS = ['ExecCondition', 'ExecStartPre', 'ExecStartPost', 'ExecReload', 'ExecStop', 'ExecStopPost'];
+
+/** One command of an `Exec*=` assignment, with where it was set. */
+interface ExecCommand {
+  readonly key: string;
+  readonly command: string;
+  readonly at: string;
+}
+
+/** The commands of one assignment: a lone `;` word separates them (`\;` is a literal argument). */
+function commandsOf(a: IniAssignment): ExecCommand[] {
+  const commands = a.value.split(/\s+;(?=\s|$)/).map((c) => c.trim()).filter(Boolean);
+  return commands.map((command) => ({ key: a.key, command, at: `${a.file}:${a.line}` }));
+}
+
+/** The commands of an `Exec*=` setting in effect: assignments accumulate, an empty one resets. */
+function execCommands(s: IniSettings, key: string): ExecCommand[] {
+  let out: ExecCommand[] = [];
+  for (const a of s.all('Service', key)) out = a.value === '' ? [] : [...out, ...commandsOf(a)];
+  return out;
+}
+
+/**
+ * The prefixes systemd reads in front of the executable (systemd.service(5), "Command lines"):
+ * `-` ignore failure, `@` argv[0] apart, `:` no variable expansion, `+` full privileges and no
+ * sandbox, `!` no User=/Group=, `!!` the same where the kernel lacks ambient capabilities.
+ */
+const execPrefixes = (command: string): string => /^[-@:+!]*/.exec(command)?.[0] ?? '';
+
+/**
+ * A command check can judge: prefixes, then an absolute path, and no quote, backslash or `%`
+ * anywhere. systemd unquotes and unescapes the first word before it reads the prefixes
+ * (`"+/usr/bin/node"`, `\x2b/usr/bin/node` are `+`), and a command it rejects (bad quoting, escape
+ * or specifier, a relative path) stops its reading of the file, losing the drop-in's later lines.
+ * apply renders only paths of [A-Za-z0-9._/-].
+ */
+const isPlainCommand = (command: string): boolean => /^[-@:+!]*\/[^"'\\%]*$/.test(command);
+
+/**
+ * Why a command escapes User= or the sandbox, or undefined when it does not. `-` and `@` change
+ * nothing the sandbox depends on, and `:` only leaves `$VAR` in the arguments unexpanded, which can
+ * add nothing to the command: those pass.
+ */
+function privilegeEscape(command: string): string | undefined {
+  const prefixes = execPrefixes(command);
+  if (prefixes.includes('+')) return 'the "+" prefix runs it with full privileges and no sandbox';
+  if (prefixes.includes('!!')) return 'the "!!" prefix runs it as root on a kernel without ambient capabilities';
+  if (prefixes.includes('!')) return 'the "!" prefix runs it as root, ignoring User=';
+  return undefined;
+}
+
+/** unit.present: one ExecStart command that runs the server, and no Exec*= command that escapes. */
+function judgeExec(s: IniSettings, files: string[]): ControlResult {
+  const start = execCommands(s, 'ExecStart');
+  if (start.length === 0) return fail('the unit has no ExecStart=');
+  // systemd refuses a second command unless Type=oneshot, which then runs them all.
+  if (start.length > 1) return fail(`ExecStart= has ${start.length} commands (${start.map((c) => c.at).join(', ')}), expected one`);
+  if (!/\bdist\/server\/main\.js\s+start\b/.test(start[0].command)) {
+    return fail(`ExecStart= does not run dist/server/main.js start: "${start[0].command}"`);
+  }
+  // Every assignment, also those reset later: a rejected one ends the file before its reset.
+  const keys = ['ExecStart', ...OTHER_EXEC_KEYS];
+  const written = keys.flatMap((key) => s.all('Service', key).flatMap(commandsOf));
+  const unplain = written.find((c) => !isPlainCommand(c.command));
+  if (unplain) {
+    return fail(`${unplain.key}=${unplain.command} at ${unplain.at}: not a plain absolute path without quotes, escapes or % specifiers, so check cannot judge its prefixes (and systemd stops reading the file at a command it rejects)`);
+  }
+  for (const c of keys.flatMap((key) => execCommands(s, key))) {
+    const escape = privilegeEscape(c.command);
+    if (escape) return fail(`${c.key}=${c.command} at ${c.at}: ${escape}`);
+  }
+  // The deprecated PermissionsStartOnly=yes gives every Exec*= but ExecStart= the "+" prefix. A value
+  // that is not a boolean fails too: systemd ignores it and keeps an earlier yes.
+  const permissions = s.last('Service', 'PermissionsStartOnly');
+  if (permissions && iniBoolean(permissions.value) !== false) {
+    return fail(`PermissionsStartOnly=${permissions.value} at ${permissions.file}:${permissions.line} is not off: on, it runs the other Exec*= commands with full privileges`);
+  }
+  return pass(`found ${files.join(' + ')}`);
+}
+
+/** Settings naming users or groups: systemd rejects a bad name as fatal, and stops reading the file. */
+const CREDENTIAL_KEYS = ['User', 'Group', 'SupplementaryGroups'];
+
+/**
+ * A name systemd rejects (valid_user_group_name() in its relaxed mode: padded, control characters,
+ * `:` or `/`, `.`/`..`, a number that is no UID), or one with a `%` specifier, which check does not
+ * expand (`%u` is root).
+ */
+function isBadName(name: string): boolean {
+  if (/^[0-9]+$/.test(name)) return Number(name) > 4294967294 || Number(name) === 65535;
+  return /%|^ | $|[\x00-\x1f\x7f:/]|^-[0-9]+$|^\.\.?$/.test(name);
+}
+
+/** The first user or group assignment systemd would reject, anywhere in the unit and its drop-ins. */
+function badCredential(s: IniSettings): IniAssignment | undefined {
+  return CREDENTIAL_KEYS.flatMap((key) => s.all('Service', key)).find((a) => {
+    if (a.key !== 'SupplementaryGroups') return a.value !== '' && isBadName(a.value);
+    // A list: check does not unquote it, so quotes and backslashes count as bad too.
+    return a.value.split(/[ \t]+/).some((name) => name !== '' && (isBadName(name) || /["'\\]/.test(name)));
+  });
+}
+
+/** unit.user: `+` or a single `!` on ExecStart= runs the server as root whatever User= says. */
+function judgeUser(s: IniSettings): ControlResult {
+  for (const c of execCommands(s, 'ExecStart')) {
+    const prefixes = execPrefixes(c.command);
+    if (prefixes.includes('+') || (prefixes.includes('!') && !prefixes.includes('!!'))) {
+      return fail(`ExecStart=${c.command} at ${c.at} runs the server as root: its "${prefixes}" prefix overrides User=`);
+    }
+  }
+  const bad = badCredential(s);
+  if (bad) {
+    return fail(`${bad.key}=${bad.value} at ${bad.file}:${bad.line} is not a name systemd accepts (or has a % specifier): systemd stops reading the file there`);
+  }
+  const user = s.last('Service', 'User');
+  if (!user) return fail('User= is not set: the service would run as root');
+  return user.value === SERVICE_USER
+    ? pass(`User=${user.value}`)
+    : fail(`User=${user.value} at ${user.file}:${user.line}, expected ${SERVICE_USER}`);
 }
 
 function unitControl(
@@ -88,21 +289,8 @@ function ipItems(items: string[]): { cidrs: Cidr[]; bad: string[] } {
 
 /** The `unit.*` controls, in report order. */
 export const UNIT_CONTROLS: readonly Control[] = [
-  unitControl('unit.present', 'sigil-server.service is installed', (s, _ctx, files) => {
-    const exec = s.last('Service', 'ExecStart');
-    if (!exec) return fail('the unit has no ExecStart=');
-    if (!/\bdist\/server\/main\.js\s+start\b/.test(exec.value)) {
-      return fail(`ExecStart= does not run dist/server/main.js start: "${exec.value}"`);
-    }
-    return pass(`found ${files.join(' + ')}`);
-  }),
-  unitControl('unit.user', 'runs as the dedicated user sigil', (s) => {
-    const user = s.last('Service', 'User');
-    if (!user) return fail('User= is not set: the service would run as root');
-    return user.value === SERVICE_USER
-      ? pass(`User=${user.value}`)
-      : fail(`User=${user.value} at ${user.file}:${user.line}, expected ${SERVICE_USER}`);
-  }),
+  unitControl('unit.present', 'sigil-server.service is installed', (s, _ctx, files) => judgeExec(s, files)),
+  unitControl('unit.user', 'runs as the dedicated user sigil', (s) => judgeUser(s)),
   unitControl('unit.protect-system', 'ProtectSystem=strict', (s) => {
     const a = s.last('Service', 'ProtectSystem');
     if (!a) return fail('ProtectSystem= is not set: the whole file system is writable');

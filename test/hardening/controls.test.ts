@@ -3,7 +3,7 @@
  * administrator or an attacker might; exactly that control fails, with a reason naming the problem.
  */
 import t from 'tap';
-import { chmodSync, mkdirSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../hardening/index.js';
 import { CONF, edit, failing, hardenedTree, put, reasonOf } from './helpers/tree.js';
@@ -320,4 +320,14 @@ t.test('when the conf does not parse then config.present says HARDENING_CONF_INV
   const report = await runChecks({ root });
   t.match(reasonOf(report, 'config.present'), /invalid hardening configuration .*SIGIL_PORT/);
   t.ok(failing(report).includes('unit.ip-address-policy'), 'controls that need the conf fail too');
+});
+
+// Review defect: sysctl.d and modprobe.d files whose name starts with a dot were read, though
+// systemd-sysctl and kmod skip them, so hardening present only in a hidden file passed.
+t.test('when the hardening sysctl file is hidden (.name.conf) then the settings only it made fail', async (t) => {
+  const root = await hardenedTree(t);
+  renameSync(join(root, SYSCTL), join(root, '/etc/sysctl.d/.zz-sigil-hardening.conf'));
+  const r = await runChecks({ root });
+  t.ok(failing(r).includes('sysctl.kernel.kptr_restrict'), 'kptr_restrict is set by no file systemd-sysctl reads');
+  t.match(reasonOf(r, 'sysctl.kernel.kptr_restrict'), /set by no sysctl\.d file/);
 });
