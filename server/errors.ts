@@ -180,12 +180,12 @@ export class ApplianceMissingError extends Error {
   }
 }
 
-/** `start` on a vault whose master-key rotation was interrupted: finish it first. */
+/** `start` (or `backup`, …: `before` says what) on a vault whose master-key rotation was interrupted: finish it first. */
 export class RotationPendingError extends Error {
   readonly code = 'ROTATION_PENDING';
-  constructor(dataDir: string) {
+  constructor(dataDir: string, before = 'starting') {
     super(
-      `the master-key rotation of ${dataDir} was interrupted; finish it with "sigil-server rotate-master-key --data ${dataDir}" (same new key) before starting`,
+      `the master-key rotation of ${dataDir} was interrupted; finish it with "sigil-server rotate-master-key --data ${dataDir}" (same new key) before ${before}`,
     );
     this.name = 'RotationPendingError';
   }

@@ -87,7 +87,7 @@ const USAGE_CODES = new Set([
 ]);
 
 /** Error codes (exit 1, or 128 + signal) whose message is the log line's `msg`: the operator acts on it. */
-const SAID_CODES = new Set(['OPS_DATA_IN_USE', 'OPS_SERVER_RUNNING', 'OPS_INTERRUPTED', 'ISSUER_EXPIRED']);
+const SAID_CODES = new Set(['OPS_DATA_IN_USE', 'OPS_SERVER_RUNNING', 'OPS_INTERRUPTED', 'ISSUER_EXPIRED', 'ROTATION_PENDING', 'ROTATION_KEY_UNREADABLE']);
 
 /** Injected I/O so the commands can be tested apart from the process. */
 export interface MainIo {

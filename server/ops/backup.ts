@@ -16,6 +16,8 @@
  * beside another backup, restore, repack or rotation).
  *
  * keys.db is never read: the destroyable keys are in no backup (ARCHITECTURE.md).
+ *
+ * Refused (ROTATION_PENDING) while a master-key rotation is unfinished (`vault-key.next.json`).
  */
 import { existsSync } from 'node:fs';
 import { link, open, readFile, rm, stat } from 'node:fs/promises';
@@ -23,8 +25,8 @@ import { join, resolve } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import { PATHS, readMeta, type MasterKeySource } from '../appliance.js';
 import { AuditLog } from '../audit/index.js';
-import { ApplianceMissingError } from '../errors.js';
-import { Db, readVaultKeyJson, seal, VAULT_DB_FILE, type RandomBytes } from '../vault/index.js';
+import { ApplianceMissingError, RotationPendingError } from '../errors.js';
+import { Db, readVaultKeyJson, seal, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, type RandomBytes } from '../vault/index.js';
 import {
   backupKeyAad,
   DEFAULT_CHUNK_BYTES,
@@ -78,7 +80,7 @@ const defaultRandom: RandomBytes = (n) => webcrypto.getRandomValues(new Uint8Arr
 /**
  * Makes an encrypted backup of `DIR/vault/vault.db`. Safe while the server runs.
  * @throws DataInUseError (another ops command holds the directory), the abort reason of
- *   `opts.signal`, ApplianceMissingError, DataMissingError, BackupExistsError, BackupContentError (the
+ *   `opts.signal`, ApplianceMissingError, RotationPendingError, DataMissingError, BackupExistsError, BackupContentError (the
  *   snapshot fails its integrity check), vault errors (MASTER_KEY_WRONG, VAULT_BACKUP_FAILED, …).
  */
 export async function createBackup(opts: BackupOptions): Promise<BackupResult> {
@@ -107,6 +109,12 @@ async function backupClaimed(
   const { dataDir, out, now, random, chunkBytes, vaultDir, vaultDb } = c;
   const step = (): void => opts.signal?.throwIfAborted();
   step();
+  // Half-rotated, the keyring may be under the new key while vault-key.json (the header's copy)
+  // still describes the old one: such a backup could never be restored. Checked under the claim,
+  // which a running rotation holds.
+  if (existsSync(join(vaultDir, VAULT_KEY_NEXT_FILE))) {
+    throw new RotationPendingError(dataDir, 'making a backup (its keyring would not match the vault-key.json it carries)');
+  }
   const meta = await readMeta(dataDir);
   const vaultKey = readVaultKeyJson(vaultDir);
   const mk = await unlockCurrent(dataDir, opts.masterKey);

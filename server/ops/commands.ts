@@ -75,7 +75,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
       'after',
       help(
         ['sigil-server backup --data /var/lib/sigil --out /srv/backup/sigil-2026-11-22.sbk --master-key-file /media/key/master.key'],
-        '0 ok · 1 failure (wrong master key, unreadable vault, the data in use by another command) · 2 usage (bad flag, --out exists) · 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (working copy removed)',
+        '0 ok · 1 failure (wrong master key, unreadable vault, the data in use by another command, a master-key rotation unfinished: ROTATION_PENDING) · 2 usage (bad flag, --out exists) · 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (working copy removed)',
       ),
     )
     .action(async (o: { data: string; out: string; masterKeyFile?: string; json?: boolean }) => {
@@ -202,7 +202,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
           'sigil-server rotate-master-key --data /var/lib/sigil --master-key-file /media/old/master.key --new-master-key-file /media/new/master.key',
           "SIGIL_MASTER_PASSPHRASE='old…' SIGIL_NEW_MASTER_PASSPHRASE='new…' sigil-server rotate-master-key --data /var/lib/sigil",
         ],
-        '0 ok · 1 failure (server running, the data in use by another command, wrong current key) · 2 usage (no or two new secrets, same secret again) · 130/143/129 stopped by a signal before re-wrapping',
+        '0 ok · 1 failure (server running, the data in use by another command, wrong current key, a key that opens under neither master key: ROTATION_KEY_UNREADABLE, nothing changed) · 2 usage (no or two new secrets, same secret again) · 130/143/129 stopped by a signal before re-wrapping',
       ),
     )
     .action(async (o: { data: string; masterKeyFile?: string; newMasterKeyFile?: string; shredOldKeyFile?: boolean; json?: boolean }) => {

@@ -15,12 +15,22 @@
  * The rotation holds the data directory's claim for its whole run (data-claim.ts). A signal before
  * the re-wrapping starts stops it with nothing changed; once started it finishes (and if killed
  * outright, the same command resumes it).
+ *
+ * Refused with nothing changed (ROTATION_KEY_UNREADABLE) when a keyring row or conversation key
+ * does not open: the vault checks every one before it writes anything.
+ *
+ * Audit: `vault.master-key-rotated` (the new secret's kind, whether this run resumed, how many
+ * keyring rows and conversation keys it re-wraps; never a secret) is appended in the vault.db
+ * transaction that re-wraps the keyring, so it commits exactly when the keyring changes. A resume
+ * whose keyring step had committed appends nothing: that attempt's entry stands. A resume that
+ * re-wraps the keyring appends the one entry, with `resumed: true`.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PATHS, type MasterKeySource } from '../appliance.js';
+import { AuditLog } from '../audit/index.js';
 import { ApplianceMissingError } from '../errors.js';
-import { MasterKeyArgumentError, MasterKeyWrongError, unlockVault, VAULT_KEY_NEXT_FILE, type Argon2Params } from '../vault/index.js';
+import { MasterKeyArgumentError, MasterKeyWrongError, unlockVault, VAULT_KEY_NEXT_FILE, type Argon2Params, type RotationHooks } from '../vault/index.js';
 import { RotateArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
 import { claimDataDir } from './data-claim.js';
@@ -92,12 +102,15 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
   const vaultDir = join(dataDir, PATHS.vault);
   const resumed = existsSync(join(vaultDir, VAULT_KEY_NEXT_FILE));
   const vault = await unlockVault({ dir: vaultDir, ...current, ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof unlockVault>[0]);
+  const kind = next.passphrase !== undefined ? 'passphrase' : 'keyfile';
   let counts: { keyring: number; conversationKeys: number };
   try {
+    const hooks = auditHooks(await AuditLog.open(vault.db, opts.now ? { now: opts.now } : {}), kind);
     opts.signal?.throwIfAborted(); // once the re-wrapping starts, it finishes
-    counts = await vault.rotateMasterKey({ ...next, ...(opts.argon2 ? { argon2: opts.argon2 } : {}), ...(opts.now ? { now: opts.now } : {}) } as Parameters<
-      typeof vault.rotateMasterKey
-    >[0]);
+    counts = await vault.rotateMasterKey(
+      { ...next, ...(opts.argon2 ? { argon2: opts.argon2 } : {}), ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof vault.rotateMasterKey>[0],
+      hooks,
+    );
   } finally {
     await vault.close();
   }
@@ -114,11 +127,26 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
     shredded = true;
   }
   return {
-    kind: next.passphrase !== undefined ? 'passphrase' : 'keyfile',
+    kind,
     ...(next.keyFilePath !== undefined ? { keyFile: resolve(next.keyFilePath) } : {}),
     ...counts,
     resumed,
     oldSecretRefused: true,
     oldKeyFileShredded: shredded,
+  };
+}
+
+/** The rotation's audit entry, appended inside the vault's keyring transaction (see the module comment). */
+function auditHooks(audit: AuditLog, kind: RotateResult['kind']): RotationHooks {
+  return {
+    async inKeyringTransaction(plan) {
+      await audit.append([
+        {
+          type: 'vault.master-key-rotated',
+          actor: 'system',
+          data: { kind, resumed: plan.resumed, keyringRows: plan.keyring, conversationKeys: plan.conversationKeys },
+        },
+      ]);
+    },
   };
 }

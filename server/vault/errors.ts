@@ -118,3 +118,11 @@ export class MasterKeyFileError extends VaultError {
 export class MasterKeyArgumentError extends VaultError {
   readonly code = 'MASTER_KEY_ARGUMENT';
 }
+
+/**
+ * A master-key rotation was refused before it changed anything: a keyring row or conversation
+ * key opens under no master key it could be under (damaged, or sealed under another key).
+ */
+export class RotationKeyUnreadableError extends VaultError {
+  readonly code = 'ROTATION_KEY_UNREADABLE';
+}

@@ -12,6 +12,7 @@ export {
   MasterKey,
   createMasterKey,
   prepareMasterKey,
+  publishKeyFile,
   unlockMasterKey,
   unlockWithConfig,
   readVaultKeyJson,
@@ -35,5 +36,5 @@ export type { KeyringOptions } from './keyring.js';
 export { Keystore, ckAad, dekAad } from './keystore.js';
 export type { DestroyedKeys, KeyDestruction, KeyPlace, KeystoreOptions } from './keystore.js';
 export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_PAGE_SIZE } from './vault.js';
-export type { Vault, OpenVaultOptions, InitVaultOptions } from './vault.js';
+export type { Vault, OpenVaultOptions, InitVaultOptions, RotationHooks, RotationPlan } from './vault.js';
 export { RowCache } from './row-cache.js';

@@ -131,9 +131,10 @@ export class Keyring {
    * Re-seals every key and secret under `next` in one transaction (master-key rotation); from
    * then on this keyring uses `next`. Unwrapped keys stay valid (the data keys do not change).
    * Rows already sealed under `next` (a rotation resumed after a crash) are left as they are.
+   * `within` runs inside the same transaction after the rows (the rotation's audit entry).
    * @returns how many rows were re-sealed.
    */
-  async rewrapAll(next: MasterKey): Promise<number> {
+  async rewrapAll(next: MasterKey, within?: () => Promise<void>): Promise<number> {
     const n = await this.#db.transaction(async (tx) => {
       const rows = await tx.all<{ name: string; kind: 'key' | 'secret'; sealed: Uint8Array }>(
         'SELECT name, kind, sealed FROM keyring',
@@ -152,10 +153,54 @@ export class Keyring {
       } finally {
         await upd.finalize();
       }
+      await within?.(); // its writes to vault.db commit or roll back with the re-wrapping
       return changed;
     });
     this.#mk = next;
     return n;
+  }
+
+  /**
+   * Read-only: how many rows open under the current master key, how many only under `next` (a
+   * rotation being resumed), and which open under neither (named `kind:name`). A rotation runs
+   * this before it changes anything.
+   */
+  async census(next?: MasterKey): Promise<KeyCensus> {
+    const rows = await this.#db.all<{ name: string; kind: 'key' | 'secret'; sealed: Uint8Array }>('SELECT name, kind, sealed FROM keyring ORDER BY kind, name');
+    const census: KeyCensus = { current: 0, next: 0, unreadable: [] };
+    for (const r of rows) {
+      const under = await sealedUnder(this.#mk, next, r.sealed, aadOf(r.kind, r.name));
+      if (under) census[under]++;
+      else census.unreadable.push(`${r.kind}:${r.name}`);
+    }
+    return census;
+  }
+}
+
+/** Where the sealed keys of one table stand before a rotation (see {@link Keyring.census}). */
+export interface KeyCensus {
+  /** Open under the current master key: to be re-wrapped. */
+  current: number;
+  /** Open only under the new master key: re-wrapped by an earlier, interrupted attempt. */
+  next: number;
+  /** Open under neither (ids, never contents): a rotation must not start. */
+  unreadable: string[];
+}
+
+/** Which master key opens `sealed` with `aad`: `current`, `next`, or undefined for neither. */
+export async function sealedUnder(current: MasterKey, next: MasterKey | undefined, sealed: Uint8Array, aad: string): Promise<'current' | 'next' | undefined> {
+  if (await opens(current, sealed, aad)) return 'current';
+  if (next && (await opens(next, sealed, aad))) return 'next';
+  return undefined;
+}
+
+async function opens(mk: MasterKey, sealed: Uint8Array, aad: string): Promise<boolean> {
+  try {
+    (await mk.open(sealed, aad)).fill(0);
+    return true;
+  } catch (err) {
+    if (err instanceof VaultDecryptError) return false;
+    throw err;
   }
 }
 

@@ -7,8 +7,8 @@
  * argon2id salt and parameters, and a key-check value (an AES-GCM seal of nothing under MK, whose
  * tag tells a wrong passphrase from a right one) — but never MK itself.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, lstatSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { webcrypto } from 'node:crypto';
 import argon2 from 'argon2';
 import { z } from 'zod';
@@ -23,6 +23,7 @@ import {
   VaultDecryptError,
 } from './errors.js';
 import { KEK_USAGES, createWrappedKey, rewrapKey, unwrapDataKey } from './key-wrap.js';
+import { linkDurable, syncDir, tempPathOf, writeFileDurable, writeSynced } from './durable-file.js';
 import type { CryptoKey } from './crypto-types.js';
 
 /** Name of the master-key description file in the data directory. */
@@ -194,13 +195,18 @@ export async function createMasterKey(opts: CreateMasterKeyOptions): Promise<Mas
   const jsonPath = join(opts.dir, VAULT_KEY_FILE);
   if (existsSync(jsonPath)) throw new MasterKeyExistsError(`${jsonPath} exists; refusing to replace the vault's master key`);
   const { masterKey, config } = await prepareMasterKey(opts);
+  if (opts.keyFilePath !== undefined) publishKeyFile(opts.keyFilePath);
   writeVaultKeyJson(jsonPath, config);
   return masterKey;
 }
 
 /**
  * Derives a new master key and the `vault-key.json` content describing it, without writing
- * that file (rotation writes it elsewhere first). In key-file mode the key file is written.
+ * that file (rotation writes it elsewhere first). In key-file mode the new key is written, and
+ * fsynced, under the key file's temp name (`PATH.tmp`); {@link publishKeyFile} links it to PATH
+ * once the description is durable — so a cut before that leaves no file at PATH to refuse a
+ * second attempt, and a cut after it leaves the key where a resumed rotation finds it.
+ * @throws MasterKeyExistsError if the key file exists; MasterKeyFileError if it cannot be written.
  */
 export async function prepareMasterKey(
   opts: PrepareMasterKeyOptions,
@@ -223,15 +229,8 @@ export async function prepareMasterKey(
     raw = await deriveFromPassphrase(passphrase, salt, params);
     kdf = { alg: 'argon2id', salt: Buffer.from(salt).toString('base64'), ...params };
   } else {
-    const path = opts.keyFilePath as string;
     raw = random(32);
-    try {
-      writeFileSync(path, `${Buffer.from(raw).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') throw new MasterKeyExistsError(`key file ${path} exists; refusing to overwrite it`, { cause: err });
-      throw new MasterKeyFileError(`key file ${path} cannot be written`, { cause: err });
-    }
+    writePendingKeyFile(opts.keyFilePath as string, raw);
   }
   const masterKey = await MasterKey.fromBytes(raw, random);
   raw.fill(0);
@@ -243,12 +242,49 @@ export async function prepareMasterKey(
   return { masterKey, config };
 }
 
-/** Writes a `vault-key.json`-format file, write-then-rename so a crash never leaves half a file. */
+/** The new key in base64 at `PATH.tmp` (0600), file and directory fsynced. Never touches PATH itself. */
+function writePendingKeyFile(path: string, raw: Uint8Array): void {
+  if (lstatSync(path, { throwIfNoEntry: false }) !== undefined) {
+    throw new MasterKeyExistsError(`key file ${path} exists; refusing to overwrite it`);
+  }
+  try {
+    writeSynced(tempPathOf(path), `${Buffer.from(raw).toString('base64')}\n`, 0o600);
+    syncDir(dirname(path));
+  } catch (err) {
+    rmSync(tempPathOf(path), { force: true });
+    throw new MasterKeyFileError(`key file ${path} cannot be written`, { cause: err });
+  }
+}
+
+/**
+ * Puts the key written by {@link prepareMasterKey} at `path` (link from `PATH.tmp`, which is then
+ * removed; the directory fsynced). Idempotent for a resumed rotation: when `path` is there
+ * already, only a leftover `PATH.tmp` is removed.
+ * @throws MasterKeyFileError if neither `path` nor `PATH.tmp` exists, or the link fails.
+ */
+export function publishKeyFile(path: string): void {
+  const tmp = tempPathOf(path);
+  try {
+    if (existsSync(path)) {
+      if (existsSync(tmp)) {
+        rmSync(tmp, { force: true });
+        syncDir(dirname(path));
+      }
+      return;
+    }
+    linkDurable(tmp, path);
+  } catch (err) {
+    throw new MasterKeyFileError(`key file ${path} cannot be put in place from ${tmp}`, { cause: err });
+  }
+}
+
+/**
+ * Writes a `vault-key.json`-format file durably (temp file, fsync, rename, fsync of the
+ * directory): a crash never leaves half a file, and once this returns a power cut cannot take
+ * the file back while keys already sit under the master key it describes.
+ */
 export function writeVaultKeyJson(path: string, config: VaultKeyJson): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  writeFileDurable(path, `${JSON.stringify(config, null, 2)}\n`, 0o600);
 }
 
 /** Reads and validates `vault-key.json`. @throws MasterKeyMissingError, MasterKeyConfigError */

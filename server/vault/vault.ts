@@ -3,15 +3,18 @@
  * `keys.db` (destroyable keys) and `vault-key.json` (how to re-derive the master key).
  * The directory is kept at mode 0700 and every file in it at 0600.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Db } from './db.js';
-import { Keyring } from './keyring.js';
-import { Keystore, type KeystoreOptions } from './keystore.js';
+import { renameDurable, tempPathOf } from './durable-file.js';
+import { MasterKeyExistsError, RotationKeyUnreadableError } from './errors.js';
+import { Keyring, sealedUnder, type KeyCensus } from './keyring.js';
+import { Keystore, ckAad, type KeystoreOptions } from './keystore.js';
 import {
   VAULT_KEY_FILE,
   createMasterKey,
   prepareMasterKey,
+  publishKeyFile,
   readVaultKeyJson,
   unlockMasterKey,
   unlockWithConfig,
@@ -35,6 +38,27 @@ export const VAULT_PAGE_SIZE = 8192;
 /** Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped. */
 export const VAULT_KEY_NEXT_FILE = 'vault-key.next.json';
 
+/** What a rotation re-wraps in this run, known before it changes anything. */
+export interface RotationPlan {
+  /** True when this run finishes an interrupted rotation (vault-key.next.json was there). */
+  resumed: boolean;
+  /** Keyring rows (vault.db) still under the current master key. */
+  keyring: number;
+  /** Conversation keys (keys.db) still under the current master key. */
+  conversationKeys: number;
+}
+
+/** Hooks of {@link Vault.rotateMasterKey}. */
+export interface RotationHooks {
+  /**
+   * Runs inside the vault.db transaction that re-wraps the keyring, so what it writes there (the
+   * audit entry) commits with it. Once per rotation: not when resuming a rotation whose keyring
+   * step had already committed (it ran then). An empty keyring cannot tell, so there it may run
+   * again on a resume (only a bare vault has one; an appliance's holds its CA and TLS keys).
+   */
+  inKeyringTransaction?: (plan: RotationPlan) => Promise<void>;
+}
+
 /** An open vault. */
 export interface Vault {
   readonly dir: string;
@@ -53,13 +77,16 @@ export interface Vault {
    */
   readonly rotationPending: boolean;
   /**
-   * Rotates the master key to a new passphrase or key file: writes `vault-key.next.json`,
-   * re-wraps every keyring row and every conversation key (DEKs are under CKs and stay), then
-   * renames it over `vault-key.json`. Resumable: if a previous rotation was interrupted, pass the
-   * same new secret (for a key file, the key file that rotation wrote) and it completes.
+   * Rotates the master key to a new passphrase or key file: checks that every keyring row and
+   * conversation key opens (refused before any change otherwise), writes the new key file and
+   * `vault-key.next.json` durably, re-wraps every keyring row and every conversation key (DEKs
+   * are under CKs and stay), then renames it over `vault-key.json`. Resumable: if a previous
+   * rotation was interrupted, pass the same new secret (for a key file, the path given then) and
+   * it completes.
    * @returns how many keyring rows and conversation keys were re-wrapped now.
+   * @throws RotationKeyUnreadableError (nothing changed), MasterKeyExistsError, MasterKeyWrongError (resuming with another secret), …
    */
-  rotateMasterKey(next: PrepareMasterKeyOptions): Promise<{ keyring: number; conversationKeys: number }>;
+  rotateMasterKey(next: PrepareMasterKeyOptions, hooks?: RotationHooks): Promise<{ keyring: number; conversationKeys: number }>;
   /** `wal_checkpoint(TRUNCATE)` on both databases (end of every deletion). */
   checkpointAll(): Promise<void>;
   /**
@@ -107,21 +134,10 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
       get rotationPending() {
         return existsSync(pendingPath);
       },
-      async rotateMasterKey(next: PrepareMasterKeyOptions) {
-        let nextMk: MasterKey;
-        if (existsSync(pendingPath)) {
-          nextMk = await unlockWithConfig(readVaultKeyJson(opts.dir, VAULT_KEY_NEXT_FILE), next);
-        } else {
-          const prepared = await prepareMasterKey(next);
-          writeVaultKeyJson(pendingPath, prepared.config);
-          nextMk = prepared.masterKey;
-        }
-        const ring = await keyring.rewrapAll(nextMk);
-        await db.checkpointTruncate(); // old wrappings must not linger in the WAL either
-        const cks = await k.rewrapAll(nextMk);
-        renameSync(pendingPath, join(opts.dir, VAULT_KEY_FILE));
-        mk = nextMk;
-        return { keyring: ring, conversationKeys: cks };
+      async rotateMasterKey(next: PrepareMasterKeyOptions, hooks: RotationHooks = {}) {
+        const r = await rotate({ dir: opts.dir, db, keyring, keys: k, current: mk }, next, hooks);
+        mk = r.next;
+        return r.counts;
       },
       async checkpointAll() {
         await db.checkpointTruncate();
@@ -146,6 +162,114 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
     await db.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** The open parts a rotation works on. */
+interface RotationTarget {
+  dir: string;
+  db: Db;
+  keyring: Keyring;
+  keys: Keystore;
+  current: MasterKey;
+}
+
+/**
+ * The rotation (see {@link Vault.rotateMasterKey}). Order matters for a power cut at any point:
+ * nothing is re-wrapped before the new key file and vault-key.next.json are on disk (fsynced,
+ * directories too), and vault-key.json is replaced only after both databases committed.
+ */
+async function rotate(
+  t: RotationTarget,
+  next: PrepareMasterKeyOptions,
+  hooks: RotationHooks,
+): Promise<{ next: MasterKey; counts: { keyring: number; conversationKeys: number } }> {
+  const pendingPath = join(t.dir, VAULT_KEY_NEXT_FILE);
+  rmSync(tempPathOf(pendingPath), { force: true }); // a killed write's leftover; never read
+  const resumed = existsSync(pendingPath);
+  const { nextMk, plan, keyringDone } = resumed ? await resumeRotation(t, next) : await startRotation(t, next);
+  const hook = hooks.inKeyringTransaction;
+  const within = hook && !keyringDone ? () => hook(plan) : undefined;
+  const ring = await t.keyring.rewrapAll(nextMk, within);
+  await t.db.checkpointTruncate(); // old wrappings must not linger in the WAL either
+  const cks = await t.keys.rewrapAll(nextMk);
+  renameDurable(pendingPath, join(t.dir, VAULT_KEY_FILE));
+  return { next: nextMk, counts: { keyring: ring, conversationKeys: cks } };
+}
+
+interface Started {
+  nextMk: MasterKey;
+  plan: RotationPlan;
+  /** A resumed rotation whose keyring transaction (with its audit entry) had committed. */
+  keyringDone: boolean;
+}
+
+/** A new rotation: check every key opens, then the new key durably in place. */
+async function startRotation(t: RotationTarget, next: PrepareMasterKeyOptions): Promise<Started> {
+  const [ring, cks] = await censusOf(t, undefined);
+  const prepared = await prepareMasterKey(next).catch((err: unknown) => {
+    if (err instanceof MasterKeyExistsError && next.keyFilePath !== undefined) throw keyFileExists(next.keyFilePath, err);
+    throw err;
+  });
+  writeVaultKeyJson(join(t.dir, VAULT_KEY_NEXT_FILE), prepared.config);
+  if (next.keyFilePath !== undefined) publishKeyFile(next.keyFilePath);
+  return { nextMk: prepared.masterKey, plan: { resumed: false, keyring: ring.current, conversationKeys: cks.current }, keyringDone: false };
+}
+
+/** An interrupted rotation: the same new secret, every key under the current or the new key. */
+async function resumeRotation(t: RotationTarget, next: PrepareMasterKeyOptions): Promise<Started> {
+  const cfg = readVaultKeyJson(t.dir, VAULT_KEY_NEXT_FILE);
+  const path = next.keyFilePath;
+  // Cut after vault-key.next.json but before the key file was linked: it is still at PATH.tmp.
+  const linkPending = path !== undefined && !existsSync(path) && existsSync(tempPathOf(path));
+  const nextMk = await unlockWithConfig(cfg, linkPending ? { keyFilePath: tempPathOf(path) } : next);
+  const [ring, cks] = await censusOf(t, nextMk);
+  if (path !== undefined) publishKeyFile(path);
+  const keyringDone = ring.current === 0 && ring.next > 0;
+  return { nextMk, plan: { resumed: true, keyring: ring.current, conversationKeys: cks.current }, keyringDone };
+}
+
+/**
+ * The read-only pass before a rotation changes anything: every keyring row and conversation key
+ * must open under the current master key (or, resuming, the new one). One that does not would
+ * stop the rotation half-way — after the keyring was committed under the new key — leaving a
+ * vault neither key opens.
+ * @throws RotationKeyUnreadableError naming the rows (ids only).
+ */
+async function censusOf(t: RotationTarget, nextMk: MasterKey | undefined): Promise<[KeyCensus, KeyCensus]> {
+  const ring = await t.keyring.census(nextMk);
+  const cks = await conversationKeyCensus(t, nextMk);
+  const bad = [...ring.unreadable.map((n) => `keyring row ${n} (vault.db)`), ...cks.unreadable.map((c) => `conversation key ${c} (keys.db)`)];
+  if (bad.length > 0) {
+    const shown = bad.slice(0, 10).join(', ') + (bad.length > 10 ? `, and ${bad.length - 10} more` : '');
+    const under = nextMk ? 'the current or the new master key' : 'the current master key';
+    throw new RotationKeyUnreadableError(
+      `master-key rotation refused, nothing was changed by it: every keyring row and conversation key must open under ${under}, ` +
+        `but ${bad.length} ${bad.length === 1 ? 'does' : 'do'} not: ${shown}. A damaged key cannot be re-wrapped; \`sigil-server check\` lists them`,
+    );
+  }
+  return [ring, cks];
+}
+
+/** {@link Keyring.census} for keys.db's conversation keys, named by conversation id. */
+async function conversationKeyCensus(t: RotationTarget, nextMk: MasterKey | undefined): Promise<KeyCensus> {
+  const rows = await t.keys.db.all<{ conv_id: string; wrapped: Uint8Array }>('SELECT conv_id, wrapped FROM conversation_keys ORDER BY conv_id');
+  const census: KeyCensus = { current: 0, next: 0, unreadable: [] };
+  for (const r of rows) {
+    const under = await sealedUnder(t.current, nextMk, r.wrapped, ckAad(r.conv_id));
+    if (under) census[under]++;
+    else census.unreadable.push(r.conv_id);
+  }
+  return census;
+}
+
+/** A fresh rotation's new key file exists: say why that is refused and what to do. */
+function keyFileExists(path: string, cause: unknown): MasterKeyExistsError {
+  return new MasterKeyExistsError(
+    `the new key file ${path} exists and no rotation is pending (no ${VAULT_KEY_NEXT_FILE}); a new master key is never written over a file ` +
+      `(it may be an earlier master key that older backups still need, or the leftover of a rotation interrupted before it began, which nothing uses). ` +
+      `Nothing was changed: choose another path for --new-master-key-file`,
+    { cause },
+  );
 }
 
 /** Options of {@link initVault}: the data directory, the unlock secret, and the master-key options. */
