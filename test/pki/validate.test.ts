@@ -1,6 +1,7 @@
 import t from 'tap';
-import { Certificate, Crl, Issuer, generateKeyPair, validateCertificate, type ValidationResult } from '../../pki/index.js';
-import { makeTestCa, openssl } from '../helpers/pki-fixtures.js';
+import { Certificate, Crl, Issuer, exportPrivateKeyPem, generateKeyPair, validateCertificate, type ValidationResult } from '../../pki/index.js';
+import { readFileSync } from 'node:fs';
+import { makeTestCa, openssl, tempDir } from '../helpers/pki-fixtures.js';
 
 const NOW = new Date('2026-03-01T10:00:00Z');
 const HOUR = 3_600_000;
@@ -41,9 +42,25 @@ t.test('validation', async (t) => {
 
   t.test('when the issuing CA has expired then expired names the CA', async (t) => {
     const short = await makeTestCa('p256', () => NOW);
-    const shortIssuer = new Issuer({ cert: short.issuing.cert, key: short.issuing.key, chain: short.chain, now: () => NOW });
-    const kp = await generateKeyPair('p256');
-    const cert = await shortIssuer.issueStaffCertificate({ fullName: 'X', login: 'x', organization: 'O', department: 'D', clearance: 'secret', publicKey: kp.publicKey, validityDays: 5000 });
+    // Sigil's Issuer ends every certificate with its issuer (ca.ts), so the leaf that outlives its
+    // CA comes from another tool: openssl, signing with the same issuing key.
+    const tmp = tempDir();
+    t.teardown(tmp.cleanup);
+    const caKey = tmp.write('ca.key', await exportPrivateKeyPem(short.issuing.key));
+    const caCert = tmp.write('ca.pem', short.issuing.cert.pem);
+    const leafKey = `${tmp.dir}/leaf.key`;
+    const csr = `${tmp.dir}/leaf.csr`;
+    const leafPem = `${tmp.dir}/leaf.pem`;
+    for (const args of [
+      ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', leafKey],
+      ['req', '-new', '-key', leafKey, '-subj', '/CN=X', '-out', csr],
+      ['x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-set_serial', '7', '-days', '5000', '-extfile', tmp.write('ext.cnf', 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n'), '-out', leafPem],
+    ]) {
+      const o = await openssl(args);
+      t.equal(o.code, 0, o.stderr);
+    }
+    const cert = Certificate.fromPem(readFileSync(leafPem, 'utf8'));
+    t.ok(cert.notAfter > short.issuing.cert.notAfter, 'the leaf outlives its CA');
     const r = await validateCertificate(cert, { trustAnchors: short.trustAnchors, intermediates: short.chain, at: new Date(short.issuing.cert.notAfter.getTime() + DAY) });
     t.equal(reasonOf(r), 'expired');
     t.equal(!r.ok && r.certificate?.fingerprint, short.issuing.cert.fingerprint);
