@@ -3,7 +3,8 @@
  * reset (a new envelope that invalidates the old one) and change clearance.
  *
  * Every operation is one database transaction together with its security event, so a crash never
- * leaves an account change without its audit entry.
+ * leaves an account change without its audit entry. The state an operation depends on (status,
+ * lock, clearance) is checked inside that transaction: of two at once, exactly one applies.
  */
 import type { Clearance } from '../../pki/index.js';
 import type { Db } from '../vault/index.js';
@@ -82,6 +83,16 @@ export class AccountService {
     return { type, at: this.d.now(), actor, subject, ...(detail ? { detail } : {}) };
   }
 
+  /**
+   * The account as it is now; call inside the operation's transaction. Checked before it, two
+   * operations at once both passed the check (two disables both answered 200 and were audited
+   * twice; a clearance change was audited from a clearance the account no longer had).
+   * Transactions run one at a time, so the check and the write see the same state.
+   */
+  #current(login: string): Promise<AccountRecord> {
+    return this.d.accounts.require(login);
+  }
+
   /** A new envelope for `a` (password hashed before the transaction: argon2 is slow). */
   private async newEnvelope(a: { login: string; fullName: string }, officer: string) {
     const password = generateEnvelopePassword(this.d.randomInt);
@@ -128,9 +139,9 @@ export class AccountService {
    * @throws AccountNotFoundError, AccountStateError, LastOfficerCertificateError (the last officer able to act)
    */
   async disable(login: string, officer: string): Promise<AccountRecord> {
-    const a = await this.d.accounts.require(login);
-    if (a.status === 'disabled') throw new AccountStateError(login, 'active', 'disabled');
     await this.d.db.transaction(async () => {
+      const a = await this.#current(login);
+      if (a.status === 'disabled') throw new AccountStateError(login, 'active', 'disabled');
       await this.d.keepOfficerBesides?.(login);
       await this.d.accounts.setStatus(login, 'disabled');
       await this.d.sessions.endForLogin(login, 'account-disabled');
@@ -141,9 +152,9 @@ export class AccountService {
 
   /** Re-enables a disabled account. @throws AccountNotFoundError, AccountStateError */
   async enable(login: string, officer: string): Promise<AccountRecord> {
-    const a = await this.d.accounts.require(login);
-    if (a.status !== 'disabled') throw new AccountStateError(login, 'disabled', a.status);
     await this.d.db.transaction(async () => {
+      const a = await this.#current(login);
+      if (a.status !== 'disabled') throw new AccountStateError(login, 'disabled', a.status);
       await this.d.accounts.setStatus(login, 'active');
       await this.d.audit.append([this.event('account.enabled', officer, login)]);
     });
@@ -152,10 +163,9 @@ export class AccountService {
 
   /** Clears a lockout. @throws AccountNotFoundError, AccountStateError (not locked) */
   async unlock(login: string, officer: string): Promise<AccountRecord> {
-    const a = await this.d.accounts.require(login);
-    const status = accountStatus(a, this.d.now());
-    if (status !== 'locked') throw new AccountStateError(login, 'locked', status);
     await this.d.db.transaction(async () => {
+      const status = accountStatus(await this.#current(login), this.d.now());
+      if (status !== 'locked') throw new AccountStateError(login, 'locked', status);
       await this.d.lockout.unlock(login);
       await this.d.audit.append([this.event('account.unlocked', officer, login)]);
     });
@@ -187,9 +197,9 @@ export class AccountService {
    * @throws AccountNotFoundError, ClearanceUnchangedError
    */
   async changeClearance(login: string, clearance: Clearance, officer: string): Promise<AccountRecord> {
-    const a = await this.d.accounts.require(login);
-    if (a.clearance === clearance) throw new ClearanceUnchangedError(login, clearance);
     await this.d.db.transaction(async () => {
+      const a = await this.#current(login);
+      if (a.clearance === clearance) throw new ClearanceUnchangedError(login, clearance);
       await this.d.accounts.setClearance(login, clearance);
       await this.d.audit.append([
         this.event('account.clearance-changed', officer, login, { from: a.clearance, to: clearance }),

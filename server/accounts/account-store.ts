@@ -179,18 +179,40 @@ const CACHED_ACCOUNTS = 10_000;
  */
 export class AccountStore {
   readonly #cache: RowCache<string, AccountRecord>;
+  readonly #generations: Map<string, number>;
 
-  /** @param cache - shared by the stores over one Db and its transactions ({@link with}) */
+  /**
+   * @param cache - shared by the stores over one Db and its transactions ({@link with})
+   * @param generations - likewise ({@link accessGeneration})
+   */
   constructor(
     private readonly db: Queryable,
     cache = new RowCache<string, AccountRecord>(CACHED_ACCOUNTS),
+    generations = new Map<string, number>(),
   ) {
     this.#cache = cache;
+    this.#generations = generations;
   }
 
-  /** The store over another handle (a transaction), sharing this store's cache. */
+  /** The store over another handle (a transaction), sharing this store's cache and generations. */
   with(tx: Queryable): AccountStore {
-    return new AccountStore(tx, this.#cache);
+    return new AccountStore(tx, this.#cache, this.#generations);
+  }
+
+  /**
+   * How many times this process has written `login`'s status or password. A login reads it before
+   * its argon2 check and compares it in the transaction that creates the session: a disable then
+   * enable meanwhile leaves the row as it was, yet ended the sessions, and a session decided on the
+   * read before it must not outlive that. In memory, as the row cache: one process owns the vault,
+   * and no login is in flight across a restart. A write rolled back still counts: the login in
+   * flight is refused and can be tried again, the safe way to be wrong.
+   */
+  accessGeneration(login: string): number {
+    return this.#generations.get(login) ?? 0;
+  }
+
+  #accessChanged(login: string): void {
+    this.#generations.set(login, this.accessGeneration(login) + 1);
   }
 
   get(login: string): Promise<AccountRecord | undefined> {
@@ -234,6 +256,7 @@ export class AccountStore {
   }
 
   async setStatus(login: string, status: StoredStatus): Promise<void> {
+    this.#accessChanged(login);
     await this.#write(login, 'UPDATE accounts SET status = ? WHERE login = ?', [status, login]);
   }
 
@@ -241,7 +264,6 @@ export class AccountStore {
     await this.#write(login, 'UPDATE accounts SET clearance = ? WHERE login = ?', [clearance, login]);
   }
 
-  /** Sets a password hash; `mustChange` true for an envelope password, false for a chosen one. */
   /**
    * Replaces the password only if the account still has `expected` (its hash and pending-change
    * flag as read when the request began); false, and nothing written, when it changed meanwhile
@@ -252,6 +274,7 @@ export class AccountStore {
     expected: { hash: string; mustChange: boolean },
     next: { hash: string; mustChange: boolean },
   ): Promise<boolean> {
+    this.#accessChanged(login);
     const changes = await this.#write(
       login,
       'UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ? AND password_hash = ? AND must_change_password = ?',
@@ -260,7 +283,9 @@ export class AccountStore {
     return changes === 1;
   }
 
+  /** Sets a password hash; `mustChange` true for an envelope password, false for a chosen one. */
   async setPassword(login: string, hash: string, mustChange: boolean): Promise<void> {
+    this.#accessChanged(login);
     await this.#write(login, 'UPDATE accounts SET password_hash = ?, must_change_password = ? WHERE login = ?', [
       hash,
       mustChange ? 1 : 0,

@@ -17,7 +17,18 @@ export const Clearance = z.enum(CLEARANCES);
 export const Role = z.enum(ROLES);
 export const Reason = z.enum(REVOCATION_REASONS);
 export const Serial = z.string().regex(/^(0x)?[0-9a-fA-F:]{1,80}$/, 'expected a hexadecimal serial number');
-export const Name = z.string().trim().min(1).max(128).regex(/^[^\u0000-\u001f<>]*$/, 'no control characters or angle brackets');
+/**
+ * Full names and departments. They become the certificate's CN and OU, which hold at most 64
+ * characters (RFC 5280 ub-common-name, ub-organizational-unit-name; pki/names.ts): a longer one
+ * made an account that could never get a certificate.
+ */
+export const NAME_MAX_LENGTH = 64;
+export const Name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(NAME_MAX_LENGTH, `expected at most ${NAME_MAX_LENGTH} characters (the certificate's CN and OU hold no more)`)
+  .regex(/^[^\u0000-\u001f<>]*$/, 'no control characters or angle brackets');
 
 export const LoginParam = z.object({ login: Login });
 export const SerialParam = z.object({ serial: Serial });

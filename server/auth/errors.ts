@@ -13,7 +13,9 @@ export type AuthFailureReason =
   | 'bad-signature'
   | 'certificate-not-of-account'
   | 'certificate-not-active'
-  | 'account-disabled';
+  | 'account-disabled'
+  /** The password was reset or replaced while this login's password was being checked. */
+  | 'account-changed';
 
 /** Login refused. One message for every reason. */
 export class AuthFailedError extends Error {

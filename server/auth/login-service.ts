@@ -52,6 +52,12 @@ export interface LoginResult {
   account: AccountRecord;
 }
 
+/** The account a login was checked against, and its access generation then (AccountStore.accessGeneration). */
+interface Checked {
+  account: AccountRecord;
+  generation: number;
+}
+
 /** Verifies a detached CMS signature made by exactly the TLS certificate. */
 async function signedBy(signatureB64: string, content: Uint8Array, cc: ClientCert): Promise<boolean> {
   const sig = Buffer.from(signatureB64, 'base64');
@@ -123,6 +129,8 @@ export class LoginService {
     const { login } = input;
     await this.d.lockout.assertNotLocked(login);
     this.d.nonces.consume(input.nonce, login, cc.fingerprint);
+    // Read with the account, compared again when the session is made (#stillAdmitted).
+    const generation = this.d.accounts.accessGeneration(login);
     const account = await this.d.accounts.get(login);
     const passwordOk = await this.d.hasher.verify(account?.passwordHash ?? this.d.decoyHash, input.password);
     if (!account) return this.fail(login, 'unknown-login', cc, peer);
@@ -144,16 +152,66 @@ export class LoginService {
       }
       envelopeSerial = env.serial;
     }
-    await this.d.lockout.recordSuccess(login);
-    const { token, expiresAt } = await this.d.sessions.create(login, cc.fingerprint, cc.serial, cc.cert.notAfter);
-    await this.d.audit.append([this.event('login.ok', login, login, { serial: cc.serial, peer: peer ?? null })]);
+    const opened = await this.#openSession({ account, generation }, cc, peer);
+    // AUTH_FAILED, not ACCOUNT_CHANGED: the same request sent a moment later (replaced password,
+    // disabled account, revoked certificate) answers AUTH_FAILED, and ACCOUNT_CHANGED would tell
+    // whoever holds a stolen password that it was right until the officer's reset. Counted as a
+    // failure like that later request would be.
+    if ('refused' in opened) return this.fail(login, opened.refused, cc, peer);
     return {
-      token,
-      expiresAt,
-      mustChangePassword: account.mustChangePassword,
+      token: opened.token,
+      expiresAt: opened.expiresAt,
+      mustChangePassword: opened.account.mustChangePassword,
       ...(envelopeSerial ? { envelopeSerial } : {}),
-      account: (await this.d.accounts.get(login)) ?? account,
+      account: opened.account,
     };
+  }
+
+  /**
+   * Opens the session of a login whose checks passed on `checked`, the account as read before
+   * argon2 — unless an officer's reset or disable, or a revocation, came since. Those end the
+   * account's sessions in their transaction; a session created afterwards from the stale read
+   * would outlive them (a reset's old password kept a session, a disable+enable revived it). The
+   * re-read and the insert share one transaction, so such a change lands either before it (seen
+   * here) or after it (and ends this session with the others).
+   */
+  async #openSession(
+    checked: Checked,
+    cc: ClientCert,
+    peer?: string,
+  ): Promise<{ refused: AuthFailureReason } | { token: string; expiresAt: Date; account: AccountRecord }> {
+    const { login } = checked.account;
+    return this.d.db.transaction(async () => {
+      const current = await this.#stillAdmitted(checked, cc);
+      if (typeof current === 'string') return { refused: current };
+      await this.d.lockout.recordSuccess(login);
+      const { token, expiresAt } = await this.d.sessions.create(login, cc.fingerprint, cc.serial, cc.cert.notAfter);
+      await this.d.audit.append([this.event('login.ok', login, login, { serial: cc.serial, peer: peer ?? null })]);
+      return { token, expiresAt, account: (await this.d.accounts.get(login)) ?? current };
+    });
+  }
+
+  /**
+   * The account read again (call inside the session's transaction): still active, with the
+   * password and pending-change flag the login was checked against and no status or password
+   * write since (a disable then enable leaves the row as it was), over a certificate of it that is
+   * still active. Otherwise why not, as the failure reason.
+   */
+  async #stillAdmitted(checked: Checked, cc: ClientCert): Promise<AccountRecord | AuthFailureReason> {
+    const { account, generation } = checked;
+    const current = await this.d.accounts.get(account.login);
+    if (!current) return 'unknown-login';
+    if (current.status !== 'active') return 'account-disabled';
+    if (
+      current.passwordHash !== account.passwordHash ||
+      current.mustChangePassword !== account.mustChangePassword ||
+      this.d.accounts.accessGeneration(account.login) !== generation
+    )
+      return 'account-changed';
+    const rec = await this.d.certificates.byFingerprint(cc.fingerprint);
+    if (!rec || rec.login !== account.login) return 'certificate-not-of-account';
+    if (rec.status !== 'active') return 'certificate-not-active';
+    return current;
   }
 
   /**
@@ -175,7 +233,11 @@ export class LoginService {
       throw new PasswordWeakError('it must not be the envelope password');
     const receipt = Buffer.from(input.receipt, 'base64');
     if (!(await signedBy(input.receipt, envelopeReceiptStatement(account.login, env.serial), cc)))
-      throw new ReceiptInvalidError(`expected a signature by the session's certificate over sigil-envelope-receipt for ${env.serial}`);
+      // No serial in the message: the holder has the printed envelope, and a session left from an
+      // older envelope must not learn the newer one's serial from its refusal.
+      throw new ReceiptInvalidError(
+        "expected a signature by the session's certificate over sigil-envelope-receipt for this login and the pending envelope's serial",
+      );
     const hash = await this.d.hasher.hash(input.newPassword);
     const now = this.d.now();
     await this.d.db.transaction(async () => {
