@@ -45,7 +45,7 @@ dist: build
 
 # The offline appliance bundle, signed by the administrator's key:
 #   make bundle BUNDLE_KEY=/media/admin/bundle-signing.key.pem
-# install it elsewhere with bundle/install.sh (it verifies the signature with the admin's public key).
+# hand out build/sigil-bundle.install.sh.sha256 with the public key; check install.sh first (bundle/README.md).
 BUNDLE_KEY ?= $(SIGIL_BUNDLE_KEY)
 bundle: build
 	@if [ -z "$(BUNDLE_KEY)" ]; then echo "make bundle: set BUNDLE_KEY=path/to/admin-signing-key.pem" >&2; exit 2; fi

@@ -2,6 +2,8 @@
 # bundle/make-bundle.sh — builds Sigil's offline bundle: one tar holding install.sh, a SHA-256
 # manifest signed with the administrator's key, its signature, and payload.tar.gz (compiled dist/,
 # production node_modules, hardening/, package.json). See bundle/README.md.
+# Beside the bundle it writes OUT-without-.tar.install.sh.sha256: the SHA-256 of install.sh, for the
+# administrator to hand out with the public key (the host checks install.sh before running it).
 #
 # Exit codes: 0 built, 1 a step failed, 2 usage.
 set -euo pipefail
@@ -19,9 +21,12 @@ usage() {
 Usage: make-bundle.sh --key ADMIN_KEY.pem [--out FILE] [--dist DIR] [--npm-ci]
 
 Builds sigil-bundle-VERSION.tar for installing an appliance with no network: install.sh,
-MANIFEST.sha256 (every file's SHA-256), MANIFEST.sig (openssl dgst -sha384 -sign with the
-administrator's private key) and payload.tar.gz. The administrator keeps the key; install.sh is
-given the matching public key (or certificate) separately, never from the bundle.
+MANIFEST.sha256 (a header "# sigil-bundle version VERSION" / "# sequence N", then every file's
+SHA-256), MANIFEST.sig (openssl dgst -sha384 -sign with the administrator's private key) and
+payload.tar.gz. install.sh refuses a bundle whose sequence is lower than the installed one's.
+The administrator keeps the key; the host is given the matching public key (or certificate)
+separately, never from the bundle, and with it install.sh or its SHA-256, which is written beside
+the bundle as BUNDLE.install.sh.sha256 (BUNDLE: --out without .tar).
 
 OPTIONS
   --key FILE     administrator's private key, PEM (env SIGIL_BUNDLE_KEY); if it is encrypted,
@@ -38,6 +43,8 @@ ENVIRONMENT
   SIGIL_BUNDLE_KEY, SIGIL_BUNDLE_KEY_PASS, SIGIL_BUNDLE_OUT   as above
   SIGIL_BUNDLE_GZIP_LEVEL   payload compression 1-9 (default 6)
   SOURCE_DATE_EPOCH         time stamped on every archived file (default: last commit's time)
+  SIGIL_BUNDLE_SEQUENCE     the manifest's sequence number, a non-negative integer (default: the
+                            SOURCE_DATE_EPOCH above); install.sh refuses to go below the installed one
 
 EXIT CODES
   0 built, 1 a step failed, 2 usage
@@ -112,13 +119,21 @@ fi
 cp "$HERE/install.sh" "$STAGE/install.sh"
 chmod 0755 "$STAGE/install.sh"
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || date +%s)}
+sequence=${SIGIL_BUNDLE_SEQUENCE:-$epoch}
+case "$sequence" in ''|*[!0-9]*) die_usage "SIGIL_BUNDLE_SEQUENCE / SOURCE_DATE_EPOCH must be a non-negative integer: '$sequence'" ;; esac
+[ "${#sequence}" -le 18 ] || die_usage "the sequence '$sequence' has more than 18 digits"
+case "$VERSION" in [0-9A-Za-z]*) ;; *) die "package.json version '$VERSION' is not usable" ;; esac
+case "$VERSION" in *[!0-9A-Za-z.+~-]*) die "package.json version '$VERSION' has characters install.sh does not accept" ;; esac
 (cd "$STAGE" && tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$epoch" \
   --format=gnu -cf - payload | gzip -n -"${SIGIL_BUNDLE_GZIP_LEVEL:-6}" > payload.tar.gz)
 
-# Manifest: the archive and install.sh (checked before anything is unpacked), then every payload
-# file (checked after unpacking into a staging directory, before it is moved into place).
+# Manifest: a header with the version and the sequence (install.sh refuses to go below the
+# installed sequence; sha256sum -c skips '#' lines), the archive and install.sh (checked before
+# anything is unpacked), then every payload file (checked after unpacking into a staging
+# directory, before it is moved into place).
 (
   cd "$STAGE"
+  printf '# sigil-bundle version %s\n# sequence %s\n' "$VERSION" "$sequence"
   sha256sum payload.tar.gz install.sh
   find payload -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
 ) > "$STAGE/MANIFEST.sha256"
@@ -131,6 +146,11 @@ openssl dgst -sha384 -sign "$KEY" "${pass[@]}" -out "$STAGE/MANIFEST.sig" "$STAG
 tar --owner=0 --group=0 --numeric-owner --mtime="@$epoch" --format=gnu \
   -cf "$OUT.tmp" -C "$STAGE" install.sh MANIFEST.sha256 MANIFEST.sig payload.tar.gz
 mv "$OUT.tmp" "$OUT"
-files=$(($(wc -l < "$STAGE/MANIFEST.sha256") - 2))
-echo "bundle: $OUT ($files payload files, $(du -h "$OUT" | cut -f1))"
+# install.sh's SHA-256 in sha256sum -c form, to hand out with the public key.
+INSTALL_SUM=${OUT%.tar}.install.sh.sha256
+(cd "$STAGE" && sha256sum install.sh) > "$INSTALL_SUM.tmp"
+mv "$INSTALL_SUM.tmp" "$INSTALL_SUM"
+files=$(grep -c '  payload/' "$STAGE/MANIFEST.sha256")
+echo "bundle: $OUT ($files payload files, $(du -h "$OUT" | cut -f1)), version $VERSION, sequence $sequence"
 echo "bundle: manifest sha256 $(sha256sum "$STAGE/MANIFEST.sha256" | cut -d' ' -f1)"
+echo "bundle: install.sh sha256 $(cut -d' ' -f1 "$INSTALL_SUM") in $INSTALL_SUM (hand it out with the public key)"

@@ -5,7 +5,11 @@
  *
  *   node client-cli/packaging/make-dist.mjs [--out DIR]     (after `npx tsc -p tsconfig.build.json`)
  *
- * Produces DIR/sigil-cli-<version>.tar.gz (default DIR: build/) holding sigil-cli-<version>/ with
+ * Produces DIR/sigil-cli-<version>.tar.gz (default DIR: build/) and DIR/SHA256SUMS (its SHA-256, in
+ * `sha256sum -c` form). The archive is owned by 0/0 (numeric), sorted by name, stamped with
+ * SOURCE_DATE_EPOCH (default: the last commit's time) and gzip'd without a name or time, so
+ * extracting it as root gives root-owned files and the same inputs give the same bytes. It holds
+ * sigil-cli-<version>/ with
  *   dist/client-cli/…, dist/pki/…   the compiled modules the CLI can reach, and nothing else
  *   node_modules/…                  the packages they import, with their own dependencies
  *   package.json                    {"type":"module"} so Node loads the .js files as ESM
@@ -15,10 +19,12 @@
  * with binding.gyp or a .node file) or the server's packages.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { constants as zlibConstants, gzipSync } from 'node:zlib';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ENTRY = join(REPO, 'dist', 'client-cli', 'main.js');
@@ -116,6 +122,22 @@ exec node "$here/dist/client-cli/main.js" "$@"
 
 const CMD_LAUNCHER = '@echo off\r\nrem sigil launcher: runs the bundled CLI with the node on PATH.\r\nnode "%~dp0dist\\client-cli\\main.js" %*\r\n';
 
+/** Seconds stamped on every archived file: SOURCE_DATE_EPOCH, else the last commit's time, else now. */
+function sourceDateEpoch() {
+  const env = process.env.SOURCE_DATE_EPOCH;
+  if (env !== undefined && env !== '') {
+    if (!/^\d+$/.test(env)) throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds: '${env}'`);
+    return env;
+  }
+  try {
+    const t = execFileSync('git', ['-C', REPO, 'log', '-1', '--format=%ct'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    if (/^\d+$/.test(t)) return t;
+  } catch {
+    // not a git checkout: fall through
+  }
+  return String(Math.floor(Date.now() / 1000));
+}
+
 /** Builds the archive; returns its path and the staged folder. */
 export function makeDist({ outDir = join(REPO, 'build') } = {}) {
   if (!existsSync(ENTRY)) throw new Error(`${relative(REPO, ENTRY)} is missing: run npx tsc -p tsconfig.build.json first`);
@@ -151,8 +173,19 @@ export function makeDist({ outDir = join(REPO, 'build') } = {}) {
   chmodSync(join(stage, 'sigil'), 0o755);
   writeFileSync(join(stage, 'sigil.cmd'), CMD_LAUNCHER);
   const archive = join(outDir, `${name}.tar.gz`);
-  execFileSync('tar', ['-czf', archive, '-C', outDir, name]);
-  return { archive, stage, files: files.length, packages: [...closure.values()].sort() };
+  // Owned by root (numeric 0/0, not the builder's uid), fixed order and time, no group/other write:
+  // as bundle/make-bundle.sh makes its payload.
+  const tarBytes = execFileSync(
+    'tar',
+    ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', `--mtime=@${sourceDateEpoch()}`, '--mode=go-w', '--format=gnu', '-cf', '-', '-C', outDir, name],
+    { maxBuffer: 1 << 30 },
+  );
+  // Node's gzip header carries no file name and a zero time, so the bytes depend only on the tar.
+  const gz = gzipSync(tarBytes, { level: zlibConstants.Z_BEST_COMPRESSION });
+  writeFileSync(archive, gz);
+  const sum = createHash('sha256').update(gz).digest('hex');
+  writeFileSync(join(outDir, 'SHA256SUMS'), `${sum}  ${name}.tar.gz\n`);
+  return { archive, sha256sums: join(outDir, 'SHA256SUMS'), sha256: sum, stage, files: files.length, packages: [...closure.values()].sort() };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -161,6 +194,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   try {
     const r = makeDist({ outDir });
     process.stdout.write(`${relative(process.cwd(), r.archive)}: ${r.files} modules, packages ${r.packages.join(', ')}\n`);
+    process.stdout.write(`${relative(process.cwd(), r.sha256sums)}: sha256 ${r.sha256}\n`);
   } catch (err) {
     process.stderr.write(`error: ${err.message}\n`);
     process.exitCode = 1;

@@ -43,7 +43,7 @@ t.test('when the bundle is made and installed with npm unreachable then the appl
   t.equal(installed.code, 0, installed.stderr);
   t.match(installed.stdout, /manifest signed by the key sha256:[0-9a-f]{64}/);
   t.match(installed.stdout, /verified \d+ files/);
-  t.same(readdirSync(prefix).sort().filter((n) => n !== 'README.md'), ['dist', 'hardening', 'node_modules', 'package-lock.json', 'package.json']);
+  t.same(readdirSync(prefix).sort().filter((n) => n !== 'README.md'), ['BUNDLE-SEQUENCE', 'dist', 'hardening', 'node_modules', 'package-lock.json', 'package.json']);
   t.ok(existsSync(join(prefix, 'node_modules/sqlite3')), 'production dependency present');
   t.ok(existsSync(join(prefix, 'node_modules/argon2')), 'native addon present');
   t.notOk(existsSync(join(prefix, 'node_modules/typescript')), 'dev dependency left out');

@@ -71,17 +71,20 @@ export async function adminKeys(dir: string, name: string): Promise<{ key: strin
 
 /**
  * A small bundle made by hand and signed with the administrator's key, to reach the checks that
- * come after the signature: what the archive holds and what it unpacks to.
+ * come after the signature: what the archive holds and what it unpacks to. `prepare` changes the
+ * honest payload before it is hashed (another release); `header` goes first in the manifest
+ * (e.g. "# sigil-bundle version 0.2.0\n# sequence 200\n"); `name` is the bundle's file name.
  */
 export async function craft(
   dir: string,
   key: string,
   build: (payloadDir: string) => Promise<void>,
-  options: { tarArgs?: string[]; editManifest?: (m: string) => string } = {},
+  options: { tarArgs?: string[]; editManifest?: (m: string) => string; prepare?: (payloadDir: string) => void; header?: string; name?: string } = {},
 ): Promise<string> {
-  const work = join(dir, 'craft');
+  const work = join(dir, options.name ? `craft-${options.name}` : 'craft');
   mkdirSync(join(work, 'payload/dist'), { recursive: true });
   writeFileSync(join(work, 'payload/dist/a.js'), 'export const a = 1;\n');
+  options.prepare?.(join(work, 'payload'));
   writeFileSync(join(work, 'install.sh'), readFileSync(INSTALL));
   // Hash what the honest payload holds; `build` then adds what the attacker wants.
   const files = (await run('sh', ['-c', 'cd "$1" && find payload -type f | LC_ALL=C sort | xargs sha256sum', 'sh', work])).stdout;
@@ -89,9 +92,9 @@ export async function craft(
   const tarred = await run('tar', ['-czf', join(work, 'payload.tar.gz'), '-C', work, ...(options.tarArgs ?? []), 'payload']);
   if (tarred.code !== 0) throw new Error(tarred.stderr);
   const top = (await run('sh', ['-c', 'cd "$1" && sha256sum payload.tar.gz install.sh', 'sh', work])).stdout;
-  writeFileSync(join(work, 'MANIFEST.sha256'), (options.editManifest ?? ((m: string) => m))(top + files));
+  writeFileSync(join(work, 'MANIFEST.sha256'), (options.editManifest ?? ((m: string) => m))((options.header ?? '') + top + files));
   await openssl(['dgst', '-sha384', '-sign', key, '-out', join(work, 'MANIFEST.sig'), join(work, 'MANIFEST.sha256')]);
-  const out = join(dir, 'crafted.tar');
+  const out = join(dir, options.name ? `${options.name}.tar` : 'crafted.tar');
   await run('tar', ['-cf', out, '-C', work, 'install.sh', 'MANIFEST.sha256', 'MANIFEST.sig', 'payload.tar.gz']);
   return out;
 }
