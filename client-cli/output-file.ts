@@ -17,7 +17,7 @@
  * appliance issues a certificate or creates an account, before keygen replaces the profile's key.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { CliError } from './errors.js';
 
@@ -37,6 +37,7 @@ const REASONS: Readonly<Record<string, string>> = {
   ENOSPC: 'no space left on the device',
   EDQUOT: 'disk quota exceeded',
   ENAMETOOLONG: 'the name is too long',
+  EEXIST: 'something appeared at its name meanwhile (not replaced)',
 };
 
 /** An output file could not be written; nothing was left at its name or beside it. */
@@ -141,5 +142,78 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
     await staged.commit();
   } finally {
     await staged.discard();
+  }
+}
+
+/**
+ * What is wrong with `path` as something only this user may change, or undefined when nothing is:
+ * it must be a real `kind` (never a symbolic link), owned by this process's user, with no group
+ * or other write bit (ssh/gpg style). POSIX only: on Windows `process.getuid` does not exist and
+ * the folder's ACLs decide, so nothing is checked there (always undefined). A missing path is
+ * `'missing'`, for the caller to judge.
+ */
+export async function unsafeReason(path: string, kind: 'folder' | 'file'): Promise<string | 'missing' | undefined> {
+  if (typeof process.getuid !== 'function') return undefined;
+  let st;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if (codeOf(err) === 'ENOENT') return 'missing';
+    throw err;
+  }
+  if (st.isSymbolicLink()) return 'is a symbolic link';
+  if (kind === 'folder' ? !st.isDirectory() : !st.isFile()) return `is not a ${kind === 'folder' ? 'folder' : 'regular file'}`;
+  const uid = process.getuid();
+  if (st.uid !== uid) return `belongs to uid ${st.uid}, not to you (uid ${uid})`;
+  if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  return undefined;
+}
+
+/** An output folder that someone else could change while the CLI writes into it. */
+export class UnsafeOutputFolderError extends CliError {
+  constructor(dir: string, reason: string) {
+    super(
+      'OUTPUT_UNSAFE',
+      `output folder ${dir} ${reason}; refusing to write into it: use a new folder of your own` +
+        (reason.startsWith('is writable') ? ` or run: chmod go-w ${dir}` : ''),
+    );
+  }
+}
+
+/**
+ * Creates `dir` (0700) when missing, then refuses it unless it is a real folder owned by this user
+ * and not writable by group or others: from then on nobody else can add a link or a file in it.
+ * @throws UnsafeOutputFolderError
+ */
+export async function makeOwnFolder(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const reason = await unsafeReason(dir, 'folder');
+  if (reason === 'missing') throw new OutputFileError(dir, Object.assign(new Error('vanished'), { code: 'ENOENT' }));
+  if (reason) throw new UnsafeOutputFolderError(dir, reason);
+}
+
+/**
+ * Opens `path` as a new file (O_CREAT|O_EXCL: never through a symbolic link, never an existing
+ * file). With `replace`, whatever is at the name (a file or a link, never followed) is removed
+ * first.
+ */
+export async function openNewFile(path: string, o: { mode: OutputMode; replace?: boolean }): Promise<FileHandle> {
+  if (o.replace) await unlink(path).catch((err: unknown) => (codeOf(err) === 'ENOENT' ? undefined : Promise.reject(new OutputFileError(path, err))));
+  try {
+    return await open(path, 'wx', o.mode);
+  } catch (err) {
+    throw new OutputFileError(path, err);
+  }
+}
+
+/** Writes `data` to `path` as a new file ({@link openNewFile}). */
+export async function writeNewFile(path: string, data: string | Uint8Array, o: { mode: OutputMode; replace?: boolean }): Promise<void> {
+  const fh = await openNewFile(path, o);
+  try {
+    await fh.writeFile(data);
+  } catch (err) {
+    throw new OutputFileError(path, err);
+  } finally {
+    await fh.close();
   }
 }

@@ -5,13 +5,21 @@
  *
  * Files: `config.json`, `ca.pem`, `key.p8.pem` (PKCS#8 EncryptedPrivateKeyInfo, RFC 5958 §3),
  * `cert.pem` (the user's certificate), `chain.pem` (issuing CA certificates sent with it),
- * `request.csr.pem` (the last CSR made by keygen), `session.json` (bearer token).
+ * `request.csr.pem` (the last CSR made by keygen), `session.json` (bearer token), and
+ * `audit/checkpoint.json` (the auditor's saved checkpoint).
+ *
+ * Like ssh and gpg, a profile is used only when nobody else can change it (POSIX): the folder must
+ * be a real folder (not a symbolic link) owned by the user with no group/other write bit, and each
+ * of its files that exists a regular file owned by the user, not group/other-writable. Otherwise a
+ * folder someone else made beforehand (`/tmp/officer`, 0777) would let them swap `ca.pem` and
+ * `config.json` and take the login password to their own server. Checked once per process, before
+ * the first read or write.
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ProfileCorruptError, ProfileMissingError } from './errors.js';
-import { stageFile, writeFileAtomic, type StagedFile } from './output-file.js';
+import { CliError, ProfileCorruptError, ProfileMissingError } from './errors.js';
+import { stageFile, unsafeReason, writeFileAtomic, type StagedFile } from './output-file.js';
 
 /** Where the profile lives: `--profile DIR`, else `SIGIL_PROFILE`, else the OS's per-user config folder. */
 export function resolveProfileDir(opts: {
@@ -65,15 +73,80 @@ export type ProfileFile = keyof typeof PROFILE_FILES;
 /** Files that hold secrets or credentials: owner-only (0600; ignored on Windows, where ACLs of the user folder apply). */
 const PRIVATE: ReadonlySet<ProfileFile> = new Set<ProfileFile>(['key', 'session']);
 
+/** Subfolder of the profile (audit/checkpoint.json), checked like the profile itself. */
+const AUDIT_DIR = 'audit';
+const AUDIT_FILES: readonly string[] = ['checkpoint.json'];
+
+/** The profile folder, or a file in it, could be changed by someone else: it is not used. */
+export class ProfileUnsafeError extends CliError {
+  constructor(message: string) {
+    super('PROFILE_UNSAFE', message);
+  }
+}
+
+/**
+ * Throws ProfileUnsafeError unless the folder `dir` and each of its profile files that exists are
+ * this user's alone. Returns false when the folder does not exist (nothing to check). On Windows
+ * (no `process.getuid`) nothing is checked: the ACLs of the user's folder apply there.
+ */
+export async function checkProfileSafe(dir: string): Promise<boolean> {
+  if (typeof process.getuid !== 'function') return true;
+  const reason = await unsafeReason(dir, 'folder');
+  if (reason === 'missing') return false;
+  if (reason) {
+    const fix = reason.startsWith('is writable')
+      ? `run: chmod 700 ${dir}`
+      : 'use a folder of your own under your home instead, e.g. --profile ~/.sigil/NAME (and remove this one)';
+    throw new ProfileUnsafeError(`profile folder ${dir} ${reason}; someone else could replace its files, so it is not used: ${fix}`);
+  }
+  const files = Object.values(PROFILE_FILES).map((f) => join(dir, f));
+  const auditDir = join(dir, AUDIT_DIR);
+  const auditReason = await unsafeReason(auditDir, 'folder');
+  if (auditReason && auditReason !== 'missing') {
+    throw new ProfileUnsafeError(`profile folder ${auditDir} ${auditReason}; it is not used: ${auditReason.startsWith('is writable') ? `run: chmod 700 ${auditDir}` : 'remove it'}`);
+  }
+  if (auditReason !== 'missing') files.push(...AUDIT_FILES.map((f) => join(auditDir, f)));
+  for (const file of files) {
+    const r = await unsafeReason(file, 'file');
+    if (!r || r === 'missing') continue;
+    const fix = r.startsWith('is writable') ? `run: chmod go-w ${file}` : 'remove it and write it again (sigil setup, sigil cert import, sigil login)';
+    throw new ProfileUnsafeError(`profile file ${file} ${r}; it is not used: ${fix}`);
+  }
+  return true;
+}
+
 /** A profile folder. Reading never creates anything; writing creates the folder (0700). */
 export class Profile {
+  /** The once-per-process safety check of an existing folder (see {@link checkProfileSafe}). */
+  private checked?: Promise<void>;
+
   constructor(readonly dir: string) {}
 
   path(file: ProfileFile): string {
     return join(this.dir, PROFILE_FILES[file]);
   }
 
+  /**
+   * Refuses a profile that someone else could change (ProfileUnsafeError); with `create`, makes
+   * the folder (0700) first. A missing folder is checked again at the next call.
+   */
+  async ensureSafe(opts: { create?: boolean } = {}): Promise<void> {
+    if (opts.create) await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    this.checked ??= checkProfileSafe(this.dir).then((exists) => {
+      if (!exists) this.checked = undefined;
+    });
+    const pending = this.checked;
+    try {
+      await pending;
+    } catch (err) {
+      // Never cached as a failure for another attempt to get past: each call checks again.
+      if (this.checked === pending) this.checked = undefined;
+      throw err;
+    }
+  }
+
   async has(file: ProfileFile): Promise<boolean> {
+    await this.ensureSafe();
     try {
       return (await stat(this.path(file))).isFile();
     } catch {
@@ -101,6 +174,7 @@ export class Profile {
   }
 
   async read(file: ProfileFile): Promise<string> {
+    await this.ensureSafe();
     return readFile(this.path(file), 'utf8');
   }
 
@@ -119,7 +193,7 @@ export class Profile {
    * behind and a key or session never keeps the looser mode of a file it replaces.
    */
   async write(file: ProfileFile, text: string): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.ensureSafe({ create: true });
     await writeFileAtomic(this.path(file), text, { mode: PRIVATE.has(file) ? 0o600 : 0o644 });
   }
 
@@ -129,7 +203,7 @@ export class Profile {
    * replaced (keygen).
    */
   async stage(file: ProfileFile, text: string): Promise<StagedFile> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.ensureSafe({ create: true });
     const staged = await stageFile(this.path(file), { mode: PRIVATE.has(file) ? 0o600 : 0o644 });
     try {
       await staged.write(text);
@@ -141,6 +215,7 @@ export class Profile {
   }
 
   async remove(file: ProfileFile): Promise<void> {
+    await this.ensureSafe();
     await rm(this.path(file), { force: true });
   }
 

@@ -108,7 +108,8 @@ export class Runtime {
   /**
    * An HTTPS client for the profile's server, presenting the profile's certificate.
    * With `session: true` it carries the saved bearer token (NotLoggedInError when there is none
-   * or it has expired by the local clock).
+   * or it has expired by the local clock). The server URL and the pinned CA come from the
+   * profile only after `Profile` has checked that nobody else can change it (ProfileUnsafeError).
    */
   async client(opts: { session: boolean }): Promise<HttpClient> {
     const config = await this.config();

@@ -4,10 +4,11 @@
  * audit-signing certificate, checked against the pinned CA with the audit usage (EKU
  * sigilAuditSigning), and the saved copy an auditor keeps (`<profile>/audit/checkpoint.json`).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { Certificate, Crl, validateCertificate, verifyDetached } from '../../pki/index.js';
+import { writeFileAtomic } from '../output-file.js';
 import { AuditFileError } from './errors.js';
 import { HASH_BYTES, type Hash } from './merkle.js';
 
@@ -110,7 +111,10 @@ export async function readSaved(path: string): Promise<SavedCheckpoint | undefin
   }
 }
 
-/** Writes a saved checkpoint through a temporary file and a rename. */
+/**
+ * Writes a saved checkpoint through a new hidden file with an unpredictable name, created
+ * exclusively (never through a link planted at a guessable name), flushed, then renamed over it.
+ */
 export async function writeSaved(path: string, s: SignedNote, cp: Checkpoint, now: Date): Promise<SavedCheckpoint> {
   const saved: SavedCheckpoint = {
     version: 1,
@@ -123,9 +127,7 @@ export async function writeSaved(path: string, s: SignedNote, cp: Checkpoint, no
     savedAt: now.toISOString(),
   };
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(saved, null, 2) + '\n', { mode: 0o644 });
-  await rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(saved, null, 2) + '\n', { mode: 0o644 });
   return saved;
 }
 

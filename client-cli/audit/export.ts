@@ -4,12 +4,12 @@
  * latest one as files openssl reads, the certificate chain, the pinned CA and the CRL, and a
  * README saying how to check it all.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import type { CheckpointWire } from './api.js';
 import { b64bytes } from './api.js';
+import { makeOwnFolder, openNewFile, writeNewFile } from '../output-file.js';
 import { AuditExportExistsError } from './errors.js';
 import { EXPORT_FILES } from './sources.js';
 import type { TrailSource } from './verify.js';
@@ -38,7 +38,8 @@ export interface ExportResult {
 }
 
 async function writeLines<T>(path: string, items: AsyncIterable<T>, map: (x: T) => unknown): Promise<number> {
-  const out = createWriteStream(path, { encoding: 'utf8', mode: 0o644 });
+  // A new file (O_EXCL), never through a link planted at the name; the stream closes it.
+  const out = (await openNewFile(path, { mode: 0o644 })).createWriteStream({ encoding: 'utf8' });
   let n = 0;
   try {
     for await (const x of items) {
@@ -52,9 +53,13 @@ async function writeLines<T>(path: string, items: AsyncIterable<T>, map: (x: T) 
   return n;
 }
 
-/** Writes an export folder (which must be absent or empty). */
+/**
+ * Writes an export folder (which must be absent or empty, and this user's alone: see
+ * `makeOwnFolder`). Every file is created new (O_EXCL), never written through a link.
+ */
 export async function writeExport(dir: string, x: ExportInput): Promise<ExportResult> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makeOwnFolder(dir);
+  const writeFile = (path: string, data: string | Uint8Array) => writeNewFile(path, data, { mode: 0o644 });
   if ((await readdir(dir)).length > 0) throw new AuditExportExistsError(dir);
   const latest = await x.source.latestWire();
   const p = (f: keyof typeof EXPORT_FILES) => join(dir, EXPORT_FILES[f]);

@@ -1,5 +1,4 @@
 /** `sigil crl fetch`: the appliance's current certificate revocation list (RFC 5280 §5). */
-import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
@@ -34,7 +33,12 @@ export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
   const ca = await http.get('/v1/ca', CaSchema);
   const { checkCrl } = await import('../../crl-check.js');
   const checked = await checkCrl(crl.crl, await rt.profile.read('ca'), ca.chain, rt.io.now());
-  if (opts.out) await writeFile(opts.out, crl.crl);
+  if (opts.out) {
+    // Through a new hidden file renamed over the name (output-file.ts): a link at --out is
+    // replaced, never written through.
+    const { writeFileAtomic } = await import('../../output-file.js');
+    await writeFileAtomic(opts.out, crl.crl, { mode: 0o644 });
+  }
   const result = { ...crl, crlNumber: String(crl.crlNumber), revoked: checked.revoked, issuer: checked.issuer, file: opts.out };
   if (rt.json) return rt.out.json(result);
   if (!opts.out) {

@@ -4,7 +4,6 @@
  * body), the detached signature in DER, the signer's chain, the CRL, one PEM with CA certificates
  * and CRL for `-CAfile`, and a README with the exact `openssl cms -verify` command.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { action1, type CommandContext } from '../../context.js';
@@ -102,8 +101,11 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
   const { MessagingSession } = await import('../../messaging/session.js');
   const { MessageSchema } = await import('../../messaging/api.js');
   const { MessageUnverifiedError, OutputExistsError } = await import('../../messaging/errors.js');
+  const { makeOwnFolder, writeNewFile } = await import('../../output-file.js');
   const dir = resolve(opts.out);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // A folder someone else owns or may write into is refused: they could plant a link at one of
+  // the names below while the message is fetched and verified.
+  await makeOwnFolder(dir);
   if (!opts.force && (await readdir(dir)).length > 0) throw new OutputExistsError(dir);
   const ms = await MessagingSession.open(rt);
   const m = await ms.http.get(`/v1/messages/${encodeURIComponent(opts.message)}`, MessageSchema);
@@ -134,7 +136,8 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
       ...(v.revokedLater ? { revokedLater: `${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason}` } : {}),
     }),
   };
-  for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content, { mode: 0o644 });
+  // Each file new (O_EXCL, never through a link); --force removes what is at the name first.
+  for (const [name, content] of Object.entries(files)) await writeNewFile(join(dir, name), content, { mode: 0o644, replace: opts.force });
   const result = { dir, message: m.id, files: Object.keys(files), command: OPENSSL_VERIFY };
   if (rt.json) return rt.out.json(result);
   rt.out.fields([

@@ -21,7 +21,7 @@ export function groupCommand(ctx: CommandContext): Command {
     .addCommand(groupShowCommand(ctx))
     .addCommand(groupDestroyCommand(ctx));
   return withHelp(cmd, {
-    examples: ['sigil group create ops --label secret', 'sigil group add ops bkim', "sigil send '#ops' 'Stand by'", 'sigil group destroy ops --yes'],
+    examples: ['sigil group create ops --label secret', 'sigil group add ops bkim', "echo 'Stand by' | sigil send '#ops'", 'sigil group destroy ops --yes'],
     exitCodes: [EXIT.auth],
   });
 }

@@ -1,11 +1,18 @@
 /**
- * `sigil send <login|#group> [text] [--file PATH …] [--label L] [--urgent] [--reply-to ID]`:
+ * `sigil send <login|#group> [--file PATH …] [--label L] [--urgent] [--reply-to ID]`:
  * uploads any files (streamed, hashed on the way), builds the canonical header (server/API.md,
  * "The signed header"), signs it with the user's key and the label as ESS security label, and
- * posts it. The text comes from the argument or, without one, from stdin (read into memory only).
+ * posts it.
+ *
+ * The text never comes from the command line by default: argv is readable by every local user
+ * (`ps`, /proc/<pid>/cmdline) while the process runs, and shell history keeps it on disk. It is
+ * read from stdin when stdin is not a terminal (everything up to EOF), or typed at a prompt when it
+ * is one (lines up to the first empty line or Ctrl-D), into memory only. A positional text is
+ * refused (usage, exit 2) unless `--text-in-argv` accepts that exposure.
  */
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import { CLEARANCE_CHOICES } from '../../choices.js';
 import type { CommandContext } from '../../context.js';
@@ -17,14 +24,37 @@ import { ENV, type Runtime } from '../../runtime.js';
 
 export interface SendOptions {
   to: string;
+  /** Positional text: refused unless `textInArgv` (argv is visible to other local users). */
   text?: string;
+  /** `--text-in-argv`: accept the text from the command line despite the exposure. */
+  textInArgv?: boolean;
   file?: string[];
   label?: string;
   urgent?: boolean;
   replyTo?: string;
   json?: boolean;
-  /** Where the text comes from when no argument is given (process.stdin in the binary). */
-  stdin?: AsyncIterable<Buffer | string>;
+  /**
+   * Where the text comes from (process.stdin in the binary): read to EOF when not a terminal,
+   * prompted for (up to an empty line or EOF) when `isTTY`.
+   */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+/** Quotes a recipient for the hint when the shell would read it otherwise (`'#ops'`). */
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9_.@-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The one-line refusal of a positional text (exit 2), saying why and how to send instead. */
+export class TextInArgvError extends UsageError {
+  constructor(to: string) {
+    const t = shellWord(to);
+    super(
+      `message text on the command line is refused: other local users can read it (ps, /proc/<pid>/cmdline) ` +
+        `and it stays in shell history; nothing was sent. Pipe it (echo '…' | sigil send ${t}) or run ` +
+        `\`sigil send ${t}\` and type it, ending with an empty line (--text-in-argv accepts the exposure)`,
+    );
+  }
 }
 
 /** The label is above what the sender or the conversation allows (checked before anything is sent). */
@@ -38,28 +68,32 @@ export function sendCommand(ctx: CommandContext): Command {
   const cmd = new Command('send')
     .summary('send a signed message (and files) to a person or #group')
     .description(
-      'Send a message signed with your key to a person (login) or a group (#name). The text is the argument, or ' +
-        'stdin when none is given. Files are uploaded first and named, with their SHA-384, in the signed header. ' +
+      'Send a message signed with your key to a person (login) or a group (#name). The text is read from stdin ' +
+        'when it is a pipe or file (up to EOF), or typed at a prompt on a terminal (ended by an empty line or ' +
+        'Ctrl-D; with --file, an empty first line sends the files alone). It is never taken from the command ' +
+        'line unless --text-in-argv is given: arguments are visible to every local user (ps, /proc/<pid>/cmdline) ' +
+        'and stay in shell history. Files are uploaded first and named, with their SHA-384, in the signed header. ' +
         "The label defaults to the conversation's label and may not exceed your clearance or the conversation's.",
     )
     .argument('<to>', 'login of a person, or #group')
-    .argument('[text]', 'message text (default: read stdin)')
+    .argument('[text]', 'refused unless --text-in-argv (the text comes from stdin or the prompt)')
+    .option('--text-in-argv', 'take the text from the argument: exposes it to other local users (ps) and to shell history')
     .option('--file <path>', 'attach a file (repeat for more)', (v: string, prev: string[] = []) => [...prev, v])
     .addOption(new Option('--label <label>', 'classification of the message').choices(CLEARANCE_CHOICES))
     .option('--urgent', 'urgent: reaches members who muted the conversation')
     .option('--reply-to <id>', 'id of the message this answers')
     .option('--json', 'print the receipt {id, seq, conversation, serverTime, label, attachments} as JSON')
     .action(async (to: string, text: string | undefined, opts: Omit<SendOptions, 'to' | 'text'>, c: Command) =>
-      // With files and a terminal, no text means none (not a wait for Ctrl-D).
-      run({ ...opts, to, text, stdin: opts.file?.length && process.stdin.isTTY ? undefined : process.stdin }, runtimeFor(ctx, c)),
+      run({ ...opts, to, text, stdin: process.stdin }, runtimeFor(ctx, c)),
     );
   return withHelp(cmd, {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
     examples: [
-      "sigil send bkim 'The meeting moves to 14:00'",
-      "sigil send '#ops' --label secret --urgent 'Stand by'",
-      'sigil send bkim "Draft attached" --file report.pdf --file annex.xlsx --label confidential',
-      'echo "from a script" | sigil send bkim --json',
+      'sigil send bkim   # then type the text; an empty line sends it',
+      "echo 'The meeting moves to 14:00' | sigil send bkim",
+      "echo 'Stand by' | sigil send '#ops' --label secret --urgent",
+      'sigil send bkim --file report.pdf --file annex.xlsx --label confidential < note.txt',
+      "sigil send bkim --text-in-argv 'not secret'   # visible to other local users, kept in shell history",
     ],
     exitCodes: [EXIT.auth],
   });
@@ -71,6 +105,36 @@ async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * The text typed at a terminal: lines up to the first empty line or EOF (Ctrl-D), joined with
+ * `\n`. The terminal's own line discipline echoes and edits; the prompt goes to stderr.
+ */
+export async function readTypedText(input: NodeJS.ReadableStream, stderr: { write(s: string): unknown }, prompt: string): Promise<Buffer> {
+  stderr.write(`${prompt}\n`);
+  const rl = createInterface({ input, terminal: false, crlfDelay: Infinity });
+  const lines: string[] = [];
+  try {
+    for await (const line of rl) {
+      if (line === '') break;
+      lines.push(line);
+    }
+  } finally {
+    rl.close();
+  }
+  return Buffer.from(lines.join('\n'), 'utf8');
+}
+
+/** The message body: the accepted argument, else the prompt on a terminal, else stdin to EOF. */
+async function readBody(opts: SendOptions, stderr: { write(s: string): unknown }): Promise<Buffer> {
+  if (opts.text !== undefined) return Buffer.from(opts.text, 'utf8');
+  if (!opts.stdin) return Buffer.alloc(0);
+  if (opts.stdin.isTTY) {
+    const filesOnly = opts.file?.length ? '; an empty first line sends the files alone' : '';
+    return readTypedText(opts.stdin, stderr, `Message to ${opts.to}, ended by an empty line or Ctrl-D${filesOnly}:`);
+  }
+  return readAll(opts.stdin as AsyncIterable<Buffer | string>);
+}
+
 export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
   const { dominates, isClearance } = await import('../../../pki/index.js');
   const { MessagingSession } = await import('../../messaging/session.js');
@@ -78,6 +142,8 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
   const { uploadFile } = await import('../../messaging/transport.js');
   const { SendReceiptSchema } = await import('../../messaging/api.js');
   const { createProgress } = await import('../../progress.js');
+  // First, before any file, stdin or network: a text in argv is refused unless explicitly accepted.
+  if (opts.text !== undefined && !opts.textInArgv) throw new TextInArgvError(opts.to);
   if (opts.replyTo !== undefined && !/^[A-Za-z0-9_-]{22}$/.test(opts.replyTo)) throw new UsageError('--reply-to: expected a 22-character message id');
   const files = opts.file ?? [];
   const sizes: number[] = [];
@@ -90,8 +156,8 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
       throw new InputFileError(f, 'a readable file', { cause });
     }
   }
-  const body = opts.text !== undefined ? Buffer.from(opts.text, 'utf8') : opts.stdin ? await readAll(opts.stdin) : Buffer.alloc(0);
-  if (body.length === 0 && files.length === 0) throw new UsageError('nothing to send: give a text, stdin or --file');
+  const body = await readBody(opts, rt.io.stderr);
+  if (body.length === 0 && files.length === 0) throw new UsageError('nothing to send: give the text on stdin (or type it at the prompt), or --file');
 
   const ms = await MessagingSession.open(rt);
   const conv = await ms.resolve(opts.to);

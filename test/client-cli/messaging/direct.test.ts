@@ -1,6 +1,6 @@
 /**
  * Issue 5 (messaging) with the built CLI against a real appliance on 127.0.0.1, direct messages:
- * two people exchange texts (argument and stdin) (files: files.test.ts), the reader sees the [SECRET] banner, inbox shows unread messages
+ * two people exchange texts (on stdin; never in argv: review-send-argv.test.ts) (files: files.test.ts), the reader sees the [SECRET] banner, inbox shows unread messages
  * verified, a label above the sender's clearance is refused with one line.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ const cdoe = await cliUser(app, dir, 'cdoe', 'confidential');
 
 let firstId = '';
 await t.test('when alee sends bkim a text then bkim reads it verified under a [SECRET] banner', async (t) => {
-  const sent = await alee.cli.json(['send', 'bkim', 'The meeting moves to 14:00']);
+  const sent = await alee.cli.json(['send', 'bkim'], { input: 'The meeting moves to 14:00' });
   t.match(sent, { id: /^[A-Za-z0-9_-]{22}$/, label: 'secret', seq: Number });
   firstId = sent.id;
   const r = await bkim.cli.run(['read', 'alee']);
@@ -41,7 +41,7 @@ await t.test('when the text comes from stdin and the label is lower then it is s
 });
 
 await t.test('when alee has unread messages then inbox lists them verified', async (t) => {
-  await bkim.cli.json(['send', 'alee', 'Unread one']);
+  await bkim.cli.json(['send', 'alee'], { input: 'Unread one' });
   const inbox = await alee.cli.json(['inbox']);
   const conv = inbox.conversations.find((c: { name: string }) => c.name === 'bkim');
   t.ok(conv.unread >= 1);
@@ -49,12 +49,12 @@ await t.test('when alee has unread messages then inbox lists them verified', asy
 });
 
 await t.test('when the label is above the sender clearance then sending is refused with one line', async (t) => {
-  const r = await cdoe.cli.run(['send', 'alee', '--label', 'secret', 'too high']);
+  const r = await cdoe.cli.run(['send', 'alee', '--label', 'secret'], { input: 'too high' });
   t.equal(r.code, 1);
   t.match(r.stderr, /^error: label secret is above your certificate clearance confidential\n$/);
-  const bad = await cdoe.cli.run(['send', 'alee', '--label', 'cosmic', 'x']);
+  const bad = await cdoe.cli.run(['send', 'alee', '--label', 'cosmic'], { input: 'x' });
   t.equal(bad.code, 2, 'an unknown label is a usage error');
-  const ok = await cdoe.cli.json(['send', 'alee', 'fine']);
+  const ok = await cdoe.cli.json(['send', 'alee'], { input: 'fine' });
   t.equal(ok.label, 'confidential', 'a direct conversation is labelled by the lower clearance');
 });
 
@@ -68,7 +68,7 @@ await t.test('when messages were sent and read then no profile file holds their 
 });
 
 await t.test('when a recipient is neither a login nor #group then it is a usage error', async (t) => {
-  const r = await alee.cli.run(['send', 'Not A Login!', 'x']);
+  const r = await alee.cli.run(['send', 'Not A Login!'], { input: 'x' });
   t.equal(r.code, 2);
   t.match(r.stderr, /neither a login nor #group/);
   const nothing = await alee.cli.run(['send', 'bkim']);

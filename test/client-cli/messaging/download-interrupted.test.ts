@@ -56,7 +56,7 @@ const src = join(dir, 'report.bin');
 const bytes = Buffer.alloc(4 << 20);
 for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 29 + 1) & 0xff;
 writeFileSync(src, bytes);
-const sent = await alee.cli.json(['send', 'bkim', 'Report attached', '--file', src]);
+const sent = await alee.cli.json(['send', 'bkim', '--file', src], { input: 'Report attached' });
 
 /** Starts the download into `folder`, waits until some of its bytes are on disk, sends `signal`. */
 async function interrupted(folder: string, signal: NodeJS.Signals, extra: string[] = []) {

@@ -30,8 +30,8 @@ const officer = app.officer.token;
 const NOTE = /^!! the package cannot prove the message reached the appliance before the revocation; sigil verify [A-Za-z0-9_-]{22} against the appliance judges it at the appliance's recorded receipt time$/m;
 
 // Sent while cmal's certificate is good; alee's stays good throughout.
-const genuine = await cmal.cli.json(['send', 'bkim', 'Meet at the north gate at 09:00']);
-const fromAlee = await alee.cli.json(['send', 'bkim', 'Agenda attached tomorrow']);
+const genuine = await cmal.cli.json(['send', 'bkim'], { input: 'Meet at the north gate at 09:00' });
+const fromAlee = await alee.cli.json(['send', 'bkim'], { input: 'Agenda attached tomorrow' });
 // A package made before the revocation: its CRL does not list cmal yet.
 const before = join(dir, 'ev-before');
 await bkim.cli.json(['export', genuine.id, '--out', before]);

@@ -20,13 +20,13 @@ const bkim = await cliUser(app, dir, 'bkim', 'secret');
 
 let firstId = '';
 await t.test('when alee sends bkim a message then it is there to export', async (t) => {
-  const sent = await alee.cli.json(['send', 'bkim', 'The meeting moves to 14:00']);
+  const sent = await alee.cli.json(['send', 'bkim'], { input: 'The meeting moves to 14:00' });
   firstId = sent.id;
   t.match(firstId, /^[A-Za-z0-9_-]{22}$/);
 });
 
 await t.test('when the sender deletes a message then it is gone for the reader; without --yes and no terminal it is refused', async (t) => {
-  const sent = await alee.cli.json(['send', 'bkim', 'sent to the wrong person']);
+  const sent = await alee.cli.json(['send', 'bkim'], { input: 'sent to the wrong person' });
   const noYes = await alee.cli.run(['delete', sent.id]);
   t.equal(noYes.code, 2, noYes.stderr);
   const both = await alee.cli.run(['delete', sent.id, '--conversation', 'bkim', '--yes']);
@@ -82,6 +82,6 @@ await t.test('when the signer is revoked after sending then the message still ve
   const human = await bkim.cli.run(['read', 'alee']);
   t.equal(human.code, 0, human.stderr);
   t.match(human.stdout, /signed before revocation \(revoked \d{4}-.*superseded\)/);
-  const gone = await alee.cli.run(['send', 'bkim', 'after revocation']);
+  const gone = await alee.cli.run(['send', 'bkim'], { input: 'after revocation' });
   t.equal(gone.code, 4, 'a revoked signer can no longer send');
 });

@@ -18,7 +18,7 @@ const bkim = await cliUser(app, dir, 'bkim', 'secret');
 
 let firstId = '';
 await t.test('when a text is sent then it has no attachment to download', async (t) => {
-  firstId = (await alee.cli.json(['send', 'bkim', 'no file here'])).id;
+  firstId = (await alee.cli.json(['send', 'bkim'], { input: 'no file here' })).id;
   t.match(firstId, /^[A-Za-z0-9_-]{22}$/);
 });
 
@@ -27,7 +27,7 @@ await t.test('when a file is sent then the download matches and an existing file
   const bytes = Buffer.alloc(300_000);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) & 0xff;
   writeFileSync(src, bytes);
-  const sent = await alee.cli.json(['send', 'bkim', 'Report attached', '--file', src]);
+  const sent = await alee.cli.json(['send', 'bkim', '--file', src], { input: 'Report attached' });
   t.match(sent.attachments, [{ name: 'report.bin', size: bytes.length }]);
   const read = await bkim.cli.run(['read', 'alee', '--limit', '1']);
   t.match(read.stdout, /attachment: report\.bin \(300000 bytes\)/);

@@ -23,7 +23,7 @@ await t.test('when a group is created and joined then members send and read it',
   const low = await alee.cli.run(['group', 'add', 'ops', 'cdoe']);
   t.equal(low.code, 1);
   t.match(low.stderr, /CLEARANCE_TOO_LOW/);
-  const sent = await alee.cli.json(['send', '#ops', '--urgent', 'Stand by']);
+  const sent = await alee.cli.json(['send', '#ops', '--urgent'], { input: 'Stand by' });
   t.equal(sent.label, 'secret');
   const r = await bkim.cli.run(['read', '#ops']);
   t.equal(r.code, 0, r.stderr);
@@ -52,7 +52,7 @@ await t.test('when the owner destroys the group then it and its messages are gon
 });
 
 await t.test('when a participant deletes a whole direct conversation then both sides see it empty', async (t) => {
-  await alee.cli.json(['send', 'cdoe', 'short-lived conversation']);
+  await alee.cli.json(['send', 'cdoe'], { input: 'short-lived conversation' });
   const before = await cdoe.cli.json(['read', 'alee']);
   t.equal(before.messages.length, 1);
   const d = await cdoe.cli.json(['delete', '--conversation', 'alee', '--reason', 'closing', '--yes']);

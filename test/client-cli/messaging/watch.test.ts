@@ -58,7 +58,7 @@ const messages = (ls: Record<string, any>[]) => ls.filter((l) => l.event === 'me
 t.test('when the server drops the connection then watch resumes and nothing is lost or twice', async (t) => {
   const w = watch(['--count', '3']);
   await w.waitFor((ls) => ls.some((l) => l.event === 'ready'));
-  const first = await alee.cli.json(['send', 'bkim', 'one']);
+  const first = await alee.cli.json(['send', 'bkim'], { input: 'one' });
   await w.waitFor((ls) => messages(ls).length === 1);
   // Drop every connection of the appliance (the watcher's stream among them), and send at once.
   (h.app.listener.server as unknown as { closeAllConnections(): void }).closeAllConnections();
@@ -66,7 +66,7 @@ t.test('when the server drops the connection then watch resumes and nothing is l
   const posted = await h.as(alee.user)('/v1/messages', { body: { header: composed.header, signature: composed.signature, body: composed.body } });
   t.equal(posted.status, 201, JSON.stringify(posted.body));
   await w.waitFor((ls) => ls.filter((l) => l.event === 'ready').length >= 2);
-  const third = await alee.cli.json(['send', 'bkim', 'three']);
+  const third = await alee.cli.json(['send', 'bkim'], { input: 'three' });
   t.equal(await w.exit, 0, w.stderr());
   const got = messages(w.lines());
   t.same(got.map((m) => m.id), [first.id, composed.id, third.id], 'each message once, in order');
@@ -94,7 +94,7 @@ t.test('when watch shows a message in human form then it has the banner line', a
   const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   const end = Date.now() + 30_000;
   while (!/watching/.test(err) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  await alee.cli.json(['send', 'bkim', '--urgent', 'four']);
+  await alee.cli.json(['send', 'bkim', '--urgent'], { input: 'four' });
   t.equal(await exit, 0, err);
   t.match(out, /^\[SECRET\] URGENT \d{4}-\d\d-\d\d \d\d:\d\d alee: four$/m);
 });
