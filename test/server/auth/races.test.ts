@@ -13,6 +13,7 @@ import t, { type Test } from 'tap';
 import { Crl, exportPrivateKeyPem } from '../../../pki/index.js';
 import { envelopeReceiptStatement, loginStatement } from '../../../server/index.js';
 import { signB64, startTestAppliance, type TestUser } from '../../helpers/appliance.js';
+import { holdNext, reachesHold } from '../../helpers/hold.js';
 
 const a = await startTestAppliance();
 t.teardown(() => a.stop());
@@ -24,36 +25,6 @@ async function preparedLogin(u: TestUser, password: string): Promise<() => Promi
   const ch = await a.request('/v1/auth/challenge', { body: { login: u.login }, ...as(u) });
   const signature = await signB64(loginStatement(u.login, ch.body.nonce), u.cert, u.key);
   return () => a.request('/v1/auth/login', { body: { login: u.login, password, nonce: ch.body.nonce, signature }, ...as(u) });
-}
-
-/**
- * Makes the next call of `obj[method]` wait until `release()` is called; `reached` resolves when
- * that call has started. Later calls run unhindered. Restored when the test ends.
- */
-function holdNext<O extends object, K extends keyof O>(t: Test, obj: O, method: K): { reached: Promise<void>; release(): void } {
-  const original = obj[method] as unknown as (...args: unknown[]) => Promise<unknown>;
-  let onReached!: () => void;
-  const reached = new Promise<void>((r) => (onReached = r));
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let held = false;
-  (obj as Record<K, unknown>)[method] = async function (this: unknown, ...args: unknown[]) {
-    if (!held) {
-      held = true;
-      onReached();
-      await released;
-    }
-    return original.apply(this, args);
-  };
-  t.teardown(() => void ((obj as Record<K, unknown>)[method] = original));
-  return { reached, release };
-}
-
-/** Waits until `request` reaches the held step; fails (and answers false) if it ended before that. */
-async function reachesHold(t: Test, hold: { reached: Promise<void> }, request: Promise<{ body: unknown }>, what: string): Promise<boolean> {
-  const first = await Promise.race([hold.reached.then(() => 'held' as const), request.then(() => 'ended' as const)]);
-  if (first === 'ended') t.fail(`${what} ended before its held step: ${JSON.stringify((await request).body)}`);
-  return first === 'held';
 }
 
 t.test('when many logins for one account arrive at once then the lock holds after 5 failures', async (t) => {
