@@ -231,3 +231,19 @@ t.test('defect 2: output folders and files', async (t) => {
     t.equal(JSON.parse(readFileSync(path, 'utf8')).origin, wire.origin);
   });
 });
+
+// Review follow-up: `audit verify` read the profile's saved checkpoint (what a rewritten trail is
+// judged against) before any profile check, so a profile others can write still supplied it.
+t.test('when the profile others can write holds a saved checkpoint then audit verify refuses it before reading', { skip: posix ? false : 'POSIX only' }, async (t) => {
+  const { dir, caFile } = arena(t);
+  const profile = join(dir, 'auditor');
+  await setUp(t, profile, caFile);
+  mkdirSync(join(profile, 'audit'), { mode: 0o700 });
+  writeFileSync(join(profile, 'audit', 'checkpoint.json'), '{"planted":true}\n', { mode: 0o600 });
+  chmodSync(profile, 0o777);
+  const exportDir = join(dir, 'export');
+  mkdirSync(exportDir);
+  const r = await cli(['audit', 'verify', '--offline', exportDir], profile);
+  t.equal(r.code, 1, 'exit 1');
+  t.match(r.stderr, new RegExp(`^error: profile folder ${profile} is writable by group or others`));
+});

@@ -51,7 +51,10 @@ export async function run(opts: AuditVerifyOptions, rt: Runtime): Promise<void> 
     });
   const readOpt = (path: string) => readFile(path, 'utf8').catch(() => undefined);
 
-  // --since given: it must exist; else the profile's saved checkpoint, when there is one.
+  // --since given: it must exist; else the profile's saved checkpoint, when there is one. That one
+  // is what a rewritten trail is judged against, so it counts only from a profile that is the
+  // user's alone (PROFILE_UNSAFE otherwise), like every other profile file.
+  if (!opts.since) await rt.profile.ensureSafe();
   const savedFile = opts.since ?? savedCheckpointPath(rt.profile.dir);
   const saved = await readSaved(savedFile);
   if (opts.since && !saved) throw new AuditFileError(opts.since, 'does not exist');
