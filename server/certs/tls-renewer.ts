@@ -30,9 +30,8 @@
  * Renewals are one at a time (a check under way is joined, not doubled); the keyring writes go
  * through the vault's transaction mutex like every other keyring write.
  */
-import { constants } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   Certificate,
   exportPrivateKeyPem,
@@ -45,6 +44,7 @@ import {
 } from '../../pki/index.js';
 import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
 import type { Db, Keyring } from '../vault/index.js';
+import { renameDurable, writeSynced } from '../vault/durable-file.js';
 import { PeriodicCheck } from '../periodic-check.js';
 
 /** Renew when less than this is left (or a third of the lifetime, when that is shorter). */
@@ -178,31 +178,13 @@ export async function renewTlsCertificate(
   // 2. The certificate: temp file, fsync, rename, fsync the directory. Mode as init writes it.
   const path = join(t.dataDir, t.certPath);
   const temp = path + TLS_CERT_TEMP_SUFFIX;
-  const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
-  try {
-    await fh.writeFile(cert.pem);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(temp, path);
-  await syncDir(dirname(path));
+  writeSynced(temp, cert.pem, 0o644);
+  renameDurable(temp, path);
   await t.afterStep?.('renamed');
   // 3. Promote the key with the audit entry.
   const r: TlsRenewal = { previous: { serial: current.serialNumber, notAfter: current.notAfter }, cert, recovered: false };
   await promote(t, pkcs8, r);
   return r;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch {
-    // Some file systems refuse fsync on a directory; the rename itself is still atomic.
-  } finally {
-    await fh.close();
-  }
 }
 
 /** A due renewal that would not extend the certificate: the issuing CA ends first (reported, never thrown to a caller). */

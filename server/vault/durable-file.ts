@@ -1,14 +1,15 @@
 /**
  * Small files that must survive a power cut the moment a function returns: the master-key
- * description (`vault-key.json`, `vault-key.next.json`) and a new master-key file.
+ * description (`vault-key.json`, `vault-key.next.json`), a new master-key file, and a renewed
+ * TLS certificate (certs/tls-renewer.ts).
  *
  * `writeFileSync` + `renameSync` is atomic but not durable: until the kernel writes back (tens
  * of seconds), a power cut can lose the file's bytes, or the rename, while SQLite — which does
  * fsync — has already committed keys re-wrapped under the key that file describes. So every
  * write here is: temp file, fsync it, rename (or link) into place, fsync the directory.
  *
- * Synchronous on purpose: the callers are one-off administrative steps, and an ordered sequence
- * of syscalls is what this is about.
+ * Synchronous on purpose: the callers are one-off administrative steps (a TLS renewal runs once
+ * in ~800 days), and an ordered sequence of syscalls is what this is about.
  */
 import { closeSync, fchmodSync, fsyncSync, linkSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
