@@ -6,7 +6,7 @@ import t from 'tap';
 import { chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../hardening/index.js';
-import { CONF, edit, failing, hardenedTree, put, reasonOf } from './helpers/tree.js';
+import { CONF, edit, failing, hardenedTree, put, reasonOf, runControlCases, type ControlCase } from './helpers/tree.js';
 
 const UNIT = '/etc/systemd/system/sigil-server.service';
 const DROPIN = '/etc/systemd/system/sigil-server.service.d/override.conf';
@@ -25,14 +25,8 @@ const inputAccept = (rule: string) => (text: string) =>
 /** Replaces the elements of the rendered `lan4` set (CONF: 10.0.0.0/8, 192.168.0.0/16). */
 const lan4 = (elements: string) => (text: string) => text.replace('{ 10.0.0.0/8, 192.168.0.0/16 }', `{ ${elements} }`);
 
-interface Case {
-  name: string;
-  ids: string[];
-  reason: RegExp;
-  mutate(root: string): void;
-}
 
-const cases: Case[] = [
+const cases: ControlCase[] = [
   // unit.*
   { name: 'the unit is removed', ids: UNIT_IDS(), reason: /not found/, mutate: (r) => unlinkSync(join(r, UNIT)) },
   {
@@ -217,16 +211,7 @@ function UNIT_IDS(): string[] {
   ];
 }
 
-for (const c of cases) {
-  t.test(`when ${c.name} then ${c.ids.join(', ')} fail${c.ids.length === 1 ? 's' : ''} and nothing else`, async (t) => {
-    const root = await hardenedTree(t);
-    c.mutate(root);
-    const report = await runChecks({ root });
-    t.notOk(report.ok);
-    t.same(failing(report), c.ids);
-    t.match(reasonOf(report, c.ids[0]), c.reason);
-  });
-}
+runControlCases(t, cases);
 
 t.test('when every nft range lies wholly within one LAN range then nftables.input still passes', async (t) => {
   const root = await hardenedTree(t);

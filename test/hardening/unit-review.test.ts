@@ -7,7 +7,7 @@ import t from 'tap';
 import { readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../hardening/index.js';
-import { failing, hardenedTree, put, reasonOf } from './helpers/tree.js';
+import { failing, hardenedTree, put, reasonOf, runControlCases, type ControlCase } from './helpers/tree.js';
 
 const UNIT = '/etc/systemd/system/sigil-server.service';
 const DROPIN = '/etc/systemd/system/sigil-server.service.d/zz.conf';
@@ -20,14 +20,8 @@ const execStart = (prefix: string) => `[Service]\nExecStart=\nExecStart=${prefix
 /** The unit as apply rendered it, with User=root. */
 const rootUnit = (r: string) => readFileSync(join(r, UNIT), 'utf8').replace(/^User=sigil$/m, 'User=root');
 
-interface Case {
-  name: string;
-  ids: string[];
-  reason: RegExp;
-  mutate(root: string): void;
-}
 
-const cases: Case[] = [
+const cases: ControlCase[] = [
   // Review defect 1: drop-in directories systemd reads but check did not.
   {
     name: 'a top-level service.d drop-in (for every service) sets User=root and IPAddressAllow=any',
@@ -158,7 +152,7 @@ const cases: Case[] = [
     mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\nExecStartPost=rel/path\nExecStartPost=\nUser=sigil\n'),
   },
   ...['ExecCondition', 'ExecStartPre', 'ExecStartPost', 'ExecReload', 'ExecStop', 'ExecStopPost'].map(
-    (key): Case => ({
+    (key): ControlCase => ({
       // Review defect 2: the Exec*= settings besides ExecStart= were never read.
       name: `a drop-in adds ${key}=! (a command run as root)`,
       ids: ['unit.present'],
@@ -256,16 +250,7 @@ const cases: Case[] = [
   },
 ];
 
-for (const c of cases) {
-  t.test(`when ${c.name} then ${c.ids.join(', ')} fail${c.ids.length === 1 ? 's' : ''} and nothing else`, async (t) => {
-    const root = await hardenedTree(t);
-    c.mutate(root);
-    const report = await runChecks({ root });
-    t.notOk(report.ok, 'check fails');
-    t.same(failing(report), c.ids, 'exactly these controls fail');
-    t.match(reasonOf(report, c.ids[0]), c.reason, 'the reason names the problem');
-  });
-}
+runControlCases(t, cases);
 
 // Review defect 1: the top-level service.d comes after every unit-specific directory, even /usr/lib's.
 t.test('when a service.d drop-in sets User=root then unit.user fails, unless a unit-specific drop-in of the same name hides it', async (t) => {

@@ -5,6 +5,8 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+import { runChecks } from '../../../hardening/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 /** Repository root. */
@@ -80,4 +82,26 @@ export function reasonOf(report: { controls: Array<{ id: string; reason: string 
   const c = report.controls.find((x) => x.id === id);
   if (!c) throw new Error(`no control ${id}`);
   return c.reason;
+}
+
+/** One control broken at a time: what `mutate` does to a hardened tree, the controls that must then fail, and the first one's reason. */
+export interface ControlCase {
+  name: string;
+  ids: string[];
+  reason: RegExp;
+  mutate(root: string): void;
+}
+
+/** One test per case: a tree hardened by the real apply, the case's change, then exactly its controls fail. */
+export function runControlCases(t: Test, cases: readonly ControlCase[]): void {
+  for (const c of cases) {
+    t.test(`when ${c.name} then ${c.ids.join(', ')} fail${c.ids.length === 1 ? 's' : ''} and nothing else`, async (t) => {
+      const root = await hardenedTree(t);
+      c.mutate(root);
+      const report = await runChecks({ root });
+      t.notOk(report.ok, 'check fails');
+      t.same(failing(report), c.ids, 'exactly these controls fail');
+      t.match(reasonOf(report, c.ids[0]!), c.reason, 'the reason names the problem');
+    });
+  }
 }
