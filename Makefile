@@ -32,7 +32,7 @@ run: build
 	@if [ ! -d "$(DATA)" ]; then node dist/server/main.js init --data "$(DATA)" --listen "$(LISTEN)"; \
 	else echo "Demo appliance in $(DATA), initialised earlier. First security officer: envelope $(DATA)/officer/envelope.txt,"; \
 	     echo "key $(DATA)/officer/officer.p12 (its password was printed by that first run; to start over: rm -rf $(DATA) && make run)"; fi
-	MALLOC_ARENA_MAX=2 UV_THREADPOOL_SIZE=$${UV_THREADPOOL_SIZE:-$$(( $$(nproc) + 1 ))} node dist/server/main.js start --data "$(DATA)"
+	MALLOC_ARENA_MAX=8 UV_THREADPOOL_SIZE=$${UV_THREADPOOL_SIZE:-$$(( $$(nproc) + 1 ))} node dist/server/main.js start --data "$(DATA)"
 
 bench: build
 	@for b in dist/bench/*.js; do echo "== $$b"; node "$$b" || exit 1; done

@@ -44,7 +44,7 @@ export const SERVER_MAIN = join(REPO_ROOT, 'dist', 'server', 'main.js');
 const childEnv = (extra: Record<string, string> = {}): Record<string, string> => {
   // MALLOC_ARENA_MAX and UV_THREADPOOL_SIZE as the systemd unit sets them (hardening/sigil-server.service.in);
   // set either in the bench's environment to compare.
-  const env: Record<string, string> = { MALLOC_ARENA_MAX: '2', UV_THREADPOOL_SIZE: String(threadPoolSize()) };
+  const env: Record<string, string> = { MALLOC_ARENA_MAX: '8', UV_THREADPOOL_SIZE: String(threadPoolSize()) };
   for (const k of ['PATH', 'HOME', 'TMPDIR', 'UV_THREADPOOL_SIZE', 'MALLOC_ARENA_MAX']) if (process.env[k]) env[k] = process.env[k] as string;
   // Nothing else of the bench's environment reaches the server (a stray variable must not change
   // what is measured) but what BENCH_SERVER_ENV names, `K=V K2=V2`: for experiments that read one.
