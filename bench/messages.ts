@@ -10,8 +10,8 @@
  *
  * Knobs: BENCH_PROFILE (p384), BENCH_CLIENTS (50), BENCH_USERS (10), BENCH_SECONDS (8),
  * BENCH_WARMUP (2: seconds of the same load before the counted ones; its figures are printed apart),
- * BENCH_MESSAGES (pre-signed pool; default 90 % of bound × (warm-up + seconds), at most 60,000: with
- * 30,000 the clients of a 16-per-request run ran out in its last second),
+ * BENCH_MESSAGES (pre-signed pool; default 120 % of bound × (warm-up + seconds), at most 60,000: with
+ * 80 % and at most 30,000 the clients of a 16-per-request run ran out before its end),
  * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3), BENCH_SERVER_NODE_ARGS (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server).
  */
@@ -129,7 +129,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     );
 
     // 3. Pre-sign the pool: signing is the workstation's work and must not share the timed phase.
-    const poolSize = Number(process.env.BENCH_MESSAGES ?? Math.min(60_000, Math.max(2_000, Math.round(bound * (WARMUP + SECONDS) * 0.9))));
+    const poolSize = Number(process.env.BENCH_MESSAGES ?? Math.min(60_000, Math.max(2_000, Math.round(bound * (WARMUP + SECONDS) * 1.2))));
     const perClient = Math.ceil(poolSize / CLIENTS) + 1;
     const clients = Array.from({ length: CLIENTS }, (_, c) => {
       const ui = c % USERS;
