@@ -57,3 +57,12 @@ export class NftSyntaxError extends Error {
     this.name = 'NftSyntaxError';
   }
 }
+
+/** A directory to search for programs (`Host`'s `programDirs`) that is not an absolute path. */
+export class ProgramDirInvalidError extends Error {
+  readonly code = 'PROGRAM_DIR_INVALID';
+  constructor(readonly dir: string, options?: { cause?: unknown }) {
+    super(`programs are looked for in absolute directories only, got "${dir}"`, options);
+    this.name = 'ProgramDirInvalidError';
+  }
+}

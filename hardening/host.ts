@@ -1,18 +1,55 @@
 /**
  * The host being audited: the real one (`/`) or a directory tree standing for one. Every control
  * reads through this, so the same control judges a live host and a test tree.
+ *
+ * A tree is self-contained: a symbolic link inside it is resolved inside it, as the kernel resolves
+ * it for the host the tree stands for (a chroot, or openat2's RESOLVE_IN_ROOT). An absolute target
+ * (`/usr/lib/sysctl.d/x.conf`, what a mounted appliance image is full of) names that path under the
+ * root, and `..` stops at the root. Otherwise `check --root` would judge the auditing machine's
+ * files as the tree's and vouch for a host it never read.
  */
-import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { constants, type Stats } from 'node:fs';
+import { access, lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { join, posix, resolve } from 'node:path';
+import { ProgramDirInvalidError } from './errors.js';
+
+/**
+ * Where a live host's system programs (`nft`) are looked for when PATH lacks them: fixed,
+ * absolute, root-owned locations only (never the current directory nor a writable place). cron
+ * and some service managers run with a PATH without the sbin directories.
+ */
+export const SYSTEM_PROGRAM_DIRS: readonly string[] = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+/** Links followed while resolving one path before giving up, as the kernel's ELOOP limit. */
+const MAX_LINKS = 40;
+
+/** Options of {@link Host}. */
+export interface HostOptions {
+  /**
+   * Directories searched, after PATH, for the programs a live host's controls run. Absolute
+   * paths on this machine. Default {@link SYSTEM_PROGRAM_DIRS}; tests pass a directory holding a
+   * fake program.
+   */
+  programDirs?: readonly string[];
+}
+
+/** Where a program was found, or every directory searched for it. */
+export type ProgramLookup = { found: true; path: string } | { found: false; searched: string[] };
 
 /** Read-only view of a host's file system rooted at `root`. */
 export class Host {
   /** Absolute root directory. */
   readonly root: string;
+  /** Directories searched for programs after PATH (see {@link HostOptions.programDirs}). */
+  readonly programDirs: readonly string[];
 
-  constructor(root: string) {
+  /** @throws ProgramDirInvalidError when a directory of `options.programDirs` is not absolute. */
+  constructor(root: string, options: HostOptions = {}) {
     this.root = resolve(root);
+    const dirs = options.programDirs ?? SYSTEM_PROGRAM_DIRS;
+    // A relative directory would be searched from wherever check happens to run.
+    for (const dir of dirs) if (!posix.isAbsolute(dir)) throw new ProgramDirInvalidError(dir);
+    this.programDirs = [...dirs];
   }
 
   /** True when auditing the running system (root `/`): /proc and /sys describe it. */
@@ -20,15 +57,59 @@ export class Host {
     return this.root === '/';
   }
 
-  /** Host path (`/etc/fstab`) → path on this machine. */
+  /**
+   * Host path (`/etc/fstab`) → path on this machine, joined as text: links in it are not resolved
+   * (the readers below resolve them inside the tree).
+   */
   path(hostPath: string): string {
     return join(this.root, hostPath);
+  }
+
+  /**
+   * Host path → path on this machine with every symbolic link resolved inside the root, so that
+   * reading it follows no link out of the tree. A live host (`/`) is left to the kernel. A missing
+   * component ends the resolution: the rest is appended as it is and reading it fails ENOENT.
+   * With `followLast` false the last component is not followed (to read a link itself).
+   *
+   * @throws an ELOOP error after {@link MAX_LINKS} links.
+   */
+  async resolve(hostPath: string, followLast = true): Promise<string> {
+    if (this.live) return this.path(hostPath);
+    const todo = components(hostPath);
+    const done: string[] = [];
+    let links = 0;
+    while (todo.length > 0) {
+      const name = todo.shift() as string;
+      if (name === '..') {
+        done.pop(); // at the root, `..` is the root (as in a chroot)
+        continue;
+      }
+      const here = join(this.root, ...done, name);
+      let st: Stats;
+      try {
+        st = await lstat(here);
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        // Not joined by join(): a later `..` must not cancel the missing name and reach a file.
+        return [here, ...todo].join('/');
+      }
+      if (!st.isSymbolicLink() || (!followLast && todo.length === 0)) {
+        done.push(name);
+        continue;
+      }
+      if (++links > MAX_LINKS) throw Object.assign(new Error(`too many levels of symbolic links resolving ${hostPath} in ${this.root}`), { code: 'ELOOP' });
+      const target = await readlink(here);
+      // An absolute target starts again from the tree's root, never from this machine's.
+      if (target.startsWith('/')) done.length = 0;
+      todo.unshift(...components(target));
+    }
+    return join(this.root, ...done);
   }
 
   /** Text of a file, or `undefined` when it does not exist (or is not a readable file). */
   async readText(hostPath: string): Promise<string | undefined> {
     try {
-      return await readFile(this.path(hostPath), 'utf8');
+      return await readFile(await this.resolve(hostPath), 'utf8');
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
@@ -38,17 +119,17 @@ export class Host {
   /** Names in a directory, sorted; `[]` when it does not exist. */
   async list(hostPath: string): Promise<string[]> {
     try {
-      return (await readdir(this.path(hostPath))).sort();
+      return (await readdir(await this.resolve(hostPath))).sort();
     } catch (err) {
       if (isMissing(err)) return [];
       throw err;
     }
   }
 
-  /** `stat` (following links), or `undefined` when absent. */
+  /** `stat` (following links, inside the tree), or `undefined` when absent. */
   async stat(hostPath: string): Promise<Stats | undefined> {
     try {
-      return await stat(this.path(hostPath));
+      return await stat(await this.resolve(hostPath));
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
@@ -58,8 +139,9 @@ export class Host {
   /** Target of a symbolic link, or `undefined` when the path is absent or not a link. */
   async linkTarget(hostPath: string): Promise<string | undefined> {
     try {
-      const st = await lstat(this.path(hostPath));
-      return st.isSymbolicLink() ? await readlink(this.path(hostPath)) : undefined;
+      const path = await this.resolve(hostPath, false);
+      const st = await lstat(path);
+      return st.isSymbolicLink() ? await readlink(path) : undefined;
     } catch (err) {
       if (isMissing(err)) return undefined;
       throw err;
@@ -69,7 +151,7 @@ export class Host {
   /**
    * Files `*.conf` of a configuration directory set (`/etc/X.d`, `/run/X.d`, `/usr/lib/X.d`, …) in
    * the order systemd and kmod apply them: one file per name, the earlier directory winning, sorted
-   * by name. Returns host paths.
+   * by name. Returns host paths (read them with {@link readText}, which resolves links in the tree).
    */
   async confDirFiles(dirs: readonly string[]): Promise<string[]> {
     const byName = new Map<string, string>();
@@ -80,6 +162,36 @@ export class Host {
       }
     }
     return [...byName.keys()].sort().map((name) => byName.get(name) as string);
+  }
+
+  /**
+   * Finds a program this machine can run for a live host: the absolute directories of PATH (read
+   * now), then {@link programDirs}. Relative PATH entries (`.`, an empty one) are skipped: check
+   * runs as root and must not run a program from wherever it was started.
+   */
+  async findProgram(name: string): Promise<ProgramLookup> {
+    const pathDirs = (process.env.PATH ?? '').split(':').filter((d) => posix.isAbsolute(d));
+    const searched = [...new Set([...pathDirs, ...this.programDirs])];
+    for (const dir of searched) {
+      const path = join(dir, name);
+      if (await isExecutableFile(path)) return { found: true, path };
+    }
+    return { found: false, searched };
+  }
+}
+
+/** The names of a path, without the empty ones and `.`. */
+function components(path: string): string[] {
+  return path.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+async function isExecutableFile(path: string): Promise<boolean> {
+  try {
+    if (!(await stat(path)).isFile()) return false;
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

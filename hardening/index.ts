@@ -13,7 +13,8 @@ export { parseCidr, parseRange, cidrWithin, rangeWithin, coveredBy } from './cid
 export type { Cidr, AddressRange } from './cidr.js';
 export { parseNftRuleset } from './nft-ruleset.js';
 export type { NftRuleset, NftTable, NftChain, NftSet } from './nft-ruleset.js';
-export { Host } from './host.js';
+export { Host, SYSTEM_PROGRAM_DIRS } from './host.js';
+export type { HostOptions, ProgramLookup } from './host.js';
 export { checkMain, runCheck, buildCheckCommand, CHECK_EXIT } from './check-cli.js';
 export type { CheckIo, CheckOptions } from './check-cli.js';
 export { EXPECTED_SYSCTL } from './sysctl-controls.js';

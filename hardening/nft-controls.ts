@@ -46,7 +46,7 @@ const cache = new WeakMap<CheckContext, Promise<Source[]>>();
 
 async function sources(ctx: CheckContext): Promise<Source[]> {
   const out = [await fileSource(ctx)];
-  if (ctx.host.live) out.push(await liveSource());
+  if (ctx.host.live) out.push(await liveSource(ctx.host));
   return out;
 }
 
@@ -62,19 +62,21 @@ async function fileSource(ctx: CheckContext): Promise<Source> {
 }
 
 /**
- * What the kernel enforces now, from `nft list ruleset`. nft is looked up on PATH (execFile's own
- * lookup), which is also how a test makes it absent without touching the host.
+ * What the kernel enforces now, from `nft list ruleset`. nft is looked for on PATH and then in the
+ * fixed system directories (Host.findProgram): cron and some service managers run without
+ * /usr/sbin on PATH, and an installed nft must not read as a missing one.
  */
-async function liveSource(): Promise<Source> {
+async function liveSource(host: Host): Promise<Source> {
   const label = 'live ruleset';
+  const nft = await host.findProgram('nft');
+  // Without nft, nftables.service has nothing to load the file with: the file alone proves nothing.
+  if (!nft.found) return { label, error: `${NFT_MISSING} (no executable nft in ${nft.searched.join(', ') || 'no directory'})` };
   try {
-    const { stdout } = await run('nft', ['list', 'ruleset'], { timeout: 10_000 });
+    const { stdout } = await run(nft.path, ['list', 'ruleset'], { timeout: 10_000 });
     return parse(stdout, label);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    // Without nft, nftables.service has nothing to load the file with: the file alone proves nothing.
-    if (e.code === 'ENOENT') return { label, error: `${NFT_MISSING} (no nft in PATH=${process.env.PATH ?? ''})` };
-    return { label, error: `nft list ruleset failed: ${(e.stderr || e.message).trim()}` };
+    return { label, error: `${nft.path} list ruleset failed: ${(e.stderr || e.message).trim()}` };
   }
 }
 
@@ -262,10 +264,12 @@ async function maskedBy(host: Host): Promise<string | undefined> {
     const path = `${dir}/nftables.service`;
     const dest = await linkDestination(host, path);
     if (dest === '/dev/null') return `${path} → /dev/null`;
-    // Not a link: stat is then the file itself (a link's target would be read outside a tree).
-    const st = dest === undefined ? await host.stat(path) : undefined;
-    if (st?.isCharacterDevice()) return `${path} is a device`;
-    if (st?.isFile() && st.size === 0) return `${path} is empty`;
+    // systemd stats the unit through its links (null_or_empty_path()); Host.stat follows them inside
+    // a tree too, so a link to an empty file masks as the empty file does.
+    const st = await host.stat(path);
+    const shown = dest === undefined ? path : `${path} → ${dest}`;
+    if (st?.isCharacterDevice()) return `${shown} is a device`;
+    if (st?.isFile() && st.size === 0) return `${shown} is empty`;
   }
   return undefined;
 }

@@ -45,11 +45,11 @@ export async function runChecks(options: RunChecksOptions = {}): Promise<CheckRe
   const st = await stat(root).catch(() => undefined);
   if (!st?.isDirectory()) throw new RootNotDirectoryError(root);
   const host = new Host(root);
-  const confPath = options.confPath ?? host.path(HARDENING_CONF_PATH);
   let conf: HardeningConf | undefined;
   let confError: string | undefined;
   try {
-    conf = await loadHardeningConf(confPath);
+    // The tree's own conf: a link at its place is resolved inside the tree, as every control reads.
+    conf = await loadHardeningConf(options.confPath ?? (await host.resolve(HARDENING_CONF_PATH)));
   } catch (err) {
     confError = (err as Error).message;
   }

@@ -4,9 +4,9 @@
  * fail naming the problem — while what apply ships still passes.
  */
 import t, { type Test } from 'tap';
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CONTROLS, Host, parseNftRuleset, runChecks, type CheckContext, type Control } from '../../hardening/index.js';
+import { CONTROLS, Host, loadHardeningConf, parseNftRuleset, runChecks, SYSTEM_PROGRAM_DIRS, type CheckContext, type Control, type ControlResult } from '../../hardening/index.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { edit, failing, hardenedTree, put, reasonOf } from './helpers/tree.js';
 
@@ -146,21 +146,72 @@ t.test('when a judged chain holds queue, dup, fwd, notrack or a statement the au
 t.test('when nft is not installed on a live host then the ruleset controls fail saying so, and a tree is judged from its file alone', async (t) => {
   const root = await hardenedTree(t);
   const controls = CONTROLS.filter((c) => RULESET_IDS.includes(c.id));
-  const path = process.env.PATH;
-  // check runs nft through a PATH lookup: an empty directory for PATH is a host without nft.
-  process.env.PATH = tmpDir(t, 'no-nft-');
-  try {
-    const live = await runChecks({ root: '/', confPath: join(root, 'etc/sigil/hardening.conf'), controls });
-    t.same(failing(live), RULESET_IDS, 'live host: every ruleset control fails');
-    for (const id of RULESET_IDS) {
-      t.match(reasonOf(live, id), 'nft is not installed: nothing loads the ruleset at boot, and the live ruleset cannot be read', `live host: ${id} says nft is missing`);
-    }
-    const tree = await runChecks({ root, controls });
-    t.same(failing(tree), [], 'tree (--root): the file alone passes');
-  } finally {
-    process.env.PATH = path;
+  const conf = await loadHardeningConf(join(root, 'etc/sigil/hardening.conf'));
+  // nft is looked for on PATH, then in the Host's program directories: an empty directory for both
+  // is a host without nft. PATH also names the current directory (`.` and an empty entry), which
+  // holds an nft that must never be run.
+  const empty = tmpDir(t, 'no-nft-');
+  const cwd = tmpDir(t, 'cwd-nft-');
+  fakeNft(cwd, join(root, NFT));
+  withPath(t, `${empty}::.`);
+  withCwd(t, cwd);
+  const ctx: CheckContext = { host: new LiveTree(root, { programDirs: [empty] }), conf, confError: undefined };
+  for (const c of controls) {
+    const r = await c.check(ctx);
+    t.notOk(r.ok, `live host: ${c.id} fails`);
+    t.match(r.reason, 'nft is not installed: nothing loads the ruleset at boot, and the live ruleset cannot be read', `live host: ${c.id} says nft is missing`);
+    t.match(r.reason, `(no executable nft in ${empty})`, `live host: ${c.id} names the places searched, and not the current directory`);
+  }
+  const tree = await runChecks({ root, controls });
+  t.same(failing(tree), [], 'tree (--root): the file alone passes');
+});
+
+// Review (nft on PATH only): run from cron, whose PATH lacks /usr/sbin, check took the installed nft
+// for a missing one and failed the firewall. nft is now also looked for in fixed system directories.
+t.test('when nft is not on PATH but in a system directory then the live ruleset is read with it', async (t) => {
+  t.same(SYSTEM_PROGRAM_DIRS, ['/usr/sbin', '/sbin', '/usr/bin', '/bin'], 'the fixed directories searched after PATH');
+  t.same(new Host('/').programDirs, SYSTEM_PROGRAM_DIRS, 'a Host searches them by default');
+
+  const root = await hardenedTree(t);
+  const conf = await loadHardeningConf(join(root, 'etc/sigil/hardening.conf'));
+  // What the fake nft reports as the kernel's ruleset: the tree's, with the output policy opened, so
+  // that only a ruleset read through it fails (the tree's file itself passes).
+  const sbin = tmpDir(t, 'sbin-');
+  const live = join(sbin, 'live-ruleset');
+  writeFileSync(live, readFileSync(join(root, NFT), 'utf8').replace(/(hook output priority filter; policy )drop/, '$1accept'));
+  fakeNft(sbin, live);
+  withPath(t, tmpDir(t, 'path-without-nft-'));
+  const ctx: CheckContext = { host: new LiveTree(root, { programDirs: ['/nonexistent-sigil-test', sbin] }), conf, confError: undefined };
+  const byId = new Map<string, ControlResult>();
+  for (const c of CONTROLS.filter((c) => RULESET_IDS.includes(c.id))) byId.set(c.id, await c.check(ctx));
+  t.notOk(byId.get('nftables.output')?.ok, 'the live ruleset (from the nft found) opens output: fails');
+  t.match(byId.get('nftables.output')?.reason, 'live ruleset: chain inet sigil output has policy accept, expected drop', 'the reason names the live ruleset');
+  for (const id of ['nftables.input', 'nftables.forward']) {
+    t.ok(byId.get(id)?.ok, `${id} passes`);
+    t.match(byId.get(id)?.reason, 'live ruleset: policy drop', `${id} judged the live ruleset too`);
   }
 });
+
+/** Writes an executable `nft` into `dir` that prints `rulesetFile` for `nft list ruleset`. */
+function fakeNft(dir: string, rulesetFile: string): void {
+  writeFileSync(join(dir, 'nft'), `#!/bin/sh\n[ "$*" = "list ruleset" ] || exit 3\nexec /bin/cat '${rulesetFile}'\n`, { mode: 0o755 });
+}
+
+/** Sets PATH until the test ends. */
+function withPath(t: Test, path: string): void {
+  const before = process.env.PATH;
+  process.env.PATH = path;
+  t.teardown(() => {
+    process.env.PATH = before;
+  });
+}
+
+/** Changes the working directory until the test ends. */
+function withCwd(t: Test, dir: string): void {
+  const before = process.cwd();
+  process.chdir(dir);
+  t.teardown(() => process.chdir(before));
+}
 
 /** A tree the controls take for the running system, so that live-only checks read it, not this host. */
 class LiveTree extends Host {
