@@ -2,9 +2,10 @@
  * Claim files: who holds a data directory.
  *
  * Two files in the data directory, both written the same way (mode 0600, created atomically with
- * link(2) so that two claimants cannot both win) and both judged the same way (a holder whose pid
- * no longer runs, or — Linux — whose pid now belongs to a process started at another time, is
- * "stale" and is replaced by the next claimant, never waited for):
+ * link(2) so that two claimants cannot both win, and durably: fsynced before the link, the
+ * directory after it) and both judged the same way (a holder whose pid no longer runs, or — Linux —
+ * whose pid now belongs to a process started at another time, is "stale" and is replaced by the
+ * next claimant, never waited for):
  *
  * - `sigil-server.run.json`, the run file: `sigil-server start` serves this directory (pid, start
  *   time, URL, version). `status` reads it for the uptime; restore, repack and rotate-master-key
@@ -13,10 +14,11 @@
  *   rotate-master-key) works on this directory, or `start` is starting. At most one holds it
  *   (data-claim.ts); everyone else is refused with the holder's name and pid.
  */
-import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { linkDurable, writeSynced } from '../vault/durable-file.js';
 import { ServerRunningError } from './errors.js';
 
 /** Name of the run file inside the data directory. */
@@ -124,23 +126,42 @@ export function claimInfo(opts: { pid?: number; now?: () => Date; url?: string; 
 }
 
 /**
- * Creates the claim file at `path` holding `info`, atomically: the record is written to a private
- * temporary name and hard-linked to `path`, which fails if `path` exists, so of two claimants
- * exactly one wins. A stale file (dead or reused pid, unreadable) is moved aside and replaced.
+ * Creates the claim file at `path` holding `info`, atomically and durably: the record is written to
+ * a private temporary name and fsynced, hard-linked to `path` (which fails if `path` exists, so of
+ * two claimants exactly one wins), and the directory is fsynced (durable-file.ts, as for key files).
+ * So the claim is complete whenever it is visible, and after a power cut it is either absent or
+ * whole — never an empty or cut file, which would read as "unreadable" and name no holder. A stale
+ * file (dead or reused pid, unreadable) is moved aside and replaced.
  * @returns `release()`, which removes the file if it is still this claim (idempotent).
  * @throws what `refuse(holder)` answers, when a live process holds the file.
  */
 export function takeClaimFile(path: string, info: RunInfo, refuse: (holder: RunInfo) => Error): () => void {
   const text = `${JSON.stringify(info)}\n`;
   const tmp = `${path}.${info.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    try {
+      const cur = RunInfoSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
+      if (cur.pid === info.pid && cur.startedAt === info.startedAt && cur.command === info.command) rmSync(path, { force: true });
+    } catch {
+      // Already gone or replaced: nothing of ours to remove.
+    }
+  };
   try {
+    writeSynced(tmp, text, 0o600);
     for (let attempt = 0; ; attempt++) {
       try {
-        linkSync(tmp, path);
+        linkDurable(tmp, path);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          // The link may have been made and only the directory's fsync failed: a claim this call
+          // does not return must not stay behind in a live process's name.
+          release();
+          throw err;
+        }
       }
       const seen = inspectClaim(path);
       if (seen.state.running) throw refuse(seen.state.info);
@@ -151,17 +172,7 @@ export function takeClaimFile(path: string, info: RunInfo, refuse: (holder: RunI
   } finally {
     rmSync(tmp, { force: true });
   }
-  let released = false;
-  return () => {
-    if (released) return;
-    released = true;
-    try {
-      const cur = RunInfoSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
-      if (cur.pid === info.pid && cur.startedAt === info.startedAt && cur.command === info.command) rmSync(path, { force: true });
-    } catch {
-      // Already gone or replaced: nothing of ours to remove.
-    }
-  };
+  return release;
 }
 
 /**
