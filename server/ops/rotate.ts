@@ -6,9 +6,16 @@
  *
  * Resumable: the vault writes `vault-key.next.json` first; an interrupted rotation is finished
  * by running the command again with the same old and new secrets (for a key file: the file the
- * first attempt wrote).
+ * first attempt wrote). That holds after the commit too — a run killed after the final rename,
+ * when the old secret is already refused: the current secret is then refused, the new one opens
+ * the vault, and the vault's record of the replaced key (`vault-key.prev.json`) says the clean-up
+ * below did not finish; this run does it (`alreadyCommitted: true`). Without the record (it had
+ * finished, or a sigil-server from before the record was killed there) there is nothing left to
+ * do but a shred, which then needs the file to hold no key (see {@link shredReplacedKeyFile}).
  *
- * Afterwards the old secret is checked to be refused (MASTER_KEY_WRONG). Backups made before the
+ * After the commit the old secret is checked to be refused (MASTER_KEY_WRONG), then the old key
+ * file shredded (--shred-old-key-file) — only if it opens the replaced description, so that a
+ * file named by mistake (another, older key) is never destroyed. Backups made before the
  * rotation stay under the old master key: keep the old secret as long as you keep those backups
  * (restore asks for it with --backup-master-key-file / SIGIL_BACKUP_MASTER_PASSPHRASE).
  *
@@ -25,12 +32,23 @@
  * whose keyring step had committed appends nothing: that attempt's entry stands. A resume that
  * re-wraps the keyring appends the one entry, with `resumed: true`.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PATHS, type MasterKeySource } from '../appliance.js';
 import { AuditLog } from '../audit/index.js';
 import { ApplianceMissingError } from '../errors.js';
-import { MasterKeyArgumentError, MasterKeyWrongError, unlockVault, VAULT_KEY_NEXT_FILE, type Argon2Params, type RotationHooks } from '../vault/index.js';
+import {
+  MasterKeyArgumentError,
+  MasterKeyFileError,
+  MasterKeyWrongError,
+  unlockVault,
+  unlockWithConfig,
+  VAULT_KEY_NEXT_FILE,
+  type Argon2Params,
+  type RotationHooks,
+  type Vault,
+  type VaultKeyJson,
+} from '../vault/index.js';
 import { RotateArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
 import { claimDataDir } from './data-claim.js';
@@ -62,10 +80,21 @@ export interface RotateResult {
   /** Keyring rows and conversation keys re-wrapped now (fewer when resuming). */
   keyring: number;
   conversationKeys: number;
-  /** True when this run finished an earlier, interrupted rotation. */
+  /**
+   * True when this run finished an earlier, interrupted rotation: a pending one (re-wrapped what
+   * was left), or a committed one whose clean-up had not run (did only that).
+   */
   resumed: boolean;
+  /**
+   * True when vault-key.json already named the new key as this run began: an earlier run had
+   * committed the rotation. Nothing was re-wrapped now; with `resumed` this run did the clean-up
+   * that run was stopped before (the old-secret check, the shred), without it nothing was left
+   * to do.
+   */
+  alreadyCommitted: boolean;
   /** The old secret was tried after the rotation and refused. */
   oldSecretRefused: true;
+  /** The old key file was overwritten and deleted (--shred-old-key-file): by this run, or already by the interrupted one it finished. */
   oldKeyFileShredded: boolean;
 }
 
@@ -101,39 +130,114 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
   opts.signal?.throwIfAborted();
   const vaultDir = join(dataDir, PATHS.vault);
   const resumed = existsSync(join(vaultDir, VAULT_KEY_NEXT_FILE));
-  const vault = await unlockVault({ dir: vaultDir, ...current, ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof unlockVault>[0]);
+  const { vault, committed } = await openForRotation(vaultDir, opts, resumed);
   const kind = next.passphrase !== undefined ? 'passphrase' : 'keyfile';
-  let counts: { keyring: number; conversationKeys: number };
+  let counts = { keyring: 0, conversationKeys: 0 };
+  let cleanedUp = false;
+  let shredded = false;
+  // What is left once vault-key.json names the new key; the vault runs it before it drops its
+  // record of the replaced key, so a death in here leaves it to the next run.
+  const afterCommit = async (replaced: VaultKeyJson | undefined): Promise<void> => {
+    await requireOldRefused(dataDir, current);
+    if (opts.shredOldKeyFile && current.keyFilePath !== undefined) {
+      await shredReplacedKeyFile(current.keyFilePath, replaced);
+      shredded = true;
+    }
+  };
   try {
-    const hooks = auditHooks(await AuditLog.open(vault.db, opts.now ? { now: opts.now } : {}), kind);
-    opts.signal?.throwIfAborted(); // once the re-wrapping starts, it finishes
-    counts = await vault.rotateMasterKey(
-      { ...next, ...(opts.argon2 ? { argon2: opts.argon2 } : {}), ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof vault.rotateMasterKey>[0],
-      hooks,
-    );
+    opts.signal?.throwIfAborted(); // once the re-wrapping (or the clean-up) starts, it finishes
+    if (committed) {
+      cleanedUp = await vault.finishRotation(afterCommit);
+      if (!cleanedUp) await afterCommit(undefined); // nothing recorded: only a shred may be asked
+    } else {
+      const hooks: RotationHooks = { ...auditHooks(await AuditLog.open(vault.db, opts.now ? { now: opts.now } : {}), kind), afterCommit };
+      counts = await vault.rotateMasterKey(
+        { ...next, ...(opts.argon2 ? { argon2: opts.argon2 } : {}), ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof vault.rotateMasterKey>[0],
+        hooks,
+      );
+    }
   } finally {
     await vault.close();
-  }
-  // Prove it: the old secret must now be refused by vault-key.json.
-  const refused = await unlockCurrent(dataDir, current).then(
-    () => false,
-    // Wrong key, or (passphrase <-> key file) a secret of a kind the vault no longer takes.
-    (err: unknown) => err instanceof MasterKeyWrongError || err instanceof MasterKeyArgumentError,
-  );
-  if (!refused) throw new Error('internal: the old master key still unlocks the vault after rotation');
-  let shredded = false;
-  if (opts.shredOldKeyFile && current.keyFilePath !== undefined) {
-    await secureRemove(current.keyFilePath);
-    shredded = true;
   }
   return {
     kind,
     ...(next.keyFilePath !== undefined ? { keyFile: resolve(next.keyFilePath) } : {}),
     ...counts,
-    resumed,
+    resumed: resumed || cleanedUp,
+    alreadyCommitted: committed,
     oldSecretRefused: true,
     oldKeyFileShredded: shredded,
   };
+}
+
+/**
+ * The vault, unlocked with the current secret — or, when that is refused and no rotation is
+ * pending, with the new one: an earlier run of this very rotation committed it and was killed
+ * before it finished (`committed`). Anything else keeps the current secret's refusal.
+ */
+async function openForRotation(vaultDir: string, opts: RotateOptions, resumed: boolean): Promise<{ vault: Vault; committed: boolean }> {
+  const unlock = (secret: MasterKeySource): Promise<Vault> =>
+    unlockVault({ dir: vaultDir, ...secret, ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof unlockVault>[0]);
+  try {
+    return { vault: await unlock(opts.current), committed: false };
+  } catch (err) {
+    if (resumed || !isRefusal(err)) throw err;
+    const vault = await unlock(opts.next).catch(() => {
+      throw err;
+    });
+    return { vault, committed: true };
+  }
+}
+
+/**
+ * A secret the vault does not take: wrong, of the other kind (passphrase / key file), or a key
+ * file that no longer holds a key (shredded, or cut while being shredded).
+ */
+function isRefusal(err: unknown): boolean {
+  return err instanceof MasterKeyWrongError || err instanceof MasterKeyArgumentError || err instanceof MasterKeyFileError;
+}
+
+/** Proves the commit: vault-key.json must now refuse the old secret. */
+async function requireOldRefused(dataDir: string, current: MasterKeySource): Promise<void> {
+  const refused = await unlockCurrent(dataDir, current).then(
+    () => false,
+    (err: unknown) => isRefusal(err),
+  );
+  if (!refused) throw new Error('internal: the old master key still unlocks the vault after rotation');
+}
+
+/**
+ * `--shred-old-key-file`: overwrites and unlinks `path`, but only if it is the key the rotation
+ * replaced — it opens `replaced`, the vault's record of that key — or holds no key any more (gone,
+ * or all zero bytes: a shred killed before its unlink). A key file named by mistake may be an
+ * earlier master key that older backups still need: it is never destroyed on a guess.
+ * @throws RotateArgumentError naming the file, which is left as it was.
+ */
+async function shredReplacedKeyFile(path: string, replaced: VaultKeyJson | undefined): Promise<void> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // shredded by the run that was killed
+    throw err;
+  }
+  const noKey = bytes.every((b) => b === 0);
+  const isReplaced =
+    replaced !== undefined &&
+    (await unlockWithConfig(replaced, { keyFilePath: path }).then(
+      () => true,
+      () => false,
+    ));
+  if (!noKey && !isReplaced) {
+    throw new RotateArgumentError(
+      `--shred-old-key-file: ${path} was not shredded: it is not the master key this rotation replaced` +
+        (replaced === undefined
+          ? ' (no record of that key is left, vault-key.prev.json: the rotation had finished, or was run by an older sigil-server); shred it yourself if it is'
+          : '; name the key file the rotation started from') +
+        '. The vault is under the new master key',
+    );
+  }
+  await secureRemove(path);
 }
 
 /** The rotation's audit entry, appended inside the vault's keyring transaction (see the module comment). */

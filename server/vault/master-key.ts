@@ -28,6 +28,13 @@ import type { CryptoKey } from './crypto-types.js';
 
 /** Name of the master-key description file in the data directory. */
 export const VAULT_KEY_FILE = 'vault-key.json';
+/** Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped (vault.ts). */
+export const VAULT_KEY_NEXT_FILE = 'vault-key.next.json';
+/**
+ * The `vault-key.json` a committed rotation replaced, kept until the rotation's clean-up is done
+ * (rotation-record.ts): the proof of which secret was the old one.
+ */
+export const VAULT_KEY_PREV_FILE = 'vault-key.prev.json';
 
 /** argon2id parameters; the defaults are the floor (RFC 9106 §4 second recommended option, with m=64 MiB). */
 export interface Argon2Params {
@@ -315,11 +322,53 @@ export function readVaultKeyJson(dir: string, file: string = VAULT_KEY_FILE): Va
 /**
  * Re-derives MK from the passphrase or key file and checks it against `vault-key.json`.
  *
- * @throws MasterKeyWrongError if the secret does not match; MasterKeyMissingError,
- *   MasterKeyConfigError, MasterKeyFileError, MasterKeyArgumentError as named.
+ * @throws MasterKeyWrongError if the secret does not match (saying so when it is the new key of an
+ *   unfinished rotation or the key a committed rotation replaced, see `rotationExplains`);
+ *   MasterKeyMissingError, MasterKeyConfigError, MasterKeyFileError, MasterKeyArgumentError as named.
  */
 export async function unlockMasterKey(opts: UnlockMasterKeyOptions): Promise<MasterKey> {
-  return unlockWithConfig(readVaultKeyJson(opts.dir), opts);
+  const cfg = readVaultKeyJson(opts.dir);
+  try {
+    return await unlockWithConfig(cfg, opts);
+  } catch (err) {
+    if (!(err instanceof MasterKeyWrongError || err instanceof MasterKeyArgumentError)) throw err;
+    throw (await rotationExplains(opts, err)) ?? err;
+  }
+}
+
+/**
+ * A secret refused by `vault-key.json` that a master-key rotation explains: the new key of a
+ * rotation not yet committed (it opens `vault-key.next.json`), or the key a committed rotation
+ * replaced while its clean-up is unfinished (it opens `vault-key.prev.json`). A bare "does not
+ * match" would send the operator looking for another key when what is needed is the rotate
+ * command run again. Costs one more derivation per such file, on the refusal path only.
+ */
+async function rotationExplains(opts: UnlockMasterKeyOptions, refused: Error): Promise<MasterKeyWrongError | undefined> {
+  const kind = opts.passphrase !== undefined ? 'passphrase' : 'key file';
+  const again = 'run the same "sigil-server rotate-master-key" command again';
+  const explained: [string, string][] = [
+    [
+      VAULT_KEY_NEXT_FILE,
+      `the ${kind} is the new master key of a rotation that has not finished (${VAULT_KEY_NEXT_FILE} exists), so the vault ` +
+        `does not open with it yet: ${again} to finish it (until then the old key opens the vault and start refuses: ROTATION_PENDING)`,
+    ],
+    [
+      VAULT_KEY_PREV_FILE,
+      `the ${kind} is the master key this vault had before its rotation to a new key, which is committed (only its clean-up ` +
+        `was interrupted): start with the new key; ${again} to finish the clean-up (the check of the old key, --shred-old-key-file)`,
+    ],
+  ];
+  for (const [file, message] of explained) {
+    if (!existsSync(join(opts.dir, file))) continue;
+    const opens = await Promise.resolve()
+      .then(() => unlockWithConfig(readVaultKeyJson(opts.dir, file), opts))
+      .then(
+        () => true,
+        () => false,
+      );
+    if (opens) return new MasterKeyWrongError(message, { cause: refused });
+  }
+  return undefined;
 }
 
 /** Re-derives MK from a secret and checks it against a parsed `vault-key.json`. */

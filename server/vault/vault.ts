@@ -8,10 +8,13 @@ import { join } from 'node:path';
 import { Db } from './db.js';
 import { renameDurable, tempPathOf } from './durable-file.js';
 import { MasterKeyExistsError, RotationKeyUnreadableError } from './errors.js';
+import { dropReplacedKey, keepReplacedKey, readReplacedKey } from './rotation-record.js';
 import { Keyring, sealedUnder, type KeyCensus } from './keyring.js';
 import { Keystore, ckAad, type KeystoreOptions } from './keystore.js';
 import {
   VAULT_KEY_FILE,
+  VAULT_KEY_NEXT_FILE,
+  VAULT_KEY_PREV_FILE,
   createMasterKey,
   prepareMasterKey,
   publishKeyFile,
@@ -23,6 +26,7 @@ import {
   type MasterKey,
   type MasterKeySecret,
   type PrepareMasterKeyOptions,
+  type VaultKeyJson,
 } from './master-key.js';
 
 /** File names inside the data directory. */
@@ -35,8 +39,8 @@ export const KEYS_DB_FILE = 'keys.db';
  * Destroying 100k in a vault of 1.1M: 2.2 s → 1.7 s (bench/README.md, "Sixth session").
  */
 export const VAULT_PAGE_SIZE = 8192;
-/** Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped. */
-export const VAULT_KEY_NEXT_FILE = 'vault-key.next.json';
+/** Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped (defined beside VAULT_KEY_FILE). */
+export { VAULT_KEY_NEXT_FILE } from './master-key.js';
 
 /** What a rotation re-wraps in this run, known before it changes anything. */
 export interface RotationPlan {
@@ -57,6 +61,14 @@ export interface RotationHooks {
    * again on a resume (only a bare vault has one; an appliance's holds its CA and TLS keys).
    */
   inKeyringTransaction?: (plan: RotationPlan) => Promise<void>;
+  /**
+   * Runs once the rotation is committed — `vault-key.json` names the new key — with the
+   * `vault-key.json` it replaced, before the record of that (`vault-key.prev.json`) is removed:
+   * the caller's clean-up (the ops command checks the old secret is refused and shreds the old
+   * key file). If it throws, or the process dies in it, the record stays, and
+   * {@link Vault.finishRotation} on the vault opened with the new key runs it again.
+   */
+  afterCommit?: (replaced: VaultKeyJson) => Promise<void>;
 }
 
 /** An open vault. */
@@ -87,6 +99,14 @@ export interface Vault {
    * @throws RotationKeyUnreadableError (nothing changed), MasterKeyExistsError, MasterKeyWrongError (resuming with another secret), …
    */
   rotateMasterKey(next: PrepareMasterKeyOptions, hooks?: RotationHooks): Promise<{ keyring: number; conversationKeys: number }>;
+  /**
+   * Finishes a rotation that was committed (`vault-key.json` names this vault's key) but whose
+   * clean-up did not end — the process died after the final rename: runs `afterCommit` with the
+   * `vault-key.json` it replaced (from `vault-key.prev.json`), then removes that record.
+   * @returns false, doing nothing, when there is no such record (no rotation, or it finished), or
+   *   while a rotation is pending (rotateMasterKey finishes that one).
+   */
+  finishRotation(afterCommit?: RotationHooks['afterCommit']): Promise<boolean>;
   /** `wal_checkpoint(TRUNCATE)` on both databases (end of every deletion). */
   checkpointAll(): Promise<void>;
   /**
@@ -136,8 +156,13 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
       },
       async rotateMasterKey(next: PrepareMasterKeyOptions, hooks: RotationHooks = {}) {
         const r = await rotate({ dir: opts.dir, db, keyring, keys: k, current: mk }, next, hooks);
-        mk = r.next;
+        mk = r.next; // committed: whatever the clean-up does, this is the vault's key now
+        await finishCommitted(opts.dir, hooks.afterCommit);
         return r.counts;
+      },
+      async finishRotation(afterCommit?: RotationHooks['afterCommit']) {
+        if (existsSync(pendingPath)) return false;
+        return finishCommitted(opts.dir, afterCommit);
       },
       async checkpointAll() {
         await db.checkpointTruncate();
@@ -174,9 +199,12 @@ interface RotationTarget {
 }
 
 /**
- * The rotation (see {@link Vault.rotateMasterKey}). Order matters for a power cut at any point:
- * nothing is re-wrapped before the new key file and vault-key.next.json are on disk (fsynced,
- * directories too), and vault-key.json is replaced only after both databases committed.
+ * The rotation (see {@link Vault.rotateMasterKey}) up to its commit. Order matters for a power cut
+ * (or a kill -9) at any point: nothing is re-wrapped before the new key file and
+ * vault-key.next.json are on disk (fsynced, directories too); vault-key.json is replaced only
+ * after both databases committed, and only once the record of the key it replaces is on disk
+ * (rotation-record.ts), so that a death after the rename leaves a rotation known to be committed
+ * and a clean-up that {@link finishCommitted} can still run.
  */
 async function rotate(
   t: RotationTarget,
@@ -185,6 +213,7 @@ async function rotate(
 ): Promise<{ next: MasterKey; counts: { keyring: number; conversationKeys: number } }> {
   const pendingPath = join(t.dir, VAULT_KEY_NEXT_FILE);
   rmSync(tempPathOf(pendingPath), { force: true }); // a killed write's leftover; never read
+  rmSync(tempPathOf(join(t.dir, VAULT_KEY_PREV_FILE)), { force: true }); // the same
   const resumed = existsSync(pendingPath);
   const { nextMk, plan, keyringDone } = resumed ? await resumeRotation(t, next) : await startRotation(t, next);
   const hook = hooks.inKeyringTransaction;
@@ -192,8 +221,22 @@ async function rotate(
   const ring = await t.keyring.rewrapAll(nextMk, within);
   await t.db.checkpointTruncate(); // old wrappings must not linger in the WAL either
   const cks = await t.keys.rewrapAll(nextMk);
-  renameDurable(pendingPath, join(t.dir, VAULT_KEY_FILE));
+  keepReplacedKey(t.dir);
+  renameDurable(pendingPath, join(t.dir, VAULT_KEY_FILE)); // the commit
   return { next: nextMk, counts: { keyring: ring, conversationKeys: cks } };
+}
+
+/**
+ * After the commit: the caller's clean-up with the replaced key's description, then the record
+ * removed (last, so that a death in the clean-up leaves it to be run again).
+ * @returns false when there was no record.
+ */
+async function finishCommitted(dir: string, afterCommit: RotationHooks['afterCommit']): Promise<boolean> {
+  const replaced = readReplacedKey(dir);
+  if (replaced === undefined) return false;
+  await afterCommit?.(replaced);
+  dropReplacedKey(dir);
+  return true;
 }
 
 interface Started {

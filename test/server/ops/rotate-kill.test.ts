@@ -1,0 +1,241 @@
+/**
+ * rotate-master-key killed outright (SIGKILL) at each step, in a real child process running the
+ * real command (fixtures/rotate-kill-child.ts freezes it inside the syscall that marks the step).
+ * Whatever step it dies at, the operator must find one of two ways out, each said in one line:
+ * `start` opens the vault with the key that is committed, and the same rotate command run again
+ * finishes the job — with `--shred-old-key-file`, the shred too.
+ *
+ * Review defect 6: killed after the final rename (vault-key.next.json over vault-key.json)
+ * but before the command's clean-up ended, the same command answered MASTER_KEY_WRONG for ever
+ * (it unlocked with the old secret, which the committed vault-key.json refuses), and the old key
+ * file it was told to shred stayed on the operator's media.
+ */
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
+import { AuditLog } from '../../../server/audit/index.js';
+import { loadConfig, openAppliance, PATHS, type MasterKeySource } from '../../../server/index.js';
+import { Db } from '../../../server/vault/index.js';
+import { tmpDir } from '../../helpers/tmp.js';
+import { live, runOps } from './fixture.js';
+
+const CHILD = fileURLToPath(new URL('./fixtures/rotate-kill-child.ts', import.meta.url));
+
+/** Steps before the commit: vault-key.next.json exists, vault-key.json still names the old key. */
+const BEFORE_COMMIT = ['next-renamed', 'keys-db-next', 'record-written'] as const;
+/** Steps from the final rename on: vault-key.json names the new key. */
+const AFTER_COMMIT = ['renamed', 'dir-synced', 'old-key-tried', 'shred-overwritten', 'shred-unlinked', 'before-release'] as const;
+/** The steps from the commit on at which the old key file still holds the old key. */
+const OLD_KEY_INTACT = new Set<string>(['renamed', 'dir-synced', 'old-key-tried']);
+
+interface Killed {
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `sigil-server <argv>` in the child until it reaches `step`, then SIGKILLs it. */
+function rotateAndKill(step: string, oldKey: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Killed> {
+  // The TypeScript loader tap runs this test with (and only it: no coverage or mock hooks).
+  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
+  const child = spawn(process.execPath, [...loader, CHILD, step, oldKey, '--', ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stdout = '';
+  let stderr = '';
+  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (stdout.includes(`STEP ${step}\n`)) child.kill('SIGKILL');
+  });
+  return new Promise((resolve) => {
+    child.on('close', (_code, signal) => {
+      clearTimeout(timer);
+      resolve({ signal, stdout, stderr });
+    });
+  });
+}
+
+/** A stopped appliance with a conversation and a message: the template each step copies. */
+async function template(t: Test): Promise<string> {
+  const L = await live(t);
+  const conv = (await L.h.as(L.alice)('/v1/conversations/direct', { body: { peer: L.bob.login } })).body.id as string;
+  await L.send(L.alice, conv, 'before the rotation');
+  await L.stopKeepingData();
+  return L.dataDir;
+}
+
+/**
+ * A copy of the template, its master key moved to `media/old.key` as an operator keeps it (the
+ * new key goes to `media/new.key`), and the command that rotates it, shredding the old file.
+ */
+function copyOf(t: Test, tpl: string): { dataDir: string; oldKey: string; newKey: string; argv: string[] } {
+  const root = tmpDir(t, 'sigil-rotkill-');
+  const dataDir = join(root, 'data');
+  cpSync(tpl, dataDir, { recursive: true });
+  const media = join(root, 'media');
+  cpSync(join(dataDir, PATHS.masterKeyFile), join(media, 'old.key'));
+  const oldKey = join(media, 'old.key');
+  const newKey = join(media, 'new.key');
+  const argv = ['rotate-master-key', '--data', dataDir, '--master-key-file', oldKey, '--new-master-key-file', newKey, '--shred-old-key-file'];
+  return { dataDir, oldKey, newKey, argv };
+}
+
+/** What `sigil-server start` does before it listens: open the appliance with a master key. */
+async function start(dataDir: string, masterKey: MasterKeySource): Promise<void> {
+  const config = await loadConfig(join(dataDir, PATHS.config));
+  const appliance = await openAppliance({ dataDir, config, masterKey });
+  await appliance.close();
+}
+
+async function rotationEntries(dataDir: string): Promise<number> {
+  const db = await Db.open(join(dataDir, 'vault', 'vault.db'));
+  try {
+    return (await (await AuditLog.open(db)).query({ type: 'vault.master-key-rotated' })).length;
+  } finally {
+    await db.close();
+  }
+}
+
+/** Nothing of a rotation is left: no pending description, no record of the old key, no temp file. */
+function leftovers(dataDir: string, newKey: string): string[] {
+  const vault = readdirSync(join(dataDir, 'vault')).filter((f) => f.startsWith('vault-key.') && f !== 'vault-key.json');
+  return [...vault, ...(existsSync(`${newKey}.tmp`) ? [`${newKey}.tmp`] : [])];
+}
+
+// One appliance for every case below; each works on a copy of its data directory.
+const tpl = await template(t);
+
+t.test('when a rotation is SIGKILLed at any step from its final rename on then start opens with the new key and the same command finishes it, shred included', async (t) => {
+  for (const step of AFTER_COMMIT) {
+    await t.test(`killed at ${step}`, async (t) => {
+      const { dataDir, oldKey, newKey, argv } = copyOf(t, tpl);
+      const killed = await rotateAndKill(step, oldKey, argv);
+      t.equal(killed.signal, 'SIGKILL', `killed: ${killed.stderr}`);
+      t.match(killed.stdout, `STEP ${step}\n`, 'at the step');
+      t.notOk(existsSync(join(dataDir, 'vault', 'vault-key.next.json')), 'the rotation is committed');
+
+      await start(dataDir, { keyFilePath: newKey });
+      t.pass('start opens the vault with the new (committed) key');
+      if (OLD_KEY_INTACT.has(step)) {
+        // The old key is refused, and the refusal says why and what to do.
+        await t.rejects(start(dataDir, { keyFilePath: oldKey }), {
+          code: 'MASTER_KEY_WRONG',
+          message: /before .*rotation.* committed.*rotate-master-key/,
+        });
+      }
+
+      const again = await runOps([...argv, '--json']);
+      t.equal(again.code, 0, `the same command finishes it: ${again.stderr}${JSON.stringify(again.error ?? '')}`);
+      const lines = again.stderr.split('\n').filter(Boolean);
+      t.equal(lines.length, 1, 'one log line');
+      // Killed before its claim's release, the run had done everything: nothing is left to do.
+      const cleanUpLeft = step !== 'before-release';
+      const said = cleanUpLeft ? /earlier run had committed it.*clean-up, done now/ : /nothing to do, the vault is already under the new master key/;
+      t.match(JSON.parse(lines[0]!).msg, said, `it says what it found: ${lines[0]}`);
+      t.match(again.json(), { resumed: cleanUpLeft, alreadyCommitted: true, keyring: 0, conversationKeys: 0, oldSecretRefused: true, oldKeyFileShredded: true });
+      t.notOk(existsSync(oldKey), 'the old key file is shredded');
+      t.same(leftovers(dataDir, newKey), [], 'nothing of the rotation is left');
+      t.equal(await rotationEntries(dataDir), 1, 'one audit entry: it came with the keyring');
+      const chk = await runOps(['check', '--data', dataDir, '--master-key-file', newKey, '--json']);
+      t.equal(chk.code, 0, chk.stdout);
+      const human = await runOps(argv);
+      t.equal(human.code, 0, 'a third run changes nothing and says so');
+      t.match(human.stdout, /^Master key rotation: nothing to do, the vault is already under the new master key\n/);
+    });
+  }
+});
+
+t.test('when a rotation is SIGKILLed before its final rename then start refuses both keys saying why and the same command finishes it, shred included', async (t) => {
+  for (const step of BEFORE_COMMIT) {
+    await t.test(`killed at ${step}`, async (t) => {
+      const { dataDir, oldKey, newKey, argv } = copyOf(t, tpl);
+      const killed = await rotateAndKill(step, oldKey, argv);
+      t.equal(killed.signal, 'SIGKILL', `killed: ${killed.stderr}`);
+      t.match(killed.stdout, `STEP ${step}\n`, 'at the step');
+      t.ok(existsSync(join(dataDir, 'vault', 'vault-key.next.json')), 'the rotation is pending');
+
+      await t.rejects(start(dataDir, { keyFilePath: oldKey }), { code: 'ROTATION_PENDING' }, 'the old key opens, start refuses to serve');
+      // At next-renamed the new key is still at its temp name (linked to its path next): nothing to try.
+      if (existsSync(newKey)) {
+        await t.rejects(
+          start(dataDir, { keyFilePath: newKey }),
+          { code: 'MASTER_KEY_WRONG', message: /new master key of a rotation that has not finished.*rotate-master-key/ },
+          'the new key is not yet the vault key, and the refusal says the rotation is unfinished',
+        );
+      }
+
+      const again = await runOps([...argv, '--json']);
+      t.equal(again.code, 0, `the same command finishes it: ${again.stderr}${JSON.stringify(again.error ?? '')}`);
+      t.match(again.json(), { resumed: true, alreadyCommitted: false, oldSecretRefused: true, oldKeyFileShredded: true });
+      t.notOk(existsSync(oldKey), 'the old key file is shredded');
+      t.same(leftovers(dataDir, newKey), [], 'nothing of the rotation is left');
+      t.equal(await rotationEntries(dataDir), 1, 'one audit entry');
+      const chk = await runOps(['check', '--data', dataDir, '--master-key-file', newKey, '--json']);
+      t.equal(chk.code, 0, chk.stdout);
+    });
+  }
+});
+
+t.test('when a committed rotation is finished with --shred-old-key-file naming a file that is not the replaced key then that file is kept and the refusal says why', async (t) => {
+  const { dataDir, oldKey, newKey, argv } = copyOf(t, tpl);
+  const killed = await rotateAndKill('renamed', oldKey, argv);
+  t.equal(killed.signal, 'SIGKILL');
+
+  // Another master key (an earlier one, kept for old backups) given by mistake as the old one.
+  const other = join(tmpDir(t), 'other.key');
+  writeFileSync(other, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  const otherText = readFileSync(other, 'utf8');
+  const wrong = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', other, '--new-master-key-file', newKey, '--shred-old-key-file']);
+  t.equal(wrong.error?.code, 'ROTATE_ARGUMENT');
+  t.match(wrong.error?.message, /not the master key this rotation replaced/);
+  t.equal(readFileSync(other, 'utf8'), otherText, 'the file is untouched');
+
+  // The rotation's record is still there: the right command finishes it.
+  const right = await runOps([...argv, '--json']);
+  t.equal(right.code, 0, right.stderr);
+  t.equal(right.json().oldKeyFileShredded, true);
+  t.notOk(existsSync(oldKey));
+
+  // A vault rotated before the record existed (an older sigil-server killed after the rename):
+  // the old key cannot be shown to be the replaced one, so it is not shredded — but nothing else
+  // is in the way, and without --shred-old-key-file the command finishes.
+  const legacy = copyOf(t, tpl);
+  t.equal((await rotateAndKill('renamed', legacy.oldKey, legacy.argv)).signal, 'SIGKILL');
+  const record = join(legacy.dataDir, 'vault', 'vault-key.prev.json');
+  t.ok(existsSync(record), 'the record of the replaced key');
+  rmSync(record); // what the older code left: no record
+  const noProof = await runOps(legacy.argv);
+  t.equal(noProof.error?.code, 'ROTATE_ARGUMENT');
+  t.match(noProof.error?.message, /not the master key this rotation replaced.*no record/);
+  t.ok(existsSync(legacy.oldKey), 'kept');
+  const plain = await runOps(legacy.argv.filter((a) => a !== '--shred-old-key-file'));
+  t.equal(plain.code, 0, plain.stderr);
+  t.match(plain.stdout, /^Master key rotation: nothing to do, the vault is already under the new master key\n/);
+});
+
+t.test('when a rotation from a key file to a passphrase is SIGKILLed right after its final rename then the old key file is refused saying why and the same command finishes it', async (t) => {
+  const { dataDir, oldKey } = copyOf(t, tpl);
+  const pass = 'the passphrase after the rotation';
+  const env = { SIGIL_NEW_MASTER_PASSPHRASE: pass };
+  const argv = ['rotate-master-key', '--data', dataDir, '--master-key-file', oldKey, '--shred-old-key-file'];
+  t.equal((await rotateAndKill('renamed', oldKey, argv, env)).signal, 'SIGKILL');
+
+  await start(dataDir, { passphrase: pass });
+  t.pass('start opens the vault with the new passphrase');
+  // A key file where the vault now wants a passphrase: not a usage error, the replaced key.
+  await t.rejects(start(dataDir, { keyFilePath: oldKey }), { code: 'MASTER_KEY_WRONG', message: /before its rotation.*committed/ });
+
+  const again = await runOps([...argv, '--json'], env);
+  t.equal(again.code, 0, `${again.stderr}${JSON.stringify(again.error ?? '')}`);
+  t.match(again.json(), { kind: 'passphrase', resumed: true, alreadyCommitted: true, oldKeyFileShredded: true });
+  t.notOk(existsSync(oldKey), 'the old key file is shredded');
+  t.equal(await rotationEntries(dataDir), 1);
+  const chk = await runOps(['check', '--data', dataDir, '--json'], { SIGIL_MASTER_PASSPHRASE: pass });
+  t.equal(chk.code, 0, chk.stdout);
+});
