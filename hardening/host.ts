@@ -94,6 +94,9 @@ export class Host {
         return [here, ...todo].join('/');
       }
       if (!st.isSymbolicLink() || (!followLast && todo.length === 0)) {
+        // A file with more to come (`/etc/hostname/../x`): the kernel answers ENOTDIR there, so
+        // must the read, rather than let a later `..` pop the file and reach what lies beside it.
+        if (todo.length > 0 && !st.isDirectory()) return [here, ...todo].join('/');
         done.push(name);
         continue;
       }

@@ -111,3 +111,17 @@ t.test('when a program directory is not absolute then Host refuses it with PROGR
   }
   t.type(new ProgramDirInvalidError('x'), Error);
 });
+
+t.test('when a link goes through a file and back with .. then reading fails as the host would (ENOTDIR), not through to the file beside it', async (t) => {
+  // Review defect: resolve() pushed the file and let the next `..` pop it, so the sysctl
+  // controls passed on a drop-in that `chroot T cat` answers "Not a directory" for.
+  const root = tmpDir(t, 'host-tree-');
+  put(root, '/etc/hostname', 'appliance\n');
+  put(root, '/usr/lib/sigil/x.conf', 'net.ipv4.ip_forward = 0\n');
+  link(root, '/etc/sysctl.d/99-sigil.conf', '/etc/hostname/../../usr/lib/sigil/x.conf');
+  const host = new Host(root);
+  t.equal(await host.readText('/etc/sysctl.d/99-sigil.conf'), undefined, 'nothing is read through a file');
+  t.equal(await host.stat('/etc/sysctl.d/99-sigil.conf'), undefined);
+  t.equal(await host.readText('/etc/hostname/../usr/lib/sigil/x.conf'), undefined, 'nor as a host path');
+  t.equal(await host.readText('/usr/lib/sigil/x.conf'), 'net.ipv4.ip_forward = 0\n', 'the file itself is read');
+});
