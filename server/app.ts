@@ -65,7 +65,15 @@ export function createApp(deps: AppDeps, extra: ExtraRoutes = {}): Hono<AppEnv> 
   app.use('*', unreadBody());
   app.use('*', requestId(deps.log));
   app.use('*', accessLog());
-  app.use('*', clientCertificate({ revoked: deps.appliance.revoked, now: deps.now }));
+  app.use(
+    '*',
+    clientCertificate({
+      revoked: deps.appliance.revoked,
+      now: deps.now,
+      // Into the audit trail, bounded (auth/refusals.ts): a revoked certificate tried is an event.
+      onRefused: (cc, reason, peer) => deps.appliance.loginService.certificateRefused(cc, reason, peer),
+    }),
+  );
   // The body limit guards this module's JSON routes. Extra routes (messages, files) stream large
   // bodies and enforce their own limits, so the buffering limit is not applied to them.
   const limit = bodyLimit(deps.config.bodyLimit);

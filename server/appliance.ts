@@ -26,7 +26,8 @@ import {
 import { ACCOUNT_MIGRATIONS, AccountStore } from './accounts/account-store.js';
 import { AccountService } from './accounts/account-service.js';
 import { PasswordHasher } from './accounts/password.js';
-import { Lockout } from './auth/lockout.js';
+import { LOCKOUT_MIGRATIONS, Lockout } from './auth/lockout.js';
+import { loginHashFromKeyring } from './auth/login-hash.js';
 import { LoginService } from './auth/login-service.js';
 import { NonceStore } from './auth/nonce-store.js';
 import { AuditLogSink } from './auth/security-events.js';
@@ -68,6 +69,7 @@ export const SERVER_MIGRATIONS = [
   ...ACCOUNT_MIGRATIONS,
   ...CERTIFICATE_MIGRATIONS,
   ...SESSION_MIGRATIONS,
+  ...LOCKOUT_MIGRATIONS,
 ];
 
 /** `appliance.json`. */
@@ -258,7 +260,9 @@ export async function assemble(
   const certificates = new CertificateStore(db);
   const sessions = new SessionStore(db, { idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs, now });
   const nonces = new NonceStore({ ttlMs: config.nonceTtlMs, now });
-  const lockout = new Lockout(accounts, config.lockout, now);
+  // Logins with no account are kept (lockout, audit trail) only as their keyed hash.
+  const loginHash = await loginHashFromKeyring(vault.keyring);
+  const lockout = new Lockout({ accounts, db, policy: config.lockout, now, loginHash });
   const revoked = await RevokedSet.load(certificates);
   const hasher = new PasswordHasher(config.argon2);
   const auditLog = await AuditLog.open(db, { now });
@@ -303,6 +307,7 @@ export async function assemble(
     audit,
     now,
     decoyHash,
+    loginHash,
   });
   let closed: Promise<void> | undefined;
   return {
@@ -328,6 +333,7 @@ export async function assemble(
     accountService,
     loginService,
     certificateService,
-    close: () => (closed ??= vault.close()),
+    // The refusal counts not yet in the audit trail are written while the vault is still open.
+    close: () => (closed ??= loginService.close().catch(() => undefined).then(() => vault.close())),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * What a security officer does to accounts: create (with an envelope), disable, enable, unlock,
- * reset (a new envelope that invalidates the old one) and change clearance.
+ * reset (a new envelope that invalidates the old one), change clearance, rename, and delete one
+ * that never had a certificate.
  *
  * Every operation is one database transaction together with its security event, so a crash never
  * leaves an account change without its audit entry. The state an operation depends on (status,
@@ -13,8 +14,9 @@ import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
 import type { SessionStore } from '../auth/session-store.js';
 import { accountStatus, type AccountRecord, type AccountStatus, type AccountStore, type Role } from './account-store.js';
 import { newEnvelopeSerial, renderEnvelope, type Envelope } from './envelope.js';
-import { AccountStateError, ClearanceUnchangedError } from './errors.js';
+import { AccountNameTooLongError, AccountStateError, ClearanceUnchangedError } from './errors.js';
 import { generateEnvelopePassword, type PasswordHasher } from './password.js';
+import { NAME_MAX_LENGTH } from './schemas.js';
 
 /** The account as the API shows it (API.md `account`). */
 export interface AccountView {
@@ -41,6 +43,18 @@ export function accountView(a: AccountRecord, now: Date, cert?: { serial: string
     mustChangePassword: a.mustChangePassword,
     ...(cert ? { certificate: { serial: cert.serial, notAfter: cert.notAfter.toISOString() } } : {}),
   };
+}
+
+/**
+ * Throws `AccountNameTooLongError` when `a`'s names do not fit in a certificate (an account from
+ * before the 64-character cap): the issuance routes ask it first, so the officer learns what to do
+ * instead of pki's INVALID_PARAMETER about an "organizationalUnit".
+ */
+export function assertNamesFitCertificate(a: Pick<AccountRecord, 'login' | 'fullName' | 'department'>): void {
+  const long = (['fullName', 'department'] as const)
+    .map((field) => ({ field, length: a[field].length }))
+    .filter((f) => f.length > NAME_MAX_LENGTH);
+  if (long.length > 0) throw new AccountNameTooLongError(a.login, long, NAME_MAX_LENGTH);
 }
 
 /** Fields of a new account. */
@@ -126,6 +140,8 @@ export class AccountService {
         issuedAt: env.issuedAt,
         expiresAt: env.expiresAt,
       });
+      // Failures counted while the login had no account stay with it (auth/lockout.ts).
+      await this.d.lockout.adopt(input.login);
       await this.d.audit.append([
         this.event('account.created', officer, input.login, { role: input.role, clearance: input.clearance }),
         this.event('envelope.issued', officer, input.login, { serial: env.serial }),
@@ -189,6 +205,43 @@ export class AccountService {
       ]);
     });
     return { account: await this.d.accounts.require(login), envelope: env.envelope };
+  }
+
+  /**
+   * Replaces the full name and/or department, e.g. to bring an account made before the
+   * 64-character cap within what a certificate holds. Certificates already issued keep the names
+   * they were issued with. The entry names the fields changed, not their values.
+   * @throws AccountNotFoundError, AccountStateError (nothing would change)
+   */
+  async rename(
+    login: string,
+    names: { fullName?: string | undefined; department?: string | undefined },
+    officer: string,
+  ): Promise<AccountRecord> {
+    await this.d.db.transaction(async () => {
+      const a = await this.#current(login);
+      const fields = (['fullName', 'department'] as const).filter((f) => names[f] !== undefined && names[f] !== a[f]);
+      if (fields.length === 0) throw new AccountStateError(login, 'named differently', 'named so already');
+      await this.d.accounts.setNames(login, names);
+      await this.d.audit.append([this.event('account.renamed', officer, login, { fields: fields.join(',') })]);
+    });
+    return this.d.accounts.require(login);
+  }
+
+  /**
+   * Deletes an account that never had a certificate — one that therefore never logged in, signed,
+   * or joined a conversation (messaging admits only people with a valid certificate): one created
+   * by mistake, or from before the 64-character cap and never usable. Any other account is kept
+   * (disable it) so that what it signed stays attributable. Its lockout count stays with its login.
+   * @throws AccountNotFoundError, AccountInUseError
+   */
+  async delete(login: string, officer: string): Promise<void> {
+    await this.d.db.transaction(async () => {
+      const a = await this.#current(login);
+      await this.d.lockout.release(a);
+      await this.d.accounts.delete(login);
+      await this.d.audit.append([this.event('account.deleted', officer, login, { role: a.role, clearance: a.clearance })]);
+    });
   }
 
   /**

@@ -6,8 +6,8 @@
  * that it survives a restart. Status `locked` is derived from `locked_until` at the caller's clock.
  */
 import type { Clearance } from '../../pki/clearance.js';
-import { RowCache, type Queryable } from '../vault/index.js';
-import { AccountExistsError, AccountNotFoundError } from './errors.js';
+import { RowCache, VaultConstraintError, type Queryable } from '../vault/index.js';
+import { AccountExistsError, AccountInUseError, AccountNotFoundError } from './errors.js';
 
 /** Roles (API.md). Separation of duties is enforced by routes, not by the store. */
 export const ROLES = ['staff', 'officer', 'auditor', 'admin'] as const;
@@ -262,6 +262,35 @@ export class AccountStore {
 
   async setClearance(login: string, clearance: Clearance): Promise<void> {
     await this.#write(login, 'UPDATE accounts SET clearance = ? WHERE login = ?', [clearance, login]);
+  }
+
+  /** Replaces the full name and/or department (the routes check their length). */
+  async setNames(login: string, names: { fullName?: string | undefined; department?: string | undefined }): Promise<void> {
+    await this.#write(
+      login,
+      'UPDATE accounts SET full_name = coalesce(?, full_name), department = coalesce(?, department) WHERE login = ?',
+      [names.fullName ?? null, names.department ?? null, login],
+    );
+  }
+
+  /**
+   * Deletes the account and its envelopes. Only an account nothing else refers to can go: the
+   * certificates and sessions tables reference accounts(login), and foreign keys are on in every
+   * vault connection (vault/db.ts checks it at open), so SQLite itself refuses an account that has
+   * ever had a certificate (and hence a session): `AccountInUseError`. Run it in a transaction, so
+   * the envelopes come back when it is refused.
+   * @throws AccountInUseError
+   */
+  async delete(login: string): Promise<void> {
+    this.#accessChanged(login);
+    await this.db.run('DELETE FROM envelopes WHERE login = ?', [login]);
+    try {
+      await this.#write(login, 'DELETE FROM accounts WHERE login = ?', [login]);
+    } catch (err) {
+      // The one constraint a DELETE of an account can break is a reference to it.
+      if (err instanceof VaultConstraintError) throw new AccountInUseError(login);
+      throw err;
+    }
   }
 
   /**

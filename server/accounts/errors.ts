@@ -53,3 +53,33 @@ export class EnvelopeExpiredError extends Error {
     this.name = 'EnvelopeExpiredError';
   }
 }
+
+/**
+ * A certificate cannot be issued to an account whose full name or department is longer than a
+ * certificate's CN or OU holds (64): an account created before names were capped at 64 (they
+ * were allowed 128). The officer shortens them first (`POST /v1/users/:login/name`).
+ */
+export class AccountNameTooLongError extends Error {
+  readonly code = 'ACCOUNT_NAME_TOO_LONG';
+  /** Not in server/errors.ts's table: the edge takes a domain error's own 4xx status. */
+  readonly status = 409;
+  constructor(login: string, fields: readonly { field: 'fullName' | 'department'; length: number }[], max: number) {
+    const what = fields.map((f) => `a ${f.field} of ${f.length} characters`).join(' and ');
+    super(`account "${login}" has ${what}; a certificate holds at most ${max}: shorten it first (POST /v1/users/${login}/name)`);
+    this.name = 'AccountNameTooLongError';
+  }
+}
+
+/**
+ * Deleting an account that has had a certificate (active, expired or revoked): its signatures,
+ * sessions and audit entries must stay attributable to an account, so it can only be disabled.
+ */
+export class AccountInUseError extends Error {
+  readonly code = 'ACCOUNT_IN_USE';
+  /** Not in server/errors.ts's table: the edge takes a domain error's own 4xx status. */
+  readonly status = 409;
+  constructor(login: string) {
+    super(`account "${login}" has had a certificate, so it may have logged in or signed: disable it instead of deleting it`);
+    this.name = 'AccountInUseError';
+  }
+}

@@ -20,7 +20,8 @@ export const Serial = z.string().regex(/^(0x)?[0-9a-fA-F:]{1,80}$/, 'expected a 
 /**
  * Full names and departments. They become the certificate's CN and OU, which hold at most 64
  * characters (RFC 5280 ub-common-name, ub-organizational-unit-name; pki/names.ts): a longer one
- * made an account that could never get a certificate.
+ * made an account that could never get a certificate. Accounts made before this cap may have up
+ * to 128; they are shortened with {@link NamesBody} (account-service.ts `rename`).
  */
 export const NAME_MAX_LENGTH = 64;
 export const Name = z
@@ -32,3 +33,9 @@ export const Name = z
 
 export const LoginParam = z.object({ login: Login });
 export const SerialParam = z.object({ serial: Serial });
+
+/** `POST /v1/users/:login/name`: a new full name, department, or both (each ≤ 64, like a new account's). */
+export const NamesBody = z
+  .object({ fullName: Name.optional(), department: Name.optional() })
+  .strict()
+  .refine((b) => b.fullName !== undefined || b.department !== undefined, 'expected fullName, department or both');

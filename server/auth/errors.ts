@@ -26,19 +26,26 @@ export class AuthFailedError extends Error {
   }
 }
 
-/** Too many failures: locked until an officer unlocks it or the delay passes. */
+/**
+ * Too many failures: locked until an officer unlocks it or the delay passes. One message whether
+ * the login is locked or the certificate the attempt came over is (auth/lockout.ts); `scope` says
+ * which for the audit trail only.
+ */
 export class AccountLockedError extends Error {
   readonly code = 'ACCOUNT_LOCKED';
-  constructor() {
+  constructor(readonly scope: 'login' | 'certificate' = 'login') {
     super('too many failed logins: this login is locked; ask a security officer or wait');
     this.name = 'AccountLockedError';
   }
 }
 
+/** Why a nonce was refused (the client is told too: it only concerns its own request). */
+export type NonceRefusal = 'unknown' | 'expired' | 'used' | 'wrong-certificate' | 'wrong-login';
+
 /** A nonce that is unknown, expired, already used, or bound to another certificate or login. */
 export class NonceInvalidError extends Error {
   readonly code = 'NONCE_INVALID';
-  constructor(why: 'unknown' | 'expired' | 'used' | 'wrong-certificate' | 'wrong-login') {
+  constructor(readonly why: NonceRefusal) {
     super(`the login nonce is not valid (${why}); ask for a new challenge`);
     this.name = 'NonceInvalidError';
   }
@@ -53,10 +60,20 @@ export class AuthRequiredError extends Error {
   }
 }
 
-/** A token that is unknown, ended (logout, revocation, disabled account) or bound to another certificate. */
+/** Why a bearer token was refused, for the audit trail; never shown to the client. */
+export type SessionRefusal = 'malformed' | 'unknown-token' | 'other-certificate' | 'ended' | 'account-disabled';
+
+/**
+ * A token that is unknown, ended (logout, revocation, disabled account) or bound to another
+ * certificate. One message for all; `why` and `about` (the session the token names) are for the
+ * audit trail only.
+ */
 export class SessionInvalidError extends Error {
   readonly code = 'SESSION_INVALID';
-  constructor() {
+  constructor(
+    readonly why: SessionRefusal = 'unknown-token',
+    readonly about?: { login: string; certSerial: string; endReason?: string | null },
+  ) {
     super('the session token is not valid for this certificate; log in again');
     this.name = 'SessionInvalidError';
   }

@@ -7,13 +7,63 @@
  * went unlocked). The times of the failures still inside the window are kept, at most
  * `maxFailures` of them.
  *
- * Existing accounts keep their counters on the account row (survive restarts). Unknown logins get
- * the same treatment from an in-memory table, so the answers (401 then 423) never reveal whether a
- * login exists. Callers run one attempt per login at a time (login-service.ts), so the
- * read-then-write here needs no lock of its own.
+ * Where the counters live, all in vault.db so they survive a restart alike:
+ * - an account's on its row (accounts.recent_failures, locked_until);
+ * - a login with no account in `login_lockouts` under its keyed hash (auth/login-hash.ts), never
+ *   the string. Kept in memory, as it once was, a restart forgot them: afterwards a locked unknown
+ *   login answered AUTH_FAILED where a locked real one still answered ACCOUNT_LOCKED, which told
+ *   whether a login exists;
+ * - the TLS certificate a login is tried over, in the same table (below).
+ *
+ * Bounded without telling. Random logins must not grow the table without limit, and dropping a
+ * row must not be seen: a real account's counter is never dropped, so an unknown login whose lock
+ * vanished early would be told apart. Two rules give both:
+ * 1. A row is deleted only once it says no more than no row at all: its lock has run out (which
+ *    restarts the count), or it has no lock and its last failure left the window. `forget_after`
+ *    is that moment; a few such rows are swept at every failure. Unobservable by construction.
+ * 2. Each certificate has a counter too, of every failed login over it (real or unknown login
+ *    alike). `certificateMaxFailures` of them within `windowMs` lock the certificate for `lockMs`:
+ *    every login over it then answers ACCOUNT_LOCKED, whatever the login — the same answer for
+ *    real and unknown ones, so it tells nothing either. A row lives at most
+ *    max(`windowMs`, `lockMs`) after the failure that last touched it, and any `windowMs` holds at
+ *    most `certificateMaxFailures` failures of one certificate, so a certificate keeps at most
+ *    about `certificateMaxFailures × ⌈max(windowMs, lockMs) / windowMs⌉` rows alive (80 at the
+ *    defaults). Only certificates the officer issued and has not revoked get past TLS: the live
+ *    rows are bounded by the officer, not by whoever guesses.
+ * Besides, the table holds at most `maxRows` (100 000, ~10 MB) rows. Reaching it with live rows
+ * needs more than 1 000 certificates guessing together; only then is a live row evicted (the one
+ * nearest its end), the one case where an unknown login's lock can end early.
+ *
+ * A success does not clear the certificate's counter: a certificate holder who logs in between
+ * guesses would otherwise make it endless. Attempts on different logins over one certificate may
+ * run at once, so its count can pass the limit by the password checks in flight (argon2's
+ * concurrency bound), not more. Callers run one attempt per login at a time
+ * (login-service.ts), so the read-then-write of a login's counter needs no lock of its own; a
+ * certificate's counter is read and written in the caller's transaction.
  */
-import type { AccountStore } from '../accounts/account-store.js';
+import { RowCache, type Queryable } from '../vault/index.js';
+import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
 import { AccountLockedError } from './errors.js';
+import type { LoginHash } from './login-hash.js';
+
+/** Schema of the counters kept off the accounts table, for `Db.migrate` (vault.db). */
+export const LOCKOUT_MIGRATIONS = [
+  {
+    id: 'server/lockouts-1',
+    sql: `
+CREATE TABLE login_lockouts (
+  -- 'login:<keyed hash>' (a login with no account) or 'cert:<SHA-256 fingerprint>'
+  key TEXT PRIMARY KEY,
+  -- JSON array of the failure times still inside the window (ISO), oldest first
+  recent_failures TEXT NOT NULL,
+  locked_until TEXT,
+  -- from this time the row says no more than no row: it may be deleted
+  forget_after TEXT NOT NULL
+) STRICT;
+CREATE INDEX login_lockouts_forget ON login_lockouts(forget_after);
+`,
+  },
+] as const;
 
 /** Lockout policy. */
 export interface LockoutPolicy {
@@ -22,71 +72,243 @@ export interface LockoutPolicy {
   lockMs: number;
 }
 
+/** Options of {@link Lockout}. */
+export interface LockoutOptions {
+  accounts: AccountStore;
+  /** vault.db (the `login_lockouts` table). */
+  db: Queryable;
+  policy: LockoutPolicy;
+  now: () => Date;
+  /** Names logins that have no account (auth/login-hash.ts). */
+  loginHash: LoginHash;
+  /** Failed logins over one certificate within `windowMs` that lock the certificate. Default 8 × `maxFailures`. */
+  certificateMaxFailures?: number;
+  /** Most rows in `login_lockouts`. Default 100 000. */
+  maxRows?: number;
+  /** Expired rows deleted per failure at most. Default 64. */
+  sweepBatch?: number;
+}
+
+/** What one failure did. */
+export interface FailureOutcome {
+  /** This failure locked the login. */
+  locked: boolean;
+  /** This failure locked the certificate it came over; `until` is when that lock ends. */
+  certificateLocked: boolean;
+  certificateLockedUntil?: Date;
+}
+
 interface Counter {
   /** Failure times inside the window, oldest first. */
   recent: Date[];
   lockedUntil: Date | null;
 }
 
-const CLEAR: Counter = { recent: [], lockedUntil: null };
+interface LockoutRow {
+  key: string;
+  recent_failures: string;
+  locked_until: string | null;
+  forget_after: string;
+}
+
+const CLEAR: Counter = Object.freeze({ recent: [], lockedUntil: null });
+
+/** Rows of `login_lockouts` kept in memory (certificates' counters are read on every login). */
+const CACHED_ROWS = 10_000;
+
+const certKey = (fingerprint: string): string => `cert:${fingerprint}`;
 
 /** Tracks failures and locks. */
 export class Lockout {
-  private readonly ghosts = new Map<string, Counter>();
-  constructor(
-    private readonly accounts: AccountStore,
-    private readonly policy: LockoutPolicy,
-    private readonly now: () => Date,
-    /** Bound on remembered unknown logins (memory). */
-    private readonly maxGhosts = 10_000,
-  ) {}
+  readonly #cache = new RowCache<string, Counter>(CACHED_ROWS);
+  /** Rows in the table as far as this process knows; counted once, then kept up to date (recounted at the cap). */
+  #rows: number | undefined;
+  readonly #certMax: number;
+  readonly #maxRows: number;
+  readonly #sweepBatch: number;
 
-  private async counter(login: string): Promise<{ c: Counter; known: boolean }> {
-    const a = await this.accounts.get(login);
-    if (a) return { c: { recent: a.recentFailures, lockedUntil: a.lockedUntil }, known: true };
-    return { c: this.ghosts.get(login) ?? CLEAR, known: false };
+  constructor(private readonly o: LockoutOptions) {
+    this.#certMax = o.certificateMaxFailures ?? 8 * o.policy.maxFailures;
+    this.#maxRows = o.maxRows ?? 100_000;
+    this.#sweepBatch = o.sweepBatch ?? 64;
   }
 
-  private async save(login: string, known: boolean, c: Counter): Promise<void> {
-    if (known) return this.accounts.setFailures(login, c.recent, c.lockedUntil);
-    this.ghosts.delete(login);
-    if (c.recent.length === 0 && c.lockedUntil === null) return;
-    if (this.ghosts.size >= this.maxGhosts) this.ghosts.delete(this.ghosts.keys().next().value as string);
-    this.ghosts.set(login, c);
+  /** The table key of a login that has no account. */
+  #loginKey(login: string): string {
+    return `login:${this.o.loginHash(login)}`;
   }
 
-  /** Throws `AccountLockedError` if `login` is locked now. */
-  async assertNotLocked(login: string): Promise<void> {
-    const { c } = await this.counter(login);
-    if (c.lockedUntil !== null && c.lockedUntil.getTime() > this.now().getTime()) throw new AccountLockedError();
+  #readRow(key: string): Promise<Counter | undefined> {
+    return this.#cache.read(key, async () => {
+      const r = await this.o.db.get<LockoutRow>('SELECT * FROM login_lockouts WHERE key = ?', [key]);
+      if (!r) return undefined;
+      return {
+        recent: (JSON.parse(r.recent_failures) as string[]).map((s) => new Date(s)),
+        lockedUntil: r.locked_until === null ? null : new Date(r.locked_until),
+      };
+    });
   }
 
-  /** Counts one failure; returns true when this failure locked the login. */
-  async recordFailure(login: string): Promise<boolean> {
-    const { c, known } = await this.counter(login);
-    const now = this.now();
+  /** The moment from which `c` behaves as no counter at all (see the module comment, rule 1). */
+  #forgetAfter(c: Counter): Date {
+    if (c.lockedUntil !== null) return c.lockedUntil;
+    const last = c.recent.at(-1);
+    // `recordFailure` keeps a failure while now − t ≤ windowMs: it is gone 1 ms later.
+    return new Date(last === undefined ? 0 : last.getTime() + this.o.policy.windowMs + 1);
+  }
+
+  async #rowCount(): Promise<number> {
+    this.#rows ??= (await this.o.db.get<{ n: number }>('SELECT count(*) AS n FROM login_lockouts'))?.n ?? 0;
+    return this.#rows;
+  }
+
+  /** Writes (or deletes, when it is clear) the table row of `key`; `existed` says whether a row was there. */
+  async #writeRow(key: string, c: Counter, existed: boolean): Promise<void> {
+    const forget = this.#forgetAfter(c);
+    if ((c.recent.length === 0 && c.lockedUntil === null) || forget.getTime() <= this.o.now().getTime()) {
+      if (!existed) return;
+      const r = await this.#cache.write(this.o.db, key, () => this.o.db.run('DELETE FROM login_lockouts WHERE key = ?', [key]));
+      if (this.#rows !== undefined) this.#rows -= r.changes;
+      return;
+    }
+    if (!existed) await this.#makeRoom();
+    const r = await this.#cache.write(this.o.db, key, () =>
+      this.o.db.run(
+        `INSERT INTO login_lockouts (key, recent_failures, locked_until, forget_after) VALUES (?, ?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET recent_failures = excluded.recent_failures,
+           locked_until = excluded.locked_until, forget_after = excluded.forget_after`,
+        [key, JSON.stringify(c.recent.map((d) => d.toISOString())), c.lockedUntil?.toISOString() ?? null, forget.toISOString()],
+      ),
+    );
+    if (!existed && this.#rows !== undefined) this.#rows += r.changes;
+  }
+
+  /**
+   * Deletes up to `sweepBatch` rows that say nothing any more (unobservable), and, only when the
+   * table is still full, the live row nearest its end (see the module comment).
+   */
+  async #sweep(): Promise<void> {
+    const now = this.o.now().toISOString();
+    const stale = await this.o.db.all<{ key: string }>(
+      'SELECT key FROM login_lockouts WHERE forget_after <= ? ORDER BY forget_after LIMIT ?',
+      [now, this.#sweepBatch],
+    );
+    if (stale.length === 0) return;
+    // Every key at once through the cache (it drops all its rows): sweeps are rare next to reads.
+    const r = await this.#cache.write(this.o.db, undefined, () =>
+      this.o.db.run(`DELETE FROM login_lockouts WHERE key IN (${stale.map(() => '?').join(', ')})`, stale.map((s) => s.key)),
+    );
+    if (this.#rows !== undefined) this.#rows -= r.changes;
+  }
+
+  async #makeRoom(): Promise<void> {
+    if ((await this.#rowCount()) < this.#maxRows) return;
+    this.#rows = undefined; // the count may have drifted (rolled-back writes): count again before evicting
+    if ((await this.#rowCount()) < this.#maxRows) return;
+    const r = await this.#cache.write(this.o.db, undefined, () =>
+      this.o.db.run(
+        'DELETE FROM login_lockouts WHERE key IN (SELECT key FROM login_lockouts ORDER BY forget_after LIMIT ?)',
+        [this.#rows! - this.#maxRows + 1],
+      ),
+    );
+    this.#rows! -= r.changes;
+  }
+
+  /** The counter of `login`: its account's, or the table's for a login with no account. */
+  async #loginCounter(login: string): Promise<{ c: Counter; account: AccountRecord | undefined; existed: boolean }> {
+    const account = await this.o.accounts.get(login);
+    if (account) return { c: { recent: account.recentFailures, lockedUntil: account.lockedUntil }, account, existed: true };
+    const row = await this.#readRow(this.#loginKey(login));
+    return { c: row ?? CLEAR, account: undefined, existed: row !== undefined };
+  }
+
+  #isLocked(c: Counter): boolean {
+    return c.lockedUntil !== null && c.lockedUntil.getTime() > this.o.now().getTime();
+  }
+
+  /** The counter after one more failure now, and whether it is the one that locked. */
+  #afterFailure(c: Counter, maxFailures: number): { next: Counter; locked: boolean } {
+    const now = this.o.now();
     const lockExpired = c.lockedUntil !== null && c.lockedUntil.getTime() <= now.getTime();
     // After a lock has run out the count starts again; else only failures inside the window count.
-    const before = lockExpired ? [] : c.recent.filter((d) => now.getTime() - d.getTime() <= this.policy.windowMs);
-    const next: Counter = { recent: [...before, now].slice(-this.policy.maxFailures), lockedUntil: null };
-    let locked = false;
-    if (next.recent.length >= this.policy.maxFailures) {
-      next.lockedUntil = new Date(now.getTime() + this.policy.lockMs);
-      locked = true;
-    }
-    await this.save(login, known, next);
-    return locked;
+    const before = lockExpired ? [] : c.recent.filter((d) => now.getTime() - d.getTime() <= this.o.policy.windowMs);
+    const next: Counter = { recent: [...before, now].slice(-maxFailures), lockedUntil: null };
+    if (next.recent.length < maxFailures) return { next, locked: false };
+    next.lockedUntil = new Date(now.getTime() + this.o.policy.lockMs);
+    return { next, locked: true };
   }
 
-  /** Clears the failures after a successful login. */
+  async #saveLogin(login: string, account: AccountRecord | undefined, existed: boolean, c: Counter): Promise<void> {
+    if (account) return this.o.accounts.setFailures(login, c.recent, c.lockedUntil);
+    return this.#writeRow(this.#loginKey(login), c, existed);
+  }
+
+  /**
+   * Throws `AccountLockedError` if `login` is locked now, or the certificate `fingerprint` (the
+   * one the attempt comes over) is: `scope` says which, for the audit trail only.
+   */
+  async assertNotLocked(login: string, fingerprint?: string): Promise<void> {
+    const { c } = await this.#loginCounter(login);
+    if (this.#isLocked(c)) throw new AccountLockedError('login');
+    if (fingerprint !== undefined && this.#isLocked((await this.#readRow(certKey(fingerprint))) ?? CLEAR)) {
+      throw new AccountLockedError('certificate');
+    }
+  }
+
+  /**
+   * Counts one failure of `login` (and of the certificate `fingerprint` it came over). The same
+   * reads and writes whether the login has an account or not. Run it inside the transaction that
+   * also records the failure, so both land together.
+   */
+  async recordFailure(login: string, fingerprint?: string): Promise<FailureOutcome> {
+    await this.#sweep();
+    const { c, account, existed } = await this.#loginCounter(login);
+    const l = this.#afterFailure(c, this.o.policy.maxFailures);
+    await this.#saveLogin(login, account, existed, l.next);
+    if (fingerprint === undefined) return { locked: l.locked, certificateLocked: false };
+    const key = certKey(fingerprint);
+    const row = await this.#readRow(key);
+    // A certificate that is locked counts no further: its attempts never reach a password check.
+    const k = this.#afterFailure(row ?? CLEAR, this.#certMax);
+    await this.#writeRow(key, k.next, row !== undefined);
+    return {
+      locked: l.locked,
+      certificateLocked: k.locked,
+      ...(k.locked && k.next.lockedUntil ? { certificateLockedUntil: k.next.lockedUntil } : {}),
+    };
+  }
+
+  /** Clears the failures after a successful login (the login's only, see the module comment). */
   async recordSuccess(login: string): Promise<void> {
-    const { c, known } = await this.counter(login);
-    if (c.recent.length !== 0 || c.lockedUntil !== null) await this.save(login, known, CLEAR);
+    const { c, account, existed } = await this.#loginCounter(login);
+    if (c.recent.length !== 0 || c.lockedUntil !== null) await this.#saveLogin(login, account, existed, CLEAR);
   }
 
   /** Officer unlock. */
   async unlock(login: string): Promise<void> {
-    const { known } = await this.counter(login);
-    await this.save(login, known, CLEAR);
+    const { account, existed } = await this.#loginCounter(login);
+    await this.#saveLogin(login, account, existed, CLEAR);
+  }
+
+  /**
+   * An account was just created for `login` (call in its transaction): a count its login had
+   * collected while it had no account moves onto the account row. Else a login locked by guesses
+   * just before its creation would open at once, which no real account does.
+   */
+  async adopt(login: string): Promise<void> {
+    const key = this.#loginKey(login);
+    const row = await this.#readRow(key);
+    if (!row) return;
+    if (this.#forgetAfter(row).getTime() > this.o.now().getTime()) await this.o.accounts.setFailures(login, row.recent, row.lockedUntil);
+    await this.#writeRow(key, CLEAR, true);
+  }
+
+  /**
+   * The account `a` is being deleted (call in its transaction, before the row goes): its count
+   * moves to the table, so its login goes on answering as it did.
+   */
+  async release(a: AccountRecord): Promise<void> {
+    const key = this.#loginKey(a.login);
+    await this.#writeRow(key, { recent: a.recentFailures, lockedUntil: a.lockedUntil }, (await this.#readRow(key)) !== undefined);
   }
 }

@@ -5,6 +5,12 @@
  * the key of the certificate it presented in TLS, and sends login, password, nonce and signature.
  * The certificate must be an active certificate of that account; the signer must be that very
  * certificate. Every failure that could tell whether a login exists answers AUTH_FAILED.
+ *
+ * The audit trail names a login that has an account in clear and any other by its keyed hash
+ * (auth/login-hash.ts): what a client types as a login (an envelope password in the wrong field)
+ * must not stay in clear in a trail that can never be cleaned. Refusals before the password check
+ * (locked, bad nonce), refused tokens and refused certificates go through {@link RefusalAudit},
+ * which bounds how many entries they can make.
  */
 import { verifyDetached } from '../../pki/index.js';
 import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
@@ -16,16 +22,20 @@ import { KeyedQueue } from '../keyed-queue.js';
 import type { Db } from '../vault/index.js';
 import {
   AccountChangedError,
+  AccountLockedError,
   AuthFailedError,
+  NonceInvalidError,
   PasswordChangeNotPendingError,
   PasswordWrongError,
   ReceiptInvalidError,
   type AuthFailureReason,
 } from './errors.js';
 import type { Lockout } from './lockout.js';
+import { hiddenLoginName, type LoginHash } from './login-hash.js';
 import type { NonceStore } from './nonce-store.js';
+import { RefusalAudit, type Refusal } from './refusals.js';
 import type { AuditSink, SecurityEvent } from './security-events.js';
-import type { Session, SessionStore } from './session-store.js';
+import type { Session, SessionStore, TokenRefusal } from './session-store.js';
 import { envelopeReceiptStatement, loginStatement } from './statements.js';
 
 /** Dependencies of {@link LoginService}. */
@@ -41,6 +51,8 @@ export interface LoginServiceDeps {
   now: () => Date;
   /** A hash of a random password at the configured cost, verified for unknown logins so timing does not tell. */
   decoyHash: string;
+  /** Names logins that have no account in the audit trail (auth/login-hash.ts). */
+  loginHash: LoginHash;
 }
 
 /** Result of a successful login. */
@@ -81,7 +93,69 @@ export class LoginService {
    */
   readonly #perLogin = new KeyedQueue();
 
-  constructor(private readonly d: LoginServiceDeps) {}
+  /** Refused attempts, tokens and certificates → the audit trail, bounded (auth/refusals.ts). */
+  readonly refusals: RefusalAudit;
+
+  constructor(private readonly d: LoginServiceDeps) {
+    this.refusals = new RefusalAudit({ audit: d.audit, now: d.now });
+    d.sessions.onRefused((r) => this.#tokenRefused(r));
+  }
+
+  /** Writes the refusal counts still held (call before the vault closes). */
+  close(): Promise<void> {
+    return this.refusals.close();
+  }
+
+  /**
+   * How the audit trail names `login`: itself when it has an account, else its keyed hash. The
+   * hash is computed either way, so both cost the same.
+   */
+  async #auditName(login: string): Promise<string> {
+    const hidden = hiddenLoginName(this.d.loginHash, login);
+    return (await this.d.accounts.get(login)) ? login : hidden;
+  }
+
+  /** Who holds the certificate `cc` (its account's login), for the actor of a refusal. */
+  async #holder(cc: { fingerprint: string; serial: string }): Promise<string> {
+    // On a refusal path: a failed lookup must not turn the refusal's answer into a 500.
+    const rec = await this.d.certificates.byFingerprint(cc.fingerprint).catch(() => undefined);
+    return rec?.login ?? `certificate:${cc.serial}`;
+  }
+
+  async #loginRefused(login: string, reason: Refusal['reason'], cc: ClientCert, peer?: string): Promise<void> {
+    const name = await this.#auditName(login);
+    const detail = { certificate: cc.serial, peer: peer ?? null };
+    await this.refusals.record({ type: 'login.refused', reason, actor: name, subject: name, detail });
+  }
+
+  async #tokenRefused(r: TokenRefusal): Promise<void> {
+    const { why, about } = r.error;
+    await this.refusals.record({
+      type: 'session.refused',
+      reason: why,
+      actor: await this.#holder(r.presented),
+      ...(about ? { subject: about.login } : {}),
+      detail: {
+        certificate: r.presented.serial,
+        ...(why === 'other-certificate' && about ? { sessionCertificate: about.certSerial } : {}),
+        ...(why === 'ended' && about?.endReason ? { endReason: about.endReason } : {}),
+        peer: r.peer,
+      },
+    });
+  }
+
+  /**
+   * A request refused at the client-certificate check (revoked, expired, not yet valid): every
+   * login or challenge tried with such a certificate among them. Wired by app.ts.
+   */
+  async certificateRefused(cc: ClientCert, reason: 'revoked' | 'expired' | 'not-yet-valid', peer?: string | null): Promise<void> {
+    await this.refusals.record({
+      type: 'certificate.refused',
+      reason,
+      actor: await this.#holder(cc),
+      detail: { certificate: cc.serial, peer: peer ?? null },
+    });
+  }
 
   private event(type: SecurityEvent['type'], actor: string, subject: string, detail?: SecurityEvent['detail']): SecurityEvent {
     return { type, at: this.d.now(), actor, subject, ...(detail ? { detail } : {}) };
@@ -93,22 +167,40 @@ export class LoginService {
   }
 
   private async fail(login: string, reason: AuthFailureReason, cc: ClientCert, peer?: string): Promise<never> {
-    await this.#recordFailure(login, { reason, serial: cc.serial, peer: peer ?? null });
+    await this.#recordFailure(login, { reason, serial: cc.serial, peer: peer ?? null }, { cc });
     throw new AuthFailedError(reason);
   }
 
   /**
-   * One failed password check of `login`: counted toward the lock, audited as `login.failed` (and
-   * `login.locked` when it locked the account; with `endSessions`, its sessions then end too).
-   * @returns whether it locked.
+   * One failed password check of `login`: counted toward the lock of the login (and of the
+   * certificate `cc` it came over), audited as `login.failed` (and `login.locked` when it locked
+   * the login, `certificate.locked` when it locked the certificate; with `endSessions`, the
+   * login's sessions end then too). Counters and entries commit in one transaction, the same
+   * writes whether the login has an account or not.
+   * @returns whether it locked the login.
    */
-  async #recordFailure(login: string, detail: SecurityEvent['detail'], o: { endSessions?: boolean } = {}): Promise<boolean> {
-    const locked = await this.d.lockout.recordFailure(login);
-    const events = [this.event('login.failed', login, login, detail)];
-    if (locked) events.push(this.event('login.locked', 'system', login));
-    if (locked && o.endSessions) await this.d.sessions.endForLogin(login, 'account-locked');
-    await this.d.audit.append(events);
-    return locked;
+  async #recordFailure(
+    login: string,
+    detail: SecurityEvent['detail'],
+    o: { endSessions?: boolean; cc?: ClientCert } = {},
+  ): Promise<boolean> {
+    return this.d.db.transaction(async () => {
+      const r = await this.d.lockout.recordFailure(login, o.cc?.fingerprint);
+      const name = await this.#auditName(login);
+      const events = [this.event('login.failed', name, name, detail)];
+      if (r.locked) events.push(this.event('login.locked', 'system', name));
+      if (r.certificateLocked && o.cc) {
+        events.push(
+          this.event('certificate.locked', 'system', await this.#holder(o.cc), {
+            serial: o.cc.serial,
+            until: r.certificateLockedUntil?.toISOString() ?? null,
+          }),
+        );
+      }
+      if (r.locked && o.endSessions) await this.d.sessions.endForLogin(login, 'account-locked');
+      await this.d.audit.append(events);
+      return r.locked;
+    });
   }
 
   /**
@@ -127,8 +219,17 @@ export class LoginService {
     peer?: string,
   ): Promise<LoginResult> {
     const { login } = input;
-    await this.d.lockout.assertNotLocked(login);
-    this.d.nonces.consume(input.nonce, login, cc.fingerprint);
+    try {
+      await this.d.lockout.assertNotLocked(login, cc.fingerprint);
+      this.d.nonces.consume(input.nonce, login, cc.fingerprint);
+    } catch (err) {
+      // Refused before any password work: audited, aggregated per login, certificate and peer.
+      if (err instanceof AccountLockedError) {
+        await this.#loginRefused(login, err.scope === 'certificate' ? 'certificate-locked' : 'locked', cc, peer);
+      }
+      if (err instanceof NonceInvalidError) await this.#loginRefused(login, `nonce-${err.why}`, cc, peer);
+      throw err;
+    }
     // Read with the account, compared again when the session is made (#stillAdmitted).
     const generation = this.d.accounts.accessGeneration(login);
     const account = await this.d.accounts.get(login);
@@ -273,7 +374,20 @@ export class LoginService {
   ): Promise<void> {
     // A wrong current password counts as a failed login: a session in someone else's hands must
     // not become a way to guess the password without limit. The lock also ends the sessions.
-    await this.d.lockout.assertNotLocked(account.login);
+    try {
+      await this.d.lockout.assertNotLocked(account.login);
+    } catch (err) {
+      if (err instanceof AccountLockedError) {
+        await this.refusals.record({
+          type: 'login.refused',
+          reason: 'locked',
+          actor: account.login,
+          subject: account.login,
+          detail: { certificate: session.certSerial, peer: null },
+        });
+      }
+      throw err;
+    }
     if (!(await this.d.hasher.verify(account.passwordHash, input.currentPassword))) {
       await this.#recordFailure(account.login, { reason: 'password-change-wrong-current' }, { endSessions: true });
       throw new PasswordWrongError();

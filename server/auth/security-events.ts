@@ -12,6 +12,14 @@ export type SecurityEventType =
   | 'login.ok'
   | 'login.failed'
   | 'login.locked'
+  /** A login attempt refused before its password was checked (locked, bad nonce): auth/refusals.ts. */
+  | 'login.refused'
+  /** A bearer token refused (stolen, ended, unknown): auth/refusals.ts. */
+  | 'session.refused'
+  /** A request over a revoked, expired or not yet valid certificate: auth/refusals.ts. */
+  | 'certificate.refused'
+  /** Too many failed logins over one certificate: every login over it is refused for a while (auth/lockout.ts). */
+  | 'certificate.locked'
   | 'logout'
   | 'password.changed'
   | 'envelope.issued'
@@ -22,6 +30,8 @@ export type SecurityEventType =
   | 'account.unlocked'
   | 'account.reset'
   | 'account.clearance-changed'
+  | 'account.renamed'
+  | 'account.deleted'
   | 'certificate.issued'
   | 'certificate.revoked'
   | 'crl.published'

@@ -53,6 +53,15 @@ interface SessionRow {
   last_used_at: string;
   expires_at: string;
   ended_at: string | null;
+  end_reason: string | null;
+}
+
+/** A bearer token refused by the session middleware, as reported to {@link SessionStore.onRefused} listeners. */
+export interface TokenRefusal {
+  error: SessionInvalidError;
+  /** The TLS certificate the token came over. */
+  presented: { fingerprint: string; serial: string };
+  peer: string | null;
 }
 
 /** Options of {@link SessionStore}. */
@@ -88,14 +97,31 @@ export class SessionStore {
   ) {}
 
   readonly #endedListeners = new Set<() => void>();
+  #announcing = false;
+  readonly #refusedListeners = new Set<(r: TokenRefusal) => Promise<void>>();
+
+  /**
+   * Calls `listener` for every bearer token the session middleware refuses as SESSION_INVALID (the
+   * login service audits them, auth/refusals.ts). Returns the unsubscribe.
+   */
+  onRefused(listener: (r: TokenRefusal) => Promise<void>): () => void {
+    this.#refusedListeners.add(listener);
+    return () => void this.#refusedListeners.delete(listener);
+  }
+
+  /**
+   * Tells the {@link onRefused} listeners of a refused token; resolves once they have recorded it.
+   * A listener that fails is passed over: the refusal's own answer must not change.
+   */
+  async reportRefused(r: TokenRefusal): Promise<void> {
+    for (const l of this.#refusedListeners) await l(r).catch(() => undefined);
+  }
 
   /**
    * Calls `listener` whenever sessions were ended (logout, reset, disable, revocation, clearance
    * change), once the transaction that ended them has settled. Long-lived responses (the event
    * stream) re-check their sessions then, instead of at their next keep-alive. Returns the unsubscribe.
    */
-  #announcing = false;
-
   onSessionsEnded(listener: () => void): () => void {
     this.#endedListeners.add(listener);
     return () => void this.#endedListeners.delete(listener);
@@ -151,7 +177,12 @@ export class SessionStore {
   async resolve(token: string, certFingerprint: string): Promise<Session> {
     const id = hashToken(token);
     const row = await this.#cache.read(id, () => this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]));
-    if (!row || row.ended_at !== null || row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError();
+    if (!row) throw new SessionInvalidError('unknown-token');
+    // Another certificate first, ended or not: a token used away from its certificate is the
+    // theft the audit trail must show, also when the session has ended since.
+    const about = { login: row.login, certSerial: row.cert_serial, endReason: row.end_reason };
+    if (row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError('other-certificate', about);
+    if (row.ended_at !== null) throw new SessionInvalidError('ended', about);
     const now = this.opts.now();
     if (new Date(row.expires_at).getTime() <= now.getTime()) throw new SessionExpiredError('absolute');
     if (new Date(row.last_used_at).getTime() + this.opts.idleMs <= now.getTime()) throw new SessionExpiredError('idle');

@@ -59,6 +59,11 @@ export function peerCertificate(socket: unknown): ClientCert | undefined {
 export interface ClientCertOptions {
   revoked: RevokedSet;
   now: () => Date;
+  /**
+   * Hears of each request refused here, before the error is thrown: the audit trail records
+   * attempts with a revoked or out-of-date certificate (auth/refusals.ts bounds how many entries).
+   */
+  onRefused?: (cc: ClientCert, reason: 'revoked' | 'expired' | 'not-yet-valid', peer: string | null) => Promise<void>;
 }
 
 /**
@@ -69,10 +74,16 @@ export function clientCertificate(opts: ClientCertOptions): MiddlewareHandler<Ap
   return async function clientCertificateMiddleware(c, next) {
     const cc = peerCertificate(c.env?.incoming?.socket);
     if (!cc) throw new ClientCertRequiredError();
-    if (opts.revoked.has(cc.serial)) throw new CertRevokedError(cc.serial);
+    const refuse = async (reason: 'revoked' | 'expired' | 'not-yet-valid', err: Error): Promise<never> => {
+      await opts.onRefused?.(cc, reason, c.env?.incoming?.socket?.remoteAddress ?? null);
+      throw err;
+    };
+    if (opts.revoked.has(cc.serial)) return refuse('revoked', new CertRevokedError(cc.serial));
     const now = opts.now();
-    if (cc.cert.notAfter.getTime() < now.getTime()) throw new CertExpiredError(cc.serial, cc.cert.notAfter, now);
-    if (cc.cert.notBefore.getTime() > now.getTime()) throw new CertNotYetValidError(cc.serial, cc.cert.notBefore, now);
+    if (cc.cert.notAfter.getTime() < now.getTime()) return refuse('expired', new CertExpiredError(cc.serial, cc.cert.notAfter, now));
+    if (cc.cert.notBefore.getTime() > now.getTime()) {
+      return refuse('not-yet-valid', new CertNotYetValidError(cc.serial, cc.cert.notBefore, now));
+    }
     c.set('clientCert', cc);
     await next();
   };

@@ -4,11 +4,16 @@
  * The token must have been issued over the same TLS client certificate (fingerprint binding), the
  * account must not be disabled, and a session that still has to change the envelope password may
  * only reach routes that opt in (`allowPendingPasswordChange`).
+ *
+ * Every SESSION_INVALID is reported to the session store's refusal listeners before it is thrown
+ * (the login service writes them to the audit trail, aggregated: auth/refusals.ts) — above all a
+ * token presented over another certificate than its own, the sign of a stolen token. Expired
+ * sessions and a missing header are ordinary and are not reported.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AccountStore } from '../accounts/account-store.js';
 import { AuthRequiredError, PasswordChangeRequiredError, SessionInvalidError } from '../auth/errors.js';
-import type { SessionStore } from '../auth/session-store.js';
+import type { Session, SessionStore } from '../auth/session-store.js';
 import type { AppEnv } from './types.js';
 
 /** Options of {@link session}. */
@@ -29,13 +34,30 @@ export function session(opts: SessionOptions): MiddlewareHandler<AppEnv> {
   return async function sessionMiddleware(c, next) {
     const header = c.req.header('authorization');
     if (header === undefined) throw new AuthRequiredError();
+    const cc = c.get('clientCert');
+    const refuse = async (err: SessionInvalidError): Promise<never> => {
+      await opts.sessions.reportRefused({
+        error: err,
+        presented: { fingerprint: cc.fingerprint, serial: cc.serial },
+        peer: c.env?.incoming?.socket?.remoteAddress ?? null,
+      });
+      throw err;
+    };
     const m = BEARER.exec(header);
-    if (!m) throw new SessionInvalidError();
-    // Both come from their stores' row caches, which every write keeps exact (vault/row-cache.ts):
-    // a warm request reads no SQLite at all.
-    const s = await opts.sessions.resolve(m[1], c.get('clientCert').fingerprint);
+    if (!m) return refuse(new SessionInvalidError('malformed'));
+    let s: Session;
+    try {
+      // Both come from their stores' row caches, which every write keeps exact (vault/row-cache.ts):
+      // a warm request reads no SQLite at all.
+      s = await opts.sessions.resolve(m[1], cc.fingerprint);
+    } catch (err) {
+      if (err instanceof SessionInvalidError) return refuse(err);
+      throw err;
+    }
     const account = await opts.accounts.get(s.login);
-    if (!account || account.status === 'disabled') throw new SessionInvalidError();
+    if (!account || account.status === 'disabled') {
+      return refuse(new SessionInvalidError('account-disabled', { login: s.login, certSerial: s.certSerial }));
+    }
     if (account.mustChangePassword && !opts.allowPendingPasswordChange) throw new PasswordChangeRequiredError();
     c.set('principal', { session: s, account });
     await next();

@@ -1,10 +1,16 @@
 /**
  * Officer routes on accounts and their certificates (API.md "Officer"). Every route needs an
  * officer session; officers never reach message bodies through these.
+ *
+ * Accounts made before names were capped at 64 characters (they were allowed 128) are handled like
+ * any other: the `:login` parameter never depended on the names. What such an account cannot get is
+ * a certificate (CN and OU hold 64): issuance says so (ACCOUNT_NAME_TOO_LONG), `/name` shortens the
+ * names, and `DELETE` removes an account that never had a certificate.
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { Clearance, LoginParam, Login, Name, Password, Role } from '../accounts/schemas.js';
+import { assertNamesFitCertificate } from '../accounts/account-service.js';
+import { Clearance, LoginParam, Login, Name, NamesBody, Password, Role } from '../accounts/schemas.js';
 import type { AppDeps } from '../app.js';
 import { certificateView } from '../certs/certificate-service.js';
 import { requireRole } from '../middleware/require-role.js';
@@ -63,15 +69,32 @@ export function usersRoutes(deps: AppDeps): Hono<AppEnv> {
     return c.json(await viewOf(deps, a.login));
   });
 
+  app.post('/:login/name', async (c) => {
+    const login = loginOf(c);
+    const body = await parseJson(c, NamesBody);
+    const a = await accountService.rename(login, body, officer(c));
+    return c.json(await viewOf(deps, a.login));
+  });
+  app.delete('/:login', async (c) => {
+    const login = loginOf(c);
+    await accountService.delete(login, officer(c));
+    return c.json({ login, deleted: true });
+  });
+
+  // Names that do not fit a certificate are refused here, before any key or CSR work.
+  const certifiable = async (login: string) => assertNamesFitCertificate(await accounts.require(login));
+
   app.post('/:login/certificates', async (c) => {
     const login = loginOf(c);
     const body = await parseJson(c, CsrBody);
+    await certifiable(login);
     const { certificate, chainPem } = await certificateService.issueFromCsr(login, body.csr, officer(c));
     return c.json({ certificate: certificate.pem, chain: chainPem, serial: certificate.serialNumber }, 201);
   });
   app.post('/:login/certificates/p12', async (c) => {
     const login = loginOf(c);
     const body = await parseJson(c, P12Body);
+    await certifiable(login);
     const r = await certificateService.issuePkcs12(login, officer(c), body.password);
     return c.json({ p12: Buffer.from(r.p12).toString('base64'), password: r.password, serial: r.certificate.serialNumber }, 201);
   });
