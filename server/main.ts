@@ -262,6 +262,9 @@ EXIT CODES
         run.release();
         throw err;
       });
+      if (appliance.vault.rotationCleanupPending) {
+        log.warn('a master-key rotation was committed but its clean-up (old key refused, --shred-old-key-file) did not finish: stop the server and run the same rotate-master-key command again', { dataDir });
+      }
       const now = () => new Date();
       const { messaging, routes } = await startMessaging(appliance, now, log).catch(async (err) => {
         await appliance.close();

@@ -1,7 +1,8 @@
 /**
  * `sigil-server check`: is the vault whole? Each item passes, warns or fails with a reason:
  *
- * - `master-key`        the secret unlocks vault-key.json; no rotation left half done
+ * - `master-key`        the secret unlocks vault-key.json; no rotation left half done (fail), no
+ *                       committed rotation's clean-up left undone (warn: vault-key.prev.json)
  * - `vault-db`/`keys-db` `PRAGMA integrity_check`
  * - `keyring`           every keyring row opens under MK; the appliance's own keys are there
  * - `conversation-keys` every CK unwraps under MK
@@ -36,6 +37,7 @@ import {
   open,
   VAULT_DB_FILE,
   VAULT_KEY_NEXT_FILE,
+  VAULT_KEY_PREV_FILE,
   type MasterKey,
 } from '../vault/index.js';
 import { integrityProblems } from './backup.js';
@@ -163,10 +165,21 @@ export async function checkAppliance(opts: CheckOptions): Promise<CheckReport> {
   try {
     mk = await unlockCurrent(dataDir, opts.masterKey);
     const pending = existsSync(join(vaultDir, VAULT_KEY_NEXT_FILE));
+    // Committed (the vault serves under this key), but the old secret was never checked to be
+    // refused nor its key file shredded: a warning, the appliance works.
+    const cleanUp = !pending && existsSync(join(vaultDir, VAULT_KEY_PREV_FILE));
     items.push(
       pending
         ? { name: 'master-key', status: 'fail', detail: `rotation-pending: ${VAULT_KEY_NEXT_FILE} exists; finish with rotate-master-key` }
-        : { name: 'master-key', status: 'pass', detail: 'the master key unlocks vault-key.json' },
+        : cleanUp
+          ? {
+              name: 'master-key',
+              status: 'warn',
+              detail:
+                `a master-key rotation was committed but its clean-up (old key refused, --shred-old-key-file) did not finish ` +
+                `(${VAULT_KEY_PREV_FILE} exists): run the same rotate-master-key command again (server stopped); the master key unlocks vault-key.json`,
+            }
+          : { name: 'master-key', status: 'pass', detail: 'the master key unlocks vault-key.json' },
     );
   } catch (err) {
     items.push({ name: 'master-key', status: 'fail', detail: `${reasonOf(err)}: ${(err as Error).message}` });

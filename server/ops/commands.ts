@@ -202,7 +202,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
           'sigil-server rotate-master-key --data /var/lib/sigil --master-key-file /media/old/master.key --new-master-key-file /media/new/master.key',
           "SIGIL_MASTER_PASSPHRASE='old…' SIGIL_NEW_MASTER_PASSPHRASE='new…' sigil-server rotate-master-key --data /var/lib/sigil",
         ],
-        '0 ok (also when an earlier, interrupted run had committed the rotation: this run finished it) · 1 failure (server running, the data in use by another command, wrong current key, a key that opens under neither master key: ROTATION_KEY_UNREADABLE, nothing changed) · 2 usage (no or two new secrets, same secret again, --shred-old-key-file naming a file that is not the replaced key) · 130/143/129 stopped by a signal before re-wrapping',
+        '0 ok (also when an earlier, interrupted run had committed the rotation: this run finished its clean-up) · 1 failure (server running, the data in use by another command, wrong current key — also when the new secret already opens the vault but the current one is not the key a committed rotation replaced: a finished rotation or swapped secrets, nothing changed —, a key that opens under neither master key: ROTATION_KEY_UNREADABLE, nothing changed) · 2 usage (no or two new secrets, same secret again, --shred-old-key-file naming a file that is not the replaced key) · 130/143/129 stopped by a signal before re-wrapping',
       ),
     )
     .action(async (o: { data: string; masterKeyFile?: string; newMasterKeyFile?: string; shredOldKeyFile?: boolean; json?: boolean }) => {
@@ -220,8 +220,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
         onSweep: onSweep(dataDir),
       });
       if (!r.alreadyCommitted) log.info('master key rotated', { dataDir, count: r.keyring + r.conversationKeys });
-      else if (r.resumed) log.info('master-key rotation finished: an earlier run had committed it and was stopped before its clean-up, done now', { dataDir });
-      else log.info('master-key rotation: nothing to do, the vault is already under the new master key', { dataDir });
+      else log.info('master-key rotation finished: an earlier run had committed it and was stopped before its clean-up, done now', { dataDir });
       print(o.json, r, () => rotateSummary(r));
     });
 
@@ -303,9 +302,7 @@ function repackSummary(r: RepackResult): string {
 function rotateSummary(r: RotateResult): string {
   return [
     r.alreadyCommitted
-      ? r.resumed
-        ? 'Master key rotation already committed by an earlier run that was stopped before its clean-up; the clean-up is done now'
-        : 'Master key rotation: nothing to do, the vault is already under the new master key'
+      ? 'Master key rotation already committed by an earlier run that was stopped before its clean-up; the clean-up is done now'
       : `Master key rotated${r.resumed ? ' (an interrupted rotation was finished)' : ''}: ${r.keyring} keyring rows and ${r.conversationKeys} conversation keys re-wrapped`,
     r.kind === 'keyfile' ? `  new key file: ${r.keyFile} — keep it on removable media; start with --master-key-file ${r.keyFile}` : '  new secret: the passphrase in SIGIL_NEW_MASTER_PASSPHRASE; start with SIGIL_MASTER_PASSPHRASE set to it',
     '  the old secret is refused now; backups made before today still need it to be restored',

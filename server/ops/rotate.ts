@@ -9,9 +9,11 @@
  * first attempt wrote). That holds after the commit too — a run killed after the final rename,
  * when the old secret is already refused: the current secret is then refused, the new one opens
  * the vault, and the vault's record of the replaced key (`vault-key.prev.json`) says the clean-up
- * below did not finish; this run does it (`alreadyCommitted: true`). Without the record (it had
- * finished, or a sigil-server from before the record was killed there) there is nothing left to
- * do but a shred, which then needs the file to hold no key (see {@link shredReplacedKeyFile}).
+ * below did not finish; this run does it (`alreadyCommitted: true`) — but only once the current
+ * secret is proven to be the key that record describes (see {@link provenReplaced}). "Current
+ * refused, new opens" alone proves nothing: two secrets given the wrong way round look exactly
+ * the same, and so does a rotation that had finished. Those are refused with the current
+ * secret's refusal and a hint, nothing changed.
  *
  * After the commit the old secret is checked to be refused (MASTER_KEY_WRONG), then the old key
  * file shredded (--shred-old-key-file) — only if it opens the replaced description, so that a
@@ -43,8 +45,10 @@ import {
   MasterKeyWrongError,
   unlockVault,
   unlockWithConfig,
+  VaultError,
   VAULT_KEY_NEXT_FILE,
   type Argon2Params,
+  type MasterKeySecret,
   type RotationHooks,
   type Vault,
   type VaultKeyJson,
@@ -87,22 +91,28 @@ export interface RotateResult {
   resumed: boolean;
   /**
    * True when vault-key.json already named the new key as this run began: an earlier run had
-   * committed the rotation. Nothing was re-wrapped now; with `resumed` this run did the clean-up
-   * that run was stopped before (the old-secret check, the shred), without it nothing was left
-   * to do.
+   * committed the rotation (its record, vault-key.prev.json, describes the current secret) and was
+   * stopped before its clean-up, which this run did (the old-secret check, the shred); nothing
+   * was re-wrapped now. Always with `resumed`.
    */
   alreadyCommitted: boolean;
   /** The old secret was tried after the rotation and refused. */
   oldSecretRefused: true;
-  /** The old key file was overwritten and deleted (--shred-old-key-file): by this run, or already by the interrupted one it finished. */
+  /**
+   * The old key file was overwritten and deleted (--shred-old-key-file) by this run — or, finishing
+   * a committed rotation whose record is there, found already gone: the interrupted run's shred
+   * had got that far. Never for a file merely missing otherwise.
+   */
   oldKeyFileShredded: boolean;
 }
 
 /**
  * Rotates the master key.
  * @throws DataInUseError, ServerRunningError, ApplianceMissingError, the abort reason of `opts.signal`, RotateArgumentError (same secret again,
- *   shred without a key file), vault errors (MASTER_KEY_WRONG for the current secret,
- *   MASTER_KEY_EXISTS for an existing new key file outside a resumed rotation, …).
+ *   shred without a key file), vault errors (MASTER_KEY_WRONG / MASTER_KEY_FILE_INVALID / MASTER_KEY_ARGUMENT
+ *   for a current secret the vault refuses — with a hint when the new secret opens it but no committed
+ *   rotation of the current one is waiting for its clean-up —, MASTER_KEY_EXISTS for an existing new key
+ *   file outside a resumed rotation, …).
  */
 export async function rotateMasterKey(opts: RotateOptions): Promise<RotateResult> {
   const dataDir = resolve(opts.dataDir);
@@ -130,25 +140,29 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
   opts.signal?.throwIfAborted();
   const vaultDir = join(dataDir, PATHS.vault);
   const resumed = existsSync(join(vaultDir, VAULT_KEY_NEXT_FILE));
-  const { vault, committed } = await openForRotation(vaultDir, opts, resumed);
+  const { vault, refused } = await openForRotation(vaultDir, opts, resumed);
+  const committed = refused !== undefined;
   const kind = next.passphrase !== undefined ? 'passphrase' : 'keyfile';
   let counts = { keyring: 0, conversationKeys: 0 };
-  let cleanedUp = false;
   let shredded = false;
   // What is left once vault-key.json names the new key; the vault runs it before it drops its
-  // record of the replaced key, so a death in here leaves it to the next run.
-  const afterCommit = async (replaced: VaultKeyJson | undefined): Promise<void> => {
+  // record of the replaced key, so a death (or a refusal) in here leaves it to the next run.
+  const afterCommit = async (replaced: VaultKeyJson): Promise<void> => {
+    // Finishing an earlier run's commit: only for the secret that run replaced. The check comes
+    // first, so a refusal here changes nothing, the record included.
+    if (refused !== undefined && !(await provenReplaced(replaced, opts))) throw notThisRotation(refused, true);
     await requireOldRefused(dataDir, current);
     if (opts.shredOldKeyFile && current.keyFilePath !== undefined) {
-      await shredReplacedKeyFile(current.keyFilePath, replaced);
-      shredded = true;
+      const removed = await shredReplacedKeyFile(current.keyFilePath, replaced);
+      // Gone already: the killed run's shred unlinked it (provenReplaced allowed that only here).
+      shredded = removed || committed;
     }
   };
   try {
     opts.signal?.throwIfAborted(); // once the re-wrapping (or the clean-up) starts, it finishes
-    if (committed) {
-      cleanedUp = await vault.finishRotation(afterCommit);
-      if (!cleanedUp) await afterCommit(undefined); // nothing recorded: only a shred may be asked
+    if (refused !== undefined) {
+      // No record: no committed rotation is waiting for its clean-up, whatever the new secret opens.
+      if (!(await vault.finishRotation(afterCommit))) throw notThisRotation(refused, false);
     } else {
       const hooks: RotationHooks = { ...auditHooks(await AuditLog.open(vault.db, opts.now ? { now: opts.now } : {}), kind), afterCommit };
       counts = await vault.rotateMasterKey(
@@ -163,7 +177,7 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
     kind,
     ...(next.keyFilePath !== undefined ? { keyFile: resolve(next.keyFilePath) } : {}),
     ...counts,
-    resumed: resumed || cleanedUp,
+    resumed: resumed || committed,
     alreadyCommitted: committed,
     oldSecretRefused: true,
     oldKeyFileShredded: shredded,
@@ -172,21 +186,65 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
 
 /**
  * The vault, unlocked with the current secret — or, when that is refused and no rotation is
- * pending, with the new one: an earlier run of this very rotation committed it and was killed
- * before it finished (`committed`). Anything else keeps the current secret's refusal.
+ * pending, with the new one, together with the current secret's refusal (`refused`): perhaps an
+ * earlier run of this very rotation committed it and was killed before its clean-up. Whether it
+ * was is decided on the vault's record of the replaced key ({@link provenReplaced}, in the
+ * clean-up); a new secret that does not open the vault keeps the current secret's refusal.
  */
-async function openForRotation(vaultDir: string, opts: RotateOptions, resumed: boolean): Promise<{ vault: Vault; committed: boolean }> {
+async function openForRotation(vaultDir: string, opts: RotateOptions, resumed: boolean): Promise<{ vault: Vault; refused?: Error }> {
   const unlock = (secret: MasterKeySource): Promise<Vault> =>
     unlockVault({ dir: vaultDir, ...secret, ...(opts.now ? { now: opts.now } : {}) } as Parameters<typeof unlockVault>[0]);
   try {
-    return { vault: await unlock(opts.current), committed: false };
+    return { vault: await unlock(opts.current) };
   } catch (err) {
     if (resumed || !isRefusal(err)) throw err;
     const vault = await unlock(opts.next).catch(() => {
       throw err;
     });
-    return { vault, committed: true };
+    return { vault, refused: err as Error };
   }
+}
+
+/**
+ * Is the current secret the key a committed rotation replaced? It opens `replaced` (the record,
+ * vault-key.prev.json) — or, the one exception, the rotation replaced a key file, this run was told
+ * to shred it, and the file holds no key any more: the killed run's shred got that far (unlinked,
+ * or zeroed and not yet unlinked), and finishing it destroys nothing.
+ */
+async function provenReplaced(replaced: VaultKeyJson, opts: RotateOptions): Promise<boolean> {
+  const opens = await unlockWithConfig(replaced, opts.current as MasterKeySecret).then(
+    () => true,
+    () => false,
+  );
+  if (opens) return true;
+  const path = opts.current.keyFilePath;
+  return opts.shredOldKeyFile === true && replaced.kind === 'keyfile' && path !== undefined && holdsNoKey(path);
+}
+
+/** The file is gone, or every byte of it is zero (a shred cut between its overwrite and its unlink). */
+function holdsNoKey(path: string): boolean {
+  try {
+    return readFileSync(path).every((b) => b === 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/**
+ * The current secret's refusal, when the new secret opens the vault but no committed rotation of
+ * the current one waits for its clean-up: the rotation had finished (a run killed after its last
+ * step, or one from a sigil-server before the record), or the secrets are swapped or mistaken.
+ * None can be told apart from another, so none is taken for success; the same error (code and
+ * exit code) with a hint.
+ */
+function notThisRotation(refused: Error, recordKept: boolean): Error {
+  const hint = recordKept
+    ? 'the new secret already opens this vault, but the current one is not the master key its rotation replaced ' +
+      '(vault-key.prev.json): give the key that rotation started from to finish its clean-up, or start with the new key; nothing was changed'
+    : 'the new secret already opens this vault: the rotation has finished, or the two secrets are swapped; nothing was changed';
+  if (!(refused instanceof VaultError)) return refused;
+  const Refusal = refused.constructor as new (message: string, options?: { cause?: unknown }) => VaultError;
+  return new Refusal(`${refused.message}; ${hint}`, { cause: refused });
 }
 
 /**
@@ -208,36 +266,35 @@ async function requireOldRefused(dataDir: string, current: MasterKeySource): Pro
 
 /**
  * `--shred-old-key-file`: overwrites and unlinks `path`, but only if it is the key the rotation
- * replaced — it opens `replaced`, the vault's record of that key — or holds no key any more (gone,
- * or all zero bytes: a shred killed before its unlink). A key file named by mistake may be an
- * earlier master key that older backups still need: it is never destroyed on a guess.
+ * replaced — it opens `replaced`, the vault's record of that key — or holds no key any more (all
+ * zero bytes: a shred killed before its unlink). A key file named by mistake may be an earlier
+ * master key that older backups still need: it is never destroyed on a guess. (The callers have
+ * proven the file already — it opened vault-key.json before the commit, or the record since — so
+ * this is the last line, not the first.)
+ * @returns false when the file was already gone (nothing removed now).
  * @throws RotateArgumentError naming the file, which is left as it was.
  */
-async function shredReplacedKeyFile(path: string, replaced: VaultKeyJson | undefined): Promise<void> {
+async function shredReplacedKeyFile(path: string, replaced: VaultKeyJson): Promise<boolean> {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // shredded by the run that was killed
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
   const noKey = bytes.every((b) => b === 0);
-  const isReplaced =
-    replaced !== undefined &&
-    (await unlockWithConfig(replaced, { keyFilePath: path }).then(
-      () => true,
-      () => false,
-    ));
+  const isReplaced = await unlockWithConfig(replaced, { keyFilePath: path }).then(
+    () => true,
+    () => false,
+  );
   if (!noKey && !isReplaced) {
     throw new RotateArgumentError(
-      `--shred-old-key-file: ${path} was not shredded: it is not the master key this rotation replaced` +
-        (replaced === undefined
-          ? ' (no record of that key is left, vault-key.prev.json: the rotation had finished, or was run by an older sigil-server); shred it yourself if it is'
-          : '; name the key file the rotation started from') +
-        '. The vault is under the new master key',
+      `--shred-old-key-file: ${path} was not shredded: it is not the master key this rotation replaced; name the key file ` +
+        'the rotation started from. The vault is under the new master key',
     );
   }
   await secureRemove(path);
+  return true;
 }
 
 /** The rotation's audit entry, appended inside the vault's keyring transaction (see the module comment). */

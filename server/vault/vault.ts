@@ -39,8 +39,11 @@ export const KEYS_DB_FILE = 'keys.db';
  * Destroying 100k in a vault of 1.1M: 2.2 s → 1.7 s (bench/README.md, "Sixth session").
  */
 export const VAULT_PAGE_SIZE = 8192;
-/** Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped (defined beside VAULT_KEY_FILE). */
-export { VAULT_KEY_NEXT_FILE } from './master-key.js';
+/**
+ * Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped, and
+ * the replaced one from its commit until its clean-up ran (defined beside VAULT_KEY_FILE).
+ */
+export { VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from './master-key.js';
 
 /** What a rotation re-wraps in this run, known before it changes anything. */
 export interface RotationPlan {
@@ -66,7 +69,9 @@ export interface RotationHooks {
    * `vault-key.json` it replaced, before the record of that (`vault-key.prev.json`) is removed:
    * the caller's clean-up (the ops command checks the old secret is refused and shreds the old
    * key file). If it throws, or the process dies in it, the record stays, and
-   * {@link Vault.finishRotation} on the vault opened with the new key runs it again.
+   * {@link Vault.finishRotation} on the vault opened with the new key runs it again. Throwing is
+   * also how a caller refuses to finish: it may first check that it is the rotation's own operator
+   * (the secret it holds opens `replaced`).
    */
   afterCommit?: (replaced: VaultKeyJson) => Promise<void>;
 }
@@ -89,6 +94,13 @@ export interface Vault {
    */
   readonly rotationPending: boolean;
   /**
+   * True while a committed master-key rotation's clean-up has not run (`vault-key.prev.json`
+   * exists, nothing is pending): the vault serves under the new key, but the old secret has not
+   * been checked to be refused nor its key file shredded. Running the same rotate command again
+   * finishes it ({@link finishRotation}).
+   */
+  readonly rotationCleanupPending: boolean;
+  /**
    * Rotates the master key to a new passphrase or key file: checks that every keyring row and
    * conversation key opens (refused before any change otherwise), writes the new key file and
    * `vault-key.next.json` durably, re-wraps every keyring row and every conversation key (DEKs
@@ -102,7 +114,8 @@ export interface Vault {
   /**
    * Finishes a rotation that was committed (`vault-key.json` names this vault's key) but whose
    * clean-up did not end — the process died after the final rename: runs `afterCommit` with the
-   * `vault-key.json` it replaced (from `vault-key.prev.json`), then removes that record.
+   * `vault-key.json` it replaced (from `vault-key.prev.json`), then removes that record. If
+   * `afterCommit` throws, the record stays and the error is thrown.
    * @returns false, doing nothing, when there is no such record (no rotation, or it finished), or
    *   while a rotation is pending (rotateMasterKey finishes that one).
    */
@@ -143,6 +156,7 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
     const k = keys;
     let mk = opts.masterKey;
     const pendingPath = join(opts.dir, VAULT_KEY_NEXT_FILE);
+    const recordPath = join(opts.dir, VAULT_KEY_PREV_FILE);
     return {
       dir: opts.dir,
       db,
@@ -153,6 +167,9 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
       },
       get rotationPending() {
         return existsSync(pendingPath);
+      },
+      get rotationCleanupPending() {
+        return existsSync(recordPath) && !existsSync(pendingPath);
       },
       async rotateMasterKey(next: PrepareMasterKeyOptions, hooks: RotationHooks = {}) {
         const r = await rotate({ dir: opts.dir, db, keyring, keys: k, current: mk }, next, hooks);

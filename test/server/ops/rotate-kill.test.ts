@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { AuditLog } from '../../../server/audit/index.js';
 import { loadConfig, openAppliance, PATHS, type MasterKeySource } from '../../../server/index.js';
+import { buildProgram, type MainIo } from '../../../server/main.js';
 import { Db } from '../../../server/vault/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { live, runOps } from './fixture.js';
@@ -86,6 +87,27 @@ function copyOf(t: Test, tpl: string): { dataDir: string; oldKey: string; newKey
   return { dataDir, oldKey, newKey, argv };
 }
 
+/** The real `sigil-server start` command, in this process, stopped once it listens: its log lines. */
+async function serve(dataDir: string, keyFile: string): Promise<Record<string, unknown>[]> {
+  let stderr = '';
+  const io: MainIo = { stdout: () => undefined, stderr: (s) => void (stderr += s), env: {}, onSignal: () => undefined };
+  let started: { stop: () => Promise<void> } | undefined;
+  const done = buildProgram(io, (s) => (started = s)).parseAsync(['start', '--data', dataDir, '--master-key-file', keyFile], { from: 'user' });
+  const failed = done.then(() => new Error('start ended before it listened'), (err: unknown) => err);
+  const deadline = Date.now() + 30_000;
+  while (!started && Date.now() < deadline) {
+    const early = await Promise.race([failed, new Promise((r) => setTimeout(r, 50))]);
+    if (early) throw early;
+  }
+  if (!started) throw new Error(`start did not listen: ${stderr}`);
+  await started.stop();
+  await done;
+  return stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 /** What `sigil-server start` does before it listens: open the appliance with a master key. */
 async function start(dataDir: string, masterKey: MasterKeySource): Promise<void> {
   const config = await loadConfig(join(dataDir, PATHS.config));
@@ -131,22 +153,29 @@ t.test('when a rotation is SIGKILLed at any step from its final rename on then s
       }
 
       const again = await runOps([...argv, '--json']);
-      t.equal(again.code, 0, `the same command finishes it: ${again.stderr}${JSON.stringify(again.error ?? '')}`);
-      const lines = again.stderr.split('\n').filter(Boolean);
-      t.equal(lines.length, 1, 'one log line');
-      // Killed before its claim's release, the run had done everything: nothing is left to do.
-      const cleanUpLeft = step !== 'before-release';
-      const said = cleanUpLeft ? /earlier run had committed it.*clean-up, done now/ : /nothing to do, the vault is already under the new master key/;
-      t.match(JSON.parse(lines[0]!).msg, said, `it says what it found: ${lines[0]}`);
-      t.match(again.json(), { resumed: cleanUpLeft, alreadyCommitted: true, keyring: 0, conversationKeys: 0, oldSecretRefused: true, oldKeyFileShredded: true });
+      if (step === 'before-release') {
+        // Killed before its claim's release, the run had done everything, its record included:
+        // nothing on disk tells this from two secrets swapped, so it is refused, not "done".
+        t.equal(again.code, 1, 'a rotation that had finished is not reported as a success');
+        t.match(again.error, { code: 'MASTER_KEY_FILE_INVALID', message: /new secret already opens this vault: the rotation has finished, or the two secrets are swapped; nothing was changed/ });
+      } else {
+        t.equal(again.code, 0, `the same command finishes it: ${again.stderr}${JSON.stringify(again.error ?? '')}`);
+        const lines = again.stderr.split('\n').filter(Boolean);
+        t.equal(lines.length, 1, 'one log line');
+        t.match(JSON.parse(lines[0]!).msg, /earlier run had committed it.*clean-up, done now/, `it says what it found: ${lines[0]}`);
+        t.match(again.json(), { resumed: true, alreadyCommitted: true, keyring: 0, conversationKeys: 0, oldSecretRefused: true, oldKeyFileShredded: true });
+      }
       t.notOk(existsSync(oldKey), 'the old key file is shredded');
       t.same(leftovers(dataDir, newKey), [], 'nothing of the rotation is left');
       t.equal(await rotationEntries(dataDir), 1, 'one audit entry: it came with the keyring');
       const chk = await runOps(['check', '--data', dataDir, '--master-key-file', newKey, '--json']);
       t.equal(chk.code, 0, chk.stdout);
+      t.match(chk.json().items.find((i: { name: string }) => i.name === 'master-key'), { status: 'pass' });
+      const vaultKey = readFileSync(join(dataDir, 'vault', 'vault-key.json'), 'utf8');
       const human = await runOps(argv);
-      t.equal(human.code, 0, 'a third run changes nothing and says so');
-      t.match(human.stdout, /^Master key rotation: nothing to do, the vault is already under the new master key\n/);
+      t.equal(human.code, 1, 'a further run is refused: the rotation is over');
+      t.match(human.error?.message, /the rotation has finished, or the two secrets are swapped; nothing was changed/);
+      t.equal(readFileSync(join(dataDir, 'vault', 'vault-key.json'), 'utf8'), vaultKey, 'and changes nothing');
     });
   }
 });
@@ -192,31 +221,128 @@ t.test('when a committed rotation is finished with --shred-old-key-file naming a
   writeFileSync(other, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
   const otherText = readFileSync(other, 'utf8');
   const wrong = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', other, '--new-master-key-file', newKey, '--shred-old-key-file']);
-  t.equal(wrong.error?.code, 'ROTATE_ARGUMENT');
-  t.match(wrong.error?.message, /not the master key this rotation replaced/);
+  t.equal(wrong.code, 1);
+  t.match(wrong.error, { code: 'MASTER_KEY_WRONG', message: /new secret already opens this vault, but the current one is not the master key its rotation replaced/ });
   t.equal(readFileSync(other, 'utf8'), otherText, 'the file is untouched');
 
   // The rotation's record is still there: the right command finishes it.
+  t.ok(existsSync(join(dataDir, 'vault', 'vault-key.prev.json')), 'the record is kept');
   const right = await runOps([...argv, '--json']);
   t.equal(right.code, 0, right.stderr);
   t.equal(right.json().oldKeyFileShredded, true);
   t.notOk(existsSync(oldKey));
 
   // A vault rotated before the record existed (an older sigil-server killed after the rename):
-  // the old key cannot be shown to be the replaced one, so it is not shredded — but nothing else
-  // is in the way, and without --shred-old-key-file the command finishes.
+  // nothing proves the old key is the one replaced, nor that the rotation is not simply over
+  // or the secrets swapped, so the command is refused and shreds nothing: start with the new
+  // key; the old key file is the operator's to destroy.
   const legacy = copyOf(t, tpl);
   t.equal((await rotateAndKill('renamed', legacy.oldKey, legacy.argv)).signal, 'SIGKILL');
   const record = join(legacy.dataDir, 'vault', 'vault-key.prev.json');
   t.ok(existsSync(record), 'the record of the replaced key');
   rmSync(record); // what the older code left: no record
-  const noProof = await runOps(legacy.argv);
-  t.equal(noProof.error?.code, 'ROTATE_ARGUMENT');
-  t.match(noProof.error?.message, /not the master key this rotation replaced.*no record/);
-  t.ok(existsSync(legacy.oldKey), 'kept');
-  const plain = await runOps(legacy.argv.filter((a) => a !== '--shred-old-key-file'));
-  t.equal(plain.code, 0, plain.stderr);
-  t.match(plain.stdout, /^Master key rotation: nothing to do, the vault is already under the new master key\n/);
+  for (const run of [legacy.argv, legacy.argv.filter((a) => a !== '--shred-old-key-file')]) {
+    const noProof = await runOps(run);
+    t.equal(noProof.code, 1);
+    t.match(noProof.error, { code: 'MASTER_KEY_WRONG', message: /new secret already opens this vault: the rotation has finished, or the two secrets are swapped/ });
+    t.equal(noProof.stdout, '', 'no success is printed');
+    t.ok(existsSync(legacy.oldKey), 'kept');
+  }
+  await start(legacy.dataDir, { keyFilePath: legacy.newKey });
+  t.pass('start opens the vault with the new key');
+});
+
+// Review of bfedd0b, defect 2: a finishing run with a wrong old key was taken for this rotation's
+// own: it answered alreadyCommitted, exit 0, and removed the record, after which the right key
+// file could never be shredded ("not the master key this rotation replaced (no record…)").
+t.test('when a committed rotation is run again with an old key that is not the one it replaced then it is refused, the record is kept, and the right command still shreds the old key', async (t) => {
+  const { dataDir, oldKey, newKey, argv } = copyOf(t, tpl);
+  t.equal((await rotateAndKill('renamed', oldKey, argv)).signal, 'SIGKILL');
+  const record = join(dataDir, 'vault', 'vault-key.prev.json');
+  const recordText = readFileSync(record, 'utf8');
+
+  const other = join(tmpDir(t), 'some-other.key');
+  writeFileSync(other, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  const missing = join(tmpDir(t), 'missing.key');
+  for (const [current, code] of [
+    [other, 'MASTER_KEY_WRONG'],
+    // A key file that holds no key proves nothing without --shred-old-key-file.
+    [missing, 'MASTER_KEY_FILE_INVALID'],
+  ] as const) {
+    const wrong = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', current, '--new-master-key-file', newKey, '--json']);
+    t.equal(wrong.code, 1, `refused: ${wrong.stdout}`);
+    t.match(wrong.error, { code, message: /new secret already opens this vault, but the current one is not the master key its rotation replaced.*nothing was changed/ });
+    t.equal(readFileSync(record, 'utf8'), recordText, 'the record is kept as it was');
+  }
+  t.ok(existsSync(oldKey), 'the old key file is still there');
+
+  const right = await runOps([...argv, '--json']);
+  t.equal(right.code, 0, `${right.stderr}${JSON.stringify(right.error ?? '')}`);
+  t.match(right.json(), { alreadyCommitted: true, resumed: true, oldKeyFileShredded: true });
+  t.notOk(existsSync(oldKey), 'the old key file is shredded');
+  t.same(leftovers(dataDir, newKey), []);
+});
+
+// Review of bfedd0b, defect 1: "current secret refused, new secret opens" was taken as proof that
+// an earlier run had committed this rotation. Two secrets given the wrong way round look exactly
+// like that: exit 0, "nothing to do … the old key file was overwritten and deleted", nothing done.
+t.test('when the current and new secrets are swapped then the rotation is refused with the current secret\'s refusal and a hint, and nothing is changed or shredded', async (t) => {
+  // Key files: the vault's key named as the new one, a path that holds nothing as the current.
+  const { dataDir, oldKey: currentKey, newKey: absent } = copyOf(t, tpl);
+  const vaultKey = join(dataDir, 'vault', 'vault-key.json');
+  const before = readFileSync(vaultKey, 'utf8');
+  const keyText = readFileSync(currentKey, 'utf8');
+  for (const json of [[], ['--json']]) {
+    const r = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', absent, '--new-master-key-file', currentKey, '--shred-old-key-file', ...json]);
+    t.equal(r.code, 1, `refused: ${r.stdout}`);
+    t.match(r.error, {
+      code: 'MASTER_KEY_FILE_INVALID',
+      message: /new secret already opens this vault: the rotation has finished, or the two secrets are swapped; nothing was changed/,
+    });
+    t.equal(r.stdout, '', 'no success, no "overwritten and deleted" is printed');
+  }
+  t.equal(readFileSync(vaultKey, 'utf8'), before, 'vault-key.json unchanged');
+  t.equal(readFileSync(currentKey, 'utf8'), keyText, 'the key file is untouched');
+  t.notOk(existsSync(absent), 'nothing written where the current key was named');
+  t.same(leftovers(dataDir, absent), []);
+
+  // Passphrases: the vault under P1, then P2 given as the current one and P1 as the new one.
+  const P1 = 'the first passphrase of this vault';
+  const P2 = 'a passphrase this vault never had';
+  const toP1 = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', currentKey], { SIGIL_NEW_MASTER_PASSPHRASE: P1 });
+  t.equal(toP1.code, 0, toP1.stderr);
+  const underP1 = readFileSync(vaultKey, 'utf8');
+  const swapped = await runOps(['rotate-master-key', '--data', dataDir, '--json'], { SIGIL_MASTER_PASSPHRASE: P2, SIGIL_NEW_MASTER_PASSPHRASE: P1 });
+  t.equal(swapped.code, 1, `refused: ${swapped.stdout}`);
+  t.match(swapped.error, { code: 'MASTER_KEY_WRONG', message: /new secret already opens this vault: the rotation has finished, or the two secrets are swapped/ });
+  t.equal(readFileSync(vaultKey, 'utf8'), underP1, 'vault-key.json unchanged');
+  t.equal(await rotationEntries(dataDir), 1, 'no audit entry added');
+  await start(dataDir, { passphrase: P1 });
+  t.pass('P1 still opens the vault');
+});
+
+// Review of bfedd0b, defect 3: `check` passed, and `start` said nothing, while a committed
+// rotation's clean-up (old secret refused, --shred-old-key-file) was unfinished.
+t.test('when a committed rotation\'s clean-up is unfinished then check warns on master-key (exit 0) and start logs a warning; both are quiet once it is finished', async (t) => {
+  const { dataDir, oldKey, newKey, argv } = copyOf(t, tpl);
+  t.equal((await rotateAndKill('renamed', oldKey, argv)).signal, 'SIGKILL');
+
+  const chk = await runOps(['check', '--data', dataDir, '--master-key-file', newKey, '--json']);
+  t.equal(chk.code, 0, 'a warning, not a failure: the appliance serves under the committed key');
+  t.match(chk.json().items.find((i: { name: string }) => i.name === 'master-key'), {
+    status: 'warn',
+    detail: /rotation was committed but its clean-up .*did not finish.*run the same rotate-master-key command again/,
+  });
+  const human = await runOps(['check', '--data', dataDir, '--master-key-file', newKey]);
+  t.match(human.stdout, /^WARN\s+master-key\s/m);
+  t.notMatch(human.stdout, /^PASS\s+master-key/m);
+  const CLEAN_UP = /rotation was committed but its clean-up .*did not finish.*rotate-master-key command again/;
+  t.ok((await serve(dataDir, newKey)).some((l) => CLEAN_UP.test(String(l.msg)) && l.level === 'warn'), 'start warns');
+
+  t.equal((await runOps(argv)).code, 0, 'the same command finishes it');
+  const after = await runOps(['check', '--data', dataDir, '--master-key-file', newKey, '--json']);
+  t.match(after.json().items.find((i: { name: string }) => i.name === 'master-key'), { status: 'pass' });
+  t.notOk((await serve(dataDir, newKey)).some((l) => CLEAN_UP.test(String(l.msg))), 'start says nothing of it');
 });
 
 t.test('when a rotation from a key file to a passphrase is SIGKILLed right after its final rename then the old key file is refused saying why and the same command finishes it', async (t) => {

@@ -47,10 +47,21 @@ t.test('when the clean-up after a rotation commit fails then the new key opens t
   const after = await unlockVault({ dir, keyFilePath });
   t.teardown(() => after.close());
   t.equal(after.rotationPending, false, 'nothing is pending: the vault serves with the new key');
+  t.equal(after.rotationCleanupPending, true, 'but the committed rotation\'s clean-up is unfinished');
+  // A caller that refuses to finish (ops: the secret it holds is not the replaced key) throws: the record stays.
+  await t.rejects(
+    after.finishRotation(async () => {
+      throw Object.assign(new Error('not the replaced key'), { code: 'MASTER_KEY_WRONG' });
+    }),
+    { code: 'MASTER_KEY_WRONG' },
+  );
+  t.equal(readFileSync(join(dir, PREV), 'utf8'), before, 'a refused finish keeps the record as it was');
+  t.equal(after.rotationCleanupPending, true);
   let ran = 0;
   t.equal(await after.finishRotation(async (replaced) => void (ran += replaced.kind === 'passphrase' ? 1 : 100)), true);
   t.equal(ran, 1, 'the clean-up ran with the old description');
   t.same(readdirSync(dir).filter((f) => f.startsWith('vault-key.')), [VAULT_KEY_FILE], 'the record is gone');
+  t.equal(after.rotationCleanupPending, false);
   t.equal(await after.finishRotation(async () => void (ran += 1)), false, 'nothing left to finish');
   t.equal(ran, 1);
   await t.rejects(unlockVault({ dir, passphrase: PASS }), { code: 'MASTER_KEY_ARGUMENT' }, 'the plain refusal once the rotation is over');
