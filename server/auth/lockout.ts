@@ -35,11 +35,24 @@
  * nearest its end), the one case where an unknown login's lock can end early.
  *
  * A success does not clear the certificate's counter: a certificate holder who logs in between
- * guesses would otherwise make it endless. Attempts on different logins over one certificate may
- * run at once, so its count can pass the limit by the password checks in flight (argon2's
- * concurrency bound), not more. Callers run one attempt per login at a time
- * (login-service.ts), so the read-then-write of a login's counter needs no lock of its own; a
- * certificate's counter is read and written in the caller's transaction.
+ * guesses would otherwise make it endless. Attempts on different logins over one certificate run
+ * at once, and each spends its password check (argon2, queued behind its concurrency bound)
+ * between the lock check and the count of its failure. Checked only before and counted only
+ * after, every attempt queued behind argon2 when the limit was reached went through (300 at once
+ * made 300 failures, and each past the limit locked again, pushing the end further). So an attempt
+ * over a certificate is admitted ({@link Lockout.admit}) only while the failures in the window
+ * plus the attempts already admitted and not yet settled stay under the limit; the others answer
+ * ACCOUNT_LOCKED at once. An admitted attempt holds its place until its failure has committed
+ * (then it is in the count) or it succeeded: a certificate never has more than
+ * `certificateMaxFailures` failures in a window, and the lock engages once, by the failure that
+ * reaches the limit, with no other attempt of that certificate in flight. One process owns vault.db,
+ * so the attempts in flight are kept in memory. {@link Lockout.recordFailure} checks the lock
+ * again in its transaction all the same: over a locked certificate it counts and writes nothing,
+ * nor moves the lock's end.
+ *
+ * Callers run one attempt per login at a time (login-service.ts), so the read-then-write of a
+ * login's counter needs no lock of its own; a certificate's counter is read and written in the
+ * caller's transaction.
  */
 import { RowCache, type Queryable } from '../vault/index.js';
 import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
@@ -98,6 +111,16 @@ export interface FailureOutcome {
   certificateLockedUntil?: Date;
 }
 
+/**
+ * A login attempt over a certificate admitted by {@link Lockout.admit}: it holds a place in the
+ * certificate's count until released. Pass it to {@link Lockout.recordFailure}, which releases it
+ * when the failure has committed; release it yourself on every other way out (idempotent).
+ */
+export interface Admission {
+  readonly fingerprint: string;
+  release(): void;
+}
+
 interface Counter {
   /** Failure times inside the window, oldest first. */
   recent: Date[];
@@ -126,6 +149,10 @@ export class Lockout {
   readonly #certMax: number;
   readonly #maxRows: number;
   readonly #sweepBatch: number;
+  /** Admitted attempts not yet released, per certificate fingerprint (entries at 0 go). */
+  readonly #inFlight = new Map<string, number>();
+  /** Bumped whenever a certificate's counter write settles (see {@link admit}). */
+  #certSettled = 0;
 
   constructor(private readonly o: LockoutOptions) {
     this.#certMax = o.certificateMaxFailures ?? 8 * o.policy.maxFailures;
@@ -226,12 +253,16 @@ export class Lockout {
     return c.lockedUntil !== null && c.lockedUntil.getTime() > this.o.now().getTime();
   }
 
+  /** The failures of `c` that count now: none after a lock has run out (the count starts again), else those inside the window. */
+  #counting(c: Counter, now: Date): Date[] {
+    const lockExpired = c.lockedUntil !== null && c.lockedUntil.getTime() <= now.getTime();
+    return lockExpired ? [] : c.recent.filter((d) => now.getTime() - d.getTime() <= this.o.policy.windowMs);
+  }
+
   /** The counter after one more failure now, and whether it is the one that locked. */
   #afterFailure(c: Counter, maxFailures: number): { next: Counter; locked: boolean } {
     const now = this.o.now();
-    const lockExpired = c.lockedUntil !== null && c.lockedUntil.getTime() <= now.getTime();
-    // After a lock has run out the count starts again; else only failures inside the window count.
-    const before = lockExpired ? [] : c.recent.filter((d) => now.getTime() - d.getTime() <= this.o.policy.windowMs);
+    const before = this.#counting(c, now);
     const next: Counter = { recent: [...before, now].slice(-maxFailures), lockedUntil: null };
     if (next.recent.length < maxFailures) return { next, locked: false };
     next.lockedUntil = new Date(now.getTime() + this.o.policy.lockMs);
@@ -256,21 +287,73 @@ export class Lockout {
   }
 
   /**
+   * Admits one login attempt of `login` over the certificate `fingerprint` before its password
+   * check, or throws `AccountLockedError`: `login` when the login is locked, `certificate` when
+   * the certificate is, or when its failures in the window plus the attempts over it already
+   * admitted reach `certificateMaxFailures` (see the module comment). The same for real and
+   * unknown logins.
+   * @returns the admission; the caller releases it when the attempt ends, at the latest.
+   */
+  async admit(login: string, fingerprint: string): Promise<Admission> {
+    const { c } = await this.#loginCounter(login);
+    if (this.#isLocked(c)) throw new AccountLockedError('login');
+    const key = certKey(fingerprint);
+    let row: Counter;
+    for (;;) {
+      // A failure that commits and releases its admission while this read runs would be in
+      // neither the row read nor the attempts in flight: read again until no such write settled.
+      const settled = this.#certSettled;
+      row = (await this.#readRow(key)) ?? CLEAR;
+      if (settled === this.#certSettled) break;
+    }
+    // From here to the count below nothing awaits: the check and the count are one step.
+    if (this.#isLocked(row)) throw new AccountLockedError('certificate');
+    const inFlight = this.#inFlight.get(fingerprint) ?? 0;
+    if (this.#counting(row, this.o.now()).length + inFlight >= this.#certMax) throw new AccountLockedError('certificate');
+    this.#inFlight.set(fingerprint, inFlight + 1);
+    let held = true;
+    return {
+      fingerprint,
+      release: () => {
+        if (!held) return;
+        held = false;
+        const n = (this.#inFlight.get(fingerprint) ?? 1) - 1;
+        if (n > 0) this.#inFlight.set(fingerprint, n);
+        else this.#inFlight.delete(fingerprint);
+      },
+    };
+  }
+
+  /**
    * Counts one failure of `login` (and of the certificate `fingerprint` it came over). The same
    * reads and writes whether the login has an account or not. Run it inside the transaction that
-   * also records the failure, so both land together.
+   * also records the failure, so both land together; `admission` (that attempt's, from
+   * {@link admit}) is released when that transaction has settled.
+   * @throws AccountLockedError (`certificate`) when the certificate is locked already: then
+   *   nothing is counted or written, and the lock's end does not move.
    */
-  async recordFailure(login: string, fingerprint?: string): Promise<FailureOutcome> {
+  async recordFailure(login: string, fingerprint?: string, admission?: Admission): Promise<FailureOutcome> {
+    try {
+      return await this.#recordFailure(login, fingerprint);
+    } finally {
+      if (admission) this.o.db.whenSettled(() => admission.release());
+    }
+  }
+
+  async #recordFailure(login: string, fingerprint: string | undefined): Promise<FailureOutcome> {
+    const key = fingerprint === undefined ? undefined : certKey(fingerprint);
+    // A locked certificate counts no further, for any login: no row is made, the lock stays as set.
+    if (key !== undefined && this.#isLocked((await this.#readRow(key)) ?? CLEAR)) throw new AccountLockedError('certificate');
     await this.#sweep();
     const { c, account, existed } = await this.#loginCounter(login);
     const l = this.#afterFailure(c, this.o.policy.maxFailures);
     await this.#saveLogin(login, account, existed, l.next);
-    if (fingerprint === undefined) return { locked: l.locked, certificateLocked: false };
-    const key = certKey(fingerprint);
-    const row = await this.#readRow(key);
-    // A certificate that is locked counts no further: its attempts never reach a password check.
+    if (key === undefined) return { locked: l.locked, certificateLocked: false };
+    const row = await this.#readRow(key); // after the sweep, which may have removed it
     const k = this.#afterFailure(row ?? CLEAR, this.#certMax);
     await this.#writeRow(key, k.next, row !== undefined);
+    // admit() reads the row outside this transaction: it reads again if this settles meanwhile.
+    this.o.db.whenSettled(() => void this.#certSettled++);
     return {
       locked: l.locked,
       certificateLocked: k.locked,

@@ -30,7 +30,7 @@ import {
   ReceiptInvalidError,
   type AuthFailureReason,
 } from './errors.js';
-import type { Lockout } from './lockout.js';
+import type { Admission, Lockout } from './lockout.js';
 import { hiddenLoginName, type LoginHash } from './login-hash.js';
 import type { NonceStore } from './nonce-store.js';
 import { RefusalAudit, type Refusal } from './refusals.js';
@@ -166,8 +166,12 @@ export class LoginService {
     return this.d.nonces.issue(login, cc.fingerprint);
   }
 
-  private async fail(login: string, reason: AuthFailureReason, cc: ClientCert, peer?: string): Promise<never> {
-    await this.#recordFailure(login, { reason, serial: cc.serial, peer: peer ?? null }, { cc });
+  /**
+   * Counts the failed attempt `admission` admitted and answers AUTH_FAILED — or ACCOUNT_LOCKED,
+   * counting nothing, if its certificate is locked by now (auth/lockout.ts).
+   */
+  private async fail(login: string, reason: AuthFailureReason, cc: ClientCert, admission: Admission, peer?: string): Promise<never> {
+    await this.#recordFailure(login, { reason, serial: cc.serial, peer: peer ?? null }, { cc, admission });
     throw new AuthFailedError(reason);
   }
 
@@ -176,16 +180,18 @@ export class LoginService {
    * certificate `cc` it came over), audited as `login.failed` (and `login.locked` when it locked
    * the login, `certificate.locked` when it locked the certificate; with `endSessions`, the
    * login's sessions end then too). Counters and entries commit in one transaction, the same
-   * writes whether the login has an account or not.
+   * writes whether the login has an account or not. `admission` (the attempt's, over `cc`) is
+   * released once they have committed.
    * @returns whether it locked the login.
+   * @throws AccountLockedError (`certificate`) when `cc` is locked already: nothing is written.
    */
   async #recordFailure(
     login: string,
     detail: SecurityEvent['detail'],
-    o: { endSessions?: boolean; cc?: ClientCert } = {},
+    o: { endSessions?: boolean; cc?: ClientCert; admission?: Admission } = {},
   ): Promise<boolean> {
     return this.d.db.transaction(async () => {
-      const r = await this.d.lockout.recordFailure(login, o.cc?.fingerprint);
+      const r = await this.d.lockout.recordFailure(login, o.cc?.fingerprint, o.admission);
       const name = await this.#auditName(login);
       const events = [this.event('login.failed', name, name, detail)];
       if (r.locked) events.push(this.event('login.locked', 'system', name));
@@ -205,9 +211,11 @@ export class LoginService {
 
   /**
    * Logs in. Throws ACCOUNT_LOCKED, NONCE_INVALID, AUTH_FAILED or ENVELOPE_EXPIRED.
-   * Order matters: the lock is checked first (a locked login learns nothing more), the nonce is
-   * consumed before any password work (a replay costs no argon2), the password is always
-   * verified (also for unknown logins, against a decoy) so timing does not reveal existence.
+   * Order matters: the lock is checked first (a locked login learns nothing more) and the attempt
+   * takes its place in the certificate's count (auth/lockout.ts: attempts waiting for argon2 over
+   * one certificate cannot pass its limit together), the nonce is consumed before any password
+   * work (a replay costs no argon2), the password is always verified (also for unknown logins,
+   * against a decoy) so timing does not reveal existence.
    */
   login(input: { login: string; password: string; nonce: string; signature: string }, cc: ClientCert, peer?: string): Promise<LoginResult> {
     return this.#perLogin.run(input.login, () => this.#login(input, cc, peer));
@@ -219,10 +227,12 @@ export class LoginService {
     peer?: string,
   ): Promise<LoginResult> {
     const { login } = input;
+    let admission: Admission | undefined;
     try {
-      await this.d.lockout.assertNotLocked(login, cc.fingerprint);
+      admission = await this.d.lockout.admit(login, cc.fingerprint);
       this.d.nonces.consume(input.nonce, login, cc.fingerprint);
     } catch (err) {
+      admission?.release();
       // Refused before any password work: audited, aggregated per login, certificate and peer.
       if (err instanceof AccountLockedError) {
         await this.#loginRefused(login, err.scope === 'certificate' ? 'certificate-locked' : 'locked', cc, peer);
@@ -230,23 +240,43 @@ export class LoginService {
       if (err instanceof NonceInvalidError) await this.#loginRefused(login, `nonce-${err.why}`, cc, peer);
       throw err;
     }
+    try {
+      return await this.#checkAndOpen(input, cc, admission, peer);
+    } catch (err) {
+      // The certificate locked while this attempt was in flight: counted as nothing, refused as
+      // the attempts after it are.
+      if (err instanceof AccountLockedError) await this.#loginRefused(login, 'certificate-locked', cc, peer);
+      throw err;
+    } finally {
+      admission.release();
+    }
+  }
+
+  /** The checks of an admitted login attempt after its nonce, and its session. */
+  async #checkAndOpen(
+    input: { login: string; password: string; nonce: string; signature: string },
+    cc: ClientCert,
+    admission: Admission,
+    peer?: string,
+  ): Promise<LoginResult> {
+    const { login } = input;
+    const fail = (reason: AuthFailureReason) => this.fail(login, reason, cc, admission, peer);
     // Read with the account, compared again when the session is made (#stillAdmitted).
     const generation = this.d.accounts.accessGeneration(login);
     const account = await this.d.accounts.get(login);
     const passwordOk = await this.d.hasher.verify(account?.passwordHash ?? this.d.decoyHash, input.password);
-    if (!account) return this.fail(login, 'unknown-login', cc, peer);
-    if (!passwordOk) return this.fail(login, 'wrong-password', cc, peer);
-    if (!(await signedBy(input.signature, loginStatement(login, input.nonce), cc)))
-      return this.fail(login, 'bad-signature', cc, peer);
+    if (!account) return fail('unknown-login');
+    if (!passwordOk) return fail('wrong-password');
+    if (!(await signedBy(input.signature, loginStatement(login, input.nonce), cc))) return fail('bad-signature');
     const rec = await this.d.certificates.byFingerprint(cc.fingerprint);
-    if (!rec || rec.login !== login) return this.fail(login, 'certificate-not-of-account', cc, peer);
-    if (rec.status !== 'active') return this.fail(login, 'certificate-not-active', cc, peer);
-    if (account.status === 'disabled') return this.fail(login, 'account-disabled', cc, peer);
+    if (!rec || rec.login !== login) return fail('certificate-not-of-account');
+    if (rec.status !== 'active') return fail('certificate-not-active');
+    if (account.status === 'disabled') return fail('account-disabled');
 
     let envelopeSerial: string | undefined;
     if (account.mustChangePassword) {
       const env = await this.d.accounts.pendingEnvelope(login);
-      if (!env) return this.fail(login, 'wrong-password', cc, peer);
+      if (!env) return fail('wrong-password');
       if (env.expiresAt.getTime() <= this.d.now().getTime()) {
         await this.d.audit.append([this.event('login.failed', login, login, { reason: 'envelope-expired', serial: env.serial })]);
         throw new EnvelopeExpiredError(env.serial, env.expiresAt);
@@ -258,7 +288,7 @@ export class LoginService {
     // disabled account, revoked certificate) answers AUTH_FAILED, and ACCOUNT_CHANGED would tell
     // whoever holds a stolen password that it was right until the officer's reset. Counted as a
     // failure like that later request would be.
-    if ('refused' in opened) return this.fail(login, opened.refused, cc, peer);
+    if ('refused' in opened) return fail(opened.refused);
     return {
       token: opened.token,
       expiresAt: opened.expiresAt,
