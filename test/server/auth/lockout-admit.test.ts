@@ -6,14 +6,12 @@
  * a failure over a locked certificate counts nothing. Real SQLite file; only the clock is fake,
  * and the certificate limit is 3 so the cases stay small.
  */
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ACCOUNT_MIGRATIONS, AccountStore } from '../../../server/accounts/account-store.js';
 import { AccountLockedError } from '../../../server/auth/errors.js';
 import { LOCKOUT_MIGRATIONS, Lockout } from '../../../server/auth/lockout.js';
 import { loginHashWithKey } from '../../../server/auth/login-hash.js';
-import { Db, type Queryable } from '../../../server/vault/index.js';
-import { tmpDir } from '../../helpers/tmp.js';
+import type { Queryable } from '../../../server/vault/index.js';
+import { accountsDb } from './helpers/accounts-db.js';
 
 const MIN = 60_000;
 const START = new Date('2026-12-01T08:00:00Z');
@@ -21,20 +19,7 @@ const FP = 'f'.repeat(64);
 const READ_ROW = 'SELECT * FROM login_lockouts WHERE key = ?';
 
 async function setup(t: Test) {
-  const db = await Db.open(join(tmpDir(t), 'v.db'), { reader: true });
-  t.teardown(() => db.close());
-  await db.migrate([...ACCOUNT_MIGRATIONS, ...LOCKOUT_MIGRATIONS]);
-  const accounts = new AccountStore(db);
-  await accounts.create({
-    login: 'alice',
-    fullName: 'Alice',
-    department: 'Ops',
-    role: 'staff',
-    clearance: 'secret',
-    passwordHash: 'h',
-    createdBy: 'officer',
-    createdAt: START,
-  });
+  const { db, accounts } = await accountsDb(t, { migrations: LOCKOUT_MIGRATIONS, createdAt: START });
   /** Holds the next read of the certificate's row once it has its answer (see the last test). */
   const hold: { armed: boolean; reached?: () => void; gate?: Promise<void> } = { armed: false };
   const held: Queryable = {

@@ -4,34 +4,18 @@
  * by a lock that answers alike for real and unknown logins, and a hard cap holds the rest.
  * Real SQLite file; only the clock is fake.
  */
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { ACCOUNT_MIGRATIONS, AccountStore } from '../../../server/accounts/account-store.js';
 import { AccountLockedError } from '../../../server/auth/errors.js';
 import { LOCKOUT_MIGRATIONS, Lockout, type LockoutOptions } from '../../../server/auth/lockout.js';
 import { loginHashWithKey } from '../../../server/auth/login-hash.js';
-import { Db } from '../../../server/vault/index.js';
-import { tmpDir } from '../../helpers/tmp.js';
+import { accountsDb } from './helpers/accounts-db.js';
 
 const MIN = 60_000;
 const START = new Date('2026-12-01T08:00:00Z');
 const POLICY = { maxFailures: 5, windowMs: 15 * MIN, lockMs: 30 * MIN };
 
 async function setup(t: Test, o: Partial<LockoutOptions> = {}) {
-  const db = await Db.open(join(tmpDir(t), 'v.db'), { reader: true });
-  t.teardown(() => db.close());
-  await db.migrate([...ACCOUNT_MIGRATIONS, ...LOCKOUT_MIGRATIONS]);
-  const accounts = new AccountStore(db);
-  await accounts.create({
-    login: 'alice',
-    fullName: 'Alice',
-    department: 'Ops',
-    role: 'staff',
-    clearance: 'secret',
-    passwordHash: 'h',
-    createdBy: 'officer',
-    createdAt: START,
-  });
+  const { db, accounts } = await accountsDb(t, { migrations: LOCKOUT_MIGRATIONS, createdAt: START });
   const clock = { now: START };
   const lockout = new Lockout({
     accounts,

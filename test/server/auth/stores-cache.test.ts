@@ -5,33 +5,19 @@
  * over a transaction handle (`with`), and a rolled-back change is never seen.
  */
 import t, { type Test } from 'tap';
-import { join } from 'node:path';
-import { Db } from '../../../server/vault/index.js';
-import { ACCOUNT_MIGRATIONS, AccountStore } from '../../../server/accounts/account-store.js';
+import type { Db } from '../../../server/vault/index.js';
+import type { AccountStore } from '../../../server/accounts/account-store.js';
 import { SESSION_MIGRATIONS, SessionStore } from '../../../server/auth/session-store.js';
 import { SessionInvalidError } from '../../../server/auth/errors.js';
-import { tmpDir } from '../../helpers/tmp.js';
+import { accountsDb } from './helpers/accounts-db.js';
 
 const FP = 'ab'.repeat(32);
 const CERT_END = new Date('2027-11-29T10:00:00Z');
 
 async function stores(t: Test): Promise<{ db: Db; accounts: AccountStore; sessions: SessionStore; clock: { now: Date } }> {
-  const db = await Db.open(join(tmpDir(t), 'v.db'), { reader: true });
-  t.teardown(() => db.close());
-  await db.migrate([...ACCOUNT_MIGRATIONS, ...SESSION_MIGRATIONS]);
   const clock = { now: new Date('2026-11-29T10:00:00Z') };
-  const accounts = new AccountStore(db);
+  const { db, accounts } = await accountsDb(t, { migrations: SESSION_MIGRATIONS, createdAt: clock.now, passwordHash: 'h1' });
   const sessions = new SessionStore(db, { idleMs: 15 * 60_000, absoluteMs: 8 * 3600_000, now: () => clock.now });
-  await accounts.create({
-    login: 'alice',
-    fullName: 'Alice',
-    department: 'Ops',
-    role: 'staff',
-    clearance: 'secret',
-    passwordHash: 'h1',
-    createdBy: 'officer',
-    createdAt: clock.now,
-  });
   return { db, accounts, sessions, clock };
 }
 

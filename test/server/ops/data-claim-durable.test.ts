@@ -29,6 +29,17 @@ function wrapFs(t: Test, key: keyof typeof fs & string, make: (orig: AnyFn) => A
   });
 }
 
+/** The path each file descriptor opened from now on was opened with. */
+function trackFdPaths(t: Test): Map<number, string> {
+  const fdPath = new Map<number, string>();
+  wrapFs(t, 'openSync', (orig) => (...a: any[]) => {
+    const fd = orig(...a) as number;
+    fdPath.set(fd, String(a[0]));
+    return fd;
+  });
+  return fdPath;
+}
+
 /**
  * Records `fsync <path>` and `link <from> -> <to>` in order. At each link, what `from` holds then
  * (what becomes visible under the claim's name that instant) is kept in `linked`.
@@ -36,12 +47,7 @@ function wrapFs(t: Test, key: keyof typeof fs & string, make: (orig: AnyFn) => A
 function recordSyscalls(t: Test): { events: string[]; linked: Map<string, string> } {
   const events: string[] = [];
   const linked = new Map<string, string>();
-  const fdPath = new Map<number, string>();
-  wrapFs(t, 'openSync', (orig) => (...a: any[]) => {
-    const fd = orig(...a) as number;
-    fdPath.set(fd, String(a[0]));
-    return fd;
-  });
+  const fdPath = trackFdPaths(t);
   wrapFs(t, 'fsyncSync', (orig) => (fd: number) => {
     orig(fd);
     events.push(`fsync ${fdPath.get(fd)}`);
@@ -87,12 +93,7 @@ t.test('when the run file is claimed then it is made durable the same way', asyn
 
 t.test('when the directory cannot be fsynced after the link then the claim fails and leaves nothing behind', async (t) => {
   const dir = tmpDir(t, 'sigil-claim-');
-  const fdPath = new Map<number, string>();
-  wrapFs(t, 'openSync', (orig) => (...a: any[]) => {
-    const fd = orig(...a) as number;
-    fdPath.set(fd, String(a[0]));
-    return fd;
-  });
+  const fdPath = trackFdPaths(t);
   wrapFs(t, 'fsyncSync', (orig) => (fd: number) => {
     if (fdPath.get(fd) === dir) throw Object.assign(new Error('EIO: injected by the test (fsyncSync)'), { code: 'EIO' });
     return orig(fd);
