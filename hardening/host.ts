@@ -10,7 +10,7 @@
  */
 import { constants, type Stats } from 'node:fs';
 import { access, lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
-import { join, posix, resolve } from 'node:path';
+import { dirname, join, posix, resolve } from 'node:path';
 import { ProgramDirInvalidError } from './errors.js';
 
 /**
@@ -170,22 +170,46 @@ export class Host {
   /**
    * Finds a program this machine can run for a live host: the absolute directories of PATH (read
    * now), then {@link programDirs}. Relative PATH entries (`.`, an empty one) are skipped: check
-   * runs as root and must not run a program from wherever it was started.
+   * runs as root and must not run a program from wherever it was started — nor one that another
+   * user could have replaced (the file or its directory owned by someone else than root or this
+   * user, or writable by group or others): such a candidate is passed over and named in `searched`.
    */
   async findProgram(name: string): Promise<ProgramLookup> {
     const pathDirs = (process.env.PATH ?? '').split(':').filter((d) => posix.isAbsolute(d));
     const searched = [...new Set([...pathDirs, ...this.programDirs])];
+    const report: string[] = [];
     for (const dir of searched) {
       const path = join(dir, name);
-      if (await isExecutableFile(path)) return { found: true, path };
+      if (!(await isExecutableFile(path))) {
+        report.push(dir);
+        continue;
+      }
+      // check runs as root: a program that someone else could have replaced is not run.
+      const unsafe = await writableByOthers(path);
+      if (unsafe === undefined) return { found: true, path };
+      report.push(`${dir} (${name} there not run: ${unsafe})`);
     }
-    return { found: false, searched };
+    return { found: false, searched: report };
   }
 }
 
 /** The names of a path, without the empty ones and `.`. */
 function components(path: string): string[] {
   return path.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+/**
+ * Why someone other than root and this user could replace the program at `path` (it or its
+ * directory owned by another user, or writable by group or others), or undefined when no one can.
+ */
+async function writableByOthers(path: string): Promise<string | undefined> {
+  const me = process.geteuid?.() ?? 0;
+  for (const p of [path, dirname(path)]) {
+    const st = await stat(p);
+    if (st.uid !== 0 && st.uid !== me) return `${p} is owned by uid ${st.uid}`;
+    if ((st.mode & 0o022) !== 0) return `${p} is writable by group or others`;
+  }
+  return undefined;
 }
 
 async function isExecutableFile(path: string): Promise<boolean> {

@@ -4,7 +4,7 @@
  * fail naming the problem — while what apply ships still passes.
  */
 import t, { type Test } from 'tap';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONTROLS, Host, loadHardeningConf, parseNftRuleset, runChecks, SYSTEM_PROGRAM_DIRS, type CheckContext, type Control, type ControlResult } from '../../hardening/index.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -190,6 +190,29 @@ t.test('when nft is not on PATH but in a system directory then the live ruleset 
     t.ok(byId.get(id)?.ok, `${id} passes`);
     t.match(byId.get(id)?.reason, 'live ruleset: policy drop', `${id} judged the live ruleset too`);
   }
+});
+
+// Found by review, fixed in the fifteenth session: check (as root) ran the first executable nft on
+// PATH, even in a directory anyone can write to, where anyone could have put one.
+t.test('when the nft found could have been replaced by another user then it is not run, and the failure says why', async (t) => {
+  const root = await hardenedTree(t);
+  const conf = await loadHardeningConf(join(root, 'etc/sigil/hardening.conf'));
+  const open = tmpDir(t, 'open-bin-');
+  fakeNft(open, join(root, NFT));
+  chmodSync(open, 0o777);
+  const loose = tmpDir(t, 'loose-nft-');
+  fakeNft(loose, join(root, NFT));
+  chmodSync(join(loose, 'nft'), 0o777);
+  withPath(t, `${open}:${loose}`);
+  const ctx: CheckContext = { host: new LiveTree(root, { programDirs: [] }), conf, confError: undefined };
+  const [control] = CONTROLS.filter((c) => c.id === 'nftables.output');
+  const r = await control!.check(ctx);
+  t.notOk(r.ok, 'neither nft is run: the ruleset cannot be read');
+  t.match(r.reason, `${open} (nft there not run: ${open} is writable by group or others)`, 'the writable directory is named');
+  t.match(r.reason, `${loose} (nft there not run: ${join(loose, 'nft')} is writable by group or others)`, 'so is the writable file');
+  chmodSync(open, 0o755);
+  chmodSync(join(loose, 'nft'), 0o755);
+  t.ok((await control!.check({ ...ctx, host: new LiveTree(root, { programDirs: [] }) })).ok, 'made safe, the same nft is run and the ruleset passes');
 });
 
 /** Writes an executable `nft` into `dir` that prints `rulesetFile` for `nft list ruleset`. */
