@@ -87,7 +87,17 @@ const USAGE_CODES = new Set([
 ]);
 
 /** Error codes (exit 1, or 128 + signal) whose message is the log line's `msg`: the operator acts on it. */
-const SAID_CODES = new Set(['OPS_DATA_IN_USE', 'OPS_SERVER_RUNNING', 'OPS_INTERRUPTED', 'ISSUER_EXPIRED', 'ROTATION_PENDING', 'ROTATION_KEY_UNREADABLE']);
+const SAID_CODES = new Set([
+  'OPS_DATA_IN_USE',
+  'OPS_SERVER_RUNNING',
+  'OPS_INTERRUPTED',
+  'ISSUER_EXPIRED',
+  'ROTATION_PENDING',
+  'ROTATION_KEY_UNREADABLE',
+  // A refused master key says which key it is, and during or after a rotation what to run.
+  'MASTER_KEY_WRONG',
+  'MASTER_KEY_FILE_INVALID',
+]);
 
 /** Injected I/O so the commands can be tested apart from the process. */
 export interface MainIo {

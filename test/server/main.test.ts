@@ -246,6 +246,7 @@ t.test('when SIGIL_MASTER_PASSPHRASE is set then init and start use it, and a wr
   const wrong = await runServer(['start', '--data', dir], { SIGIL_MASTER_PASSPHRASE: 'not the passphrase at all' });
   t.equal(wrong.code, 1);
   t.match(wrong.stderr, /MASTER_KEY_WRONG/);
+  t.notMatch(wrong.stderr, /sigil-server failed/, 'the line says what is wrong with the key, not only that start failed');
   const none = await runServer(['start', '--data', dir]);
   t.equal(none.code, 2, 'without the passphrase: a usage error naming the passphrase');
   t.match(none.stderr, /passphrase/);
