@@ -96,6 +96,12 @@ export interface RotateResult {
    * was re-wrapped now. Always with `resumed`.
    */
   alreadyCommitted: boolean;
+  /**
+   * An earlier rotation had committed and never finished its clean-up (its record,
+   * vault-key.prev.json, was waiting), and this new rotation replaced that record: the key the
+   * earlier one replaced was never proven refused nor shredded. The operator destroys it.
+   */
+  earlierCleanupDropped: boolean;
   /** The old secret was tried after the rotation and refused. */
   oldSecretRefused: true;
   /**
@@ -145,6 +151,9 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
   const kind = next.passphrase !== undefined ? 'passphrase' : 'keyfile';
   let counts = { keyring: 0, conversationKeys: 0 };
   let shredded = false;
+  // A new rotation of a vault whose previous one never finished its clean-up replaces that
+  // rotation's record at its commit: said in the result (and the log), never silently.
+  const earlierCleanupDropped = refused === undefined && !resumed && vault.rotationCleanupPending;
   // What is left once vault-key.json names the new key; the vault runs it before it drops its
   // record of the replaced key, so a death (or a refusal) in here leaves it to the next run.
   const afterCommit = async (replaced: VaultKeyJson): Promise<void> => {
@@ -179,6 +188,7 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
     ...counts,
     resumed: resumed || committed,
     alreadyCommitted: committed,
+    earlierCleanupDropped,
     oldSecretRefused: true,
     oldKeyFileShredded: shredded,
   };

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { AuditLog } from '../../../server/audit/index.js';
@@ -364,4 +364,24 @@ t.test('when a rotation from a key file to a passphrase is SIGKILLed right after
   t.equal(await rotationEntries(dataDir), 1);
   const chk = await runOps(['check', '--data', dataDir, '--json'], { SIGIL_MASTER_PASSPHRASE: pass });
   t.equal(chk.code, 0, chk.stdout);
+});
+
+// A new rotation started while an earlier one's clean-up still waits replaces that rotation's
+// record at its commit: the key the earlier one replaced can then never be proven or shredded by
+// the command. Fifteenth session: said in the result and as a warning, never silently.
+t.test('when a new rotation runs while an earlier one never finished its clean-up then it says the earlier clean-up is dropped', async (t) => {
+  const { dataDir, oldKey, newKey, argv } = copyOf(t, tpl);
+  const killed = await rotateAndKill('renamed', oldKey, argv);
+  t.equal(killed.signal, 'SIGKILL', `killed: ${killed.stderr}`);
+  t.ok(existsSync(join(dataDir, 'vault', 'vault-key.prev.json')), 'the earlier rotation waits for its clean-up');
+  const newer = join(dirname(newKey), 'newer.key');
+  const r = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', newKey, '--new-master-key-file', newer, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.json(), { alreadyCommitted: false, earlierCleanupDropped: true });
+  t.match(r.stderr, /earlier master-key rotation had not finished its clean-up.*destroy that old key file yourself/);
+  t.ok(existsSync(oldKey), 'the earlier old key file is not touched: it is the operator’s to destroy');
+  t.same(leftovers(dataDir, newer), [], 'no record is left');
+  const quiet = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', newer, '--new-master-key-file', join(dirname(newKey), 'newest.key'), '--json']);
+  t.equal(quiet.code, 0, quiet.stderr);
+  t.match(quiet.json(), { earlierCleanupDropped: false }, 'a rotation after a finished one drops nothing');
 });
