@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Certificate } from '../../pki/index.js';
 import { PATHS } from '../appliance.js';
 import { ApplianceMissingError } from '../errors.js';
-import { Db, VAULT_DB_FILE } from '../vault/index.js';
+import { Db, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from '../vault/index.js';
 import { repackReason } from './repack.js';
 import { countRows, hasTable, type ApplianceCounts } from './counts.js';
 import { DataMissingError } from './errors.js';
@@ -100,6 +100,13 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
   if (!run.running && run.stale) warnings.push(`stale run file: pid ${run.stale.pid} (${run.reason}); the server stopped without cleaning up`);
   const ops = readOpsState(dataDir);
   if (ops.running) warnings.push(`\`sigil-server ${ops.info.command ?? 'start'}\` (pid ${ops.info.pid}) is working on the data directory`);
+  // A master-key rotation's files (their names only: status has no key): one unfinished, or one
+  // committed whose clean-up (old key refused, --shred-old-key-file) has not run.
+  if (existsSync(join(dataDir, PATHS.vault, VAULT_KEY_NEXT_FILE))) {
+    warnings.push('a master-key rotation is unfinished (vault-key.next.json): run the same rotate-master-key command again; start and backup refuse until then');
+  } else if (existsSync(join(dataDir, PATHS.vault, VAULT_KEY_PREV_FILE))) {
+    warnings.push('a master-key rotation was committed but its clean-up (old key refused, --shred-old-key-file) did not finish: stop the server and run the same rotate-master-key command again');
+  }
   const leftovers = findWorkingCopies(join(dataDir, PATHS.vault));
   if (leftovers.length > 0 && !ops.running) {
     warnings.push(`leftover working copy of vault.db: ${leftovers.join(', ')}; the next backup, restore, repack or start removes it (check fails until then)`);

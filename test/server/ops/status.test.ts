@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { applianceStatus, claimRunFile, readRunState, RUN_FILE } from '../../../server/ops/index.js';
@@ -103,6 +103,22 @@ t.test('when status runs on a stopped appliance with a stale run file then it sa
   const r = await runOps(['status', '--data', join(L.dataDir, 'nope')]);
   t.equal(r.code, 2);
   t.equal(r.error?.code, 'APPLIANCE_NOT_INITIALISED');
+});
+
+// Fifteenth session: check and start said when a committed rotation's clean-up waits, status did
+// not. status needs no master key, so it goes by the rotation's files (their names).
+t.test('when a master-key rotation is unfinished or its clean-up waits then status says what to run', async (t) => {
+  const L = await live(t);
+  await L.stopKeepingData();
+  const vault = join(L.dataDir, 'vault');
+  t.notOk((await applianceStatus({ dataDir: L.dataDir })).warnings.some((w) => w.includes('rotation')), 'no rotation: nothing said');
+  copyFileSync(join(vault, 'vault-key.json'), join(vault, 'vault-key.prev.json'));
+  const waiting = await applianceStatus({ dataDir: L.dataDir });
+  t.ok(waiting.warnings.some((w) => /rotation was committed but its clean-up .* did not finish: stop the server and run the same rotate-master-key command again/.test(w)), waiting.warnings.join('\n'));
+  copyFileSync(join(vault, 'vault-key.json'), join(vault, 'vault-key.next.json'));
+  const pending = await applianceStatus({ dataDir: L.dataDir });
+  t.ok(pending.warnings.some((w) => /rotation is unfinished \(vault-key\.next\.json\)/.test(w)), pending.warnings.join('\n'));
+  t.notOk(pending.warnings.some((w) => w.includes('clean-up')), 'an unfinished rotation is said once, as unfinished');
 });
 
 t.test('when asked for help then every ops command shows POSITIONAL ARGUMENTS, EXAMPLES and EXIT CODES', async (t) => {
