@@ -85,3 +85,6 @@ export const CertListSchema = z
 
 export const RevokedSchema = z.object({ serial: z.string(), revokedAt: z.string(), reason: z.string() }).passthrough();
 
+
+/** `DELETE /v1/users/:login`: the account is gone. */
+export const UserDeletedSchema = z.object({ login: z.string(), deleted: z.literal(true) }).passthrough();
