@@ -62,6 +62,10 @@ die_usage() { echo "error: $*" >&2; exit 2; }
 die() { echo "error: $*" >&2; exit 1; }
 refuse() { echo "error: verification failed: $*" >&2; exit 3; }
 say() { echo "install: $*"; }
+# The version (line 1) and sequence (line 2) of a header "# sigil-bundle version V" / "# sequence N",
+# as the manifest carries it and PREFIX/BUNDLE-SEQUENCE records it; empty when not understood.
+header_version() { sed -n '1s/^# sigil-bundle version \([0-9A-Za-z][0-9A-Za-z.+~-]*\)$/\1/p' "$1"; }
+header_sequence() { sed -n '2s/^# sequence \([0-9]\{1,18\}\)$/\1/p' "$1"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -129,8 +133,8 @@ say "manifest signed by the key sha256:$FPR"
 B_VERSION=unknown
 B_SEQ=0
 if [ "$(head -c 1 "$WORK/MANIFEST.sha256")" = '#' ]; then
-  B_VERSION=$(sed -n '1s/^# sigil-bundle version \([0-9A-Za-z][0-9A-Za-z.+~-]*\)$/\1/p' "$WORK/MANIFEST.sha256")
-  B_SEQ=$(sed -n '2s/^# sequence \([0-9]\{1,18\}\)$/\1/p' "$WORK/MANIFEST.sha256")
+  B_VERSION=$(header_version "$WORK/MANIFEST.sha256")
+  B_SEQ=$(header_sequence "$WORK/MANIFEST.sha256")
   [ -n "$B_VERSION" ] && [ -n "$B_SEQ" ] || refuse "manifest header not understood: $(head -2 "$WORK/MANIFEST.sha256" | tr '\n' ' ')"
   tail -n +3 "$WORK/MANIFEST.sha256" > "$WORK/body.sha256"
 else
@@ -144,8 +148,8 @@ if grep -Eq '(^|/)\.\.(/|$)' "$WORK/body.sha256"; then refuse "manifest names a 
 I_SEQ=
 I_VERSION=unknown
 if [ -f "$PREFIX/BUNDLE-SEQUENCE" ]; then
-  I_SEQ=$(sed -n '2s/^# sequence \([0-9]\{1,18\}\)$/\1/p' "$PREFIX/BUNDLE-SEQUENCE")
-  I_VERSION=$(sed -n '1s/^# sigil-bundle version \([0-9A-Za-z][0-9A-Za-z.+~-]*\)$/\1/p' "$PREFIX/BUNDLE-SEQUENCE")
+  I_SEQ=$(header_sequence "$PREFIX/BUNDLE-SEQUENCE")
+  I_VERSION=$(header_version "$PREFIX/BUNDLE-SEQUENCE")
   [ -n "$I_SEQ" ] || die "$PREFIX/BUNDLE-SEQUENCE is not understood; move it away only if you know which bundle is installed"
   [ -n "$I_VERSION" ] || I_VERSION=unknown
 fi

@@ -158,24 +158,16 @@ export function iniBoolean(value: string | undefined): boolean | undefined {
 }
 
 /**
- * The drop-in files of a list of `.d` directories, as systemd's conf_files_list() collects them:
- * `*.conf`, hidden (dot) files skipped, one file per name (a directory earlier in `dirs` hides the
- * same name in a later one), sorted by name whatever their directory. Returns host paths.
+ * Parses a main file, already read, and then its drop-ins in the order given (as
+ * {@link Host.confDirFiles} lists them) into one settings view.
  */
-export async function dropInFiles(host: Host, dirs: readonly string[]): Promise<string[]> {
-  const byName = new Map<string, string>();
-  for (const dir of dirs) {
-    for (const name of await host.list(dir)) {
-      if (name.endsWith('.conf') && !name.startsWith('.') && !byName.has(name)) byName.set(name, `${dir}/${name}`);
-    }
-  }
-  return [...byName.keys()].sort().map((name) => byName.get(name) as string);
-}
-
-/** Parses files in the order given (a main file first, then its drop-ins) into one settings view. */
-export async function readIniFiles(host: Host, files: readonly string[]): Promise<IniSettings> {
-  const assignments: IniAssignment[] = [];
-  for (const file of files) assignments.push(...parseIni((await host.readText(file)) ?? '', file));
+export async function readIniFiles(
+  host: Host,
+  main: { file: string; text: string } | undefined,
+  dropIns: readonly string[],
+): Promise<IniSettings> {
+  const assignments: IniAssignment[] = main ? parseIni(main.text, main.file) : [];
+  for (const file of dropIns) assignments.push(...parseIni((await host.readText(file)) ?? '', file));
   return new IniSettings(assignments);
 }
 
@@ -189,15 +181,16 @@ export async function loadIniWithDropIns(
   dirs: readonly string[],
   name: string,
 ): Promise<{ main: string | undefined; files: string[]; settings: IniSettings } | undefined> {
-  let main: string | undefined;
+  let main: { file: string; text: string } | undefined;
   for (const dir of dirs) {
-    if ((await host.readText(`${dir}/${name}`)) !== undefined) {
-      main = `${dir}/${name}`;
+    const text = await host.readText(`${dir}/${name}`);
+    if (text !== undefined) {
+      main = { file: `${dir}/${name}`, text };
       break;
     }
   }
-  const dropIns = await dropInFiles(host, dirs.map((dir) => `${dir}/${name}.d`));
+  const dropIns = await host.confDirFiles(dirs.map((dir) => `${dir}/${name}.d`));
   if (main === undefined && dropIns.length === 0) return undefined;
-  const files = main ? [main, ...dropIns] : dropIns;
-  return { main, files, settings: await readIniFiles(host, files) };
+  const files = main ? [main.file, ...dropIns] : dropIns;
+  return { main: main?.file, files, settings: await readIniFiles(host, main, dropIns) };
 }

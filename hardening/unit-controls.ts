@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import { coveredBy, LOOPBACK, parseCidr, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
 import type { Host } from './host.js';
-import { dropInFiles, iniBoolean, readIniFiles, type IniAssignment, type IniSettings } from './ini-file.js';
+import { iniBoolean, readIniFiles, type IniAssignment, type IniSettings } from './ini-file.js';
 
 /** Name of the unit. */
 export const UNIT_NAME = 'sigil-server.service';
@@ -47,20 +47,20 @@ async function loadUnit(ctx: CheckContext): Promise<LoadedUnit> {
   if (!fragment) return { ok: false, reason: `${UNIT_NAME} not found in ${UNIT_PATH.join(', ')}` };
   if (fragment.masked) return { ok: false, reason: `${UNIT_NAME} is masked (${fragment.path} is empty or linked to /dev/null)` };
   const dirs = dropInDirs([UNIT_NAME, ...(await aliasesOf(ctx.host))]);
-  const files = [fragment.path, ...(await dropInFiles(ctx.host, dirs))];
-  return { ok: true, files, s: await readIniFiles(ctx.host, files) };
+  const dropIns = await ctx.host.confDirFiles(dirs);
+  return { ok: true, files: [fragment.path, ...dropIns], s: await readIniFiles(ctx.host, { file: fragment.path, text: fragment.text }, dropIns) };
 }
 
 /**
  * The unit file systemd loads: the first on the search path. It is masked when that file is empty or
  * a link to /dev/null (systemd's null_or_empty()), even if a lower directory holds the real unit.
  */
-async function findFragment(host: Host): Promise<{ path: string; masked: boolean } | undefined> {
+async function findFragment(host: Host): Promise<{ path: string; text: string; masked: boolean } | undefined> {
   for (const dir of UNIT_PATH) {
     const path = `${dir}/${UNIT_NAME}`;
-    if ((await host.linkTarget(path)) === '/dev/null') return { path, masked: true };
+    if ((await host.linkTarget(path)) === '/dev/null') return { path, text: '', masked: true };
     const text = await host.readText(path);
-    if (text !== undefined) return { path, masked: text === '' };
+    if (text !== undefined) return { path, text, masked: text === '' };
   }
   return undefined;
 }

@@ -15,6 +15,8 @@ const SERVER = '/usr/bin/node /opt/sigil/dist/server/main.js start --data /var/l
 /** A drop-in that would run the server as root and open it to any address. */
 const WEAKEN = '[Service]\nUser=root\nIPAddressAllow=any\n';
 const WEAKENED = ['unit.user', 'unit.ip-address-policy'];
+/** Writes `text` as the drop-in DROPIN of a tree (a case's `mutate`). */
+const dropIn = (text: string) => (r: string) => put(r, DROPIN, text);
 /** A drop-in that replaces ExecStart= with the server run with `prefix`. */
 const execStart = (prefix: string) => `[Service]\nExecStart=\nExecStart=${prefix}${SERVER}\n`;
 /** The unit as apply rendered it, with User=root. */
@@ -93,63 +95,63 @@ const cases: ControlCase[] = [
     name: 'a drop-in runs the server with ExecStart=+ (full privileges, no sandbox)',
     ids: ['unit.present', 'unit.user'],
     reason: /ExecStart=\+\/usr\/bin\/node .* at .*zz\.conf:3: the "\+" prefix runs it with full privileges and no sandbox/,
-    mutate: (r) => put(r, DROPIN, execStart('+')),
+    mutate: dropIn(execStart('+')),
   },
   // Review defect 2.
   {
     name: 'a drop-in runs the server with ExecStart=! (User= ignored)',
     ids: ['unit.present', 'unit.user'],
     reason: /the "!" prefix runs it as root, ignoring User=/,
-    mutate: (r) => put(r, DROPIN, execStart('!')),
+    mutate: dropIn(execStart('!')),
   },
   // Review defect 2: `!!` keeps User= where the kernel has ambient capabilities, so only unit.present fails.
   {
     name: 'a drop-in runs the server with ExecStart=!!',
     ids: ['unit.present'],
     reason: /the "!!" prefix runs it as root on a kernel without ambient capabilities/,
-    mutate: (r) => put(r, DROPIN, execStart('!!')),
+    mutate: dropIn(execStart('!!')),
   },
   // Review defect 2: harmless prefixes do not hide a `+` among them.
   {
     name: 'a drop-in runs the server with ExecStart=-@+ and argv[0] apart',
     ids: ['unit.present', 'unit.user'],
     reason: /the "\+" prefix runs it with full privileges/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nExecStart=\nExecStart=-@+/usr/bin/node node /opt/sigil/dist/server/main.js start --data /var/lib/sigil\n'),
+    mutate: dropIn('[Service]\nExecStart=\nExecStart=-@+/usr/bin/node node /opt/sigil/dist/server/main.js start --data /var/lib/sigil\n'),
   },
   // Review defect 2: systemd C-unescapes the first word before it reads the prefixes (\x2b is "+").
   {
     name: 'a drop-in writes the + prefix of ExecStart= escaped',
     ids: ['unit.present'],
     reason: /ExecStart=\\x2b\/usr\/bin\/node .*: not a plain absolute path without quotes, escapes or % specifiers, so check cannot judge its prefixes/,
-    mutate: (r) => put(r, DROPIN, execStart('\\x2b')),
+    mutate: dropIn(execStart('\\x2b')),
   },
   // Review defect 2: a second ExecStart= without a reset is a second command (Type=oneshot runs both).
   {
     name: 'a drop-in adds a second ExecStart= command without resetting the first',
     ids: ['unit.present'],
     reason: /ExecStart= has 2 commands \(.*sigil-server\.service:\d+, .*zz\.conf:3\), expected one/,
-    mutate: (r) => put(r, DROPIN, `[Service]\nType=oneshot\nExecStart=${SERVER}\n`),
+    mutate: dropIn(`[Service]\nType=oneshot\nExecStart=${SERVER}\n`),
   },
   // Review defect 2: PermissionsStartOnly=yes is "+" on every Exec*= but ExecStart=.
   {
     name: 'a drop-in sets PermissionsStartOnly=yes',
     ids: ['unit.present'],
     reason: /PermissionsStartOnly=yes at .*zz\.conf:2 is not off: on, it runs the other Exec\*= commands with full privileges/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nPermissionsStartOnly=yes\nExecStartPre=/bin/true\n'),
+    mutate: dropIn('[Service]\nPermissionsStartOnly=yes\nExecStartPre=/bin/true\n'),
   },
   // Review defect 2: one command among several in an ExecStopPost= line.
   {
     name: 'a drop-in hides a + command after a ; in ExecStopPost=',
     ids: ['unit.present'],
     reason: /ExecStopPost=\+\/bin\/sh -c id at .*zz\.conf:2: the "\+" prefix/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nExecStopPost=/bin/true ; +/bin/sh -c id\n'),
+    mutate: dropIn('[Service]\nExecStopPost=/bin/true ; +/bin/sh -c id\n'),
   },
   // Review defect 2: systemd stops reading a drop-in at a command it rejects, so the reset after it is lost.
   {
     name: 'a drop-in resets an ExecStartPost= it wrote with a relative path, then sets User=sigil after User=root',
     ids: ['unit.present'],
     reason: /ExecStartPost=rel\/path at .*zz\.conf:3: not a plain absolute path .*systemd stops reading the file at a command it rejects/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\nExecStartPost=rel/path\nExecStartPost=\nUser=sigil\n'),
+    mutate: dropIn('[Service]\nUser=root\nExecStartPost=rel/path\nExecStartPost=\nUser=sigil\n'),
   },
   ...['ExecCondition', 'ExecStartPre', 'ExecStartPost', 'ExecReload', 'ExecStop', 'ExecStopPost'].map(
     (key): ControlCase => ({
@@ -157,7 +159,7 @@ const cases: ControlCase[] = [
       name: `a drop-in adds ${key}=! (a command run as root)`,
       ids: ['unit.present'],
       reason: new RegExp(`${key}=!/bin/sh -c id at .*zz\\.conf:2: the "!" prefix runs it as root`),
-      mutate: (r) => put(r, DROPIN, `[Service]\n${key}=!/bin/sh -c id\n`),
+      mutate: dropIn(`[Service]\n${key}=!/bin/sh -c id\n`),
     }),
   ),
 
@@ -166,49 +168,49 @@ const cases: ControlCase[] = [
     name: 'an escaped backslash ends a line before User=root',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:3/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nEnvironment=A=b\\\\\nUser=root\n'),
+    mutate: dropIn('[Service]\nEnvironment=A=b\\\\\nUser=root\n'),
   },
   // Review defect 3.
   {
     name: 'a backslash followed by a space ends a line before User=root',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:3/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nX-Note=x\\ \nUser=root\n'),
+    mutate: dropIn('[Service]\nX-Note=x\\ \nUser=root\n'),
   },
   // Review defect 3: systemd skips the comment and glues User=sigil into X-Note.
   {
     name: 'a comment line inside a continuation is skipped and User=sigil glued to X-Note',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:2/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\nX-Note=x \\\n# note\nUser=sigil\n'),
+    mutate: dropIn('[Service]\nUser=root\nX-Note=x \\\n# note\nUser=sigil\n'),
   },
   // Review defect 3: a lone carriage return ends a line for systemd's read_line().
   {
     name: 'User=root follows a lone carriage return',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:3, expected sigil/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nX-Note=x\rUser=root\n'),
+    mutate: dropIn('[Service]\nX-Note=x\rUser=root\n'),
   },
   // Review defect 3: systemd strips only space, tab, CR, LF; "User\u00a0" is an unknown key to it.
   {
     name: 'User=sigil is written with a no-break space before its =',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:2/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\nUser\u00a0=sigil\n'),
+    mutate: dropIn('[Service]\nUser=root\nUser\u00a0=sigil\n'),
   },
   // Review defect 3: `[Service]]` is the unknown section "Service]".
   {
     name: 'User=sigil sits under a section header [Service]]',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:2/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\n[Service]]\nUser=sigil\n'),
+    mutate: dropIn('[Service]\nUser=root\n[Service]]\nUser=sigil\n'),
   },
   // Review defect 3: a section header without its bracket ends systemd's reading of the file.
   {
     name: 'User=sigil follows a broken section header',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:2/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\n[Service\nUser=sigil\n'),
+    mutate: dropIn('[Service]\nUser=root\n[Service\nUser=sigil\n'),
   },
   // Review defect 3: a line that is not UTF-8 ends systemd's reading of the file.
   {
@@ -225,21 +227,21 @@ const cases: ControlCase[] = [
     name: 'User=sigil starts with a second byte-order mark',
     ids: ['unit.user'],
     reason: /User=root at .*zz\.conf:2/,
-    mutate: (r) => put(r, DROPIN, '\ufeff[Service]\nUser=root\n\ufeffUser=sigil\n'),
+    mutate: dropIn('\ufeff[Service]\nUser=root\n\ufeffUser=sigil\n'),
   },
   // Review defect 3: an invalid user name is fatal to systemd, which stops reading the drop-in there.
   {
     name: 'User=sigil follows a User= name systemd rejects',
     ids: ['unit.user'],
     reason: /User=a:b at .*zz\.conf:3 is not a name systemd accepts .*: systemd stops reading the file there/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\nUser=a:b\nUser=sigil\n'),
+    mutate: dropIn('[Service]\nUser=root\nUser=a:b\nUser=sigil\n'),
   },
   // Review defect 3: a continuation glues a tab into User=, which systemd rejects (found by comparing with systemd 252).
   {
     name: 'a continuation glues an indented User=sigil into User=',
     ids: ['unit.user'],
     reason: /User=r \tUser=sigil at .*zz\.conf:3 is not a name systemd accepts/,
-    mutate: (r) => put(r, DROPIN, '[Service]\nUser=root\nUser=r\\\n\tUser=sigil\n'),
+    mutate: dropIn('[Service]\nUser=root\nUser=r\\\n\tUser=sigil\n'),
   },
   // Review defect 3: the same parser reads coredump.conf.
   {
