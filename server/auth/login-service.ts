@@ -122,9 +122,10 @@ export class LoginService {
     return rec?.login ?? `certificate:${cc.serial}`;
   }
 
-  async #loginRefused(login: string, reason: Refusal['reason'], cc: ClientCert, peer?: string): Promise<void> {
+  /** A login attempt by `login` over the certificate `certSerial`, refused before its password was checked. */
+  async #loginRefused(login: string, reason: Refusal['reason'], certSerial: string, peer?: string): Promise<void> {
     const name = await this.#auditName(login);
-    const detail = { certificate: cc.serial, peer: peer ?? null };
+    const detail = { certificate: certSerial, peer: peer ?? null };
     await this.refusals.record({ type: 'login.refused', reason, actor: name, subject: name, detail });
   }
 
@@ -235,9 +236,9 @@ export class LoginService {
       admission?.release();
       // Refused before any password work: audited, aggregated per login, certificate and peer.
       if (err instanceof AccountLockedError) {
-        await this.#loginRefused(login, err.scope === 'certificate' ? 'certificate-locked' : 'locked', cc, peer);
+        await this.#loginRefused(login, err.scope === 'certificate' ? 'certificate-locked' : 'locked', cc.serial, peer);
       }
-      if (err instanceof NonceInvalidError) await this.#loginRefused(login, `nonce-${err.why}`, cc, peer);
+      if (err instanceof NonceInvalidError) await this.#loginRefused(login, `nonce-${err.why}`, cc.serial, peer);
       throw err;
     }
     try {
@@ -245,7 +246,7 @@ export class LoginService {
     } catch (err) {
       // The certificate locked while this attempt was in flight: counted as nothing, refused as
       // the attempts after it are.
-      if (err instanceof AccountLockedError) await this.#loginRefused(login, 'certificate-locked', cc, peer);
+      if (err instanceof AccountLockedError) await this.#loginRefused(login, 'certificate-locked', cc.serial, peer);
       throw err;
     } finally {
       admission.release();
@@ -407,15 +408,7 @@ export class LoginService {
     try {
       await this.d.lockout.assertNotLocked(account.login);
     } catch (err) {
-      if (err instanceof AccountLockedError) {
-        await this.refusals.record({
-          type: 'login.refused',
-          reason: 'locked',
-          actor: account.login,
-          subject: account.login,
-          detail: { certificate: session.certSerial, peer: null },
-        });
-      }
+      if (err instanceof AccountLockedError) await this.#loginRefused(account.login, 'locked', session.certSerial);
       throw err;
     }
     if (!(await this.d.hasher.verify(account.passwordHash, input.currentPassword))) {

@@ -180,9 +180,10 @@ export class SessionStore {
     if (!row) throw new SessionInvalidError('unknown-token');
     // Another certificate first, ended or not: a token used away from its certificate is the
     // theft the audit trail must show, also when the session has ended since.
-    const about = { login: row.login, certSerial: row.cert_serial, endReason: row.end_reason };
-    if (row.cert_fingerprint !== certFingerprint) throw new SessionInvalidError('other-certificate', about);
-    if (row.ended_at !== null) throw new SessionInvalidError('ended', about);
+    if (row.cert_fingerprint !== certFingerprint || row.ended_at !== null) {
+      const about = { login: row.login, certSerial: row.cert_serial, endReason: row.end_reason };
+      throw new SessionInvalidError(row.cert_fingerprint !== certFingerprint ? 'other-certificate' : 'ended', about);
+    }
     const now = this.opts.now();
     if (new Date(row.expires_at).getTime() <= now.getTime()) throw new SessionExpiredError('absolute');
     if (new Date(row.last_used_at).getTime() + this.opts.idleMs <= now.getTime()) throw new SessionExpiredError('idle');

@@ -55,6 +55,9 @@ export function peerCertificate(socket: unknown): ClientCert | undefined {
   return entry;
 }
 
+/** Why a certificate is refused here (auth/refusals.ts `certificate.refused`). */
+type CertRefusal = 'revoked' | 'expired' | 'not-yet-valid';
+
 /** Options of {@link clientCertificate}. */
 export interface ClientCertOptions {
   revoked: RevokedSet;
@@ -63,7 +66,18 @@ export interface ClientCertOptions {
    * Hears of each request refused here, before the error is thrown: the audit trail records
    * attempts with a revoked or out-of-date certificate (auth/refusals.ts bounds how many entries).
    */
-  onRefused?: (cc: ClientCert, reason: 'revoked' | 'expired' | 'not-yet-valid', peer: string | null) => Promise<void>;
+  onRefused?: (cc: ClientCert, reason: CertRefusal, peer: string | null) => Promise<void>;
+}
+
+/** Why `cc` is refused now, with the error to throw; undefined when it is good. */
+function refusalOf(cc: ClientCert, opts: ClientCertOptions): { reason: CertRefusal; error: Error } | undefined {
+  if (opts.revoked.has(cc.serial)) return { reason: 'revoked', error: new CertRevokedError(cc.serial) };
+  const now = opts.now();
+  if (cc.cert.notAfter.getTime() < now.getTime()) return { reason: 'expired', error: new CertExpiredError(cc.serial, cc.cert.notAfter, now) };
+  if (cc.cert.notBefore.getTime() > now.getTime()) {
+    return { reason: 'not-yet-valid', error: new CertNotYetValidError(cc.serial, cc.cert.notBefore, now) };
+  }
+  return undefined;
 }
 
 /**
@@ -74,15 +88,10 @@ export function clientCertificate(opts: ClientCertOptions): MiddlewareHandler<Ap
   return async function clientCertificateMiddleware(c, next) {
     const cc = peerCertificate(c.env?.incoming?.socket);
     if (!cc) throw new ClientCertRequiredError();
-    const refuse = async (reason: 'revoked' | 'expired' | 'not-yet-valid', err: Error): Promise<never> => {
-      await opts.onRefused?.(cc, reason, c.env?.incoming?.socket?.remoteAddress ?? null);
-      throw err;
-    };
-    if (opts.revoked.has(cc.serial)) return refuse('revoked', new CertRevokedError(cc.serial));
-    const now = opts.now();
-    if (cc.cert.notAfter.getTime() < now.getTime()) return refuse('expired', new CertExpiredError(cc.serial, cc.cert.notAfter, now));
-    if (cc.cert.notBefore.getTime() > now.getTime()) {
-      return refuse('not-yet-valid', new CertNotYetValidError(cc.serial, cc.cert.notBefore, now));
+    const refusal = refusalOf(cc, opts);
+    if (refusal) {
+      await opts.onRefused?.(cc, refusal.reason, c.env?.incoming?.socket?.remoteAddress ?? null);
+      throw refusal.error;
     }
     c.set('clientCert', cc);
     await next();
