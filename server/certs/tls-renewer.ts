@@ -43,8 +43,7 @@ import {
   type ProfileName,
 } from '../../pki/index.js';
 import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
-import type { Db, Keyring } from '../vault/index.js';
-import { renameDurable, writeSynced } from '../vault/durable-file.js';
+import { renameDurable, writeSynced, type Db, type Keyring } from '../vault/index.js';
 import { PeriodicCheck } from '../periodic-check.js';
 
 /** Renew when less than this is left (or a third of the lifetime, when that is shorter). */

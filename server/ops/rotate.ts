@@ -43,6 +43,8 @@ import {
   MasterKeyArgumentError,
   MasterKeyFileError,
   MasterKeyWrongError,
+  opensWith,
+  readVaultKeyJson,
   unlockVault,
   unlockWithConfig,
   VaultError,
@@ -54,7 +56,6 @@ import {
   type VaultKeyJson,
 } from '../vault/index.js';
 import { RotateArgumentError } from './errors.js';
-import { unlockCurrent } from './master-source.js';
 import { claimDataDir } from './data-claim.js';
 import { secureRemove } from './secure-remove.js';
 import type { SweepResult } from './working-copies.js';
@@ -153,14 +154,11 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
   let shredded = false;
   // A new rotation of a vault whose previous one never finished its clean-up replaces that
   // rotation's record at its commit: said in the result (and the log), never silently.
-  const earlierCleanupDropped = refused === undefined && !resumed && vault.rotationCleanupPending;
+  const earlierCleanupDropped = !committed && !resumed && vault.rotationCleanupPending;
   // What is left once vault-key.json names the new key; the vault runs it before it drops its
   // record of the replaced key, so a death (or a refusal) in here leaves it to the next run.
   const afterCommit = async (replaced: VaultKeyJson): Promise<void> => {
-    // Finishing an earlier run's commit: only for the secret that run replaced. The check comes
-    // first, so a refusal here changes nothing, the record included.
-    if (refused !== undefined && !(await provenReplaced(replaced, opts))) throw notThisRotation(refused, true);
-    await requireOldRefused(dataDir, current);
+    await requireOldRefused(vaultDir, current);
     if (opts.shredOldKeyFile && current.keyFilePath !== undefined) {
       const removed = await shredReplacedKeyFile(current.keyFilePath, replaced);
       // Gone already: the killed run's shred unlinked it (provenReplaced allowed that only here).
@@ -170,8 +168,14 @@ async function rotateClaimed(opts: RotateOptions, dataDir: string): Promise<Rota
   try {
     opts.signal?.throwIfAborted(); // once the re-wrapping (or the clean-up) starts, it finishes
     if (refused !== undefined) {
-      // No record: no committed rotation is waiting for its clean-up, whatever the new secret opens.
-      if (!(await vault.finishRotation(afterCommit))) throw notThisRotation(refused, false);
+      // Finishing an earlier run's commit: only for the secret that run replaced. The proof comes
+      // first, so a refusal changes nothing, the record included. No record at all: no committed
+      // rotation is waiting for its clean-up, whatever the new secret opens.
+      const finished = await vault.finishRotation(async (replaced) => {
+        if (!(await provenReplaced(replaced, opts))) throw notThisRotation(refused, true);
+        await afterCommit(replaced);
+      });
+      if (!finished) throw notThisRotation(refused, false);
     } else {
       const hooks: RotationHooks = { ...auditHooks(await AuditLog.open(vault.db, opts.now ? { now: opts.now } : {}), kind), afterCommit };
       counts = await vault.rotateMasterKey(
@@ -222,11 +226,7 @@ async function openForRotation(vaultDir: string, opts: RotateOptions, resumed: b
  * or zeroed and not yet unlinked), and finishing it destroys nothing.
  */
 async function provenReplaced(replaced: VaultKeyJson, opts: RotateOptions): Promise<boolean> {
-  const opens = await unlockWithConfig(replaced, opts.current as MasterKeySecret).then(
-    () => true,
-    () => false,
-  );
-  if (opens) return true;
+  if (await opensWith(replaced, opts.current as MasterKeySecret)) return true;
   const path = opts.current.keyFilePath;
   return opts.shredOldKeyFile === true && replaced.kind === 'keyfile' && path !== undefined && holdsNoKey(path);
 }
@@ -265,12 +265,18 @@ function isRefusal(err: unknown): boolean {
   return err instanceof MasterKeyWrongError || err instanceof MasterKeyArgumentError || err instanceof MasterKeyFileError;
 }
 
-/** Proves the commit: vault-key.json must now refuse the old secret. */
-async function requireOldRefused(dataDir: string, current: MasterKeySource): Promise<void> {
-  const refused = await unlockCurrent(dataDir, current).then(
-    () => false,
-    (err: unknown) => isRefusal(err),
-  );
+/**
+ * Proves the commit: vault-key.json must now refuse the old secret. Checked against vault-key.json
+ * alone — not through unlockMasterKey, whose refusal would derive the secret once more against
+ * vault-key.prev.json (which it opens) only to word a message this throws away.
+ */
+async function requireOldRefused(vaultDir: string, current: MasterKeySource): Promise<void> {
+  const refused = await Promise.resolve()
+    .then(() => unlockWithConfig(readVaultKeyJson(vaultDir), current as MasterKeySecret))
+    .then(
+      () => false,
+      (err: unknown) => isRefusal(err),
+    );
   if (!refused) throw new Error('internal: the old master key still unlocks the vault after rotation');
 }
 
@@ -292,12 +298,7 @@ async function shredReplacedKeyFile(path: string, replaced: VaultKeyJson): Promi
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
   }
-  const noKey = bytes.every((b) => b === 0);
-  const isReplaced = await unlockWithConfig(replaced, { keyFilePath: path }).then(
-    () => true,
-    () => false,
-  );
-  if (!noKey && !isReplaced) {
+  if (!bytes.every((b) => b === 0) && !(await opensWith(replaced, { keyFilePath: path }))) {
     throw new RotateArgumentError(
       `--shred-old-key-file: ${path} was not shredded: it is not the master key this rotation replaced; name the key file ` +
         'the rotation started from. The vault is under the new master key',

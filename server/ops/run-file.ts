@@ -18,7 +18,7 @@ import { linkSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { linkDurable, writeSynced } from '../vault/durable-file.js';
+import { linkDurable, writeSynced } from '../vault/index.js';
 import { ServerRunningError } from './errors.js';
 
 /** Name of the run file inside the data directory. */

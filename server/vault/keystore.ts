@@ -20,7 +20,7 @@ import { chunks, marks } from './sql-lists.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
 import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
 import { Lru } from './lru.js';
-import { rewrapOrSkip } from './keyring.js';
+import { rewrapOrSkip, sealedUnder, type KeyCensus } from './keyring.js';
 import type { MasterKey } from './master-key.js';
 import type { CryptoKey } from './crypto-types.js';
 import { randomBytes, type RandomBytes } from './aead.js';
@@ -492,6 +492,22 @@ export class Keystore {
     const c = await this.db.get<{ n: number }>('SELECT count(*) AS n FROM conversation_keys');
     const m = await this.db.get<{ n: number }>('SELECT count(*) AS n FROM message_keys');
     return { conversations: c?.n ?? 0, messages: m?.n ?? 0 };
+  }
+
+  /**
+   * Read-only, as {@link Keyring.census} for the keyring: how many CKs open under the current
+   * master key, how many only under `next` (a rotation being resumed), and which open under
+   * neither (named by conversation id). A rotation runs this before it changes anything.
+   */
+  async census(next?: MasterKey): Promise<KeyCensus> {
+    const rows = await this.db.all<{ conv_id: string; wrapped: Uint8Array }>('SELECT conv_id, wrapped FROM conversation_keys ORDER BY conv_id');
+    const census: KeyCensus = { current: 0, next: 0, unreadable: [] };
+    for (const r of rows) {
+      const under = await sealedUnder(this.#mk, next, r.wrapped, ckAad(r.conv_id));
+      if (under) census[under]++;
+      else census.unreadable.push(r.conv_id);
+    }
+    return census;
   }
 
   /**

@@ -360,15 +360,26 @@ async function rotationExplains(opts: UnlockMasterKeyOptions, refused: Error): P
   ];
   for (const [file, message] of explained) {
     if (!existsSync(join(opts.dir, file))) continue;
-    const opens = await Promise.resolve()
-      .then(() => unlockWithConfig(readVaultKeyJson(opts.dir, file), opts))
-      .then(
-        () => true,
-        () => false,
-      );
-    if (opens) return new MasterKeyWrongError(message, { cause: refused });
+    let cfg: VaultKeyJson;
+    try {
+      cfg = readVaultKeyJson(opts.dir, file);
+    } catch {
+      continue; // unreadable: it explains nothing
+    }
+    if (await opensWith(cfg, opts)) return new MasterKeyWrongError(message, { cause: refused });
   }
   return undefined;
+}
+
+/**
+ * Does `opts` open the key `cfg` describes? False for any failure (wrong secret, other kind,
+ * unreadable key file): a yes/no probe, where {@link unlockWithConfig} says why.
+ */
+export function opensWith(cfg: VaultKeyJson, opts: MasterKeySecret): Promise<boolean> {
+  return unlockWithConfig(cfg, opts).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Re-derives MK from a secret and checks it against a parsed `vault-key.json`. */

@@ -9,8 +9,8 @@ import { Db } from './db.js';
 import { renameDurable, tempPathOf } from './durable-file.js';
 import { MasterKeyExistsError, RotationKeyUnreadableError } from './errors.js';
 import { dropReplacedKey, keepReplacedKey, readReplacedKey } from './rotation-record.js';
-import { Keyring, sealedUnder, type KeyCensus } from './keyring.js';
-import { Keystore, ckAad, type KeystoreOptions } from './keystore.js';
+import { Keyring, type KeyCensus } from './keyring.js';
+import { Keystore, type KeystoreOptions } from './keystore.js';
 import {
   VAULT_KEY_FILE,
   VAULT_KEY_NEXT_FILE,
@@ -172,7 +172,7 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
         return existsSync(recordPath) && !existsSync(pendingPath);
       },
       async rotateMasterKey(next: PrepareMasterKeyOptions, hooks: RotationHooks = {}) {
-        const r = await rotate({ dir: opts.dir, db, keyring, keys: k, current: mk }, next, hooks);
+        const r = await rotate({ dir: opts.dir, db, keyring, keys: k }, next, hooks);
         mk = r.next; // committed: whatever the clean-up does, this is the vault's key now
         await finishCommitted(opts.dir, hooks.afterCommit);
         return r.counts;
@@ -212,7 +212,6 @@ interface RotationTarget {
   db: Db;
   keyring: Keyring;
   keys: Keystore;
-  current: MasterKey;
 }
 
 /**
@@ -297,7 +296,7 @@ async function resumeRotation(t: RotationTarget, next: PrepareMasterKeyOptions):
  */
 async function censusOf(t: RotationTarget, nextMk: MasterKey | undefined): Promise<[KeyCensus, KeyCensus]> {
   const ring = await t.keyring.census(nextMk);
-  const cks = await conversationKeyCensus(t, nextMk);
+  const cks = await t.keys.census(nextMk);
   const bad = [...ring.unreadable.map((n) => `keyring row ${n} (vault.db)`), ...cks.unreadable.map((c) => `conversation key ${c} (keys.db)`)];
   if (bad.length > 0) {
     const shown = bad.slice(0, 10).join(', ') + (bad.length > 10 ? `, and ${bad.length - 10} more` : '');
@@ -308,18 +307,6 @@ async function censusOf(t: RotationTarget, nextMk: MasterKey | undefined): Promi
     );
   }
   return [ring, cks];
-}
-
-/** {@link Keyring.census} for keys.db's conversation keys, named by conversation id. */
-async function conversationKeyCensus(t: RotationTarget, nextMk: MasterKey | undefined): Promise<KeyCensus> {
-  const rows = await t.keys.db.all<{ conv_id: string; wrapped: Uint8Array }>('SELECT conv_id, wrapped FROM conversation_keys ORDER BY conv_id');
-  const census: KeyCensus = { current: 0, next: 0, unreadable: [] };
-  for (const r of rows) {
-    const under = await sealedUnder(t.current, nextMk, r.wrapped, ckAad(r.conv_id));
-    if (under) census[under]++;
-    else census.unreadable.push(r.conv_id);
-  }
-  return census;
 }
 
 /** A fresh rotation's new key file exists: say why that is refused and what to do. */
