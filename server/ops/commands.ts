@@ -219,14 +219,15 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
         signal: interruptible('rotate-master-key', 'stopped before any key was re-wrapped; nothing was changed'),
         onSweep: onSweep(dataDir),
       });
-      if (!r.alreadyCommitted) log.info('master key rotated', { dataDir, count: r.keyring + r.conversationKeys });
+      if (r.alreadyCommitted) {
+        log.info('master-key rotation finished: an earlier run had committed it and was stopped before its clean-up, done now', { dataDir });
+      } else log.info('master key rotated', { dataDir, count: r.keyring + r.conversationKeys });
       if (r.earlierCleanupDropped) {
         log.warn(
           'an earlier master-key rotation had not finished its clean-up: the key it replaced was never checked refused nor shredded; destroy that old key file yourself',
           { dataDir },
         );
       }
-      else log.info('master-key rotation finished: an earlier run had committed it and was stopped before its clean-up, done now', { dataDir });
       print(o.json, r, () => rotateSummary(r));
     });
 

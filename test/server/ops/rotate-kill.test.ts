@@ -384,4 +384,11 @@ t.test('when a new rotation runs while an earlier one never finished its clean-u
   const quiet = await runOps(['rotate-master-key', '--data', dataDir, '--master-key-file', newer, '--new-master-key-file', join(dirname(newKey), 'newest.key'), '--json']);
   t.equal(quiet.code, 0, quiet.stderr);
   t.match(quiet.json(), { earlierCleanupDropped: false }, 'a rotation after a finished one drops nothing');
+  // Both were ordinary rotations: each says "rotated", never that it finished an earlier run's
+  // commit (1951157 put the warning between that if and its else, so every rotation said so).
+  for (const run of [r, quiet]) {
+    const msgs = run.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l).msg as string);
+    t.ok(msgs.includes('master key rotated'), `it says it rotated: ${msgs.join(' | ')}`);
+    t.notOk(msgs.some((m) => m.startsWith('master-key rotation finished')), 'and not that it finished an earlier run');
+  }
 });
