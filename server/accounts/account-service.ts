@@ -47,7 +47,7 @@ export function accountView(a: AccountRecord, now: Date, cert?: { serial: string
 
 /**
  * Throws `AccountNameTooLongError` when `a`'s names do not fit in a certificate (an account from
- * before the 64-character cap): the issuance routes ask it first, so the officer learns what to do
+ * before the 64-character cap): certificate issuance asks it first, so the officer learns what to do
  * instead of pki's INVALID_PARAMETER about an "organizationalUnit".
  */
 export function assertNamesFitCertificate(a: Pick<AccountRecord, 'login' | 'fullName' | 'department'>): void {

@@ -61,8 +61,6 @@ export class EnvelopeExpiredError extends Error {
  */
 export class AccountNameTooLongError extends Error {
   readonly code = 'ACCOUNT_NAME_TOO_LONG';
-  /** Not in server/errors.ts's table: the edge takes a domain error's own 4xx status. */
-  readonly status = 409;
   constructor(login: string, fields: readonly { field: 'fullName' | 'department'; length: number }[], max: number) {
     const what = fields.map((f) => `a ${f.field} of ${f.length} characters`).join(' and ');
     super(`account "${login}" has ${what}; a certificate holds at most ${max}: shorten it first (POST /v1/users/${login}/name)`);
@@ -76,8 +74,6 @@ export class AccountNameTooLongError extends Error {
  */
 export class AccountInUseError extends Error {
   readonly code = 'ACCOUNT_IN_USE';
-  /** Not in server/errors.ts's table: the edge takes a domain error's own 4xx status. */
-  readonly status = 409;
   constructor(login: string) {
     super(`account "${login}" has had a certificate, so it may have logged in or signed: disable it instead of deleting it`);
     this.name = 'AccountInUseError';

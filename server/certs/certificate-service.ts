@@ -18,6 +18,7 @@ import {
   type Issuer,
   type RevocationReason,
 } from '../../pki/index.js';
+import { assertNamesFitCertificate } from '../accounts/account-service.js';
 import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
 import { AccountStateError } from '../accounts/errors.js';
 import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
@@ -120,6 +121,9 @@ export class CertificateService {
 
   private async issuable(login: string): Promise<AccountRecord> {
     const a = await this.d.accounts.require(login);
+    // Before any key or CSR work: the officer learns to shorten the names (an account from before
+    // the 64-character cap), not pki's INVALID_PARAMETER about an "organizationalUnit".
+    assertNamesFitCertificate(a);
     if (a.status === 'disabled') throw new AccountStateError(login, 'active', 'disabled');
     return a;
   }

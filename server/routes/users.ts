@@ -9,7 +9,6 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { assertNamesFitCertificate } from '../accounts/account-service.js';
 import { Clearance, LoginParam, Login, Name, NamesBody, Password, Role } from '../accounts/schemas.js';
 import type { AppDeps } from '../app.js';
 import { certificateView } from '../certs/certificate-service.js';
@@ -81,20 +80,15 @@ export function usersRoutes(deps: AppDeps): Hono<AppEnv> {
     return c.json({ login, deleted: true });
   });
 
-  // Names that do not fit a certificate are refused here, before any key or CSR work.
-  const certifiable = async (login: string) => assertNamesFitCertificate(await accounts.require(login));
-
   app.post('/:login/certificates', async (c) => {
     const login = loginOf(c);
     const body = await parseJson(c, CsrBody);
-    await certifiable(login);
     const { certificate, chainPem } = await certificateService.issueFromCsr(login, body.csr, officer(c));
     return c.json({ certificate: certificate.pem, chain: chainPem, serial: certificate.serialNumber }, 201);
   });
   app.post('/:login/certificates/p12', async (c) => {
     const login = loginOf(c);
     const body = await parseJson(c, P12Body);
-    await certifiable(login);
     const r = await certificateService.issuePkcs12(login, officer(c), body.password);
     return c.json({ p12: Buffer.from(r.p12).toString('base64'), password: r.password, serial: r.certificate.serialNumber }, 201);
   });
