@@ -17,7 +17,7 @@
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CliError, ProfileCorruptError, ProfileMissingError } from './errors.js';
 import { stageFile, unsafeReason, writeFileAtomic, type StagedFile } from './output-file.js';
 
@@ -73,9 +73,11 @@ export type ProfileFile = keyof typeof PROFILE_FILES;
 /** Files that hold secrets or credentials: owner-only (0600; ignored on Windows, where ACLs of the user folder apply). */
 const PRIVATE: ReadonlySet<ProfileFile> = new Set<ProfileFile>(['key', 'session']);
 
-/** Subfolder of the profile (audit/checkpoint.json), checked like the profile itself. */
-const AUDIT_DIR = 'audit';
-const AUDIT_FILES: readonly string[] = ['checkpoint.json'];
+/**
+ * The auditor's saved checkpoint, relative to the profile folder (audit/checkpoint.ts writes it).
+ * Its subfolder is checked like the profile itself.
+ */
+export const SAVED_CHECKPOINT = join('audit', 'checkpoint.json');
 
 /** The profile folder, or a file in it, could be changed by someone else: it is not used. */
 export class ProfileUnsafeError extends CliError {
@@ -100,12 +102,12 @@ export async function checkProfileSafe(dir: string): Promise<boolean> {
     throw new ProfileUnsafeError(`profile folder ${dir} ${reason}; someone else could replace its files, so it is not used: ${fix}`);
   }
   const files = Object.values(PROFILE_FILES).map((f) => join(dir, f));
-  const auditDir = join(dir, AUDIT_DIR);
+  const auditDir = join(dir, dirname(SAVED_CHECKPOINT));
   const auditReason = await unsafeReason(auditDir, 'folder');
   if (auditReason && auditReason !== 'missing') {
     throw new ProfileUnsafeError(`profile folder ${auditDir} ${auditReason}; it is not used: ${auditReason.startsWith('is writable') ? `run: chmod 700 ${auditDir}` : 'remove it'}`);
   }
-  if (auditReason !== 'missing') files.push(...AUDIT_FILES.map((f) => join(auditDir, f)));
+  if (auditReason !== 'missing') files.push(join(dir, SAVED_CHECKPOINT));
   for (const file of files) {
     const r = await unsafeReason(file, 'file');
     if (!r || r === 'missing') continue;
@@ -132,17 +134,18 @@ export class Profile {
    */
   async ensureSafe(opts: { create?: boolean } = {}): Promise<void> {
     if (opts.create) await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    this.checked ??= checkProfileSafe(this.dir).then((exists) => {
-      if (!exists) this.checked = undefined;
-    });
-    const pending = this.checked;
-    try {
-      await pending;
-    } catch (err) {
-      // Never cached as a failure for another attempt to get past: each call checks again.
-      if (this.checked === pending) this.checked = undefined;
-      throw err;
-    }
+    // Only a pass over an existing folder is kept. A refusal is never cached for another attempt
+    // to get past: the next call checks again.
+    this.checked ??= checkProfileSafe(this.dir).then(
+      (exists) => {
+        if (!exists) this.checked = undefined;
+      },
+      (err: unknown) => {
+        this.checked = undefined;
+        throw err;
+      },
+    );
+    await this.checked;
   }
 
   async has(file: ProfileFile): Promise<boolean> {

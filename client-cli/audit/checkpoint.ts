@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { Certificate, Crl, validateCertificate, verifyDetached } from '../../pki/index.js';
 import { writeFileAtomic } from '../output-file.js';
+import { SAVED_CHECKPOINT } from '../profile.js';
 import { AuditFileError } from './errors.js';
 import { HASH_BYTES, type Hash } from './merkle.js';
 
@@ -92,7 +93,7 @@ export type SavedCheckpoint = z.infer<typeof SavedCheckpointSchema>;
 
 /** Default saved location inside a profile folder. */
 export function savedCheckpointPath(profileDir: string): string {
-  return join(profileDir, 'audit', 'checkpoint.json');
+  return join(profileDir, SAVED_CHECKPOINT);
 }
 
 /** Reads a saved checkpoint; undefined when the file does not exist. @throws AuditFileError when unreadable. */

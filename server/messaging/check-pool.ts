@@ -38,7 +38,7 @@ export function own(u: Uint8Array): Uint8Array {
 }
 
 interface Waiting {
-  resolve: (r: CheckResult) => void;
+  resolve: (r: MessageCheck) => void;
   reject: (e: Error) => void;
 }
 
@@ -87,14 +87,14 @@ export class CheckPool {
   }
 
   #check(key: Uint8Array, input: MessageCheckInput): Promise<MessageCheck> {
-    return new Promise<CheckResult>((resolve, reject) => {
+    return new Promise<MessageCheck>((resolve, reject) => {
       this.#pending.push({ key, input, w: { resolve, reject } });
       if (!this.#flushQueued) {
         this.#flushQueued = true;
         // After this turn's other requests have queued theirs: one post carries them all.
         setImmediate(() => this.#flush());
       }
-    }).then(toMessageCheck);
+    });
   }
 
   /**
@@ -171,7 +171,8 @@ export class CheckPool {
         const w = waiting[i];
         if (!w) return;
         if ('error' in r) w.reject(new Error(`message check failed: ${r.error}`));
-        else w.resolve(fromWire(r, reply.data));
+        // Converted here, not in a `.then` per message: one promise per check, not two.
+        else w.resolve(toMessageCheck(fromWire(r, reply.data)));
       });
     });
     const die = (err: Error): void => {

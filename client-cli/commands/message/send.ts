@@ -132,7 +132,7 @@ async function readBody(opts: SendOptions, stderr: { write(s: string): unknown }
     const filesOnly = opts.file?.length ? '; an empty first line sends the files alone' : '';
     return readTypedText(opts.stdin, stderr, `Message to ${opts.to}, ended by an empty line or Ctrl-D${filesOnly}:`);
   }
-  return readAll(opts.stdin as AsyncIterable<Buffer | string>);
+  return readAll(opts.stdin);
 }
 
 export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
