@@ -13,7 +13,7 @@
  * in the audit trail (messaging's `keyedHashFromKeyring`); the input is prefixed `login:` so no
  * hash of a login equals one of a deletion target (`user:<login>`) or a message (`message:<id>`).
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 
 /** The keyed hash of a login (lower-case hex, 64 characters). Synchronous: it runs on every failed login. */
 export type LoginHash = (login: string) => string;
@@ -28,19 +28,11 @@ export function loginHashWithKey(key: Uint8Array): LoginHash {
 }
 
 /**
- * The {@link LoginHash} under the keyring's `audit-hmac` secret, created (32 random bytes) if this
- * is its first use.
+ * The {@link LoginHash} under the keyring's `audit-hmac` secret (Keyring.ensureSecret: created on
+ * first use).
  */
-export async function loginHashFromKeyring(keyring: {
-  putSecret(name: string, secret: Uint8Array): Promise<void>;
-  getSecret(name: string): Promise<Uint8Array>;
-  hasSecret(name: string): Promise<boolean>;
-}): Promise<LoginHash> {
-  if (!(await keyring.hasSecret(LOGIN_HASH_SECRET))) {
-    // Messaging may create it at the same moment: a failed put means theirs is there; read it.
-    await keyring.putSecret(LOGIN_HASH_SECRET, new Uint8Array(randomBytes(32))).catch(() => undefined);
-  }
-  return loginHashWithKey(await keyring.getSecret(LOGIN_HASH_SECRET));
+export async function loginHashFromKeyring(keyring: { ensureSecret(name: string): Promise<Uint8Array> }): Promise<LoginHash> {
+  return loginHashWithKey(await keyring.ensureSecret(LOGIN_HASH_SECRET));
 }
 
 /** How the audit trail names a login that has no account: `login-hmac:<keyed hash>`. */

@@ -319,16 +319,9 @@ function messagesClearance(p: Principal): Clearance {
  * the vault keyring (created on first use), hex. Without the key, a target cannot be confirmed
  * by guessing ids or logins.
  */
-export async function keyedHashFromKeyring(keyring: {
-  putSecret(name: string, secret: Uint8Array, opts?: { replace?: boolean }): Promise<void>;
-  getSecret(name: string): Promise<Uint8Array>;
-  hasSecret(name: string): Promise<boolean>;
-}): Promise<KeyedHash> {
-  // Another part of the appliance (the audit log) may have created it first: keep theirs.
-  if (!(await keyring.hasSecret('audit-hmac'))) {
-    await keyring.putSecret('audit-hmac', defaultRandom(32)).catch(() => undefined);
-  }
-  const raw = await keyring.getSecret('audit-hmac');
+export async function keyedHashFromKeyring(keyring: { ensureSecret(name: string): Promise<Uint8Array> }): Promise<KeyedHash> {
+  // Shared with the login hash (auth/login-hash.ts): whichever asks first creates it.
+  const raw = await keyring.ensureSecret('audit-hmac');
   const key = await webcrypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const enc = new TextEncoder();
   return async (data) => Buffer.from(await webcrypto.subtle.sign('HMAC', key, enc.encode(data))).toString('hex');

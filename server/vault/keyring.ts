@@ -5,6 +5,7 @@
  * under another name or kind does not open. These keys are NOT destroyable per message: they live
  * in vault.db and are therefore in data backups (they protect things that must survive a restore).
  */
+import { randomBytes } from 'node:crypto';
 import type { Db } from './db.js';
 import { KeyExistsError, KeyNotFoundError, MasterKeyArgumentError, VaultDecryptError } from './errors.js';
 import type { MasterKey } from './master-key.js';
@@ -102,6 +103,22 @@ export class Keyring {
       this.#now().toISOString(),
     ]);
     if (r.changes === 0) throw new KeyExistsError(`keyring secret ${name} exists; pass replace to overwrite it`);
+  }
+
+  /**
+   * The secret `name`, `bytes` random bytes created on first use — {@link ensureKey} for secrets.
+   * Safe to call concurrently: parts that share one (`audit-hmac`: the audit trail's keyed hashes
+   * and the login hash) may ask at once, and the first one stored stands.
+   */
+  async ensureSecret(name: string, bytes = 32): Promise<Uint8Array> {
+    checkName(name);
+    const sealed = await this.#mk.seal(randomBytes(bytes), aadOf('secret', name));
+    await this.#db.run("INSERT OR IGNORE INTO keyring (name, kind, sealed, created_at) VALUES (?, 'secret', ?, ?)", [
+      name,
+      sealed,
+      this.#now().toISOString(),
+    ]);
+    return this.getSecret(name);
   }
 
   /** @throws KeyNotFoundError if absent; VaultDecryptError if the row was tampered with. */

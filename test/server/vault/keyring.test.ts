@@ -68,3 +68,14 @@ t.test('when rewrapAll runs then the new master key opens everything and the old
   const viaOld = await Keyring.open(db, await mkOf(1));
   await t.rejects(viaOld.getSecret('s'), { code: 'VAULT_DECRYPT_FAILED' });
 });
+
+t.test('when several parts ask for a shared secret at once then it is made once and all get the same; an existing one is kept', async (t) => {
+  const { ring } = await setup(t);
+  const got = await Promise.all([ring.ensureSecret('audit-hmac'), ring.ensureSecret('audit-hmac'), ring.ensureSecret('audit-hmac')]);
+  t.equal(got[0]!.length, 32);
+  t.same(got[1], got[0]);
+  t.same(got[2], got[0]);
+  t.same(await ring.getSecret('audit-hmac'), got[0], 'stored');
+  await ring.putSecret('kept', new Uint8Array([7, 7]));
+  t.same(await ring.ensureSecret('kept'), new Uint8Array([7, 7]), 'an existing secret is not replaced');
+});
