@@ -47,6 +47,8 @@ const SAFE_FIELD_NAMES = [
   'pid',
   // libuv's pool size the server started with (threadpool.ts)
   'threadPool',
+  // the malloc the process runs on: jemalloc when the unit preloads it (allocator.ts)
+  'malloc',
   // a migration applied at start (its id), its phase (start, done) and the database file it
   // changed; `file` is also a stored file's id where a file's handling failed
   'migration',

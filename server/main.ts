@@ -40,6 +40,7 @@ import {
   sweepLine,
   sweepWorkingCopies,
 } from './ops/index.js';
+import { mallocInUse } from './allocator.js';
 import type { Appliance } from './appliance.js';
 import type { ExtraRoutes } from './app.js';
 
@@ -292,7 +293,7 @@ EXIT CODES
         run.release();
         throw err;
       });
-      log.info('sigil-server listening', { url: listener.url, dataDir, pid: process.pid, threadPool: process.env.UV_THREADPOOL_SIZE ?? '4' }); // 4: libuv's default (threadpool.ts)
+      log.info('sigil-server listening', { url: listener.url, dataDir, pid: process.pid, threadPool: process.env.UV_THREADPOOL_SIZE ?? '4', malloc: mallocInUse() }); // 4: libuv's default (threadpool.ts)
       let stopping: Promise<void> | undefined;
       const stop = () =>
         (stopping ??= (async () => {

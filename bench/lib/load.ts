@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -41,11 +41,33 @@ export const REPO_ROOT = ((): string => {
 /** The built server binary. */
 export const SERVER_MAIN = join(REPO_ROOT, 'dist', 'server', 'main.js');
 
+/**
+ * The jemalloc library `hardening/apply` would preload on this host (SIGIL_ALLOCATOR=auto: the same
+ * places, in the same order), or undefined: the server then runs on glibc's malloc.
+ */
+export function jemallocLibrary(): string | undefined {
+  const multiarch = ({ x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' } as Record<string, string>)[process.arch];
+  const candidates = [...(multiarch ? [`/usr/lib/${multiarch}`] : []), '/usr/lib64', '/usr/lib'].map((d) => `${d}/libjemalloc.so.2`);
+  return candidates.find((f) => {
+    try {
+      return lstatSync(f).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** What the systemd unit sets beside jemalloc (hardening/apply renders the same). */
+export const JEMALLOC_CONF = 'dirty_decay_ms:1000,muzzy_decay_ms:0';
+
 const childEnv = (extra: Record<string, string> = {}): Record<string, string> => {
-  // MALLOC_ARENA_MAX and UV_THREADPOOL_SIZE as the systemd unit sets them (hardening/sigil-server.service.in);
-  // set either in the bench's environment to compare.
+  // The allocator, MALLOC_ARENA_MAX and UV_THREADPOOL_SIZE as the systemd unit sets them
+  // (hardening/apply renders sigil-server.service.in); set any in the bench's environment, or in
+  // BENCH_SERVER_ENV, to compare (`BENCH_SERVER_ENV=LD_PRELOAD=` runs on glibc's malloc).
   const env: Record<string, string> = { MALLOC_ARENA_MAX: '8', UV_THREADPOOL_SIZE: String(threadPoolSize()) };
-  for (const k of ['PATH', 'HOME', 'TMPDIR', 'UV_THREADPOOL_SIZE', 'MALLOC_ARENA_MAX']) if (process.env[k]) env[k] = process.env[k] as string;
+  const jemalloc = jemallocLibrary();
+  if (jemalloc) Object.assign(env, { LD_PRELOAD: jemalloc, MALLOC_CONF: JEMALLOC_CONF });
+  for (const k of ['PATH', 'HOME', 'TMPDIR', 'UV_THREADPOOL_SIZE', 'MALLOC_ARENA_MAX', 'LD_PRELOAD', 'MALLOC_CONF']) if (process.env[k]) env[k] = process.env[k] as string;
   // Nothing else of the bench's environment reaches the server (a stray variable must not change
   // what is measured) but what BENCH_SERVER_ENV names, `K=V K2=V2`: for experiments that read one.
   for (const kv of (process.env.BENCH_SERVER_ENV ?? '').split(' ').filter(Boolean)) {
@@ -432,7 +454,8 @@ export function machineNote(): string {
   } catch {
     /* not Linux: omit */
   }
-  return `machine: ${os.cpus} cores, load average ${os.load.join(' ')}, node ${process.version}; the load generator and the server share this machine`;
+  const malloc = process.env.BENCH_SERVER_ENV?.match(/(?:^| )LD_PRELOAD=(\S*)/)?.[1] ?? process.env.LD_PRELOAD ?? jemallocLibrary();
+  return `machine: ${os.cpus} cores, load average ${os.load.join(' ')}, node ${process.version}, server malloc ${malloc ? `preloaded ${malloc}` : 'glibc'}; the load generator and the server share this machine`;
 }
 
 /** Resolves `p` relative to the repository root. */
