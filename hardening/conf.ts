@@ -24,6 +24,11 @@ export interface HardeningConf {
   readonly masterKeyFile: string | undefined;
   /** Path of the node binary (`SIGIL_NODE`, default /usr/bin/node). */
   readonly node: string;
+  /**
+   * malloc of sigil-server (`SIGIL_ALLOCATOR`, default auto): `jemalloc` must be preloaded,
+   * `glibc` must not be, `auto` is either (apply preloads jemalloc when the host has it).
+   */
+  readonly allocator: 'auto' | 'jemalloc' | 'glibc';
 }
 
 const cidrList = (min: number) =>
@@ -57,6 +62,7 @@ const Schema = z
     // needs at load. Accepted only as "no", so a conf that asks for it is refused, not ignored.
     SIGIL_JITLESS: z.literal('no', { message: 'must be "no": node 20 --jitless cannot run the server' }).default('no'),
     SIGIL_NODE: absPath.default('/usr/bin/node'),
+    SIGIL_ALLOCATOR: z.enum(['auto', 'jemalloc', 'glibc']).default('auto'),
   })
   .strict();
 
@@ -95,5 +101,6 @@ export function parseHardeningConf(text: string, where = HARDENING_CONF_PATH): H
     sshPort: c.SIGIL_SSH_PORT,
     masterKeyFile: c.SIGIL_MASTER_KEY_FILE === '' ? undefined : c.SIGIL_MASTER_KEY_FILE,
     node: c.SIGIL_NODE,
+    allocator: c.SIGIL_ALLOCATOR,
   };
 }

@@ -74,7 +74,16 @@ export class Host {
    * @throws an ELOOP error after {@link MAX_LINKS} links.
    */
   async resolve(hostPath: string, followLast = true): Promise<string> {
-    if (this.live) return this.path(hostPath);
+    return this.live ? this.path(hostPath) : this.walk(hostPath, { followLast });
+  }
+
+  /**
+   * {@link resolve}'s walk, on a live host too, calling `lookIn` with every directory (a path on
+   * this machine) a name of the path is looked up in: whoever can write one of them can put
+   * another file, or a link, under that name (unit.preload judges each).
+   */
+  async walk(hostPath: string, opts: { followLast?: boolean; lookIn?: (dir: string) => Promise<void> } = {}): Promise<string> {
+    const followLast = opts.followLast ?? true;
     const todo = components(hostPath);
     const done: string[] = [];
     let links = 0;
@@ -84,6 +93,7 @@ export class Host {
         done.pop(); // at the root, `..` is the root (as in a chroot)
         continue;
       }
+      await opts.lookIn?.(join(this.root, ...done));
       const here = join(this.root, ...done, name);
       let st: Stats;
       try {
@@ -199,15 +209,22 @@ function components(path: string): string[] {
 }
 
 /**
- * Why someone other than root and this user could replace the program at `path` (it or its
- * directory owned by another user, or writable by group or others), or undefined when no one can.
+ * How someone other than root could change a file or directory (`owned by uid 1000`, `writable by
+ * group or others (mode 0666)`), or undefined. The user running check counts as root: on a live
+ * host check runs as root, and a test tree belongs to whoever built it.
  */
-async function writableByOthers(path: string): Promise<string | undefined> {
+export function changeableByOthers(st: Stats): string | undefined {
   const me = process.geteuid?.() ?? 0;
+  if (st.uid !== 0 && st.uid !== me) return `owned by uid ${st.uid}, not root`;
+  if ((st.mode & 0o022) !== 0) return `writable by group or others (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  return undefined;
+}
+
+/** Why someone other than root and this user could replace the program at `path` (it or its directory), or undefined. */
+async function writableByOthers(path: string): Promise<string | undefined> {
   for (const p of [path, dirname(path)]) {
-    const st = await stat(p);
-    if (st.uid !== 0 && st.uid !== me) return `${p} is owned by uid ${st.uid}`;
-    if ((st.mode & 0o022) !== 0) return `${p} is writable by group or others`;
+    const why = changeableByOthers(await stat(p));
+    if (why) return `${p} is ${why}`;
   }
   return undefined;
 }

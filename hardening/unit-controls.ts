@@ -3,11 +3,14 @@
  * The unit is read with every drop-in systemd applies to it (see {@link dropInDirs}), because a
  * drop-in can undo any directive of the main file.
  */
-import { basename } from 'node:path';
+import type { Stats } from 'node:fs';
+import { lstat, stat } from 'node:fs/promises';
+import { basename, relative } from 'node:path';
 import { coveredBy, LOOPBACK, parseCidr, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
-import type { Host } from './host.js';
+import { changeableByOthers, type Host } from './host.js';
 import { iniBoolean, readIniFiles, type IniAssignment, type IniSettings } from './ini-file.js';
+import { environmentWords, parseEnvFile } from './systemd-env.js';
 
 /** Name of the unit. */
 export const UNIT_NAME = 'sigil-server.service';
@@ -239,7 +242,7 @@ function judgeUser(s: IniSettings): ControlResult {
 function unitControl(
   id: string,
   title: string,
-  judge: (s: IniSettings, ctx: CheckContext, files: string[]) => ControlResult,
+  judge: (s: IniSettings, ctx: CheckContext, files: string[]) => ControlResult | Promise<ControlResult>,
 ): Control {
   return {
     id,
@@ -248,7 +251,7 @@ function unitControl(
       let loading = cache.get(ctx);
       if (!loading) cache.set(ctx, (loading = loadUnit(ctx)));
       const unit = await loading;
-      return unit.ok ? judge(unit.s, ctx, unit.files) : fail(unit.reason);
+      return unit.ok ? await judge(unit.s, ctx, unit.files) : fail(unit.reason);
     },
   };
 }
@@ -285,6 +288,113 @@ function ipItems(items: string[]): { cidrs: Cidr[]; bad: string[] } {
     }
   }
   return { cidrs, bad };
+}
+
+// ---- unit.preload: a library preloaded into the server (jemalloc) is one only root can change ----
+
+/** An `LD_PRELOAD=` the service gets, with where it was set. */
+interface Preload {
+  readonly value: string;
+  readonly at: string;
+}
+
+/** A `%` specifier left once `%%` (a literal `%`) is taken out: systemd expands it, check does not. */
+const hasSpecifier = (text: string): boolean => text.replace(/%%/g, '').includes('%');
+
+/**
+ * Every LD_PRELOAD the unit assigns: in `Environment=` (the unit and its drop-ins) and in the files
+ * `EnvironmentFile=` names, which override it. All of them, even one a later assignment replaces or
+ * resets: if each is safe, whichever wins is. A reason instead where check cannot tell what systemd
+ * would set (a specifier, a wildcard, syntax systemd rejects).
+ */
+async function preloads(s: IniSettings, host: Host): Promise<{ ok: true; preloads: Preload[] } | { ok: false; reason: string }> {
+  const found: Preload[] = [];
+  for (const a of s.all('Service', 'Environment')) {
+    const at = `${a.file}:${a.line}`;
+    const words = environmentWords(a.value);
+    if (!words) return { ok: false, reason: `Environment=${a.value} at ${at}: a quote or escape systemd rejects; check cannot tell which variables it sets` };
+    for (const word of words) {
+      const eq = word.indexOf('=');
+      if (eq <= 0) continue; // not an assignment: systemd ignores it
+      const name = word.slice(0, eq);
+      const value = word.slice(eq + 1);
+      if (hasSpecifier(name)) return { ok: false, reason: `Environment=${a.value} at ${at}: a % specifier in a variable name, which check does not expand` };
+      if (name !== 'LD_PRELOAD') continue;
+      if (hasSpecifier(value)) return { ok: false, reason: `Environment=${a.value} at ${at}: LD_PRELOAD has a % specifier, which check does not expand` };
+      found.push({ value: value.replace(/%%/g, '%'), at });
+    }
+  }
+  for (const a of s.all('Service', 'EnvironmentFile')) {
+    if (a.value === '') continue;
+    const at = `${a.file}:${a.line}`;
+    const path = a.value.replace(/^-/, '');
+    if (hasSpecifier(path) || /[*?[]/.test(path)) {
+      return { ok: false, reason: `EnvironmentFile=${a.value} at ${at}: a % specifier or wildcard, which check does not expand, so it cannot read the file for LD_PRELOAD` };
+    }
+    if (!path.startsWith('/')) continue; // systemd ignores a relative one
+    const file = path.replace(/%%/g, '%');
+    // Missing: systemd skips it (with "-") or does not start the service; either way it sets nothing.
+    const text = await host.readText(file);
+    if (text === undefined) continue;
+    for (const e of parseEnvFile(text)) if (e.name === 'LD_PRELOAD') found.push({ value: e.value, at: `${file}:${e.line} (EnvironmentFile=)` });
+  }
+  return { ok: true, preloads: found };
+}
+
+const isJemalloc = (lib: string): boolean => /\/libjemalloc\.so[^/]*$/.test(lib);
+
+const RUNS_IN_SERVER = 'whoever can change a preloaded library runs code in the server, which holds the vault keys';
+
+/**
+ * Why the library at `hostPath` is unsafe to preload, or undefined when only root can change it:
+ * it and every directory a name of its path is looked up in (links followed inside the root).
+ */
+async function unsafeLibrary(host: Host, hostPath: string): Promise<string | undefined> {
+  let underWhy: string | undefined;
+  const path = await host.walk(hostPath, {
+    lookIn: async (dir) => {
+      const why = underWhy === undefined ? changeableByOthers(await stat(dir)) : undefined;
+      if (why) underWhy = `is under /${relative(host.root, dir)}, which is ${why}: ${RUNS_IN_SERVER}`;
+    },
+  });
+  if (underWhy) return underWhy;
+  let st: Stats;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist: the loader would skip it, so it names no library check can vouch for';
+    throw err;
+  }
+  if (!st.isFile()) return 'is not a regular file';
+  const why = changeableByOthers(st);
+  return why && `is ${why}: ${RUNS_IN_SERVER}`;
+}
+
+/** unit.preload: every library in every LD_PRELOAD is an absolute path to a file only root can change. */
+async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlResult> {
+  const host = ctx.host;
+  const read = await preloads(s, host);
+  if (!read.ok) return fail(read.reason);
+  const judged: string[] = [];
+  for (const p of read.preloads) {
+    // The loader splits LD_PRELOAD at spaces and colons, and skips empty entries.
+    for (const lib of p.value.split(/[ :]/).filter(Boolean)) {
+      let why: string | undefined;
+      if (!lib.startsWith('/')) why = 'is not an absolute path: the loader would search its library path for it';
+      else if (lib.includes('$')) why = 'has a $ token ($LIB, $PLATFORM, $ORIGIN) the loader expands, which check does not';
+      else why = await unsafeLibrary(host, lib);
+      if (why) return fail(`LD_PRELOAD=${p.value} at ${p.at}: ${lib} ${why}`);
+      judged.push(`${lib}${isJemalloc(lib) ? ' (jemalloc)' : ''} at ${p.at}`);
+    }
+  }
+  // The conf's SIGIL_ALLOCATOR says what apply was asked to render (auto: either is correct), held
+  // to the LD_PRELOAD in effect: the last one read (EnvironmentFile= overrides Environment=).
+  const effective = (read.preloads.at(-1)?.value ?? '').split(/[ :]/).filter(Boolean);
+  if (ctx.conf?.allocator === 'jemalloc' && !effective.some(isJemalloc)) return fail('SIGIL_ALLOCATOR=jemalloc, but the unit preloads no jemalloc: re-run apply');
+  if (ctx.conf?.allocator === 'glibc' && effective.length > 0) return fail(`SIGIL_ALLOCATOR=glibc, but the unit preloads ${effective.join(', ')}: re-run apply`);
+  if (judged.length === 0) return pass('no preloaded library: glibc malloc');
+  return pass(`LD_PRELOAD ${judged.join(', ')}: a regular file only root can change, in directories only root can change`);
 }
 
 /** The `unit.*` controls, in report order. */
@@ -380,4 +490,5 @@ export const UNIT_CONTROLS: readonly Control[] = [
       ? pass(`LimitCORE=${a.value}`)
       : fail(`LimitCORE=${a.value} at ${a.file}:${a.line}, expected 0`);
   }),
+  unitControl('unit.preload', 'a preloaded library (LD_PRELOAD) only root can change', (s, ctx) => judgePreload(s, ctx)),
 ];

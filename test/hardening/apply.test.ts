@@ -4,12 +4,12 @@
  */
 import { availableParallelism } from 'node:os';
 import t from 'tap';
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { runChecks } from '../../hardening/index.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { CONF, EXAMPLE_CONF, failing, hardenedTree, put, runApply, runProgram } from './helpers/tree.js';
+import { CONF, EXAMPLE_CONF, failing, fakeLibrary, hardenedTree, JEMALLOC, put, reasonOf, runApply, runProgram } from './helpers/tree.js';
 
 t.test('when apply runs into an empty tree then check passes every control', async (t) => {
   const root = tmpDir(t, 'sigil-apply-');
@@ -88,6 +88,124 @@ t.test('when --dry-run then nothing is written and every step is announced', asy
   t.notOk(existsSync(join(root, 'var')));
 });
 
+const UNIT = 'etc/systemd/system/sigil-server.service';
+const unitOf = (root: string) => readFileSync(join(root, UNIT), 'utf8');
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const PRELOAD_LINES = (lib: string) =>
+  new RegExp(`^Environment=MALLOC_ARENA_MAX=8\n(#.*\n)+Environment=LD_PRELOAD=${escape(lib)}\nEnvironment=MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0\n`, 'm');
+
+/** A tree holding the conf (and whatever `prepare` lays), then apply run on it. */
+async function applied(t: Parameters<typeof tmpDir>[0], conf: string, prepare: (root: string) => void = () => {}) {
+  const root = tmpDir(t, 'sigil-apply-');
+  put(root, '/etc/sigil/hardening.conf', conf);
+  prepare(root);
+  return { root, ran: await runApply(['--root', root]) };
+}
+
+t.test('when the tree has libjemalloc2 then the unit preloads it after MALLOC_ARENA_MAX and check passes unit.preload', async (t) => {
+  const { root, ran } = await applied(t, CONF, (r) => fakeLibrary(r));
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.stdout, `apply: allocator: jemalloc, preloading ${JEMALLOC}`);
+  t.equal(ran.stderr, '', 'no warning');
+  const unit = unitOf(root);
+  t.match(unit, PRELOAD_LINES(JEMALLOC), 'LD_PRELOAD and MALLOC_CONF right after MALLOC_ARENA_MAX');
+  t.match(unit, /^# jemalloc, not glibc's malloc \(SIGIL_ALLOCATOR=auto found it\)/m);
+  t.notMatch(unit, /@[A-Z_0-9]+@/, 'no marker left');
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), `LD_PRELOAD ${JEMALLOC} (jemalloc) at /etc/systemd/system/sigil-server.service:`);
+});
+
+t.test('when the tree has no libjemalloc2 then the unit says so in a comment, preloads nothing, and check passes', async (t) => {
+  const { root, ran } = await applied(t, CONF);
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.stdout, 'apply: allocator: glibc malloc (libjemalloc2 is not installed)');
+  const unit = unitOf(root);
+  t.match(unit, /^Environment=MALLOC_ARENA_MAX=8\n# glibc malloc: libjemalloc2 is not installed \(apt-get install libjemalloc2, then re-run apply\)\n# libuv/m, 'the comment alone, between MALLOC_ARENA_MAX and the libuv section');
+  t.notMatch(unit, /LD_PRELOAD|MALLOC_CONF/);
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.equal(reasonOf(report, 'unit.preload'), 'no preloaded library: glibc malloc');
+});
+
+t.test('when the library is writable by others then auto skips it with a warning, preloads a safe one found later, and check passes', async (t) => {
+  const lib = '/usr/lib/libjemalloc.so.2';
+  const { root, ran } = await applied(t, CONF, (r) => {
+    fakeLibrary(r, JEMALLOC, 0o666);
+    fakeLibrary(r, lib);
+  });
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.stderr, `apply: warning: ${JEMALLOC} is writable by group or others (mode 666), so it is not preloaded`);
+  t.match(ran.stdout, `allocator: jemalloc, preloading ${lib}`);
+  t.match(unitOf(root), PRELOAD_LINES(lib));
+  t.same(failing(await runChecks({ root })), []);
+});
+
+for (const [name, prepare, why] of [
+  ['the library is writable by others', (r: string) => fakeLibrary(r, JEMALLOC, 0o666), 'is writable by group or others (mode 666)'],
+  [
+    'a directory above the library is writable by others',
+    (r: string) => {
+      fakeLibrary(r);
+      chmodSync(join(r, '/usr/lib'), 0o777);
+    },
+    'is under /usr/lib, which is writable by group or others (mode 777)',
+  ],
+  [
+    'the library is a symbolic link',
+    (r: string) => {
+      fakeLibrary(r, '/usr/lib/real/libjemalloc.so.2');
+      fakeLibrary(r, JEMALLOC);
+      unlinkSync(join(r, JEMALLOC));
+      symlinkSync('/usr/lib/real/libjemalloc.so.2', join(r, JEMALLOC));
+    },
+    'is not a regular file',
+  ],
+] as const) {
+  t.test(`when ${name} then auto keeps glibc malloc with a warning and SIGIL_ALLOCATOR=jemalloc exits 2`, async (t) => {
+    const auto = await applied(t, CONF, prepare);
+    t.equal(auto.ran.code, 0, auto.ran.stderr);
+    t.match(auto.ran.stderr, `apply: warning: ${JEMALLOC} ${why}, so it is not preloaded`);
+    t.match(auto.ran.stdout, 'allocator: glibc malloc (no jemalloc library is safe to preload)');
+    const unit = unitOf(auto.root);
+    t.notMatch(unit, /LD_PRELOAD|MALLOC_CONF/);
+    t.match(unit, `# glibc malloc: ${JEMALLOC} ${why}, so it is not preloaded (fix it, then re-run apply)`);
+    t.same(failing(await runChecks({ root: auto.root })), []);
+
+    const required = await applied(t, `${CONF}SIGIL_ALLOCATOR=jemalloc\n`, prepare);
+    t.equal(required.ran.code, 2);
+    t.match(required.ran.stderr, `error: SIGIL_ALLOCATOR=jemalloc but no library is safe to preload: ${JEMALLOC} ${why}`);
+    t.notOk(existsSync(join(required.root, UNIT)), 'nothing written');
+  });
+}
+
+t.test('when SIGIL_ALLOCATOR=jemalloc and the library is safe then it is preloaded, saying the conf asked for it', async (t) => {
+  const { root, ran } = await applied(t, `${CONF}SIGIL_ALLOCATOR=jemalloc\n`, (r) => fakeLibrary(r));
+  t.equal(ran.code, 0, ran.stderr);
+  const unit = unitOf(root);
+  t.match(unit, PRELOAD_LINES(JEMALLOC));
+  t.match(unit, /^# jemalloc, not glibc's malloc \(SIGIL_ALLOCATOR=jemalloc\)/m);
+});
+
+t.test('when SIGIL_ALLOCATOR=glibc and the library is present then nothing is preloaded', async (t) => {
+  const { root, ran } = await applied(t, `${CONF}SIGIL_ALLOCATOR="glibc"\n`, (r) => fakeLibrary(r));
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.stdout, 'apply: allocator: glibc malloc (SIGIL_ALLOCATOR=glibc)');
+  const unit = unitOf(root);
+  t.match(unit, /^Environment=MALLOC_ARENA_MAX=8\n# glibc malloc \(SIGIL_ALLOCATOR=glibc\)\n/m);
+  t.notMatch(unit, /LD_PRELOAD|MALLOC_CONF/);
+});
+
+t.test('when --dry-run with libjemalloc2 in the tree then the allocator is announced and nothing is written', async (t) => {
+  const root = tmpDir(t, 'sigil-apply-');
+  put(root, '/etc/sigil/hardening.conf', CONF);
+  fakeLibrary(root);
+  const ran = await runApply(['--root', root, '--dry-run']);
+  t.equal(ran.code, 0, ran.stderr);
+  t.match(ran.stdout, `apply: allocator: jemalloc, preloading ${JEMALLOC}`);
+  t.notOk(existsSync(join(root, UNIT)));
+});
+
 for (const [name, conf, message] of [
   ['a privileged port', CONF.replace('SIGIL_PORT=8443', 'SIGIL_PORT=443'), /SIGIL_PORT must be >= 1024/],
   ['a port that is not a number', CONF.replace('SIGIL_PORT=8443', 'SIGIL_PORT=84x'), /SIGIL_PORT must be/],
@@ -100,6 +218,8 @@ for (const [name, conf, message] of [
   ['a line that is shell code', `${CONF}$(touch /tmp/owned)\n`, /expected KEY=VALUE/],
   ['SIGIL_JITLESS=maybe', CONF.replace('SIGIL_JITLESS=no', 'SIGIL_JITLESS=maybe'), /SIGIL_JITLESS must be no/],
   ['SIGIL_JITLESS=yes (node 20 --jitless cannot run the server)', CONF.replace('SIGIL_JITLESS=no', 'SIGIL_JITLESS=yes'), /SIGIL_JITLESS=yes is refused: node 20 --jitless has no WebAssembly/],
+  ['SIGIL_ALLOCATOR=tcmalloc', `${CONF}SIGIL_ALLOCATOR=tcmalloc\n`, /SIGIL_ALLOCATOR must be auto, jemalloc or glibc, got 'tcmalloc'/],
+  ['SIGIL_ALLOCATOR=jemalloc without libjemalloc2', `${CONF}SIGIL_ALLOCATOR=jemalloc\n`, /SIGIL_ALLOCATOR=jemalloc but libjemalloc2 is not installed \(looked for .*libjemalloc\.so\.2\): apt-get install libjemalloc2/],
 ] as const) {
   t.test(`when the conf has ${name} then apply exits 2 and writes nothing`, async (t) => {
     const root = tmpDir(t, 'sigil-apply-');
@@ -153,6 +273,16 @@ t.test('when systemd-analyze verifies the rendered unit then it reports nothing'
   writeFileSync(join(dir, 'sigil-server.service'), readFileSync(join(dir, 'sigil-server.service'), 'utf8').replace('ProtectSystem=strict', 'ProtectSystem=banana'));
   const bad = await runProgram('systemd-analyze', ['verify', '--man=no', join(dir, 'sigil-server.service')], env);
   t.match(bad.stderr, /protect system/i);
+});
+
+t.test('when systemd-analyze verifies the unit rendered with jemalloc then it reports nothing', { skip: analyze ? false : 'systemd-analyze not installed' }, async (t) => {
+  const { root, ran } = await applied(t, CONF, (r) => fakeLibrary(r));
+  t.equal(ran.code, 0, ran.stderr);
+  const dir = tmpDir(t, 'sigil-units-');
+  copyFileSync(join(root, UNIT), join(dir, 'sigil-server.service'));
+  writeFileSync(join(dir, 'nftables.service'), '[Unit]\nDescription=stub\n[Service]\nType=oneshot\nExecStart=/bin/true\n');
+  const verified = await runProgram('systemd-analyze', ['verify', '--man=no', join(dir, 'sigil-server.service')], { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` });
+  t.same(verified.stderr.split('\n').filter((l) => l && !/Command \/usr\/bin\/node is not executable/.test(l)), []);
 });
 
 const nft = (() => {

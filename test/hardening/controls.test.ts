@@ -3,10 +3,11 @@
  * administrator or an attacker might; exactly that control fails, with a reason naming the problem.
  */
 import t from 'tap';
-import { chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../hardening/index.js';
-import { CONF, edit, failing, hardenedTree, put, reasonOf, runControlCases, type ControlCase } from './helpers/tree.js';
+import { CONF, edit, failing, fakeLibrary, hardenedTree, JEMALLOC, put, reasonOf, runApply, runControlCases, type ControlCase } from './helpers/tree.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const UNIT = '/etc/systemd/system/sigil-server.service';
 const DROPIN = '/etc/systemd/system/sigil-server.service.d/override.conf';
@@ -14,6 +15,17 @@ const NFT = '/etc/nftables.conf';
 const MODPROBE = '/etc/modprobe.d/sigil.conf';
 const SYSCTL = '/etc/sysctl.d/zz-sigil-hardening.conf';
 const CONFP = '/etc/sigil/hardening.conf';
+const ENV_FILE = '/etc/sigil/sigil.env';
+/** A drop-in that preloads `value`. */
+const preloading = (value: string) => `[Service]\nEnvironment=LD_PRELOAD=${value}\n`;
+const tmpRoot = (t: { teardown(fn: () => void): void }): string => tmpDir(t, 'sigil-hardened-');
+/** apply with `conf` into `root` (already holding what apply should find), then check. */
+async function runChecksAfterApply(root: string, conf: string): Promise<Awaited<ReturnType<typeof runChecks>>> {
+  put(root, CONFP, conf);
+  const ran = await runApply(['--root', root]);
+  if (ran.code !== 0) throw new Error(`apply failed (${ran.code}): ${ran.stderr}`);
+  return runChecks({ root });
+}
 
 const line = (key: string, value: string) => (text: string) => text.replace(new RegExp(`^${key}=.*$`, 'm'), `${key}=${value}`);
 const drop = (re: RegExp) => (text: string) => text.replace(re, '');
@@ -75,6 +87,45 @@ const cases: ControlCase[] = [
     mutate: (r) => put(r, DROPIN, '[Service]\nExecStart=\nExecStart=/usr/bin/node --jitless /opt/sigil/dist/server/main.js start --data /var/lib/sigil\n'),
   },
   { name: 'LimitCORE=infinity', ids: ['unit.limit-core'], reason: /LimitCORE=infinity .*expected 0/, mutate: (r) => edit(r, UNIT, line('LimitCORE', 'infinity')) },
+  {
+    name: 'a drop-in preloads a library others can write',
+    ids: ['unit.preload'],
+    reason: new RegExp(`LD_PRELOAD=${JEMALLOC} at ${DROPIN}:2: ${JEMALLOC} is writable by group or others \\(mode 0666\\): whoever can change a preloaded library runs code in the server`),
+    mutate: (r) => put(r, DROPIN, preloading(fakeLibrary(r, JEMALLOC, 0o666))),
+  },
+  {
+    name: 'the unit preloads a library in a directory others can write',
+    ids: ['unit.preload'],
+    reason: /\/opt\/lib\/libx\.so is under \/opt\/lib, which is writable by group or others \(mode 0777\)/,
+    mutate: (r) => {
+      fakeLibrary(r, '/opt/lib/libx.so');
+      chmodSync(r + '/opt/lib', 0o777);
+      edit(r, UNIT, (s) => s.replace(/^Environment=MALLOC_ARENA_MAX=8$/m, '$&\nEnvironment=LD_PRELOAD=/opt/lib/libx.so'));
+    },
+  },
+  { name: 'a drop-in preloads a relative path', ids: ['unit.preload'], reason: /LD_PRELOAD=libjemalloc\.so\.2 at .*: libjemalloc\.so\.2 is not an absolute path/, mutate: (r) => put(r, DROPIN, preloading('libjemalloc.so.2')) },
+  { name: 'a drop-in preloads a file that does not exist', ids: ['unit.preload'], reason: /\/usr\/lib\/nope\.so does not exist/, mutate: (r) => put(r, DROPIN, preloading('/usr/lib/nope.so')) },
+  {
+    name: 'a drop-in preloads a directory',
+    ids: ['unit.preload'],
+    reason: /\/usr\/lib is not a regular file/,
+    mutate: (r) => {
+      fakeLibrary(r);
+      put(r, DROPIN, preloading('/usr/lib'));
+    },
+  },
+  {
+    name: 'the second library of a colon-separated LD_PRELOAD is others\' to write',
+    ids: ['unit.preload'],
+    reason: /\/opt\/evil\.so is writable by group or others/,
+    mutate: (r) => put(r, DROPIN, preloading(`${fakeLibrary(r)}:${fakeLibrary(r, '/opt/evil.so', 0o646)}`)),
+  },
+  {
+    name: 'the EnvironmentFile preloads a library others can write',
+    ids: ['unit.preload'],
+    reason: /LD_PRELOAD=\/opt\/evil\.so at \/etc\/sigil\/sigil\.env:2 \(EnvironmentFile=\): \/opt\/evil\.so is writable by group or others/,
+    mutate: (r) => put(r, ENV_FILE, `SIGIL_MASTER_PASSPHRASE='correct horse'\nLD_PRELOAD="${fakeLibrary(r, '/opt/evil.so', 0o666)}"\n`),
+  },
 
   // nftables.*
   { name: 'the output chain lets DNS out', ids: ['nftables.output'], reason: /output chain accepts traffic the host starts: "udp dport 53 accept"/, mutate: (r) => edit(r, NFT, outputAccept('udp dport 53 accept')) },
@@ -208,6 +259,7 @@ function UNIT_IDS(): string[] {
     'unit.ip-address-policy',
     'unit.memory-deny-write-execute',
     'unit.limit-core',
+    'unit.preload',
   ];
 }
 
@@ -260,6 +312,69 @@ t.test('when a drop-in runs node --jitless with MemoryDenyWriteExecute=yes then 
   const report = await runChecks({ root });
   t.same(failing(report), []);
   t.match(reasonOf(report, 'unit.memory-deny-write-execute'), /MemoryDenyWriteExecute=yes with node --jitless/);
+});
+
+t.test('when a safe library is preloaded by a drop-in, through a link, or by the EnvironmentFile then unit.preload passes naming it', async (t) => {
+  const root = await hardenedTree(t);
+  fakeLibrary(root);
+  put(root, DROPIN, preloading(JEMALLOC));
+  let report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), `LD_PRELOAD ${JEMALLOC} (jemalloc) at ${DROPIN}:2`);
+
+  // An absolute link target is read inside the tree, as the host it stands for would read it.
+  fakeLibrary(root, '/usr/local/lib/placeholder');
+  symlinkSync(JEMALLOC, join(root, '/usr/local/lib/libjemalloc.so'));
+  put(root, DROPIN, preloading('/usr/local/lib/libjemalloc.so'));
+  report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), '/usr/local/lib/libjemalloc.so (jemalloc)');
+
+  // The directory holding the link is on the way too: whoever writes it can point the link elsewhere.
+  chmodSync(join(root, '/usr/local/lib'), 0o777);
+  report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), '/usr/local/lib/libjemalloc.so is under /usr/local/lib, which is writable by group or others (mode 0777)');
+
+  rmSync(join(root, DROPIN));
+  put(root, ENV_FILE, `# unlocks the vault\nLD_PRELOAD=${JEMALLOC}\n`);
+  report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), `LD_PRELOAD ${JEMALLOC} (jemalloc) at ${ENV_FILE}:2 (EnvironmentFile=)`);
+});
+
+t.test('when hardening.conf names an allocator then unit.preload holds the unit to it', async (t) => {
+  // Applied with jemalloc required: check agrees while the unit preloads it.
+  const withLib = tmpRoot(t);
+  fakeLibrary(withLib);
+  let report = await runChecksAfterApply(withLib, `${CONF}SIGIL_ALLOCATOR=jemalloc\n`);
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), `${JEMALLOC} (jemalloc)`);
+  // A drop-in that empties LD_PRELOAD leaves no jemalloc, which the conf requires.
+  put(withLib, DROPIN, '[Service]\nEnvironment=LD_PRELOAD=\n');
+  report = await runChecks({ root: withLib });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), 'SIGIL_ALLOCATOR=jemalloc, but the unit preloads no jemalloc: re-run apply');
+
+  // Applied with glibc: no preload, and one added by hand is named.
+  const glibc = tmpRoot(t);
+  fakeLibrary(glibc);
+  report = await runChecksAfterApply(glibc, `${CONF}SIGIL_ALLOCATOR=glibc\n`);
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), 'no preloaded library: glibc malloc');
+  put(glibc, DROPIN, preloading(JEMALLOC));
+  report = await runChecks({ root: glibc });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), `SIGIL_ALLOCATOR=glibc, but the unit preloads ${JEMALLOC}: re-run apply`);
+});
+
+t.test('when the preloaded library belongs to another user then unit.preload fails', { skip: process.geteuid?.() === 0 ? false : 'chown needs root' }, async (t) => {
+  const root = await hardenedTree(t);
+  chownSync(join(root, fakeLibrary(root)), 4242, 0);
+  put(root, DROPIN, preloading(JEMALLOC));
+  const report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), `${JEMALLOC} is owned by uid 4242, not root`);
 });
 
 t.test('when swap is encrypted or commented out then swap passes', async (t) => {

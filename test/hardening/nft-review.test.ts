@@ -208,8 +208,8 @@ t.test('when the nft found could have been replaced by another user then it is n
   const [control] = CONTROLS.filter((c) => c.id === 'nftables.output');
   const r = await control!.check(ctx);
   t.notOk(r.ok, 'neither nft is run: the ruleset cannot be read');
-  t.match(r.reason, `${open} (nft there not run: ${open} is writable by group or others)`, 'the writable directory is named');
-  t.match(r.reason, `${loose} (nft there not run: ${join(loose, 'nft')} is writable by group or others)`, 'so is the writable file');
+  t.match(r.reason, `${open} (nft there not run: ${open} is writable by group or others (mode 0777))`, 'the writable directory is named');
+  t.match(r.reason, `${loose} (nft there not run: ${join(loose, 'nft')} is writable by group or others (mode 0777))`, 'so is the writable file');
   chmodSync(open, 0o755);
   chmodSync(join(loose, 'nft'), 0o755);
   t.ok((await control!.check({ ...ctx, host: new LiveTree(root, { programDirs: [] }) })).ok, 'made safe, the same nft is run and the ruleset passes');

@@ -43,6 +43,8 @@ t.test('when values are quoted or not then both parse the same', async (t) => {
   const conf = parseHardeningConf("SIGIL_PORT='9443'\r\nSIGIL_LAN_RANGES=192.168.1.0/24\nSIGIL_JITLESS=\"no\"\nSIGIL_MASTER_KEY_FILE=/media/k/m.key\n");
   t.equal(conf.port, 9443);
   t.equal(conf.masterKeyFile, '/media/k/m.key');
+  t.equal(conf.allocator, 'auto', 'SIGIL_ALLOCATOR defaults to auto');
+  t.equal(parseHardeningConf('SIGIL_LAN_RANGES=10.0.0.0/8\nSIGIL_ALLOCATOR=jemalloc\n').allocator, 'jemalloc');
 });
 
 for (const [name, text, detail] of [
@@ -53,6 +55,7 @@ for (const [name, text, detail] of [
   ['a bad CIDR', 'SIGIL_LAN_RANGES="10.0.0.0/8 10.0.0.0/40"\n', /SIGIL_LAN_RANGES: expected a CIDR .*10\.0\.0\.0\/40/],
   ['SIGIL_JITLESS=yes', 'SIGIL_LAN_RANGES=10.0.0.0/8\nSIGIL_JITLESS=yes\n', /SIGIL_JITLESS: must be "no": node 20 --jitless cannot run the server/],
   ['a relative node path', 'SIGIL_LAN_RANGES=10.0.0.0/8\nSIGIL_NODE=node\n', /SIGIL_NODE/],
+  ['an unknown allocator', 'SIGIL_LAN_RANGES=10.0.0.0/8\nSIGIL_ALLOCATOR=tcmalloc\n', /SIGIL_ALLOCATOR/],
 ] as const) {
   t.test(`when hardening.conf has ${name} then HARDENING_CONF_INVALID names it`, async (t) => {
     const err = caught(() => parseHardeningConf(text, 'x.conf'));

@@ -7,7 +7,7 @@ import t from 'tap';
 import { readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../hardening/index.js';
-import { failing, hardenedTree, put, reasonOf, runControlCases, type ControlCase } from './helpers/tree.js';
+import { failing, fakeLibrary, hardenedTree, JEMALLOC, put, reasonOf, runControlCases, type ControlCase } from './helpers/tree.js';
 
 const UNIT = '/etc/systemd/system/sigil-server.service';
 const DROPIN = '/etc/systemd/system/sigil-server.service.d/zz.conf';
@@ -243,6 +243,54 @@ const cases: ControlCase[] = [
     reason: /User=r \tUser=sigil at .*zz\.conf:3 is not a name systemd accepts/,
     mutate: dropIn('[Service]\nUser=root\nUser=r\\\n\tUser=sigil\n'),
   },
+  // unit.preload reads Environment= the way systemd splits it: quotes group, escapes are C escapes.
+  {
+    name: 'a drop-in preloads a library under a quoted, escaped variable name',
+    ids: ['unit.preload'],
+    reason: /LD_PRELOAD=\/opt\/evil\.so at .*zz\.conf:2: \/opt\/evil\.so is writable by group or others/,
+    mutate: (r) => dropIn(`[Service]\nEnvironment="FOO=a b" 'LD_PRE'\\x4cOAD=${fakeLibrary(r, '/opt/evil.so', 0o666)}\n`)(r),
+  },
+  // unit.preload: systemd expands % specifiers in Environment=; check does not, so it cannot vouch.
+  {
+    name: 'a drop-in preloads a path with a % specifier',
+    ids: ['unit.preload'],
+    reason: /Environment=LD_PRELOAD=%h\/lib\.so at .*zz\.conf:2: LD_PRELOAD has a % specifier, which check does not expand/,
+    mutate: dropIn('[Service]\nEnvironment=LD_PRELOAD=%h/lib.so\n'),
+  },
+  // unit.preload: every LD_PRELOAD assigned is judged, also one a later empty Environment= resets.
+  {
+    name: 'a drop-in preloads a library others can write and then resets Environment=',
+    ids: ['unit.preload'],
+    reason: /\/opt\/evil\.so is writable by group or others/,
+    mutate: (r) => dropIn(`[Service]\nEnvironment=LD_PRELOAD=${fakeLibrary(r, '/opt/evil.so', 0o666)}\nEnvironment=\n`)(r),
+  },
+  // unit.preload reads EnvironmentFile= as systemd 254+ does: a comment ending in a backslash does not
+  // swallow the next line, and a backslash before a newline continues a value.
+  {
+    name: 'the EnvironmentFile preloads a library after a comment ending in a backslash',
+    ids: ['unit.preload'],
+    reason: /LD_PRELOAD=\/opt\/evil\.so at \/etc\/sigil\/sigil\.env:2 \(EnvironmentFile=\): \/opt\/evil\.so is writable/,
+    mutate: (r) => put(r, '/etc/sigil/sigil.env', `# the passphrase \\\nLD_PRELOAD=${fakeLibrary(r, '/opt/evil.so', 0o666)}\n`),
+  },
+  {
+    name: 'the EnvironmentFile continues an LD_PRELOAD value on the next line',
+    ids: ['unit.preload'],
+    reason: /LD_PRELOAD=\/opt\/evil\.so at \/etc\/sigil\/sigil\.env:1 \(EnvironmentFile=\)/,
+    mutate: (r) => {
+      fakeLibrary(r, '/opt/evil.so', 0o666);
+      put(r, '/etc/sigil/sigil.env', 'LD_PRELOAD=/opt/\\\nevil.so\n');
+    },
+  },
+  {
+    name: 'a drop-in names a second EnvironmentFile that preloads a library others can write',
+    ids: ['unit.preload'],
+    reason: /LD_PRELOAD=\/opt\/evil\.so at \/etc\/default\/sigil:1 \(EnvironmentFile=\): \/opt\/evil\.so is writable/,
+    mutate: (r) => {
+      put(r, '/etc/default/sigil', `LD_PRELOAD='${fakeLibrary(r, '/opt/evil.so', 0o666)}'\n`);
+      dropIn('[Service]\nEnvironmentFile=-/etc/default/sigil\n')(r);
+    },
+  },
+
   // Review defect 3: the same parser reads coredump.conf.
   {
     name: 'a coredump.conf drop-in ends a line in an escaped backslash before Storage=external',
@@ -253,6 +301,19 @@ const cases: ControlCase[] = [
 ];
 
 runControlCases(t, cases);
+
+t.test('when a quote or escape in Environment= is one systemd rejects then unit.preload fails, and a valid escaped backslash passes', async (t) => {
+  const root = await hardenedTree(t);
+  put(root, DROPIN, '[Service]\nEnvironment="LD_PRELOAD=/opt/evil.so\n');
+  let report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), /a quote or escape systemd rejects; check cannot tell which variables it sets/);
+
+  put(root, DROPIN, `[Service]\nEnvironment=A=b\\\\ "LD_PRELOAD=${fakeLibrary(root)}"\n`);
+  report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), `${JEMALLOC} (jemalloc)`);
+});
 
 // Review defect 1: the top-level service.d comes after every unit-specific directory, even /usr/lib's.
 t.test('when a service.d drop-in sets User=root then unit.user fails, unless a unit-specific drop-in of the same name hides it', async (t) => {

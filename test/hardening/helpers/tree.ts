@@ -1,8 +1,8 @@
 /**
  * Test helpers for hardening/: trees standing for a host, built by the real `hardening/apply`.
  */
-import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
@@ -70,6 +70,28 @@ export async function hardenedTree(t: { teardown(fn: () => void): void }, conf =
   const ran = await runApply(['--root', root]);
   if (ran.code !== 0) throw new Error(`apply failed (${ran.code}): ${ran.stderr}`);
   return root;
+}
+
+/**
+ * Where apply looks first for libjemalloc2's library on this machine (by `uname -m`, as apply does);
+ * on a machine without a Debian multiarch name, the next place it looks.
+ */
+export const JEMALLOC = (() => {
+  const multiarch = ({ x86_64: 'x86_64-linux-gnu', aarch64: 'aarch64-linux-gnu' } as Record<string, string>)[
+    execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim()
+  ];
+  return multiarch ? `/usr/lib/${multiarch}/libjemalloc.so.2` : '/usr/lib64/libjemalloc.so.2';
+})();
+
+/**
+ * Lays a stand-in for a shared library into a tree: a regular file of `mode`, its directories 0755
+ * (so that the test's umask does not decide whether they are writable by others). Returns its host path.
+ */
+export function fakeLibrary(root: string, hostPath = JEMALLOC, mode = 0o644): string {
+  put(root, hostPath, '\x7fELF stand-in for a shared library\n');
+  chmodSync(join(root, hostPath), mode);
+  for (let dir = dirname(hostPath); dir !== '/'; dir = dirname(dir)) chmodSync(join(root, dir), 0o755);
+  return hostPath;
 }
 
 /** Ids of the failing controls of a report. */
