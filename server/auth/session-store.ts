@@ -39,6 +39,12 @@ export interface Session {
   certSerial: string;
   createdAt: Date;
   expiresAt: Date;
+  /**
+   * Milliseconds, by the store's clock when {@link SessionStore.resolve} answered, until the store
+   * refuses this session unless it is used again first: to the earlier of `expiresAt` and the idle
+   * deadline. Long-lived responses (the event stream) wait this long, then resolve again.
+   */
+  validForMs: number;
 }
 
 /** Why a session ended, kept on the row. */
@@ -171,10 +177,12 @@ export class SessionStore {
 
   /**
    * The session of `token` presented over the certificate `certFingerprint`; touches its idle
-   * timer. Throws `SessionInvalidError` (unknown, ended, other certificate) or
-   * `SessionExpiredError` (idle or absolute timeout).
+   * timer, unless `opts.touch` is false (a look that is no use of the session: the event stream's
+   * re-check at the instant the session would expire must not itself extend it). Throws
+   * `SessionInvalidError` (unknown, ended, other certificate) or `SessionExpiredError` (idle or
+   * absolute timeout).
    */
-  async resolve(token: string, certFingerprint: string): Promise<Session> {
+  async resolve(token: string, certFingerprint: string, opts: { touch?: boolean } = {}): Promise<Session> {
     const id = hashToken(token);
     const row = await this.#cache.read(id, () => this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]));
     if (!row) throw new SessionInvalidError('unknown-token');
@@ -190,8 +198,10 @@ export class SessionStore {
     // Touch the idle timer at most every touchIntervalMs: a write (with a full sync) on every request
     // capped the whole appliance at ~300 requests/s (bench/messages, issue 8). The idle timeout is
     // then exact to within that interval, a tenth of the idle timeout or one minute at most.
-    if (now.getTime() - new Date(row.last_used_at).getTime() >= touchIntervalMs(this.opts.idleMs)) {
+    let lastUsed = new Date(row.last_used_at).getTime();
+    if (opts.touch !== false && now.getTime() - lastUsed >= touchIntervalMs(this.opts.idleMs)) {
       await this.#write(id, 'UPDATE sessions SET last_used_at = ? WHERE token_hash = ?', [now.toISOString(), id]);
+      lastUsed = now.getTime();
     }
     return {
       id,
@@ -200,6 +210,7 @@ export class SessionStore {
       certSerial: row.cert_serial,
       createdAt: new Date(row.created_at),
       expiresAt: new Date(row.expires_at),
+      validForMs: Math.min(new Date(row.expires_at).getTime(), lastUsed + this.opts.idleMs) - now.getTime(),
     };
   }
 

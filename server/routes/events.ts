@@ -10,9 +10,21 @@
  * (issue 8, bench/live): the stream is written straight to the Node response (no web streams per
  * connection), events are pushed into it synchronously by the hub (no promise per event and
  * connection), each event's SSE frame is encoded once for all its readers, writes of one tick are
- * corked into one TLS write per connection, one timer per route serves the keep-alives and session
- * re-checks of every connection (one session lookup per session, not per connection), and delivery
- * receipts go to the messaging service's process-wide batcher.
+ * corked into one TLS write per connection, one interval per route serves the keep-alives and
+ * periodic session re-checks of every connection (one session lookup per session, not per
+ * connection), and delivery receipts go to the messaging service's process-wide batcher.
+ *
+ * A stream ends no later than its session stops being valid, with no timer per connection.
+ * Sessions ended elsewhere (logout, revocation, a disabled account) are announced by the store, and
+ * every open stream is re-checked at once. For expiry (absolute lifetime, capped at the
+ * certificate's notAfter, or idle timeout), each lookup of the store answers how long the session
+ * stays valid unless used again (`validForMs`, by the store's clock); the stream keeps that instant
+ * on the monotonic clock (one number per connection), and ONE timeout per route, armed at the
+ * earliest such instant among the open streams, re-checks the streams then due through the store:
+ * a session extended meanwhile (its idle deadline moved by other requests) keeps its stream, which
+ * is re-armed for the new deadline; an expired one ends it as any other ended session does. The
+ * periodic re-check stays as the backstop (e.g. a wall clock stepped forward after a stream
+ * learned its expiry).
  */
 import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
@@ -28,6 +40,8 @@ import { errorFields } from '../log.js';
 const LastEventId = z.coerce.number().int().nonnegative().optional();
 const REPLAY_PAGE = 200;
 const KEEP_ALIVE = Buffer.from(': keep-alive\n\n');
+/** The longest delay node's timers take (about 24.8 days); a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The SSE frame of an event, encoded once per event whatever the number of its readers. */
 const frames = new WeakMap<LiveEvent, Buffer>();
@@ -54,6 +68,11 @@ type Svc = () => MessagingRouteDeps['messaging'];
 class LiveStream implements LiveSink {
   /** Highest message seq written (replayed or live); live events at or below it are skipped. */
   last = 0;
+  /**
+   * When (performance.now()) its session stops being valid unless used again, as the store last
+   * answered; Infinity while a re-check is under way (its answer sets the next one).
+   */
+  due = Infinity;
   #corked = false;
   #ended = false;
   /**
@@ -158,9 +177,11 @@ function uncork(s: LiveStream): void {
 }
 
 /**
- * @param opts.keepAliveMs - interval of keep-alive comments and of the session re-check: a stream
- *   whose session ended (logout, certificate revoked, account disabled, expiry) is closed within
- *   one interval, since the per-request checks do not run again on a long-lived response.
+ * @param opts.keepAliveMs - interval of keep-alive comments and of the periodic session re-check
+ *   (default 15 s), since the per-request checks do not run again on a long-lived response. A
+ *   stream is also re-checked at once when sessions end elsewhere (logout, revocation, a disabled
+ *   account), and at the instant its session would expire (absolute or idle timeout): it ends then,
+ *   not up to one interval later.
  */
 export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: number } = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -170,46 +191,109 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
   const keepAliveMs = opts.keepAliveMs ?? 15_000;
   app.use('*', requireSession(deps));
 
-  // Every open stream, and one timer for all their keep-alives and session re-checks.
+  // Every open stream; one interval for all their keep-alives and periodic session re-checks, and
+  // one timeout for the earliest session expiry among them.
   const open = new Set<LiveStream>();
   let ticker: NodeJS.Timeout | undefined;
-  /** Re-checks every open stream's session (ending those that fail), and writes a keep-alive to the rest if asked. */
-  const tick = (keepAlive = true): void => {
-    // Streams of one session share one lookup (the store touches last_used_at rarely: a read).
-    const bySession = new Map<string, LiveStream[]>();
+  let expiry: NodeJS.Timeout | undefined;
+  /** The instant (performance.now()) `expiry` fires at; Infinity when not armed. */
+  let expiryAt = Infinity;
+
+  /** Arms the expiry timeout for `due` unless it already fires no later. */
+  const armExpiry = (due: number): void => {
+    if (due >= expiryAt) return;
+    if (expiry) clearTimeout(expiry);
+    expiryAt = due;
+    // Never 0: a store whose clock lags the timers answers "valid for 0.3 ms more" (no busy loop).
+    const delay = Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(due - performance.now())));
+    expiry = setTimeout(onExpiry, delay).unref();
+  };
+  const disarmExpiry = (): void => {
+    if (expiry) clearTimeout(expiry);
+    expiry = undefined;
+    expiryAt = Infinity;
+  };
+  /** The expiry timeout fired: re-checks the streams now due, re-arms for the earliest of the rest. */
+  const onExpiry = (): void => {
+    expiry = undefined;
+    expiryAt = Infinity;
+    const at = performance.now();
+    let due: LiveStream[] | undefined;
+    let next = Infinity;
     for (const s of open) {
+      if (s.due <= at) (due ??= []).push(s);
+      else if (s.due < next) next = s.due;
+    }
+    if (next !== Infinity) armExpiry(next);
+    if (due) recheck(due, false);
+  };
+
+  /**
+   * Re-checks the sessions of `streams` through the store: those refused end (the subscription
+   * closes, the response ends); the others learn their session's next expiry. Streams of one
+   * session share one lookup. The periodic re-check (`periodic`) also writes the keep-alives, and
+   * counts as use of the session as it always has (the store touches last_used_at rarely: mostly a
+   * read): a stream re-checked more often than the idle timeout keeps its session from idling out.
+   * The others (at an expiry, after sessions ended elsewhere) only look, so that a re-check at a
+   * session's idle deadline does not itself extend it.
+   */
+  const recheck = (streams: Iterable<LiveStream>, periodic: boolean): void => {
+    const bySession = new Map<string, LiveStream[]>();
+    for (const s of streams) {
+      s.due = Infinity;
       const key = `${s.token} ${s.fingerprint}`;
       const list = bySession.get(key);
       if (list) list.push(s);
       else bySession.set(key, [s]);
     }
-    for (const streams of bySession.values()) {
-      const { token, fingerprint } = streams[0]!;
-      deps.appliance.sessions.resolve(token, fingerprint).then(
-        () => {
-          if (keepAlive) for (const s of streams) if (!s.out.writableNeedDrain) s.write(KEEP_ALIVE);
+    for (const list of bySession.values()) {
+      const { token, fingerprint } = list[0]!;
+      // Taken before asking: the store reads its clock after this, so the expiry is never late.
+      const asked = performance.now();
+      deps.appliance.sessions.resolve(token, fingerprint, { touch: periodic }).then(
+        (session) => {
+          const due = asked + session.validForMs;
+          for (const s of list) {
+            if (s.isEnded || !open.has(s)) continue;
+            s.due = due;
+            if (periodic && !s.out.writableNeedDrain) s.write(KEEP_ALIVE);
+          }
+          armExpiry(due);
         },
         () => {
-          for (const s of streams) s.sub.close();
+          for (const s of list) endStream(s);
         },
       );
     }
   };
+  const tick = (): void => recheck(open, true);
   // A session ended elsewhere (revocation, clearance change, disable, reset, logout): re-check the
   // open streams now. Waiting for the next tick let a downgraded or revoked user's open stream
   // receive up to keepAliveMs of messages, above the new clearance too.
   deps.appliance.sessions.onSessionsEnded(() => {
-    if (open.size > 0) tick(false);
+    if (open.size > 0) recheck(open, false);
   });
-  const track = (s: LiveStream): void => {
+  /**
+   * Ends a stream whose session was refused: closes the subscription, ends the response (also
+   * mid-replay, which stops at its next message; 'close' then untracks it).
+   */
+  const endStream = (s: LiveStream): void => {
+    s.sub.close();
+    s.ended();
+  };
+  /** Tracks `s`, whose session expires at `due` (performance.now()) unless used again. */
+  const track = (s: LiveStream, due: number): void => {
     open.add(s);
-    ticker ??= setInterval(() => tick(), keepAliveMs).unref();
+    s.due = due;
+    armExpiry(due);
+    ticker ??= setInterval(tick, keepAliveMs).unref();
   };
   const untrack = (s: LiveStream): void => {
     open.delete(s);
-    if (open.size === 0 && ticker) {
-      clearInterval(ticker);
+    if (open.size === 0) {
+      if (ticker) clearInterval(ticker);
       ticker = undefined;
+      disarmExpiry();
     }
   };
 
@@ -217,11 +301,17 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
     const p = principalOf(c);
     const from = parseParams(c.req.header('last-event-id') ?? c.req.query('lastEventId'), LastEventId);
     const out = c.env.outgoing;
+    const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+    const fingerprint = c.get('clientCert').fingerprint;
+    // The middleware resolved the session, but not at a known instant: asked again (a cached read,
+    // its idle touch just done) to learn exactly when it expires. Refused now (it expired in
+    // between) → the ordinary error answer, nothing sent yet.
+    const asked = performance.now();
+    const { validForMs } = await deps.appliance.sessions.resolve(token, fingerprint, { touch: false });
     // Subscribe before replaying, so nothing committed during the replay is missed.
     const sub = svc().subscribe(p);
-    const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
-    const s = new LiveStream(out, sub, p.login, token, c.get('clientCert').fingerprint, svc);
-    track(s);
+    const s = new LiveStream(out, sub, p.login, token, fingerprint, svc);
+    track(s, asked + validForMs);
     const finish = (): void => {
       untrack(s);
       s.ended();
