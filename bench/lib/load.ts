@@ -58,7 +58,7 @@ export function jemallocLibrary(): string | undefined {
 }
 
 /** What the systemd unit sets beside jemalloc (hardening/apply renders the same). */
-export const JEMALLOC_CONF = 'dirty_decay_ms:1000,muzzy_decay_ms:0';
+export const JEMALLOC_CONF = 'dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:33554432';
 
 const childEnv = (extra: Record<string, string> = {}): Record<string, string> => {
   // The allocator, MALLOC_ARENA_MAX and UV_THREADPOOL_SIZE as the systemd unit sets them

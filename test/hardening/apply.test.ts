@@ -92,7 +92,7 @@ const UNIT = 'etc/systemd/system/sigil-server.service';
 const unitOf = (root: string) => readFileSync(join(root, UNIT), 'utf8');
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const PRELOAD_LINES = (lib: string) =>
-  new RegExp(`^Environment=MALLOC_ARENA_MAX=8\n(#.*\n)+Environment=LD_PRELOAD=${escape(lib)}\nEnvironment=MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0\n`, 'm');
+  new RegExp(`^Environment=MALLOC_ARENA_MAX=8\n(#.*\n)+Environment=LD_PRELOAD=${escape(lib)}\nEnvironment=MALLOC_CONF=dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:33554432\n`, 'm');
 
 /** A tree holding the conf (and whatever `prepare` lays), then apply run on it. */
 async function applied(t: Parameters<typeof tmpDir>[0], conf: string, prepare: (root: string) => void = () => {}) {
