@@ -14,6 +14,9 @@ export type { CryptoKey, CryptoKeyPair } from './webcrypto.js';
 export {
   Issuer,
   createCaHierarchy,
+  createRootCrl,
+  ROOT_CRL_VALIDITY_DAYS,
+  type CreateRootCrlParams,
   BACKDATE_MS,
   type CreateCaHierarchyParams,
   type KeyedCertificate,

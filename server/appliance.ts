@@ -51,6 +51,8 @@ export const PATHS = {
   issuingCert: 'ca/issuing.pem',
   chain: 'ca/chain.pem',
   rootKey: 'ca/root-key.p8.pem',
+  /** The root CA's CRL (covers the issuing CA), signed at init and at each root key ceremony (`sign-root-crl`). */
+  rootCrl: 'ca/root-crl.pem',
   tlsCert: 'tls/server.pem',
   auditCert: 'audit/audit.pem',
   masterKeyFile: 'secrets/master.key',

@@ -8,9 +8,11 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join, resolve } from 'node:path';
 import {
   createCaHierarchy,
+  createRootCrl,
   exportPrivateKeyPem,
   generateKeyPair,
   Issuer,
+  publicKeyFingerprint,
   type CryptoKey,
   type ProfileName,
 } from '../pki/index.js';
@@ -19,6 +21,7 @@ import { parseConfig, type ConfigInput } from './config.js';
 import { ApplianceExistsError } from './errors.js';
 import { assertLanListen, formatListen, parseListen } from './net/lan.js';
 import { initVault } from './vault/index.js';
+import { ROOT_CRL_AUDIT_TYPE, rootCrlAuditData } from './sign-root-crl.js';
 
 /** Options of {@link initAppliance}. */
 export interface InitOptions {
@@ -36,6 +39,11 @@ export interface InitOptions {
   config?: ConfigInput;
   /** Login of the first officer. Default `officer`. */
   officerLogin?: string;
+  /**
+   * Sign the root CA's CRL while the root key is in memory. Default true; false leaves the data
+   * directory as appliances initialised before root CRLs were (tests of that upgrade path).
+   */
+  rootCrl?: boolean;
   now?: () => Date;
 }
 
@@ -46,7 +54,8 @@ export interface InitResult {
   listen: string;
   profile: ProfileName;
   org: string;
-  ca: { root: string; chain: string; rootKeyFile: string; rootKeyPassphrase: string };
+  /** `rootCrl`: the root's CRL (number 1, empty), signed while the root key is still in memory (absent with `rootCrl: false`). */
+  ca: { root: string; chain: string; rootCrl?: string; rootKeyFile: string; rootKeyPassphrase: string };
   tls: { cert: string };
   audit: { cert: string };
   masterKey: { kind: 'keyfile'; keyFile: string; generated: boolean } | { kind: 'passphrase' };
@@ -104,6 +113,11 @@ export async function initAppliance(opts: InitOptions): Promise<InitResult> {
     writePublic(p(PATHS.rootCert), root.cert.pem);
     writePublic(p(PATHS.issuingCert), issuing.cert.pem);
     writePublic(p(PATHS.chain), issuing.cert.pem + root.cert.pem);
+    // The root's CRL (number 1, nothing revoked), now: after this the root key is offline, and
+    // `openssl verify -crl_check_all` needs a CRL from the root for the issuing CA. Renewed at a
+    // key ceremony (`sigil-server sign-root-crl`) before its nextUpdate (365 days, pki/ca.ts).
+    const rootCrl = opts.rootCrl === false ? undefined : await createRootCrl({ cert: root.cert, key: root.key, crlNumber: 1n, thisUpdate: now() });
+    if (rootCrl) writePublic(p(PATHS.rootCrl), rootCrl.pem);
 
     // TLS and audit identities are issued by the issuing CA; their keys go to the keyring only.
     const issuer = new Issuer({ cert: issuing.cert, key: issuing.key, chain: [issuing.cert, root.cert], now });
@@ -141,6 +155,13 @@ export async function initAppliance(opts: InitOptions): Promise<InitResult> {
     await appliance.audit.append([
       { type: 'appliance.initialised', at: now(), actor: 'system', detail: { profile, listen: formatListen(listen) } },
     ]);
+    // The root CRL signed above, in the trail like every later one (sign-root-crl.ts): the
+    // ceremony numbers its CRLs above every number the trail has seen.
+    if (rootCrl) {
+      await appliance.auditLog.append([
+        { type: ROOT_CRL_AUDIT_TYPE, actor: 'system', data: rootCrlAuditData(rootCrl, issuing.cert, await publicKeyFingerprint(root.key)) },
+      ]);
+    }
     const officerDir = p(PATHS.officerDir);
     writePrivate(join(officerDir, 'officer.p12'), p12.p12);
     writePrivate(join(officerDir, 'envelope.txt'), envelope.text);
@@ -154,7 +175,7 @@ export async function initAppliance(opts: InitOptions): Promise<InitResult> {
       listen: formatListen(listen),
       profile,
       org,
-      ca: { root: p(PATHS.rootCert), chain: p(PATHS.chain), rootKeyFile: p(PATHS.rootKey), rootKeyPassphrase },
+      ca: { root: p(PATHS.rootCert), chain: p(PATHS.chain), ...(rootCrl ? { rootCrl: p(PATHS.rootCrl) } : {}), rootKeyFile: p(PATHS.rootKey), rootKeyPassphrase },
       tls: { cert: p(PATHS.tlsCert) },
       audit: { cert: p(PATHS.auditCert) },
       masterKey:

@@ -5,6 +5,7 @@
  *   sigil-server init  --data DIR [--listen 127.0.0.1:8443] [--org NAME] [--profile p384|p256|rsa3072]
  *                      [--master-key-file PATH] [--json]
  *   sigil-server start --data DIR [--master-key-file PATH]
+ *   sigil-server sign-root-crl --data DIR --root-key FILE [--passphrase-file F] [--days N] [--revoke-issuing --yes]
  *
  * Master key: `--master-key-file PATH`, else env SIGIL_MASTER_PASSPHRASE, else (init) a key file
  * generated at DIR/secrets/master.key — (start) read from there.
@@ -22,6 +23,7 @@ import { initAppliance, type InitResult } from './init.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import { parseListen, assertLanListen } from './net/lan.js';
 import { listen } from './tls.js';
+import { registerSignRootCrlCommand, ROOT_CRL_SAID_CODES, ROOT_CRL_USAGE_CODES } from './sign-root-crl.js';
 import { createMessaging, type Messaging } from './messaging/index.js';
 import { messagingPartsFrom, type MessagingRouteDeps } from './messaging/http.js';
 import { conversationsRoutes } from './routes/conversations.js';
@@ -85,6 +87,7 @@ const USAGE_CODES = new Set([
   'MASTER_KEY_ARGUMENT',
   'MASTER_KEY_EXISTS',
   ...OPS_USAGE_CODES,
+  ...ROOT_CRL_USAGE_CODES,
 ]);
 
 /** Error codes (exit 1, or 128 + signal) whose message is the log line's `msg`: the operator acts on it. */
@@ -98,6 +101,7 @@ const SAID_CODES = new Set([
   // A refused master key says which key it is, and during or after a rotation what to run.
   'MASTER_KEY_WRONG',
   'MASTER_KEY_FILE_INVALID',
+  ...ROOT_CRL_SAID_CODES,
 ]);
 
 /** Injected I/O so the commands can be tested apart from the process. */
@@ -173,6 +177,7 @@ export function buildProgram(io: MainIo = defaultIo, onStarted?: (info: { url: s
 EXAMPLES
   sigil-server init --data /var/lib/sigil --listen 10.1.2.3:8443 --org "Ministry"
   sigil-server start --data /var/lib/sigil --master-key-file /media/key/master.key
+  sigil-server sign-root-crl --data /var/lib/sigil --root-key /media/safe/root-key.p8.pem   # yearly root key ceremony
 
 EXIT CODES
   0  ok
@@ -316,6 +321,7 @@ EXIT CODES
       await stop();
     });
   registerOpsCommands(program, io);
+  registerSignRootCrlCommand(program, io);
   return program;
 }
 

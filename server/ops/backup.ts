@@ -43,8 +43,11 @@ import { claimDataDir } from './data-claim.js';
 import { secureRemoveDb } from './secure-remove.js';
 import type { SweepResult } from './working-copies.js';
 
-/** Public files of the data directory carried in the manifest (certificates and configuration). */
-export const PUBLIC_FILES = [PATHS.meta, PATHS.config, PATHS.rootCert, PATHS.issuingCert, PATHS.chain, PATHS.tlsCert, PATHS.auditCert] as const;
+/**
+ * Public files of the data directory carried in the manifest (certificates, the root CRL and
+ * configuration). A file absent when the backup was made (a root CRL before root CRLs) is skipped.
+ */
+export const PUBLIC_FILES = [PATHS.meta, PATHS.config, PATHS.rootCert, PATHS.issuingCert, PATHS.chain, PATHS.rootCrl, PATHS.tlsCert, PATHS.auditCert] as const;
 
 /** Options of {@link createBackup}. */
 export interface BackupOptions {

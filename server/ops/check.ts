@@ -12,6 +12,8 @@
  * - `audit-log`         every leaf and stored subtree recomputed, and every stored signed
  *                       checkpoint verified and held against the tree (`verifyAuditTrail`)
  * - `orphans`           keys without rows (warn: swept at start), rows without keys (fail)
+ * - `root-crl`          the root CA's CRL is there and not within 30 days of its nextUpdate (warn,
+ *                       naming the root key ceremony `sign-root-crl`: the server cannot renew it)
  * - `working-copies`    no `.backup-`/`.restore-`/`.repack-*.db` left in the vault directory by an
  *                       interrupted command (fail: it keeps vault pages that deletions cannot
  *                       reach; warn while the command that made it still runs)
@@ -27,6 +29,7 @@ import { KEYRING, PATHS, readMeta, type MasterKeySource } from '../appliance.js'
 import { verifyAuditTrail } from '../audit/index.js';
 import { Certificate } from '../../pki/index.js';
 import { ApplianceMissingError } from '../errors.js';
+import { rootCrlState } from '../sign-root-crl.js';
 import { chunkAad, fileKeyId, messageAad, unpackMessage } from '../messaging/context.js';
 import {
   ckAad,
@@ -136,6 +139,17 @@ function checkWorkingCopies(dataDir: string, vaultDir: string): CheckItem {
   };
 }
 
+/** The root CRL: a warning (never a failure: the vault is whole) when absent, due within 30 days or past. */
+async function checkRootCrl(dataDir: string, at: Date): Promise<CheckItem> {
+  try {
+    const { state, warning } = await rootCrlState(dataDir, at);
+    if (warning) return { name: 'root-crl', status: 'warn', detail: warning, checked: state ? 1 : 0 };
+    return { name: 'root-crl', status: 'pass', detail: `root CRL ${state!.number}, nextUpdate ${state!.nextUpdate} (${state!.daysLeft} days)`, checked: 1 };
+  } catch (err) {
+    return { name: 'root-crl', status: 'warn', detail: `${reasonOf(err)}: ${(err as Error).message}` };
+  }
+}
+
 /** Picks up to `n` distinct elements at random. */
 function sample<T>(all: readonly T[], n: number, random: (n: number) => Uint8Array): T[] {
   if (all.length <= n) return [...all];
@@ -186,6 +200,7 @@ export async function checkAppliance(opts: CheckOptions): Promise<CheckReport> {
   }
 
   items.push(checkWorkingCopies(dataDir, vaultDir));
+  items.push(await checkRootCrl(dataDir, now()));
 
   const vaultPath = join(vaultDir, VAULT_DB_FILE);
   const keysPath = join(vaultDir, KEYS_DB_FILE);

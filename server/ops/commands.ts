@@ -178,7 +178,7 @@ export function registerOpsCommands(program: Command, io: MainIo): void {
 
   program
     .command('status')
-    .description('version, uptime, counts, certificate expiry and CRL next update (no master key needed)')
+    .description('version, uptime, counts, certificate expiry, CRL and root CRL next update (no master key needed)')
     .requiredOption('--data <dir>', 'data directory')
     .option('--json', 'print one JSON object instead of the summary')
     .addHelpText('after', help(['sigil-server status --data /var/lib/sigil', 'sigil-server status --data ./data --json'], '0 ok (warnings are in the output) · 1 failure · 2 usage'))
@@ -295,6 +295,9 @@ function statusSummary(r: StatusReport): string {
     r.crl
       ? `  crl           number ${r.crl.number}, nextUpdate ${r.crl.nextUpdate} (${r.crl.hoursLeft} h)${r.crl.warn ? '  WARNING' : ''}`
       : '  crl           none published  WARNING',
+    r.rootCrl
+      ? `  root-crl      number ${r.rootCrl.number}, nextUpdate ${r.rootCrl.nextUpdate} (${r.rootCrl.daysLeft} days)${r.rootCrl.warn ? '  WARNING' : ''}`
+      : '  root-crl      none  WARNING',
     ...r.warnings.map((w) => `WARNING: ${w}`),
     '',
   ];

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Certificate } from '../../pki/index.js';
 import { PATHS } from '../appliance.js';
+import { rootCrlState, type RootCrlState } from '../sign-root-crl.js';
 import { ApplianceMissingError } from '../errors.js';
 import { Db, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from '../vault/index.js';
 import { repackReason } from './repack.js';
@@ -44,6 +45,8 @@ export interface StatusReport {
   counts: ApplianceCounts;
   certificates: CertificateStatus[];
   crl: { number: number; thisUpdate: string; nextUpdate: string; hoursLeft: number; warn: boolean } | null;
+  /** The root CA's CRL (`ca/root-crl.pem`, renewed at a root key ceremony: `sign-root-crl`); null when absent. */
+  rootCrl: RootCrlState | null;
   /** vault.db's page size in bytes; below VAULT_PAGE_SIZE (a vault made before it), or a quarter of its pages free, is a warning: `repack`. */
   vaultPageSize: number;
   /** One line per thing that needs attention. */
@@ -151,5 +154,7 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
     await db.close();
   }
   if (!crl) warnings.push('no CRL has been published');
-  return { version: sigilVersion(), dataDir, at: at.toISOString(), server, counts, certificates, crl, vaultPageSize, warnings };
+  const root = await rootCrlState(dataDir, at);
+  if (root.warning) warnings.push(root.warning);
+  return { version: sigilVersion(), dataDir, at: at.toISOString(), server, counts, certificates, crl, rootCrl: root.state, vaultPageSize, warnings };
 }

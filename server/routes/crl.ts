@@ -1,7 +1,11 @@
 /**
  * `GET /v1/crl`: the current CRL for every TLS client; `POST /v1/crl`: an officer publishes a
- * new one (revocations publish one by themselves).
+ * new one (revocations publish one by themselves). `GET /v1/crl/root`: the root CA's CRL (covers
+ * the issuing CA), signed offline at init and at each key ceremony (`sigil-server sign-root-crl`)
+ * and read from `ca/root-crl.pem` at each request, so a ceremony needs no restart.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Hono } from 'hono';
 import { Crl } from '../../pki/index.js';
 import { ServerError } from '../errors.js';
@@ -9,6 +13,7 @@ import { requireRole } from '../middleware/require-role.js';
 import { session } from '../middleware/session.js';
 import type { AppEnv } from '../middleware/types.js';
 import type { AppDeps } from '../app.js';
+import { PATHS } from '../appliance.js';
 
 export function crlRoutes(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -21,6 +26,22 @@ export function crlRoutes(deps: AppDeps): Hono<AppEnv> {
       crlNumber: rec.number,
       thisUpdate: rec.thisUpdate.toISOString(),
       nextUpdate: rec.nextUpdate.toISOString(),
+    });
+  });
+  app.get('/root', async (c) => {
+    let pem: string;
+    try {
+      pem = await readFile(join(deps.appliance.dataDir, PATHS.rootCrl), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      throw new ServerError('NOT_FOUND', 'no root CRL: this appliance predates it; sign one with sigil-server sign-root-crl');
+    }
+    const crl = Crl.fromPem(pem);
+    return c.json({
+      crl: crl.pem,
+      crlNumber: Number(crl.crlNumber),
+      thisUpdate: crl.thisUpdate.toISOString(),
+      nextUpdate: crl.nextUpdate.toISOString(),
     });
   });
   app.post('/', session({ sessions, accounts }), requireRole('officer'), async (c) => {

@@ -1,8 +1,8 @@
 /**
  * `sigil export <message> --out DIR`: an evidence package an auditor can check with OpenSSL alone,
  * without reading the body: the header exactly as signed (it holds the body's SHA-384, not the
- * body), the detached signature in DER, the signer's chain, the CRL, one PEM with CA certificates
- * and CRL for `-CAfile`, and a README with the exact `openssl cms -verify` command.
+ * body), the detached signature in DER, the signer's chain, the CRLs (the issuing CA's, and the
+ * root's when the appliance has one), one PEM with CA certificates and CRLs for `-CAfile`, and a README with the exact `openssl cms -verify` command.
  */
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -11,6 +11,8 @@ import { UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
+import type { HttpClient } from '../../http.js';
+import type { Certificate } from '../../../pki/index.js';
 
 export interface ExportOptions {
   message: string;
@@ -19,15 +21,20 @@ export interface ExportOptions {
   json?: boolean;
 }
 
-/** The command in the README, run from inside the package folder. */
-export const OPENSSL_VERIFY = 'openssl cms -verify -binary -inform DER -in signature.der -content header.json -CAfile ca-and-crl.pem -crl_check -purpose any -out /dev/null';
+/**
+ * The command in the README, run from inside the package folder: `-crl_check_all` (revocation of
+ * every certificate of the chain, the issuing CA included) when the package has the root's CRL.
+ */
+export const OPENSSL_VERIFY = 'openssl cms -verify -binary -inform DER -in signature.der -content header.json -CAfile ca-and-crl.pem -crl_check_all -purpose any -out /dev/null';
+/** The fallback for an appliance without a root CRL: only the signer's certificate is checked for revocation. */
+export const OPENSSL_VERIFY_LEAF_ONLY = OPENSSL_VERIFY.replace('-crl_check_all', '-crl_check');
 
 export function exportCommand(ctx: CommandContext): Command {
   const cmd = new Command('export')
     .summary('write an evidence package for one message (OpenSSL-verifiable)')
     .description(
       'Write an evidence package for a message into DIR: header.json (the exact signed bytes), signature.der, ' +
-        'chain.pem, crl.pem, ca-and-crl.pem, message.json and README.txt with the openssl command that verifies it. ' +
+        'chain.pem, crl.pem, root-crl.pem (when the appliance has one), ca-and-crl.pem, message.json and README.txt with the openssl command that verifies it. ' +
         "The body is not included: the header carries its SHA-384. The message is verified before it is exported.",
     )
     .argument('<message>', 'message id')
@@ -40,12 +47,13 @@ export function exportCommand(ctx: CommandContext): Command {
     examples: [
       'sigil export q3Jd0yP1xVfKX2aNw8e9Lg --out evidence-q3Jd',
       `cd evidence-q3Jd && ${OPENSSL_VERIFY}`,
+      `cd evidence-q3Jd && ${OPENSSL_VERIFY_LEAF_ONLY}   # appliance without a root CRL`,
     ],
     exitCodes: [EXIT.verification, EXIT.auth],
   });
 }
 
-function readme(p: { id: string; signer: string; serial: string; label: string; sentAt: string; receivedAt: string; rootSubject: string; rootFingerprint: string; revokedLater?: string }): string {
+function readme(p: { command: string; rootCrl: boolean; id: string; signer: string; serial: string; label: string; sentAt: string; receivedAt: string; rootSubject: string; rootFingerprint: string; revokedLater?: string }): string {
   return `Sigil evidence package for message ${p.id}
 
 Signed by:   ${p.signer} (certificate serial ${p.serial})
@@ -61,13 +69,19 @@ Files
                   certificate and an ESS security label (RFC 2634) equal to the header's label.
   chain.pem       the signer's certificate, the issuing CA and the root CA.
   crl.pem         the certificate revocation list of the issuing CA when exported.
-  ca-and-crl.pem  the CA certificates and the CRL in one file, for openssl -CAfile.
+${p.rootCrl ? '  root-crl.pem    the root CA\'s revocation list (it covers the issuing CA).\n' : ''}  ca-and-crl.pem  the CA certificates and the CRL${p.rootCrl ? 's' : ''} in one file, for openssl -CAfile.
   message.json    where the appliance filed it (id, conversation, seq, receivedAt); NOT signed,
                   so information only: no verifier relies on it.
 
 Verify (from this folder):
 
-  ${OPENSSL_VERIFY}
+  ${p.command}
+
+${
+  p.rootCrl
+    ? 'With -crl_check_all, OpenSSL checks revocation for every certificate of the chain: the signer\'s\nagainst crl.pem, the issuing CA\'s against root-crl.pem.'
+    : 'NOTE: the appliance had no root CRL (it was initialised before root CRLs; its officer signs one\nwith sigil-server sign-root-crl), so only the signer\'s certificate is checked for revocation\n(-crl_check); -crl_check_all would fail with "unable to get certificate CRL" for the issuing CA.'
+}
 
 It prints "CMS Verification successful" and exits 0. Any change to one byte of header.json or
 signature.der makes it fail. Check the root first: it must be the root you trust,
@@ -117,14 +131,24 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
   const chain = v.chain;
   const cas = chain.slice(1);
   const root = chain[chain.length - 1]!;
+  // The root's CRL (covers the issuing CA), when the appliance has one, checked against the root.
+  const rootCrl = await fetchRootCrl(ms.http, root);
+  const rootCrlPem = rootCrl?.pem;
+  const command = rootCrlPem ? OPENSSL_VERIFY : OPENSSL_VERIFY_LEAF_ONLY;
+  if (rootCrl && rootCrl.nextUpdate.getTime() <= rt.io.now().getTime()) {
+    rt.out.note(`note: the appliance's root CRL passed its nextUpdate (${rootCrl.nextUpdate.toISOString()}): openssl -crl_check_all refuses the package until its officer holds a root key ceremony (sigil-server sign-root-crl)`);
+  }
   const files: Record<string, string | Uint8Array> = {
     'header.json': m.header,
     'signature.der': Buffer.from(m.signature, 'base64'),
     'chain.pem': chain.map((c) => c.pem.trimEnd() + '\n').join(''),
     'crl.pem': crlPem,
-    'ca-and-crl.pem': cas.map((c) => c.pem.trimEnd() + '\n').join('') + crlPem,
+    ...(rootCrlPem ? { 'root-crl.pem': rootCrlPem } : {}),
+    'ca-and-crl.pem': cas.map((c) => c.pem.trimEnd() + '\n').join('') + crlPem + (rootCrlPem ?? ''),
     'message.json': JSON.stringify({ id: m.id, seq: m.seq, conversation: m.conversation, sender: m.sender, label: m.label, receivedAt: m.receivedAt }, null, 2) + '\n',
     'README.txt': readme({
+      command,
+      rootCrl: rootCrlPem !== undefined,
       id: m.id,
       signer: v.signer,
       serial: v.signerCert.serialNumber,
@@ -138,12 +162,35 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
   };
   // Each file new (O_EXCL, never through a link); --force removes what is at the name first.
   for (const [name, content] of Object.entries(files)) await writeNewFile(join(dir, name), content, { mode: 0o644, replace: opts.force });
-  const result = { dir, message: m.id, files: Object.keys(files), command: OPENSSL_VERIFY };
+  const result = { dir, message: m.id, files: Object.keys(files), command, rootCrl: rootCrlPem !== undefined };
+  if (!rootCrlPem) rt.out.note('note: the appliance has no root CRL: the README\'s command uses -crl_check (signer only), not -crl_check_all');
   if (rt.json) return rt.out.json(result);
   rt.out.fields([
     ['exported', m.id],
     ['folder', dir],
     ['files', Object.keys(files).join(', ')],
-    ['verify with', `cd ${dir} && ${OPENSSL_VERIFY}`],
+    ['verify with', `cd ${dir} && ${command}`],
   ]);
+}
+
+/**
+ * `GET /v1/crl/root` as PEM with its nextUpdate, its signature checked with the validated root; undefined when the
+ * appliance has none (404: initialised before root CRLs). Anything else fails the export.
+ * @throws NotTrustedError when the CRL is not signed by the root.
+ */
+async function fetchRootCrl(http: HttpClient, root: Certificate): Promise<{ pem: string; nextUpdate: Date } | undefined> {
+  const { CrlSchema } = await import('../../api.js');
+  const { ServerError, NotTrustedError } = await import('../../errors.js');
+  const { Crl } = await import('../../../pki/index.js');
+  let body;
+  try {
+    body = await http.get('/v1/crl/root', CrlSchema);
+  } catch (err) {
+    if (err instanceof ServerError && err.status === 404) return undefined;
+    throw err;
+  }
+  const crl = Crl.fromPem(body.crl);
+  const sig = await crl.verifySignature(root);
+  if (!sig.ok) throw new NotTrustedError('the root CRL from the appliance', sig.detail);
+  return { pem: crl.pem.trimEnd() + '\n', nextUpdate: crl.nextUpdate };
 }

@@ -5,7 +5,7 @@
  * message (confirmation required without a terminal) and it is gone for the reader.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
@@ -42,10 +42,17 @@ await t.test('when the sender deletes a message then it is gone for the reader; 
 await t.test('when an exported package is checked with openssl then it verifies, and fails after a one-byte change', async (t) => {
   const out = join(dir, 'evidence');
   const ex = await bkim.cli.json(['export', firstId, '--out', out]);
-  t.match(ex.files, ['header.json', 'signature.der', 'chain.pem', 'crl.pem', 'ca-and-crl.pem', 'message.json', 'README.txt']);
+  t.same(ex.files, ['header.json', 'signature.der', 'chain.pem', 'crl.pem', 'root-crl.pem', 'ca-and-crl.pem', 'message.json', 'README.txt']);
+  t.equal(ex.rootCrl, true);
   const readme = readFileSync(join(out, 'README.txt'), 'utf8');
   const command = /^ {2}(openssl cms -verify .*)$/m.exec(readme)?.[1];
   t.ok(command, 'the README names the command');
+  t.match(command, / -crl_check_all /, 'revocation checked for the whole chain: the root CRL covers the issuing CA');
+  t.equal(ex.command, command);
+  // ca-and-crl.pem: the CAs, the issuing CA's CRL and the root's (the one GET /v1/crl/root serves).
+  const rootCrl = (await app.request('/v1/crl/root')).body.crl as string;
+  t.equal(readFileSync(join(out, 'root-crl.pem'), 'utf8'), rootCrl);
+  t.ok(readFileSync(join(out, 'ca-and-crl.pem'), 'utf8').includes(rootCrl.trimEnd()), 'ca-and-crl.pem holds the root CRL');
   t.notMatch(readFileSync(join(out, 'header.json'), 'utf8'), /meeting/, 'the package carries no body text');
   const argv = (command as string).split(' ').slice(1);
   const good = spawnSync('openssl', argv, { cwd: out, encoding: 'utf8' });
@@ -66,8 +73,33 @@ await t.test('when an exported package is checked with openssl then it verifies,
   t.equal(local.code, 3);
   t.match(local.stdout, /^!! VERIFICATION FAILED: digest-mismatch/m);
   t.equal(local.stderr.trim().split('\n').length, 1, 'one error line');
-  // openssl itself agrees on the chain: the signer certificate verifies against the exported CAs.
-  execFileSync('openssl', ['verify', '-CAfile', join(out, 'ca-and-crl.pem'), '-crl_check', join(dir, 'alee', 'cert.pem')], { stdio: 'pipe' });
+  // openssl itself agrees on the chain: the signer certificate verifies against the exported CAs,
+  // for the whole chain.
+  execFileSync('openssl', ['verify', '-CAfile', join(out, 'ca-and-crl.pem'), '-crl_check_all', join(dir, 'alee', 'cert.pem')], { stdio: 'pipe' });
+  // Without the root CRL (what packages held before), -crl_check_all cannot check the issuing CA.
+  const issuingOnly = join(dir, 'ca-and-issuing-crl.pem');
+  writeFileSync(issuingOnly, readFileSync(join(out, 'chain.pem'), 'utf8').split(/(?<=-----END CERTIFICATE-----\n)/).slice(1).join('') + readFileSync(join(out, 'crl.pem'), 'utf8'));
+  const partial = spawnSync('openssl', ['verify', '-CAfile', issuingOnly, '-crl_check_all', join(dir, 'alee', 'cert.pem')], { encoding: 'utf8' });
+  t.not(partial.status, 0);
+  t.match(partial.stdout + partial.stderr, /unable to get certificate CRL/);
+});
+
+await t.test('when the appliance has no root CRL (initialised before them) then the package falls back to -crl_check and says why', async (t) => {
+  const file = join(app.dataDir, 'ca', 'root-crl.pem');
+  renameSync(file, `${file}.away`);
+  t.teardown(() => renameSync(`${file}.away`, file));
+  const out = join(dir, 'evidence-no-root-crl');
+  const r = await bkim.cli.run(['export', firstId, '--out', out]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, /no root CRL.*-crl_check \(signer only\)/);
+  t.notOk(existsSync(join(out, 'root-crl.pem')));
+  const readme = readFileSync(join(out, 'README.txt'), 'utf8');
+  const command = /^ {2}(openssl cms -verify .*)$/m.exec(readme)?.[1] as string;
+  t.match(command, / -crl_check /);
+  t.notMatch(command, /crl_check_all/);
+  t.match(readme, /NOTE: the appliance had no root CRL/);
+  const good = spawnSync('openssl', command.split(' ').slice(1), { cwd: out, encoding: 'utf8' });
+  t.equal(good.status, 0, good.stderr);
 });
 
 await t.test('when the signer is revoked after sending then the message still verifies as signed before revocation', async (t) => {

@@ -32,6 +32,7 @@ t.test('when keys.db is lost then restore --without-keys brings the appliance ba
   t.equal(r.code, 0, r.stderr);
   t.match(r.json().swept, { messages: 1, conversations: 1 });
   t.ok(r.json().restoredFiles.includes('appliance.json') && r.json().restoredFiles.includes('tls/server.pem'));
+  t.ok(r.json().restoredFiles.includes('ca/root-crl.pem'), 'the root CRL comes back too: auditors keep -crl_check_all');
   t.same(scanTree(fresh, [msg]), [], 'no trace of the message id on the new machine');
   const chk = await runOps(['check', '--data', fresh, '--master-key-file', keyFile, '--json']);
   t.equal(chk.code, 0, chk.stdout);

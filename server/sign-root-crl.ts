@@ -1,0 +1,399 @@
+/**
+ * `sigil-server sign-root-crl`: the root key ceremony that re-signs the root CA's CRL
+ * (`ca/root-crl.pem`), the CRL that covers the issuing CA and that `openssl verify -crl_check_all`
+ * needs for the whole chain. The root key is offline (init wrote it encrypted and printed its
+ * passphrase once); the officer who holds it brings it to the appliance for this, at least once a
+ * year (the CRL's nextUpdate, 365 days by default, see pki/ca.ts `ROOT_CRL_VALIDITY_DAYS`).
+ *
+ * - The key must be the root certificate's (`ca/root.pem`), else ROOT_KEY_MISMATCH; the
+ *   passphrase comes from `--passphrase-file`, else the terminal (no echo), else the first line
+ *   of stdin — never from argv.
+ * - The CRL number is one above the current root CRL's and above every number the audit log says
+ *   was signed (1 for an appliance made before root CRLs). A current file that is not a CRL of
+ *   this root is refused (ROOT_CRL_INVALID).
+ * - Revocations are permanent (RFC 5280 §3.3): the entries of the current CRL are carried over.
+ *   `--revoke-issuing --yes` adds the issuing CA (keyCompromise): every certificate of the
+ *   appliance then fails `openssl verify -crl_check_all`. For a drill, use a copy of the data
+ *   directory.
+ * - Holds the data directory's claim (server/ops/data-claim.ts) beside a running server: one
+ *   ceremony at a time, none during a restore, repack or rotation (OPS_DATA_IN_USE).
+ * - Written atomically (temp file, fsync, rename, fsync of `ca/`), mode 0644 like the other
+ *   public files. The server reads the file at each `GET /v1/crl/root`: no restart needed.
+ * - Audit: `ca.root-crl.signed` (actor `system`; CRL number, dates, revoked serials, the root key's
+ *   SPKI fingerprint) is appended to the audit log in vault.db before the new file is renamed into
+ *   place; the log needs no master key, and SQLite's lock orders it with a running server's
+ *   appends. A failure to append leaves the old CRL in place.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { InvalidArgumentError, type Command } from 'commander';
+import {
+  BadPassphraseError,
+  Certificate,
+  Crl,
+  createRootCrl,
+  exportPublicKeySpki,
+  importPrivateKeyPem,
+  publicKeyFingerprint,
+  ROOT_CRL_VALIDITY_DAYS,
+  type CryptoKey,
+  type RevokedEntry,
+} from '../pki/index.js';
+import { PATHS } from './appliance.js';
+import { AuditLog } from './audit/index.js';
+import { ApplianceMissingError } from './errors.js';
+// data-claim.js rather than ops/index.js: ops' status and check import this module (no import cycle).
+import { claimDataDir } from './ops/data-claim.js';
+import type { MainIo } from './main.js';
+import { Db, renameDurable, VAULT_DB_FILE, writeSynced } from './vault/index.js';
+
+/** Failure modes of the ceremony, each with a stable code; messages name files, never secrets. */
+export class RootCrlError extends Error {
+  constructor(
+    readonly code: 'ROOT_KEY_MISMATCH' | 'ROOT_KEY_PASSPHRASE_WRONG' | 'ROOT_KEY_UNREADABLE' | 'ROOT_CRL_INVALID' | 'ROOT_CRL_ARGUMENT',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'RootCrlError';
+  }
+}
+
+/** Codes whose message is the command's one log line (main.ts); ROOT_CRL_ARGUMENT is usage (exit 2). */
+export const ROOT_CRL_SAID_CODES = ['ROOT_KEY_MISMATCH', 'ROOT_KEY_PASSPHRASE_WRONG', 'ROOT_KEY_UNREADABLE', 'ROOT_CRL_INVALID'] as const;
+export const ROOT_CRL_USAGE_CODES = ['ROOT_CRL_ARGUMENT'] as const;
+
+/** Longest `--days`: the root CRL must be renewed by a ceremony at least this often. */
+export const ROOT_CRL_MAX_DAYS = 366;
+
+/** Options of {@link signRootCrl}. */
+export interface SignRootCrlOptions {
+  dataDir: string;
+  /** The encrypted root key PEM (init's `ca/root-key.p8.pem`, brought back from the safe). */
+  rootKeyPem: string;
+  passphrase: string;
+  /** Validity in days; default {@link ROOT_CRL_VALIDITY_DAYS}, capped at the root's notAfter. */
+  days?: number;
+  /** Add the issuing CA to the CRL (keyCompromise). */
+  revokeIssuing?: boolean;
+  now?: () => Date;
+}
+
+/** What the ceremony did (`--json`). */
+export interface SignRootCrlResult {
+  file: string;
+  crlNumber: number;
+  previousCrlNumber: number | null;
+  thisUpdate: string;
+  nextUpdate: string;
+  revoked: { serialNumber: string; reason: string; revocationDate: string }[];
+  issuingRevoked: boolean;
+  auditSeq: number;
+}
+
+/**
+ * Signs the next root CRL and puts it in place.
+ * @throws ApplianceMissingError, RootCrlError, IssuerExpiredError (the root has expired).
+ */
+export async function signRootCrl(opts: SignRootCrlOptions): Promise<SignRootCrlResult> {
+  const dataDir = resolve(opts.dataDir);
+  const now = (opts.now ?? (() => new Date()))();
+  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
+  const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
+  const issuing = Certificate.fromPem(await readFile(join(dataDir, PATHS.issuingCert), 'utf8'));
+
+  let key: CryptoKey;
+  try {
+    key = await importPrivateKeyPem(opts.rootKeyPem, opts.passphrase);
+  } catch (err) {
+    if (err instanceof BadPassphraseError) {
+      throw new RootCrlError('ROOT_KEY_PASSPHRASE_WRONG', 'the passphrase does not open the root key: nothing was signed', { cause: err });
+    }
+    throw new RootCrlError('ROOT_KEY_UNREADABLE', `the root key file holds no readable private key: ${(err as Error).message}`, { cause: err });
+  }
+  const fingerprint = await publicKeyFingerprint(key);
+  if (!Buffer.from(root.publicKeySpki).equals(Buffer.from(await exportPublicKeySpki(key)))) {
+    throw new RootCrlError('ROOT_KEY_MISMATCH', `the key is not the root CA's (${root.subjectString}, ${PATHS.rootCert}): nothing was signed`);
+  }
+
+  // One ceremony at a time, and none while a restore, repack or rotation rewrites vault.db (its
+  // audit entry goes there); a running server is no obstacle.
+  const claim = await claimDataDir(dataDir, 'sign-root-crl', { besideServer: true, sweep: false });
+  try {
+    return await signUnderClaim(dataDir, now, root, issuing, key, fingerprint, opts);
+  } finally {
+    claim.release();
+  }
+}
+
+async function signUnderClaim(
+  dataDir: string,
+  now: Date,
+  root: Certificate,
+  issuing: Certificate,
+  key: CryptoKey,
+  fingerprint: string,
+  opts: SignRootCrlOptions,
+): Promise<SignRootCrlResult> {
+  const file = join(dataDir, PATHS.rootCrl);
+  const previous = await currentRootCrl(file, root);
+  const revoked: RevokedEntry[] = [...(previous?.revoked ?? [])];
+  const alreadyRevoked = revoked.some((e) => e.serialNumber === issuing.serialNumber);
+  if (opts.revokeIssuing && !alreadyRevoked) {
+    // Whole seconds, rounded up: a CRL holds whole seconds (as for the issuing CA's, API.md).
+    revoked.push({ serialNumber: issuing.serialNumber, revocationDate: new Date(Math.ceil(now.getTime() / 1000) * 1000), reason: 'keyCompromise' });
+  }
+  const db = await Db.open(join(dataDir, PATHS.vault, VAULT_DB_FILE));
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const log = await AuditLog.open(db, { now: () => now });
+    // Above every number signed before, in the file or only in the audit log (a file lost, moved
+    // aside, or brought back older by a restore): a CRL number never repeats (RFC 5280 §5.2.3).
+    const audited = await lastAuditedNumber(db);
+    const base = previous && previous.crlNumber > audited ? previous.crlNumber : audited;
+    const crlNumber = base + 1n;
+    const crl = await createRootCrl({ cert: root, key, revoked, crlNumber, thisUpdate: now, validityDays: opts.days ?? ROOT_CRL_VALIDITY_DAYS });
+    writeSynced(tmp, crl.pem, 0o644);
+    const [appended] = await log.append([{ type: ROOT_CRL_AUDIT_TYPE, actor: 'system', data: rootCrlAuditData(crl, issuing, fingerprint) }]);
+    const auditSeq = appended!.seq;
+    renameDurable(tmp, file);
+    return {
+      file,
+      crlNumber: Number(crl.crlNumber),
+      previousCrlNumber: previous ? Number(previous.crlNumber) : null,
+      thisUpdate: crl.thisUpdate.toISOString(),
+      nextUpdate: crl.nextUpdate.toISOString(),
+      revoked: crl.revoked.map((e) => ({ serialNumber: e.serialNumber, reason: e.reason, revocationDate: e.revocationDate.toISOString() })),
+      issuingRevoked: crl.find(issuing.serialNumber) !== undefined,
+      auditSeq,
+    };
+  } finally {
+    rmSync(tmp, { force: true });
+    await db.close();
+  }
+}
+
+/** The audit entry of a root CRL signed (at init and at each ceremony). */
+export const ROOT_CRL_AUDIT_TYPE = 'ca.root-crl.signed';
+
+/** The entry's data: number, dates, revoked serials, and which root key signed (SHA-256 of its SPKI); no secret. */
+export function rootCrlAuditData(crl: Crl, issuing: Certificate, rootKeySpkiSha256: string): Record<string, unknown> {
+  return {
+    crlNumber: Number(crl.crlNumber),
+    thisUpdate: crl.thisUpdate.toISOString(),
+    nextUpdate: crl.nextUpdate.toISOString(),
+    revoked: crl.revoked.map((e) => e.serialNumber),
+    issuingRevoked: crl.find(issuing.serialNumber) !== undefined,
+    rootKeySpkiSha256,
+  };
+}
+
+/** The CRL number of the newest `ca.root-crl.signed` entry; 0 when there is none (index audit_log_type). */
+async function lastAuditedNumber(db: Db): Promise<bigint> {
+  const row = await db.get<{ data: string }>('SELECT data FROM audit_log WHERE type = ? ORDER BY seq DESC LIMIT 1', [ROOT_CRL_AUDIT_TYPE]);
+  if (!row) return 0n;
+  const n = (JSON.parse(row.data) as { data?: { crlNumber?: unknown } }).data?.crlNumber;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? BigInt(n) : 0n;
+}
+
+const MOVE_ASIDE =
+  'nothing was signed. Keep it as evidence and move it aside, then sign again: the number continues from the audit log, ' +
+  'but its revocations are not carried over (give --revoke-issuing --yes again if the issuing CA was revoked)';
+
+/** The root CRL in place, checked to be this root's; undefined when there is none. */
+async function currentRootCrl(file: string, root: Certificate): Promise<Crl | undefined> {
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let crl: Crl;
+  try {
+    crl = Crl.fromPem(pem);
+  } catch (err) {
+    throw new RootCrlError('ROOT_CRL_INVALID', `${PATHS.rootCrl} is not a readable CRL (${(err as Error).message}); ${MOVE_ASIDE}`, { cause: err });
+  }
+  const sig = await crl.verifySignature(root);
+  if (!sig.ok) throw new RootCrlError('ROOT_CRL_INVALID', `${PATHS.rootCrl} is not signed by the root CA (${sig.reason}); ${MOVE_ASIDE}`);
+  return crl;
+}
+
+/** Reads a secret: the first line of `file`, else the terminal without echo, else the first line of stdin. */
+export async function readPassphrase(
+  file: string | undefined,
+  input: NodeJS.ReadStream = process.stdin,
+  output: NodeJS.WritableStream = process.stderr,
+): Promise<string> {
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new RootCrlError('ROOT_CRL_ARGUMENT', `--passphrase-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    }
+    return firstLine(text);
+  }
+  if (input.isTTY) {
+    return new Promise((resolvePass, reject) => {
+      let muted = false;
+      const echo = new Writable({
+        write(chunk, _enc, done) {
+          if (!muted) output.write(chunk);
+          done();
+        },
+      });
+      const rl = createInterface({ input, output: echo, terminal: true });
+      let answered = false;
+      rl.on('close', () => {
+        if (!answered) reject(new RootCrlError('ROOT_CRL_ARGUMENT', 'no passphrase was given'));
+      });
+      rl.question('root key passphrase: ', (answer) => {
+        answered = true;
+        output.write('\n');
+        rl.close();
+        resolvePass(answer);
+      });
+      muted = true;
+    });
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of input) chunks.push(Buffer.from(chunk as Uint8Array));
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text === '') throw new RootCrlError('ROOT_CRL_ARGUMENT', 'no passphrase: give --passphrase-file FILE, type it on a terminal, or pipe it on stdin');
+  return firstLine(text);
+}
+
+function firstLine(text: string): string {
+  return text.split(/\r?\n/, 1)[0] ?? '';
+}
+
+function parseDays(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > ROOT_CRL_MAX_DAYS) throw new InvalidArgumentError(`expected an integer 1..${ROOT_CRL_MAX_DAYS}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Adds `sign-root-crl` to sigil-server's program. */
+export function registerSignRootCrlCommand(program: Command, io: MainIo, stdin: NodeJS.ReadStream = process.stdin): void {
+  program
+    .command('sign-root-crl')
+    .description('root key ceremony: re-sign the root CA\'s CRL (ca/root-crl.pem) with the offline root key; safe while the server runs')
+    .requiredOption('--data <dir>', 'data directory')
+    .requiredOption('--root-key <file>', 'the encrypted root CA key (init wrote it to DIR/ca/root-key.p8.pem)')
+    .option('--passphrase-file <file>', 'read the root key passphrase from the first line of this file (default: the terminal, else stdin)')
+    .option('--days <n>', `validity of the CRL in days, 1..${ROOT_CRL_MAX_DAYS} (default ${ROOT_CRL_VALIDITY_DAYS}, never past the root's notAfter)`, parseDays)
+    .option('--revoke-issuing', 'list the issuing CA as revoked (keyCompromise): IRREVERSIBLE, every certificate of the appliance stops verifying; needs --yes')
+    .option('--yes', 'confirm --revoke-issuing')
+    .option('--json', 'print one JSON object instead of the summary')
+    .addHelpText(
+      'after',
+      `
+POSITIONAL ARGUMENTS
+  none
+
+The CRL number is the current root CRL's plus one (1 if the appliance has none). Entries already
+revoked stay revoked. The passphrase is never taken from the command line. Run it before the
+root CRL's nextUpdate (\`sigil-server status\` and \`check\` warn 30 days before).
+
+EXAMPLES
+  sigil-server sign-root-crl --data /var/lib/sigil --root-key /media/safe/root-key.p8.pem
+  sigil-server sign-root-crl --data ./data --root-key ./root-key.p8.pem --passphrase-file /media/safe/pass.txt --days 180 --json
+  sigil-server sign-root-crl --data /srv/drill-copy --root-key /media/safe/root-key.p8.pem --revoke-issuing --yes
+
+EXIT CODES
+  0 ok · 1 failure (wrong passphrase: ROOT_KEY_PASSPHRASE_WRONG, a key that is not the root's: ROOT_KEY_MISMATCH, a current root CRL not of this root: ROOT_CRL_INVALID, root expired: ISSUER_EXPIRED) · 2 usage (bad flag, --revoke-issuing without --yes, no appliance)
+`,
+    )
+    .action(async (o: { data: string; rootKey: string; passphraseFile?: string; days?: number; revokeIssuing?: boolean; yes?: boolean; json?: boolean }) => {
+      if (o.revokeIssuing && !o.yes) {
+        throw new RootCrlError('ROOT_CRL_ARGUMENT', '--revoke-issuing revokes the issuing CA for good (every certificate stops verifying): add --yes to confirm');
+      }
+      let rootKeyPem: string;
+      try {
+        rootKeyPem = readFileSync(o.rootKey, 'utf8');
+      } catch (err) {
+        throw new RootCrlError('ROOT_CRL_ARGUMENT', `--root-key: cannot read ${o.rootKey} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+      }
+      const passphrase = await readPassphrase(o.passphraseFile, stdin);
+      const r = await signRootCrl({
+        dataDir: o.data,
+        rootKeyPem,
+        passphrase,
+        ...(o.days !== undefined ? { days: o.days } : {}),
+        revokeIssuing: o.revokeIssuing ?? false,
+      });
+      io.stdout(
+        o.json
+          ? `${JSON.stringify(r)}\n`
+          : [
+              `Root CRL ${r.crlNumber} signed${r.previousCrlNumber !== null ? ` (replaces ${r.previousCrlNumber})` : ' (the first: none was in place)'}: ${r.file}`,
+              `  thisUpdate ${r.thisUpdate}   nextUpdate ${r.nextUpdate}   (sign again before then)`,
+              r.revoked.length === 0 ? '  revoked: none' : `  revoked: ${r.revoked.map((e) => `${e.serialNumber} (${e.reason})`).join(', ')}`,
+              ...(r.issuingRevoked ? ['  THE ISSUING CA IS REVOKED: every certificate of this appliance fails revocation checks of the whole chain'] : []),
+              `  audit entry ${r.auditSeq} (ca.root-crl.signed). Put the root key back in the safe.`,
+              '',
+            ].join('\n'),
+      );
+    });
+}
+
+/** The root CRL is flagged this many days before its nextUpdate (and after it). */
+export const ROOT_CRL_WARN_DAYS = 30;
+
+/** What `status` and `check` say of the root CRL. */
+export interface RootCrlState {
+  number: number;
+  thisUpdate: string;
+  nextUpdate: string;
+  daysLeft: number;
+  issuingRevoked: boolean;
+  warn: boolean;
+}
+
+/**
+ * The root CRL in `dataDir` at `at` and the warning it deserves (null when none): absent (an
+ * appliance made before root CRLs), unreadable, due within {@link ROOT_CRL_WARN_DAYS} days or past
+ * its nextUpdate, or revoking the issuing CA. Each warning names the ceremony command.
+ */
+export async function rootCrlState(dataDir: string, at: Date): Promise<{ state: RootCrlState | null; warning: string | null }> {
+  const cmd = `sigil-server sign-root-crl --data ${dataDir} --root-key ROOT-KEY-FILE`;
+  let pem: string;
+  try {
+    pem = await readFile(join(dataDir, PATHS.rootCrl), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return { state: null, warning: `no root CRL (${PATHS.rootCrl}): auditors cannot check the whole chain (openssl -crl_check_all); sign one at a root key ceremony: ${cmd}` };
+  }
+  let crl: Crl;
+  try {
+    crl = Crl.fromPem(pem);
+  } catch (err) {
+    return { state: null, warning: `${PATHS.rootCrl} is unreadable (${(err as Error).message}); sign a new one: ${cmd}` };
+  }
+  const issuing = Certificate.fromPem(await readFile(join(dataDir, PATHS.issuingCert), 'utf8'));
+  const daysLeft = Math.floor((crl.nextUpdate.getTime() - at.getTime()) / 86_400_000);
+  const issuingRevoked = crl.find(issuing.serialNumber) !== undefined;
+  const state: RootCrlState = {
+    number: Number(crl.crlNumber),
+    thisUpdate: crl.thisUpdate.toISOString(),
+    nextUpdate: crl.nextUpdate.toISOString(),
+    daysLeft,
+    issuingRevoked,
+    warn: daysLeft < ROOT_CRL_WARN_DAYS || issuingRevoked,
+  };
+  let warning: string | null = null;
+  if (crl.nextUpdate.getTime() <= at.getTime()) {
+    warning = `root CRL ${state.number} is stale: nextUpdate ${state.nextUpdate} has passed and openssl -crl_check_all refuses every certificate; hold a root key ceremony now: ${cmd}`;
+  } else if (daysLeft < ROOT_CRL_WARN_DAYS) {
+    warning = `root CRL ${state.number} reaches nextUpdate in ${daysLeft} days (${state.nextUpdate}); hold a root key ceremony before then: ${cmd}`;
+  } else if (issuingRevoked) {
+    warning = `root CRL ${state.number} revokes the issuing CA (${issuing.serialNumber}): every certificate of this appliance fails revocation checks of the whole chain`;
+  }
+  return { state, warning };
+}
