@@ -372,6 +372,16 @@ async function unsafeLibrary(host: Host, hostPath: string): Promise<string | und
 }
 
 /** unit.preload: every library in every LD_PRELOAD is an absolute path to a file only root can change. */
+/** The system-wide preload list (ld.so(8)): loaded into every program, the server too. */
+const LD_SO_PRELOAD = '/etc/ld.so.preload';
+
+/** Why one preload entry is unsafe, or undefined. */
+async function unsafeEntry(host: Host, lib: string): Promise<string | undefined> {
+  if (!lib.startsWith('/')) return 'is not an absolute path: the loader would search its library path for it';
+  if (lib.includes('$')) return 'has a $ token ($LIB, $PLATFORM, $ORIGIN) the loader expands, which check does not';
+  return unsafeLibrary(host, lib);
+}
+
 async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlResult> {
   const host = ctx.host;
   const read = await preloads(s, host);
@@ -380,12 +390,21 @@ async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlR
   for (const p of read.preloads) {
     // The loader splits LD_PRELOAD at spaces and colons, and skips empty entries.
     for (const lib of p.value.split(/[ :]/).filter(Boolean)) {
-      let why: string | undefined;
-      if (!lib.startsWith('/')) why = 'is not an absolute path: the loader would search its library path for it';
-      else if (lib.includes('$')) why = 'has a $ token ($LIB, $PLATFORM, $ORIGIN) the loader expands, which check does not';
-      else why = await unsafeLibrary(host, lib);
+      const why = await unsafeEntry(host, lib);
       if (why) return fail(`LD_PRELOAD=${p.value} at ${p.at}: ${lib} ${why}`);
       judged.push(`${lib}${isJemalloc(lib) ? ' (jemalloc)' : ''} at ${p.at}`);
+    }
+  }
+  // ld.so.preload adds to LD_PRELOAD for every program; the list itself is code the server runs.
+  const system = await host.readText(LD_SO_PRELOAD);
+  if (system !== undefined) {
+    const listWhy = await unsafeLibrary(host, LD_SO_PRELOAD);
+    if (listWhy) return fail(`${LD_SO_PRELOAD} ${listWhy.replace('a preloaded library', 'the preload list')}`);
+    // glibc's rtld splits it at blanks, newlines and colons.
+    for (const lib of system.split(/[\s:]+/).filter(Boolean)) {
+      const why = await unsafeEntry(host, lib);
+      if (why) return fail(`${LD_SO_PRELOAD}: ${lib} ${why}`);
+      judged.push(`${lib} at ${LD_SO_PRELOAD}`);
     }
   }
   // The conf's SIGIL_ALLOCATOR says what apply was asked to render (auto: either is correct), held
@@ -394,7 +413,7 @@ async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlR
   if (ctx.conf?.allocator === 'jemalloc' && !effective.some(isJemalloc)) return fail('SIGIL_ALLOCATOR=jemalloc, but the unit preloads no jemalloc: re-run apply');
   if (ctx.conf?.allocator === 'glibc' && effective.length > 0) return fail(`SIGIL_ALLOCATOR=glibc, but the unit preloads ${effective.join(', ')}: re-run apply`);
   if (judged.length === 0) return pass('no preloaded library: glibc malloc');
-  return pass(`LD_PRELOAD ${judged.join(', ')}: a regular file only root can change, in directories only root can change`);
+  return pass(`preloaded ${judged.join(', ')}: each a regular file only root can change, in directories only root can change`);
 }
 
 /** The `unit.*` controls, in report order. */

@@ -113,7 +113,7 @@ t.test('when the tree has libjemalloc2 then the unit preloads it after MALLOC_AR
   t.notMatch(unit, /@[A-Z_0-9]+@/, 'no marker left');
   const report = await runChecks({ root });
   t.same(failing(report), []);
-  t.match(reasonOf(report, 'unit.preload'), `LD_PRELOAD ${JEMALLOC} (jemalloc) at /etc/systemd/system/sigil-server.service:`);
+  t.match(reasonOf(report, 'unit.preload'), `preloaded ${JEMALLOC} (jemalloc) at /etc/systemd/system/sigil-server.service:`);
 });
 
 t.test('when the tree has no libjemalloc2 then the unit says so in a comment, preloads nothing, and check passes', async (t) => {

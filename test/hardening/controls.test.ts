@@ -320,7 +320,7 @@ t.test('when a safe library is preloaded by a drop-in, through a link, or by the
   put(root, DROPIN, preloading(JEMALLOC));
   let report = await runChecks({ root });
   t.same(failing(report), []);
-  t.match(reasonOf(report, 'unit.preload'), `LD_PRELOAD ${JEMALLOC} (jemalloc) at ${DROPIN}:2`);
+  t.match(reasonOf(report, 'unit.preload'), `preloaded ${JEMALLOC} (jemalloc) at ${DROPIN}:2`);
 
   // An absolute link target is read inside the tree, as the host it stands for would read it.
   fakeLibrary(root, '/usr/local/lib/placeholder');
@@ -340,7 +340,28 @@ t.test('when a safe library is preloaded by a drop-in, through a link, or by the
   put(root, ENV_FILE, `# unlocks the vault\nLD_PRELOAD=${JEMALLOC}\n`);
   report = await runChecks({ root });
   t.same(failing(report), []);
-  t.match(reasonOf(report, 'unit.preload'), `LD_PRELOAD ${JEMALLOC} (jemalloc) at ${ENV_FILE}:2 (EnvironmentFile=)`);
+  t.match(reasonOf(report, 'unit.preload'), `preloaded ${JEMALLOC} (jemalloc) at ${ENV_FILE}:2 (EnvironmentFile=)`);
+});
+
+t.test('when /etc/ld.so.preload lists a library then unit.preload judges it and the list as it judges LD_PRELOAD', async (t) => {
+  const root = await hardenedTree(t);
+  fakeLibrary(root, '/usr/lib/libsafe.so');
+  put(root, '/etc/ld.so.preload', '/usr/lib/libsafe.so\n');
+  let report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), 'preloaded /usr/lib/libsafe.so at /etc/ld.so.preload');
+
+  fakeLibrary(root, '/opt/evil.so', 0o666);
+  put(root, '/etc/ld.so.preload', '/usr/lib/libsafe.so:/opt/evil.so\n');
+  report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), '/etc/ld.so.preload: /opt/evil.so is writable by group or others (mode 0666)');
+
+  put(root, '/etc/ld.so.preload', '/usr/lib/libsafe.so\n');
+  chmodSync(join(root, '/etc/ld.so.preload'), 0o666);
+  report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), '/etc/ld.so.preload is writable by group or others (mode 0666): whoever can change the preload list runs code in the server');
 });
 
 t.test('when hardening.conf names an allocator then unit.preload holds the unit to it', async (t) => {
