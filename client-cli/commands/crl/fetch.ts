@@ -1,25 +1,43 @@
-/** `sigil crl fetch`: the appliance's current certificate revocation list (RFC 5280 §5). */
+/**
+ * `sigil crl fetch`: the appliance's current certificate revocation list (RFC 5280 §5), the issuing
+ * CA's (`GET /v1/crl`, it covers staff and server certificates) or, with `--root`, the root CA's
+ * (`GET /v1/crl/root`, it covers the issuing CA; signed at the offline root key ceremony).
+ */
 import { Command } from 'commander';
 import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
+import type { HttpClient } from '../../http.js';
 
 export interface CrlFetchOptions {
   out?: string;
+  /** The root CA's CRL instead of the issuing CA's; it must be signed by a pinned root. */
+  root?: boolean;
   json?: boolean;
 }
 
 export function crlFetchCommand(ctx: CommandContext): Command {
   const cmd = new Command('fetch')
-    .summary('download the current CRL')
-    .description('Download the current CRL, check its signature against the pinned CA, and print it (PEM) or write it to --out.')
+    .summary('download the current CRL (the issuing CA\'s, or the root\'s with --root)')
+    .description(
+      "Download the current CRL, check its signature against the pinned CA, and print it (PEM) or write it to --out. " +
+        "By default the issuing CA's CRL (it covers staff and server certificates); with --root the root CA's CRL " +
+        '(it covers the issuing CA), which must be signed by the pinned root. An appliance without a root CRL answers ' +
+        'with one error line (exit 1): its officer signs one with sigil-server sign-root-crl.',
+    )
     .option('--out <file>', 'write the CRL PEM to this file')
+    .option('--root', "fetch the root CA's CRL (GET /v1/crl/root) instead of the issuing CA's")
     .option('--json', 'print {crl, crlNumber, thisUpdate, nextUpdate} as JSON')
     .action(action(ctx, run));
   return withHelp(cmd, {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
-    examples: ['sigil crl fetch --out sigil.crl.pem', 'sigil crl fetch | openssl crl -noout -text'],
+    examples: [
+      'sigil crl fetch --out sigil.crl.pem',
+      'sigil crl fetch | openssl crl -noout -text',
+      'sigil crl fetch --root --out root.crl.pem',
+      'sigil verify --package ./evidence-q3Jd0yP1 --crl root.crl.pem --crl sigil.crl.pem',
+    ],
     exitCodes: [EXIT.verification, EXIT.auth],
   });
 }
@@ -27,12 +45,22 @@ export function crlFetchCommand(ctx: CommandContext): Command {
 export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
   const { CaSchema, CrlSchema } = await import('../../api.js');
   const http = await rt.client({ session: false });
-  const crl = await http.get('/v1/crl', CrlSchema);
-  // The CRL is signed by the issuing CA; the pin may hold only the root, so take the served
-  // chain, which checkCrl trusts only as far as it chains to the pin.
-  const ca = await http.get('/v1/ca', CaSchema);
   const { checkCrl } = await import('../../crl-check.js');
-  const checked = await checkCrl(crl.crl, await rt.profile.read('ca'), ca.chain, rt.io.now());
+  const pinned = await rt.profile.read('ca');
+  let crl;
+  let checked;
+  if (opts.root) {
+    crl = await fetchRootCrl(http);
+    // Signed by the root itself: only the pin's self-signed certificates may have signed it.
+    checked = await checkCrl(crl.crl, pinned, '', rt.io.now());
+    await assertIssuedByPinnedRoot(crl.crl, pinned);
+  } else {
+    crl = await http.get('/v1/crl', CrlSchema);
+    // The CRL is signed by the issuing CA; the pin may hold only the root, so take the served
+    // chain, which checkCrl trusts only as far as it chains to the pin.
+    const ca = await http.get('/v1/ca', CaSchema);
+    checked = await checkCrl(crl.crl, pinned, ca.chain, rt.io.now());
+  }
   if (opts.out) {
     // Through a new hidden file renamed over the name (output-file.ts): a link at --out is
     // replaced, never written through.
@@ -43,7 +71,7 @@ export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
   if (rt.json) return rt.out.json(result);
   if (!opts.out) {
     rt.io.stdout.write(crl.crl.trimEnd() + '\n');
-    rt.out.note(`CRL #${result.crlNumber} from ${checked.issuer}, ${checked.revoked} revoked, next update ${crl.nextUpdate}`);
+    rt.out.note(`${opts.root ? 'root ' : ''}CRL #${result.crlNumber} from ${checked.issuer}, ${checked.revoked} revoked, next update ${crl.nextUpdate}`);
     return;
   }
   rt.out.fields([
@@ -54,4 +82,38 @@ export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
     ['revoked', checked.revoked],
     ['written', opts.out],
   ]);
+}
+
+/**
+ * `GET /v1/crl/root`.
+ * @throws ServerError NOT_FOUND, reworded, when the appliance has no root CRL yet
+ */
+async function fetchRootCrl(http: HttpClient): Promise<{ crl: string; crlNumber: number | string; thisUpdate: string; nextUpdate: string }> {
+  const { CrlSchema } = await import('../../api.js');
+  const { ServerError } = await import('../../errors.js');
+  try {
+    return await http.get('/v1/crl/root', CrlSchema);
+  } catch (err) {
+    if (err instanceof ServerError && err.status === 404) {
+      throw new ServerError(
+        err.code,
+        'the appliance has no root CRL yet (initialised before root CRLs, or its file is lost): its officer signs one at the root key ceremony with sigil-server sign-root-crl',
+        err.status,
+        err.requestId,
+      );
+    }
+    throw err;
+  }
+}
+
+/** @throws NotTrustedError when the CRL's issuer is not a self-signed certificate of the pin (the root). */
+async function assertIssuedByPinnedRoot(crlPem: string, pinnedPem: string): Promise<void> {
+  const { Certificate, Crl } = await import('../../../pki/index.js');
+  const { NotTrustedError } = await import('../../errors.js');
+  const crl = Crl.fromPem(crlPem);
+  const roots = Certificate.fromPemBundle(pinnedPem).filter((c) => c.isSelfIssued);
+  const root = roots.find((r) => r.subjectNameDer.equals(crl.issuerNameDer));
+  if (!root || !(await crl.verifySignature(root)).ok) {
+    throw new NotTrustedError('the root CRL', `it is issued by ${crl.issuerString}, not by the pinned root ${roots.map((r) => r.subjectString).join(', ') || '(none pinned)'}`);
+  }
 }

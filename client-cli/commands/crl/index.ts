@@ -9,8 +9,8 @@ import { crlPublishCommand } from './publish.js';
 export function crlCommand(ctx: CommandContext): Command {
   const cmd = new Command('crl')
     .summary('fetch or publish revocation lists')
-    .description('Certificate revocation lists (RFC 5280 §5) of the appliance CA.')
+    .description("Certificate revocation lists (RFC 5280 §5) of the appliance's CAs: the issuing CA's, and the root's (--root).")
     .addCommand(crlFetchCommand(ctx))
     .addCommand(crlPublishCommand(ctx));
-  return withHelp(cmd, { examples: ['sigil crl fetch --out sigil.crl.pem', 'sigil crl publish'], exitCodes: [EXIT.verification, EXIT.auth] });
+  return withHelp(cmd, { examples: ['sigil crl fetch --out sigil.crl.pem', 'sigil crl fetch --root --out root.crl.pem', 'sigil crl publish'], exitCodes: [EXIT.verification, EXIT.auth] });
 }

@@ -7,7 +7,13 @@
  * this message to a time either: its audit entry (`message.accepted`) names the message only by
  * keyed hashes that need the appliance's key to recompute, and the send receipt is not signed.
  *
- * So the only times an offline check may use are the verifier's own clock and the CA-signed CRL.
+ * Revocation of the whole chain (RFC 5280 §6.3): the signer's certificate against the issuing CA's
+ * CRL (crl.pem), the issuing CA against the root's CRL (root-crl.pem, signed by the pinned root;
+ * packages from appliances without a root CRL lack it, and then the issuing CA is not checked,
+ * which the answer says). CRLs given with --crl are sorted by issuer: the root's apply to the
+ * issuing CA, the issuing CA's to the signer; per issuer the highest CRL number wins.
+ *
+ * So the only times an offline check may use are the verifier's own clock and the CA-signed CRLs.
  * The chain's validity dates and revocation are judged NOW: a certificate revoked (or expired) now
  * fails, however early message.json's receivedAt or the signature's signingTime claim the message
  * was made — both can be written by whoever holds a stolen key. `sigil verify <id>` against the
@@ -16,9 +22,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Certificate, Crl } from '../../../pki/index.js';
+import { Certificate, Crl, type RevokedEntry } from '../../../pki/index.js';
 import { checkCrl } from '../../crl-check.js';
-import { InputFileError } from '../../errors.js';
+import { InputFileError, NotTrustedError } from '../../errors.js';
 import { parseHeader } from '../../messaging/header.js';
 import { verifyMessage, type MessageVerification } from '../../messaging/verify.js';
 
@@ -35,7 +41,21 @@ export interface PackageVerification {
   claimedReceivedAt?: string;
   /** For a failure that a time the package cannot prove would have changed: one line saying so. */
   note?: string;
+  /**
+   * The revocation check of the issuing CA: the root CRL it was judged with (the newest of
+   * root-crl.pem and the --crl files the root signed), or `checked: false` with the reason.
+   */
+  issuingCa: IssuingCaRevocation;
 }
+
+/** How the issuing CA's revocation was judged (by the root's CRL, RFC 5280 §6.3). */
+export type IssuingCaRevocation =
+  | { checked: true; rootCrlNumber: string; rootCrlFrom: string; nextUpdate: Date; stale: boolean; revoked?: RevokedEntry & { subject: string } }
+  | { checked: false; why: string };
+
+/** The note line when the package has no root CRL (and none was given with --crl). */
+export const NO_ROOT_CRL_NOTE =
+  "the issuing CA's revocation was not checked: no root CRL in the package (its appliance had none when exported); give one with --crl FILE (sigil crl fetch --root --out FILE)";
 
 /** What {@link verifyPackage} trusts and when. */
 export interface VerifyPackageOptions {
@@ -43,8 +63,24 @@ export interface VerifyPackageOptions {
   pinnedPem: string;
   /** The verifier's clock. */
   now: Date;
-  /** More CRLs (PEM), e.g. a current one from `sigil crl fetch`; the newest of all is used. */
+  /**
+   * More CRLs (PEM), e.g. current ones from `sigil crl fetch` / `sigil crl fetch --root`; each
+   * applies by its issuer (the root's to the issuing CA, the issuing CA's to the signer), and per
+   * issuer the highest CRL number wins.
+   */
   crlPems?: string[];
+  /** Names of `crlPems` for messages (the files given), same order. Default `--crl #n`. */
+  crlNames?: string[];
+}
+
+/** root-crl.pem when the package has one; undefined when it has not (older appliances). */
+async function readOptionalPackageFile(dir: string, name: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(join(dir, name));
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException)?.code === 'ENOENT') return undefined;
+    throw new InputFileError(join(dir, name), 'a readable file of an evidence package', { cause });
+  }
 }
 
 async function readPackageFile(dir: string, name: string): Promise<Buffer> {
@@ -76,23 +112,89 @@ function noteFor(v: Extract<MessageVerification, { ok: false }>, id: string): st
   return `the package cannot prove the message reached the appliance while the certificate was valid; ${online}`;
 }
 
+/** The pinned self-signed roots: only they may sign a root CRL. */
+async function pinnedRoots(pinnedPem: string): Promise<Certificate[]> {
+  const roots: Certificate[] = [];
+  for (const c of Certificate.fromPemBundle(pinnedPem)) if (c.isSelfIssued && (await c.isIssuedBy(c))) roots.push(c);
+  return roots;
+}
+
+function parseCrl(pem: string, from: string): Crl {
+  try {
+    return Crl.fromPem(pem);
+  } catch (cause) {
+    throw new NotTrustedError(from, 'not a PEM X.509 CRL', { cause });
+  }
+}
+
+/**
+ * The root CRL `pem` (from `from`), its signature checked with the pinned root that issued it.
+ * @throws NotTrustedError when no pinned root is its issuer or its signature does not verify
+ */
+async function checkRootCrl(pem: string, from: string, roots: Certificate[]): Promise<Crl> {
+  const crl = parseCrl(pem, from);
+  const root = roots.find((r) => crl.issuerNameDer.equals(r.subjectNameDer));
+  const rootNames = roots.map((r) => r.subjectString).join(', ') || '(no self-signed root pinned)';
+  if (!root) throw new NotTrustedError(`the root CRL ${from}`, `it is issued by ${crl.issuerString}, not by the pinned root ${rootNames}`);
+  const sig = await crl.verifySignature(root);
+  if (!sig.ok) throw new NotTrustedError(`the root CRL ${from}`, `its signature does not verify with the pinned root ${root.subjectString}: ${sig.detail}`);
+  return crl;
+}
+
+/**
+ * The issuing CA(s) the root CRL judges: on success those of the chain the signature was verified
+ * with (a pinned issuing CA ends it), else every CA of chain.pem and the pin issued by a pinned root.
+ */
+async function issuingCas(v: MessageVerification, chainPem: string, pinnedPem: string, roots: Certificate[]): Promise<Certificate[]> {
+  const pool = v.ok ? v.chain.slice(1) : [...Certificate.fromPemBundle(chainPem), ...Certificate.fromPemBundle(pinnedPem)];
+  const out: Certificate[] = [];
+  for (const c of pool) {
+    if (!c.isCA || c.isSelfIssued || out.some((o) => o.fingerprint === c.fingerprint)) continue;
+    for (const r of roots) {
+      if (await c.isIssuedBy(r)) {
+        out.push(c);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * Verifies the evidence package in `dir` offline at `opts.now` (see the file comment for why now).
  * Never throws for a bad message: the verdict says why.
  * @throws InputFileError when a required file (header.json, signature.der, chain.pem, crl.pem) is missing
- * @throws NotTrustedError when a CRL is not signed by a CA that chains to the pinned root
+ * @throws NotTrustedError when a CRL is not signed by a CA that chains to the pinned root, when
+ *   root-crl.pem is not signed by the pinned root, or when crl.pem is the root's CRL
  */
 export async function verifyPackage(dir: string, opts: VerifyPackageOptions): Promise<PackageVerification> {
   const headerText = (await readPackageFile(dir, 'header.json')).toString('utf8');
   const signature = await readPackageFile(dir, 'signature.der');
   const chainPem = (await readPackageFile(dir, 'chain.pem')).toString('utf8');
-  const crlPems = [(await readPackageFile(dir, 'crl.pem')).toString('utf8'), ...(opts.crlPems ?? [])];
-  for (const pem of crlPems) await checkCrl(pem, opts.pinnedPem, chainPem, opts.now);
+  const crlPem = (await readPackageFile(dir, 'crl.pem')).toString('utf8');
+  const rootCrlFile = await readOptionalPackageFile(dir, 'root-crl.pem');
+  const roots = await pinnedRoots(opts.pinnedPem);
+  const isRootCrl = (crl: Crl) => roots.some((r) => crl.issuerNameDer.equals(r.subjectNameDer));
+
+  // The issuing CA's CRLs judge the signer (pki, below); the root's judge the issuing CA (here).
+  await checkCrl(crlPem, opts.pinnedPem, chainPem, opts.now);
+  if (isRootCrl(parseCrl(crlPem, 'crl.pem'))) throw new NotTrustedError('crl.pem', "it is the root's CRL; crl.pem must be the issuing CA's (the root's belongs in root-crl.pem)");
+  const leafCrls: Crl[] = [Crl.fromPem(crlPem)];
+  const rootCrls: { crl: Crl; from: string }[] = [];
+  if (rootCrlFile) rootCrls.push({ crl: await checkRootCrl(rootCrlFile.toString('utf8'), 'root-crl.pem', roots), from: 'root-crl.pem' });
+  for (const [i, pem] of (opts.crlPems ?? []).entries()) {
+    const from = opts.crlNames?.[i] ?? `--crl #${i + 1}`;
+    await checkCrl(pem, opts.pinnedPem, chainPem, opts.now);
+    const crl = parseCrl(pem, from);
+    if (isRootCrl(crl)) rootCrls.push({ crl: await checkRootCrl(pem, from, roots), from });
+    else leafCrls.push(crl);
+  }
+
   // id and conversation are taken from the signed header itself: nothing else to compare with.
   const parsed = parseHeader(headerText);
   const id = parsed.ok ? parsed.header.id : dir;
   const claimed = await claimedReceivedAt(dir);
-  const v = await verifyMessage(
+  let v = await verifyMessage(
     {
       id: parsed.ok ? parsed.header.id : '',
       conversation: parsed.ok ? parsed.header.conversation : '',
@@ -105,10 +207,49 @@ export async function verifyPackage(dir: string, opts: VerifyPackageOptions): Pr
     {
       anchors: Certificate.fromPemBundle(opts.pinnedPem),
       intermediates: Certificate.fromPemBundle(chainPem).filter((c) => c.isCA),
-      crls: crlPems.map((pem) => Crl.fromPem(pem)),
+      crls: leafCrls,
     },
     { at: opts.now },
   );
-  const note = v.ok ? undefined : noteFor(v, id);
-  return { id, v, checkedAt: opts.now, ...(claimed !== undefined ? { claimedReceivedAt: claimed } : {}), ...(note ? { note } : {}) };
+  let note = v.ok ? undefined : noteFor(v, id);
+
+  // The issuing CA against the newest root CRL, judged like the signer against its CRL (pki
+  // validate.ts): past its nextUpdate is crl-stale, listed with a revocationDate <= now is revoked.
+  let issuingCa: IssuingCaRevocation;
+  const newest = rootCrls.reduce<(typeof rootCrls)[number] | undefined>((a, b) => (!a || b.crl.crlNumber > a.crl.crlNumber ? b : a), undefined);
+  if (!newest) {
+    issuingCa = { checked: false, why: 'no root CRL in the package' };
+  } else {
+    const { crl, from } = newest;
+    const stale = crl.nextUpdate < opts.now;
+    let revoked: (RevokedEntry & { subject: string }) | undefined;
+    for (const ca of await issuingCas(v, chainPem, opts.pinnedPem, roots)) {
+      const entry = crl.find(ca.serialNumber);
+      if (entry && entry.revocationDate <= opts.now) {
+        revoked = { ...entry, subject: ca.subjectString };
+        break;
+      }
+    }
+    issuingCa = { checked: true, rootCrlNumber: crl.crlNumber.toString(), rootCrlFrom: from, nextUpdate: crl.nextUpdate, stale, ...(revoked ? { revoked } : {}) };
+    // Mirrors pki's order for the signer: a stale CRL says crl-stale whatever it lists. A failure
+    // of the message itself (signature, chain, label…) or a stale or revoking verdict on the
+    // signer stays; a revoked issuing CA outranks a revoked or stale signer check.
+    const header = v.header;
+    const rootDetail = `root CRL of ${crl.issuerString} (number ${crl.crlNumber}, ${from})`;
+    if (stale) {
+      if (v.ok) {
+        v = { ok: false, reason: 'crl-stale', detail: `newest ${rootDetail} was due for update ${crl.nextUpdate.toISOString()}, checked at ${opts.now.toISOString()}`, ...(header ? { header } : {}) };
+        note = "the package's root CRL is past its next update, so it cannot show whether the issuing CA is revoked now; give a current one with --crl FILE (sigil crl fetch --root --out FILE)";
+      }
+    } else if (revoked && (v.ok || v.reason === 'revoked' || v.reason === 'crl-stale')) {
+      v = {
+        ok: false,
+        reason: 'revoked',
+        detail: `the issuing CA ${revoked.subject} (serial ${revoked.serialNumber}) is revoked by the ${rootDetail}: revoked ${revoked.revocationDate.toISOString()} (${revoked.reason})`,
+        ...(header ? { header } : {}),
+      };
+      note = `a revoked issuing CA vouches for no certificate it issued, whatever time the message claims; sigil verify ${id} online does not consult the root CRL`;
+    }
+  }
+  return { id, v, checkedAt: opts.now, ...(claimed !== undefined ? { claimedReceivedAt: claimed } : {}), ...(note ? { note } : {}), issuingCa };
 }

@@ -4,8 +4,9 @@
  * ESS label = header label, label within the signer's clearance — and says why it fails (exit 3).
  * Online, the chain is judged at the receipt time the appliance recorded (read over TLS). With
  * `--package` it checks an evidence package written by `sigil export`, offline: the pinned root of
- * the profile is the only trust anchor, the package's chain and CRL are only candidates, and the
- * chain is judged now, since the package holds no receipt time the appliance signed (package.ts).
+ * the profile is the only trust anchor, the package's chain and CRLs are only candidates, the issuing
+ * CA is checked against the root's CRL (root-crl.pem, or one given with --crl), and the chain is
+ * judged now, since the package holds no receipt time the appliance signed (package.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
@@ -15,13 +16,17 @@ import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
 import type { MessageVerification } from '../../messaging/verify.js';
-import type { PackageVerification } from './package.js';
+import type { IssuingCaRevocation, PackageVerification } from './package.js';
 
 export interface VerifyOptions {
   message?: string;
   package?: string;
-  /** With `package`: a CRL file (PEM) to use besides the package's; the newest is used. */
-  crl?: string;
+  /**
+   * With `package`: CRL files (PEM) to use besides the package's, applied by issuer (the root's to
+   * the issuing CA, the issuing CA's to the signer); per issuer the highest CRL number is used.
+   * One file name is accepted too.
+   */
+  crl?: string | string[];
   json?: boolean;
 }
 
@@ -34,11 +39,16 @@ export function verifyCommand(ctx: CommandContext): Command {
         'time, so a message signed before its signer was revoked verifies as such. With --package DIR, verifies an ' +
         'evidence package made by sigil export without the server (the profile’s pinned CA is the trust anchor; the ' +
         'body is not needed); the package holds no receipt time the appliance signed, so its chain and CRL are judged ' +
-        'now: a certificate revoked or expired now fails, and receivedAt from message.json is shown, unproven.',
+        'now: a certificate revoked or expired now fails, and receivedAt from message.json is shown, unproven. ' +
+        "The issuing CA is checked against the root's CRL (root-crl.pem, signed by the pinned root): listed there, " +
+        'the package fails as revoked (exit 3); a package without root-crl.pem is checked as before, with a note that ' +
+        "the issuing CA's revocation was not checked. --crl FILE (repeatable) adds newer CRLs: one the root signed " +
+        "(sigil crl fetch --root) judges the issuing CA, one the issuing CA signed (sigil crl fetch) judges the signer; " +
+        'per issuer the highest CRL number wins.',
     )
     .argument('[message]', 'message id (shown by sigil read)')
     .option('--package <dir>', 'verify an evidence package written by sigil export instead')
-    .option('--crl <file>', 'with --package: a current CRL (sigil crl fetch --out FILE) to judge revocation with')
+    .option('--crl <file>', "with --package: a current CRL to judge revocation with, the issuing CA's (sigil crl fetch --out FILE) or the root's (sigil crl fetch --root --out FILE); repeat for both", (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print the verdict as JSON')
     .action(async (message: string | undefined, opts: VerifyOptions, c: Command) => run({ ...opts, message }, runtimeFor(ctx, c)));
   return withHelp(cmd, {
@@ -47,6 +57,7 @@ export function verifyCommand(ctx: CommandContext): Command {
       'sigil verify q3Jd0yP1xVfKX2aNw8e9Lg',
       'sigil verify --package ./evidence-q3Jd0yP1 --json',
       'sigil crl fetch --out current.crl.pem && sigil verify --package ./evidence-q3Jd0yP1 --crl current.crl.pem',
+      'sigil crl fetch --root --out root.crl.pem && sigil verify --package ./evidence-q3Jd0yP1 --crl root.crl.pem --crl current.crl.pem',
     ],
     exitCodes: [EXIT.verification, EXIT.auth],
   });
@@ -54,15 +65,17 @@ export function verifyCommand(ctx: CommandContext): Command {
 
 export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
   if (Boolean(opts.message) === Boolean(opts.package)) throw new UsageError('give either a message id or --package DIR, not both or neither');
-  if (opts.crl && !opts.package) throw new UsageError('--crl: only with --package DIR (online, the appliance serves the current CRL)');
+  const crlFiles = opts.crl === undefined ? [] : Array.isArray(opts.crl) ? opts.crl : [opts.crl];
+  if (crlFiles.length > 0 && !opts.package) throw new UsageError('--crl: only with --package DIR (online, the appliance serves the current CRL)');
   const { MessageUnverifiedError } = await import('../../messaging/errors.js');
   let v: MessageVerification;
   let id: string;
   let pkg: PackageVerification | undefined;
   if (opts.package) {
     const { verifyPackage } = await import('./package.js');
-    const crlPems = opts.crl ? [await readCrlFile(opts.crl)] : [];
-    pkg = await verifyPackage(opts.package, { pinnedPem: await rt.profile.read('ca'), now: rt.io.now(), crlPems });
+    const crlPems: string[] = [];
+    for (const file of crlFiles) crlPems.push(await readCrlFile(file));
+    pkg = await verifyPackage(opts.package, { pinnedPem: await rt.profile.read('ca'), now: rt.io.now(), crlPems, crlNames: crlFiles });
     v = pkg.v;
     id = pkg.id;
   } else {
@@ -75,6 +88,10 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     id = m.id;
   }
   printVerdict(rt, id, v, pkg);
+  if (pkg && !pkg.issuingCa.checked) {
+    const { NO_ROOT_CRL_NOTE } = await import('./package.js');
+    rt.out.note(`note: ${NO_ROOT_CRL_NOTE}`);
+  }
   if (!v.ok) throw new MessageUnverifiedError(`message ${id} failed verification: ${v.reason}: ${v.detail}`);
 }
 
@@ -89,7 +106,7 @@ async function readCrlFile(file: string): Promise<string> {
 function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: PackageVerification): void {
   // Package only: the time everything was judged at, and message.json's receipt time, unproven.
   const offline = pkg
-    ? { checkedAt: pkg.checkedAt.toISOString(), claimedReceivedAt: pkg.claimedReceivedAt ?? null, receivedAtProven: false }
+    ? { checkedAt: pkg.checkedAt.toISOString(), claimedReceivedAt: pkg.claimedReceivedAt ?? null, receivedAtProven: false, issuingCa: issuingCaJson(pkg.issuingCa) }
     : {};
   const claimed = pkg ? `${pkg.claimedReceivedAt ?? '(none)'} (message.json, not signed: unproven, not used)` : '';
   if (rt.json) {
@@ -114,7 +131,7 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: Pac
   if (!v.ok) {
     rt.out.line(`!! VERIFICATION FAILED: ${v.reason}: ${v.detail}`);
     if (pkg?.note) rt.out.line(`!! ${pkg.note}`);
-    if (pkg) rt.out.fields([['checked at', `${pkg.checkedAt.toISOString()} (now)`], ['received', claimed]]);
+    if (pkg) rt.out.fields([['checked at', `${pkg.checkedAt.toISOString()} (now)`], ['received', claimed], ['issuing CA', issuingCaText(pkg.issuingCa)]]);
     return;
   }
   rt.out.fields([
@@ -123,8 +140,34 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: Pac
     ['signed by', `${v.signer} (certificate ${v.signerCert.serialNumber}, clearance ${v.signerCert.clearance ?? 'none'})`],
     ['label', v.header.label.replace('-', ' ').toUpperCase()],
     ['sent', v.header.sentAt],
-    ...(pkg ? ([['received', claimed], ['checked at', `${pkg.checkedAt.toISOString()} (now: chain, validity and CRL)`]] as [string, string][]) : []),
+    ...(pkg
+      ? ([
+          ['received', claimed],
+          ['checked at', `${pkg.checkedAt.toISOString()} (now: chain, validity and CRLs)`],
+          ['issuing CA', issuingCaText(pkg.issuingCa)],
+        ] as [string, string][])
+      : []),
     ['body digest', v.bodyChecked ? 'matches the signed SHA-384' : 'not checked (no body given)'],
     ['chain', v.chain.map((c) => c.subjectString).join(' <- ')],
   ]);
+}
+
+function issuingCaJson(r: IssuingCaRevocation): Record<string, unknown> {
+  if (!r.checked) return { checked: false, why: r.why };
+  return {
+    checked: true,
+    rootCrlNumber: r.rootCrlNumber,
+    rootCrlFrom: r.rootCrlFrom,
+    nextUpdate: r.nextUpdate.toISOString(),
+    stale: r.stale,
+    revoked: r.revoked ? { subject: r.revoked.subject, serial: r.revoked.serialNumber, at: r.revoked.revocationDate.toISOString(), reason: r.revoked.reason } : null,
+  };
+}
+
+/** The issuing CA's revocation status, one line for people. */
+function issuingCaText(r: IssuingCaRevocation): string {
+  if (!r.checked) return `revocation not checked (${r.why})`;
+  const crl = `root CRL #${r.rootCrlNumber} from ${r.rootCrlFrom}, next update ${r.nextUpdate.toISOString()}`;
+  if (r.revoked) return `REVOKED ${r.revoked.revocationDate.toISOString()} (${r.revoked.reason}) by the ${crl}`;
+  return r.stale ? `root CRL stale (${crl})` : `not revoked (checked against the ${crl})`;
 }

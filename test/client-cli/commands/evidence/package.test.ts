@@ -4,12 +4,14 @@
  * clock, never at a time the package or the signer claims — revoked now, expired now, or a stale
  * CRL fail however early message.json or signingTime say the message was made; a current CRL given
  * beside the package is used; and `verifyMessage` without a receipt time judges now, not at the
- * signer's signingTime.
+ * signer's signingTime. The issuing CA is judged the same way against the root's CRL
+ * (root-crl.pem, or one given beside): revoked there, the package is revoked; past its next
+ * update, crl-stale; per issuer the highest CRL number wins; without one, a note says so.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { signDetached, type Certificate, type Crl, type CryptoKey } from '../../../../pki/index.js';
+import { createRootCrl, signDetached, type Certificate, type Crl, type CryptoKey } from '../../../../pki/index.js';
 import { buildHeader } from '../../../../client-cli/messaging/header.js';
 import { verifyMessage } from '../../../../client-cli/messaging/verify.js';
 import { verifyPackage } from '../../../../client-cli/commands/evidence/package.js';
@@ -100,4 +102,64 @@ t.test('when verifyMessage has no receipt time then it judges now, not the signe
   t.match(v, { ok: false, reason: 'revoked' });
   const online = await verifyMessage({ ...m, receivedAt: sentBefore.toISOString() }, trust);
   t.match(online, { ok: true, revokedLater: { reason: 'keyCompromise' } }, 'a receipt time from the appliance still counts');
+});
+
+/** The root's CRL, made with the root key at a pinned time. */
+const rootCrl = (n: bigint, o: { revokeIssuingAt?: Date; thisUpdate: Date; validityDays: number }): Promise<Crl> =>
+  createRootCrl({
+    cert: ca.root.cert,
+    key: ca.root.key,
+    crlNumber: n,
+    thisUpdate: o.thisUpdate,
+    validityDays: o.validityDays,
+    revoked: o.revokeIssuingAt ? [{ serialNumber: ca.issuing.cert.serialNumber, revocationDate: o.revokeIssuingAt, reason: 'keyCompromise' }] : [],
+  });
+
+t.test('when the root CRL revokes the issuing CA then the package is revoked, naming the issuing CA; the newest root CRL decides', async (t) => {
+  const signer = await ca.staff('eroot', 'secret');
+  const fresh = await crl(4n, { thisUpdate: T0, nextUpdate: new Date(T0.getTime() + 9 * DAY) });
+  const now = new Date(T0.getTime() + 4 * HOUR);
+  const clean = await rootCrl(1n, { thisUpdate: T0, validityDays: 30 });
+  const revoking = await rootCrl(2n, { thisUpdate: new Date(T0.getTime() + 3 * HOUR), validityDays: 30, revokeIssuingAt: new Date(T0.getTime() + 3 * HOUR) });
+  const pkg = await writePackage('root-clean', signer, sentBefore, fresh);
+  writeFileSync(join(pkg, 'root-crl.pem'), clean.pem);
+  const ok = await verifyPackage(pkg, { pinnedPem, now });
+  t.match(ok, { v: { ok: true }, issuingCa: { checked: true, rootCrlNumber: '1', rootCrlFrom: 'root-crl.pem', stale: false } });
+  t.notOk(ok.issuingCa.checked && ok.issuingCa.revoked);
+  const r = await verifyPackage(pkg, { pinnedPem, now, crlPems: [revoking.pem], crlNames: ['root-2.pem'] });
+  t.match(r, { v: { ok: false, reason: 'revoked', detail: /^the issuing CA .* \(serial [0-9a-f]+\) is revoked by the root CRL of .* \(number 2, root-2\.pem\): revoked .* \(keyCompromise\)$/ }, note: /revoked issuing CA/ });
+  t.match(r.issuingCa, { checked: true, rootCrlNumber: '2', revoked: { reason: 'keyCompromise', serialNumber: ca.issuing.cert.serialNumber } });
+  // The other way round: the package holds #2, an older #1 given beside does not undo it.
+  writeFileSync(join(pkg, 'root-crl.pem'), revoking.pem);
+  t.match(await verifyPackage(pkg, { pinnedPem, now, crlPems: [clean.pem] }), { v: { ok: false, reason: 'revoked' }, issuingCa: { rootCrlNumber: '2' } });
+  // A revocation after `now` does not count yet, as for the signer.
+  t.match(await verifyPackage(pkg, { pinnedPem, now: new Date(T0.getTime() + 2 * HOUR) }), { v: { ok: true } });
+  // A pin that holds the issuing CA too (pki's chain then ends at it) still checks it.
+  t.match(await verifyPackage(pkg, { pinnedPem: pinnedPem + ca.issuing.cert.pem, now }), { v: { ok: false, reason: 'revoked', detail: /the issuing CA/ } });
+});
+
+t.test('when the root CRL is past its next update then the package is crl-stale, as with a stale issuing CRL; a current one given beside is used', async (t) => {
+  const signer = await ca.staff('froot', 'secret');
+  const fresh = await crl(5n, { thisUpdate: T0, nextUpdate: new Date(T0.getTime() + 9 * DAY) });
+  const old = await rootCrl(1n, { thisUpdate: T0, validityDays: 1 });
+  const pkg = await writePackage('root-stale', signer, sentBefore, fresh);
+  writeFileSync(join(pkg, 'root-crl.pem'), old.pem);
+  const now = new Date(T0.getTime() + 2 * DAY);
+  const r = await verifyPackage(pkg, { pinnedPem, now });
+  t.match(r, { v: { ok: false, reason: 'crl-stale', detail: /root CRL .*number 1.* was due for update/ }, note: /root CRL is past its next update.*--crl FILE \(sigil crl fetch --root --out FILE\)/, issuingCa: { checked: true, stale: true } });
+  const current = await rootCrl(2n, { thisUpdate: new Date(T0.getTime() + DAY + HOUR), validityDays: 30 });
+  t.match(await verifyPackage(pkg, { pinnedPem, now, crlPems: [current.pem] }), { v: { ok: true }, issuingCa: { rootCrlNumber: '2', stale: false } });
+});
+
+t.test('when the package has no root CRL then it verifies as before and says the issuing CA was not checked; a bad root CRL is refused', async (t) => {
+  const signer = await ca.staff('groot', 'secret');
+  const fresh = await crl(6n, { thisUpdate: T0, nextUpdate: new Date(T0.getTime() + 9 * DAY) });
+  const pkg = await writePackage('root-none', signer, sentBefore, fresh);
+  const now = new Date(T0.getTime() + 4 * HOUR);
+  t.match(await verifyPackage(pkg, { pinnedPem, now }), { v: { ok: true }, issuingCa: { checked: false, why: 'no root CRL in the package' } });
+  writeFileSync(join(pkg, 'root-crl.pem'), fresh.pem);
+  await t.rejects(verifyPackage(pkg, { pinnedPem, now }), { code: 'NOT_TRUSTED', message: /root CRL root-crl\.pem .*issued by .*not by the pinned root/ });
+  const other = await makeTestCa('p256', () => clock);
+  writeFileSync(join(pkg, 'root-crl.pem'), (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 9n, thisUpdate: T0 })).pem);
+  await t.rejects(verifyPackage(pkg, { pinnedPem, now }), { code: 'NOT_TRUSTED' });
 });
