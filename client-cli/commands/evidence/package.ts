@@ -26,6 +26,7 @@ import { Certificate, Crl, type RevokedEntry } from '../../../pki/index.js';
 import { checkCrl } from '../../crl-check.js';
 import { InputFileError, NotTrustedError } from '../../errors.js';
 import { parseHeader } from '../../messaging/header.js';
+import { checkRootCrl, issuingCas, parseCrl, pinnedRoots } from '../../messaging/root-crl.js';
 import { verifyMessage, type MessageVerification } from '../../messaging/verify.js';
 
 /** Failure reasons that depend on the time the chain is judged at. */
@@ -112,54 +113,6 @@ function noteFor(v: Extract<MessageVerification, { ok: false }>, id: string): st
   return `the package cannot prove the message reached the appliance while the certificate was valid; ${online}`;
 }
 
-/** The pinned self-signed roots: only they may sign a root CRL. */
-async function pinnedRoots(pinnedPem: string): Promise<Certificate[]> {
-  const roots: Certificate[] = [];
-  for (const c of Certificate.fromPemBundle(pinnedPem)) if (c.isSelfIssued && (await c.isIssuedBy(c))) roots.push(c);
-  return roots;
-}
-
-function parseCrl(pem: string, from: string): Crl {
-  try {
-    return Crl.fromPem(pem);
-  } catch (cause) {
-    throw new NotTrustedError(from, 'not a PEM X.509 CRL', { cause });
-  }
-}
-
-/**
- * The root CRL `pem` (from `from`), its signature checked with the pinned root that issued it.
- * @throws NotTrustedError when no pinned root is its issuer or its signature does not verify
- */
-async function checkRootCrl(pem: string, from: string, roots: Certificate[]): Promise<Crl> {
-  const crl = parseCrl(pem, from);
-  const root = roots.find((r) => crl.issuerNameDer.equals(r.subjectNameDer));
-  const rootNames = roots.map((r) => r.subjectString).join(', ') || '(no self-signed root pinned)';
-  if (!root) throw new NotTrustedError(`the root CRL ${from}`, `it is issued by ${crl.issuerString}, not by the pinned root ${rootNames}`);
-  const sig = await crl.verifySignature(root);
-  if (!sig.ok) throw new NotTrustedError(`the root CRL ${from}`, `its signature does not verify with the pinned root ${root.subjectString}: ${sig.detail}`);
-  return crl;
-}
-
-/**
- * The issuing CA(s) the root CRL judges: on success those of the chain the signature was verified
- * with (a pinned issuing CA ends it), else every CA of chain.pem and the pin issued by a pinned root.
- */
-async function issuingCas(v: MessageVerification, chainPem: string, pinnedPem: string, roots: Certificate[]): Promise<Certificate[]> {
-  const pool = v.ok ? v.chain.slice(1) : [...Certificate.fromPemBundle(chainPem), ...Certificate.fromPemBundle(pinnedPem)];
-  const out: Certificate[] = [];
-  for (const c of pool) {
-    if (!c.isCA || c.isSelfIssued || out.some((o) => o.fingerprint === c.fingerprint)) continue;
-    for (const r of roots) {
-      if (await c.isIssuedBy(r)) {
-        out.push(c);
-        break;
-      }
-    }
-  }
-  return out;
-}
-
 /**
  * Verifies the evidence package in `dir` offline at `opts.now` (see the file comment for why now).
  * Never throws for a bad message: the verdict says why.
@@ -223,7 +176,7 @@ export async function verifyPackage(dir: string, opts: VerifyPackageOptions): Pr
     const { crl, from } = newest;
     const stale = crl.nextUpdate < opts.now;
     let revoked: (RevokedEntry & { subject: string }) | undefined;
-    for (const ca of await issuingCas(v, chainPem, opts.pinnedPem, roots)) {
+    for (const ca of await issuingCas(v, [...Certificate.fromPemBundle(chainPem), ...Certificate.fromPemBundle(opts.pinnedPem)], roots)) {
       const entry = crl.find(ca.serialNumber);
       if (entry && entry.revocationDate <= opts.now) {
         revoked = { ...entry, subject: ca.subjectString };
@@ -248,7 +201,7 @@ export async function verifyPackage(dir: string, opts: VerifyPackageOptions): Pr
         detail: `the issuing CA ${revoked.subject} (serial ${revoked.serialNumber}) is revoked by the ${rootDetail}: revoked ${revoked.revocationDate.toISOString()} (${revoked.reason})`,
         ...(header ? { header } : {}),
       };
-      note = `a revoked issuing CA vouches for no certificate it issued, whatever time the message claims; sigil verify ${id} online does not consult the root CRL`;
+      note = `a revoked issuing CA vouches for no certificate it issued, whatever time the message claims; sigil verify ${id} against the appliance judges it at the receipt time the appliance recorded`;
     }
   }
   return { id, v, checkedAt: opts.now, ...(claimed !== undefined ? { claimedReceivedAt: claimed } : {}), ...(note ? { note } : {}), issuingCa };

@@ -2,7 +2,8 @@
  * `sigil verify <message>` / `sigil verify --package DIR`: checks one message in full — signature
  * (RFC 5652 §5.6), chain to the pinned root and CRL (RFC 5280 §6), sender = signer, body digest,
  * ESS label = header label, label within the signer's clearance — and says why it fails (exit 3).
- * Online, the chain is judged at the receipt time the appliance recorded (read over TLS). With
+ * Online, the chain is judged at the receipt time the appliance recorded (read over TLS), the issuing
+ * CA included, against the appliance's root CRL (messaging/root-crl.ts). With
  * `--package` it checks an evidence package written by `sigil export`, offline: the pinned root of
  * the profile is the only trust anchor, the package's chain and CRLs are only candidates, the issuing
  * CA is checked against the root's CRL (root-crl.pem, or one given with --crl), and the chain is
@@ -16,6 +17,7 @@ import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
 import type { MessageVerification } from '../../messaging/verify.js';
+import type { OnlineIssuingCaRevocation } from '../../messaging/root-crl.js';
 import type { IssuingCaRevocation, PackageVerification } from './package.js';
 
 export interface VerifyOptions {
@@ -36,7 +38,9 @@ export function verifyCommand(ctx: CommandContext): Command {
     .description(
       'Verify one message: signature, certificate chain to the pinned CA, revocation (CRL), sender, body digest and ' +
         "label. Says exactly why it fails and exits 3. Online the chain is judged at the appliance's recorded receipt " +
-        'time, so a message signed before its signer was revoked verifies as such. With --package DIR, verifies an ' +
+        'time, so a message signed before its signer was revoked verifies as such; the issuing CA is judged at that ' +
+        "time too, against the appliance's root CRL (GET /v1/crl/root, signed by the pinned root; an appliance without " +
+        'one leaves it unchecked, with a note). With --package DIR, verifies an ' +
         'evidence package made by sigil export without the server (the profile’s pinned CA is the trust anchor; the ' +
         'body is not needed); the package holds no receipt time the appliance signed, so its chain and CRL are judged ' +
         'now: a certificate revoked or expired now fails, and receivedAt from message.json is shown, unproven. ' +
@@ -71,6 +75,7 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
   let v: MessageVerification;
   let id: string;
   let pkg: PackageVerification | undefined;
+  let online: { issuingCa: OnlineIssuingCaRevocation } | undefined;
   if (opts.package) {
     const { verifyPackage } = await import('./package.js');
     const crlPems: string[] = [];
@@ -82,15 +87,30 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     if (!/^[A-Za-z0-9_-]{22}$/.test(opts.message as string)) throw new UsageError('<message>: expected a 22-character message id');
     const { MessagingSession } = await import('../../messaging/session.js');
     const { MessageSchema } = await import('../../messaging/api.js');
+    const { fetchRootCrl, judgeIssuingCa, judgedAt, staleRootCrlWarning } = await import('../../messaging/root-crl.js');
+    const { Certificate } = await import('../../../pki/index.js');
     const ms = await MessagingSession.open(rt);
     const m = await ms.http.get(`/v1/messages/${encodeURIComponent(opts.message as string)}`, MessageSchema);
-    v = await ms.verify(m);
+    const pinnedPem = await rt.profile.read('ca');
+    const rootCrl = await fetchRootCrl(ms.http, pinnedPem);
+    const trust = await ms.trust();
+    const verified = await ms.verify(m);
+    // The issuing CA is judged at the time the signer was (verify.ts: the appliance's receipt time).
+    const judged = await judgeIssuingCa(verified, rootCrl, judgedAt(m, rt.io.now()), [...Certificate.fromPemBundle(pinnedPem), ...trust.intermediates]);
+    const warning = staleRootCrlWarning(rootCrl, rt.io.now());
+    if (warning) rt.io.stderr.write(`warning: ${warning}\n`);
+    v = judged.v;
+    online = { issuingCa: judged.issuingCa };
     id = m.id;
   }
-  printVerdict(rt, id, v, pkg);
+  printVerdict(rt, id, v, pkg, online);
   if (pkg && !pkg.issuingCa.checked) {
     const { NO_ROOT_CRL_NOTE } = await import('./package.js');
     rt.out.note(`note: ${NO_ROOT_CRL_NOTE}`);
+  }
+  if (online && !online.issuingCa.checked) {
+    const { NO_ROOT_CRL_ONLINE_NOTE } = await import('../../messaging/root-crl.js');
+    rt.out.note(`note: ${NO_ROOT_CRL_ONLINE_NOTE}`);
   }
   if (!v.ok) throw new MessageUnverifiedError(`message ${id} failed verification: ${v.reason}: ${v.detail}`);
 }
@@ -103,11 +123,14 @@ async function readCrlFile(file: string): Promise<string> {
   }
 }
 
-function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: PackageVerification): void {
+function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: PackageVerification, online?: { issuingCa: OnlineIssuingCaRevocation }): void {
   // Package only: the time everything was judged at, and message.json's receipt time, unproven.
+  // Online: the issuing CA's revocation, judged at the receipt time like the signer's.
   const offline = pkg
     ? { checkedAt: pkg.checkedAt.toISOString(), claimedReceivedAt: pkg.claimedReceivedAt ?? null, receivedAtProven: false, issuingCa: issuingCaJson(pkg.issuingCa) }
-    : {};
+    : online
+      ? { issuingCa: issuingCaJson(online.issuingCa) }
+      : {};
   const claimed = pkg ? `${pkg.claimedReceivedAt ?? '(none)'} (message.json, not signed: unproven, not used)` : '';
   if (rt.json) {
     if (!v.ok) return rt.out.json({ id, verified: false, reason: v.reason, detail: v.detail, ...offline, ...(pkg?.note ? { note: pkg.note } : {}) });
@@ -132,11 +155,20 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: Pac
     rt.out.line(`!! VERIFICATION FAILED: ${v.reason}: ${v.detail}`);
     if (pkg?.note) rt.out.line(`!! ${pkg.note}`);
     if (pkg) rt.out.fields([['checked at', `${pkg.checkedAt.toISOString()} (now)`], ['received', claimed], ['issuing CA', issuingCaText(pkg.issuingCa)]]);
+    if (online) rt.out.fields([['issuing CA', issuingCaText(online.issuingCa)]]);
     return;
   }
+  const caLater = online?.issuingCa.checked ? online.issuingCa.revokedLater : undefined;
   rt.out.fields([
     ['message', id],
-    ['verdict', v.revokedLater ? `valid, signed before revocation (revoked ${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason})` : 'valid'],
+    [
+      'verdict',
+      v.revokedLater
+        ? `valid, signed before revocation (revoked ${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason})`
+        : caLater
+          ? `valid, signed before revocation of the issuing CA (revoked ${caLater.revocationDate.toISOString()}, ${caLater.reason})`
+          : 'valid',
+    ],
     ['signed by', `${v.signer} (certificate ${v.signerCert.serialNumber}, clearance ${v.signerCert.clearance ?? 'none'})`],
     ['label', v.header.label.replace('-', ' ').toUpperCase()],
     ['sent', v.header.sentAt],
@@ -147,13 +179,16 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: Pac
           ['issuing CA', issuingCaText(pkg.issuingCa)],
         ] as [string, string][])
       : []),
+    ...(online ? ([['issuing CA', issuingCaText(online.issuingCa)]] as [string, string][]) : []),
     ['body digest', v.bodyChecked ? 'matches the signed SHA-384' : 'not checked (no body given)'],
     ['chain', v.chain.map((c) => c.subjectString).join(' <- ')],
   ]);
 }
 
-function issuingCaJson(r: IssuingCaRevocation): Record<string, unknown> {
+function issuingCaJson(r: IssuingCaRevocation | OnlineIssuingCaRevocation): Record<string, unknown> {
   if (!r.checked) return { checked: false, why: r.why };
+  // Online only: the issuing CA revoked after the receipt time (the package path has no such key).
+  const later = 'revokedLater' in r ? r.revokedLater : undefined;
   return {
     checked: true,
     rootCrlNumber: r.rootCrlNumber,
@@ -161,13 +196,16 @@ function issuingCaJson(r: IssuingCaRevocation): Record<string, unknown> {
     nextUpdate: r.nextUpdate.toISOString(),
     stale: r.stale,
     revoked: r.revoked ? { subject: r.revoked.subject, serial: r.revoked.serialNumber, at: r.revoked.revocationDate.toISOString(), reason: r.revoked.reason } : null,
+    ...(later ? { revokedLater: { subject: later.subject, serial: later.serialNumber, at: later.revocationDate.toISOString(), reason: later.reason } } : {}),
   };
 }
 
 /** The issuing CA's revocation status, one line for people. */
-function issuingCaText(r: IssuingCaRevocation): string {
+function issuingCaText(r: IssuingCaRevocation | OnlineIssuingCaRevocation): string {
   if (!r.checked) return `revocation not checked (${r.why})`;
   const crl = `root CRL #${r.rootCrlNumber} from ${r.rootCrlFrom}, next update ${r.nextUpdate.toISOString()}`;
   if (r.revoked) return `REVOKED ${r.revoked.revocationDate.toISOString()} (${r.revoked.reason}) by the ${crl}`;
+  const later = 'revokedLater' in r ? r.revokedLater : undefined;
+  if (later && !r.stale) return `revoked ${later.revocationDate.toISOString()} (${later.reason}), after the receipt time, by the ${crl}`;
   return r.stale ? `root CRL stale (${crl})` : `not revoked (checked against the ${crl})`;
 }

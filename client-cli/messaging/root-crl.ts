@@ -1,0 +1,158 @@
+/**
+ * The issuing CA against the root's CRL for `sigil verify <id>` online (RFC 5280 §6.3): the root
+ * CRL is fetched from the appliance (`GET /v1/crl/root`, memory only) and trusted only with its
+ * signature checked by a self-signed root of the pin. The issuing CA is judged by the rule the
+ * online path judges the signer by (pki validate.ts at the receipt time the appliance reports over
+ * TLS, verify.ts): listed with a revocationDate <= that time is `revoked`; listed later is
+ * "received before revocation" (`revokedLater`, the verdict stays valid); a root CRL whose
+ * nextUpdate is before that time is `crl-stale`; one stale only now is a stderr warning, as for
+ * the issuing CA's CRL (session.ts). An appliance without a root CRL (404) leaves the issuing CA
+ * unchecked, which the answer says. The offline twin is commands/evidence/package.ts (whose
+ * helpers are not exported; the few lines are repeated here).
+ */
+import { Certificate, Crl, type RevokedEntry } from '../../pki/index.js';
+import { CrlSchema } from '../api.js';
+import { NotTrustedError, ServerError } from '../errors.js';
+import type { HttpClient } from '../http.js';
+import type { IssuingCaRevocation } from '../commands/evidence/package.js';
+import type { MessageVerification, ReceivedMessage } from './verify.js';
+
+/** Online: the package shape, plus the issuing CA revoked after the receipt time. */
+export type OnlineIssuingCaRevocation = IssuingCaRevocation & { revokedLater?: RevokedEntry & { subject: string } };
+
+/** The note line when the appliance serves no root CRL. */
+export const NO_ROOT_CRL_ONLINE_NOTE =
+  "the issuing CA's revocation was not checked: the appliance has no root CRL (GET /v1/crl/root: not found); its officer signs one with sigil-server sign-root-crl";
+
+/** The time the online check judges revocation at: the appliance's receipt time (verify.ts), else now. */
+export function judgedAt(m: ReceivedMessage, now: Date): Date {
+  const receivedAt = new Date(m.receivedAt);
+  return Number.isNaN(receivedAt.getTime()) ? now : receivedAt;
+}
+
+/**
+ * `GET /v1/crl/root` with its signature checked by the pinned root; undefined on 404.
+ * @throws NotTrustedError when no pinned self-signed root issued it or its signature does not verify
+ */
+export async function fetchRootCrl(http: HttpClient, pinnedPem: string): Promise<Crl | undefined> {
+  let served: { crl: string };
+  try {
+    served = await http.get('/v1/crl/root', CrlSchema);
+  } catch (err) {
+    if (err instanceof ServerError && err.status === 404) return undefined;
+    throw err;
+  }
+  return checkRootCrl(served.crl, 'from the appliance', await pinnedRoots(pinnedPem));
+}
+
+/** The pinned self-signed roots: only they may sign a root CRL. */
+export async function pinnedRoots(pinnedPem: string): Promise<Certificate[]> {
+  const roots: Certificate[] = [];
+  for (const c of Certificate.fromPemBundle(pinnedPem)) if (c.isSelfIssued && (await c.isIssuedBy(c))) roots.push(c);
+  return roots;
+}
+
+/** A CRL from `from`, parsed. @throws NotTrustedError when it is not one */
+export function parseCrl(pem: string, from: string): Crl {
+  try {
+    return Crl.fromPem(pem);
+  } catch (cause) {
+    throw new NotTrustedError(from, 'not a PEM X.509 CRL', { cause });
+  }
+}
+
+/**
+ * The root CRL `pem` (from `from`), its signature checked with the pinned root that issued it.
+ * @throws NotTrustedError when no pinned root is its issuer or its signature does not verify
+ */
+export async function checkRootCrl(pem: string, from: string, roots: Certificate[]): Promise<Crl> {
+  const crl = parseCrl(pem, from);
+  const root = roots.find((r) => crl.issuerNameDer.equals(r.subjectNameDer));
+  const rootNames = roots.map((r) => r.subjectString).join(', ') || '(no self-signed root pinned)';
+  if (!root) throw new NotTrustedError(`the root CRL ${from}`, `it is issued by ${crl.issuerString}, not by the pinned root ${rootNames}`);
+  const sig = await crl.verifySignature(root);
+  if (!sig.ok) throw new NotTrustedError(`the root CRL ${from}`, `its signature does not verify with the pinned root ${root.subjectString}: ${sig.detail}`);
+  return crl;
+}
+
+/**
+ * The issuing CA(s) a root CRL judges: on success those of the chain the signature was verified
+ * with (a pinned issuing CA ends it), else every CA among `candidates` issued by one of `roots`.
+ */
+export async function issuingCas(v: MessageVerification, candidates: Certificate[], roots: Certificate[]): Promise<Certificate[]> {
+  const pool = v.ok ? v.chain.slice(1) : candidates;
+  const out: Certificate[] = [];
+  for (const c of pool) {
+    if (!c.isCA || c.isSelfIssued || out.some((o) => o.fingerprint === c.fingerprint)) continue;
+    for (const r of roots) {
+      if (await c.isIssuedBy(r)) {
+        out.push(c);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+
+/**
+ * Judges the issuing CA of `v` with `rootCrl` at `at` (the receipt time) and returns the verdict,
+ * changed as the package path changes it (package.ts): a stale root CRL gives crl-stale to an
+ * otherwise valid message; a revoked issuing CA outranks a revoked or stale signer check; any
+ * other failure of the message stays.
+ * @param candidates the pinned certificates and the served issuing CA(s)
+ */
+export async function judgeIssuingCa(
+  v: MessageVerification,
+  rootCrl: Crl | undefined,
+  at: Date,
+  candidates: Certificate[],
+): Promise<{ v: MessageVerification; issuingCa: OnlineIssuingCaRevocation }> {
+  if (!rootCrl) return { v, issuingCa: { checked: false, why: 'the appliance has no root CRL' } };
+  const stale = rootCrl.nextUpdate < at;
+  let revoked: (RevokedEntry & { subject: string }) | undefined;
+  let revokedLater: (RevokedEntry & { subject: string }) | undefined;
+  const roots = candidates.filter((c) => c.isSelfIssued && c.subjectNameDer.equals(rootCrl.issuerNameDer));
+  for (const ca of await issuingCas(v, candidates, roots)) {
+    const entry = rootCrl.find(ca.serialNumber);
+    if (!entry) continue;
+    if (entry.revocationDate <= at) {
+      revoked = { ...entry, subject: ca.subjectString };
+      break;
+    }
+    revokedLater ??= { ...entry, subject: ca.subjectString };
+  }
+  const issuingCa: OnlineIssuingCaRevocation = {
+    checked: true,
+    rootCrlNumber: rootCrl.crlNumber.toString(),
+    rootCrlFrom: 'the appliance',
+    nextUpdate: rootCrl.nextUpdate,
+    stale,
+    ...(revoked ? { revoked } : {}),
+    ...(!revoked && revokedLater ? { revokedLater } : {}),
+  };
+  const header = v.header;
+  const rootDetail = `root CRL of ${rootCrl.issuerString} (number ${rootCrl.crlNumber}, the appliance)`;
+  if (stale) {
+    if (v.ok) {
+      v = { ok: false, reason: 'crl-stale', detail: `newest ${rootDetail} was due for update ${rootCrl.nextUpdate.toISOString()}, checked at ${at.toISOString()}`, ...(header ? { header } : {}) };
+    }
+  } else if (revoked && (v.ok || v.reason === 'revoked' || v.reason === 'crl-stale')) {
+    v = {
+      ok: false,
+      reason: 'revoked',
+      detail: `the issuing CA ${revoked.subject} (serial ${revoked.serialNumber}) is revoked by the ${rootDetail}: revoked ${revoked.revocationDate.toISOString()} (${revoked.reason}), at or before the receipt time ${at.toISOString()}`,
+      ...(header ? { header } : {}),
+    };
+  }
+  return { v, issuingCa };
+}
+
+/** One `warning: …` line when the root CRL is past its nextUpdate now (as staleCrlWarning for the issuing CA's). */
+export function staleRootCrlWarning(rootCrl: Crl | undefined, now: Date): string | undefined {
+  if (!rootCrl || !(rootCrl.nextUpdate < now)) return undefined;
+  return (
+    `the appliance's root CRL #${rootCrl.crlNumber} was due for update at ${rootCrl.nextUpdate.toISOString()} (now ${now.toISOString()}); ` +
+    'messages received after that fail verification (crl-stale) until the root key ceremony signs a new one (sigil-server sign-root-crl)'
+  );
+}
