@@ -239,7 +239,8 @@ async function isExecutableFile(path: string): Promise<boolean> {
   }
 }
 
-function isMissing(err: unknown): boolean {
+/** An error saying the path is not there (or not a file/directory where one was expected). */
+export function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
 }

@@ -8,7 +8,7 @@ import { lstat, stat } from 'node:fs/promises';
 import { basename, relative } from 'node:path';
 import { coveredBy, LOOPBACK, parseCidr, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
-import { changeableByOthers, type Host } from './host.js';
+import { changeableByOthers, isMissing, type Host } from './host.js';
 import { iniBoolean, readIniFiles, type IniAssignment, type IniSettings } from './ini-file.js';
 import { environmentWords, parseEnvFile } from './systemd-env.js';
 
@@ -362,8 +362,7 @@ async function unsafeLibrary(host: Host, hostPath: string): Promise<string | und
   try {
     st = await lstat(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist: the loader would skip it, so it names no library check can vouch for';
+    if (isMissing(err)) return 'does not exist: the loader would skip it, so it names no library check can vouch for';
     throw err;
   }
   if (!st.isFile()) return 'is not a regular file';
@@ -371,7 +370,6 @@ async function unsafeLibrary(host: Host, hostPath: string): Promise<string | und
   return why && `is ${why}: ${RUNS_IN_SERVER}`;
 }
 
-/** unit.preload: every library in every LD_PRELOAD is an absolute path to a file only root can change. */
 /** The system-wide preload list (ld.so(8)): loaded into every program, the server too. */
 const LD_SO_PRELOAD = '/etc/ld.so.preload';
 
@@ -382,6 +380,7 @@ async function unsafeEntry(host: Host, lib: string): Promise<string | undefined>
   return unsafeLibrary(host, lib);
 }
 
+/** unit.preload: every library in every LD_PRELOAD is an absolute path to a file only root can change. */
 async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlResult> {
   const host = ctx.host;
   const read = await preloads(s, host);

@@ -7,8 +7,8 @@
  * "received before revocation" (`revokedLater`, the verdict stays valid); a root CRL whose
  * nextUpdate is before that time is `crl-stale`; one stale only now is a stderr warning, as for
  * the issuing CA's CRL (session.ts). An appliance without a root CRL (404) leaves the issuing CA
- * unchecked, which the answer says. The offline twin is commands/evidence/package.ts (whose
- * helpers are not exported; the few lines are repeated here).
+ * unchecked, which the answer says. The offline twin is commands/evidence/package.ts, which
+ * judges with the same {@link applyRootCrl} at now.
  */
 import { Certificate, Crl, type RevokedEntry } from '../../pki/index.js';
 import { CrlSchema } from '../api.js';
@@ -96,10 +96,58 @@ export async function issuingCas(v: MessageVerification, candidates: Certificate
 
 
 /**
+ * Judges the issuing CA(s) `cas` with `rootCrl` at `at` and returns `v` changed as pki changes
+ * it for the signer (validate.ts): a stale root CRL gives crl-stale to an otherwise valid message;
+ * a revoked issuing CA outranks a revoked or stale signer check; any other failure of the message
+ * stays. `changed` says which of the two replaced `v`. Shared by the online check
+ * ({@link judgeIssuingCa}) and the package's (commands/evidence/package.ts).
+ * @param from where the root CRL came from, for the detail
+ * @param revokedSuffix appended to the revoked detail
+ */
+export function applyRootCrl(
+  v: MessageVerification,
+  rootCrl: Crl,
+  at: Date,
+  cas: Certificate[],
+  from: string,
+  revokedSuffix = '',
+): {
+  v: MessageVerification;
+  changed?: 'crl-stale' | 'revoked';
+  stale: boolean;
+  revoked?: RevokedEntry & { subject: string };
+  revokedLater?: RevokedEntry & { subject: string };
+} {
+  const stale = rootCrl.nextUpdate < at;
+  let revoked: (RevokedEntry & { subject: string }) | undefined;
+  let revokedLater: (RevokedEntry & { subject: string }) | undefined;
+  for (const ca of cas) {
+    const entry = rootCrl.find(ca.serialNumber);
+    if (!entry) continue;
+    if (entry.revocationDate <= at) {
+      revoked = { ...entry, subject: ca.subjectString };
+      break;
+    }
+    revokedLater ??= { ...entry, subject: ca.subjectString };
+  }
+  const found = { stale, ...(revoked ? { revoked } : {}), ...(!revoked && revokedLater ? { revokedLater } : {}) };
+  const header = v.header;
+  const rootDetail = `root CRL of ${rootCrl.issuerString} (number ${rootCrl.crlNumber}, ${from})`;
+  if (stale) {
+    if (v.ok) {
+      const detail = `newest ${rootDetail} was due for update ${rootCrl.nextUpdate.toISOString()}, checked at ${at.toISOString()}`;
+      return { v: { ok: false, reason: 'crl-stale', detail, ...(header ? { header } : {}) }, changed: 'crl-stale', ...found };
+    }
+  } else if (revoked && (v.ok || v.reason === 'revoked' || v.reason === 'crl-stale')) {
+    const detail = `the issuing CA ${revoked.subject} (serial ${revoked.serialNumber}) is revoked by the ${rootDetail}: revoked ${revoked.revocationDate.toISOString()} (${revoked.reason})${revokedSuffix}`;
+    return { v: { ok: false, reason: 'revoked', detail, ...(header ? { header } : {}) }, changed: 'revoked', ...found };
+  }
+  return { v, ...found };
+}
+
+/**
  * Judges the issuing CA of `v` with `rootCrl` at `at` (the receipt time) and returns the verdict,
- * changed as the package path changes it (package.ts): a stale root CRL gives crl-stale to an
- * otherwise valid message; a revoked issuing CA outranks a revoked or stale signer check; any
- * other failure of the message stays.
+ * changed as the package path changes it ({@link applyRootCrl}).
  * @param candidates the pinned certificates and the served issuing CA(s)
  */
 export async function judgeIssuingCa(
@@ -109,43 +157,19 @@ export async function judgeIssuingCa(
   candidates: Certificate[],
 ): Promise<{ v: MessageVerification; issuingCa: OnlineIssuingCaRevocation }> {
   if (!rootCrl) return { v, issuingCa: { checked: false, why: 'the appliance has no root CRL' } };
-  const stale = rootCrl.nextUpdate < at;
-  let revoked: (RevokedEntry & { subject: string }) | undefined;
-  let revokedLater: (RevokedEntry & { subject: string }) | undefined;
   const roots = candidates.filter((c) => c.isSelfIssued && c.subjectNameDer.equals(rootCrl.issuerNameDer));
-  for (const ca of await issuingCas(v, candidates, roots)) {
-    const entry = rootCrl.find(ca.serialNumber);
-    if (!entry) continue;
-    if (entry.revocationDate <= at) {
-      revoked = { ...entry, subject: ca.subjectString };
-      break;
-    }
-    revokedLater ??= { ...entry, subject: ca.subjectString };
-  }
+  const from = 'the appliance';
+  const r = applyRootCrl(v, rootCrl, at, await issuingCas(v, candidates, roots), from, `, at or before the receipt time ${at.toISOString()}`);
   const issuingCa: OnlineIssuingCaRevocation = {
     checked: true,
     rootCrlNumber: rootCrl.crlNumber.toString(),
-    rootCrlFrom: 'the appliance',
+    rootCrlFrom: from,
     nextUpdate: rootCrl.nextUpdate,
-    stale,
-    ...(revoked ? { revoked } : {}),
-    ...(!revoked && revokedLater ? { revokedLater } : {}),
+    stale: r.stale,
+    ...(r.revoked ? { revoked: r.revoked } : {}),
+    ...(r.revokedLater ? { revokedLater: r.revokedLater } : {}),
   };
-  const header = v.header;
-  const rootDetail = `root CRL of ${rootCrl.issuerString} (number ${rootCrl.crlNumber}, the appliance)`;
-  if (stale) {
-    if (v.ok) {
-      v = { ok: false, reason: 'crl-stale', detail: `newest ${rootDetail} was due for update ${rootCrl.nextUpdate.toISOString()}, checked at ${at.toISOString()}`, ...(header ? { header } : {}) };
-    }
-  } else if (revoked && (v.ok || v.reason === 'revoked' || v.reason === 'crl-stale')) {
-    v = {
-      ok: false,
-      reason: 'revoked',
-      detail: `the issuing CA ${revoked.subject} (serial ${revoked.serialNumber}) is revoked by the ${rootDetail}: revoked ${revoked.revocationDate.toISOString()} (${revoked.reason}), at or before the receipt time ${at.toISOString()}`,
-      ...(header ? { header } : {}),
-    };
-  }
-  return { v, issuingCa };
+  return { v: r.v, issuingCa };
 }
 
 /** One `warning: …` line when the root CRL is past its nextUpdate now (as staleCrlWarning for the issuing CA's). */

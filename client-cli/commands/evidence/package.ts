@@ -26,7 +26,7 @@ import { Certificate, Crl, type RevokedEntry } from '../../../pki/index.js';
 import { checkCrl } from '../../crl-check.js';
 import { InputFileError, NotTrustedError } from '../../errors.js';
 import { parseHeader } from '../../messaging/header.js';
-import { checkRootCrl, issuingCas, parseCrl, pinnedRoots } from '../../messaging/root-crl.js';
+import { applyRootCrl, checkRootCrl, issuingCas, parseCrl, pinnedRoots } from '../../messaging/root-crl.js';
 import { verifyMessage, type MessageVerification } from '../../messaging/verify.js';
 
 /** Failure reasons that depend on the time the chain is judged at. */
@@ -131,8 +131,9 @@ export async function verifyPackage(dir: string, opts: VerifyPackageOptions): Pr
 
   // The issuing CA's CRLs judge the signer (pki, below); the root's judge the issuing CA (here).
   await checkCrl(crlPem, opts.pinnedPem, chainPem, opts.now);
-  if (isRootCrl(parseCrl(crlPem, 'crl.pem'))) throw new NotTrustedError('crl.pem', "it is the root's CRL; crl.pem must be the issuing CA's (the root's belongs in root-crl.pem)");
-  const leafCrls: Crl[] = [Crl.fromPem(crlPem)];
+  const leafCrl = parseCrl(crlPem, 'crl.pem');
+  if (isRootCrl(leafCrl)) throw new NotTrustedError('crl.pem', "it is the root's CRL; crl.pem must be the issuing CA's (the root's belongs in root-crl.pem)");
+  const leafCrls: Crl[] = [leafCrl];
   const rootCrls: { crl: Crl; from: string }[] = [];
   if (rootCrlFile) rootCrls.push({ crl: await checkRootCrl(rootCrlFile.toString('utf8'), 'root-crl.pem', roots), from: 'root-crl.pem' });
   for (const [i, pem] of (opts.crlPems ?? []).entries()) {
@@ -174,33 +175,13 @@ export async function verifyPackage(dir: string, opts: VerifyPackageOptions): Pr
     issuingCa = { checked: false, why: 'no root CRL in the package' };
   } else {
     const { crl, from } = newest;
-    const stale = crl.nextUpdate < opts.now;
-    let revoked: (RevokedEntry & { subject: string }) | undefined;
-    for (const ca of await issuingCas(v, [...Certificate.fromPemBundle(chainPem), ...Certificate.fromPemBundle(opts.pinnedPem)], roots)) {
-      const entry = crl.find(ca.serialNumber);
-      if (entry && entry.revocationDate <= opts.now) {
-        revoked = { ...entry, subject: ca.subjectString };
-        break;
-      }
-    }
-    issuingCa = { checked: true, rootCrlNumber: crl.crlNumber.toString(), rootCrlFrom: from, nextUpdate: crl.nextUpdate, stale, ...(revoked ? { revoked } : {}) };
-    // Mirrors pki's order for the signer: a stale CRL says crl-stale whatever it lists. A failure
-    // of the message itself (signature, chain, label…) or a stale or revoking verdict on the
-    // signer stays; a revoked issuing CA outranks a revoked or stale signer check.
-    const header = v.header;
-    const rootDetail = `root CRL of ${crl.issuerString} (number ${crl.crlNumber}, ${from})`;
-    if (stale) {
-      if (v.ok) {
-        v = { ok: false, reason: 'crl-stale', detail: `newest ${rootDetail} was due for update ${crl.nextUpdate.toISOString()}, checked at ${opts.now.toISOString()}`, ...(header ? { header } : {}) };
-        note = "the package's root CRL is past its next update, so it cannot show whether the issuing CA is revoked now; give a current one with --crl FILE (sigil crl fetch --root --out FILE)";
-      }
-    } else if (revoked && (v.ok || v.reason === 'revoked' || v.reason === 'crl-stale')) {
-      v = {
-        ok: false,
-        reason: 'revoked',
-        detail: `the issuing CA ${revoked.subject} (serial ${revoked.serialNumber}) is revoked by the ${rootDetail}: revoked ${revoked.revocationDate.toISOString()} (${revoked.reason})`,
-        ...(header ? { header } : {}),
-      };
+    const cas = await issuingCas(v, [...Certificate.fromPemBundle(chainPem), ...Certificate.fromPemBundle(opts.pinnedPem)], roots);
+    const r = applyRootCrl(v, crl, opts.now, cas, from);
+    issuingCa = { checked: true, rootCrlNumber: crl.crlNumber.toString(), rootCrlFrom: from, nextUpdate: crl.nextUpdate, stale: r.stale, ...(r.revoked ? { revoked: r.revoked } : {}) };
+    v = r.v;
+    if (r.changed === 'crl-stale') {
+      note = "the package's root CRL is past its next update, so it cannot show whether the issuing CA is revoked now; give a current one with --crl FILE (sigil crl fetch --root --out FILE)";
+    } else if (r.changed === 'revoked') {
       note = `a revoked issuing CA vouches for no certificate it issued, whatever time the message claims; sigil verify ${id} against the appliance judges it at the receipt time the appliance recorded`;
     }
   }
