@@ -4,13 +4,8 @@
  * server asks for (server/API.md, "Signed statements"). Loaded lazily: pkijs costs start-up time
  * that `--help` and `setup` should not pay.
  */
-import canonicalizeImport from 'canonicalize';
-import { BadPassphraseError, Certificate, exportPublicKeySpki, importPrivateKeyPem, PkiError, signDetached, validateCertificate, type CertificateUsage, type CryptoKey } from '../pki/index.js';
+import { BadPassphraseError, canonicalJson, Certificate, exportPublicKeySpki, importPrivateKeyPem, PkiError, signDetached, validateCertificate, type CertificateUsage, type CryptoKey } from '../pki/index.js';
 import { CertKeyMismatchError, InputFileError, KeyUnlockError, NotTrustedError } from './errors.js';
-
-// canonicalize is CommonJS (`module.exports = fn`) while its typings declare an ES default export;
-// under NodeNext the default import is the function at run time, so only the type needs help.
-const canonicalize = canonicalizeImport as unknown as (input: unknown) => string | undefined;
 
 /** True for an "ENCRYPTED PRIVATE KEY" PEM (the normal case; plain keys need keygen --insecure). */
 export function isEncryptedKeyPem(pem: string): boolean {
@@ -74,9 +69,7 @@ export function loginOf(cert: Certificate): string | undefined {
 
 /** UTF-8 bytes of the RFC 8785 canonical JSON of a statement (server/API.md, "Signed statements"). */
 export function statementBytes(statement: Record<string, string>): Uint8Array {
-  const text = canonicalize(statement);
-  if (text === undefined) throw new Error('statement is not serialisable');
-  return new TextEncoder().encode(text);
+  return new TextEncoder().encode(canonicalJson(statement));
 }
 
 /** True for errors pki raised about its input rather than a bug. */

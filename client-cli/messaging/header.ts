@@ -3,12 +3,10 @@
  * "Signed statements"): building them as RFC 8785 canonical JSON, byte-identical to what the
  * server checks (server/messaging/header.ts), and parsing a received header strictly.
  */
-import canonicalizeImport from 'canonicalize';
 import { z } from 'zod';
+// The module itself, not pki/index.ts: that loads pkijs, which commands reading headers may not need.
+import { canonicalJson, readCanonicalJson } from '../../pki/canonical-json.js';
 import { CLEARANCE_CHOICES } from '../choices.js';
-
-// canonicalize is CommonJS typed as an ES default export; under NodeNext the default import is the function.
-const canonicalize = canonicalizeImport as unknown as (input: unknown) => string | undefined;
 
 const subtle = globalThis.crypto.subtle;
 
@@ -61,9 +59,7 @@ export async function sha384B64(bytes: Uint8Array): Promise<string> {
 
 /** RFC 8785 canonical text of a JSON value. */
 export function canonicalText(value: unknown): string {
-  const text = canonicalize(value);
-  if (text === undefined) throw new Error('value is not serialisable as JSON');
-  return text;
+  return canonicalJson(value);
 }
 
 /** What the sender decides; the rest of the header is derived. */
@@ -106,14 +102,9 @@ export type HeaderParse = { ok: true; header: MessageHeader } | { ok: false; det
 
 /** Parses a header exactly as signed: JSON, canonical form, then the strict schema. */
 export function parseHeader(text: string): HeaderParse {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return { ok: false, detail: 'the header is not JSON' };
-  }
-  if (canonicalize(value) !== text) return { ok: false, detail: 'the header is not in RFC 8785 canonical form' };
-  const r = messageHeaderSchema.safeParse(value);
+  const read = readCanonicalJson(text);
+  if (!read.ok) return { ok: false, detail: read.reason === 'not-json' ? 'the header is not JSON' : 'the header is not in RFC 8785 canonical form' };
+  const r = messageHeaderSchema.safeParse(read.value);
   if (!r.success) {
     const i = r.error.issues[0];
     return { ok: false, detail: `header field ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}` };

@@ -15,8 +15,8 @@
  * `{size, root}` as returned by {@link AuditLog.root} and are checked with
  * {@link AuditLog.consistencyProof}; this module stays unsigned.
  */
-import canonicalizeModule from 'canonicalize';
 import { z } from 'zod';
+import { CanonicalJsonError, canonicalJson } from '../../pki/index.js';
 import { chunks, marks, type Db, type DbTx, type Queryable } from '../vault/index.js';
 import { AuditEventInvalidError, AuditRangeError, AuditTreeDamagedError } from './errors.js';
 import {
@@ -29,10 +29,6 @@ import {
   type NodeSource,
 } from './merkle.js';
 import { LogVerifier, type LogVerification } from './verify.js';
-
-// The package is CommonJS and its typings say `export default`; under NodeNext the default
-// import is module.exports, which is the function itself.
-const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 
 const MIGRATIONS = [
   {
@@ -129,13 +125,22 @@ export interface AuditLogOptions {
 
 /** Builds the leaf data of an entry: RFC 8785 canonical JSON with `v: 1`. */
 export function entryLeafData(seq: number, at: string, ev: Omit<AuditEvent, 'at'>): string {
-  const obj: Record<string, unknown> = { v: 1, seq, at, type: ev.type };
+  // Keys inserted in their canonical (sorted) order, so canonicalJson takes its fast path whenever
+  // `data` lists its keys sorted too (messaging's entries do).
+  const obj: Record<string, unknown> = {};
   if (ev.actor !== undefined) obj.actor = ev.actor;
-  if (ev.subject !== undefined) obj.subject = ev.subject;
+  obj.at = at;
   if (ev.data !== undefined) obj.data = ev.data;
-  const s = canonicalize(obj);
-  if (s === undefined) throw new AuditEventInvalidError('entry cannot be serialised as JSON');
-  return s;
+  obj.seq = seq;
+  if (ev.subject !== undefined) obj.subject = ev.subject;
+  obj.type = ev.type;
+  obj.v = 1;
+  try {
+    return canonicalJson(obj);
+  } catch (e) {
+    if (e instanceof CanonicalJsonError) throw new AuditEventInvalidError(`entry cannot be serialised as canonical JSON: ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
 const enc = new TextEncoder();

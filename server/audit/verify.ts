@@ -5,11 +5,10 @@
  * entries (seq-mismatch: each entry's canonical JSON carries its own seq), and, given a trusted
  * tree head (a signed checkpoint, or the stored tree), a rewritten history (root-mismatch).
  */
-import canonicalizeModule from 'canonicalize';
+import { readCanonicalJson } from '../../pki/index.js';
 import { EMPTY_ROOT, leafHash, nodeHash, type Hash } from './merkle.js';
 import type { AuditRow } from './log.js';
 
-const canonicalize = canonicalizeModule as unknown as (input: unknown) => string | undefined;
 const enc = new TextEncoder();
 
 /** Why a log did not verify. */
@@ -66,16 +65,13 @@ export class LogVerifier {
         detail: `entry ${want}: stored data hashes to ${hex(lh)}, stored leaf hash is ${hex(row.leaf_hash)}`,
       };
     }
-    let obj: unknown;
-    try {
-      obj = JSON.parse(row.data);
-    } catch {
-      return { ok: false, reason: 'malformed-entry', seq: want, detail: `entry ${want}: leaf data is not JSON` };
+    const read = readCanonicalJson(row.data);
+    if (!read.ok) {
+      return read.reason === 'not-json'
+        ? { ok: false, reason: 'malformed-entry', seq: want, detail: `entry ${want}: leaf data is not JSON` }
+        : { ok: false, reason: 'not-canonical', seq: want, detail: `entry ${want}: leaf data is not RFC 8785 canonical JSON` };
     }
-    if (canonicalize(obj) !== row.data) {
-      return { ok: false, reason: 'not-canonical', seq: want, detail: `entry ${want}: leaf data is not RFC 8785 canonical JSON` };
-    }
-    const inner = (obj as { seq?: unknown }).seq;
+    const inner = (read.value as { seq?: unknown } | null)?.seq;
     if (inner !== want) {
       return {
         ok: false,

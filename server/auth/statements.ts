@@ -3,13 +3,7 @@
  * RFC 8785 canonical JSON object whose `purpose` names what it is. Clients sign exactly these
  * bytes (CMS SignedData, detached); the server rebuilds them and verifies.
  */
-import canonicalizeCjs from 'canonicalize';
-
-type Canonicalize = (input: unknown) => string | undefined;
-// A CommonJS module whose typings say `export default`: under NodeNext the default import is
-// `module.exports` itself at run time, while TypeScript sees a namespace with `default`.
-const cjs = canonicalizeCjs as unknown as Canonicalize | { default: Canonicalize };
-const canonicalize: Canonicalize = typeof cjs === 'function' ? cjs : cjs.default;
+import { canonicalJson } from '../../pki/index.js';
 
 /** Bytes signed to prove possession of the certificate key at login. */
 export function loginStatement(login: string, nonce: string): Uint8Array {
@@ -22,6 +16,5 @@ export function envelopeReceiptStatement(login: string, envelopeSerial: string):
 }
 
 function encode(value: Record<string, string>): Uint8Array {
-  // canonicalize returns undefined only for undefined input; these objects are plain strings.
-  return new TextEncoder().encode(canonicalize(value) as string);
+  return new TextEncoder().encode(canonicalJson(value));
 }

@@ -3,15 +3,9 @@
  * schemas, and the check that the bytes a client signed are exactly the RFC 8785 canonical form
  * of what they say, so the server, the reader's CLI and `openssl cms -verify` all see one text.
  */
-import canonicalizeCjs from 'canonicalize';
 import { z } from 'zod';
-import { CLEARANCES } from '../../pki/index.js';
+import { CLEARANCES, canonicalJson, readCanonicalJson } from '../../pki/index.js';
 import { DeleteStatementInvalidError, HeaderInvalidError } from './errors.js';
-
-type Canonicalize = (input: unknown) => string | undefined;
-// CommonJS module typed as `export default`: under NodeNext the default import is module.exports.
-const cjs = canonicalizeCjs as unknown as Canonicalize | { default: Canonicalize };
-const canonicalize: Canonicalize = typeof cjs === 'function' ? cjs : cjs.default;
 
 /** Message and file ids: 16 random bytes as 22 characters of base64url without padding. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
@@ -51,15 +45,10 @@ export type MessageHeader = z.infer<typeof messageHeaderSchema>;
 export type Attachment = z.infer<typeof attachmentSchema>;
 
 /** Refuses input that is not JSON or not in RFC 8785 canonical form (what was signed is what we parse). */
-function parseCanonical(text: string, onError: (msg: string, cause?: unknown) => Error): unknown {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw onError('is not valid JSON', err);
-  }
-  if (canonicalize(value) !== text) throw onError('is not in RFC 8785 canonical form');
-  return value;
+function parseCanonical(text: string, onError: (msg: string) => Error): unknown {
+  const r = readCanonicalJson(text);
+  if (!r.ok) throw onError(r.reason === 'not-json' ? 'is not valid JSON' : 'is not in RFC 8785 canonical form');
+  return r.value;
 }
 
 function describe(issues: readonly z.core.$ZodIssue[]): string {
@@ -75,7 +64,7 @@ function describe(issues: readonly z.core.$ZodIssue[]): string {
  * @throws HeaderInvalidError naming the first bad field; also when the text is not canonical JSON.
  */
 export function parseMessageHeader(text: string): MessageHeader {
-  const value = parseCanonical(text, (m, cause) => new HeaderInvalidError(`message header ${m}`, { cause }));
+  const value = parseCanonical(text, (m) => new HeaderInvalidError(`message header ${m}`));
   const r = messageHeaderSchema.safeParse(value);
   if (!r.success) throw new HeaderInvalidError(`message header ${describe(r.error.issues)}`);
   const ids = new Set(r.data.attachments.map((a) => a.id));
@@ -103,7 +92,7 @@ export type DeleteStatement = z.infer<typeof deleteStatementSchema>;
 export function parseDeleteStatement(text: string, expected: { target: string; reason: string }): DeleteStatement {
   const value = parseCanonical(
     text,
-    (m, cause) => new DeleteStatementInvalidError(`deletion statement ${m}`, { cause }),
+    (m) => new DeleteStatementInvalidError(`deletion statement ${m}`),
   );
   const r = deleteStatementSchema.safeParse(value);
   if (!r.success) throw new DeleteStatementInvalidError(`deletion statement ${describe(r.error.issues)}`);
@@ -120,10 +109,10 @@ export function parseDeleteStatement(text: string, expected: { target: string; r
 
 /** Builds the canonical text of a header (for clients and tests). */
 export function canonicalHeader(h: MessageHeader): string {
-  return canonicalize(h) as string;
+  return canonicalJson(h);
 }
 
 /** Builds the canonical text of a deletion statement (for clients and tests). */
 export function canonicalDeleteStatement(s: DeleteStatement): string {
-  return canonicalize(s) as string;
+  return canonicalJson(s);
 }

@@ -177,7 +177,8 @@ export function createMessaging(parts: MessagingParts): Messaging {
               subject: m.subject,
               at: new Date(c.receivedAt),
               // `header` ties the entry to the signed header without revealing it (keyed hash).
-              data: { seq: c.seq, label: m.label, ...(m.headerHash ? { header: m.headerHash } : {}) },
+              // Keys in canonical order: the leaf's canonical JSON is then one JSON.stringify.
+              data: { ...(m.headerHash ? { header: m.headerHash } : {}), label: m.label, seq: c.seq },
           }));
           // Joined, not a savepoint: the writer fails the whole batch if this throws.
           const entries = (await audit.append(events, { join: true })) ?? [];

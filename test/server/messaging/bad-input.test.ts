@@ -65,3 +65,21 @@ t.test('when inputs are mutated at random then every refusal is a typed 4xx mess
   const ok = await h.messaging.send(a.principal, valid);
   t.equal(ok.id, valid.id, 'control: the unmutated message is accepted');
 });
+
+t.test('when a header or deletion statement holds a number JSON cannot keep (1e999) then it is refused as not canonical, not thrown', async (t) => {
+  // JSON.parse reads 1e999 as Infinity, which has no RFC 8785 text: canonicalize threw a plain
+  // Error there, which left the messaging service untyped (a 500 at the edge).
+  const h = await harness(t);
+  const a = await h.user('inf-alice');
+  const b = await h.user('inf-bob');
+  const conv = await h.messaging.direct(a.principal, b.login);
+  const valid = await h.compose(a, conv.id, 'valid body');
+  for (const header of [valid.header.replace(/"v":1}$/, '"v":1e999}'), valid.header.replace(/"size":\d+/, '"size":1e999'), '[1e999]', '-1e400']) {
+    t.not(header, valid.header);
+    await t.rejects(h.messaging.send(a.principal, { ...valid, header }), { code: 'MESSAGE_HEADER_INVALID', message: /canonical form/ }, header);
+  }
+  const { parseDeleteStatement } = await import('../../../server/messaging/header.js');
+  t.throws(() => parseDeleteStatement('{"at":1e999}', { target: 'message:x', reason: 'r' }), { code: 'DELETE_STATEMENT_INVALID', message: /canonical form/ });
+  const ok = await h.messaging.send(a.principal, valid);
+  t.equal(ok.id, valid.id, 'control: the message itself is accepted');
+});
