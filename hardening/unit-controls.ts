@@ -3,9 +3,9 @@
  * The unit is read with every drop-in systemd applies to it (see {@link dropInDirs}), because a
  * drop-in can undo any directive of the main file.
  */
-import type { Stats } from 'node:fs';
-import { lstat, stat } from 'node:fs/promises';
-import { basename, relative } from 'node:path';
+import type { Dirent, Stats } from 'node:fs';
+import { lstat, readdir, stat } from 'node:fs/promises';
+import { basename, join, relative } from 'node:path';
 import { coveredBy, LOOPBACK, parseCidr, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
 import { changeableByOthers, isMissing, type Host } from './host.js';
@@ -345,29 +345,43 @@ const isJemalloc = (lib: string): boolean => /\/libjemalloc\.so[^/]*$/.test(lib)
 
 const RUNS_IN_SERVER = 'whoever can change a preloaded library runs code in the server, which holds the vault keys';
 
+/** What {@link judgePath} found at a path: whether it exists, and why someone other than root could change it. */
+type PathVerdict = { readonly missing: true; readonly why?: string } | { readonly missing: false; readonly path: string; readonly st: Stats; readonly why?: string };
+
+/**
+ * Who besides root could put something else at `hostPath`: the file itself, and every directory a
+ * name of its path is looked up in (links followed inside the root) — whoever can write one of those
+ * can put another file, or a link, under that name, even where nothing is yet.
+ */
+async function judgePath(host: Host, hostPath: string): Promise<PathVerdict> {
+  let under: string | undefined;
+  const path = await host.walk(hostPath, {
+    lookIn: async (dir) => {
+      const why = under === undefined ? changeableByOthers(await stat(dir)) : undefined;
+      if (why) under = `is under /${relative(host.root, dir)}, which is ${why}`;
+    },
+  });
+  let st: Stats;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if (isMissing(err)) return under === undefined ? { missing: true } : { missing: true, why: under };
+    throw err;
+  }
+  const own = changeableByOthers(st);
+  const why = under ?? (own && `is ${own}`);
+  return why === undefined ? { missing: false, path, st } : { missing: false, path, st, why };
+}
+
 /**
  * Why the library at `hostPath` is unsafe to preload, or undefined when only root can change it:
  * it and every directory a name of its path is looked up in (links followed inside the root).
  */
 async function unsafeLibrary(host: Host, hostPath: string): Promise<string | undefined> {
-  let underWhy: string | undefined;
-  const path = await host.walk(hostPath, {
-    lookIn: async (dir) => {
-      const why = underWhy === undefined ? changeableByOthers(await stat(dir)) : undefined;
-      if (why) underWhy = `is under /${relative(host.root, dir)}, which is ${why}: ${RUNS_IN_SERVER}`;
-    },
-  });
-  if (underWhy) return underWhy;
-  let st: Stats;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if (isMissing(err)) return 'does not exist: the loader would skip it, so it names no library check can vouch for';
-    throw err;
-  }
-  if (!st.isFile()) return 'is not a regular file';
-  const why = changeableByOthers(st);
-  return why && `is ${why}: ${RUNS_IN_SERVER}`;
+  const v = await judgePath(host, hostPath);
+  if (v.why) return `${v.why}: ${RUNS_IN_SERVER}`;
+  if (v.missing) return 'does not exist: the loader would skip it, so it names no library check can vouch for';
+  return v.st.isFile() ? undefined : 'is not a regular file';
 }
 
 /** The system-wide preload list (ld.so(8)): loaded into every program, the server too. */
@@ -415,9 +429,102 @@ async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlR
   return pass(`preloaded ${judged.join(', ')}: each a regular file only root can change, in directories only root can change`);
 }
 
+// ---- unit.files: only root can change what the service is and what it runs ----
+
+const DECIDES_SERVER = 'whoever can change it decides what the server runs, with the vault keys';
+
+/** The executables of every `Exec*=` command in effect, and ExecStart's script (dist/server/main.js), with where each was set. */
+function programPaths(s: IniSettings): { path: string; at: string }[] {
+  const out: { path: string; at: string }[] = [];
+  for (const key of ['ExecStart', ...OTHER_EXEC_KEYS]) {
+    for (const c of execCommands(s, key)) {
+      const words = c.command.slice(execPrefixes(c.command).length).split(/\s+/).filter(Boolean);
+      const [exe] = words;
+      if (exe?.startsWith('/')) out.push({ path: exe, at: `${key}= at ${c.at}` });
+      const script = words.find((w) => /^\/.*\/dist\/server\/main\.js$/.test(w));
+      if (key === 'ExecStart' && script) out.push({ path: script, at: `${key}= at ${c.at}` });
+    }
+  }
+  return out;
+}
+
+/**
+ * The first entry under `dir` (a directory on this machine) that someone other than root could
+ * change, as a host path with the reason. Links are not followed (their own mode means nothing; what
+ * they point at inside the tree is scanned where it lies).
+ */
+async function firstChangeableUnder(host: Host, dir: string): Promise<string | undefined> {
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
+  for (const e of entries) {
+    if (e.isSymbolicLink()) continue;
+    const path = join(dir, e.name);
+    const why = changeableByOthers(await lstat(path));
+    if (why) return `/${relative(host.root, path)} is ${why}`;
+    if (e.isDirectory()) {
+      const below = await firstChangeableUnder(host, path);
+      if (below) return below;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * unit.files: the unit and its drop-ins, its environment files (missing ones included: whoever can
+ * write their directory can create one), the programs its Exec*= lines start and the tree ExecStart's
+ * script lives in are root's alone; an environment file that holds the master passphrase is
+ * readable by root alone.
+ */
+async function judgeFiles(s: IniSettings, ctx: CheckContext, files: string[]): Promise<ControlResult> {
+  const host = ctx.host;
+  for (const file of files) {
+    const v = await judgePath(host, file);
+    if (v.why) return fail(`${file} ${v.why}: ${DECIDES_SERVER}`);
+  }
+  let environmentFiles = 0;
+  for (const a of s.all('Service', 'EnvironmentFile')) {
+    const path = a.value.replace(/^-/, '');
+    // unit.preload already refuses specifiers and wildcards; a relative path systemd ignores.
+    if (a.value === '' || !path.startsWith('/') || hasSpecifier(path) || /[*?[]/.test(path)) continue;
+    const v = await judgePath(host, path);
+    if (v.why) return fail(`EnvironmentFile=${a.value} at ${a.file}:${a.line}: ${path} ${v.why}: ${DECIDES_SERVER} (NODE_OPTIONS, LD_PRELOAD)`);
+    if (v.missing) continue;
+    environmentFiles++;
+    const text = await host.readText(path);
+    const secret = text !== undefined && parseEnvFile(text).some((e) => e.name === 'SIGIL_MASTER_PASSPHRASE');
+    if (secret && (v.st.mode & 0o044) !== 0) {
+      return fail(`EnvironmentFile=${a.value} at ${a.file}:${a.line}: ${path} holds SIGIL_MASTER_PASSPHRASE and is readable by group or others (mode ${(v.st.mode & 0o7777).toString(8).padStart(4, '0')}), expected 0600`);
+    }
+  }
+  const programs = programPaths(s);
+  for (const p of programs) {
+    const v = await judgePath(host, p.path);
+    if (v.why) return fail(`${p.at}: ${p.path} ${v.why}: ${DECIDES_SERVER}`);
+  }
+  const script = programs.find((p) => p.path.endsWith('/dist/server/main.js'));
+  if (script) {
+    // The whole installed tree (dist/, node_modules/, package.json) is code the server loads.
+    const prefix = script.path.slice(0, -'/dist/server/main.js'.length) || '/';
+    const v = await judgePath(host, prefix);
+    if (!v.missing) {
+      const why = await firstChangeableUnder(host, v.path);
+      if (why) return fail(`${why}, in the program tree of ${script.at}: ${DECIDES_SERVER}`);
+    }
+  }
+  return pass(
+    `${files.length} unit file(s), ${environmentFiles} environment file(s) and ${programs.length} program path(s)${script ? ' with their tree' : ''}: root's alone`,
+  );
+}
+
 /** The `unit.*` controls, in report order. */
 export const UNIT_CONTROLS: readonly Control[] = [
   unitControl('unit.present', 'sigil-server.service is installed', (s, _ctx, files) => judgeExec(s, files)),
+  unitControl('unit.files', 'only root can change the unit, its environment files and the program it runs', (s, ctx, files) => judgeFiles(s, ctx, files)),
   unitControl('unit.user', 'runs as the dedicated user sigil', (s) => judgeUser(s)),
   unitControl('unit.protect-system', 'ProtectSystem=strict', (s) => {
     const a = s.last('Service', 'ProtectSystem');

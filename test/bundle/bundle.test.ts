@@ -51,13 +51,16 @@ t.test('when the bundle is made and installed with npm unreachable then the appl
   t.notOk(existsSync(join(prefix, 'node_modules/.bin')));
   t.ok(existsSync(join(prefix, 'hardening/apply')) && existsSync(join(prefix, 'hardening/check')), 'hardening scripts shipped');
 
-  // The shipped hardening works from the installed copy: apply into a tree, then check passes it.
-  const tree = tmpDir(t, 'sigil-tree-');
+  // The shipped hardening works from the installed copy: apply into a tree, then check passes it —
+  // the tree the install went into, so unit.files judges the installed program (/opt/sigil) too.
+  const tree = dirname(dirname(prefix));
   const applied = await run(join(prefix, 'hardening/apply'), ['--root', tree, '--conf', join(prefix, 'hardening/hardening.conf.example')], { env });
   t.equal(applied.code, 0, applied.stderr);
   const checked = await run(join(prefix, 'hardening/check'), ['--root', tree, '--json'], { env, cwd: dirname(prefix) });
   t.equal(checked.code, 0, checked.stderr);
-  t.equal(JSON.parse(checked.stdout).ok, true);
+  const report = JSON.parse(checked.stdout) as { ok: boolean; controls: { id: string; ok: boolean; reason: string }[] };
+  t.equal(report.ok, true);
+  t.match(report.controls.find((r) => r.id === 'unit.files')?.reason, /program path\(s\) with their tree: root's alone/, 'the installed tree was judged');
 
   // Run from a directory with no node_modules above it, so only the bundle's packages resolve.
   const data = join(tmpDir(t, 'sigil-data-'), 'data');

@@ -124,7 +124,70 @@ const cases: ControlCase[] = [
     name: 'the EnvironmentFile preloads a library others can write',
     ids: ['unit.preload'],
     reason: /LD_PRELOAD=\/opt\/evil\.so at \/etc\/sigil\/sigil\.env:2 \(EnvironmentFile=\): \/opt\/evil\.so is writable by group or others/,
-    mutate: (r) => put(r, ENV_FILE, `SIGIL_MASTER_PASSPHRASE='correct horse'\nLD_PRELOAD="${fakeLibrary(r, '/opt/evil.so', 0o666)}"\n`),
+    mutate: (r) => {
+      put(r, ENV_FILE, `SIGIL_MASTER_PASSPHRASE='correct horse'\nLD_PRELOAD="${fakeLibrary(r, '/opt/evil.so', 0o666)}"\n`);
+      chmodSync(join(r, ENV_FILE), 0o600);
+    },
+  },
+  // unit.files: whoever can change the service's definition or its program runs code beside the vault keys.
+  {
+    name: 'a drop-in is writable by others',
+    ids: ['unit.files'],
+    reason: new RegExp(`${DROPIN} is writable by group or others \\(mode 0666\\): whoever can change it decides what the server runs`),
+    mutate: (r) => {
+      put(r, DROPIN, '[Service]\nRestartSec=5s\n');
+      chmodSync(join(r, DROPIN), 0o666);
+    },
+  },
+  {
+    name: 'the unit lies in a directory others can write',
+    ids: ['unit.files'],
+    reason: /sigil-server\.service is under \/etc\/systemd\/system, which is writable by group or others \(mode 0777\)/,
+    mutate: (r) => chmodSync(join(r, '/etc/systemd/system'), 0o777),
+  },
+  {
+    name: 'the unit belongs to another user',
+    ids: ['unit.files'],
+    reason: /sigil-server\.service is owned by uid 4242, not root/,
+    skip: process.geteuid?.() !== 0 ? 'chown needs root' : false,
+    mutate: (r) => chownSync(join(r, UNIT), 4242, 4242),
+  },
+  {
+    name: 'the environment file does not exist but others can create it',
+    ids: ['unit.files'],
+    reason: /EnvironmentFile=-\/etc\/sigil\/sigil\.env at .*: \/etc\/sigil\/sigil\.env is under \/etc\/sigil, which is writable by group or others \(mode 0777\)/,
+    mutate: (r) => {
+      rmSync(join(r, ENV_FILE), { force: true });
+      chmodSync(join(r, '/etc/sigil'), 0o777);
+    },
+  },
+  {
+    name: 'the environment file holding the master passphrase is readable by others',
+    ids: ['unit.files'],
+    reason: /sigil\.env holds SIGIL_MASTER_PASSPHRASE and is readable by group or others \(mode 0644\), expected 0600/,
+    mutate: (r) => {
+      put(r, ENV_FILE, "SIGIL_MASTER_PASSPHRASE='correct horse'\n");
+      chmodSync(join(r, ENV_FILE), 0o644);
+    },
+  },
+  {
+    name: 'a file of the installed program tree is writable by others',
+    ids: ['unit.files'],
+    reason: /\/opt\/sigil\/node_modules\/hono\/dist\/index\.js is writable by group or others \(mode 0646\), in the program tree of ExecStart= at/,
+    mutate: (r) => {
+      put(r, '/opt/sigil/dist/server/main.js', '// the server\n');
+      put(r, '/opt/sigil/node_modules/hono/dist/index.js', '// a dependency\n');
+      chmodSync(join(r, '/opt/sigil/node_modules/hono/dist/index.js'), 0o646);
+    },
+  },
+  {
+    name: 'the node ExecStart runs is others\' to replace',
+    ids: ['unit.files'],
+    reason: /ExecStart= at .*: \/usr\/bin\/node is writable by group or others \(mode 0777\)/,
+    mutate: (r) => {
+      put(r, '/usr/bin/node', '#!/bin/sh\n');
+      chmodSync(join(r, '/usr/bin/node'), 0o777);
+    },
   },
 
   // nftables.*
@@ -248,6 +311,7 @@ const cases: ControlCase[] = [
 function UNIT_IDS(): string[] {
   return [
     'unit.present',
+    'unit.files',
     'unit.user',
     'unit.protect-system',
     'unit.protect-home',
