@@ -47,6 +47,13 @@ export interface DbOpenOptions {
    * (4096).
    */
   pageSize?: number;
+  /**
+   * The page cache of the (writing) connection, in KiB (`PRAGMA cache_size = -N`). Default: SQLite's
+   * 2,000 KiB. Memory is taken only as pages are read.
+   */
+  cacheKiB?: number;
+  /** WAL pages after which a commit checkpoints (`PRAGMA wal_autocheckpoint`). Default: SQLite's 1,000. */
+  walAutocheckpointPages?: number;
 }
 
 /** Result of a write statement. */
@@ -171,7 +178,7 @@ export class Db implements Queryable {
     const db = new Db(path, conn, ro);
     try {
       conn.configure('busyTimeout', opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
-      await db.#applyPragmas(opts.pageSize);
+      await db.#applyPragmas(opts);
       if (opts.reader && !ro && path !== ':memory:') db.#reader = await openReader(path, opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
     } catch (err) {
       await new Promise<void>((r) => conn.close(() => r()));
@@ -180,9 +187,19 @@ export class Db implements Queryable {
     return db;
   }
 
-  async #applyPragmas(pageSize: number | undefined): Promise<void> {
+  async #applyPragmas(opts: DbOpenOptions): Promise<void> {
+    const positive = (n: number | undefined, what: string): number | undefined => {
+      if (n === undefined) return undefined;
+      if (!Number.isSafeInteger(n) || n <= 0) throw new RangeError(`Db.open: ${what} must be a positive integer, got ${n}`);
+      return n;
+    };
+    const pageSize = positive(opts.pageSize, 'pageSize');
+    const cacheKiB = positive(opts.cacheKiB, 'cacheKiB');
+    const checkpointPages = positive(opts.walAutocheckpointPages, 'walAutocheckpointPages');
     // Only takes effect on a new, still empty file, before it switches to WAL.
-    if (pageSize !== undefined && !this.readonly) await this.#raw('exec', `PRAGMA page_size = ${Math.trunc(pageSize)}`);
+    if (pageSize !== undefined && !this.readonly) await this.#raw('exec', `PRAGMA page_size = ${pageSize}`);
+    if (cacheKiB !== undefined) await this.#raw('exec', `PRAGMA cache_size = -${cacheKiB}`);
+    if (checkpointPages !== undefined && !this.readonly) await this.#raw('exec', `PRAGMA wal_autocheckpoint = ${checkpointPages}`);
     // secure_delete zeroes freed cells and pages, so a deleted row's bytes do not survive in the
     // file; it is per connection, hence set (and checked) on every open.
     await this.#raw('exec', 'PRAGMA secure_delete = ON');

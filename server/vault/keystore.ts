@@ -15,7 +15,7 @@
  * them (`reconcileKeys`, through {@link keyPlaces}); a restore uses {@link sweepOrphans}, by id,
  * because a backup may have any older layout.
  */
-import { Db, type MigrationHook } from './db.js';
+import { Db, type DbOpenOptions, type MigrationHook } from './db.js';
 import { chunks, marks } from './sql-lists.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
 import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
@@ -117,6 +117,8 @@ export interface KeystoreOptions {
   now?: () => Date;
   /** Hears of each keys.db migration applied at open (keystore-2 moves every key: seconds per million). */
   onMigration?: MigrationHook;
+  /** Page cache and checkpoint interval of the keys.db connection (openVault sets the appliance's). */
+  db?: Pick<DbOpenOptions, 'cacheKiB' | 'walAutocheckpointPages'>;
 }
 
 /** The destroyable keys. Create with {@link Keystore.open}. */
@@ -142,7 +144,7 @@ export class Keystore {
 
   /** Opens (creating) `keys.db` at `path` and its tables. */
   static async open(path: string, mk: MasterKey, opts: KeystoreOptions = {}): Promise<Keystore> {
-    const db = await Db.open(path);
+    const db = await Db.open(path, opts.db ?? {});
     try {
       await db.migrate(KEYSTORE_MIGRATIONS, { onApply: opts.onMigration });
     } catch (err) {

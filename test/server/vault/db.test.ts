@@ -54,6 +54,21 @@ t.test('when a page size is asked for then a new file gets it and an existing fi
   t.same(await reopened.get('SELECT count(*) AS n FROM t'), { n: 2 }, 'and takes writes');
 });
 
+t.test('when a cache size and checkpoint interval are asked for then the connection has them, and nonsense is refused', async (t) => {
+  const dir = tmpDir(t);
+  const plain = await Db.open(join(dir, 'plain.db'));
+  t.same(await plain.get('PRAGMA cache_size'), { cache_size: -2000 }, "SQLite's default without them");
+  t.same(await plain.get('PRAGMA wal_autocheckpoint'), { wal_autocheckpoint: 1000 });
+  await plain.close();
+  const tuned = await Db.open(join(dir, 'tuned.db'), { cacheKiB: 4096, walAutocheckpointPages: 3000 });
+  t.teardown(() => tuned.close());
+  t.same(await tuned.get('PRAGMA cache_size'), { cache_size: -4096 });
+  t.same(await tuned.get('PRAGMA wal_autocheckpoint'), { wal_autocheckpoint: 3000 });
+  for (const bad of [{ cacheKiB: 0 }, { cacheKiB: -5 }, { walAutocheckpointPages: 1.5 }, { pageSize: Number.NaN }]) {
+    await t.rejects(Db.open(join(dir, 'bad.db'), bad), RangeError, JSON.stringify(bad));
+  }
+});
+
 t.test('when 1,000 rows are inserted in one transaction with a prepared statement then all are committed', async (t) => {
   const db = await Db.open(join(tmpDir(t), 'a.db'));
   t.teardown(() => db.close());

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { KEYS_DB_FILE, VAULT_DB_FILE, VAULT_KEY_FILE, VAULT_PAGE_SIZE, initVault, open, seal, unlockVault } from '../../../server/vault/index.js';
+import { KEYS_DB_FILE, VAULT_DB_FILE, VAULT_KEY_FILE, VAULT_PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES, WRITER_CACHE_KIB, initVault, open, seal, unlockVault } from '../../../server/vault/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const PASS = 'a long enough passphrase';
@@ -28,6 +28,11 @@ t.test('when a vault is initialised then the dir is 0700, every file 0600, and i
   t.same(await again.keyring.getSecret('s'), new Uint8Array([2]));
   t.same(await again.db.get('PRAGMA page_size'), { page_size: VAULT_PAGE_SIZE }, 'vault.db has the vault page size');
   t.equal(VAULT_PAGE_SIZE, 8192);
+  // The writing connections' cache and checkpoint interval (vault.ts says why), on both files.
+  for (const [name, db] of [['vault.db', again.db], ['keys.db', again.keys.db]] as const) {
+    t.same(await db.get('PRAGMA cache_size'), { cache_size: -WRITER_CACHE_KIB }, `${name}: cache of ${WRITER_CACHE_KIB} KiB`);
+    t.same(await db.get('PRAGMA wal_autocheckpoint'), { wal_autocheckpoint: WAL_AUTOCHECKPOINT_PAGES }, `${name}: checkpoint every ${WAL_AUTOCHECKPOINT_PAGES} pages`);
+  }
 });
 
 t.test('when a vault is initialised twice in one directory then MASTER_KEY_EXISTS', async (t) => {
