@@ -231,7 +231,8 @@ export async function verifyTrail(src: TrailSource, o: VerifyOptions): Promise<T
       if (row.leafHash && !hashEq(lh, row.leafHash)) return fail('leaf-hash-mismatch', `entry ${want}: its data does not hash to its stored leaf hash (edited)`, want);
       let inner: unknown;
       try {
-        inner = (JSON.parse(row.data) as { seq?: unknown }).seq;
+        // `null` is JSON too: it names no seq (a seq-mismatch below), it does not throw.
+        inner = (JSON.parse(row.data) as { seq?: unknown } | null)?.seq;
       } catch {
         return fail('malformed-entry', `entry ${want}: its data is not JSON`, want);
       }

@@ -126,6 +126,12 @@ t.test('when entries are missing at the end or malformed then the entry is named
   const bad = rows(6);
   bad[3] = { seq: 3, data: 'not json', leafHash: server.leafHash(enc.encode('not json')) };
   t.match(await verifyTrail(source(bad, await note(bad, 6), []), { trust }), { ok: false, reason: 'malformed-entry', seq: 3 });
+  // JSON that is no object (a crafted export): a refusal naming the entry, not a TypeError.
+  for (const data of ['null', '7', '"x"', '[]']) {
+    const odd = rows(6);
+    odd[2] = { seq: 2, data, leafHash: server.leafHash(enc.encode(data)) };
+    t.match(await verifyTrail(source(odd, await note(odd, 6), []), { trust }), { ok: false, reason: 'seq-mismatch', seq: 2 }, data);
+  }
   const foreignCa = await makeTestCa('p256', () => new Date(T0 - 86400_000), { organization: 'Elsewhere' });
   t.match(await verifyTrail(source(rs, await note(rs, 6), []), { trust: { ...trust, anchors: foreignCa.trustAnchors, intermediates: [] } }), {
     ok: false,

@@ -244,3 +244,16 @@ t.test('when leaf data is valid JSON but not canonical then verification says so
   const r = await tampered(t, 2, (p) => raw(p, `UPDATE audit_log SET data = '${data}', leaf_hash = x'${lh}' WHERE seq = 0`));
   t.match(r.stored, { ok: false, reason: 'not-canonical', seq: 0 });
 });
+
+t.test('when leaf data is JSON but no object, or holds a number JSON cannot keep, then verification refuses it by name', async (t) => {
+  // Before: `null` threw a TypeError reading its seq, and 1e999 made canonicalize throw.
+  for (const [data, reason] of [
+    ['null', 'seq-mismatch'],
+    ['[0]', 'seq-mismatch'],
+    ['{"at":"2026-03-01T08:00:00.000Z","n":1e999,"seq":0,"type":"login.ok","v":1}', 'not-canonical'],
+  ] as const) {
+    const lh = Buffer.from(leafHash(new TextEncoder().encode(data))).toString('hex');
+    const r = await tampered(t, 2, (p) => raw(p, `UPDATE audit_log SET data = '${data}', leaf_hash = x'${lh}' WHERE seq = 0`));
+    t.match(r.stored, { ok: false, reason, seq: 0 }, data);
+  }
+});
