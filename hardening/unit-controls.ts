@@ -302,6 +302,23 @@ interface Preload {
 const hasSpecifier = (text: string): boolean => text.replace(/%%/g, '').includes('%');
 
 /**
+ * The files `EnvironmentFile=` names, as systemd reads them: `-` (optional) taken off and `%%` made
+ * `%`; `file` undefined where check cannot tell the path (a % specifier or a wildcard). Empty
+ * assignments (resets) and relative paths (systemd ignores them) are left out.
+ */
+function environmentFiles(s: IniSettings): { value: string; at: string; file: string | undefined }[] {
+  const out: { value: string; at: string; file: string | undefined }[] = [];
+  for (const a of s.all('Service', 'EnvironmentFile')) {
+    if (a.value === '') continue;
+    const at = `${a.file}:${a.line}`;
+    const path = a.value.replace(/^-/, '');
+    if (hasSpecifier(path) || /[*?[]/.test(path)) out.push({ value: a.value, at, file: undefined });
+    else if (path.startsWith('/')) out.push({ value: a.value, at, file: path.replace(/%%/g, '%') });
+  }
+  return out;
+}
+
+/**
  * Every LD_PRELOAD the unit assigns: in `Environment=` (the unit and its drop-ins) and in the files
  * `EnvironmentFile=` names, which override it. All of them, even one a later assignment replaces or
  * resets: if each is safe, whichever wins is. A reason instead where check cannot tell what systemd
@@ -324,15 +341,11 @@ async function preloads(s: IniSettings, host: Host): Promise<{ ok: true; preload
       found.push({ value: value.replace(/%%/g, '%'), at });
     }
   }
-  for (const a of s.all('Service', 'EnvironmentFile')) {
-    if (a.value === '') continue;
-    const at = `${a.file}:${a.line}`;
-    const path = a.value.replace(/^-/, '');
-    if (hasSpecifier(path) || /[*?[]/.test(path)) {
-      return { ok: false, reason: `EnvironmentFile=${a.value} at ${at}: a % specifier or wildcard, which check does not expand, so it cannot read the file for LD_PRELOAD` };
+  for (const e of environmentFiles(s)) {
+    if (e.file === undefined) {
+      return { ok: false, reason: `EnvironmentFile=${e.value} at ${e.at}: a % specifier or wildcard, which check does not expand, so it cannot read the file for LD_PRELOAD` };
     }
-    if (!path.startsWith('/')) continue; // systemd ignores a relative one
-    const file = path.replace(/%%/g, '%');
+    const file = e.file;
     // Missing: systemd skips it (with "-") or does not start the service; either way it sets nothing.
     const text = await host.readText(file);
     if (text === undefined) continue;
@@ -486,19 +499,18 @@ async function judgeFiles(s: IniSettings, ctx: CheckContext, files: string[]): P
     const v = await judgePath(host, file);
     if (v.why) return fail(`${file} ${v.why}: ${DECIDES_SERVER}`);
   }
-  let environmentFiles = 0;
-  for (const a of s.all('Service', 'EnvironmentFile')) {
-    const path = a.value.replace(/^-/, '');
-    // unit.preload already refuses specifiers and wildcards; a relative path systemd ignores.
-    if (a.value === '' || !path.startsWith('/') || hasSpecifier(path) || /[*?[]/.test(path)) continue;
+  let envFilesJudged = 0;
+  for (const e of environmentFiles(s)) {
+    const path = e.file;
+    if (path === undefined) continue; // unit.preload fails a path check cannot expand
     const v = await judgePath(host, path);
-    if (v.why) return fail(`EnvironmentFile=${a.value} at ${a.file}:${a.line}: ${path} ${v.why}: ${DECIDES_SERVER} (NODE_OPTIONS, LD_PRELOAD)`);
+    if (v.why) return fail(`EnvironmentFile=${e.value} at ${e.at}: ${path} ${v.why}: ${DECIDES_SERVER} (NODE_OPTIONS, LD_PRELOAD)`);
     if (v.missing) continue;
-    environmentFiles++;
+    envFilesJudged++;
     const text = await host.readText(path);
     const secret = text !== undefined && parseEnvFile(text).some((e) => e.name === 'SIGIL_MASTER_PASSPHRASE');
     if (secret && (v.st.mode & 0o044) !== 0) {
-      return fail(`EnvironmentFile=${a.value} at ${a.file}:${a.line}: ${path} holds SIGIL_MASTER_PASSPHRASE and is readable by group or others (mode ${(v.st.mode & 0o7777).toString(8).padStart(4, '0')}), expected 0600`);
+      return fail(`EnvironmentFile=${e.value} at ${e.at}: ${path} holds SIGIL_MASTER_PASSPHRASE and is readable by group or others (mode ${(v.st.mode & 0o7777).toString(8).padStart(4, '0')}), expected 0600`);
     }
   }
   const programs = programPaths(s);
@@ -517,7 +529,7 @@ async function judgeFiles(s: IniSettings, ctx: CheckContext, files: string[]): P
     }
   }
   return pass(
-    `${files.length} unit file(s), ${environmentFiles} environment file(s) and ${programs.length} program path(s)${script ? ' with their tree' : ''}: root's alone`,
+    `${files.length} unit file(s), ${envFilesJudged} environment file(s) and ${programs.length} program path(s)${script ? ' with their tree' : ''}: root's alone`,
   );
 }
 

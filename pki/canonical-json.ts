@@ -50,16 +50,20 @@ function sortedPlainJson(value: unknown, depth: number): boolean {
   return true;
 }
 
+/** `canonicalize`'s text, or the CanonicalJsonError saying why there is none. */
+function viaPackage(value: unknown): string | CanonicalJsonError {
+  try {
+    return canonicalize(value) ?? new CanonicalJsonError('not serialisable as canonical JSON');
+  } catch (cause) {
+    return new CanonicalJsonError(`not serialisable as canonical JSON: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 /** The RFC 8785 canonical text of `value`. @throws CanonicalJsonError when it has none. */
 export function canonicalJson(value: unknown): string {
   if (sortedPlainJson(value, 0)) return JSON.stringify(value);
-  let text: string | undefined;
-  try {
-    text = canonicalize(value);
-  } catch (cause) {
-    throw new CanonicalJsonError(`not serialisable as canonical JSON: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-  }
-  if (text === undefined) throw new CanonicalJsonError('not serialisable as canonical JSON');
+  const text = viaPackage(value);
+  if (text instanceof CanonicalJsonError) throw text;
   return text;
 }
 
@@ -81,12 +85,6 @@ export function readCanonicalJson(text: string): CanonicalRead {
   // Sorted keys and JSON.stringify's own text: canonical. Unsorted keys: never canonical, since
   // canonical text lists them sorted and JSON.parse keeps the text's order — except integer-like
   // keys, which JSON.parse lists numerically; canonicalize decides those.
-  if (sortedPlainJson(value, 0)) return JSON.stringify(value) === text ? { ok: true, value } : { ok: false, reason: 'not-canonical' };
-  let canonical: string | undefined;
-  try {
-    canonical = canonicalize(value);
-  } catch {
-    return { ok: false, reason: 'not-canonical' };
-  }
+  const canonical = sortedPlainJson(value, 0) ? JSON.stringify(value) : viaPackage(value);
   return canonical === text ? { ok: true, value } : { ok: false, reason: 'not-canonical' };
 }
