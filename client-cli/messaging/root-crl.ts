@@ -30,19 +30,23 @@ export function judgedAt(m: ReceivedMessage, now: Date): Date {
   return Number.isNaN(receivedAt.getTime()) ? now : receivedAt;
 }
 
+/** `GET /v1/crl/root` as served, unchecked; undefined when the appliance has none (404). */
+export async function servedRootCrl(http: HttpClient): Promise<{ crl: string } | undefined> {
+  try {
+    return await http.get('/v1/crl/root', CrlSchema);
+  } catch (err) {
+    if (err instanceof ServerError && err.status === 404) return undefined;
+    throw err;
+  }
+}
+
 /**
  * `GET /v1/crl/root` with its signature checked by the pinned root; undefined on 404.
  * @throws NotTrustedError when no pinned self-signed root issued it or its signature does not verify
  */
 export async function fetchRootCrl(http: HttpClient, pinnedPem: string): Promise<Crl | undefined> {
-  let served: { crl: string };
-  try {
-    served = await http.get('/v1/crl/root', CrlSchema);
-  } catch (err) {
-    if (err instanceof ServerError && err.status === 404) return undefined;
-    throw err;
-  }
-  return checkRootCrl(served.crl, 'from the appliance', await pinnedRoots(pinnedPem));
+  const served = await servedRootCrl(http);
+  return served && checkRootCrl(served.crl, 'from the appliance', await pinnedRoots(pinnedPem));
 }
 
 /** The pinned self-signed roots: only they may sign a root CRL. */

@@ -179,16 +179,11 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
  * @throws NotTrustedError when the CRL is not signed by the root.
  */
 async function fetchRootCrl(http: HttpClient, root: Certificate): Promise<{ pem: string; nextUpdate: Date } | undefined> {
-  const { CrlSchema } = await import('../../api.js');
-  const { ServerError, NotTrustedError } = await import('../../errors.js');
+  const { servedRootCrl } = await import('../../messaging/root-crl.js');
+  const { NotTrustedError } = await import('../../errors.js');
   const { Crl } = await import('../../../pki/index.js');
-  let body;
-  try {
-    body = await http.get('/v1/crl/root', CrlSchema);
-  } catch (err) {
-    if (err instanceof ServerError && err.status === 404) return undefined;
-    throw err;
-  }
+  const body = await servedRootCrl(http);
+  if (!body) return undefined;
   const crl = Crl.fromPem(body.crl);
   const sig = await crl.verifySignature(root);
   if (!sig.ok) throw new NotTrustedError('the root CRL from the appliance', sig.detail);
