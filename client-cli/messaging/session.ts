@@ -1,8 +1,13 @@
 /**
  * What every messaging command works with, built once per run: the JSON client with the session,
  * the user's login, key and certificate for signing, the trust material for local verification
- * (the served issuing CA and the CRL, kept in memory only, and fetched again once the CRL held is
- * past its nextUpdate), and the resolution of `<login|#group>` to a conversation.
+ * (the served issuing CA, its CRL and the root's CRL, kept in memory only, and fetched again once
+ * either CRL held is past its nextUpdate), and the resolution of `<login|#group>` to a conversation.
+ *
+ * Every command that shows, saves or exports a message (read, watch, download, evidence export,
+ * verify) verifies it through {@link MessagingSession.verify}, so each judges the issuing CA
+ * against the root CRL exactly as `sigil verify` does (root-crl.ts): a message received after the
+ * root key ceremony revoked the issuing CA fails as revoked everywhere, not only in `sigil verify`.
  */
 import { Certificate, Crl, signDetached, type Clearance } from '../../pki/index.js';
 import { CaSchema, CrlSchema } from '../api.js';
@@ -11,17 +16,27 @@ import type { HttpClient } from '../http.js';
 import type { Credentials, Runtime } from '../runtime.js';
 import { ConversationSchema, GroupSchema, type Conversation } from './api.js';
 import { RecipientInvalidError } from './errors.js';
+import { fetchRootCrl, judgeIssuingCa, judgedAt, staleRootCrlWarning, type OnlineIssuingCaRevocation } from './root-crl.js';
 import { endpointOf, type Endpoint } from './transport.js';
 import { verifyMessage, type MessageVerification, type ReceivedMessage, type Trust } from './verify.js';
 
 /**
- * The trust material held, with the CRL's nextUpdate and when it was fetched (the runtime clock).
+ * The trust material held, with the earlier nextUpdate of the two CRLs and when it was fetched
+ * (the runtime clock).
  */
 interface HeldTrust {
   trust: Trust;
+  /** The root's CRL, its signature checked by the pinned root; undefined when the appliance has none (404). */
+  rootCrl?: Crl;
   crlNumber: string;
   nextUpdate: Date;
   fetchedAt: Date;
+}
+
+/** A message's verdict with its issuing CA judged against the root CRL (root-crl.ts). */
+export interface JudgedMessage {
+  v: MessageVerification;
+  issuingCa: OnlineIssuingCaRevocation;
 }
 
 /**
@@ -49,6 +64,8 @@ export class MessagingSession {
   private endpointOnce?: Promise<Endpoint>;
   /** The CRL number last warned about as stale (one warning per CRL, not per message). */
   private warnedStale?: string;
+  /** The same for the root CRL. */
+  private warnedStaleRoot?: string;
 
   private constructor(
     readonly rt: Runtime,
@@ -70,13 +87,14 @@ export class MessagingSession {
   }
 
   /**
-   * Pinned root, issuing CA from /v1/ca (trusted only as far as it chains to the pin) and the
-   * CRL from /v1/crl with its signature checked; in memory only. Fetched on first use, and again
-   * once the CRL held is past its nextUpdate at the runtime clock: a long `sigil watch` keeps
-   * verifying live messages against the CRL the appliance publishes meanwhile. A CRL that is
-   * already stale when fetched is reported once on stderr (`warning: …`).
-   * @throws NotTrustedError when the CRL is not signed by a trusted CA (first fetch; a failed
-   *   refetch keeps the CRL held, and verification then says crl-stale).
+   * Pinned root, issuing CA from /v1/ca (trusted only as far as it chains to the pin), the CRL
+   * from /v1/crl with its signature checked, and the root CRL from /v1/crl/root signed by the
+   * pinned root; in memory only. Fetched on first use, and again once either CRL held is past its
+   * nextUpdate at the runtime clock: a long `sigil watch` keeps verifying live messages against
+   * the CRLs the appliance publishes meanwhile. A CRL that is already stale when fetched is
+   * reported once on stderr (`warning: …`).
+   * @throws NotTrustedError when a CRL is not signed by a trusted CA (first fetch; a failed
+   *   refetch keeps the CRLs held, and verification then says crl-stale).
    */
   async trust(): Promise<Trust> {
     return (await this.current()).trust;
@@ -108,7 +126,11 @@ export class MessagingSession {
 
   private async fetchTrust(): Promise<HeldTrust> {
     const pinned = await this.rt.profile.read('ca');
-    const [ca, crl] = await Promise.all([this.http.get('/v1/ca', CaSchema), this.http.get('/v1/crl', CrlSchema)]);
+    const [ca, crl, rootCrl] = await Promise.all([
+      this.http.get('/v1/ca', CaSchema),
+      this.http.get('/v1/crl', CrlSchema),
+      fetchRootCrl(this.http, pinned),
+    ]);
     const now = this.rt.io.now();
     const checked = await checkCrl(crl.crl, pinned, ca.chain, now);
     const warning = staleCrlWarning(checked, now);
@@ -116,14 +138,20 @@ export class MessagingSession {
       this.warnedStale = checked.crlNumber;
       this.warn(warning);
     }
+    const rootWarning = staleRootCrlWarning(rootCrl, now);
+    if (rootWarning && rootCrl && this.warnedStaleRoot !== rootCrl.crlNumber.toString()) {
+      this.warnedStaleRoot = rootCrl.crlNumber.toString();
+      this.warn(rootWarning);
+    }
     return {
       trust: {
         anchors: Certificate.fromPemBundle(pinned),
         intermediates: Certificate.fromPemBundle(ca.chain).filter((c) => c.isCA),
         crls: [Crl.fromPem(crl.crl)],
       },
+      ...(rootCrl ? { rootCrl } : {}),
       crlNumber: checked.crlNumber,
-      nextUpdate: checked.nextUpdate,
+      nextUpdate: rootCrl && rootCrl.nextUpdate < checked.nextUpdate ? rootCrl.nextUpdate : checked.nextUpdate,
       fetchedAt: now,
     };
   }
@@ -133,16 +161,25 @@ export class MessagingSession {
     this.rt.io.stderr.write(`warning: ${text}\n`);
   }
 
-  /**
-   * Verifies `m` locally (verify.ts). When the CRL held is stale for the message's receipt time
-   * (the appliance's clock ahead of this workstation's), the CRL is fetched once more and the
-   * message checked again before a failure is reported.
-   */
+  /** Verifies `m` locally, its issuing CA judged against the root CRL ({@link judge}). */
   async verify(m: ReceivedMessage): Promise<MessageVerification> {
-    const v = await verifyMessage(m, await this.trust());
-    if (v.ok || v.reason !== 'crl-stale') return v;
-    const h = await this.refetch(this.held as Promise<HeldTrust>);
-    return verifyMessage(m, h.trust);
+    return (await this.judge(m)).v;
+  }
+
+  /**
+   * Verifies `m` locally (verify.ts) and judges its issuing CA against the root CRL at the
+   * appliance's receipt time (root-crl.ts), as `sigil verify` reports it. When a CRL held is stale
+   * for the message's receipt time (the appliance's clock ahead of this workstation's), the CRLs
+   * are fetched once more and the message checked again before a failure is reported.
+   */
+  async judge(m: ReceivedMessage): Promise<JudgedMessage> {
+    const once = async (h: HeldTrust): Promise<JudgedMessage> => {
+      const v = await verifyMessage(m, h.trust);
+      return judgeIssuingCa(v, h.rootCrl, judgedAt(m, this.rt.io.now()), [...h.trust.anchors, ...h.trust.intermediates]);
+    };
+    const judged = await once(await this.current());
+    if (judged.v.ok || judged.v.reason !== 'crl-stale') return judged;
+    return once(await this.refetch(this.held as Promise<HeldTrust>));
   }
 
   /** The conversation `<login|#group>` names; a direct one is created on first use (idempotent). */

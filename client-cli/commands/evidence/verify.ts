@@ -87,18 +87,11 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     if (!/^[A-Za-z0-9_-]{22}$/.test(opts.message as string)) throw new UsageError('<message>: expected a 22-character message id');
     const { MessagingSession } = await import('../../messaging/session.js');
     const { MessageSchema } = await import('../../messaging/api.js');
-    const { fetchRootCrl, judgeIssuingCa, judgedAt, staleRootCrlWarning } = await import('../../messaging/root-crl.js');
-    const { Certificate } = await import('../../../pki/index.js');
     const ms = await MessagingSession.open(rt);
     const m = await ms.http.get(`/v1/messages/${encodeURIComponent(opts.message as string)}`, MessageSchema);
-    const pinnedPem = await rt.profile.read('ca');
-    const rootCrl = await fetchRootCrl(ms.http, pinnedPem);
-    const trust = await ms.trust();
-    const verified = await ms.verify(m);
-    // The issuing CA is judged at the time the signer was (verify.ts: the appliance's receipt time).
-    const judged = await judgeIssuingCa(verified, rootCrl, judgedAt(m, rt.io.now()), [...Certificate.fromPemBundle(pinnedPem), ...trust.intermediates]);
-    const warning = staleRootCrlWarning(rootCrl, rt.io.now());
-    if (warning) rt.io.stderr.write(`warning: ${warning}\n`);
+    // The issuing CA is judged at the time the signer was (verify.ts: the appliance's receipt
+    // time); the session warns once on stderr when a CRL it holds is stale now.
+    const judged = await ms.judge(m);
     v = judged.v;
     online = { issuingCa: judged.issuingCa };
     id = m.id;
