@@ -139,11 +139,11 @@ async function main(): Promise<void> {
       const more = await openMany(users, server.url, IDLE - WATCHERS, WATCHERS);
       await new Promise((r) => setTimeout(r, 2000));
       const rss = server.rssMb();
-      console.log(`idle      ${IDLE} live connections, 2 s after the fan-out: server RSS ${rss.now.toFixed(0)} MiB (process peak ${rss.peak.toFixed(0)} MiB; ${(((rss.now - rss0) * 1024) / IDLE).toFixed(0)} KiB per connection over the ${rss0.toFixed(0)} MiB before; the message check workers still run)`);
+      console.log(`idle      ${IDLE} live connections, 2 s after the fan-out: server RSS ${rss.now.toFixed(0)} MiB (anon ${rss.anon.toFixed(0)}, file ${rss.file.toFixed(0)}; process peak ${rss.peak.toFixed(0)} MiB; ${(((rss.now - rss0) * 1024) / IDLE).toFixed(0)} KiB per connection over the ${rss0.toFixed(0)} MiB before; the message check workers still run)`);
       // Check workers exit after 10 s without work (check-pool.ts): an idle appliance keeps none.
       await new Promise((r) => setTimeout(r, 12_000));
       const still = server.rssMb();
-      console.log(`idle      ${IDLE} live connections, 14 s after: server RSS ${still.now.toFixed(0)} MiB (the check workers have exited)  goal < 250 MB (238 MiB)`);
+      console.log(`idle      ${IDLE} live connections, 14 s after: server RSS ${still.now.toFixed(0)} MiB (anon ${still.anon.toFixed(0)}, file ${still.file.toFixed(0)}; the check workers have exited)  goal < 250 MB (238 MiB)`);
       if (HOLD_MS > 0) {
         console.log(`hold      ${HOLD_MS} ms with ${IDLE} connections open (server pid ${server.pid})`);
         await new Promise((r) => setTimeout(r, HOLD_MS));

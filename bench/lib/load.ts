@@ -119,7 +119,7 @@ export interface ServerProc {
   /** CPU seconds (user + system) the process used so far, from /proc/<pid>/stat. */
   cpuSeconds(): number;
   /** Resident set size now and at its peak, in MiB, from /proc/<pid>/status. */
-  rssMb(): { now: number; peak: number };
+  rssMb(): { now: number; peak: number; anon: number; file: number };
   /** SIGTERM and wait. */
   stop(): Promise<number | null>;
   /** SIGKILL and wait. */
@@ -195,10 +195,11 @@ export function procThreadCpuSeconds(pid: number): { main: number; others: numbe
 }
 
 /** VmRSS and VmHWM of a process in MiB. */
-export function procRssMb(pid: number): { now: number; peak: number } {
+export function procRssMb(pid: number): { now: number; peak: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+  // RssFile is mostly node's own binary: mapped text pages count toward RSS once touched.
+  return { now: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024 };
 }
 
 /** A response: status, parsed JSON body (or text / bytes), and the latency in ms. */
