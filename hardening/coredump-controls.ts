@@ -5,9 +5,7 @@
  * unit's own LimitCORE=0 is `unit.limit-core`.)
  */
 import { fail, pass, type Control } from './control.js';
-import { loadIniWithDropIns } from './ini-file.js';
-
-const SYSTEMD_DIRS = ['/etc/systemd', '/run/systemd', '/usr/local/lib/systemd', '/usr/lib/systemd', '/lib/systemd'];
+import { loadIniWithDropIns, SYSTEMD_CONF_DIRS as SYSTEMD_DIRS } from './ini-file.js';
 
 /** The `coredump.*` controls. */
 export const COREDUMP_CONTROLS: readonly Control[] = [

@@ -158,6 +158,12 @@ export function iniBoolean(value: string | undefined): boolean | undefined {
 }
 
 /**
+ * Where systemd looks for its own configuration files (system.conf, coredump.conf and their `.d/`
+ * drop-ins), most important first.
+ */
+export const SYSTEMD_CONF_DIRS: readonly string[] = ['/etc/systemd', '/run/systemd', '/usr/local/lib/systemd', '/usr/lib/systemd', '/lib/systemd'];
+
+/**
  * Parses a main file, already read, and then its drop-ins in the order given (as
  * {@link Host.confDirFiles} lists them) into one settings view.
  */

@@ -9,7 +9,7 @@ import { basename, join, relative } from 'node:path';
 import { coveredBy, LOOPBACK, parseCidr, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
 import { changeableByOthers, isMissing, type Host } from './host.js';
-import { iniBoolean, readIniFiles, type IniAssignment, type IniSettings } from './ini-file.js';
+import { iniBoolean, loadIniWithDropIns, readIniFiles, SYSTEMD_CONF_DIRS, type IniAssignment, type IniSettings } from './ini-file.js';
 import { environmentWords, parseEnvFile } from './systemd-env.js';
 
 /** Name of the unit. */
@@ -292,8 +292,9 @@ function ipItems(items: string[]): { cidrs: Cidr[]; bad: string[] } {
 
 // ---- unit.preload: a library preloaded into the server (jemalloc) is one only root can change ----
 
-/** An `LD_PRELOAD=` the service gets, with where it was set. */
-interface Preload {
+/** A variable the service gets, with where it was set. */
+interface Assignment {
+  readonly name: string;
   readonly value: string;
   readonly at: string;
 }
@@ -319,39 +320,60 @@ function environmentFiles(s: IniSettings): { value: string; at: string; file: st
 }
 
 /**
- * Every LD_PRELOAD the unit assigns: in `Environment=` (the unit and its drop-ins) and in the files
- * `EnvironmentFile=` names, which override it. All of them, even one a later assignment replaces or
- * resets: if each is safe, whichever wins is. A reason instead where check cannot tell what systemd
- * would set (a specifier, a wildcard, syntax systemd rejects).
+ * The assignments of the variables `wanted` picks in the words of one `key=value` line (the unit's
+ * `Environment=`, system.conf's `DefaultEnvironment=`), or why check cannot tell what it sets.
+ * `specifiers`: the unit's lines expand `%` specifiers (check does not), system.conf's do not.
  */
-async function preloads(s: IniSettings, host: Host): Promise<{ ok: true; preloads: Preload[] } | { ok: false; reason: string }> {
-  const found: Preload[] = [];
-  for (const a of s.all('Service', 'Environment')) {
-    const at = `${a.file}:${a.line}`;
-    const words = environmentWords(a.value);
-    if (!words) return { ok: false, reason: `Environment=${a.value} at ${at}: a quote or escape systemd rejects; check cannot tell which variables it sets` };
-    for (const word of words) {
-      const eq = word.indexOf('=');
-      if (eq <= 0) continue; // not an assignment: systemd ignores it
-      const name = word.slice(0, eq);
-      const value = word.slice(eq + 1);
-      if (hasSpecifier(name)) return { ok: false, reason: `Environment=${a.value} at ${at}: a % specifier in a variable name, which check does not expand` };
-      if (name !== 'LD_PRELOAD') continue;
-      if (hasSpecifier(value)) return { ok: false, reason: `Environment=${a.value} at ${at}: LD_PRELOAD has a % specifier, which check does not expand` };
-      found.push({ value: value.replace(/%%/g, '%'), at });
-    }
+function assignmentsInWords(a: IniAssignment, wanted: (name: string) => boolean, specifiers: boolean): Assignment[] | string {
+  const at = `${a.file}:${a.line}`;
+  const words = environmentWords(a.value);
+  if (!words) return `${a.key}=${a.value} at ${at}: a quote or escape systemd rejects; check cannot tell which variables it sets`;
+  const out: Assignment[] = [];
+  for (const word of words) {
+    const eq = word.indexOf('=');
+    if (eq <= 0) continue; // not an assignment: systemd ignores it
+    const name = word.slice(0, eq);
+    const value = word.slice(eq + 1);
+    if (specifiers && hasSpecifier(name)) return `${a.key}=${a.value} at ${at}: a % specifier in a variable name, which check does not expand`;
+    if (!wanted(name)) continue;
+    if (specifiers && hasSpecifier(value)) return `${a.key}=${a.value} at ${at}: ${name} has a % specifier, which check does not expand`;
+    out.push({ name, value: specifiers ? value.replace(/%%/g, '%') : value, at });
+  }
+  return out;
+}
+
+/**
+ * Every assignment of a variable `wanted` picks that the service gets, in the order systemd applies
+ * them (a later one overrides): the manager's `DefaultEnvironment=` (system.conf and its drop-ins,
+ * passed to every service), the unit's `Environment=` (the unit and its drop-ins), and the files
+ * `EnvironmentFile=` names. All of them, even one a later assignment replaces or resets: if each is
+ * safe, whichever wins is. A reason instead where check cannot tell what systemd would set (a
+ * specifier, a wildcard, syntax systemd rejects). Not read: the manager's runtime environment
+ * (`systemctl set-environment`), which lives in PID 1's memory, not in a file.
+ */
+async function serviceEnvironment(s: IniSettings, host: Host, wanted: (name: string) => boolean): Promise<{ ok: true; found: Assignment[] } | { ok: false; reason: string }> {
+  const found: Assignment[] = [];
+  const manager = await loadIniWithDropIns(host, SYSTEMD_CONF_DIRS, 'system.conf');
+  const lines: [IniAssignment, boolean][] = [
+    ...(manager?.settings.all('Manager', 'DefaultEnvironment') ?? []).map((a): [IniAssignment, boolean] => [a, false]),
+    ...s.all('Service', 'Environment').map((a): [IniAssignment, boolean] => [a, true]),
+  ];
+  for (const [a, specifiers] of lines) {
+    const got = assignmentsInWords(a, wanted, specifiers);
+    if (typeof got === 'string') return { ok: false, reason: got };
+    found.push(...got);
   }
   for (const e of environmentFiles(s)) {
     if (e.file === undefined) {
-      return { ok: false, reason: `EnvironmentFile=${e.value} at ${e.at}: a % specifier or wildcard, which check does not expand, so it cannot read the file for LD_PRELOAD` };
+      return { ok: false, reason: `EnvironmentFile=${e.value} at ${e.at}: a % specifier or wildcard, which check does not expand, so it cannot read the file` };
     }
     const file = e.file;
     // Missing: systemd skips it (with "-") or does not start the service; either way it sets nothing.
     const text = await host.readText(file);
     if (text === undefined) continue;
-    for (const e of parseEnvFile(text)) if (e.name === 'LD_PRELOAD') found.push({ value: e.value, at: `${file}:${e.line} (EnvironmentFile=)` });
+    for (const v of parseEnvFile(text)) if (wanted(v.name)) found.push({ name: v.name, value: v.value, at: `${file}:${v.line} (EnvironmentFile=)` });
   }
-  return { ok: true, preloads: found };
+  return { ok: true, found };
 }
 
 const isJemalloc = (lib: string): boolean => /\/libjemalloc\.so[^/]*$/.test(lib);
@@ -410,10 +432,10 @@ async function unsafeEntry(host: Host, lib: string): Promise<string | undefined>
 /** unit.preload: every library in every LD_PRELOAD is an absolute path to a file only root can change. */
 async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlResult> {
   const host = ctx.host;
-  const read = await preloads(s, host);
+  const read = await serviceEnvironment(s, host, (name) => name === 'LD_PRELOAD');
   if (!read.ok) return fail(read.reason);
   const judged: string[] = [];
-  for (const p of read.preloads) {
+  for (const p of read.found) {
     // The loader splits LD_PRELOAD at spaces and colons, and skips empty entries.
     for (const lib of p.value.split(/[ :]/).filter(Boolean)) {
       const why = await unsafeEntry(host, lib);
@@ -435,11 +457,36 @@ async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlR
   }
   // The conf's SIGIL_ALLOCATOR says what apply was asked to render (auto: either is correct), held
   // to the LD_PRELOAD in effect: the last one read (EnvironmentFile= overrides Environment=).
-  const effective = (read.preloads.at(-1)?.value ?? '').split(/[ :]/).filter(Boolean);
+  const effective = (read.found.at(-1)?.value ?? '').split(/[ :]/).filter(Boolean);
   if (ctx.conf?.allocator === 'jemalloc' && !effective.some(isJemalloc)) return fail('SIGIL_ALLOCATOR=jemalloc, but the unit preloads no jemalloc: re-run apply');
   if (ctx.conf?.allocator === 'glibc' && effective.length > 0) return fail(`SIGIL_ALLOCATOR=glibc, but the unit preloads ${effective.join(', ')}: re-run apply`);
   if (judged.length === 0) return pass('no preloaded library: glibc malloc');
   return pass(`preloaded ${judged.join(', ')}: each a regular file only root can change, in directories only root can change`);
+}
+
+// ---- unit.environment: no variable that makes node or its loaders run other code ----
+
+/**
+ * Variables that make the server load code or configuration beyond its unit and its tree (which
+ * unit.files and unit.preload vouch for): node's options (`--require`, `--import`, `--openssl-config`
+ * …) and module path, the dynamic loader's library path and audit libraries, and OpenSSL's
+ * configuration, which can load providers and engines. The appliance needs none of them; a flag the
+ * server needs belongs on ExecStart, which unit.files protects.
+ */
+const CODE_VARIABLES: ReadonlySet<string> = new Set(['NODE_OPTIONS', 'NODE_PATH', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'OPENSSL_CONF', 'OPENSSL_MODULES', 'OPENSSL_ENGINES']);
+
+/** unit.environment: none of {@link CODE_VARIABLES} set for the service, nor passed through from the manager. */
+async function judgeEnvironment(s: IniSettings, ctx: CheckContext): Promise<ControlResult> {
+  const read = await serviceEnvironment(s, ctx.host, (name) => CODE_VARIABLES.has(name));
+  if (!read.ok) return fail(read.reason);
+  // An empty value sets nothing that loads code (node, ld.so and OpenSSL read it as unset).
+  const set = read.found.find((a) => a.value !== '');
+  if (set) return fail(`${set.name}=${set.value} at ${set.at}: ${set.name} makes the server load code or configuration check cannot vouch for; put what the server needs on ExecStart`);
+  for (const a of s.all('Service', 'PassEnvironment')) {
+    const passed = (environmentWords(a.value) ?? a.value.split(/\s+/)).find((name) => CODE_VARIABLES.has(name));
+    if (passed) return fail(`PassEnvironment=${a.value} at ${a.file}:${a.line} passes ${passed} from the service manager's own environment, which check cannot read`);
+  }
+  return pass(`none of ${[...CODE_VARIABLES].join(', ')} is set for the service (system.conf's DefaultEnvironment=, the unit's Environment=, its environment files) or passed to it (PassEnvironment=); the manager's runtime environment (systemctl set-environment) is not read`);
 }
 
 // ---- unit.files: only root can change what the service is and what it runs ----
@@ -628,4 +675,5 @@ export const UNIT_CONTROLS: readonly Control[] = [
       : fail(`LimitCORE=${a.value} at ${a.file}:${a.line}, expected 0`);
   }),
   unitControl('unit.preload', 'a preloaded library (LD_PRELOAD) only root can change', (s, ctx) => judgePreload(s, ctx)),
+  unitControl('unit.environment', 'no NODE_OPTIONS, NODE_PATH, LD_LIBRARY_PATH, LD_AUDIT or OPENSSL_CONF for the service', (s, ctx) => judgeEnvironment(s, ctx)),
 ];

@@ -16,6 +16,7 @@ const MODPROBE = '/etc/modprobe.d/sigil.conf';
 const SYSCTL = '/etc/sysctl.d/zz-sigil-hardening.conf';
 const CONFP = '/etc/sigil/hardening.conf';
 const ENV_FILE = '/etc/sigil/sigil.env';
+const SYSTEM_CONF_DROPIN = '/etc/systemd/system.conf.d/env.conf';
 /** A drop-in that preloads `value`. */
 const preloading = (value: string) => `[Service]\nEnvironment=LD_PRELOAD=${value}\n`;
 const tmpRoot = (t: { teardown(fn: () => void): void }): string => tmpDir(t, 'sigil-hardened-');
@@ -128,6 +129,40 @@ const cases: ControlCase[] = [
       put(r, ENV_FILE, `SIGIL_MASTER_PASSPHRASE='correct horse'\nLD_PRELOAD="${fakeLibrary(r, '/opt/evil.so', 0o666)}"\n`);
       chmodSync(join(r, ENV_FILE), 0o600);
     },
+  },
+  {
+    name: 'system.conf\'s DefaultEnvironment preloads a library others can write',
+    ids: ['unit.preload'],
+    reason: /LD_PRELOAD=\/opt\/evil\.so at \/etc\/systemd\/system\.conf\.d\/env\.conf:2: \/opt\/evil\.so is writable by group or others/,
+    mutate: (r) => put(r, SYSTEM_CONF_DROPIN, `[Manager]\nDefaultEnvironment="LD_PRELOAD=${fakeLibrary(r, '/opt/evil.so', 0o666)}"\n`),
+  },
+  // unit.environment: node's options, module path, the loader's path and OpenSSL's configuration load code.
+  {
+    name: 'a drop-in sets NODE_OPTIONS',
+    ids: ['unit.environment'],
+    reason: /NODE_OPTIONS=--require \/home\/x\/a\.js at .*override\.conf:2: NODE_OPTIONS makes the server load code or configuration check cannot vouch for/,
+    mutate: (r) => put(r, DROPIN, '[Service]\nEnvironment="NODE_OPTIONS=--require /home/x/a.js"\n'),
+  },
+  {
+    name: 'the EnvironmentFile sets LD_LIBRARY_PATH',
+    ids: ['unit.environment'],
+    reason: /LD_LIBRARY_PATH=\/opt\/libs at \/etc\/sigil\/sigil\.env:2 \(EnvironmentFile=\)/,
+    mutate: (r) => {
+      put(r, ENV_FILE, "SIGIL_MASTER_PASSPHRASE='correct horse'\nLD_LIBRARY_PATH=/opt/libs\n");
+      chmodSync(join(r, ENV_FILE), 0o600);
+    },
+  },
+  {
+    name: 'system.conf\'s DefaultEnvironment sets OPENSSL_CONF',
+    ids: ['unit.environment'],
+    reason: /OPENSSL_CONF=\/srv\/o\.cnf at \/etc\/systemd\/system\.conf\.d\/env\.conf:2/,
+    mutate: (r) => put(r, SYSTEM_CONF_DROPIN, '[Manager]\nDefaultEnvironment=TZ=UTC OPENSSL_CONF=/srv/o.cnf\n'),
+  },
+  {
+    name: 'a drop-in passes NODE_PATH through from the manager',
+    ids: ['unit.environment'],
+    reason: /PassEnvironment=LANG NODE_PATH at .*override\.conf:2 passes NODE_PATH from the service manager's own environment/,
+    mutate: (r) => put(r, DROPIN, '[Service]\nPassEnvironment=LANG NODE_PATH\n'),
   },
   // unit.files: whoever can change the service's definition or its program runs code beside the vault keys.
   {
@@ -324,6 +359,7 @@ function UNIT_IDS(): string[] {
     'unit.memory-deny-write-execute',
     'unit.limit-core',
     'unit.preload',
+    'unit.environment',
   ];
 }
 
@@ -376,6 +412,25 @@ t.test('when a drop-in runs node --jitless with MemoryDenyWriteExecute=yes then 
   const report = await runChecks({ root });
   t.same(failing(report), []);
   t.match(reasonOf(report, 'unit.memory-deny-write-execute'), /MemoryDenyWriteExecute=yes with node --jitless/);
+});
+
+t.test('when the service gets only harmless variables, or empty code variables, then unit.environment passes saying what it read', async (t) => {
+  const root = await hardenedTree(t);
+  let report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.environment'), /^none of NODE_OPTIONS, NODE_PATH, LD_LIBRARY_PATH, LD_AUDIT, OPENSSL_CONF, OPENSSL_MODULES, OPENSSL_ENGINES is set for the service .*systemctl set-environment\) is not read$/);
+
+  // Empty values set nothing node, ld.so or OpenSSL would load; other variables are not its business.
+  put(root, DROPIN, '[Service]\nEnvironment=NODE_OPTIONS= TZ=UTC\nPassEnvironment=LANG\n');
+  put(root, SYSTEM_CONF_DROPIN, '[Manager]\nDefaultEnvironment="LANG=C.UTF-8"\n');
+  report = await runChecks({ root });
+  t.same(failing(report), []);
+
+  // A quote systemd rejects in DefaultEnvironment=: check cannot tell what it sets, so it fails.
+  put(root, SYSTEM_CONF_DROPIN, '[Manager]\nDefaultEnvironment="LANG=C\n');
+  report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload', 'unit.environment']);
+  t.match(reasonOf(report, 'unit.environment'), /DefaultEnvironment="LANG=C at \/etc\/systemd\/system\.conf\.d\/env\.conf:2: a quote or escape systemd rejects/);
 });
 
 t.test('when a safe library is preloaded by a drop-in, through a link, or by the EnvironmentFile then unit.preload passes naming it', async (t) => {
