@@ -21,24 +21,34 @@ const builtServer = existsSync(join(REPO, 'dist/server/main.js'));
 const builtCli = existsSync(join(REPO, 'dist/client-cli/main.js'));
 
 /**
- * Test D builds as `nobody` when the tests run as root; that user must be able to read the
- * checkout. A clone in a 0700 temp directory (how CI checks a clean clone) is not readable: the
- * case is then skipped, saying why, rather than failing for a reason that is not the archive's.
+ * Test D builds as `nobody` when the tests run as root, and that user cannot read a checkout in a
+ * 0700 temp directory (how CI checks a clean clone). So it builds from a mirror nobody can read:
+ * make-dist.mjs, package.json, dist/ and node_modules/ hard-linked (copied across file systems)
+ * into a 0755 directory. make-dist takes everything from beside itself (its REPO), so the archive
+ * is the checkout's.
  */
-function readableByNobody(): boolean {
-  if (process.getuid?.() !== 0) return true;
-  try {
-    execFileSync('env', ['-u', 'NODE_OPTIONS', process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(join(REPO, 'client-cli/packaging/make-dist.mjs'))})`], {
-      uid: 65534,
-      gid: 65534,
-      stdio: 'ignore',
-    });
-    return true;
-  } catch {
-    return false;
+function readableMirror(t: { teardown(fn: () => void): void }): string {
+  const mirror = tmpDir(t, 'sigil-dist-src-');
+  chmodSync(mirror, 0o755);
+  mkdirSync(join(mirror, 'client-cli/packaging'), { recursive: true, mode: 0o755 });
+  for (const [from, to] of [
+    ['client-cli/packaging/make-dist.mjs', 'client-cli/packaging/'],
+    ['package.json', ''],
+    ['dist', ''],
+    ['node_modules', ''],
+  ] as const) {
+    try {
+      execFileSync('cp', ['-al', join(REPO, from), join(mirror, to)], { stdio: 'ignore' });
+    } catch {
+      execFileSync('cp', ['-r', join(REPO, from), join(mirror, to)], { stdio: 'ignore' });
+    }
   }
+  // The directories cp made are new (the umask's): each must be nobody's to enter. Not the files:
+  // hard links share their modes with the checkout, which this test must not change.
+  execFileSync('find', [mirror, '-type', 'd', '-exec', 'chmod', 'a+rx', '{}', '+']);
+  return mirror;
 }
-const dSkip = !builtCli ? 'dist/client-cli is not built' : !readableByNobody() ? 'the checkout is not readable by nobody (a 0700 clone), so no non-root build can be made' : false;
+const dSkip = !builtCli ? 'dist/client-cli is not built' : false;
 const realBin = (name: string) => execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
 
 /** A PATH whose `name` runs `script` (sh, with REAL set to the real program) before the real one. */
@@ -205,12 +215,13 @@ t.test('C. the documentation checks install.sh before running it', async (t) => 
 t.test('D. make dist: owned by 0/0 whoever builds it, fixed time, reproducible, SHA256SUMS', { skip: dSkip }, async (t) => {
   // Built as a non-root user (nobody, when the tests run as root) so the builder's uid is not 0.
   const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const source = process.getuid?.() === 0 ? readableMirror(t) : REPO;
   const build = async (outDir: string) => {
     if (process.getuid?.() === 0) chownSync(outDir, 65534, 65534);
     const r = await new Promise<{ code: number | null; err: string }>((done, reject) => {
       // `env -u NODE_OPTIONS`: without tap's child-process hooks, which would write into the
       // repo's .tap/ as that user.
-      const child = spawn('env', ['-u', 'NODE_OPTIONS', 'node', join(REPO, 'client-cli/packaging/make-dist.mjs'), '--out', outDir], {
+      const child = spawn('env', ['-u', 'NODE_OPTIONS', 'node', join(source, 'client-cli/packaging/make-dist.mjs'), '--out', outDir], {
         ...asUser,
         cwd: outDir,
         env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000', HOME: outDir },
