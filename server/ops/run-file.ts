@@ -14,9 +14,9 @@
  *   rotate-master-key) works on this directory, or `start` is starting. At most one holds it
  *   (data-claim.ts); everyone else is refused with the holder's name and pid.
  */
-import { linkSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { linkSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { linkDurable, writeSynced } from '../vault/index.js';
 import { ServerRunningError } from './errors.js';
@@ -125,20 +125,32 @@ export function claimInfo(opts: { pid?: number; now?: () => Date; url?: string; 
   };
 }
 
+/** Most attempts at a claim before giving up (another claimant keeps replacing it, or takes a stale one over). */
+const CLAIM_ATTEMPTS = 40;
+/** Pause between attempts while another live claimant takes a stale claim over (it takes milliseconds). */
+const CLAIM_RETRY_MS = 5;
+
+/** Blocks this thread `ms` milliseconds (claims are taken synchronously, before anything else runs). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
  * Creates the claim file at `path` holding `info`, atomically and durably: the record is written to
  * a private temporary name and fsynced, hard-linked to `path` (which fails if `path` exists, so of
  * two claimants exactly one wins), and the directory is fsynced (durable-file.ts, as for key files).
  * So the claim is complete whenever it is visible, and after a power cut it is either absent or
  * whole — never an empty or cut file, which would read as "unreadable" and name no holder. A stale
- * file (dead or reused pid, unreadable) is moved aside and replaced.
- * @returns `release()`, which removes the file if it is still this claim (idempotent).
+ * file (dead or reused pid, unreadable) is taken over ({@link removeStaleClaim}) and replaced.
+ * @returns `release()`, which removes the file if it is still this claim (idempotent), and the
+ *   takeover lock this claim took, if any.
  * @throws what `refuse(holder)` answers, when a live process holds the file.
  */
 export function takeClaimFile(path: string, info: RunInfo, refuse: (holder: RunInfo) => Error): () => void {
   const text = `${JSON.stringify(info)}\n`;
   const tmp = `${path}.${info.pid}.${randomBytes(6).toString('hex')}.tmp`;
   let released = false;
+  let lock: string | undefined;
   const release = (): void => {
     if (released) return;
     released = true;
@@ -148,6 +160,7 @@ export function takeClaimFile(path: string, info: RunInfo, refuse: (holder: RunI
     } catch {
       // Already gone or replaced: nothing of ours to remove.
     }
+    if (lock) rmSync(lock, { force: true });
   };
   try {
     writeSynced(tmp, text, 0o600);
@@ -165,39 +178,96 @@ export function takeClaimFile(path: string, info: RunInfo, refuse: (holder: RunI
       }
       const seen = inspectClaim(path);
       if (seen.state.running) throw refuse(seen.state.info);
-      // Another claimant keeps replacing it under us: give up rather than spin.
-      if (attempt >= 8) throw new Error(`internal: ${path} keeps changing; try again`);
-      if (seen.text !== undefined) removeStale(path, seen.text);
+      // Another claimant keeps replacing it under us, or a live one is slow to take it over: give up rather than spin.
+      if (attempt >= CLAIM_ATTEMPTS) throw new Error(`${path} keeps changing under other claimants (or one is taking a stale claim over); try again`);
+      if (seen.text === undefined) continue;
+      const took = removeStaleClaim(path, seen.text, tmp);
+      if (took === 'taken') lock ??= takeoverLock(path, seen.text);
+      else if (took === 'busy') pause(CLAIM_RETRY_MS);
     }
   } finally {
     rmSync(tmp, { force: true });
   }
+  sweepTakeoverLocks(path, lock);
   return release;
 }
 
 /**
- * Removes the stale claim file `path` whose text was `staleText`. It is renamed to a private name
- * first (atomic) and only then compared: if another claimant replaced the stale file meanwhile,
- * what was moved is that claim, and it is linked back instead of being deleted. (Only a third
- * claimant linking its own file in that instant could still win beside it.)
+ * The takeover lock of the stale claim whose text is `staleText`: of all the claimants that judged
+ * that same claim stale, only the one that creates this file (link(2), exclusive) may remove it.
  */
-function removeStale(path: string, staleText: string): void {
+function takeoverLock(path: string, staleText: string): string {
+  return `${path}.takeover-${createHash('sha256').update(staleText).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * Removes the stale claim file `path` whose text was `staleText`, under its takeover lock, which is
+ * made by linking `mine` (this claimant's complete claim record) to {@link takeoverLock}.
+ *
+ * Why a lock: without it, a claimant that judged the stale file and was then overtaken would move
+ * the claim that replaced it. It put that claim back, but a third claimant linking its own in that
+ * instant also won: two holders. With the lock, the stale file is removed by one claimant only, and
+ * nothing else ever moves a claim that is not stale. The lock stays until that claimant releases
+ * its claim (or is found dead), so a claimant that judged the old file long ago cannot take the
+ * lock again and move the new claim.
+ *
+ * @returns `taken` (this claimant removed it, or found it gone, under its lock), `busy` (a live
+ *   claimant holds the lock: wait and look again), or `gone` (nothing to do: look again).
+ */
+export function removeStaleClaim(path: string, staleText: string, mine: string): 'taken' | 'busy' | 'gone' {
+  const lock = takeoverLock(path, staleText);
+  try {
+    linkSync(mine, lock);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return 'gone';
+    const holder = inspectClaim(lock);
+    if (holder.state.running) return 'busy';
+    // Its taker died mid-takeover (or left it behind): moved aside and compared, as claims once were.
+    if (holder.text !== undefined) moveAsideIf(lock, holder.text);
+    return 'gone';
+  }
+  moveAsideIf(path, staleText);
+  return 'taken';
+}
+
+/**
+ * Removes `path` if it still holds `text`: renamed to a private name first (atomic) and only then
+ * compared; if it was replaced meanwhile, what was moved is linked back instead of being deleted.
+ */
+function moveAsideIf(path: string, text: string): void {
   const aside = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.stale`;
   try {
     renameSync(path, aside);
   } catch {
-    return; // gone already: the next link attempt decides
+    return; // gone already
   }
   try {
-    if (readFileSync(aside, 'utf8') !== staleText) {
+    if (readFileSync(aside, 'utf8') !== text) {
       try {
         linkSync(aside, path);
       } catch {
-        // Someone else claimed meanwhile; theirs stands.
+        // Replaced again meanwhile; that one stands.
       }
     }
   } finally {
     rmSync(aside, { force: true });
+  }
+}
+
+/** Removes the takeover locks of `path` whose takers no longer run (left by a crash), except `keep`. */
+function sweepTakeoverLocks(path: string, keep: string | undefined): void {
+  const prefix = `${basename(path)}.takeover-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const lock = join(dirname(path), name);
+    if (!name.startsWith(prefix) || lock === keep) continue;
+    const seen = inspectClaim(lock);
+    if (!seen.state.running && seen.text !== undefined) moveAsideIf(lock, seen.text);
   }
 }
 
