@@ -97,12 +97,12 @@ async function aliasesOf(host: Host): Promise<string[]> {
  * `/etc/systemd/system/service.d/10-x.conf` (checked against systemd 252). The files are then
  * applied in the order of their names, whatever their directory.
  */
-function dropInDirs(names: readonly string[]): string[] {
+function dropInDirs(names: readonly string[], type = 'service'): string[] {
   const dirs: string[] = [];
   for (const name of names) {
-    for (const dir of UNIT_PATH) dirs.push(...[name, ...prefixNames(name)].map((n) => `${dir}/${n}.d`));
+    for (const dir of UNIT_PATH) dirs.push(...[name, ...prefixNames(name, type)].map((n) => `${dir}/${n}.d`));
   }
-  for (const dir of UNIT_PATH) dirs.push(`${dir}/service.d`);
+  for (const dir of UNIT_PATH) dirs.push(`${dir}/${type}.d`);
   return dirs;
 }
 
@@ -110,11 +110,45 @@ function dropInDirs(names: readonly string[]): string[] {
  * The names a dashed unit name is cut down to, after each dash from the right: `a-b-c.service` →
  * `a-b-.service`, `a-.service` (systemd.unit(5)). A leading dash does not count.
  */
-function prefixNames(name: string): string[] {
-  const stem = name.slice(0, -'.service'.length);
+function prefixNames(name: string, type = 'service'): string[] {
+  const stem = name.slice(0, -`.${type}`.length);
   const names: string[] = [];
-  for (let i = stem.length - 2; i > 0; i--) if (stem[i] === '-') names.push(`${stem.slice(0, i + 1)}.service`);
+  for (let i = stem.length - 2; i > 0; i--) if (stem[i] === '-') names.push(`${stem.slice(0, i + 1)}.${type}`);
   return names;
+}
+
+/**
+ * The slices the service runs in, innermost first: its `Slice=` (default system.slice), then each
+ * parent its dashed name encodes (`a-b.slice` → `a.slice`), then the root `-.slice`
+ * (systemd.slice(5)).
+ */
+function sliceChain(s: IniSettings): string[] {
+  const own = s.last('Service', 'Slice')?.value || 'system.slice';
+  const chain = [own];
+  const stem = own === '-.slice' ? '' : own.slice(0, -'.slice'.length);
+  for (let i = stem.length - 1; i > 0; i--) if (stem[i] === '-') chain.push(`${stem.slice(0, i)}.slice`);
+  if (own !== '-.slice') chain.push('-.slice');
+  return chain;
+}
+
+/**
+ * The `[Slice]` settings of each slice of {@link sliceChain}: its unit file (the first on the search
+ * path; a slice without one, like a built-in system.slice, has only its drop-ins) and drop-ins.
+ */
+async function loadSlices(host: Host, s: IniSettings): Promise<{ name: string; s: IniSettings }[]> {
+  const out: { name: string; s: IniSettings }[] = [];
+  for (const name of sliceChain(s)) {
+    let main: { file: string; text: string } | undefined;
+    for (const dir of UNIT_PATH) {
+      const text = await host.readText(`${dir}/${name}`);
+      if (text !== undefined) {
+        main = { file: `${dir}/${name}`, text };
+        break;
+      }
+    }
+    out.push({ name, s: await readIniFiles(host, main, await host.confDirFiles(dropInDirs([name], 'slice'))) });
+  }
+  return out;
 }
 
 /** The `Exec*=` settings besides ExecStart= (systemd.service(5)): each runs commands of its own. */
@@ -636,7 +670,7 @@ export const UNIT_CONTROLS: readonly Control[] = [
     if (allowed.size === 0) return fail('RestrictAddressFamilies allows nothing: the server cannot listen');
     return pass(`RestrictAddressFamilies=${[...allowed].join(' ')}`);
   }),
-  unitControl('unit.ip-address-policy', 'IPAddressDeny=any, IPAddressAllow= loopback and the LAN ranges only', (s, ctx) => {
+  unitControl('unit.ip-address-policy', 'IPAddressDeny=any, IPAddressAllow= loopback and the LAN ranges only', async (s, ctx) => {
     if (!ctx.conf) return fail(`cannot judge IPAddressAllow without the configuration: ${ctx.confError}`);
     const deny = s.list('Service', 'IPAddressDeny') ?? [];
     const denied = ipItems(deny).cidrs;
@@ -650,9 +684,22 @@ export const UNIT_CONTROLS: readonly Control[] = [
     const permitted = [...LOOPBACK, ...ctx.conf.lanRanges];
     const outside = allow.filter((c) => !coveredBy(c, permitted));
     if (outside.length > 0) return fail(`IPAddressAllow lets in ${outside.map((c) => c.text).join(' ')}, outside loopback and SIGIL_LAN_RANGES`);
+    // systemd merges the allow lists of every parent slice into the service's own filter
+    // (bpf-firewall.c walks the unit and its slices), and an allowed address beats IPAddressDeny=any:
+    // a slice's IPAddressAllow= opens the service as surely as its own.
+    const slices = await loadSlices(ctx.host, s);
+    for (const slice of slices) {
+      const items = slice.s.list('Slice', 'IPAddressAllow') ?? [];
+      const parsed = ipItems(items);
+      const where = slice.s.where('Slice', 'IPAddressAllow');
+      if (parsed.bad.length > 0) return fail(`IPAddressAllow of ${slice.name} (${where}) has entries that are not addresses: ${parsed.bad.join(' ')}`);
+      const wider = parsed.cidrs.filter((c) => !coveredBy(c, permitted));
+      if (wider.length > 0) return fail(`IPAddressAllow of ${slice.name} (${where}) lets in ${wider.map((c) => c.text).join(' ')}, outside loopback and SIGIL_LAN_RANGES: systemd adds a parent slice's allow list to the service's`);
+      allow.push(...parsed.cidrs);
+    }
     const missing = [...LOOPBACK, ...ctx.conf.lanRanges].filter((c) => !coveredBy(c, allow));
     if (missing.length > 0) return fail(`IPAddressAllow misses ${missing.map((c) => c.text).join(' ')}`);
-    return pass(`IPAddressDeny=any, IPAddressAllow=${allowItems.join(' ')}`);
+    return pass(`IPAddressDeny=any, IPAddressAllow=${allowItems.join(' ')}; the slices it runs in (${slices.map((x) => x.name).join(', ')}) allow nothing more`);
   }),
   unitControl('unit.memory-deny-write-execute', 'MemoryDenyWriteExecute only with node --jitless', (s) => {
     const a = s.last('Service', 'MemoryDenyWriteExecute');

@@ -75,6 +75,22 @@ const cases: ControlCase[] = [
   { name: 'IPAddressDeny is removed', ids: ['unit.ip-address-policy'], reason: /IPAddressDeny is "", expected any/, mutate: (r) => edit(r, UNIT, drop(/^IPAddressDeny=.*\n/m)) },
   { name: 'IPAddressAllow lacks a LAN range', ids: ['unit.ip-address-policy'], reason: /misses 192\.168\.0\.0\/16/, mutate: (r) => edit(r, UNIT, (s) => s.replace(' 192.168.0.0/16', '')) },
   { name: 'a public address is allowed', ids: ['unit.ip-address-policy'], reason: /lets in 8\.8\.8\.8/, mutate: (r) => put(r, DROPIN, '[Service]\nIPAddressAllow=8.8.8.8\n') },
+  // systemd adds every parent slice's IPAddressAllow= to the service's own filter (bpf-firewall.c).
+  {
+    name: 'a drop-in of system.slice allows any address',
+    ids: ['unit.ip-address-policy'],
+    reason: /IPAddressAllow of system\.slice \(\/etc\/systemd\/system\/system\.slice\.d\/open\.conf:2\) lets in 0\.0\.0\.0\/0 ::\/0, outside loopback and SIGIL_LAN_RANGES: systemd adds a parent slice's allow list to the service's/,
+    mutate: (r) => put(r, '/etc/systemd/system/system.slice.d/open.conf', '[Slice]\nIPAddressAllow=any\n'),
+  },
+  {
+    name: 'the service runs in a slice whose parent allows a public address',
+    ids: ['unit.ip-address-policy'],
+    reason: /IPAddressAllow of sigil\.slice \(\/etc\/systemd\/system\/sigil\.slice:2\) lets in 8\.8\.8\.8/,
+    mutate: (r) => {
+      put(r, DROPIN, '[Service]\nSlice=sigil-apps.slice\n');
+      put(r, '/etc/systemd/system/sigil.slice', '[Slice]\nIPAddressAllow=8.8.8.8\n');
+    },
+  },
   {
     name: 'MemoryDenyWriteExecute=yes with the JIT on',
     ids: ['unit.memory-deny-write-execute'],
@@ -412,6 +428,14 @@ t.test('when a drop-in runs node --jitless with MemoryDenyWriteExecute=yes then 
   const report = await runChecks({ root });
   t.same(failing(report), []);
   t.match(reasonOf(report, 'unit.memory-deny-write-execute'), /MemoryDenyWriteExecute=yes with node --jitless/);
+});
+
+t.test('when a parent slice allows only LAN ranges then unit.ip-address-policy passes naming the slices it read', async (t) => {
+  const root = await hardenedTree(t);
+  put(root, '/usr/lib/systemd/system/-.slice', '[Slice]\nIPAddressAllow=10.1.0.0/16\n');
+  const report = await runChecks({ root });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.ip-address-policy'), /; the slices it runs in \(system\.slice, -\.slice\) allow nothing more$/);
 });
 
 t.test('when the service gets only harmless variables, or empty code variables, then unit.environment passes saying what it read', async (t) => {
