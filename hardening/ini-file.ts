@@ -177,6 +177,15 @@ export async function readIniFiles(
   return new IniSettings(assignments);
 }
 
+/** The file `name` in the first of `dirs` (most important first) that has it, read; undefined in none. */
+export async function firstFile(host: Host, dirs: readonly string[], name: string): Promise<{ file: string; text: string } | undefined> {
+  for (const dir of dirs) {
+    const text = await host.readText(`${dir}/${name}`);
+    if (text !== undefined) return { file: `${dir}/${name}`, text };
+  }
+  return undefined;
+}
+
 /**
  * Loads a systemd configuration file and its drop-ins (`<name>.d/*.conf`) from `dirs` (most
  * important first): the main file from the first directory that has it, then the drop-ins sorted by
@@ -187,14 +196,7 @@ export async function loadIniWithDropIns(
   dirs: readonly string[],
   name: string,
 ): Promise<{ main: string | undefined; files: string[]; settings: IniSettings } | undefined> {
-  let main: { file: string; text: string } | undefined;
-  for (const dir of dirs) {
-    const text = await host.readText(`${dir}/${name}`);
-    if (text !== undefined) {
-      main = { file: `${dir}/${name}`, text };
-      break;
-    }
-  }
+  const main = await firstFile(host, dirs, name);
   const dropIns = await host.confDirFiles(dirs.map((dir) => `${dir}/${name}.d`));
   if (main === undefined && dropIns.length === 0) return undefined;
   const files = main ? [main.file, ...dropIns] : dropIns;

@@ -9,7 +9,7 @@ import { basename, join, relative } from 'node:path';
 import { coveredBy, LOOPBACK, parseCidr, type Cidr } from './cidr.js';
 import { fail, pass, type CheckContext, type Control, type ControlResult } from './control.js';
 import { changeableByOthers, isMissing, type Host } from './host.js';
-import { iniBoolean, loadIniWithDropIns, readIniFiles, SYSTEMD_CONF_DIRS, type IniAssignment, type IniSettings } from './ini-file.js';
+import { firstFile, iniBoolean, loadIniWithDropIns, readIniFiles, SYSTEMD_CONF_DIRS, type IniAssignment, type IniSettings } from './ini-file.js';
 import { environmentWords, parseEnvFile } from './systemd-env.js';
 
 /** Name of the unit. */
@@ -138,14 +138,7 @@ function sliceChain(s: IniSettings): string[] {
 async function loadSlices(host: Host, s: IniSettings): Promise<{ name: string; s: IniSettings }[]> {
   const out: { name: string; s: IniSettings }[] = [];
   for (const name of sliceChain(s)) {
-    let main: { file: string; text: string } | undefined;
-    for (const dir of UNIT_PATH) {
-      const text = await host.readText(`${dir}/${name}`);
-      if (text !== undefined) {
-        main = { file: `${dir}/${name}`, text };
-        break;
-      }
-    }
+    const main = await firstFile(host, UNIT_PATH, name);
     out.push({ name, s: await readIniFiles(host, main, await host.confDirFiles(dropInDirs([name], 'slice'))) });
   }
   return out;
