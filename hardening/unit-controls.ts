@@ -135,11 +135,12 @@ function sliceChain(s: IniSettings): string[] {
  * The `[Slice]` settings of each slice of {@link sliceChain}: its unit file (the first on the search
  * path; a slice without one, like a built-in system.slice, has only its drop-ins) and drop-ins.
  */
-async function loadSlices(host: Host, s: IniSettings): Promise<{ name: string; s: IniSettings }[]> {
-  const out: { name: string; s: IniSettings }[] = [];
+async function loadSlices(host: Host, s: IniSettings): Promise<{ name: string; s: IniSettings; files: string[] }[]> {
+  const out: { name: string; s: IniSettings; files: string[] }[] = [];
   for (const name of sliceChain(s)) {
     const main = await firstFile(host, UNIT_PATH, name);
-    out.push({ name, s: await readIniFiles(host, main, await host.confDirFiles(dropInDirs([name], 'slice'))) });
+    const dropIns = await host.confDirFiles(dropInDirs([name], 'slice'));
+    out.push({ name, s: await readIniFiles(host, main, dropIns), files: main ? [main.file, ...dropIns] : dropIns });
   }
   return out;
 }
@@ -610,7 +611,10 @@ async function judgeFiles(s: IniSettings, ctx: CheckContext, files: string[]): P
 /** The `unit.*` controls, in report order. */
 export const UNIT_CONTROLS: readonly Control[] = [
   unitControl('unit.present', 'sigil-server.service is installed', (s, _ctx, files) => judgeExec(s, files)),
-  unitControl('unit.files', 'only root can change the unit, its environment files and the program it runs', (s, ctx, files) => judgeFiles(s, ctx, files)),
+  unitControl('unit.files', 'only root can change the unit, its environment files and the program it runs', async (s, ctx, files) =>
+    // The slices' files too: their IPAddressAllow= reaches the service (unit.ip-address-policy).
+    judgeFiles(s, ctx, [...files, ...(await loadSlices(ctx.host, s)).flatMap((x) => x.files)]),
+  ),
   unitControl('unit.user', 'runs as the dedicated user sigil', (s) => judgeUser(s)),
   unitControl('unit.protect-system', 'ProtectSystem=strict', (s) => {
     const a = s.last('Service', 'ProtectSystem');

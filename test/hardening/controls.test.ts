@@ -191,6 +191,15 @@ const cases: ControlCase[] = [
     },
   },
   {
+    name: 'a drop-in of the slice the service runs in is writable by others',
+    ids: ['unit.files'],
+    reason: /\/etc\/systemd\/system\/system\.slice\.d\/limits\.conf is writable by group or others \(mode 0666\): whoever can change it decides what the server runs/,
+    mutate: (r) => {
+      put(r, '/etc/systemd/system/system.slice.d/limits.conf', '[Slice]\nMemoryMax=4G\n');
+      chmodSync(join(r, '/etc/systemd/system/system.slice.d/limits.conf'), 0o666);
+    },
+  },
+  {
     name: 'the unit lies in a directory others can write',
     ids: ['unit.files'],
     reason: /sigil-server\.service is under \/etc\/systemd\/system, which is writable by group or others \(mode 0777\)/,
