@@ -382,14 +382,16 @@ function assignmentsInWords(a: IniAssignment, wanted: (name: string) => boolean,
 async function serviceEnvironment(s: IniSettings, host: Host, wanted: (name: string) => boolean): Promise<{ ok: true; found: Assignment[] } | { ok: false; reason: string }> {
   const found: Assignment[] = [];
   const manager = await loadIniWithDropIns(host, SYSTEMD_CONF_DIRS, 'system.conf');
-  const lines: [IniAssignment, boolean][] = [
-    ...(manager?.settings.all('Manager', 'DefaultEnvironment') ?? []).map((a): [IniAssignment, boolean] => [a, false]),
-    ...s.all('Service', 'Environment').map((a): [IniAssignment, boolean] => [a, true]),
+  const sources = [
+    { lines: manager?.settings.all('Manager', 'DefaultEnvironment') ?? [], specifiers: false },
+    { lines: s.all('Service', 'Environment'), specifiers: true },
   ];
-  for (const [a, specifiers] of lines) {
-    const got = assignmentsInWords(a, wanted, specifiers);
-    if (typeof got === 'string') return { ok: false, reason: got };
-    found.push(...got);
+  for (const { lines, specifiers } of sources) {
+    for (const a of lines) {
+      const got = assignmentsInWords(a, wanted, specifiers);
+      if (typeof got === 'string') return { ok: false, reason: got };
+      found.push(...got);
+    }
   }
   for (const e of environmentFiles(s)) {
     if (e.file === undefined) {

@@ -1,5 +1,6 @@
 /**
- * The issuing CA against the root's CRL for `sigil verify <id>` online (RFC 5280 §6.3): the root
+ * The issuing CA against the root's CRL for every message the CLI verifies online (RFC 5280 §6.3;
+ * MessagingSession.verify, for read, watch, download, export and `sigil verify <id>`): the root
  * CRL is fetched from the appliance (`GET /v1/crl/root`, memory only) and trusted only with its
  * signature checked by a self-signed root of the pin. The issuing CA is judged by the rule the
  * online path judges the signer by (pki validate.ts at the receipt time the appliance reports over
@@ -30,23 +31,20 @@ export function judgedAt(m: ReceivedMessage, now: Date): Date {
   return Number.isNaN(receivedAt.getTime()) ? now : receivedAt;
 }
 
-/** `GET /v1/crl/root` as served, unchecked; undefined when the appliance has none (404). */
-export async function servedRootCrl(http: HttpClient): Promise<{ crl: string } | undefined> {
+/**
+ * `GET /v1/crl/root` with its signature checked by the pinned root; undefined when the appliance has
+ * none (404). The one fetch of it: MessagingSession holds what this returns for every command.
+ * @throws NotTrustedError when no pinned self-signed root issued it or its signature does not verify
+ */
+export async function fetchRootCrl(http: HttpClient, pinnedPem: string): Promise<Crl | undefined> {
+  let served: { crl: string };
   try {
-    return await http.get('/v1/crl/root', CrlSchema);
+    served = await http.get('/v1/crl/root', CrlSchema);
   } catch (err) {
     if (err instanceof ServerError && err.status === 404) return undefined;
     throw err;
   }
-}
-
-/**
- * `GET /v1/crl/root` with its signature checked by the pinned root; undefined on 404.
- * @throws NotTrustedError when no pinned self-signed root issued it or its signature does not verify
- */
-export async function fetchRootCrl(http: HttpClient, pinnedPem: string): Promise<Crl | undefined> {
-  const served = await servedRootCrl(http);
-  return served && checkRootCrl(served.crl, 'from the appliance', await pinnedRoots(pinnedPem));
+  return checkRootCrl(served.crl, 'from the appliance', await pinnedRoots(pinnedPem));
 }
 
 /** The pinned self-signed roots: only they may sign a root CRL. */

@@ -100,6 +100,11 @@ export class MessagingSession {
     return (await this.current()).trust;
   }
 
+  /** The root CRL held beside {@link trust} (checked by the pinned root); undefined when the appliance has none. */
+  async rootCrl(): Promise<Crl | undefined> {
+    return (await this.current()).rootCrl;
+  }
+
   private async current(): Promise<HeldTrust> {
     const p = (this.held ??= this.fetchTrust());
     const h = await p;

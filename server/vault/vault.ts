@@ -53,6 +53,8 @@ export const VAULT_PAGE_SIZE = 8192;
  */
 export const WRITER_CACHE_KIB = 32 * 1024;
 export const WAL_AUTOCHECKPOINT_PAGES = 4000;
+/** Both, as vault.db's and keys.db's writing connections open with them. */
+const WRITER_DB = { cacheKiB: WRITER_CACHE_KIB, walAutocheckpointPages: WAL_AUTOCHECKPOINT_PAGES } as const;
 /**
  * Where a master-key rotation keeps the new `vault-key.json` until every key is re-wrapped, and
  * the replaced one from its commit until its clean-up ran (defined beside VAULT_KEY_FILE).
@@ -162,17 +164,12 @@ function ensurePrivateDir(dir: string): void {
 export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
   ensurePrivateDir(opts.dir);
   // A reader connection: request lookups must not queue behind message-writing transactions.
-  const db = await Db.open(join(opts.dir, VAULT_DB_FILE), {
-    reader: true,
-    pageSize: VAULT_PAGE_SIZE,
-    cacheKiB: WRITER_CACHE_KIB,
-    walAutocheckpointPages: WAL_AUTOCHECKPOINT_PAGES,
-  });
+  const db = await Db.open(join(opts.dir, VAULT_DB_FILE), { reader: true, pageSize: VAULT_PAGE_SIZE, ...WRITER_DB });
   let keys: Keystore | undefined;
   try {
     keys = await Keystore.open(join(opts.dir, KEYS_DB_FILE), opts.masterKey, {
       now: opts.now,
-      db: { cacheKiB: WRITER_CACHE_KIB, walAutocheckpointPages: WAL_AUTOCHECKPOINT_PAGES },
+      db: WRITER_DB,
       ...opts.keystore,
     });
     const keyring = await Keyring.open(db, opts.masterKey, { now: opts.now });

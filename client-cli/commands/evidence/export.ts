@@ -11,8 +11,6 @@ import { UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
-import type { HttpClient } from '../../http.js';
-import type { Certificate } from '../../../pki/index.js';
 
 export interface ExportOptions {
   message: string;
@@ -131,9 +129,10 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
   const chain = v.chain;
   const cas = chain.slice(1);
   const root = chain[chain.length - 1]!;
-  // The root's CRL (covers the issuing CA), when the appliance has one, checked against the root.
-  const rootCrl = await fetchRootCrl(ms.http, root);
-  const rootCrlPem = rootCrl?.pem;
+  // The root's CRL (covers the issuing CA) the verification just judged it by, when the appliance
+  // has one: fetched once this run, its signature checked by the pinned root.
+  const rootCrl = await ms.rootCrl();
+  const rootCrlPem = rootCrl && rootCrl.pem.trimEnd() + '\n';
   const command = rootCrlPem ? OPENSSL_VERIFY : OPENSSL_VERIFY_LEAF_ONLY;
   if (rootCrl && rootCrl.nextUpdate.getTime() <= rt.io.now().getTime()) {
     rt.out.note(`note: the appliance's root CRL passed its nextUpdate (${rootCrl.nextUpdate.toISOString()}): openssl -crl_check_all refuses the package until its officer holds a root key ceremony (sigil-server sign-root-crl)`);
@@ -171,21 +170,4 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
     ['files', Object.keys(files).join(', ')],
     ['verify with', `cd ${dir} && ${command}`],
   ]);
-}
-
-/**
- * `GET /v1/crl/root` as PEM with its nextUpdate, its signature checked with the validated root; undefined when the
- * appliance has none (404: initialised before root CRLs). Anything else fails the export.
- * @throws NotTrustedError when the CRL is not signed by the root.
- */
-async function fetchRootCrl(http: HttpClient, root: Certificate): Promise<{ pem: string; nextUpdate: Date } | undefined> {
-  const { servedRootCrl } = await import('../../messaging/root-crl.js');
-  const { NotTrustedError } = await import('../../errors.js');
-  const { Crl } = await import('../../../pki/index.js');
-  const body = await servedRootCrl(http);
-  if (!body) return undefined;
-  const crl = Crl.fromPem(body.crl);
-  const sig = await crl.verifySignature(root);
-  if (!sig.ok) throw new NotTrustedError('the root CRL from the appliance', sig.detail);
-  return { pem: crl.pem.trimEnd() + '\n', nextUpdate: crl.nextUpdate };
 }
