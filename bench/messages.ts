@@ -13,7 +13,8 @@
  * BENCH_WARMUP (2: seconds of the same load before the counted ones; its figures are printed apart),
  * BENCH_MESSAGES (pre-signed pool; default 120 % of bound × (warm-up + seconds), at most 60,000: with
  * 80 % and at most 30,000 the clients of a 16-per-request run ran out before its end),
- * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3), BENCH_SERVER_NODE_ARGS (e.g.
+ * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3), BENCH_HTTP (`raw`: lib/raw-client.ts; `https`:
+ * node:https, the heavier client of earlier sessions), BENCH_SERVER_NODE_ARGS (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server).
  */
 import { rmSync } from 'node:fs';
@@ -37,6 +38,7 @@ import {
   type ServerProc,
   type SignedMessage,
 } from './lib/load.js';
+import { RawConnection, requestBytes } from './lib/raw-client.js';
 
 const PROFILE = (process.env.BENCH_PROFILE ?? 'p384') as ProfileName;
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
@@ -52,6 +54,11 @@ const BODY_BYTES = Number(process.env.BENCH_BODY_BYTES ?? 256);
 const BOUND_SECONDS = Number(process.env.BENCH_BOUND_SECONDS ?? 3);
 /** Messages per request: 1 posts each to /v1/messages; more posts them together to /v1/messages/batch. */
 const BATCH = Math.max(1, Number(process.env.BENCH_BATCH ?? 1));
+/**
+ * How the timed load is sent: `raw` (lib/raw-client.ts: prebuilt request bytes on a TLS socket) or
+ * `https` (node:https, as before the nineteenth session; ~15 µs more load-generator CPU per message).
+ */
+const HTTP = process.env.BENCH_HTTP === 'https' ? 'https' : 'raw';
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
@@ -125,6 +132,7 @@ interface RunFigures {
 }
 
 async function benchAgainst(server: ServerProc, init: InitJson, bound: number): Promise<RunFigures> {
+  const connections: RawConnection[] = [];
   try {
     const officer = await officerOf(server.url, init);
     const logins = Array.from({ length: USERS }, (_, i) => `load${String(i).padStart(3, '0')}`);
@@ -168,12 +176,16 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     // warm-up): writing a client's request is the workstation's work as signing is, and a JS
     // string of every payload would make the load generator re-encode ~37 kB of UTF-8 per batch
     // and keep 60,000 strings on its heap for its GC to mark — CPU taken from the server's cores.
+    // With the raw client, each request's whole bytes (head and body) are built here too.
+    const path = BATCH === 1 ? '/v1/messages' : '/v1/messages/batch';
+    const url = new URL(server.url);
     const bodies = clients.map((c) => {
       const rest = c.msgs.slice(1);
       const out: { count: number; bytes: Buffer }[] = [];
       for (let i = 0; i < rest.length; i += BATCH) {
         const ms = rest.slice(i, i + BATCH);
-        out.push({ count: ms.length, bytes: Buffer.from(BATCH === 1 ? ms[0]!.payload : batchPayload(ms)) });
+        const body = Buffer.from(BATCH === 1 ? ms[0]!.payload : batchPayload(ms));
+        out.push({ count: ms.length, bytes: HTTP === 'raw' ? requestBytes(url, path, c.client.token, body) : body });
       }
       c.msgs.length = Math.min(1, c.msgs.length);
       return out;
@@ -182,10 +194,18 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     jobs.length = 0;
 
     // Warm-up: one message per client opens its TLS connection.
-    await Promise.all(clients.map(async (c) => {
+    const send = await Promise.all(clients.map(async (c): Promise<(bytes: Buffer) => Promise<{ status: number; body: unknown; ms: number }>> => {
       const m = c.msgs.shift()!;
-      const r = await c.client.request('/v1/messages', { raw: m.payload });
+      if (HTTP === 'https') {
+        const r = await c.client.request('/v1/messages', { raw: m.payload });
+        if (r.status !== 201) throw new Error(`warm-up: ${r.status} ${JSON.stringify(r.body)}`);
+        return (bytes) => c.client.request(path, { raw: bytes });
+      }
+      const conn = await RawConnection.open(url, { ca: c.client.caPem, cert: c.client.certPem, key: c.client.keyPem });
+      connections.push(conn);
+      const r = await conn.send(requestBytes(url, '/v1/messages', c.client.token, Buffer.from(m.payload)));
       if (r.status !== 201) throw new Error(`warm-up: ${r.status} ${JSON.stringify(r.body)}`);
+      return (bytes) => conn.send(bytes);
     }));
 
     // 4. The load: WARMUP seconds, then the timed phase. Only requests started in the timed phase count.
@@ -232,13 +252,12 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
             accepted++;
             latencies.push(r.ms);
           };
+          const r = await send[ci]!(request.bytes);
           if (BATCH === 1) {
-            const r = await c.client.request('/v1/messages', { raw: request.bytes });
             if (r.status === 201) ok(r);
             else refused(r.status, r.body);
             continue;
           }
-          const r = await c.client.request('/v1/messages/batch', { raw: request.bytes });
           if (r.status !== 200) {
             for (let i = 0; i < request.count; i++) refused(r.status, r.body);
             continue;
@@ -274,6 +293,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     const ownSeconds = (own.user + own.system) / 1e6;
     console.log(`load gen  CPU ${ownSeconds.toFixed(2)} s = ${perMsg(ownSeconds)} (same machine); ${machineNote().split(';')[0]}`);
     for (const c of clients) c.client.close();
+    for (const conn of connections) conn.close();
     officer.client.close();
     return {
       rate,
