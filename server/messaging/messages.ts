@@ -3,10 +3,10 @@
  *
  * Acceptance pipeline, cheapest checks first so garbage costs little: schema + canonical form of
  * the header → sender is the session's login → sentAt within the skew → body size, body and
- * signature base64 → membership and labels (cached) → in one hop to a worker thread (ctx.check, check-pool.ts): the CMS signature
- * against the session's TLS certificate (already validated by the shell per request, so the chain
- * is not validated again here), the body's SHA-384 and the keyed hashes → the batching writer.
- * Each failure is one typed error.
+ * signature base64 → membership and labels (cached) → in one hop to a worker thread (ctx.check,
+ * check-pool.ts): the CMS signature against the session's TLS certificate (already validated by
+ * the shell per request, so the chain is not validated again here), the body's SHA-384 and the
+ * keyed hashes → the batching writer. Each failure is one typed error.
  */
 import { open } from '../vault/index.js';
 import {

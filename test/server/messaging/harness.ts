@@ -60,10 +60,10 @@ export interface Harness {
   deleteRequest(u: User, target: string, reason?: string): Promise<DeleteRequest>;
   /**
    * Another messaging service over this vault, started, as after a restart (close `messaging`
-   * first; the caller closes this one). `over` replaces the vault connection, the key store or the log,
-   * e.g. with a wrapper that injects a fault.
+   * first; the caller closes this one). `over` replaces the vault connection, the key store, the log
+   * or the signature verifier, e.g. with a wrapper that injects a fault.
    */
-  restart(over?: Partial<Pick<MessagingParts, 'db' | 'keys' | 'log'>>): Promise<Messaging>;
+  restart(over?: Partial<Pick<MessagingParts, 'db' | 'keys' | 'log' | 'verify'>>): Promise<Messaging>;
   close(): Promise<void>;
 }
 
@@ -98,7 +98,7 @@ export async function harness(
   const keyedHash = await keyedHashFromKeyring(vault.keyring);
   const people = new Map<string, Person>();
   const checker = opts.workers ? { checker: checkPool().checker(await vault.keyring.getSecret('audit-hmac')) } : {};
-  const startMessaging = async (over: Partial<Pick<MessagingParts, 'db' | 'keys' | 'log'>> = {}): Promise<Messaging> => {
+  const startMessaging = async (over: Partial<Pick<MessagingParts, 'db' | 'keys' | 'log' | 'verify'>> = {}): Promise<Messaging> => {
     const m = createMessaging({
       db: vault.db,
       keys: vault.keys,
