@@ -8,7 +8,7 @@
  * prints the root CRL, and says in one line when the appliance has none.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { createRootCrl, Crl } from '../../../pki/index.js';
@@ -17,13 +17,14 @@ import { httpHarness } from '../../server/messaging/http-harness.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
 import { runServer } from '../../helpers/server-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { appRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
 
 const { app } = await httpHarness(t);
 const dir = tmpDir(t, 'sigil-cli-evroot-');
 const alee = await cliUser(app, dir, 'alee', 'secret');
 const bkim = await cliUser(app, dir, 'bkim', 'secret');
-const rootCrlFile = join(app.dataDir, 'ca', 'root-crl.pem');
+const rootCrl = appRootCrl(app);
 
 const sent = await alee.cli.json(['send', 'bkim'], { input: 'The convoy leaves at 06:00' });
 const ev = join(dir, 'ev');
@@ -98,7 +99,7 @@ await t.test('when crl fetch --root is run then it prints the root CRL checked a
   const j = await bkim.cli.json(['crl', 'fetch', '--root', '--out', out]);
   t.match(j, { crlNumber: '1', revoked: 0, file: out });
   t.equal(readFileSync(out, 'utf8'), served.crl);
-  t.equal(Crl.fromPem(readFileSync(out, 'utf8')).issuerString, Crl.fromPem(readFileSync(rootCrlFile, 'utf8')).issuerString);
+  t.equal(Crl.fromPem(readFileSync(out, 'utf8')).issuerString, Crl.fromPem(readFileSync(rootCrl.file, 'utf8')).issuerString);
   // Without --root: still the issuing CA's.
   const issuing = await bkim.cli.run(['crl', 'fetch']);
   t.equal(issuing.code, 0, issuing.stderr);
@@ -111,8 +112,7 @@ await t.test('when crl fetch --root is run then it prints the root CRL checked a
 });
 
 await t.test('when the appliance has no root CRL then crl fetch --root says so in one line and exits non-zero', async (t) => {
-  renameSync(rootCrlFile, `${rootCrlFile}.away`);
-  t.teardown(() => renameSync(`${rootCrlFile}.away`, rootCrlFile));
+  rootCrl.remove(t);
   const r = await bkim.cli.run(['crl', 'fetch', '--root']);
   t.equal(r.code, 1, r.stderr);
   t.equal(r.stdout, '');

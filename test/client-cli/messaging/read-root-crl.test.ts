@@ -6,30 +6,29 @@
  * it still reads as valid. A served root CRL that the pinned root did not sign stops `read` in one
  * line, and one stale now is one warning line, as for the issuing CA's CRL.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate, createRootCrl, importPrivateKeyPem } from '../../../pki/index.js';
+import { createRootCrl } from '../../../pki/index.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
 import { runServer } from '../../helpers/server-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { appRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
 
 const { app } = await httpHarness(t);
 const dir = tmpDir(t, 'sigil-cli-readroot-');
 const alee = await cliUser(app, dir, 'alee', 'secret');
 const bkim = await cliUser(app, dir, 'bkim', 'secret');
-const rootCrlFile = join(app.dataDir, 'ca', 'root-crl.pem');
+const rootCrl = appRootCrl(app);
 
 const before = await alee.cli.json(['send', 'bkim'], { input: 'The convoy leaves at 06:00' });
 const afterBefore = Date.now();
 
 await t.test('when the served root CRL is not signed by the pinned root then read refuses it in one line', async (t) => {
-  const original = readFileSync(rootCrlFile, 'utf8');
-  t.teardown(() => writeFileSync(rootCrlFile, original));
   const other = await makeTestCa('p256');
-  writeFileSync(rootCrlFile, (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 7n })).pem);
+  rootCrl.replace(t, (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 7n })).pem);
   const r = await bkim.cli.run(['read', 'alee']);
   t.equal(r.code, 3, r.stderr);
   t.equal(r.stdout, '', 'no message shown');
@@ -38,12 +37,9 @@ await t.test('when the served root CRL is not signed by the pinned root then rea
 });
 
 await t.test('when the root CRL is stale now but not at the receipt time then read shows the message with one warning', async (t) => {
-  const original = readFileSync(rootCrlFile, 'utf8');
-  t.teardown(() => writeFileSync(rootCrlFile, original));
-  const cert = Certificate.fromPem(readFileSync(app.init.ca.root, 'utf8'));
-  const key = await importPrivateKeyPem(readFileSync(app.init.ca.rootKeyFile, 'utf8'), app.init.ca.rootKeyPassphrase);
+  const { cert, key } = await rootCrl.rootSigner();
   const recent = await createRootCrl({ cert, key, crlNumber: 10n, thisUpdate: new Date(afterBefore + 100 - 86_400_000), validityDays: 1 });
-  writeFileSync(rootCrlFile, recent.pem);
+  rootCrl.replace(t, recent.pem);
   const wait = afterBefore + 200 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   const r = await bkim.cli.run(['read', 'alee']);

@@ -11,21 +11,22 @@
  * the issuing CA's CRL); one not signed by the pinned root is refused. An appliance without a root CRL (route 404) verifies as before, with one
  * note line.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate, createRootCrl, importPrivateKeyPem } from '../../../pki/index.js';
+import { createRootCrl } from '../../../pki/index.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
 import { runServer } from '../../helpers/server-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { appRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
 
 const { app } = await httpHarness(t);
 const dir = tmpDir(t, 'sigil-cli-verifyroot-');
 const alee = await cliUser(app, dir, 'alee', 'secret');
 const bkim = await cliUser(app, dir, 'bkim', 'secret');
-const rootCrlFile = join(app.dataDir, 'ca', 'root-crl.pem');
+const rootCrl = appRootCrl(app);
 
 const before = await alee.cli.json(['send', 'bkim'], { input: 'The convoy leaves at 06:00' });
 /** Not before the appliance's receipt time of `before`. */
@@ -43,8 +44,7 @@ await t.test('when a message is verified online then its issuing CA is checked a
 });
 
 await t.test('when the appliance has no root CRL then online verify works as before, with one note line', async (t) => {
-  renameSync(rootCrlFile, `${rootCrlFile}.away`);
-  t.teardown(() => renameSync(`${rootCrlFile}.away`, rootCrlFile));
+  rootCrl.remove(t);
   t.equal((await app.request('/v1/crl/root')).status, 404, 'the route 404s');
   const r = await bkim.cli.run(['verify', before.id]);
   t.equal(r.code, 0, r.stderr);
@@ -58,10 +58,8 @@ await t.test('when the appliance has no root CRL then online verify works as bef
 });
 
 await t.test('when the served root CRL is not signed by the pinned root then online verify refuses it in one line', async (t) => {
-  const original = readFileSync(rootCrlFile, 'utf8');
-  t.teardown(() => writeFileSync(rootCrlFile, original));
   const other = await makeTestCa('p256');
-  writeFileSync(rootCrlFile, (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 7n })).pem);
+  rootCrl.replace(t, (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 7n })).pem);
   const r = await bkim.cli.run(['verify', before.id]);
   t.equal(r.code, 3, r.stderr);
   t.equal(r.stdout, '', 'no verdict printed');
@@ -70,14 +68,11 @@ await t.test('when the served root CRL is not signed by the pinned root then onl
 });
 
 await t.test('when the root CRL is stale at the receipt time then online verify says crl-stale; stale only now, a warning', async (t) => {
-  const original = readFileSync(rootCrlFile, 'utf8');
-  t.teardown(() => writeFileSync(rootCrlFile, original));
-  const cert = Certificate.fromPem(readFileSync(app.init.ca.root, 'utf8'));
-  const key = await importPrivateKeyPem(readFileSync(app.init.ca.rootKeyFile, 'utf8'), app.init.ca.rootKeyPassphrase);
+  const { cert, key } = await rootCrl.rootSigner();
 
   // Due for update two days before the message was received: as a stale issuing CRL, crl-stale.
   const old = await createRootCrl({ cert, key, crlNumber: 9n, thisUpdate: new Date(Date.now() - 3 * 86_400_000), validityDays: 1 });
-  writeFileSync(rootCrlFile, old.pem);
+  rootCrl.replace(t, old.pem);
   const r = await bkim.cli.run(['verify', before.id]);
   t.equal(r.code, 3, r.stderr);
   t.match(r.stdout, /^!! VERIFICATION FAILED: crl-stale: newest root CRL of .+ \(number 9, the appliance\) was due for update \d{4}-\S+, checked at \d{4}-\S+$/m);
@@ -89,7 +84,7 @@ await t.test('when the root CRL is stale at the receipt time then online verify 
   // Due for update after the receipt time but before now: the message verifies (it was judged at
   // its receipt time), with one warning, as with the issuing CA's CRL.
   const recent = await createRootCrl({ cert, key, crlNumber: 10n, thisUpdate: new Date(afterBefore + 100 - 86_400_000), validityDays: 1 });
-  writeFileSync(rootCrlFile, recent.pem);
+  writeFileSync(rootCrl.file, recent.pem);
   const wait = afterBefore + 200 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   const ok = await bkim.cli.run(['verify', before.id]);

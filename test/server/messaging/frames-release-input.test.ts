@@ -8,18 +8,22 @@
  */
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import t from 'tap';
-import { pkiVerifier } from '../../../server/messaging/index.js';
+import t, { type Test } from 'tap';
+import { pkiVerifier, type Messaging } from '../../../server/messaging/index.js';
 import type { MessageInput } from '../../../server/messaging/messages.js';
-import { harness } from './harness.js';
+import { harness, type Harness, type User } from './harness.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-t.test('when a batch waits for its signature checks then its items are no longer reachable, and it is still accepted', async (t) => {
+/**
+ * A messaging service over a fresh vault whose signature checks wait on a gate: `checking()` says
+ * how many reached it, `open()` lets them all go on.
+ */
+async function gatedService(t: Test, a: string, b: string): Promise<{ h: Harness; m: Messaging; sender: User; conv: string; checking(): number; open(): void }> {
   const h = await harness(t);
-  const { a, conv } = await h.direct('frame-a', 'frame-b');
+  const { a: sender, conv } = await h.direct(a, b);
   await h.messaging.close();
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
@@ -32,18 +36,26 @@ t.test('when a batch waits for its signature checks then its items are no longer
     },
   });
   t.teardown(() => m.close());
+  return { h, m, sender, conv: conv.id, checking: () => waiting, open };
+}
 
-  const composed = [await h.compose(a, conv.id, 'first'), await h.compose(a, conv.id, 'second')];
-  // Fresh objects and strings, as the route's parse makes them: only the service can hold them.
-  let items: MessageInput[] | undefined = composed.map((c) => ({ header: `${c.header}`, signature: c.signature.slice(0), body: c.body.slice(0) }));
-  const refs = items.map((i) => new WeakRef(i));
-  const pending = m.sendMany(a.principal, items);
-  items = undefined;
-  while (waiting < composed.length) await turn();
-  // WeakRef targets live to the end of the job that made them: collect on a later turn.
+/** Once `n` checks wait, collects garbage on a later turn (a WeakRef target lives to the end of the job that made it). */
+async function collectWhileWaiting(checking: () => number, n: number): Promise<void> {
+  while (checking() < n) await turn();
   await turn();
   gc();
   gc();
+}
+
+t.test('when a batch waits for its signature checks then its items are no longer reachable, and it is still accepted', async (t) => {
+  const { h, m, sender, conv, checking, open } = await gatedService(t, 'frame-a', 'frame-b');
+  const composed = [await h.compose(sender, conv, 'first'), await h.compose(sender, conv, 'second')];
+  // Fresh objects and strings, as the route's parse makes them: only the service can hold them.
+  let items: MessageInput[] | undefined = composed.map((c) => ({ header: `${c.header}`, signature: c.signature.slice(0), body: c.body.slice(0) }));
+  const refs = items.map((i) => new WeakRef(i));
+  const pending = m.sendMany(sender.principal, items);
+  items = undefined;
+  await collectWhileWaiting(checking, composed.length);
   t.equal(refs.filter((r) => r.deref() !== undefined).length, 0, 'no item is reachable while its check waits');
 
   open();
@@ -52,30 +64,13 @@ t.test('when a batch waits for its signature checks then its items are no longer
 });
 
 t.test('when one message waits for its signature check then its input is no longer reachable, and it is still accepted', async (t) => {
-  const h = await harness(t);
-  const { a, conv } = await h.direct('frame-c', 'frame-d');
-  await h.messaging.close();
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  let waiting = 0;
-  const m = await h.restart({
-    verify: async (signature, content, signer) => {
-      waiting++;
-      await gate;
-      return pkiVerifier(signature, content, signer);
-    },
-  });
-  t.teardown(() => m.close());
-
-  const c = await h.compose(a, conv.id, 'alone');
+  const { h, m, sender, conv, checking, open } = await gatedService(t, 'frame-c', 'frame-d');
+  const c = await h.compose(sender, conv, 'alone');
   let input: MessageInput | undefined = { header: `${c.header}`, signature: c.signature.slice(0), body: c.body.slice(0) };
   const ref = new WeakRef(input);
-  const pending = m.send(a.principal, input);
+  const pending = m.send(sender.principal, input);
   input = undefined;
-  while (waiting < 1) await turn();
-  await turn();
-  gc();
-  gc();
+  await collectWhileWaiting(checking, 1);
   t.equal(ref.deref(), undefined, 'the input is not reachable while its check waits');
 
   open();

@@ -1,0 +1,46 @@
+/**
+ * The root CRL a real test appliance serves (`GET /v1/crl/root` reads `<data>/ca/root-crl.pem`),
+ * for the tests that swap it: one served in its place for one test, none at all, and the
+ * appliance's own root key to sign one as its key ceremony would.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Certificate, importPrivateKeyPem, type CryptoKey } from '../../../../pki/index.js';
+import type { TestAppliance } from '../../../helpers/appliance.js';
+
+interface Teardown {
+  teardown(fn: () => void): void;
+}
+
+export interface ServedRootCrl {
+  /** The file the appliance serves. */
+  readonly file: string;
+  /** Serves `pem` until `t` ends (the original comes back then; write `file` for later swaps in the same test). */
+  replace(t: Teardown, pem: string): void;
+  /** Serves none (the route 404s) until `t` ends. */
+  remove(t: Teardown): void;
+  /** The appliance root's certificate and private key. */
+  rootSigner(): Promise<{ cert: Certificate; key: CryptoKey }>;
+}
+
+export function appRootCrl(app: TestAppliance): ServedRootCrl {
+  const file = join(app.dataDir, 'ca', 'root-crl.pem');
+  return {
+    file,
+    replace(t, pem) {
+      const original = readFileSync(file, 'utf8');
+      t.teardown(() => writeFileSync(file, original));
+      writeFileSync(file, pem);
+    },
+    remove(t) {
+      renameSync(file, `${file}.away`);
+      t.teardown(() => renameSync(`${file}.away`, file));
+    },
+    async rootSigner() {
+      return {
+        cert: Certificate.fromPem(readFileSync(app.init.ca.root, 'utf8')),
+        key: await importPrivateKeyPem(readFileSync(app.init.ca.rootKeyFile, 'utf8'), app.init.ca.rootKeyPassphrase),
+      };
+    },
+  };
+}
