@@ -38,7 +38,7 @@ import {
   type ServerProc,
   type SignedMessage,
 } from './lib/load.js';
-import { RawConnection, requestBytes } from './lib/raw-client.js';
+import { RawConnection, requestBytes, type RawAnswer } from './lib/raw-client.js';
 
 const PROFILE = (process.env.BENCH_PROFILE ?? 'p384') as ProfileName;
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
@@ -194,7 +194,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     jobs.length = 0;
 
     // Warm-up: one message per client opens its TLS connection.
-    const send = await Promise.all(clients.map(async (c): Promise<(bytes: Buffer) => Promise<{ status: number; body: unknown; ms: number }>> => {
+    const send = await Promise.all(clients.map(async (c): Promise<(bytes: Buffer) => Promise<RawAnswer>> => {
       const m = c.msgs.shift()!;
       if (HTTP === 'https') {
         const r = await c.client.request('/v1/messages', { raw: m.payload });

@@ -5,7 +5,7 @@
  * unit's own LimitCORE=0 is `unit.limit-core`.)
  */
 import { fail, pass, type Control } from './control.js';
-import { loadIniWithDropIns, SYSTEMD_CONF_DIRS as SYSTEMD_DIRS } from './ini-file.js';
+import { loadIniWithDropIns, SYSTEMD_CONF_DIRS } from './ini-file.js';
 
 /** The `coredump.*` controls. */
 export const COREDUMP_CONTROLS: readonly Control[] = [
@@ -13,7 +13,7 @@ export const COREDUMP_CONTROLS: readonly Control[] = [
     id: 'coredump.storage',
     title: 'systemd-coredump stores nothing (Storage=none)',
     async check(ctx) {
-      const loaded = await loadIniWithDropIns(ctx.host, SYSTEMD_DIRS, 'coredump.conf');
+      const loaded = await loadIniWithDropIns(ctx.host, SYSTEMD_CONF_DIRS, 'coredump.conf');
       const a = loaded?.settings.last('Coredump', 'Storage');
       if (!a) return fail('Storage= is not set in coredump.conf or its drop-ins (default: external, dumps kept on disk)');
       return a.value === 'none' ? pass(`Storage=none (${a.file}:${a.line})`) : fail(`Storage=${a.value} at ${a.file}:${a.line}, expected none`);
@@ -41,7 +41,7 @@ export const COREDUMP_CONTROLS: readonly Control[] = [
     id: 'coredump.systemd-default',
     title: 'core limit 0 for every service (DefaultLimitCORE=0)',
     async check(ctx) {
-      const loaded = await loadIniWithDropIns(ctx.host, SYSTEMD_DIRS, 'system.conf');
+      const loaded = await loadIniWithDropIns(ctx.host, SYSTEMD_CONF_DIRS, 'system.conf');
       const a = loaded?.settings.last('Manager', 'DefaultLimitCORE');
       if (!a) return fail('DefaultLimitCORE= is not set in system.conf or its drop-ins');
       return a.value === '0' || a.value === '0:0'

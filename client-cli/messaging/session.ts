@@ -62,10 +62,8 @@ export function parseRecipient(text: string): Recipient {
 export class MessagingSession {
   private held?: Promise<HeldTrust>;
   private endpointOnce?: Promise<Endpoint>;
-  /** The CRL number last warned about as stale (one warning per CRL, not per message). */
-  private warnedStale?: string;
-  /** The same for the root CRL. */
-  private warnedStaleRoot?: string;
+  /** The CRL number last warned about as stale, per CRL kind (one warning per CRL, not per message). */
+  private readonly warnedStale = new Map<'crl' | 'root', string>();
 
   private constructor(
     readonly rt: Runtime,
@@ -139,15 +137,9 @@ export class MessagingSession {
     const now = this.rt.io.now();
     const checked = await checkCrl(crl.crl, pinned, ca.chain, now);
     const warning = staleCrlWarning(checked, now);
-    if (warning && this.warnedStale !== checked.crlNumber) {
-      this.warnedStale = checked.crlNumber;
-      this.warn(warning);
-    }
+    if (warning) this.warnStale('crl', checked.crlNumber, warning);
     const rootWarning = staleRootCrlWarning(rootCrl, now);
-    if (rootWarning && rootCrl && this.warnedStaleRoot !== rootCrl.crlNumber.toString()) {
-      this.warnedStaleRoot = rootCrl.crlNumber.toString();
-      this.warn(rootWarning);
-    }
+    if (rootWarning && rootCrl) this.warnStale('root', rootCrl.crlNumber.toString(), rootWarning);
     return {
       trust: {
         anchors: Certificate.fromPemBundle(pinned),
@@ -164,6 +156,13 @@ export class MessagingSession {
   /** One `warning: …` line on stderr, also with --json (stderr never carries data). */
   private warn(text: string): void {
     this.rt.io.stderr.write(`warning: ${text}\n`);
+  }
+
+  /** Warns that a CRL is stale, unless this kind's CRL of that number was the last one warned about. */
+  private warnStale(kind: 'crl' | 'root', crlNumber: string, text: string): void {
+    if (this.warnedStale.get(kind) === crlNumber) return;
+    this.warnedStale.set(kind, crlNumber);
+    this.warn(text);
   }
 
   /** Verifies `m` locally, its issuing CA judged against the root CRL ({@link judge}). */

@@ -142,8 +142,8 @@ function pause(ms: number): void {
  * So the claim is complete whenever it is visible, and after a power cut it is either absent or
  * whole — never an empty or cut file, which would read as "unreadable" and name no holder. A stale
  * file (dead or reused pid, unreadable) is taken over ({@link removeStaleClaim}) and replaced.
- * @returns `release()`, which removes the file if it is still this claim (idempotent), and the
- *   takeover lock this claim took, if any.
+ * @returns `release()`, which removes the file if it is still this claim, and the takeover lock
+ *   this claim took, if any (idempotent).
  * @throws what `refuse(holder)` answers, when a live process holds the file.
  */
 export function takeClaimFile(path: string, info: RunInfo, refuse: (holder: RunInfo) => Error): () => void {

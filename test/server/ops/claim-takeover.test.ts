@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { claimInfo, removeStaleClaim, takeClaimFile } from '../../../server/ops/run-file.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
@@ -26,11 +26,17 @@ const refuse = (holder: { pid: number }): Error => new Error(`held by ${holder.p
 const text = (info: object): string => `${JSON.stringify(info)}\n`;
 const locks = (dir: string): string[] => readdirSync(dir).filter((n) => n.includes('.takeover-'));
 
-t.test('when a claimant judged a claim stale and was overtaken then it leaves the new claim untouched', async (t) => {
+/** A data directory whose ops claim is stale: written by a restore whose process is gone. */
+function staleClaim(t: Test): { dir: string; path: string; stale: string } {
   const dir = tmpDir(t, 'sigil-claim-');
   const path = join(dir, 'ops.json');
   const stale = text({ pid: deadPid(), startedAt: '2026-01-01T00:00:00.000Z', command: 'restore' });
   writeFileSync(path, stale, { mode: 0o600 });
+  return { dir, path, stale };
+}
+
+t.test('when a claimant judged a claim stale and was overtaken then it leaves the new claim untouched', async (t) => {
+  const { dir, path, stale } = staleClaim(t);
 
   // B takes the stale claim over and holds it.
   const b = claimInfo({ command: 'backup', now: () => new Date('2026-11-30T10:00:00.000Z') });
@@ -56,10 +62,7 @@ t.test('when a claimant judged a claim stale and was overtaken then it leaves th
 });
 
 t.test("when a live claimant holds a stale claim's takeover lock then the others wait, refuse, and leave the file", async (t) => {
-  const dir = tmpDir(t, 'sigil-claim-');
-  const path = join(dir, 'ops.json');
-  const stale = text({ pid: deadPid(), startedAt: '2026-01-01T00:00:00.000Z', command: 'restore' });
-  writeFileSync(path, stale, { mode: 0o600 });
+  const { dir, path, stale } = staleClaim(t);
   // A live taker (this process, as another claim record) linked the lock and has not finished.
   const taker = join(dir, 'taker.tmp');
   writeFileSync(taker, text(claimInfo({ command: 'backup' })));
@@ -74,10 +77,7 @@ t.test("when a live claimant holds a stale claim's takeover lock then the others
 });
 
 t.test('when a taker died mid-takeover then its lock does not block the next claimant, and is swept', async (t) => {
-  const dir = tmpDir(t, 'sigil-claim-');
-  const path = join(dir, 'ops.json');
-  const stale = text({ pid: deadPid(), startedAt: '2026-01-01T00:00:00.000Z', command: 'restore' });
-  writeFileSync(path, stale, { mode: 0o600 });
+  const { dir, path, stale } = staleClaim(t);
   const dead = join(dir, 'dead.tmp');
   writeFileSync(dead, text({ pid: deadPid(), startedAt: '2026-11-30T09:00:00.000Z', command: 'backup' }));
   t.equal(removeStaleClaim(path, stale, dead), 'taken');
