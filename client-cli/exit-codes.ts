@@ -43,6 +43,7 @@ const TABLE: Readonly<Record<string, ExitCode>> = {
   ACCOUNT_DISABLED: EXIT.auth,
   NONCE_INVALID: EXIT.auth,
   CERT_REVOKED: EXIT.auth,
+  ISSUING_CA_REVOKED: EXIT.auth,
   CERT_EXPIRED: EXIT.auth,
   SESSION_INVALID: EXIT.auth,
   SESSION_EXPIRED: EXIT.auth,

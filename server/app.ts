@@ -69,6 +69,7 @@ export function createApp(deps: AppDeps, extra: ExtraRoutes = {}): Hono<AppEnv> 
     '*',
     clientCertificate({
       revoked: deps.appliance.revoked,
+      issuingRevoked: () => deps.appliance.rootCrlWatch?.revoked,
       now: deps.now,
       // Into the audit trail, bounded (auth/refusals.ts): a revoked certificate tried is an event.
       onRefused: (cc, reason, peer) => deps.appliance.loginService.certificateRefused(cc, reason, peer),

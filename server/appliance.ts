@@ -36,6 +36,7 @@ import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
 import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
 import { CertificateService } from './certs/certificate-service.js';
 import { CrlRefresher, defaultCrlCheckMs } from './certs/crl-refresher.js';
+import { RootCrlWatch } from './certs/root-crl-watch.js';
 import { DEFAULT_TLS_CHECK_MS, tlsMaterial, TlsRenewer, type TlsMaterial, type TlsRenewalHook } from './certs/tls-renewer.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import type { Config } from './config.js';
@@ -124,6 +125,12 @@ export interface Appliance {
    */
   readonly crlRefresher?: CrlRefresher;
   /**
+   * Notices a root CRL that revokes the issuing CA (certs/root-crl-watch.ts); the client-certificate
+   * check then refuses every request but the CA's and CRLs'. Running in an appliance from
+   * {@link openAppliance}; absent in init's.
+   */
+  readonly rootCrlWatch?: RootCrlWatch;
+  /**
    * Renews the TLS certificate before it expires (certs/tls-renewer.ts); the listener subscribes
    * to swap its certificate. Running in an appliance from {@link openAppliance}; absent in init's.
    */
@@ -147,6 +154,8 @@ export interface OpenApplianceOptions {
   log?: Logger;
   /** Real milliseconds between the CRL refresher's checks. Default {@link defaultCrlCheckMs}. */
   crlCheckEveryMs?: number;
+  /** Real milliseconds between the root CRL watch's checks. Default 10 s (certs/root-crl-watch.ts). */
+  rootCrlCheckEveryMs?: number;
   /** Real milliseconds between the TLS renewer's checks. Default {@link DEFAULT_TLS_CHECK_MS} (6 h). */
   tlsCheckEveryMs?: number;
   /** Test seam of the TLS renewal (a throw stops a renewal after that step, as a crash would). */
@@ -185,6 +194,25 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
     // The CRL is republished while the server runs, and now if the current one is half used or
     // stale (an appliance stopped for a week): readers fail every message on a stale CRL.
     const log = opts.log ?? createLogger({ level: config.logLevel });
+    // Before anyone is served: an appliance whose issuing CA the root revoked while it was stopped
+    // refuses its certificates from the first request.
+    const rootCrlWatch = new RootCrlWatch({
+      file: join(dataDir, PATHS.rootCrl),
+      rootCert: appliance.rootCert,
+      issuingCert: appliance.issuingCert,
+      ...(opts.rootCrlCheckEveryMs !== undefined ? { checkEveryMs: opts.rootCrlCheckEveryMs } : {}),
+      onRevoked: async (r) => {
+        log.error(
+          `the root CRL ${r.crlNumber} revokes the issuing CA (serial ${r.serial}): every request with a certificate it issued is refused ` +
+            'but those for the CA certificates and CRLs, and every session is ended',
+          {},
+        );
+        await appliance.sessions.endAll('issuing-ca-revoked');
+      },
+      onIgnored: (why) => log.warn(why, {}),
+      onError: (err) => log.error('reading the root CRL failed; the next check tries again', errorFields(err)),
+    });
+    await rootCrlWatch.start();
     const crlRefresher = new CrlRefresher({
       service: appliance.certificateService,
       checkEveryMs: opts.crlCheckEveryMs ?? defaultCrlCheckMs(config.crlValidityMs),
@@ -217,7 +245,7 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
     try {
       await tlsRenewer.start();
     } catch (err) {
-      await crlRefresher.stop();
+      await Promise.all([crlRefresher.stop(), rootCrlWatch.stop()]);
       throw err;
     }
     let closing: Promise<void> | undefined;
@@ -228,8 +256,9 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
       },
       crlRefresher,
       tlsRenewer,
+      rootCrlWatch,
       close: () =>
-        (closing ??= Promise.all([crlRefresher.stop(), tlsRenewer.stop()]).then(() => appliance.close())),
+        (closing ??= Promise.all([crlRefresher.stop(), tlsRenewer.stop(), rootCrlWatch.stop()]).then(() => appliance.close())),
     };
   } catch (err) {
     await vault.close().catch(() => undefined);

@@ -68,6 +68,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // transport / client certificate
   CLIENT_CERT_REQUIRED: 401,
   CERT_REVOKED: 401,
+  ISSUING_CA_REVOKED: 401,
   CERT_EXPIRED: 401,
   CERT_NOT_YET_VALID: 401,
   // auth

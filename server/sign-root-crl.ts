@@ -13,8 +13,9 @@
  *   this root is refused (ROOT_CRL_INVALID).
  * - Revocations are permanent (RFC 5280 §3.3): the entries of the current CRL are carried over.
  *   `--revoke-issuing --yes` adds the issuing CA (keyCompromise): every certificate of the
- *   appliance then fails `openssl verify -crl_check_all`. For a drill, use a copy of the data
- *   directory.
+ *   appliance then fails `openssl verify -crl_check_all`, and a running server (certs/root-crl-watch.ts)
+ *   refuses every request but those for the CA certificates and CRLs and ends every session. For a
+ *   drill, use a copy of the data directory.
  * - Holds the data directory's claim (server/ops/data-claim.ts) beside a running server: one
  *   ceremony at a time, none during a restore, repack or rotation (OPS_DATA_IN_USE).
  * - Written atomically (temp file, fsync, rename, fsync of `ca/`), mode 0644 like the other
@@ -335,7 +336,12 @@ EXIT CODES
               `Root CRL ${r.crlNumber} signed${r.previousCrlNumber !== null ? ` (replaces ${r.previousCrlNumber})` : ' (the first: none was in place)'}: ${r.file}`,
               `  thisUpdate ${r.thisUpdate}   nextUpdate ${r.nextUpdate}   (sign again before then)`,
               r.revoked.length === 0 ? '  revoked: none' : `  revoked: ${r.revoked.map((e) => `${e.serialNumber} (${e.reason})`).join(', ')}`,
-              ...(r.issuingRevoked ? ['  THE ISSUING CA IS REVOKED: every certificate of this appliance fails revocation checks of the whole chain'] : []),
+              ...(r.issuingRevoked
+                ? [
+                    '  THE ISSUING CA IS REVOKED: every certificate of this appliance fails revocation checks of the whole chain;',
+                    '  a running server refuses every request but those for the CA certificates and CRLs within 10 s',
+                  ]
+                : []),
               `  audit entry ${r.auditSeq} (ca.root-crl.signed). Put the root key back in the safe.`,
               '',
             ].join('\n'),
@@ -388,12 +394,14 @@ export async function rootCrlState(dataDir: string, at: Date): Promise<{ state: 
     warn: daysLeft < ROOT_CRL_WARN_DAYS || issuingRevoked,
   };
   let warning: string | null = null;
-  if (crl.nextUpdate.getTime() <= at.getTime()) {
+  if (issuingRevoked) {
+    warning =
+      `root CRL ${state.number} revokes the issuing CA (${issuing.serialNumber}): every certificate of this appliance fails revocation checks ` +
+      'of the whole chain, and the server refuses every request but those for the CA certificates and CRLs';
+  } else if (crl.nextUpdate.getTime() <= at.getTime()) {
     warning = `root CRL ${state.number} is stale: nextUpdate ${state.nextUpdate} has passed and openssl -crl_check_all refuses every certificate; hold a root key ceremony now: ${cmd}`;
   } else if (daysLeft < ROOT_CRL_WARN_DAYS) {
     warning = `root CRL ${state.number} reaches nextUpdate in ${daysLeft} days (${state.nextUpdate}); hold a root key ceremony before then: ${cmd}`;
-  } else if (issuingRevoked) {
-    warning = `root CRL ${state.number} revokes the issuing CA (${issuing.serialNumber}): every certificate of this appliance fails revocation checks of the whole chain`;
   }
   return { state, warning };
 }

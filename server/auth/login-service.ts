@@ -149,7 +149,7 @@ export class LoginService {
    * A request refused at the client-certificate check (revoked, expired, not yet valid): every
    * login or challenge tried with such a certificate among them. Wired by app.ts.
    */
-  async certificateRefused(cc: ClientCert, reason: 'revoked' | 'expired' | 'not-yet-valid', peer?: string | null): Promise<void> {
+  async certificateRefused(cc: ClientCert, reason: 'revoked' | 'issuing-ca-revoked' | 'expired' | 'not-yet-valid', peer?: string | null): Promise<void> {
     await this.refusals.record({
       type: 'certificate.refused',
       reason,

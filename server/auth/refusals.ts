@@ -43,7 +43,7 @@ export const REFUSAL_REASONS = {
     'nonce-wrong-login',
   ],
   'session.refused': ['malformed', 'unknown-token', 'other-certificate', 'ended', 'account-disabled'],
-  'certificate.refused': ['revoked', 'expired', 'not-yet-valid'],
+  'certificate.refused': ['revoked', 'issuing-ca-revoked', 'expired', 'not-yet-valid'],
 } as const;
 
 export type RefusalType = keyof typeof REFUSAL_REASONS;

@@ -48,7 +48,14 @@ export interface Session {
 }
 
 /** Why a session ended, kept on the row. */
-export type SessionEndReason = 'logout' | 'certificate-revoked' | 'account-disabled' | 'account-reset' | 'account-locked' | 'password-changed';
+export type SessionEndReason =
+  | 'logout'
+  | 'certificate-revoked'
+  | 'issuing-ca-revoked'
+  | 'account-disabled'
+  | 'account-reset'
+  | 'account-locked'
+  | 'password-changed';
 
 interface SessionRow {
   token_hash: string;
@@ -231,6 +238,13 @@ export class SessionStore {
       'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE login = ? AND ended_at IS NULL AND token_hash != ?',
       [this.opts.now().toISOString(), reason, login, exceptId ?? ''],
     );
+    this.#announceEnded(r.changes);
+    return r.changes;
+  }
+
+  /** Ends every open session (the issuing CA was revoked: no certificate of the appliance is valid); returns how many. */
+  async endAll(reason: SessionEndReason): Promise<number> {
+    const r = await this.#write(undefined, 'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL', [this.opts.now().toISOString(), reason]);
     this.#announceEnded(r.changes);
     return r.changes;
   }

@@ -14,7 +14,8 @@ import type { TLSSocket } from 'node:tls';
 import type { MiddlewareHandler } from 'hono';
 import { Certificate } from '../../pki/index.js';
 import type { RevokedSet } from '../certs/certificate-store.js';
-import { CertExpiredError, CertNotYetValidError, CertRevokedError, ClientCertRequiredError } from './errors.js';
+import type { IssuingRevocation } from '../certs/root-crl-watch.js';
+import { CertExpiredError, CertNotYetValidError, CertRevokedError, ClientCertRequiredError, IssuingCaRevokedError } from './errors.js';
 import type { AppEnv, ClientCert } from './types.js';
 
 /**
@@ -56,11 +57,13 @@ export function peerCertificate(socket: unknown): ClientCert | undefined {
 }
 
 /** Why a certificate is refused here (auth/refusals.ts `certificate.refused`). */
-type CertRefusal = 'revoked' | 'expired' | 'not-yet-valid';
+type CertRefusal = 'revoked' | 'issuing-ca-revoked' | 'expired' | 'not-yet-valid';
 
 /** Options of {@link clientCertificate}. */
 export interface ClientCertOptions {
   revoked: RevokedSet;
+  /** The issuing CA's revocation by the root CRL, once known (certs/root-crl-watch.ts). */
+  issuingRevoked?: () => IssuingRevocation | undefined;
   now: () => Date;
   /**
    * Hears of each request refused here, before the error is thrown: the audit trail records
@@ -69,9 +72,19 @@ export interface ClientCertOptions {
   onRefused?: (cc: ClientCert, reason: CertRefusal, peer: string | null) => Promise<void>;
 }
 
+/**
+ * What a client may still fetch with a certificate under a revoked issuing CA: the CA certificates
+ * and both CRLs (readers learn of the revocation from `GET /v1/crl/root`) and the health check.
+ */
+function servedUnderRevokedCa(method: string, path: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && /^\/v1\/(?:ca|crl|health)(?:\/|$)/.test(path);
+}
+
 /** Why `cc` is refused now, with the error to throw; undefined when it is good. */
-function refusalOf(cc: ClientCert, opts: ClientCertOptions): { reason: CertRefusal; error: Error } | undefined {
+function refusalOf(cc: ClientCert, opts: ClientCertOptions, method: string, path: string): { reason: CertRefusal; error: Error } | undefined {
   if (opts.revoked.has(cc.serial)) return { reason: 'revoked', error: new CertRevokedError(cc.serial) };
+  const ca = opts.issuingRevoked?.();
+  if (ca && !servedUnderRevokedCa(method, path)) return { reason: 'issuing-ca-revoked', error: new IssuingCaRevokedError(ca.serial, ca.crlNumber) };
   const now = opts.now();
   if (cc.cert.notAfter.getTime() < now.getTime()) return { reason: 'expired', error: new CertExpiredError(cc.serial, cc.cert.notAfter, now) };
   if (cc.cert.notBefore.getTime() > now.getTime()) {
@@ -82,13 +95,13 @@ function refusalOf(cc: ClientCert, opts: ClientCertOptions): { reason: CertRefus
 
 /**
  * Client-certificate middleware factory. Sets `clientCert`.
- * Throws CLIENT_CERT_REQUIRED, CERT_REVOKED, CERT_EXPIRED or CERT_NOT_YET_VALID.
+ * Throws CLIENT_CERT_REQUIRED, CERT_REVOKED, ISSUING_CA_REVOKED, CERT_EXPIRED or CERT_NOT_YET_VALID.
  */
 export function clientCertificate(opts: ClientCertOptions): MiddlewareHandler<AppEnv> {
   return async function clientCertificateMiddleware(c, next) {
     const cc = peerCertificate(c.env?.incoming?.socket);
     if (!cc) throw new ClientCertRequiredError();
-    const refusal = refusalOf(cc, opts);
+    const refusal = refusalOf(cc, opts, c.req.method, c.req.path);
     if (refusal) {
       await opts.onRefused?.(cc, refusal.reason, c.env?.incoming?.socket?.remoteAddress ?? null);
       throw refusal.error;

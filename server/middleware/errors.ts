@@ -18,6 +18,21 @@ export class CertRevokedError extends Error {
   }
 }
 
+/**
+ * The root CA's CRL revokes the appliance's issuing CA: no certificate it issued is valid, the
+ * client's included (certs/root-crl-watch.ts).
+ */
+export class IssuingCaRevokedError extends Error {
+  readonly code = 'ISSUING_CA_REVOKED';
+  constructor(serial: string, crlNumber: number) {
+    super(
+      `the appliance's issuing CA (serial ${serial}) is revoked by root CRL ${crlNumber}: no certificate it issued is valid, ` +
+        'this one included; only the CA certificates and CRLs are served until the CA is replaced',
+    );
+    this.name = 'IssuingCaRevokedError';
+  }
+}
+
 /** The client certificate's notAfter is before the server's time. */
 export class CertExpiredError extends Error {
   readonly code = 'CERT_EXPIRED';

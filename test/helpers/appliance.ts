@@ -59,6 +59,11 @@ export interface TestApplianceOptions {
   captureLogs?: boolean;
   /** Extra sub-apps to mount (messaging tests). */
   extraRoutes?: ExtraRoutes;
+  /**
+   * Real milliseconds between the root CRL watch's checks (default 10 s). Tests of what readers do
+   * with messages accepted before the server noticed a revoked issuing CA set it to hours.
+   */
+  rootCrlCheckEveryMs?: number;
   /** Skip the officer's first login (tests of the first-login flow). */
   skipOfficerFirstLogin?: boolean;
 }
@@ -202,7 +207,14 @@ export async function startTestAppliance(opts: TestApplianceOptions = {}): Promi
     config: { argon2: TEST_ARGON2, ...opts.config },
   });
   const config = await loadConfig(join(dataDir, PATHS.config));
-  const appliance = await openAppliance({ dataDir, config, masterKey: { keyFilePath: join(dataDir, PATHS.masterKeyFile) }, now });
+  const appliance = await openAppliance({
+    dataDir,
+    config,
+    masterKey: { keyFilePath: join(dataDir, PATHS.masterKeyFile) },
+    now,
+    log,
+    ...(opts.rootCrlCheckEveryMs !== undefined ? { rootCrlCheckEveryMs: opts.rootCrlCheckEveryMs } : {}),
+  });
   const deps: AppDeps = { appliance, now, config, log };
   const app = createApp(deps, opts.extraRoutes);
   const listener = await listen({ app, appliance, address: parseListen(listenText), allowedPeers: config.allowedPeers, log });

@@ -18,7 +18,9 @@ import { runServer, SERVER_MAIN } from '../helpers/server-process.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const DAY = 86_400_000;
-const app = await startTestAppliance();
+// The drill below revokes the issuing CA; later cases still ask the server (the watch that then
+// refuses them is tested in test/server/certs/issuing-ca-revoked.test.ts).
+const app = await startTestAppliance({ rootCrlCheckEveryMs: 24 * 3_600_000 });
 t.teardown(() => app.stop());
 const dir = tmpDir(t, 'sigil-root-crl-');
 const rootCrlFile = join(app.dataDir, PATHS.rootCrl);

@@ -17,7 +17,11 @@ import { tmpDir } from '../../helpers/tmp.js';
 import { appRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
 
-const { app } = await httpHarness(t);
+const { app } = await httpHarness(t, {
+  // A server that has not yet noticed the ceremony (its watch looks every 10 s): readers must refuse
+  // what it accepted in that window. The server's own refusal: test/server/certs/issuing-ca-revoked.test.ts.
+  rootCrlCheckEveryMs: 24 * 3_600_000,
+});
 const dir = tmpDir(t, 'sigil-cli-readroot-');
 const alee = await cliUser(app, dir, 'alee', 'secret');
 const bkim = await cliUser(app, dir, 'bkim', 'secret');

@@ -59,6 +59,7 @@ export async function httpHarness(
     profile?: TestApplianceOptions['profile'];
     /** More configuration overrides. */
     config?: TestApplianceOptions['config'];
+    rootCrlCheckEveryMs?: TestApplianceOptions['rootCrlCheckEveryMs'];
   } = {},
 ): Promise<HttpHarness> {
   const holder: { messaging?: Messaging } = {};
@@ -74,6 +75,7 @@ export async function httpHarness(
     ...(opts.captureLogs ? { captureLogs: true } : {}),
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.profile ? { profile: opts.profile } : {}),
+    ...(opts.rootCrlCheckEveryMs !== undefined ? { rootCrlCheckEveryMs: opts.rootCrlCheckEveryMs } : {}),
     extraRoutes: {
       '/v1/conversations': (d) => conversationsRoutes(deps(d)),
       '/v1/messages': (d) => messagesRoutes(deps(d)),
