@@ -60,6 +60,7 @@ t.test('when a root CRL that the root did not sign lists the issuing CA then not
   await until(() => app.logs.some((l) => /is not signed by the root CA .*it changes nothing/.test(l)), 5000, 'the watch reports the forged file');
   t.equal(app.appliance.rootCrlWatch?.revoked, undefined, 'the issuing CA stands');
   t.equal((await post('still served')).status, 201, 'messages are accepted as before');
+  t.match((await app.request('/v1/health', { cert: alee.certPem, key: alee.keyPem })).body, { ok: true }, 'health is ok');
 });
 
 t.test('when the ceremony revokes the issuing CA then the running server refuses every certificate but for the CA and CRLs', async (t) => {
@@ -101,6 +102,8 @@ t.test('when the ceremony revokes the issuing CA then the running server refuses
   t.ok(Crl.fromPem(root.body.crl as string).find(app.appliance.issuingCert.serialNumber), 'the served root CRL revokes the issuing CA');
   t.equal((await app.request('/v1/crl', { cert: alee.certPem, key: alee.keyPem })).status, 200);
   t.equal((await app.request('/v1/ca', { cert: alee.certPem, key: alee.keyPem })).status, 200);
+  const health = await app.request('/v1/health', { cert: alee.certPem, key: alee.keyPem });
+  t.match(health, { status: 200, body: { ok: false, issuingCaRevoked: { serial: app.appliance.issuingCert.serialNumber, crlNumber } } }, 'health says why');
 
   // Nothing was stored for the refused message (read through the appliance: the API refuses).
   t.equal(stored, 2, 'control: the two accepted messages');
