@@ -73,7 +73,10 @@ export class RootCrlWatch {
     return this.#revoked;
   }
 
-  /** Checks once now (rejects if the file cannot be read) and then every `checkEveryMs`. */
+  /**
+   * Checks once now and then every `checkEveryMs`. Rejects if the file is there but cannot be read:
+   * a server that cannot tell whether its CA is revoked does not start.
+   */
   async start(): Promise<void> {
     if (this.#periodic.startedOrStopped) return;
     await this.#periodic.run();
@@ -90,19 +93,27 @@ export class RootCrlWatch {
     return this.#periodic.stop();
   }
 
+  /** A read error that names the file (at open it is the server's one line), its code kept. */
+  #unreadable(err: unknown): Error {
+    const e = err as NodeJS.ErrnoException;
+    return Object.assign(new Error(`cannot read the root CRL ${this.#file}: ${e.message}`, { cause: err }), e.code ? { code: e.code } : {});
+  }
+
   async #check(): Promise<IssuingRevocation | undefined> {
     if (this.#revoked) return this.#revoked;
     let s;
     try {
       s = await stat(this.#file, { bigint: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.#unreadable(err);
       this.#stamp = undefined;
       return undefined;
     }
     const stamp = `${s.size}:${s.mtimeNs}:${s.ino}`;
     if (stamp === this.#stamp) return undefined;
-    const pem = await readFile(this.#file, 'utf8');
+    const pem = await readFile(this.#file, 'utf8').catch((err: unknown) => {
+      throw this.#unreadable(err);
+    });
     this.#stamp = stamp;
     let crl: Crl;
     try {

@@ -5,7 +5,7 @@
  * revocation is told once and outlives the file. The server's use of it:
  * test/server/certs/issuing-ca-revoked.test.ts.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { createRootCrl } from '../../../pki/index.js';
@@ -69,4 +69,11 @@ t.test('when the root revokes the issuing CA then the watch tells once and keeps
   await watch.check();
   t.match(watch.revoked, { crlNumber: 7 }, 'a later CRL without it, or none, does not lift it');
   t.equal(told.length, 1, 'told once');
+});
+
+t.test('when the root CRL is there but cannot be read then start refuses, naming the file', async (t) => {
+  const { file, watch } = watchIn(t);
+  mkdirSync(file);
+  await t.rejects(watch.start(), { code: 'EISDIR', message: `cannot read the root CRL ${file}: EISDIR: illegal operation on a directory, read` });
+  t.equal(watch.revoked, undefined);
 });
