@@ -325,6 +325,8 @@ interface Assignment {
   readonly name: string;
   readonly value: string;
   readonly at: string;
+  /** From the manager's `DefaultEnvironment=`, which its runtime environment (`systemctl set-environment`) can override. */
+  readonly manager?: true;
 }
 
 /** A `%` specifier left once `%%` (a literal `%`) is taken out: systemd expands it, check does not. */
@@ -376,21 +378,22 @@ function assignmentsInWords(a: IniAssignment, wanted: (name: string) => boolean,
  * passed to every service), the unit's `Environment=` (the unit and its drop-ins), and the files
  * `EnvironmentFile=` names. All of them, even one a later assignment replaces or resets: if each is
  * safe, whichever wins is. A reason instead where check cannot tell what systemd would set (a
- * specifier, a wildcard, syntax systemd rejects). Not read: the manager's runtime environment
- * (`systemctl set-environment`), which lives in PID 1's memory, not in a file.
+ * specifier, a wildcard, syntax systemd rejects). Not read, because it lives in PID 1's memory and
+ * not in a file: the manager's runtime environment (`systemctl set-environment`); the controls
+ * require the unit to keep it out instead ({@link unsetByName}).
  */
 async function serviceEnvironment(s: IniSettings, host: Host, wanted: (name: string) => boolean): Promise<{ ok: true; found: Assignment[] } | { ok: false; reason: string }> {
   const found: Assignment[] = [];
   const manager = await loadIniWithDropIns(host, SYSTEMD_CONF_DIRS, 'system.conf');
   const sources = [
-    { lines: manager?.settings.all('Manager', 'DefaultEnvironment') ?? [], specifiers: false },
-    { lines: s.all('Service', 'Environment'), specifiers: true },
+    { lines: manager?.settings.all('Manager', 'DefaultEnvironment') ?? [], specifiers: false, manager: true },
+    { lines: s.all('Service', 'Environment'), specifiers: true, manager: false },
   ];
-  for (const { lines, specifiers } of sources) {
+  for (const { lines, specifiers, manager: fromManager } of sources) {
     for (const a of lines) {
       const got = assignmentsInWords(a, wanted, specifiers);
       if (typeof got === 'string') return { ok: false, reason: got };
-      found.push(...got);
+      found.push(...(fromManager ? got.map((g) => ({ ...g, manager: true as const })) : got));
     }
   }
   for (const e of environmentFiles(s)) {
@@ -405,6 +408,27 @@ async function serviceEnvironment(s: IniSettings, host: Host, wanted: (name: str
   }
   return { ok: true, found };
 }
+
+/**
+ * The variables the unit's `UnsetEnvironment=` removes by name (the unit and its drop-ins in order;
+ * an empty assignment resets the list). systemd applies it last, over every source: the unit's own
+ * assignments and the service manager's environment, the runtime one (`systemctl set-environment`,
+ * in PID 1's memory, which check cannot read) included. A `VAR=VALUE` word removes only that exact
+ * assignment and says nothing of another value, so it does not count.
+ */
+function unsetByName(s: IniSettings): { ok: true; names: Set<string> } | { ok: false; reason: string } {
+  let names = new Set<string>();
+  for (const a of s.all('Service', 'UnsetEnvironment')) {
+    const words = environmentWords(a.value);
+    if (!words) return { ok: false, reason: `UnsetEnvironment=${a.value} at ${a.file}:${a.line}: a quote or escape systemd rejects; check cannot tell which variables it removes` };
+    if (words.length === 0) names = new Set();
+    for (const w of words) if (!w.includes('=')) names.add(w);
+  }
+  return { ok: true, names };
+}
+
+/** Where the service manager's runtime environment comes in, for the reasons of unit.preload and unit.environment. */
+const RUNTIME_ENVIRONMENT = "the service manager's runtime environment (systemctl set-environment, in PID 1's memory, which check cannot read)";
 
 const isJemalloc = (lib: string): boolean => /\/libjemalloc\.so[^/]*$/.test(lib);
 
@@ -464,15 +488,17 @@ async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlR
   const host = ctx.host;
   const read = await serviceEnvironment(s, host, (name) => name === 'LD_PRELOAD');
   if (!read.ok) return fail(read.reason);
-  const judged: string[] = [];
+  // Every one is judged, also one UnsetEnvironment= removes: a path only others control has no place in the unit.
+  const viaEnv: string[] = [];
   for (const p of read.found) {
     // The loader splits LD_PRELOAD at spaces and colons, and skips empty entries.
     for (const lib of p.value.split(/[ :]/).filter(Boolean)) {
       const why = await unsafeEntry(host, lib);
       if (why) return fail(`LD_PRELOAD=${p.value} at ${p.at}: ${lib} ${why}`);
-      judged.push(`${lib}${isJemalloc(lib) ? ' (jemalloc)' : ''} at ${p.at}`);
+      viaEnv.push(`${lib}${isJemalloc(lib) ? ' (jemalloc)' : ''} at ${p.at}`);
     }
   }
+  const viaSystem: string[] = [];
   // ld.so.preload adds to LD_PRELOAD for every program; the list itself is code the server runs.
   const system = await host.readText(LD_SO_PRELOAD);
   if (system !== undefined) {
@@ -482,16 +508,28 @@ async function judgePreload(s: IniSettings, ctx: CheckContext): Promise<ControlR
     for (const lib of system.split(/[\s:]+/).filter(Boolean)) {
       const why = await unsafeEntry(host, lib);
       if (why) return fail(`${LD_SO_PRELOAD}: ${lib} ${why}`);
-      judged.push(`${lib} at ${LD_SO_PRELOAD}`);
+      viaSystem.push(`${lib} at ${LD_SO_PRELOAD}`);
     }
   }
+  // Without an LD_PRELOAD of the unit's own (Environment=, EnvironmentFile=), or its removal, one
+  // set at runtime in the manager's environment would reach the server unseen.
+  const unset = unsetByName(s);
+  if (!unset.ok) return fail(unset.reason);
+  const removed = unset.names.has('LD_PRELOAD');
+  if (!removed && !read.found.some((a) => !a.manager)) {
+    return fail(`the unit neither sets LD_PRELOAD nor names it in UnsetEnvironment=: one in ${RUNTIME_ENVIRONMENT} would reach the server; re-run apply`);
+  }
   // The conf's SIGIL_ALLOCATOR says what apply was asked to render (auto: either is correct), held
-  // to the LD_PRELOAD in effect: the last one read (EnvironmentFile= overrides Environment=).
-  const effective = (read.found.at(-1)?.value ?? '').split(/[ :]/).filter(Boolean);
+  // to the LD_PRELOAD in effect: the last one read (EnvironmentFile= overrides Environment=), or
+  // none when UnsetEnvironment= removes it.
+  const effective = removed ? [] : (read.found.at(-1)?.value ?? '').split(/[ :]/).filter(Boolean);
   if (ctx.conf?.allocator === 'jemalloc' && !effective.some(isJemalloc)) return fail('SIGIL_ALLOCATOR=jemalloc, but the unit preloads no jemalloc: re-run apply');
   if (ctx.conf?.allocator === 'glibc' && effective.length > 0) return fail(`SIGIL_ALLOCATOR=glibc, but the unit preloads ${effective.join(', ')}: re-run apply`);
-  if (judged.length === 0) return pass('no preloaded library: glibc malloc');
-  return pass(`preloaded ${judged.join(', ')}: each a regular file only root can change, in directories only root can change`);
+  // ld.so.preload is the loader's, not the environment's: UnsetEnvironment= does not reach it.
+  const loaded = [...(removed ? [] : viaEnv), ...viaSystem];
+  const note = removed ? ` (UnsetEnvironment=LD_PRELOAD keeps out any other${viaEnv.length > 0 ? `, ${viaEnv.join(', ')} included` : ''})` : '';
+  if (loaded.length === 0) return pass(`no preloaded library: glibc malloc${note}`);
+  return pass(`preloaded ${loaded.join(', ')}: each a regular file only root can change, in directories only root can change${note}`);
 }
 
 // ---- unit.environment: no variable that makes node or its loaders run other code ----
@@ -516,7 +554,14 @@ async function judgeEnvironment(s: IniSettings, ctx: CheckContext): Promise<Cont
     const passed = (environmentWords(a.value) ?? a.value.split(/\s+/)).find((name) => CODE_VARIABLES.has(name));
     if (passed) return fail(`PassEnvironment=${a.value} at ${a.file}:${a.line} passes ${passed} from the service manager's own environment, which check cannot read`);
   }
-  return pass(`none of ${[...CODE_VARIABLES].join(', ')} is set for the service (system.conf's DefaultEnvironment=, the unit's Environment=, its environment files) or passed to it (PassEnvironment=); the manager's runtime environment (systemctl set-environment) is not read`);
+  const unset = unsetByName(s);
+  if (!unset.ok) return fail(unset.reason);
+  const open = [...CODE_VARIABLES].filter((name) => !unset.names.has(name));
+  if (open.length > 0) return fail(`UnsetEnvironment= does not name ${open.join(', ')}: ${RUNTIME_ENVIRONMENT} could pass ${open.length === 1 ? 'it' : 'them'} to the server; re-run apply`);
+  return pass(
+    `none of ${[...CODE_VARIABLES].join(', ')} is set for the service (system.conf's DefaultEnvironment=, the unit's Environment=, its environment files) or passed to it (PassEnvironment=), ` +
+      `and UnsetEnvironment= removes each from whatever ${RUNTIME_ENVIRONMENT} holds`,
+  );
 }
 
 // ---- unit.files: only root can change what the service is and what it runs ----
@@ -721,5 +766,5 @@ export const UNIT_CONTROLS: readonly Control[] = [
       : fail(`LimitCORE=${a.value} at ${a.file}:${a.line}, expected 0`);
   }),
   unitControl('unit.preload', 'a preloaded library (LD_PRELOAD) only root can change', (s, ctx) => judgePreload(s, ctx)),
-  unitControl('unit.environment', 'no NODE_OPTIONS, NODE_PATH, LD_LIBRARY_PATH, LD_AUDIT or OPENSSL_CONF for the service', (s, ctx) => judgeEnvironment(s, ctx)),
+  unitControl('unit.environment', 'no NODE_OPTIONS, NODE_PATH, LD_LIBRARY_PATH, LD_AUDIT or OPENSSL_CONF for the service, from any source', (s, ctx) => judgeEnvironment(s, ctx)),
 ];

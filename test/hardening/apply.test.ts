@@ -116,16 +116,24 @@ t.test('when the tree has libjemalloc2 then the unit preloads it after MALLOC_AR
   t.match(reasonOf(report, 'unit.preload'), `preloaded ${JEMALLOC} (jemalloc) at /etc/systemd/system/sigil-server.service:`);
 });
 
+/** What a glibc unit carries after its allocator comment: LD_PRELOAD removed from every source. */
+const GLIBC_UNSET = "# No preloaded library at all, not even one the service manager's runtime environment holds.\nUnsetEnvironment=LD_PRELOAD\n";
+/** No preload of the unit's own, and no jemalloc tuning. */
+const NO_PRELOAD = /^Environment=LD_PRELOAD|MALLOC_CONF/m;
+
 t.test('when the tree has no libjemalloc2 then the unit says so in a comment, preloads nothing, and check passes', async (t) => {
   const { root, ran } = await applied(t, CONF);
   t.equal(ran.code, 0, ran.stderr);
   t.match(ran.stdout, 'apply: allocator: glibc malloc (libjemalloc2 is not installed)');
   const unit = unitOf(root);
-  t.match(unit, /^Environment=MALLOC_ARENA_MAX=8\n# glibc malloc: libjemalloc2 is not installed \(apt-get install libjemalloc2, then re-run apply\)\n# libuv/m, 'the comment alone, between MALLOC_ARENA_MAX and the libuv section');
-  t.notMatch(unit, /LD_PRELOAD|MALLOC_CONF/);
+  t.ok(
+    unit.includes(`\nEnvironment=MALLOC_ARENA_MAX=8\n# glibc malloc: libjemalloc2 is not installed (apt-get install libjemalloc2, then re-run apply)\n${GLIBC_UNSET}# libuv`),
+    'the comment and the removal of LD_PRELOAD, between MALLOC_ARENA_MAX and the libuv section',
+  );
+  t.notMatch(unit, NO_PRELOAD);
   const report = await runChecks({ root });
   t.same(failing(report), []);
-  t.equal(reasonOf(report, 'unit.preload'), 'no preloaded library: glibc malloc');
+  t.equal(reasonOf(report, 'unit.preload'), 'no preloaded library: glibc malloc (UnsetEnvironment=LD_PRELOAD keeps out any other)');
 });
 
 t.test('when the library is writable by others then auto skips it with a warning, preloads a safe one found later, and check passes', async (t) => {
@@ -168,8 +176,8 @@ for (const [name, prepare, why] of [
     t.match(auto.ran.stderr, `apply: warning: ${JEMALLOC} ${why}, so it is not preloaded`);
     t.match(auto.ran.stdout, 'allocator: glibc malloc (no jemalloc library is safe to preload)');
     const unit = unitOf(auto.root);
-    t.notMatch(unit, /LD_PRELOAD|MALLOC_CONF/);
-    t.match(unit, `# glibc malloc: ${JEMALLOC} ${why}, so it is not preloaded (fix it, then re-run apply)`);
+    t.notMatch(unit, NO_PRELOAD);
+    t.match(unit, `# glibc malloc: ${JEMALLOC} ${why}, so it is not preloaded (fix it, then re-run apply)\n${GLIBC_UNSET}`);
     t.same(failing(await runChecks({ root: auto.root })), []);
 
     const required = await applied(t, `${CONF}SIGIL_ALLOCATOR=jemalloc\n`, prepare);
@@ -192,8 +200,8 @@ t.test('when SIGIL_ALLOCATOR=glibc and the library is present then nothing is pr
   t.equal(ran.code, 0, ran.stderr);
   t.match(ran.stdout, 'apply: allocator: glibc malloc (SIGIL_ALLOCATOR=glibc)');
   const unit = unitOf(root);
-  t.match(unit, /^Environment=MALLOC_ARENA_MAX=8\n# glibc malloc \(SIGIL_ALLOCATOR=glibc\)\n/m);
-  t.notMatch(unit, /LD_PRELOAD|MALLOC_CONF/);
+  t.ok(unit.includes(`\nEnvironment=MALLOC_ARENA_MAX=8\n# glibc malloc (SIGIL_ALLOCATOR=glibc)\n${GLIBC_UNSET}`));
+  t.notMatch(unit, NO_PRELOAD);
 });
 
 t.test('when --dry-run with libjemalloc2 in the tree then the allocator is announced and nothing is written', async (t) => {

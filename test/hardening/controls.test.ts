@@ -3,7 +3,7 @@
  * administrator or an attacker might; exactly that control fails, with a reason naming the problem.
  */
 import t from 'tap';
-import { chmodSync, chownSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { runChecks } from '../../hardening/index.js';
 import { CONF, edit, failing, fakeLibrary, hardenedTree, JEMALLOC, put, reasonOf, runApply, runControlCases, type ControlCase } from './helpers/tree.js';
@@ -451,7 +451,10 @@ t.test('when the service gets only harmless variables, or empty code variables, 
   const root = await hardenedTree(t);
   let report = await runChecks({ root });
   t.same(failing(report), []);
-  t.match(reasonOf(report, 'unit.environment'), /^none of NODE_OPTIONS, NODE_PATH, LD_LIBRARY_PATH, LD_AUDIT, OPENSSL_CONF, OPENSSL_MODULES, OPENSSL_ENGINES is set for the service .*systemctl set-environment\) is not read$/);
+  t.match(
+    reasonOf(report, 'unit.environment'),
+    /^none of NODE_OPTIONS, NODE_PATH, LD_LIBRARY_PATH, LD_AUDIT, OPENSSL_CONF, OPENSSL_MODULES, OPENSSL_ENGINES is set for the service .*, and UnsetEnvironment= removes each from whatever the service manager's runtime environment \(systemctl set-environment, .*\) holds$/,
+  );
 
   // Empty values set nothing node, ld.so or OpenSSL would load; other variables are not its business.
   put(root, DROPIN, '[Service]\nEnvironment=NODE_OPTIONS= TZ=UTC\nPassEnvironment=LANG\n');
@@ -466,9 +469,53 @@ t.test('when the service gets only harmless variables, or empty code variables, 
   t.match(reasonOf(report, 'unit.environment'), /DefaultEnvironment="LANG=C at \/etc\/systemd\/system\.conf\.d\/env\.conf:2: a quote or escape systemd rejects/);
 });
 
+t.test('when the unit does not remove the code variables with UnsetEnvironment= then unit.environment fails: set-environment could pass them', async (t) => {
+  // systemctl set-environment NODE_OPTIONS=--require=/tmp/x.js lives in PID 1's memory: no file
+  // shows it, so the unit itself must strip it.
+  const root = await hardenedTree(t);
+  put(root, DROPIN, '[Service]\nUnsetEnvironment=\nUnsetEnvironment=LD_PRELOAD NODE_OPTIONS NODE_PATH LD_LIBRARY_PATH LD_AUDIT\n');
+  let report = await runChecks({ root });
+  t.same(failing(report), ['unit.environment']);
+  t.match(
+    reasonOf(report, 'unit.environment'),
+    "UnsetEnvironment= does not name OPENSSL_CONF, OPENSSL_MODULES, OPENSSL_ENGINES: the service manager's runtime environment (systemctl set-environment, in PID 1's memory, which check cannot read) could pass them to the server; re-run apply",
+  );
+  // A VAR=VALUE word removes only that exact assignment: another value would still pass.
+  put(root, DROPIN, '[Service]\nUnsetEnvironment=\nUnsetEnvironment=LD_PRELOAD NODE_OPTIONS=--inspect NODE_PATH LD_LIBRARY_PATH LD_AUDIT OPENSSL_CONF OPENSSL_MODULES OPENSSL_ENGINES\n');
+  report = await runChecks({ root });
+  t.same(failing(report), ['unit.environment']);
+  t.match(reasonOf(report, 'unit.environment'), /^UnsetEnvironment= does not name NODE_OPTIONS: .* could pass it to the server/);
+  // Quoting systemd rejects: check cannot tell what it removes.
+  put(root, DROPIN, '[Service]\nUnsetEnvironment="NODE_OPTIONS\n');
+  report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload', 'unit.environment']);
+  t.match(reasonOf(report, 'unit.environment'), /^UnsetEnvironment="NODE_OPTIONS at .*: a quote or escape systemd rejects; check cannot tell which variables it removes$/);
+});
+
+t.test('when a glibc unit neither sets nor removes LD_PRELOAD then unit.preload fails: set-environment could preload anything', async (t) => {
+  const root = await hardenedTree(t);
+  t.same(failing(await runChecks({ root })), [], 'control: apply renders the removal');
+  t.match(readFileSync(join(root, UNIT), 'utf8'), /^UnsetEnvironment=LD_PRELOAD$/m);
+  edit(root, UNIT, (u) => u.replace(/^UnsetEnvironment=LD_PRELOAD\n/m, ''));
+  let report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload']);
+  t.match(
+    reasonOf(report, 'unit.preload'),
+    "the unit neither sets LD_PRELOAD nor names it in UnsetEnvironment=: one in the service manager's runtime environment (systemctl set-environment, in PID 1's memory, which check cannot read) would reach the server; re-run apply",
+  );
+  // DefaultEnvironment= does not count: set-environment overrides it in the same manager environment.
+  put(root, SYSTEM_CONF_DROPIN, `[Manager]\nDefaultEnvironment=LD_PRELOAD=${JEMALLOC}\n`);
+  fakeLibrary(root);
+  report = await runChecks({ root });
+  t.same(failing(report), ['unit.preload']);
+  t.match(reasonOf(report, 'unit.preload'), /^the unit neither sets LD_PRELOAD nor names it in UnsetEnvironment=/);
+});
+
 t.test('when a safe library is preloaded by a drop-in, through a link, or by the EnvironmentFile then unit.preload passes naming it', async (t) => {
   const root = await hardenedTree(t);
   fakeLibrary(root);
+  // Without the glibc unit's removal of LD_PRELOAD, which would take these out again (tested below).
+  edit(root, UNIT, (u) => u.replace(/^UnsetEnvironment=LD_PRELOAD\n/m, ''));
   put(root, DROPIN, preloading(JEMALLOC));
   let report = await runChecks({ root });
   t.same(failing(report), []);
@@ -534,8 +581,14 @@ t.test('when hardening.conf names an allocator then unit.preload holds the unit 
   fakeLibrary(glibc);
   report = await runChecksAfterApply(glibc, `${CONF}SIGIL_ALLOCATOR=glibc\n`);
   t.same(failing(report), []);
-  t.match(reasonOf(report, 'unit.preload'), 'no preloaded library: glibc malloc');
+  t.match(reasonOf(report, 'unit.preload'), 'no preloaded library: glibc malloc (UnsetEnvironment=LD_PRELOAD keeps out any other)');
+  // One added by a drop-in is removed by the unit's UnsetEnvironment= (systemd applies it last).
   put(glibc, DROPIN, preloading(JEMALLOC));
+  report = await runChecks({ root: glibc });
+  t.same(failing(report), []);
+  t.match(reasonOf(report, 'unit.preload'), `no preloaded library: glibc malloc (UnsetEnvironment=LD_PRELOAD keeps out any other, ${JEMALLOC} (jemalloc) at `);
+  // A drop-in that also resets UnsetEnvironment= lets it through: then the conf's glibc is broken.
+  put(glibc, DROPIN, `${preloading(JEMALLOC)}UnsetEnvironment=\nUnsetEnvironment=NODE_OPTIONS NODE_PATH LD_LIBRARY_PATH LD_AUDIT OPENSSL_CONF OPENSSL_MODULES OPENSSL_ENGINES\n`);
   report = await runChecks({ root: glibc });
   t.same(failing(report), ['unit.preload']);
   t.match(reasonOf(report, 'unit.preload'), `SIGIL_ALLOCATOR=glibc, but the unit preloads ${JEMALLOC}: re-run apply`);
