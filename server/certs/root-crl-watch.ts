@@ -41,7 +41,10 @@ export interface RootCrlWatchOptions {
   issuingCert: Certificate;
   /** Real milliseconds between checks. Default {@link DEFAULT_ROOT_CRL_CHECK_MS}. */
   checkEveryMs?: number;
-  /** Told once, when the revocation is first seen (before any request is refused for it, at open). */
+  /**
+   * Told when the revocation is first seen (at open: before anyone is served); told again at each
+   * check until it resolves, so a failure (ending the sessions) is retried.
+   */
   onRevoked?: (r: IssuingRevocation) => void | Promise<void>;
   /** Told of a file that changes nothing because it is unreadable or not the root's; once per file. */
   onIgnored?: (why: string) => void;
@@ -54,6 +57,8 @@ export class RootCrlWatch {
   readonly #periodic: PeriodicCheck<IssuingRevocation>;
   readonly #file: string;
   #revoked: IssuingRevocation | undefined;
+  /** Whether `onRevoked` has run to its end (a failure, e.g. ending the sessions, is retried at the next check). */
+  #told = false;
   /** size/mtime/inode of the file last checked; undefined before the first check or when absent. */
   #stamp: string | undefined;
 
@@ -100,7 +105,7 @@ export class RootCrlWatch {
   }
 
   async #check(): Promise<IssuingRevocation | undefined> {
-    if (this.#revoked) return this.#revoked;
+    if (this.#revoked) return this.#tell(this.#revoked);
     let s;
     try {
       s = await stat(this.#file, { bigint: true });
@@ -129,9 +134,18 @@ export class RootCrlWatch {
     }
     const serial = this.#o.issuingCert.serialNumber;
     const entry = crl.find(serial);
-    if (!entry || this.#revoked) return this.#revoked;
+    if (!entry) return undefined;
+    // Refused from here on, even if telling fails below.
     this.#revoked = { serial, crlNumber: Number(crl.crlNumber), revocationDate: entry.revocationDate };
-    await this.#o.onRevoked?.(this.#revoked);
-    return this.#revoked;
+    return this.#tell(this.#revoked);
+  }
+
+  /** Runs `onRevoked` until it has once succeeded; rejects with its failure (the next check tries again). */
+  async #tell(r: IssuingRevocation): Promise<IssuingRevocation> {
+    if (!this.#told) {
+      await this.#o.onRevoked?.(r);
+      this.#told = true;
+    }
+    return r;
   }
 }

@@ -77,3 +77,26 @@ t.test('when the root CRL is there but cannot be read then start refuses, naming
   await t.rejects(watch.start(), { code: 'EISDIR', message: `cannot read the root CRL ${file}: EISDIR: illegal operation on a directory, read` });
   t.equal(watch.revoked, undefined);
 });
+
+t.test('when telling of the revocation fails then requests are refused all the same and the next check tells again', async (t) => {
+  const file = join(tmpDir(t, 'sigil-root-crl-watch-'), 'root-crl.pem');
+  writeFileSync(file, (await createRootCrl({ cert: ca.root.cert, key: ca.root.key, crlNumber: 9n, revoked: revokingIssuing })).pem);
+  let calls = 0;
+  const watch = new RootCrlWatch({
+    file,
+    rootCert: ca.root.cert,
+    issuingCert: ca.issuing.cert,
+    checkEveryMs: 3_600_000,
+    onRevoked: () => {
+      calls++;
+      // As ending every session would, on a vault that cannot write for a moment.
+      if (calls === 1) throw new Error('SQLITE_BUSY');
+    },
+  });
+  t.teardown(() => watch.stop());
+  await t.rejects(watch.check(), { message: 'SQLITE_BUSY' });
+  t.match(watch.revoked, { crlNumber: 9 }, 'known (and so refused) though telling failed');
+  t.match(await watch.check(), { crlNumber: 9 });
+  await watch.check();
+  t.equal(calls, 2, 'told again once, then no more');
+});
