@@ -45,6 +45,7 @@ import {
   type RevokedEntry,
 } from '../pki/index.js';
 import { PATHS } from './appliance.js';
+import { readRootCrlFile } from './certs/root-crl-file.js';
 import { AuditLog } from './audit/index.js';
 import { ApplianceMissingError } from './errors.js';
 // data-claim.js rather than ops/index.js: ops' status and check import this module (no import cycle).
@@ -207,22 +208,10 @@ const MOVE_ASIDE =
 
 /** The root CRL in place, checked to be this root's; undefined when there is none. */
 async function currentRootCrl(file: string, root: Certificate): Promise<Crl | undefined> {
-  let pem: string;
-  try {
-    pem = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  let crl: Crl;
-  try {
-    crl = Crl.fromPem(pem);
-  } catch (err) {
-    throw new RootCrlError('ROOT_CRL_INVALID', `${PATHS.rootCrl} is not a readable CRL (${(err as Error).message}); ${MOVE_ASIDE}`, { cause: err });
-  }
-  const sig = await crl.verifySignature(root);
-  if (!sig.ok) throw new RootCrlError('ROOT_CRL_INVALID', `${PATHS.rootCrl} is not signed by the root CA (${sig.reason}); ${MOVE_ASIDE}`);
-  return crl;
+  const r = await readRootCrlFile(file, root);
+  if ('missing' in r) return undefined;
+  if ('invalid' in r) throw new RootCrlError('ROOT_CRL_INVALID', `${PATHS.rootCrl} ${r.invalid}; ${MOVE_ASIDE}`, { cause: r.cause });
+  return r.crl;
 }
 
 /** Reads a secret: the first line of `file`, else the terminal without echo, else the first line of stdin. */

@@ -17,9 +17,10 @@
  *   check is one `stat` while nothing changes.
  * - No root CRL (an appliance made before them) revokes nothing; `check` already warns of it.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { Crl, type Certificate } from '../../pki/index.js';
+import { stat } from 'node:fs/promises';
+import type { Certificate } from '../../pki/index.js';
 import { PeriodicCheck } from '../periodic-check.js';
+import { readRootCrlFile } from './root-crl-file.js';
 
 /** What the watch knows once the root CRL revokes the issuing CA. */
 export interface IssuingRevocation {
@@ -116,22 +117,16 @@ export class RootCrlWatch {
     }
     const stamp = `${s.size}:${s.mtimeNs}:${s.ino}`;
     if (stamp === this.#stamp) return undefined;
-    const pem = await readFile(this.#file, 'utf8').catch((err: unknown) => {
+    const r = await readRootCrlFile(this.#file, this.#o.rootCert).catch((err: unknown) => {
       throw this.#unreadable(err);
     });
     this.#stamp = stamp;
-    let crl: Crl;
-    try {
-      crl = Crl.fromPem(pem);
-    } catch (err) {
-      this.#o.onIgnored?.(`${this.#file} is not a readable CRL (${(err as Error).message}); it changes nothing`);
+    if ('missing' in r) return undefined;
+    if ('invalid' in r) {
+      this.#o.onIgnored?.(`${this.#file} ${r.invalid}; it changes nothing`);
       return undefined;
     }
-    const sig = await crl.verifySignature(this.#o.rootCert);
-    if (!sig.ok) {
-      this.#o.onIgnored?.(`${this.#file} is not signed by the root CA (${sig.reason}); it changes nothing`);
-      return undefined;
-    }
+    const { crl } = r;
     const serial = this.#o.issuingCert.serialNumber;
     const entry = crl.find(serial);
     if (!entry) return undefined;
