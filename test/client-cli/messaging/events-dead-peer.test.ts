@@ -10,6 +10,7 @@ import t from 'tap';
 import { followEvents, type SseEvent } from '../../../client-cli/messaging/events.js';
 import type { Endpoint } from '../../../client-cli/messaging/transport.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
+import { until } from '../../helpers/until.js';
 
 const KEEP_ALIVE_MS = 300;
 const IDLE_MS = 3 * KEEP_ALIVE_MS;
@@ -61,13 +62,6 @@ async function relay(t: { teardown(fn: () => void): void }): Promise<{ url: stri
   });
   state.url = `https://127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
   return state;
-}
-
-/** Polls `pred` until it holds; fails after `ms` with what was seen. */
-async function until(pred: () => boolean, ms: number, what: () => string): Promise<void> {
-  for (const end = Date.now() + ms; !pred(); await new Promise((r) => setTimeout(r, 20))) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what()}`);
-  }
 }
 
 t.test('when the appliance falls silent without closing then watch reconnects within the idle limit and misses nothing', async (t) => {

@@ -16,6 +16,7 @@ import { Runtime } from '../../../client-cli/runtime.js';
 import type { TestUser } from '../../helpers/appliance.js';
 import { ensureCliBuilt } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { until } from '../../helpers/until.js';
 import { cliUser } from './helpers/users.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 
@@ -61,14 +62,6 @@ function runtime() {
 
 const lines = (s: string) => s.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
-async function until(pred: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Starts `sigil watch --json --count 1` and waits until it is live. */
 async function startWatch() {
   const { rt, out } = runtime();
@@ -76,7 +69,7 @@ async function startWatch() {
   const killer = setTimeout(() => ac.abort(), 60_000);
   const done = watch({ count: 1, json: true, signal: ac.signal }, rt).finally(() => clearTimeout(killer));
   done.catch(() => undefined);
-  await until(() => lines(out.stdout).some((l) => l.event === 'ready'), 'watch to be live');
+  await until(() => lines(out.stdout).some((l) => l.event === 'ready'), 30_000, 'watch to be live');
   return { done, out };
 }
 

@@ -12,23 +12,16 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate, createRootCrl, Crl, importPrivateKeyPem } from '../../../pki/index.js';
+import { Certificate, createRootCrl, Crl } from '../../../pki/index.js';
 import { initAppliance, loadConfig, openAppliance, PATHS, silentLogger, type StoredSecurityEvent } from '../../../server/index.js';
 import { TEST_ARGON2 } from '../../helpers/appliance.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
 import { runServer } from '../../helpers/server-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { until } from '../../helpers/until.js';
+import { appRootCrl } from '../../client-cli/messaging/helpers/root-crl.js';
 import { cliUser } from '../../client-cli/messaging/helpers/users.js';
 import { httpHarness, openEvents } from '../messaging/http-harness.js';
-
-/** Resolves once `pred()` holds, polling every 20 ms; rejects after `ms`. */
-async function until(pred: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 // A 200 ms watch: the test sees the timer notice the ceremony, as the 10 s default would.
 const h = await httpHarness(t, { rootCrlCheckEveryMs: 200, captureLogs: true });
@@ -43,12 +36,9 @@ const post = async (text: string) => {
   const m = await h.compose(alee, conv.id, text);
   return A('/v1/messages', { body: { header: m.header, signature: m.signature, body: m.body } });
 };
-const rootCrlFile = join(app.dataDir, PATHS.rootCrl);
 const countMessages = async () => (await h.as(bkim)(`/v1/conversations/${conv.id}/messages?limit=100`)).body.messages?.length as number;
 
 t.test('when a root CRL that the root did not sign lists the issuing CA then nothing changes', async (t) => {
-  const original = readFileSync(rootCrlFile, 'utf8');
-  t.teardown(() => writeFileSync(rootCrlFile, original));
   const other = await makeTestCa('p256');
   const forged = await createRootCrl({
     cert: other.root.cert,
@@ -56,7 +46,7 @@ t.test('when a root CRL that the root did not sign lists the issuing CA then not
     crlNumber: 99n,
     revoked: [{ serialNumber: app.appliance.issuingCert.serialNumber, revocationDate: new Date(), reason: 'keyCompromise' }],
   });
-  writeFileSync(rootCrlFile, forged.pem);
+  appRootCrl(app).replace(t, forged.pem);
   await until(() => app.logs.some((l) => /is not signed by the root CA .*it changes nothing/.test(l)), 5000, 'the watch reports the forged file');
   t.equal(app.appliance.rootCrlWatch?.revoked, undefined, 'the issuing CA stands');
   t.equal((await post('still served')).status, 201, 'messages are accepted as before');
@@ -126,12 +116,10 @@ t.test('when the ceremony revokes the issuing CA then the running server refuses
 t.test('when the appliance opens with a root CRL that revokes its issuing CA then it knows before serving; a later file does not lift it', async (t) => {
   const dataDir = join(tmpDir(t, 'sigil-ca-revoked-open-'), 'data');
   const init = await initAppliance({ dataDir, listen: '127.0.0.1:0', profile: 'p256', config: { argon2: TEST_ARGON2 } });
-  const root = {
-    cert: Certificate.fromPem(readFileSync(init.ca.root, 'utf8')),
-    key: await importPrivateKeyPem(readFileSync(init.ca.rootKeyFile, 'utf8'), init.ca.rootKeyPassphrase),
-  };
+  const served = appRootCrl({ dataDir, init });
+  const root = await served.rootSigner();
   const issuing = Certificate.fromPem(readFileSync(join(dataDir, PATHS.issuingCert), 'utf8'));
-  const file = join(dataDir, PATHS.rootCrl);
+  const { file } = served;
   const config = await loadConfig(join(dataDir, PATHS.config));
   const openIt = () =>
     openAppliance({ dataDir, config, masterKey: { keyFilePath: join(dataDir, PATHS.masterKeyFile) }, log: silentLogger, rootCrlCheckEveryMs: 3_600_000 });

@@ -23,7 +23,8 @@ export interface ServedRootCrl {
   rootSigner(): Promise<{ cert: Certificate; key: CryptoKey }>;
 }
 
-export function appRootCrl(app: TestAppliance): ServedRootCrl {
+/** `app`: a test appliance, or any data directory with the `init` result that made it. */
+export function appRootCrl(app: Pick<TestAppliance, 'dataDir' | 'init'>): ServedRootCrl {
   const file = join(app.dataDir, 'ca', 'root-crl.pem');
   return {
     file,
