@@ -6,13 +6,13 @@
  * client that miscounted answers would only show as a strange figure.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { RawConnection, requestBytes } from '../../bench/lib/raw-client.js';
 import { httpHarness } from '../server/messaging/http-harness.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 t.test('when the raw client talks to a real appliance then it reads every answer on one keep-alive connection', async (t) => {
   const h = await httpHarness(t);
@@ -42,12 +42,11 @@ t.test('when the raw client talks to a real appliance then it reads every answer
 
 /** A bare TLS server (self-signed, also the client's certificate) that answers every request with `answer`. */
 async function bareServer(t: Test, answer: (socket: tls.TLSSocket) => void): Promise<{ url: URL; ca: string; cert: string; key: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'sigil-raw-client-'));
+  const dir = tmpDir(t, 'sigil-raw-client-');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=raw-client',
     '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
   const key = readFileSync(join(dir, 'k.pem'), 'utf8');
   const cert = readFileSync(join(dir, 'c.pem'), 'utf8');
-  rmSync(dir, { recursive: true, force: true });
   const server = tls.createServer({ key, cert, ca: cert, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (s) => {
     s.on('error', () => {});
     s.once('data', () => answer(s));
