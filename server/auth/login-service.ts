@@ -33,7 +33,7 @@ import {
 import type { Admission, Lockout } from './lockout.js';
 import { hiddenLoginName, type LoginHash } from './login-hash.js';
 import type { NonceStore } from './nonce-store.js';
-import { RefusalAudit, type Refusal } from './refusals.js';
+import { RefusalAudit, type CertificateRefusalReason, type Refusal } from './refusals.js';
 import type { AuditSink, SecurityEvent } from './security-events.js';
 import type { Session, SessionStore, TokenRefusal } from './session-store.js';
 import { envelopeReceiptStatement, loginStatement } from './statements.js';
@@ -149,7 +149,7 @@ export class LoginService {
    * A request refused at the client-certificate check (revoked, expired, not yet valid): every
    * login or challenge tried with such a certificate among them. Wired by app.ts.
    */
-  async certificateRefused(cc: ClientCert, reason: 'revoked' | 'issuing-ca-revoked' | 'expired' | 'not-yet-valid', peer?: string | null): Promise<void> {
+  async certificateRefused(cc: ClientCert, reason: CertificateRefusalReason, peer?: string | null): Promise<void> {
     await this.refusals.record({
       type: 'certificate.refused',
       reason,

@@ -47,6 +47,8 @@ export const REFUSAL_REASONS = {
 } as const;
 
 export type RefusalType = keyof typeof REFUSAL_REASONS;
+/** Why the client-certificate check refused a request (middleware/client-cert.ts). */
+export type CertificateRefusalReason = (typeof REFUSAL_REASONS)['certificate.refused'][number];
 export type RefusalReason = (typeof REFUSAL_REASONS)[RefusalType][number];
 
 const OVERFLOW_KINDS = Object.values(REFUSAL_REASONS).reduce((n, l) => n + l.length, 0);

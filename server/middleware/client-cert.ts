@@ -13,6 +13,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { MiddlewareHandler } from 'hono';
 import { Certificate } from '../../pki/index.js';
+import type { CertificateRefusalReason } from '../auth/refusals.js';
 import type { RevokedSet } from '../certs/certificate-store.js';
 import type { IssuingRevocation } from '../certs/root-crl-watch.js';
 import { CertExpiredError, CertNotYetValidError, CertRevokedError, ClientCertRequiredError, IssuingCaRevokedError } from './errors.js';
@@ -56,9 +57,6 @@ export function peerCertificate(socket: unknown): ClientCert | undefined {
   return entry;
 }
 
-/** Why a certificate is refused here (auth/refusals.ts `certificate.refused`). */
-type CertRefusal = 'revoked' | 'issuing-ca-revoked' | 'expired' | 'not-yet-valid';
-
 /** Options of {@link clientCertificate}. */
 export interface ClientCertOptions {
   revoked: RevokedSet;
@@ -69,7 +67,7 @@ export interface ClientCertOptions {
    * Hears of each request refused here, before the error is thrown: the audit trail records
    * attempts with a revoked or out-of-date certificate (auth/refusals.ts bounds how many entries).
    */
-  onRefused?: (cc: ClientCert, reason: CertRefusal, peer: string | null) => Promise<void>;
+  onRefused?: (cc: ClientCert, reason: CertificateRefusalReason, peer: string | null) => Promise<void>;
 }
 
 /**
@@ -81,7 +79,7 @@ function servedUnderRevokedCa(method: string, path: string): boolean {
 }
 
 /** Why `cc` is refused now, with the error to throw; undefined when it is good. */
-function refusalOf(cc: ClientCert, opts: ClientCertOptions, method: string, path: string): { reason: CertRefusal; error: Error } | undefined {
+function refusalOf(cc: ClientCert, opts: ClientCertOptions, method: string, path: string): { reason: CertificateRefusalReason; error: Error } | undefined {
   if (opts.revoked.has(cc.serial)) return { reason: 'revoked', error: new CertRevokedError(cc.serial) };
   const ca = opts.issuingRevoked?.();
   if (ca && !servedUnderRevokedCa(method, path)) return { reason: 'issuing-ca-revoked', error: new IssuingCaRevokedError(ca.serial, ca.crlNumber) };
