@@ -14,7 +14,9 @@
  * BENCH_MESSAGES (pre-signed pool; default 120 % of bound × (warm-up + seconds), at most 60,000: with
  * 80 % and at most 30,000 the clients of a 16-per-request run ran out before its end),
  * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3), BENCH_HTTP (`raw`: lib/raw-client.ts; `https`:
- * node:https, the heavier client of earlier sessions), BENCH_SERVER_NODE_ARGS (e.g.
+ * node:https, the heavier client of earlier sessions), BENCH_STREAM (0; W > 0: each client sends
+ * on one `POST /v1/messages/stream` with W messages in flight instead, lib/stream-client.ts;
+ * BENCH_BATCH and BENCH_HTTP are then not used), BENCH_SERVER_NODE_ARGS (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server).
  */
 import { rmSync } from 'node:fs';
@@ -39,6 +41,7 @@ import {
   type SignedMessage,
 } from './lib/load.js';
 import { RawConnection, requestBytes, type RawAnswer } from './lib/raw-client.js';
+import { runStream } from './lib/stream-client.js';
 
 const PROFILE = (process.env.BENCH_PROFILE ?? 'p384') as ProfileName;
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
@@ -59,6 +62,12 @@ const BATCH = Math.max(1, Number(process.env.BENCH_BATCH ?? 1));
  * `https` (node:https, as before the nineteenth session; ~15 µs more load-generator CPU per message).
  */
 const HTTP = process.env.BENCH_HTTP === 'https' ? 'https' : 'raw';
+/**
+ * Messages in flight per client on one send stream (`POST /v1/messages/stream`), or 0 for
+ * requests. A stream pays the per-request cost once, so a small window keeps the latency of small
+ * requests without their CPU.
+ */
+const STREAM = Math.max(0, Number(process.env.BENCH_STREAM ?? 0));
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 async function pool<T, R>(items: readonly T[], limit: number, fn: (t: T, i: number) => Promise<R>): Promise<R[]> {
@@ -96,7 +105,13 @@ function cpuBudget(o: { cores: number; bound: number; accepted: number; serverSe
 }
 
 async function main(): Promise<void> {
-  console.log(`messages: profile ${PROFILE}, ${CLIENTS} clients as ${USERS} users, ${SECONDS} s, body ${BODY_BYTES} B, ${BATCH === 1 ? 'one message per request' : `${BATCH} messages per request (/v1/messages/batch)`}`);
+  const shape =
+    STREAM > 0
+      ? `one send stream per client, ${STREAM} messages in flight each (/v1/messages/stream)`
+      : BATCH === 1
+        ? 'one message per request'
+        : `${BATCH} messages per request (/v1/messages/batch)`;
+  console.log(`messages: profile ${PROFILE}, ${CLIENTS} clients as ${USERS} users, ${SECONDS} s, body ${BODY_BYTES} B, ${shape}`);
   console.log(machineNote());
 
   // 1. The bound, before the server exists, in this process (same default pool of 4 threads).
@@ -179,8 +194,9 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     // With the raw client, each request's whole bytes (head and body) are built here too.
     const path = BATCH === 1 ? '/v1/messages' : '/v1/messages/batch';
     const url = new URL(server.url);
+    const lines = clients.map((c) => (STREAM > 0 ? c.msgs.slice(1).map((m) => Buffer.from(`${m.payload}\n`)) : []));
     const bodies = clients.map((c) => {
-      const rest = c.msgs.slice(1);
+      const rest = STREAM > 0 ? [] : c.msgs.slice(1);
       const out: { count: number; bytes: Buffer }[] = [];
       for (let i = 0; i < rest.length; i += BATCH) {
         const ms = rest.slice(i, i + BATCH);
@@ -193,10 +209,10 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     signed.length = 0;
     jobs.length = 0;
 
-    // Warm-up: one message per client opens its TLS connection.
+    // Warm-up: one message per client opens its TLS connection (a stream opens its own).
     const send = await Promise.all(clients.map(async (c): Promise<(bytes: Buffer) => Promise<RawAnswer>> => {
       const m = c.msgs.shift()!;
-      if (HTTP === 'https') {
+      if (HTTP === 'https' || STREAM > 0) {
         const r = await c.client.request('/v1/messages', { raw: m.payload });
         if (r.status !== 201) throw new Error(`warm-up: ${r.status} ${JSON.stringify(r.body)}`);
         return (bytes) => c.client.request(path, { raw: bytes });
@@ -232,11 +248,36 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     };
     if (WARMUP > 0) setTimeout(startCounting, WARMUP * 1000);
     else startCounting();
+    const refusedKey = (k: string): void => void failures.set(k, (failures.get(k) ?? 0) + 1);
+    if (STREAM > 0) {
+      const streamFailures: string[] = [];
+      await Promise.all(
+        clients.map(async (c, ci) => {
+          const r = await runStream(
+            url,
+            { ca: c.client.caPem, cert: c.client.certPem, key: c.client.keyPem, token: c.client.token },
+            lines[ci]!,
+            STREAM,
+            () => performance.now() < end,
+            (a) => {
+              // Counted by when its line was written, as a request is by when it started.
+              if (!counting || performance.now() - a.ms < started) return void (a.ok && warmLatencies.push(a.ms));
+              if (!a.ok) return refusedKey(a.refusal ?? 'unknown');
+              accepted++;
+              latencies.push(a.ms);
+            },
+          );
+          if (r.exhausted) exhausted++;
+          if (r.failure || r.end?.error) streamFailures.push(r.failure ?? `${r.end!.error!.code}: ${r.end!.error!.message}`);
+        }),
+      );
+      if (streamFailures.length) throw new Error(`streams ended badly: ${streamFailures.slice(0, 3).join('; ')}`);
+    }
     await Promise.all(
       clients.map(async (c, ci) => {
+        if (STREAM > 0) return;
         const refused = (status: number, body: unknown): void => {
-          const k = `${status} ${(body as { error?: { code?: string } })?.error?.code ?? ''}`;
-          failures.set(k, (failures.get(k) ?? 0) + 1);
+          refusedKey(`${status} ${(body as { error?: { code?: string } })?.error?.code ?? ''}`);
         };
         const queue = bodies[ci]!;
         let next = 0;

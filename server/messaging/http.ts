@@ -62,11 +62,18 @@ export const SMALL_JSON_LIMIT = 64 * 1024;
 export function messagingBodyLimit(deps: MessagingRouteDeps, kind: 'message' | 'small'): MiddlewareHandler<AppEnv> {
   let cached: { max: number; mw: MiddlewareHandler<AppEnv> } | undefined;
   return async function messagingBodyLimitMiddleware(c, next) {
-    const max =
-      kind === 'message' ? Math.ceil(deps.messaging.config.maxBodyBytes / 3) * 4 + 256 * 1024 : SMALL_JSON_LIMIT;
+    const max = kind === 'message' ? messageBodyLimitBytes(deps.messaging.config) : SMALL_JSON_LIMIT;
     if (cached?.max !== max) cached = { max, mw: bodyLimit(max) };
     return cached.mw(c, next);
   };
+}
+
+/**
+ * The most a message's JSON may take: `maxBodyBytes` as base64 plus room for its header and
+ * signature. The limit of `POST /v1/messages`, of a whole batch, and of one line of a stream.
+ */
+export function messageBodyLimitBytes(config: Pick<MessagingConfig, 'maxBodyBytes'>): number {
+  return Math.ceil(config.maxBodyBytes / 3) * 4 + 256 * 1024;
 }
 
 /** The session middleware, as the shell's other routes use it. */

@@ -77,10 +77,21 @@ export interface Messaging {
    * Last-Event-ID; messages are still accepted until {@link close}.
    */
   endLiveStreams(): void;
+  /**
+   * Calls `listener` when {@link endLiveStreams} runs: the send streams' route
+   * (`POST /v1/messages/stream`) stops reading then and ends its streams once their messages
+   * in flight are answered. Returns the unsubscribe.
+   */
+  onEndStreams(listener: () => void): () => void;
 
   send(p: Principal, input: messages.MessageInput): Promise<messages.Receipt>;
   /** Several messages of one sender, each accepted or refused on its own, stored in the given order. */
   sendMany(p: Principal, inputs: readonly messages.MessageInput[]): Promise<messages.BatchOutcome[]>;
+  /**
+   * One sender's stream of messages: each call checks one message alongside those in flight and
+   * stores it after every earlier call's message (see `orderedAcceptor`).
+   */
+  sender(p: Principal): (input: messages.MessageInput) => Promise<messages.BatchOutcome>;
   message(p: Principal, id: string): Promise<messages.MessageView>;
   history(p: Principal, conv: string, opts: { before?: number; limit?: number }): ReturnType<typeof messages.history>;
   since(p: Principal, after: number, limit: number): Promise<messages.MessageView[]>;
@@ -138,6 +149,8 @@ export interface Messaging {
 export function createMessaging(parts: MessagingParts): Messaging {
   const config = { ...DEFAULT_CONFIG, ...parts.config };
   const hub = new EventHub(config.eventQueueMax, config.eventQueueMaxBytes);
+  /** The send streams' route, told when the server stops (see `onEndStreams`). */
+  const streamEndListeners = new Set<() => void>();
   const log = parts.log ?? ((event: string, fields: LogFields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`));
   const ctx: Ctx = {
     db: parts.db,
@@ -266,6 +279,11 @@ export function createMessaging(parts: MessagingParts): Messaging {
     },
     endLiveStreams() {
       hub.closeAll();
+      for (const l of [...streamEndListeners]) l();
+    },
+    onEndStreams(listener) {
+      streamEndListeners.add(listener);
+      return () => void streamEndListeners.delete(listener);
     },
     async close() {
       if (timer) clearInterval(timer);
@@ -281,6 +299,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
     },
     send: (p, input) => messages.acceptMessage(ctx, writer, p, input, takeIndex),
     sendMany: (p, inputs) => messages.acceptMessages(ctx, writer, p, inputs, takeIndex),
+    sender: (p) => messages.orderedAcceptor(ctx, writer, p, takeIndex),
     message: (p, id) => messages.getMessage(ctx, p, id),
     history: (p, conv, opts) => messages.history(ctx, p, conv, opts),
     since: (p, after, limit) => messages.messagesSince(ctx, p, after, limit),

@@ -122,6 +122,45 @@ export function acceptMessages(
   return commitChecked(writer, inputs.map((input) => checkMessage(ctx, p, input)), auditIndex);
 }
 
+/**
+ * Verifies and stores a sender's messages one at a time as they arrive (`POST /v1/messages/stream`):
+ * each is checked alongside those still in flight and refused on its own, exactly as
+ * {@link acceptMessage} would, but enters the writer only after every earlier one has entered it
+ * or been refused — so messages to one conversation get ascending sequence numbers in the order
+ * given, as in a batch, although their checks finish in any order.
+ *
+ * The returned function is not async, for the reason {@link checkMessage} gives.
+ */
+export function orderedAcceptor(
+  ctx: Ctx,
+  writer: BatchWriter,
+  p: Principal,
+  auditIndex: (id: string) => number | undefined,
+): (input: MessageInput) => Promise<BatchOutcome> {
+  /** Settles once the previous message entered the writer or was refused; never rejects. */
+  let turn: Promise<unknown> = Promise.resolve();
+  return (input) => {
+    const check = checkMessage(ctx, p, input);
+    // Its refusal is read only once the messages before it are through: marked handled now, or
+    // node would call it unhandled (and stop the process) meanwhile.
+    check.catch(() => undefined);
+    // The commit is wrapped so that `turn` settles at submission, not at the commit it awaits.
+    const submitted = turn.then(() => check).then(
+      (staged) => ({ committed: writer.submit(staged) }),
+      (error: unknown) => ({ error }),
+    );
+    turn = submitted;
+    return submitted.then((s): BatchOutcome | Promise<BatchOutcome> =>
+      'error' in s
+        ? { ok: false, error: s.error }
+        : s.committed.then(
+            (c): BatchOutcome => ({ ok: true, receipt: receiptOf(c, auditIndex) }),
+            (error: unknown): BatchOutcome => ({ ok: false, error }),
+          ),
+    );
+  };
+}
+
 async function commitChecked(writer: BatchWriter, checks: Promise<StagedMessage>[], auditIndex: (id: string) => number | undefined): Promise<BatchOutcome[]> {
   const checked = await Promise.allSettled(checks);
   const committed = await Promise.allSettled(

@@ -1,6 +1,6 @@
 /**
- * `/v1/messages` (API.md "Messaging"): send a signed message (or several in one batch), read one,
- * its receipts, delete it for everyone. Also `correspondenceRoutes` for the officer's
+ * `/v1/messages` (API.md "Messaging"): send a signed message (or several in one batch, or a stream
+ * of them: message-stream.ts), read one, its receipts, delete it for everyone. Also `correspondenceRoutes` for the officer's
  * `DELETE /v1/users/:login/correspondence`, mounted by the shell under `/v1/users`.
  */
 import { Hono, type Context } from 'hono';
@@ -10,14 +10,7 @@ import { messagingBodyLimit, messagingErrorHandler, messagingErrorOf, principalO
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 import { DeleteBody, IdParam } from './conversations.js';
-
-const SendBody = z
-  .object({
-    header: z.string().min(1).max(64 * 1024),
-    signature: z.string().min(1).max(64 * 1024),
-    body: z.string(),
-  })
-  .strict();
+import { messageStreamHandler, SendBody, type MessageStreamOptions } from './message-stream.js';
 
 /**
  * `POST /batch`: several messages in one request. The items' shape is checked here, all or none
@@ -45,7 +38,7 @@ function sendOne(c: Context<AppEnv>, svc: MessagingRouteDeps['messaging']): Retu
   return parseJson(c, SendBody).then((body) => svc.send(principalOf(c), body));
 }
 
-export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
+export function messagesRoutes(deps: MessagingRouteDeps, opts: { stream?: MessageStreamOptions } = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(messagingErrorHandler);
   // Read per request: the appliance may finish building the service after mounting.
@@ -77,6 +70,8 @@ export function messagesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
     });
     return c.json({ results });
   });
+  // No body limit for the whole stream: each line is limited to one message's (message-stream.ts).
+  app.post('/stream', messageStreamHandler(deps, opts.stream));
   app.use('/:id', messagingBodyLimit(deps, 'small'));
 
   app.post('/', async (c) => c.json(await sendOne(c, svc()), 201));

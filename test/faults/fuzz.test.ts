@@ -5,6 +5,9 @@
  * base64, truncated DER of a real signature, and random bytes. Never a 5xx, every error has the
  * JSON error shape, the process never dies, and a normal request succeeds afterwards.
  *
+ * The send stream (`POST /v1/messages/stream`) gets its lines in one body: each answer line must
+ * be below 500 and the last must be the end line.
+ *
  * Not fuzzed: `POST /v1/auth/logout` (it would end the fuzzing session) and `GET /v1/events`
  * without a bad parameter (a valid one is a long-lived stream by design).
  *
@@ -66,6 +69,7 @@ const ROUTES: readonly [string, string][] = [
   ['GET', '/v1/files/{id}'],
   ['POST', '/v1/messages'],
   ['POST', '/v1/messages/batch'],
+  ['POST', '/v1/messages/stream'],
   ['GET', '/v1/messages/{id}'],
   ['GET', '/v1/messages/{id}/receipts'],
   ['DELETE', '/v1/messages/{id}'],
@@ -152,6 +156,13 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
     fc.record({ kind: fc.constant('json' as const), v: fc.record({ messages: fc.array(fc.oneof(fields, value, wellShaped), { maxLength: 70 }) }) }),
     fc.record({ kind: fc.constant('json' as const), v: fc.jsonValue({ maxDepth: 3 }) }),
     fc.record({ kind: fc.constant('raw' as const), v: fc.string({ maxLength: 200 }) }), // malformed JSON
+    // NDJSON lines, hostile each in its own way (POST /v1/messages/stream; elsewhere malformed JSON).
+    fc.record({
+      kind: fc.constant('raw' as const),
+      v: fc
+        .array(fc.oneof(fields, value, wellShaped), { maxLength: 20 })
+        .chain((items) => fc.constantFrom('\n', '\r\n', '\n\n').map((sep) => items.map((i) => JSON.stringify(i) ?? 'null').join(sep))),
+    }),
     fc.record({ kind: fc.constant('bytes' as const), v: fc.uint8Array({ maxLength: 2048 }) }),
     fc.constant({ kind: 'none' as const, v: undefined }),
   );
@@ -209,6 +220,14 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
       if (res.status >= 500) {
         bad.push(`${method} ${path}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
         return false;
+      }
+      if (res.status === 200 && template === '/v1/messages/stream') {
+        // One answer per line, then the end line; no line answered 5xx.
+        const lines = String(res.body).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { error?: { status?: number }; end?: unknown });
+        if (!lines.at(-1)?.end || lines.some((l) => (l.error?.status ?? 0) >= 500)) {
+          bad.push(`${method} ${path}: a stream answered ${String(res.body).slice(0, 300)}`);
+          return false;
+        }
       }
       if (res.status >= 400) {
         const e = (res.body as { error?: { code?: unknown; message?: unknown; requestId?: unknown } })?.error;

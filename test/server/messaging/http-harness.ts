@@ -24,6 +24,7 @@ import { eventsRoutes } from '../../../server/routes/events.js';
 import { filesRoutes } from '../../../server/routes/files.js';
 import { groupsRoutes } from '../../../server/routes/groups.js';
 import { correspondenceRoutes, messagesRoutes } from '../../../server/routes/messages.js';
+import type { MessageStreamOptions } from '../../../server/routes/message-stream.js';
 import { startTestAppliance, type TestAppliance, type TestApplianceOptions, type TestResponse, type TestUser } from '../../helpers/appliance.js';
 
 const enc = new TextEncoder();
@@ -60,6 +61,8 @@ export async function httpHarness(
     /** More configuration overrides. */
     config?: TestApplianceOptions['config'];
     rootCrlCheckEveryMs?: TestApplianceOptions['rootCrlCheckEveryMs'];
+    /** Tunables of `POST /v1/messages/stream`. */
+    stream?: MessageStreamOptions;
   } = {},
 ): Promise<HttpHarness> {
   const holder: { messaging?: Messaging } = {};
@@ -78,7 +81,7 @@ export async function httpHarness(
     ...(opts.rootCrlCheckEveryMs !== undefined ? { rootCrlCheckEveryMs: opts.rootCrlCheckEveryMs } : {}),
     extraRoutes: {
       '/v1/conversations': (d) => conversationsRoutes(deps(d)),
-      '/v1/messages': (d) => messagesRoutes(deps(d)),
+      '/v1/messages': (d) => messagesRoutes(deps(d), opts.stream ? { stream: opts.stream } : {}),
       '/v1/groups': (d) => groupsRoutes(deps(d)),
       '/v1/files': (d) => filesRoutes(deps(d)),
       '/v1/events': (d) => eventsRoutes(deps(d), { keepAliveMs: opts.keepAliveMs ?? 15_000 }),
@@ -245,6 +248,97 @@ export function openEvents(h: HttpHarness, u: TestUser, lastEventId?: number): P
       if ((err as { code?: string }).code !== 'ECONNRESET') reject(err);
     });
     req.end();
+  });
+}
+
+/** A `POST /v1/messages/stream` over real TLS: lines out as the test writes them, answers parsed as they come. */
+export interface SendStream {
+  status: number;
+  /** Every answer line so far, parsed. */
+  answers: Record<string, any>[];
+  /** Writes raw bytes (lines must carry their own newline). */
+  write(bytes: string | Buffer): void;
+  /** Writes one message as a line. */
+  send(msg: unknown): void;
+  /** Ends the request body. */
+  end(): void;
+  /** Resolves once `pred` holds for the answers so far (or rejects after `ms`). */
+  until(pred: (answers: Record<string, any>[]) => boolean, ms?: number): Promise<void>;
+  /** Resolves when the response has ended or the connection closed; true if it ended cleanly. */
+  closed: Promise<boolean>;
+  destroy(): void;
+}
+
+/** Opens `/v1/messages/stream` as `u`; resolves once the answer's head arrived. */
+export function openSendStream(h: HttpHarness, u: TestUser, o: { token?: string } = {}): Promise<SendStream> {
+  const url = new URL('/v1/messages/stream', h.app.url);
+  return new Promise((resolve, reject) => {
+    const answers: Record<string, any>[] = [];
+    const waiters = new Set<() => void>();
+    let buf = '';
+    let settle: (clean: boolean) => void = () => undefined;
+    const closed = new Promise<boolean>((r) => (settle = r));
+    const req = https.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${o.token ?? u.token}` },
+      ca: h.app.caPem,
+      cert: u.certPem,
+      key: u.keyPem,
+      agent: false,
+      minVersion: 'TLSv1.3',
+    });
+    const stream: SendStream = {
+      status: 0,
+      answers,
+      write: (bytes) => void req.write(bytes),
+      send: (msg) => void req.write(`${JSON.stringify(msg)}\n`),
+      end: () => void req.end(),
+      until(pred, ms = 10_000) {
+        return new Promise<void>((res, rej) => {
+          const check = (): void => {
+            if (pred(answers)) {
+              waiters.delete(check);
+              clearTimeout(timer);
+              res();
+            }
+          };
+          const timer = setTimeout(() => {
+            waiters.delete(check);
+            rej(new Error(`stream condition not met in ${ms} ms; got ${JSON.stringify(answers)}`));
+          }, ms);
+          waiters.add(check);
+          check();
+        });
+      },
+      closed,
+      destroy: () => void req.destroy(),
+    };
+    req.on('response', (res) => {
+      stream.status = res.statusCode ?? 0;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let i: number;
+        while ((i = buf.indexOf('\n')) !== -1) {
+          answers.push(JSON.parse(buf.slice(0, i)) as Record<string, any>);
+          buf = buf.slice(i + 1);
+        }
+        for (const w of [...waiters]) w();
+      });
+      res.on('end', () => settle(true));
+      res.on('close', () => settle(false));
+      res.on('error', () => settle(false));
+      resolve(stream);
+    });
+    req.on('error', (err) => {
+      settle(false);
+      reject(err);
+    });
+    // Headers go out at once: the server answers the head before any line arrives.
+    req.flushHeaders();
   });
 }
 
