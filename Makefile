@@ -50,6 +50,7 @@ run: build allocator
 bench: build allocator
 	@for b in dist/bench/*.js; do echo "== $$b"; node "$$b" || exit 1; done
 	@echo "== dist/bench/messages.js, 16 messages per request"; BENCH_BATCH=16 node dist/bench/messages.js
+	@echo "== dist/bench/messages.js, one send stream per client, 3 messages in flight"; BENCH_STREAM=3 node dist/bench/messages.js
 
 # The workstation CLI as a self-contained archive (build/sigil-cli-VERSION.tar.gz) for a stock Node
 # on Linux or Windows: no npm, no compiler, no native addon.

@@ -14,7 +14,7 @@
  * session) ran once, at the start; after that the stream takes no further line once its session
  * is no longer valid: sessions ended elsewhere (logout, revocation, clearance change, a disabled
  * account, a revoked issuing CA) are announced by the store, and the session is asked again at
- * least every second and at the instant it would expire.
+ * least every second while lines arrive and before the first line after it would have expired.
  *
  * The response is `application/x-ndjson`: `{"n":i,"receipt":{…}}` or `{"n":i,"error":{code,
  * message,status}}` per line read (n counts from 0, blank lines not counted), then one last
@@ -72,8 +72,11 @@ interface StreamParts {
   incoming: IncomingMessage;
   out: ServerResponse;
   send: (input: MessageInput) => Promise<BatchOutcome>;
-  /** Asks the session again; rejects with the refusal. Resolves to how long it stays valid (ms). */
-  resolveSession: () => Promise<number>;
+  /**
+   * Asks the session again; rejects with the refusal. Resolves to how long it stays valid (ms).
+   * `touch`: counts as use of the session (lines are waiting), as a request does.
+   */
+  resolveSession: (touch: boolean) => Promise<number>;
   requestId: string;
   maxLine: number;
   maxInFlight: number;
@@ -107,6 +110,8 @@ class LineStream {
   #dueAt: number;
   #asking = false;
   #clientEnded = false;
+  /** No more bytes are read (a line over the limit): stop with this once the backlog is taken. */
+  #stopWhenTaken: StopReason | undefined;
   #finished = false;
   #backlog: Buffer[] = [];
   #partial: Buffer[] = [];
@@ -125,7 +130,7 @@ class LineStream {
     incoming.on('data', (chunk: Buffer) => this.#read(chunk));
     incoming.on('end', () => {
       this.#clientEnded = true;
-      if (this.#partialBytes > 0 && !this.stopped) this.#backlog.push(this.#takePartial());
+      if (this.#partialBytes > 0 && !this.stopped && !this.#stopWhenTaken) this.#backlog.push(this.#takePartial());
       this.#pump();
     });
     incoming.on('error', () => this.stop(CLIENT_GONE));
@@ -148,11 +153,12 @@ class LineStream {
   sessionsEnded(): void {
     this.#stale = true;
     this.#pump();
-    if (!this.stopped && !this.#asking && this.#backlog.length === 0) this.#ask();
+    // Idle: only a look, so that the announcement does not itself extend the session.
+    if (!this.stopped && !this.#asking && this.#backlog.length === 0) this.#ask(false);
   }
 
   #read(chunk: Buffer): void {
-    if (this.stopped) return;
+    if (this.stopped || this.#stopWhenTaken) return;
     let from = 0;
     const max = this.p.maxLine;
     for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, from)) {
@@ -177,16 +183,18 @@ class LineStream {
     return line;
   }
 
-  /** A line over the limit: the lines before it still go; nothing after it is read. */
+  /**
+   * A line over the limit: nothing after it is read. The lines before it are taken as any others
+   * (window, session), then the stream stops with BODY_TOO_LARGE.
+   */
   #tooLarge(): void {
-    const lines = this.#backlog;
-    this.#backlog = [];
     this.#partial = [];
     this.#partialBytes = 0;
-    const reason = { code: 'BODY_TOO_LARGE', message: `a line is over the limit of ${this.p.maxLine} bytes; the stream stopped reading there` };
-    // Taken regardless of the window: they were read whole before the stop.
-    for (const line of lines) this.#take(line);
-    this.stop(reason);
+    this.#stopWhenTaken = {
+      code: 'BODY_TOO_LARGE',
+      message: `a line is over the limit of ${this.p.maxLine} bytes; the stream stopped reading there`,
+    };
+    this.#pump();
   }
 
   /** Takes backlog lines while there is room; pauses the request when there is none. */
@@ -194,7 +202,7 @@ class LineStream {
     const { out, incoming, maxInFlight, maxLine } = this.p;
     while (!this.stopped && this.#backlog.length > 0) {
       if (this.#asking) return;
-      if (this.#stale || performance.now() >= this.#dueAt) return this.#ask();
+      if (this.#stale || performance.now() >= this.#dueAt) return this.#ask(true);
       const line = this.#backlog[0]!;
       const inFlight = this.#pending.length;
       if (inFlight >= maxInFlight || (inFlight > 0 && this.#inFlightBytes + line.length > maxLine) || out.writableNeedDrain) {
@@ -205,18 +213,19 @@ class LineStream {
       this.#take(line);
     }
     if (!this.stopped && this.#backlog.length === 0) {
-      if (this.#clientEnded) this.#maybeFinish();
+      if (this.#stopWhenTaken) this.stop(this.#stopWhenTaken);
+      else if (this.#clientEnded) this.#maybeFinish();
       else incoming.resume();
     }
   }
 
   /** Asks the session again; a refusal stops the stream with its code. */
-  #ask(): void {
+  #ask(touch: boolean): void {
     this.#asking = true;
     this.#stale = false;
     this.p.incoming.pause();
     const asked = performance.now();
-    this.p.resolveSession().then(
+    this.p.resolveSession(touch).then(
       (validForMs) => {
         this.#asking = false;
         this.#dueAt = asked + Math.min(this.p.recheckMs, validForMs);
@@ -348,7 +357,7 @@ export function messageStreamHandler(deps: MessagingRouteDeps, opts: MessageStre
       incoming: c.env.incoming,
       out,
       send: svc.sender(principalOf(c)),
-      resolveSession: () => deps.appliance.sessions.resolve(token, fingerprint).then((session) => session.validForMs),
+      resolveSession: (touch) => deps.appliance.sessions.resolve(token, fingerprint, { touch }).then((session) => session.validForMs),
       requestId,
       maxLine: messageBodyLimitBytes(svc.config),
       maxInFlight,

@@ -114,6 +114,20 @@ t.test('messages in a stream', async (t) => {
     t.equal(log?.reason, 'SESSION_INVALID', 'the access log says why it ended');
   });
 
+  await t.test('when someone else’s session ends then an open stream asks again and goes on', async (t) => {
+    const other = await h.app.createStaff({ login: 's-gina', clearance: 'secret' });
+    const [m1, m2] = await Promise.all([h.compose(alice, conv, 'before her logout'), h.compose(alice, conv, 'after her logout')]);
+    const s = await openSendStream(h, alice);
+    s.write(line(m1));
+    await s.until((a) => a.length === 1);
+    t.equal((await h.as(other)('/v1/auth/logout', { body: {} })).status, 200);
+    s.write(line(m2));
+    s.end();
+    t.ok(await s.closed);
+    t.same(s.answers.map((a) => (a.receipt ? a.receipt.id : a.end ? 'end' : a.error.code)), [m1.id, m2.id, 'end']);
+    t.notOk(s.answers.at(-1)!.end.error, 'ended by the client, not by the announcement');
+  });
+
   await t.test('when a line is over the limit then the stream stops reading there and stores nothing after', async (t) => {
     const y = await h.app.createStaff({ login: 's-erin', clearance: 'secret' });
     const yc = await directConversation(h, y, bob);
