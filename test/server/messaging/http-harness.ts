@@ -143,6 +143,28 @@ export async function httpHarness(
   };
 }
 
+/**
+ * Resolves once `holds()` is true, checked now and whenever the client calls its `waiters` (new
+ * data); rejects after `ms` with what `what()` says was received.
+ */
+function waitUntil(waiters: Set<() => void>, holds: () => boolean, ms: number, what: () => string): Promise<void> {
+  return new Promise<void>((res, rej) => {
+    const check = (): void => {
+      if (holds()) {
+        waiters.delete(check);
+        clearTimeout(timer);
+        res();
+      }
+    };
+    const timer = setTimeout(() => {
+      waiters.delete(check);
+      rej(new Error(`${what()} — not met in ${ms} ms`));
+    }, ms);
+    waiters.add(check);
+    check();
+  });
+}
+
 /** One parsed SSE event. */
 export interface SseEvent {
   event: string;
@@ -171,21 +193,7 @@ export function openEvents(h: HttpHarness, u: TestUser, lastEventId?: number): P
       events,
       ended: false,
       until(pred, ms = 10_000) {
-        return new Promise<void>((res, rej) => {
-          const check = (): void => {
-            if (pred(events)) {
-              waiters.delete(check);
-              clearTimeout(timer);
-              res();
-            }
-          };
-          const timer = setTimeout(() => {
-            waiters.delete(check);
-            rej(new Error(`SSE condition not met in ${ms} ms; got ${JSON.stringify(events.map((e) => [e.event, e.id]))}`));
-          }, ms);
-          waiters.add(check);
-          check();
-        });
+        return waitUntil(waiters, () => pred(events), ms, () => `SSE condition; got ${JSON.stringify(events.map((e) => [e.event, e.id]))}`);
       },
       close() {
         req.destroy();
@@ -258,8 +266,6 @@ export interface SendStream {
   answers: Record<string, any>[];
   /** Writes raw bytes (lines must carry their own newline). */
   write(bytes: string | Buffer): void;
-  /** Writes one message as a line. */
-  send(msg: unknown): void;
   /** Ends the request body. */
   end(): void;
   /** Resolves once `pred` holds for the answers so far (or rejects after `ms`). */
@@ -294,24 +300,9 @@ export function openSendStream(h: HttpHarness, u: TestUser, o: { token?: string 
       status: 0,
       answers,
       write: (bytes) => void req.write(bytes),
-      send: (msg) => void req.write(`${JSON.stringify(msg)}\n`),
       end: () => void req.end(),
       until(pred, ms = 10_000) {
-        return new Promise<void>((res, rej) => {
-          const check = (): void => {
-            if (pred(answers)) {
-              waiters.delete(check);
-              clearTimeout(timer);
-              res();
-            }
-          };
-          const timer = setTimeout(() => {
-            waiters.delete(check);
-            rej(new Error(`stream condition not met in ${ms} ms; got ${JSON.stringify(answers)}`));
-          }, ms);
-          waiters.add(check);
-          check();
-        });
+        return waitUntil(waiters, () => pred(answers), ms, () => `stream condition; got ${JSON.stringify(answers)}`);
       },
       closed,
       destroy: () => void req.destroy(),
