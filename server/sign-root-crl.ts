@@ -358,19 +358,20 @@ export interface RootCrlState {
  */
 export async function rootCrlState(dataDir: string, at: Date): Promise<{ state: RootCrlState | null; warning: string | null }> {
   const cmd = `sigil-server sign-root-crl --data ${dataDir} --root-key ROOT-KEY-FILE`;
-  let pem: string;
-  try {
-    pem = await readFile(join(dataDir, PATHS.rootCrl), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  // Held to the root's signature, as the server's watch holds it: a file the root did not sign is
+  // what the server ignores, so status must not report what it claims (a revoked issuing CA).
+  const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
+  const file = await readRootCrlFile(join(dataDir, PATHS.rootCrl), root);
+  if ('missing' in file) {
     return { state: null, warning: `no root CRL (${PATHS.rootCrl}): auditors cannot check the whole chain (openssl -crl_check_all); sign one at a root key ceremony: ${cmd}` };
   }
-  let crl: Crl;
-  try {
-    crl = Crl.fromPem(pem);
-  } catch (err) {
-    return { state: null, warning: `${PATHS.rootCrl} is unreadable (${(err as Error).message}); sign a new one: ${cmd}` };
+  if ('invalid' in file) {
+    return {
+      state: null,
+      warning: `${PATHS.rootCrl} ${file.invalid}: auditors' checks of the whole chain fail and the server ignores it; sign a new one at a root key ceremony: ${cmd}`,
+    };
   }
+  const crl = file.crl;
   const issuing = Certificate.fromPem(await readFile(join(dataDir, PATHS.issuingCert), 'utf8'));
   const daysLeft = Math.floor((crl.nextUpdate.getTime() - at.getTime()) / 86_400_000);
   const issuingRevoked = crl.find(issuing.serialNumber) !== undefined;

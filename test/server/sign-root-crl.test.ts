@@ -9,11 +9,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate, Crl } from '../../pki/index.js';
+import { Certificate, createRootCrl, Crl } from '../../pki/index.js';
 import { initAppliance } from '../../server/init.js';
 import { PATHS } from '../../server/appliance.js';
 import { applianceStatus, checkAppliance, claimDataDir } from '../../server/ops/index.js';
 import { startTestAppliance, TEST_ARGON2 } from '../helpers/appliance.js';
+import { makeTestCa } from '../helpers/pki-fixtures.js';
 import { runServer, SERVER_MAIN } from '../helpers/server-process.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -176,6 +177,34 @@ t.test('when the issuing CA is revoked at a drill then openssl -crl_check_all re
   t.match(JSON.parse(again.stdout), { crlNumber: 6, issuingRevoked: true });
   const s = await applianceStatus({ dataDir: app.dataDir });
   t.ok(s.warnings.some((w) => /revokes the issuing CA/.test(w)));
+});
+
+t.test('when the root CRL file is not the root’s then status and check say so and do not report what it claims', async (t) => {
+  const saved = readFileSync(rootCrlFile, 'utf8');
+  t.teardown(() => writeFileSync(rootCrlFile, saved));
+  const other = await makeTestCa('p384');
+  // Another root's CRL "revoking" this issuing CA: the server's watch ignores it, so must status.
+  const forged = await createRootCrl({
+    cert: other.root.cert,
+    key: other.root.key,
+    crlNumber: 99n,
+    revoked: [{ serialNumber: app.appliance.issuingCert.serialNumber, revocationDate: new Date(), reason: 'keyCompromise' }],
+  });
+  const masterKey = { keyFilePath: join(app.dataDir, PATHS.masterKeyFile) };
+  for (const [what, pem, why] of [
+    ['another root’s CRL', forged.pem, /is not signed by the root CA/],
+    ['garbage', 'not a CRL', /is not a readable CRL/],
+  ] as const) {
+    writeFileSync(rootCrlFile, pem);
+    const s = await applianceStatus({ dataDir: app.dataDir });
+    t.equal(s.rootCrl, null, `${what}: no root CRL state`);
+    const warning = s.warnings.find((w) => /root-crl\.pem/.test(w)) ?? '';
+    t.match(warning, why, what);
+    t.match(warning, /the server ignores it.*sign-root-crl/);
+    t.notOk(s.warnings.some((w) => /revokes the issuing CA/.test(w)), `${what}: no claim of a revoked issuing CA`);
+    const item = (await checkAppliance({ dataDir: app.dataDir, masterKey })).items.find((i) => i.name === 'root-crl');
+    t.match(item, { status: 'warn', detail: why });
+  }
 });
 
 t.test('when the root CRL nears or passes its nextUpdate then status and check warn and name the ceremony', async (t) => {
