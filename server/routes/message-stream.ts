@@ -14,7 +14,8 @@
  * session) ran once, at the start; after that the stream takes no further line once its session
  * is no longer valid: sessions ended elsewhere (logout, revocation, clearance change, a disabled
  * account, a revoked issuing CA) are announced by the store, and the session is asked again at
- * least every second while lines arrive and before the first line after it would have expired.
+ * least every second while lines arrive and at the instant it would expire unless used (an idle
+ * stream ends then).
  *
  * The response is `application/x-ndjson`: `{"n":i,"receipt":{…}}` or `{"n":i,"error":{code,
  * message,status}}` per line read (n counts from 0, blank lines not counted), then one last
@@ -77,6 +78,8 @@ interface StreamParts {
    * `touch`: counts as use of the session (lines are waiting), as a request does.
    */
   resolveSession: (touch: boolean) => Promise<number>;
+  /** How long the session stays valid unless used again, as the session middleware just answered. */
+  validForMs: number;
   requestId: string;
   maxLine: number;
   maxInFlight: number;
@@ -122,6 +125,8 @@ class LineStream {
   #written = 0;
   #outBuf = '';
   #flushQueued = false;
+  /** Asks the session again at the instant it would expire unless used: an idle stream ends then. */
+  #expiry: NodeJS.Timeout | undefined;
 
   constructor(readonly p: StreamParts) {
     this.#dueAt = performance.now() + p.recheckMs;
@@ -136,12 +141,30 @@ class LineStream {
     incoming.on('error', () => this.stop(CLIENT_GONE));
     out.on('close', () => this.stop(CLIENT_GONE));
     out.on('drain', () => this.#pump());
+    this.#armExpiry(p.validForMs);
+  }
+
+  /**
+   * One timer per stream, re-armed at each answer of the store (at most about once a second while
+   * lines arrive): when it fires the session is looked at (not used), and a stream whose session
+   * idled out or reached its end stops then rather than at its next line.
+   */
+  #armExpiry(validForMs: number): void {
+    if (this.#expiry) clearTimeout(this.#expiry);
+    // Never 0: a store whose clock lags the timers answers "valid for 0.3 ms more" (no busy loop).
+    const delay = Math.min(2 ** 31 - 1, Math.max(1, Math.ceil(validForMs)));
+    this.#expiry = setTimeout(() => {
+      this.#expiry = undefined;
+      if (!this.stopped && !this.#asking) this.#ask(false);
+    }, delay).unref();
   }
 
   /** Stops reading (idempotent); the end line follows once what was taken is answered. */
   stop(reason: StopReason): void {
     if (this.stopped) return;
     this.stopped = reason;
+    if (this.#expiry) clearTimeout(this.#expiry);
+    this.#expiry = undefined;
     this.#backlog.length = 0;
     this.#partial = [];
     this.#partialBytes = 0;
@@ -229,6 +252,7 @@ class LineStream {
       (validForMs) => {
         this.#asking = false;
         this.#dueAt = asked + Math.min(this.p.recheckMs, validForMs);
+        this.#armExpiry(validForMs);
         this.#pump();
       },
       (err: unknown) => {
@@ -306,6 +330,8 @@ class LineStream {
     if (this.#finished || this.#pending.length > 0) return;
     if (!this.stopped && !(this.#clientEnded && this.#backlog.length === 0 && !this.#asking)) return;
     this.#finished = true;
+    if (this.#expiry) clearTimeout(this.#expiry);
+    this.#expiry = undefined;
     const out = this.p.out;
     if (!out.destroyed) {
       const stopped = this.stopped;
@@ -357,6 +383,7 @@ export function messageStreamHandler(deps: MessagingRouteDeps, opts: MessageStre
       incoming: c.env.incoming,
       out,
       send: svc.sender(principalOf(c)),
+      validForMs: c.get('principal').session.validForMs,
       resolveSession: (touch) => deps.appliance.sessions.resolve(token, fingerprint, { touch }).then((session) => session.validForMs),
       requestId,
       maxLine: messageBodyLimitBytes(svc.config),

@@ -210,3 +210,26 @@ t.test('a stream whose session expired while idle stores nothing of its next lin
   t.equal(s.answers.length, 1, 'only the end line');
   await s.closed;
 });
+
+t.test('an idle stream ends when its session idles out, not at its next line', async (t) => {
+  // Real time: idle 4 s (a session is touched when last used over 400 ms ago).
+  const IDLE = 4000;
+  const h = await httpHarness(t, { sessionIdleMs: IDLE });
+  const a = await h.app.createStaff({ login: 'i-alice', clearance: 'secret' });
+  const b = await h.app.createStaff({ login: 'i-bob', clearance: 'secret' });
+  const conv = await directConversation(h, a, b);
+  const m = await h.compose(a, conv, 'then silence');
+  const loggedInFrom = Date.now();
+  const token = await h.app.loginAs(a.login, a.password, a.cert, a.key);
+  const s = await openSendStream(h, a, { token });
+  s.write(line(m));
+  await s.until((x) => x.length === 1);
+  const lastUse = Date.now();
+  await s.until((x) => x.some((l) => l.end), IDLE + 5000);
+  const endedAt = Date.now();
+  t.equal(s.answers.at(-1)!.end.error.code, 'SESSION_EXPIRED');
+  t.equal(s.answers.at(-1)!.end.accepted, 1);
+  t.ok(endedAt - lastUse < IDLE + 2000, `ended ${endedAt - lastUse} ms after the last use (idle ${IDLE} ms)`);
+  t.ok(endedAt - loggedInFrom >= IDLE - 50, 'not before its idle deadline');
+  await s.closed;
+});
