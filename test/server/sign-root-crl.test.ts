@@ -9,12 +9,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate, createRootCrl, Crl } from '../../pki/index.js';
+import { Certificate, Crl } from '../../pki/index.js';
 import { initAppliance } from '../../server/init.js';
 import { PATHS } from '../../server/appliance.js';
 import { applianceStatus, checkAppliance, claimDataDir } from '../../server/ops/index.js';
 import { startTestAppliance, TEST_ARGON2 } from '../helpers/appliance.js';
-import { makeTestCa } from '../helpers/pki-fixtures.js';
+import { appRootCrl, rootCrlOfAnotherRoot } from '../client-cli/messaging/helpers/root-crl.js';
 import { runServer, SERVER_MAIN } from '../helpers/server-process.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -180,19 +180,12 @@ t.test('when the issuing CA is revoked at a drill then openssl -crl_check_all re
 });
 
 t.test('when the root CRL file is not the root’s then status and check say so and do not report what it claims', async (t) => {
-  const saved = readFileSync(rootCrlFile, 'utf8');
-  t.teardown(() => writeFileSync(rootCrlFile, saved));
-  const other = await makeTestCa('p384');
   // Another root's CRL "revoking" this issuing CA: the server's watch ignores it, so must status.
-  const forged = await createRootCrl({
-    cert: other.root.cert,
-    key: other.root.key,
-    crlNumber: 99n,
-    revoked: [{ serialNumber: app.appliance.issuingCert.serialNumber, revocationDate: new Date(), reason: 'keyCompromise' }],
-  });
+  const forged = await rootCrlOfAnotherRoot(app.appliance.issuingCert.serialNumber);
+  appRootCrl(app).replace(t, forged); // the original comes back when the test ends
   const masterKey = { keyFilePath: join(app.dataDir, PATHS.masterKeyFile) };
   for (const [what, pem, why] of [
-    ['another root’s CRL', forged.pem, /is not signed by the root CA/],
+    ['another root’s CRL', forged, /is not signed by the root CA/],
     ['garbage', 'not a CRL', /is not a readable CRL/],
   ] as const) {
     writeFileSync(rootCrlFile, pem);

@@ -15,11 +15,10 @@ import t from 'tap';
 import { Certificate, createRootCrl, Crl } from '../../../pki/index.js';
 import { initAppliance, loadConfig, openAppliance, PATHS, silentLogger, type StoredSecurityEvent } from '../../../server/index.js';
 import { TEST_ARGON2 } from '../../helpers/appliance.js';
-import { makeTestCa } from '../../helpers/pki-fixtures.js';
 import { runServer } from '../../helpers/server-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { until } from '../../helpers/until.js';
-import { appRootCrl } from '../../client-cli/messaging/helpers/root-crl.js';
+import { appRootCrl, rootCrlOfAnotherRoot } from '../../client-cli/messaging/helpers/root-crl.js';
 import { cliUser } from '../../client-cli/messaging/helpers/users.js';
 import { httpHarness, openEvents } from '../messaging/http-harness.js';
 
@@ -39,14 +38,7 @@ const post = async (text: string) => {
 const countMessages = async () => (await h.as(bkim)(`/v1/conversations/${conv.id}/messages?limit=100`)).body.messages?.length as number;
 
 t.test('when a root CRL that the root did not sign lists the issuing CA then nothing changes', async (t) => {
-  const other = await makeTestCa('p256');
-  const forged = await createRootCrl({
-    cert: other.root.cert,
-    key: other.root.key,
-    crlNumber: 99n,
-    revoked: [{ serialNumber: app.appliance.issuingCert.serialNumber, revocationDate: new Date(), reason: 'keyCompromise' }],
-  });
-  appRootCrl(app).replace(t, forged.pem);
+  appRootCrl(app).replace(t, await rootCrlOfAnotherRoot(app.appliance.issuingCert.serialNumber));
   await until(() => app.logs.some((l) => /is not signed by the root CA .*it changes nothing/.test(l)), 5000, 'the watch reports the forged file');
   t.equal(app.appliance.rootCrlWatch?.revoked, undefined, 'the issuing CA stands');
   t.equal((await post('still served')).status, 201, 'messages are accepted as before');

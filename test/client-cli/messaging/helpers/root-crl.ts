@@ -5,7 +5,8 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Certificate, importPrivateKeyPem, type CryptoKey } from '../../../../pki/index.js';
+import { Certificate, createRootCrl, importPrivateKeyPem, type CryptoKey } from '../../../../pki/index.js';
+import { makeTestCa } from '../../../helpers/pki-fixtures.js';
 import type { TestAppliance } from '../../../helpers/appliance.js';
 
 interface Teardown {
@@ -44,4 +45,19 @@ export function appRootCrl(app: Pick<TestAppliance, 'dataDir' | 'init'>): Served
       };
     },
   };
+}
+
+/**
+ * A root CRL listing `serial` (the issuing CA's) as revoked, signed by another root: the forgery
+ * the server's watch and `status` must not believe.
+ */
+export async function rootCrlOfAnotherRoot(serial: string): Promise<string> {
+  const other = await makeTestCa('p256');
+  const crl = await createRootCrl({
+    cert: other.root.cert,
+    key: other.root.key,
+    crlNumber: 99n,
+    revoked: [{ serialNumber: serial, revocationDate: new Date(), reason: 'keyCompromise' }],
+  });
+  return crl.pem;
 }
