@@ -9,7 +9,7 @@ import { isClearance, type Clearance } from '../../pki/index.js';
 import { accountStatus } from '../accounts/account-store.js';
 import type { Appliance } from '../appliance.js';
 import { mapError, type MappedError } from '../errors.js';
-import { errorFields } from '../log.js';
+import { errorFields, type LogFields } from '../log.js';
 import { AuditLog } from '../audit/index.js';
 import { bodyLimit } from '../middleware/body-limit.js';
 import { session } from '../middleware/session.js';
@@ -17,6 +17,7 @@ import type { AppEnv } from '../middleware/types.js';
 import { MessagingError } from './errors.js';
 import { checkPool } from './check-pool.js';
 import { keyedHashFromKeyring, type Messaging } from './index.js';
+import type { BatchOutcome, Receipt } from './messages.js';
 import type { Directory, MessagingConfig, MessagingParts, Principal } from './ports.js';
 
 /** What every messaging route factory needs: the appliance (sessions, accounts) and the service. */
@@ -42,6 +43,49 @@ export function messagingErrorOf(err: unknown, requestId: string): MappedError {
     });
   }
   return mapError(e, requestId);
+}
+
+/** The answer of one message of a batch or a stream: its receipt, or its refusal with the status `POST /v1/messages` would give. */
+export type MessageAnswer = { receipt: Receipt } | { error: { code: string; message: string; status: number } };
+
+/**
+ * Answers the messages of one request (a batch, or a stream's lines) and counts what they got, for
+ * its access-log line: the request itself answers 200 whatever its messages got, so a run of bad
+ * signatures inside batches or streams is as visible in the log as one of 422s.
+ */
+export class MessageAnswers {
+  accepted = 0;
+  refused = 0;
+  readonly #codes = new Map<string, number>();
+
+  /** `logInternal` hears of an outcome the shell cannot map (it is answered INTERNAL). */
+  constructor(
+    readonly requestId: string,
+    readonly logInternal: (err: unknown) => void,
+  ) {}
+
+  answer(o: BatchOutcome): MessageAnswer {
+    if (o.ok) {
+      this.accepted++;
+      return { receipt: o.receipt };
+    }
+    this.refused++;
+    const mapped = messagingErrorOf(o.error, this.requestId);
+    if (mapped.internal) this.logInternal(o.error);
+    const { code, message } = mapped.body.error;
+    this.#codes.set(code, (this.#codes.get(code) ?? 0) + 1);
+    return { error: { code, message, status: mapped.status } };
+  }
+
+  /** The access-log fields: counts and refusal codes ("CODE:n,…"), never content. */
+  logFields(): LogFields {
+    return {
+      count: this.accepted + this.refused,
+      accepted: this.accepted,
+      refused: this.refused,
+      codes: [...this.#codes].map(([code, n]) => `${code}:${n}`).join(','),
+    };
+  }
 }
 
 /** `onError` of the messaging sub-apps (see {@link messagingErrorOf}); internal errors are logged. */

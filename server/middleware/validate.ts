@@ -6,9 +6,10 @@ import type { Context } from 'hono';
 import type { z } from 'zod';
 import { BadRequestError } from '../errors.js';
 
-function describe(error: z.ZodError): string {
+/** The first issue as "field: message", never the value; `whole` names an issue of the whole input. */
+export function describe(error: z.ZodError, whole = 'body'): string {
   const first = error.issues[0];
-  const field = first && first.path.length > 0 ? first.path.join('.') : 'body';
+  const field = first && first.path.length > 0 ? first.path.join('.') : whole;
   return `${field}: ${first?.message ?? 'invalid'}`;
 }
 

@@ -31,9 +31,10 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { BadRequestError, mapError } from '../errors.js';
 import { errorFields } from '../log.js';
-import { messageBodyLimitBytes, messagingErrorOf, principalOf, type MessagingRouteDeps } from '../messaging/http.js';
+import { MessageAnswers, messageBodyLimitBytes, principalOf, type MessagingRouteDeps } from '../messaging/http.js';
 import type { BatchOutcome, MessageInput } from '../messaging/messages.js';
 import type { AppEnv } from '../middleware/types.js';
+import { describe } from '../middleware/validate.js';
 
 /** The body of `POST /v1/messages`, each item of a batch, and each line of a stream. */
 export const SendBody = z
@@ -84,8 +85,8 @@ interface StreamParts {
   maxLine: number;
   maxInFlight: number;
   recheckMs: number;
-  /** An outcome the shell could not map (an internal error): logged, answered INTERNAL. */
-  logInternal: (err: unknown) => void;
+  /** Answers each line's outcome and counts them for the end line and the access log. */
+  answers: MessageAnswers;
 }
 
 /**
@@ -99,9 +100,8 @@ interface StreamParts {
  * order and everything answered within one tick goes out in one write.
  */
 class LineStream {
-  /** Lines taken (answered or in flight), accepted, refused: the end line. */
-  readonly counts = { lines: 0, accepted: 0, refused: 0 };
-  readonly refusedCodes = new Map<string, number>();
+  /** Lines taken (answered or in flight). */
+  lines = 0;
   /** Set once the server stops reading; the end line's error (or none: the client ended it). */
   stopped: StopReason | undefined;
   /** Resolves when the end line is written (or the connection is gone). */
@@ -267,7 +267,7 @@ class LineStream {
     const bytes = line.length;
     const end = bytes > 0 && line[bytes - 1] === CR ? bytes - 1 : bytes;
     if (end === 0) return; // a blank line is no line
-    const n = this.counts.lines++;
+    const n = this.lines++;
     let outcome: Promise<BatchOutcome>;
     try {
       outcome = this.p.send(parseLine(end === line.length ? line : line.subarray(0, end)));
@@ -284,18 +284,7 @@ class LineStream {
 
   #answer(n: number, bytes: number, o: BatchOutcome): void {
     this.#inFlightBytes -= bytes;
-    let text: string;
-    if (o.ok) {
-      this.counts.accepted++;
-      text = `${JSON.stringify({ n, receipt: o.receipt })}\n`;
-    } else {
-      this.counts.refused++;
-      const mapped = messagingErrorOf(o.error, this.p.requestId);
-      if (mapped.internal) this.p.logInternal(o.error);
-      const { code, message } = mapped.body.error;
-      this.refusedCodes.set(code, (this.refusedCodes.get(code) ?? 0) + 1);
-      text = `${JSON.stringify({ n, error: { code, message, status: mapped.status } })}\n`;
-    }
+    const text = `${JSON.stringify({ n, ...this.p.answers.answer(o) })}\n`;
     const pending = this.#pending;
     pending[n - this.#written] = text;
     let ready = 0;
@@ -336,7 +325,8 @@ class LineStream {
     if (!out.destroyed) {
       const stopped = this.stopped;
       const error = stopped && stopped !== CLIENT_GONE ? { error: stopped } : {};
-      this.#outBuf += `${JSON.stringify({ end: { ...this.counts, ...error } })}\n`;
+      const { accepted, refused } = this.p.answers;
+      this.#outBuf += `${JSON.stringify({ end: { lines: this.lines, accepted, refused, ...error } })}\n`;
       this.#flush();
       out.end();
     }
@@ -389,20 +379,14 @@ export function messageStreamHandler(deps: MessagingRouteDeps, opts: MessageStre
       maxLine: messageBodyLimitBytes(svc.config),
       maxInFlight,
       recheckMs,
-      logInternal: (err) => log.error('internal error', { path: c.req.path, ...errorFields(err) }),
+      answers: new MessageAnswers(requestId, (err) => log.error('internal error', { path: c.req.path, ...errorFields(err) })),
     });
     open.add(s);
     const timeLimit = setTimeout(() => s.stop({ code: 'STREAM_TIME_LIMIT', message: `a stream lasts at most ${maxStreamMs / 1000} s; open a new one` }), maxStreamMs).unref();
     await s.done;
     clearTimeout(timeLimit);
     open.delete(s);
-    c.set('accessLogFields', {
-      count: s.counts.lines,
-      accepted: s.counts.accepted,
-      refused: s.counts.refused,
-      codes: [...s.refusedCodes].map(([code, n]) => `${code}:${n}`).join(','),
-      ...(s.stopped ? { reason: s.stopped.code } : {}),
-    });
+    c.set('accessLogFields', { ...s.p.answers.logFields(), ...(s.stopped ? { reason: s.stopped.code } : {}) });
     // Returned once the socket is gone: with the rest of an unread body it cannot be reused, and
     // nothing else may answer on it (the shell's unread-body middleware).
     if (!out.socket?.destroyed && !out.destroyed) await new Promise<void>((r) => out.once('close', () => r()));
@@ -419,9 +403,6 @@ function parseLine(line: Buffer): MessageInput {
     throw new BadRequestError('line: expected JSON');
   }
   const r = SendBody.safeParse(value);
-  if (!r.success) {
-    const first = r.error.issues[0];
-    throw new BadRequestError(`${first && first.path.length > 0 ? first.path.join('.') : 'line'}: ${first?.message ?? 'invalid'}`);
-  }
+  if (!r.success) throw new BadRequestError(describe(r.error, 'line'));
   return r.data;
 }

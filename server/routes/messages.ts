@@ -1,12 +1,13 @@
 /**
  * `/v1/messages` (API.md "Messaging"): send a signed message (or several in one batch, or a stream
- * of them: message-stream.ts), read one, its receipts, delete it for everyone. Also `correspondenceRoutes` for the officer's
- * `DELETE /v1/users/:login/correspondence`, mounted by the shell under `/v1/users`.
+ * of them: message-stream.ts), read one, its receipts, delete it for everyone. Also
+ * `correspondenceRoutes` for the officer's `DELETE /v1/users/:login/correspondence`, mounted by
+ * the shell under `/v1/users`.
  */
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { errorFields } from '../log.js';
-import { messagingBodyLimit, messagingErrorHandler, messagingErrorOf, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
+import { MessageAnswers, messagingBodyLimit, messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJson, parseParams } from '../middleware/validate.js';
 import { DeleteBody, IdParam } from './conversations.js';
@@ -49,25 +50,12 @@ export function messagesRoutes(deps: MessagingRouteDeps, opts: { stream?: Messag
   // for it. The whole batch stays under one message's limit.
   app.post('/batch', messagingBodyLimit(deps, 'message'), async (c) => {
     const outcomes = await sendBatch(c, svc());
-    const requestId = c.get('requestId') ?? 'none';
-    const refused = new Map<string, number>();
-    const results = outcomes.map((o) => {
-      if (o.ok) return { receipt: o.receipt };
-      const mapped = messagingErrorOf(o.error, requestId);
-      if (mapped.internal) c.get('log')?.error('internal error', { path: c.req.path, ...errorFields(o.error) });
-      const { code, message } = mapped.body.error;
-      refused.set(code, (refused.get(code) ?? 0) + 1);
-      return { error: { code, message, status: mapped.status } };
-    });
-    // The request answers 200 whatever its messages got: its log line says what they got, so a
-    // run of bad signatures inside batches is as visible as one of 422s.
-    const accepted = outcomes.filter((o) => o.ok).length;
-    c.set('accessLogFields', {
-      count: results.length,
-      accepted,
-      refused: results.length - accepted,
-      codes: [...refused].map(([code, n]) => `${code}:${n}`).join(','),
-    });
+    const answers = new MessageAnswers(c.get('requestId') ?? 'none', (err) =>
+      c.get('log')?.error('internal error', { path: c.req.path, ...errorFields(err) }),
+    );
+    const results = outcomes.map((o) => answers.answer(o));
+    // The request answers 200 whatever its messages got: its log line says what they got.
+    c.set('accessLogFields', answers.logFields());
     return c.json({ results });
   });
   // No body limit for the whole stream: each line is limited to one message's (message-stream.ts).
