@@ -272,44 +272,44 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
         }),
       );
       if (streamFailures.length) throw new Error(`streams ended badly: ${streamFailures.slice(0, 3).join('; ')}`);
-    }
-    await Promise.all(
-      clients.map(async (c, ci) => {
-        if (STREAM > 0) return;
-        const refused = (status: number, body: unknown): void => {
-          refusedKey(`${status} ${(body as { error?: { code?: string } })?.error?.code ?? ''}`);
-        };
-        const queue = bodies[ci]!;
-        let next = 0;
-        while (performance.now() < end) {
-          const request = queue[next++];
-          if (!request) {
-            exhausted++;
-            return;
-          }
-          const counted = counting;
-          const ok = (r: { ms: number }): void => {
-            if (!counted) return void warmLatencies.push(r.ms);
-            accepted++;
-            latencies.push(r.ms);
+    } else {
+      await Promise.all(
+        clients.map(async (c, ci) => {
+          const refused = (status: number, body: unknown): void => {
+            refusedKey(`${status} ${(body as { error?: { code?: string } })?.error?.code ?? ''}`);
           };
-          const r = await send[ci]!(request.bytes);
-          if (BATCH === 1) {
-            if (r.status === 201) ok(r);
-            else refused(r.status, r.body);
-            continue;
+          const queue = bodies[ci]!;
+          let next = 0;
+          while (performance.now() < end) {
+            const request = queue[next++];
+            if (!request) {
+              exhausted++;
+              return;
+            }
+            const counted = counting;
+            const ok = (r: { ms: number }): void => {
+              if (!counted) return void warmLatencies.push(r.ms);
+              accepted++;
+              latencies.push(r.ms);
+            };
+            const r = await send[ci]!(request.bytes);
+            if (BATCH === 1) {
+              if (r.status === 201) ok(r);
+              else refused(r.status, r.body);
+              continue;
+            }
+            if (r.status !== 200) {
+              for (let i = 0; i < request.count; i++) refused(r.status, r.body);
+              continue;
+            }
+            for (const item of (r.body as { results: { receipt?: unknown; error?: { status: number; code: string } }[] }).results) {
+              if (item.receipt) ok(r);
+              else refused(item.error?.status ?? 0, item);
+            }
           }
-          if (r.status !== 200) {
-            for (let i = 0; i < request.count; i++) refused(r.status, r.body);
-            continue;
-          }
-          for (const item of (r.body as { results: { receipt?: unknown; error?: { status: number; code: string } }[] }).results) {
-            if (item.receipt) ok(r);
-            else refused(item.error?.status ?? 0, item);
-          }
-        }
-      }),
-    );
+        }),
+      );
+    }
     const elapsed = (performance.now() - started) / 1000;
     const cpu = server.cpuSeconds() - cpu0;
     const threads1 = procThreadCpuSeconds(server.pid);
