@@ -1,12 +1,12 @@
 /**
  * The benches' shared parts that decide what a figure means: the machine bounds every bench prints
- * beside its own figure (bench/lib/bounds.ts, verifyBound), the percentile, and the batch body.
+ * beside its own figure (bench/lib/bounds.ts, verifyBound, syncVerifyBound), the percentile, and the batch body.
  * Benches never assert, so without this a broken bound would only show as a strange number. Sizes
  * here are tiny: these check that each bound measures what it says, not how fast anything is.
  */
 import t from 'tap';
 import { tlsFanOutBound, sqliteBounds } from '../../bench/lib/bounds.js';
-import { batchPayload, percentile, verifyBound } from '../../bench/lib/load.js';
+import { batchPayload, percentile, syncVerifyBound, verifyBound, verifyBounds } from '../../bench/lib/load.js';
 
 t.test('when the SQLite bound runs then it reads a page and deletes a whole conversation, and says how long each took', async (t) => {
   const b = await sqliteBounds(300, 256);
@@ -27,6 +27,21 @@ t.test('when the TLS fan-out bound runs then every watcher receives every event'
 t.test('when the verify bound runs then it counts real verifications', async (t) => {
   const perSecond = await verifyBound('p256', 0.2, 4);
   t.ok(Number.isFinite(perSecond) && perSecond > 0, `${perSecond.toFixed(0)}/s`);
+});
+
+t.test('when the synchronous verify bound runs then every thread counts real verifications', async (t) => {
+  // The worker verifies once before it says ready and throws if that fails, so a rate means the
+  // signature, key and encoding were right (WebCrypto's ECDSA is r‖s, node's default DER).
+  for (const profile of ['p256', 'rsa3072'] as const) {
+    const perSecond = await syncVerifyBound(profile, 0.2, 2);
+    t.ok(Number.isFinite(perSecond) && perSecond > 0, `${profile}: ${perSecond.toFixed(0)}/s`);
+  }
+});
+
+t.test('when both bounds are read then the one the ratios use is the higher', async (t) => {
+  const b = await verifyBounds('p256', 0.2);
+  t.ok(b.sync > 0 && b.subtle > 0);
+  t.equal(b.best, Math.max(b.sync, b.subtle));
 });
 
 t.test('when a percentile is asked then it is the nearest rank', async (t) => {
