@@ -184,8 +184,8 @@ export class SessionStore {
 
   /**
    * The session of `token` presented over the certificate `certFingerprint`; touches its idle
-   * timer, unless `opts.touch` is false (a look that is no use of the session: the event stream's
-   * re-check at the instant the session would expire must not itself extend it). Throws
+   * timer, unless `opts.touch` is false (a look that is no use of the session: an open stream's
+   * re-checks, which must not keep an unattended session from idling out). Throws
    * `SessionInvalidError` (unknown, ended, other certificate) or `SessionExpiredError` (idle or
    * absolute timeout).
    */

@@ -231,11 +231,11 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
   /**
    * Re-checks the sessions of `streams` through the store: those refused end (the subscription
    * closes, the response ends); the others learn their session's next expiry. Streams of one
-   * session share one lookup. The periodic re-check (`periodic`) also writes the keep-alives, and
-   * counts as use of the session as it always has (the store touches last_used_at rarely: mostly a
-   * read): a stream re-checked more often than the idle timeout keeps its session from idling out.
-   * The others (at an expiry, after sessions ended elsewhere) only look, so that a re-check at a
-   * session's idle deadline does not itself extend it.
+   * session share one lookup. The periodic re-check (`periodic`) also writes the keep-alives. No
+   * re-check is use of the session: an open stream is no sign that anyone is at the workstation, and
+   * when the periodic one counted, a stream re-checked more often than the idle timeout (15 s
+   * against 30 min by default) kept its session from ever idling out. A stream whose session is
+   * used by nothing else ends at the session's idle deadline.
    */
   const recheck = (streams: Iterable<LiveStream>, periodic: boolean): void => {
     const bySession = new Map<string, LiveStream[]>();
@@ -250,7 +250,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
       const { token, fingerprint } = list[0]!;
       // Taken before asking: the store reads its clock after this, so the expiry is never late.
       const asked = performance.now();
-      deps.appliance.sessions.resolve(token, fingerprint, { touch: periodic }).then(
+      deps.appliance.sessions.resolve(token, fingerprint, { touch: false }).then(
         (session) => {
           const due = asked + session.validForMs;
           for (const s of list) {

@@ -179,6 +179,8 @@ export interface SseClient {
   until(pred: (evs: SseEvent[]) => boolean, ms?: number): Promise<void>;
   /** True once the server ended the stream. */
   ended: boolean;
+  /** Keep-alives (blocks of comment lines only) received so far. */
+  keepAlives: number;
   close(): void;
 }
 
@@ -192,6 +194,7 @@ export function openEvents(h: HttpHarness, u: TestUser, lastEventId?: number): P
     const client: SseClient = {
       events,
       ended: false,
+      keepAlives: 0,
       until(pred, ms = 10_000) {
         return waitUntil(waiters, () => pred(events), ms, () => `SSE condition; got ${JSON.stringify(events.map((e) => [e.event, e.id]))}`);
       },
@@ -230,8 +233,12 @@ export function openEvents(h: HttpHarness, u: TestUser, lastEventId?: number): P
             buf = buf.slice(i + 2);
             const ev: SseEvent = { event: 'message', data: '' };
             let any = false;
+            let comment = false;
             for (const line of block.split('\n')) {
-              if (line.startsWith(':')) continue;
+              if (line.startsWith(':')) {
+                comment = true;
+                continue;
+              }
               const [k, ...rest] = line.split(':');
               const v = rest.join(':').replace(/^ /, '');
               if (k === 'event') ev.event = v;
@@ -240,6 +247,7 @@ export function openEvents(h: HttpHarness, u: TestUser, lastEventId?: number): P
               any = true;
             }
             if (any) events.push(ev);
+            else if (comment) client.keepAlives++;
           }
           for (const w of [...waiters]) w();
         });

@@ -137,3 +137,27 @@ t.test('when a session is kept alive by other requests then its stream outlives 
   t.ok(endedAt >= touchedFrom + IDLE - 50, 'not before it');
   await t.rejects(app.appliance.sessions.resolve(bobToken, bob.cert.fingerprint), { code: 'SESSION_EXPIRED' }, 'the session idled out');
 });
+
+t.test('when nothing but its own open stream uses a session then the session idles out and the stream ends at its idle deadline', async (t) => {
+  // Idle 4 s; a keep-alive re-check every 500 ms. Each of those re-checks used to count as use of
+  // the session (touching it whenever it was last used over 400 ms before), so a stream alone kept
+  // its session alive for as long as it stayed open. Real time.
+  const IDLE = 4000;
+  const h = await httpHarness(t, { keepAliveMs: 500, sessionIdleMs: IDLE });
+  const app = h.app;
+  const bob = await app.createStaff({ login: 'eu-bob', clearance: 'secret' });
+
+  const loginFrom = Date.now();
+  const bobToken = await app.loginAs(bob.login, bob.password, bob.cert, bob.key);
+  const es = await openEvents(h, { ...bob, token: bobToken });
+  t.teardown(() => es.close());
+  await ready(es);
+  // The login and the stream's request are the session's last uses: its idle deadline is before this.
+  const deadlineBy = Date.now() + IDLE;
+
+  const endedAt = await endedBy(es, deadlineBy + BOUND_MS);
+  t.ok(endedAt - deadlineBy < BOUND_MS, `ended ${endedAt - deadlineBy} ms after the idle deadline`);
+  t.ok(endedAt >= loginFrom + IDLE - 50, 'not before it');
+  t.ok(es.keepAlives >= 4, `control: the server re-checked and wrote ${es.keepAlives} keep-alives meanwhile`);
+  await t.rejects(app.appliance.sessions.resolve(bobToken, bob.cert.fingerprint, { touch: false }), { code: 'SESSION_EXPIRED' }, 'the session idled out');
+});
