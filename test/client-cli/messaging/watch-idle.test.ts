@@ -5,12 +5,12 @@
  * touched the session and a running watch kept it alive for as long as it ran. A real appliance
  * (idle timeout 4 s, keep-alive 500 ms) and the CLI as a child process; real time.
  */
-import { spawn } from 'node:child_process';
 import t from 'tap';
-import { CLI_MAIN, ensureCliBuilt } from '../../helpers/cli.js';
+import { ensureCliBuilt } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 import { cliUser } from './helpers/users.js';
+import { spawnWatch } from './helpers/watch.js';
 
 const IDLE = 4000;
 const h = await httpHarness(t, { keepAliveMs: 500, sessionIdleMs: IDLE });
@@ -20,17 +20,10 @@ ensureCliBuilt();
 t.test('when watch runs alone then the session idles out and watch exits 4 with one line', async (t) => {
   const loginFrom = Date.now();
   const bkim = await cliUser(h.app, dir, 'bkim', 'secret');
-  const child = spawn(process.execPath, [CLI_MAIN, '--profile', bkim.cli.profile, 'watch', '--json'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const killer = setTimeout(() => child.kill('SIGKILL'), IDLE + 20_000);
-  const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-  clearTimeout(killer);
+  const w = spawnWatch(bkim.cli.profile, ['--json'], IDLE + 20_000);
+  const code = await w.exit;
+  const out = w.stdout();
+  const err = w.stderr();
   const ranMs = Date.now() - loginFrom;
 
   t.ok(out.split('\n').some((l) => l.includes('"ready"')), 'control: the stream was open and replayed');

@@ -4,12 +4,13 @@
  * message sent while it was away arrives — nothing lost, nothing twice; `--count` ends it; SIGINT
  * ends it cleanly with exit 0.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import t from 'tap';
-import { CLI_MAIN, ensureCliBuilt } from '../../helpers/cli.js';
+import { ensureCliBuilt } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 import { cliUser } from './helpers/users.js';
+import { spawnWatch } from './helpers/watch.js';
 
 const h = await httpHarness(t, { keepAliveMs: 1000 });
 const dir = tmpDir(t, 'sigil-cli-watch-');
@@ -26,27 +27,17 @@ interface Watcher {
 }
 
 function watch(args: string[]): Watcher {
-  const child = spawn(process.execPath, [CLI_MAIN, '--profile', bkim.cli.profile, 'watch', '--json', ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
-  const killer = setTimeout(() => child.kill('SIGKILL'), 50_000);
-  void exit.then(() => clearTimeout(killer));
+  const w = spawnWatch(bkim.cli.profile, ['--json', ...args]);
+  const lines = () => w.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
   return {
-    child,
+    child: w.child,
     lines,
-    stderr: () => err,
-    exit,
+    stderr: w.stderr,
+    exit: w.exit,
     async waitFor(pred, ms = 30_000) {
       const end = Date.now() + ms;
       while (!pred(lines())) {
-        if (Date.now() > end || child.exitCode !== null) throw new Error(`watch did not get there; stdout=${out} stderr=${err}`);
+        if (Date.now() > end || w.child.exitCode !== null) throw new Error(`watch did not get there; stdout=${w.stdout()} stderr=${w.stderr()}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },
@@ -83,18 +74,11 @@ t.test('when watch gets SIGINT then it exits cleanly with 0', async (t) => {
 });
 
 t.test('when watch shows a message in human form then it has the banner line', async (t) => {
-  const child = spawn(process.execPath, [CLI_MAIN, '--profile', bkim.cli.profile, 'watch', '--count', '1'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  const w = spawnWatch(bkim.cli.profile, ['--count', '1']);
   const end = Date.now() + 30_000;
-  while (!/watching/.test(err) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  while (!/watching/.test(w.stderr()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   await alee.cli.json(['send', 'bkim', '--urgent'], { input: 'four' });
-  t.equal(await exit, 0, err);
+  t.equal(await w.exit, 0, w.stderr());
+  const out = w.stdout();
   t.match(out, /^\[SECRET\] URGENT \d{4}-\d\d-\d\d \d\d:\d\d alee: four$/m);
 });
