@@ -14,10 +14,11 @@
  * BENCH_WARMUP (2: seconds of the same load before the counted ones; its figures are printed apart),
  * BENCH_MESSAGES (pre-signed pool; default 120 % of bound × (warm-up + seconds), at most 60,000: with
  * 80 % and at most 30,000 the clients of a 16-per-request run ran out before its end),
- * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3, for each of the two readings), BENCH_HTTP (`raw`: lib/raw-client.ts; `https`:
- * node:https, the heavier client of earlier sessions), BENCH_STREAM (0; W > 0: each client sends
- * on one `POST /v1/messages/stream` with W messages in flight instead, lib/stream-client.ts;
- * BENCH_BATCH and BENCH_HTTP are then not used), BENCH_SERVER_NODE_ARGS (e.g.
+ * BENCH_BODY_BYTES (256), BENCH_BOUND_SECONDS (3, for each of the two readings), BENCH_HTTP
+ * (`raw`: lib/raw-client.ts; `https`: node:https, the heavier client of earlier sessions),
+ * BENCH_STREAM (0; W > 0: each client sends on one `POST /v1/messages/stream` with W messages in
+ * flight instead, lib/stream-client.ts; BENCH_BATCH and BENCH_HTTP are then not used),
+ * BENCH_SERVER_NODE_ARGS (e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server).
  */
 import { rmSync } from 'node:fs';
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
   console.log(`messages: profile ${PROFILE}, ${CLIENTS} clients as ${USERS} users, ${SECONDS} s, body ${BODY_BYTES} B, ${shape}`);
   console.log(machineNote());
 
-  // 1. The bound, before the server exists, in this process (same default pool of 4 threads).
+  // 1. The bound, before the server exists: worker threads, then WebCrypto on this process's pool.
   const cores = availableParallelism();
   const told = (b: VerifyBounds): string =>
     `${b.best.toFixed(0)}/s, the higher of crypto.verify on ${cores} threads ${b.sync.toFixed(0)}/s and crypto.subtle.verify with 64 in flight ${b.subtle.toFixed(0)}/s`;
