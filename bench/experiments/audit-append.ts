@@ -31,7 +31,8 @@ function events(from: number): { type: string; actor: string; subject: string; a
     actor: `user${(from + j) % 10}`,
     subject: r.slice(j * 128, j * 128 + 64),
     at: new Date(),
-    data: { seq: from + j, label: 'restricted', header: r.slice(j * 128 + 64, j * 128 + 128) },
+    // In canonical key order, as messaging builds them: the leaf's text is then one JSON.stringify.
+    data: { header: r.slice(j * 128 + 64, j * 128 + 128), label: 'restricted', seq: from + j },
   }));
 }
 
