@@ -37,6 +37,7 @@ import {
   percentile,
   procThreadCpuSeconds,
   startServerProc,
+  threadSplit,
   verifyBounds,
   type InitJson,
   type ServerProc,
@@ -244,7 +245,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     const end = warmEnd + SECONDS * 1000;
     let counting = false;
     let cpu0 = 0;
-    let threads0 = { main: 0, others: 0 };
+    let threads0: ReturnType<typeof procThreadCpuSeconds> = { main: 0, others: 0, byThread: new Map() };
     let own0 = process.cpuUsage();
     let started = 0;
     const startCounting = (): void => {
@@ -338,7 +339,11 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     console.log(`latency   p50 ${fmt(percentile(latencies, 50), 1)} ms  p95 ${fmt(percentile(latencies, 95), 1)} ms  p99 ${fmt(percentile(latencies, 99), 1)} ms  max ${fmt(latencies.at(-1) ?? NaN, 1)} ms`);
     console.log(`server    CPU ${cpu.toFixed(2)} s over ${elapsed.toFixed(2)} s = ${((cpu / elapsed) * 100).toFixed(0)} % of one core (${((cpu * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message); RSS ${rss.now.toFixed(0)} MiB (peak during run ${Math.max(rssPeak, rss.now).toFixed(0)} MiB, process peak ${rss.peak.toFixed(0)} MiB)`);
     const perMsg = (s: number): string => `${((s * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message`;
-    console.log(`          main thread ${perMsg(threads1.main - threads0.main)}, other threads (check workers, libuv pool) ${perMsg(threads1.others - threads0.others)}`);
+    const split = threadSplit(threads0.byThread, threads1.byThread, server.pid, Math.min(availableParallelism(), 8));
+    console.log(
+      `          main thread ${perMsg(split.main)}, check workers ${perMsg(split.workers)} (the ${split.workerCount} busiest other threads),` +
+        ` the rest ${perMsg(split.rest)} (V8's platform threads; libuv's pool: SQLite)`,
+    );
     const ownSeconds = (own.user + own.system) / 1e6;
     console.log(`load gen  CPU ${ownSeconds.toFixed(2)} s = ${perMsg(ownSeconds)} (same machine); ${machineNote().split(';')[0]}`);
     for (const c of clients) c.client.close();

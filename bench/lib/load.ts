@@ -177,10 +177,11 @@ export function procCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** CPU seconds of a process's main thread (tid = pid) and of all its other threads together. */
-export function procThreadCpuSeconds(pid: number): { main: number; others: number } {
+/** CPU seconds of a process's main thread (tid = pid), of all its other threads together, and of each thread by id. */
+export function procThreadCpuSeconds(pid: number): { main: number; others: number; byThread: Map<string, number> } {
   let main = 0;
   let others = 0;
+  const byThread = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     let stat: string;
     try {
@@ -190,10 +191,36 @@ export function procThreadCpuSeconds(pid: number): { main: number; others: numbe
     }
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const s = (Number(fields[11]) + Number(fields[12])) / 100;
+    byThread.set(tid, s);
     if (Number(tid) === pid) main += s;
     else others += s;
   }
-  return { main, others };
+  return { main, others, byThread };
+}
+
+/**
+ * A run's server CPU by role, from two {@link procThreadCpuSeconds} readings: the main thread
+ * (tid = pid); the check workers, taken as the `workerCount` busiest other threads (messages.js
+ * passes CheckPool's size, one per core, at most 8: under a message load each runs near a whole
+ * core, far above any other thread); and the rest. A thread born between the readings counts from
+ * zero.
+ */
+export function threadSplit(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  pid: number,
+  workerCount: number,
+): { main: number; workers: number; rest: number; workerCount: number } {
+  const others: number[] = [];
+  let main = 0;
+  for (const [tid, s] of after) {
+    const d = s - (before.get(tid) ?? 0);
+    if (Number(tid) === pid) main = d;
+    else others.push(d);
+  }
+  others.sort((a, b) => b - a);
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  return { main, workers: sum(others.slice(0, workerCount)), rest: sum(others.slice(workerCount)), workerCount };
 }
 
 /** VmRSS and VmHWM of a process in MiB. */

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { tlsFanOutBound, sqliteBounds } from '../../bench/lib/bounds.js';
-import { batchPayload, percentile, syncVerifyBound, verifyBound, verifyBounds } from '../../bench/lib/load.js';
+import { batchPayload, percentile, syncVerifyBound, threadSplit, verifyBound, verifyBounds } from '../../bench/lib/load.js';
 
 t.test('when the SQLite bound runs then it reads a page and deletes a whole conversation, and says how long each took', async (t) => {
   const b = await sqliteBounds(300, 256);
@@ -42,6 +42,17 @@ t.test('when both bounds are read then the one the ratios use is the higher', as
   const b = await verifyBounds('p256', 0.2);
   t.ok(b.sync > 0 && b.subtle > 0);
   t.equal(b.best, Math.max(b.sync, b.subtle));
+});
+
+t.test('when a run’s CPU is split by thread then the busiest other threads are the check workers and a new thread counts from zero', async (t) => {
+  const before = new Map([['100', 5], ['101', 1], ['102', 10], ['103', 10], ['104', 2]]);
+  // 102 and 103 are the workers (+8, +7); 104 a pool thread (+1); 105 a thread born meanwhile (+0.5).
+  const after = new Map([['100', 6.5], ['101', 1.2], ['102', 18], ['103', 17], ['104', 3], ['105', 0.5]]);
+  const s = threadSplit(before, after, 100, 2);
+  t.equal(s.main, 1.5);
+  t.equal(s.workers, 15);
+  t.equal(Math.round(s.rest * 10) / 10, 1.7, 'the pool thread, the small one and the newborn');
+  t.equal(s.workerCount, 2);
 });
 
 t.test('when a percentile is asked then it is the nearest rank', async (t) => {
