@@ -2,7 +2,8 @@
  * `sigil watch`: follows the live event stream and prints each new message as it arrives,
  * verified locally. After a dropped connection it reconnects with Last-Event-ID and resumes
  * without loss or duplicates. Ends on SIGINT (exit 0, or 3 if a message failed verification),
- * or after `--count N` messages.
+ * after `--count N` messages, or when its session ends (exit 4): the server does not count an open
+ * stream as use of the session, so an unattended watch does not keep it from idling out.
  */
 import { Command } from 'commander';
 import { runtimeFor, type CommandContext } from '../../context.js';
@@ -24,7 +25,8 @@ export function watchCommand(ctx: CommandContext): Command {
     .summary('print new messages live, verified')
     .description(
       'Follow new messages live. Each is verified locally before it is shown; a failure is marked loudly. ' +
-        'A dropped connection is resumed where it stopped (nothing lost, nothing twice). Ctrl-C ends it.',
+        'A dropped connection is resumed where it stopped (nothing lost, nothing twice). Ctrl-C ends it. ' +
+        'Watching is no use of the session: when the session ends (idle timeout, logout, revocation) watch says so and exits 4; log in again.',
     )
     .option('--count <n>', 'exit after this many messages', wholeNumber('--count', 1))
     .option('--since <seq>', 'first replay every message after this sequence number', wholeNumber('--since', 0))
