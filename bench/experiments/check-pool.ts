@@ -39,7 +39,7 @@ const signer = await sampleSigner();
 const cert = signer.cert;
 const messages = await signedSamples(400, signer);
 const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-const pool = new CheckPool(2);
+const pool = new CheckPool(Number(process.env.BENCH_WORKERS ?? 2));
 const check = pool.checker(new Uint8Array(32));
 const one = (i: number): ReturnType<typeof check> => {
   const m = messages[i % messages.length]!;
