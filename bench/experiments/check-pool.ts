@@ -9,7 +9,8 @@
  *   BENCH_CHECKS=20000 BENCH_IN_FLIGHT=64 node dist/bench/experiments/check-pool.js
  *   node --single-threaded-gc dist/bench/experiments/check-pool.js      # a V8 flag's effect
  *
- * Knobs: BENCH_CHECKS (12,000), BENCH_IN_FLIGHT (800: 50 clients × 16 per request). Not run by
+ * Knobs: BENCH_CHECKS (12,000), BENCH_IN_FLIGHT (800: 50 clients × 16 per request), BENCH_WORKERS
+ * (2: the pool's size; with 1 its worker alone costs what two do per check). Not run by
  * `make bench`; the answer is in bench/README.md ("Seventh session").
  */
 import { webcrypto } from 'node:crypto';
@@ -39,7 +40,8 @@ const signer = await sampleSigner();
 const cert = signer.cert;
 const messages = await signedSamples(400, signer);
 const ck = await webcrypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
-const pool = new CheckPool(Number(process.env.BENCH_WORKERS ?? 2));
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
+const pool = new CheckPool(WORKERS);
 const check = pool.checker(new Uint8Array(32));
 const one = (i: number): ReturnType<typeof check> => {
   const m = messages[i % messages.length]!;
@@ -63,11 +65,11 @@ const cpu = process.cpuUsage(cpu0);
 const after = threadCpu();
 await pool.close();
 
-console.log(`check-pool: ${CHECKS} P-384 checks (verify, digests, keyed hashes, seal), ${IN_FLIGHT} in flight, 2 workers; node ${process.version}`);
+console.log(`check-pool: ${CHECKS} P-384 checks (verify, digests, keyed hashes, seal), ${IN_FLIGHT} in flight, ${WORKERS} workers; node ${process.version}`);
 console.log(`rate      ${(CHECKS / secs).toFixed(0)} checks/s (${secs.toFixed(2)} s)${bad ? `; ${bad} FAILED` : ''}`);
 console.log(`CPU       ${((cpu.user + cpu.system) / CHECKS).toFixed(0)} µs per check, the whole process`);
 const rows = [...after]
   .map(([tid, ms]) => [tid, ((ms - (before.get(tid) ?? 0)) * 1000) / CHECKS] as const)
   .filter(([, us]) => us >= 1)
   .sort((a, b) => b[1] - a[1]);
-console.log(`threads   ${rows.map(([tid, us]) => `${tid === String(process.pid) ? 'main' : tid} ${us.toFixed(0)}`).join(' · ')} µs per check (the two largest are the workers; the ~4 small ones V8's platform threads)`);
+console.log(`threads   ${rows.map(([tid, us]) => `${tid === String(process.pid) ? 'main' : tid} ${us.toFixed(0)}`).join(' · ')} µs per check (the first ${WORKERS}: the check workers; the ~4 small ones V8's platform threads)`);
