@@ -1,6 +1,7 @@
 /**
  * The benches' shared parts that decide what a figure means: the machine bounds every bench prints
- * beside its own figure (bench/lib/bounds.ts, verifyBound, syncVerifyBound), the percentile, and the batch body.
+ * beside its own figure (bench/lib/bounds.ts, verifyBound, syncVerifyBound), the split of a run's CPU by
+ * thread, the percentile, and the batch body.
  * Benches never assert, so without this a broken bound would only show as a strange number. Sizes
  * here are tiny: these check that each bound measures what it says, not how fast anything is.
  */
