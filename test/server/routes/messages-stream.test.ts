@@ -16,6 +16,13 @@ async function directConversation(h: HttpHarness, a: TestUser, b: TestUser): Pro
   return ((await h.as(a)('/v1/conversations/direct', { body: { peer: b.login } })).body as { id: string }).id;
 }
 
+/** A new staff account `login` and its direct conversation with `peer` (a new account too, given its login). */
+async function senderTo(h: HttpHarness, login: string, peer: TestUser | string): Promise<{ u: TestUser; peer: TestUser; conv: string }> {
+  const u = await h.app.createStaff({ login, clearance: 'secret' });
+  const to = typeof peer === 'string' ? await h.app.createStaff({ login: peer, clearance: 'secret' }) : peer;
+  return { u, peer: to, conv: await directConversation(h, u, to) };
+}
+
 async function historyIds(h: HttpHarness, u: TestUser, conv: string): Promise<string[]> {
   const page = (await h.as(u)(`/v1/conversations/${conv}/messages?limit=500`)).body.messages as { id: string }[];
   return page.map((m) => m.id).reverse();
@@ -23,10 +30,8 @@ async function historyIds(h: HttpHarness, u: TestUser, conv: string): Promise<st
 
 t.test('messages in a stream', async (t) => {
   const h = await httpHarness(t, { captureLogs: true, stream: { maxInFlight: 4 } });
-  const alice = await h.app.createStaff({ login: 's-alice', clearance: 'secret' });
-  const bob = await h.app.createStaff({ login: 's-bob', clearance: 'secret' });
+  const { u: alice, peer: bob, conv } = await senderTo(h, 's-alice', 's-bob');
   const carol = await h.app.createStaff({ login: 's-carol', clearance: 'secret' });
-  const conv = await directConversation(h, alice, bob);
   const other = await directConversation(h, bob, carol);
 
   await t.test('when lines mix good and bad messages then each gets its own answer, in order, and the good ones are stored in order', async (t) => {
@@ -94,8 +99,7 @@ t.test('messages in a stream', async (t) => {
   });
 
   await t.test('when the session ends while the stream waits then it ends at once, says why, and stores nothing after', async (t) => {
-    const x = await h.app.createStaff({ login: 's-dave', clearance: 'secret' });
-    const xc = await directConversation(h, x, bob);
+    const { u: x, conv: xc } = await senderTo(h, 's-dave', bob);
     const [m1, m2] = await Promise.all([h.compose(x, xc, 'before logout'), h.compose(x, xc, 'after logout')]);
     const s = await openSendStream(h, x);
     s.write(line(m1));
@@ -129,8 +133,7 @@ t.test('messages in a stream', async (t) => {
   });
 
   await t.test('when a line is over the limit then the stream stops reading there and stores nothing after', async (t) => {
-    const y = await h.app.createStaff({ login: 's-erin', clearance: 'secret' });
-    const yc = await directConversation(h, y, bob);
+    const { u: y, conv: yc } = await senderTo(h, 's-erin', bob);
     const [m1, m2] = await Promise.all([h.compose(y, yc, 'first'), h.compose(y, yc, 'after the big line')]);
     const s = await openSendStream(h, y);
     s.write(line(m1));
@@ -147,8 +150,7 @@ t.test('messages in a stream', async (t) => {
   });
 
   await t.test('when the server stops then the stream answers what it read and ends with UNAVAILABLE', async (t) => {
-    const z = await h.app.createStaff({ login: 's-frank', clearance: 'secret' });
-    const zc = await directConversation(h, z, bob);
+    const { u: z, conv: zc } = await senderTo(h, 's-frank', bob);
     const m1 = await h.compose(z, zc, 'in flight');
     const s = await openSendStream(h, z);
     s.write(line(m1));
@@ -182,9 +184,7 @@ t.test('messages in a stream', async (t) => {
 
 t.test('a stream ends at its time limit, after answering what it read', async (t) => {
   const h = await httpHarness(t, { stream: { maxStreamMs: 400 } });
-  const a = await h.app.createStaff({ login: 't-alice', clearance: 'secret' });
-  const b = await h.app.createStaff({ login: 't-bob', clearance: 'secret' });
-  const conv = await directConversation(h, a, b);
+  const { u: a, peer: b, conv } = await senderTo(h, 't-alice', 't-bob');
   const m = await h.compose(a, conv, 'within the time');
   const s = await openSendStream(h, a);
   s.write(line(m));
@@ -197,9 +197,7 @@ t.test('a stream ends at its time limit, after answering what it read', async (t
 t.test('a stream whose session expired while idle stores nothing of its next line', async (t) => {
   let now = Date.now();
   const h = await httpHarness(t, { now: () => new Date(now), sessionIdleMs: 60_000, stream: { recheckMs: 1 } });
-  const a = await h.app.createStaff({ login: 'e-alice', clearance: 'secret' });
-  const b = await h.app.createStaff({ login: 'e-bob', clearance: 'secret' });
-  const conv = await directConversation(h, a, b);
+  const { u: a, peer: b, conv } = await senderTo(h, 'e-alice', 'e-bob');
   const s = await openSendStream(h, a);
   now += 61_000; // the appliance's clock: the session's idle timeout has passed
   const m = await h.compose(a, conv, 'too late', { sentAt: new Date(now).toISOString() });
@@ -215,9 +213,7 @@ t.test('an idle stream ends when its session idles out, not at its next line', a
   // Real time: idle 4 s (a session is touched when last used over 400 ms ago).
   const IDLE = 4000;
   const h = await httpHarness(t, { sessionIdleMs: IDLE });
-  const a = await h.app.createStaff({ login: 'i-alice', clearance: 'secret' });
-  const b = await h.app.createStaff({ login: 'i-bob', clearance: 'secret' });
-  const conv = await directConversation(h, a, b);
+  const { u: a, peer: b, conv } = await senderTo(h, 'i-alice', 'i-bob');
   const m = await h.compose(a, conv, 'then silence');
   const loggedInFrom = Date.now();
   const token = await h.app.loginAs(a.login, a.password, a.cert, a.key);
