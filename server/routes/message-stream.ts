@@ -29,12 +29,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { BadRequestError, mapError } from '../errors.js';
+import { mapError } from '../errors.js';
 import { errorFields } from '../log.js';
 import { MessageAnswers, messageBodyLimitBytes, principalOf, type MessagingRouteDeps } from '../messaging/http.js';
 import type { BatchOutcome, MessageInput } from '../messaging/messages.js';
 import type { AppEnv } from '../middleware/types.js';
-import { describe } from '../middleware/validate.js';
+import { parseJsonText } from '../middleware/validate.js';
 
 /** The body of `POST /v1/messages`, each item of a batch, and each line of a stream. */
 export const SendBody = z
@@ -396,13 +396,5 @@ export function messageStreamHandler(deps: MessagingRouteDeps, opts: MessageStre
 
 /** A line's JSON against the message schema; throws BadRequestError (answered for that line only). */
 function parseLine(line: Buffer): MessageInput {
-  let value: unknown;
-  try {
-    value = JSON.parse(line.toString('utf8'));
-  } catch {
-    throw new BadRequestError('line: expected JSON');
-  }
-  const r = SendBody.safeParse(value);
-  if (!r.success) throw new BadRequestError(describe(r.error, 'line'));
-  return r.data;
+  return parseJsonText(line.toString('utf8'), SendBody, 'line');
 }
