@@ -46,6 +46,7 @@ import {
 } from './lib/load.js';
 import { RawConnection, requestBytes, type RawAnswer } from './lib/raw-client.js';
 import { runStream } from './lib/stream-client.js';
+import { defaultCheckPoolSize } from '../server/messaging/check-pool.js';
 
 const PROFILE = (process.env.BENCH_PROFILE ?? 'p384') as ProfileName;
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 50);
@@ -245,13 +246,13 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     const end = warmEnd + SECONDS * 1000;
     let counting = false;
     let cpu0 = 0;
-    let threads0: ReturnType<typeof procThreadCpuSeconds> = { main: 0, others: 0, byThread: new Map() };
+    let threads0 = new Map<string, number>();
     let own0 = process.cpuUsage();
     let started = 0;
     const startCounting = (): void => {
       counting = true;
       cpu0 = server.cpuSeconds();
-      threads0 = procThreadCpuSeconds(server.pid);
+      threads0 = procThreadCpuSeconds(server.pid).byThread;
       own0 = process.cpuUsage();
       started = performance.now();
     };
@@ -321,7 +322,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     }
     const elapsed = (performance.now() - started) / 1000;
     const cpu = server.cpuSeconds() - cpu0;
-    const threads1 = procThreadCpuSeconds(server.pid);
+    const threads1 = procThreadCpuSeconds(server.pid).byThread;
     const own = process.cpuUsage(own0);
     clearInterval(sampler);
     const rss = server.rssMb();
@@ -339,7 +340,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
     console.log(`latency   p50 ${fmt(percentile(latencies, 50), 1)} ms  p95 ${fmt(percentile(latencies, 95), 1)} ms  p99 ${fmt(percentile(latencies, 99), 1)} ms  max ${fmt(latencies.at(-1) ?? NaN, 1)} ms`);
     console.log(`server    CPU ${cpu.toFixed(2)} s over ${elapsed.toFixed(2)} s = ${((cpu / elapsed) * 100).toFixed(0)} % of one core (${((cpu * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message); RSS ${rss.now.toFixed(0)} MiB (peak during run ${Math.max(rssPeak, rss.now).toFixed(0)} MiB, process peak ${rss.peak.toFixed(0)} MiB)`);
     const perMsg = (s: number): string => `${((s * 1e6) / Math.max(1, accepted)).toFixed(0)} µs/message`;
-    const split = threadSplit(threads0.byThread, threads1.byThread, server.pid, Math.min(availableParallelism(), 8));
+    const split = threadSplit(threads0, threads1, server.pid, defaultCheckPoolSize());
     console.log(
       `          main thread ${perMsg(split.main)}, check workers ${perMsg(split.workers)} (the ${split.workerCount} busiest other threads),` +
         ` the rest ${perMsg(split.rest)} (V8's platform threads; libuv's pool: SQLite)`,

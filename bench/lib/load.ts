@@ -201,7 +201,7 @@ export function procThreadCpuSeconds(pid: number): { main: number; others: numbe
 /**
  * A run's server CPU by role, from two {@link procThreadCpuSeconds} readings: the main thread
  * (tid = pid); the check workers, taken as the `workerCount` busiest other threads (messages.js
- * passes CheckPool's size, one per core, at most 8: under a message load each runs near a whole
+ * passes CheckPool's default size, defaultCheckPoolSize: under a message load each runs near a whole
  * core, far above any other thread); and the rest. A thread born between the readings counts from
  * zero.
  */

@@ -50,6 +50,11 @@ interface Slot {
   inFlight: Map<number, Waiting[]>;
 }
 
+/** How many check workers a pool starts at most by default: one per core, at most 8. */
+export function defaultCheckPoolSize(): number {
+  return Math.max(1, Math.min(availableParallelism(), 8));
+}
+
 export class CheckPool {
   readonly #size: number;
   readonly #slots: Slot[] = [];
@@ -64,7 +69,7 @@ export class CheckPool {
    * @param idleMs - a worker idle this long exits (an idle appliance keeps no ~20 MiB isolates; a
    *   new one starts in tens of milliseconds on the next message). Default 10 s.
    */
-  constructor(size = Math.max(1, Math.min(availableParallelism(), 8)), idleMs = 10_000) {
+  constructor(size = defaultCheckPoolSize(), idleMs = 10_000) {
     this.#size = size;
     this.#idleMs = idleMs;
   }
