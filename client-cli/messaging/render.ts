@@ -20,10 +20,16 @@ export function shortTime(iso: string): string {
   return d.toISOString().slice(0, 16).replace('T', ' ');
 }
 
-/** The body as text; control characters (terminal escapes) are shown escaped, never executed. */
+/**
+ * The body as text to show; control characters (terminal escapes) are shown escaped, never
+ * executed. For display only (the signed bytes are never changed): a Windows line end (CR LF) is a
+ * line break like LF, and the one line break that ends most texts (`echo … | sigil send`, typed
+ * lines) is not shown as an empty line. A lone CR stays escaped: it would let a text overwrite
+ * what the terminal just printed, such as its banner.
+ */
 export function bodyText(m: Message): string {
   if (m.body === undefined || m.body === null) return '(body withheld)';
-  const text = Buffer.from(m.body, 'base64').toString('utf8');
+  const text = Buffer.from(m.body, 'base64').toString('utf8').replace(/\r\n/g, '\n').replace(/\n$/, '');
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

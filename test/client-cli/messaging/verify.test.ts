@@ -135,3 +135,21 @@ t.test('when a message fails verification then its lines carry the loud marker a
   const good = await verifyMessage(m, trust);
   t.notMatch(messageLines(full, good).join('\n'), /VERIFICATION FAILED/);
 });
+
+t.test('when a text ends with a line break or uses Windows line ends then it shows without an empty or escaped line, and its JSON keeps every byte', async (t) => {
+  const { messageLines, messageJson } = await import('../../../client-cli/messaging/render.js');
+  for (const body of ['Report at 10:00\r\nsecond line\r\n', 'Report at 10:00\nsecond line\n']) {
+    const m = await message(alee, { body });
+    const full = { ...m, seq: 1, sender: 'alee', label: 'secret', urgent: false };
+    const v = await verifyMessage(m, trust);
+    t.ok(v.ok, 'the signed bytes are untouched, so the message verifies');
+    const lines = messageLines(full, v);
+    t.match(lines[0], /alee: Report at 10:00$/);
+    t.equal(lines[1], '    second line');
+    t.match(lines[2], /^ {4}id /, 'no empty line for the final line break');
+    t.equal(messageJson(full, v).body, body, '--json gives the text exactly as signed');
+  }
+  const cr = await message(alee, { body: 'SECRET\rUNCLASSIFIED' });
+  const lines = messageLines({ ...cr, seq: 2, sender: 'alee', label: 'secret', urgent: false }, await verifyMessage(cr, trust));
+  t.match(lines[0], /alee: SECRET\\x0dUNCLASSIFIED$/, 'a lone carriage return cannot overwrite the banner');
+});
