@@ -23,6 +23,7 @@ import { inboxCommand } from './commands/message/inbox.js';
 import { readCommand } from './commands/message/read.js';
 import { sendCommand } from './commands/message/send.js';
 import { watchCommand } from './commands/message/watch.js';
+import { muteCommand, unmuteCommand } from './commands/message/mute.js';
 import { groupCommand } from './commands/group/index.js';
 import { exportCommand } from './commands/evidence/export.js';
 import { verifyCommand } from './commands/evidence/verify.js';
@@ -65,6 +66,8 @@ export function buildProgram(ctx: CommandContext): Command {
     .addCommand(inboxCommand(ctx))
     .addCommand(readCommand(ctx))
     .addCommand(watchCommand(ctx))
+    .addCommand(muteCommand(ctx))
+    .addCommand(unmuteCommand(ctx))
     .addCommand(downloadCommand(ctx))
     .addCommand(deleteCommand(ctx))
     .addCommand(groupCommand(ctx))
