@@ -24,6 +24,7 @@ import { certificatesRoutes } from './routes/certificates.js';
 import { crlRoutes } from './routes/crl.js';
 import { healthRoutes } from './routes/health.js';
 import { usersRoutes } from './routes/users.js';
+import { directoryRoutes } from './routes/directory.js';
 
 /**
  * Dependencies of `createApp` and of every `xRoutes(deps)`. Later resources (messages, groups,
@@ -40,7 +41,7 @@ export interface AppDeps {
 }
 
 /** Mount points of this module's routes. */
-const OWN_MOUNTS = ['/v1/health', '/v1/ca', '/v1/crl', '/v1/auth', '/v1/me', '/v1/users', '/v1/certificates'] as const;
+const OWN_MOUNTS = ['/v1/health', '/v1/ca', '/v1/crl', '/v1/auth', '/v1/me', '/v1/directory', '/v1/users', '/v1/certificates'] as const;
 
 /** Extra sub-apps to mount (for resources added by other modules), path → app. */
 export type ExtraRoutes = Record<string, (deps: AppDeps) => Hono<AppEnv>>;
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps, extra: ExtraRoutes = {}): Hono<AppEnv> 
   app.route('/v1/crl', crlRoutes(deps));
   app.route('/v1/auth', authRoutes(deps));
   app.route('/v1/me', meRoutes(deps));
+  app.route('/v1/directory', directoryRoutes(deps));
   app.route('/v1/users', usersRoutes(deps));
   app.route('/v1/certificates', certificatesRoutes(deps));
   for (const [path, routes] of Object.entries(extra)) app.route(path, routes(deps));
