@@ -88,3 +88,11 @@ export const RevokedSchema = z.object({ serial: z.string(), revokedAt: z.string(
 
 /** `DELETE /v1/users/:login`: the account is gone. */
 export const UserDeletedSchema = z.object({ login: z.string(), deleted: z.literal(true) }).passthrough();
+
+/** `GET /v1/directory`: the active people, by department (no clearance: need to know). */
+export const DirectorySchema = z
+  .object({
+    people: z.array(z.object({ login: z.string(), fullName: z.string(), department: z.string(), role: z.string() }).passthrough()),
+  })
+  .passthrough();
+export type DirectoryPerson = z.infer<typeof DirectorySchema>['people'][number];

@@ -24,6 +24,7 @@ import { readCommand } from './commands/message/read.js';
 import { sendCommand } from './commands/message/send.js';
 import { watchCommand } from './commands/message/watch.js';
 import { muteCommand, unmuteCommand } from './commands/message/mute.js';
+import { contactsCommand } from './commands/directory/contacts.js';
 import { groupCommand } from './commands/group/index.js';
 import { exportCommand } from './commands/evidence/export.js';
 import { verifyCommand } from './commands/evidence/verify.js';
@@ -62,6 +63,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .addCommand(certCommand(ctx))
     .addCommand(userCommand(ctx))
     .addCommand(crlCommand(ctx))
+    .addCommand(contactsCommand(ctx))
     .addCommand(sendCommand(ctx))
     .addCommand(inboxCommand(ctx))
     .addCommand(readCommand(ctx))

@@ -29,7 +29,11 @@ export function shortTime(iso: string): string {
  */
 export function bodyText(m: Message): string {
   if (m.body === undefined || m.body === null) return '(body withheld)';
-  const text = Buffer.from(m.body, 'base64').toString('utf8').replace(/\r\n/g, '\n').replace(/\n$/, '');
+  return escapeControls(Buffer.from(m.body, 'base64').toString('utf8').replace(/\r\n/g, '\n').replace(/\n$/, ''));
+}
+
+/** Control characters but LF and TAB as `\xNN`: text from others never drives the terminal. */
+export function escapeControls(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

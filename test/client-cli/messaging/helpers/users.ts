@@ -15,8 +15,14 @@ export interface CliUser {
   cli: ProfileRunner;
 }
 
-export async function cliUser(app: TestAppliance, dir: string, login: string, clearance: Clearance): Promise<CliUser> {
-  const user = await app.createStaff({ login, clearance });
+export async function cliUser(
+  app: TestAppliance,
+  dir: string,
+  login: string,
+  clearance: Clearance,
+  names: { fullName?: string; department?: string } = {},
+): Promise<CliUser> {
+  const user = await app.createStaff({ login, clearance, ...names });
   const profile = join(dir, login);
   const cli = profileRunner(profile, { SIGIL_PASSWORD: user.password });
   const setup = await cli.run(['setup', '--server', app.url, '--ca', app.init.ca.root]);
