@@ -25,6 +25,7 @@ import { sendCommand } from './commands/message/send.js';
 import { watchCommand } from './commands/message/watch.js';
 import { muteCommand, unmuteCommand } from './commands/message/mute.js';
 import { contactsCommand } from './commands/directory/contacts.js';
+import { filesCommand } from './commands/message/files.js';
 import { groupCommand } from './commands/group/index.js';
 import { exportCommand } from './commands/evidence/export.js';
 import { verifyCommand } from './commands/evidence/verify.js';
@@ -70,6 +71,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .addCommand(watchCommand(ctx))
     .addCommand(muteCommand(ctx))
     .addCommand(unmuteCommand(ctx))
+    .addCommand(filesCommand(ctx))
     .addCommand(downloadCommand(ctx))
     .addCommand(deleteCommand(ctx))
     .addCommand(groupCommand(ctx))
