@@ -26,6 +26,7 @@ import { watchCommand } from './commands/message/watch.js';
 import { muteCommand, unmuteCommand } from './commands/message/mute.js';
 import { contactsCommand } from './commands/directory/contacts.js';
 import { filesCommand } from './commands/message/files.js';
+import { searchCommand } from './commands/message/search.js';
 import { groupCommand } from './commands/group/index.js';
 import { exportCommand } from './commands/evidence/export.js';
 import { verifyCommand } from './commands/evidence/verify.js';
@@ -69,6 +70,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .addCommand(inboxCommand(ctx))
     .addCommand(readCommand(ctx))
     .addCommand(watchCommand(ctx))
+    .addCommand(searchCommand(ctx))
     .addCommand(muteCommand(ctx))
     .addCommand(unmuteCommand(ctx))
     .addCommand(filesCommand(ctx))

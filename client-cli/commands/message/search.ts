@@ -1,0 +1,92 @@
+/**
+ * `sigil search <text|#tag> [--in CONVERSATION]`: the messages of your conversations whose text
+ * contains `text`, or carries the hashtag `#tag`, newest conversations' messages as `sigil read`
+ * shows them. The appliance cannot search for you: bodies exist only sealed in its vault, and an
+ * index of their words would be their content on disk. So the search runs here, in memory, over
+ * the newest messages of each conversation; each match is verified before it is shown (a failure
+ * is marked loudly and the command exits 3). Marks nothing read.
+ */
+import { Command } from 'commander';
+import { action1, type CommandContext } from '../../context.js';
+import { wholeNumber } from '../../flag-numbers.js';
+import { EXIT } from '../../exit-codes.js';
+import { envSection, withHelp } from '../../help.js';
+import { ENV, type Runtime } from '../../runtime.js';
+import { UsageError } from '../../errors.js';
+import type { Message } from '../../messaging/api.js';
+
+export interface SearchOptions {
+  text: string;
+  in?: string;
+  limit?: number;
+  json?: boolean;
+}
+
+export function searchCommand(ctx: CommandContext): Command {
+  const cmd = new Command('search')
+    .summary('find messages by text or #hashtag, verified')
+    .description(
+      'Find the messages of your conversations whose text contains TEXT (case does not matter), or that carry the ' +
+        'hashtag #TAG as a whole word. The search runs on this workstation, in memory, over the newest messages of each ' +
+        'conversation (the appliance keeps no index of words: it would be message content on disk). Every match is ' +
+        'verified before it is shown; one that fails is marked "!! VERIFICATION FAILED" and the command exits 3.',
+    )
+    .argument('<text>', 'words to find, or #tag')
+    .option('--in <conversation>', 'only this conversation: login of a person, or #group')
+    .option('--limit <n>', 'look through at most this many of the newest messages of each conversation (1–5000, default 500)', wholeNumber('--limit', 1, 5000))
+    .option('--json', 'print {matches: [{conversationName, …each message with its verdict as sigil read --json}]} as JSON')
+    .action(action1(ctx, 'text', run));
+  return withHelp(cmd, {
+    sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
+    examples: ["sigil search '#budget'", "sigil search 'convoy' --in '#ops'", "sigil search '#exercise' --limit 2000 --json"],
+    exitCodes: [EXIT.verification, EXIT.auth],
+  });
+}
+
+/**
+ * Whether `body` (the text as sent) matches `text`: a `#tag` as a whole word (`#budget` is not in
+ * `#budgets`), anything else as a substring, both without regard to case.
+ */
+export function matcher(text: string): (body: string) => boolean {
+  const needle = text.trim().toLocaleLowerCase('en');
+  if (needle.length === 0) throw new UsageError('search: give the words or #tag to find');
+  if (/^#[\p{L}\p{N}_-]+$/u.test(needle)) {
+    // The tag holds only letters, digits, `_`, `-` and its `#`: none is special outside a class.
+    const tag = new RegExp(`(?<![\\p{L}\\p{N}_#-])${needle}(?![\\p{L}\\p{N}_-])`, 'u');
+    return (body) => tag.test(body.toLocaleLowerCase('en'));
+  }
+  return (body) => body.toLocaleLowerCase('en').includes(needle);
+}
+
+export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
+  const matches = matcher(opts.text);
+  const { MessagingSession } = await import('../../messaging/session.js');
+  const { ConversationsSchema } = await import('../../messaging/api.js');
+  const { banner } = await import('../../messaging/render.js');
+  const { MessageUnverifiedError } = await import('../../messaging/errors.js');
+  const { fetchMessages, showMessages } = await import('./read.js');
+  const ms = await MessagingSession.open(rt);
+  const conversations = opts.in === undefined ? (await ms.http.get('/v1/conversations', ConversationsSchema)).conversations : [await ms.resolve(opts.in)];
+  const limit = opts.limit ?? 500;
+  const out: Record<string, unknown>[] = [];
+  let failed = 0;
+  let found = 0;
+  for (const c of conversations) {
+    const name = c.kind === 'group' ? `#${c.name ?? c.id}` : (c.peer ?? c.id);
+    const hits = (await fetchMessages(ms, c.id, 0, limit)).filter((m) => matches(textOf(m)));
+    if (hits.length === 0) continue;
+    found += hits.length;
+    if (!rt.json) rt.out.line(`${banner(c.label)} ${name}  ${hits.length} found`);
+    const shown = await showMessages(rt, ms, hits);
+    failed += shown.failed;
+    for (const m of shown.shown) out.push({ conversationName: name, ...m });
+  }
+  if (rt.json) rt.out.json({ matches: out });
+  else if (found === 0) rt.out.note(`nothing found for ${opts.text}`);
+  if (failed > 0) throw new MessageUnverifiedError(`${failed} of ${found} messages found failed verification; do not act on them`);
+}
+
+/** The text as sent; a body the appliance withheld matches nothing. */
+function textOf(m: Message): string {
+  return m.body === undefined || m.body === null ? '' : Buffer.from(m.body, 'base64').toString('utf8');
+}
