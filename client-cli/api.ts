@@ -12,6 +12,7 @@ export const AccountSchema = z
     login: z.string(),
     fullName: z.string(),
     department: z.string(),
+    rank: z.string().nullish(),
     role: z.string(),
     clearance: z.string(),
     status: z.string(),
@@ -92,7 +93,7 @@ export const UserDeletedSchema = z.object({ login: z.string(), deleted: z.litera
 /** `GET /v1/directory`: the active people, by department (no clearance: need to know). */
 export const DirectorySchema = z
   .object({
-    people: z.array(z.object({ login: z.string(), fullName: z.string(), department: z.string(), role: z.string() }).passthrough()),
+    people: z.array(z.object({ login: z.string(), fullName: z.string(), department: z.string(), rank: z.string().nullish(), role: z.string() }).passthrough()),
   })
   .passthrough();
 export type DirectoryPerson = z.infer<typeof DirectorySchema>['people'][number];

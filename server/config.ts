@@ -95,6 +95,12 @@ export const ConfigSchema = z.object({
   crlValidityMs: z.number().int().positive().default(7 * DAY),
   /** Log level. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /**
+   * The organisation's ranks or positions, highest first (`["Director", "Head of unit", …]`): the
+   * directory lists each department's people in this order, then those with another rank, then
+   * those with none. Compared without case. Default none: by name only.
+   */
+  ranks: z.array(z.string().trim().min(1).max(64)).max(200).default([]),
 });
 
 /** A complete configuration (after defaults). */

@@ -12,7 +12,7 @@ import type { Db } from '../vault/index.js';
 import type { Lockout } from '../auth/lockout.js';
 import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
 import type { SessionStore } from '../auth/session-store.js';
-import { accountStatus, type AccountRecord, type AccountStatus, type AccountStore, type Role } from './account-store.js';
+import { accountStatus, type AccountNames, type AccountRecord, type AccountStatus, type AccountStore, type Role } from './account-store.js';
 import { newEnvelopeSerial, renderEnvelope, type Envelope } from './envelope.js';
 import { AccountNameTooLongError, AccountStateError, ClearanceUnchangedError } from './errors.js';
 import { generateEnvelopePassword, type PasswordHasher } from './password.js';
@@ -23,6 +23,8 @@ export interface AccountView {
   login: string;
   fullName: string;
   department: string;
+  /** Rank or position, when the account has one. */
+  rank?: string;
   role: Role;
   clearance: Clearance;
   status: AccountStatus;
@@ -37,6 +39,7 @@ export function accountView(a: AccountRecord, now: Date, cert?: { serial: string
     login: a.login,
     fullName: a.fullName,
     department: a.department,
+    ...(a.rank !== null ? { rank: a.rank } : {}),
     role: a.role,
     clearance: a.clearance,
     status: accountStatus(a, now),
@@ -62,6 +65,7 @@ export interface CreateAccountInput {
   login: string;
   fullName: string;
   department: string;
+  rank?: string | undefined;
   clearance: Clearance;
   role: Role;
 }
@@ -208,19 +212,20 @@ export class AccountService {
   }
 
   /**
-   * Replaces the full name and/or department, e.g. to bring an account made before the
-   * 64-character cap within what a certificate holds. Certificates already issued keep the names
-   * they were issued with. The entry names the fields changed, not their values.
+   * Replaces the full name, department and/or rank (a rank of null removes it), e.g. to bring an
+   * account made before the 64-character cap within what a certificate holds. Certificates already
+   * issued keep the names they were issued with (the rank is in none). The entry names the fields
+   * changed, not their values.
    * @throws AccountNotFoundError, AccountStateError (nothing would change)
    */
   async rename(
     login: string,
-    names: { fullName?: string | undefined; department?: string | undefined },
+    names: AccountNames,
     officer: string,
   ): Promise<AccountRecord> {
     await this.d.db.transaction(async () => {
       const a = await this.#current(login);
-      const fields = (['fullName', 'department'] as const).filter((f) => names[f] !== undefined && names[f] !== a[f]);
+      const fields = (['fullName', 'department', 'rank'] as const).filter((f) => names[f] !== undefined && names[f] !== a[f]);
       if (fields.length === 0) throw new AccountStateError(login, 'named differently', 'named so already');
       await this.d.accounts.setNames(login, names);
       await this.d.audit.append([this.event('account.renamed', officer, login, { fields: fields.join(',') })]);

@@ -22,6 +22,8 @@ export interface AccountRecord {
   login: string;
   fullName: string;
   department: string;
+  /** Rank or position, free text; null when none was given. */
+  rank: string | null;
   role: Role;
   clearance: Clearance;
   status: StoredStatus;
@@ -86,12 +88,18 @@ CREATE INDEX envelopes_login ON envelopes(login);
     id: 'server/accounts-2-recent-failures',
     sql: `ALTER TABLE accounts ADD COLUMN recent_failures TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    // A rank or position (free text, optional): the directory lists people by department and rank.
+    id: 'server/accounts-3-rank',
+    sql: `ALTER TABLE accounts ADD COLUMN rank TEXT;`,
+  },
 ] as const;
 
 interface AccountRow {
   login: string;
   full_name: string;
   department: string;
+  rank: string | null;
   role: Role;
   clearance: Clearance;
   status: StoredStatus;
@@ -123,6 +131,7 @@ function toAccount(r: AccountRow): AccountRecord {
     login: r.login,
     fullName: r.full_name,
     department: r.department,
+    rank: r.rank,
     role: r.role,
     clearance: r.clearance,
     status: r.status,
@@ -157,11 +166,19 @@ export function accountStatus(a: AccountRecord, now: Date): AccountStatus {
   return 'active';
 }
 
+/** What `setNames` changes: undefined keeps a field, a `rank` of null removes it. */
+export interface AccountNames {
+  fullName?: string | undefined;
+  department?: string | undefined;
+  rank?: string | null | undefined;
+}
+
 /** New account fields. */
 export interface NewAccount {
   login: string;
   fullName: string;
   department: string;
+  rank?: string | undefined;
   role: Role;
   clearance: Clearance;
   passwordHash: string;
@@ -249,9 +266,9 @@ export class AccountStore {
     if (await this.get(a.login)) throw new AccountExistsError(a.login);
     await this.#write(
       a.login,
-      `INSERT INTO accounts (login, full_name, department, role, clearance, status, password_hash,
-         must_change_password, created_at, created_by) VALUES (?, ?, ?, ?, ?, 'active', ?, 1, ?, ?)`,
-      [a.login, a.fullName, a.department, a.role, a.clearance, a.passwordHash, a.createdAt.toISOString(), a.createdBy],
+      `INSERT INTO accounts (login, full_name, department, rank, role, clearance, status, password_hash,
+         must_change_password, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, 1, ?, ?)`,
+      [a.login, a.fullName, a.department, a.rank ?? null, a.role, a.clearance, a.passwordHash, a.createdAt.toISOString(), a.createdBy],
     );
   }
 
@@ -264,12 +281,16 @@ export class AccountStore {
     await this.#write(login, 'UPDATE accounts SET clearance = ? WHERE login = ?', [clearance, login]);
   }
 
-  /** Replaces the full name and/or department (the routes check their length). */
-  async setNames(login: string, names: { fullName?: string | undefined; department?: string | undefined }): Promise<void> {
+  /**
+   * Replaces the full name, department and/or rank (the routes check their length); a field left
+   * undefined is kept, a rank of null is removed.
+   */
+  async setNames(login: string, names: AccountNames): Promise<void> {
     await this.#write(
       login,
-      'UPDATE accounts SET full_name = coalesce(?, full_name), department = coalesce(?, department) WHERE login = ?',
-      [names.fullName ?? null, names.department ?? null, login],
+      `UPDATE accounts SET full_name = coalesce(?, full_name), department = coalesce(?, department),
+         rank = CASE WHEN ? THEN ? ELSE rank END WHERE login = ?`,
+      [names.fullName ?? null, names.department ?? null, names.rank !== undefined ? 1 : 0, names.rank ?? null, login],
     );
   }
 

@@ -34,8 +34,11 @@ export const Name = z
 export const LoginParam = z.object({ login: Login });
 export const SerialParam = z.object({ serial: Serial });
 
-/** `POST /v1/users/:login/name`: a new full name, department, or both (each ≤ 64, like a new account's). */
+/**
+ * `POST /v1/users/:login/name`: a new full name, department and/or rank (each ≤ 64, like a new
+ * account's); `rank: null` removes the rank.
+ */
 export const NamesBody = z
-  .object({ fullName: Name.optional(), department: Name.optional() })
+  .object({ fullName: Name.optional(), department: Name.optional(), rank: Name.nullable().optional() })
   .strict()
-  .refine((b) => b.fullName !== undefined || b.department !== undefined, 'expected fullName, department or both');
+  .refine((b) => b.fullName !== undefined || b.department !== undefined || b.rank !== undefined, 'expected fullName, department or rank');

@@ -19,7 +19,7 @@ import { parseJson, parseParams } from '../middleware/validate.js';
 import { viewOf } from './auth.js';
 
 const CreateBody = z
-  .object({ login: Login, fullName: Name, department: Name, clearance: Clearance, role: Role })
+  .object({ login: Login, fullName: Name, department: Name, rank: Name.optional(), clearance: Clearance, role: Role })
   .strict();
 const ClearanceBody = z.object({ clearance: Clearance }).strict();
 const CsrBody = z.object({ csr: z.string().min(1).max(32 * 1024) }).strict();

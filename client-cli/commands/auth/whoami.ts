@@ -41,6 +41,7 @@ export function printAccount(rt: Runtime, a: Account): void {
     ['login', a.login],
     ['name', a.fullName],
     ['department', a.department],
+    ...(a.rank ? [['rank', a.rank] as [string, string]] : []),
     ['role', a.role],
     ['clearance', a.clearance.replace('-', ' ').toUpperCase()],
     ['status', a.status],

@@ -1,7 +1,8 @@
 /**
- * `sigil contacts [--department NAME]`: the appliance's people as a tree by department, with the
- * login to write to (`sigil send LOGIN`). Any logged-in user; the server lists active accounts
- * only and never their clearance (API.md "Directory").
+ * `sigil contacts [--department NAME]`: the appliance's people as a tree by department, in rank
+ * order within each (the appliance's `ranks`), with the login to write to (`sigil send LOGIN`).
+ * Any logged-in user; the server lists active accounts only and never their clearance (API.md
+ * "Directory").
  */
 import { Command } from 'commander';
 import { action, type CommandContext } from '../../context.js';
@@ -19,12 +20,12 @@ export function contactsCommand(ctx: CommandContext): Command {
   const cmd = new Command('contacts')
     .summary('the people you can write to, by department')
     .description(
-      'List the active people of the appliance as a tree by department: login (what sigil send takes), full name, and ' +
-        'their role when it is not staff. Clearances are not shown (need to know); a message above the recipient’s ' +
+      'List the active people of the appliance as a tree by department, by rank within each: login (what sigil send ' +
+        'takes), full name, rank, and their role when it is not staff. Clearances are not shown (need to know); a message above the recipient’s ' +
         'clearance is refused when sent.',
     )
     .option('--department <name>', 'only this department (case does not matter)')
-    .option('--json', 'print {people: [{login, fullName, department, role}]} as JSON')
+    .option('--json', 'print {people: [{login, fullName, department, rank?, role}]} as JSON')
     .action(action(ctx, run));
   return withHelp(cmd, {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
@@ -59,7 +60,8 @@ export function contactLines(people: readonly DirectoryPerson[], escape: (text: 
       department = key;
       lines.push(escape(p.department));
     }
-    lines.push(`  ${p.login.padEnd(width)}  ${escape(p.fullName)}${p.role === 'staff' ? '' : ` (${p.role})`}`);
+    const rank = p.rank ? `, ${escape(p.rank)}` : '';
+    lines.push(`  ${p.login.padEnd(width)}  ${escape(p.fullName)}${rank}${p.role === 'staff' ? '' : ` (${p.role})`}`);
   }
   return lines;
 }

@@ -12,6 +12,7 @@ export interface UserCreateOptions {
   login: string;
   name: string;
   department: string;
+  rank?: string;
   clearance: string;
   role: string;
   envelopeOut?: string;
@@ -25,6 +26,7 @@ export function userCreateCommand(ctx: CommandContext): Command {
     .addOption(new Option('--login <login>', 'login of the new account').makeOptionMandatory())
     .addOption(new Option('--name <full name>', 'full name').makeOptionMandatory())
     .addOption(new Option('--department <department>', 'department').makeOptionMandatory())
+    .option('--rank <rank>', 'rank or position, shown in the directory (sigil contacts)')
     .addOption(clearanceOption().makeOptionMandatory())
     .addOption(roleOption().default('staff'))
     .option('--envelope-out <file>', 'write the printable envelope (HTML) to this file, owner-only (0600); an existing file is replaced')
@@ -34,6 +36,7 @@ export function userCreateCommand(ctx: CommandContext): Command {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
     examples: [
       'sigil user create --login alee --name "Ann Lee" --department Signals --clearance secret',
+      'sigil user create --login cdoe --name "Cy Doe" --department Signals --rank "Head of unit" --clearance secret',
       'sigil user create --login bkim --name "Bo Kim" --department Audit --clearance confidential --role auditor --envelope-out bkim.html',
     ],
     exitCodes: [EXIT.auth],
@@ -46,7 +49,7 @@ export async function run(opts: UserCreateOptions, rt: Runtime): Promise<void> {
     const http = await rt.client({ session: true });
     return http.post(
       '/v1/users',
-      { login: opts.login, fullName: opts.name, department: opts.department, clearance: opts.clearance, role: opts.role },
+      { login: opts.login, fullName: opts.name, department: opts.department, rank: opts.rank, clearance: opts.clearance, role: opts.role },
       UserCreatedSchema,
     );
   });

@@ -1,7 +1,8 @@
 /**
  * `sigil contacts` with the built CLI against a real appliance: the active people as a tree by
- * department with aligned logins and non-staff roles, a department filter that ignores case, the
- * JSON form, a disabled account gone, and one line for an empty department.
+ * department, ranked people first, with aligned logins, ranks and non-staff roles, a department
+ * filter that ignores case, the JSON form, a disabled account gone, and one line for an empty
+ * department.
  */
 import t from 'tap';
 import { ensureCliBuilt } from '../../helpers/cli.js';
@@ -14,6 +15,11 @@ const dir = tmpDir(t, 'sigil-cli-contacts-');
 const alee = await cliUser(app, dir, 'alee', 'secret', { fullName: 'Anna Lee', department: 'Ops' });
 await cliUser(app, dir, 'bkim', 'confidential', { fullName: 'Bo Kim', department: 'ops' });
 await app.createStaff({ login: 'auditor1', clearance: 'restricted', fullName: 'Ada Ito', department: 'Audit', role: 'auditor' });
+// bkim outranks alee in Ops: by the rank, not the name (no `ranks` configured: ranks by text, then none).
+for (const [login, rank] of [['bkim', 'Colonel'], ['officer', 'Chief security officer']]) {
+  const r = await app.request(`/v1/users/${login}/name`, { token: app.officer.token, body: { rank } });
+  if (r.status !== 200) throw new Error(`rank ${login}: ${JSON.stringify(r.body)}`);
+}
 ensureCliBuilt();
 
 t.test('when staff list contacts then they see a tree by department with the logins to write to', async (t) => {
@@ -24,11 +30,11 @@ t.test('when staff list contacts then they see a tree by department with the log
     [
       'Audit',
       '  auditor1  Ada Ito (auditor)',
-      'Ops',
+      'ops', // bkim's spelling: the first person of a department names it
+      '  bkim      Bo Kim, Colonel',
       '  alee      Anna Lee',
-      '  bkim      Bo Kim',
       'Security',
-      '  officer   Security Officer (officer)',
+      '  officer   Security Officer, Chief security officer (officer)',
       '',
     ].join('\n'),
   );
@@ -37,7 +43,7 @@ t.test('when staff list contacts then they see a tree by department with the log
 
 t.test('when a department is given then only its people, whatever the case; none is one line on stderr', async (t) => {
   const r = await alee.cli.run(['contacts', '--department', 'OPS']);
-  t.equal(r.stdout, 'Ops\n  alee  Anna Lee\n  bkim  Bo Kim\n');
+  t.equal(r.stdout, 'ops\n  bkim  Bo Kim, Colonel\n  alee  Anna Lee\n');
   t.same(await alee.cli.json(['contacts', '--department', 'audit']), {
     people: [{ login: 'auditor1', fullName: 'Ada Ito', department: 'Audit', role: 'auditor' }],
   });

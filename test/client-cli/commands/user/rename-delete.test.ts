@@ -1,6 +1,7 @@
 /**
  * `sigil user rename` and `sigil user delete` with the built CLI against a real appliance on
- * 127.0.0.1 over TLS: names changed (both, one, none → usage, too long → the appliance's 400), an
+ * 127.0.0.1 over TLS: names changed (both, one, none → usage, too long → the appliance's 400), a
+ * rank given at creation, changed and removed, an
  * account from before the 64-character cap renamed out of ACCOUNT_NAME_TOO_LONG and then certified,
  * a never-certified account deleted (after --yes), a certified one kept (409 ACCOUNT_IN_USE), and
  * a non-officer refused.
@@ -56,7 +57,20 @@ await t.test('when a rename gives no name then it is a usage error (exit 2) and 
   const r = await officer.run(['user', 'rename', 'alee']);
   t.equal(r.code, 2);
   t.equal(r.stdout, '');
-  t.equal(r.stderr, 'error: give --name, --department or both\n');
+  t.equal(r.stderr, 'error: give --name, --department, --rank or --no-rank\n');
+});
+
+await t.test('when the officer gives a rank at creation or later then the account shows it, and --no-rank removes it', async (t) => {
+  const created = await officer.json(['user', 'create', '--login', 'cdoe', '--name', 'Cy Doe', '--department', 'Cipher', '--rank', 'Analyst', '--clearance', 'secret']);
+  t.match(created.account, { login: 'cdoe', rank: 'Analyst' });
+  const shown = await officer.run(['user', 'show', 'cdoe']);
+  t.match(shown.stdout, /^department:\s+Cipher\nrank:\s+Analyst\nrole:\s+staff$/m);
+  t.match(await officer.json(['user', 'rename', 'cdoe', '--rank', 'Head of unit']), { rank: 'Head of unit', fullName: 'Cy Doe' });
+  const removed = await officer.json(['user', 'rename', 'cdoe', '--no-rank']);
+  t.notOk('rank' in removed, 'no rank any more');
+  t.notMatch((await officer.run(['user', 'show', 'cdoe'])).stdout, /^rank:/m);
+  refused(t, await officer.run(['user', 'rename', 'cdoe', '--no-rank']), 1, 'ACCOUNT_STATE');
+  refused(t, await officer.run(['user', 'rename', 'cdoe', '--rank', 'R'.repeat(65)]), 1, 'BAD_REQUEST');
 });
 
 await t.test('when a new name is over 64 characters then the appliance refuses it (400 BAD_REQUEST, exit 1)', async (t) => {
