@@ -101,7 +101,7 @@ const ROUTES: readonly [string, string][] = [
 const FIELDS = [
   'login', 'password', 'nonce', 'signature', 'newPassword', 'receipt', 'currentPassword', 'fullName', 'department',
   'clearance', 'role', 'csr', 'reason', 'peer', 'upTo', 'muted', 'statement', 'header', 'body', 'name', 'label',
-  'retentionDays', 'id', 'target', 'messages', 'pass', 'person', 'direction', 'at',
+  'retentionDays', 'id', 'target', 'messages', 'pass', 'person', 'direction', 'at', 'rank',
 ];
 
 t.test('when every route gets a bounded run of hostile input then nothing answers 5xx, the server stays up and answers normally', async (t) => {
