@@ -6,11 +6,16 @@
  * Nothing here writes to disk.
  */
 import { clearanceBanner, isClearance } from '../../pki/index.js';
-import type { Message } from './api.js';
+import type { Conversation, Message } from './api.js';
 import type { MessageVerification } from './verify.js';
 
 export function banner(label: string): string {
   return `[${isClearance(label) ? clearanceBanner(label) : label.toUpperCase()}]`;
+}
+
+/** How a conversation is named to people: `#group`, or the other person's login. */
+export function conversationName(c: Pick<Conversation, 'id' | 'kind' | 'name' | 'peer'>): string {
+  return c.kind === 'group' ? `#${c.name ?? c.id}` : (c.peer ?? c.id);
 }
 
 /** `2026-11-22 10:01` in UTC (appliances and workstations of one network share UTC). */

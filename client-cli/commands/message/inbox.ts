@@ -34,7 +34,7 @@ export function inboxCommand(ctx: CommandContext): Command {
 export async function run(opts: InboxOptions, rt: Runtime): Promise<void> {
   const { MessagingSession } = await import('../../messaging/session.js');
   const { ConversationsSchema } = await import('../../messaging/api.js');
-  const { banner } = await import('../../messaging/render.js');
+  const { banner, conversationName } = await import('../../messaging/render.js');
   const { MessageUnverifiedError } = await import('../../messaging/errors.js');
   const { fetchMessages, showMessages } = await import('./read.js');
   const ms = await MessagingSession.open(rt);
@@ -44,7 +44,7 @@ export async function run(opts: InboxOptions, rt: Runtime): Promise<void> {
   let total = 0;
   const out: Record<string, unknown>[] = [];
   for (const c of conversations) {
-    const name = c.kind === 'group' ? `#${c.name ?? c.id}` : (c.peer ?? c.id);
+    const name = conversationName(c);
     const unread = c.unread > 0 ? await fetchMessages(ms, c.id, 0, Math.min(limit, c.unread)) : [];
     if (!rt.json) rt.out.line(`${banner(c.label)} ${name}  ${c.unread} unread${c.muted ? ' (muted)' : ''}`);
     const shown = await showMessages(rt, ms, unread);

@@ -45,10 +45,11 @@ function build(ctx: CommandContext, muted: boolean): Command {
 export async function run(opts: MuteOptions, muted: boolean, rt: Runtime): Promise<void> {
   const { MessagingSession } = await import('../../messaging/session.js');
   const { ConversationSchema } = await import('../../messaging/api.js');
+  const { conversationName } = await import('../../messaging/render.js');
   const ms = await MessagingSession.open(rt);
   const conv = await ms.resolve(opts.conversation);
   const after = await ms.http.post(`/v1/conversations/${encodeURIComponent(conv.id)}/mute`, { muted }, ConversationSchema);
-  const name = after.kind === 'group' ? `#${after.name ?? after.id}` : (after.peer ?? after.id);
+  const name = conversationName(after);
   if (rt.json) return rt.out.json({ id: after.id, kind: after.kind, name, muted: after.muted });
   rt.out.fields([
     ['conversation', name],

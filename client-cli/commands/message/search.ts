@@ -62,7 +62,7 @@ export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
   const matches = matcher(opts.text);
   const { MessagingSession } = await import('../../messaging/session.js');
   const { ConversationsSchema } = await import('../../messaging/api.js');
-  const { banner } = await import('../../messaging/render.js');
+  const { banner, conversationName } = await import('../../messaging/render.js');
   const { MessageUnverifiedError } = await import('../../messaging/errors.js');
   const { fetchMessages, showMessages } = await import('./read.js');
   const ms = await MessagingSession.open(rt);
@@ -72,7 +72,7 @@ export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
   let failed = 0;
   let found = 0;
   for (const c of conversations) {
-    const name = c.kind === 'group' ? `#${c.name ?? c.id}` : (c.peer ?? c.id);
+    const name = conversationName(c);
     const hits = (await fetchMessages(ms, c.id, 0, limit)).filter((m) => matches(textOf(m)));
     if (hits.length === 0) continue;
     found += hits.length;
