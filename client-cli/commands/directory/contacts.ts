@@ -21,8 +21,8 @@ export function contactsCommand(ctx: CommandContext): Command {
     .summary('the people you can write to, by department')
     .description(
       'List the active people of the appliance as a tree by department, by rank within each: login (what sigil send ' +
-        'takes), full name, rank, and their role when it is not staff. Clearances are not shown (need to know); a message above the recipient’s ' +
-        'clearance is refused when sent.',
+        'takes), full name, rank, and their role when it is not staff. Clearances are not shown (need to know); a ' +
+        'message above the recipient’s clearance is refused when sent.',
     )
     .option('--department <name>', 'only this department (case does not matter)')
     .option('--json', 'print {people: [{login, fullName, department, rank?, role}]} as JSON')
