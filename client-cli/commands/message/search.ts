@@ -1,10 +1,14 @@
 /**
- * `sigil search <text|#tag> [--in CONVERSATION]`: the messages of your conversations whose text
- * contains `text`, or carries the hashtag `#tag`, newest conversations' messages as `sigil read`
- * shows them. The appliance cannot search for you: bodies exist only sealed in its vault, and an
+ * `sigil search <text|#tag|-> [--in CONVERSATION]`: the messages of your conversations whose text
+ * contains `text`, or carries the hashtag `#tag`, shown as `sigil read` shows them under their
+ * conversation. The appliance cannot search for you: bodies exist only sealed in its vault, and an
  * index of their words would be their content on disk. So the search runs here, in memory, over
  * the newest messages of each conversation; each match is verified before it is shown (a failure
  * is marked loudly and the command exits 3). Marks nothing read.
+ *
+ * Words searched for can be as telling as a message (an operation's name), and the command line is
+ * readable by every local user (`ps`): `-` reads them from stdin or a prompt instead, as `sigil
+ * send` reads its text.
  */
 import { Command } from 'commander';
 import { action1, type CommandContext } from '../../context.js';
@@ -16,7 +20,9 @@ import { UsageError } from '../../errors.js';
 import type { Message } from '../../messaging/api.js';
 
 export interface SearchOptions {
+  /** The words or #tag; `-`: read them from `stdin`. */
   text: string;
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
   in?: string;
   limit?: number;
   json?: boolean;
@@ -31,14 +37,19 @@ export function searchCommand(ctx: CommandContext): Command {
         'conversation (the appliance keeps no index of words: it would be message content on disk). Every match is ' +
         'verified before it is shown; one that fails is marked "!! VERIFICATION FAILED" and the command exits 3.',
     )
-    .argument('<text>', 'words to find, or #tag')
+    .argument('<text>', 'words to find, or #tag; - reads them from stdin or a prompt, out of sight of ps')
     .option('--in <conversation>', 'only this conversation: login of a person, or #group')
     .option('--limit <n>', 'look through at most this many of the newest messages of each conversation (1–5000, default 500)', wholeNumber('--limit', 1, 5000))
     .option('--json', 'print {matches: [{conversationName, …each message with its verdict as sigil read --json}]} as JSON')
-    .action(action1(ctx, 'text', run));
+    .action(action1(ctx, 'text', (opts: SearchOptions, rt: Runtime) => run({ ...opts, stdin: process.stdin }, rt)));
   return withHelp(cmd, {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
-    examples: ["sigil search '#budget'", "sigil search 'convoy' --in '#ops'", "sigil search '#exercise' --limit 2000 --json"],
+    examples: [
+      "sigil search '#budget'",
+      "sigil search 'convoy' --in '#ops'",
+      "sigil search -   # then type the words: they stay off the command line",
+      "sigil search '#exercise' --limit 2000 --json",
+    ],
     exitCodes: [EXIT.verification, EXIT.auth],
   });
 }
@@ -59,7 +70,8 @@ export function matcher(text: string): (body: string) => boolean {
 }
 
 export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
-  const matches = matcher(opts.text);
+  const text = opts.text === '-' ? await readWords(opts.stdin, rt.io.stderr) : opts.text;
+  const matches = matcher(text);
   const { MessagingSession } = await import('../../messaging/session.js');
   const { ConversationsSchema } = await import('../../messaging/api.js');
   const { banner, conversationName } = await import('../../messaging/render.js');
@@ -82,8 +94,16 @@ export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
     for (const m of shown.shown) out.push({ conversationName: name, ...m });
   }
   if (rt.json) rt.out.json({ matches: out });
-  else if (found === 0) rt.out.note(`nothing found for ${opts.text}`);
+  else if (found === 0) rt.out.note(opts.text === '-' ? 'nothing found' : `nothing found for ${text}`);
   if (failed > 0) throw new MessageUnverifiedError(`${failed} of ${found} messages found failed verification; do not act on them`);
+}
+
+/** The words from stdin: typed at a prompt on a terminal (up to an empty line), else read to its end. */
+async function readWords(stdin: SearchOptions['stdin'], stderr: { write(s: string): unknown }): Promise<string> {
+  const { readAll, readTypedText } = await import('./send.js');
+  if (!stdin) return '';
+  const bytes = stdin.isTTY ? await readTypedText(stdin, stderr, 'Words or #tag to find, ended by an empty line or Ctrl-D:') : await readAll(stdin);
+  return bytes.toString('utf8');
 }
 
 /** The text as sent; a body the appliance withheld matches nothing. */

@@ -99,7 +99,8 @@ export function sendCommand(ctx: CommandContext): Command {
   });
 }
 
-async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
+/** Everything `input` gives until its end (stdin that is not a terminal). */
+export async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of input) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
   return Buffer.concat(chunks);

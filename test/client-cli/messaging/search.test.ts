@@ -1,8 +1,8 @@
 /**
  * `sigil search` with the built CLI against a real appliance: words and #hashtags across a
  * member's conversations (a tag as a whole word, case ignored), `--in` one conversation, the JSON
- * form with each match's conversation and verdict, one stderr line when nothing is found, nothing
- * marked read, and a match that fails verification shown loudly with exit 3. The matcher alone:
+ * form with each match's conversation and verdict, `-` reading the words from stdin (off the
+ * command line, and not echoed), one stderr line when nothing is found, nothing marked read, and a match that fails verification shown loudly with exit 3. The matcher alone:
  * what is and is not the tag.
  */
 import { readFileSync } from 'node:fs';
@@ -45,6 +45,9 @@ t.test('when a member searches a #tag then matches from every conversation show 
   t.equal(j.matches.length, 1, '--in keeps to one conversation');
   const words = await bkim.cli.json(['search', 'APPROVED']);
   t.match(words.matches, [{ conversationName: 'alee', id: direct.id }]);
+  const piped = await bkim.cli.run(['search', '-', '--in', 'alee'], { input: '#budget\n' });
+  t.equal(piped.code, 0, piped.stderr);
+  t.match(piped.stdout, /alee: Re #Budget: approved$/m, '- reads the words from stdin, off the command line');
   const inbox = await bkim.cli.json(['inbox']);
   t.ok(inbox.conversations.every((c: { unread: number }) => c.unread > 0), 'nothing was marked read');
 });
@@ -54,9 +57,13 @@ t.test('when nothing matches then one line on stderr and exit 0; an empty text i
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, '');
   t.equal(r.stderr, 'nothing found for #nothing\n');
-  const empty = await bkim.cli.run(['search', ' ']);
-  t.equal(empty.code, 2);
-  t.equal(empty.stderr.trim().split('\n').length, 1);
+  for (const [args, input] of [[['search', ' '], undefined], [['search', '-'], '\n']] as const) {
+    const empty = await bkim.cli.run([...args], input === undefined ? {} : { input });
+    t.equal(empty.code, 2, args.join(' '));
+    t.equal(empty.stderr, 'error: search: give the words or #tag to find\n');
+  }
+  const quiet = await bkim.cli.run(['search', '-'], { input: '#secret-operation' });
+  t.equal(quiet.stderr, 'nothing found\n', 'words read from stdin are not echoed');
 });
 
 t.test('when a match fails verification then it is shown loudly and the command exits 3', async (t) => {
