@@ -2,8 +2,9 @@
  * `sigil search` with the built CLI against a real appliance: words and #hashtags across a
  * member's conversations (a tag as a whole word, case ignored), `--in` one conversation, the JSON
  * form with each match's conversation and verdict, `-` reading the words from stdin (off the
- * command line, and not echoed), one stderr line when nothing is found, nothing marked read, and a match that fails verification shown loudly with exit 3. The matcher alone:
- * what is and is not the tag.
+ * command line, and not echoed), one stderr line when nothing is found, nothing marked read, and
+ * a match that fails verification shown loudly with exit 3. The matcher alone: what is and is not
+ * the tag.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
