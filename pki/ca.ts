@@ -104,6 +104,55 @@ function keyId(cert: Certificate): Uint8Array | undefined {
   return hex ? new Uint8Array(Buffer.from(hex, 'hex')) : undefined;
 }
 
+/** A CA certificate's own extensions (the key identifiers are added by signCertificate). */
+function caExtensions(pathLength: number): pkijs.Extension[] {
+  return [basicConstraintsExtension(true, pathLength), keyUsageExtension(['keyCertSign', 'cRLSign'])];
+}
+
+export interface RenewIssuingCaParams {
+  /** The root CA certificate and its private key (brought from the safe for the ceremony). */
+  root: KeyedCertificate;
+  /** The issuing CA certificate in use. */
+  issuing: Certificate;
+  now?: () => Date;
+  /** Default 3650 (10 years), never past the root's notAfter. */
+  validityDays?: number;
+  random?: (n: number) => Uint8Array;
+}
+
+/**
+ * A new certificate for the issuing CA's own name and key, signed by the root: renewal, not
+ * re-keying. Everything the issuing CA signed stays valid under it — same subject, same key, same
+ * key identifier, so certificates and CRLs chain to the new one exactly as to the old — and its
+ * validity ends no later than the root's.
+ * @throws IssuerMismatchError when `root.key` is not the root's, or the issuing CA is not the root's.
+ * @throws IssuerExpiredError when the root has expired.
+ */
+export async function renewIssuingCa(p: RenewIssuingCaParams): Promise<Certificate> {
+  const { root, issuing } = p;
+  if (!root.cert.isCA || !root.cert.keyUsage.includes('keyCertSign')) {
+    throw new IssuerMismatchError(`expected a CA certificate with keyCertSign, got ${root.cert.subjectString}`);
+  }
+  if (root.key.type !== 'private' || !Buffer.from(await exportPublicKeySpki(root.key)).equals(Buffer.from(root.cert.publicKeySpki))) {
+    throw new IssuerMismatchError(`the key is not the private key of ${root.cert.subjectString}`);
+  }
+  const underRoot = issuing.issuerString === root.cert.subjectString && issuing.authorityKeyIdentifier === root.cert.subjectKeyIdentifier;
+  if (!issuing.isCA || issuing.isSelfIssued || !underRoot) {
+    throw new IssuerMismatchError(`${issuing.subjectString} is not an issuing CA under ${root.cert.subjectString}`);
+  }
+  const now = (p.now ?? (() => new Date()))();
+  return signCertificate({
+    subject: issuing.asn.subject,
+    issuer: root.cert.asn.subject,
+    publicKey: await issuing.publicKey(),
+    signingKey: root.key,
+    issuerKeyId: keyId(root.cert),
+    ...validityUnder(root.cert, now, p.validityDays ?? 3650, 'validityDays'),
+    extensions: caExtensions(0),
+    random: p.random,
+  });
+}
+
 export interface CreateCaHierarchyParams {
   profile: AlgorithmProfile | ProfileName;
   /** Organisation name written in both CA subjects. */
@@ -129,10 +178,6 @@ export interface KeyedCertificate {
 export async function createCaHierarchy(params: CreateCaHierarchyParams): Promise<{ root: KeyedCertificate; issuing: KeyedCertificate }> {
   const profile = resolveProfile(params.profile);
   const now = (params.now ?? (() => new Date()))();
-  const caExtensions = (pathLength: number): pkijs.Extension[] => [
-    basicConstraintsExtension(true, pathLength),
-    keyUsageExtension(['keyCertSign', 'cRLSign']),
-  ];
   const rootKeys = await generateKeyPair(profile);
   // "Ministry Sigil Root CA", but "Sigil Root CA" (not "Sigil Sigil …") when the organisation is already called Sigil.
   const caLabel = (max: number) => {

@@ -15,6 +15,8 @@ export {
   Issuer,
   createCaHierarchy,
   createRootCrl,
+  renewIssuingCa,
+  type RenewIssuingCaParams,
   ROOT_CRL_VALIDITY_DAYS,
   type CreateRootCrlParams,
   BACKDATE_MS,
