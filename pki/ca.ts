@@ -123,8 +123,11 @@ export interface RenewIssuingCaParams {
 /**
  * A new certificate for the issuing CA's own name and key, signed by the root: renewal, not
  * re-keying. Everything the issuing CA signed stays valid under it — same subject, same key, same
- * key identifier, so certificates and CRLs chain to the new one exactly as to the old — and its
- * validity ends no later than the root's.
+ * key identifier, so certificates and CRLs chain to the new one exactly as to the old. It is valid
+ * from the old certificate's notBefore, not from today: readers judge a message, a checkpoint or a
+ * CRL at the time it was made, with whatever issuing certificate the appliance serves now, and a
+ * new one starting today would make everything made before the renewal read "not yet valid". Its
+ * validity ends `validityDays` from now, no later than the root's.
  * @throws IssuerMismatchError when `root.key` is not the root's, or the issuing CA is not the root's.
  * @throws IssuerExpiredError when the root has expired.
  */
@@ -141,13 +144,15 @@ export async function renewIssuingCa(p: RenewIssuingCaParams): Promise<Certifica
     throw new IssuerMismatchError(`${issuing.subjectString} is not an issuing CA under ${root.cert.subjectString}`);
   }
   const now = (p.now ?? (() => new Date()))();
+  const { notAfter } = validityUnder(root.cert, now, p.validityDays ?? 3650, 'validityDays');
   return signCertificate({
     subject: issuing.asn.subject,
     issuer: root.cert.asn.subject,
     publicKey: await issuing.publicKey(),
     signingKey: root.key,
     issuerKeyId: keyId(root.cert),
-    ...validityUnder(root.cert, now, p.validityDays ?? 3650, 'validityDays'),
+    notBefore: issuing.notBefore,
+    notAfter,
     extensions: caExtensions(0),
     random: p.random,
   });

@@ -24,6 +24,7 @@ import { createLogger, errorFields, type Logger } from './log.js';
 import { parseListen, assertLanListen } from './net/lan.js';
 import { listen } from './tls.js';
 import { registerSignRootCrlCommand, ROOT_CRL_SAID_CODES, ROOT_CRL_USAGE_CODES } from './sign-root-crl.js';
+import { registerRenewIssuingCommand } from './renew-issuing.js';
 import { createMessaging, type Messaging } from './messaging/index.js';
 import { messagingPartsFrom, type MessagingRouteDeps } from './messaging/http.js';
 import { conversationsRoutes } from './routes/conversations.js';
@@ -322,6 +323,7 @@ EXIT CODES
     });
   registerOpsCommands(program, io);
   registerSignRootCrlCommand(program, io);
+  registerRenewIssuingCommand(program, io);
   return program;
 }
 

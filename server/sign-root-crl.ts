@@ -53,10 +53,13 @@ import { claimDataDir } from './ops/data-claim.js';
 import type { MainIo } from './main.js';
 import { Db, renameDurable, VAULT_DB_FILE, writeSynced } from './vault/index.js';
 
-/** Failure modes of the ceremony, each with a stable code; messages name files, never secrets. */
+/**
+ * Failure modes of the root key ceremonies (this one and renew-issuing.ts), each with a stable
+ * code; messages name files, never secrets.
+ */
 export class RootCrlError extends Error {
   constructor(
-    readonly code: 'ROOT_KEY_MISMATCH' | 'ROOT_KEY_PASSPHRASE_WRONG' | 'ROOT_KEY_UNREADABLE' | 'ROOT_CRL_INVALID' | 'ROOT_CRL_ARGUMENT',
+    readonly code: 'ROOT_KEY_MISMATCH' | 'ROOT_KEY_PASSPHRASE_WRONG' | 'ROOT_KEY_UNREADABLE' | 'ROOT_CRL_INVALID' | 'ROOT_CRL_ARGUMENT' | 'ISSUING_CA_REVOKED',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -66,7 +69,7 @@ export class RootCrlError extends Error {
 }
 
 /** Codes whose message is the command's one log line (main.ts); ROOT_CRL_ARGUMENT is usage (exit 2). */
-export const ROOT_CRL_SAID_CODES = ['ROOT_KEY_MISMATCH', 'ROOT_KEY_PASSPHRASE_WRONG', 'ROOT_KEY_UNREADABLE', 'ROOT_CRL_INVALID'] as const;
+export const ROOT_CRL_SAID_CODES = ['ROOT_KEY_MISMATCH', 'ROOT_KEY_PASSPHRASE_WRONG', 'ROOT_KEY_UNREADABLE', 'ROOT_CRL_INVALID', 'ISSUING_CA_REVOKED'] as const;
 export const ROOT_CRL_USAGE_CODES = ['ROOT_CRL_ARGUMENT'] as const;
 
 /** Longest `--days`: the root CRL must be renewed by a ceremony at least this often. */
@@ -108,19 +111,7 @@ export async function signRootCrl(opts: SignRootCrlOptions): Promise<SignRootCrl
   const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
   const issuing = Certificate.fromPem(await readFile(join(dataDir, PATHS.issuingCert), 'utf8'));
 
-  let key: CryptoKey;
-  try {
-    key = await importPrivateKeyPem(opts.rootKeyPem, opts.passphrase);
-  } catch (err) {
-    if (err instanceof BadPassphraseError) {
-      throw new RootCrlError('ROOT_KEY_PASSPHRASE_WRONG', 'the passphrase does not open the root key: nothing was signed', { cause: err });
-    }
-    throw new RootCrlError('ROOT_KEY_UNREADABLE', `the root key file holds no readable private key: ${(err as Error).message}`, { cause: err });
-  }
-  const fingerprint = await publicKeyFingerprint(key);
-  if (!Buffer.from(root.publicKeySpki).equals(Buffer.from(await exportPublicKeySpki(key)))) {
-    throw new RootCrlError('ROOT_KEY_MISMATCH', `the key is not the root CA's (${root.subjectString}, ${PATHS.rootCert}): nothing was signed`);
-  }
+  const { key, fingerprint } = await openRootKey(root, opts.rootKeyPem, opts.passphrase);
 
   // One ceremony at a time, and none while a restore, repack or rotation rewrites vault.db (its
   // audit entry goes there); a running server is no obstacle.
@@ -129,6 +120,36 @@ export async function signRootCrl(opts: SignRootCrlOptions): Promise<SignRootCrl
     return await signUnderClaim(dataDir, now, root, issuing, key, fingerprint, opts);
   } finally {
     claim.release();
+  }
+}
+
+/**
+ * The root CA's private key from its encrypted PEM, held to the root certificate; with the SHA-256
+ * of its SPKI for the audit entry.
+ * @throws RootCrlError ROOT_KEY_PASSPHRASE_WRONG, ROOT_KEY_UNREADABLE, ROOT_KEY_MISMATCH (nothing signed)
+ */
+export async function openRootKey(root: Certificate, pem: string, passphrase: string): Promise<{ key: CryptoKey; fingerprint: string }> {
+  let key: CryptoKey;
+  try {
+    key = await importPrivateKeyPem(pem, passphrase);
+  } catch (err) {
+    if (err instanceof BadPassphraseError) {
+      throw new RootCrlError('ROOT_KEY_PASSPHRASE_WRONG', 'the passphrase does not open the root key: nothing was signed', { cause: err });
+    }
+    throw new RootCrlError('ROOT_KEY_UNREADABLE', `the root key file holds no readable private key: ${(err as Error).message}`, { cause: err });
+  }
+  if (!Buffer.from(root.publicKeySpki).equals(Buffer.from(await exportPublicKeySpki(key)))) {
+    throw new RootCrlError('ROOT_KEY_MISMATCH', `the key is not the root CA's (${root.subjectString}, ${PATHS.rootCert}): nothing was signed`);
+  }
+  return { key, fingerprint: await publicKeyFingerprint(key) };
+}
+
+/** `--root-key FILE`'s text; an unreadable file is usage (ROOT_CRL_ARGUMENT). */
+export function readRootKeyFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new RootCrlError('ROOT_CRL_ARGUMENT', `--root-key: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
 }
 
@@ -304,12 +325,7 @@ EXIT CODES
       if (o.revokeIssuing && !o.yes) {
         throw new RootCrlError('ROOT_CRL_ARGUMENT', '--revoke-issuing revokes the issuing CA for good (every certificate stops verifying): add --yes to confirm');
       }
-      let rootKeyPem: string;
-      try {
-        rootKeyPem = readFileSync(o.rootKey, 'utf8');
-      } catch (err) {
-        throw new RootCrlError('ROOT_CRL_ARGUMENT', `--root-key: cannot read ${o.rootKey} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-      }
+      const rootKeyPem = readRootKeyFile(o.rootKey);
       const passphrase = await readPassphrase(o.passphraseFile, stdin);
       const r = await signRootCrl({
         dataDir: o.data,

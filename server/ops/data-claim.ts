@@ -1,7 +1,8 @@
 /**
  * The data directory's claim: one holder at a time among the commands that write the vault or
  * copy it — `backup`, `restore` (also `--dry-run`), `repack`, `rotate-master-key`, `sign-root-crl`
- * (beside a running server: it appends one audit entry), and `start` while it starts.
+ * (beside a running server: it appends one audit entry), `renew-issuing` (not beside one: the
+ * server holds the issuing certificate in memory), and `start` while it starts.
  *
  * The holder is recorded in `DIR/sigil-server.ops.json` (run-file.ts: pid, start time, `/proc`
  * start ticks, and the command), created atomically; everyone else is refused with
@@ -27,7 +28,7 @@ import { sweepWorkingCopies, type SweepResult } from './working-copies.js';
 export const OPS_FILE = 'sigil-server.ops.json';
 
 /** The commands that take the claim. */
-export type ClaimingCommand = 'start' | 'backup' | 'restore' | 'restore --dry-run' | 'repack' | 'rotate-master-key' | 'sign-root-crl';
+export type ClaimingCommand = 'start' | 'backup' | 'restore' | 'restore --dry-run' | 'repack' | 'rotate-master-key' | 'sign-root-crl' | 'renew-issuing';
 
 /** Options of {@link claimDataDir}. */
 export interface DataClaimOptions {
