@@ -37,6 +37,7 @@ import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/ce
 import { CertificateService } from './certs/certificate-service.js';
 import { CrlRefresher, defaultCrlCheckMs } from './certs/crl-refresher.js';
 import { RootCrlWatch } from './certs/root-crl-watch.js';
+import { renewAuditCertIfDue } from './certs/audit-cert-renewal.js';
 import { DEFAULT_TLS_CHECK_MS, tlsMaterial, TlsRenewer, type TlsMaterial, type TlsRenewalHook } from './certs/tls-renewer.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import type { Config } from './config.js';
@@ -281,7 +282,7 @@ export async function assemble(
   const rootCert = Certificate.fromPem(await read(PATHS.rootCert));
   const issuingCert = Certificate.fromPem(await read(PATHS.issuingCert));
   const tlsCert = Certificate.fromPem(await read(PATHS.tlsCert));
-  const auditCert = Certificate.fromPem(await read(PATHS.auditCert));
+  const storedAuditCert = Certificate.fromPem(await read(PATHS.auditCert));
   const issuingKey = await importPrivateKeyPkcs8(await vault.keyring.getSecret(KEYRING.issuingKey));
   const tlsKey = await importPrivateKeyPkcs8(await vault.keyring.getSecret(KEYRING.tlsKey));
   const auditKey = await importPrivateKeyPkcs8(await vault.keyring.getSecret(KEYRING.auditKey));
@@ -298,6 +299,7 @@ export async function assemble(
   const hasher = new PasswordHasher(config.argon2);
   const auditLog = await AuditLog.open(db, { now });
   const audit = new AuditLogSink(auditLog);
+  const auditCert = await renewAuditCertIfDue({ dataDir, certPath: PATHS.auditCert, cert: storedAuditCert, issuer, audit, now });
   const certificateService = new CertificateService({
     db,
     accounts,

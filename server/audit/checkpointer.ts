@@ -259,7 +259,12 @@ export class Checkpointer {
     if (!v.ok) throw refuse(`the stored tree of size ${head.size} does not extend checkpoint #${last.id} (size ${signed.size}): ${v.detail}`);
   }
 
-  /** The size and root `last` really signed: its note, once its signature checked out with the audit certificate. */
+  /**
+   * The size and root `last` really signed: its note, once its signature checked out with the
+   * audit key. With the key, not this certificate: the audit certificate is renewed for the same
+   * key (certs/audit-cert-renewal.ts), and a checkpoint names and embeds the certificate it was
+   * signed under; only the audit private key makes a signature that the key verifies.
+   */
   async #signedBody(last: StoredCheckpoint): Promise<{ size: number; root: Hash }> {
     const known = this.#trusted;
     if (known && known.id === last.id) return known;
@@ -270,10 +275,11 @@ export class Checkpointer {
     } catch (err) {
       throw new AuditCheckpointMismatchError(`refusing to sign: stored checkpoint #${last.id} is not a checkpoint note: ${(err as Error).message}`, which, { cause: err });
     }
-    const v = await verifyDetached(last.signature, new TextEncoder().encode(last.note), { expectedSigner: this.#o.cert });
-    if (!v.ok) {
+    const v = await verifyDetached(last.signature, new TextEncoder().encode(last.note));
+    const reason = !v.ok ? v.reason : Buffer.from(v.signer.publicKeySpki).equals(Buffer.from(this.#o.cert.publicKeySpki)) ? undefined : 'another key';
+    if (reason !== undefined) {
       throw new AuditCheckpointMismatchError(
-        `refusing to sign: stored checkpoint #${last.id} is not signed by the audit key (${v.reason}); the checkpoint table was changed`,
+        `refusing to sign: stored checkpoint #${last.id} is not signed by the audit key (${reason}); the checkpoint table was changed`,
         which,
       );
     }

@@ -35,7 +35,9 @@ export type SecurityEventType =
   | 'certificate.issued'
   | 'certificate.revoked'
   | 'crl.published'
-  | 'tls.renewed';
+  | 'tls.renewed'
+  /** The audit-signing certificate renewed at open (certs/audit-cert-renewal.ts). */
+  | 'audit.cert.renewed';
 
 /** One event. `actor` is who did it (a login, or `system`); `subject` whom it concerns. */
 export interface SecurityEvent {

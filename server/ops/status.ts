@@ -122,13 +122,15 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
     const warn = daysLeft < CERT_WARN_DAYS;
     certificates.push({ name, subject: cert.subjectString, serial: cert.serialNumber, notAfter: cert.notAfter.toISOString(), daysLeft, warn });
     // The server renews the TLS certificate itself (certs/tls-renewer.ts): a warning that stays means it is not running or the renewal fails.
-    // The issuing CA's is renewed at a root key ceremony (renew-issuing.ts).
+    // The issuing CA's is renewed at a root key ceremony (renew-issuing.ts), the audit one at open (certs/audit-cert-renewal.ts).
     const hint =
       name === 'tls'
         ? '; the server renews it automatically while running or at its next start (see its log if this persists)'
         : name === 'issuing-ca'
           ? `; renew it at a root key ceremony with the server stopped: sigil-server renew-issuing --data ${dataDir} --root-key ROOT-KEY-FILE`
-          : '';
+          : name === 'audit'
+            ? `; the server renews it at its next start once the issuing CA's certificate reaches further (if that one ends as soon, renew it first: sigil-server renew-issuing --data ${dataDir} --root-key ROOT-KEY-FILE)`
+            : '';
     if (daysLeft < 0) warnings.push(`${name} certificate expired on ${cert.notAfter.toISOString()}${hint}`);
     else if (warn) warnings.push(`${name} certificate expires in ${daysLeft} days (${cert.notAfter.toISOString()})${hint}`);
   }

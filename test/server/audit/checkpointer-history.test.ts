@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { join } from 'node:path';
-import { generateKeyPair } from '../../../pki/index.js';
+import { generateKeyPair, signDetached } from '../../../pki/index.js';
 import {
   AuditLog,
   Checkpointer,
@@ -124,6 +124,36 @@ t.test('when the stored checkpoint row is edited to match a rewritten tree then 
   const b64 = (h: Uint8Array) => Buffer.from(h).toString('base64');
   await db.run('UPDATE audit_checkpoints SET note = replace(note, ?, ?) WHERE id = ?', [b64(signed.root), b64(forgedRoot), signed.id]);
   await t.rejects((await open()).current(), { code: 'AUDIT_CHECKPOINT_MISMATCH', message: /not signed by the audit key/ });
+});
+
+t.test('when the stored checkpoint is re-signed over a rewritten tree by another audit key then it is refused; by the same key under a renewed certificate it is accepted', async (t) => {
+  const { db, log, open } = await setup(t, 12);
+  const signed = await (await open()).current();
+  await rewriteConsistently(db, 3);
+  const forgedRoot = (await log.root(signed.size)).root;
+  const b64 = (h: Uint8Array) => Buffer.from(h).toString('base64');
+  const forgedNote = signed.note.replace(b64(signed.root), b64(forgedRoot));
+  // A valid signature over the forged note, by a key the issuing CA certified for audit too.
+  const otherKeys = await generateKeyPair('p256');
+  const otherCert = await ca.issuer.issueAuditCertificate({ publicKey: otherKeys.publicKey, commonName: 'Test audit log' });
+  const at = new Date(clock);
+  const forgedSig = await signDetached({ content: enc.encode(forgedNote), signerCert: otherCert, signerKey: otherKeys.privateKey, signingTime: at });
+  await db.run('UPDATE audit_checkpoints SET note = ?, root = ?, signature = ? WHERE id = ?', [forgedNote, forgedRoot, forgedSig, signed.id]);
+  await log.append([{ type: 'x' }]);
+  await t.rejects((await open()).current(), { code: 'AUDIT_CHECKPOINT_MISMATCH', message: /not signed by the audit key \(another key\)/ });
+
+  // The audit key's own signature under a renewed certificate for it (certs/audit-cert-renewal.ts) is accepted.
+  const { db: db2, log: log2, open: open2 } = await setup(t, 5);
+  const first = await (await open2()).current();
+  const renewed = await ca.issuer.issueAuditCertificate({ publicKey: auditKeys.publicKey, commonName: 'Test audit log' });
+  t.not(renewed.serialNumber, auditCert.serialNumber);
+  await db2.run('UPDATE audit_checkpoints SET signature = ? WHERE id = ?', [
+    await signDetached({ content: enc.encode(first.note), signerCert: renewed, signerKey: auditKeys.privateKey, signingTime: new Date(clock) }),
+    first.id,
+  ]);
+  await log2.append([{ type: 'y' }]);
+  clock += 5000;
+  t.match(await (await open2()).current(), { size: 6 });
 });
 
 t.test('when an entry and its leaf hash are edited but the nodes are not then the new checkpoint still extends the signed root, and the full verifier names the entry', async (t) => {

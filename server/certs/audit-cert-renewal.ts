@@ -1,0 +1,65 @@
+/**
+ * Renews the appliance's audit-signing certificate (`audit/audit.pem`) when the server opens. Init
+ * issues it for 10 years, capped at the issuing CA's notAfter, so it ends with the issuing CA's
+ * first certificate; once `sigil-server renew-issuing` has given the issuing CA a longer one, the
+ * next start gives the audit key a longer certificate too. Without this the checkpoints would stop
+ * verifying the day it expired.
+ *
+ * Rule: renewed when less than min(30 days, a third of its lifetime) is left, or it has expired —
+ * the TLS certificate's rule ({@link tlsRenewalDue}) — and only when the issuing CA's certificate
+ * reaches further than it does (otherwise the new one could end no later: nothing to gain, and
+ * `status` keeps warning, naming `renew-issuing`). The same key and name: checkpoints already
+ * signed stay verifiable with either certificate, and they embed the one they were signed with.
+ *
+ * Only at open, before the audit trail is built: the checkpointer holds the certificate in memory,
+ * and a server that runs for a year past its audit certificate's renewal point is restarted by
+ * the ceremony that makes renewal possible anyway.
+ *
+ * Order: the new certificate is written to a temp file, the `audit.cert.renewed` entry appended,
+ * then the file renamed over `audit/audit.pem` (atomic). A crash before the rename leaves the old
+ * certificate (valid for the same key) and an entry for a renewal that the next open repeats:
+ * never a renewal without its entry.
+ */
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Certificate, Issuer } from '../../pki/index.js';
+import type { AuditSink } from '../auth/security-events.js';
+import { renameDurable, writeSynced } from '../vault/index.js';
+import { tlsRenewalDue } from './tls-renewer.js';
+
+/** What {@link renewAuditCertIfDue} needs. */
+export interface AuditCertRenewal {
+  dataDir: string;
+  /** Relative path of the certificate (PATHS.auditCert). */
+  certPath: string;
+  cert: Certificate;
+  issuer: Issuer;
+  audit: AuditSink;
+  now: () => Date;
+}
+
+/** The audit certificate to use: `r.cert`, or a renewed one already in place and audited. */
+export async function renewAuditCertIfDue(r: AuditCertRenewal): Promise<Certificate> {
+  const at = r.now();
+  if (!tlsRenewalDue(r.cert, at) || r.issuer.cert.notAfter.getTime() <= r.cert.notAfter.getTime()) return r.cert;
+  const renewed = await r.issuer.issueAuditCertificate({ commonName: r.cert.subject.commonName ?? 'Sigil audit log', publicKey: await r.cert.publicKey() });
+  const file = join(r.dataDir, r.certPath);
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    writeSynced(tmp, renewed.pem, 0o644);
+    await r.audit.append([
+      {
+        type: 'audit.cert.renewed',
+        at,
+        actor: 'system',
+        subject: 'audit',
+        detail: { previousSerial: r.cert.serialNumber, previousNotAfter: r.cert.notAfter.toISOString(), serial: renewed.serialNumber, notAfter: renewed.notAfter.toISOString() },
+      },
+    ]);
+    renameDurable(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return renewed;
+}
