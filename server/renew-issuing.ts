@@ -7,8 +7,9 @@
  * - The root key comes as for `sign-root-crl` (openRootKey: ROOT_KEY_PASSPHRASE_WRONG,
  *   ROOT_KEY_UNREADABLE, ROOT_KEY_MISMATCH), the passphrase never from argv.
  * - The issuing certificate in place must be one the root signed (a file swapped for another CA's
- *   would otherwise get the root's signature), and not revoked by the root CRL: renewing a revoked
- *   CA would undo its revocation (ISSUING_CA_REVOKED).
+ *   would otherwise get the root's signature), and not revoked by the root CRL in place nor by any
+ *   root CRL the audit log records: renewing a revoked CA would undo its revocation
+ *   (ISSUING_CA_REVOKED). An unreadable root CRL is refused (ROOT_CRL_INVALID): it could say so.
  * - The server must be stopped (OPS_SERVER_RUNNING): it holds the issuing certificate in memory and
  *   caps what it issues at that certificate's notAfter. The data directory's claim keeps every
  *   other ops command away meanwhile.
@@ -31,7 +32,7 @@ import { readRootCrlFile } from './certs/root-crl-file.js';
 import { ApplianceMissingError } from './errors.js';
 import type { MainIo } from './main.js';
 import { claimDataDir } from './ops/data-claim.js';
-import { openRootKey, readPassphrase, readRootKeyFile, RootCrlError } from './sign-root-crl.js';
+import { openRootKey, readPassphrase, readRootKeyFile, ROOT_CRL_AUDIT_TYPE, RootCrlError } from './sign-root-crl.js';
 import { Db, renameDurable, VAULT_DB_FILE, writeSynced } from './vault/index.js';
 
 /** The audit entry of a renewal. */
@@ -78,17 +79,36 @@ export async function renewIssuing(opts: RenewIssuingOptions): Promise<RenewIssu
     if (!(await issuing.isIssuedBy(root))) {
       throw new RootCrlError('ROOT_KEY_MISMATCH', `${PATHS.issuingCert} is not signed by the root CA (${root.subjectString}): nothing was signed`);
     }
-    const crlFile = await readRootCrlFile(join(dataDir, PATHS.rootCrl), root);
-    if ('crl' in crlFile && crlFile.crl.find(issuing.serialNumber) !== undefined) {
-      throw new RootCrlError(
-        'ISSUING_CA_REVOKED',
-        `root CRL ${crlFile.crl.crlNumber} revokes the issuing CA (${issuing.serialNumber}); a new certificate for its key would undo that: nothing was signed`,
-      );
-    }
+    await refuseIfRevoked(dataDir, root, issuing);
     const renewed = await renewIssuingCa({ root: { cert: root, key }, issuing, now: () => now, validityDays: opts.days ?? ISSUING_MAX_DAYS });
     return await putInPlace(dataDir, now, root, issuing, renewed, fingerprint);
   } finally {
     claim.release();
+  }
+}
+
+/**
+ * Refuses to renew an issuing CA the root revoked, by the root CRL in place or by any root CRL the
+ * audit log says was signed (a file brought back older by hand or a restore). A root CRL that
+ * cannot be read leaves that unknown: refused too, until a ceremony signs a readable one.
+ */
+async function refuseIfRevoked(dataDir: string, root: Certificate, issuing: Certificate): Promise<void> {
+  const revoked = (why: string) =>
+    new RootCrlError('ISSUING_CA_REVOKED', `${why} revokes the issuing CA (${issuing.serialNumber}); a new certificate for its key would undo that: nothing was signed`);
+  const file = await readRootCrlFile(join(dataDir, PATHS.rootCrl), root);
+  if ('invalid' in file) {
+    throw new RootCrlError('ROOT_CRL_INVALID', `${PATHS.rootCrl} ${file.invalid}, so whether the issuing CA is revoked cannot be told: sign a root CRL first (sign-root-crl); nothing was signed`);
+  }
+  if ('crl' in file && file.crl.find(issuing.serialNumber) !== undefined) throw revoked(`root CRL ${file.crl.crlNumber}`);
+  const db = await Db.open(join(dataDir, PATHS.vault, VAULT_DB_FILE), { readonly: true });
+  try {
+    const rows = await db.all<{ data: string }>('SELECT data FROM audit_log WHERE type = ?', [ROOT_CRL_AUDIT_TYPE]);
+    for (const r of rows) {
+      const d = (JSON.parse(r.data) as { data?: { crlNumber?: number; revoked?: unknown } }).data;
+      if (Array.isArray(d?.revoked) && d.revoked.includes(issuing.serialNumber)) throw revoked(`root CRL ${d.crlNumber ?? '?'} (audit log)`);
+    }
+  } finally {
+    await db.close();
   }
 }
 

@@ -5,7 +5,8 @@
  * key, `ca/chain.pem` with it, an audit entry; what it issued before (the TLS, audit and officer
  * certificates) verifies under the new one in OpenSSL; a checkpoint signed before still passes
  * `check`; the server starts on it and serves the new chain; status reports the new expiry and no
- * warning; and a revoked issuing CA is not renewed.
+ * warning; and a revoked issuing CA is not renewed, nor one whose revocation only the audit log
+ * remembers, nor while the root CRL cannot be read.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -128,9 +129,10 @@ t.test('when the issuing CA is renewed then its name and key stay, everything it
   t.match(check.stdout, /audit-log\s+\d+ entries verify; [1-9]\d* signed checkpoints match the tree/, 'the checkpoint from before the renewal verifies');
 });
 
-t.test('when the root CRL revokes the issuing CA then it is not renewed', async (t) => {
+t.test('when the root CRL revokes the issuing CA, even one put back older, or cannot be read, then it is not renewed', async (t) => {
   const drill = join(dir, 'drill');
   cpSync(dataDir, drill, { recursive: true });
+  const unrevoked = readFileSync(join(drill, PATHS.rootCrl), 'utf8');
   const revoke = await runServer(['sign-root-crl', '--data', drill, '--root-key', init.ca.rootKeyFile, '--passphrase-file', passFile, '--revoke-issuing', '--yes'], {}, 90_000);
   t.equal(revoke.code, 0, revoke.stderr);
   const issuing = readFileSync(join(drill, PATHS.issuingCert), 'utf8');
@@ -138,4 +140,14 @@ t.test('when the root CRL revokes the issuing CA then it is not renewed', async 
   t.equal(r.code, 1);
   t.match(logLine(r.stderr), { errorCode: 'ISSUING_CA_REVOKED', msg: /revokes the issuing CA/ });
   t.equal(readFileSync(join(drill, PATHS.issuingCert), 'utf8'), issuing, 'untouched');
+
+  writeFileSync(join(drill, PATHS.rootCrl), unrevoked);
+  const older = await renew(drill, ['--passphrase-file', passFile]);
+  t.equal(older.code, 1);
+  t.match(logLine(older.stderr), { errorCode: 'ISSUING_CA_REVOKED', msg: /\(audit log\)/ }, 'the audit log remembers the revocation');
+  writeFileSync(join(drill, PATHS.rootCrl), 'not a CRL\n');
+  const unreadable = await renew(drill, ['--passphrase-file', passFile]);
+  t.equal(unreadable.code, 1);
+  t.match(logLine(unreadable.stderr), { errorCode: 'ROOT_CRL_INVALID' });
+  t.equal(readFileSync(join(drill, PATHS.issuingCert), 'utf8'), issuing, 'still untouched');
 });
