@@ -21,18 +21,17 @@
  *   workstations need nothing. Backups hold the certificate of their day, still valid for its key.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { Certificate, renewIssuingCa } from '../pki/index.js';
 import { PATHS } from './appliance.js';
 import { AuditLog } from './audit/index.js';
 import { readRootCrlFile } from './certs/root-crl-file.js';
-import { ApplianceMissingError } from './errors.js';
 import type { MainIo } from './main.js';
 import { claimDataDir } from './ops/data-claim.js';
-import { openRootKey, readPassphrase, readRootKeyFile, ROOT_CRL_AUDIT_TYPE, RootCrlError } from './sign-root-crl.js';
+import { openCeremony, readPassphrase, readRootKeyFile, ROOT_CRL_AUDIT_TYPE, RootCrlError } from './sign-root-crl.js';
 import { Db, renameDurable, VAULT_DB_FILE, writeSynced } from './vault/index.js';
 
 /** The audit entry of a renewal. */
@@ -68,11 +67,7 @@ export interface RenewIssuingResult {
  * @throws ApplianceMissingError, RootCrlError, DataInUseError / ServerRunningError (ops), IssuerExpiredError (the root has expired).
  */
 export async function renewIssuing(opts: RenewIssuingOptions): Promise<RenewIssuingResult> {
-  const dataDir = resolve(opts.dataDir);
-  const now = (opts.now ?? (() => new Date()))();
-  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
-  const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
-  const { key, fingerprint } = await openRootKey(root, opts.rootKeyPem, opts.passphrase);
+  const { dataDir, now, root, key, fingerprint } = await openCeremony(opts);
   const claim = await claimDataDir(dataDir, 'renew-issuing', { sweep: false });
   try {
     const issuing = Certificate.fromPem(await readFile(join(dataDir, PATHS.issuingCert), 'utf8'));

@@ -105,13 +105,8 @@ export interface SignRootCrlResult {
  * @throws ApplianceMissingError, RootCrlError, IssuerExpiredError (the root has expired).
  */
 export async function signRootCrl(opts: SignRootCrlOptions): Promise<SignRootCrlResult> {
-  const dataDir = resolve(opts.dataDir);
-  const now = (opts.now ?? (() => new Date()))();
-  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
-  const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
+  const { dataDir, now, root, key, fingerprint } = await openCeremony(opts);
   const issuing = Certificate.fromPem(await readFile(join(dataDir, PATHS.issuingCert), 'utf8'));
-
-  const { key, fingerprint } = await openRootKey(root, opts.rootKeyPem, opts.passphrase);
 
   // One ceremony at a time, and none while a restore, repack or rotation rewrites vault.db (its
   // audit entry goes there); a running server is no obstacle.
@@ -121,6 +116,29 @@ export async function signRootCrl(opts: SignRootCrlOptions): Promise<SignRootCrl
   } finally {
     claim.release();
   }
+}
+
+/** What a root key ceremony starts from: the appliance's data directory, its root, and the root key opened. */
+export interface Ceremony {
+  dataDir: string;
+  now: Date;
+  root: Certificate;
+  key: CryptoKey;
+  /** SHA-256 of the root key's SPKI, for the audit entry. */
+  fingerprint: string;
+}
+
+/**
+ * The start of both root key ceremonies (this one and renew-issuing.ts): an initialised data
+ * directory, its root certificate, and the root key that is that certificate's.
+ * @throws ApplianceMissingError, RootCrlError (see {@link openRootKey})
+ */
+export async function openCeremony(opts: { dataDir: string; rootKeyPem: string; passphrase: string; now?: () => Date }): Promise<Ceremony> {
+  const dataDir = resolve(opts.dataDir);
+  const now = (opts.now ?? (() => new Date()))();
+  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
+  const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
+  return { dataDir, now, root, ...(await openRootKey(root, opts.rootKeyPem, opts.passphrase)) };
 }
 
 /**
