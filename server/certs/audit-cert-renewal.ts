@@ -5,15 +5,16 @@
  * next start gives the audit key a longer certificate too. Without this the checkpoints would stop
  * verifying the day it expired.
  *
- * Rule: renewed when less than min(30 days, a third of its lifetime) is left, or it has expired —
- * the TLS certificate's rule ({@link tlsRenewalDue}) — and only when the issuing CA's certificate
- * reaches further than it does (otherwise the new one could end no later: nothing to gain, and
- * `status` keeps warning, naming `renew-issuing`). The same key and name: checkpoints already
- * signed stay verifiable with either certificate, and they embed the one they were signed with.
+ * Rule: only when the issuing CA's certificate reaches further than this one (otherwise a new one
+ * could end no later: nothing to gain, and `status` keeps warning, naming `renew-issuing`), and
+ * then when it reaches more than {@link AUDIT_EXTEND_MS} further — which is the first start after
+ * `renew-issuing`, however early the ceremony was held — or when this one is due by the TLS
+ * certificate's rule ({@link tlsRenewalDue}: less than min(30 days, a third of its lifetime) left).
+ * The same key and name: checkpoints already signed stay verifiable with either certificate, and
+ * they embed the one they were signed with.
  *
  * Only at open, before the audit trail is built: the checkpointer holds the certificate in memory,
- * and a server that runs for a year past its audit certificate's renewal point is restarted by
- * the ceremony that makes renewal possible anyway.
+ * and the ceremony that makes a renewal possible needs the server stopped, so a start follows it.
  *
  * Order: the new certificate is written to a temp file, the `audit.cert.renewed` entry appended,
  * then the file renamed over `audit/audit.pem` (atomic). A crash before the rename leaves the old
@@ -27,6 +28,9 @@ import type { Certificate, Issuer } from '../../pki/index.js';
 import type { AuditSink } from '../auth/security-events.js';
 import { renameDurable, writeSynced } from '../vault/index.js';
 import { tlsRenewalDue } from './tls-renewer.js';
+
+/** The issuing CA reaching this much further than the audit certificate makes the next open renew it. */
+export const AUDIT_EXTEND_MS = 30 * 24 * 3600 * 1000;
 
 /** What {@link renewAuditCertIfDue} needs. */
 export interface AuditCertRenewal {
@@ -42,7 +46,8 @@ export interface AuditCertRenewal {
 /** The audit certificate to use: `r.cert`, or a renewed one already in place and audited. */
 export async function renewAuditCertIfDue(r: AuditCertRenewal): Promise<Certificate> {
   const at = r.now();
-  if (!tlsRenewalDue(r.cert, at) || r.issuer.cert.notAfter.getTime() <= r.cert.notAfter.getTime()) return r.cert;
+  const further = r.issuer.cert.notAfter.getTime() - r.cert.notAfter.getTime();
+  if (further <= 0 || (further <= AUDIT_EXTEND_MS && !tlsRenewalDue(r.cert, at))) return r.cert;
   const renewed = await r.issuer.issueAuditCertificate({ commonName: r.cert.subject.commonName ?? 'Sigil audit log', publicKey: await r.cert.publicKey() });
   const file = join(r.dataDir, r.certPath);
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;

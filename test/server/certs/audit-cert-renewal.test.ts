@@ -1,9 +1,10 @@
 /**
  * The audit-signing certificate renewed at open (certs/audit-cert-renewal.ts), on a real data
- * directory with the appliance clock moved near its notAfter: not while the issuing CA's
- * certificate reaches no further (status keeps warning, naming renew-issuing); after the root key
- * ceremony renews the issuing CA, the next open gives the same audit key a certificate to the new
- * issuing notAfter, audited, in `audit/audit.pem`; checkpoints signed before and after both verify.
+ * directory with the appliance clock moved: not while the issuing CA's certificate reaches no
+ * further, even 19 days before its end (status keeps warning, naming renew-issuing); after the root
+ * key ceremony renews the issuing CA — held early, 200 days before — the next open gives the same
+ * audit key a certificate to the new issuing notAfter, audited, in `audit/audit.pem`, and the open
+ * after that does not again; checkpoints signed before and after all verify.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,12 +59,14 @@ t.test('when the issuing CA reaches no further then the audit certificate is kep
 t.test('when the issuing CA has been renewed then the next open renews the audit certificate for the same key, audited', async (t) => {
   const passFile = join(dir, 'pass.txt');
   writeFileSync(passFile, init.ca.rootKeyPassphrase);
-  const ceremony = new Date(late.getTime() - DAY);
+  // Early: the audit certificate has 200 days left, far from due by the TLS rule.
+  const ceremony = new Date(original.notAfter.getTime() - 200 * DAY);
+  const afterCeremony = new Date(ceremony.getTime() + DAY);
   const r = await renewIssuing({ dataDir, rootKeyPem: readFileSync(init.ca.rootKeyFile, 'utf8'), passphrase: init.ca.rootKeyPassphrase, now: () => ceremony });
   t.ok(Date.parse(r.notAfter) > original.notAfter.getTime() + 3000 * DAY, 'the issuing CA now reaches years further');
 
-  const { cert, verified } = await openAt(late);
-  t.not(cert.serialNumber, original.serialNumber, 'renewed');
+  const { cert, verified } = await openAt(afterCeremony);
+  t.not(cert.serialNumber, original.serialNumber, 'renewed at the first open after the ceremony');
   t.equal(cert.pem, auditPem(), 'and in place on disk');
   t.ok(Buffer.from(cert.publicKeySpki).equals(Buffer.from(original.publicKeySpki)), 'the same audit key');
   t.equal(cert.subjectString, original.subjectString);
@@ -71,7 +74,7 @@ t.test('when the issuing CA has been renewed then the next open renews the audit
   t.equal(cert.notAfter.getTime(), Date.parse(r.notAfter), '3650 days from now, capped at the renewed issuing CA');
   t.match(verified, { ok: true }, 'checkpoints signed with the old certificate and with the new one verify');
 
-  const again = await openAt(new Date(late.getTime() + DAY));
+  const again = await openAt(late);
   t.equal(again.cert.serialNumber, cert.serialNumber, 'not renewed twice');
   const appliance = await openAppliance({ dataDir, config: await loadConfig(join(dataDir, PATHS.config)), masterKey: { keyFilePath: join(dataDir, PATHS.masterKeyFile) }, now: () => late });
   try {
