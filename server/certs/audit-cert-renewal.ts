@@ -47,6 +47,9 @@ export interface AuditCertRenewal {
 export async function renewAuditCertIfDue(r: AuditCertRenewal): Promise<Certificate> {
   const at = r.now();
   const further = r.issuer.cert.notAfter.getTime() - r.cert.notAfter.getTime();
+  // An expired issuing CA issues nothing (IssuerExpiredError): keep what there is and let the
+  // server start, where status and the refused certificates say what is wrong.
+  if (at.getTime() >= r.issuer.cert.notAfter.getTime()) return r.cert;
   if (further <= 0 || (further <= AUDIT_EXTEND_MS && !tlsRenewalDue(r.cert, at))) return r.cert;
   const renewed = await r.issuer.issueAuditCertificate({ commonName: r.cert.subject.commonName ?? 'Sigil audit log', publicKey: await r.cert.publicKey() });
   const file = join(r.dataDir, r.certPath);

@@ -4,7 +4,8 @@
  * further, even 19 days before its end (status keeps warning, naming renew-issuing); after the root
  * key ceremony renews the issuing CA — held early, 200 days before — the next open gives the same
  * audit key a certificate to the new issuing notAfter, audited, in `audit/audit.pem`, and the open
- * after that does not again; checkpoints signed before and after all verify.
+ * after that does not again; checkpoints signed before and after all verify. And an expired issuing
+ * CA renews nothing rather than stopping the start.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,4 +85,26 @@ t.test('when the issuing CA has been renewed then the next open renews the audit
   } finally {
     await appliance.close();
   }
+});
+
+t.test('when the issuing CA itself has expired then nothing is renewed and the open goes on', async (t) => {
+  const { makeTestCa } = await import('../../helpers/pki-fixtures.js');
+  const { generateKeyPair } = await import('../../../pki/index.js');
+  const { renewAuditCertIfDue } = await import('../../../server/certs/audit-cert-renewal.js');
+  const T0 = new Date('2026-03-01T00:00:00Z');
+  let at = T0;
+  const ca = await makeTestCa('p256', () => at);
+  const keys = await generateKeyPair('p256');
+  const short = await ca.issuer.issueAuditCertificate({ commonName: 'Test audit log', publicKey: keys.publicKey, validityDays: 100 });
+  const events: unknown[] = [];
+  const folder = tmpDir(t, 'sigil-audit-cert-unit-');
+  const r = { dataDir: folder, certPath: 'audit.pem', cert: short, issuer: ca.issuer, audit: { append: async (e: readonly unknown[]) => void events.push(...e) }, now: () => at };
+  at = new Date(ca.issuing.cert.notAfter.getTime() + DAY);
+  t.equal(await renewAuditCertIfDue(r), short, 'kept: an expired issuing CA issues nothing');
+  t.same(events, []);
+  at = new Date(T0.getTime() + 90 * DAY);
+  const renewed = await renewAuditCertIfDue(r);
+  t.not(renewed.serialNumber, short.serialNumber, 'while the issuing CA is valid, the same call renews');
+  t.equal(readFileSync(join(folder, 'audit.pem'), 'utf8'), renewed.pem);
+  t.match(events, [{ type: 'audit.cert.renewed', actor: 'system' }]);
 });
