@@ -20,8 +20,6 @@
  * - Clients fetch the chain from `GET /v1/ca` (it changes) and pin only the root (it does not), so
  *   workstations need nothing. Backups hold the certificate of their day, still valid for its key.
  */
-import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -32,7 +30,7 @@ import { readRootCrlFile } from './certs/root-crl-file.js';
 import type { MainIo } from './main.js';
 import { claimDataDir } from './ops/data-claim.js';
 import { openCeremony, readPassphrase, readRootKeyFile, ROOT_CRL_AUDIT_TYPE, RootCrlError } from './sign-root-crl.js';
-import { Db, renameDurable, VAULT_DB_FILE, writeSynced } from './vault/index.js';
+import { Db, replaceFilesAfter, VAULT_DB_FILE } from './vault/index.js';
 
 /** The audit entry of a renewal. */
 export const ISSUING_RENEWED_AUDIT_TYPE = 'ca.issuing.renewed';
@@ -109,31 +107,27 @@ async function refuseIfRevoked(dataDir: string, root: Certificate, issuing: Cert
 
 async function putInPlace(dataDir: string, now: Date, root: Certificate, previous: Certificate, renewed: Certificate, fingerprint: string): Promise<RenewIssuingResult> {
   const file = join(dataDir, PATHS.issuingCert);
-  const chainFile = join(dataDir, PATHS.chain);
-  const suffix = `${randomBytes(6).toString('hex')}.tmp`;
-  const tmp = `${file}.${suffix}`;
-  const chainTmp = `${chainFile}.${suffix}`;
   const db = await Db.open(join(dataDir, PATHS.vault, VAULT_DB_FILE));
   try {
-    writeSynced(tmp, renewed.pem, 0o644);
-    writeSynced(chainTmp, renewed.pem + root.pem, 0o644);
     const log = await AuditLog.open(db, { now: () => now });
-    const [appended] = await log.append([
-      {
-        type: ISSUING_RENEWED_AUDIT_TYPE,
-        actor: 'system',
-        data: {
-          notAfter: renewed.notAfter.toISOString(),
-          notBefore: renewed.notBefore.toISOString(),
-          previousNotAfter: previous.notAfter.toISOString(),
-          previousSerial: previous.serialNumber,
-          rootKeySpkiSha256: fingerprint,
-          serial: renewed.serialNumber,
-        },
+    // The chain first: a crash between the renames leaves two valid certificates for one key.
+    const files = [
+      { path: join(dataDir, PATHS.chain), data: renewed.pem + root.pem, mode: 0o644 },
+      { path: file, data: renewed.pem, mode: 0o644 },
+    ];
+    const entry = {
+      type: ISSUING_RENEWED_AUDIT_TYPE,
+      actor: 'system',
+      data: {
+        notAfter: renewed.notAfter.toISOString(),
+        notBefore: renewed.notBefore.toISOString(),
+        previousNotAfter: previous.notAfter.toISOString(),
+        previousSerial: previous.serialNumber,
+        rootKeySpkiSha256: fingerprint,
+        serial: renewed.serialNumber,
       },
-    ]);
-    renameDurable(chainTmp, chainFile);
-    renameDurable(tmp, file);
+    };
+    const [appended] = await replaceFilesAfter(files, () => log.append([entry]));
     return {
       file,
       previousSerial: previous.serialNumber,
@@ -144,8 +138,6 @@ async function putInPlace(dataDir: string, now: Date, root: Certificate, previou
       auditSeq: appended!.seq,
     };
   } finally {
-    rmSync(tmp, { force: true });
-    rmSync(chainTmp, { force: true });
     await db.close();
   }
 }

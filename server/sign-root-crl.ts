@@ -25,8 +25,7 @@
  *   place; the log needs no master key, and SQLite's lock orders it with a running server's
  *   appends. A failure to append leaves the old CRL in place.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
@@ -51,7 +50,7 @@ import { ApplianceMissingError } from './errors.js';
 // data-claim.js rather than ops/index.js: ops' status and check import this module (no import cycle).
 import { claimDataDir } from './ops/data-claim.js';
 import type { MainIo } from './main.js';
-import { Db, renameDurable, VAULT_DB_FILE, writeSynced } from './vault/index.js';
+import { Db, replaceFilesAfter, VAULT_DB_FILE } from './vault/index.js';
 
 /**
  * Failure modes of the root key ceremonies (this one and renew-issuing.ts), each with a stable
@@ -189,7 +188,6 @@ async function signUnderClaim(
     revoked.push({ serialNumber: issuing.serialNumber, revocationDate: new Date(Math.ceil(now.getTime() / 1000) * 1000), reason: 'keyCompromise' });
   }
   const db = await Db.open(join(dataDir, PATHS.vault, VAULT_DB_FILE));
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     const log = await AuditLog.open(db, { now: () => now });
     // Above every number signed before, in the file or only in the audit log (a file lost, moved
@@ -198,10 +196,10 @@ async function signUnderClaim(
     const base = previous && previous.crlNumber > audited ? previous.crlNumber : audited;
     const crlNumber = base + 1n;
     const crl = await createRootCrl({ cert: root, key, revoked, crlNumber, thisUpdate: now, validityDays: opts.days ?? ROOT_CRL_VALIDITY_DAYS });
-    writeSynced(tmp, crl.pem, 0o644);
-    const [appended] = await log.append([{ type: ROOT_CRL_AUDIT_TYPE, actor: 'system', data: rootCrlAuditData(crl, issuing, fingerprint) }]);
-    const auditSeq = appended!.seq;
-    renameDurable(tmp, file);
+    const auditSeq = await replaceFilesAfter([{ path: file, data: crl.pem, mode: 0o644 }], async () => {
+      const [appended] = await log.append([{ type: ROOT_CRL_AUDIT_TYPE, actor: 'system', data: rootCrlAuditData(crl, issuing, fingerprint) }]);
+      return appended!.seq;
+    });
     return {
       file,
       crlNumber: Number(crl.crlNumber),
@@ -213,7 +211,6 @@ async function signUnderClaim(
       auditSeq,
     };
   } finally {
-    rmSync(tmp, { force: true });
     await db.close();
   }
 }

@@ -21,12 +21,10 @@
  * certificate (valid for the same key) and an entry for a renewal that the next open repeats:
  * never a renewal without its entry.
  */
-import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Certificate, Issuer } from '../../pki/index.js';
 import type { AuditSink } from '../auth/security-events.js';
-import { renameDurable, writeSynced } from '../vault/index.js';
+import { replaceFilesAfter } from '../vault/index.js';
 import { tlsRenewalDue } from './tls-renewer.js';
 
 /** The issuing CA reaching this much further than the audit certificate makes the next open renew it. */
@@ -52,11 +50,8 @@ export async function renewAuditCertIfDue(r: AuditCertRenewal): Promise<Certific
   if (at.getTime() >= r.issuer.cert.notAfter.getTime()) return r.cert;
   if (further <= 0 || (further <= AUDIT_EXTEND_MS && !tlsRenewalDue(r.cert, at))) return r.cert;
   const renewed = await r.issuer.issueAuditCertificate({ commonName: r.cert.subject.commonName ?? 'Sigil audit log', publicKey: await r.cert.publicKey() });
-  const file = join(r.dataDir, r.certPath);
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    writeSynced(tmp, renewed.pem, 0o644);
-    await r.audit.append([
+  await replaceFilesAfter([{ path: join(r.dataDir, r.certPath), data: renewed.pem, mode: 0o644 }], () =>
+    r.audit.append([
       {
         type: 'audit.cert.renewed',
         at,
@@ -64,10 +59,7 @@ export async function renewAuditCertIfDue(r: AuditCertRenewal): Promise<Certific
         subject: 'audit',
         detail: { previousSerial: r.cert.serialNumber, previousNotAfter: r.cert.notAfter.toISOString(), serial: renewed.serialNumber, notAfter: renewed.notAfter.toISOString() },
       },
-    ]);
-    renameDurable(tmp, file);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
+    ]),
+  );
   return renewed;
 }

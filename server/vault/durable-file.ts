@@ -1,7 +1,8 @@
 /**
  * Small files that must survive a power cut the moment a function returns: the master-key
- * description (`vault-key.json`, `vault-key.next.json`), a new master-key file, and a renewed
- * TLS certificate (certs/tls-renewer.ts).
+ * description (`vault-key.json`, `vault-key.next.json`), a new master-key file, a renewed
+ * TLS certificate (certs/tls-renewer.ts), and the files the CA's ceremonies and renewals replace
+ * once their audit entry is in ({@link replaceFilesAfter}).
  *
  * `writeFileSync` + `renameSync` is atomic but not durable: until the kernel writes back (tens
  * of seconds), a power cut can lose the file's bytes, or the rename, while SQLite — which does
@@ -11,6 +12,7 @@
  * Synchronous on purpose: the callers are one-off administrative steps (a TLS renewal runs once
  * in ~800 days), and an ordered sequence of syscalls is what this is about.
  */
+import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fsyncSync, linkSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -76,5 +78,33 @@ export function writeFileDurable(path: string, data: string | Uint8Array, mode: 
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  }
+}
+
+/** A file for {@link replaceFilesAfter}: its new content and mode. */
+export interface FileReplacement {
+  path: string;
+  data: string | Uint8Array;
+  mode: number;
+}
+
+/**
+ * Replaces `files` durably once `between` has succeeded — typically the audit entry recording the
+ * change, so that no replacement is ever in place without its entry. Each new content is written
+ * and fsynced under a temp name of its own first, then `between` runs, then the files are renamed
+ * into place in the order given. If a write or `between` fails, nothing is replaced and the temp
+ * files are removed. A crash between two renames leaves the first ones replaced: order the files
+ * so that any prefix is a usable state.
+ */
+export async function replaceFilesAfter<T>(files: readonly FileReplacement[], between: () => Promise<T>): Promise<T> {
+  const suffix = `${randomBytes(6).toString('hex')}.tmp`;
+  const staged = files.map((f) => ({ ...f, tmp: `${f.path}.${suffix}` }));
+  try {
+    for (const f of staged) writeSynced(f.tmp, f.data, f.mode);
+    const result = await between();
+    for (const f of staged) renameDurable(f.tmp, f.path);
+    return result;
+  } finally {
+    for (const f of staged) rmSync(f.tmp, { force: true });
   }
 }

@@ -39,4 +39,4 @@ export type { DestroyedKeys, KeyDestruction, KeyPlace, KeystoreOptions } from '.
 export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE, VAULT_PAGE_SIZE, WRITER_CACHE_KIB, WAL_AUTOCHECKPOINT_PAGES } from './vault.js';
 export type { Vault, OpenVaultOptions, InitVaultOptions, RotationHooks, RotationPlan } from './vault.js';
 export { RowCache } from './row-cache.js';
-export { linkDurable, renameDurable, writeSynced } from './durable-file.js';
+export { linkDurable, renameDurable, replaceFilesAfter, writeSynced, type FileReplacement } from './durable-file.js';
