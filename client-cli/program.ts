@@ -28,6 +28,7 @@ import { contactsCommand } from './commands/directory/contacts.js';
 import { filesCommand } from './commands/message/files.js';
 import { searchCommand } from './commands/message/search.js';
 import { groupCommand } from './commands/group/index.js';
+import { meetingCommand } from './commands/meeting/index.js';
 import { exportCommand } from './commands/evidence/export.js';
 import { verifyCommand } from './commands/evidence/verify.js';
 import type { CommandContext } from './context.js';
@@ -77,6 +78,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .addCommand(downloadCommand(ctx))
     .addCommand(deleteCommand(ctx))
     .addCommand(groupCommand(ctx))
+    .addCommand(meetingCommand(ctx))
     .addCommand(verifyCommand(ctx))
     .addCommand(exportCommand(ctx))
     .addCommand(auditCommand(ctx));

@@ -46,6 +46,7 @@ export const MessagePageSchema = z.object({ messages: z.array(MessageSchema), ne
 export const SendReceiptSchema = z
   .object({ id: z.string(), seq: z.number(), conversation: z.string(), serverTime: z.string() })
   .passthrough();
+export type SendReceipt = z.infer<typeof SendReceiptSchema>;
 
 export const UploadedSchema = z.object({ fileId: z.string(), sha384: z.string(), size: z.number() }).passthrough();
 

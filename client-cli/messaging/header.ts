@@ -25,6 +25,35 @@ export const attachmentSchema = z.strictObject({
   size: sizeSchema,
 });
 
+/** The longest meeting an invitation may set (7 days), as the server holds it. */
+export const MEETING_MAX_MS = 7 * 24 * 3_600_000;
+
+/** A meeting in the header (server/API.md "Meetings"): an invitation, an answer to one, or its cancellation. */
+export const meetingSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('invite'),
+    title: z.string().min(1).max(200),
+    start: z.iso.datetime({ offset: false }),
+    end: z.iso.datetime({ offset: false }),
+    place: z.string().min(1).max(200).nullable(),
+  }),
+  z.strictObject({ kind: z.literal('answer'), answer: z.enum(['accept', 'decline', 'tentative']) }),
+  z.strictObject({ kind: z.literal('cancel') }),
+]);
+export type Meeting = z.infer<typeof meetingSchema>;
+export type MeetingInvite = Extract<Meeting, { kind: 'invite' }>;
+export type MeetingAnswer = Extract<Meeting, { kind: 'answer' }>['answer'];
+
+/** The server's rule beyond the form (server/messaging/header.ts meetingProblem), or undefined. */
+export function meetingProblem(meeting: Meeting | undefined, replyTo: string | null): string | undefined {
+  if (!meeting) return undefined;
+  if (meeting.kind !== 'invite') return replyTo === null ? `a meeting ${meeting.kind} must name its invitation in replyTo` : undefined;
+  const length = Date.parse(meeting.end) - Date.parse(meeting.start);
+  if (!(length > 0)) return 'a meeting must end after it starts';
+  if (length > MEETING_MAX_MS) return 'a meeting may last at most 7 days';
+  return undefined;
+}
+
 /** The `sigil-message` header, version 1; unknown fields are refused as the server refuses them. */
 export const messageHeaderSchema = z.strictObject({
   attachments: z.array(attachmentSchema).max(32),
@@ -32,6 +61,7 @@ export const messageHeaderSchema = z.strictObject({
   conversation: idSchema,
   id: idSchema,
   label: z.enum(CLEARANCE_CHOICES),
+  meeting: meetingSchema.optional(),
   purpose: z.literal('sigil-message'),
   replyTo: idSchema.nullable(),
   sender: z.string().min(1).max(64),
@@ -75,6 +105,8 @@ export interface HeaderParams {
   sentAt?: Date;
   /** Default: a fresh random id. */
   id?: string;
+  /** A meeting invitation, answer or cancellation (absent from the header otherwise). */
+  meeting?: Meeting;
 }
 
 /** Builds the header and its exact UTF-8 bytes to sign. */
@@ -85,6 +117,8 @@ export async function buildHeader(p: HeaderParams): Promise<{ header: MessageHea
     conversation: p.conversation,
     id: p.id ?? newId(),
     label: p.label,
+    // In its sorted place (RFC 8785 order), and only when there is one: older readers refuse the key.
+    ...(p.meeting ? { meeting: p.meeting } : {}),
     purpose: 'sigil-message',
     replyTo: p.replyTo ?? null,
     sender: p.sender,
@@ -93,6 +127,8 @@ export async function buildHeader(p: HeaderParams): Promise<{ header: MessageHea
     v: 1,
   };
   messageHeaderSchema.parse(header);
+  const problem = meetingProblem(header.meeting, header.replyTo);
+  if (problem) throw new Error(`meeting: ${problem}`);
   const text = canonicalText(header);
   return { header, text, bytes: new TextEncoder().encode(text) };
 }
@@ -109,6 +145,8 @@ export function parseHeader(text: string): HeaderParse {
     const i = r.error.issues[0];
     return { ok: false, detail: `header field ${i?.path.join('.') || '(root)'}: ${i?.message ?? 'invalid'}` };
   }
+  const problem = meetingProblem(r.data.meeting, r.data.replyTo);
+  if (problem) return { ok: false, detail: `header field meeting: ${problem}` };
   return { ok: true, header: r.data };
 }
 

@@ -7,6 +7,7 @@
  */
 import { clearanceBanner, isClearance } from '../../pki/index.js';
 import type { Conversation, Message } from './api.js';
+import type { Meeting, MeetingAnswer } from './header.js';
 import type { MessageVerification } from './verify.js';
 
 export function banner(label: string): string {
@@ -43,13 +44,42 @@ export function escapeControls(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/**
+ * A meeting's time, said in UTC since people read it as a time to be somewhere:
+ * `2026-12-03 10:00–10:45 UTC`, or both dates when it ends on another day.
+ */
+export function meetingTime(start: string, end: string): string {
+  const from = shortTime(start);
+  const to = shortTime(end);
+  return `${from}–${from.slice(0, 10) === to.slice(0, 10) ? to.slice(11) : to} UTC`;
+}
+
+const ANSWERED: Record<MeetingAnswer, string> = { accept: 'accepts', decline: 'declines', tentative: 'tentatively accepts' };
+
+/** What a verified meeting header says, in one line (title and place escaped: others wrote them). */
+export function meetingSummary(meeting: Meeting): string {
+  switch (meeting.kind) {
+    case 'invite':
+      return `meeting "${escapeControls(meeting.title)}" ${meetingTime(meeting.start, meeting.end)}${meeting.place === null ? '' : `, ${escapeControls(meeting.place)}`}`;
+    case 'answer':
+      return `${ANSWERED[meeting.answer]} the meeting`;
+    case 'cancel':
+      return 'cancels the meeting';
+  }
+}
+
 /** The lines people see for one message. */
 export function messageLines(m: Message, v: MessageVerification): string[] {
   const label = v.ok ? v.header.label : m.label;
   const who = v.ok ? v.header.sender : m.sender;
   const urgent = (v.ok ? v.header.urgent : m.urgent) ? ' URGENT' : '';
   const text = bodyText(m).split('\n');
-  const lines = [`${banner(label)}${urgent} ${shortTime(v.ok ? v.header.sentAt : m.receivedAt)} ${who}: ${text[0]}`, ...text.slice(1).map((l) => `    ${l}`)];
+  // A meeting with no text of its own is said on the message's line; with text, under it.
+  const meeting = v.ok && v.header.meeting ? meetingSummary(v.header.meeting) : undefined;
+  const first = meeting !== undefined && text.length === 1 && text[0] === '' ? meeting : text[0];
+  const lines = [`${banner(label)}${urgent} ${shortTime(v.ok ? v.header.sentAt : m.receivedAt)} ${who}: ${first}`, ...text.slice(1).map((l) => `    ${l}`)];
+  if (meeting !== undefined && first !== meeting) lines.push(`    ${meeting}`);
+  if (v.ok && v.header.meeting?.kind === 'invite') lines.push(`    answer: sigil meeting answer ${m.id} accept|decline|tentative`);
   if (v.ok) {
     for (const a of v.header.attachments) lines.push(`    attachment: ${a.name} (${a.size} bytes) — sigil download ${m.id}${v.header.attachments.length > 1 ? ` --name '${a.name}'` : ''}`);
     if (v.header.replyTo) lines.push(`    in reply to ${v.header.replyTo}`);
@@ -79,6 +109,7 @@ export function messageJson(m: Message, v: MessageVerification): Record<string, 
     sentAt: v.header.sentAt,
     replyTo: v.header.replyTo,
     attachments: v.header.attachments,
+    ...(v.header.meeting ? { meeting: v.header.meeting } : {}),
     verified: true,
     signer: v.signer,
     signerSerial: v.signerCert.serialNumber,

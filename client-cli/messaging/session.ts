@@ -14,7 +14,8 @@ import { CaSchema, CrlSchema } from '../api.js';
 import { checkCrl, staleCrlWarning } from '../crl-check.js';
 import type { HttpClient } from '../http.js';
 import type { Credentials, Runtime } from '../runtime.js';
-import { ConversationSchema, GroupSchema, type Conversation } from './api.js';
+import { ConversationSchema, GroupSchema, SendReceiptSchema, type Conversation, type SendReceipt } from './api.js';
+import { buildHeader, type HeaderParams, type MessageHeader } from './header.js';
 import { RecipientInvalidError } from './errors.js';
 import { fetchRootCrl, judgeIssuingCa, judgedAt, staleRootCrlWarning, type OnlineIssuingCaRevocation } from './root-crl.js';
 import { endpointOf, type Endpoint } from './transport.js';
@@ -204,6 +205,18 @@ export class MessagingSession {
       ...(label ? { label } : {}),
     });
     return Buffer.from(der).toString('base64');
+  }
+
+  /**
+   * Builds the header of a message from this user, signs it with the label as ESS label, and
+   * posts it with its body (`POST /v1/messages`): what `send` and the meeting commands send.
+   */
+  async post(p: Omit<HeaderParams, 'sender' | 'sentAt' | 'id'>): Promise<{ receipt: SendReceipt; header: MessageHeader }> {
+    const now = this.rt.io.now();
+    const { header, text } = await buildHeader({ ...p, sender: this.login, sentAt: now });
+    const signature = await this.sign(new TextEncoder().encode(text), p.label, now);
+    const receipt = await this.http.post('/v1/messages', { header: text, signature, body: Buffer.from(p.body).toString('base64') }, SendReceiptSchema);
+    return { receipt, header };
   }
 
   /** The clearance in the user's own certificate. */

@@ -26,6 +26,44 @@ export const attachmentSchema = z.strictObject({
   size: sizeSchema,
 });
 
+/** The longest meeting an invitation may set: a week (an exercise), never an open-ended entry. */
+export const MEETING_MAX_MS = 7 * 24 * 3_600_000;
+
+/**
+ * A meeting carried by a message (API.md "Meetings"): an invitation with its title, times and
+ * place; an answer to one; or its cancellation. Answers and cancellations name the invitation by
+ * `replyTo`. Signed like everything else in the header, so who invited, who accepted and who
+ * cancelled is provable; sealed in the vault like the header, so no title or place is on disk.
+ */
+export const meetingSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('invite'),
+    title: z.string().min(1).max(200),
+    start: z.iso.datetime({ offset: false }),
+    end: z.iso.datetime({ offset: false }),
+    place: z.string().min(1).max(200).nullable(),
+  }),
+  z.strictObject({ kind: z.literal('answer'), answer: z.enum(['accept', 'decline', 'tentative']) }),
+  z.strictObject({ kind: z.literal('cancel') }),
+]);
+
+export type Meeting = z.infer<typeof meetingSchema>;
+
+/**
+ * What is wrong with a header's meeting beyond its form, or undefined: an invitation must end
+ * after it starts and last at most {@link MEETING_MAX_MS}; an answer or cancellation must name its
+ * invitation in `replyTo`. Which invitation that is, and whether a cancellation comes from its
+ * organiser, readers judge from the verified invitation (the appliance reads no header twice).
+ */
+export function meetingProblem(meeting: Meeting | undefined, replyTo: string | null): string | undefined {
+  if (!meeting) return undefined;
+  if (meeting.kind !== 'invite') return replyTo === null ? `a meeting ${meeting.kind} must name its invitation in replyTo` : undefined;
+  const length = Date.parse(meeting.end) - Date.parse(meeting.start);
+  if (!(length > 0)) return 'a meeting must end after it starts';
+  if (length > MEETING_MAX_MS) return 'a meeting may last at most 7 days';
+  return undefined;
+}
+
 /** The `sigil-message` header, version 1. Unknown fields are refused: the signer must mean every byte. */
 export const messageHeaderSchema = z.strictObject({
   attachments: z.array(attachmentSchema).max(32),
@@ -33,6 +71,8 @@ export const messageHeaderSchema = z.strictObject({
   conversation: idSchema,
   id: idSchema,
   label: z.enum(CLEARANCES),
+  /** Absent on every message but a meeting's (the field came after the first headers). */
+  meeting: meetingSchema.optional(),
   purpose: z.literal('sigil-message'),
   replyTo: idSchema.nullable(),
   sender: loginSchema,
@@ -71,6 +111,8 @@ export function parseMessageHeader(text: string): MessageHeader {
   if (ids.size !== r.data.attachments.length) {
     throw new HeaderInvalidError('message header field attachments: the same file is listed twice');
   }
+  const meeting = meetingProblem(r.data.meeting, r.data.replyTo);
+  if (meeting) throw new HeaderInvalidError(`message header field meeting: ${meeting}`);
   return r.data;
 }
 

@@ -21,6 +21,9 @@ import { CliError, InputFileError, UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
+import type { Clearance } from '../../../pki/index.js';
+import type { Conversation } from '../../messaging/api.js';
+import type { MessagingSession } from '../../messaging/session.js';
 
 export interface SendOptions {
   to: string;
@@ -136,12 +139,25 @@ async function readBody(opts: SendOptions, stderr: { write(s: string): unknown }
   return readAll(opts.stdin);
 }
 
-export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
+/**
+ * The label a message to `conv` goes with: `requested`, else the conversation's. Refused before
+ * anything is sent when above the sender's certificate clearance or the conversation's label.
+ */
+export async function chooseLabel(ms: MessagingSession, conv: Conversation, requested: string | undefined): Promise<Clearance> {
   const { dominates, isClearance } = await import('../../../pki/index.js');
+  const label = requested ?? conv.label;
+  if (!isClearance(label)) throw new UsageError(`--label: ${label} is not a label`);
+  const mine = ms.clearance();
+  if (!mine || !dominates(mine, label)) throw new LabelTooHighError(`label ${label} is above your certificate clearance ${mine ?? '(none)'}`);
+  if (isClearance(conv.label) && !dominates(conv.label, label)) {
+    throw new LabelTooHighError(`label ${label} is above the conversation's label ${conv.label} (not every participant is cleared for it)`);
+  }
+  return label;
+}
+
+export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
   const { MessagingSession } = await import('../../messaging/session.js');
-  const { buildHeader } = await import('../../messaging/header.js');
   const { uploadFile } = await import('../../messaging/transport.js');
-  const { SendReceiptSchema } = await import('../../messaging/api.js');
   const { createProgress } = await import('../../progress.js');
   // First, before any file, stdin or network: a text in argv is refused unless explicitly accepted.
   if (opts.text !== undefined && !opts.textInArgv) throw new TextInArgvError(opts.to);
@@ -162,13 +178,7 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
 
   const ms = await MessagingSession.open(rt);
   const conv = await ms.resolve(opts.to);
-  const label = opts.label ?? conv.label;
-  if (!isClearance(label)) throw new UsageError(`--label: ${label} is not a label`);
-  const mine = ms.clearance();
-  if (!mine || !dominates(mine, label)) throw new LabelTooHighError(`label ${label} is above your certificate clearance ${mine ?? '(none)'}`);
-  if (isClearance(conv.label) && !dominates(conv.label, label)) {
-    throw new LabelTooHighError(`label ${label} is above the conversation's label ${conv.label} (not every participant is cleared for it)`);
-  }
+  const label = await chooseLabel(ms, conv, opts.label);
 
   const attachments = [];
   if (files.length) {
@@ -181,19 +191,14 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
       attachments.push({ id: up.fileId, name: basename(f), sha384: up.sha384, size: up.size });
     }
   }
-  const now = rt.io.now();
-  const { header, text } = await buildHeader({
+  const { receipt, header } = await ms.post({
     conversation: conv.id,
-    sender: ms.login,
     label,
     body,
     attachments,
     replyTo: opts.replyTo ?? null,
     urgent: Boolean(opts.urgent),
-    sentAt: now,
   });
-  const signature = await ms.sign(new TextEncoder().encode(text), label, now);
-  const receipt = await ms.http.post('/v1/messages', { header: text, signature, body: body.toString('base64') }, SendReceiptSchema);
   const result = { ...receipt, label, urgent: header.urgent, attachments: attachments.map((a) => ({ name: a.name, size: a.size, id: a.id })) };
   if (rt.json) return rt.out.json(result);
   rt.out.fields([

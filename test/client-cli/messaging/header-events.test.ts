@@ -28,6 +28,32 @@ t.test('when the CLI builds a header then the server parses it and its canonical
   t.same(parseHeader(text), { ok: true, header });
 });
 
+t.test('when the CLI builds a meeting header then the server parses it and both hold the same meeting rules', async (t) => {
+  const invite = { kind: 'invite' as const, title: 'Budget review', start: '2026-12-03T10:00:00.000Z', end: '2026-12-03T10:45:00.000Z', place: 'Room 4.12' };
+  const { header, text } = await buildHeader({ conversation: newId(), sender: 'alee', label: 'secret', body: new Uint8Array(), meeting: invite });
+  t.same(parseMessageHeader(text), header);
+  t.equal(canonicalHeader(parseMessageHeader(text)), text);
+  t.match(text, /"label":"secret","meeting":\{"end":"2026-12-03T10:45:00.000Z","kind":"invite","place":"Room 4.12","start":.*,"title":"Budget review"\},"purpose":/);
+  const plain = await buildHeader({ conversation: newId(), sender: 'alee', label: 'secret', body: new Uint8Array() });
+  t.notMatch(plain.text, /meeting/, 'a message without a meeting has no meeting key');
+  const bad = [
+    ['{"end":"2026-12-03T10:00:00.000Z","kind":"invite","place":null,"start":"2026-12-03T10:00:00.000Z","title":"T"}', /must end after it starts/],
+    ['{"end":"2026-12-10T10:00:01.000Z","kind":"invite","place":null,"start":"2026-12-03T10:00:00.000Z","title":"T"}', /at most 7 days/],
+    ['{"answer":"accept","kind":"answer"}', /must name its invitation/],
+    ['{"kind":"cancel"}', /must name its invitation/],
+    ['{"answer":"maybe","kind":"answer"}', /meeting/],
+    ['{"kind":"poll"}', /meeting/],
+    ['{"kind":"cancel","why":"x"}', /meeting/],
+    ['{"end":"2026-12-03T11:00:00.000Z","kind":"invite","place":"","start":"2026-12-03T10:00:00.000Z","title":"T"}', /meeting/],
+  ] as const;
+  for (const [meeting, why] of bad) {
+    const forged = plain.text.replace('"label":"secret",', `"label":"secret","meeting":${meeting},`);
+    t.throws(() => parseMessageHeader(forged), { name: 'HeaderInvalidError', message: why }, meeting);
+    t.match(parseHeader(forged), { ok: false, detail: /header field meeting/ }, `the CLI refuses it too: ${meeting}`);
+  }
+  await t.rejects(buildHeader({ conversation: newId(), sender: 'alee', label: 'secret', body: new Uint8Array(), meeting: { kind: 'cancel' } }), /must name its invitation/);
+});
+
 t.test('when a header has an unknown field then the CLI parser refuses it as the server does', async (t) => {
   const { text } = await buildHeader({ conversation: newId(), sender: 'alee', label: 'secret', body: new Uint8Array() });
   const extra = text.replace('"v":1}', '"v":1,"x":1}');

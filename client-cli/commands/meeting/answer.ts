@@ -1,0 +1,66 @@
+/**
+ * `sigil meeting answer <invitation> accept|decline|tentative`: a signed answer to a meeting
+ * invitation, in the invitation's conversation and under its label, naming it by `replyTo`. The
+ * invitation is verified first; a meeting that has ended is not answered.
+ */
+import { Argument, Command } from 'commander';
+import { runtimeFor, type CommandContext } from '../../context.js';
+import { CliError } from '../../errors.js';
+import { EXIT } from '../../exit-codes.js';
+import { envSection, withHelp } from '../../help.js';
+import { ENV, type Runtime } from '../../runtime.js';
+import type { MeetingAnswer } from '../../messaging/header.js';
+
+export const ANSWERS: readonly MeetingAnswer[] = ['accept', 'decline', 'tentative'];
+
+export interface AnswerOptions {
+  invitation: string;
+  answer: MeetingAnswer;
+  json?: boolean;
+}
+
+/** The meeting is over: an answer would say nothing. */
+export class MeetingOverError extends CliError {
+  constructor(end: string) {
+    super('MEETING_OVER', `the meeting ended at ${end}; nothing was sent`);
+  }
+}
+
+export function answerCommand(ctx: CommandContext): Command {
+  const cmd = new Command('answer')
+    .summary('accept, decline or tentatively accept a meeting, signed')
+    .description(
+      'Answer a meeting invitation (its message id, shown by sigil read and sigil meeting list). The invitation is ' +
+        'verified first; the answer is a signed message in its conversation, under its label. A later answer replaces ' +
+        'an earlier one in sigil meeting list.',
+    )
+    .argument('<invitation>', 'message id of the invitation')
+    .addArgument(new Argument('<answer>', 'your answer').choices(ANSWERS))
+    .option('--json', 'print the receipt with the answer as JSON')
+    .action(async (invitation: string, answer: MeetingAnswer, opts: { json?: boolean }, c: Command) =>
+      run({ ...opts, invitation, answer }, runtimeFor(ctx, c)),
+    );
+  return withHelp(cmd, {
+    sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
+    examples: ['sigil meeting answer q3Jd0yP1xVfKX2aNw8e9Lg accept', 'sigil meeting answer q3Jd0yP1xVfKX2aNw8e9Lg decline --json'],
+    exitCodes: [EXIT.verification, EXIT.auth],
+  });
+}
+
+export async function run(opts: AnswerOptions, rt: Runtime): Promise<void> {
+  const { MessagingSession } = await import('../../messaging/session.js');
+  const { verifiedInvitation } = await import('./invitation.js');
+  const ms = await MessagingSession.open(rt);
+  const inv = await verifiedInvitation(ms, opts.invitation);
+  if (Date.parse(inv.meeting.end) <= rt.io.now().getTime()) throw new MeetingOverError(inv.meeting.end);
+  const meeting = { kind: 'answer' as const, answer: opts.answer };
+  const { receipt } = await ms.post({ conversation: inv.message.conversation, label: inv.header.label, body: new Uint8Array(0), replyTo: inv.header.id, meeting });
+  if (rt.json) return rt.out.json({ ...receipt, invitation: inv.header.id, answer: opts.answer });
+  const { escapeControls, meetingSummary } = await import('../../messaging/render.js');
+  rt.out.fields([
+    ['answered', receipt.id],
+    ['meeting', escapeControls(inv.meeting.title)],
+    ['answer', meetingSummary(meeting).replace(/ the meeting$/, '')],
+    ['seq', receipt.seq],
+  ]);
+}

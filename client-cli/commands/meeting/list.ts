@@ -1,0 +1,160 @@
+/**
+ * `sigil meeting list [--in CONVERSATION] [--all]`: the meetings of your conversations, soonest
+ * first, each with its answers, built from the newest messages of each conversation as their
+ * verified headers say them. The appliance keeps no meeting table (a title, place or time in a
+ * column would be content on disk), so the list is made here, in memory.
+ *
+ * Every message looked through is verified, not only those whose header claims a meeting: a header
+ * whose signature fails could as well have had its meeting taken out or put in. A failed one is
+ * listed loudly and the command exits 3. An answer or cancellation counts only in the invitation's
+ * conversation, a cancellation only from the invitation's sender, and a person's latest answer
+ * replaces their earlier ones.
+ */
+import { Command } from 'commander';
+import { action, type CommandContext } from '../../context.js';
+import { wholeNumber } from '../../flag-numbers.js';
+import { EXIT } from '../../exit-codes.js';
+import { envSection, withHelp } from '../../help.js';
+import { ENV, type Runtime } from '../../runtime.js';
+import type { Conversation, Message } from '../../messaging/api.js';
+import type { MeetingAnswer } from '../../messaging/header.js';
+import type { MessageVerification } from '../../messaging/verify.js';
+
+export interface ListOptions {
+  in?: string;
+  all?: boolean;
+  limit?: number;
+  json?: boolean;
+}
+
+/** One meeting as listed. */
+export interface ListedMeeting {
+  id: string;
+  conversation: string;
+  conversationName: string;
+  label: string;
+  organiser: string;
+  title: string;
+  start: string;
+  end: string;
+  place: string | null;
+  cancelled: boolean;
+  /** Each person's latest answer, in the order they gave them. */
+  answers: { login: string; answer: MeetingAnswer; at: string }[];
+}
+
+/** A message looked through that did not verify. */
+export interface FailedMessage {
+  id: string;
+  conversationName: string;
+  sender: string;
+  reason: string;
+}
+
+export function listCommand(ctx: CommandContext): Command {
+  const cmd = new Command('list')
+    .summary('the meetings ahead, with who accepted, verified')
+    .description(
+      'List the meetings of your conversations that have not ended (with --all, also those past), soonest first: ' +
+        'when, the title, where, who organised it, whether it was cancelled, and each answer. Built on this ' +
+        'workstation from the newest messages of each conversation; every one of them is verified, and one that fails ' +
+        'is listed as "!! VERIFICATION FAILED" and the command exits 3. Marks nothing read.',
+    )
+    .option('--in <conversation>', 'only this conversation: login of a person, or #group')
+    .option('--all', 'also the meetings that have ended')
+    .option('--limit <n>', 'look through at most this many of the newest messages of each conversation (1–5000, default 500)', wholeNumber('--limit', 1, 5000))
+    .option('--json', 'print {meetings: [...], failed: [...]} as JSON')
+    .action(action(ctx, run));
+  return withHelp(cmd, {
+    sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
+    examples: ['sigil meeting list', "sigil meeting list --in '#ops' --all", 'sigil meeting list --json'],
+    exitCodes: [EXIT.verification, EXIT.auth],
+  });
+}
+
+/**
+ * The meetings one conversation's verified messages set (oldest first, as fetched), and the
+ * cancellations ignored for not coming from the organiser. Pure: the rules in one place.
+ */
+export function meetingsOf(conv: Pick<Conversation, 'id'> & { name: string }, verified: { m: Message; v: MessageVerification }[]): { meetings: ListedMeeting[]; ignored: number } {
+  const meetings = new Map<string, ListedMeeting>();
+  let ignored = 0;
+  for (const { v } of verified) {
+    if (!v.ok || !v.header.meeting) continue;
+    const h = v.header;
+    const meeting = h.meeting as NonNullable<typeof h.meeting>;
+    if (meeting.kind === 'invite') {
+      meetings.set(h.id, {
+        id: h.id,
+        conversation: conv.id,
+        conversationName: conv.name,
+        label: h.label,
+        organiser: h.sender,
+        title: meeting.title,
+        start: meeting.start,
+        end: meeting.end,
+        place: meeting.place,
+        cancelled: false,
+        answers: [],
+      });
+      continue;
+    }
+    // Answers and cancellations come after their invitation: one naming a meeting not (yet) seen
+    // here is of another conversation or older than the messages looked through.
+    const target = h.replyTo === null ? undefined : meetings.get(h.replyTo);
+    if (!target) continue;
+    if (meeting.kind === 'cancel') {
+      if (h.sender === target.organiser) target.cancelled = true;
+      else ignored++;
+      continue;
+    }
+    target.answers = [...target.answers.filter((a) => a.login !== h.sender), { login: h.sender, answer: meeting.answer, at: h.sentAt }];
+  }
+  return { meetings: [...meetings.values()], ignored };
+}
+
+export async function run(opts: ListOptions, rt: Runtime): Promise<void> {
+  const { MessagingSession } = await import('../../messaging/session.js');
+  const { ConversationsSchema } = await import('../../messaging/api.js');
+  const { MessageUnverifiedError } = await import('../../messaging/errors.js');
+  const { conversationName } = await import('../../messaging/render.js');
+  const { fetchMessages } = await import('../message/read.js');
+  const ms = await MessagingSession.open(rt);
+  const conversations = opts.in === undefined ? (await ms.http.get('/v1/conversations', ConversationsSchema)).conversations : [await ms.resolve(opts.in)];
+  const limit = opts.limit ?? 500;
+  const now = rt.io.now().getTime();
+  const all: ListedMeeting[] = [];
+  const failed: FailedMessage[] = [];
+  let ignored = 0;
+  let looked = 0;
+  for (const c of conversations) {
+    const name = conversationName(c);
+    const verified = [];
+    for (const m of await fetchMessages(ms, c.id, 0, limit)) {
+      const v = await ms.verify(m);
+      if (!v.ok) failed.push({ id: m.id, conversationName: name, sender: m.sender, reason: `${v.reason}: ${v.detail}` });
+      verified.push({ m, v });
+    }
+    looked += verified.length;
+    const found = meetingsOf({ id: c.id, name }, verified);
+    all.push(...found.meetings);
+    ignored += found.ignored;
+  }
+  const meetings = all.filter((x) => opts.all || Date.parse(x.end) > now).sort((a, b) => a.start.localeCompare(b.start) || a.id.localeCompare(b.id));
+  if (rt.json) rt.out.json({ meetings, failed, ignoredCancellations: ignored });
+  else await printMeetings(rt, meetings, failed, ignored, opts.all ? `no meetings in the newest ${limit} messages of each conversation` : 'no meetings ahead');
+  if (failed.length > 0) throw new MessageUnverifiedError(`${failed.length} of ${looked} messages looked through failed verification; do not trust the meetings list`);
+}
+
+async function printMeetings(rt: Runtime, meetings: ListedMeeting[], failed: FailedMessage[], ignored: number, none: string): Promise<void> {
+  const { banner, escapeControls, meetingTime } = await import('../../messaging/render.js');
+  for (const x of meetings) {
+    rt.out.line(`${meetingTime(x.start, x.end)}  ${banner(x.label)} ${x.conversationName}  ${x.cancelled ? 'CANCELLED ' : ''}${escapeControls(x.title)}`);
+    const by = (a: MeetingAnswer) => x.answers.filter((y) => y.answer === a).map((y) => y.login).join(', ') || '—';
+    rt.out.line(`    by ${x.organiser}${x.place === null ? '' : `, ${escapeControls(x.place)}`} · accepted: ${by('accept')} · tentative: ${by('tentative')} · declined: ${by('decline')}`);
+    rt.out.line(`    id ${x.id}`);
+  }
+  for (const f of failed) rt.out.line(`!! VERIFICATION FAILED: message ${f.id} in ${f.conversationName} from ${f.sender}: ${f.reason}`);
+  if (ignored > 0) rt.out.note(`${ignored} cancellation${ignored === 1 ? '' : 's'} not from the meeting's organiser ignored`);
+  if (meetings.length === 0 && failed.length === 0) rt.out.note(none);
+}
