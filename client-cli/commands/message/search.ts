@@ -1,6 +1,6 @@
 /**
  * `sigil search <text|#tag|-> [--in CONVERSATION]`: the messages of your conversations whose text
- * contains `text`, or carries the hashtag `#tag`, shown as `sigil read` shows them under their
+ * (or meeting title or place) contains `text`, or carries the hashtag `#tag`, shown as `sigil read` shows them under their
  * conversation. The appliance cannot search for you: bodies exist only sealed in its vault, and an
  * index of their words would be their content on disk. So the search runs here, in memory, over
  * the newest messages of each conversation; each match is verified before it is shown (a failure
@@ -32,8 +32,8 @@ export function searchCommand(ctx: CommandContext): Command {
   const cmd = new Command('search')
     .summary('find messages by text or #hashtag, verified')
     .description(
-      'Find the messages of your conversations whose text contains TEXT (case does not matter), or that carry the ' +
-        'hashtag #TAG as a whole word. The search runs on this workstation, in memory, over the newest messages of each ' +
+      'Find the messages of your conversations whose text (or meeting title or place) contains TEXT (case does not ' +
+        'matter), or that carry the hashtag #TAG as a whole word. The search runs on this workstation, in memory, over the newest messages of each ' +
         'conversation (the appliance keeps no index of words: it would be message content on disk). Every match is ' +
         'verified before it is shown; one that fails is marked "!! VERIFICATION FAILED" and the command exits 3.',
     )
@@ -77,6 +77,7 @@ export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
   const { banner, conversationName } = await import('../../messaging/render.js');
   const { MessageUnverifiedError } = await import('../../messaging/errors.js');
   const { fetchMessages, showMessages } = await import('./read.js');
+  const { parseHeader } = await import('../../messaging/header.js');
   const ms = await MessagingSession.open(rt);
   const conversations = opts.in === undefined ? (await ms.http.get('/v1/conversations', ConversationsSchema)).conversations : [await ms.resolve(opts.in)];
   const limit = opts.limit ?? 500;
@@ -85,7 +86,7 @@ export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
   let found = 0;
   for (const c of conversations) {
     const name = conversationName(c);
-    const hits = (await fetchMessages(ms, c.id, 0, limit)).filter((m) => matches(textOf(m)));
+    const hits = (await fetchMessages(ms, c.id, 0, limit)).filter((m) => matches(textOf(m, parseHeader)));
     if (hits.length === 0) continue;
     found += hits.length;
     if (!rt.json) rt.out.line(`${banner(c.label)} ${name}  ${hits.length} found`);
@@ -106,7 +107,14 @@ async function readWords(stdin: SearchOptions['stdin'], stderr: { write(s: strin
   return bytes.toString('utf8');
 }
 
-/** The text as sent; a body the appliance withheld matches nothing. */
-function textOf(m: Message): string {
-  return m.body === undefined || m.body === null ? '' : Buffer.from(m.body, 'base64').toString('utf8');
+/**
+ * The text as sent, and a meeting invitation's title and place (they are in the header, the
+ * agenda in the body); a body the appliance withheld matches nothing. Read before verification
+ * only to choose: every match is verified before it is shown.
+ */
+function textOf(m: Message, parseHeader: typeof import('../../messaging/header.js').parseHeader): string {
+  const body = m.body === undefined || m.body === null ? '' : Buffer.from(m.body, 'base64').toString('utf8');
+  const h = parseHeader(m.header);
+  const meeting = h.ok && h.header.meeting?.kind === 'invite' ? h.header.meeting : undefined;
+  return meeting ? `${body}\n${meeting.title}\n${meeting.place ?? ''}` : body;
 }

@@ -1,7 +1,8 @@
 /**
  * `sigil meeting` with the built CLI against a real appliance: an organiser schedules a meeting
  * for a group (title from stdin, never argv), members see it in `read` and `meeting list`, answer
- * it (a later answer replaces an earlier one), and only the organiser cancels it. What is refused
+ * it (a later answer replaces an earlier one), find it with `sigil search` by title or place, and
+ * only the organiser cancels it. What is refused
  * before anything is sent: a start that has passed, a meeting that has ended, a message that is
  * not an invitation, a cancellation by someone else. A cancellation signed by a member and posted
  * past the CLI is ignored by readers; the server refuses a malformed meeting. A message that fails
@@ -47,6 +48,9 @@ t.test('when the organiser schedules a meeting then members read it, signed, wit
   t.match(r.stdout, new RegExp(`^\\[SECRET\\] \\S+ \\S+ alee: 1\\. figures\\n {4}2\\. plans\\n {4}meeting "Budget review" ${at}–\\d\\d:\\d\\d UTC, Room 4\\.12\\n {4}answer: sigil meeting answer ${invited.id} accept\\|decline\\|tentative$`, 'm'));
   const j = await bkim.cli.json(['read', '#ops']);
   t.match(j.messages.at(-1), { id: invited.id, verified: true, meeting: { kind: 'invite', title: 'Budget review' }, body: '1. figures\n2. plans\n' });
+  const found = await bkim.cli.json(['search', 'BUDGET review', '--in', '#ops']);
+  t.same(found.matches.map((x: { id: string }) => x.id), [invited.id], 'search finds a meeting by its title');
+  t.same((await bkim.cli.json(['search', 'room 4.12'])).matches.map((x: { id: string }) => x.id), [invited.id], 'and by its place');
 });
 
 t.test('when members answer then the list shows each one’s latest answer', async (t) => {
