@@ -284,7 +284,7 @@ async function benchAgainst(server: ServerProc, init: InitJson, bound: number): 
       if (streamFailures.length) throw new Error(`streams ended badly: ${streamFailures.slice(0, 3).join('; ')}`);
     } else {
       await Promise.all(
-        clients.map(async (c, ci) => {
+        clients.map(async (_c, ci) => {
           const refused = (status: number, body: unknown): void => {
             refusedKey(`${status} ${(body as { error?: { code?: string } })?.error?.code ?? ''}`);
           };

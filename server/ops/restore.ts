@@ -20,7 +20,7 @@
  * a dry run may run beside the server, a real restore may not. Stopped by a signal before the
  * swap, it removes its working copy and changes nothing; from the swap on it finishes.
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { webcrypto } from 'node:crypto';
@@ -34,7 +34,6 @@ import {
   MasterKeyWrongError,
   open,
   unlockWithConfig,
-  VAULT_DB_FILE,
   VAULT_KEY_FILE,
   VaultDecryptError,
   writeVaultKeyJson,

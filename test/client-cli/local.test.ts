@@ -2,7 +2,6 @@
  * The built CLI without a server: setup and the local error codes, each provoked through a real
  * child process.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';

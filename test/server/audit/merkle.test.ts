@@ -74,7 +74,7 @@ const flip = (b: Uint8Array, i: number): Uint8Array => {
   return c;
 };
 
-t.test('when any inclusion proof of a random tree is checked then it verifies, and any flipped byte or wrong index fails', async (t) => {
+t.test('when any inclusion proof of a random tree is checked then it verifies, and any flipped byte or wrong index fails', async () => {
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1, max: 300 }), fc.nat(), fc.nat(), async (n, i0, b) => {
       const leaves = leavesOf(n);
@@ -99,7 +99,7 @@ t.test('when any inclusion proof of a random tree is checked then it verifies, a
   );
 });
 
-t.test('when any consistency proof between random sizes is checked then it verifies, and any flipped byte fails', async (t) => {
+t.test('when any consistency proof between random sizes is checked then it verifies, and any flipped byte fails', async () => {
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1, max: 300 }), fc.nat(), fc.nat(), async (n, m0, b) => {
       const leaves = leavesOf(n);

@@ -9,7 +9,7 @@
  * Where the overlap is a matter of timing, the test holds the slow step (argon2, signing) open
  * until the other request has finished, so the interleaving is the same on every run.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { Crl, exportPrivateKeyPem } from '../../../pki/index.js';
 import { envelopeReceiptStatement, loginStatement } from '../../../server/index.js';
 import { signB64, startTestAppliance, type TestUser } from '../../helpers/appliance.js';

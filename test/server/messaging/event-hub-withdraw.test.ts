@@ -4,7 +4,7 @@
  * is bounded by bytes as well as by count.
  */
 import t from 'tap';
-import { EventHub, type LiveEvent, type LiveSink } from '../../../server/messaging/event-hub.js';
+import { EventHub, type LiveEvent } from '../../../server/messaging/event-hub.js';
 import { sink } from './sink-harness.js';
 
 

@@ -36,7 +36,7 @@ t.test('when a vault is made then msg_messages has no index on id, and a lookup 
 
 t.test('when a message is sent twice then the key store refuses the second, and one row carries the id', async (t) => {
   const h = await harness(t);
-  const { a, b, conv } = await h.direct('il-carol', 'il-dave');
+  const { a, conv } = await h.direct('il-carol', 'il-dave');
   const m = await h.compose(a, conv.id, 'once');
   await h.messaging.send(a.principal, m);
   await t.rejects(h.messaging.send(a.principal, m), { code: 'MESSAGE_REPLAY' });

@@ -197,7 +197,7 @@ t.test('a stream ends at its time limit, after answering what it read', async (t
 t.test('a stream whose session expired while idle stores nothing of its next line', async (t) => {
   let now = Date.now();
   const h = await httpHarness(t, { now: () => new Date(now), sessionIdleMs: 60_000, stream: { recheckMs: 1 } });
-  const { u: a, peer: b, conv } = await senderTo(h, 'e-alice', 'e-bob');
+  const { u: a, conv } = await senderTo(h, 'e-alice', 'e-bob');
   const s = await openSendStream(h, a);
   now += 61_000; // the appliance's clock: the session's idle timeout has passed
   const m = await h.compose(a, conv, 'too late', { sentAt: new Date(now).toISOString() });
@@ -213,7 +213,7 @@ t.test('an idle stream ends when its session idles out, not at its next line', a
   // Real time: idle 4 s (a session is touched when last used over 400 ms ago).
   const IDLE = 4000;
   const h = await httpHarness(t, { sessionIdleMs: IDLE });
-  const { u: a, peer: b, conv } = await senderTo(h, 'i-alice', 'i-bob');
+  const { u: a, conv } = await senderTo(h, 'i-alice', 'i-bob');
   const m = await h.compose(a, conv, 'then silence');
   const loggedInFrom = Date.now();
   const token = await h.app.loginAs(a.login, a.password, a.cert, a.key);
