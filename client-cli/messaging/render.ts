@@ -76,12 +76,16 @@ export function messageLines(m: Message, v: MessageVerification): string[] {
   const text = bodyText(m).split('\n');
   // A meeting with no text of its own is said on the message's line; with text, under it.
   const meeting = v.ok && v.header.meeting ? meetingSummary(v.header.meeting) : undefined;
-  const first = meeting !== undefined && text.length === 1 && text[0] === '' ? meeting : text[0];
-  const lines = [`${banner(label)}${urgent} ${shortTime(v.ok ? v.header.sentAt : m.receivedAt)} ${who}: ${first}`, ...text.slice(1).map((l) => `    ${l}`)];
-  if (meeting !== undefined && first !== meeting) lines.push(`    ${meeting}`);
+  const meetingFirst = meeting !== undefined && text.length === 1 && text[0] === '';
+  const lines = [`${banner(label)}${urgent} ${shortTime(v.ok ? v.header.sentAt : m.receivedAt)} ${who}: ${meetingFirst ? meeting : text[0]}`, ...text.slice(1).map((l) => `    ${l}`)];
+  if (meeting !== undefined && !meetingFirst) lines.push(`    ${meeting}`);
   if (v.ok && v.header.meeting?.kind === 'invite') lines.push(`    answer: sigil meeting answer ${m.id} accept|decline|tentative`);
   if (v.ok) {
-    for (const a of v.header.attachments) lines.push(`    attachment: ${a.name} (${a.size} bytes) — sigil download ${m.id}${v.header.attachments.length > 1 ? ` --name '${a.name}'` : ''}`);
+    // File names are the sender's words too: escaped like the text, never sent to the terminal raw.
+    for (const a of v.header.attachments) {
+      const name = escapeControls(a.name);
+      lines.push(`    attachment: ${name} (${a.size} bytes) — sigil download ${m.id}${v.header.attachments.length > 1 ? ` --name '${name}'` : ''}`);
+    }
     if (v.header.replyTo) lines.push(`    in reply to ${v.header.replyTo}`);
     if (v.revokedLater) lines.push(`    signed before revocation (revoked ${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason})`);
   } else {

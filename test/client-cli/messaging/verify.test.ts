@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { signDetached, type Certificate, type Clearance, type CryptoKey } from '../../../pki/index.js';
-import { buildHeader } from '../../../client-cli/messaging/header.js';
+import { buildHeader, type HeaderParams } from '../../../client-cli/messaging/header.js';
 import { verifyMessage, type ReceivedMessage, type Trust } from '../../../client-cli/messaging/verify.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
 
@@ -20,11 +20,19 @@ const enc = new TextEncoder();
 
 async function message(
   who: { cert: Certificate; key: CryptoKey },
-  o: { sender?: string; label?: Clearance; essLabel?: Clearance; body?: string; mutate?: (header: string) => string } = {},
+  o: { sender?: string; label?: Clearance; essLabel?: Clearance; body?: string; mutate?: (header: string) => string } & Pick<HeaderParams, 'attachments' | 'meeting' | 'replyTo'> = {},
 ): Promise<ReceivedMessage> {
   const body = enc.encode(o.body ?? 'The meeting moves to 14:00');
   const label = o.label ?? 'secret';
-  const { header, text } = await buildHeader({ conversation: CONV, sender: o.sender ?? (who.cert.subject.login as string), label, body });
+  const { header, text } = await buildHeader({
+    conversation: CONV,
+    sender: o.sender ?? (who.cert.subject.login as string),
+    label,
+    body,
+    ...(o.attachments ? { attachments: o.attachments } : {}),
+    ...(o.meeting ? { meeting: o.meeting } : {}),
+    ...(o.replyTo ? { replyTo: o.replyTo } : {}),
+  });
   const sig = await signDetached({ content: enc.encode(text), signerCert: who.cert, signerKey: who.key, label: o.essLabel ?? label });
   return {
     id: header.id,
@@ -152,4 +160,24 @@ t.test('when a text ends with a line break or uses Windows line ends then it sho
   const cr = await message(alee, { body: 'SECRET\rUNCLASSIFIED' });
   const lines = messageLines({ ...cr, seq: 2, sender: 'alee', label: 'secret', urgent: false }, await verifyMessage(cr, trust));
   t.match(lines[0], /alee: SECRET\\x0dUNCLASSIFIED$/, 'a lone carriage return cannot overwrite the banner');
+});
+
+t.test('when a verified message names files or a meeting then their words are escaped and the meeting said once', async (t) => {
+  const { messageLines } = await import('../../../client-cli/messaging/render.js');
+  const full = (m: ReceivedMessage) => ({ ...m, seq: 3, sender: 'alee', label: 'secret', urgent: false });
+  const files = await message(alee, { attachments: [{ id: 'f'.repeat(22), name: 'a\u001b]0;owned\u0007.pdf', sha384: 'A'.repeat(64), size: 1 }] });
+  const fileLines = messageLines(full(files), await verifyMessage(files, trust)).join('\n');
+  t.match(fileLines, /attachment: a\\x1b\]0;owned\\x07\.pdf \(1 bytes\)/);
+  t.notMatch(fileLines, /[\u001b\u0007]/, 'no control character reaches the terminal');
+  const meeting = { kind: 'invite' as const, title: 'Plan\u001b[2J', start: '2026-12-03T10:00:00.000Z', end: '2026-12-03T11:00:00.000Z', place: 'Room\u0007 4' };
+  const bare = await message(alee, { body: '', meeting });
+  const bareLines = messageLines(full(bare), await verifyMessage(bare, trust));
+  t.match(bareLines[0], /alee: meeting "Plan\\x1b\[2J" 2026-12-03 10:00–11:00 UTC, Room\\x07 4$/, 'no text: the meeting is the line');
+  t.match(bareLines[1], new RegExp(`^ {4}answer: sigil meeting answer ${bare.id} accept\\|decline\\|tentative$`));
+  const agenda = await message(alee, { body: 'agenda\n', meeting });
+  const agendaLines = messageLines(full(agenda), await verifyMessage(agenda, trust));
+  t.match(agendaLines[0], /alee: agenda$/);
+  t.match(agendaLines[1], /^ {4}meeting "Plan/, 'with text: the meeting under it');
+  const answer = await message(alee, { body: '', meeting: { kind: 'answer', answer: 'decline' }, replyTo: bare.id });
+  t.match(messageLines(full(answer), await verifyMessage(answer, trust))[0], /alee: declines the meeting$/);
 });
