@@ -215,7 +215,7 @@ export class MessagingSession {
     const now = this.rt.io.now();
     const { header, text } = await buildHeader({ ...p, sender: this.login, sentAt: now });
     const signature = await this.sign(new TextEncoder().encode(text), p.label, now);
-    const receipt = await this.http.post('/v1/messages', { header: text, signature, body: Buffer.from(p.body).toString('base64') }, SendReceiptSchema);
+    const receipt = await this.http.post('/v1/messages', { header: text, signature, body: Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength).toString('base64') }, SendReceiptSchema);
     return { receipt, header };
   }
 

@@ -142,11 +142,13 @@ t.test('when a message looked through fails verification then the list says so l
   const revokedAt = new Date();
   await new Promise((r) => setTimeout(r, 50));
   const late = await alee.cli.json(['meeting', 'schedule', '#ops', '--at', inHours(48), '--for', '1h'], { input: 'After the revocation' });
+  await alee.cli.json(['send', '#ops'], { input: 'not a meeting, failing too' });
   const issuing = Certificate.fromPem(readFileSync(join(app.dataDir, 'ca', 'issuing.pem'), 'utf8'));
   rootCrl.replace(t, (await createRootCrl({ cert, key, crlNumber: 2n, revoked: [{ serialNumber: issuing.serialNumber, revocationDate: revokedAt, reason: 'cACompromise' }] })).pem);
   const r = await bkim.cli.run(['meeting', 'list']);
   t.equal(r.code, 3, r.stderr);
   t.match(r.stdout, new RegExp(`^!! VERIFICATION FAILED: message ${late.id} in #ops from alee: revoked: `, 'm'));
   t.notMatch(r.stdout, /After the revocation/, 'a meeting whose message failed is not listed as a meeting');
-  t.match(r.stderr, /^error: 1 of \d+ messages looked through failed verification; do not trust the meetings list$/m);
+  t.match(r.stderr, /^error: 1 of \d+ meeting messages failed verification; do not trust the meetings list$/m, 'a failing message without a meeting is not checked');
+  t.notMatch(r.stdout, /VERIFICATION FAILED(?!: message \S+ in #ops from alee: revoked)/);
 });
