@@ -9,13 +9,15 @@ import { CliError, ServerError } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { allCommands, buildProgram } from './program.js';
 import { terminalPrompter } from './prompt.js';
+import { escapeControls } from './terminal-text.js';
 import type { Io } from './runtime.js';
 
+/** The error line's text; control characters escaped, as a message may quote a file name or input. */
 function describe(err: unknown): string {
-  if (err instanceof ServerError) return `${err.message} (${err.code})`;
-  if (err instanceof CliError) return err.message;
-  if (err instanceof Error) return err.message;
-  return String(err);
+  if (err instanceof ServerError) return escapeControls(`${err.message} (${err.code})`);
+  if (err instanceof CliError) return escapeControls(err.message);
+  if (err instanceof Error) return escapeControls(err.message);
+  return escapeControls(String(err));
 }
 
 function causeChain(err: unknown): string {

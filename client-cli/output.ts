@@ -2,6 +2,7 @@
  * What commands print. Data goes to stdout (a table or key/value list for people, one JSON
  * document with `--json` for machines); diagnostics go to stderr as one line `error: …`.
  */
+import { escapeControls } from './terminal-text.js';
 
 /** A sink for text; `process.stdout` in the binary, a buffer in tests. */
 export interface TextSink {
@@ -21,9 +22,10 @@ export interface Output {
   note(text: string): void;
 }
 
+/** A table cell or field value; control characters escaped, whoever's words it holds (terminal-text.ts). */
 function cell(v: unknown): string {
   if (v === undefined || v === null) return '-';
-  return String(v);
+  return escapeControls(String(v));
 }
 
 /** Output writing to the given sinks; `json` mode silences `note`. */

@@ -6,6 +6,7 @@
  * Nothing here writes to disk.
  */
 import { clearanceBanner, isClearance } from '../../pki/index.js';
+import { escapeControls } from '../terminal-text.js';
 import type { Conversation, Message } from './api.js';
 import type { Meeting, MeetingAnswer } from './header.js';
 import type { MessageVerification } from './verify.js';
@@ -38,11 +39,7 @@ export function bodyText(m: Message): string {
   return escapeControls(Buffer.from(m.body, 'base64').toString('utf8').replace(/\r\n/g, '\n').replace(/\n$/, ''));
 }
 
-/** Control characters but LF and TAB as `\xNN`: text from others never drives the terminal. */
-export function escapeControls(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
+export { escapeControls };
 
 /**
  * A meeting's time, said in UTC since people read it as a time to be somewhere:

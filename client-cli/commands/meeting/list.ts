@@ -6,8 +6,8 @@
  *
  * Every message whose header carries a meeting, or cannot be read at all, is verified before it
  * counts; a failed one is listed loudly and the command exits 3. The others are not verified: each
- * would cost a signature check (a conversation's 500 newest take seconds) and none says anything
- * the list shows. A header whose meeting was taken out could only hide a message, which an
+ * would cost a signature and chain check, up to 500 per conversation, and none says anything the
+ * list shows. A header whose meeting was taken out could only hide a message, which an
  * appliance could as well do by not returning it, and no verification reveals. An answer or
  * cancellation counts only in the invitation's conversation, a cancellation only from the
  * invitation's sender, and a person's latest answer replaces their earlier ones.
