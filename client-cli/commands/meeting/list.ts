@@ -21,6 +21,7 @@ import { ENV, type Runtime } from '../../runtime.js';
 import type { Conversation, Message } from '../../messaging/api.js';
 import type { MeetingAnswer } from '../../messaging/header.js';
 import type { MessageVerification } from '../../messaging/verify.js';
+import type { MessagingSession } from '../../messaging/session.js';
 
 export interface ListOptions {
   in?: string;
@@ -115,21 +116,27 @@ export function meetingsOf(conv: Pick<Conversation, 'id'> & { name: string }, ve
   return { meetings: [...meetings.values()], ignored };
 }
 
-export async function run(opts: ListOptions, rt: Runtime): Promise<void> {
-  const { MessagingSession } = await import('../../messaging/session.js');
-  const { ConversationsSchema } = await import('../../messaging/api.js');
-  const { MessageUnverifiedError } = await import('../../messaging/errors.js');
+/** What {@link collectMeetings} found over the conversations looked through. */
+export interface CollectedMeetings {
+  /** Every meeting found, past ones too, in no order. */
+  meetings: ListedMeeting[];
+  failed: FailedMessage[];
+  /** Cancellations not from their meeting's organiser. */
+  ignored: number;
+  /** How many messages were verified. */
+  checked: number;
+}
+
+/**
+ * The meetings in the newest `limit` messages of each conversation, every message carrying a
+ * meeting (or with a header that cannot be read) verified: what `meeting list` shows and what
+ * `watch --remind` starts from.
+ */
+export async function collectMeetings(ms: MessagingSession, conversations: Conversation[], limit: number): Promise<CollectedMeetings> {
   const { conversationName } = await import('../../messaging/render.js');
   const { fetchMessages } = await import('../message/read.js');
   const { parseHeader } = await import('../../messaging/header.js');
-  const ms = await MessagingSession.open(rt);
-  const conversations = opts.in === undefined ? (await ms.http.get('/v1/conversations', ConversationsSchema)).conversations : [await ms.resolve(opts.in)];
-  const limit = opts.limit ?? 500;
-  const now = rt.io.now().getTime();
-  const all: ListedMeeting[] = [];
-  const failed: FailedMessage[] = [];
-  let ignored = 0;
-  let checked = 0;
+  const out: CollectedMeetings = { meetings: [], failed: [], ignored: 0, checked: 0 };
   for (const c of conversations) {
     const name = conversationName(c);
     const verified = [];
@@ -137,14 +144,26 @@ export async function run(opts: ListOptions, rt: Runtime): Promise<void> {
       const claim = parseHeader(m.header);
       if (claim.ok && claim.header.meeting === undefined) continue;
       const v = await ms.verify(m);
-      if (!v.ok) failed.push({ id: m.id, conversationName: name, sender: m.sender, reason: `${v.reason}: ${v.detail}` });
+      if (!v.ok) out.failed.push({ id: m.id, conversationName: name, sender: m.sender, reason: `${v.reason}: ${v.detail}` });
       verified.push({ m, v });
     }
-    checked += verified.length;
+    out.checked += verified.length;
     const found = meetingsOf({ id: c.id, name }, verified);
-    all.push(...found.meetings);
-    ignored += found.ignored;
+    out.meetings.push(...found.meetings);
+    out.ignored += found.ignored;
   }
+  return out;
+}
+
+export async function run(opts: ListOptions, rt: Runtime): Promise<void> {
+  const { MessagingSession } = await import('../../messaging/session.js');
+  const { ConversationsSchema } = await import('../../messaging/api.js');
+  const { MessageUnverifiedError } = await import('../../messaging/errors.js');
+  const ms = await MessagingSession.open(rt);
+  const conversations = opts.in === undefined ? (await ms.http.get('/v1/conversations', ConversationsSchema)).conversations : [await ms.resolve(opts.in)];
+  const limit = opts.limit ?? 500;
+  const now = rt.io.now().getTime();
+  const { meetings: all, failed, ignored, checked } = await collectMeetings(ms, conversations, limit);
   const meetings = all.filter((x) => opts.all || Date.parse(x.end) > now).sort((a, b) => a.start.localeCompare(b.start) || a.id.localeCompare(b.id));
   if (rt.json) rt.out.json({ meetings, failed, ignoredCancellations: ignored });
   else await printMeetings(rt, meetings, failed, ignored, opts.all ? `no meetings in the newest ${limit} messages of each conversation` : 'no meetings ahead');

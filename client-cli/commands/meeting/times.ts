@@ -26,12 +26,12 @@ export function parseWhen(text: string): Date {
   return at;
 }
 
-/** `45m`, `1h`, `1h30m`, `2d` or plain minutes (`90`), at least a minute and at most 7 days; in minutes. */
-export function parseDuration(text: string): number {
+/** `45m`, `1h`, `1h30m`, `2d` or plain minutes (`90`), at least a minute and at most 7 days; in minutes. `flag` names it in the error. */
+export function parseDuration(text: string, flag = '--for'): number {
   const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m?)?$/.exec(text.trim());
   const minutes = m && m[0] !== '' ? Number(m[1] ?? 0) * 1440 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) : NaN;
   if (!Number.isSafeInteger(minutes) || minutes < 1 || minutes > MEETING_MAX_MINUTES) {
-    throw new UsageError(`--for: expected a duration from 1m to 7d such as 45m, 1h30m or 2d, not ${JSON.stringify(text)}`);
+    throw new UsageError(`${flag}: expected a duration from 1m to 7d such as 45m, 1h30m or 2d, not ${JSON.stringify(text)}`);
   }
   return minutes;
 }

@@ -70,3 +70,37 @@ t.test('when meetings are built from verified headers then answers, cancellation
   const cancelled = meetingsOf({ id: 'c', name: '#ops' }, [invite, msg('alee', { kind: 'cancel' }, inviteId)]);
   t.equal(cancelled.meetings[0]?.cancelled, true);
 });
+
+t.test('when reminders are kept then each meeting is said once, lead before its start, and cancellations count only from the organiser', async (t) => {
+  const { Reminders } = await import('../../../client-cli/messaging/reminders.js');
+  let now = Date.parse('2026-12-03T09:00:00.000Z');
+  const said: [string, number][] = [];
+  const r = new Reminders(10 * 60_000, () => new Date(now), (d) => said.push([d.meeting.title, d.startsInMinutes]));
+  const at = (min: number) => new Date(Date.parse('2026-12-03T09:00:00.000Z') + min * 60_000).toISOString();
+  const meeting = (id: string, start: number, o: { cancelled?: boolean; end?: number } = {}) => ({
+    id, conversation: 'c', conversationName: '#ops', label: 'secret', organiser: 'alee', title: id,
+    start: at(start), end: at(o.end ?? start + 60), place: null, cancelled: o.cancelled ?? false, answers: [],
+  });
+  r.add(meeting('later', 30));
+  r.add(meeting('soon', 5));
+  r.add(meeting('cancelled', 8, { cancelled: true }));
+  r.add(meeting('over', -120, { end: -60 }));
+  r.add(meeting('begun', -5));
+  r.add(meeting('dropped', 25));
+  t.equal(r.size, 4, 'a cancelled or ended meeting is not kept');
+  r.tick();
+  t.same(said, [['soon', 5]], 'due at once: within the lead; a begun meeting is not announced');
+  r.cancel('dropped', 'bkim');
+  r.cancel('later', 'bkim');
+  r.cancel('dropped', 'alee');
+  now += 20 * 60_000 + 1;
+  r.tick();
+  r.tick();
+  t.same(said, [['soon', 5], ['later', 10]], 'said once; a cancellation by the organiser silences, by another not');
+  now += 60_000;
+  r.tick();
+  t.equal(said.length, 2);
+  now += 11 * 60_000;
+  r.tick();
+  t.equal(r.size, 0, 'begun meetings are forgotten');
+});

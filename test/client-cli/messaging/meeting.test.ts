@@ -2,7 +2,8 @@
  * `sigil meeting` with the built CLI against a real appliance: an organiser schedules a meeting
  * for a group (title from stdin, never argv), members see it in `read` and `meeting list`, answer
  * it (a later answer replaces an earlier one), find it with `sigil search` by title or place, and
- * only the organiser cancels it. What is refused
+ * only the organiser cancels it; `sigil watch --remind` says a meeting due, found at its start or
+ * invited to while it watches. What is refused
  * before anything is sent: a start that has passed, a meeting that has ended, a message that is
  * not an invitation, a cancellation by someone else. A cancellation signed by a member and posted
  * past the CLI is ignored by readers; the server refuses a malformed meeting. A message that fails
@@ -16,6 +17,14 @@ import { httpHarness } from '../../server/messaging/http-harness.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { appRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
+import { spawnWatch } from './helpers/watch.js';
+
+/** Resolves once `holds()`, checked every 50 ms; fails with what `what()` says after 20 s. */
+async function until(holds: () => boolean, what: () => string): Promise<void> {
+  for (const end = Date.now() + 20_000; !holds(); await new Promise((r) => setTimeout(r, 50))) {
+    if (Date.now() > end) throw new Error(`not met in 20 s; so far: ${what()}`);
+  }
+}
 
 const h = await httpHarness(t, { rootCrlCheckEveryMs: 24 * 3_600_000 });
 const { app } = h;
@@ -134,6 +143,33 @@ t.test('when the input is wrong then one line, nothing sent', async (t) => {
   const refused = await post(alee, bad);
   t.equal(refused.status, 400);
   t.match(refused.body, { error: { code: 'MESSAGE_HEADER_INVALID', message: /meeting: a meeting answer must name its invitation in replyTo/ } });
+});
+
+t.test('when watch is asked to remind then it says a meeting due now, and one invited to while it watches', async (t) => {
+  const soon = await alee.cli.json(['meeting', 'schedule', '#ops', '--at', inHours(0.05), '--for', '30m', '--place', 'Room 2'], { input: 'Stand-up' });
+  const w = spawnWatch(bkim.cli.profile, ['--remind', '10m', '--json']);
+  t.teardown(() => void w.child.kill('SIGKILL'));
+  const reminders = () =>
+    w.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; id?: string; title?: string; startsInMinutes?: number }).filter((e) => e.event === 'reminder');
+  await until(() => reminders().length === 1 && w.stdout().includes('"event":"ready"'), () => w.stdout() + w.stderr());
+  t.match(reminders()[0], { id: soon.id, title: 'Stand-up', place: 'Room 2', conversationName: '#ops', organiser: 'alee', label: 'secret' });
+  t.ok(reminders()[0]!.startsInMinutes! >= 2 && reminders()[0]!.startsInMinutes! <= 4, `starts in ${reminders()[0]!.startsInMinutes} min`);
+  const next = await alee.cli.json(['meeting', 'schedule', '#ops', '--at', inHours(0.1), '--for', '15m'], { input: 'Debrief' });
+  await until(() => reminders().length === 2, () => w.stdout() + w.stderr());
+  t.match(reminders()[1], { id: next.id, title: 'Debrief' });
+  t.notOk(reminders().some((r) => r.title === 'Budget review'), 'a meeting a day away is not due; a cancelled one never');
+  w.child.kill('SIGINT');
+  t.equal(await w.exit, 0, w.stderr());
+  const human = spawnWatch(bkim.cli.profile, ['--remind', '10m']);
+  t.teardown(() => void human.child.kill('SIGKILL'));
+  await until(() => (human.stdout().match(/\*\* REMINDER/g) ?? []).length === 2, () => human.stdout() + human.stderr());
+  t.match(human.stdout(), new RegExp(`^\\*\\* REMINDER \\[SECRET\\] #ops: "Stand-up" \\S+ \\S+ UTC, Room 2 starts in \\d+ min \\(id ${soon.id}\\)$`, 'm'));
+  t.match(human.stderr(), /^reminding 10 min before each of \d+ meetings? ahead$/m);
+  human.child.kill('SIGINT');
+  t.equal(await human.exit, 0, human.stderr());
+  const bad = await bkim.cli.run(['watch', '--remind', '8d']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /^error: --remind: expected a duration from 1m to 7d/);
 });
 
 t.test('when a message looked through fails verification then the list says so loudly and exits 3', async (t) => {
