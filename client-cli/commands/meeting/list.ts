@@ -44,6 +44,8 @@ export interface ListedMeeting {
   cancelled: boolean;
   /** Each person's latest answer, in the order they gave them. */
   answers: { login: string; answer: MeetingAnswer; at: string }[];
+  /** The conversation's members now, but the organiser, who have not answered (set by `meeting list`). */
+  noAnswer?: string[];
 }
 
 /** A message looked through that did not verify. */
@@ -59,9 +61,10 @@ export function listCommand(ctx: CommandContext): Command {
     .summary('the meetings ahead, with who accepted, verified')
     .description(
       'List the meetings of your conversations that have not ended (with --all, also those past), soonest first: ' +
-        'when, the title, where, who organised it, whether it was cancelled, and each answer. Built on this ' +
-        'workstation from the newest messages of each conversation; every invitation, answer and cancellation is ' +
-        'verified, and one that fails is listed as "!! VERIFICATION FAILED" and the command exits 3. Marks nothing read.',
+        'when, the title, where, who organised it, whether it was cancelled, each answer, and who of the conversation ' +
+        'has not answered. Built on this workstation from the newest messages of each conversation; every invitation, ' +
+        'answer and cancellation is verified, and one that fails is listed as "!! VERIFICATION FAILED" and the command ' +
+        'exits 3. Marks nothing read.',
     )
     .option('--in <conversation>', 'only this conversation: login of a person, or #group')
     .option('--all', 'also the meetings that have ended')
@@ -165,9 +168,34 @@ export async function run(opts: ListOptions, rt: Runtime): Promise<void> {
   const now = rt.io.now().getTime();
   const { meetings: all, failed, ignored, checked } = await collectMeetings(ms, conversations, limit);
   const meetings = all.filter((x) => opts.all || Date.parse(x.end) > now).sort((a, b) => a.start.localeCompare(b.start) || a.id.localeCompare(b.id));
+  await addNoAnswer(ms, conversations, meetings);
   if (rt.json) rt.out.json({ meetings, failed, ignoredCancellations: ignored });
   else await printMeetings(rt, meetings, failed, ignored, opts.all ? `no meetings in the newest ${limit} messages of each conversation` : 'no meetings ahead');
   if (failed.length > 0) throw new MessageUnverifiedError(`${failed.length} of ${checked} meeting messages failed verification; do not trust the meetings list`);
+}
+
+/**
+ * Sets each meeting's `noAnswer`: the members of its conversation now (a group's from
+ * `GET /v1/conversations/:id`, fetched once per group; a direct one's two people), but the
+ * organiser and those who answered.
+ */
+async function addNoAnswer(ms: MessagingSession, conversations: Conversation[], meetings: ListedMeeting[]): Promise<void> {
+  const { ConversationSchema } = await import('../../messaging/api.js');
+  const byId = new Map(conversations.map((c) => [c.id, c]));
+  const members = new Map<string, string[]>();
+  for (const x of meetings) {
+    let who = members.get(x.conversation);
+    if (!who) {
+      const c = byId.get(x.conversation);
+      who =
+        c?.kind === 'direct'
+          ? [ms.login, ...(c.peer ? [c.peer] : [])]
+          : ((await ms.http.get(`/v1/conversations/${encodeURIComponent(x.conversation)}`, ConversationSchema)).members ?? []).map((m) => m.login);
+      members.set(x.conversation, who);
+    }
+    const answered = new Set([x.organiser, ...x.answers.map((a) => a.login)]);
+    x.noAnswer = who.filter((login) => !answered.has(login)).sort();
+  }
 }
 
 async function printMeetings(rt: Runtime, meetings: ListedMeeting[], failed: FailedMessage[], ignored: number, none: string): Promise<void> {
@@ -175,7 +203,8 @@ async function printMeetings(rt: Runtime, meetings: ListedMeeting[], failed: Fai
   for (const x of meetings) {
     rt.out.line(`${meetingTime(x.start, x.end)}  ${banner(x.label)} ${x.conversationName}  ${x.cancelled ? 'CANCELLED ' : ''}${escapeControls(x.title)}`);
     const by = (a: MeetingAnswer) => x.answers.filter((y) => y.answer === a).map((y) => y.login).join(', ') || '—';
-    rt.out.line(`    by ${x.organiser}${x.place === null ? '' : `, ${escapeControls(x.place)}`} · accepted: ${by('accept')} · tentative: ${by('tentative')} · declined: ${by('decline')}`);
+    const silent = x.noAnswer?.length ? x.noAnswer.join(', ') : '—';
+    rt.out.line(`    by ${x.organiser}${x.place === null ? '' : `, ${escapeControls(x.place)}`} · accepted: ${by('accept')} · tentative: ${by('tentative')} · declined: ${by('decline')} · no answer: ${silent}`);
     rt.out.line(`    id ${x.id}`);
   }
   for (const f of failed) rt.out.line(`!! VERIFICATION FAILED: message ${f.id} in ${f.conversationName} from ${f.sender}: ${f.reason}`);

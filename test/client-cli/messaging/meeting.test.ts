@@ -65,13 +65,19 @@ t.test('when the organiser schedules a meeting then members read it, signed, wit
 t.test('when members answer then the list shows each one’s latest answer', async (t) => {
   const a1 = await bkim.cli.json(['meeting', 'answer', invited.id, 'accept']);
   t.match(a1, { invitation: invited.id, answer: 'accept', conversation: opsConversation });
+  const direct = await alee.cli.json(['meeting', 'schedule', 'bkim', '--at', inHours(30), '--for', '20m'], { input: 'One to one' });
+  const waiting = await alee.cli.json(['meeting', 'list']);
+  t.match(waiting.meetings, [
+    { id: invited.id, answers: [{ login: 'bkim', answer: 'accept' }], noAnswer: ['cdoe'] },
+    { id: direct.id, conversationName: 'bkim', answers: [], noAnswer: ['bkim'] },
+  ], 'who of the group, or the other person, has not answered');
   await cdoe.cli.json(['meeting', 'answer', invited.id, 'tentative']);
   const human = await bkim.cli.run(['meeting', 'answer', invited.id, 'decline']);
   t.equal(human.code, 0, human.stderr);
   t.match(human.stdout, /^answered: +\S{22}\nmeeting: +Budget review\nanswer: +declines\n/);
   const list = await alee.cli.run(['meeting', 'list']);
   t.equal(list.code, 0, list.stderr);
-  t.match(list.stdout, new RegExp(`^${at}–\\d\\d:\\d\\d UTC  \\[SECRET\\] #ops  Budget review\\n {4}by alee, Room 4\\.12 · accepted: — · tentative: cdoe · declined: bkim\\n {4}id ${invited.id}\\n$`));
+  t.match(list.stdout, new RegExp(`^${at}–\\d\\d:\\d\\d UTC  \\[SECRET\\] #ops  Budget review\\n {4}by alee, Room 4\\.12 · accepted: — · tentative: cdoe · declined: bkim · no answer: —\\n {4}id ${invited.id}\\n\\S+ \\S+–\\d\\d:\\d\\d UTC  \\[SECRET\\] bkim  One to one\\n {4}by alee · accepted: — · tentative: — · declined: — · no answer: bkim\\n {4}id ${direct.id}\\n$`));
   const j = await cdoe.cli.json(['meeting', 'list', '--in', '#ops']);
   t.match(j, { meetings: [{ id: invited.id, organiser: 'alee', cancelled: false, answers: [{ login: 'cdoe', answer: 'tentative' }, { login: 'bkim', answer: 'decline' }] }], failed: [] });
   const read = await alee.cli.run(['read', '#ops', '--limit', '1']);
@@ -110,7 +116,7 @@ t.test('when a meeting has ended then it is listed only with --all and no longer
   const ahead = await bkim.cli.json(['meeting', 'list']);
   t.notOk(ahead.meetings.some((m: { id: string }) => m.id === past.id), 'not ahead');
   const all = await bkim.cli.json(['meeting', 'list', '--all']);
-  t.same(all.meetings.map((m: { title: string }) => m.title), ['Yesterday', 'Budget review'], 'soonest first');
+  t.same(all.meetings.map((m: { title: string }) => m.title), ['Yesterday', 'Budget review', 'One to one'], 'soonest first');
   const r = await bkim.cli.run(['meeting', 'answer', past.id, 'accept']);
   t.equal(r.code, 1);
   t.match(r.stderr, /^error: the meeting ended at \S+; nothing was sent\n$/);
