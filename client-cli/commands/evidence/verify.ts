@@ -17,6 +17,7 @@ import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
 import type { MessageVerification } from '../../messaging/verify.js';
+import type { Meeting } from '../../messaging/header.js';
 import type { OnlineIssuingCaRevocation } from '../../messaging/root-crl.js';
 import type { IssuingCaRevocation, PackageVerification } from './package.js';
 
@@ -96,7 +97,8 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     online = { issuingCa: judged.issuingCa };
     id = m.id;
   }
-  printVerdict(rt, id, v, pkg, online);
+  const { meetingSummary } = await import('../../messaging/render.js');
+  printVerdict(rt, id, v, meetingSummary, pkg, online);
   if (pkg && !pkg.issuingCa.checked) {
     const { NO_ROOT_CRL_NOTE } = await import('./package.js');
     rt.out.note(`note: ${NO_ROOT_CRL_NOTE}`);
@@ -116,7 +118,14 @@ async function readCrlFile(file: string): Promise<string> {
   }
 }
 
-function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: PackageVerification, online?: { issuingCa: OnlineIssuingCaRevocation }): void {
+function printVerdict(
+  rt: Runtime,
+  id: string,
+  v: MessageVerification,
+  meetingSummary: (m: Meeting) => string,
+  pkg?: PackageVerification,
+  online?: { issuingCa: OnlineIssuingCaRevocation },
+): void {
   // Package only: the time everything was judged at, and message.json's receipt time, unproven.
   // Online: the issuing CA's revocation, judged at the receipt time like the signer's.
   const offline = pkg
@@ -139,6 +148,8 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: Pac
       conversation: v.header.conversation,
       bodyChecked: v.bodyChecked,
       attachments: v.header.attachments.map((a) => ({ name: a.name, size: a.size, sha384: a.sha384 })),
+      meeting: v.header.meeting ?? null,
+      replyTo: v.header.replyTo,
       chain: v.chain.map((c) => c.subjectString),
       revokedLater: v.revokedLater ? { at: v.revokedLater.at.toISOString(), reason: v.revokedLater.reason } : null,
       ...offline,
@@ -174,6 +185,8 @@ function printVerdict(rt: Runtime, id: string, v: MessageVerification, pkg?: Pac
       : []),
     ...(online ? ([['issuing CA', issuingCaText(online.issuingCa)]] as [string, string][]) : []),
     ['body digest', v.bodyChecked ? 'matches the signed SHA-384' : 'not checked (no body given)'],
+    // A meeting is part of what was signed: who invited to what, who answered, who cancelled.
+    ...(v.header.meeting ? ([['meeting', `${meetingSummary(v.header.meeting)}${v.header.replyTo ? ` ${v.header.replyTo}` : ''}`]] as [string, string][]) : []),
     ['chain', v.chain.map((c) => c.subjectString).join(' <- ')],
   ]);
 }

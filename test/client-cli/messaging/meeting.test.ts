@@ -57,6 +57,10 @@ t.test('when the organiser schedules a meeting then members read it, signed, wit
   t.match(r.stdout, new RegExp(`^\\[SECRET\\] \\S+ \\S+ alee: 1\\. figures\\n {4}2\\. plans\\n {4}meeting "Budget review" ${at}–\\d\\d:\\d\\d UTC, Room 4\\.12\\n {4}answer: sigil meeting answer ${invited.id} accept\\|decline\\|tentative$`, 'm'));
   const j = await bkim.cli.json(['read', '#ops']);
   t.match(j.messages.at(-1), { id: invited.id, verified: true, meeting: { kind: 'invite', title: 'Budget review' }, body: '1. figures\n2. plans\n' });
+  const verified = await bkim.cli.run(['verify', invited.id]);
+  t.equal(verified.code, 0, verified.stderr);
+  t.match(verified.stdout, /^meeting: +meeting "Budget review" \S+ \S+–\d\d:\d\d UTC, Room 4\.12$/m, 'sigil verify says what meeting was signed');
+  t.match(await bkim.cli.json(['verify', invited.id]), { verified: true, meeting: { kind: 'invite', title: 'Budget review' }, replyTo: null });
   const found = await bkim.cli.json(['search', 'BUDGET review', '--in', '#ops']);
   t.same(found.matches.map((x: { id: string }) => x.id), [invited.id], 'search finds a meeting by its title');
   t.same((await bkim.cli.json(['search', 'room 4.12'])).matches.map((x: { id: string }) => x.id), [invited.id], 'and by its place');
