@@ -3,7 +3,9 @@
  * parses it, and its own canonical form equals ours), the deletion statement too; and the SSE
  * parser handles split chunks, comments, CRLF and multi-line data as the event-stream format says.
  */
+import fc from 'fast-check';
 import t from 'tap';
+import { canonicalJson } from '../../../pki/canonical-json.js';
 import { buildHeader, deleteStatement, newId, parseHeader } from '../../../client-cli/messaging/header.js';
 import { SseParser } from '../../../client-cli/messaging/events.js';
 import { canonicalHeader, parseDeleteStatement, parseMessageHeader } from '../../../server/messaging/header.js';
@@ -52,6 +54,35 @@ t.test('when the CLI builds a meeting header then the server parses it and both 
     t.match(parseHeader(forged), { ok: false, detail: /header field meeting/ }, `the CLI refuses it too: ${meeting}`);
   }
   await t.rejects(buildHeader({ conversation: newId(), sender: 'alee', label: 'secret', body: new Uint8Array(), meeting: { kind: 'cancel' } }), /must name its invitation/);
+});
+
+t.test('when a header carries any JSON as its meeting then both parsers accept or refuse it alike, never otherwise', async (t) => {
+  const plain = await buildHeader({ conversation: newId(), sender: 'alee', label: 'secret', body: new Uint8Array() });
+  const replyTo = newId();
+  const time = fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString());
+  const meeting = fc.oneof(
+    fc.record({ kind: fc.constant('invite'), title: fc.string({ maxLength: 210 }), start: time, end: time, place: fc.option(fc.string({ maxLength: 210 })) }),
+    fc.record({ kind: fc.constantFrom('answer', 'cancel', 'invite', 'poll'), answer: fc.constantFrom('accept', 'decline', 'tentative', 'maybe') }, { requiredKeys: ['kind'] }),
+    fc.jsonValue({ maxDepth: 2 }),
+  );
+  fc.assert(
+    fc.property(meeting, fc.boolean(), (m, withReply) => {
+      const value = { ...(JSON.parse(plain.text) as object), meeting: m, replyTo: withReply ? replyTo : null };
+      const text = canonicalJson(value);
+      let server: 'ok' | 'refused';
+      try {
+        parseMessageHeader(text);
+        server = 'ok';
+      } catch (e) {
+        if ((e as Error).name !== 'HeaderInvalidError') throw e;
+        server = 'refused';
+      }
+      const cli = parseHeader(text).ok ? 'ok' : 'refused';
+      return server === cli;
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass('2,000 meetings: same verdict on both sides, only HeaderInvalidError');
 });
 
 t.test('when a header has an unknown field then the CLI parser refuses it as the server does', async (t) => {
