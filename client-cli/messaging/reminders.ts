@@ -10,7 +10,7 @@ import type { ListedMeeting } from '../commands/meeting/list.js';
 /** A meeting due, as `say` gets it. */
 export interface DueMeeting {
   meeting: ListedMeeting;
-  /** Whole minutes to its start, rounded up (0 only at the start itself). */
+  /** Whole minutes to its start, rounded up: at least 1 (a begun meeting is never said). */
   startsInMinutes: number;
 }
 
