@@ -160,7 +160,11 @@ async function startReminders(
     if (meeting?.kind !== 'invite') return;
     let name = names.get(m.conversation);
     if (name === undefined) {
-      name = conversationName(await ms.http.get(`/v1/conversations/${encodeURIComponent(m.conversation)}`, ConversationSchema));
+      // A conversation begun while watching; its name is for display only, so a failed lookup
+      // shows its id rather than ending the watch.
+      name = await ms.http
+        .get(`/v1/conversations/${encodeURIComponent(m.conversation)}`, ConversationSchema)
+        .then(conversationName, () => m.conversation);
       names.set(m.conversation, name);
     }
     for (const x of meetingsOf({ id: m.conversation, name }, [{ m, v }]).meetings) live.add(x);

@@ -167,12 +167,15 @@ t.test('when watch is asked to remind then it says a meeting due now, and one in
   const next = await alee.cli.json(['meeting', 'schedule', '#ops', '--at', inHours(0.1), '--for', '15m'], { input: 'Debrief' });
   await until(() => reminders().length === 2, () => w.stdout() + w.stderr());
   t.match(reminders()[1], { id: next.id, title: 'Debrief' });
+  const fresh = await cdoe.cli.json(['meeting', 'schedule', 'bkim', '--at', inHours(0.12), '--for', '10m'], { input: 'Handover' });
+  await until(() => reminders().length === 3, () => w.stdout() + w.stderr());
+  t.match(reminders()[2], { id: fresh.id, conversationName: 'cdoe' }, 'a conversation begun while watching is named');
   t.notOk(reminders().some((r) => r.title === 'Budget review'), 'a meeting a day away is not due; a cancelled one never');
   w.child.kill('SIGINT');
   t.equal(await w.exit, 0, w.stderr());
   const human = spawnWatch(bkim.cli.profile, ['--remind', '10m']);
   t.teardown(() => void human.child.kill('SIGKILL'));
-  await until(() => (human.stdout().match(/\*\* REMINDER/g) ?? []).length === 2, () => human.stdout() + human.stderr());
+  await until(() => (human.stdout().match(/\*\* REMINDER/g) ?? []).length === 3, () => human.stdout() + human.stderr());
   t.match(human.stdout(), new RegExp(`^\\*\\* REMINDER \\[SECRET\\] #ops: "Stand-up" \\S+ \\S+ UTC, Room 2 starts in \\d+ min \\(id ${soon.id}\\)$`, 'm'));
   t.match(human.stderr(), /^reminding 10 min before each of \d+ meetings? ahead$/m);
   human.child.kill('SIGINT');
