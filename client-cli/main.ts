@@ -5,7 +5,7 @@
  * (`exit-codes.ts`). The cause chain is printed only with SIGIL_DEBUG=1.
  */
 import { CommanderError } from 'commander';
-import { CliError, ServerError } from './errors.js';
+import { ServerError } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { allCommands, buildProgram } from './program.js';
 import { terminalPrompter } from './prompt.js';
@@ -14,10 +14,8 @@ import type { Io } from './runtime.js';
 
 /** The error line's text; control characters escaped, as a message may quote a file name or input. */
 function describe(err: unknown): string {
-  if (err instanceof ServerError) return escapeControls(`${err.message} (${err.code})`);
-  if (err instanceof CliError) return escapeControls(err.message);
-  if (err instanceof Error) return escapeControls(err.message);
-  return escapeControls(String(err));
+  const text = err instanceof ServerError ? `${err.message} (${err.code})` : err instanceof Error ? err.message : String(err);
+  return escapeControls(text);
 }
 
 function causeChain(err: unknown): string {

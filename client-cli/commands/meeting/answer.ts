@@ -56,10 +56,11 @@ export async function run(opts: AnswerOptions, rt: Runtime): Promise<void> {
   const meeting = { kind: 'answer' as const, answer: opts.answer };
   const { receipt } = await ms.post({ conversation: inv.message.conversation, label: inv.header.label, body: new Uint8Array(0), replyTo: inv.header.id, meeting });
   if (rt.json) return rt.out.json({ ...receipt, invitation: inv.header.id, answer: opts.answer });
-  const { escapeControls, meetingSummary } = await import('../../messaging/render.js');
+  const { meetingSummary } = await import('../../messaging/render.js');
+  // Fields escape their values (output.ts): the title is the organiser's words.
   rt.out.fields([
     ['answered', receipt.id],
-    ['meeting', escapeControls(inv.meeting.title)],
+    ['meeting', inv.meeting.title],
     ['answer', meetingSummary(meeting).replace(/ the meeting$/, '')],
     ['seq', receipt.seq],
   ]);

@@ -55,10 +55,10 @@ export async function run(opts: CancelOptions, rt: Runtime): Promise<void> {
     meeting: { kind: 'cancel' },
   });
   if (rt.json) return rt.out.json({ ...receipt, invitation: inv.header.id, cancelled: true });
-  const { escapeControls } = await import('../../messaging/render.js');
+  // Fields escape their values (output.ts): the title is the organiser's words.
   rt.out.fields([
     ['cancelled', inv.header.id],
-    ['meeting', escapeControls(inv.meeting.title)],
+    ['meeting', inv.meeting.title],
     ['message', receipt.id],
     ['seq', receipt.seq],
   ]);

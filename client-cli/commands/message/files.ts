@@ -52,7 +52,7 @@ interface Listed {
 export async function run(opts: FilesOptions, rt: Runtime): Promise<void> {
   const { MessagingSession } = await import('../../messaging/session.js');
   const { MessageUnverifiedError } = await import('../../messaging/errors.js');
-  const { escapeControls, shortTime } = await import('../../messaging/render.js');
+  const { shortTime } = await import('../../messaging/render.js');
   const { fetchMessages } = await import('./read.js');
   const ms = await MessagingSession.open(rt);
   const conv = await ms.resolve(opts.conversation);
@@ -73,8 +73,9 @@ export async function run(opts: FilesOptions, rt: Runtime): Promise<void> {
   if (rt.json) rt.out.json({ conversation: { id: conv.id, kind: conv.kind, name: conv.name ?? conv.peer }, files });
   else if (files.length === 0) rt.out.note(`no files in the newest ${messages.length} messages`);
   else {
+    // The table escapes every cell (output.ts): a sender's file name never drives the terminal.
     rt.out.table(
-      files.map((f) => ({ ...f, sentAt: shortTime(f.sentAt), name: f.verified ? escapeControls(f.name) : `!! VERIFICATION FAILED: ${f.reason}` })),
+      files.map((f) => ({ ...f, sentAt: shortTime(f.sentAt), name: f.verified ? f.name : `!! VERIFICATION FAILED: ${f.reason}` })),
       [
         ['sentAt', 'SENT'],
         ['sender', 'FROM'],
