@@ -74,12 +74,8 @@ export async function run(opts: ScheduleOptions, rt: Runtime): Promise<void> {
   if (start.getTime() < rt.io.now().getTime() - PAST_TOLERANCE_MS) {
     throw new UsageError(`--at: ${start.toISOString()} has passed; a meeting is scheduled ahead`);
   }
-  const { chooseLabel, readAll, readTypedText } = await import('../message/send.js');
-  const input = !opts.stdin
-    ? Buffer.alloc(0)
-    : opts.stdin.isTTY
-      ? await readTypedText(opts.stdin, rt.io.stderr, `Meeting with ${opts.to}: the title, then any agenda, ended by an empty line or Ctrl-D:`)
-      : await readAll(opts.stdin);
+  const { chooseLabel, readInput } = await import('../message/send.js');
+  const input = await readInput(opts.stdin, rt.io.stderr, `Meeting with ${opts.to}: the title, then any agenda, ended by an empty line or Ctrl-D:`);
   const { title, agenda } = titleAndAgenda(input.toString('utf8'));
   const { MessagingSession } = await import('../../messaging/session.js');
   const ms = await MessagingSession.open(rt);

@@ -1,7 +1,7 @@
 /**
  * `sigil search <text|#tag|-> [--in CONVERSATION]`: the messages of your conversations whose text
- * (or meeting title or place) contains `text`, or carries the hashtag `#tag`, shown as `sigil read` shows them under their
- * conversation. The appliance cannot search for you: bodies exist only sealed in its vault, and an
+ * (or meeting title or place) contains `text`, or carries the hashtag `#tag`, shown as `sigil
+ * read` shows them under their conversation. The appliance cannot search for you: bodies exist only sealed in its vault, and an
  * index of their words would be their content on disk. So the search runs here, in memory, over
  * the newest messages of each conversation; each match is verified before it is shown (a failure
  * is marked loudly and the command exits 3). Marks nothing read.
@@ -33,8 +33,8 @@ export function searchCommand(ctx: CommandContext): Command {
     .summary('find messages by text or #hashtag, verified')
     .description(
       'Find the messages of your conversations whose text (or meeting title or place) contains TEXT (case does not ' +
-        'matter), or that carry the hashtag #TAG as a whole word. The search runs on this workstation, in memory, over the newest messages of each ' +
-        'conversation (the appliance keeps no index of words: it would be message content on disk). Every match is ' +
+        'matter), or that carry the hashtag #TAG as a whole word. The search runs on this workstation, in memory, over ' +
+        'the newest messages of each conversation (the appliance keeps no index of words: it would be message content on disk). Every match is ' +
         'verified before it is shown; one that fails is marked "!! VERIFICATION FAILED" and the command exits 3.',
     )
     .argument('<text>', 'words to find, or #tag; - reads them from stdin or a prompt, out of sight of ps')
@@ -101,10 +101,8 @@ export async function run(opts: SearchOptions, rt: Runtime): Promise<void> {
 
 /** The words from stdin: typed at a prompt on a terminal (up to an empty line), else read to its end. */
 async function readWords(stdin: SearchOptions['stdin'], stderr: { write(s: string): unknown }): Promise<string> {
-  const { readAll, readTypedText } = await import('./send.js');
-  if (!stdin) return '';
-  const bytes = stdin.isTTY ? await readTypedText(stdin, stderr, 'Words or #tag to find, ended by an empty line or Ctrl-D:') : await readAll(stdin);
-  return bytes.toString('utf8');
+  const { readInput } = await import('./send.js');
+  return (await readInput(stdin, stderr, 'Words or #tag to find, ended by an empty line or Ctrl-D:')).toString('utf8');
 }
 
 /**
@@ -114,6 +112,8 @@ async function readWords(stdin: SearchOptions['stdin'], stderr: { write(s: strin
  */
 function textOf(m: Message, parseHeader: typeof import('../../messaging/header.js').parseHeader): string {
   const body = m.body === undefined || m.body === null ? '' : Buffer.from(m.body, 'base64').toString('utf8');
+  // Most headers carry no meeting: not parsed for nothing, as the search reads hundreds of them.
+  if (!m.header.includes('"meeting":')) return body;
   const h = parseHeader(m.header);
   const meeting = h.ok && h.header.meeting?.kind === 'invite' ? h.header.meeting : undefined;
   return meeting ? `${body}\n${meeting.title}\n${meeting.place ?? ''}` : body;

@@ -128,15 +128,21 @@ export async function readTypedText(input: NodeJS.ReadableStream, stderr: { writ
   return Buffer.from(lines.join('\n'), 'utf8');
 }
 
+/**
+ * Words kept off the command line (a text, a meeting's title, what to search for): typed at
+ * `prompt` when `stdin` is a terminal (up to an empty line or Ctrl-D), else read to its end;
+ * nothing without a stdin. What `send`, `search -` and `meeting schedule` read.
+ */
+export async function readInput(stdin: (NodeJS.ReadableStream & { isTTY?: boolean }) | undefined, stderr: { write(s: string): unknown }, prompt: string): Promise<Buffer> {
+  if (!stdin) return Buffer.alloc(0);
+  return stdin.isTTY ? readTypedText(stdin, stderr, prompt) : readAll(stdin);
+}
+
 /** The message body: the accepted argument, else the prompt on a terminal, else stdin to EOF. */
 async function readBody(opts: SendOptions, stderr: { write(s: string): unknown }): Promise<Buffer> {
   if (opts.text !== undefined) return Buffer.from(opts.text, 'utf8');
-  if (!opts.stdin) return Buffer.alloc(0);
-  if (opts.stdin.isTTY) {
-    const filesOnly = opts.file?.length ? '; an empty first line sends the files alone' : '';
-    return readTypedText(opts.stdin, stderr, `Message to ${opts.to}, ended by an empty line or Ctrl-D${filesOnly}:`);
-  }
-  return readAll(opts.stdin);
+  const filesOnly = opts.file?.length ? '; an empty first line sends the files alone' : '';
+  return readInput(opts.stdin, stderr, `Message to ${opts.to}, ended by an empty line or Ctrl-D${filesOnly}:`);
 }
 
 /**
