@@ -56,6 +56,11 @@ export interface FailedMessage {
   reason: string;
 }
 
+/** The loud line for a failed message (`meeting list`, `watch --remind`). */
+export function failedLine(f: FailedMessage): string {
+  return `!! VERIFICATION FAILED: message ${f.id} in ${f.conversationName} from ${f.sender}: ${f.reason}`;
+}
+
 export function listCommand(ctx: CommandContext): Command {
   const cmd = new Command('list')
     .summary('the meetings ahead, with who accepted, verified')
@@ -207,7 +212,7 @@ async function printMeetings(rt: Runtime, meetings: ListedMeeting[], failed: Fai
     rt.out.line(`    by ${x.organiser}${x.place === null ? '' : `, ${escapeControls(x.place)}`} · accepted: ${by('accept')} · tentative: ${by('tentative')} · declined: ${by('decline')} · no answer: ${silent}`);
     rt.out.line(`    id ${x.id}`);
   }
-  for (const f of failed) rt.out.line(`!! VERIFICATION FAILED: message ${f.id} in ${f.conversationName} from ${f.sender}: ${f.reason}`);
+  for (const f of failed) rt.out.line(failedLine(f));
   if (ignored > 0) rt.out.note(`${ignored} cancellation${ignored === 1 ? '' : 's'} not from the meeting's organiser ignored`);
   if (meetings.length === 0 && failed.length === 0) rt.out.note(none);
 }

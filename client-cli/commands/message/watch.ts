@@ -139,12 +139,12 @@ async function startReminders(
   leadMs: number,
   line: (v: unknown) => void,
 ): Promise<{ live: Reminders; failed: number; checked: number; heard: (m: Message, v: MessageVerification & { ok: true }) => Promise<void> }> {
-  const { collectMeetings, meetingsOf } = await import('../meeting/list.js');
+  const { collectMeetings, failedLine, meetingsOf } = await import('../meeting/list.js');
   const { Reminders } = await import('../../messaging/reminders.js');
   const { ConversationSchema } = await import('../../messaging/api.js');
   const { banner, conversationName, escapeControls, meetingTime } = await import('../../messaging/render.js');
   const found = await collectMeetings(ms, conversations, 500);
-  for (const f of found.failed) rt.out.line(`!! VERIFICATION FAILED: message ${f.id} in ${f.conversationName} from ${f.sender}: ${f.reason}`);
+  for (const f of found.failed) rt.out.line(failedLine(f));
   const live = new Reminders(leadMs, () => rt.io.now(), ({ meeting: x, startsInMinutes }) => {
     if (rt.json) return line({ event: 'reminder', ...x, startsInMinutes });
     const place = x.place === null ? '' : `, ${escapeControls(x.place)}`;
