@@ -196,7 +196,7 @@ export function openEvents(h: HttpHarness, u: TestUser, lastEventId?: number): P
       ended: false,
       keepAlives: 0,
       until(pred, ms = 10_000) {
-        return waitUntil(waiters, () => pred(events), ms, () => `SSE condition; got ${JSON.stringify(events.map((e) => [e.event, e.id]))}`);
+        return waitUntil(waiters, () => pred(events), ms, () => `SSE condition; got ${JSON.stringify(events.map((e) => [e.event, e.id]))}${client.ended ? ' (the server had ended the stream)' : ''}`);
       },
       close() {
         req.destroy();

@@ -51,7 +51,9 @@ t.test('when a session reaches its absolute end then its open stream ends at onc
   const g = (await A('/v1/groups', { body: { name: 'ex-group', label: 'restricted' } })).body as { id: string };
   for (const m of [bob, dave, carol]) t.equal((await A('/v1/groups/ex-group/members', { body: { login: m.login } })).status, 200);
 
-  // bob's session, then dave's 1.5 s later; then the clock jumps to 3 s before bob's absolute end.
+  // bob's session, then dave's 1.5 s later; then the clock jumps to 8 s before bob's absolute end:
+  // time for two logins, three streams and a delivery on a machine busy with other test files (3 s
+  // was once not enough under load).
   const expiryOf = async (u: TestUser, token: string): Promise<number> =>
     (await app.appliance.sessions.resolve(token, u.cert.fingerprint)).expiresAt.getTime();
   const bobToken = await app.loginAs(bob.login, bob.password, bob.cert, bob.key);
@@ -59,7 +61,7 @@ t.test('when a session reaches its absolute end then its open stream ends at onc
   await sleep(1500);
   const daveToken = await app.loginAs(dave.login, dave.password, dave.cert, dave.key);
   const daveEnd = await expiryOf(dave, daveToken);
-  offsetMs = bobEnd - 3000 - Date.now();
+  offsetMs = bobEnd - 8000 - Date.now();
   // Sessions opened after the jump, 60 s each: valid throughout.
   const aliceToken = await app.loginAs(alice.login, alice.password, alice.cert, alice.key);
   const carolToken = await app.loginAs(carol.login, carol.password, carol.cert, carol.key);
@@ -102,13 +104,17 @@ t.test('when a session reaches its absolute end then its open stream ends at onc
 });
 
 t.test('when a session is kept alive by other requests then its stream outlives the old idle deadline, and ends at the new one', async (t) => {
-  // Idle 6 s (a session is touched when last used over 600 ms ago); real time.
-  const IDLE = 6000;
+  // Idle 12 s (a session is touched when last used over 1.2 s ago); real time. The margins below
+  // are seconds, not hundreds of milliseconds: with 6 s, a CI machine busy with other test files
+  // once took so long between the touch and the send that the session idled out first.
+  const IDLE = 12_000;
   const h = await httpHarness(t, { keepAliveMs: 60_000, sessionIdleMs: IDLE });
   const app = h.app;
   const alice = await app.createStaff({ login: 'ei-alice', clearance: 'secret' });
   const bob = await app.createStaff({ login: 'ei-bob', clearance: 'secret' });
   const conv = (await h.as(alice)('/v1/conversations/direct', { body: { peer: bob.login } })).body as { id: string };
+  // alice logs in first: a slow Argon2 hash must not eat the time between bob's touch and the send.
+  const aliceToken = await app.loginAs(alice.login, alice.password, alice.cert, alice.key);
 
   const bobToken = await app.loginAs(bob.login, bob.password, bob.cert, bob.key);
   const es = await openEvents(h, { ...bob, token: bobToken });
@@ -117,13 +123,15 @@ t.test('when a session is kept alive by other requests then its stream outlives 
   // The session was last used no later than now: its idle deadline, as the stream learned it, is before this.
   const oldDeadline = Date.now() + IDLE;
 
-  // Early in the idle period, so that a re-check at the old deadline that itself touched the session
-  // (extending it to old deadline + IDLE) would end the stream far past the bound below.
-  await sleep(IDLE / 4);
+  // A third into the idle period: past the touch interval, and early enough that a re-check at the
+  // old deadline that itself touched the session (extending it to old deadline + IDLE) would end
+  // the stream far past the bound below.
+  await sleep(IDLE / 3);
   const touchedFrom = Date.now();
   t.equal((await h.as({ ...bob, token: bobToken })('/v1/me')).status, 200, 'another request of bob’s session moves its idle deadline');
   const touchedBy = Date.now();
-  const aliceToken = await app.loginAs(alice.login, alice.password, alice.cert, alice.key);
+  // alice's session, idle since her login, is kept alive the same way for the send below.
+  t.equal((await h.as({ ...alice, token: aliceToken })('/v1/me')).status, 200, 'alice’s session is kept alive too');
 
   await sleep(oldDeadline + 300 - Date.now());
   t.notOk(es.ended, 'the stream is not cut at the old idle deadline');
