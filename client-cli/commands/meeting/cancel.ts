@@ -2,7 +2,7 @@
  * `sigil meeting cancel <invitation>`: the organiser's signed cancellation, in the invitation's
  * conversation and under its label, urgent when the invitation was. Only the invitation's sender
  * cancels: readers ignore a cancellation from anyone else (`sigil meeting list`), so the CLI does
- * not send one.
+ * not send one; nor a second one.
  */
 import { Command } from 'commander';
 import { runtimeFor, type CommandContext } from '../../context.js';
@@ -46,6 +46,13 @@ export async function run(opts: CancelOptions, rt: Runtime): Promise<void> {
   const ms = await MessagingSession.open(rt);
   const inv = await verifiedInvitation(ms, opts.invitation);
   if (inv.header.sender !== ms.login) throw new NotOrganiserError(inv.header.sender);
+  const { cancellationOf, MeetingCancelledError } = await import('./invitation.js');
+  const cancelled = await cancellationOf(ms, inv);
+  if (cancelled.at !== null) throw new MeetingCancelledError(`you cancelled the meeting at ${cancelled.at} already`);
+  if (cancelled.failed > 0) {
+    const { failedCancellations } = await import('./answer.js');
+    rt.out.note(failedCancellations(cancelled.failed));
+  }
   const { receipt } = await ms.post({
     conversation: inv.message.conversation,
     label: inv.header.label,

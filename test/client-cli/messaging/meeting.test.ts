@@ -4,10 +4,10 @@
  * it (a later answer replaces an earlier one), find it with `sigil search` by title or place, and
  * only the organiser cancels it; `sigil watch --remind` says a meeting due, found at its start or
  * invited to while it watches. What is refused
- * before anything is sent: a start that has passed, a meeting that has ended, a message that is
- * not an invitation, a cancellation by someone else. A cancellation signed by a member and posted
+ * before anything is sent: a start that has passed, a meeting that has ended or was cancelled, a
+ * message that is not an invitation, a cancellation by someone else or a second one. A cancellation signed by a member and posted
  * past the CLI is ignored by readers; the server refuses a malformed meeting. A message that fails
- * verification makes the list exit 3.
+ * verification makes the list exit 3; a cancellation that fails it does not stop an answer.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -99,6 +99,9 @@ t.test('when someone but the organiser cancels then the CLI refuses and readers 
   t.equal(list.code, 0, list.stderr);
   t.notMatch(list.stdout, /CANCELLED/);
   t.equal(list.stderr, "1 cancellation not from the meeting's organiser ignored\n");
+  const answered = await cdoe.cli.run(['meeting', 'answer', invited.id, 'accept']);
+  t.equal(answered.code, 0, 'nor does it stop an answer');
+  t.equal(answered.stderr, '');
 });
 
 t.test('when the organiser cancels then the meeting is listed as cancelled', async (t) => {
@@ -108,6 +111,14 @@ t.test('when the organiser cancels then the meeting is listed as cancelled', asy
   t.match(list.stdout, /UTC {2}\[SECRET\] #ops {2}CANCELLED Budget review\n/);
   const read = await bkim.cli.run(['read', '#ops', '--limit', '1']);
   t.match(read.stdout, /alee: cancels the meeting\n/);
+  const before = (await bkim.cli.json(['read', '#ops', '--limit', '200'])).messages.length;
+  const answer = await bkim.cli.run(['meeting', 'answer', invited.id, 'accept']);
+  t.equal(answer.code, 1, 'a cancelled meeting is not answered');
+  t.match(answer.stderr, /^error: alee cancelled the meeting at \S+Z; nothing was sent\n$/);
+  const again = await alee.cli.run(['meeting', 'cancel', invited.id]);
+  t.equal(again.code, 1, 'nor cancelled twice');
+  t.match(again.stderr, /^error: you cancelled the meeting at \S+Z already; nothing was sent\n$/);
+  t.equal((await bkim.cli.json(['read', '#ops', '--limit', '200'])).messages.length, before, 'nothing was sent');
 });
 
 t.test('when a meeting has ended then it is listed only with --all and no longer answered', async (t) => {
@@ -188,6 +199,8 @@ t.test('when watch is asked to remind then it says a meeting due now, and one in
 t.test('when a message looked through fails verification then the list says so loudly and exits 3', async (t) => {
   const rootCrl = appRootCrl(app);
   const { cert, key } = await rootCrl.rootSigner();
+  const early = await alee.cli.json(['meeting', 'schedule', 'bkim', '--at', inHours(50), '--for', '1h'], { input: 'Before the revocation' });
+  await new Promise((r) => setTimeout(r, 50));
   const revokedAt = new Date();
   await new Promise((r) => setTimeout(r, 50));
   const late = await alee.cli.json(['meeting', 'schedule', '#ops', '--at', inHours(48), '--for', '1h'], { input: 'After the revocation' });
@@ -200,4 +213,11 @@ t.test('when a message looked through fails verification then the list says so l
   t.notMatch(r.stdout, /After the revocation/, 'a meeting whose message failed is not listed as a meeting');
   t.match(r.stderr, /^error: 1 of \d+ meeting messages failed verification; do not trust the meetings list$/m, 'a failing message without a meeting is not checked');
   t.notMatch(r.stdout, /VERIFICATION FAILED(?!: message \S+ in #ops from alee: revoked)/);
+
+  // A cancellation signed after the revocation fails verification: an answer is still sent, and says so.
+  const cancelled = await alee.cli.run(['meeting', 'cancel', early.id]);
+  t.equal(cancelled.code, 0, `the invitation, signed before the revocation, still verifies: ${cancelled.stderr}`);
+  const answer = await bkim.cli.run(['meeting', 'answer', early.id, 'accept']);
+  t.equal(answer.code, 0, answer.stderr);
+  t.equal(answer.stderr, '!! 1 cancellation of this meeting failed verification and was ignored\n');
 });
