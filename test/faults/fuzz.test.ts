@@ -8,8 +8,11 @@
  * The send stream (`POST /v1/messages/stream`) gets its lines in one body: each answer line must
  * be below 500 and the last must be the end line.
  *
- * Not fuzzed: `POST /v1/auth/logout` (it would end the fuzzing session) and `GET /v1/events`
- * without a bad parameter (a valid one is a long-lived stream by design).
+ * `POST /v1/auth/logout` ends a session of its own (a third user's, `leaver`): a fresh one, the
+ * last one (perhaps ended already), or none; a logout answered 200 must leave its token refused.
+ *
+ * Not fuzzed: `GET /v1/events` without a bad parameter (a valid one is a long-lived stream by
+ * design).
  *
  * Knobs: SIGIL_FUZZ_RUNS (200 requests), SIGIL_FUZZ_SHOW=1 (list how often each route answered
  * each status, to see what the run reached).
@@ -22,6 +25,7 @@ import {
   composeMessage,
   createUser,
   initDataDir,
+  login,
   officerOf,
   signB64,
   startServerProc,
@@ -35,10 +39,7 @@ import { tmpDir } from '../helpers/tmp.js';
 const PROFILE: ProfileName = 'p256';
 const RUNS = Number(process.env.SIGIL_FUZZ_RUNS ?? 200);
 
-/**
- * Every route of API.md: method, path with `{…}` placeholders. All but `POST /v1/auth/logout`: it
- * would end the fuzzer's or the officer's session, and every later run of theirs would stop at 401.
- */
+/** Every route of API.md: method, path with `{…}` placeholders. */
 const ROUTES: readonly [string, string][] = [
   ['GET', '/v1/health'],
   ['GET', '/v1/ca'],
@@ -49,6 +50,7 @@ const ROUTES: readonly [string, string][] = [
   ['POST', '/v1/auth/login'],
   ['POST', '/v1/auth/first-login'],
   ['POST', '/v1/auth/password'],
+  ['POST', '/v1/auth/logout'],
   ['GET', '/v1/me'],
   ['GET', '/v1/directory?department={bad}'],
   ['POST', '/v1/users'],
@@ -123,6 +125,8 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
   // The officer's fuzzed account operations aim at this one (and unknown logins), never at the witness.
   const target = await createUser(officer, { login: 'target', clearance: 'secret', profile: PROFILE });
   target.client.close();
+  // Whose sessions the fuzzed logouts end: never the fuzzer's or the officer's, whose later runs would all stop at 401.
+  const leaver = await createUser(officer, { login: 'leaver', clearance: 'secret', profile: PROFILE });
   const g = await fuzzer.client.request('/v1/groups', { body: { name: 'fuzz-room', label: 'restricted' } });
   t.equal(g.status, 201);
   const direct = await fuzzer.client.request('/v1/conversations/direct', { body: { peer: peer.login } });
@@ -178,8 +182,8 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
     fc.constant({ kind: 'none' as const, v: undefined }),
   );
   const pick = (k: keyof typeof ids) => fc.constantFrom(...ids[k]);
-  const request = fc.record({
-    route: fc.constantFrom(...ROUTES),
+  const requestTo = (routes: readonly (readonly [string, string])[]) => fc.record({
+    route: fc.constantFrom(...routes),
     as: fc.constantFrom('fuzzer', 'officer', 'anonymous'),
     login: pick('login'),
     conv: pick('conv'),
@@ -196,61 +200,77 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
   const seen = new Map<string, number>();
   const bad: string[] = [];
   let retried = 0;
-  await fc.assert(
-    fc.asyncProperty(request, async (r) => {
-      const [method, template] = r.route;
-      const path = template.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String((r as Record<string, unknown>)[k])).replace(/%25/g, '%'));
-      const u = who[r.as] ?? fuzzer;
-      const raw =
-        r.body.kind === 'json' ? JSON.stringify(r.body.v) ?? 'null' : r.body.kind === 'raw' ? r.body.v : r.body.kind === 'bytes' ? r.body.v : undefined;
-      const send = (fresh: boolean): Promise<LoadResponse> =>
-        u.client.request(path, {
-          method,
-          ...(raw !== undefined && method !== 'GET' ? { raw, headers: { 'content-type': r.contentType } } : {}),
-          token: r.as === 'anonymous' ? '' : u.client.token,
-          timeoutMs: 30_000,
-          fresh,
-        });
-      let res: LoadResponse;
+  type FuzzRequest = ReturnType<typeof requestTo> extends fc.Arbitrary<infer R> ? R : never;
+  const check = async (r: FuzzRequest): Promise<boolean> => {
+    const [method, template] = r.route;
+    const path = template.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String((r as Record<string, unknown>)[k])).replace(/%25/g, '%'));
+    const logout = template === '/v1/auth/logout';
+    const u = logout ? leaver : (who[r.as] ?? fuzzer);
+    // A logout as 'fuzzer' ends a fresh session of the leaver's; as 'officer', the leaver's last one.
+    if (logout && r.as === 'fuzzer') leaver.client.token = (await login(leaver.client, leaver, leaver.password)).body.token as string;
+    const raw =
+      r.body.kind === 'json' ? JSON.stringify(r.body.v) ?? 'null' : r.body.kind === 'raw' ? r.body.v : r.body.kind === 'bytes' ? r.body.v : undefined;
+    const send = (fresh: boolean): Promise<LoadResponse> =>
+      u.client.request(path, {
+        method,
+        ...(raw !== undefined && method !== 'GET' ? { raw, headers: { 'content-type': r.contentType } } : {}),
+        token: r.as === 'anonymous' ? '' : u.client.token,
+        timeoutMs: 30_000,
+        fresh,
+      });
+    let res: LoadResponse;
+    try {
+      res = await send(false);
+    } catch {
+      // A keep-alive socket the server closed after its previous answer (e.g. a 413 that did
+      // not read the body) races with reuse; the same request again on a new connection must
+      // get an answer.
+      retried++;
       try {
-        res = await send(false);
-      } catch {
-        // A keep-alive socket the server closed after its previous answer (e.g. a 413 that did
-        // not read the body) races with reuse; the same request again on a new connection must
-        // get an answer.
-        retried++;
-        try {
-          res = await send(true);
-        } catch (err) {
-          bad.push(`${method} ${path}: no answer on a fresh connection either (${(err as Error).message})`);
-          return false;
-        }
-      }
-      const key = `${method} ${template} → ${res.status}`;
-      seen.set(key, (seen.get(key) ?? 0) + 1);
-      if (res.status >= 500) {
-        bad.push(`${method} ${path}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+        res = await send(true);
+      } catch (err) {
+        bad.push(`${method} ${path}: no answer on a fresh connection either (${(err as Error).message})`);
         return false;
       }
-      if (res.status === 200 && template === '/v1/messages/stream') {
-        // One answer per line, then the end line; no line answered 5xx.
-        const lines = String(res.body).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { error?: { status?: number }; end?: unknown });
-        if (!lines.at(-1)?.end || lines.some((l) => (l.error?.status ?? 0) >= 500)) {
-          bad.push(`${method} ${path}: a stream answered ${String(res.body).slice(0, 300)}`);
-          return false;
-        }
+    }
+    const key = `${method} ${template} → ${res.status}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+    if (res.status >= 500) {
+      bad.push(`${method} ${path}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      return false;
+    }
+    if (res.status === 200 && template === '/v1/messages/stream') {
+      // One answer per line, then the end line; no line answered 5xx.
+      const lines = String(res.body).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { error?: { status?: number }; end?: unknown });
+      if (!lines.at(-1)?.end || lines.some((l) => (l.error?.status ?? 0) >= 500)) {
+        bad.push(`${method} ${path}: a stream answered ${String(res.body).slice(0, 300)}`);
+        return false;
       }
-      if (res.status >= 400) {
-        const e = (res.body as { error?: { code?: unknown; message?: unknown; requestId?: unknown } })?.error;
-        if (typeof e?.code !== 'string' || typeof e.message !== 'string' || typeof e.requestId !== 'string') {
-          bad.push(`${method} ${path}: ${res.status} without the error shape: ${JSON.stringify(res.body).slice(0, 200)}`);
-          return false;
-        }
+    }
+    if (logout && res.status === 200) {
+      const after = await leaver.client.request('/v1/me');
+      if (after.status !== 401) {
+        bad.push(`${method} ${path}: answered 200, and the session it ended still answers ${after.status}`);
+        return false;
       }
-      return true;
-    }),
-    { numRuns: RUNS, seed: Number(process.env.SIGIL_FUZZ_SEED ?? 8), endOnFailure: true },
-  ).catch((err: unknown) => t.fail(`fuzz found a failure: ${bad.join(' | ')} — ${String(err).slice(0, 1500)}`));
+    }
+    if (res.status >= 400) {
+      const e = (res.body as { error?: { code?: unknown; message?: unknown; requestId?: unknown } })?.error;
+      if (typeof e?.code !== 'string' || typeof e.message !== 'string' || typeof e.requestId !== 'string') {
+        bad.push(`${method} ${path}: ${res.status} without the error shape: ${JSON.stringify(res.body).slice(0, 200)}`);
+        return false;
+      }
+    }
+    return true;
+  };
+  const seed = Number(process.env.SIGIL_FUZZ_SEED ?? 8);
+  const run = (routes: readonly (readonly [string, string])[], numRuns: number) =>
+    fc
+      .assert(fc.asyncProperty(requestTo(routes), check), { numRuns, seed, endOnFailure: true })
+      .catch((err: unknown) => t.fail(`fuzz found a failure: ${bad.join(' | ')} — ${String(err).slice(0, 1500)}`));
+  await run(ROUTES, RUNS);
+  // Logout is one route in 57: a run of its own, so that sessions are surely ended and refused.
+  await run(ROUTES.filter(([, p]) => p === '/v1/auth/logout'), Math.max(10, Math.round(RUNS / 10)));
 
   t.same(bad, [], 'no 5xx, no missing error shape, no unanswered request');
   t.comment(`${seen.size} route/status pairs; ${retried} requests retried on a fresh connection after a closed keep-alive socket`);
@@ -265,7 +285,10 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
   t.equal(posted.status, 201, 'a normal message is accepted after the fuzz run');
   t.equal((await peer.client.request(`/v1/messages/${after.id}`)).status, 200, 'and read back');
   t.equal((await peer.client.request('/v1/health')).status, 200);
+  t.equal((await fuzzer.client.request('/v1/me')).status, 200, 'the fuzzer’s session was never ended by a fuzzed logout');
+  t.ok(seen.has('POST /v1/auth/logout → 200') && seen.has('POST /v1/auth/logout → 401'), 'logouts that ended a session, and some refused');
   officer.client.close();
   fuzzer.client.close();
   peer.client.close();
+  leaver.client.close();
 });
