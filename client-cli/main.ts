@@ -9,13 +9,13 @@ import { ServerError } from './errors.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { allCommands, buildProgram } from './program.js';
 import { terminalPrompter } from './prompt.js';
-import { escapeControls } from './terminal-text.js';
+import { oneLine } from './terminal-text.js';
 import type { Io } from './runtime.js';
 
-/** The error line's text; control characters escaped, as a message may quote a file name or input. */
+/** The error line: one line, control characters escaped, as a message may quote a file name, input or the server. */
 function describe(err: unknown): string {
   const text = err instanceof ServerError ? `${err.message} (${err.code})` : err instanceof Error ? err.message : String(err);
-  return escapeControls(text);
+  return oneLine(text);
 }
 
 function causeChain(err: unknown): string {

@@ -2,7 +2,7 @@
  * What commands print. Data goes to stdout (a table or key/value list for people, one JSON
  * document with `--json` for machines); diagnostics go to stderr as one line `error: …`.
  */
-import { escapeControls } from './terminal-text.js';
+import { escapeControls, oneLine } from './terminal-text.js';
 
 /** A sink for text; `process.stdout` in the binary, a buffer in tests. */
 export interface TextSink {
@@ -10,7 +10,11 @@ export interface TextSink {
 }
 
 export interface Output {
-  /** One line of data on stdout. */
+  /**
+   * One line of data on stdout. Controls in it are escaped (terminal-text.ts) as a last guard:
+   * callers still make each value from others one line with `oneLine`, as only they know which
+   * line breaks are theirs.
+   */
   line(text: string): void;
   /** One JSON document on stdout (pretty, ends with a newline). */
   json(value: unknown): void;
@@ -18,20 +22,20 @@ export interface Output {
   table(rows: ReadonlyArray<Record<string, unknown>>, columns: ReadonlyArray<[key: string, header: string]>): void;
   /** `key: value` lines, keys aligned. */
   fields(pairs: ReadonlyArray<[string, unknown]>): void;
-  /** A note for people on stderr (never data; silent when --json is given). */
+  /** A note for people on stderr (never data; silent when --json is given); controls escaped as in `line`. */
   note(text: string): void;
 }
 
-/** A table cell or field value; control characters escaped, whoever's words it holds (terminal-text.ts). */
+/** A table cell or field value: one line, control characters escaped, whoever's words it holds (terminal-text.ts). */
 function cell(v: unknown): string {
   if (v === undefined || v === null) return '-';
-  return escapeControls(String(v));
+  return oneLine(String(v));
 }
 
 /** Output writing to the given sinks; `json` mode silences `note`. */
 export function createOutput(stdout: TextSink, stderr: TextSink, opts: { json?: boolean } = {}): Output {
   return {
-    line: (text) => void stdout.write(text + '\n'),
+    line: (text) => void stdout.write(escapeControls(text) + '\n'),
     json: (value) => void stdout.write(JSON.stringify(value, null, 2) + '\n'),
     table(rows, columns) {
       const widths = columns.map(([key, header]) => Math.max(header.length, ...rows.map((r) => cell(r[key]).length)));
@@ -44,7 +48,7 @@ export function createOutput(stdout: TextSink, stderr: TextSink, opts: { json?: 
       for (const [k, v] of pairs) stdout.write(`${(k + ':').padEnd(w + 1)} ${cell(v)}\n`);
     },
     note: (text) => {
-      if (!opts.json) stderr.write(text + '\n');
+      if (!opts.json) stderr.write(escapeControls(text) + '\n');
     },
   };
 }

@@ -3,7 +3,7 @@
  * terminal and `--json` is off, so scripts and machine output never see it.
  */
 import type { TextSink } from './output.js';
-import { escapeControls } from './terminal-text.js';
+import { oneLine } from './terminal-text.js';
 
 export interface Progress {
   /** Bytes done so far. */
@@ -25,7 +25,7 @@ export function createProgress(opts: { label: string; total: number; stderr: Tex
       if (pct === last) return;
       last = pct;
       const filled = Math.round(ratio * WIDTH);
-      opts.stderr.write(`\r${escapeControls(opts.label)} [${'#'.repeat(filled)}${'.'.repeat(WIDTH - filled)}] ${String(pct).padStart(3)}%`);
+      opts.stderr.write(`\r${oneLine(opts.label)} [${'#'.repeat(filled)}${'.'.repeat(WIDTH - filled)}] ${String(pct).padStart(3)}%`);
     },
     finish() {
       if (last >= 0) opts.stderr.write('\r\x1b[2K');

@@ -6,18 +6,19 @@
  * Nothing here writes to disk.
  */
 import { clearanceBanner, isClearance } from '../../pki/index.js';
-import { escapeControls } from '../terminal-text.js';
+import { escapeControls, oneLine } from '../terminal-text.js';
 import type { Conversation, Message } from './api.js';
 import type { Meeting, MeetingAnswer } from './header.js';
 import type { MessageVerification } from './verify.js';
 
+/** `[SECRET]`; a label that is not a clearance (the server's word for a message that failed) shown escaped. */
 export function banner(label: string): string {
-  return `[${isClearance(label) ? clearanceBanner(label) : label.toUpperCase()}]`;
+  return `[${isClearance(label) ? clearanceBanner(label) : oneLine(label.toUpperCase())}]`;
 }
 
-/** How a conversation is named to people: `#group`, or the other person's login. */
+/** How a conversation is named to people: `#group`, or the other person's login (one line, escaped: the server says it). */
 export function conversationName(c: Pick<Conversation, 'id' | 'kind' | 'name' | 'peer'>): string {
-  return c.kind === 'group' ? `#${c.name ?? c.id}` : (c.peer ?? c.id);
+  return oneLine(c.kind === 'group' ? `#${c.name ?? c.id}` : (c.peer ?? c.id));
 }
 
 /** `2026-11-22 10:01` in UTC (appliances and workstations of one network share UTC). */
@@ -39,7 +40,7 @@ export function bodyText(m: Message): string {
   return escapeControls(Buffer.from(m.body, 'base64').toString('utf8').replace(/\r\n/g, '\n').replace(/\n$/, ''));
 }
 
-export { escapeControls };
+export { escapeControls, oneLine };
 
 /**
  * A meeting's time, said in UTC since people read it as a time to be somewhere:
@@ -53,11 +54,11 @@ export function meetingTime(start: string, end: string): string {
 
 const ANSWERED: Record<MeetingAnswer, string> = { accept: 'accepts', decline: 'declines', tentative: 'tentatively accepts' };
 
-/** What a verified meeting header says, in one line (title and place escaped: others wrote them). */
+/** What a verified meeting header says, in one line (title and place kept to it and escaped: others wrote them). */
 export function meetingSummary(meeting: Meeting): string {
   switch (meeting.kind) {
     case 'invite':
-      return `meeting "${escapeControls(meeting.title)}" ${meetingTime(meeting.start, meeting.end)}${meeting.place === null ? '' : `, ${escapeControls(meeting.place)}`}`;
+      return `meeting "${oneLine(meeting.title)}" ${meetingTime(meeting.start, meeting.end)}${meeting.place === null ? '' : `, ${oneLine(meeting.place)}`}`;
     case 'answer':
       return `${ANSWERED[meeting.answer]} the meeting`;
     case 'cancel':
@@ -68,7 +69,7 @@ export function meetingSummary(meeting: Meeting): string {
 /** The lines people see for one message. */
 export function messageLines(m: Message, v: MessageVerification): string[] {
   const label = v.ok ? v.header.label : m.label;
-  const who = v.ok ? v.header.sender : m.sender;
+  const who = oneLine(v.ok ? v.header.sender : m.sender);
   const urgent = (v.ok ? v.header.urgent : m.urgent) ? ' URGENT' : '';
   const text = bodyText(m).split('\n');
   // A meeting with no text of its own is said on the message's line; with text, under it.
@@ -78,15 +79,17 @@ export function messageLines(m: Message, v: MessageVerification): string[] {
   if (meeting !== undefined && !meetingFirst) lines.push(`    ${meeting}`);
   if (v.ok && v.header.meeting?.kind === 'invite') lines.push(`    answer: sigil meeting answer ${m.id} accept|decline|tentative`);
   if (v.ok) {
-    // File names are the sender's words too: escaped like the text, never sent to the terminal raw.
+    // File names are the sender's words too: kept to their line and escaped, so that a name can
+    // neither drive the terminal nor begin a line that reads like another, verified, message.
     for (const a of v.header.attachments) {
-      const name = escapeControls(a.name);
+      const name = oneLine(a.name);
       lines.push(`    attachment: ${name} (${a.size} bytes) — sigil download ${m.id}${v.header.attachments.length > 1 ? ` --name '${name}'` : ''}`);
     }
     if (v.header.replyTo) lines.push(`    in reply to ${v.header.replyTo}`);
     if (v.revokedLater) lines.push(`    signed before revocation (revoked ${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason})`);
   } else {
-    lines.push(`!! VERIFICATION FAILED: ${v.reason}: ${v.detail}`);
+    // The detail may quote a certificate's subject: the signer's words.
+    lines.push(`!! VERIFICATION FAILED: ${v.reason}: ${oneLine(v.detail)}`);
   }
   lines.push(`    id ${m.id}`);
   return lines;

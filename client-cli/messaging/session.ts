@@ -20,6 +20,7 @@ import { RecipientInvalidError } from './errors.js';
 import { fetchRootCrl, judgeIssuingCa, judgedAt, staleRootCrlWarning, type OnlineIssuingCaRevocation } from './root-crl.js';
 import { endpointOf, type Endpoint } from './transport.js';
 import { verifyMessage, type MessageVerification, type ReceivedMessage, type Trust } from './verify.js';
+import { oneLine } from '../terminal-text.js';
 
 /**
  * The trust material held, with the earlier nextUpdate of the two CRLs and when it was fetched
@@ -154,9 +155,9 @@ export class MessagingSession {
     };
   }
 
-  /** One `warning: …` line on stderr, also with --json (stderr never carries data). */
+  /** One `warning: …` line on stderr, also with --json (stderr never carries data); it may quote the server. */
   private warn(text: string): void {
-    this.rt.io.stderr.write(`warning: ${text}\n`);
+    this.rt.io.stderr.write(`warning: ${oneLine(text)}\n`);
   }
 
   /** Warns that a CRL is stale, unless this kind's CRL of that number was the last one warned about. */

@@ -11,6 +11,7 @@ import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { stageFile } from '../../output-file.js';
 import { ENV, type Runtime } from '../../runtime.js';
+import { escapeControls, oneLine } from '../../terminal-text.js';
 
 export interface CertIssueOptions {
   login: string;
@@ -74,8 +75,8 @@ export async function run(opts: CertIssueOptions, rt: Runtime): Promise<void> {
         ['written', opts.out],
       ]);
     } else {
-      rt.io.stdout.write(bundle);
-      rt.out.note(`serial ${issued.serial}`);
+      rt.io.stdout.write(escapeControls(bundle));
+      rt.out.note(`serial ${oneLine(issued.serial)}`);
     }
     return;
   }

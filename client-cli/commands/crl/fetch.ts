@@ -9,6 +9,7 @@ import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
 import type { HttpClient } from '../../http.js';
+import { escapeControls, oneLine } from '../../terminal-text.js';
 
 export interface CrlFetchOptions {
   out?: string;
@@ -70,8 +71,9 @@ export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
   const result = { ...crl, crlNumber: String(crl.crlNumber), revoked: checked.revoked, issuer: checked.issuer, file: opts.out };
   if (rt.json) return rt.out.json(result);
   if (!opts.out) {
-    rt.io.stdout.write(crl.crl.trimEnd() + '\n');
-    rt.out.note(`${opts.root ? 'root ' : ''}CRL #${result.crlNumber} from ${checked.issuer}, ${checked.revoked} revoked, next update ${crl.nextUpdate}`);
+    // The served text as it is (a checked CRL's PEM has no controls; anything around it is shown escaped).
+    rt.io.stdout.write(escapeControls(crl.crl.trimEnd()) + '\n');
+    rt.out.note(`${opts.root ? 'root ' : ''}CRL #${result.crlNumber} from ${oneLine(checked.issuer)}, ${checked.revoked} revoked, next update ${oneLine(crl.nextUpdate)}`);
     return;
   }
   rt.out.fields([

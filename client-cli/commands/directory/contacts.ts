@@ -36,13 +36,13 @@ export function contactsCommand(ctx: CommandContext): Command {
 
 export async function run(opts: ContactsOptions, rt: Runtime): Promise<void> {
   const { DirectorySchema } = await import('../../api.js');
-  const { escapeControls } = await import('../../messaging/render.js');
+  const { oneLine } = await import('../../terminal-text.js');
   const http = await rt.client({ session: true });
   const query = opts.department === undefined ? '' : `?department=${encodeURIComponent(opts.department)}`;
   const { people } = await http.get(`/v1/directory${query}`, DirectorySchema);
   if (rt.json) return rt.out.json({ people });
   if (people.length === 0) return rt.out.note(opts.department === undefined ? 'no one' : `no one in ${opts.department}`);
-  for (const line of contactLines(people, escapeControls)) rt.out.line(line);
+  for (const line of contactLines(people, oneLine)) rt.out.line(line);
 }
 
 /**
@@ -51,7 +51,7 @@ export async function run(opts: ContactsOptions, rt: Runtime): Promise<void> {
  * officers: shown with control characters escaped, like message texts.
  */
 export function contactLines(people: readonly DirectoryPerson[], escape: (text: string) => string): string[] {
-  const width = Math.max(...people.map((p) => p.login.length));
+  const width = Math.max(...people.map((p) => escape(p.login).length));
   const lines: string[] = [];
   let department: string | undefined;
   for (const p of people) {
@@ -61,7 +61,7 @@ export function contactLines(people: readonly DirectoryPerson[], escape: (text: 
       lines.push(escape(p.department));
     }
     const rank = p.rank ? `, ${escape(p.rank)}` : '';
-    lines.push(`  ${p.login.padEnd(width)}  ${escape(p.fullName)}${rank}${p.role === 'staff' ? '' : ` (${p.role})`}`);
+    lines.push(`  ${escape(p.login).padEnd(width)}  ${escape(p.fullName)}${rank}${p.role === 'staff' ? '' : ` (${escape(p.role)})`}`);
   }
   return lines;
 }

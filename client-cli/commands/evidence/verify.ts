@@ -20,6 +20,7 @@ import type { MessageVerification } from '../../messaging/verify.js';
 import type { Meeting } from '../../messaging/header.js';
 import type { OnlineIssuingCaRevocation } from '../../messaging/root-crl.js';
 import type { IssuingCaRevocation, PackageVerification } from './package.js';
+import { oneLine } from '../../terminal-text.js';
 
 export interface VerifyOptions {
   message?: string;
@@ -156,8 +157,9 @@ function printVerdict(
     });
   }
   if (!v.ok) {
-    rt.out.line(`!! VERIFICATION FAILED: ${v.reason}: ${v.detail}`);
-    if (pkg?.note) rt.out.line(`!! ${pkg.note}`);
+    // The detail may quote a certificate's subject, which whoever made the package chose.
+    rt.out.line(`!! VERIFICATION FAILED: ${v.reason}: ${oneLine(v.detail)}`);
+    if (pkg?.note) rt.out.line(`!! ${oneLine(pkg.note)}`);
     if (pkg) rt.out.fields([['checked at', `${pkg.checkedAt.toISOString()} (now)`], ['received', claimed], ['issuing CA', issuingCaText(pkg.issuingCa)]]);
     if (online) rt.out.fields([['issuing CA', issuingCaText(online.issuingCa)]]);
     return;

@@ -22,6 +22,7 @@ import type { Conversation, Message } from '../../messaging/api.js';
 import type { MeetingAnswer } from '../../messaging/header.js';
 import type { MessageVerification } from '../../messaging/verify.js';
 import type { MessagingSession } from '../../messaging/session.js';
+import { oneLine } from '../../terminal-text.js';
 
 export interface ListOptions {
   in?: string;
@@ -56,9 +57,9 @@ export interface FailedMessage {
   reason: string;
 }
 
-/** The loud line for a failed message (`meeting list`, `watch --remind`). */
+/** The loud line for a failed message (`meeting list`, `watch --remind`); what the server or signer said kept to it. */
 export function failedLine(f: FailedMessage): string {
-  return `!! VERIFICATION FAILED: message ${f.id} in ${f.conversationName} from ${f.sender}: ${f.reason}`;
+  return `!! VERIFICATION FAILED: message ${oneLine(f.id)} in ${f.conversationName} from ${oneLine(f.sender)}: ${oneLine(f.reason)}`;
 }
 
 export function listCommand(ctx: CommandContext): Command {
@@ -204,12 +205,12 @@ async function addNoAnswer(ms: MessagingSession, conversations: Conversation[], 
 }
 
 async function printMeetings(rt: Runtime, meetings: ListedMeeting[], failed: FailedMessage[], ignored: number, none: string): Promise<void> {
-  const { banner, escapeControls, meetingTime } = await import('../../messaging/render.js');
+  const { banner, meetingTime } = await import('../../messaging/render.js');
   for (const x of meetings) {
-    rt.out.line(`${meetingTime(x.start, x.end)}  ${banner(x.label)} ${x.conversationName}  ${x.cancelled ? 'CANCELLED ' : ''}${escapeControls(x.title)}`);
-    const by = (a: MeetingAnswer) => x.answers.filter((y) => y.answer === a).map((y) => y.login).join(', ') || '—';
-    const silent = x.noAnswer?.length ? x.noAnswer.join(', ') : '—';
-    rt.out.line(`    by ${x.organiser}${x.place === null ? '' : `, ${escapeControls(x.place)}`} · accepted: ${by('accept')} · tentative: ${by('tentative')} · declined: ${by('decline')} · no answer: ${silent}`);
+    rt.out.line(`${meetingTime(x.start, x.end)}  ${banner(x.label)} ${x.conversationName}  ${x.cancelled ? 'CANCELLED ' : ''}${oneLine(x.title)}`);
+    const by = (a: MeetingAnswer) => oneLine(x.answers.filter((y) => y.answer === a).map((y) => y.login).join(', ')) || '—';
+    const silent = x.noAnswer?.length ? oneLine(x.noAnswer.join(', ')) : '—';
+    rt.out.line(`    by ${oneLine(x.organiser)}${x.place === null ? '' : `, ${oneLine(x.place)}`} · accepted: ${by('accept')} · tentative: ${by('tentative')} · declined: ${by('decline')} · no answer: ${silent}`);
     rt.out.line(`    id ${x.id}`);
   }
   for (const f of failed) rt.out.line(failedLine(f));

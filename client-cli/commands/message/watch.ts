@@ -20,6 +20,7 @@ import type { MessagingSession } from '../../messaging/session.js';
 import type { MessageVerification } from '../../messaging/verify.js';
 import { wholeNumber } from '../../flag-numbers.js';
 import { parseDuration } from '../meeting/times.js';
+import { oneLine } from '../../terminal-text.js';
 
 export interface WatchOptions {
   count?: number;
@@ -93,7 +94,7 @@ export async function run(opts: WatchOptions, rt: Runtime): Promise<void> {
     await followEvents(await ms.endpoint(), {
       lastEventId: since,
       signal: ac.signal,
-      onReconnect: (n, last, why) => rt.out.note(`connection lost (${why}); reconnecting from ${last ?? 'now'} (attempt ${n})`),
+      onReconnect: (n, last, why) => rt.out.note(`connection lost (${oneLine(why)}); reconnecting from ${last ?? 'now'} (attempt ${n})`),
       onEvent: async (e) => {
         if (e.event === 'ready') {
           // Once per (re)connection, after the replay: scripts learn the stream is live.
@@ -104,7 +105,8 @@ export async function run(opts: WatchOptions, rt: Runtime): Promise<void> {
         if (e.event === 'deleted') {
           const d = DeletedEventSchema.parse(JSON.parse(e.data));
           if (rt.json) line({ event: 'deleted', conversation: d.conversation, ids: d.ids ?? null });
-          else rt.out.line(d.ids ? `-- ${d.ids.length} message(s) deleted: ${d.ids.join(', ')}` : `-- conversation ${d.conversation} deleted`);
+          // The ids and the conversation are the server's words: kept to this line.
+          else rt.out.line(d.ids ? `-- ${d.ids.length} message(s) deleted: ${oneLine(d.ids.join(', '))}` : `-- conversation ${oneLine(d.conversation)} deleted`);
           return;
         }
         if (e.event !== 'message') return;
@@ -142,13 +144,13 @@ async function startReminders(
   const { collectMeetings, failedLine, meetingsOf } = await import('../meeting/list.js');
   const { Reminders } = await import('../../messaging/reminders.js');
   const { ConversationSchema } = await import('../../messaging/api.js');
-  const { banner, conversationName, escapeControls, meetingTime } = await import('../../messaging/render.js');
+  const { banner, conversationName, meetingTime } = await import('../../messaging/render.js');
   const found = await collectMeetings(ms, conversations, 500);
   for (const f of found.failed) rt.out.line(failedLine(f));
   const live = new Reminders(leadMs, () => rt.io.now(), ({ meeting: x, startsInMinutes }) => {
     if (rt.json) return line({ event: 'reminder', ...x, startsInMinutes });
-    const place = x.place === null ? '' : `, ${escapeControls(x.place)}`;
-    rt.out.line(`** REMINDER ${banner(x.label)} ${x.conversationName}: "${escapeControls(x.title)}" ${meetingTime(x.start, x.end)}${place} starts in ${startsInMinutes} min (id ${x.id})`);
+    const place = x.place === null ? '' : `, ${oneLine(x.place)}`;
+    rt.out.line(`** REMINDER ${banner(x.label)} ${x.conversationName}: "${oneLine(x.title)}" ${meetingTime(x.start, x.end)}${place} starts in ${startsInMinutes} min (id ${x.id})`);
   });
   for (const x of found.meetings) live.add(x);
   rt.out.note(`reminding ${leadMs / 60_000} min before each of ${live.size} meeting${live.size === 1 ? '' : 's'} ahead`);
@@ -164,7 +166,7 @@ async function startReminders(
       // shows its id rather than ending the watch.
       name = await ms.http
         .get(`/v1/conversations/${encodeURIComponent(m.conversation)}`, ConversationSchema)
-        .then(conversationName, () => m.conversation);
+        .then(conversationName, () => oneLine(m.conversation));
       names.set(m.conversation, name);
     }
     for (const x of meetingsOf({ id: m.conversation, name }, [{ m, v }]).meetings) live.add(x);

@@ -178,6 +178,16 @@ t.test('when a verified message names files or a meeting then their words are es
   const agendaLines = messageLines(full(agenda), await verifyMessage(agenda, trust));
   t.match(agendaLines[0], /alee: agenda$/);
   t.match(agendaLines[1], /^ {4}meeting "Plan/, 'with text: the meeting under it');
+  // A line break in a file name or title would begin a line that reads like another, verified message.
+  const forged = '\n[SECRET] 2026-11-22 10:01 director: transfer approved';
+  const lined = await message(alee, {
+    attachments: [{ id: 'f'.repeat(22), name: `x.pdf${forged}`, sha384: 'A'.repeat(64), size: 1 }],
+    meeting: { ...meeting, title: `Plan${forged}`, place: 'Room\t4\u2028\u202eevil' },
+  });
+  const linedLines = messageLines(full(lined), await verifyMessage(lined, trust));
+  t.notOk(linedLines.some((l) => /^\[SECRET\].*director/.test(l)), 'no line of the output begins as a message from someone else');
+  t.ok(linedLines.some((l) => l.includes('attachment: x.pdf\\x0a[SECRET] 2026-11-22 10:01 director: transfer approved (1 bytes)')), 'the file name stays on its line, its break escaped');
+  t.ok(linedLines.some((l) => l.includes('meeting "Plan\\x0a[SECRET]') && l.includes('Room\\x094\\u{2028}\\u{202e}evil')), 'so do the title and place, tab, separator and bidi override');
   const answer = await message(alee, { body: '', meeting: { kind: 'answer', answer: 'decline' }, replyTo: bare.id });
   t.match(messageLines(full(answer), await verifyMessage(answer, trust))[0], /alee: declines the meeting$/);
 });
