@@ -72,11 +72,14 @@ const io: Io = {
   stderrIsTTY: Boolean(process.stderr.isTTY),
 };
 
-// A reader that goes away (`sigil --help | head`) is not a failure: stop quietly, never a stack trace.
+// A reader that goes away (`sigil --help | head`) is not a failure: stop quietly, never a stack
+// trace. Any other failure to write (a full disk behind `> file`, a closed terminal) is: one line
+// on stderr while it can still be written, and exit 1, never an uncaught exception.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
-    throw err;
+    if (stream === process.stdout) process.stderr.write(`error: cannot write the output (${oneLine(err.code ?? err.message)})\n`);
+    process.exit(EXIT.failure);
   });
 }
 

@@ -362,11 +362,13 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  // `sigil-server status | head` closes the pipe early: exit quietly instead of an EPIPE stack trace.
+  // `sigil-server status | head` closes the pipe early: exit quietly instead of an EPIPE stack
+  // trace. Any other failure to write (a full disk behind `> file`) is one line and exit 1.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.ok);
-      throw err;
+      if (stream === process.stdout) process.stderr.write(`error: cannot write the output (${err.code ?? err.message})\n`);
+      process.exit(EXIT.failure);
     });
   }
   main(process.argv.slice(2)).then((code) => {
