@@ -5,12 +5,12 @@
  * against the pinned CA only; transport errors are mapped by its `mapTransportError`.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
-import { BadResponseError, ServerError } from '../errors.js';
+import { BadResponseError, InputFileError, ServerError } from '../errors.js';
 import { mapTransportError } from '../http.js';
 import type { Runtime } from '../runtime.js';
 import { UploadedSchema } from './api.js';
@@ -103,8 +103,19 @@ export function open(
   });
 }
 
-/** A pass-through that hashes (SHA-384) and counts what flows, reporting progress. */
-function hashing(onBytes: (done: number) => void): Transform & { digest(): string; bytes(): number } {
+/** The file being uploaded ended before the size announced for it. */
+class FileShrankError extends Error {
+  constructor(read: number, announced: number) {
+    super(`it shrank while being sent: ${read} of ${announced} bytes`);
+  }
+}
+
+/**
+ * A pass-through that hashes (SHA-384) and counts what flows, reporting progress. With `expected`,
+ * fewer bytes than that is an error at the end: a request announcing more than it sends would
+ * leave the server waiting for the rest.
+ */
+function hashing(onBytes: (done: number) => void, expected?: number): Transform & { digest(): string; bytes(): number } {
   const hash = createHash('sha384');
   let n = 0;
   const t = new Transform({
@@ -113,6 +124,9 @@ function hashing(onBytes: (done: number) => void): Transform & { digest(): strin
       n += chunk.length;
       onBytes(n);
       cb(null, chunk);
+    },
+    flush(cb) {
+      cb(expected !== undefined && n < expected ? new FileShrankError(n, expected) : null);
     },
   });
   // Incremental hashing has no WebCrypto form; it runs on chunks as they stream in this
@@ -125,14 +139,42 @@ function hashing(onBytes: (done: number) => void): Transform & { digest(): strin
  * @throws UploadMismatchError when the server stored another digest or size than was read.
  */
 export async function uploadFile(ep: Endpoint, conversation: string, file: string, size: number, onBytes: (done: number) => void = () => {}) {
-  const tap = hashing(onBytes);
-  // Exactly the `size` bytes announced, even if the file grows meanwhile; the digest is of what was sent.
-  const source = size === 0 ? Readable.from([]).pipe(tap) : createReadStream(file, { start: 0, end: size - 1 }).pipe(tap);
-  const res = await open(ep, 'POST', `/v1/files?conversation=${encodeURIComponent(conversation)}`, {
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-    body: source,
-    timeoutMs: 300_000,
+  let readError: unknown;
+  const tap = hashing(onBytes, size);
+  tap.on('error', (err) => {
+    if (err instanceof FileShrankError) readError = err;
   });
+  // Opened before anything is sent: a file that went away or cannot be read since it was looked
+  // at is one clear error, not an unhandled stream error.
+  let handle: FileHandle | undefined;
+  try {
+    handle = await openFile(file, 'r');
+  } catch (cause) {
+    throw new InputFileError(file, 'a readable file', { cause });
+  }
+  // Exactly the `size` bytes announced, even if the file grows meanwhile (and an error if it
+  // shrank); the digest is of what was sent.
+  const read = size === 0 ? Readable.from([]) : handle.createReadStream({ start: 0, end: size - 1 });
+  // `pipe` passes no error on: a failed read ends the request through the hashing stream.
+  read.on('error', (err: Error) => {
+    readError = err;
+    tap.destroy(err);
+  });
+  let res: IncomingMessage;
+  try {
+    res = await open(ep, 'POST', `/v1/files?conversation=${encodeURIComponent(conversation)}`, {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      body: read.pipe(tap),
+      timeoutMs: 300_000,
+    });
+  } catch (err) {
+    if (readError instanceof FileShrankError) throw new InputFileError(file, `a file that keeps its size while it is sent (${readError.message})`);
+    if (readError !== undefined) throw new InputFileError(file, 'a readable file', { cause: readError });
+    throw err;
+  } finally {
+    // The read stream closes the handle when it ends; this one is for the paths where it did not.
+    await handle.close().catch(() => undefined);
+  }
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   const parsed = UploadedSchema.safeParse(JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}'));

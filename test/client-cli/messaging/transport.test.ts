@@ -56,6 +56,22 @@ t.test('when a file is uploaded in a stream then it downloads byte for byte with
   t.ok(readFileSync(out).equals(bytes), 'the existing file is untouched');
 });
 
+t.test('when the file to upload is gone, or shorter than announced, then one clear error, never a crash or a hang', async (t) => {
+  // Both happen when the file changes between `sigil send` looking at it and sending it.
+  await t.rejects(uploadFile(ep, conv.body.id, join(dir, 'gone.bin'), 10), { code: 'INPUT_INVALID', message: /gone\.bin is not a readable file$/ });
+  const short = join(dir, 'short.bin');
+  writeFileSync(short, Buffer.alloc(1000, 1));
+  const started = Date.now();
+  await t.rejects(uploadFile(ep, conv.body.id, short, 5000), {
+    code: 'INPUT_INVALID',
+    message: /short\.bin is not a file that keeps its size while it is sent \(it shrank while being sent: 1000 of 5000 bytes\)$/,
+  });
+  t.ok(Date.now() - started < 10_000, 'refused at once, not after the request timed out');
+  up = up ?? (await uploadFile(ep, conv.body.id, src, bytes.length));
+  const again = await uploadFile(ep, conv.body.id, src, bytes.length);
+  t.equal(again.sha384, up.sha384, 'the next upload goes through');
+});
+
 t.test('when the download does not match the signed digest then the partial file is deleted', async (t) => {
   const out = join(dir, 'wrong.bin');
   await t.rejects(downloadFile(ep, up.fileId, out, { sha384: 'B'.repeat(64), size: up.size }), { code: 'DOWNLOAD_MISMATCH', message: /SHA-384 differs/ });
