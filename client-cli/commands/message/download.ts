@@ -7,7 +7,7 @@
  * file and leaves the output as it was. Partial files that downloads killed outright (SIGKILL, a
  * power cut) left in the output's folder are removed first, with one note on stderr.
  */
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { action1, type CommandContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
@@ -62,8 +62,11 @@ export async function run(opts: DownloadOptions, rt: Runtime): Promise<void> {
   if (chosen.length === 0) throw new AttachmentChoiceError(`message ${m.id} has no attachment named ${opts.name}; it has: ${all.map((a) => a.name).join(', ')}`);
   if (chosen.length > 1) throw new AttachmentChoiceError(`message ${m.id} has ${all.length} attachments; choose one with --name (${all.map((a) => a.name).join(', ')})`);
   const a = chosen[0]!;
-  // The signed name is the sender's choice: only its last component, never a path.
-  const out = resolve(opts.out ?? (basename(a.name.replace(/\\/g, '/')) || 'attachment'));
+  // The signed name is the sender's choice: made safe as a name in this folder (local-name.ts).
+  const { localName } = await import('../../messaging/local-name.js');
+  const local = localName(a.name);
+  const out = resolve(opts.out ?? local);
+  if (opts.out === undefined && local !== a.name) rt.out.note(`saving as ${local}: the name the sender gave is not safe as a file name here`);
   // Unverified plaintext that a killed download (its process gone) left beside the output.
   const swept = staleNotice(await removeStalePartials(out));
   if (swept !== undefined) rt.out.note(swept);

@@ -1,9 +1,10 @@
 /**
  * Issue 5 (messaging) with the built CLI, files: `send --file` streams the upload, `download`
  * verifies the message, writes the attachment and matches its bytes; an existing file is never
- * overwritten without --force; a message without attachments has nothing to download.
+ * overwritten without --force; a message without attachments has nothing to download; a signed
+ * name unsafe as a file name (a dotfile) is saved under a safe one.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
@@ -44,3 +45,18 @@ await t.test('when a file is sent then the download matches and an existing file
   t.match(none.stderr, /has no attachment/);
 });
 
+
+await t.test('when a file’s signed name is unsafe as a file name then the download without --out saves it under a safe one, here', async (t) => {
+  // A sender chose `.bash_login`: downloaded into a home folder as is, the next login shell would run it.
+  const src = join(dir, '.bash_login');
+  writeFileSync(src, 'echo owned\n');
+  const sent = await alee.cli.json(['send', 'bkim', '--file', src], { input: 'see attached' });
+  t.match(sent.attachments, [{ name: '.bash_login' }]);
+  const home = join(dir, 'bkim-home');
+  mkdirSync(home);
+  const r = await bkim.cli.run(['download', sent.id], { cwd: home });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr, 'saving as bash_login: the name the sender gave is not safe as a file name here\n');
+  t.same(readdirSync(home), ['bash_login'], 'no dotfile was made');
+  t.match(r.stdout, /^attachment: +\.bash_login$/m, 'the signed name is still shown as signed');
+});
