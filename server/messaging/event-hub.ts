@@ -95,6 +95,8 @@ export class Subscription implements AsyncIterable<LiveEvent> {
   readonly #onClose: (s: Subscription) => void;
   #wake: (() => void) | undefined;
   #sink: LiveSink | undefined;
+  /** Told of deletions before a sink is attached: the replay that precedes it (routes/events.ts). */
+  #watcher: Pick<LiveSink, 'withdraw'> | undefined;
   #congested = false;
   #closed = false;
   /** True when the queue overflowed (or a deletion could not withdraw from it): the consumer should end the stream. */
@@ -152,7 +154,7 @@ export class Subscription implements AsyncIterable<LiveEvent> {
    * from the vault, where only what was not deleted remains.
    */
   withdraw(w: Withdrawal): void {
-    this.#sink?.withdraw?.(w);
+    (this.#sink ?? this.#watcher)?.withdraw?.(w);
     const q = this.#queue;
     if (!q || q.length === 0) return;
     let kept = 0;
@@ -184,7 +186,16 @@ export class Subscription implements AsyncIterable<LiveEvent> {
    * Switches to push mode: hands `sink` what queued so far, then every event as it is published.
    * Call once; the subscription must not be iterated as well.
    */
+  /**
+   * Until a sink is attached, `watcher` is told of each deletion: a replay writing what it read
+   * before the deletion committed must leave out, or cut, what the deletion covers.
+   */
+  watch(watcher: Pick<LiveSink, 'withdraw'>): void {
+    this.#watcher = watcher;
+  }
+
   attach(sink: LiveSink): void {
+    this.#watcher = undefined;
     this.#sink = sink;
     if (this.#closed) sink.ended(this.dropped);
     else this.resume();

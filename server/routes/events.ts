@@ -81,6 +81,11 @@ class LiveStream implements LiveSink {
    * emptied in place, so delivering to an idle connection allocates nothing.
    */
   #unsent: (string | undefined)[] | undefined;
+  /**
+   * While the replay runs: the deletions committed since it began. Its page was read before them,
+   * so what they cover must not be written from it.
+   */
+  #replayWithdrawn: Withdrawal[] | undefined;
 
   constructor(
     readonly out: ServerResponse,
@@ -96,9 +101,7 @@ class LiveStream implements LiveSink {
     if (ev.kind === 'message') {
       if (ev.seq <= this.last) return true;
       this.last = ev.seq;
-      const unsent = (this.#unsent ??= []);
-      if (this.out.writableLength === 0) unsent.length = 0; // all before it left the process
-      unsent.push(ev.conversation, ev.id);
+      this.#track(ev.conversation, ev.id);
       // Pushed counts as delivered (API.md receipts); written in the service's next batch.
       this.svc().reportDelivered(this.login, ev.conversation, ev.seq);
     }
@@ -114,6 +117,7 @@ class LiveStream implements LiveSink {
    * Last-Event-ID, and the vault no longer has what was deleted).
    */
   withdraw(w: Withdrawal): void {
+    this.#replayWithdrawn?.push(w);
     const unsent = this.#unsent;
     if (this.#ended || this.out.destroyed || !unsent?.length) return;
     if (this.out.writableLength === 0) {
@@ -126,6 +130,36 @@ class LiveStream implements LiveSink {
       // A message without an id cannot be told apart: cut, as the hub drops such a queue.
       if (!w.ids || id === undefined || w.ids.has(id)) return void this.out.destroy();
     }
+  }
+
+  /** Notes a message written: until the socket's buffer empties, a deletion of it cuts the connection. */
+  #track(conversation: string, id: string | undefined): void {
+    const unsent = (this.#unsent ??= []);
+    if (this.out.writableLength === 0) unsent.length = 0; // all before it left the process
+    unsent.push(conversation, id);
+  }
+
+  /** The replay begins: deletions from now on are remembered for {@link replayable}. */
+  replayStarts(): void {
+    this.#replayWithdrawn = [];
+    this.sub.watch(this);
+  }
+
+  /** The replay ended: live delivery (with its own withdrawals) takes over. */
+  replayEnds(): void {
+    this.#replayWithdrawn = undefined;
+  }
+
+  /** Whether a replayed message, read before the deletions since the replay began, is still to be sent. */
+  replayable(conversation: string, id: string): boolean {
+    for (const w of this.#replayWithdrawn ?? []) if (w.conversation === conversation && (!w.ids || w.ids.has(id))) return false;
+    return true;
+  }
+
+  /** Writes a replayed message, tracked as a live one is so that a deletion committed while it waits is withdrawn. */
+  writeReplayed(conversation: string, id: string, frame: string): void {
+    this.#track(conversation, id);
+    this.write(frame);
   }
 
   /** Writes, corking the socket until the end of the tick: a batch of messages → one TLS write. */
@@ -346,6 +380,10 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
           });
         }
         s.last = Math.min(from, hi);
+        // A page is read, decrypted, then written while the reader drains it: a deletion that
+        // commits meanwhile must neither be written from the page nor stay in the socket's buffer
+        // (API.md: a deleted message is never sent afterwards).
+        s.replayStarts();
         for (;;) {
           const page = await svc().since(p, s.last, REPLAY_PAGE);
           for (const m of page) {
@@ -353,13 +391,15 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
               finish();
               return RESPONSE_ALREADY_SENT;
             }
-            s.write(sseFrame('message', JSON.stringify(m), m.seq));
             s.last = m.seq;
+            if (!s.replayable(m.conversation, m.id)) continue;
+            s.writeReplayed(m.conversation, m.id, sseFrame('message', JSON.stringify(m), m.seq));
             svc().reportDelivered(p.login, m.conversation, m.seq);
             await s.drained();
           }
           if (page.length < REPLAY_PAGE) break;
         }
+        s.replayEnds();
       }
       s.write(sseFrame('ready', JSON.stringify({ lastEventId: s.last })));
       // Live from here: what queued during the replay first, then each event as it is published.

@@ -3,6 +3,8 @@
  * server still holds for it. A message deleted while it waited in that reader's queue is never
  * sent afterwards (irreversible means irreversible), and the queue is bounded by bytes, not only
  * by count: the stream ends once it passes the cap and the client resumes with Last-Event-ID.
+ * The same holds for a resume whose replay waits for the reader: a message deleted meanwhile is
+ * not written from the page the replay read before.
  */
 import https from 'node:https';
 import t from 'tap';
@@ -25,8 +27,12 @@ function subscriptions(h: HttpHarness): Subscription[] {
   return subs;
 }
 
-/** `/v1/events` as `u`, paused once the stream is live: the client stops reading its socket. */
-async function stalledReader(h: HttpHarness, u: TestUser) {
+/**
+ * `/v1/events` as `u`, paused once the stream is live: the client stops reading its socket. With
+ * `lastEventId`, a resume, paused at its first replayed message: the replay fills the socket and
+ * waits for it to drain.
+ */
+async function stalledReader(h: HttpHarness, u: TestUser, lastEventId?: number) {
   const url = new URL('/v1/events', h.app.url);
   let text = '';
   let ended = false;
@@ -37,7 +43,11 @@ async function stalledReader(h: HttpHarness, u: TestUser) {
         port: url.port,
         path: url.pathname,
         method: 'GET',
-        headers: { accept: 'text/event-stream', authorization: `Bearer ${u.token}` },
+        headers: {
+          accept: 'text/event-stream',
+          authorization: `Bearer ${u.token}`,
+          ...(lastEventId === undefined ? {} : { 'last-event-id': String(lastEventId) }),
+        },
         ca: h.app.caPem,
         cert: u.certPem,
         key: u.keyPem,
@@ -50,7 +60,15 @@ async function stalledReader(h: HttpHarness, u: TestUser) {
     req.end();
   });
   res.setEncoding('utf8');
-  res.on('data', (c: string) => (text += c));
+  let paused = false;
+  res.on('data', (c: string) => {
+    text += c;
+    // A resume stops reading at its first replayed message.
+    if (lastEventId !== undefined && !paused && text.includes('event: message')) {
+      paused = true;
+      res.pause();
+    }
+  });
   res.on('end', () => (ended = true));
   res.on('close', () => (ended = true)); // a cut connection closes without an end
   res.on('error', () => undefined);
@@ -61,8 +79,10 @@ async function stalledReader(h: HttpHarness, u: TestUser) {
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  await until(() => text.includes('event: ready'), 10_000, 'ready');
-  res.pause();
+  if (lastEventId === undefined) {
+    await until(() => text.includes('event: ready'), 10_000, 'ready');
+    res.pause();
+  }
   return {
     until,
     get text() {
@@ -216,4 +236,26 @@ t.test('when a message still waiting in the socket buffer is deleted then the co
   // Only whole frames count: the cut may leave the head of one that never arrived in full.
   const whole = reader.text.slice(0, reader.text.lastIndexOf('\n\n') + 2);
   t.notOk(whole.includes(`"id":"${inBuffer}"`), 'the deleted message never arrives whole');
+});
+
+t.test('when a message is deleted while a resume’s replay waits for the reader then the replay leaves it out', async (t) => {
+  // The replay reads a page (here all of it), then writes it while the reader drains: what a
+  // deletion removes meanwhile was read before it, and used to be written all the same.
+  const { h, alice, A, bob, send } = await setup(t, {}, 'st5');
+  const sent: string[] = [];
+  for (let i = 0; i < 12; i++) sent.push((await send(BIG)).id);
+  const reader = await stalledReader(h, bob, 0);
+  t.teardown(() => void reader.close());
+  await reader.until(() => reader.text.includes('event: message'), 10_000, 'the first replayed message');
+  await new Promise((r) => setTimeout(r, 300)); // the replay now waits for the paused reader to drain
+  t.notOk(reader.text.includes('event: ready'), 'control: the replay has not finished');
+  const last = sent.at(-1)!;
+  const del = await A(`/v1/messages/${last}`, { method: 'DELETE', body: await h.deleteBody(alice, `message:${last}`) });
+  t.equal(del.status, 200);
+  reader.resume();
+  await reader.until(() => reader.text.includes('event: ready') || reader.ended, 30_000, 'the end of the replay');
+  const whole = reader.text.slice(0, reader.text.lastIndexOf('\n\n') + 2);
+  t.notOk(whole.includes(`"id":"${last}"`), 'the message deleted during the replay is not sent');
+  t.ok(reader.text.includes('event: ready'), 'the replay finished and the stream went live');
+  t.same(messageIds(reader.events()), sent.slice(0, -1), 'every other message was replayed, in order');
 });
