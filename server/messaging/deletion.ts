@@ -350,17 +350,27 @@ export async function deleteGroup(ctx: Ctx, p: Principal, name: string, req: Del
 
 /**
  * Rows of one user's correspondence: their direct conversations whole, every message they sent
- * elsewhere, their pending uploads. Answers how many messages went, by conversation for the others.
+ * elsewhere, their pending uploads. Answers how many messages went, by conversation for the others,
+ * and the direct conversations with their two members.
  */
 async function correspondenceRows(
   ctx: Ctx,
   tx: DbTx,
   login: string,
-  directs: readonly string[],
   keysGo: (k: KeysToDestroy) => void,
-): Promise<{ count: number; byConv: Map<string, string[]> }> {
+): Promise<{ count: number; byConv: Map<string, string[]>; directs: Map<string, string[]> }> {
+  // Read in the transaction, not before it: a direct conversation opened while the deletion
+  // waited for the write lock is the user's correspondence too, and must not survive it.
+  const pairs = await tx.all<{ id: string; login: string }>(
+    `SELECT pair.conversation AS id, pair.login FROM msg_conversations c
+     JOIN msg_members m ON m.conversation = c.id JOIN msg_members pair ON pair.conversation = c.id
+     WHERE c.kind = 'direct' AND m.login = ?`,
+    [login],
+  );
+  const directs = new Map<string, string[]>();
+  for (const { id, login: who } of pairs) directs.set(id, [...(directs.get(id) ?? []), who]);
   let n = 0;
-  for (const d of directs) n += await deleteConversationRows(tx, d);
+  for (const d of directs.keys()) n += await deleteConversationRows(tx, d);
   const sent = await tx.all<MessageRef & { conversation: string }>(`SELECT ${REF_COLS}, conversation FROM msg_messages WHERE sender = ?`, [login]);
   const pending = (await tx.all<{ id: string }>(`SELECT id FROM msg_files WHERE uploader = ? AND state = 'pending'`, [login])).map((f) => f.id);
   for (const fs of chunks(pending, IN_CHUNK)) {
@@ -374,8 +384,8 @@ async function correspondenceRows(
     if (list) list.push(s.id);
     else byConv.set(s.conversation, [s.id]);
   }
-  keysGo({ messageIds: [...keyIds, ...pending.map(fileKeyId)], conversationIds: directs });
-  return { count: n + sent.length, byConv };
+  keysGo({ messageIds: [...keyIds, ...pending.map(fileKeyId)], conversationIds: [...directs.keys()] });
+  return { count: n + sent.length, byConv, directs };
 }
 
 /**
@@ -395,33 +405,23 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
   if (!known && involved?.x !== 1) throw new PeerNotFoundError(`no account ${login}`);
   const target = `user:${login}`;
   const statement = await checkStatement(ctx, p, req, target);
-  const directs = await ctx.db.all<{ id: string }>(
-    `SELECT c.id FROM msg_conversations c JOIN msg_members m ON m.conversation = c.id
-     WHERE c.kind = 'direct' AND m.login = ?`,
-    [login],
-  );
-  const notified = new Map<string, Iterable<string>>();
-  for (const d of directs) {
-    const conv = await ctx.members.get(d.id);
-    if (conv) notified.set(d.id, [...conv.members.keys()]);
-  }
   const draft = await draftTombstone(ctx, { target, deletedBy: p.login, reason: req.reason, statement });
-  const { ts, byConv } = await rowsThenKeys(
+  const { ts, byConv, directs } = await rowsThenKeys(
     ctx,
     async (tx, keysGo) => {
-      const { count, byConv } = await correspondenceRows(ctx, tx, login, directs.map((d) => d.id), keysGo);
-      return { ts: await appendTombstone(ctx, draft, count), byConv };
+      const { count, byConv, directs } = await correspondenceRows(ctx, tx, login, keysGo);
+      return { ts: await appendTombstone(ctx, draft, count), byConv, directs };
     },
     (r) => {
-      for (const d of directs) {
-        ctx.members.invalidate(d.id);
-        ctx.hub.withdraw({ conversation: d.id });
+      for (const d of r.directs.keys()) {
+        ctx.members.invalidate(d);
+        ctx.hub.withdraw({ conversation: d });
       }
       for (const [convId, ids] of r.byConv) ctx.hub.withdraw({ conversation: convId, ids });
     },
   );
   await announce(ctx, async () => {
-    for (const [conv, logins] of notified) ctx.hub.notifyDeleted(logins, { conversation: conv });
+    for (const [conv, logins] of directs) ctx.hub.notifyDeleted(logins, { conversation: conv });
     for (const [convId, ids] of byConv) {
       const conv = await ctx.members.get(convId);
       if (conv) ctx.hub.notifyDeleted(conv.members.keys(), { conversation: convId, ids });

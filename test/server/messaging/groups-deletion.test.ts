@@ -199,3 +199,40 @@ t.test('deletion rules', async (t) => {
     t.equal(canonicalDeleteStatement(JSON.parse(req.statement)), req.statement);
   });
 });
+
+t.test('when a direct conversation is opened while a user’s correspondence is being destroyed then it is destroyed too', async (t) => {
+  // The deletion used to list the user's direct conversations before its transaction, then wait
+  // (keyed hash, the vault's write lock): one opened in that gap, and what was said in it, stayed.
+  let between: (() => Promise<void>) | undefined;
+  const h = await harness(t, {
+    keyedHash: (base) => async (data) => {
+      if (data === 'user:r-alice' && between) {
+        const run = between;
+        between = undefined;
+        await run();
+      }
+      return base(data);
+    },
+  });
+  const m = h.messaging;
+  const a = await h.user('r-alice');
+  const b = await h.user('r-bob');
+  const c = await h.user('r-carol');
+  const officer = await h.user('r-officer', 'secret', 'officer');
+  const ab = await m.direct(a.principal, b.login);
+  await m.send(a.principal, await h.compose(a, ab.id, 'before'));
+  let late: { conv: string; id: string } | undefined;
+  between = async () => {
+    const ca = await m.direct(c.principal, a.login);
+    const msg = await h.compose(c, ca.id, 'said while the deletion waited');
+    await m.send(c.principal, msg);
+    late = { conv: ca.id, id: msg.id };
+  };
+  const ts = await m.deleteUserCorrespondence(officer.principal, a.login, await h.deleteRequest(officer, `user:${a.login}`));
+  t.ok(late, 'control: the conversation was opened in the gap');
+  t.equal(ts.count, 2, 'both direct conversations’ messages counted');
+  await t.rejects(m.history(c.principal, late!.conv, {}), { code: 'CONVERSATION_NOT_FOUND' }, 'the late conversation is gone');
+  await t.rejects(m.message(c.principal, late!.id), { code: 'MESSAGE_NOT_FOUND' });
+  await t.rejects(m.history(b.principal, ab.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
+  t.same((await m.conversations(c.principal)).map((x) => x.id), [], 'carol has no conversation with alice left');
+});

@@ -17,6 +17,7 @@ import {
   createMessaging,
   keyedHashFromKeyring,
   type ConversationView,
+  type KeyedHash,
   type DeleteRequest,
   type MessageHeader,
   type MessageInput,
@@ -87,6 +88,8 @@ export async function harness(
     dir?: string;
     /** Check (and seal) messages in worker threads as the appliance does (check-pool.ts); default in-thread. */
     workers?: boolean;
+    /** Wraps the keyed hash the service uses: a test's way in between two steps of an operation. */
+    keyedHash?: (base: KeyedHash) => KeyedHash;
   } = {},
 ): Promise<Harness> {
   const dir = opts.dir ?? tmpDir(t, 'sigil-msg-');
@@ -95,7 +98,8 @@ export async function harness(
   const now = (): Date => clock.now;
   const vault = await initVault({ dir: data, keyFilePath: join(dir, 'master.key'), now });
   const audit = await AuditLog.open(vault.db, { now });
-  const keyedHash = await keyedHashFromKeyring(vault.keyring);
+  const baseKeyedHash = await keyedHashFromKeyring(vault.keyring);
+  const keyedHash = opts.keyedHash ? opts.keyedHash(baseKeyedHash) : baseKeyedHash;
   const people = new Map<string, Person>();
   const checker = opts.workers ? { checker: checkPool().checker(await vault.keyring.getSecret('audit-hmac')) } : {};
   const startMessaging = async (over: Partial<Pick<MessagingParts, 'db' | 'keys' | 'log' | 'verify'>> = {}): Promise<Messaging> => {
