@@ -153,12 +153,16 @@ export async function addMember(
     );
   }
   const role = input.role ?? 'member';
-  await ctx.db.run(
-    `INSERT INTO msg_members (conversation, login, role, joined_at) VALUES (?, ?, ?, ?)
+  // Only while the group exists: a destroy that committed since it was looked up leaves nothing
+  // to join (the foreign key would refuse the row, as an internal error).
+  const added = await ctx.db.run(
+    `INSERT INTO msg_members (conversation, login, role, joined_at)
+     SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM msg_conversations WHERE id = ?)
      ON CONFLICT (conversation, login) DO UPDATE SET role = excluded.role`,
-    [group.id, input.login, role, ctx.now().toISOString()],
+    [group.id, input.login, role, ctx.now().toISOString(), group.id],
   );
   ctx.members.invalidate(group.id);
+  if (added.changes === 0) throw new GroupNotFoundError(`no group named ${name}`);
   return groupView(ctx, await groupRow(ctx, name));
 }
 

@@ -236,3 +236,26 @@ t.test('when a direct conversation is opened while a user’s correspondence is 
   await t.rejects(m.history(b.principal, ab.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
   t.same((await m.conversations(c.principal)).map((x) => x.id), [], 'carol has no conversation with alice left');
 });
+
+t.test('when a member is added to a group that is destroyed meanwhile then GROUP_NOT_FOUND, not an internal error', async (t) => {
+  // addMember looks the group up, then the person: a destroy committed in between made the
+  // membership row fail its foreign key, which the routes answered as a 500.
+  const h = await harness(t);
+  const m = h.messaging;
+  const owner = await h.user('x-owner');
+  const joiner = await h.user('x-joiner');
+  const g = await m.createGroup(owner.principal, { name: 'x-doomed', label: 'restricted' });
+  const request = await h.deleteRequest(owner, `conversation:${g.id}`);
+  const get = h.people.get.bind(h.people);
+  let destroyed = false;
+  // The directory answers `async (login) => people.get(login)`: a promise here is awaited first.
+  h.people.get = ((login: string) => {
+    if (login !== joiner.login || destroyed) return get(login);
+    destroyed = true;
+    return m.deleteGroup(owner.principal, 'x-doomed', request).then(() => get(login));
+  }) as typeof h.people.get;
+  await t.rejects(m.addMember(owner.principal, 'x-doomed', { login: joiner.login }), { code: 'GROUP_NOT_FOUND' });
+  t.ok(destroyed, 'control: the group was destroyed between the lookup and the insert');
+  const left = await h.vault.db.get<{ n: number }>('SELECT count(*) AS n FROM msg_members WHERE conversation = ?', [g.id]);
+  t.equal(left?.n, 0, 'no membership row of the destroyed group');
+});
