@@ -159,8 +159,10 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
       ...(v.revokedLater ? { revokedLater: `${v.revokedLater.at.toISOString()}, ${v.revokedLater.reason}` } : {}),
     }),
   };
-  // Each file new (O_EXCL, never through a link); --force removes what is at the name first.
-  for (const [name, content] of Object.entries(files)) await writeNewFile(join(dir, name), content, { mode: 0o644, replace: opts.force });
+  // Each file new (O_EXCL, never through a link); --force removes what is at the name first. Yours
+  // alone (0600) even in a folder others may read: the signed header names the attachments and
+  // any meeting, which the exporter hands over on purpose, not by leaving them readable.
+  for (const [name, content] of Object.entries(files)) await writeNewFile(join(dir, name), content, { mode: 0o600, replace: opts.force });
   const result = { dir, message: m.id, files: Object.keys(files), command, rootCrl: rootCrlPem !== undefined };
   if (!rootCrlPem) rt.out.note('note: the appliance has no root CRL: the README\'s command uses -crl_check (signer only), not -crl_check_all');
   if (rt.json) return rt.out.json(result);

@@ -5,7 +5,7 @@
  * message (confirmation required without a terminal) and it is gone for the reader.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
@@ -44,6 +44,9 @@ await t.test('when an exported package is checked with openssl then it verifies,
   const ex = await bkim.cli.json(['export', firstId, '--out', out]);
   t.same(ex.files, ['header.json', 'signature.der', 'chain.pem', 'crl.pem', 'root-crl.pem', 'ca-and-crl.pem', 'message.json', 'README.txt']);
   t.equal(ex.rootCrl, true);
+  if (process.platform !== 'win32') {
+    t.same(ex.files.map((f: string) => statSync(join(out, f)).mode & 0o777), ex.files.map(() => 0o600), 'every file of the package is the exporter’s alone');
+  }
   const readme = readFileSync(join(out, 'README.txt'), 'utf8');
   const command = /^ {2}(openssl cms -verify .*)$/m.exec(readme)?.[1];
   t.ok(command, 'the README names the command');
