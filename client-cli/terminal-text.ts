@@ -25,6 +25,14 @@ export function escapeControls(text: string): string {
 }
 
 /**
+ * Whether `text` is one line as {@link oneLine} means it (nothing in it would be escaped): the
+ * appliance accepts only such file names and meeting titles and places in a header.
+ */
+export function isOneLine(text: string): boolean {
+  return text.search(CONTROLS_AND_BREAKS) === -1;
+}
+
+/**
  * Text that must stay on its one line (a name, a file name, a title, a table cell, the error
  * line): controls escaped, LF and TAB too, so that it can neither break a row nor begin a line
  * that looks like the CLI's own, such as a verified message from someone else.

@@ -7,6 +7,7 @@ import { z } from 'zod';
 // The module itself, not pki/index.ts: that loads pkijs, which commands reading headers may not need.
 import { canonicalJson, readCanonicalJson } from '../../pki/canonical-json.js';
 import { CLEARANCE_CHOICES } from '../choices.js';
+import { isOneLine } from '../terminal-text.js';
 
 const subtle = globalThis.crypto.subtle;
 
@@ -51,6 +52,25 @@ export function meetingProblem(meeting: Meeting | undefined, replyTo: string | n
   const length = Date.parse(meeting.end) - Date.parse(meeting.start);
   if (!(length > 0)) return 'a meeting must end after it starts';
   if (length > MEETING_MAX_MS) return 'a meeting may last at most 7 days';
+  return undefined;
+}
+
+/**
+ * The server's rule at acceptance (server/messaging/header.ts `wordsProblem`, kept equal by
+ * test/client-cli/messaging/header-events.test.ts): what is wrong with the words readers show on
+ * one line (attachment names, a meeting's title and place), or undefined. No control character,
+ * line or column break, or bidirectional override. The CLI checks it before it signs, never when it
+ * reads: a message accepted before the rule still verifies, and render.ts escapes such words.
+ */
+export function wordsProblem(header: { attachments: readonly { name: string }[]; meeting?: { kind: string; title?: string; place?: string | null } | undefined }): string | undefined {
+  for (const [i, a] of header.attachments.entries()) {
+    if (!isOneLine(a.name)) return `field attachments.${i}.name: no control characters, line breaks or bidirectional overrides in a file name`;
+  }
+  const m = header.meeting;
+  if (m?.kind === 'invite') {
+    if (m.title !== undefined && !isOneLine(m.title)) return 'field meeting.title: no control characters, line breaks or bidirectional overrides in a title';
+    if (typeof m.place === 'string' && !isOneLine(m.place)) return 'field meeting.place: no control characters, line breaks or bidirectional overrides in a place';
+  }
   return undefined;
 }
 
@@ -129,6 +149,8 @@ export async function buildHeader(p: HeaderParams): Promise<{ header: MessageHea
   messageHeaderSchema.parse(header);
   const problem = meetingProblem(header.meeting, header.replyTo);
   if (problem) throw new Error(`meeting: ${problem}`);
+  const words = wordsProblem(header);
+  if (words) throw new Error(words);
   const text = canonicalText(header);
   return { header, text, bytes: new TextEncoder().encode(text) };
 }

@@ -116,6 +116,28 @@ export function parseMessageHeader(text: string): MessageHeader {
   return r.data;
 }
 
+/* eslint-disable-next-line no-control-regex */
+const NOT_ONE_LINE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * What is wrong with the header's words that readers show on one line (attachment names, a
+ * meeting's title and place), or undefined: no control character, line or column break, or
+ * bidirectional override, which could make a name read as another line or another name. Checked
+ * when a message is accepted (and by the CLI before it signs), not when one is read: a message
+ * accepted before this rule still verifies; readers escape such words when they show them.
+ */
+export function wordsProblem(header: { attachments: readonly { name: string }[]; meeting?: { kind: string; title?: string; place?: string | null } | undefined }): string | undefined {
+  for (const [i, a] of header.attachments.entries()) {
+    if (NOT_ONE_LINE.test(a.name)) return `field attachments.${i}.name: no control characters, line breaks or bidirectional overrides in a file name`;
+  }
+  const m = header.meeting;
+  if (m?.kind === 'invite') {
+    if (m.title !== undefined && NOT_ONE_LINE.test(m.title)) return 'field meeting.title: no control characters, line breaks or bidirectional overrides in a title';
+    if (typeof m.place === 'string' && NOT_ONE_LINE.test(m.place)) return 'field meeting.place: no control characters, line breaks or bidirectional overrides in a place';
+  }
+  return undefined;
+}
+
 /** The `sigil-delete` statement a deleter signs (API.md "Signed statements"). */
 export const deleteStatementSchema = z.strictObject({
   at: z.iso.datetime({ offset: false }),

@@ -25,6 +25,7 @@ import {
   BadSignatureError,
   ClockSkewError,
   ConversationNotFoundError,
+  HeaderInvalidError,
   DigestMismatchError,
   LabelTooHighError,
   MessageNotFoundError,
@@ -33,7 +34,7 @@ import {
   ForbiddenError,
 } from './errors.js';
 import { headerHashInput } from './check-protocol.js';
-import { parseMessageHeader, type MessageHeader } from './header.js';
+import { parseMessageHeader, wordsProblem, type MessageHeader } from './header.js';
 import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
 import type { BatchWriter, Committed, StagedMessage } from './writer.js';
@@ -210,6 +211,8 @@ function checkMessage(ctx: Ctx, p: Principal, input: MessageInput): Promise<Stag
 /** The checks that need no lookup: the header's form, its sender and time, the body and signature encodings. */
 function decodeMessage(ctx: Ctx, p: Principal, input: MessageInput): DecodedMessage {
   const header = parseMessageHeader(input.header);
+  const words = wordsProblem(header);
+  if (words) throw new HeaderInvalidError(`message header ${words}`);
   if (header.sender !== p.login) {
     throw new SenderMismatchError(`header sender is ${header.sender}; the session belongs to ${p.login}`);
   }

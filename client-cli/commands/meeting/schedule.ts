@@ -11,6 +11,7 @@ import { UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
+import { isOneLine } from '../../terminal-text.js';
 import { parseDuration, parseWhen } from './times.js';
 
 export interface ScheduleOptions {
@@ -63,6 +64,7 @@ export function titleAndAgenda(text: string): { title: string; agenda: string } 
   const title = first.trim();
   if (title.length === 0) throw new UsageError("the meeting needs a title: the text's first line (on stdin or at the prompt)");
   if (title.length > 200) throw new UsageError(`the title (the text's first line) is ${title.length} characters; at most 200`);
+  if (!isOneLine(title)) throw new UsageError("the title (the text's first line) holds a control character, a tab or a bidirectional override");
   return { title, agenda: rest.join('\n') };
 }
 
@@ -71,6 +73,7 @@ export async function run(opts: ScheduleOptions, rt: Runtime): Promise<void> {
   const end = new Date(start.getTime() + parseDuration(opts.for) * 60_000);
   const place = opts.place?.trim();
   if (place !== undefined && (place.length < 1 || place.length > 200)) throw new UsageError('--place: 1 to 200 characters');
+  if (place !== undefined && !isOneLine(place)) throw new UsageError('--place: no control characters, tabs or bidirectional overrides');
   if (start.getTime() < rt.io.now().getTime() - PAST_TOLERANCE_MS) {
     throw new UsageError(`--at: ${start.toISOString()} has passed; a meeting is scheduled ahead`);
   }

@@ -24,6 +24,7 @@ import { ENV, type Runtime } from '../../runtime.js';
 import type { Clearance } from '../../../pki/index.js';
 import type { Conversation } from '../../messaging/api.js';
 import type { MessagingSession } from '../../messaging/session.js';
+import { isOneLine } from '../../terminal-text.js';
 
 export interface SendOptions {
   to: string;
@@ -178,6 +179,8 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
     } catch (cause) {
       throw new InputFileError(f, 'a readable file', { cause });
     }
+    // Its name goes into the signed header, which the appliance refuses with such characters.
+    if (!isOneLine(basename(f))) throw new InputFileError(f, 'a file whose name is free of control characters, line breaks and bidirectional overrides; rename it');
   }
   const body = await readBody(opts, rt.io.stderr);
   if (body.length === 0 && files.length === 0) throw new UsageError('nothing to send: give the text on stdin (or type it at the prompt), or --file');

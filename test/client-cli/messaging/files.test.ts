@@ -46,6 +46,15 @@ await t.test('when a file is sent then the download matches and an existing file
 });
 
 
+await t.test('when a file’s name holds a line break then send refuses it before uploading anything', async (t) => {
+  const src = join(dir, 'x.pdf\n[SECRET] forged');
+  writeFileSync(src, 'x');
+  const r = await alee.cli.run(['send', 'bkim', '--file', src], { input: 'see attached' });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^error: \S+x\.pdf\\x0a\[SECRET\] forged is not a file whose name is free of control characters, line breaks and bidirectional overrides; rename it\n$/);
+  t.notMatch((await bkim.cli.run(['read', 'alee', '--limit', '1'])).stdout, /see attached/, 'nothing was sent');
+});
+
 await t.test('when a file’s signed name is unsafe as a file name then the download without --out saves it under a safe one, here', async (t) => {
   // A sender chose `.bash_login`: downloaded into a home folder as is, the next login shell would run it.
   const src = join(dir, '.bash_login');

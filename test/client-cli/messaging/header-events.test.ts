@@ -6,9 +6,9 @@
 import fc from 'fast-check';
 import t from 'tap';
 import { canonicalJson } from '../../../pki/canonical-json.js';
-import { buildHeader, deleteStatement, newId, parseHeader } from '../../../client-cli/messaging/header.js';
+import { buildHeader, deleteStatement, newId, parseHeader, wordsProblem } from '../../../client-cli/messaging/header.js';
 import { SseParser } from '../../../client-cli/messaging/events.js';
-import { canonicalHeader, parseDeleteStatement, parseMessageHeader } from '../../../server/messaging/header.js';
+import { canonicalHeader, parseDeleteStatement, parseMessageHeader, wordsProblem as serverWordsProblem } from '../../../server/messaging/header.js';
 
 t.test('when the CLI builds a header then the server parses it and its canonical form is the same bytes', async (t) => {
   const body = new TextEncoder().encode('Grüße — 14:00');
@@ -83,6 +83,27 @@ t.test('when a header carries any JSON as its meeting then both parsers accept o
     { numRuns: 2000 },
   );
   t.pass('2,000 meetings: same verdict on both sides, only HeaderInvalidError');
+});
+
+t.test('when file names, titles and places hold any characters then the CLI and the appliance judge their words alike', async (t) => {
+  // Controls, breaks and bidi controls among ordinary text, so that both verdicts occur often.
+  const special = fc.constantFrom('\n', '\t', '\r', '\u0000', '\u001b', '\u007f', '\u0085', '\u009f', '\u2028', '\u2029', '\u202a', '\u202e', '\u2066', '\u2069', '\u200e', '\u00a0', ' ', 'é', '東');
+  const words = fc.array(fc.oneof(fc.string({ unit: 'binary', maxLength: 3 }), special), { maxLength: 6 }).map((parts) => parts.join(''));
+  let refused = 0;
+  t.doesNotThrow(() =>
+    fc.assert(
+      fc.property(fc.array(words, { maxLength: 3 }), words, fc.option(words), (names, title, place) => {
+        const header = { attachments: names.map((name) => ({ name })), meeting: { kind: 'invite', title, place } };
+        const cli = wordsProblem(header);
+        if (cli !== undefined) refused++;
+        return cli === serverWordsProblem(header);
+      }),
+      { numRuns: 3000, seed: 11 },
+    ),
+  );
+  t.ok(refused > 100 && refused < 2900, `both verdicts tried (${refused} of 3000 refused)`);
+  t.match(wordsProblem({ attachments: [{ name: 'a\nb' }] }), /^field attachments\.0\.name: /);
+  t.equal(wordsProblem({ attachments: [{ name: 'Отчёт 2026 (final).pdf' }], meeting: { kind: 'invite', title: 'Budget — Q3', place: null } }), undefined);
 });
 
 t.test('when a header has an unknown field then the CLI parser refuses it as the server does', async (t) => {

@@ -146,6 +146,8 @@ t.test('when the input is wrong then one line, nothing sent', async (t) => {
     [['meeting', 'schedule', '#ops', '--at', at, '--for', '1h'], '\n\nagenda', 2, /^error: the meeting needs a title/],
     [['meeting', 'schedule', '#ops', '--at', at], 'T', 2, /--for <duration>' not specified/],
     [['meeting', 'schedule', '#ops', '--at', at, '--for', '1h', '--place', ' '], 'T', 2, /^error: --place: 1 to 200 characters\n$/],
+    [['meeting', 'schedule', '#ops', '--at', at, '--for', '1h', '--place', 'Room\t4'], 'T', 2, /^error: --place: no control characters, tabs or bidirectional overrides\n$/],
+    [['meeting', 'schedule', '#ops', '--at', at, '--for', '1h'], 'Pay \u202eexe.pdf\nagenda', 2, /^error: the title \(the text's first line\) holds a control character, a tab or a bidirectional override\n$/],
     [['meeting', 'answer', invited.id, 'maybe'], undefined, 2, /value 'maybe' is invalid for argument 'answer'/],
     [['meeting', 'answer', 'short', 'accept'], undefined, 2, /^error: <invitation>: expected a 22-character message id\n$/],
   ];
@@ -164,6 +166,17 @@ t.test('when the input is wrong then one line, nothing sent', async (t) => {
   const refused = await post(alee, bad);
   t.equal(refused.status, 400);
   t.match(refused.body, { error: { code: 'MESSAGE_HEADER_INVALID', message: /meeting: a meeting answer must name its invitation in replyTo/ } });
+  // Words readers show on one line, from a client other than this CLI: refused by the appliance.
+  const start = new Date(Date.now() + 3_600_000).toISOString();
+  const end = new Date(Date.now() + 7_200_000).toISOString();
+  const twoLines = await h.compose(alee.user, opsConversation, '', { label: 'secret', meeting: { kind: 'invite', title: 'Plan\n[SECRET] forged line', start, end, place: null } });
+  const r1 = await post(alee, twoLines);
+  t.equal(r1.status, 400);
+  t.match(r1.body, { error: { code: 'MESSAGE_HEADER_INVALID', message: /field meeting\.title: no control characters, line breaks or bidirectional overrides/ } });
+  const fileName = await h.compose(alee.user, opsConversation, 'x', { label: 'secret', attachments: [{ id: 'f'.repeat(22), name: 'invoice\u202efdp.exe', sha384: 'A'.repeat(64), size: 1 }] });
+  const r2 = await post(alee, fileName);
+  t.equal(r2.status, 400);
+  t.match(r2.body, { error: { code: 'MESSAGE_HEADER_INVALID', message: /field attachments\.0\.name: no control characters/ } });
 });
 
 t.test('when watch is asked to remind then it says a meeting due now, and one invited to while it watches', async (t) => {

@@ -20,11 +20,20 @@ const enc = new TextEncoder();
 
 async function message(
   who: { cert: Certificate; key: CryptoKey },
-  o: { sender?: string; label?: Clearance; essLabel?: Clearance; body?: string; mutate?: (header: string) => string } & Pick<HeaderParams, 'attachments' | 'meeting' | 'replyTo'> = {},
+  o: {
+    sender?: string;
+    label?: Clearance;
+    essLabel?: Clearance;
+    body?: string;
+    /** Changes the header text after signing (tampering). */
+    mutate?: (header: string) => string;
+    /** Replaces words in the header text before signing: words buildHeader refuses, as another client or an older appliance signed them. */
+    words?: Record<string, string>;
+  } & Pick<HeaderParams, 'attachments' | 'meeting' | 'replyTo'> = {},
 ): Promise<ReceivedMessage> {
   const body = enc.encode(o.body ?? 'The meeting moves to 14:00');
   const label = o.label ?? 'secret';
-  const { header, text } = await buildHeader({
+  const { header, text: built } = await buildHeader({
     conversation: CONV,
     sender: o.sender ?? (who.cert.subject.login as string),
     label,
@@ -33,6 +42,8 @@ async function message(
     ...(o.meeting ? { meeting: o.meeting } : {}),
     ...(o.replyTo ? { replyTo: o.replyTo } : {}),
   });
+  let text = built;
+  for (const [from, to] of Object.entries(o.words ?? {})) text = text.replace(JSON.stringify(from).slice(1, -1), JSON.stringify(to).slice(1, -1));
   const sig = await signDetached({ content: enc.encode(text), signerCert: who.cert, signerKey: who.key, label: o.essLabel ?? label });
   return {
     id: header.id,
@@ -165,24 +176,30 @@ t.test('when a text ends with a line break or uses Windows line ends then it sho
 t.test('when a verified message names files or a meeting then their words are escaped and the meeting said once', async (t) => {
   const { messageLines } = await import('../../../client-cli/messaging/render.js');
   const full = (m: ReceivedMessage) => ({ ...m, seq: 3, sender: 'alee', label: 'secret', urgent: false });
-  const files = await message(alee, { attachments: [{ id: 'f'.repeat(22), name: 'a\u001b]0;owned\u0007.pdf', sha384: 'A'.repeat(64), size: 1 }] });
+  const files = await message(alee, {
+    attachments: [{ id: 'f'.repeat(22), name: 'a-OSC.pdf', sha384: 'A'.repeat(64), size: 1 }],
+    words: { 'a-OSC.pdf': 'a\u001b]0;owned\u0007.pdf' },
+  });
   const fileLines = messageLines(full(files), await verifyMessage(files, trust)).join('\n');
   t.match(fileLines, /attachment: a\\x1b\]0;owned\\x07\.pdf \(1 bytes\)/);
   t.notMatch(fileLines, /[\u001b\u0007]/, 'no control character reaches the terminal');
-  const meeting = { kind: 'invite' as const, title: 'Plan\u001b[2J', start: '2026-12-03T10:00:00.000Z', end: '2026-12-03T11:00:00.000Z', place: 'Room\u0007 4' };
-  const bare = await message(alee, { body: '', meeting });
+  const meeting = { kind: 'invite' as const, title: 'Plan-CSI', start: '2026-12-03T10:00:00.000Z', end: '2026-12-03T11:00:00.000Z', place: 'Room-BEL' };
+  const escapes = { 'Plan-CSI': 'Plan\u001b[2J', 'Room-BEL': 'Room\u0007 4' };
+  const bare = await message(alee, { body: '', meeting, words: escapes });
   const bareLines = messageLines(full(bare), await verifyMessage(bare, trust));
   t.match(bareLines[0], /alee: meeting "Plan\\x1b\[2J" 2026-12-03 10:00–11:00 UTC, Room\\x07 4$/, 'no text: the meeting is the line');
   t.match(bareLines[1], new RegExp(`^ {4}answer: sigil meeting answer ${bare.id} accept\\|decline\\|tentative$`));
-  const agenda = await message(alee, { body: 'agenda\n', meeting });
+  const agenda = await message(alee, { body: 'agenda\n', meeting, words: escapes });
   const agendaLines = messageLines(full(agenda), await verifyMessage(agenda, trust));
   t.match(agendaLines[0], /alee: agenda$/);
   t.match(agendaLines[1], /^ {4}meeting "Plan/, 'with text: the meeting under it');
   // A line break in a file name or title would begin a line that reads like another, verified message.
+  // The appliance refuses such words now (wordsProblem); a message it accepted before still verifies.
   const forged = '\n[SECRET] 2026-11-22 10:01 director: transfer approved';
   const lined = await message(alee, {
-    attachments: [{ id: 'f'.repeat(22), name: `x.pdf${forged}`, sha384: 'A'.repeat(64), size: 1 }],
-    meeting: { ...meeting, title: `Plan${forged}`, place: 'Room\t4\u2028\u202eevil' },
+    attachments: [{ id: 'f'.repeat(22), name: 'x.pdf-FORGED', sha384: 'A'.repeat(64), size: 1 }],
+    meeting: { ...meeting, title: 'Plan-FORGED', place: 'Room-PLACE' },
+    words: { '-FORGED': forged, 'Plan-FORGED': `Plan${forged}`, 'Room-PLACE': 'Room\t4\u2028\u202eevil' },
   });
   const linedLines = messageLines(full(lined), await verifyMessage(lined, trust));
   t.notOk(linedLines.some((l) => /^\[SECRET\].*director/.test(l)), 'no line of the output begins as a message from someone else');
