@@ -29,7 +29,9 @@ export const Name = z
   .trim()
   .min(1)
   .max(NAME_MAX_LENGTH, `expected at most ${NAME_MAX_LENGTH} characters (the certificate's CN and OU hold no more)`)
-  .regex(/^[^\u0000-\u001f<>]*$/, 'no control characters or angle brackets');
+  // Shown on one line by every reader (the directory, envelopes, certificate subjects): no
+  // control character (C0, DEL, C1), line separator or bidirectional override either.
+  .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069<>]*$/, 'no control characters, bidirectional overrides or angle brackets');
 
 export const LoginParam = z.object({ login: Login });
 export const SerialParam = z.object({ serial: Serial });

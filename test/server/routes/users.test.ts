@@ -58,6 +58,14 @@ t.test('when the login is taken then ACCOUNT_EXISTS; unknown login then ACCOUNT_
   const bad = await a.request('/v1/users', { ...officer, body: { login: 'x1', fullName: 'F', department: 'S', clearance: 'cosmic', role: 'staff' } });
   t.equal(bad.body.error.code, 'BAD_REQUEST');
   t.match(bad.body.error.message, /clearance/);
+  // Named by their code points: a raw U+2028 in an assertion's name would break the TAP stream itself.
+  for (const fullName of ['Anna\u0085Lee', 'Anna \u202eeeL', 'Anna\u2028Lee', 'Anna\tLee', 'Anna\u009b2J']) {
+    const r = await a.request('/v1/users', { ...officer, body: { login: 'x2', fullName, department: 'S', clearance: 'secret', role: 'staff' } });
+    const name = fullName.replace(/[^\x20-\x7e]/g, (c) => `U+${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    t.equal(r.status, 400, name);
+    t.match(r.body.error.message, /no control characters, bidirectional overrides or angle brackets/);
+  }
+  t.equal((await a.request('/v1/users/x2', officer)).status, 404, 'no account was made');
 });
 
 t.test('when an officer lists users then every account appears', async (t) => {
