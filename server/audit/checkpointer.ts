@@ -71,13 +71,25 @@ export interface StoredCheckpoint extends SignedCheckpoint {
   id: number;
 }
 
+/**
+ * A stored checkpoint as its note says it. The size, root and time columns are an index for
+ * lookups and are not signed: a size changed to a huge number once made every later tick see
+ * nothing to sign, silently. A note that does not parse keeps the columns; its signature check
+ * (`#signedBody`, or the auditor's) refuses it anyway.
+ */
 function fromRow(r: Row): StoredCheckpoint {
+  let body: { size: number; root: Uint8Array; time: Date } | undefined;
+  try {
+    body = parseCheckpoint(r.note);
+  } catch {
+    body = undefined;
+  }
   return {
     id: r.id,
     origin: r.note.slice(0, r.note.indexOf('\n')),
-    size: r.size,
-    root: new Uint8Array(r.root),
-    time: new Date(r.at),
+    size: body?.size ?? r.size,
+    root: body?.root ?? new Uint8Array(r.root),
+    time: body?.time ?? new Date(r.at),
     note: r.note,
     signature: new Uint8Array(r.signature),
   };
@@ -173,10 +185,12 @@ export class Checkpointer {
     return this.#serial(async () => {
       const last = await this.latest();
       const size = await this.#o.log.size();
-      // Never sign a log that shrank: that would vouch for a cut history (see current()).
-      if (last && size <= last.size) return undefined;
-      if (last && this.#o.now().getTime() - last.time.getTime() < this.#o.intervalMs - 999) return undefined;
       try {
+        // Its signature first: a note changed to claim a huge size would stop all signing silently.
+        if (last) await this.#signedBody(last);
+        // Never sign a log that shrank: that would vouch for a cut history (see current()).
+        if (last && size <= last.size) return undefined;
+        if (last && this.#o.now().getTime() - last.time.getTime() < this.#o.intervalMs - 999) return undefined;
         return await this.#sign(last);
       } catch (err) {
         if (!isRefusal(err)) throw err;
@@ -204,10 +218,11 @@ export class Checkpointer {
   current(): Promise<StoredCheckpoint> {
     return this.#serial(async () => {
       const last = await this.latest();
-      // A log smaller than what was signed has lost entries: keep serving the larger signed head,
-      // so an auditor asks for entries it covers and finds exactly which are gone.
-      if (last && last.size >= (await this.#o.log.size())) return last;
       try {
+        if (last) await this.#signedBody(last);
+        // A log smaller than what was signed has lost entries: keep serving the larger signed head,
+        // so an auditor asks for entries it covers and finds exactly which are gone.
+        if (last && last.size >= (await this.#o.log.size())) return last;
         return await this.#sign(last);
       } catch (err) {
         if (isRefusal(err)) this.#alarm(err);

@@ -3,7 +3,8 @@
  * appliance re-signs a forged history"). A writer of vault.db who rewrites an entry with its leaf
  * hash, every stored node and the head (as /tmp/review-audit/rewrite.mjs did) gets no new
  * signature: AUDIT_CHECKPOINT_MISMATCH, reported once, nothing stored. Neither does one who forges
- * only the nodes a new head is read from, nor one who edits the stored checkpoint row. A genuine
+ * only the nodes a new head is read from, nor one who edits the stored checkpoint row. Its unsigned
+ * columns steer nothing: an edited size or time neither stops nor starts signing. A genuine
  * append still signs. What the cheap check leaves to the full verifier is shown too.
  */
 import t, { type Test } from 'tap';
@@ -124,6 +125,29 @@ t.test('when the stored checkpoint row is edited to match a rewritten tree then 
   const b64 = (h: Uint8Array) => Buffer.from(h).toString('base64');
   await db.run('UPDATE audit_checkpoints SET note = replace(note, ?, ?) WHERE id = ?', [b64(signed.root), b64(forgedRoot), signed.id]);
   await t.rejects((await open()).current(), { code: 'AUDIT_CHECKPOINT_MISMATCH', message: /not signed by the audit key/ });
+});
+
+t.test('when the stored checkpoint’s size or time column is edited then signing goes on; when its note is, signing is refused loudly', async (t) => {
+  // A size column of 9e15 once made every tick see "nothing new to sign", with no alarm: the
+  // newest checkpoint stayed old while entries after it could be rewritten at leisure.
+  const { db, log, cp, open, errors } = await setup(t, 6);
+  const signed = await cp.current();
+  await db.run('UPDATE audit_checkpoints SET size = 9000000000000000, at = ? WHERE id = ?', ['2999-01-01T00:00:00.000Z', signed.id]);
+  await log.append([{ type: 'room.entry', actor: 'officer' }]);
+  clock += 5000;
+  const next = await (await open()).tick();
+  t.equal(next?.size, 7, 'the timer still signs the grown log: the note’s size and time count, not the columns');
+  t.equal((await (await open()).current()).size, 7);
+  t.same(errors, [], 'nothing to alarm about: the history the note signed is intact');
+  // The note itself claims a huge size: its signature no longer holds, and the refusal is loud.
+  const last = (await db.get<{ id: number; note: string }>('SELECT id, note FROM audit_checkpoints ORDER BY id DESC LIMIT 1'))!;
+  await db.run('UPDATE audit_checkpoints SET note = ? WHERE id = ?', [last.note.replace(/\n7\n/, '\n9000000000000000\n'), last.id]);
+  await log.append([{ type: 'room.exit', actor: 'officer' }]);
+  clock += 5000;
+  const ticked = await open();
+  t.equal(await ticked.tick(), undefined, 'nothing signed');
+  t.match(errors, [{ code: 'AUDIT_CHECKPOINT_MISMATCH', message: /not signed by the audit key/ }], 'and the tick reported why, once');
+  await t.rejects(ticked.current(), { code: 'AUDIT_CHECKPOINT_MISMATCH' }, 'an auditor asking for the checkpoint is refused too');
 });
 
 t.test('when the stored checkpoint is re-signed over a rewritten tree by another audit key then it is refused; by the same key under a renewed certificate it is accepted', async (t) => {
