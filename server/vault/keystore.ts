@@ -478,7 +478,9 @@ export class Keystore {
    * exists in vault.db (a crash after a conversation's rows went and before its keys did:
    * {@link sweepOrphans} takes the message keys, this the CK). Call at start, before any
    * conversation can be created (its CK is committed before its row), with every conversation id
-   * in vault.db. One transaction, then the WAL is truncated.
+   * in vault.db. One transaction, then the WAL is truncated: also when there is no orphan, since a
+   * crash after a deletion's keys committed and before their WAL was truncated leaves no orphan
+   * but the wrapped keys in keys.db-wal, which SQLite neither checkpoints nor truncates on open.
    * @returns the conversation ids whose keys were destroyed.
    */
   async sweepOrphanConversations(existingConvIds: Iterable<string>): Promise<string[]> {
@@ -486,6 +488,7 @@ export class Keystore {
     const all = await this.db.all<{ conv_id: string }>('SELECT conv_id FROM conversation_keys');
     const orphans = all.map((r) => r.conv_id).filter((id) => !keep.has(id));
     if (orphans.length > 0) await this.destroyKeysAfter({ conversationIds: orphans }, Promise.resolve());
+    else await this.db.checkpointTruncate();
     return orphans;
   }
 

@@ -3,7 +3,9 @@
  * commits only after it. A real child process destroys a group and is SIGKILLed right after the
  * rows committed, with the keys' commit and vault.db's WAL truncation still pending: the rows must
  * stay gone, keys.db must still hold every key, and the start sweep must leave no key and no
- * ciphertext anywhere.
+ * ciphertext anywhere. Killed one step later, after the keys' deletes committed and before keys.db's
+ * WAL was truncated, the wrapped keys still sit in that WAL: start must truncate it, though it
+ * finds no orphan key to destroy.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -24,11 +26,11 @@ interface Filled {
   wrapped: string[];
 }
 
-/** Runs the child until it says ROWS-COMMITTED, then SIGKILLs it. */
-function destroyAndKill(dir: string): Promise<{ filled: Filled; lines: string[]; signal: NodeJS.Signals | null }> {
+/** Runs the child until it says ROWS-COMMITTED (or, with `keys`, KEYS-COMMITTED), then SIGKILLs it. */
+function destroyAndKill(dir: string, mode: 'rows' | 'keys' = 'rows'): Promise<{ filled: Filled; lines: string[]; signal: NodeJS.Signals | null }> {
   // The TypeScript loader tap runs this test with (and only it: no coverage or mock hooks).
   const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
-  const child = spawn(process.execPath, [...loader, CHILD, dir, String(MESSAGES)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...loader, CHILD, dir, String(MESSAGES), ...(mode === 'keys' ? ['keys'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   let filled: Filled | undefined;
@@ -43,7 +45,7 @@ function destroyAndKill(dir: string): Promise<{ filled: Filled; lines: string[];
       out = out.slice(nl + 1);
       if (line.startsWith('FILLED ')) filled = JSON.parse(line.slice(7)) as Filled;
       else lines.push(line);
-      if (line === 'ROWS-COMMITTED') child.kill('SIGKILL');
+      if (line === (mode === 'keys' ? 'KEYS-COMMITTED' : 'ROWS-COMMITTED')) child.kill('SIGKILL');
     }
   });
   return new Promise((resolve, reject) => {
@@ -91,4 +93,31 @@ t.test('when the process is killed after a destroy committed its rows and before
   t.notOk(await vault.keys.hasConversationKey(filled.conv), 'start swept its CK (sweepOrphanConversations)');
   t.same(scanTree(data, wrapped), [], 'no wrapped key of it left in any file');
   t.same(scanTree(data, sealed), [], 'no ciphertext of it left in any file: start truncated the vault WAL');
+});
+
+t.test('when the process is killed after a destroy committed its keys and before keys.db’s WAL was truncated then start truncates it', async (t) => {
+  const dir = tmpDir(t, 'sigil-crash-keys-');
+  const data = join(dir, 'data');
+  const { filled, lines, signal } = await destroyAndKill(dir, 'keys');
+  t.equal(signal, 'SIGKILL');
+  t.same(lines, ['KEYS-COMMITTED'], 'killed right after the keys committed, before the destroy returned');
+  const wrapped = filled.wrapped.map((b) => Buffer.from(b, 'base64'));
+  const before = scanTree(data, wrapped);
+  t.ok(before.length > 0, `control: ${new Set(before.map((h) => h.needleIndex)).size} deleted keys still readable in ${[...new Set(before.map((h) => h.file))].join(', ')}`);
+
+  const vault = await unlockVault({ dir: data, keyFilePath: join(dir, 'master.key') });
+  t.teardown(() => vault.close());
+  t.equal((await vault.keys.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM message_keys WHERE conv_id = ?', [filled.conv]))?.n, 0, 'the deletes had committed');
+  const messaging = createMessaging({
+    db: vault.db,
+    keys: vault.keys,
+    directory: { person: async () => undefined },
+    audit: await AuditLog.open(vault.db),
+    keyedHash: await keyedHashFromKeyring(vault.keyring),
+    config: { sweepIntervalMs: 0 },
+    log: () => undefined,
+  });
+  await messaging.start();
+  t.teardown(() => messaging.close());
+  t.same(scanTree(data, wrapped), [], 'no wrapped key of it left in any file: start truncated keys.db’s WAL too');
 });
