@@ -634,7 +634,10 @@ async function openReader(path: string, busyTimeoutMs: number): Promise<sqlite3.
     );
   });
   conn.configure('busyTimeout', busyTimeoutMs);
-  await new Promise<void>((resolve, reject) => conn.exec('PRAGMA query_only = ON', (err) => (err ? reject(mapSqliteError(err, 'PRAGMA query_only')) : resolve())));
+  // Temporary b-trees and sorts in memory, as on the writers: never a temp file holding sealed rows.
+  await new Promise<void>((resolve, reject) =>
+    conn.exec('PRAGMA query_only = ON; PRAGMA temp_store = MEMORY', (err) => (err ? reject(mapSqliteError(err, 'PRAGMA query_only, temp_store')) : resolve())),
+  );
   return conn;
 }
 

@@ -83,3 +83,11 @@ t.test('when lookups run on the reader beside a write then a read after the comm
   await lookups;
   t.equal(stale, 0, 'every committed row was visible to the read that followed its commit');
 });
+
+t.test('when the reader needs temporary storage then it is memory, never a file in the temp folder', async (t) => {
+  // A large sort or temporary b-tree on the reader spilled to a temp file: the writers set
+  // temp_store = MEMORY, the reader did not.
+  const db = await opened(t);
+  t.same(await db.get('SELECT temp_store FROM pragma_temp_store'), { temp_store: 2 }, 'the reader answers: MEMORY');
+  t.same(await db.get('SELECT query_only FROM pragma_query_only'), { query_only: 1 }, 'control: this is the read-only connection');
+});
