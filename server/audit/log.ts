@@ -332,17 +332,22 @@ export class AuditLog {
     // a damaged or forged node is found even where no root or proof happens to read it.
     let made: { level: number; idx: number; hash: Hash }[] = [];
     const v = new LogVerifier((level, idx, hash) => made.push({ level, idx, hash }));
+    // Reported only once the tree itself verified: a rewritten entry also leaves its columns
+    // behind, and is better named by what the tree says.
+    let indexFailure: LogVerification | undefined;
+    const done = (r: LogVerification): LogVerification => (r.ok && indexFailure ? indexFailure : r);
     const page = 4096;
     for (;;) {
       const from = v.size;
-      const rows = await this.#db.all<AuditRow>('SELECT seq, data, leaf_hash FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?', [
-        from,
-        page,
-      ]);
+      const rows = await this.#db.all<AuditRow & IndexColumns>(
+        'SELECT seq, data, leaf_hash, type, at, actor, subject FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?',
+        [from, page],
+      );
       made = [];
       for (const r of rows) {
         const fail = v.push(r);
         if (fail) return fail;
+        indexFailure ??= indexMismatch(r);
       }
       const stored = await this.#db.all<{ level: number; idx: number; hash: Uint8Array }>(
         'SELECT level, idx, hash FROM audit_nodes WHERE ((idx + 1) << level) > ? AND ((idx + 1) << level) <= ?',
@@ -363,7 +368,7 @@ export class AuditLog {
       }
       if (rows.length < page) break;
     }
-    if (expected) return v.finish(expected);
+    if (expected) return done(v.finish(expected));
     const head = await this.#db.get<{ size: number; root: Uint8Array }>('SELECT size, root FROM audit_head WHERE id = 1');
     if (head && head.size !== v.size) {
       return {
@@ -393,7 +398,7 @@ export class AuditLog {
       if (err instanceof AuditTreeDamagedError) return { ok: false, reason: 'root-mismatch', detail: err.message };
       throw err;
     }
-    return v.finish(stored);
+    return done(v.finish(stored));
   }
 
   /** RFC 9162 §2.1.4 consistency proof from size `m` to size `n`. */
@@ -465,6 +470,36 @@ async function readNode(q: Queryable, level: number, idx: number): Promise<Hash>
     throw new AuditTreeDamagedError(`audit tree node (level ${level}, index ${idx}) over entries ${first}..${first + 2 ** level - 1} is missing`);
   }
   return new Uint8Array(row.h);
+}
+
+/** The columns `query` filters by: copies of the signed data's fields, kept for the index. */
+interface IndexColumns {
+  type: string;
+  at: string;
+  actor: string | null;
+  subject: string | null;
+}
+
+/**
+ * The failure when a row's index columns differ from its signed data (already checked against its
+ * leaf hash): the hash covers only the data, so an edited column would hide the entry from a
+ * filtered view (`sigil audit events --type/--user/--since`, the room register) or show it under
+ * another, while the tree still verified.
+ */
+function indexMismatch(r: AuditRow & IndexColumns): LogVerification | undefined {
+  const e = rowToEntry(r);
+  const differs: string[] = [];
+  if (r.type !== e.type) differs.push('type');
+  if (r.at !== e.at) differs.push('time');
+  if ((r.actor ?? undefined) !== e.actor) differs.push('actor');
+  if ((r.subject ?? undefined) !== e.subject) differs.push('subject');
+  if (differs.length === 0) return undefined;
+  return {
+    ok: false,
+    reason: 'index-mismatch',
+    seq: r.seq,
+    detail: `entry ${r.seq}: its stored ${differs.join(', ')} differ from what its signed data says (edited to hide it from, or misplace it in, filtered views)`,
+  };
 }
 
 function rowToEntry(r: AuditRow): AuditEntry {

@@ -19,7 +19,9 @@ export type LogFailureReason =
   | 'not-canonical'
   | 'seq-mismatch'
   | 'root-mismatch'
-  | 'size-mismatch';
+  | 'size-mismatch'
+  /** The stored columns that filters search by (type, time, actor, subject) differ from the signed data. */
+  | 'index-mismatch';
 
 /** Result of {@link verifyLog}. `seq` names the first failing entry when one can be named. */
 export type LogVerification =

@@ -13,7 +13,23 @@ import {
   MembershipError,
   PeerNotFoundError,
 } from './errors.js';
+import type { DbTx } from '../vault/index.js';
 import type { Principal } from './ports.js';
+
+/**
+ * Who may read a group is governed by its members: every creation and every change of membership
+ * is an audit entry, committed with the change (joined to its transaction), so an officer or owner
+ * who adds someone to read a group's history, then removes them, leaves the trace of both.
+ */
+async function auditGroup(
+  ctx: Ctx,
+  type: 'group.created' | 'group.member.added' | 'group.member.removed',
+  p: Principal,
+  subject: string,
+  data: Record<string, string>,
+): Promise<void> {
+  if (ctx.audit) await ctx.audit.append([{ type, actor: p.login, subject, at: ctx.now(), data }], { join: true });
+}
 
 /** A group as the API shows it (API.md `group`). */
 export interface GroupView {
@@ -66,6 +82,7 @@ export async function createGroup(
         [id, input.name, input.label, input.retentionDays ?? null, p.login, at],
       );
       await tx.run(`INSERT INTO msg_members (conversation, login, role, joined_at) VALUES (?, ?, 'owner', ?)`, [id, p.login, at]);
+      await auditGroup(ctx, 'group.created', p, p.login, { group: id, name: input.name, label: input.label });
     });
   } catch (err) {
     await ctx.keys.destroyConversation(id).catch(() => undefined);
@@ -143,6 +160,11 @@ export async function addMember(
   input: { login: string; role?: 'owner' | 'member' | undefined },
 ): Promise<GroupView> {
   const group = await requireManager(ctx, p, name);
+  // An officer manages every group, but joins one only as anyone does: added by an owner. Else an
+  // officer could add themselves, read the whole history with its bodies, and leave again.
+  if (input.login === p.login && group.members.find((m) => m.login === p.login)?.role !== 'owner') {
+    throw new ForbiddenError(`officers manage ${name} but do not add themselves to it; one of its owners adds you`);
+  }
   const person = await ctx.directory.person(input.login);
   if (!person || !person.active) throw new PeerNotFoundError(`no active account ${input.login}`);
   if (person.role === 'auditor') throw new ForbiddenError('auditors verify correspondence; they do not take part in it');
@@ -155,12 +177,16 @@ export async function addMember(
   const role = input.role ?? 'member';
   // Only while the group exists: a destroy that committed since it was looked up leaves nothing
   // to join (the foreign key would refuse the row, as an internal error).
-  const added = await ctx.db.run(
-    `INSERT INTO msg_members (conversation, login, role, joined_at)
-     SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM msg_conversations WHERE id = ?)
-     ON CONFLICT (conversation, login) DO UPDATE SET role = excluded.role`,
-    [group.id, input.login, role, ctx.now().toISOString(), group.id],
-  );
+  const added = await ctx.db.transaction(async (tx: DbTx) => {
+    const r = await tx.run(
+      `INSERT INTO msg_members (conversation, login, role, joined_at)
+       SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM msg_conversations WHERE id = ?)
+       ON CONFLICT (conversation, login) DO UPDATE SET role = excluded.role`,
+      [group.id, input.login, role, ctx.now().toISOString(), group.id],
+    );
+    if (r.changes > 0) await auditGroup(ctx, 'group.member.added', p, input.login, { group: group.id, name, role });
+    return r;
+  });
   ctx.members.invalidate(group.id);
   if (added.changes === 0) throw new GroupNotFoundError(`no group named ${name}`);
   return groupView(ctx, await groupRow(ctx, name));
@@ -179,7 +205,10 @@ export async function removeMember(ctx: Ctx, p: Principal, name: string, login: 
   if (target.role === 'owner' && group.members.filter((m) => m.role === 'owner').length === 1) {
     throw new MembershipError(`${login} is the last owner of ${name}; add another owner or destroy the group`);
   }
-  await ctx.db.run('DELETE FROM msg_members WHERE conversation = ? AND login = ?', [group.id, login]);
+  await ctx.db.transaction(async (tx: DbTx) => {
+    const r = await tx.run('DELETE FROM msg_members WHERE conversation = ? AND login = ?', [group.id, login]);
+    if (r.changes > 0) await auditGroup(ctx, 'group.member.removed', p, login, { group: group.id, name });
+  });
   ctx.members.invalidate(group.id);
   return groupView(ctx, await groupRow(ctx, name));
 }

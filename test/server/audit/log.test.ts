@@ -201,6 +201,21 @@ t.test('when one byte of an entry is changed on disk then verification fails nam
   t.match(verifyLog(await r.log.rows(0, 12)), { ok: false, reason: 'leaf-hash-mismatch', seq: 5 });
 });
 
+t.test('when an entry’s index columns are edited then its data still hashes, and verification names the entry', async (t) => {
+  // The leaf hash covers the data only; the columns are what filters search. Edited, they hid an
+  // entry from `sigil audit events --type/--user` (or showed it under another) while the tree verified.
+  for (const [sql, what] of [
+    ["UPDATE audit_log SET type = 'x' WHERE seq = 5", /stored type differ/],
+    ['UPDATE audit_log SET actor = NULL, subject = NULL WHERE seq = 5', /stored actor, subject differ/],
+    ["UPDATE audit_log SET at = '1999-01-01T00:00:00.000Z' WHERE seq = 5", /stored time differ/],
+  ] as const) {
+    const r = await tampered(t, 12, (p) => raw(p, sql));
+    t.match(r.stored, { ok: false, reason: 'index-mismatch', seq: 5, detail: what }, sql);
+    t.match(r.vsCheckpoint, { ok: false, reason: 'index-mismatch', seq: 5 });
+    t.equal((await r.log.query({ type: 'x' })).length, sql.includes("type = 'x'") ? 1 : 0, 'control: the filter does go by the column');
+  }
+});
+
 t.test('when an entry row is deleted then verification fails naming the missing entry', async (t) => {
   const r = await tampered(t, 12, (p) => raw(p, 'DELETE FROM audit_log WHERE seq = 7'));
   t.match(r.stored, { ok: false, reason: 'sequence-gap', seq: 7 });

@@ -54,10 +54,39 @@ t.test('groups', async (t) => {
     await t.rejects(m.removeMember(mem.principal, 'g-one', owner.login), { code: 'FORBIDDEN' });
   });
 
-  await t.test('when an officer manages a group they are not in then it works', async (t) => {
-    const g = await m.addMember(officer.principal, 'g-one', { login: 'g-officer' });
-    t.ok(g.members.some((x) => x.login === officer.login));
+  await t.test('when an officer manages a group they are not in then it works, for others', async (t) => {
+    const other = await h.user('g-other', 'secret');
+    const g = await m.addMember(officer.principal, 'g-one', { login: other.login });
+    t.ok(g.members.some((x) => x.login === other.login));
+    await m.removeMember(officer.principal, 'g-one', other.login);
+  });
+
+  await t.test('when an officer adds themselves to a group they are not in then FORBIDDEN: an owner adds them', async (t) => {
+    // Else an officer could join any group, read its whole history with bodies, and leave again.
+    await t.rejects(m.addMember(officer.principal, 'g-one', { login: officer.login }), { code: 'FORBIDDEN', message: /one of its owners adds you/ });
+    await t.rejects(m.history(officer.principal, (await m.group(officer.principal, 'g-one')).id, {}), { code: /NOT_A_MEMBER|CONVERSATION_NOT_FOUND/ }, 'no history for them');
+    const g = await m.addMember(owner.principal, 'g-one', { login: officer.login });
+    t.ok(g.members.some((x) => x.login === officer.login), 'an owner adds them');
     await m.removeMember(officer.principal, 'g-one', officer.login);
+  });
+
+  await t.test('when a group is created and its members change then each change is an audit entry, with who did it', async (t) => {
+    const g = await m.createGroup(owner.principal, { name: 'g-audited', label: 'restricted' });
+    await m.addMember(owner.principal, 'g-audited', { login: mem.login });
+    await m.addMember(officer.principal, 'g-audited', { login: mem.login, role: 'owner' });
+    await m.removeMember(officer.principal, 'g-audited', mem.login);
+    const entries = (await h.audit.query({ type: 'group' })).filter((e) => e.data?.group === g.id);
+    t.same(
+      entries.map((e) => [e.type, e.actor, e.subject, e.data?.role ?? null]),
+      [
+        ['group.created', owner.login, owner.login, null],
+        ['group.member.added', owner.login, mem.login, 'member'],
+        ['group.member.added', officer.login, mem.login, 'owner'],
+        ['group.member.removed', officer.login, mem.login, null],
+      ],
+    );
+    t.match(entries[0]!.data, { name: 'g-audited', label: 'restricted' });
+    t.match(await h.audit.verify(), { ok: true }, 'the trail verifies with them');
   });
 
   await t.test('when the last owner is removed then MEMBERSHIP_CONFLICT', async (t) => {
