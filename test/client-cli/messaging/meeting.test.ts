@@ -213,9 +213,11 @@ t.test('when a message looked through fails verification then the list says so l
   const rootCrl = appRootCrl(app);
   const { cert, key } = await rootCrl.rootSigner();
   const early = await alee.cli.json(['meeting', 'schedule', 'bkim', '--at', inHours(50), '--for', '1h'], { input: 'Before the revocation' });
-  await new Promise((r) => setTimeout(r, 50));
-  const revokedAt = new Date();
-  await new Promise((r) => setTimeout(r, 50));
+  // A CRL carries whole seconds: the revocation is the next whole second after the early
+  // invitation's receipt (a time within its second would read as at or before it), and the late
+  // messages come after it.
+  const revokedAt = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
+  await new Promise((r) => setTimeout(r, revokedAt.getTime() - Date.now() + 50));
   const late = await alee.cli.json(['meeting', 'schedule', '#ops', '--at', inHours(48), '--for', '1h'], { input: 'After the revocation' });
   await alee.cli.json(['send', '#ops'], { input: 'not a meeting, failing too' });
   const issuing = Certificate.fromPem(readFileSync(join(app.dataDir, 'ca', 'issuing.pem'), 'utf8'));
