@@ -40,3 +40,20 @@ t.test('when the random source is fixed then the nonce is exactly determined', a
   const s = new NonceStore({ ttlMs: 1000, now, random: (n) => Buffer.alloc(n, 0xff) });
   t.equal(s.issue('a', 'f').nonce, '_'.repeat(42) + '8');
 });
+
+t.test('when one certificate asks for challenges in a loop then only its own oldest are dropped, never another’s', async (t) => {
+  // A flood from one certificate used to push every other pending nonce out of the global bound.
+  const s = new NonceStore({ ttlMs: 60_000, now, max: 100, perCertificate: 4 });
+  const alice = s.issue('alice', 'fp-alice').nonce;
+  const flood = Array.from({ length: 1000 }, () => s.issue('mallory', 'fp-mallory').nonce);
+  t.doesNotThrow(() => s.consume(alice, 'alice', 'fp-alice'), 'alice’s challenge survived the flood');
+  t.throws(() => s.consume(flood[0]!, 'mallory', 'fp-mallory'), { message: /unknown/ }, 'the flooder’s oldest went');
+  for (const n of flood.slice(-4)) t.doesNotThrow(() => s.consume(n, 'mallory', 'fp-mallory'), 'its newest 4 are still good');
+});
+
+t.test('when many certificates each hold a few nonces then the global bound still holds', async (t) => {
+  const s = new NonceStore({ ttlMs: 60_000, now, max: 10, perCertificate: 4 });
+  const first = s.issue('u0', 'fp0').nonce;
+  for (let i = 1; i <= 10; i++) s.issue(`u${i}`, `fp${i}`);
+  t.throws(() => s.consume(first, 'u0', 'fp0'), { message: /unknown/ }, 'the oldest overall went');
+});
