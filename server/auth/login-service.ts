@@ -266,10 +266,14 @@ export class LoginService {
     const generation = this.d.accounts.accessGeneration(login);
     const account = await this.d.accounts.get(login);
     const passwordOk = await this.d.hasher.verify(account?.passwordHash ?? this.d.decoyHash, input.password);
+    // The signature and the certificate are checked whatever the password was: checked only after
+    // a right one, the extra verify told whoever signed with their own certificate, for someone
+    // else's login, that the password they guessed was right (by the answer's time alone).
+    const signatureOk = await signedBy(input.signature, loginStatement(login, input.nonce), cc);
+    const rec = await this.d.certificates.byFingerprint(cc.fingerprint);
     if (!account) return fail('unknown-login');
     if (!passwordOk) return fail('wrong-password');
-    if (!(await signedBy(input.signature, loginStatement(login, input.nonce), cc))) return fail('bad-signature');
-    const rec = await this.d.certificates.byFingerprint(cc.fingerprint);
+    if (!signatureOk) return fail('bad-signature');
     if (!rec || rec.login !== login) return fail('certificate-not-of-account');
     if (rec.status !== 'active') return fail('certificate-not-active');
     if (account.status === 'disabled') return fail('account-disabled');

@@ -118,6 +118,14 @@ t.test('when the certificate belongs to another account then AUTH_FAILED', async
   const events = await a.appliance.audit.list('login.failed');
   t.equal(events.at(-1)?.detail?.reason, 'certificate-not-of-account');
   t.equal((await login('alice', alice.password, alice)).status, 200);
+  // With a wrong password the answer is the same, and the trail says the password was wrong: the
+  // signature and the certificate are checked either way (login-service.ts), so that how long the
+  // answer takes does not tell bob whether a password he guessed for alice was right.
+  const guess = await login('alice', 'not-alices-password', bob);
+  t.equal(guess.status, 401);
+  t.equal(guess.body.error.code, 'AUTH_FAILED');
+  t.equal((await a.appliance.audit.list('login.failed')).at(-1)?.detail?.reason, 'wrong-password');
+  t.equal((await login('alice', alice.password, alice)).status, 200);
 });
 
 t.test('when the nonce is replayed then NONCE_INVALID', async (t) => {
