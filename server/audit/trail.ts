@@ -104,7 +104,10 @@ export async function verifyAuditTrail(o: VerifyAuditTrailOptions): Promise<Trai
 
 async function verifyTrailWith(log: AuditLog, list: (after: number) => Promise<StoredCheckpoint[]>, trust: CheckpointTrust): Promise<TrailVerification> {
   const structure = await log.verify();
-  if (!structure.ok) return structure;
+  // Edited index columns leave the tree intact: the checkpoints are still checked, and a history
+  // rewritten under a signed checkpoint (which leaves its old columns behind too) is named as that.
+  if (!structure.ok && structure.reason !== 'index-mismatch') return structure;
+  const stored = structure.ok ? structure.size : await log.size();
   let prevSize = 0;
   let count = 0;
   for (let after = 0; ; ) {
@@ -117,12 +120,12 @@ async function verifyTrailWith(log: AuditLog, list: (after: number) => Promise<S
       if (!v.ok) return { ok: false, reason: 'checkpoint-invalid', detail: `checkpoint #${cp.id} (size ${cp.size}): ${v.reason}: ${v.detail}` };
       // The signed note's size, not the table's column (which nothing signed).
       const size = v.checkpoint.size;
-      if (size > structure.size) {
+      if (size > stored) {
         return {
           ok: false,
           reason: 'sequence-gap',
-          seq: structure.size,
-          detail: `checkpoint #${cp.id} signed ${size} entries, only ${structure.size} are stored`,
+          seq: stored,
+          detail: `checkpoint #${cp.id} signed ${size} entries, only ${stored} are stored`,
         };
       }
       const root = (await log.root(size)).root;
@@ -139,7 +142,7 @@ async function verifyTrailWith(log: AuditLog, list: (after: number) => Promise<S
       prevSize = Math.max(prevSize, size);
     }
   }
-  return { ok: true, size: structure.size, checkpoints: count };
+  return structure.ok ? { ok: true, size: structure.size, checkpoints: count } : structure;
 }
 
 /**

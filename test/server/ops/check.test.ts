@@ -104,6 +104,11 @@ t.test('when the vault is damaged then check names the failing item and exits 1'
   t.match(itemOf(rewritten, 'audit-log'), { status: 'fail', failures: [{ reason: 'checkpoint-mismatch' }] });
   await rewrite(victim.data, (_seq, h) => h);
   t.match(itemOf(await check(), 'audit-log'), { status: 'pass', detail: /signed checkpoints match the tree/ }, 'and passes once undone');
+  // An index column alone (what `sigil audit events --type` searches), the signed data untouched.
+  const [typed] = await raw<{ type: string }>(vaultDb, 'SELECT type FROM audit_log WHERE seq = ?', [victim.seq]);
+  await raw(vaultDb, "UPDATE audit_log SET type = 'hidden' WHERE seq = ?", [victim.seq]);
+  t.match(itemOf(await check(), 'audit-log'), { status: 'fail', failures: [{ id: `entry:${victim.seq}`, reason: 'index-mismatch' }] }, 'an edited index column fails check');
+  await raw(vaultDb, 'UPDATE audit_log SET type = ? WHERE seq = ?', [typed!.type, victim.seq]);
 
   // A keyring row (the issuing CA's key).
   const [ring] = await raw<{ sealed: Uint8Array }>(vaultDb, "SELECT sealed FROM keyring WHERE name = 'ca.issuing.pkcs8'");
