@@ -4,6 +4,7 @@
  * where their conversation stays), and which keys no restored row needs (made after the backup:
  * destroyed by the caller).
  */
+import { existsSync } from 'node:fs';
 import { DEFAULT_CONFIG, keyedHashFromKeyring } from '../messaging/index.js';
 import { fileKeyId, guardSubjects, messageSubject } from '../messaging/context.js';
 import { chunks, Db, Keyring, marks, type MasterKey } from '../vault/index.js';
@@ -19,15 +20,36 @@ export interface KeyIds {
   convIds: Set<string>;
 }
 
-/** Ids of every key in the live keys.db (no master key needed: ids are plaintext). */
-export async function liveKeyIds(keysDb: string): Promise<KeyIds> {
+/**
+ * Ids of every key in the live keys.db (no master key needed: ids are plaintext) that still opens
+ * a row of the live vault.db, when there is one (`liveVaultDb`). A key whose row the live vault no
+ * longer has belongs to a deletion that committed its rows but not yet its keys (a full disk, a
+ * crash, a retry pending at stop; the server's next start would destroy it): counted live, it kept
+ * the backup's copy of that row, and a deleted message came back readable.
+ */
+export async function liveKeyIds(keysDb: string, liveVaultDb?: string): Promise<KeyIds> {
   const db = await Db.open(keysDb);
+  let ids: KeyIds;
   try {
     const m = (await hasTable(db, 'message_keys')) ? await db.all<{ id: string }>('SELECT msg_id AS id FROM message_keys') : [];
     const c = (await hasTable(db, 'conversation_keys')) ? await db.all<{ id: string }>('SELECT conv_id AS id FROM conversation_keys') : [];
-    return { messageKeyIds: new Set(m.map((r) => r.id)), convIds: new Set(c.map((r) => r.id)) };
+    ids = { messageKeyIds: new Set(m.map((r) => r.id)), convIds: new Set(c.map((r) => r.id)) };
   } finally {
     await db.close();
+  }
+  if (liveVaultDb === undefined || !existsSync(liveVaultDb)) return ids;
+  const vault = await Db.open(liveVaultDb);
+  try {
+    if (!(await hasTable(vault, 'msg_messages'))) return ids;
+    const rows = new Set((await vault.all<{ id: string }>('SELECT id FROM msg_messages')).map((r) => r.id));
+    for (const f of await vault.all<{ id: string }>('SELECT id FROM msg_files')) rows.add(fileKeyId(f.id));
+    const convs = new Set((await vault.all<{ id: string }>('SELECT id FROM msg_conversations')).map((r) => r.id));
+    return {
+      messageKeyIds: new Set([...ids.messageKeyIds].filter((id) => rows.has(id))),
+      convIds: new Set([...ids.convIds].filter((id) => convs.has(id))),
+    };
+  } finally {
+    await vault.close();
   }
 }
 

@@ -8,7 +8,9 @@
  *    index and end marker, then `PRAGMA integrity_check` and the vault's tables.
  * 3. Re-seals the restored keyring under the current master key if the backup was under another.
  * 4. Sweeps (restore-sweep.ts), in the working copy, what the live keys.db can no longer open: messages, files and
- *    conversations deleted after the backup (their keys were destroyed, so they must stay gone),
+ *    conversations deleted after the backup (their keys were destroyed, so they must stay gone;
+ *    a key whose row the live vault.db no longer has counts as destroyed, its deletion's key step
+ *    still pending),
  *    records their ids in the replay guard, and appends a `vault.restored` audit entry.
  * 5. Swaps the working copy in for vault.db (rename), removes the old one (overwrite + unlink),
  *    then destroys keys.db's keys that no restored row needs (messages and conversations made
@@ -31,6 +33,7 @@ import {
   Keyring,
   Keystore,
   KEYS_DB_FILE,
+  VAULT_DB_FILE,
   MasterKeyWrongError,
   open,
   unlockWithConfig,
@@ -161,7 +164,9 @@ async function restoreClaimed(
     const manifest = await decryptInto(fh, offset, header, digest, key, work, step);
     step();
 
-    const live = keysMissing ? { messageKeyIds: new Set<string>(), convIds: new Set<string>() } : await liveKeyIds(keysDb);
+    // Keys that still open a row of the vault being replaced: one whose row a deletion already
+    // took must not keep the backup's copy of it.
+    const live = keysMissing ? { messageKeyIds: new Set<string>(), convIds: new Set<string>() } : await liveKeyIds(keysDb, join(vaultDir, VAULT_DB_FILE));
     const db = await Db.open(work);
     let swept: Omit<RestoreSwept, 'orphanMessageKeys' | 'orphanConversationKeys'>;
     let keep: { messageKeyIds: Set<string>; convIds: Set<string> };

@@ -98,6 +98,45 @@ t.test('when a message is deleted after a backup then restoring that backup leav
   t.ok(last.some((e) => e.type === 'vault.restored'), 'vault.restored is logged');
 });
 
+function rawRun(path: string, sql: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const db = new sqlite3.Database(path, (err) => {
+      if (err) return reject(err);
+      db.run(sql, (e) => db.close(() => (e ? reject(e) : resolve())));
+    });
+  });
+}
+
+t.test('when a deletion committed its rows but not yet its key before the restore then the backup’s copy does not come back', async (t) => {
+  // The key step of a deletion can fail after its rows committed (a full disk; late destruction
+  // retries it, or the next start). A restore run meanwhile counted that key as live, kept the
+  // backup's copy of the row, and the deleted message was readable again.
+  const L = await live(t);
+  const { h, alice, bob, dataDir } = L;
+  const conv = (await h.as(alice)('/v1/conversations/direct', { body: { peer: bob.login } })).body.id as string;
+  const kept = await L.send(alice, conv, 'kept');
+  const doomed = await L.send(alice, conv, 'doomed: deleted, its key not yet destroyed');
+  const out = join(tmpDir(t, 'sigil-bk-late-'), 'sigil.sbk');
+  t.equal((await runOps(['backup', '--data', dataDir, '--out', out])).code, 0);
+  const keysDb = join(dataDir, 'vault', 'keys.db');
+  const [key] = await rawAll<{ conv_id: string; ord: number; w: string }>(keysDb, `SELECT conv_id, ord, hex(wrapped) AS w FROM message_keys WHERE msg_id = '${doomed}'`);
+  t.ok(key, 'control: the key existed');
+  t.equal((await L.del(alice, `/v1/messages/${doomed}`, `message:${doomed}`)).status, 200);
+  await L.stopKeepingData();
+  // The deletion's key step, as if it had not committed yet: the key is back in keys.db.
+  await rawRun(keysDb, `INSERT INTO message_keys (conv_id, ord, msg_id, wrapped) VALUES ('${key!.conv_id}', ${key!.ord}, '${doomed}', x'${key!.w}')`);
+
+  const r = await runOps(['restore', '--data', dataDir, '--in', out, '--yes', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.json().swept, { messages: 1 }, 'the backup’s copy of the deleted message is swept');
+  const vaultDb = join(dataDir, 'vault', 'vault.db');
+  t.same((await rawAll<{ id: string }>(vaultDb, 'SELECT id FROM msg_messages')).map((x) => x.id), [kept], 'only the kept message is back');
+  t.same((await rawAll<{ msg_id: string }>(keysDb, 'SELECT msg_id FROM message_keys')).map((x) => x.msg_id), [kept], 'and the pending key is destroyed');
+  const app = await reopen(dataDir, { keyFilePath: L.keyFile }, h.app.caPem);
+  t.teardown(() => app.close());
+  t.equal((await (await app.as(alice))(`/v1/messages/${doomed}`)).status, 404, 'the deleted message is not readable');
+});
+
 t.test('when a backup is damaged, foreign, or its target exists then backup and restore refuse with named codes', async (t) => {
   const L = await live(t);
   const { dataDir } = L;
