@@ -53,6 +53,23 @@ export async function liveKeyIds(keysDb: string, liveVaultDb?: string): Promise<
   }
 }
 
+/**
+ * The audit tree head of the vault a restore replaces (its size and root, base64), if it has one:
+ * recorded in the `vault.restored` entry, so that an auditor holding a checkpoint of that trail
+ * sees it was replaced on purpose, and how far it reached, rather than an unexplained rollback.
+ */
+export async function replacedAuditHead(liveVaultDb: string): Promise<{ size: number; root: string } | undefined> {
+  if (!existsSync(liveVaultDb)) return undefined;
+  const db = await Db.open(liveVaultDb);
+  try {
+    if (!(await hasTable(db, 'audit_head'))) return undefined;
+    const head = await db.get<{ size: number; root: Uint8Array }>('SELECT size, root FROM audit_head WHERE id = 1');
+    return head ? { size: head.size, root: Buffer.from(head.root).toString('base64') } : undefined;
+  } finally {
+    await db.close();
+  }
+}
+
 /** Deletes, in the restored copy, every row whose key no longer exists. */
 export async function sweepRows(
   db: Db,

@@ -47,7 +47,7 @@ import {
 import { integrityProblems, PUBLIC_FILES } from './backup.js';
 import { backupKeyAad, frameAad, ManifestSchema, readFrames, readPreamble, type BackupHeader } from './backup-format.js';
 import { hasTable } from './counts.js';
-import { keptIds, liveKeyIds, sweepRows } from './restore-sweep.js';
+import { keptIds, liveKeyIds, replacedAuditHead, sweepRows } from './restore-sweep.js';
 import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError, RestoreArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
 import { claimDataDir } from './data-claim.js';
@@ -167,6 +167,7 @@ async function restoreClaimed(
     // Keys that still open a row of the vault being replaced: one whose row a deletion already
     // took must not keep the backup's copy of it.
     const live = keysMissing ? { messageKeyIds: new Set<string>(), convIds: new Set<string>() } : await liveKeyIds(keysDb, join(vaultDir, VAULT_DB_FILE));
+    const replaced = await replacedAuditHead(join(vaultDir, VAULT_DB_FILE));
     const db = await Db.open(work);
     let swept: Omit<RestoreSwept, 'orphanMessageKeys' | 'orphanConversationKeys'>;
     let keep: { messageKeyIds: Set<string>; convIds: Set<string> };
@@ -189,7 +190,7 @@ async function restoreClaimed(
         {
           type: 'vault.restored',
           actor: 'system',
-          data: { backup: header.id, backupCreatedAt: header.createdAt, ...swept },
+          data: { backup: header.id, backupCreatedAt: header.createdAt, ...swept, ...(replaced ? { replacedAuditSize: replaced.size, replacedAuditRoot: replaced.root } : {}) },
         },
       ]);
       await db.checkpointTruncate();

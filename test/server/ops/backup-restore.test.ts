@@ -65,6 +65,7 @@ t.test('when a message is deleted after a backup then restoring that backup leav
   t.equal(running.code, 1);
   t.equal(running.error?.code, 'OPS_SERVER_RUNNING');
 
+  const [replacedHead] = await rawAll<{ size: number; root: Buffer }>(join(dataDir, 'vault', 'vault.db'), 'SELECT size, root FROM audit_head WHERE id = 1');
   const r = await runOps(['restore', '--data', dataDir, '--in', out, '--yes', '--json']);
   t.equal(r.code, 0, r.stderr);
   const res = r.json();
@@ -95,7 +96,11 @@ t.test('when a message is deleted after a backup then restoring that backup leav
   t.equal((await A2('/v1/groups/ops-team')).status, 404, 'the destroyed group is not back');
   // The restore itself is on the audit trail.
   const last = await app.appliance.auditLog.entries(0, (await app.appliance.auditLog.root()).size);
-  t.ok(last.some((e) => e.type === 'vault.restored'), 'vault.restored is logged');
+  const restored = last.find((e) => e.type === 'vault.restored');
+  t.ok(restored, 'vault.restored is logged');
+  // With the head of the trail it replaced: an auditor's checkpoint of that trail is explained.
+  t.match(restored?.data, { replacedAuditSize: replacedHead!.size, replacedAuditRoot: Buffer.from(replacedHead!.root).toString('base64') });
+  t.ok(replacedHead!.size > (restored?.seq ?? Infinity), 'control: the replaced trail was longer than the backup’s');
 });
 
 function rawRun(path: string, sql: string): Promise<void> {
