@@ -136,9 +136,13 @@ export async function uploadFile(
     return { fileId: id, sha384, size: total };
   } catch (err) {
     // Rows, then keys. The key goes even when no row did (none written, or taken by a destroy):
-    // the upload never completed, so no message can hold it.
+    // the upload never completed, so no message can hold it. A key that cannot go now is retried
+    // (late-destruction.ts), not left until the next start.
     await deletePending(ctx, [id])
-      .then(() => ctx.keys.destroyMessageKeys([keyId]))
+      .then(() => ctx.keys.destroyMessageKeys([keyId]).catch((e: unknown) => {
+        ctx.late.keys({ messageIds: [keyId] });
+        throw e;
+      }))
       .catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', errorFields(e)));
     throw err;
   }
@@ -188,7 +192,14 @@ async function deletePending(ctx: Ctx, ids: readonly string[]): Promise<string[]
  */
 async function discard(ctx: Ctx, ids: readonly string[]): Promise<number> {
   const gone = await deletePending(ctx, ids);
-  if (gone.length > 0) await ctx.keys.destroyMessageKeys(gone.map(fileKeyId));
+  // Their rows are gone, so the next sweep would not find them again: a key that cannot go now
+  // is handed to late destruction, which retries it.
+  if (gone.length > 0) {
+    await ctx.keys.destroyMessageKeys(gone.map(fileKeyId)).catch((e: unknown) => {
+      ctx.late.keys({ messageIds: gone.map(fileKeyId) });
+      throw e;
+    });
+  }
   return gone.length;
 }
 

@@ -250,3 +250,32 @@ t.test('files racing the pending sweep and conversation destroys', async (t) => 
     });
   }
 });
+
+t.test('when a discarded upload’s key cannot be destroyed at once then late destruction retries it', async (t) => {
+  // The sweep deletes the rows first; a key step that then failed was only logged, and with the
+  // row gone no later sweep would find it again: the key stayed until the next start.
+  const h = await harness(t, { config: { lateDestructionRetryMs: 20 } });
+  const m = h.messaging;
+  const a = await h.user('fl-alice');
+  const b = await h.user('fl-bob');
+  const conv = await m.direct(a.principal, b.login);
+  const up = await m.upload(a.principal, conv.id, streamOf([enc.encode('forgotten, and its key too')]), 26);
+  const keys = h.vault.keys as unknown as Record<string, unknown>;
+  let failed = 0;
+  keys.destroyMessageKeys = async () => {
+    failed++;
+    delete keys.destroyMessageKeys; // once: the retry goes through
+    throw Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' });
+  };
+  h.clock.now = new Date(h.clock.now.getTime() + m.config.pendingFileTtlMs + 1000);
+  await m.sweep().catch(() => undefined);
+  t.equal(failed, 1, 'control: the key step failed once');
+  t.same(await h.vault.db.all('SELECT id FROM msg_files WHERE id = ?', [up.fileId]), [], 'the rows went');
+  const end = Date.now() + 10_000;
+  let gone = false;
+  while (!gone && Date.now() < end) {
+    gone = await h.vault.keys.messageKey(`file:${up.fileId}`).then(() => false, () => true);
+    if (!gone) await new Promise((r) => setTimeout(r, 20));
+  }
+  t.ok(gone, 'the key was destroyed by the retry, without a restart');
+});
