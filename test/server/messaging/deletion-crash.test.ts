@@ -57,6 +57,21 @@ function destroyAndKill(dir: string, mode: 'rows' | 'keys' = 'rows'): Promise<{ 
   });
 }
 
+/** The messaging service over `vault`, started as the appliance starts it: its start is what sweeps. */
+async function startMessaging(t: { teardown(fn: () => unknown): void }, vault: Awaited<ReturnType<typeof unlockVault>>): Promise<void> {
+  const messaging = createMessaging({
+    db: vault.db,
+    keys: vault.keys,
+    directory: { person: async () => undefined },
+    audit: await AuditLog.open(vault.db),
+    keyedHash: await keyedHashFromKeyring(vault.keyring),
+    config: { sweepIntervalMs: 0 },
+    log: () => undefined,
+  });
+  await messaging.start();
+  t.teardown(() => messaging.close());
+}
+
 t.test('when the process is killed after a destroy committed its rows and before its keys then the rows stay gone, the keys were still there, and start sweeps them', async (t) => {
   const dir = tmpDir(t, 'sigil-crash-');
   const data = join(dir, 'data');
@@ -77,17 +92,7 @@ t.test('when the process is killed after a destroy committed its rows and before
   t.equal(left?.n, 0, 'the rows stay gone: their transaction committed');
   t.notOk(await vault.db.get('SELECT 1 AS x FROM msg_conversations WHERE id = ?', [filled.conv]), 'and the conversation row');
 
-  const messaging = createMessaging({
-    db: vault.db,
-    keys: vault.keys,
-    directory: { person: async () => undefined },
-    audit: await AuditLog.open(vault.db),
-    keyedHash: await keyedHashFromKeyring(vault.keyring),
-    config: { sweepIntervalMs: 0 },
-    log: () => undefined,
-  });
-  await messaging.start();
-  t.teardown(() => messaging.close());
+  await startMessaging(t, vault);
   const deks = await vault.keys.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM message_keys WHERE conv_id = ?', [filled.conv]);
   t.equal(deks?.n, 0, 'start swept every DEK of the destroyed conversation');
   t.notOk(await vault.keys.hasConversationKey(filled.conv), 'start swept its CK (sweepOrphanConversations)');
@@ -108,16 +113,6 @@ t.test('when the process is killed after a destroy committed its keys and before
   const vault = await unlockVault({ dir: data, keyFilePath: join(dir, 'master.key') });
   t.teardown(() => vault.close());
   t.equal((await vault.keys.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM message_keys WHERE conv_id = ?', [filled.conv]))?.n, 0, 'the deletes had committed');
-  const messaging = createMessaging({
-    db: vault.db,
-    keys: vault.keys,
-    directory: { person: async () => undefined },
-    audit: await AuditLog.open(vault.db),
-    keyedHash: await keyedHashFromKeyring(vault.keyring),
-    config: { sweepIntervalMs: 0 },
-    log: () => undefined,
-  });
-  await messaging.start();
-  t.teardown(() => messaging.close());
+  await startMessaging(t, vault);
   t.same(scanTree(data, wrapped), [], 'no wrapped key of it left in any file: start truncated keys.db’s WAL too');
 });
