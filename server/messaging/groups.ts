@@ -170,11 +170,14 @@ export async function addMember(
   if (person.role === 'auditor') throw new ForbiddenError('auditors verify correspondence; they do not take part in it');
   const cl = person.certificateClearance;
   if (!cl || rank(cl) < rank(group.label as Clearance)) {
-    throw new ClearanceTooLowError(
-      `${input.login}'s certificate clearance is ${cl ?? 'none'}; group ${name} is labelled ${group.label}`,
-    );
+    // Not the clearance itself: it is need-to-know (API.md, Directory), and an owner is not an officer.
+    throw new ClearanceTooLowError(`${input.login}'s certificate clearance is below group ${name}'s label ${group.label}`);
   }
   const role = input.role ?? 'member';
+  const owners = group.members.filter((m) => m.role === 'owner');
+  if (role === 'member' && owners.length === 1 && owners[0]!.login === input.login) {
+    throw new MembershipError(`${input.login} is the last owner of ${name}; add another owner first`);
+  }
   // Only while the group exists: a destroy that committed since it was looked up leaves nothing
   // to join (the foreign key would refuse the row, as an internal error).
   const added = await ctx.db.transaction(async (tx: DbTx) => {

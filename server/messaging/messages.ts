@@ -414,8 +414,12 @@ export async function markDelivered(ctx: Ctx, login: string, conv: string, seq: 
 /** Read receipt: `login` has read up to `seq`. Reading implies delivery. */
 export async function markRead(ctx: Ctx, p: Principal, conv: string, upTo: number): Promise<void> {
   await requireMember(ctx, p, conv);
-  await moveMark(ctx, p.login, conv, upTo, 'delivered');
-  await moveMark(ctx, p.login, conv, upTo, 'read');
+  // Never past the newest message: a mark ahead of it would read every later message as read,
+  // at a time before it was even received.
+  const newest = await ctx.db.get<{ s: number | null }>('SELECT MAX(seq) AS s FROM msg_messages WHERE conversation = ?', [conv]);
+  const seq = Math.min(upTo, newest?.s ?? 0);
+  await moveMark(ctx, p.login, conv, seq, 'delivered');
+  await moveMark(ctx, p.login, conv, seq, 'read');
 }
 
 /**
@@ -426,9 +430,11 @@ export async function markRead(ctx: Ctx, p: Principal, conv: string, upTo: numbe
  * still ask for a message's receipts.
  */
 export const RECENT_SENDERS_WINDOW = 256;
-export const RECENT_SENDERS_SQL = `SELECT DISTINCT sender FROM
-  (SELECT sender FROM msg_messages WHERE conversation = ? AND seq <= ? ORDER BY seq DESC LIMIT ?)
-  WHERE sender <> ?`;
+export const RECENT_SENDERS_SQL = `SELECT DISTINCT w.sender AS sender FROM
+  (SELECT sender FROM msg_messages WHERE conversation = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT ?3) w
+  WHERE w.sender <> ?4 AND EXISTS (SELECT 1 FROM msg_members m WHERE m.conversation = ?1 AND m.login = w.sender)`;
+// Members only: a sender removed from a group kept getting its receipts, and so learnt who joined
+// after them and when each of them read.
 
 async function moveMark(ctx: Ctx, login: string, conv: string, seq: number, kind: 'delivered' | 'read'): Promise<void> {
   const col = kind === 'read' ? 'read_seq' : 'delivered_seq';
@@ -449,7 +455,7 @@ async function moveMark(ctx: Ctx, login: string, conv: string, seq: number, kind
 
 /**
  * Delivery and read receipts of one message: for each member, when their watermark first passed
- * it. The sender and officers may ask.
+ * it. The sender, while still a member, and officers may ask; either must be cleared for its label.
  */
 export async function receipts(
   ctx: Ctx,
@@ -463,13 +469,13 @@ export async function receipts(
     'id, seq, conversation, sender, label_rank',
   );
   if (!row) throw new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
-  if (row.sender !== p.login && !isOfficer(p)) {
-    const conv = await ctx.members.get(row.conversation);
-    if (!conv?.members.has(p.login) || row.label_rank > rank(principalClearance(p))) {
-      throw new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
-    }
-    throw new ForbiddenError('only the sender and officers see the receipts of a message');
+  // Officers too must be cleared for the label (an uncleared one learnt who read a message above
+  // them, and that it existed); a sender removed from the conversation no longer sees who joined.
+  const member = (await ctx.members.get(row.conversation))?.members.has(p.login) ?? false;
+  if (row.label_rank > rank(principalClearance(p)) || (!member && !isOfficer(p))) {
+    throw new MessageNotFoundError(`message ${id} does not exist or is not visible to you`);
   }
+  if (row.sender !== p.login && !isOfficer(p)) throw new ForbiddenError('only the sender and officers see the receipts of a message');
   const all = await ctx.db.all<{ login: string; kind: 'delivered' | 'read'; at: string }>(
     `SELECT login, kind, MIN(at) AS at FROM msg_marks
      WHERE conversation = ? AND seq >= ? AND login <> ? GROUP BY login, kind ORDER BY login`,

@@ -251,6 +251,45 @@ t.test('messages', async (t) => {
     await t.rejects(m.receipts(dave.principal, x.id), { code: 'FORBIDDEN' });
   });
 
+  await t.test('when a sender has left, or an officer is not cleared, then their receipts are not seen; a read mark stops at the newest message', async (t) => {
+    const owner = await h.user('m-owner', 'secret');
+    const leaver = await h.user('m-leaver', 'secret');
+    const later = await h.user('m-later', 'secret');
+    const lowOfficer = await h.user('m-low-officer', 'restricted', 'officer');
+    const g = await m.createGroup(owner.principal, { name: 'm-receipts', label: 'secret' });
+    await m.addMember(owner.principal, g.name, { login: leaver.login });
+    const sent = await h.compose(leaver, g.id, 'before I leave', { label: 'secret' });
+    const r = await m.send(leaver.principal, sent);
+    t.ok(await m.receipts(leaver.principal, sent.id), 'control: the sender sees them while a member');
+    await t.rejects(m.receipts(lowOfficer.principal, sent.id), { code: 'MESSAGE_NOT_FOUND' }, 'an officer below the label learns nothing, not even that it exists');
+    await m.removeMember(leaver.principal, g.name, leaver.login);
+    await m.addMember(owner.principal, g.name, { login: later.login });
+    // Live: who joins later and reads is no longer pushed to the removed sender.
+    const subscription = m.subscribe(leaver.principal);
+    t.teardown(() => subscription.close());
+    await m.markRead(later.principal, g.id, r.seq);
+    t.equal(subscription.queued, 0, 'no live receipt for a sender who left');
+    await t.rejects(m.receipts(leaver.principal, sent.id), { code: 'MESSAGE_NOT_FOUND' }, 'nor by asking');
+    t.same((await m.receipts(owner.principal, sent.id).catch((e: { code: string }) => e.code)), 'FORBIDDEN', 'control: members other than the sender never see them');
+    // A read mark far ahead of the conversation stops at its newest message.
+    await m.markRead(owner.principal, g.id, Number.MAX_SAFE_INTEGER);
+    const next = await h.compose(later, g.id, 'after the forged mark');
+    await m.send(later.principal, next);
+    t.same((await m.receipts(later.principal, next.id)).read, [], 'a message sent after it is not read by the owner');
+    t.equal((await m.conversations(owner.principal)).find((c) => c.id === g.id)?.unread, 1, 'and counts as unread');
+  });
+
+  await t.test('when an owner would make the last owner a plain member then MEMBERSHIP_CONFLICT; a clearance too low is not named', async (t) => {
+    const owner = await h.user('m-solo', 'secret');
+    const g = await m.createGroup(owner.principal, { name: 'm-solo', label: 'secret' });
+    await t.rejects(m.addMember(owner.principal, g.name, { login: owner.login, role: 'member' }), { code: 'MEMBERSHIP_CONFLICT', message: /last owner/ });
+    t.match((await m.group(owner.principal, g.name)).members, [{ login: owner.login, role: 'owner' }]);
+    await t.rejects(m.addMember(owner.principal, g.name, { login: carol.login }), {
+      code: 'CLEARANCE_TOO_LOW',
+      message: `${carol.login}'s certificate clearance is below group m-solo's label secret`,
+    });
+  });
+
   await t.test('when the header has an unknown field then MESSAGE_HEADER_INVALID', async (t) => {
     const body = enc.encode('x');
     const text = JSON.stringify({
