@@ -19,7 +19,8 @@ export interface NonceStoreOptions {
   /** Bound on outstanding nonces (memory); oldest are dropped first. Default 10 000. */
   max?: number;
   /**
-   * Bound on one certificate's outstanding nonces; its own oldest are dropped first. Default 16.
+   * Bound on one certificate's outstanding nonces; its own oldest are dropped first. Default 128:
+   * far above a person's needs, far below the global bound (a flood then takes ~80 certificates).
    * Without it, one certificate asking for challenges in a loop pushed everyone else's out of the
    * global bound before they could log in.
    */
@@ -37,7 +38,7 @@ export class NonceStore {
   /** A fresh nonce (32 random bytes, base64url) for `login` over the certificate `fingerprint`. */
   issue(login: string, fingerprint: string): { nonce: string; expiresAt: Date } {
     this.sweep();
-    const cap = this.opts.perCertificate ?? 16;
+    const cap = this.opts.perCertificate ?? 128;
     for (let own = this.byCertificate.get(fingerprint); own && own.length >= cap; own = this.byCertificate.get(fingerprint)) this.drop(own[0]!);
     const max = this.opts.max ?? 10_000;
     while (this.pending.size >= max) this.drop(this.pending.keys().next().value as string);
