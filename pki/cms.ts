@@ -201,8 +201,8 @@ export interface CmsVerifyOptions {
      * (the server at receipt) should pass that time here, so a revoked key cannot backdate.
      */
     at?: Date;
-    /** Require a CRL from every issuer in the chain (validateCertificate's `requireCrl`). */
-    requireCrl?: boolean;
+    /** Require a CRL from every issuer in the chain, or from the signer's only (validateCertificate's `requireCrl`). */
+    requireCrl?: boolean | 'leaf';
   };
 }
 

@@ -37,8 +37,12 @@ export interface ValidationOptions {
   at?: Date;
   /** What the leaf is about to be used for; omitted = no purpose check. */
   usage?: CertificateUsage;
-  /** When true, every non-anchor certificate of the chain needs a CRL from its issuer. */
-  requireCrl?: boolean;
+  /**
+   * When true, every non-anchor certificate of the chain needs a CRL from its issuer; with
+   * `'leaf'`, the end-entity certificate only (its issuing CA's CRL), the CAs above it being
+   * judged otherwise (e.g. against a root CRL that an older appliance may not have).
+   */
+  requireCrl?: boolean | 'leaf';
 }
 
 export type ValidationResult =
@@ -152,7 +156,9 @@ export async function validateCertificate(cert: Certificate, options: Validation
       if (!newest || crl.crlNumber > newest.crlNumber) newest = crl;
     }
     if (!newest) {
-      if (options.requireCrl) return fail('crl-missing', `no CRL from ${issuer.subjectString} to check ${c.subjectString}`, c);
+      if (options.requireCrl === true || (options.requireCrl === 'leaf' && i === 0)) {
+        return fail('crl-missing', `no CRL from ${issuer.subjectString} to check ${c.subjectString}`, c);
+      }
       continue;
     }
     if (newest.nextUpdate < at) {

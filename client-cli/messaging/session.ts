@@ -147,6 +147,7 @@ export class MessagingSession {
         anchors: Certificate.fromPemBundle(pinned),
         intermediates: Certificate.fromPemBundle(ca.chain).filter((c) => c.isCA),
         crls: [Crl.fromPem(crl.crl)],
+        requireSignerCrl: true,
       },
       ...(rootCrl ? { rootCrl } : {}),
       crlNumber: checked.crlNumber,

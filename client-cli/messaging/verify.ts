@@ -18,6 +18,12 @@ export interface Trust {
   intermediates: Certificate[];
   /** CRLs whose signatures were already checked (crl-check.ts). */
   crls: Crl[];
+  /**
+   * Require a CRL from the signer's issuing CA among `crls`. A session always holds the appliance's
+   * current one (`/v1/crl`): without it (say, the root's CRL served in its place) a revoked signer
+   * verified with no word said.
+   */
+  requireSignerCrl?: boolean;
 }
 
 /** The parts of an API `message` that verification reads. */
@@ -79,7 +85,7 @@ export async function verifyMessage(m: ReceivedMessage, trust: Trust, opts: { at
   const receivedAt = new Date(m.receivedAt);
   const at = opts.at ?? (Number.isNaN(receivedAt.getTime()) ? (opts.now ?? (() => new Date()))() : receivedAt);
   const result = await verifyDetached(new Uint8Array(Buffer.from(m.signature, 'base64')), headerBytes, {
-    trust: { trustAnchors: trust.anchors, intermediates: trust.intermediates, crls: trust.crls, at },
+    trust: { trustAnchors: trust.anchors, intermediates: trust.intermediates, crls: trust.crls, at, ...(trust.requireSignerCrl ? { requireCrl: 'leaf' as const } : {}) },
   });
   if (!result.ok) return fail(result.reason, result.detail, header);
   const signer = result.signer;

@@ -6,7 +6,7 @@
  * a signer revoked before receipt — and a signer revoked after receipt, which still verifies.
  */
 import t from 'tap';
-import { signDetached, type Certificate, type Clearance, type CryptoKey } from '../../../pki/index.js';
+import { createRootCrl, signDetached, type Certificate, type Clearance, type CryptoKey } from '../../../pki/index.js';
 import { buildHeader, type HeaderParams } from '../../../client-cli/messaging/header.js';
 import { verifyMessage, type ReceivedMessage, type Trust } from '../../../client-cli/messaging/verify.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
@@ -120,6 +120,19 @@ t.test('when the signer chains to a foreign CA then the chain fails', async (t) 
   const v = await verifyMessage(await message(mallory), trust);
   t.equal(v.ok, false);
   t.notOk(v.ok === false && v.reason === 'sender-mismatch');
+});
+
+t.test('when a session requires the signer’s CRL then a message is refused without it, or with only the root’s', async (t) => {
+  // The appliance serving the root's CRL (or none) in place of the issuing CA's used to let a
+  // revoked signer verify with no word said.
+  const m = await message(alee);
+  const required: Trust = { ...trust, requireSignerCrl: true };
+  t.match(await verifyMessage(m, required), { ok: false, reason: 'crl-missing', detail: /no CRL from .*Issuing/ }, 'none');
+  const rootOnly = await createRootCrl({ cert: ca.root.cert, key: ca.root.key, crlNumber: 1n, revoked: [] });
+  t.match(await verifyMessage(m, { ...required, crls: [rootOnly] }), { ok: false, reason: 'crl-missing' }, 'the root’s CRL in its place');
+  const issuing = await ca.issuer.createCrl({ revoked: [], crlNumber: 1n, nextUpdate: new Date(Date.now() + 86_400_000) });
+  t.match(await verifyMessage(m, { ...required, crls: [issuing] }), { ok: true }, 'the issuing CA’s CRL: verified');
+  t.match(await verifyMessage(m, trust), { ok: true }, 'control: without the requirement (offline checks) none is needed');
 });
 
 t.test('when the signer was revoked before receipt then it fails; revoked after receipt then it verifies with revokedLater', async (t) => {
