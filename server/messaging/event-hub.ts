@@ -183,10 +183,6 @@ export class Subscription implements AsyncIterable<LiveEvent> {
   }
 
   /**
-   * Switches to push mode: hands `sink` what queued so far, then every event as it is published.
-   * Call once; the subscription must not be iterated as well.
-   */
-  /**
    * Until a sink is attached, `watcher` is told of each deletion: a replay writing what it read
    * before the deletion committed must leave out, or cut, what the deletion covers.
    */
@@ -194,6 +190,10 @@ export class Subscription implements AsyncIterable<LiveEvent> {
     this.#watcher = watcher;
   }
 
+  /**
+   * Switches to push mode: hands `sink` what queued so far, then every event as it is published.
+   * Call once; the subscription must not be iterated as well.
+   */
   attach(sink: LiveSink): void {
     this.#watcher = undefined;
     this.#sink = sink;
