@@ -3,7 +3,8 @@
  * messages at or below the mark, within a bounded window. The query it replaced, a DISTINCT over
  * the whole conversation, had to visit every row when a conversation had few senders — the first
  * history page of a 1,000,000-message conversation took 14 s. A sender whose only message lies
- * before the window is not found: that is the bound, and this test holds it.
+ * before the window is not found: that is the bound, and this test holds it. Nor is a sender who
+ * is no longer a member: they would learn who joined after them, and when each read.
  */
 import t from 'tap';
 import { join } from 'node:path';
@@ -29,6 +30,11 @@ t.test('when a mark moves then the senders of the newest messages are found, and
         );
       }
     });
+  // Members get receipts; a sender who has left does not (eve).
+  for (const login of ['alice', 'bob', 'carol', 'dave']) {
+    await db.run(`INSERT INTO msg_members (conversation, login, role, joined_at) VALUES ('g1', ?, 'member', ?)`, [login, at]);
+  }
+  await send('eve', 1); // left the group since: never found
   await send('carol', 1); // long before the window
   await send('bob', RECENT_SENDERS_WINDOW + 100);
   await send('dave', 1);
@@ -37,6 +43,7 @@ t.test('when a mark moves then the senders of the newest messages are found, and
   const found = (seq: number, reader: string) => db.all<{ sender: string }>(RECENT_SENDERS_SQL, ['g1', seq, RECENT_SENDERS_WINDOW, reader]);
   t.same((await found(top, 'alice')).map((r) => r.sender).sort(), ['bob', 'dave']);
   t.same((await found(top, 'bob')).map((r) => r.sender), ['dave'], 'the reader is left out');
-  t.same((await found(2, 'alice')).map((r) => r.sender).sort(), ['bob', 'carol'], 'at a mark near the start, carol is in the window');
+  t.same((await found(3, 'alice')).map((r) => r.sender).sort(), ['bob', 'carol'], 'at a mark near the start, carol is in the window');
   t.notOk((await found(top, 'alice')).some((r) => r.sender === 'carol'), 'carol, before the window, is not searched for');
+  t.notOk((await found(3, 'alice')).some((r) => r.sender === 'eve'), 'eve, in the window but no longer a member, is not told');
 });
