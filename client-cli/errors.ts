@@ -124,6 +124,13 @@ export class ServerUnreachableError extends CliError {
   }
 }
 
+/** The server kept the connection alive but did not finish its answer in time. */
+export class ServerTooSlowError extends CliError {
+  constructor(url: string, ms: number) {
+    super('SERVER_TOO_SLOW', `${url} did not finish its answer within ${Math.round(ms / 1000)} s`);
+  }
+}
+
 /** The server's TLS certificate does not chain to the pinned CA or does not name the host. */
 export class ServerUntrustedError extends CliError {
   constructor(url: string, detail: string, options?: { cause?: unknown }) {

@@ -12,6 +12,7 @@ import {
   ClientCertRefusedError,
   KeyUnlockError,
   ServerError,
+  ServerTooSlowError,
   ServerUnreachableError,
   ServerUntrustedError,
 } from './errors.js';
@@ -27,9 +28,26 @@ export interface HttpClientOptions {
   keyPem: string;
   /** Bearer token of the current session, if any. */
   token?: string;
-  /** Per-request timeout; default 30 s. */
+  /** How long the connection may stay silent; default 30 s. */
   timeoutMs?: number;
+  /** How long a whole request may take, answer read to its end; default ANSWER_DEADLINE_MS. */
+  deadlineMs?: number;
+  /** The most an answer may carry; default MAX_ANSWER_BYTES. */
+  maxAnswerBytes?: number;
 }
+
+/**
+ * A server that trickles one byte a second never trips the silence timeout: this deadline ends
+ * the request anyway. Five minutes is far beyond the appliance's slowest answer (destroying a
+ * correspondence of a million messages takes ~20 s).
+ */
+export const ANSWER_DEADLINE_MS = 300_000;
+/**
+ * The largest answer read into memory: a page of 200 messages of the largest body (1 MiB as
+ * base64) is ~280 MiB. V8 cannot make a string of more than 2^29 - 24 characters; past this
+ * the CLI says so instead of growing until the string fails or memory runs out.
+ */
+export const MAX_ANSWER_BYTES = 448 * 1024 * 1024;
 
 /** OpenSSL/Node codes meaning the server's certificate did not verify against the pinned CA. */
 const SERVER_TRUST_CODES = new Set([
@@ -91,7 +109,10 @@ export class HttpClient {
       agent: false,
       timeout: this.opts.timeoutMs ?? 30_000,
     };
-    const { status, text } = await this.send(url, options, payload);
+    const { status, text } = await this.send(url, options, payload, {
+      deadlineMs: this.opts.deadlineMs ?? ANSWER_DEADLINE_MS,
+      maxBytes: this.opts.maxAnswerBytes ?? MAX_ANSWER_BYTES,
+    });
     let json: unknown;
     try {
       json = text === '' ? {} : JSON.parse(text);
@@ -119,24 +140,44 @@ export class HttpClient {
     return parsed.data;
   }
 
-  private send(url: URL, options: RequestOptions, payload: Buffer | undefined): Promise<{ status: number; text: string }> {
+  private send(
+    url: URL,
+    options: RequestOptions,
+    payload: Buffer | undefined,
+    limits: { deadlineMs: number; maxBytes: number },
+  ): Promise<{ status: number; text: string }> {
     const base = this.opts.baseUrl;
     return new Promise((resolveSend, reject) => {
-      let req;
+      let req: ReturnType<typeof httpsRequest>;
+      let deadline: NodeJS.Timeout | undefined;
+      const fail = (err: Error): void => {
+        clearTimeout(deadline);
+        reject(err);
+        req?.destroy();
+      };
       try {
         req = httpsRequest(url, options, (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', (err) => reject(mapTransportError(base, err)));
-          res.on('end', () => resolveSend({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > limits.maxBytes) return fail(new BadResponseError(`the answer is over ${limits.maxBytes} bytes`));
+            chunks.push(c);
+          });
+          res.on('error', (err) => fail(mapTransportError(base, err)));
+          res.on('end', () => {
+            clearTimeout(deadline);
+            resolveSend({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          });
         });
       } catch (err) {
         // The secure context is built synchronously: a wrong passphrase surfaces here.
         reject(mapTransportError(base, err));
         return;
       }
+      deadline = setTimeout(() => fail(new ServerTooSlowError(base, limits.deadlineMs)), limits.deadlineMs);
       req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
-      req.on('error', (err) => reject(mapTransportError(base, err)));
+      req.on('error', (err) => fail(mapTransportError(base, err)));
       req.end(payload);
     });
   }

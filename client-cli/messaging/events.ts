@@ -18,25 +18,57 @@ export interface SseEvent {
   id?: string;
 }
 
+/**
+ * The most one event (its unfinished line and the data lines before it) may hold, in characters.
+ * The largest message event carries a 1 MiB body as base64; a stream that goes on without a line
+ * end or a blank line is not an event stream, and holding it all would only end in running out
+ * of memory.
+ */
+export const MAX_EVENT_CHARS = 64 * 1024 * 1024;
+
+/** The stream sent more for one event than any event can hold: reconnecting would get it again. */
+export class EventTooLargeError extends StreamFailedError {
+  constructor(max: number) {
+    super(`the server sent an event of more than ${max} characters`);
+  }
+}
+
 /** Incremental parser: feed text as it arrives, get the complete events. */
 export class SseParser {
   private buffer = '';
+  /** How much of `buffer` is known to hold no line end: each push scans only what is new. */
+  private scanned = 0;
   private event = '';
   private data: string[] = [];
+  private dataChars = 0;
   private id: string | undefined;
 
+  constructor(private readonly maxEventChars = MAX_EVENT_CHARS) {}
+
+  /** @throws EventTooLargeError when one event grows past the limit. */
   push(text: string): SseEvent[] {
     this.buffer += text;
     const out: SseEvent[] = [];
     for (;;) {
-      const nl = this.buffer.search(/\r\n|\r|\n/);
-      if (nl < 0) break;
+      const nl = lineEnd(this.buffer, this.scanned);
+      if (nl < 0) {
+        this.scanned = this.buffer.length;
+        if (this.buffer.length + this.dataChars > this.maxEventChars) throw new EventTooLargeError(this.maxEventChars);
+        break;
+      }
+      // A CR at the very end may be the first half of CRLF: wait for the next chunk to tell.
+      if (this.buffer[nl] === '\r' && nl === this.buffer.length - 1) {
+        this.scanned = nl;
+        break;
+      }
       const line = this.buffer.slice(0, nl);
       this.buffer = this.buffer.slice(nl + (this.buffer.startsWith('\r\n', nl) ? 2 : 1));
+      this.scanned = 0;
       if (line === '') {
         if (this.data.length) out.push({ event: this.event || 'message', data: this.data.join('\n'), ...(this.id !== undefined ? { id: this.id } : {}) });
         this.event = '';
         this.data = [];
+        this.dataChars = 0;
         this.id = undefined;
         continue;
       }
@@ -46,11 +78,23 @@ export class SseParser {
       let value = colon < 0 ? '' : line.slice(colon + 1);
       if (value.startsWith(' ')) value = value.slice(1);
       if (field === 'event') this.event = value;
-      else if (field === 'data') this.data.push(value);
-      else if (field === 'id' && !value.includes('\0')) this.id = value;
+      else if (field === 'data') {
+        this.data.push(value);
+        this.dataChars += value.length + 1;
+        if (this.dataChars > this.maxEventChars) throw new EventTooLargeError(this.maxEventChars);
+      } else if (field === 'id' && !value.includes('\0')) this.id = value;
     }
     return out;
   }
+}
+
+/** Index of the first CR or LF in `s` at or after `from`, or -1. */
+function lineEnd(s: string, from: number): number {
+  const cr = s.indexOf('\r', from);
+  const lf = s.indexOf('\n', from);
+  if (cr < 0) return lf;
+  if (lf < 0) return cr;
+  return Math.min(cr, lf);
 }
 
 export interface StreamOptions {
@@ -92,7 +136,7 @@ class StreamIdle extends Error {
 
 /** True for refusals a reconnect cannot fix (session ended, certificate revoked, bad request). */
 function isFatal(err: unknown): boolean {
-  return err instanceof ServerError && err.status >= 400 && err.status < 500;
+  return (err instanceof ServerError && err.status >= 400 && err.status < 500) || err instanceof EventTooLargeError;
 }
 
 /**

@@ -56,10 +56,21 @@ function options(ep: Endpoint, method: string, headers: Record<string, string>, 
   };
 }
 
+/** An error answer is one small JSON object; a longer one is not read to its end. */
+const MAX_ERROR_ANSWER_BYTES = 64 * 1024;
+
 /** Reads an error answer into a ServerError (or BadResponseError). */
 async function errorOf(res: IncomingMessage): Promise<Error> {
   const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
+  let size = 0;
+  for await (const c of res) {
+    size += (c as Buffer).length;
+    if (size > MAX_ERROR_ANSWER_BYTES) {
+      res.destroy();
+      return new BadResponseError(`HTTP ${res.statusCode} with an error answer over ${MAX_ERROR_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
   try {
     const e = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { code?: unknown; message?: unknown; requestId?: unknown } }).error;
     if (e && typeof e.code === 'string') {

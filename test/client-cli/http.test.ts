@@ -44,6 +44,15 @@ async function startServer(tls = serverTls): Promise<{ server: Server; url: stri
         if (req.url === '/html') return send(200, '<html>not json</html>');
         if (req.url === '/shape') return send(200, JSON.stringify({ ok: 'yes' }));
         if (req.url === '/bare-error') return send(500, JSON.stringify({ oops: true }));
+        if (req.url === '/trickle' || req.url === '/endless') {
+          // Alive enough for the silence timeout, never done: one byte (or 64 KiB) every 50 ms.
+          res.writeHead(200, { 'content-type': 'application/json' });
+          const piece = req.url === '/trickle' ? ' ' : ' '.repeat(64 * 1024);
+          const timer = setInterval(() => res.write(piece), 50);
+          res.on('close', () => clearInterval(timer));
+          res.on('error', () => clearInterval(timer));
+          return;
+        }
         send(404, JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no route' } }));
       });
     },
@@ -115,4 +124,35 @@ t.test('when nothing listens on the port then SERVER_UNREACHABLE, exit 1', async
   const err = await client({ baseUrl: `https://127.0.0.1:${port}` }).get('/ok', Ok).catch((e: unknown) => e);
   t.match(err, { code: 'SERVER_UNREACHABLE' });
   t.equal(exitCodeFor(err), 1);
+});
+
+t.test('when the server trickles its answer and never ends it then SERVER_TOO_SLOW at the deadline, exit 1', async (t) => {
+  const started = Date.now();
+  const err = await client({ deadlineMs: 600 }).get('/trickle', Ok).catch((e: unknown) => e);
+  t.match(err, { code: 'SERVER_TOO_SLOW', message: /did not finish its answer within 1 s/ });
+  t.ok(Date.now() - started < 10_000, 'the deadline ended it, not the test');
+  t.equal(exitCodeFor(err), 1);
+});
+
+t.test('when the answer grows past the limit then BAD_RESPONSE instead of holding it all', async (t) => {
+  const err = await client({ maxAnswerBytes: 256 * 1024 }).get('/endless', Ok).catch((e: unknown) => e);
+  t.match(err, { code: 'BAD_RESPONSE', message: /over 262144 bytes/ });
+});
+
+t.test('when an error answer is larger than any error envelope then open() stops reading it', async (t) => {
+  const { open } = await import('../../client-cli/messaging/transport.js');
+  const huge = createServer(
+    { key: await exportPrivateKeyPem(serverTls.key), cert: serverTls.cert.pem + chainPem, ca: [caPem, chainPem], requestCert: true, minVersion: 'TLSv1.3' },
+    (_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      const timer = setInterval(() => res.write(' '.repeat(16 * 1024)), 5);
+      res.on('close', () => clearInterval(timer));
+      res.on('error', () => clearInterval(timer));
+    },
+  );
+  await new Promise<void>((r) => huge.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => huge.close(() => r())));
+  const ep = { baseUrl: `https://127.0.0.1:${(huge.address() as AddressInfo).port}`, caPem, certPem: staff.cert.pem + chainPem, keyPem: staffKeyPem, token: 't' };
+  const err = await open(ep, 'GET', '/anything').catch((e: unknown) => e);
+  t.match(err, { code: 'BAD_RESPONSE', message: /error answer over 65536 bytes/ });
 });

@@ -148,3 +148,27 @@ t.test('when SSE text arrives in pieces then whole events come out in order', as
   ]);
   t.same(p.push('event: x\n\n'), [], 'an event without data is not dispatched');
 });
+
+t.test('when a CRLF is split between two chunks then it ends one line, not two', async (t) => {
+  const p = new SseParser();
+  t.same(p.push('data: a\r'), []);
+  t.same(p.push('\ndata: b\r'), [], 'the LF after the CR is not a blank line');
+  t.same(p.push('\n\r'), []);
+  t.same(p.push('\n'), [{ event: 'message', data: 'a\nb' }]);
+  t.same(p.push('data: c\r\rdata: d\n\n'), [{ event: 'message', data: 'c' }, { event: 'message', data: 'd' }], 'CR alone still ends a line');
+});
+
+t.test('when one event grows past the limit then the parser refuses it instead of holding it all', async (t) => {
+  const endless = new SseParser(1000);
+  endless.push('data: ');
+  t.throws(() => {
+    for (let i = 0; i < 20; i++) endless.push('x'.repeat(100));
+  }, { code: 'STREAM_FAILED', message: /more than 1000 characters/ }, 'a line without an end');
+  const many = new SseParser(1000);
+  t.throws(() => {
+    for (let i = 0; i < 20; i++) many.push(`data: ${'y'.repeat(90)}\n`);
+  }, { code: 'STREAM_FAILED' }, 'data lines without the blank line that ends the event');
+  const fine = new SseParser(1000);
+  for (let i = 0; i < 50; i++) t.same(fine.push(`data: ${'z'.repeat(90)}\n\n`).length, 1);
+  t.pass('events under the limit pass however many come');
+});
