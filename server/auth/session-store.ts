@@ -55,7 +55,9 @@ export type SessionEndReason =
   | 'account-disabled'
   | 'account-reset'
   | 'account-locked'
-  | 'password-changed';
+  | 'password-changed'
+  /** A backup was restored (ops/restore-carry.ts): no session survives it. */
+  | 'vault-restored';
 
 interface SessionRow {
   token_hash: string;

@@ -270,10 +270,25 @@ function restoreSummary(r: RestoreResult): string {
     `${r.dryRun ? 'Verified (dry run, nothing changed):' : 'Restored:'} backup ${r.backup.id} of ${r.backup.createdAt}`,
     `  ${'swept (deleted after the backup)'.padEnd(34)} ${s.messages} messages, ${s.files} files, ${s.conversations} conversations`,
     `  ${`keys without rows ${r.dryRun ? 'to destroy' : 'destroyed'}`.padEnd(34)} ${s.orphanMessageKeys} message keys, ${s.orphanConversationKeys} conversation keys`,
+    `  ${'kept from the replaced vault'.padEnd(34)} ${carriedLine(r.carried)}`,
     ...(r.rewrapped ? ['  keyring re-sealed from the backup\'s master key to the current one'] : []),
     ...(r.restoredFiles.length ? [`  public files restored: ${r.restoredFiles.join(', ')}`] : []),
     '',
   ].join('\n');
+}
+
+/** The carried security state, as the parts that changed anything. */
+function carriedLine(c: RestoreResult['carried']): string {
+  const parts = [
+    c.revokedCertificates && `${c.revokedCertificates} certificate revocations`,
+    c.accounts && `${c.accounts} accounts`,
+    c.accountsAddedDisabled && `${c.accountsAddedDisabled} accounts added disabled`,
+    c.envelopes && `${c.envelopes} envelopes`,
+    c.crls && `${c.crls} CRLs`,
+    c.membersRemoved && `${c.membersRemoved} memberships removed`,
+    c.memberRoles && `${c.memberRoles} member roles`,
+  ].filter(Boolean);
+  return `${c.sessionsEnded} sessions ended; ${parts.length ? parts.join(', ') : 'no other change since the backup'}`;
 }
 
 function checkSummary(r: CheckReport): string {

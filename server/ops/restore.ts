@@ -11,7 +11,9 @@
  *    conversations deleted after the backup (their keys were destroyed, so they must stay gone;
  *    a key whose row the live vault.db no longer has counts as destroyed, its deletion's key step
  *    still pending),
- *    records their ids in the replay guard, and appends a `vault.restored` audit entry.
+ *    records their ids in the replay guard; carries the replaced vault's security state into it
+ *    (restore-carry.ts: revocations, accounts, memberships; every session ended), and appends a
+ *    `vault.restored` audit entry.
  * 5. Swaps the working copy in for vault.db (rename), removes the old one (overwrite + unlink),
  *    then destroys keys.db's keys that no restored row needs (messages and conversations made
  *    after the backup: their rows are gone, so are they) — rows before keys, as everywhere.
@@ -47,6 +49,7 @@ import {
 import { integrityProblems, PUBLIC_FILES } from './backup.js';
 import { backupKeyAad, frameAad, ManifestSchema, readFrames, readPreamble, type BackupHeader } from './backup-format.js';
 import { hasTable } from './counts.js';
+import { carrySecurityState, type Carried } from './restore-carry.js';
 import { keptIds, liveKeyIds, replacedAuditHead, sweepRows } from './restore-sweep.js';
 import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError, RestoreArgumentError } from './errors.js';
 import { unlockCurrent } from './master-source.js';
@@ -97,6 +100,8 @@ export interface RestoreResult {
   /** True when the backup was made under an earlier master key and its keyring was re-sealed. */
   rewrapped: boolean;
   swept: RestoreSwept;
+  /** Security state of the replaced vault carried into the restored one (restore-carry.ts). */
+  carried: Carried;
   /** Public files (certificates, configuration) that were missing and were written from the backup. */
   restoredFiles: string[];
 }
@@ -171,6 +176,7 @@ async function restoreClaimed(
     const db = await Db.open(work);
     let swept: Omit<RestoreSwept, 'orphanMessageKeys' | 'orphanConversationKeys'>;
     let keep: { messageKeyIds: Set<string>; convIds: Set<string> };
+    let carried: Carried;
     try {
       const problems = await integrityProblems(db);
       if (problems.length > 0) throw new BackupContentError(`restored vault.db fails PRAGMA integrity_check: ${problems.slice(0, 3).join('; ')}`);
@@ -186,11 +192,12 @@ async function restoreClaimed(
       step();
       swept = await sweepRows(db, mk, live, now);
       keep = await keptIds(db);
+      carried = await carrySecurityState(db, join(vaultDir, VAULT_DB_FILE), now);
       await (await AuditLog.open(db, { now })).append([
         {
           type: 'vault.restored',
           actor: 'system',
-          data: { backup: header.id, backupCreatedAt: header.createdAt, ...swept, ...(replaced ? { replacedAuditSize: replaced.size, replacedAuditRoot: replaced.root } : {}) },
+          data: { backup: header.id, backupCreatedAt: header.createdAt, ...swept, carried, ...(replaced ? { replacedAuditSize: replaced.size, replacedAuditRoot: replaced.root } : {}) },
         },
       ]);
       await db.checkpointTruncate();
@@ -205,6 +212,7 @@ async function restoreClaimed(
       backup: { id: header.id, createdAt: header.createdAt, dbBytes: header.dbBytes, counts: header.counts, audit: header.audit },
       rewrapped: backupMk !== undefined,
       swept: { ...swept, orphanMessageKeys, orphanConversationKeys: orphanConvs.length },
+      carried,
       restoredFiles: [],
     };
     if (dryRun) return result;
