@@ -25,6 +25,7 @@ import {
   FileTooLargeError,
   UploadTruncatedError,
 } from './errors.js';
+import { openDigest, sealDigest } from './file-digest.js';
 import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
 import { errorFields } from '../log.js';
@@ -130,7 +131,8 @@ export async function uploadFile(
     }
     if (fill > 0 || idx === 0) await flush();
     const sha384 = hash.digest('base64');
-    const done = await ctx.db.run('UPDATE msg_files SET size = ?, sha384 = ?, chunk_count = ? WHERE id = ?', [total, sha384, idx, id]);
+    const stored = await sealDigest(key, id, sha384, ctx.random);
+    const done = await ctx.db.run('UPDATE msg_files SET size = ?, sha384 = ?, chunk_count = ? WHERE id = ?', [total, stored, idx, id]);
     // No row to complete: answering the id would hand out a file that is already gone.
     if (done.changes !== 1) throw await vanished(ctx, convId, id);
     return { fileId: id, sha384, size: total };
@@ -247,6 +249,7 @@ export async function downloadFile(ctx: Ctx, p: Principal, fileId: string): Prom
   const key = await ctx.keys.messageKey(fileKeyId(f.id)).catch(() => {
     throw notFound();
   });
+  const sha384 = await openDigest(key, f.id, f.sha384);
   const hash = createHash('sha384');
   let idx = 0;
   const stream = new ReadableStream<Uint8Array>({
@@ -258,7 +261,7 @@ export async function downloadFile(ctx: Ctx, p: Principal, fileId: string): Prom
         hash.update(plain);
         idx++;
         if (idx === f.chunk_count) {
-          if (hash.digest('base64') !== f.sha384) throw new FileCorruptError(`file ${f.id}: SHA-384 differs from the stored digest`);
+          if (hash.digest('base64') !== sha384) throw new FileCorruptError(`file ${f.id}: SHA-384 differs from the stored digest`);
           controller.enqueue(plain);
           controller.close();
         } else {
@@ -270,7 +273,7 @@ export async function downloadFile(ctx: Ctx, p: Principal, fileId: string): Prom
       }
     },
   });
-  return { fileId: f.id, size: f.size, sha384: f.sha384, stream };
+  return { fileId: f.id, size: f.size, sha384, stream };
 }
 
 /**

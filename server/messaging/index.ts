@@ -11,6 +11,7 @@ import * as deletion from './deletion.js';
 import { DeliveryMarks } from './delivery-marks.js';
 import { EventHub, type Subscription } from './event-hub.js';
 import * as files from './files.js';
+import { sealLegacyDigests } from './file-digest.js';
 import * as groups from './groups.js';
 import * as messages from './messages.js';
 import { reconcileKeys } from './message-lookup.js';
@@ -253,6 +254,9 @@ export function createMessaging(parts: MessagingParts): Messaging {
       // An upload cut off by a crash left a pending row with some chunks: destroy it before the
       // key sweep below, so its key goes too (issue 8, kill -9 mid-upload).
       await files.discardIncompleteUploads(ctx);
+      // Digests of files uploaded before they were sealed (file-digest.ts): sealed now.
+      const sealedDigests = await sealLegacyDigests(ctx);
+      if (sealedDigests) ctx.log('messaging.file-digests-sealed', { count: sealedDigests });
       // Keys without rows (a crash between a deletion's row and key steps, or a refused batch)
       // are destroyed at start (ARCHITECTURE.md, write order), and keys stored before keys.db kept
       // seqs get theirs, so lookups by id find their rows (message-lookup.ts).

@@ -10,6 +10,7 @@
  */
 import { open } from '../vault/index.js';
 import {
+  fileKeyId,
   fromB64,
   messageAad,
   principalClearance,
@@ -34,6 +35,7 @@ import {
   ForbiddenError,
 } from './errors.js';
 import { headerHashInput } from './check-protocol.js';
+import { openDigest } from './file-digest.js';
 import { parseMessageHeader, wordsProblem, type MessageHeader } from './header.js';
 import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
@@ -300,7 +302,10 @@ async function precheckAttachments(
     if (!f || f.uploader !== p.login || f.conversation !== conv || f.state !== 'pending') {
       throw new AttachmentInvalidError(`attachment ${a.id} is not a pending upload of ${p.login} in this conversation`);
     }
-    if (f.sha384 !== a.sha384 || f.size !== a.size) {
+    // The stored digest is sealed with the file key (file-digest.ts); '' until the upload ends.
+    const key = f.sha384 === '' ? undefined : await ctx.keys.messageKey(fileKeyId(a.id)).catch(() => undefined);
+    if (!key) throw new AttachmentInvalidError(`attachment ${a.id} is not a pending upload of ${p.login} in this conversation`);
+    if ((await openDigest(key, a.id, f.sha384)) !== a.sha384 || f.size !== a.size) {
       throw new DigestMismatchError(`attachment ${a.id}: the uploaded file's digest or size differs from the signed header`);
     }
   }

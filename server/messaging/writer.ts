@@ -89,8 +89,13 @@ function rowParams(m: StagedMessage, seq: number, blob: Uint8Array): unknown[] {
   return [clusterKey(m.conversation, seq), seq, m.id, m.conversation, m.sender, m.label, m.labelRank, m.urgent ? 1 : 0, m.sentAt, m.receivedAt, blob];
 }
 
+/**
+ * The digest was compared by the precheck (messages.ts): it is sealed, so SQL cannot compare it,
+ * and a completed upload's digest never changes. Here: still pending (not taken by another
+ * message or a sweep), complete, and the same uploader, conversation and size.
+ */
 const ATTACH_SQL = `UPDATE msg_files SET state = 'final', message = ?
-  WHERE id = ? AND state = 'pending' AND uploader = ? AND conversation = ? AND sha384 = ? AND size = ?`;
+  WHERE id = ? AND state = 'pending' AND uploader = ? AND conversation = ? AND sha384 != '' AND size = ?`;
 
 export class BatchWriter {
   readonly #ctx: Ctx;
@@ -327,7 +332,7 @@ export class BatchWriter {
             );
             if (!row) throw new Error(`message ${m.id}: the insert returned no row`);
             for (const a of m.attachments) {
-              const u = await sp.run(ATTACH_SQL, [m.id, a.id, m.sender, m.conversation, a.sha384, a.size]);
+              const u = await sp.run(ATTACH_SQL, [m.id, a.id, m.sender, m.conversation, a.size]);
               if (u.changes !== 1) {
                 throw new AttachmentInvalidError(
                   `attachment ${a.id} is not a pending upload of ${m.sender} in this conversation with that digest and size`,

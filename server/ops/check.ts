@@ -31,6 +31,7 @@ import { Certificate } from '../../pki/index.js';
 import { ApplianceMissingError } from '../errors.js';
 import { rootCrlState } from '../sign-root-crl.js';
 import { chunkAad, fileKeyId, messageAad, unpackMessage } from '../messaging/context.js';
+import { openDigest } from '../messaging/file-digest.js';
 import {
   ckAad,
   Db,
@@ -337,7 +338,7 @@ async function checkFiles(db: Db, keys: Keystore, n: number, random: (n: number)
         hash.update(plain);
         plain.fill(0);
       }
-      if (hash.digest('base64') !== f.sha384) failures.push({ id: `file:${f.id}`, reason: 'sha384-mismatch' });
+      if (hash.digest('base64') !== (await openDigest(key, f.id, f.sha384))) failures.push({ id: `file:${f.id}`, reason: 'sha384-mismatch' });
     } catch (err) {
       failures.push({ id: `file:${f.id}`, reason: reasonOf(err) });
     }
