@@ -90,7 +90,8 @@ async function openMany(users: LoadUser[], url: string, n: number, offset: numbe
 async function main(): Promise<void> {
   console.log(`live: ${WATCHERS} watchers of one group, ${MESSAGES} messages; RSS with ${IDLE} idle live connections`);
   console.log(machineNote());
-  const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+  // The event-stream cap per account is lifted: hundreds of watchers share BENCH_USERS accounts.
+  const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 }, maxEventStreamsPerUser: 100_000 } });
   let eventBytes = 0;
   let deliveriesPerSecond = 0;
   try {

@@ -126,8 +126,9 @@ async function main(): Promise<void> {
   const before = await verifyBounds(PROFILE, BOUND_SECONDS);
   console.log(`crypto bound: raw ${PROFILE} verify = ${told(before)} (${BOUND_SECONDS} s each)`);
 
-  // 2. A fresh appliance in its own process. argon2 is cheapened: this bench is not about login.
-  const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } } });
+  // 2. A fresh appliance in its own process. argon2 is cheapened: this bench is not about login;
+  //    the send-stream cap per account is lifted: BENCH_CLIENTS streams share BENCH_USERS accounts.
+  const { dataDir, init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 }, maxSendStreamsPerUser: 100_000 } });
   try {
     const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const run = await benchAgainst(await startServerProc(dataDir, {}, 60_000, nodeArgs), init, before.best);

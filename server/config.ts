@@ -53,6 +53,9 @@ const peerList = z
   });
 
 /** The configuration schema. Every field has a default; `{}` is a valid configuration. */
+/** Default caps of long-lived requests per account (`maxEventStreamsPerUser`, `maxSendStreamsPerUser`). */
+export const STREAMS_PER_USER = { events: 16, send: 8 } as const;
+
 export const ConfigSchema = z.object({
   /** `host:port` to listen on; loopback/private/link-local only. */
   listen: z.string().default('127.0.0.1:8443'),
@@ -89,6 +92,17 @@ export const ConfigSchema = z.object({
       lockMs: z.number().int().positive().default(30 * MINUTE),
     })
     .default({ maxFailures: 5, windowMs: 15 * MINUTE, lockMs: 30 * MINUTE }),
+  /**
+   * Long-lived requests one account may hold at once (routes/stream-slots.ts): live event streams
+   * (`GET /v1/events`) and send streams (`POST /v1/messages/stream`). Beyond, 429 TOO_MANY_STREAMS.
+   */
+  maxEventStreamsPerUser: z.number().int().min(1).default(STREAMS_PER_USER.events),
+  maxSendStreamsPerUser: z.number().int().min(1).default(STREAMS_PER_USER.send),
+  /**
+   * Open connections the listener accepts in all (Node's `server.maxConnections`); beyond, new
+   * ones are closed at once. Far above any LAN's workstations, below the process's descriptors.
+   */
+  maxConnections: z.number().int().min(16).default(4096),
   /** Default request body limit in bytes (routes may set their own). */
   bodyLimit: z.number().int().positive().default(64 * 1024),
   /** How long a published CRL is valid (its nextUpdate). */

@@ -65,10 +65,10 @@ export async function startMessaging(
     messaging,
     routes: {
       '/v1/conversations': () => conversationsRoutes(deps),
-      '/v1/messages': () => messagesRoutes(deps),
+      '/v1/messages': () => messagesRoutes(deps, { stream: { maxPerUser: appliance.config.maxSendStreamsPerUser } }),
       '/v1/groups': () => groupsRoutes(deps),
       '/v1/files': () => filesRoutes(deps),
-      '/v1/events': () => eventsRoutes(deps),
+      '/v1/events': () => eventsRoutes(deps, { maxPerUser: appliance.config.maxEventStreamsPerUser }),
       '/v1/users': () => correspondenceRoutes(deps),
     },
   };

@@ -6,13 +6,14 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:net';
-import { serve } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { Appliance } from './appliance.js';
 import type { TlsMaterial } from './certs/tls-renewer.js';
 import type { Logger } from './log.js';
 import type { AppEnv } from './middleware/types.js';
 import { assertLanListen, formatListen, type ListenAddress } from './net/lan.js';
+import { answerAdapterError, answerClientError, requireHost } from './net/bare-errors.js';
 import { attachPeerFilter } from './net/peer-filter.js';
 
 /**
@@ -59,24 +60,30 @@ export interface ListenOptions {
  */
 export async function listen(opts: ListenOptions): Promise<Listener> {
   assertLanListen(opts.address);
-  const server = serve({
-    fetch: opts.app.fetch,
-    createServer: https.createServer,
-    // Slow clients (slowloris) must not hold sockets for minutes: the TLS handshake within 10 s
-    // (Node: 120 s), headers within 10 s, a whole request body within 5 min (a 100 MiB upload on a
-    // slow LAN), idle keep-alive sockets closed after 5 s, checked every 2 s (Node: 30 s). Live event
-    // streams are responses, which these limits do not cut.
-    serverOptions: {
+  // getRequestListener rather than serve(): only the listener takes an errorHandler, for the
+  // requests the adapter cannot turn into a Request (net/bare-errors.ts).
+  const handler = getRequestListener(opts.app.fetch, { hostname: opts.address.host, errorHandler: answerAdapterError(opts.log) });
+  // Slow clients (slowloris) must not hold sockets for minutes: the TLS handshake within 10 s
+  // (Node: 120 s), headers within 10 s, a whole request body within 5 min (a 100 MiB upload on a
+  // slow LAN), idle keep-alive sockets closed after 5 s, checked every 2 s (Node: 30 s). Live event
+  // streams are responses, which these limits do not cut.
+  const server = https.createServer(
+    {
       ...tlsServerOptions(opts.appliance),
       handshakeTimeout: 10_000,
       headersTimeout: 10_000,
       requestTimeout: 300_000,
       keepAliveTimeout: 5_000,
       connectionsCheckingInterval: 2_000,
+      // Node would answer a missing Host itself, a bare 400: requireHost answers it in JSON.
+      requireHostHeader: false,
     },
-    hostname: opts.address.host,
-    port: opts.address.port,
-  }) as unknown as https.Server;
+    requireHost(opts.log, handler),
+  );
+  // Bounded in all: one client opening sockets by the thousand must not take every descriptor.
+  server.maxConnections = opts.appliance.config.maxConnections;
+  server.on('clientError', answerClientError(opts.log));
+  server.listen(opts.address.port, opts.address.host);
   attachPeerFilter(server, {
     allowedPeers: opts.allowedPeers,
     onRefused: (p) => opts.log.warn('connection refused: peer outside the allowed ranges', { peer: p.address ?? null }),

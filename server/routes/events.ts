@@ -28,14 +28,16 @@
  */
 import type { ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { messagingErrorHandler, principalOf, requireSession, type MessagingRouteDeps } from '../messaging/http.js';
-import type { LiveEvent, LiveSink, Subscription } from '../messaging/index.js';
+import type { LiveEvent, LiveSink, Principal, Subscription } from '../messaging/index.js';
 import type { Withdrawal } from '../messaging/event-hub.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseParams } from '../middleware/validate.js';
 import { errorFields } from '../log.js';
+import { STREAMS_PER_USER } from '../config.js';
+import { StreamSlots } from './stream-slots.js';
 
 const LastEventId = z.coerce.number().int().nonnegative().optional();
 const REPLAY_PAGE = 200;
@@ -217,7 +219,7 @@ function uncork(s: LiveStream): void {
  *   account), and at the instant its session would expire (absolute or idle timeout): it ends then,
  *   not up to one interval later.
  */
-export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: number } = {}): Hono<AppEnv> {
+export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: number; maxPerUser?: number } = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError(messagingErrorHandler);
   // Read per request: the appliance may finish building the service after mounting.
@@ -331,9 +333,24 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
     }
   };
 
+  const slots = new StreamSlots(opts.maxPerUser ?? STREAMS_PER_USER.events, 'live event streams');
+
   app.get('/', async (c) => {
+    // Hono answers HEAD with the GET handler and drops what it returns: this one writes the
+    // response itself, which would then be written twice. A HEAD learns the type, no stream.
+    if (c.req.method === 'HEAD') return c.body(null, 200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
     const p = principalOf(c);
     const from = parseParams(c.req.header('last-event-id') ?? c.req.query('lastEventId'), LastEventId);
+    const release = slots.take(p.login);
+    try {
+      return await serve(c, p, from, release);
+    } catch (err) {
+      release();
+      throw err;
+    }
+  });
+
+  async function serve(c: Context<AppEnv>, p: Principal, from: number | undefined, release: () => void): Promise<Response> {
     const out = c.env.outgoing;
     const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
     const fingerprint = c.get('clientCert').fingerprint;
@@ -350,6 +367,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
       untrack(s);
       s.ended();
       sub.close();
+      release();
     };
     out.once('close', finish);
     // The client may have gone while the request was still in the middleware: then 'close' has
@@ -412,7 +430,7 @@ export function eventsRoutes(deps: MessagingRouteDeps, opts: { keepAliveMs?: num
       sub.close();
     }
     return RESPONSE_ALREADY_SENT;
-  });
+  }
 
   return app;
 }

@@ -35,6 +35,8 @@ import { MessageAnswers, messageBodyLimitBytes, principalOf, type MessagingRoute
 import type { BatchOutcome, MessageInput } from '../messaging/messages.js';
 import type { AppEnv } from '../middleware/types.js';
 import { parseJsonText } from '../middleware/validate.js';
+import { STREAMS_PER_USER } from '../config.js';
+import { StreamSlots } from './stream-slots.js';
 
 /** The body of `POST /v1/messages`, each item of a batch, and each line of a stream. */
 export const SendBody = z
@@ -56,6 +58,8 @@ export interface MessageStreamOptions {
   maxStreamMs?: number;
   /** The session is asked again at least this often while lines arrive (default 1 s). */
   recheckMs?: number;
+  /** Send streams one account may hold at once (config `maxSendStreamsPerUser`). */
+  maxPerUser?: number;
 }
 
 const NEWLINE = 0x0a;
@@ -343,6 +347,7 @@ export function messageStreamHandler(deps: MessagingRouteDeps, opts: MessageStre
   const maxStreamMs = opts.maxStreamMs ?? 240_000;
   const recheckMs = opts.recheckMs ?? 1000;
   const open = new Set<LineStream>();
+  const slots = new StreamSlots(opts.maxPerUser ?? STREAMS_PER_USER.send, 'send streams');
   deps.appliance.sessions.onSessionsEnded(() => {
     for (const s of open) s.sessionsEnded();
   });
@@ -356,12 +361,29 @@ export function messageStreamHandler(deps: MessagingRouteDeps, opts: MessageStre
 
   return async function messageStream(c: Context<AppEnv>): Promise<Response> {
     listenForStop();
-    const svc = deps.messaging;
     const log = c.get('log');
     const requestId = c.get('requestId') ?? 'none';
     const token = /^Bearer (\S+)$/.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
     const fingerprint = c.get('clientCert').fingerprint;
     const out: ServerResponse = c.env.outgoing;
+    // Before anything is written: over the cap is an ordinary error answer.
+    const release = slots.take(principalOf(c).login);
+    try {
+      return await serveStream(c, out, requestId, token, fingerprint, log);
+    } finally {
+      release();
+    }
+  };
+
+  async function serveStream(
+    c: Context<AppEnv>,
+    out: ServerResponse,
+    requestId: string,
+    token: string,
+    fingerprint: string,
+    log: AppEnv['Variables']['log'],
+  ): Promise<Response> {
+    const svc = deps.messaging;
     out.writeHead(200, {
       'Content-Type': 'application/x-ndjson',
       'Cache-Control': 'no-store',
@@ -391,7 +413,7 @@ export function messageStreamHandler(deps: MessagingRouteDeps, opts: MessageStre
     // nothing else may answer on it (the shell's unread-body middleware).
     if (!out.socket?.destroyed && !out.destroyed) await new Promise<void>((r) => out.once('close', () => r()));
     return RESPONSE_ALREADY_SENT;
-  };
+  }
 }
 
 /** A line's JSON against the message schema; throws BadRequestError (answered for that line only). */
