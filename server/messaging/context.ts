@@ -6,6 +6,7 @@
 import { webcrypto } from 'node:crypto';
 import { clearanceRank, isClearance, type Clearance } from '../../pki/index.js';
 import { chunks, marks, type Db, type DbTx } from '../vault/index.js';
+import type { KeyedQueue } from '../keyed-queue.js';
 import type { LogFields } from '../log.js';
 import { subjectInput } from './check-protocol.js';
 import { ConversationNotFoundError, HeaderInvalidError, NotAMemberError } from './errors.js';
@@ -40,6 +41,8 @@ export interface Ctx {
   log: (event: string, fields: LogFields) => void;
   /** A deletion's keys and checkpoint that failed after its commit, retried (late-destruction.ts). */
   late: LateDestruction;
+  /** One upload's admission (quota check, file key, row) at a time per uploader (upload-quota.ts). */
+  uploadAdmissions: KeyedQueue;
 }
 
 /**

@@ -125,6 +125,17 @@ export class UploadTruncatedError extends MessagingError {
   readonly status = 400;
 }
 
+/**
+ * The uploader's pending uploads already hold the most files or bytes one person may keep
+ * (`maxPendingUploads`, `maxPendingUploadBytes`); nothing of this upload was kept. 429: the
+ * request is fine, the caller has done too much of it for now — attaching pending uploads to a
+ * message, or their expiry, makes room.
+ */
+export class TooManyPendingUploadsError extends MessagingError {
+  readonly code = 'TOO_MANY_PENDING_UPLOADS';
+  readonly status = 429;
+}
+
 /** No such file, or one the caller may not read (indistinguishable by design). */
 export class FileNotFoundError extends MessagingError {
   readonly code = 'FILE_NOT_FOUND';
@@ -182,6 +193,7 @@ export const MESSAGING_STATUS_BY_CODE: Readonly<Record<string, number>> = {
   MEMBERSHIP_CONFLICT: 409,
   FILE_TOO_LARGE: 413,
   UPLOAD_TRUNCATED: 400,
+  TOO_MANY_PENDING_UPLOADS: 429,
   FILE_NOT_FOUND: 404,
   FILE_CORRUPT: 500,
   FORBIDDEN: 403,

@@ -23,11 +23,13 @@ import {
   FileCorruptError,
   FileNotFoundError,
   FileTooLargeError,
+  TooManyPendingUploadsError,
   UploadTruncatedError,
 } from './errors.js';
 import { openDigest, sealDigest } from './file-digest.js';
 import { messageRow } from './message-lookup.js';
 import type { Principal } from './ports.js';
+import { checkRoom, insertPendingRow } from './upload-quota.js';
 import { errorFields } from '../log.js';
 
 /** What an upload answers. */
@@ -41,11 +43,15 @@ export interface UploadResult {
  * Stores an upload. `expectedLength` (Content-Length) lets a short body be told from a complete
  * one; without it, a stream that errors (client abort) is the truncation signal.
  *
+ * Admission comes first (upload-quota.ts): an upload that would pass the uploader's cap on pending
+ * uploads is refused before its key or row exists.
+ *
  * A destroy of the conversation may land anywhere in the upload (it takes the conversation key, the
  * file row and its chunks, and the file key under the CK): each step that can meet it says so, and
  * the upload answers CONVERSATION_NOT_FOUND, never a vault error or a receipt for a file that is gone.
  *
- * @throws ConversationNotFoundError | NotAMemberError | FileTooLargeError | UploadTruncatedError
+ * @throws ConversationNotFoundError | NotAMemberError | FileTooLargeError | UploadTruncatedError |
+ *   TooManyPendingUploadsError
  */
 export async function uploadFile(
   ctx: Ctx,
@@ -59,26 +65,10 @@ export async function uploadFile(
   if (expectedLength !== undefined && expectedLength > max) {
     throw new FileTooLargeError(`the file is ${expectedLength} bytes; the limit is ${max}`);
   }
-  const id = newId(ctx.random);
-  const keyId = fileKeyId(id);
-  const key = (
-    await ctx.keys.createMessageKeys(convId, [keyId]).catch((err: unknown) => {
-      // The conversation key went after the membership check: the conversation was destroyed.
-      if (err instanceof KeyNotFoundError) throw destroyedDuring(convId, err);
-      throw err;
-    })
-  ).get(keyId);
-  if (!key) throw new FileNotFoundError('could not create the file key');
-  const at = ctx.now().toISOString();
+  const { id, key, reserved } = await ctx.uploadAdmissions.run(p.login, () => admit(ctx, p.login, convId, expectedLength));
+  // Announced: Content-Length holds the body to it. Not announced: what the cap left is the limit.
+  const limit = expectedLength === undefined ? reserved : max;
   try {
-    // msg_files has no foreign key to the conversation: the row is written only while it exists,
-    // else a destroy between the key and this row would leave an upload in no conversation.
-    const row = await ctx.db.run(
-      `INSERT INTO msg_files (id, conversation, uploader, state, size, sha384, chunk_count, created_at)
-       SELECT ?, ?, ?, 'pending', 0, '', 0, ? WHERE EXISTS (SELECT 1 FROM msg_conversations WHERE id = ?)`,
-      [id, convId, p.login, at, convId],
-    );
-    if (row.changes !== 1) throw destroyedDuring(convId);
     const hash = createHash('sha384');
     const chunkBytes = ctx.config.chunkBytes;
     let buf = new Uint8Array(chunkBytes);
@@ -113,7 +103,7 @@ export async function uploadFile(
           if (r.done) break;
           let data = r.value;
           total += data.length;
-          if (total > max) throw new FileTooLargeError(`the file exceeds the limit of ${max} bytes`);
+          if (total > limit) throw tooMuch(ctx, limit);
           while (data.length) {
             const n = Math.min(data.length, chunkBytes - fill);
             buf.set(data.subarray(0, n), fill);
@@ -137,17 +127,63 @@ export async function uploadFile(
     if (done.changes !== 1) throw await vanished(ctx, convId, id);
     return { fileId: id, sha384, size: total };
   } catch (err) {
-    // Rows, then keys. The key goes even when no row did (none written, or taken by a destroy):
-    // the upload never completed, so no message can hold it. A key that cannot go now is retried
-    // (late-destruction.ts), not left until the next start.
-    await deletePending(ctx, [id])
-      .then(() => ctx.keys.destroyMessageKeys([keyId]).catch((e: unknown) => {
-        ctx.late.keys({ messageIds: [keyId] });
-        throw e;
-      }))
-      .catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', errorFields(e)));
+    await discardFailed(ctx, id);
     throw err;
   }
+}
+
+/**
+ * Checks the uploader's room, then makes the file key and the pending row (keys before rows, as
+ * every write here). Runs one at a time per uploader (`ctx.uploadAdmissions`).
+ */
+async function admit(ctx: Ctx, login: string, convId: string, length: number | undefined) {
+  await checkRoom(ctx.db, ctx.config, login, length);
+  const id = newId(ctx.random);
+  const keyId = fileKeyId(id);
+  const key = (
+    await ctx.keys.createMessageKeys(convId, [keyId]).catch((err: unknown) => {
+      // The conversation key went after the membership check: the conversation was destroyed.
+      if (err instanceof KeyNotFoundError) throw destroyedDuring(convId, err);
+      throw err;
+    })
+  ).get(keyId);
+  if (!key) throw new FileNotFoundError('could not create the file key');
+  try {
+    // msg_files has no foreign key to the conversation: the row is written only while it exists,
+    // else a destroy between the key and this row would leave an upload in no conversation.
+    const row = await insertPendingRow(ctx.db, ctx.config, { id, conversation: convId, uploader: login, at: ctx.now().toISOString(), length });
+    if (!row.ok) throw row.error ?? destroyedDuring(convId);
+    return { id, key, reserved: row.reserved };
+  } catch (err) {
+    await discardFailed(ctx, id);
+    throw err;
+  }
+}
+
+/** An unannounced upload that streamed past its limit: the cap's remainder, or the file limit. */
+function tooMuch(ctx: Ctx, limit: number): Error {
+  if (limit < ctx.config.maxFileBytes) {
+    return new TooManyPendingUploadsError(
+      `the upload passed the ${limit} bytes left of your limit of ${ctx.config.maxPendingUploadBytes} for uploads not attached to any message; ` +
+        'attach those to a message, or wait until they expire',
+    );
+  }
+  return new FileTooLargeError(`the file exceeds the limit of ${limit} bytes`);
+}
+
+/**
+ * A failed upload's clean-up: rows, then keys. The key goes even when no row did (none written, or
+ * taken by a destroy): the upload never completed, so no message can hold it. A key that cannot go
+ * now is retried (late-destruction.ts), not left until the next start.
+ */
+async function discardFailed(ctx: Ctx, id: string): Promise<void> {
+  const keyId = fileKeyId(id);
+  await deletePending(ctx, [id])
+    .then(() => ctx.keys.destroyMessageKeys([keyId]).catch((e: unknown) => {
+      ctx.late.keys({ messageIds: [keyId] });
+      throw e;
+    }))
+    .catch((e: unknown) => ctx.log('messaging.upload-cleanup-failed', errorFields(e)));
 }
 
 function destroyedDuring(convId: string, cause?: unknown): ConversationNotFoundError {

@@ -22,6 +22,7 @@ import { BatchWriter, highWater, type Committed, type StagedMessage } from './wr
 import { inThreadChecker } from './check-pool.js';
 import { errorFields, type LogFields } from '../log.js';
 import { LateDestruction } from './late-destruction.js';
+import { KeyedQueue } from '../keyed-queue.js';
 
 export * from './errors.js';
 export type { ConversationView } from './conversations.js';
@@ -174,6 +175,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
       log,
       firstDelayMs: config.lateDestructionRetryMs,
     }),
+    uploadAdmissions: new KeyedQueue(),
   };
   // Delivery receipts of live delivery, batched process-wide (delivery-marks.ts).
   const marks = new DeliveryMarks(ctx);

@@ -173,6 +173,20 @@ export interface MessagingConfig {
   clockSkewMs: number;
   /** A pending (unreferenced) upload is destroyed after this long. Default 1 hour. */
   pendingFileTtlMs: number;
+  /**
+   * Most pending uploads (uploaded, not yet named by a message, or still streaming in) one person
+   * may keep. Default 32: the most attachments one header may name, so any message the header
+   * schema allows can still be staged. Without it one member could fill the vault with files no
+   * one else can see or delete (reviewer's finding: 22 × 4 MiB filled a 96 MiB disk).
+   */
+  maxPendingUploads: number;
+  /**
+   * Most bytes one person's pending uploads may hold together; an upload in flight counts with its
+   * announced length (or, unannounced, with what remains of this). Default 200 MiB, twice
+   * `maxFileBytes`'s default: the largest file plus room to stage another beside it. Keep it at
+   * least `maxFileBytes`, or the largest files can never be uploaded.
+   */
+  maxPendingUploadBytes: number;
   /** The batching writer commits when this many messages wait… Default 512. */
   batchMax: number;
   /** …or after this many milliseconds. Default 2. */
@@ -202,6 +216,8 @@ export const DEFAULT_CONFIG: MessagingConfig = {
   chunkBytes: 1024 * 1024,
   clockSkewMs: 5 * 60 * 1000,
   pendingFileTtlMs: 60 * 60 * 1000,
+  maxPendingUploads: 32,
+  maxPendingUploadBytes: 2 * 100 * 1024 * 1024,
   batchMax: 512,
   batchDelayMs: 2,
   eventQueueMax: 1024,

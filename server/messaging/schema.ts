@@ -163,6 +163,14 @@ ${rebuildMessages({ table: 'msg_messages_clustered', id: 'id TEXT NOT NULL UNIQU
     sql: `
 ${rebuildMessages({ table: 'msg_messages_unindexed', id: 'id TEXT NOT NULL', rid: 'rid', order: 'rid' })}`,
   },
+  {
+    // Every upload counts its uploader's pending files (upload-quota.ts). msg_files keeps a row per
+    // attachment ever sent, the pending ones are few: a partial index holds only those, so the
+    // count reads a handful of entries instead of the whole table, and attaching (which ends
+    // `pending`) drops the entry.
+    id: 'messaging-005-pending-uploads-by-uploader',
+    sql: `CREATE INDEX msg_files_pending ON msg_files(uploader) WHERE state = 'pending';`,
+  },
 ];
 
 /**

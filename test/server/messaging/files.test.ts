@@ -228,8 +228,9 @@ t.test('files racing the pending sweep and conversation destroys', async (t) => 
       arm: (g) => armBefore(h.vault.keys, 'createMessageKeys', () => true, () => destroy(g)),
     },
     {
+      // The row's INSERT answers the bytes it reserved (RETURNING), so it goes through `all`.
       when: 'before the upload writes its file row',
-      arm: (g) => armBefore(db, 'run', (sql) => String(sql).startsWith('INSERT INTO msg_files'), () => destroy(g)),
+      arm: (g) => armBefore(db, 'all', (sql) => String(sql).startsWith('INSERT INTO msg_files'), () => destroy(g)),
     },
     {
       when: 'after the last chunk, before the upload is completed',

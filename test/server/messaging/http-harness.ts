@@ -18,6 +18,7 @@ import {
   createMessaging,
   type MessageHeader,
   type Messaging,
+  type MessagingConfig,
 } from '../../../server/messaging/index.js';
 import { conversationsRoutes } from '../../../server/routes/conversations.js';
 import { eventsRoutes } from '../../../server/routes/events.js';
@@ -63,6 +64,8 @@ export async function httpHarness(
     rootCrlCheckEveryMs?: TestApplianceOptions['rootCrlCheckEveryMs'];
     /** Tunables of `POST /v1/messages/stream`. */
     stream?: MessageStreamOptions;
+    /** More messaging configuration (e.g. the pending-upload cap). */
+    messaging?: Partial<MessagingConfig>;
   } = {},
 ): Promise<HttpHarness> {
   const holder: { messaging?: Messaging } = {};
@@ -95,6 +98,7 @@ export async function httpHarness(
       chunkBytes: 256 * 1024,
       ...(opts.eventQueueMax ? { eventQueueMax: opts.eventQueueMax } : {}),
       ...(opts.eventQueueMaxBytes ? { eventQueueMaxBytes: opts.eventQueueMaxBytes } : {}),
+      ...opts.messaging,
     }, () => undefined),
   );
   await messaging.start();
