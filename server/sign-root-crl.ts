@@ -12,7 +12,11 @@
  *   was signed (1 for an appliance made before root CRLs). A current file that is not a CRL of
  *   this root is refused (ROOT_CRL_INVALID).
  * - Revocations are permanent (RFC 5280 §3.3): the entries of the current CRL are carried over.
- *   `--revoke-issuing --yes` adds the issuing CA (keyCompromise): every certificate of the
+ *   `--revoke-issuing --yes` adds the issuing CA (keyCompromise) — every certificate it has had,
+ *   `ca/issuing.pem`'s and each one a renewal replaced (ca-history.ts): renewal kept the key, so an
+ *   older certificate left off would still chain what a stolen key signs; once any of them is
+ *   listed (by a CRL signed before this rule), the next ceremony lists the others with its date.
+ *   Every certificate of the
  *   appliance then fails `openssl verify -crl_check_all`, and a running server (certs/root-crl-watch.ts)
  *   refuses every request but those for the CA certificates and CRLs and ends every session. For a
  *   drill, use a copy of the data directory.
@@ -20,8 +24,8 @@
  *   ceremony at a time, none during a restore, repack or rotation (OPS_DATA_IN_USE).
  * - Written atomically (temp file, fsync, rename, fsync of `ca/`), mode 0644 like the other
  *   public files. The server reads the file at each `GET /v1/crl/root`: no restart needed.
- * - Audit: `ca.root-crl.signed` (actor `system`; CRL number, dates, revoked serials, the root key's
- *   SPKI fingerprint) is appended to the audit log in vault.db before the new file is renamed into
+ * - Audit: `ca.root-crl.signed` (actor `system`; CRL number, dates, revoked serials with their dates
+ *   and reasons, the SPKI fingerprints of the issuing CA's key and of the root key) is appended to the audit log in vault.db before the new file is renamed into
  *   place; the log needs no master key, and SQLite's lock orders it with a running server's
  *   appends. A failure to append leaves the old CRL in place.
  */
@@ -41,10 +45,12 @@ import {
   publicKeyFingerprint,
   ROOT_CRL_VALIDITY_DAYS,
   type CryptoKey,
-  type RevokedEntry,
 } from '../pki/index.js';
 import { PATHS } from './appliance.js';
 import { readRootCrlFile } from './certs/root-crl-file.js';
+import { issuingSerials, lastAuditedCrlNumber, ROOT_CRL_AUDIT_TYPE, spkiSha256, withIssuingRevoked } from './ca-history.js';
+// Where init.ts has always taken it from.
+export { ROOT_CRL_AUDIT_TYPE } from './ca-history.js';
 import { AuditLog } from './audit/index.js';
 import { ApplianceMissingError } from './errors.js';
 // data-claim.js rather than ops/index.js: ops' status and check import this module (no import cycle).
@@ -96,6 +102,8 @@ export interface SignRootCrlResult {
   nextUpdate: string;
   revoked: { serialNumber: string; reason: string; revocationDate: string }[];
   issuingRevoked: boolean;
+  /** Every serial the issuing CA has had (ca/issuing.pem's and those renewals replaced). */
+  issuingSerials: string[];
   auditSeq: number;
 }
 
@@ -181,18 +189,16 @@ async function signUnderClaim(
 ): Promise<SignRootCrlResult> {
   const file = join(dataDir, PATHS.rootCrl);
   const previous = await currentRootCrl(file, root);
-  const revoked: RevokedEntry[] = [...(previous?.revoked ?? [])];
-  const alreadyRevoked = revoked.some((e) => e.serialNumber === issuing.serialNumber);
-  if (opts.revokeIssuing && !alreadyRevoked) {
-    // Whole seconds, rounded up: a CRL holds whole seconds (as for the issuing CA's, API.md).
-    revoked.push({ serialNumber: issuing.serialNumber, revocationDate: new Date(Math.ceil(now.getTime() / 1000) * 1000), reason: 'keyCompromise' });
-  }
   const db = await Db.open(join(dataDir, PATHS.vault, VAULT_DB_FILE));
   try {
     const log = await AuditLog.open(db, { now: () => now });
+    // Every certificate the issuing CA has had, not only ca/issuing.pem's: renewal kept the key,
+    // so an older certificate would go on chaining what a stolen key signs (ca-history.ts).
+    const lineage = await issuingSerials(db, issuing);
+    const { revoked } = withIssuingRevoked(previous?.revoked ?? [], lineage, opts.revokeIssuing ?? false, now);
     // Above every number signed before, in the file or only in the audit log (a file lost, moved
     // aside, or brought back older by a restore): a CRL number never repeats (RFC 5280 §5.2.3).
-    const audited = await lastAuditedNumber(db);
+    const audited = await lastAuditedCrlNumber(db);
     const base = previous && previous.crlNumber > audited ? previous.crlNumber : audited;
     const crlNumber = base + 1n;
     const crl = await createRootCrl({ cert: root, key, revoked, crlNumber, thisUpdate: now, validityDays: opts.days ?? ROOT_CRL_VALIDITY_DAYS });
@@ -208,6 +214,7 @@ async function signUnderClaim(
       nextUpdate: crl.nextUpdate.toISOString(),
       revoked: crl.revoked.map((e) => ({ serialNumber: e.serialNumber, reason: e.reason, revocationDate: e.revocationDate.toISOString() })),
       issuingRevoked: crl.find(issuing.serialNumber) !== undefined,
+      issuingSerials: lineage,
       auditSeq,
     };
   } finally {
@@ -215,27 +222,22 @@ async function signUnderClaim(
   }
 }
 
-/** The audit entry of a root CRL signed (at init and at each ceremony). */
-export const ROOT_CRL_AUDIT_TYPE = 'ca.root-crl.signed';
-
-/** The entry's data: number, dates, revoked serials, and which root key signed (SHA-256 of its SPKI); no secret. */
+/**
+ * The entry's data: number, dates, revoked serials (`revoked`) and each with its date and reason
+ * (`revocations`: a later ceremony carries them over from here), the issuing CA's key (SHA-256 of
+ * its SPKI: renew-issuing refuses a certificate for a revoked key), and which root key signed; no secret.
+ */
 export function rootCrlAuditData(crl: Crl, issuing: Certificate, rootKeySpkiSha256: string): Record<string, unknown> {
   return {
     crlNumber: Number(crl.crlNumber),
     thisUpdate: crl.thisUpdate.toISOString(),
     nextUpdate: crl.nextUpdate.toISOString(),
     revoked: crl.revoked.map((e) => e.serialNumber),
+    revocations: crl.revoked.map((e) => ({ serialNumber: e.serialNumber, revocationDate: e.revocationDate.toISOString(), reason: e.reason })),
     issuingRevoked: crl.find(issuing.serialNumber) !== undefined,
+    issuingSpkiSha256: spkiSha256(issuing),
     rootKeySpkiSha256,
   };
-}
-
-/** The CRL number of the newest `ca.root-crl.signed` entry; 0 when there is none (index audit_log_type). */
-async function lastAuditedNumber(db: Db): Promise<bigint> {
-  const row = await db.get<{ data: string }>('SELECT data FROM audit_log WHERE type = ? ORDER BY seq DESC LIMIT 1', [ROOT_CRL_AUDIT_TYPE]);
-  if (!row) return 0n;
-  const n = (JSON.parse(row.data) as { data?: { crlNumber?: unknown } }).data?.crlNumber;
-  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? BigInt(n) : 0n;
 }
 
 const MOVE_ASIDE =
@@ -324,7 +326,8 @@ POSITIONAL ARGUMENTS
   none
 
 The CRL number is the current root CRL's plus one (1 if the appliance has none). Entries already
-revoked stay revoked. The passphrase is never taken from the command line. Run it before the
+revoked stay revoked. --revoke-issuing lists every certificate the issuing CA has had (the one in
+ca/issuing.pem and each one renew-issuing replaced: they share its key). The passphrase is never taken from the command line. Run it before the
 root CRL's nextUpdate (\`sigil-server status\` and \`check\` warn 30 days before).
 
 EXAMPLES
@@ -360,6 +363,7 @@ EXIT CODES
                 ? [
                     '  THE ISSUING CA IS REVOKED: every certificate of this appliance fails revocation checks of the whole chain;',
                     '  a running server refuses every request but those for the CA certificates and CRLs within 10 s',
+                    ...(r.issuingSerials.length > 1 ? [`  listed: every certificate the issuing CA has had (renewals kept its key): ${r.issuingSerials.join(', ')}`] : []),
                   ]
                 : []),
               `  audit entry ${r.auditSeq} (ca.root-crl.signed). Put the root key back in the safe.`,

@@ -13,7 +13,7 @@ import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate } from '../../pki/index.js';
+import { Certificate, Crl } from '../../pki/index.js';
 import { PATHS } from '../../server/appliance.js';
 import { initAppliance } from '../../server/init.js';
 import { loadConfig, openAppliance } from '../../server/index.js';
@@ -150,4 +150,28 @@ t.test('when the root CRL revokes the issuing CA, even one put back older, or ca
   t.equal(unreadable.code, 1);
   t.match(logLine(unreadable.stderr), { errorCode: 'ROOT_CRL_INVALID' });
   t.equal(readFileSync(join(drill, PATHS.issuingCert), 'utf8'), issuing, 'still untouched');
+});
+
+t.test('when a renewed issuing CA is revoked then the root CRL lists its earlier certificate too, and openssl refuses it', async (t) => {
+  // Renewal kept the key: a stolen key's forgeries chain with the older certificate as well.
+  const drill = join(dir, 'drill-lineage');
+  cpSync(dataDir, drill, { recursive: true });
+  const oldSerial = Certificate.fromPem(before.issuing).serialNumber;
+  const current = Certificate.fromPem(readFileSync(join(drill, PATHS.issuingCert), 'utf8')).serialNumber;
+  t.not(current, oldSerial, 'renewed by the case above');
+  const oldIssuing = join(dir, 'old-issuing.pem');
+  writeFileSync(oldIssuing, before.issuing);
+  const checkOld = () =>
+    spawnSync('openssl', ['verify', '-crl_check', '-CAfile', join(drill, PATHS.rootCert), '-CRLfile', join(drill, PATHS.rootCrl), oldIssuing], { encoding: 'utf8' });
+  t.equal(checkOld().status, 0, 'valid before the revocation');
+
+  const r = await runServer(['sign-root-crl', '--data', drill, '--root-key', init.ca.rootKeyFile, '--passphrase-file', passFile, '--revoke-issuing', '--yes'], {}, 90_000);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, new RegExp(`every certificate the issuing CA has had .*${oldSerial}`));
+  const crl = Crl.fromPem(readFileSync(join(drill, PATHS.rootCrl), 'utf8'));
+  t.same(crl.revoked.map((e) => e.serialNumber).sort(), [oldSerial, current].sort(), 'both serials of the one key');
+  t.equal(crl.find(oldSerial)?.revocationDate.getTime(), crl.find(current)?.revocationDate.getTime(), 'revoked at the same time');
+  const v = checkOld();
+  t.not(v.status, 0);
+  t.match(v.stdout + v.stderr, /certificate revoked/);
 });
