@@ -7,9 +7,10 @@
  * - The root key comes as for `sign-root-crl` (openRootKey: ROOT_KEY_PASSPHRASE_WRONG,
  *   ROOT_KEY_UNREADABLE, ROOT_KEY_MISMATCH), the passphrase never from argv.
  * - The issuing certificate in place must be one the root signed (a file swapped for another CA's
- *   would otherwise get the root's signature), and not revoked by the root CRL in place nor by any
- *   root CRL the audit log records: renewing a revoked CA would undo its revocation
- *   (ISSUING_CA_REVOKED). An unreadable root CRL is refused (ROOT_CRL_INVALID): it could say so.
+ *   would otherwise get the root's signature), and neither it nor any certificate the issuing CA
+ *   had before (an older one put back in its place) revoked by the root CRL in place nor by any
+ *   root CRL the audit log records, nor its key named revoked there: renewing a revoked CA would
+ *   undo its revocation (ISSUING_CA_REVOKED). An unreadable root CRL is refused (ROOT_CRL_INVALID): it could say so.
  * - The server must be stopped (OPS_SERVER_RUNNING): it holds the issuing certificate in memory and
  *   caps what it issues at that certificate's notAfter. The data directory's claim keeps every
  *   other ops command away meanwhile.
@@ -26,14 +27,12 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { Certificate, renewIssuingCa } from '../pki/index.js';
 import { PATHS } from './appliance.js';
 import { AuditLog } from './audit/index.js';
+import { auditedRevocations, ISSUING_RENEWED_AUDIT_TYPE, issuingSerials, revokedIssuingKeys, spkiSha256 } from './ca-history.js';
 import { readRootCrlFile } from './certs/root-crl-file.js';
 import type { MainIo } from './main.js';
 import { claimDataDir } from './ops/data-claim.js';
-import { openCeremony, readPassphrase, readRootKeyFile, ROOT_CRL_AUDIT_TYPE, RootCrlError } from './sign-root-crl.js';
+import { openCeremony, readPassphrase, readRootKeyFile, RootCrlError } from './sign-root-crl.js';
 import { Db, replaceFilesAfter, VAULT_DB_FILE } from './vault/index.js';
-
-/** The audit entry of a renewal. */
-export const ISSUING_RENEWED_AUDIT_TYPE = 'ca.issuing.renewed';
 
 /** Longest `--days`, as init's default: the new certificate never outlives the root either. */
 export const ISSUING_MAX_DAYS = 3650;
@@ -81,25 +80,33 @@ export async function renewIssuing(opts: RenewIssuingOptions): Promise<RenewIssu
 }
 
 /**
- * Refuses to renew an issuing CA the root revoked, by the root CRL in place or by any root CRL the
- * audit log says was signed (a file brought back older by hand or a restore). A root CRL that
+ * Refuses to renew an issuing CA the root revoked: any certificate it has had (ca-history.ts; the
+ * one in place may be an older one put back, whose serial the revocation also lists only since
+ * that fix) on the root CRL in place or on any root CRL the audit log says was signed (a file
+ * brought back older by hand or a restore), or its key named as revoked by one. A root CRL that
  * cannot be read leaves that unknown: refused too, until a ceremony signs a readable one.
  */
 async function refuseIfRevoked(dataDir: string, root: Certificate, issuing: Certificate): Promise<void> {
-  const revoked = (why: string) =>
-    new RootCrlError('ISSUING_CA_REVOKED', `${why} revokes the issuing CA (${issuing.serialNumber}); a new certificate for its key would undo that: nothing was signed`);
+  const revoked = (why: string, serial = issuing.serialNumber) =>
+    new RootCrlError(
+      'ISSUING_CA_REVOKED',
+      `${why} revokes the issuing CA (${serial}${serial === issuing.serialNumber ? '' : `, a certificate it had before ${issuing.serialNumber}`}); ` +
+        'a new certificate for its key would undo that: nothing was signed',
+    );
   const file = await readRootCrlFile(join(dataDir, PATHS.rootCrl), root);
   if ('invalid' in file) {
     throw new RootCrlError('ROOT_CRL_INVALID', `${PATHS.rootCrl} ${file.invalid}, so whether the issuing CA is revoked cannot be told: sign a root CRL first (sign-root-crl); nothing was signed`);
   }
-  if ('crl' in file && file.crl.find(issuing.serialNumber) !== undefined) throw revoked(`root CRL ${file.crl.crlNumber}`);
   const db = await Db.open(join(dataDir, PATHS.vault, VAULT_DB_FILE), { readonly: true });
   try {
-    const rows = await db.all<{ data: string }>('SELECT data FROM audit_log WHERE type = ?', [ROOT_CRL_AUDIT_TYPE]);
-    for (const r of rows) {
-      const d = (JSON.parse(r.data) as { data?: { crlNumber?: number; revoked?: unknown } }).data;
-      if (Array.isArray(d?.revoked) && d.revoked.includes(issuing.serialNumber)) throw revoked(`root CRL ${d.crlNumber ?? '?'} (audit log)`);
+    const lineage = await issuingSerials(db, issuing);
+    if ('crl' in file) {
+      const listed = lineage.find((s) => file.crl.find(s) !== undefined);
+      if (listed !== undefined) throw revoked(`root CRL ${file.crl.crlNumber}`, listed);
     }
+    const audited = (await auditedRevocations(db)).find((e) => lineage.includes(e.serialNumber));
+    if (audited) throw revoked(`root CRL ${audited.crlNumber ?? '?'} (audit log)`, audited.serialNumber);
+    if ((await revokedIssuingKeys(db)).has(spkiSha256(issuing))) throw revoked('a root CRL (audit log: the key)');
   } finally {
     await db.close();
   }

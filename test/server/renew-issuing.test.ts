@@ -6,14 +6,16 @@
  * certificates) verifies under the new one in OpenSSL; a checkpoint signed before still passes
  * `check`; the server starts on it and serves the new chain; status reports the new expiry and no
  * warning; and a revoked issuing CA is not renewed, nor one whose revocation only the audit log
- * remembers, nor while the root CRL cannot be read.
+ * remembers, nor while the root CRL cannot be read. Revoking a renewed issuing CA lists its earlier
+ * certificate too; an older certificate put back, or one for a revoked key, is not renewed.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate, Crl } from '../../pki/index.js';
+import { Certificate, createRootCrl, Crl, importPrivateKeyPem, renewIssuingCa } from '../../pki/index.js';
+import { AuditLog } from '../../server/audit/index.js';
 import { PATHS } from '../../server/appliance.js';
 import { initAppliance } from '../../server/init.js';
 import { loadConfig, openAppliance } from '../../server/index.js';
@@ -174,4 +176,59 @@ t.test('when a renewed issuing CA is revoked then the root CRL lists its earlier
   const v = checkOld();
   t.not(v.status, 0);
   t.match(v.stdout + v.stderr, /certificate revoked/);
+});
+
+/** The root CA of `data` with its key, as a test holding the root key ceremony's secrets. */
+async function rootOf(data: string, keyFile: string, passphrase: string) {
+  const cert = Certificate.fromPem(readFileSync(join(data, PATHS.rootCert), 'utf8'));
+  return { cert, key: await importPrivateKeyPem(readFileSync(keyFile, 'utf8'), passphrase) };
+}
+
+t.test('when an older certificate of a revoked issuing CA is put back in place then it is not renewed', async (t) => {
+  // What a ceremony before the fix left: root CRLs (file and audit entry) listing only the renewed serial.
+  const drill = join(dir, 'drill-older');
+  cpSync(dataDir, drill, { recursive: true });
+  const unrevoked = readFileSync(join(drill, PATHS.rootCrl), 'utf8');
+  const root = await rootOf(drill, init.ca.rootKeyFile, init.ca.rootKeyPassphrase);
+  const renewed = Certificate.fromPem(readFileSync(join(drill, PATHS.issuingCert), 'utf8'));
+  const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const crl = await createRootCrl({ cert: root.cert, key: root.key, crlNumber: 50n, thisUpdate: now, revoked: [{ serialNumber: renewed.serialNumber, revocationDate: now, reason: 'keyCompromise' }] });
+  writeFileSync(join(drill, PATHS.rootCrl), crl.pem);
+  const db = await Db.open(join(drill, PATHS.vault, 'vault.db'));
+  try {
+    const log = await AuditLog.open(db);
+    const data = { crlNumber: 50, thisUpdate: crl.thisUpdate.toISOString(), nextUpdate: crl.nextUpdate.toISOString(), revoked: [renewed.serialNumber], issuingRevoked: true, rootKeySpkiSha256: 'x' };
+    await log.append([{ type: 'ca.root-crl.signed', actor: 'system', data }]);
+  } finally {
+    await db.close();
+  }
+  writeFileSync(join(drill, PATHS.issuingCert), before.issuing);
+
+  const r = await renew(drill, ['--passphrase-file', passFile]);
+  t.equal(r.code, 1, r.stdout);
+  t.match(logLine(r.stderr), { errorCode: 'ISSUING_CA_REVOKED', msg: new RegExp(`root CRL 50 revokes the issuing CA \\(${renewed.serialNumber}, a certificate it had before`) });
+  writeFileSync(join(drill, PATHS.rootCrl), unrevoked);
+  const older = await renew(drill, ['--passphrase-file', passFile]);
+  t.equal(older.code, 1, older.stdout);
+  t.match(logLine(older.stderr), { errorCode: 'ISSUING_CA_REVOKED', msg: /root CRL 50 \(audit log\)/ });
+  t.equal(readFileSync(join(drill, PATHS.issuingCert), 'utf8'), before.issuing, 'untouched');
+});
+
+t.test('when a certificate for a revoked issuing key, of a serial never recorded, is put in place then it is not renewed', async (t) => {
+  const fresh = join(dir, 'fresh');
+  const made = await initAppliance({ dataDir: fresh, listen: '127.0.0.1:0', config: { argon2: TEST_ARGON2 } });
+  const freshPass = join(dir, 'fresh-pass.txt');
+  writeFileSync(freshPass, `${made.ca.rootKeyPassphrase}\n`, { mode: 0o600 });
+  const unrevoked = readFileSync(join(fresh, PATHS.rootCrl), 'utf8');
+  const revoke = await runServer(['sign-root-crl', '--data', fresh, '--root-key', made.ca.rootKeyFile, '--passphrase-file', freshPass, '--revoke-issuing', '--yes'], {}, 90_000);
+  t.equal(revoke.code, 0, revoke.stderr);
+  // The root key made another certificate for the revoked key outside any ceremony (no audit entry).
+  const root = await rootOf(fresh, made.ca.rootKeyFile, made.ca.rootKeyPassphrase);
+  const other = await renewIssuingCa({ root, issuing: Certificate.fromPem(readFileSync(join(fresh, PATHS.issuingCert), 'utf8')), validityDays: 100 });
+  writeFileSync(join(fresh, PATHS.issuingCert), other.pem);
+  writeFileSync(join(fresh, PATHS.rootCrl), unrevoked);
+  const r = await runServer(['renew-issuing', '--data', fresh, '--root-key', made.ca.rootKeyFile, '--passphrase-file', freshPass], {}, 90_000);
+  t.equal(r.code, 1, r.stdout);
+  t.match(logLine(r.stderr), { errorCode: 'ISSUING_CA_REVOKED', msg: /audit log: the key/ });
+  t.equal(readFileSync(join(fresh, PATHS.issuingCert), 'utf8'), other.pem, 'untouched');
 });
