@@ -11,7 +11,9 @@
  * - The CRL number is one above the current root CRL's and above every number the audit log says
  *   was signed (1 for an appliance made before root CRLs). A current file that is not a CRL of
  *   this root is refused (ROOT_CRL_INVALID).
- * - Revocations are permanent (RFC 5280 §3.3): the entries of the current CRL are carried over.
+ * - Revocations are permanent (RFC 5280 §3.3): the entries of the current CRL are carried over, and
+ *   so is every serial an earlier root CRL listed by the audit log (the file lost, moved aside or
+ *   brought back older: a higher-numbered CRL without them would lift them, ca-history.ts).
  *   `--revoke-issuing --yes` adds the issuing CA (keyCompromise) — every certificate it has had,
  *   `ca/issuing.pem`'s and each one a renewal replaced (ca-history.ts): renewal kept the key, so an
  *   older certificate left off would still chain what a stolen key signs; once any of them is
@@ -48,7 +50,7 @@ import {
 } from '../pki/index.js';
 import { PATHS } from './appliance.js';
 import { readRootCrlFile } from './certs/root-crl-file.js';
-import { issuingSerials, lastAuditedCrlNumber, ROOT_CRL_AUDIT_TYPE, spkiSha256, withIssuingRevoked } from './ca-history.js';
+import { auditedRevocations, issuingSerials, lastAuditedCrlNumber, ROOT_CRL_AUDIT_TYPE, spkiSha256, withIssuingRevoked } from './ca-history.js';
 // Where init.ts has always taken it from.
 export { ROOT_CRL_AUDIT_TYPE } from './ca-history.js';
 import { AuditLog } from './audit/index.js';
@@ -98,6 +100,10 @@ export interface SignRootCrlResult {
   file: string;
   crlNumber: number;
   previousCrlNumber: number | null;
+  /** The newest number the audit log records as signed (null: none), which the file may lack. */
+  previousAuditedNumber: number | null;
+  /** Serials listed because earlier root CRLs (audit log) did, though the file in place does not. */
+  carriedOver: string[];
   thisUpdate: string;
   nextUpdate: string;
   revoked: { serialNumber: string; reason: string; revocationDate: string }[];
@@ -195,7 +201,13 @@ async function signUnderClaim(
     // Every certificate the issuing CA has had, not only ca/issuing.pem's: renewal kept the key,
     // so an older certificate would go on chaining what a stolen key signs (ca-history.ts).
     const lineage = await issuingSerials(db, issuing);
-    const { revoked } = withIssuingRevoked(previous?.revoked ?? [], lineage, opts.revokeIssuing ?? false, now);
+    // Every serial any root CRL listed, though the file in place does not (lost, moved aside, or
+    // brought back older by a restore): a later CRL never undoes a revocation.
+    const inFile = previous?.revoked ?? [];
+    const carried = (await auditedRevocations(db))
+      .filter((e) => !inFile.some((f) => f.serialNumber === e.serialNumber))
+      .map(({ serialNumber, revocationDate, reason }) => ({ serialNumber, revocationDate, reason }));
+    const { revoked } = withIssuingRevoked([...inFile, ...carried], lineage, opts.revokeIssuing ?? false, now);
     // Above every number signed before, in the file or only in the audit log (a file lost, moved
     // aside, or brought back older by a restore): a CRL number never repeats (RFC 5280 §5.2.3).
     const audited = await lastAuditedCrlNumber(db);
@@ -210,6 +222,8 @@ async function signUnderClaim(
       file,
       crlNumber: Number(crl.crlNumber),
       previousCrlNumber: previous ? Number(previous.crlNumber) : null,
+      previousAuditedNumber: audited > 0n ? Number(audited) : null,
+      carriedOver: carried.map((e) => e.serialNumber),
       thisUpdate: crl.thisUpdate.toISOString(),
       nextUpdate: crl.nextUpdate.toISOString(),
       revoked: crl.revoked.map((e) => ({ serialNumber: e.serialNumber, reason: e.reason, revocationDate: e.revocationDate.toISOString() })),
@@ -241,8 +255,7 @@ export function rootCrlAuditData(crl: Crl, issuing: Certificate, rootKeySpkiSha2
 }
 
 const MOVE_ASIDE =
-  'nothing was signed. Keep it as evidence and move it aside, then sign again: the number continues from the audit log, ' +
-  'but its revocations are not carried over (give --revoke-issuing --yes again if the issuing CA was revoked)';
+  'nothing was signed. Keep it as evidence and move it aside, then sign again: the number and every revocation continue from the audit log';
 
 /** The root CRL in place, checked to be this root's; undefined when there is none. */
 async function currentRootCrl(file: string, root: Certificate): Promise<Crl | undefined> {
@@ -326,7 +339,8 @@ POSITIONAL ARGUMENTS
   none
 
 The CRL number is the current root CRL's plus one (1 if the appliance has none). Entries already
-revoked stay revoked. --revoke-issuing lists every certificate the issuing CA has had (the one in
+revoked stay revoked, also those only the audit log remembers (a root CRL file lost or put back
+older). --revoke-issuing lists every certificate the issuing CA has had (the one in
 ca/issuing.pem and each one renew-issuing replaced: they share its key). The passphrase is never taken from the command line. Run it before the
 root CRL's nextUpdate (\`sigil-server status\` and \`check\` warn 30 days before).
 
@@ -356,9 +370,12 @@ EXIT CODES
         o.json
           ? `${JSON.stringify(r)}\n`
           : [
-              `Root CRL ${r.crlNumber} signed${r.previousCrlNumber !== null ? ` (replaces ${r.previousCrlNumber})` : ' (the first: none was in place)'}: ${r.file}`,
+              `Root CRL ${r.crlNumber} signed (${replaces(r)}): ${r.file}`,
               `  thisUpdate ${r.thisUpdate}   nextUpdate ${r.nextUpdate}   (sign again before then)`,
               r.revoked.length === 0 ? '  revoked: none' : `  revoked: ${r.revoked.map((e) => `${e.serialNumber} (${e.reason})`).join(', ')}`,
+              ...(r.carriedOver.length > 0
+                ? [`  carried over from the audit log (earlier root CRLs listed them, the file in place did not; revocation is never undone): ${r.carriedOver.join(', ')}`]
+                : []),
               ...(r.issuingRevoked
                 ? [
                     '  THE ISSUING CA IS REVOKED: every certificate of this appliance fails revocation checks of the whole chain;',
@@ -371,6 +388,13 @@ EXIT CODES
             ].join('\n'),
       );
     });
+}
+
+/** What the new CRL replaces, for the summary: the file in place, or what only the audit log remembers. */
+function replaces(r: SignRootCrlResult): string {
+  if (r.previousCrlNumber !== null) return `replaces ${r.previousCrlNumber}`;
+  if (r.previousAuditedNumber === null) return 'the first: none was in place';
+  return `none was in place; number and revocations continue from the audit log, last ${r.previousAuditedNumber}`;
 }
 
 /** The root CRL is flagged this many days before its nextUpdate (and after it). */

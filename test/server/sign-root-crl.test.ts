@@ -2,7 +2,8 @@
  * The root CRL end to end on a real appliance (real TLS) and the built `sigil-server` binary:
  * init signs number 1 (and audits it); `openssl verify -crl_check_all` needs it; `GET /v1/crl/root` serves it;
  * the ceremony `sign-root-crl` (wrong passphrase, wrong key, old data dir, next number, audit
- * entry, `--revoke-issuing --yes`) run as a child process beside the running server; status and
+ * entry, `--revoke-issuing --yes`, revocations kept when the file is lost or put back older) run as
+ * a child process beside the running server; status and
  * check warn before its nextUpdate.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -177,6 +178,27 @@ t.test('when the issuing CA is revoked at a drill then openssl -crl_check_all re
   t.match(JSON.parse(again.stdout), { crlNumber: 6, issuingRevoked: true });
   const s = await applianceStatus({ dataDir: app.dataDir });
   t.ok(s.warnings.some((w) => /revokes the issuing CA/.test(w)));
+});
+
+t.test('when the root CRL file is lost or put back older after the issuing CA was revoked then the next ceremony keeps it revoked', async (t) => {
+  const serial = app.appliance.issuingCert.serialNumber;
+  const revokedAt = Crl.fromPem(readFileSync(rootCrlFile, 'utf8')).find(serial)?.revocationDate.toISOString();
+  t.ok(revokedAt, 'revoked by the drill above');
+  renameSync(rootCrlFile, join(dir, 'revoking-root-crl.pem'));
+  const lost = await ceremony(['--root-key', app.init.ca.rootKeyFile, '--passphrase-file', passFile]);
+  t.equal(lost.code, 0, lost.stderr);
+  t.match(lost.stdout, /Root CRL 7 signed \(none was in place; number and revocations continue from the audit log, last 6\)/);
+  t.match(lost.stdout, new RegExp(`carried over from the audit log .*revocation is never undone\\): ${serial}`));
+  t.match(lost.stdout, /THE ISSUING CA IS REVOKED/);
+  const crl7 = Crl.fromPem(readFileSync(rootCrlFile, 'utf8'));
+  t.equal(crl7.crlNumber, 7n);
+  t.match(crl7.find(serial), { reason: 'keyCompromise' });
+  t.equal(crl7.find(serial)?.revocationDate.toISOString(), revokedAt, 'the date it was revoked, not the date of this ceremony');
+
+  copyFileSync(join(dir, 'init-root-crl.pem'), rootCrlFile); // number 1, from before the revocation
+  const older = await ceremony(['--root-key', app.init.ca.rootKeyFile, '--passphrase-file', passFile, '--json']);
+  t.equal(older.code, 0, older.stderr);
+  t.match(JSON.parse(older.stdout), { crlNumber: 8, previousCrlNumber: 1, issuingRevoked: true, carriedOver: [serial], revoked: [{ serialNumber: serial, revocationDate: revokedAt }] });
 });
 
 t.test('when the root CRL file is not the root’s then status and check say so and do not report what it claims', async (t) => {
