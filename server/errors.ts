@@ -94,6 +94,8 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   ACCOUNT_IN_USE: 409,
   // certificates
   CERTIFICATE_NOT_FOUND: 404,
+  // ca/root-crl.pem is there but not a CRL: the appliance has no root CRL it can serve (routes/crl.ts)
+  ROOT_CRL_UNUSABLE: 404,
   CERTIFICATE_ALREADY_REVOKED: 409,
   // pki (input-driven failures)
   UNKNOWN_ALGORITHM: 400,

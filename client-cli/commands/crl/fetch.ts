@@ -96,7 +96,8 @@ async function fetchRootCrl(http: HttpClient): Promise<{ crl: string; crlNumber:
   try {
     return await http.get('/v1/crl/root', CrlSchema);
   } catch (err) {
-    if (err instanceof ServerError && err.status === 404) {
+    // Only NOT_FOUND is "none yet": ROOT_CRL_UNUSABLE (its file is damaged) keeps the server's words.
+    if (err instanceof ServerError && err.status === 404 && err.code === 'NOT_FOUND') {
       throw new ServerError(
         err.code,
         'the appliance has no root CRL yet (initialised before root CRLs, or its file is lost): its officer signs one at the root key ceremony with sigil-server sign-root-crl',

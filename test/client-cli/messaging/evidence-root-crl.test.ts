@@ -124,6 +124,15 @@ await t.test('when the appliance has no root CRL then crl fetch --root says so i
   t.match(r.stderr, /^error: .*the appliance has no root CRL yet .*sigil-server sign-root-crl/);
 });
 
+await t.test('when the appliance\'s root CRL file is damaged then crl fetch --root says so, not that it has none', async (t) => {
+  rootCrl.replace(t, 'not a CRL\n');
+  const r = await bkim.cli.run(['crl', 'fetch', '--root']);
+  t.equal(r.code, 1, r.stderr);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  t.match(r.stderr, /^error: .*root CRL \(ca\/root-crl\.pem\) is not a readable CRL.*sigil-server sign-root-crl/);
+  t.notMatch(r.stderr, /no root CRL yet|MALFORMED_INPUT|not DER/);
+});
+
 await t.test('when the root key ceremony revokes the issuing CA then the package is refused as revoked, with the new CRL given or re-exported', async (t) => {
   const passFile = join(dir, 'root-pass.txt');
   writeFileSync(passFile, `${app.init.ca.rootKeyPassphrase}\n`, { mode: 0o600 });
