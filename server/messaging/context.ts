@@ -165,8 +165,11 @@ export class MembershipCache {
 }
 
 /**
- * The conversation if `p` is a member. A direct conversation one is not in is reported as not
- * found (its existence is private); a group as NOT_A_MEMBER.
+ * The conversation if `p` is a member. One `p` is not in is reported as not found, direct or
+ * group alike: its existence and its group's name are private to its members, as the group
+ * routes keep them (GROUP_NOT_FOUND). A group id reaches outsiders easily (a former member, an
+ * exported header), and a 403 naming the group told them it exists and what it is called.
+ * Officers, who may see every group, are told NOT_A_MEMBER.
  *
  * @throws ConversationNotFoundError | NotAMemberError
  */
@@ -174,8 +177,8 @@ export async function requireMember(ctx: Ctx, p: Principal, convId: string): Pro
   const conv = await ctx.members.get(convId);
   if (!conv) throw new ConversationNotFoundError(`conversation ${convId} does not exist or is not yours`);
   if (!conv.members.has(p.login)) {
-    if (conv.kind === 'direct') throw new ConversationNotFoundError(`conversation ${convId} does not exist or is not yours`);
-    throw new NotAMemberError(`${p.login} is not a member of group ${conv.name ?? convId}`);
+    if (conv.kind === 'group' && p.role === 'officer') throw new NotAMemberError(`${p.login} is not a member of group ${conv.name ?? convId}`);
+    throw new ConversationNotFoundError(`conversation ${convId} does not exist or is not yours`);
   }
   return conv;
 }

@@ -167,10 +167,18 @@ t.test('messages', async (t) => {
     await t.rejects(m.history(dave.principal, ab.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
   });
 
-  await t.test('when an outsider posts into a group then NOT_A_MEMBER', async (t) => {
+  await t.test('when an outsider posts into or reads a group then it does not exist for them, its name unsaid', async (t) => {
     const g = await m.createGroup(alice.principal, { name: 'm-group', label: 'restricted' });
     const msg = await h.compose(dave, g.id, 'x');
-    await t.rejects(m.send(dave.principal, msg), { code: 'NOT_A_MEMBER' });
+    const refused = await m.send(dave.principal, msg).catch((e: unknown) => e as Error);
+    t.match(refused, { code: 'CONVERSATION_NOT_FOUND' });
+    t.notMatch(refused.message, /m-group/);
+    const unknown = await m.history(dave.principal, newMessageId(), {}).catch((e: unknown) => e as Error & { code: string });
+    const hidden = await m.history(dave.principal, g.id, {}).catch((e: unknown) => e as Error & { code: string });
+    t.equal(hidden.code, unknown.code, 'the same answer as for an id that does not exist');
+    t.equal(hidden.message.replace(g.id, 'ID'), unknown.message.replace(/conversation \S+/, 'conversation ID'));
+    const officer = await h.user('m-outside-officer', 'secret', 'officer');
+    await t.rejects(m.history(officer.principal, g.id, {}), { code: 'NOT_A_MEMBER' }, 'an officer, who sees every group, is told they are not in it');
   });
 
   await t.test('when a message id is unknown then MESSAGE_NOT_FOUND', async (t) => {
