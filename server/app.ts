@@ -103,6 +103,9 @@ export function createApp(deps: AppDeps, extra: ExtraRoutes = {}): Hono<AppEnv> 
     const mapped = mapError(toErrorWithCode(err), id);
     const log = c.get('log') ?? deps.log;
     if (mapped.internal) log.error('internal error', { path: c.req.path, ...errorFields(err) });
+    // A failure the client is told about in its own words (a full disk, a CRL not published): the
+    // administrator needs the cause, which the answer leaves out.
+    else if (mapped.status >= 500) log.error('request failed', { path: c.req.path, ...errorFields(err instanceof Error && err.cause ? err.cause : err) });
     else log.debug('request refused', { code: mapped.body.error.code });
     return c.json(mapped.body, mapped.status as 400);
   });

@@ -34,6 +34,7 @@ import { AuditLogSink } from './auth/security-events.js';
 import { AuditLog } from './audit/index.js';
 import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
 import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
+import { CrlNotPublishedError } from './certs/errors.js';
 import { CertificateService } from './certs/certificate-service.js';
 import { CrlRefresher, defaultCrlCheckMs } from './certs/crl-refresher.js';
 import { RootCrlWatch } from './certs/root-crl-watch.js';
@@ -323,8 +324,11 @@ export async function assemble(
     org: meta.org,
     envelopeTtlMs: config.envelopeTtlMs,
     revokeForClearanceChange: (login, actor) => certificateService.revokeAllOf(login, 'superseded', actor),
-    afterClearanceChange: async (_login, actor) => {
-      await certificateService.publishCrl(actor);
+    afterClearanceChange: async (login, actor) => {
+      // The change and its revocations are committed by now: a failed CRL must not read "nothing was written".
+      await certificateService.publishCrl(actor).catch((cause: unknown) => {
+        throw new CrlNotPublishedError(`the clearance of ${login} is changed, the certificates of the old one are revoked`, cause);
+      });
     },
     keepOfficerBesides: (login) => certificateService.keepOfficerBesides(login),
   });

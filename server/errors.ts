@@ -145,6 +145,11 @@ export function mapError(err: unknown, requestId: string): MappedError {
     const message = err instanceof Error ? err.message : code;
     return { status, body: { error: { code, message, requestId } }, internal: false };
   }
+  if (code === 'CRL_NOT_PUBLISHED' && err instanceof Error) {
+    // Half done: a revocation is in force but its CRL is not out. The message says so (a bare 507
+    // VAULT_FULL would say "nothing was written"); the status says free space (507) or retry (503).
+    return { status: (err as { status?: unknown }).status === 507 ? 507 : 503, body: { error: { code, message: err.message, requestId } }, internal: false };
+  }
   if (code === 'VAULT_FULL') {
     // Not the client's fault and not a crash: the appliance's disk is full. 507 Insufficient Storage
     // says so; the transaction was rolled back, so nothing half-written remains (issue 8, disk full).

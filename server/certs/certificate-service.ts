@@ -5,13 +5,16 @@
  * driven by crl-refresher.ts while the server runs).
  *
  * A revocation takes effect at once: the in-memory revoked set (checked on every request) is
- * updated, the certificate's sessions end, and a new CRL is published. The revocation time
- * recorded (database, API answer, CRL entry) is the request's time rounded up to the next whole
- * second ({@link revocationTime}).
+ * updated, the certificate's sessions end, and a new CRL is published. Should that publication
+ * fail after the commit (a full disk) or never run (a crash), the next refresh check (every
+ * minute, and at start) or a repeated revocation publishes one: a CRL lacking a revoked
+ * certificate counts as due. The revocation time recorded (database, API answer, CRL entry) is
+ * the request's time rounded up to the next whole second ({@link revocationTime}).
  */
 import { randomBytes } from 'node:crypto';
 import {
   createPkcs12,
+  Crl,
   generateKeyPair,
   type Certificate,
   type CryptoKey,
@@ -33,7 +36,12 @@ import {
   type CrlRecord,
   type RevokedSet,
 } from './certificate-store.js';
-import { CertificateAlreadyRevokedError, CertificateNotFoundError, LastOfficerCertificateError } from './errors.js';
+import {
+  CertificateAlreadyRevokedError,
+  CertificateNotFoundError,
+  CrlNotPublishedError,
+  LastOfficerCertificateError,
+} from './errors.js';
 
 /** Dependencies of {@link CertificateService}. */
 export interface CertificateServiceDeps {
@@ -107,6 +115,9 @@ export class CertificateService {
    * failed on the number, and the CRL that was kept lacked the other revocation.
    */
   readonly #crl = new KeyedQueue();
+
+  /** The latest CRL, parsed once per number: the refresher asks about it every minute. */
+  #parsed?: { number: number; crl: Crl };
 
   constructor(private readonly d: CertificateServiceDeps) {}
 
@@ -217,28 +228,62 @@ export class CertificateService {
    * The status check is a compare-and-set inside the transaction: of several revocations of one
    * serial at once, one wins; the others get CERTIFICATE_ALREADY_REVOKED and change nothing (no
    * reason overwritten, no extra CRL).
-   * @throws CertificateNotFoundError, CertificateAlreadyRevokedError,
-   *   LastOfficerCertificateError (the last active officer's last certificate)
+   * @throws CertificateNotFoundError, CertificateAlreadyRevokedError (after publishing a CRL
+   *   that lists it, if none did yet), LastOfficerCertificateError (the last active officer's last
+   *   certificate), CrlNotPublishedError (revoked and in force, but its CRL is not out yet)
    */
   async revoke(serial: string, reason: RevocationReason, officer: string): Promise<CertificateRecord> {
     const s = normaliseSerial(serial);
     const rec = await this.d.certificates.get(s);
     if (!rec) throw new CertificateNotFoundError(s);
-    if (rec.status === 'revoked' && rec.revokedAt) throw new CertificateAlreadyRevokedError(s, rec.revokedAt);
+    if (rec.status === 'revoked' && rec.revokedAt) return this.#alreadyRevoked(s, rec.revokedAt, officer);
     const requested = this.d.now();
     const at = revocationTime(requested);
-    await this.d.db.transaction(async () => {
+    const won = await this.d.db.transaction(async () => {
       await this.#keepLastOfficer([s], requested);
-      if (!(await this.d.certificates.revoke(s, at, reason))) {
-        const now = await this.d.certificates.get(s);
-        throw new CertificateAlreadyRevokedError(s, now?.revokedAt ?? at);
-      }
+      if (!(await this.d.certificates.revoke(s, at, reason))) return false;
       await this.d.sessions.endForCertificate(s, 'certificate-revoked');
       await this.d.audit.append([this.event('certificate.revoked', officer, rec.login, { serial: s, reason })]);
+      return true;
     });
+    if (!won) return this.#alreadyRevoked(s, (await this.d.certificates.get(s))?.revokedAt ?? at, officer);
     this.d.revoked.add(s);
-    await this.publishCrl(officer);
+    await this.#publishUnlisted(s, at, officer);
     return (await this.d.certificates.get(s)) as CertificateRecord;
+  }
+
+  /**
+   * The answer to revoking a revoked certificate: CERTIFICATE_ALREADY_REVOKED, once a CRL lists it.
+   * A revocation whose publication failed (or was cut by a crash) is published here, so retrying
+   * the revocation is the officer's way to finish it.
+   */
+  async #alreadyRevoked(serial: string, revokedAt: Date, officer: string): Promise<never> {
+    await this.#publishUnlisted(serial, revokedAt, officer);
+    throw new CertificateAlreadyRevokedError(serial, revokedAt);
+  }
+
+  /**
+   * Publishes a CRL unless the latest one lists `serial` already. Decided in the publication queue:
+   * of concurrent revocations of one serial (the winner and the losers), only the first publishes.
+   * @throws CrlNotPublishedError: the revocation is recorded, its CRL is not out yet
+   */
+  async #publishUnlisted(serial: string, revokedAt: Date, officer: string): Promise<void> {
+    try {
+      await this.#crl.run('crl', async () => {
+        if (!(await this.#unlisted(await this.d.certificates.latestCrl(), [serial]))) return;
+        await this.#publishCrl(officer);
+      });
+    } catch (cause) {
+      throw new CrlNotPublishedError(`certificate ${serial} is revoked (since ${revokedAt.toISOString()})`, cause);
+    }
+  }
+
+  /** Whether `crl` (none: true) lacks any of `serials`. */
+  async #unlisted(crl: CrlRecord | undefined, serials: readonly string[]): Promise<boolean> {
+    if (!crl) return true;
+    if (this.#parsed?.number !== crl.number) this.#parsed = { number: crl.number, crl: Crl.fromDer(crl.der) };
+    const parsed = this.#parsed.crl;
+    return serials.some((s) => !parsed.find(s));
   }
 
   /**
@@ -297,16 +342,18 @@ export class CertificateService {
 
   /**
    * Publishes a new CRL, exactly as {@link publishCrl} does (audit entry `crl.published` by
-   * `actor`), when there is none or the latest has used half its validity at the service clock
-   * (stale ones included). Decided in the publication queue, so a publication just queued ahead
-   * (a revocation, `sigil crl publish`) counts and no second one follows it.
-   * @returns the new CRL, or undefined when the latest is still fresh.
+   * `actor`), when there is none, the latest has used half its validity at the service clock
+   * (stale ones included), or the latest lacks a revoked certificate: a revocation whose own
+   * publication failed (a full disk) or was cut by a crash after its commit is out within a check,
+   * not days later. Decided in the publication queue, so a publication just queued ahead (a
+   * revocation, `sigil crl publish`) counts and no second one follows it.
+   * @returns the new CRL, or undefined when the latest is still fresh and complete.
    */
   refreshCrlIfDue(actor = 'system'): Promise<CrlRecord | undefined> {
     return this.#crl.run('crl', async () => {
       const last = await this.d.certificates.latestCrl();
-      if (last && !crlRefreshDue(last, this.d.now())) return undefined;
-      return this.#publishCrl(actor);
+      const due = !last || crlRefreshDue(last, this.d.now()) || (await this.#unlisted(last, await this.d.certificates.revokedSerials()));
+      return due ? this.#publishCrl(actor) : undefined;
     });
   }
 

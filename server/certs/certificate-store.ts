@@ -163,6 +163,12 @@ export class CertificateStore {
     return rows.map(toRecord);
   }
 
+  /** Serials of every revoked certificate: what the latest CRL must list (no DER read). */
+  async revokedSerials(): Promise<string[]> {
+    const rows = await this.db.all<{ serial: string }>(`SELECT serial FROM certificates WHERE status = 'revoked'`);
+    return rows.map((r) => r.serial);
+  }
+
   /**
    * Marks an active certificate revoked. Compare-and-set: only a row still `active` changes, so of
    * two revocations of one serial at once exactly one wins (the other's reason and time are not

@@ -6,7 +6,8 @@
  * nothing for `crlValidityMs` (7 days) broke every reader.
  *
  * The refresher asks {@link CertificateService.refreshCrlIfDue} at start and then every
- * `checkEveryMs`: once the latest CRL has used half its validity, a new one is published through
+ * `checkEveryMs`: once the latest CRL has used half its validity, or lacks a revoked certificate
+ * (a revocation whose own publication failed or was cut by a crash), a new one is published through
  * the same publication queue and code as a manual publish (audit entry `crl.published`, actor
  * `system`). "Due" is judged at the service's clock, so tests move only the clock.
  */

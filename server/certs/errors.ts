@@ -34,3 +34,26 @@ export class LastOfficerCertificateError extends Error {
     this.name = 'LastOfficerCertificateError';
   }
 }
+
+/**
+ * A revocation was committed — in force, refused from now on — but the CRL that lists it could
+ * not be published. Not "nothing was written", as a bare VAULT_FULL would say. Nothing is lost:
+ * the refresher publishes a CRL at its next check (within a minute, and at start) whenever a
+ * revoked certificate is missing from the latest one, and so does repeating the revocation.
+ * 507 when the storage is full (someone must free space), else 503 (try again).
+ */
+export class CrlNotPublishedError extends Error {
+  readonly code = 'CRL_NOT_PUBLISHED';
+  readonly status: 503 | 507;
+  constructor(what: string, cause: unknown) {
+    const full = (cause as { code?: unknown } | null)?.code === 'VAULT_FULL';
+    super(
+      `${what} and refused from now on, but the CRL that lists the revocation could not be published ` +
+        `(${full ? "the appliance's storage is full" : 'see the server log'}); the appliance publishes it at its next ` +
+        `CRL check (within a minute), or repeat the request${full ? ' once space is freed' : ''}`,
+      { cause },
+    );
+    this.name = 'CrlNotPublishedError';
+    this.status = full ? 507 : 503;
+  }
+}
