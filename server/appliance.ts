@@ -35,6 +35,7 @@ import { AuditLog } from './audit/index.js';
 import { SESSION_MIGRATIONS, SessionStore } from './auth/session-store.js';
 import { CERTIFICATE_MIGRATIONS, CertificateStore, RevokedSet } from './certs/certificate-store.js';
 import { CrlNotPublishedError } from './certs/errors.js';
+import { fillKeyHashes } from './certs/key-reuse.js';
 import { CertificateService } from './certs/certificate-service.js';
 import { CrlRefresher, defaultCrlCheckMs } from './certs/crl-refresher.js';
 import { RootCrlWatch } from './certs/root-crl-watch.js';
@@ -291,6 +292,7 @@ export async function assemble(
 
   const accounts = new AccountStore(db);
   const certificates = new CertificateStore(db);
+  await fillKeyHashes(db, certificates); // rows from before migration server/certificates-2
   const sessions = new SessionStore(db, { idleMs: config.sessionIdleMs, absoluteMs: config.sessionAbsoluteMs, now });
   const nonces = new NonceStore({ ttlMs: config.nonceTtlMs, now });
   // Logins with no account are kept (lockout, audit trail) only as their keyed hash.

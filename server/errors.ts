@@ -97,6 +97,8 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   // ca/root-crl.pem is there but not a CRL: the appliance has no root CRL it can serve (routes/crl.ts)
   ROOT_CRL_UNUSABLE: 404,
   CERTIFICATE_ALREADY_REVOKED: 409,
+  KEY_COMPROMISED: 409,
+  KEY_IN_USE: 409,
   // pki (input-driven failures)
   UNKNOWN_ALGORITHM: 400,
   WRONG_ALGORITHM: 400,

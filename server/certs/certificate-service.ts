@@ -42,6 +42,7 @@ import {
   CrlNotPublishedError,
   LastOfficerCertificateError,
 } from './errors.js';
+import { assertKeyMayBeCertified, spkiSha256 } from './key-reuse.js';
 
 /** Dependencies of {@link CertificateService}. */
 export interface CertificateServiceDeps {
@@ -163,7 +164,11 @@ export class CertificateService {
             : `its clearance changed to ${now.clearance} while the certificate was made; nothing was recorded, issue it again`,
         );
       }
+      // Here, not before signing: inside the transaction two issuances of one key cannot both pass.
+      const spki = spkiSha256(cert);
+      await assertKeyMayBeCertified(this.d.certificates, a.login, spki);
       await this.d.certificates.add({
+        spkiSha256: spki,
         serial: cert.serialNumber,
         login: a.login,
         fingerprint: cert.fingerprint,
@@ -181,9 +186,10 @@ export class CertificateService {
   }
 
   /**
-   * A certificate for the key in `csrPem`; identity and clearance come from the account.
-   * @throws AccountNotFoundError, AccountStateError, and pki's CSR errors (MALFORMED_INPUT,
-   *   CSR_BAD_SIGNATURE, WRONG_ALGORITHM, UNKNOWN_ALGORITHM).
+   * A certificate for the key in `csrPem`; identity and clearance come from the account. The key
+   * must be new, or the same login's and never revoked as compromised (key-reuse.ts).
+   * @throws AccountNotFoundError, AccountStateError, KeyCompromisedError, KeyInUseError, and pki's
+   *   CSR errors (MALFORMED_INPUT, CSR_BAD_SIGNATURE, WRONG_ALGORITHM, UNKNOWN_ALGORITHM).
    */
   async issueFromCsr(login: string, csrPem: string, officer: string): Promise<{ certificate: Certificate; chainPem: string }> {
     const a = await this.issuable(login);

@@ -70,6 +70,16 @@ CREATE TABLE crls (
 ) STRICT;
 `,
   },
+  {
+    // SHA-256 of each certificate's SubjectPublicKeyInfo, so issuance can ask who holds a key (a key
+    // belongs to one login, and never again once revoked for keyCompromise). Rows from before are
+    // filled from their DER at open (key-reuse.ts `fillKeyHashes`): SQL cannot parse a certificate.
+    id: 'server/certificates-2',
+    sql: `
+ALTER TABLE certificates ADD COLUMN spki_sha256 TEXT;
+CREATE INDEX certificates_spki ON certificates(spki_sha256);
+`,
+  },
 ] as const;
 
 interface CertRow {
@@ -123,10 +133,11 @@ export class CertificateStore {
     return new CertificateStore(tx);
   }
 
-  async add(rec: Omit<CertificateRecord, 'status' | 'revokedAt' | 'reason'>): Promise<void> {
+  /** Records a new, active certificate; `spkiSha256` is its key's hash (key-reuse.ts `spkiSha256`). */
+  async add(rec: Omit<CertificateRecord, 'status' | 'revokedAt' | 'reason'> & { spkiSha256: string }): Promise<void> {
     await this.db.run(
       `INSERT INTO certificates (serial, login, fingerprint, der, clearance, not_before, not_after, issued_at,
-         issued_by, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')`,
+         issued_by, status, spki_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?)`,
       [
         normaliseSerial(rec.serial),
         rec.login,
@@ -137,8 +148,26 @@ export class CertificateStore {
         rec.notAfter.toISOString(),
         rec.issuedAt.toISOString(),
         rec.issuedBy,
+        rec.spkiSha256,
       ],
     );
+  }
+
+  /** Every certificate issued for the key whose SubjectPublicKeyInfo hashes to `spkiSha256`. */
+  async ofKey(spkiSha256: string): Promise<CertificateRecord[]> {
+    const rows = await this.db.all<CertRow>('SELECT * FROM certificates WHERE spki_sha256 = ? ORDER BY issued_at, serial', [
+      spkiSha256,
+    ]);
+    return rows.map(toRecord);
+  }
+
+  /** Certificates recorded before their key's hash was (migration `server/certificates-2`). */
+  async withoutKeyHash(): Promise<{ serial: string; der: Buffer }[]> {
+    return this.db.all<{ serial: string; der: Buffer }>('SELECT serial, der FROM certificates WHERE spki_sha256 IS NULL');
+  }
+
+  async setKeyHash(serial: string, spkiSha256: string): Promise<void> {
+    await this.db.run('UPDATE certificates SET spki_sha256 = ? WHERE serial = ?', [spkiSha256, normaliseSerial(serial)]);
   }
 
   async get(serial: string): Promise<CertificateRecord | undefined> {

@@ -57,3 +57,35 @@ export class CrlNotPublishedError extends Error {
     this.status = full ? 507 : 503;
   }
 }
+
+/**
+ * A CSR whose key was in a certificate revoked for keyCompromise. Whoever holds a copy of that key
+ * would get a valid certificate again: the revocation would be undone. Refused for every login,
+ * the one it was compromised under too.
+ */
+export class KeyCompromisedError extends Error {
+  readonly code = 'KEY_COMPROMISED';
+  constructor(readonly serial: string) {
+    super(
+      `this key was revoked as compromised (certificate ${serial}) and is never certified again; ` +
+        'make a new key and CSR (sigil keygen) and issue from that',
+    );
+    this.name = 'KeyCompromisedError';
+  }
+}
+
+/**
+ * A CSR whose key is certified for another login. One key under two logins logs in and signs as
+ * both: nothing it signed would say who. A key belongs to one login for good (revoked or expired
+ * certificates too); the same login may renew with it.
+ */
+export class KeyInUseError extends Error {
+  readonly code = 'KEY_IN_USE';
+  constructor(readonly serial: string, readonly login: string) {
+    super(
+      `this key is certified for another account (certificate ${serial} of ${login}); a key belongs to one login: ` +
+        'make a new key and CSR (sigil keygen) for this one',
+    );
+    this.name = 'KeyInUseError';
+  }
+}
