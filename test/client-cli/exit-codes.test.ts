@@ -15,6 +15,11 @@ t.test('when an error has a mapped code then its exit code follows the table', a
     t.equal(exitCodeFor(new ServerError(code, 'm', 409)), EXIT.verification, `${code}: the appliance says its trail does not verify`);
   }
   t.equal(exitCodeFor(new ServerError('ACCOUNT_EXISTS', 'm', 409)), EXIT.failure, 'unmapped server code is a failure');
+  // A refused key is neither a usage error nor a failed verification or login: the officer's
+  // request conflicts with what was issued before, like ACCOUNT_EXISTS.
+  for (const code of ['KEY_COMPROMISED', 'KEY_IN_USE', 'CRL_NOT_PUBLISHED']) {
+    t.equal(exitCodeFor(new ServerError(code, 'm', 409)), EXIT.failure, `${code} is a failure (1)`);
+  }
   t.equal(exitCodeFor(new Error('boom')), EXIT.failure);
   t.equal(exitCodeFor(new CommanderError(1, 'commander.unknownOption', 'x')), EXIT.usage);
   for (const [, exit] of mappedCodes()) t.ok([2, 3, 4].includes(exit));

@@ -25,7 +25,9 @@ export function certIssueCommand(ctx: CommandContext): Command {
   const cmd = new Command('issue')
     .summary('issue a certificate from a CSR or as a PKCS#12')
     .description(
-      'Issue a certificate to an account (officer only).\n' +
+      'Issue a certificate to an account (officer only). A CSR whose key was revoked as compromised ' +
+        '(KEY_COMPROMISED) or is certified for another login (KEY_IN_USE) is refused, exit 1: the holder ' +
+        'makes a new key and CSR (sigil keygen).\n' +
         '  --csr FILE  from the holder\'s request (sigil keygen); the key never leaves their workstation.\n' +
         '  --p12 OUT   key made on the appliance, written as a PKCS#12; its password is printed once.',
     )
