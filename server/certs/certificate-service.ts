@@ -13,10 +13,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  Certificate,
   createPkcs12,
   Crl,
   generateKeyPair,
-  type Certificate,
   type CryptoKey,
   type Issuer,
   type RevocationReason,
@@ -245,15 +245,28 @@ export class CertificateService {
     if (rec.status === 'revoked' && rec.revokedAt) return this.#alreadyRevoked(s, rec.revokedAt, officer);
     const requested = this.d.now();
     const at = revocationTime(requested);
+    const siblings: CertificateRecord[] = [];
     const won = await this.d.db.transaction(async () => {
-      await this.#keepLastOfficer([s], requested);
+      // A compromised key is compromised in every certificate of it (renewals keep the key): they
+      // all go, in the same transaction, or the holder of the copy signs on with the next one.
+      if (reason === 'keyCompromise') {
+        const spki = spkiSha256(Certificate.fromDer(rec.der));
+        siblings.push(...(await this.d.certificates.ofKey(spki)).filter((c) => c.serial !== s && c.status === 'active'));
+      }
+      await this.#keepLastOfficer([s, ...siblings.map((c) => c.serial)], requested);
       if (!(await this.d.certificates.revoke(s, at, reason))) return false;
       await this.d.sessions.endForCertificate(s, 'certificate-revoked');
       await this.d.audit.append([this.event('certificate.revoked', officer, rec.login, { serial: s, reason })]);
+      for (const c of siblings) {
+        if (!(await this.d.certificates.revoke(c.serial, at, reason))) continue;
+        await this.d.sessions.endForCertificate(c.serial, 'certificate-revoked');
+        await this.d.audit.append([this.event('certificate.revoked', officer, c.login, { serial: c.serial, reason, sameKeyAs: s })]);
+      }
       return true;
     });
     if (!won) return this.#alreadyRevoked(s, (await this.d.certificates.get(s))?.revokedAt ?? at, officer);
     this.d.revoked.add(s);
+    for (const c of siblings) this.d.revoked.add(c.serial);
     await this.#publishUnlisted(s, at, officer);
     return (await this.d.certificates.get(s)) as CertificateRecord;
   }

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import t from 'tap';
-import { createCsr, type CryptoKeyPair } from '../../../pki/index.js';
+import { createCsr, Crl, type CryptoKeyPair } from '../../../pki/index.js';
 import { initAppliance, loadConfig, openAppliance, PATHS, silentLogger } from '../../../server/index.js';
 import { newKeyAndCsr, startTestAppliance, TEST_ARGON2 } from '../../helpers/appliance.js';
 import { rawSql } from '../../helpers/raw-sql.js';
@@ -102,4 +102,24 @@ t.test('when certificates were issued before keys were recorded then the upgrade
   const [missing] = await rawSql<{ n: number }>(vaultDb, ['SELECT count(*) AS n FROM certificates WHERE spki_sha256 IS NULL']);
   t.equal(missing?.n, 0, 'every certificate has its key hash (the officer\'s and the new one)');
   await t.rejects(second.certificateService.issueFromCsr('hal', csrPem, 'officer'), { code: 'KEY_IN_USE' });
+});
+
+t.test('when one certificate of a key is revoked for keyCompromise then every other certificate of that key is revoked with it', async (t) => {
+  await account('ivy');
+  const { csrPem } = await newKeyAndCsr('p256', 'ivy');
+  const older = await issue('ivy', csrPem);
+  const renewed = await issue('ivy', csrPem);
+  const other = await issue('ivy', (await newKeyAndCsr('p256', 'ivy')).csrPem);
+  t.equal(renewed.status, 201, 'a renewal keeps the key');
+  t.equal((await revoke(older.body.serial, 'keyCompromise')).status, 200);
+
+  const listed = (await a.request('/v1/users/ivy/certificates', officer)).body.certificates as { serial: string; status: string; revocationReason?: string }[];
+  const status = (serial: string) => listed.find((c) => c.serial === serial);
+  t.match(status(renewed.body.serial), { status: 'revoked' }, 'the renewal of the compromised key goes too');
+  t.match(status(other.body.serial), { status: 'active' }, 'a certificate of another key stays');
+  const crl = Crl.fromPem((await a.request('/v1/crl')).body.crl);
+  t.match(crl.find(renewed.body.serial), { reason: 'keyCompromise' }, 'the published CRL lists it');
+  t.notOk(crl.find(other.body.serial));
+  const events = await a.appliance.audit.list('certificate.revoked');
+  t.match(events.find((e) => e.detail?.serial === renewed.body.serial)?.detail, { reason: 'keyCompromise', sameKeyAs: older.body.serial }, 'the audit trail says why it went');
 });
