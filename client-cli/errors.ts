@@ -82,6 +82,13 @@ export class KeyUnlockError extends CliError {
   }
 }
 
+/** A new key passphrase breaks the policy (key-passphrase.ts); `rule` says which part. */
+export class KeyPassphraseWeakError extends CliError {
+  constructor(rule: string) {
+    super('KEY_PASSPHRASE_WEAK', `the new key passphrase is too weak: ${rule}`);
+  }
+}
+
 /** A PKCS#12 file could not be opened (wrong password or not a PKCS#12). */
 export class Pkcs12OpenError extends CliError {
   constructor(file: string, options?: { cause?: unknown }) {

@@ -23,6 +23,7 @@ const TABLE: Readonly<Record<string, ExitCode>> = {
   USAGE: EXIT.usage,
   PROMPT_UNAVAILABLE: EXIT.usage,
   PASSWORD_MISMATCH: EXIT.usage,
+  KEY_PASSPHRASE_WEAK: EXIT.usage,
   // verification said no: a signature, a chain or a CRL did not check out
   NOT_TRUSTED: EXIT.verification,
   SERVER_UNTRUSTED: EXIT.verification,

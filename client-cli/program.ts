@@ -15,6 +15,7 @@ import { logoutCommand } from './commands/auth/logout.js';
 import { passwdCommand } from './commands/auth/passwd.js';
 import { whoamiCommand } from './commands/auth/whoami.js';
 import { keygenCommand } from './commands/key/keygen.js';
+import { passphraseCommand } from './commands/key/passphrase.js';
 import { setupCommand } from './commands/profile/setup.js';
 import { userCommand } from './commands/user/index.js';
 import { deleteCommand } from './commands/message/delete.js';
@@ -59,6 +60,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .addOption(new Option('--profile <dir>', 'profile folder (default: $SIGIL_PROFILE, else the per-user config folder)'))
     .addCommand(setupCommand(ctx))
     .addCommand(keygenCommand(ctx))
+    .addCommand(passphraseCommand(ctx))
     .addCommand(loginCommand(ctx))
     .addCommand(logoutCommand(ctx))
     .addCommand(passwdCommand(ctx))

@@ -45,6 +45,7 @@ export const ENV = {
   password: 'SIGIL_PASSWORD',
   newPassword: 'SIGIL_NEW_PASSWORD',
   keyPassphrase: 'SIGIL_KEY_PASSPHRASE',
+  newKeyPassphrase: 'SIGIL_NEW_KEY_PASSPHRASE',
   profile: 'SIGIL_PROFILE',
   debug: 'SIGIL_DEBUG',
 } as const;

@@ -20,7 +20,7 @@ const dir = tmpDir(t, 'sigil-cli-scenario-');
 const rootPem = app.init.ca.root;
 
 const officer = profileRunner(join(dir, 'officer'), { SIGIL_KEY_PASSPHRASE: app.officer.p12Password });
-const alee = profileRunner(join(dir, 'alee'), { SIGIL_KEY_PASSPHRASE: 'alee key passphrase' });
+const alee = profileRunner(join(dir, 'alee'), { SIGIL_KEY_PASSPHRASE: 'ann lee key passphrase' });
 const OFFICER_NEW = 'Tango Foxtrot 1947 quebec';
 
 await t.test('when the officer sets up, imports the init PKCS#12 and logs in first then the password change and receipt are done', async (t) => {

@@ -11,6 +11,7 @@ import { action1, type CommandContext } from '../../context.js';
 import { CliError, InputFileError, KeyExistsError, Pkcs12OpenError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
+import { MIN_KEY_PASSPHRASE_LENGTH, newKeyPassphrase } from '../../key-passphrase.js';
 import { ENV, type Runtime } from '../../runtime.js';
 
 export interface CertImportOptions {
@@ -37,7 +38,7 @@ export function certImportCommand(ctx: CommandContext): Command {
     sections: [
       envSection([
         [ENV.keyPassphrase, 'passphrase of the profile key; for a PKCS#12, its password (else prompted)'],
-        ['SIGIL_NEW_KEY_PASSPHRASE', 'with --new-passphrase: the new key passphrase (else prompted twice)'],
+        [ENV.newKeyPassphrase, `with --new-passphrase: the new key passphrase, at least ${MIN_KEY_PASSPHRASE_LENGTH} characters (else prompted twice)`],
       ]),
     ],
     examples: ['sigil cert import alee.cert.pem', 'sigil cert import bkim.p12 --new-passphrase'],
@@ -66,6 +67,8 @@ export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
   let serial: string;
   let subject: string;
   let notAfter: Date;
+  // The PKCS#12 password was chosen by whoever made the file (the appliance, read out by the officer).
+  let keptIssuersPassword = false;
   if (isPem) {
     const [leaf, ...rest] = readCertificates(bytes.toString('utf8'), opts.file);
     const { key } = await rt.unlock({ needCertificate: false });
@@ -88,8 +91,9 @@ export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
       throw err;
     }
     await assertChainsToPinnedCa(opened.cert, opened.chain, caPem, rt.io.now(), 'tls-client');
-    const passphrase = opts.newPassphrase ? await rt.io.prompter.newSecret('New key passphrase', 'SIGIL_NEW_KEY_PASSPHRASE') : password;
+    const passphrase = opts.newPassphrase ? await newKeyPassphrase(rt.io.prompter, ENV.newKeyPassphrase, describe(opened.cert).login ?? config.login) : password;
     await rt.profile.write('key', await exportPrivateKeyPem(opened.key, passphrase));
+    keptIssuersPassword = !opts.newPassphrase;
     ({ serial, subject, notAfter, login } = describe(opened.cert));
     leafPem = opened.cert.pem;
     chainPem = opened.chain.filter((c) => !c.isSelfIssued).map((c) => c.pem).join('');
@@ -107,6 +111,7 @@ export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
     ['subject', subject],
     ['expires', result.notAfter],
   ]);
+  if (keptIssuersPassword) rt.out.note('the key is stored under the PKCS#12 password, which whoever made the file knows; choose your own with: sigil passphrase');
 }
 
 function describe(cert: { serialNumber: string; subjectString: string; notAfter: Date; subject: { login?: string; commonName?: string } }) {

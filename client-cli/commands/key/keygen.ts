@@ -8,6 +8,7 @@ import { DEFAULT_KEY_ALGORITHM, KEY_ALGORITHMS, type KeyAlgorithm } from '../../
 import { action, type CommandContext } from '../../context.js';
 import { KeyExistsError, UsageError } from '../../errors.js';
 import { envSection, withHelp } from '../../help.js';
+import { MIN_KEY_PASSPHRASE_LENGTH, newKeyPassphrase } from '../../key-passphrase.js';
 import { stageFile, type StagedFile } from '../../output-file.js';
 import { ENV, type Runtime } from '../../runtime.js';
 
@@ -39,7 +40,7 @@ export function keygenCommand(ctx: CommandContext): Command {
     .option('--json', 'print {login, algorithm, csr, keyFile} as JSON')
     .action(action(ctx, run));
   return withHelp(cmd, {
-    sections: [envSection([[ENV.keyPassphrase, 'passphrase for the new private key (else prompted twice)']])],
+    sections: [envSection([[ENV.keyPassphrase, `passphrase for the new private key, at least ${MIN_KEY_PASSPHRASE_LENGTH} characters, not containing the login (else prompted twice)`]])],
     examples: ['sigil keygen --login alee --out alee.csr.pem', 'sigil keygen --login alee --algorithm rsa3072 --force'],
   });
 }
@@ -59,7 +60,7 @@ export async function run(opts: KeygenOptions, rt: Runtime): Promise<void> {
   try {
     const out = opts.out ? await stageFile(opts.out, { mode: 0o644 }) : undefined;
     if (out) staged.push(out);
-    passphrase = opts.passphrase ? await rt.io.prompter.newSecret('New key passphrase', ENV.keyPassphrase) : undefined;
+    passphrase = opts.passphrase ? await newKeyPassphrase(rt.io.prompter, ENV.keyPassphrase, opts.login) : undefined;
     const keyPair = await generateKeyPair(opts.algorithm);
     const csr = await createCsr({ keyPair, subject: { login: opts.login, commonName: opts.login }, profile: opts.algorithm });
     csrPem = csr.pem;

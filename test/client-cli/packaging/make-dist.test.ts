@@ -50,7 +50,7 @@ t.test('when unpacked elsewhere then the CLI runs with a stock node: help, setup
   const profile = join(unpacked, 'profile');
   const setup = await runCli(['setup', '--server', 'https://127.0.0.1:8443', '--ca', caFile], { main, cwd: unpacked, profile });
   t.equal(setup.code, 0, setup.stderr);
-  const keygen = await runCli(['keygen', '--login', 'alee', '--algorithm', 'p256', '--json'], { main, cwd: unpacked, profile, env: { SIGIL_KEY_PASSPHRASE: 'pass phrase' } });
+  const keygen = await runCli(['keygen', '--login', 'alee', '--algorithm', 'p256', '--json'], { main, cwd: unpacked, profile, env: { SIGIL_KEY_PASSPHRASE: 'a long pass phrase' } });
   t.equal(keygen.code, 0, keygen.stderr);
   t.match(JSON.parse(keygen.stdout), { login: 'alee', csr: /BEGIN CERTIFICATE REQUEST/ });
 });

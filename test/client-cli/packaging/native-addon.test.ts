@@ -33,7 +33,7 @@ t.test('when process.dlopen throws then --help, setup and keygen still work', as
   const profile = join(dir, 'profile');
   const setup = await runCli(['setup', '--server', 'https://127.0.0.1:8443', '--ca', caFile], { profile, nodeArgs });
   t.equal(setup.code, 0, setup.stderr);
-  const keygen = await runCli(['keygen', '--login', 'alee', '--algorithm', 'p256'], { profile, nodeArgs, env: { SIGIL_KEY_PASSPHRASE: 'pass phrase' } });
+  const keygen = await runCli(['keygen', '--login', 'alee', '--algorithm', 'p256'], { profile, nodeArgs, env: { SIGIL_KEY_PASSPHRASE: 'a long pass phrase' } });
   t.equal(keygen.code, 0, keygen.stderr);
   t.match(keygen.stdout, /BEGIN CERTIFICATE REQUEST/);
 });
