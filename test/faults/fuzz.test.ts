@@ -76,6 +76,7 @@ const ROUTES: readonly [string, string][] = [
   ['DELETE', '/v1/conversations/{conv}'],
   ['POST', '/v1/files?conversation={conv}'],
   ['GET', '/v1/files/{id}'],
+  ['DELETE', '/v1/files/{id}'],
   ['POST', '/v1/messages'],
   ['POST', '/v1/messages/batch'],
   ['POST', '/v1/messages/stream'],
