@@ -2,7 +2,7 @@
  * `sigil send <login|#group> [--file PATH …] [--label L] [--urgent] [--reply-to ID]`:
  * uploads any files (streamed, hashed on the way), builds the canonical header (server/API.md,
  * "The signed header"), signs it with the user's key and the label as ESS security label, and
- * posts it.
+ * posts it. Should anything fail after the first upload, the uploads are discarded.
  *
  * The text never comes from the command line by default: argv is readable by every local user
  * (`ps`, /proc/<pid>/cmdline) while the process runs, and shell history keeps it on disk. It is
