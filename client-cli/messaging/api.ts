@@ -50,6 +50,9 @@ export type SendReceipt = z.infer<typeof SendReceiptSchema>;
 
 export const UploadedSchema = z.object({ fileId: z.string(), sha384: z.string(), size: z.number() }).passthrough();
 
+/** `DELETE /v1/files/:id`: the pending upload is gone. */
+export const DiscardedSchema = z.object({ id: z.string(), discarded: z.literal(true) }).passthrough();
+
 export const TombstoneSchema = z
   .object({ id: z.string(), target: z.string(), deletedBy: z.string(), at: z.string(), reason: z.string(), count: z.number() })
   .passthrough();

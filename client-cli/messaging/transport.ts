@@ -13,7 +13,7 @@ import { Readable, Transform } from 'node:stream';
 import { BadResponseError, InputFileError, ServerError } from '../errors.js';
 import { mapTransportError } from '../http.js';
 import type { Runtime } from '../runtime.js';
-import { UploadedSchema } from './api.js';
+import { DiscardedSchema, UploadedSchema } from './api.js';
 import { DownloadMismatchError, UploadMismatchError } from './errors.js';
 import { createPartial, DownloadInterruptedError } from './partial-file.js';
 
@@ -192,9 +192,31 @@ export async function uploadFile(ep: Endpoint, conversation: string, file: strin
   if (!parsed.success) throw new BadResponseError('POST /v1/files: no {fileId, sha384, size}');
   const sha384 = tap.digest();
   if (parsed.data.sha384 !== sha384 || parsed.data.size !== tap.bytes() || tap.bytes() !== size) {
+    // Stored, but not what was read: no message will name it, so it would only hold the cap.
+    await discardUploads(ep, [parsed.data.fileId]);
     throw new UploadMismatchError(file, `read ${tap.bytes()} bytes, server stored ${parsed.data.size}`);
   }
   return { ...parsed.data, sha384 };
+}
+
+/** How long one discard may take: it runs after a failure the user is waiting to be told of. */
+const DISCARD_TIMEOUT_MS = 10_000;
+
+/**
+ * Discards the user's pending uploads (`DELETE /v1/files/:id`), all at once, so a send that
+ * failed after uploading gives back the room they hold in the appliance's cap on pending uploads
+ * now rather than when they expire. Best effort: never throws (an upload a discard misses still
+ * expires on the appliance); answers the ids that were discarded.
+ */
+export async function discardUploads(ep: Endpoint, fileIds: readonly string[]): Promise<string[]> {
+  const one = async (id: string): Promise<string> => {
+    const res = await open(ep, 'DELETE', `/v1/files/${encodeURIComponent(id)}`, { timeoutMs: DISCARD_TIMEOUT_MS });
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return DiscardedSchema.parse(JSON.parse(Buffer.concat(chunks).toString('utf8'))).id;
+  };
+  const results = await Promise.allSettled(fileIds.map(one));
+  return results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
 }
 
 /**

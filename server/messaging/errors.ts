@@ -142,6 +142,15 @@ export class FileNotFoundError extends MessagingError {
   readonly status = 404;
 }
 
+/**
+ * A discard (`DELETE /v1/files/:id`) named an upload a message already carries: it is part of that
+ * message now, and goes only with it (deleting the message).
+ */
+export class FileAttachedError extends MessagingError {
+  readonly code = 'FILE_ATTACHED';
+  readonly status = 409;
+}
+
 /** An attachment named in a header is not a pending upload of the sender in that conversation. */
 export class AttachmentInvalidError extends MessagingError {
   readonly code = 'MESSAGE_ATTACHMENT_INVALID';
@@ -195,6 +204,7 @@ export const MESSAGING_STATUS_BY_CODE: Readonly<Record<string, number>> = {
   UPLOAD_TRUNCATED: 400,
   TOO_MANY_PENDING_UPLOADS: 429,
   FILE_NOT_FOUND: 404,
+  FILE_ATTACHED: 409,
   FILE_CORRUPT: 500,
   FORBIDDEN: 403,
   DELETE_STATEMENT_INVALID: 422,

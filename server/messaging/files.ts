@@ -20,6 +20,7 @@ import {
 } from './context.js';
 import {
   ConversationNotFoundError,
+  FileAttachedError,
   FileCorruptError,
   FileNotFoundError,
   FileTooLargeError,
@@ -230,15 +231,65 @@ async function deletePending(ctx: Ctx, ids: readonly string[]): Promise<string[]
  */
 async function discard(ctx: Ctx, ids: readonly string[]): Promise<number> {
   const gone = await deletePending(ctx, ids);
-  // Their rows are gone, so the next sweep would not find them again: a key that cannot go now
-  // is handed to late destruction, which retries it.
-  if (gone.length > 0) {
-    await ctx.keys.destroyMessageKeys(gone.map(fileKeyId)).catch((e: unknown) => {
-      ctx.late.keys({ messageIds: gone.map(fileKeyId) });
-      throw e;
-    });
-  }
+  if (gone.length > 0) await destroyFileKeys(ctx, gone);
   return gone.length;
+}
+
+/**
+ * Destroys the keys of uploads whose rows {@link deletePending} took. Their rows are gone, so no
+ * sweep would find them again: a key that cannot go now is handed to late destruction, which
+ * retries it, and the failure is still thrown for the caller to report.
+ */
+async function destroyFileKeys(ctx: Ctx, ids: readonly string[]): Promise<void> {
+  await ctx.keys.destroyMessageKeys(ids.map(fileKeyId)).catch((e: unknown) => {
+    ctx.late.keys({ messageIds: ids.map(fileKeyId) });
+    throw e;
+  });
+}
+
+/** What a discard answers. */
+export interface Discarded {
+  id: string;
+  discarded: true;
+}
+
+/**
+ * The uploader gives up one of their pending uploads (`DELETE /v1/files/:id`; `sigil send` after
+ * its message failed), so it stops counting against their cap at once instead of at the sweep.
+ * Chunks and row go in one transaction, then the key.
+ *
+ * Not audited, as uploads and the sweep are not: a pending upload was never part of any message,
+ * and the audit trail records messages and their deletions. No TRUNCATE checkpoint of vault.db
+ * either, as for a failed upload: what its WAL may still hold of the chunks is ciphertext under a
+ * key that keys.db has destroyed and truncated from its own WAL.
+ *
+ * A message attaching the upload at the same moment: both write on vault.db's one connection, and
+ * each checks `state = 'pending'` inside its own statement, so one of them wins. The message wins:
+ * the upload stays, and this answers FILE_ATTACHED. The discard wins: the message is refused
+ * (MESSAGE_ATTACHMENT_INVALID), never stored naming a file that is gone.
+ *
+ * @throws FileNotFoundError (no such upload, or another person's: one answer, no existence
+ *   oracle) | FileAttachedError
+ */
+export async function discardUpload(ctx: Ctx, p: Principal, fileId: string): Promise<Discarded> {
+  const notFound = (): FileNotFoundError => new FileNotFoundError(`file ${fileId} does not exist or is not visible to you`);
+  const attached = (): FileAttachedError =>
+    new FileAttachedError(`file ${fileId} is attached to a message; delete the message instead`);
+  // Only the uploader may know an upload exists, so only they learn whether it was attached.
+  const f = await ctx.db.get<{ uploader: string; state: string }>('SELECT uploader, state FROM msg_files WHERE id = ?', [fileId]);
+  if (f?.uploader !== p.login) throw notFound();
+  if (f.state !== 'pending') throw attached();
+  const gone = await deletePending(ctx, [fileId]);
+  if (gone.length === 0) {
+    // Changed since the read above: a message attached it, or the sweep or a second discard took it.
+    const now = await ctx.db.get<{ state: string }>('SELECT state FROM msg_files WHERE id = ?', [fileId]);
+    throw now ? attached() : notFound();
+  }
+  // The rows are gone: the upload is discarded whatever keys.db does now. A key that fails
+  // (a full disk) is retried by late destruction; answering an error would have the client retry
+  // a discard that already happened.
+  await destroyFileKeys(ctx, gone).catch((e: unknown) => ctx.log('messaging.discard-key-deferred', { file: fileId, ...errorFields(e) }));
+  return { id: fileId, discarded: true };
 }
 
 interface FileRow {

@@ -28,7 +28,7 @@ export * from './errors.js';
 export type { ConversationView } from './conversations.js';
 export type { DeleteRequest, Tombstone } from './deletion.js';
 export type { LiveEvent, LiveSink, Subscription } from './event-hub.js';
-export type { Download, UploadResult } from './files.js';
+export type { Discarded, Download, UploadResult } from './files.js';
 export type { GroupView } from './groups.js';
 export type { BatchOutcome, MessageInput, MessageView, Receipt } from './messages.js';
 export type {
@@ -126,6 +126,8 @@ export interface Messaging {
 
   upload(p: Principal, conv: string, body: ReadableStream<Uint8Array> | null, length?: number): Promise<files.UploadResult>;
   download(p: Principal, fileId: string): Promise<files.Download>;
+  /** The uploader discards their pending upload: rows, then key (see `files.discardUpload`). */
+  discardUpload(p: Principal, fileId: string): Promise<files.Discarded>;
 
   deleteMessage(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
   deleteConversation(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
@@ -325,6 +327,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
     removeMember: (p, name, login) => groups.removeMember(ctx, p, name, login),
     upload: (p, conv, body, length) => files.uploadFile(ctx, p, conv, body, length),
     download: (p, id) => files.downloadFile(ctx, p, id),
+    discardUpload: (p, id) => files.discardUpload(ctx, p, id),
     deleteMessage: (p, id, req) => deletion.deleteMessage(ctx, p, id, req),
     deleteConversation: (p, id, req) => deletion.deleteConversation(ctx, p, id, req),
     deleteGroup: (p, name, req) => deletion.deleteGroup(ctx, p, name, req),

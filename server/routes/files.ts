@@ -1,5 +1,6 @@
 /**
- * `/v1/files` (API.md "Messaging"): streamed upload into the vault and streamed download.
+ * `/v1/files` (API.md "Messaging"): streamed upload into the vault, streamed download, and the
+ * uploader's discard of a pending upload.
  *
  * The upload body is read as a stream and never buffered whole; the shell's global body limit
  * must not apply to this route (messaging enforces its own `maxFileBytes`, default 100 MiB).
@@ -40,6 +41,11 @@ export function filesRoutes(deps: MessagingRouteDeps): Hono<AppEnv> {
         'cache-control': 'no-store',
       },
     });
+  });
+
+  app.delete('/:id', async (c) => {
+    const { id } = parseParams(c.req.param(), IdParam);
+    return c.json(await svc().discardUpload(principalOf(c), id), 200);
   });
 
   return app;

@@ -76,6 +76,7 @@ const ROUTES: readonly [string, string][] = [
   ['DELETE', '/v1/conversations/{conv}'],
   ['POST', '/v1/files?conversation={conv}'],
   ['GET', '/v1/files/{id}'],
+  ['DELETE', '/v1/files/{id}'],
   ['POST', '/v1/messages'],
   ['POST', '/v1/messages/batch'],
   ['POST', '/v1/messages/stream'],
@@ -203,7 +204,10 @@ t.test('when every route gets a bounded run of hostile input then nothing answer
   type FuzzRequest = ReturnType<typeof requestTo> extends fc.Arbitrary<infer R> ? R : never;
   const check = async (r: FuzzRequest): Promise<boolean> => {
     const [method, template] = r.route;
-    const path = template.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String((r as Record<string, unknown>)[k])).replace(/%25/g, '%'));
+    // The officer's account changes go to the target instead of the fuzzer: one that landed (a
+    // disable, a reset, a clearance) would end the fuzzer's session, and every later run with it.
+    const values: Record<string, unknown> = r.as === 'officer' && method !== 'GET' && r.login === fuzzer.login ? { ...r, login: target.login } : r;
+    const path = template.replace(/\{(\w+)\}/g, (_, k: string) => encodeURIComponent(String(values[k])).replace(/%25/g, '%'));
     const logout = template === '/v1/auth/logout';
     const u = logout ? leaver : (who[r.as] ?? fuzzer);
     // A logout as 'fuzzer' ends a fresh session of the leaver's; as 'officer', the leaver's last one.

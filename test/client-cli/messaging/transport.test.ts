@@ -92,17 +92,21 @@ t.test('when the file grows during the upload then exactly the announced bytes a
   t.equal(r.size, 1000);
 });
 
-t.test('when a server answers another digest than was sent then the upload is refused', async (t) => {
+t.test('when a server answers another digest than was sent then the upload is refused and what it stored is discarded', async (t) => {
   // A TLS peer that accepts anything and claims a different digest (a server that lost bytes).
   const ca = await makeTestCa('p256');
   const tls = await ca.tlsServer();
+  const seen: string[] = [];
   const srv = createHttpsServer({ cert: tls.cert.pem + ca.issuing.cert.pem, key: await exportPrivateKeyPem(tls.key) }, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
     req.resume();
-    req.on('end', () => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ fileId: 'f'.repeat(22), sha384: 'C'.repeat(64), size: 10 })));
+    const answer = req.method === 'DELETE' ? { id: 'f'.repeat(22), discarded: true } : { fileId: 'f'.repeat(22), sha384: 'C'.repeat(64), size: 10 };
+    req.on('end', () => res.writeHead(req.method === 'DELETE' ? 200 : 201, { 'content-type': 'application/json' }).end(JSON.stringify(answer)));
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const port = (srv.address() as { port: number }).port;
   await t.rejects(uploadFile({ ...ep, baseUrl: `https://127.0.0.1:${port}`, caPem: ca.root.cert.pem }, conv.body.id, src, 10), { code: 'UPLOAD_MISMATCH' });
+  t.same(seen, [`POST /v1/files?conversation=${conv.body.id}`, `DELETE /v1/files/${'f'.repeat(22)}`], 'the mismatched upload was discarded: no message will name it');
   srv.close();
 });
 
