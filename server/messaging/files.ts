@@ -16,6 +16,7 @@ import {
   principalClearance,
   rank,
   requireMember,
+  requireRoom,
   type Ctx,
 } from './context.js';
 import {
@@ -61,6 +62,7 @@ export async function uploadFile(
   expectedLength?: number,
 ): Promise<UploadResult> {
   await requireMember(ctx, p, convId);
+  requireRoom(ctx);
   const max = ctx.config.maxFileBytes;
   if (expectedLength !== undefined && expectedLength > max) {
     throw new FileTooLargeError(`the file is ${expectedLength} bytes; the limit is ${max}`);
@@ -178,8 +180,10 @@ function tooMuch(ctx: Ctx, limit: number): Error {
  */
 async function discardFailed(ctx: Ctx, id: string): Promise<void> {
   const keyId = fileKeyId(id);
-  await deletePending(ctx, [id])
-    .then(() => ctx.keys.destroyMessageKeys([keyId]).catch((e: unknown) => {
+  // Both free space: on a full disk (likely, when the upload failed) through the reserve.
+  await ctx.room
+    .freeing(() => deletePending(ctx, [id]))
+    .then(() => ctx.room.freeing(() => ctx.keys.destroyMessageKeys([keyId])).catch((e: unknown) => {
       ctx.late.keys({ messageIds: [keyId] });
       throw e;
     }))
@@ -229,11 +233,12 @@ async function deletePending(ctx: Ctx, ids: readonly string[]): Promise<string[]
  * upload attached meanwhile keeps its key). Answers how many went.
  */
 async function discard(ctx: Ctx, ids: readonly string[]): Promise<number> {
-  const gone = await deletePending(ctx, ids);
+  // Each step frees space: on a full disk, through the reserve (ports.ts SpaceReserve).
+  const gone = await ctx.room.freeing(() => deletePending(ctx, ids));
   // Their rows are gone, so the next sweep would not find them again: a key that cannot go now
   // is handed to late destruction, which retries it.
   if (gone.length > 0) {
-    await ctx.keys.destroyMessageKeys(gone.map(fileKeyId)).catch((e: unknown) => {
+    await ctx.room.freeing(() => ctx.keys.destroyMessageKeys(gone.map(fileKeyId))).catch((e: unknown) => {
       ctx.late.keys({ messageIds: gone.map(fileKeyId) });
       throw e;
     });
@@ -321,7 +326,7 @@ export async function discardIncompleteUploads(ctx: Ctx): Promise<number> {
   const cut = await ctx.db.all<{ id: string }>(`SELECT id FROM msg_files WHERE state = 'pending' AND sha384 = ''`);
   if (cut.length === 0) return 0;
   const n = await discard(ctx, cut.map((o) => o.id));
-  await ctx.db.checkpointTruncate();
+  await ctx.room.freeing(() => ctx.db.checkpointTruncate());
   return n;
 }
 
@@ -334,6 +339,6 @@ export async function sweepPendingFiles(ctx: Ctx): Promise<number> {
   const old = await ctx.db.all<{ id: string }>(`SELECT id FROM msg_files WHERE state = 'pending' AND created_at < ?`, [cutoff]);
   if (old.length === 0) return 0;
   const n = await discard(ctx, old.map((o) => o.id));
-  if (n > 0) await ctx.db.checkpointTruncate();
+  if (n > 0) await ctx.room.freeing(() => ctx.db.checkpointTruncate());
   return n;
 }
