@@ -167,3 +167,20 @@ t.test('when another file filled the disk then a conversation is still destroyed
   t.notOk(existsSync(join(h.dir, DISK_RESERVE_FILE)), 'the reserve file stays released until the disk has room');
   rmSync(join(mnt, 'filler'));
 });
+
+t.test('control: without a reserve the same deletion on a full disk is refused VAULT_FULL', async (t) => {
+  const mnt = mountTmpfs(t, 48);
+  if (!mnt) return;
+  const h = await harness(t, { dir: mnt });
+  const { a, b, conv } = await h.direct('sdc-alice', 'sdc-bob');
+  const content = new Uint8Array(2 * MiB).fill(3);
+  await h.messaging.upload(a.principal, conv.id, streamOf(content), content.length);
+  await h.messaging.send(a.principal, await h.compose(a, conv.id, 'one'));
+  fillUp(join(mnt, 'filler'));
+  await t.rejects(
+    h.messaging.deleteConversation(b.principal, conv.id, await h.deleteRequest(b, `conversation:${conv.id}`)),
+    { code: 'VAULT_FULL' },
+    'nothing can be deleted (server/vault/README.md, "A full disk")',
+  );
+  rmSync(join(mnt, 'filler'));
+});
