@@ -184,10 +184,15 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
   const { dataDir, config } = opts;
   const meta = await readMeta(dataDir);
   const hook = opts.onMigration;
+  const log = opts.log ?? createLogger({ level: config.logLevel });
   const vault = await unlockVault({
     dir: join(dataDir, PATHS.vault),
     ...opts.masterKey,
     now,
+    reserve: {
+      bytes: config.diskReserveBytes,
+      log: (event, fields) => (event === 'vault.reserve-made' ? log.info(event, fields) : log.warn(event, fields)),
+    },
     ...(hook ? { keystore: { onMigration: (...applied) => hook('keys.db', ...applied) } } : {}),
   } as Parameters<typeof unlockVault>[0]);
   try {
@@ -196,7 +201,6 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
     const appliance = await assemble(dataDir, meta, config, vault, now, hook);
     // The CRL is republished while the server runs, and now if the current one is half used or
     // stale (an appliance stopped for a week): readers fail every message on a stale CRL.
-    const log = opts.log ?? createLogger({ level: config.logLevel });
     // Before anyone is served: an appliance whose issuing CA the root revoked while it was stopped
     // refuses its certificates from the first request.
     const rootCrlWatch = new RootCrlWatch({

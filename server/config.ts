@@ -6,6 +6,7 @@ import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { cidrMatcher, DEFAULT_ALLOWED_PEERS, LAN_RANGES, parseCidr } from './net/lan.js';
+import { VAULT_PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES } from './vault/index.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -51,6 +52,16 @@ const peerList = z
       }
     }
   });
+
+/**
+ * Default size of the disk reserve (server/vault/disk-reserve.ts): what a deletion on a disk full
+ * to the last byte needs first is a checkpoint, which grows vault.db by the WAL's frames past its
+ * end. The WAL checkpoints itself at WAL_AUTOCHECKPOINT_PAGES (32 MiB); when that checkpoint fails
+ * for lack of room, the WAL grows by what room is left — less than the checkpoint needed, so less
+ * than 32 MiB more. Twice that, plus 4 MiB (a few 1 MiB chunks of the deletion's own zeroed pages
+ * and keys.db's): 68 MiB.
+ */
+export const DEFAULT_DISK_RESERVE_BYTES = 2 * WAL_AUTOCHECKPOINT_PAGES * VAULT_PAGE_SIZE + 4 * 1024 * 1024;
 
 /** The configuration schema. Every field has a default; `{}` is a valid configuration. */
 /** Default caps of long-lived requests per account (`maxEventStreamsPerUser`, `maxSendStreamsPerUser`). */
@@ -107,6 +118,12 @@ export const ConfigSchema = z.object({
   bodyLimit: z.number().int().positive().default(64 * 1024),
   /** How long a published CRL is valid (its nextUpdate). */
   crlValidityMs: z.number().int().positive().default(7 * DAY),
+  /**
+   * Bytes of zeros kept in the vault directory so that deletions can run on a full disk
+   * (server/vault/README.md, "A full disk"); 0 turns it off. Made at start when the disk has room
+   * for it and 16 MiB more.
+   */
+  diskReserveBytes: z.number().int().min(0).default(DEFAULT_DISK_RESERVE_BYTES),
   /** Log level. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   /**

@@ -57,6 +57,8 @@ const SAFE_FIELD_NAMES = [
   // start's reconciliation of keys.db with vault.db: keys given their place, orphan keys destroyed
   'placed',
   'orphans',
+  // free bytes on the data directory's file system (the disk reserve, server/vault/disk-reserve.ts)
+  'free',
 ] as const;
 
 /** A field name the log writes. */

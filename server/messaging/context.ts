@@ -5,7 +5,7 @@
  */
 import { webcrypto } from 'node:crypto';
 import { clearanceRank, isClearance, type Clearance } from '../../pki/index.js';
-import { chunks, marks, type Db, type DbTx } from '../vault/index.js';
+import { chunks, marks, VaultFullError, type Db, type DbTx } from '../vault/index.js';
 import type { KeyedQueue } from '../keyed-queue.js';
 import type { LogFields } from '../log.js';
 import { subjectInput } from './check-protocol.js';
@@ -21,6 +21,7 @@ import type {
   MessagingConfig,
   Principal,
   SignatureVerifier,
+  SpaceReserve,
 } from './ports.js';
 
 /** Everything a messaging service function reads; built once by `createMessaging`. */
@@ -43,6 +44,21 @@ export interface Ctx {
   late: LateDestruction;
   /** One upload's admission (quota check, file key, row) at a time per uploader (upload-quota.ts). */
   uploadAdmissions: KeyedQueue;
+  /** The disk reserve: deletions run through `room.freeing`; new data waits while `room.takesNewData` is false. */
+  room: SpaceReserve;
+}
+
+/**
+ * Refuses new data while the disk reserve is released (ports.ts SpaceReserve): the room it freed is
+ * for deletions. @throws VaultFullError
+ */
+export function requireRoom(ctx: Pick<Ctx, 'room'>): void {
+  if (!ctx.room.takesNewData) {
+    void ctx.room.remake(1000); // space may have returned: a request a second later sees it
+    throw new VaultFullError(
+      'the disk is full: its reserve is in use so that deletions can run, and new messages and uploads are refused until space is freed',
+    );
+  }
 }
 
 /**

@@ -239,6 +239,16 @@ async function rowsThenKeys<T>(
   rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>,
   committed: (out: T) => void = () => undefined,
 ): Promise<T> {
+  // On a full disk the reserve is released and the whole of it runs once more: it throws only
+  // when nothing was written (a failure after the commit is finished below, not thrown).
+  return ctx.room.freeing(() => rowsThenKeysOnce(ctx, rows, committed));
+}
+
+async function rowsThenKeysOnce<T>(
+  ctx: Ctx,
+  rows: (tx: DbTx, keysGo: (k: KeysToDestroy) => void) => Promise<T>,
+  committed: (out: T) => void,
+): Promise<T> {
   let settle!: { resolve: () => void; reject: (err: unknown) => void };
   const rowsGone = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   rowsGone.catch(() => undefined);
@@ -260,7 +270,15 @@ async function rowsThenKeys<T>(
   }
   settle.resolve();
   committed(out);
-  const [k, w] = await Promise.allSettled([staged, ctx.db.checkpointTruncate()]);
+  let [k, w] = await Promise.allSettled([staged, ctx.db.checkpointTruncate()]);
+  // keys.db or the checkpoint may meet the full disk when the rows did not: once more through the
+  // reserve now, so that the content is gone when the deletion answers, not a retry later.
+  if (k.status === 'rejected' && destroying) {
+    const what = destroying;
+    [k] = await Promise.allSettled([ctx.room.afterFull(k.reason, () => ctx.keys.destroyKeysAfter(what, Promise.resolve()))]);
+  }
+  if (w.status === 'rejected') [w] = await Promise.allSettled([ctx.room.afterFull(w.reason, () => ctx.db.checkpointTruncate())]);
+
   if (k.status === 'rejected' && destroying) ctx.late.keys(destroying);
   if (w.status === 'rejected') ctx.late.checkpoint();
   // The deletion is committed with its tombstone, so the caller answers the tombstone even if a
@@ -441,7 +459,7 @@ export async function deleteUserCorrespondence(ctx: Ctx, p: Principal, login: st
  */
 export async function sweepRetention(ctx: Ctx): Promise<number> {
   const now = ctx.now();
-  await ctx.db.run('DELETE FROM msg_replay_guard WHERE until < ?', [now.toISOString()]);
+  await ctx.room.freeing(() => ctx.db.run('DELETE FROM msg_replay_guard WHERE until < ?', [now.toISOString()]));
   const groups = await ctx.db.all<{ id: string; retention_days: number }>(
     `SELECT id, retention_days FROM msg_conversations WHERE kind = 'group' AND retention_days IS NOT NULL`,
   );

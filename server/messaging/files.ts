@@ -16,6 +16,7 @@ import {
   principalClearance,
   rank,
   requireMember,
+  requireRoom,
   type Ctx,
 } from './context.js';
 import {
@@ -62,6 +63,7 @@ export async function uploadFile(
   expectedLength?: number,
 ): Promise<UploadResult> {
   await requireMember(ctx, p, convId);
+  requireRoom(ctx);
   const max = ctx.config.maxFileBytes;
   if (expectedLength !== undefined && expectedLength > max) {
     throw new FileTooLargeError(`the file is ${expectedLength} bytes; the limit is ${max}`);
@@ -179,8 +181,10 @@ function tooMuch(ctx: Ctx, limit: number): Error {
  */
 async function discardFailed(ctx: Ctx, id: string): Promise<void> {
   const keyId = fileKeyId(id);
-  await deletePending(ctx, [id])
-    .then(() => ctx.keys.destroyMessageKeys([keyId]).catch((e: unknown) => {
+  // Both free space: on a full disk (likely, when the upload failed) through the reserve.
+  await ctx.room
+    .freeing(() => deletePending(ctx, [id]))
+    .then(() => ctx.room.freeing(() => ctx.keys.destroyMessageKeys([keyId])).catch((e: unknown) => {
       ctx.late.keys({ messageIds: [keyId] });
       throw e;
     }))
@@ -230,7 +234,8 @@ async function deletePending(ctx: Ctx, ids: readonly string[]): Promise<string[]
  * upload attached meanwhile keeps its key). Answers how many went.
  */
 async function discard(ctx: Ctx, ids: readonly string[]): Promise<number> {
-  const gone = await deletePending(ctx, ids);
+  // Each step frees space: on a full disk, through the reserve (ports.ts SpaceReserve).
+  const gone = await ctx.room.freeing(() => deletePending(ctx, ids));
   if (gone.length > 0) await destroyFileKeys(ctx, gone);
   return gone.length;
 }
@@ -241,7 +246,7 @@ async function discard(ctx: Ctx, ids: readonly string[]): Promise<number> {
  * retries it, and the failure is still thrown for the caller to report.
  */
 async function destroyFileKeys(ctx: Ctx, ids: readonly string[]): Promise<void> {
-  await ctx.keys.destroyMessageKeys(ids.map(fileKeyId)).catch((e: unknown) => {
+  await ctx.room.freeing(() => ctx.keys.destroyMessageKeys(ids.map(fileKeyId))).catch((e: unknown) => {
     ctx.late.keys({ messageIds: ids.map(fileKeyId) });
     throw e;
   });
@@ -279,7 +284,7 @@ export async function discardUpload(ctx: Ctx, p: Principal, fileId: string): Pro
   const f = await ctx.db.get<{ uploader: string; state: string }>('SELECT uploader, state FROM msg_files WHERE id = ?', [fileId]);
   if (f?.uploader !== p.login) throw notFound();
   if (f.state !== 'pending') throw attached();
-  const gone = await deletePending(ctx, [fileId]);
+  const gone = await ctx.room.freeing(() => deletePending(ctx, [fileId]));
   if (gone.length === 0) {
     // Changed since the read above: a message attached it, or the sweep or a second discard took it.
     const now = await ctx.db.get<{ state: string }>('SELECT state FROM msg_files WHERE id = ?', [fileId]);
@@ -372,7 +377,7 @@ export async function discardIncompleteUploads(ctx: Ctx): Promise<number> {
   const cut = await ctx.db.all<{ id: string }>(`SELECT id FROM msg_files WHERE state = 'pending' AND sha384 = ''`);
   if (cut.length === 0) return 0;
   const n = await discard(ctx, cut.map((o) => o.id));
-  await ctx.db.checkpointTruncate();
+  await ctx.room.freeing(() => ctx.db.checkpointTruncate());
   return n;
 }
 
@@ -385,6 +390,6 @@ export async function sweepPendingFiles(ctx: Ctx): Promise<number> {
   const old = await ctx.db.all<{ id: string }>(`SELECT id FROM msg_files WHERE state = 'pending' AND created_at < ?`, [cutoff]);
   if (old.length === 0) return 0;
   const n = await discard(ctx, old.map((o) => o.id));
-  if (n > 0) await ctx.db.checkpointTruncate();
+  if (n > 0) await ctx.room.freeing(() => ctx.db.checkpointTruncate());
   return n;
 }

@@ -181,6 +181,8 @@ export async function messagingPartsFrom(
     keyedHash,
     // The same secret in the worker threads that check messages (keyedHashFromKeyring created it).
     checker: checkPool().checker(await vault.keyring.getSecret('audit-hmac')),
+    // Deletions release it on a full disk; new data waits while it is released.
+    reserve: vault.reserve,
     now,
     config,
     ...(log ? { log } : {}),

@@ -15,7 +15,7 @@ import { sealLegacyDigests } from './file-digest.js';
 import * as groups from './groups.js';
 import * as messages from './messages.js';
 import { reconcileKeys } from './message-lookup.js';
-import { DEFAULT_CONFIG, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
+import { DEFAULT_CONFIG, NO_RESERVE, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
 import { MESSAGING_MIGRATIONS } from './schema.js';
 import { chunks, marks as sqlMarks } from '../vault/index.js';
 import { BatchWriter, highWater, type Committed, type StagedMessage } from './writer.js';
@@ -43,8 +43,9 @@ export type {
   Principal,
   SignatureCheck,
   SignatureVerifier,
+  SpaceReserve,
 } from './ports.js';
-export { DEFAULT_CONFIG } from './ports.js';
+export { DEFAULT_CONFIG, NO_RESERVE } from './ports.js';
 export { MESSAGING_MIGRATIONS } from './schema.js';
 export {
   canonicalDeleteStatement,
@@ -156,6 +157,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
   /** The send streams' route, told when the server stops (see `onEndStreams`). */
   const streamEndListeners = new Set<() => void>();
   const log = parts.log ?? ((event: string, fields: LogFields) => process.stderr.write(`${JSON.stringify({ event, ...fields })}\n`));
+  const room = parts.reserve ?? NO_RESERVE;
   const ctx: Ctx = {
     db: parts.db,
     keys: parts.keys,
@@ -171,9 +173,11 @@ export function createMessaging(parts: MessagingParts): Messaging {
     hub,
     members: new MembershipCache(parts.db),
     log,
+    room,
+    // What a deletion left after its commit frees space too: on a full disk, through the reserve.
     late: new LateDestruction({
-      keys: parts.keys,
-      checkpoint: () => parts.db.checkpointTruncate(),
+      keys: { destroyKeysAfter: (what, rowsGone) => room.freeing(() => parts.keys.destroyKeysAfter(what, rowsGone)) },
+      checkpoint: () => room.freeing(() => parts.db.checkpointTruncate()),
       log,
       firstDelayMs: config.lateDestructionRetryMs,
     }),
@@ -242,9 +246,14 @@ export function createMessaging(parts: MessagingParts): Messaging {
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> | undefined;
   const sweep = async (): Promise<{ retention: number; pendingFiles: number }> => {
-    const retention = await deletion.sweepRetention(ctx);
-    const pendingFiles = await files.sweepPendingFiles(ctx);
-    return { retention, pendingFiles };
+    try {
+      const retention = await deletion.sweepRetention(ctx);
+      const pendingFiles = await files.sweepPendingFiles(ctx);
+      return { retention, pendingFiles };
+    } finally {
+      // A reserve released for deletions comes back once the disk has room (space freed or added).
+      await room.remake();
+    }
   };
 
   return {

@@ -16,6 +16,7 @@ import {
   principalClearance,
   rank,
   requireMember,
+  requireRoom,
   toB64,
   unpackMessage,
   isOfficer,
@@ -204,6 +205,7 @@ function checkMessage(ctx: Ctx, p: Principal, input: MessageInput): Promise<Stag
   let decoded: DecodedMessage;
   try {
     decoded = decodeMessage(ctx, p, input);
+    requireRoom(ctx); // a well-formed message on a disk whose reserve is released: 507, not stored
   } catch (e) {
     return Promise.reject(e as Error);
   }

@@ -50,6 +50,31 @@ export interface MessageKeyStore {
   destroyKeysAfter(what: KeysToDestroy, rowsGone: Promise<unknown>): Promise<unknown>;
 }
 
+/**
+ * The vault's disk reserve (server/vault/disk-reserve.ts) as messaging uses it: what frees space
+ * runs through `freeing`, which on a full disk releases the reserve and retries once; what adds data
+ * is refused while `takesNewData` is false, so that the released room goes to deletions.
+ */
+export interface SpaceReserve {
+  readonly takesNewData: boolean;
+  freeing<T>(op: () => Promise<T>): Promise<T>;
+  /** `err` is an operation's failure: on VAULT_FULL with the reserve on, release it and run `op`; else throw `err`. */
+  afterFull<T>(err: unknown, op: () => Promise<T>): Promise<T>;
+  /**
+   * Makes the reserve again if it is missing and the disk has room (the sweep tick; a refused write,
+   * with `notWithinMs`: not if it looked less long ago). Never throws.
+   */
+  remake(notWithinMs?: number): Promise<unknown>;
+}
+
+/** No reserve: every operation runs once, new data is always taken. */
+export const NO_RESERVE: SpaceReserve = {
+  takesNewData: true,
+  freeing: (op) => op(),
+  afterFull: (err) => Promise.reject(err instanceof Error ? err : new Error(String(err))),
+  remake: async () => undefined,
+};
+
 /** The keys a deletion destroys once its rows are gone (the key store's own type). */
 export type KeysToDestroy = KeyDestruction;
 
@@ -152,6 +177,8 @@ export interface MessagingParts {
   now?: () => Date;
   random?: (n: number) => Uint8Array;
   config?: Partial<MessagingConfig>;
+  /** The vault's disk reserve (`vault.reserve`). Default none ({@link NO_RESERVE}). */
+  reserve?: SpaceReserve;
   /** Where non-fatal background failures go (e.g. the audit append after a commit). */
   log?: (event: string, fields: LogFields) => void;
 }

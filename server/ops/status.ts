@@ -11,7 +11,8 @@ import { Certificate } from '../../pki/index.js';
 import { PATHS } from '../appliance.js';
 import { rootCrlState, type RootCrlState } from '../sign-root-crl.js';
 import { ApplianceMissingError } from '../errors.js';
-import { Db, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from '../vault/index.js';
+import { loadConfig } from '../config.js';
+import { DEFAULT_RESERVE_MARGIN_BYTES, Db, DISK_RESERVE_FILE, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from '../vault/index.js';
 import { repackReason } from './repack.js';
 import { countRows, hasTable, type ApplianceCounts } from './counts.js';
 import { DataMissingError } from './errors.js';
@@ -113,6 +114,15 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
   const leftovers = findWorkingCopies(join(dataDir, PATHS.vault));
   if (leftovers.length > 0 && !ops.running) {
     warnings.push(`leftover working copy of vault.db: ${leftovers.join(', ')}; the next backup, restore, repack or start removes it (check fails until then)`);
+  }
+
+  // The disk reserve (server/vault/README.md, "A full disk"): missing, the disk filled or lacked room.
+  const reserveBytes = await loadConfig(join(dataDir, PATHS.config)).then((c) => c.diskReserveBytes, () => 0);
+  if (reserveBytes > 0 && !existsSync(join(dataDir, PATHS.vault, DISK_RESERVE_FILE))) {
+    warnings.push(
+      `the disk reserve (${PATHS.vault}/${DISK_RESERVE_FILE}) is missing: the disk filled up, or lacked room at start; deletions run, ` +
+        `but new messages and uploads answer 507 until ${reserveBytes + DEFAULT_RESERVE_MARGIN_BYTES} bytes are free on its file system (free or add space)`,
+    );
   }
 
   const certificates: CertificateStatus[] = [];

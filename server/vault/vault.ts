@@ -6,6 +6,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Db } from './db.js';
+import { DiskReserve } from './disk-reserve.js';
 import { renameDurable, tempPathOf } from './durable-file.js';
 import { MasterKeyExistsError, RotationKeyUnreadableError } from './errors.js';
 import { dropReplacedKey, keepReplacedKey, readReplacedKey } from './rotation-record.js';
@@ -139,6 +140,11 @@ export interface Vault {
   /** `wal_checkpoint(TRUNCATE)` on both databases (end of every deletion). */
   checkpointAll(): Promise<void>;
   /**
+   * The disk reserve (disk-reserve.ts): deletions run through `reserve.freeing`, new data is refused
+   * while `reserve.takesNewData` is false. State 'off' unless {@link OpenVaultOptions.reserve} was given.
+   */
+  readonly reserve: DiskReserve;
+  /**
    * Data backup into `destDir`: an online-backup copy of `vault.db` and `vault-key.json`.
    * `keys.db` is deliberately never copied (see README: a copy would outlive deletions).
    * @returns the paths written.
@@ -153,6 +159,22 @@ export interface OpenVaultOptions {
   masterKey: MasterKey;
   keystore?: KeystoreOptions;
   now?: () => Date;
+  /**
+   * The disk reserve: made at open when there is room (a size of 0 removes one left from an earlier
+   * setting). Without it the vault leaves any reserve file alone (the ops commands).
+   */
+  reserve?: VaultReserveOptions;
+}
+
+/** {@link OpenVaultOptions.reserve}. */
+export interface VaultReserveOptions {
+  /** Bytes; 0 = off. */
+  bytes: number;
+  /** Free space kept beyond it when making it. Default 16 MiB. */
+  marginBytes?: number;
+  log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Test seam: free bytes on the vault's file system. */
+  freeBytes?: (dir: string) => Promise<number>;
 }
 
 function ensurePrivateDir(dir: string): void {
@@ -177,7 +199,23 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
     let mk = opts.masterKey;
     const pendingPath = join(opts.dir, VAULT_KEY_NEXT_FILE);
     const recordPath = join(opts.dir, VAULT_KEY_PREV_FILE);
+    const log = opts.reserve?.log;
+    const reserve = new DiskReserve({
+      dir: opts.dir,
+      bytes: opts.reserve?.bytes ?? 0,
+      ...(opts.reserve?.marginBytes !== undefined ? { marginBytes: opts.reserve.marginBytes } : {}),
+      ...(opts.reserve?.freeBytes ? { freeBytes: opts.reserve.freeBytes } : {}),
+      ...(log ? { log } : {}),
+      // Each on its own: keys.db's may succeed when vault.db's cannot, and the retry says the rest.
+      checkpoint: async () => {
+        for (const d of [db, k.db]) {
+          await d.checkpointTruncate().catch((e: unknown) => log?.('vault.reserve-checkpoint-failed', { file: d.path, errorMessage: e instanceof Error ? e.message : String(e) }));
+        }
+      },
+    });
+    if (opts.reserve) await reserve.make();
     return {
+      reserve,
       dir: opts.dir,
       db,
       keys: k,
@@ -340,7 +378,7 @@ function keyFileExists(path: string, cause: unknown): MasterKeyExistsError {
 }
 
 /** Options of {@link initVault}: the data directory, the unlock secret, and the master-key options. */
-export type InitVaultOptions = CreateMasterKeyOptions & { keystore?: KeystoreOptions };
+export type InitVaultOptions = CreateMasterKeyOptions & { keystore?: KeystoreOptions; reserve?: VaultReserveOptions };
 
 /**
  * Initialises a new vault in `dir` (created 0700): writes `vault-key.json`, creates both
@@ -350,13 +388,13 @@ export type InitVaultOptions = CreateMasterKeyOptions & { keystore?: KeystoreOpt
 export async function initVault(opts: InitVaultOptions): Promise<Vault> {
   ensurePrivateDir(opts.dir);
   const masterKey = await createMasterKey(opts);
-  return openVault({ dir: opts.dir, masterKey, keystore: opts.keystore, now: opts.now });
+  return openVault({ dir: opts.dir, masterKey, keystore: opts.keystore, now: opts.now, ...(opts.reserve ? { reserve: opts.reserve } : {}) });
 }
 
 /** Unlocks the master key (passphrase or key file) and opens the vault. */
 export async function unlockVault(
-  opts: MasterKeySecret & { dir: string; keystore?: KeystoreOptions; now?: () => Date },
+  opts: MasterKeySecret & { dir: string; keystore?: KeystoreOptions; now?: () => Date; reserve?: VaultReserveOptions },
 ): Promise<Vault> {
   const masterKey = await unlockMasterKey(opts);
-  return openVault({ dir: opts.dir, masterKey, keystore: opts.keystore, now: opts.now });
+  return openVault({ dir: opts.dir, masterKey, keystore: opts.keystore, now: opts.now, ...(opts.reserve ? { reserve: opts.reserve } : {}) });
 }

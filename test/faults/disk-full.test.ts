@@ -79,7 +79,12 @@ t.test('when the disk fills up then requests fail with a clear error, nothing ac
   const mnt = mountTmpfs(t, 64, 'disk-full not exercised');
   if (!mnt) return;
   const dataDir = join(mnt, 'data');
-  const { init } = await initDataDir({ profile: PROFILE, config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } }, dataDir });
+  // An 8 MiB disk reserve: the default (68 MiB and a 16 MiB margin) does not fit this 64 MiB disk.
+  const { init } = await initDataDir({
+    profile: PROFILE,
+    config: { argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 }, diskReserveBytes: 8 * 1024 * 1024 },
+    dataDir,
+  });
   server = await startServerProc(dataDir);
   const officer = await officerOf(server.url, init, 1);
   const alice = await createUser(officer, { login: 'alice', clearance: 'secret', profile: PROFILE });

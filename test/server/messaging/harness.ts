@@ -27,7 +27,7 @@ import {
   type Person,
   type Principal,
 } from '../../../server/messaging/index.js';
-import { initVault, type Vault } from '../../../server/vault/index.js';
+import { initVault, type Vault, type VaultReserveOptions } from '../../../server/vault/index.js';
 import { checkPool } from '../../../server/messaging/check-pool.js';
 import { makeTestCa, type TestCa } from '../../helpers/pki-fixtures.js';
 import { tmpDir } from '../../helpers/tmp.js';
@@ -90,13 +90,15 @@ export async function harness(
     workers?: boolean;
     /** Wraps the keyed hash the service uses: a test's way in between two steps of an operation. */
     keyedHash?: (base: KeyedHash) => KeyedHash;
+    /** A disk reserve in the vault directory (default none). */
+    reserve?: VaultReserveOptions;
   } = {},
 ): Promise<Harness> {
   const dir = opts.dir ?? tmpDir(t, 'sigil-msg-');
   const data = join(dir, 'data');
   const clock = { now: new Date() };
   const now = (): Date => clock.now;
-  const vault = await initVault({ dir: data, keyFilePath: join(dir, 'master.key'), now });
+  const vault = await initVault({ dir: data, keyFilePath: join(dir, 'master.key'), now, ...(opts.reserve ? { reserve: opts.reserve } : {}) });
   const audit = await AuditLog.open(vault.db, { now });
   const baseKeyedHash = await keyedHashFromKeyring(vault.keyring);
   const keyedHash = opts.keyedHash ? opts.keyedHash(baseKeyedHash) : baseKeyedHash;
@@ -110,6 +112,7 @@ export async function harness(
       audit,
       keyedHash,
       ...checker,
+      reserve: vault.reserve,
       now,
       config: { sweepIntervalMs: 0, ...opts.config },
       log: () => undefined,

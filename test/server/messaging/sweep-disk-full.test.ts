@@ -1,17 +1,19 @@
 /**
- * Known limitation, kept as a TODO test (review: a full disk keeps its pending uploads for ever):
- * with the vault on a real size-limited tmpfs filled by never-attached uploads, the pending-upload
- * sweep cannot destroy them once they expire. The per-uploader cap (upload-quota.ts) keeps one
- * person from getting there; many people still can. Why no deletion runs on a disk full to the last
- * byte, and what would fix it, is in server/vault/README.md ("A full disk"). Remove `todo` once
- * that is built. Skips, saying so, where no tmpfs can be mounted (not root).
+ * A disk full to the last byte (review: a full disk kept its pending uploads for ever). The vault
+ * sits on a real size-limited tmpfs with a disk reserve (server/vault/disk-reserve.ts); the disk
+ * is filled by never-attached uploads, or by another file. What frees space — the pending-upload
+ * sweep, a deletion — releases the reserve and runs; new data is refused (VAULT_FULL) while it is
+ * released; the reserve is made again once the disk has room. Why nothing could be deleted before:
+ * server/vault/README.md, "A full disk". Skips, saying so, where no tmpfs can be mounted (not root).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { harness } from './harness.js';
+import { DISK_RESERVE_FILE } from '../../../server/vault/index.js';
+import { scanTree } from '../../helpers/forensics.js';
+import { harness, sha384b64, type Harness } from './harness.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,9 +25,31 @@ function mountTmpfs(t: { teardown(fn: () => void): void; plan(n: number, why: st
     rmSync(mnt, { recursive: true, force: true });
   });
   if (mounted) return mnt;
-  t.plan(0, 'cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): the sweep on a full disk is not exercised');
+  t.plan(0, 'cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): a full disk is not exercised');
   return undefined;
 }
+
+/** Writes into `path` until the file system says ENOSPC, down to its last block. */
+function fillUp(path: string): void {
+  const fd = openSync(path, 'w');
+  const block = Buffer.alloc(MiB, 0xa5);
+  try {
+    for (let size = MiB; size >= 512; size /= 2) {
+      try {
+        for (;;) writeSync(fd, block.subarray(0, size));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const freeBytes = (dir: string): number => {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+};
 
 function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
   let sent = false;
@@ -38,16 +62,21 @@ function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
   });
 }
 
-const TODO = 'a disk full to the last byte: the WAL frames past vault.db\'s end need space to be checkpointed (server/vault/README.md, "A full disk")';
+const count = async (h: Harness, sql: string): Promise<number> => (await h.vault.db.get<{ n: number }>(sql))!.n;
 
-t.test('when pending uploads filled the disk then the sweep still destroys them once they expire', { todo: TODO }, async (t) => {
+t.test('when pending uploads filled the disk then the sweep still destroys them once they expire', async (t) => {
   const mnt = mountTmpfs(t, 48);
   if (!mnt) return;
+  // 24 MiB: on this disk the WAL never reaches its 32 MiB checkpoint, so all it holds (≤ 24 MiB)
+  // is past vault.db's end; the released reserve must take it (README, "A full disk").
+  const reserve = { bytes: 24 * MiB, marginBytes: 4 * MiB };
   // The cap is set out of the way: this is the disk filling by other means (many members).
   const h = await harness(t, {
     dir: mnt,
+    reserve,
     config: { maxFileBytes: 4 * MiB, chunkBytes: MiB, maxPendingUploads: 1000, maxPendingUploadBytes: 1024 * MiB },
   });
+  t.equal(h.vault.reserve.state, 'held', 'control: the reserve was made at open');
   const a = await h.user('sd-mallory');
   const b = await h.user('sd-bob');
   const conv = await h.messaging.direct(a.principal, b.login);
@@ -58,11 +87,100 @@ t.test('when pending uploads filled the disk then the sweep still destroys them 
     await h.messaging.upload(a.principal, conv.id, streamOf(bytes), bytes.length).then(() => stored++, (e: unknown) => (refusal = e));
   }
   t.match(refusal, { code: 'VAULT_FULL' }, `control: the disk filled up after ${stored} uploads`);
-  const pending = async () => (await h.vault.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM msg_files WHERE state = 'pending'`))!.n;
-  t.ok((await pending()) >= stored, 'control: the uploads are pending');
+  const pending = () => count(h, `SELECT COUNT(*) AS n FROM msg_files WHERE state = 'pending'`);
+  t.equal(await pending(), stored, 'the refused upload cleaned up after itself; the others are pending');
+  // Cleaning up the refused upload is a deletion on a full disk: it took the reserve.
+  t.equal(h.vault.reserve.state, 'released', 'the reserve was released');
+
+  const small = new Uint8Array(1000).fill(7);
+  await t.rejects(h.messaging.upload(a.principal, conv.id, streamOf(small), small.length), { code: 'VAULT_FULL', message: /reserve/ }, 'an upload while the reserve is released is refused');
+  await t.rejects(h.messaging.send(a.principal, await h.compose(a, conv.id, 'no room')), { code: 'VAULT_FULL' }, 'so is a message');
+
   h.clock.now = new Date(h.clock.now.getTime() + h.messaging.config.pendingFileTtlMs + 1000);
-  const r = await h.messaging.sweep().catch((e: unknown) => e);
+  const r = await h.messaging.sweep();
   t.match(r, { pendingFiles: stored }, 'the sweep destroyed every expired upload');
   t.equal(await pending(), 0, 'no pending row is left');
-  t.equal((await h.vault.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM msg_file_chunks'))!.n, 0, 'no chunk is left');
+  t.equal(await count(h, 'SELECT COUNT(*) AS n FROM msg_file_chunks'), 0, 'no chunk is left');
+  t.equal(statSync(join(h.dir, 'vault.db-wal')).size, 0, "vault.db's WAL is truncated");
+  // The limit, pinned: the pages the sweep freed stay in vault.db (reused by new rows, not given
+  // back to the file system), so the reserve cannot be made again on this disk yet.
+  t.equal(h.vault.reserve.state, 'released', `still released: ${freeBytes(mnt)} bytes free, the reserve needs ${reserve.bytes + reserve.marginBytes}`);
+
+  // The operator gives the disk room: the next tick makes the reserve again and uploads are taken.
+  t.equal(spawnSync('mount', ['-o', 'remount,size=96m', mnt]).status, 0, 'control: the tmpfs grew');
+  await h.messaging.sweep();
+  t.equal(h.vault.reserve.state, 'held', 'the reserve is made again once the disk has room');
+  t.equal(statSync(join(h.dir, DISK_RESERVE_FILE)).size, reserve.bytes);
+  const up = await h.messaging.upload(a.principal, conv.id, streamOf(small), small.length);
+  t.equal(up.size, small.length, 'an upload is taken again');
+});
+
+t.test('when another file filled the disk then a conversation is still destroyed and nothing of it is recoverable', async (t) => {
+  const mnt = mountTmpfs(t, 48);
+  if (!mnt) return;
+  const h = await harness(t, { dir: mnt, reserve: { bytes: 16 * MiB, marginBytes: 4 * MiB } });
+  t.equal(h.vault.reserve.state, 'held', 'control: the reserve was made at open');
+  const a = await h.user('sdd-alice');
+  const b = await h.user('sdd-bob');
+  const c = await h.user('sdd-carol');
+  const conv = await h.messaging.direct(a.principal, b.login);
+  const other = await h.messaging.direct(a.principal, c.login);
+  const content = new TextEncoder().encode('file ZQX-FULL-4471 '.repeat(150_000)); // ~2.7 MiB
+  const file = await h.messaging.upload(a.principal, conv.id, streamOf(content), content.length);
+  const ids: string[] = [];
+  const withFile = await h.compose(a, conv.id, 'body ZQX-FULL-BODY-1', {
+    attachments: [{ id: file.fileId, name: 'f.txt', sha384: await sha384b64(content), size: content.length }],
+  });
+  ids.push((await h.messaging.send(a.principal, withFile)).id);
+  for (let i = 0; i < 5; i++) ids.push((await h.messaging.send(b.principal, await h.compose(b, conv.id, `reply ${i} ZQX-FULL-BODY`))).id);
+  const kept = await h.messaging.send(c.principal, await h.compose(c, other.id, 'KEEP-FULL-1'));
+
+  // What the deletion must leave nowhere: the ciphertexts as stored and the wrapped keys.
+  const needles: Uint8Array[] = [];
+  for (const r of await h.vault.db.all<{ sealed: Uint8Array }>('SELECT sealed FROM msg_messages WHERE conversation = ?', [conv.id])) needles.push(r.sealed);
+  for (const r of await h.vault.db.all<{ data: Uint8Array }>('SELECT data FROM msg_file_chunks WHERE file = ?', [file.fileId])) needles.push(r.data);
+  for (const k of [...ids, `file:${file.fileId}`]) {
+    needles.push((await h.vault.keys.db.get<{ wrapped: Uint8Array }>('SELECT wrapped FROM message_keys WHERE msg_id = ?', [k]))!.wrapped);
+  }
+  needles.push((await h.vault.keys.db.get<{ wrapped: Uint8Array }>('SELECT wrapped FROM conversation_keys WHERE conv_id = ?', [conv.id]))!.wrapped);
+  t.equal(needles.length, 6 + 3 + 7 + 1, 'control: 6 messages, 3 chunks, 7 message keys and the conversation key');
+  t.ok(scanTree(h.dir, needles).length > 0, 'control: the scan finds them before the deletion');
+
+  fillUp(join(mnt, 'filler'));
+  t.ok(freeBytes(mnt) < 4096, `control: the disk is full to the last block (${freeBytes(mnt)} bytes free)`);
+
+  const ts = await h.messaging.deleteConversation(b.principal, conv.id, await h.deleteRequest(b, `conversation:${conv.id}`));
+  t.equal(ts.count, 6, 'the conversation is destroyed');
+  t.equal(h.vault.reserve.state, 'released', 'with the room of the reserve');
+  await t.rejects(h.messaging.history(a.principal, conv.id, {}), { code: 'CONVERSATION_NOT_FOUND' });
+  t.same(scanTree(h.dir, needles), [], 'live: no ciphertext and no wrapped key in any file of the data directory');
+  for (const k of [...ids, `file:${file.fileId}`]) await t.rejects(h.vault.keys.messageKey(k), { code: 'VAULT_KEY_NOT_FOUND' });
+  t.notOk(await h.vault.keys.hasConversationKey(conv.id), 'the conversation key is gone');
+  const left = await h.messaging.message(c.principal, kept.id);
+  t.match(Buffer.from(left.body!, 'base64').toString(), /KEEP-FULL-1/, 'the other conversation is still readable');
+  t.ok((await h.audit.entries(0, 10_000)).some((e) => e.type === 'deletion' && e.subject === ts.target), 'the tombstone is in the audit trail');
+  await t.rejects(h.messaging.send(c.principal, await h.compose(c, other.id, 'more')), { code: 'VAULT_FULL' }, 'new messages wait meanwhile');
+
+  await h.close();
+  t.same(scanTree(h.dir, needles), [], 'closed: nothing of it in any file either');
+  t.same(scanTree(h.dir, ['ZQX-FULL']), [], 'and no plaintext ever');
+  t.notOk(existsSync(join(h.dir, DISK_RESERVE_FILE)), 'the reserve file stays released until the disk has room');
+  rmSync(join(mnt, 'filler'));
+});
+
+t.test('control: without a reserve the same deletion on a full disk is refused VAULT_FULL', async (t) => {
+  const mnt = mountTmpfs(t, 48);
+  if (!mnt) return;
+  const h = await harness(t, { dir: mnt });
+  const { a, b, conv } = await h.direct('sdc-alice', 'sdc-bob');
+  const content = new Uint8Array(2 * MiB).fill(3);
+  await h.messaging.upload(a.principal, conv.id, streamOf(content), content.length);
+  await h.messaging.send(a.principal, await h.compose(a, conv.id, 'one'));
+  fillUp(join(mnt, 'filler'));
+  await t.rejects(
+    h.messaging.deleteConversation(b.principal, conv.id, await h.deleteRequest(b, `conversation:${conv.id}`)),
+    { code: 'VAULT_FULL' },
+    'nothing can be deleted (server/vault/README.md, "A full disk")',
+  );
+  rmSync(join(mnt, 'filler'));
 });

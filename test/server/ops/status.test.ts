@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { applianceStatus, claimRunFile, readRunState, RUN_FILE } from '../../../server/ops/index.js';
@@ -119,6 +119,16 @@ t.test('when a master-key rotation is unfinished or its clean-up waits then stat
   const pending = await applianceStatus({ dataDir: L.dataDir });
   t.ok(pending.warnings.some((w) => /rotation is unfinished \(vault-key\.next\.json\)/.test(w)), pending.warnings.join('\n'));
   t.notOk(pending.warnings.some((w) => w.includes('clean-up')), 'an unfinished rotation is said once, as unfinished');
+});
+
+t.test('when the disk reserve is missing then status says new data waits for space', async (t) => {
+  const L = await live(t);
+  await L.stopKeepingData();
+  const said = (r: { warnings: string[] }) => r.warnings.some((w) => w.includes('disk reserve'));
+  t.notOk(said(await applianceStatus({ dataDir: L.dataDir })), 'made at start (default config): nothing said');
+  rmSync(join(L.dataDir, 'vault', 'disk-reserve'));
+  const missing = await applianceStatus({ dataDir: L.dataDir });
+  t.ok(missing.warnings.some((w) => /disk reserve \(vault\/disk-reserve\) is missing: .* answer 507 until \d+ bytes are free/.test(w)), missing.warnings.join('\n'));
 });
 
 t.test('when asked for help then every ops command shows POSITIONAL ARGUMENTS, EXAMPLES and EXIT CODES', async (t) => {

@@ -1,0 +1,196 @@
+/**
+ * The disk reserve: a file of zeros beside vault.db that holds back the room a deletion needs on a
+ * disk that is otherwise full to the last byte (README.md, "A full disk"). Every change, a delete
+ * too, goes to the WAL first (secure_delete writes each freed page, zeroed), and a checkpoint must
+ * grow vault.db to take the WAL's frames past its end: with no free byte, nothing can be deleted.
+ *
+ * Made when the vault opens, if the disk has room for it and a margin; released (unlinked) when an
+ * operation that frees space meets VAULT_FULL ({@link DiskReserve.freeing}); made again, once the
+ * disk has room, by {@link DiskReserve.remake} (messaging's sweep tick). While it is not in place
+ * {@link DiskReserve.takesNewData} is false: callers refuse new messages and uploads, so that what
+ * it freed goes to deletions and not to more data.
+ *
+ * The file holds zeros only (no secret) and is written block by block, not made sparse: a sparse
+ * file reserves nothing.
+ */
+import { constants } from 'node:fs';
+import { open, rm, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VaultFullError } from './errors.js';
+
+/** The reserve's file name in the vault directory (beside vault.db: the same file system). */
+export const DISK_RESERVE_FILE = 'disk-reserve';
+
+const MiB = 1024 * 1024;
+
+/** Free space kept beyond the reserve when making it, so that making it never fills the disk. Default 16 MiB. */
+export const DEFAULT_RESERVE_MARGIN_BYTES = 16 * MiB;
+
+/** Whether the reserve is off (not managed), in place, or missing (released, or no room to make it). */
+export type ReserveState = 'off' | 'held' | 'released';
+
+export interface DiskReserveOptions {
+  /** The vault directory. */
+  dir: string;
+  /** Size in bytes; 0 = off (a file left from an earlier setting is removed). */
+  bytes: number;
+  /** Free space that must remain after making it. Default {@link DEFAULT_RESERVE_MARGIN_BYTES}. */
+  marginBytes?: number;
+  /** Truncates both WALs, best effort: run between releasing the reserve and the retry. */
+  checkpoint: () => Promise<void>;
+  log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Free bytes for an unprivileged process on `dir`'s file system (a test seam). Default statfs. */
+  freeBytes?: (dir: string) => Promise<number>;
+}
+
+const ZEROS = new Uint8Array(MiB);
+const FULL = new VaultFullError('').code;
+
+async function statfsFree(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+export class DiskReserve {
+  readonly path: string;
+  readonly bytes: number;
+  readonly #margin: number;
+  readonly #opts: DiskReserveOptions;
+  #state: ReserveState;
+  #making: Promise<ReserveState> | undefined;
+  #lastLook = 0;
+  #noRoomSaid = false;
+
+  constructor(opts: DiskReserveOptions) {
+    this.#opts = opts;
+    this.path = join(opts.dir, DISK_RESERVE_FILE);
+    this.bytes = opts.bytes;
+    this.#margin = opts.marginBytes ?? DEFAULT_RESERVE_MARGIN_BYTES;
+    this.#state = opts.bytes > 0 ? 'released' : 'off';
+  }
+
+  get state(): ReserveState {
+    return this.#state;
+  }
+
+  /** False while the reserve is on but not in place: new messages and uploads are to be refused. */
+  get takesNewData(): boolean {
+    return this.#state !== 'released';
+  }
+
+  /**
+   * Makes the reserve if it is missing and the disk has room for it and the margin; keeps a whole
+   * one that is there. Never throws: a reserve that cannot be made is logged and stays missing.
+   */
+  make(): Promise<ReserveState> {
+    this.#making ??= this.#make()
+      .catch((err: unknown) => {
+        this.#log('vault.reserve-failed', { bytes: this.bytes, errorMessage: err instanceof Error ? err.message : String(err) });
+        return this.#state;
+      })
+      .finally(() => (this.#making = undefined));
+    return this.#making;
+  }
+
+  /**
+   * {@link make}, only when the reserve is missing: the sweep tick, and each refused write (so a
+   * disk given room is seen within a second, not a minute), which pass `notWithinMs` so that a
+   * stream of them looks at the disk at most that often.
+   */
+  async remake(notWithinMs = 0): Promise<ReserveState> {
+    const now = Date.now();
+    if (this.#state !== 'released' || now - this.#lastLook < notWithinMs) return this.#state;
+    this.#lastLook = now;
+    return this.make();
+  }
+
+  async #make(): Promise<ReserveState> {
+    if (this.bytes === 0) {
+      await rm(this.path, { force: true });
+      return this.#state;
+    }
+    if (await this.#whole()) return (this.#state = 'held');
+    await rm(this.path, { force: true }); // a part written before a crash, or another size
+    const free = await (this.#opts.freeBytes ?? statfsFree)(this.#opts.dir);
+    if (free < this.bytes + this.#margin) {
+      if (!this.#noRoomSaid) this.#log('vault.reserve-no-room', { bytes: this.bytes, free });
+      this.#noRoomSaid = true; // once until the reserve is made, not at every tick
+      return (this.#state = 'released');
+    }
+    try {
+      await this.#write();
+    } catch (err) {
+      await rm(this.path, { force: true }).catch(() => undefined);
+      this.#log('vault.reserve-failed', { bytes: this.bytes, free, errorMessage: err instanceof Error ? err.message : String(err) });
+      return (this.#state = 'released');
+    }
+    this.#log('vault.reserve-made', { bytes: this.bytes });
+    this.#noRoomSaid = false;
+    return (this.#state = 'held');
+  }
+
+  /** The file is there at full size, every block allocated (not sparse). */
+  async #whole(): Promise<boolean> {
+    const st = await stat(this.path).catch(() => undefined);
+    return st !== undefined && st.size === this.bytes && st.blocks * 512 >= this.bytes;
+  }
+
+  async #write(): Promise<void> {
+    const f = await open(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    try {
+      for (let at = 0; at < this.bytes; at += ZEROS.length) {
+        const n = Math.min(ZEROS.length, this.bytes - at);
+        await f.write(ZEROS, 0, n, at);
+      }
+      await f.sync(); // allocated now, not at some later write-back that could meet a full disk
+    } finally {
+      await f.close();
+    }
+    // A file system that compresses or dedupes zeros allocates nothing for them.
+    if (!(await this.#whole())) throw new Error('the file system did not allocate the zeros written (compression?)');
+  }
+
+  /**
+   * Unlinks the reserve so that a deletion can use its room. Answers whether it was in place.
+   * Waits for a reserve being made, so that one is never left half-written behind a release.
+   */
+  async release(why: string): Promise<boolean> {
+    await this.#making;
+    if (this.#state !== 'held') return false;
+    await rm(this.path, { force: true });
+    this.#state = 'released';
+    this.#log('vault.reserve-released', { bytes: this.bytes, reason: why });
+    return true;
+  }
+
+  /**
+   * Runs an operation that frees space (a deletion, the pending-upload sweep, a checkpoint). If it
+   * fails with VAULT_FULL while the reserve is on, releases it (if still in place), truncates both
+   * WALs — their frames past the databases' ends are copied in with the released room, and their
+   * space given back — and runs it once more. Anything else, or the retry's failure, is thrown.
+   * The operation must have written nothing when it fails (one transaction, or idempotent).
+   */
+  async freeing<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      return this.afterFull(err, op);
+    }
+  }
+
+  /**
+   * The second half of {@link freeing}, for an operation that already failed with `err`: on
+   * VAULT_FULL with the reserve on, release, truncate the WALs, run `op`; otherwise throw `err`.
+   */
+  async afterFull<T>(err: unknown, op: () => Promise<T>): Promise<T> {
+    // By code: a fault injected by a test, or a wrapper's error, is VAULT_FULL without the class.
+    if ((err as { code?: unknown } | null)?.code !== FULL || this.#state === 'off') throw err;
+    await this.release('an operation that frees space met a full disk');
+    await this.#opts.checkpoint();
+    return op();
+  }
+
+  #log(event: string, fields: Record<string, unknown>): void {
+    this.#opts.log?.(event, { file: this.path, ...fields });
+  }
+}
