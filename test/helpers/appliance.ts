@@ -45,6 +45,11 @@ import {
 
 /** Cheap argon2 for tests that are not about argon2 (the default-cost test sets its own). */
 export const TEST_ARGON2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const;
+/**
+ * The disk reserve of test appliances: 1 MiB keeps it made and checked at every open without the
+ * default's 68 MiB of zeros per appliance (hundreds in a run). The full-disk tests set their own.
+ */
+export const TEST_DISK_RESERVE_BYTES = 1024 * 1024;
 
 /** Options of {@link startTestAppliance}. */
 export interface TestApplianceOptions {
@@ -204,7 +209,7 @@ export async function startTestAppliance(opts: TestApplianceOptions = {}): Promi
     listen: listenText,
     profile: opts.profile,
     now,
-    config: { argon2: TEST_ARGON2, ...opts.config },
+    config: { argon2: TEST_ARGON2, diskReserveBytes: TEST_DISK_RESERVE_BYTES, ...opts.config },
   });
   const config = await loadConfig(join(dataDir, PATHS.config));
   const appliance = await openAppliance({
