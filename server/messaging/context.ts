@@ -56,7 +56,7 @@ export function requireRoom(ctx: Pick<Ctx, 'room'>): void {
   if (!ctx.room.takesNewData) {
     void ctx.room.remake(1000); // space may have returned: a request a second later sees it
     throw new VaultFullError(
-      'the disk is full: its reserve is in use so that deletions can run, and new messages and uploads are refused until space is freed',
+      'the disk is full: the room kept for deletions is not in place (used, or no room to make it), so new messages and uploads are refused until space is freed',
     );
   }
 }
