@@ -5,10 +5,8 @@
  * the server recovers once the filler is removed. If tmpfs cannot be mounted here (not root, no
  * CAP_SYS_ADMIN) the test says so and skips: it does not pretend with an injected error.
  */
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { verifyDetached, type ProfileName } from '../../pki/index.js';
@@ -28,6 +26,7 @@ import {
 } from '../../bench/lib/load.js';
 import { ensureServerBuilt } from '../helpers/server-process.js';
 import { rawSql as raw } from '../helpers/raw-sql.js';
+import { mountTmpfs } from '../helpers/tmpfs.js';
 
 const PROFILE: ProfileName = 'p256';
 
@@ -52,22 +51,6 @@ function fillUp(path: string): number {
     closeSync(fd);
   }
   return written;
-}
-
-/**
- * A real size-limited tmpfs (as root), unmounted and removed when `t` ends; undefined — with the
- * test planned empty and `why` said — where it cannot be mounted. No injected error stands in.
- */
-function mountTmpfs(t: { teardown(fn: () => void): void; plan(n: number, why: string): void }, mib: number, why: string): string | undefined {
-  const mnt = mkdtempSync(join(tmpdir(), 'sigil-tmpfs-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0700`, 'tmpfs', mnt]).status === 0;
-  t.teardown(() => {
-    if (mounted) spawnSync('umount', ['-l', mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  });
-  if (mounted) return mnt;
-  t.plan(0, `cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): ${why}`);
-  return undefined;
 }
 
 t.test('when the disk fills up then requests fail with a clear error, nothing accepted is lost, and the server recovers when space returns', async (t) => {

@@ -10,18 +10,10 @@ import t from 'tap';
 import { unlockVault } from '../../../server/vault/index.js';
 import { scanTree } from '../../helpers/forensics.js';
 import { harness, sha384b64, type Harness, type User } from './harness.js';
+import { streamOf } from '../../helpers/streams.js';
 
 const enc = new TextEncoder();
 const MESSAGES = 300;
-
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(c) {
-      c.enqueue(bytes);
-      c.close();
-    },
-  });
-}
 
 /** Sends `n` messages (the first with a file) and answers their ids. */
 async function fill(h: Harness, u: User, conv: string, marker: string, n: number): Promise<string[]> {

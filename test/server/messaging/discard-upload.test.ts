@@ -4,20 +4,10 @@
  * pending uploads until the sweep. Real vault, real keys.db, real signatures.
  */
 import t from 'tap';
-import { harness, type Harness, type User } from './harness.js';
+import { failNextKeyDestruction, harness, type Harness, type User } from './harness.js';
+import { streamOf } from '../../helpers/streams.js';
 
 const enc = new TextEncoder();
-
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  let sent = false;
-  return new ReadableStream({
-    pull(c) {
-      if (sent) return c.close();
-      sent = true;
-      c.enqueue(bytes);
-    },
-  });
-}
 
 async function readAll(s: ReadableStream<Uint8Array>): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -157,15 +147,9 @@ t.test('when the key of a discarded upload cannot be destroyed at once then the 
   const b = await h.user('dk-bob');
   const conv = await m.direct(a.principal, b.login);
   const f = await m.upload(a.principal, conv.id, streamOf(enc.encode('its key fails once')), 18);
-  const keys = h.vault.keys as unknown as Record<string, unknown>;
-  let failed = 0;
-  keys.destroyMessageKeys = async () => {
-    failed++;
-    delete keys.destroyMessageKeys; // once: the retry goes through
-    throw Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' });
-  };
+  const failed = failNextKeyDestruction(h);
   t.same(await m.discardUpload(a.principal, f.fileId), { id: f.fileId, discarded: true }, 'the rows went: it is discarded');
-  t.equal(failed, 1, 'control: the key step failed once');
+  t.equal(failed(), 1, 'control: the key step failed once');
   t.ok(logs.includes('messaging.discard-key-deferred'), 'the deferral is logged');
   const end = Date.now() + 10_000;
   let gone = false;

@@ -7,15 +7,7 @@
 import t from 'tap';
 import { scanTree } from '../../helpers/forensics.js';
 import { harness, sha384b64 } from './harness.js';
-
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(c) {
-      c.enqueue(bytes);
-      c.close();
-    },
-  });
-}
+import { streamOf } from '../../helpers/streams.js';
 
 async function readAll(s: ReadableStream<Uint8Array>): Promise<Buffer> {
   const out: Buffer[] = [];

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { messagingErrorOf } from '../../../server/messaging/http.js';
-import { harness, sha384b64 } from './harness.js';
+import { failNextKeyDestruction, harness, sha384b64 } from './harness.js';
 
 const enc = new TextEncoder();
 
@@ -261,16 +261,10 @@ t.test('when a discarded upload’s key cannot be destroyed at once then late de
   const b = await h.user('fl-bob');
   const conv = await m.direct(a.principal, b.login);
   const up = await m.upload(a.principal, conv.id, streamOf([enc.encode('forgotten, and its key too')]), 26);
-  const keys = h.vault.keys as unknown as Record<string, unknown>;
-  let failed = 0;
-  keys.destroyMessageKeys = async () => {
-    failed++;
-    delete keys.destroyMessageKeys; // once: the retry goes through
-    throw Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' });
-  };
+  const failed = failNextKeyDestruction(h);
   h.clock.now = new Date(h.clock.now.getTime() + m.config.pendingFileTtlMs + 1000);
   await m.sweep().catch(() => undefined);
-  t.equal(failed, 1, 'control: the key step failed once');
+  t.equal(failed(), 1, 'control: the key step failed once');
   t.same(await h.vault.db.all('SELECT id FROM msg_files WHERE id = ?', [up.fileId]), [], 'the rows went');
   const end = Date.now() + 10_000;
   let gone = false;

@@ -9,17 +9,9 @@ import t, { type Test } from 'tap';
 import { Db, unlockVault } from '../../../server/vault/index.js';
 import { scanTree } from '../../helpers/forensics.js';
 import { harness, sha384b64, type Harness, type User } from './harness.js';
+import { streamOf } from '../../helpers/streams.js';
 
 const enc = new TextEncoder();
-
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(c) {
-      c.enqueue(bytes);
-      c.close();
-    },
-  });
-}
 
 interface Stored {
   ciphertexts: Uint8Array[];

@@ -74,6 +74,21 @@ export async function sha384b64(bytes: Uint8Array): Promise<string> {
   return Buffer.from(await webcrypto.subtle.digest('SHA-384', bytes)).toString('base64');
 }
 
+/**
+ * Makes the next `destroyMessageKeys` of `h`'s key store fail as a full disk would (SQLITE_FULL),
+ * once; later calls go through. Answers a count of the failures so far (0 or 1).
+ */
+export function failNextKeyDestruction(h: Harness): () => number {
+  const keys = h.vault.keys as unknown as Record<string, unknown>;
+  let failed = 0;
+  keys.destroyMessageKeys = async () => {
+    failed++;
+    delete keys.destroyMessageKeys; // the own property goes: the prototype's method is back
+    throw Object.assign(new Error('disk full'), { code: 'SQLITE_FULL' });
+  };
+  return () => failed;
+}
+
 export function newMessageId(): string {
   return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64url');
 }

@@ -7,27 +7,16 @@
  * server/vault/README.md, "A full disk". Skips, saying so, where no tmpfs can be mounted (not root).
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { DISK_RESERVE_FILE } from '../../../server/vault/index.js';
 import { scanTree } from '../../helpers/forensics.js';
 import { harness, sha384b64, type Harness } from './harness.js';
+import { mountTmpfs } from '../../helpers/tmpfs.js';
+import { streamOf } from '../../helpers/streams.js';
 
 const MiB = 1024 * 1024;
-
-function mountTmpfs(t: { teardown(fn: () => void): void; plan(n: number, why: string): void }, mib: number): string | undefined {
-  const mnt = mkdtempSync(join(tmpdir(), 'sigil-tmpfs-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0700`, 'tmpfs', mnt]).status === 0;
-  t.teardown(() => {
-    if (mounted) spawnSync('umount', ['-l', mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  });
-  if (mounted) return mnt;
-  t.plan(0, 'cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): a full disk is not exercised');
-  return undefined;
-}
 
 /** Writes into `path` until the file system says ENOSPC, down to its last block. */
 function fillUp(path: string): void {
@@ -51,21 +40,10 @@ const freeBytes = (dir: string): number => {
   return s.bavail * s.bsize;
 };
 
-function streamOf(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  let sent = false;
-  return new ReadableStream({
-    pull(c) {
-      if (sent) return c.close();
-      sent = true;
-      c.enqueue(bytes);
-    },
-  });
-}
-
 const count = async (h: Harness, sql: string): Promise<number> => (await h.vault.db.get<{ n: number }>(sql))!.n;
 
 t.test('when pending uploads filled the disk then the sweep still destroys them once they expire', async (t) => {
-  const mnt = mountTmpfs(t, 48);
+  const mnt = mountTmpfs(t, 48, 'a full disk is not exercised');
   if (!mnt) return;
   // 24 MiB: on this disk the WAL never reaches its 32 MiB checkpoint, so all it holds (≤ 24 MiB)
   // is past vault.db's end; the released reserve must take it (README, "A full disk").
@@ -116,7 +94,7 @@ t.test('when pending uploads filled the disk then the sweep still destroys them 
 });
 
 t.test('when another file filled the disk then a conversation is still destroyed and nothing of it is recoverable', async (t) => {
-  const mnt = mountTmpfs(t, 48);
+  const mnt = mountTmpfs(t, 48, 'a full disk is not exercised');
   if (!mnt) return;
   const h = await harness(t, { dir: mnt, reserve: { bytes: 16 * MiB, marginBytes: 4 * MiB } });
   t.equal(h.vault.reserve.state, 'held', 'control: the reserve was made at open');
@@ -169,7 +147,7 @@ t.test('when another file filled the disk then a conversation is still destroyed
 });
 
 t.test('control: without a reserve the same deletion on a full disk is refused VAULT_FULL', async (t) => {
-  const mnt = mountTmpfs(t, 48);
+  const mnt = mountTmpfs(t, 48, 'a full disk is not exercised');
   if (!mnt) return;
   const h = await harness(t, { dir: mnt });
   const { a, b, conv } = await h.direct('sdc-alice', 'sdc-bob');

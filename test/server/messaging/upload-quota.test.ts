@@ -6,16 +6,7 @@
  */
 import t from 'tap';
 import { harness } from './harness.js';
-
-function streamOf(parts: Uint8Array[]): ReadableStream<Uint8Array> {
-  let i = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (i < parts.length) c.enqueue(parts[i++]!);
-      else c.close();
-    },
-  });
-}
+import { streamOf } from '../../helpers/streams.js';
 
 const KiB = 1024;
 
