@@ -52,3 +52,10 @@ export class UploadMismatchError extends CliError {
     super('UPLOAD_MISMATCH', `upload of ${file} was stored differently than read (${detail})`);
   }
 }
+
+/** A send stopped by a signal while its files were uploading: no message went, the uploads were given back. */
+export class SendInterruptedError extends CliError {
+  constructor(why: string) {
+    super('SEND_INTERRUPTED', `send interrupted (${why}); no message was sent and the files uploaded for it were discarded`);
+  }
+}

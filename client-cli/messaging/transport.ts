@@ -147,9 +147,17 @@ function hashing(onBytes: (done: number) => void, expected?: number): Transform 
 
 /**
  * Streams `file` (of `size` bytes) to POST /v1/files?conversation=ID, hashing it on the way.
+ * When `signal` aborts, the request is cut: the appliance discards an upload that did not complete.
  * @throws UploadMismatchError when the server stored another digest or size than was read.
  */
-export async function uploadFile(ep: Endpoint, conversation: string, file: string, size: number, onBytes: (done: number) => void = () => {}) {
+export async function uploadFile(
+  ep: Endpoint,
+  conversation: string,
+  file: string,
+  size: number,
+  onBytes: (done: number) => void = () => {},
+  signal?: AbortSignal,
+) {
   let readError: unknown;
   const tap = hashing(onBytes, size);
   tap.on('error', (err) => {
@@ -177,6 +185,7 @@ export async function uploadFile(ep: Endpoint, conversation: string, file: strin
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
       body: read.pipe(tap),
       timeoutMs: 300_000,
+      signal,
     });
   } catch (err) {
     if (readError instanceof FileShrankError) throw new InputFileError(file, `a file that keeps its size while it is sent (${readError.message})`);

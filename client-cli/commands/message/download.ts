@@ -13,6 +13,7 @@ import { action1, type CommandContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
+import { interruptible } from '../../interruptible.js';
 import { ENV, type Runtime } from '../../runtime.js';
 
 export interface DownloadOptions {
@@ -90,23 +91,3 @@ export async function run(opts: DownloadOptions, rt: Runtime): Promise<void> {
   ]);
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
-/**
- * Runs the transfer with Ctrl-C, `kill` and a closed terminal turned into an abort (reason: the
- * signal's name) instead of the default death, which would leave the partial file behind; the
- * download then removes it and rejects with DownloadInterruptedError: one `error:` line, exit 1.
- * Only around the transfer: before it there is nothing to remove, and the default death is the
- * quickest way out of a slow verification. `on`, not `once` (as in watch.ts): a second Ctrl-C
- * during the clean-up must not kill it half-way.
- */
-async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const ac = new AbortController();
-  const stop = (sig: NodeJS.Signals): void => ac.abort(sig);
-  for (const s of SIGNALS) process.on(s, stop);
-  try {
-    return await work(ac.signal);
-  } finally {
-    for (const s of SIGNALS) process.off(s, stop);
-  }
-}

@@ -2,7 +2,8 @@
  * `sigil send <login|#group> [--file PATH …] [--label L] [--urgent] [--reply-to ID]`:
  * uploads any files (streamed, hashed on the way), builds the canonical header (server/API.md,
  * "The signed header"), signs it with the user's key and the label as ESS security label, and
- * posts it. Should anything fail after the first upload, the uploads are discarded.
+ * posts it. Should anything fail after the first upload, or a signal (Ctrl-C) stop the uploads, the
+ * uploads are discarded.
  *
  * The text never comes from the command line by default: argv is readable by every local user
  * (`ps`, /proc/<pid>/cmdline) while the process runs, and shell history keeps it on disk. It is
@@ -20,10 +21,11 @@ import { runtimeFor } from '../../context.js';
 import { CliError, InputFileError, UsageError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
+import { abortReason, interruptible } from '../../interruptible.js';
+import { SendInterruptedError } from '../../messaging/errors.js';
 import { ENV, type Runtime } from '../../runtime.js';
 import type { Clearance } from '../../../pki/index.js';
-import type { Conversation, SendReceipt } from '../../messaging/api.js';
-import type { MessageHeader } from '../../messaging/header.js';
+import type { Conversation } from '../../messaging/api.js';
 import type { MessagingSession } from '../../messaging/session.js';
 import { isOneLine } from '../../terminal-text.js';
 
@@ -191,33 +193,37 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
   const label = await chooseLabel(ms, conv, opts.label);
 
   const attachments: { id: string; name: string; sha384: string; size: number }[] = [];
-  let receipt: SendReceipt;
-  let header: MessageHeader;
-  try {
-    if (files.length) {
-      const ep = await ms.endpoint();
-      for (const [i, f] of files.entries()) {
-        const size = sizes[i] as number;
-        const bar = createProgress({ label: basename(f), total: size, stderr: rt.io.stderr, enabled: rt.io.stderrIsTTY && !rt.json });
-        const up = await uploadFile(ep, conv.id, f, size, (n) => bar.update(n));
-        bar.finish();
-        attachments.push({ id: up.fileId, name: basename(f), sha384: up.sha384, size: up.size });
+  const { receipt, header } = await interruptible(async (signal) => {
+    try {
+      if (files.length) {
+        const ep = await ms.endpoint();
+        for (const [i, f] of files.entries()) {
+          if (signal.aborted) break;
+          const size = sizes[i] as number;
+          const bar = createProgress({ label: basename(f), total: size, stderr: rt.io.stderr, enabled: rt.io.stderrIsTTY && !rt.json });
+          const up = await uploadFile(ep, conv.id, f, size, (n) => bar.update(n), signal);
+          bar.finish();
+          attachments.push({ id: up.fileId, name: basename(f), sha384: up.sha384, size: up.size });
+        }
       }
+      // Ctrl-C once the uploads are done still sends: the post is one short request, and cutting it
+      // could leave the user not knowing whether the message went.
+      if (signal.aborted) throw new SendInterruptedError(abortReason(signal));
+      return await ms.post({
+        conversation: conv.id,
+        label,
+        body,
+        attachments,
+        replyTo: opts.replyTo ?? null,
+        urgent: Boolean(opts.urgent),
+      });
+    } catch (err) {
+      // No message names these uploads now: left pending, they would hold the sender's cap on
+      // pending uploads until they expire. What the user sees is the failure, not the clean-up.
+      if (attachments.length) await discardUploads(await ms.endpoint(), attachments.map((a) => a.id));
+      throw signal.aborted ? new SendInterruptedError(abortReason(signal)) : err;
     }
-    ({ receipt, header } = await ms.post({
-      conversation: conv.id,
-      label,
-      body,
-      attachments,
-      replyTo: opts.replyTo ?? null,
-      urgent: Boolean(opts.urgent),
-    }));
-  } catch (err) {
-    // No message names these uploads now: left pending, they would hold the sender's cap on
-    // pending uploads until they expire. What the user sees is the failure, not the clean-up.
-    if (attachments.length) await discardUploads(await ms.endpoint(), attachments.map((a) => a.id));
-    throw err;
-  }
+  });
   const result = { ...receipt, label, urgent: header.urgent, attachments: attachments.map((a) => ({ name: a.name, size: a.size, id: a.id })) };
   if (rt.json) return rt.out.json(result);
   rt.out.fields([
