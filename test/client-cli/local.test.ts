@@ -2,6 +2,7 @@
  * The built CLI without a server: setup and the local error codes, each provoked through a real
  * child process.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -59,7 +60,17 @@ t.test('setup', async (t) => {
     t.match(again.stderr, /^error: a profile already exists .*--force/);
     const forced = await runCli(['setup', '--server', 'https://10.0.0.7:8443', '--ca', caFile, '--force'], { profile });
     t.equal(forced.code, 0);
+    t.notMatch(forced.stderr, /pinned CA changed/, 'the same CA: nothing to say');
     t.match(JSON.parse(readFileSync(join(profile, 'config.json'), 'utf8')), { server: 'https://10.0.0.7:8443' });
+
+    const otherFile = join(dir, 'other-ca.pem');
+    writeFileSync(otherFile, other.root.cert.pem);
+    const swapped = await runCli(['setup', '--server', 'https://10.0.0.7:8443', '--ca', otherFile, '--force'], { profile });
+    t.equal(swapped.code, 0, swapped.stderr);
+    const oldSha = out.ca[0].sha256 as string;
+    t.equal(swapped.stderr, `the pinned CA changed (was sha256 ${oldSha}); a certificate issued under the old one no longer chains (import one from this appliance: sigil cert import FILE), and a saved audit checkpoint of another appliance will not match its trail\n`);
+    const back = await runCli(['setup', '--server', 'https://10.0.0.7:8443', '--ca', caFile, '--force', '--json'], { profile });
+    t.match(JSON.parse(back.stdout), { replacedCa: [{ sha256: new X509Certificate(other.root.cert.pem).fingerprint256 }] }, 'named in --json too');
   });
 
   t.test('when SIGIL_PROFILE names the folder then it is used without --profile', async (t) => {

@@ -25,7 +25,7 @@ export function setupCommand(ctx: CommandContext): Command {
     )
     .addOption(new Option('--server <url>', 'appliance URL, https://HOST:PORT').makeOptionMandatory())
     .addOption(new Option('--ca <file>', 'CA certificate PEM of the appliance (from the officer)').makeOptionMandatory())
-    .option('--force', 'replace the server and CA of an existing profile (keys and certificate are kept)')
+    .option('--force', 'replace the server and CA of an existing profile (keys and certificate are kept; a changed CA is named)')
     .option('--json', 'print the result as JSON')
     .action(action(ctx, run));
   return withHelp(cmd, {
@@ -66,6 +66,7 @@ export async function run(opts: SetupOptions, rt: Runtime): Promise<void> {
   const existing = await rt.profile.has('config');
   if (existing && !opts.force) throw new ProfileExistsError(rt.profile.dir);
   const previous = existing ? await rt.profile.config().catch(() => undefined) : undefined;
+  const replaced = existing ? pinnedChange(await rt.profile.readOptional('ca').catch(() => undefined), ca.certs) : undefined;
   await rt.profile.write('ca', ca.pem);
   await rt.profile.writeConfig({ version: 1, server: url.origin, login: previous?.login });
   // A session belongs to the old server; it means nothing to the new one.
@@ -75,7 +76,7 @@ export async function run(opts: SetupOptions, rt: Runtime): Promise<void> {
     server: url.origin,
     ca: ca.certs.map((c) => ({ subject: c.subject.replace(/\n/g, ', '), sha256: c.fingerprint256, notAfter: new Date(c.validTo).toISOString() })),
   };
-  if (rt.json) return rt.out.json(result);
+  if (rt.json) return rt.out.json(replaced ? { ...result, replacedCa: replaced } : result);
   rt.out.fields([
     ['profile', result.profile],
     ['server', result.server],
@@ -85,4 +86,27 @@ export async function run(opts: SetupOptions, rt: Runtime): Promise<void> {
       ['expires', c.notAfter],
     ]),
   ]);
+  if (replaced) {
+    // Silent before: a certificate and audit checkpoint of the old appliance then failed later, unexplained.
+    rt.out.note(
+      `the pinned CA changed (was sha256 ${replaced.map((c) => c.sha256).join(', ')}); a certificate issued under the old one ` +
+        'no longer chains (import one from this appliance: sigil cert import FILE), and a saved audit checkpoint of another appliance will not match its trail',
+    );
+  }
+}
+
+/** The fingerprints of the pinned CA being replaced, when the new pin shares no certificate with it; else undefined. */
+function pinnedChange(oldPem: string | undefined, next: readonly X509Certificate[]): { sha256: string }[] | undefined {
+  const blocks = oldPem?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const old: { sha256: string }[] = [];
+  for (const b of blocks) {
+    try {
+      old.push({ sha256: new X509Certificate(b).fingerprint256 });
+    } catch {
+      // An unreadable old pin is replaced all the same; it named nothing to compare.
+    }
+  }
+  // The same root pinned with or without its issuing CA is no change: only a pin sharing nothing is.
+  const kept = old.some((c) => next.some((n) => n.fingerprint256 === c.sha256));
+  return old.length > 0 && !kept ? old : undefined;
 }
