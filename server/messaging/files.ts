@@ -79,6 +79,9 @@ export async function uploadFile(
     let total = 0;
     let idx = 0;
     const flush = async (): Promise<void> => {
+      // Each chunk, not only at admission: an upload under way when a deletion released the disk
+      // reserve would otherwise pour itself into the room that release made for deletions.
+      requireRoom(ctx);
       const plain = buf.subarray(0, fill);
       hash.update(plain);
       const sealed = await seal(key, plain, chunkAad(id, idx), ctx.random);

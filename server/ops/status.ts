@@ -3,7 +3,7 @@
  * for how long, counts, certificate expiry (root CA, issuing CA, TLS, audit) and the CRL's next
  * update. Reads only public files and plaintext columns: no master key needed.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,9 +118,11 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
 
   // The disk reserve (server/vault/README.md, "A full disk"): missing, the disk filled or lacked room.
   const reserveBytes = await loadConfig(join(dataDir, PATHS.config)).then((c) => c.diskReserveBytes, () => 0);
-  if (reserveBytes > 0 && !existsSync(join(dataDir, PATHS.vault, DISK_RESERVE_FILE))) {
+  const reserve = reserveBytes > 0 ? statSync(join(dataDir, PATHS.vault, DISK_RESERVE_FILE), { throwIfNoEntry: false }) : undefined;
+  // Whole: its size, every block allocated (a file cut short by a crash, or of another size, holds back less).
+  if (reserveBytes > 0 && !(reserve && reserve.size === reserveBytes && reserve.blocks * 512 >= reserveBytes)) {
     warnings.push(
-      `the disk reserve (${PATHS.vault}/${DISK_RESERVE_FILE}) is missing: the disk filled up, or lacked room at start; deletions run, ` +
+      `the disk reserve (${PATHS.vault}/${DISK_RESERVE_FILE}) is ${reserve ? 'not whole' : 'missing'}: the disk filled up, or lacked room at start; deletions run, ` +
         `but new messages and uploads answer 507 until ${reserveBytes + DEFAULT_RESERVE_MARGIN_BYTES} bytes are free on its file system (free or add space)`,
     );
   }

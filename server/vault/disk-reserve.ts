@@ -1,5 +1,5 @@
 /**
- * The disk reserve: a file of zeros beside vault.db that holds back the room a deletion needs on a
+ * The disk reserve: a file beside vault.db that holds back the room a deletion needs on a
  * disk that is otherwise full to the last byte (README.md, "A full disk"). Every change, a delete
  * too, goes to the WAL first (secure_delete writes each freed page, zeroed), and a checkpoint must
  * grow vault.db to take the WAL's frames past its end: with no free byte, nothing can be deleted.
@@ -10,9 +10,11 @@
  * {@link DiskReserve.takesNewData} is false: callers refuse new messages and uploads, so that what
  * it freed goes to deletions and not to more data.
  *
- * The file holds zeros only (no secret) and is written block by block, not made sparse: a sparse
- * file reserves nothing.
+ * The file holds random bytes (no secret: fresh, never used for anything) written block by block:
+ * a sparse file reserves nothing, and zeros reserve nothing on a file system that compresses (btrfs
+ * reports their logical size while storing a few KiB) or drops zero blocks (ZFS).
  */
+import { randomFillSync } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,7 +45,7 @@ export interface DiskReserveOptions {
   freeBytes?: (dir: string) => Promise<number>;
 }
 
-const ZEROS = new Uint8Array(MiB);
+const BLOCK_BYTES = MiB;
 const FULL = new VaultFullError('').code;
 
 async function statfsFree(dir: string): Promise<number> {
@@ -60,6 +62,10 @@ export class DiskReserve {
   #making: Promise<ReserveState> | undefined;
   #lastLook = 0;
   #noRoomSaid = false;
+  /** Operations running on the released room ({@link afterFull}): no make takes it back meanwhile. */
+  #freeingNow = 0;
+  /** Held once in this process: re-making it then needs only the room it gave back, no margin. */
+  #wasHeld = false;
 
   constructor(opts: DiskReserveOptions) {
     this.#opts = opts;
@@ -83,6 +89,7 @@ export class DiskReserve {
    * one that is there. Never throws: a reserve that cannot be made is logged and stays missing.
    */
   make(): Promise<ReserveState> {
+    if (this.#freeingNow > 0) return Promise.resolve(this.#state);
     this.#making ??= this.#make()
       .catch((err: unknown) => {
         this.#log('vault.reserve-failed', { bytes: this.bytes, errorMessage: err instanceof Error ? err.message : String(err) });
@@ -109,10 +116,13 @@ export class DiskReserve {
       await rm(this.path, { force: true });
       return this.#state;
     }
-    if (await this.#whole()) return (this.#state = 'held');
+    if (await this.#whole()) return this.#held();
     await rm(this.path, { force: true }); // a part written before a crash, or another size
     const free = await (this.#opts.freeBytes ?? statfsFree)(this.#opts.dir);
-    if (free < this.bytes + this.#margin) {
+    // After a release the deletions it made room for free pages inside vault.db, not on the file
+    // system: asking for the margin too would keep the reserve (and so new data) out until the
+    // operator freed space. Taking back the room it gave is the safer state: deletions work again.
+    if (free < this.bytes + (this.#wasHeld ? 0 : this.#margin)) {
       if (!this.#noRoomSaid) this.#log('vault.reserve-no-room', { bytes: this.bytes, free });
       this.#noRoomSaid = true; // once until the reserve is made, not at every tick
       return (this.#state = 'released');
@@ -126,6 +136,11 @@ export class DiskReserve {
     }
     this.#log('vault.reserve-made', { bytes: this.bytes });
     this.#noRoomSaid = false;
+    return this.#held();
+  }
+
+  #held(): ReserveState {
+    this.#wasHeld = true;
     return (this.#state = 'held');
   }
 
@@ -138,16 +153,19 @@ export class DiskReserve {
   async #write(): Promise<void> {
     const f = await open(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     try {
-      for (let at = 0; at < this.bytes; at += ZEROS.length) {
-        const n = Math.min(ZEROS.length, this.bytes - at);
-        await f.write(ZEROS, 0, n, at);
+      const block = new Uint8Array(BLOCK_BYTES);
+      for (let at = 0; at < this.bytes; at += block.length) {
+        const n = Math.min(block.length, this.bytes - at);
+        // Incompressible and never twice the same block: a compressing or deduplicating file
+        // system stores it whole. ~2 ms per MiB, once per start or release.
+        randomFillSync(block, 0, n);
+        await f.write(block, 0, n, at);
       }
       await f.sync(); // allocated now, not at some later write-back that could meet a full disk
     } finally {
       await f.close();
     }
-    // A file system that compresses or dedupes zeros allocates nothing for them.
-    if (!(await this.#whole())) throw new Error('the file system did not allocate the zeros written (compression?)');
+    if (!(await this.#whole())) throw new Error('the file system did not allocate the bytes written');
   }
 
   /**
@@ -185,9 +203,18 @@ export class DiskReserve {
   async afterFull<T>(err: unknown, op: () => Promise<T>): Promise<T> {
     // By code: a fault injected by a test, or a wrapper's error, is VAULT_FULL without the class.
     if ((err as { code?: unknown } | null)?.code !== FULL || this.#state === 'off') throw err;
-    await this.release('an operation that frees space met a full disk');
-    await this.#opts.checkpoint();
-    return op();
+    this.#freeingNow++;
+    try {
+      await this.release('an operation that frees space met a full disk');
+      await this.#opts.checkpoint();
+      return await op();
+    } catch (retryErr) {
+      // What the failed retry wrote to the WALs (rolled back) is given back, or the room stays lost.
+      await this.#opts.checkpoint();
+      throw retryErr;
+    } finally {
+      this.#freeingNow--;
+    }
   }
 
   #log(event: string, fields: Record<string, unknown>): void {

@@ -5,7 +5,7 @@
  * the server recovers once the filler is removed. If tmpfs cannot be mounted here (not root, no
  * CAP_SYS_ADMIN) the test says so and skips: it does not pretend with an injected error.
  */
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
@@ -26,32 +26,9 @@ import {
 } from '../../bench/lib/load.js';
 import { ensureServerBuilt } from '../helpers/server-process.js';
 import { rawSql as raw } from '../helpers/raw-sql.js';
-import { mountTmpfs } from '../helpers/tmpfs.js';
+import { fillUp, mountTmpfs } from '../helpers/tmpfs.js';
 
 const PROFILE: ProfileName = 'p256';
-
-/** Writes zeros into `path` until the file system says ENOSPC; answers the bytes written. */
-function fillUp(path: string): number {
-  const fd = openSync(path, 'w');
-  const block = Buffer.alloc(256 * 1024);
-  let written = 0;
-  try {
-    for (;;) written += writeSync(fd, block);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-    // Squeeze out the last partial block too.
-    for (let size = 64 * 1024; size >= 512; size /= 2) {
-      try {
-        for (;;) written += writeSync(fd, block.subarray(0, size));
-      } catch {
-        /* next smaller size */
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return written;
-}
 
 t.test('when the disk fills up then requests fail with a clear error, nothing accepted is lost, and the server recovers when space returns', async (t) => {
   ensureServerBuilt();
