@@ -20,7 +20,7 @@
 import { chunks, marks } from '../vault/index.js';
 import type { Queryable } from '../vault/index.js';
 import { clusterKey } from './cluster-key.js';
-import type { Ctx } from './context.js';
+import { requireRoom, type Ctx } from './context.js';
 import type { SealedMessage } from './check-protocol.js';
 import {
   AttachmentInvalidError,
@@ -213,6 +213,9 @@ export class BatchWriter {
   /** Keys, then one vault transaction for all rows of the batch, then settle each request. */
   async #commit(batch: Pending[]): Promise<void> {
     const ctx = this.#ctx;
+    // Again here, not only at acceptance: messages queued before a deletion released the disk
+    // reserve would otherwise be written into the room it released for deletions.
+    requireRoom(ctx);
     await this.#giveSeqs(batch);
     // Keys are committed before the rows they open: the vault transaction waits for them after
     // its BEGIN, so the two round trips overlap.

@@ -6,7 +6,8 @@
  * - a remake (a refused send, the sweep tick) between the release and the deletion's retry took
  *   the room back, and the deletion failed;
  * - a deletion too big for the released room failed (as documented) but left the WALs holding the
- *   room and the reserve missing: every send answered 507 until the operator freed space.
+ *   room and the reserve missing: every send answered 507 until the operator freed space;
+ * - messages accepted before a release and still queued in the batching writer were written after it.
  * Skips, saying so, where no tmpfs can be mounted (not root).
  */
 import { join } from 'node:path';
@@ -112,4 +113,17 @@ t.test('when a deletion is too big for the released room then it fails, and send
   t.equal(h.vault.reserve.state, 'held', 'the sweep tick re-made the reserve from the room it had given');
   t.equal(await codeOf(h.messaging.send(a.principal, await h.compose(a, conv.id, 'after'))), 'ok', 'sends work as before the attempt');
   t.equal((await h.messaging.history(a.principal, conv.id, {})).messages.length, 3, 'nothing of the conversation was lost');
+});
+
+t.test('when the reserve is released while a message waits in the writer\'s queue then it is refused, not written', async (t) => {
+  const h = await harness(t);
+  const { a, conv } = await h.direct('wq-a', 'wq-b');
+  // Room at acceptance; none by the time the writer commits (a deletion released the reserve).
+  let looks = 0;
+  Object.defineProperty(h.vault.reserve, 'takesNewData', { get: () => looks++ === 0 });
+  const msg = await h.compose(a, conv.id, 'queued before the release');
+  t.equal(await codeOf(h.messaging.send(a.principal, msg)), 'VAULT_FULL');
+  t.equal(looks, 2, 'control: looked at acceptance and again at the commit');
+  t.same(await h.vault.db.all('SELECT id FROM msg_messages WHERE conversation = ?', [conv.id]), [], 'nothing stored');
+  await t.rejects(h.vault.keys.messageKey(msg.id), { code: 'VAULT_KEY_NOT_FOUND' }, 'no key left either');
 });
