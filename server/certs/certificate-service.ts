@@ -229,7 +229,9 @@ export class CertificateService {
   }
 
   /**
-   * Revokes one certificate, ends its sessions, and publishes a new CRL.
+   * Revokes one certificate, ends its sessions, and publishes a new CRL. With keyCompromise, every
+   * other active certificate of its key goes with it; a certificate revoked before for another
+   * reason is then recorded as compromised ({@link #compromised}).
    *
    * The status check is a compare-and-set inside the transaction: of several revocations of one
    * serial at once, one wins; the others get CERTIFICATE_ALREADY_REVOKED and change nothing (no
@@ -242,33 +244,85 @@ export class CertificateService {
     const s = normaliseSerial(serial);
     const rec = await this.d.certificates.get(s);
     if (!rec) throw new CertificateNotFoundError(s);
-    if (rec.status === 'revoked' && rec.revokedAt) return this.#alreadyRevoked(s, rec.revokedAt, officer);
+    if (rec.status === 'revoked' && rec.revokedAt) {
+      // Revoked before for another reason (superseded by a renewal, say), then reported
+      // compromised: the key's other certificates must go, and the key never be certified again.
+      if (reason === 'keyCompromise' && rec.reason !== 'keyCompromise') return this.#compromised(rec, officer);
+      return this.#alreadyRevoked(s, rec.revokedAt, officer);
+    }
     const requested = this.d.now();
     const at = revocationTime(requested);
     const siblings: CertificateRecord[] = [];
     const won = await this.d.db.transaction(async () => {
-      // A compromised key is compromised in every certificate of it (renewals keep the key): they
-      // all go, in the same transaction, or the holder of the copy signs on with the next one.
-      if (reason === 'keyCompromise') {
-        const spki = spkiSha256(Certificate.fromDer(rec.der));
-        siblings.push(...(await this.d.certificates.ofKey(spki)).filter((c) => c.serial !== s && c.status === 'active'));
-      }
+      if (reason === 'keyCompromise') siblings.push(...(await this.#sameKey(rec)));
       await this.#keepLastOfficer([s, ...siblings.map((c) => c.serial)], requested);
       if (!(await this.d.certificates.revoke(s, at, reason))) return false;
       await this.d.sessions.endForCertificate(s, 'certificate-revoked');
       await this.d.audit.append([this.event('certificate.revoked', officer, rec.login, { serial: s, reason })]);
-      for (const c of siblings) {
-        if (!(await this.d.certificates.revoke(c.serial, at, reason))) continue;
-        await this.d.sessions.endForCertificate(c.serial, 'certificate-revoked');
-        await this.d.audit.append([this.event('certificate.revoked', officer, c.login, { serial: c.serial, reason, sameKeyAs: s })]);
-      }
+      await this.#revokeSameKey(siblings, s, at, officer);
       return true;
     });
-    if (!won) return this.#alreadyRevoked(s, (await this.d.certificates.get(s))?.revokedAt ?? at, officer);
+    if (!won) {
+      const now = await this.d.certificates.get(s);
+      // Lost to a revocation for another reason at the same moment: the compromise still counts.
+      if (reason === 'keyCompromise' && now && now.reason !== 'keyCompromise') return this.#compromised(now, officer);
+      return this.#alreadyRevoked(s, now?.revokedAt ?? at, officer);
+    }
     this.d.revoked.add(s);
     for (const c of siblings) this.d.revoked.add(c.serial);
     await this.#publishUnlisted(s, at, officer);
     return (await this.d.certificates.get(s)) as CertificateRecord;
+  }
+
+  /**
+   * A compromised key is compromised in every certificate of it (renewals keep the key): the
+   * other active ones, which go with it in the same transaction, or the holder of the copy signs
+   * on with the next one.
+   */
+  async #sameKey(rec: CertificateRecord): Promise<CertificateRecord[]> {
+    const spki = spkiSha256(Certificate.fromDer(rec.der));
+    return (await this.d.certificates.ofKey(spki)).filter((c) => c.serial !== rec.serial && c.status === 'active');
+  }
+
+  /** Revokes (keyCompromise) `siblings` of the compromised certificate `of`, inside the caller's transaction. */
+  async #revokeSameKey(siblings: readonly CertificateRecord[], of: string, at: Date, officer: string): Promise<void> {
+    for (const c of siblings) {
+      if (!(await this.d.certificates.revoke(c.serial, at, 'keyCompromise'))) continue;
+      await this.d.sessions.endForCertificate(c.serial, 'certificate-revoked');
+      await this.d.audit.append([this.event('certificate.revoked', officer, c.login, { serial: c.serial, reason: 'keyCompromise', sameKeyAs: of })]);
+    }
+  }
+
+  /**
+   * keyCompromise for a certificate revoked before for another reason: its reason becomes
+   * keyCompromise (its time stays), which also bars the key from being certified again
+   * (key-reuse.ts), and every other active certificate of the key is revoked; a new CRL carries
+   * both. Answers the record (200), as a first revocation does.
+   */
+  async #compromised(rec: CertificateRecord, officer: string): Promise<CertificateRecord> {
+    const requested = this.d.now();
+    const at = revocationTime(requested);
+    const siblings: CertificateRecord[] = [];
+    const changed = await this.d.db.transaction(async () => {
+      siblings.push(...(await this.#sameKey(rec)));
+      await this.#keepLastOfficer(siblings.map((c) => c.serial), requested);
+      if (!(await this.d.certificates.markCompromised(rec.serial))) return false;
+      await this.d.audit.append([
+        this.event('certificate.revoked', officer, rec.login, { serial: rec.serial, reason: 'keyCompromise', previousReason: rec.reason ?? 'unspecified' }),
+      ]);
+      await this.#revokeSameKey(siblings, rec.serial, at, officer);
+      return true;
+    });
+    // Another officer recorded the compromise meanwhile: theirs stands.
+    if (!changed) return this.#alreadyRevoked(rec.serial, rec.revokedAt ?? at, officer);
+    for (const c of siblings) this.d.revoked.add(c.serial);
+    try {
+      // Always a new CRL: the serial is listed already, with the old reason.
+      await this.#crl.run('crl', () => this.#publishCrl(officer));
+    } catch (cause) {
+      throw new CrlNotPublishedError(`certificate ${rec.serial} is recorded as compromised`, cause);
+    }
+    return (await this.d.certificates.get(rec.serial)) as CertificateRecord;
   }
 
   /**

@@ -213,6 +213,19 @@ export class CertificateStore {
   }
 
   /**
+   * Changes a revoked certificate's reason to keyCompromise (RFC 5280 §5.3.1 lets a CA do so once
+   * the key is found compromised); its revocation time stays. Compare-and-set like {@link revoke}.
+   * @returns true when this call changed it; false when it was not revoked, or was keyCompromise already.
+   */
+  async markCompromised(serial: string): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE certificates SET reason = 'keyCompromise' WHERE serial = ? AND status = 'revoked' AND (reason IS NULL OR reason <> 'keyCompromise')`,
+      [normaliseSerial(serial)],
+    );
+    return r.changes === 1;
+  }
+
+  /**
    * Serials of the active certificates, valid at `at`, that belong to active (not disabled)
    * accounts of `role`: for officers, the certificates someone can still log in with to manage the CA.
    */

@@ -193,7 +193,8 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
   const label = await chooseLabel(ms, conv, opts.label);
 
   const attachments: { id: string; name: string; sha384: string; size: number }[] = [];
-  const { receipt, header } = await interruptible(async (signal) => {
+  const send = async (signal: AbortSignal) => {
+    let posting = false;
     try {
       if (files.length) {
         const ep = await ms.endpoint();
@@ -201,14 +202,18 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
           if (signal.aborted) break;
           const size = sizes[i] as number;
           const bar = createProgress({ label: basename(f), total: size, stderr: rt.io.stderr, enabled: rt.io.stderrIsTTY && !rt.json });
-          const up = await uploadFile(ep, conv.id, f, size, (n) => bar.update(n), signal);
-          bar.finish();
-          attachments.push({ id: up.fileId, name: basename(f), sha384: up.sha384, size: up.size });
+          try {
+            const up = await uploadFile(ep, conv.id, f, size, (n) => bar.update(n), signal);
+            attachments.push({ id: up.fileId, name: basename(f), sha384: up.sha384, size: up.size });
+          } finally {
+            bar.finish(); // cleared also when cut, so the error line starts on a line of its own
+          }
         }
       }
       // Ctrl-C once the uploads are done still sends: the post is one short request, and cutting it
       // could leave the user not knowing whether the message went.
       if (signal.aborted) throw new SendInterruptedError(abortReason(signal));
+      posting = true;
       return await ms.post({
         conversation: conv.id,
         label,
@@ -221,9 +226,12 @@ export async function run(opts: SendOptions, rt: Runtime): Promise<void> {
       // No message names these uploads now: left pending, they would hold the sender's cap on
       // pending uploads until they expire. What the user sees is the failure, not the clean-up.
       if (attachments.length) await discardUploads(await ms.endpoint(), attachments.map((a) => a.id));
-      throw signal.aborted ? new SendInterruptedError(abortReason(signal)) : err;
+      // A signal names the failure only where it caused it: while uploading, not a post that failed.
+      throw signal.aborted && !posting ? new SendInterruptedError(abortReason(signal)) : err;
     }
-  });
+  };
+  // Without files there is nothing to clean up: a signal ends the process at once, as before.
+  const { receipt, header } = files.length ? await interruptible(send) : await send(new AbortController().signal);
   const result = { ...receipt, label, urgent: header.urgent, attachments: attachments.map((a) => ({ name: a.name, size: a.size, id: a.id })) };
   if (rt.json) return rt.out.json(result);
   rt.out.fields([

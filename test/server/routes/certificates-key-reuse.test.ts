@@ -123,3 +123,33 @@ t.test('when one certificate of a key is revoked for keyCompromise then every ot
   const events = await a.appliance.audit.list('certificate.revoked');
   t.match(events.find((e) => e.detail?.serial === renewed.body.serial)?.detail, { reason: 'keyCompromise', sameKeyAs: older.body.serial }, 'the audit trail says why it went');
 });
+
+t.test('when a certificate revoked for another reason is then reported compromised then its reason becomes keyCompromise and its key\'s other certificates go', async (t) => {
+  // Review finding: the second revocation answered CERTIFICATE_ALREADY_REVOKED and did nothing:
+  // the renewal stayed valid and the same CSR was certified again (201).
+  await account('jon');
+  const { csrPem } = await newKeyAndCsr('p256', 'jon');
+  const older = await issue('jon', csrPem);
+  const renewed = await issue('jon', csrPem);
+  t.equal((await revoke(older.body.serial, 'superseded')).status, 200, 'control: revoked as superseded by the renewal');
+  const before = Crl.fromPem((await a.request('/v1/crl')).body.crl).crlNumber;
+
+  const reported = await revoke(older.body.serial, 'keyCompromise');
+  t.equal(reported.status, 200, JSON.stringify(reported.body));
+  t.match(reported.body, { serial: older.body.serial, reason: 'keyCompromise' });
+  const listed = (await a.request('/v1/users/jon/certificates', officer)).body.certificates as { serial: string; status: string; revokedAt?: string }[];
+  t.match(listed.find((c) => c.serial === renewed.body.serial), { status: 'revoked' }, 'the renewal of the compromised key goes');
+  t.equal(listed.find((c) => c.serial === older.body.serial)?.revokedAt, reported.body.revokedAt, 'the first revocation\'s time stays');
+  const crl = Crl.fromPem((await a.request('/v1/crl')).body.crl);
+  t.ok(crl.crlNumber > before, 'a new CRL');
+  t.match(crl.find(older.body.serial), { reason: 'keyCompromise' }, 'it lists the new reason');
+  t.match(crl.find(renewed.body.serial), { reason: 'keyCompromise' });
+  t.equal((await issue('jon', csrPem)).body.error?.code, 'KEY_COMPROMISED', 'the key is not certified again');
+  const events = await a.appliance.audit.list('certificate.revoked');
+  t.match(events.find((e) => e.detail?.serial === older.body.serial && e.detail?.previousReason)?.detail, { reason: 'keyCompromise', previousReason: 'superseded' });
+
+  const again = await revoke(older.body.serial, 'keyCompromise');
+  t.equal(again.body.error?.code, 'CERTIFICATE_ALREADY_REVOKED', 'reported twice: the first report stands');
+  const other = await revoke(renewed.body.serial, 'superseded');
+  t.equal(other.body.error?.code, 'CERTIFICATE_ALREADY_REVOKED', 'a weaker reason never replaces keyCompromise');
+});
