@@ -9,12 +9,12 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { CLI_MAIN, ensureCliBuilt } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
+import { pointProfileAt, stallingRelay } from './helpers/relay.js';
 import { cliUser } from './helpers/users.js';
 
 const { app } = await httpHarness(t);
@@ -23,34 +23,9 @@ const alee = await cliUser(app, dir, 'alee', 'secret');
 const bkim = await cliUser(app, dir, 'bkim', 'secret');
 ensureCliBuilt();
 
-const PASS_LIMIT = 1 << 20;
-const sockets = new Set<Socket>();
-const relay = createServer((client) => {
-  const upstream = connect(Number(new URL(app.url).port), '127.0.0.1');
-  for (const s of [client, upstream]) {
-    sockets.add(s);
-    s.on('error', () => s.destroy());
-    s.on('close', () => sockets.delete(s));
-  }
-  client.pipe(upstream);
-  let passed = 0;
-  upstream.on('data', (d: Buffer) => {
-    const room = PASS_LIMIT - passed;
-    if (room > 0) client.write(d.subarray(0, room));
-    passed += d.length;
-    if (passed >= PASS_LIMIT) upstream.pause();
-  });
-  upstream.on('end', () => client.end());
-});
-await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-t.teardown(() => {
-  for (const s of sockets) s.destroy();
-  relay.close();
-});
 // bkim's workstation talks to the appliance through the relay (same pinned CA, same session).
-const configFile = join(bkim.cli.profile, 'config.json');
-const config = JSON.parse(readFileSync(configFile, 'utf8')) as { server: string };
-writeFileSync(configFile, JSON.stringify({ ...config, server: `https://127.0.0.1:${(relay.address() as { port: number }).port}` }, null, 2) + '\n');
+const relay = await stallingRelay(t, Number(new URL(app.url).port), { limit: 1 << 20, stall: 'download' });
+pointProfileAt(bkim.cli.profile, relay.port);
 
 const src = join(dir, 'report.bin');
 const bytes = Buffer.alloc(4 << 20);

@@ -7,14 +7,14 @@
  * discarded by the CLI, the cut one by the appliance.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type Socket } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { CLI_MAIN, ensureCliBuilt } from '../../helpers/cli.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { until } from '../../helpers/until.js';
 import { httpHarness } from '../../server/messaging/http-harness.js';
+import { pointProfileAt, stallingRelay } from './helpers/relay.js';
 import { cliUser } from './helpers/users.js';
 
 const { app } = await httpHarness(t);
@@ -23,37 +23,9 @@ const alee = await cliUser(app, dir, 'alee', 'secret');
 await cliUser(app, dir, 'bkim', 'secret');
 ensureCliBuilt();
 
-const PASS_LIMIT = 1 << 20;
-const sockets = new Set<Socket>();
-let stalled = 0;
-const relay = createServer((client) => {
-  const upstream = connect(Number(new URL(app.url).port), '127.0.0.1');
-  for (const s of [client, upstream]) {
-    sockets.add(s);
-    s.on('error', () => s.destroy());
-    s.on('close', () => sockets.delete(s));
-  }
-  upstream.pipe(client);
-  let passed = 0;
-  // Past the limit the client's bytes are read and dropped, not paused: a paused socket would not
-  // see the CLI's end either, and the appliance must see the connection go as a real one would.
-  client.on('data', (d: Buffer) => {
-    const room = PASS_LIMIT - passed;
-    if (room > 0) upstream.write(d.subarray(0, room));
-    if (passed < PASS_LIMIT && passed + d.length >= PASS_LIMIT) stalled++;
-    passed += d.length;
-  });
-  client.on('close', () => upstream.destroy());
-});
-await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-t.teardown(() => {
-  for (const s of sockets) s.destroy();
-  relay.close();
-});
 // alee's workstation talks to the appliance through the relay (same pinned CA, same session).
-const configFile = join(alee.cli.profile, 'config.json');
-const config = JSON.parse(readFileSync(configFile, 'utf8')) as { server: string };
-writeFileSync(configFile, JSON.stringify({ ...config, server: `https://127.0.0.1:${(relay.address() as { port: number }).port}` }, null, 2) + '\n');
+const relay = await stallingRelay(t, Number(new URL(app.url).port), { limit: 1 << 20, stall: 'upload' });
+pointProfileAt(alee.cli.profile, relay.port);
 
 const small = join(dir, 'small.bin');
 writeFileSync(small, Buffer.alloc(10_000, 1));
@@ -65,7 +37,7 @@ const pending = (): Promise<number> => count(`SELECT COUNT(*) AS n FROM msg_file
 const messages = (): Promise<number> => count('SELECT COUNT(*) AS n FROM msg_messages');
 
 async function interrupted(signal: NodeJS.Signals) {
-  const before = stalled;
+  const before = relay.stalled();
   const child = spawn(process.execPath, [CLI_MAIN, '--profile', alee.cli.profile, 'send', 'bkim', '--file', small, '--file', large], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -77,7 +49,7 @@ async function interrupted(signal: NodeJS.Signals) {
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, sig) => r({ code, signal: sig })));
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   // The large upload has stalled in the relay; the small one is on the appliance, pending.
-  await until(() => stalled > before, 30_000, () => `the upload to stall; stderr=${err}`);
+  await until(() => relay.stalled() > before, 30_000, () => `the upload to stall; stderr=${err}`);
   await until(async () => (await pending()) === 2, 10_000, 'both uploads on the appliance');
   child.kill(signal);
   const result = await exit;
