@@ -84,7 +84,7 @@ export const CertListSchema = z
   })
   .passthrough();
 
-export const RevokedSchema = z.object({ serial: z.string(), revokedAt: z.string(), reason: z.string() }).passthrough();
+export const RevokedSchema = z.object({ serial: z.string(), revokedAt: z.string(), reason: z.string(), sameKey: z.array(z.string()).optional() }).passthrough();
 
 
 /** `DELETE /v1/users/:login`: the account is gone. */

@@ -108,6 +108,9 @@ export function newP12Password(random: (n: number) => Buffer = randomBytes): str
   return random(18).toString('base64url');
 }
 
+/** A revocation's answer: the certificate, and the others of its key revoked with it (keyCompromise). */
+export type Revoked = CertificateRecord & { sameKey: string[] };
+
 /** Certificate lifecycle for accounts. */
 export class CertificateService {
   /**
@@ -240,7 +243,7 @@ export class CertificateService {
    *   that lists it, if none did yet), LastOfficerCertificateError (the last active officer's last
    *   certificate), CrlNotPublishedError (revoked and in force, but its CRL is not out yet)
    */
-  async revoke(serial: string, reason: RevocationReason, officer: string): Promise<CertificateRecord> {
+  async revoke(serial: string, reason: RevocationReason, officer: string): Promise<Revoked> {
     const s = normaliseSerial(serial);
     const rec = await this.d.certificates.get(s);
     if (!rec) throw new CertificateNotFoundError(s);
@@ -271,7 +274,7 @@ export class CertificateService {
     this.d.revoked.add(s);
     for (const c of siblings) this.d.revoked.add(c.serial);
     await this.#publishUnlisted(s, at, officer);
-    return (await this.d.certificates.get(s)) as CertificateRecord;
+    return { ...((await this.d.certificates.get(s)) as CertificateRecord), sameKey: siblings.map((c) => c.serial) };
   }
 
   /**
@@ -299,7 +302,7 @@ export class CertificateService {
    * (key-reuse.ts), and every other active certificate of the key is revoked; a new CRL carries
    * both. Answers the record (200), as a first revocation does.
    */
-  async #compromised(rec: CertificateRecord, officer: string): Promise<CertificateRecord> {
+  async #compromised(rec: CertificateRecord, officer: string): Promise<Revoked> {
     const requested = this.d.now();
     const at = revocationTime(requested);
     const siblings: CertificateRecord[] = [];
@@ -322,7 +325,7 @@ export class CertificateService {
     } catch (cause) {
       throw new CrlNotPublishedError(`certificate ${rec.serial} is recorded as compromised`, cause);
     }
-    return (await this.d.certificates.get(rec.serial)) as CertificateRecord;
+    return { ...((await this.d.certificates.get(rec.serial)) as CertificateRecord), sameKey: siblings.map((c) => c.serial) };
   }
 
   /**

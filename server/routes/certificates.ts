@@ -18,7 +18,7 @@ export function certificatesRoutes(deps: AppDeps): Hono<AppEnv> {
     const { serial } = parseParams(c.req.param(), SerialParam);
     const body = await parseJson(c, RevokeBody);
     const rec = await certificateService.revoke(serial, body.reason, c.get('principal').account.login);
-    return c.json({ serial: rec.serial, revokedAt: rec.revokedAt?.toISOString(), reason: rec.reason });
+    return c.json({ serial: rec.serial, revokedAt: rec.revokedAt?.toISOString(), reason: rec.reason, sameKey: rec.sameKey });
   });
   return app;
 }

@@ -25,7 +25,7 @@ export function certRevokeCommand(ctx: CommandContext): Command {
     .argument('<serial>', 'serial number (hex) from sigil cert list')
     .addOption(new Option('--reason <reason>', 'RFC 5280 revocation reason').choices(REVOCATION_REASONS).makeOptionMandatory())
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
-    .option('--json', 'print {serial, revokedAt, reason} as JSON')
+    .option('--json', 'print {serial, revokedAt, reason, sameKey} as JSON (sameKey: the serials of the same key revoked with it)')
     .action(action1(ctx, 'serial', run));
   return withHelp(cmd, {
     sections: [envSection([[ENV.keyPassphrase, 'passphrase of the private key (else prompted)']])],
@@ -44,5 +44,7 @@ export async function run(opts: CertRevokeOptions, rt: Runtime): Promise<void> {
     ['serial', revoked.serial],
     ['revoked', revoked.revokedAt],
     ['reason', revoked.reason],
+    // The key's other certificates (a renewal keeps the key) went with it: say which.
+    ...(revoked.sameKey ?? []).map((serial): [string, string] => ['also revoked (same key)', serial]),
   ]);
 }

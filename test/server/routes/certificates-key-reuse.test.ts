@@ -111,7 +111,9 @@ t.test('when one certificate of a key is revoked for keyCompromise then every ot
   const renewed = await issue('ivy', csrPem);
   const other = await issue('ivy', (await newKeyAndCsr('p256', 'ivy')).csrPem);
   t.equal(renewed.status, 201, 'a renewal keeps the key');
-  t.equal((await revoke(older.body.serial, 'keyCompromise')).status, 200);
+  const revoked = await revoke(older.body.serial, 'keyCompromise');
+  t.equal(revoked.status, 200);
+  t.same(revoked.body.sameKey, [renewed.body.serial], 'the answer names the certificate revoked with it');
 
   const listed = (await a.request('/v1/users/ivy/certificates', officer)).body.certificates as { serial: string; status: string; revocationReason?: string }[];
   const status = (serial: string) => listed.find((c) => c.serial === serial);
@@ -136,7 +138,7 @@ t.test('when a certificate revoked for another reason is then reported compromis
 
   const reported = await revoke(older.body.serial, 'keyCompromise');
   t.equal(reported.status, 200, JSON.stringify(reported.body));
-  t.match(reported.body, { serial: older.body.serial, reason: 'keyCompromise' });
+  t.match(reported.body, { serial: older.body.serial, reason: 'keyCompromise', sameKey: [renewed.body.serial] });
   const listed = (await a.request('/v1/users/jon/certificates', officer)).body.certificates as { serial: string; status: string; revokedAt?: string }[];
   t.match(listed.find((c) => c.serial === renewed.body.serial), { status: 'revoked' }, 'the renewal of the compromised key goes');
   t.equal(listed.find((c) => c.serial === older.body.serial)?.revokedAt, reported.body.revokedAt, 'the first revocation\'s time stays');
