@@ -65,6 +65,9 @@ t.test('when a PKCS#12 is imported under its password then a note says who knows
   const weak = await runCli(['passphrase'], { profile, env: { SIGIL_KEY_PASSPHRASE: issuers, SIGIL_NEW_KEY_PASSPHRASE: 'bkim2026-secret' } });
   t.equal(weak.code, 2);
   t.match(weak.stderr, /must not contain the login/);
+  const same = await runCli(['passphrase'], { profile, env: { SIGIL_KEY_PASSPHRASE: issuers, SIGIL_NEW_KEY_PASSPHRASE: issuers } });
+  t.equal(same.code, 2);
+  t.match(same.stderr, /must differ from the current one/);
   t.ok(opensWith(keyFile, issuers), 'refusals leave the key file as it was');
 
   const changed = await runCli(['passphrase', '--json'], { profile, env: { SIGIL_KEY_PASSPHRASE: issuers, SIGIL_NEW_KEY_PASSPHRASE: GOOD } });

@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { action, type CommandContext } from '../../context.js';
-import { CredentialMissingError } from '../../errors.js';
+import { CredentialMissingError, KeyPassphraseWeakError } from '../../errors.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { MIN_KEY_PASSPHRASE_LENGTH, newKeyPassphrase } from '../../key-passphrase.js';
@@ -47,6 +47,7 @@ export async function run(_opts: PassphraseOptions, rt: Runtime): Promise<void> 
   const current = isEncryptedKeyPem(pem) ? await rt.io.prompter.secret('Key passphrase', ENV.keyPassphrase) : undefined;
   const key = await unlockKey(pem, current);
   const next = await newKeyPassphrase(rt.io.prompter, ENV.newKeyPassphrase, config.login);
+  if (current !== undefined && next === current) throw new KeyPassphraseWeakError('it must differ from the current one');
   const staged = await rt.profile.stage('key', await exportPrivateKeyPem(key, next));
   try {
     await staged.commit();
