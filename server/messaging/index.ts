@@ -265,8 +265,13 @@ export function createMessaging(parts: MessagingParts): Messaging {
         onApply: (id, phase, ms) => ctx.log('messaging.migration', { migration: id, file: 'vault.db', phase, ms }),
       });
       // An upload cut off by a crash left a pending row with some chunks: destroy it before the
-      // key sweep below, so its key goes too (issue 8, kill -9 mid-upload).
-      await files.discardIncompleteUploads(ctx);
+      // key sweep below, so its key goes too (issue 8, kill -9 mid-upload). On a disk too full for
+      // that (no reserve to release) the appliance still starts, where deletions can free space:
+      // the pending-upload sweep takes the cut upload once its TTL is past.
+      await files.discardIncompleteUploads(ctx).catch((err: unknown) => {
+        if ((err as { code?: unknown } | null)?.code !== 'VAULT_FULL') throw err;
+        ctx.log('messaging.start-discard-deferred', errorFields(err));
+      });
       // Digests of files uploaded before they were sealed (file-digest.ts): sealed now.
       const sealedDigests = await sealLegacyDigests(ctx);
       if (sealedDigests) ctx.log('messaging.file-digests-sealed', { count: sealedDigests });

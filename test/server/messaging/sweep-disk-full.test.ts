@@ -135,3 +135,35 @@ t.test('control: without a reserve the same deletion on a full disk is refused V
   );
   rmSync(join(mnt, 'filler'));
 });
+
+t.test('when an upload cut by a crash meets a full disk at start then the service starts, and the sweep takes the upload later', async (t) => {
+  // Review finding: start destroyed the cut upload first and, on a disk with no room and no
+  // reserve to release, failed with VAULT_FULL: the appliance could not start to free space.
+  const mnt = mountTmpfs(t, 48, 'a full disk is not exercised');
+  if (!mnt) return;
+  const h = await harness(t, { dir: mnt });
+  const { a, conv } = await h.direct('sc-alice', 'sc-bob');
+  // What a crash mid-stream leaves: the pending row (digest not yet written), a key, some chunks.
+  const cut = 'CCCCCCCCCCCCCCCCCCCCCC';
+  await h.vault.keys.createMessageKeys(conv.id, [`file:${cut}`]);
+  await h.vault.db.run(
+    `INSERT INTO msg_files (id, conversation, uploader, state, size, sha384, chunk_count, created_at) VALUES (?, ?, ?, 'pending', 0, '', 0, ?)`,
+    [cut, conv.id, a.login, h.clock.now.toISOString()],
+  );
+  for (let i = 0; i < 4; i++) await h.vault.db.run('INSERT INTO msg_file_chunks (file, idx, data) VALUES (?, ?, ?)', [cut, i, Buffer.alloc(MiB, i + 1)]);
+  await h.vault.checkpointAll();
+  await h.messaging.close();
+  fillUp(join(mnt, 'filler'));
+
+  const logged: string[] = [];
+  const again = await h.restart({ log: (event) => void logged.push(event) });
+  t.teardown(() => again.close());
+  t.ok(logged.includes('messaging.start-discard-deferred'), 'it started, and said what it left');
+  t.equal(await count(h, `SELECT COUNT(*) AS n FROM msg_files WHERE id = '${cut}'`), 1, 'control: the cut upload is still there');
+
+  rmSync(join(mnt, 'filler'));
+  h.clock.now = new Date(h.clock.now.getTime() + again.config.pendingFileTtlMs + 1000);
+  t.match(await again.sweep(), { pendingFiles: 1 }, 'once space returns, the sweep takes it');
+  t.equal(await count(h, `SELECT COUNT(*) AS n FROM msg_file_chunks WHERE file = '${cut}'`), 0, 'no chunk is left');
+  await t.rejects(h.vault.keys.messageKey(`file:${cut}`), { code: 'VAULT_KEY_NOT_FOUND' }, 'its key is destroyed');
+});
