@@ -119,9 +119,9 @@ export const ConfigSchema = z.object({
   /** How long a published CRL is valid (its nextUpdate). */
   crlValidityMs: z.number().int().positive().default(7 * DAY),
   /**
-   * Bytes of zeros kept in the vault directory so that deletions can run on a full disk
-   * (server/vault/README.md, "A full disk"); 0 turns it off. Made at start when the disk has room
-   * for it and 16 MiB more.
+   * Bytes (random, a file in the vault directory) held back so that deletions can run on a full
+   * disk (server/vault/README.md, "A full disk"); 0 turns it off. Made at start when the disk has
+   * room for it and 16 MiB more.
    */
   diskReserveBytes: z.number().int().min(0).default(DEFAULT_DISK_RESERVE_BYTES),
   /** Log level. */

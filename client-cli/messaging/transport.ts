@@ -16,6 +16,7 @@ import type { Runtime } from '../runtime.js';
 import { DiscardedSchema, UploadedSchema } from './api.js';
 import { DownloadMismatchError, UploadMismatchError } from './errors.js';
 import { createPartial, DownloadInterruptedError } from './partial-file.js';
+import { abortReason } from '../interruptible.js';
 
 /** Where and as whom to connect: the profile's server, pin, certificate, key and session token. */
 export interface Endpoint {
@@ -259,7 +260,7 @@ export async function downloadFile(
     return { bytes: tap.bytes() };
   } catch (err) {
     await part.discard();
-    if (o.signal?.aborted) throw new DownloadInterruptedError(out, typeof o.signal.reason === 'string' ? o.signal.reason : 'aborted');
+    if (o.signal?.aborted) throw new DownloadInterruptedError(out, abortReason(o.signal));
     throw err;
   }
 }

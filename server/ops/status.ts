@@ -12,7 +12,7 @@ import { PATHS } from '../appliance.js';
 import { rootCrlState, type RootCrlState } from '../sign-root-crl.js';
 import { ApplianceMissingError } from '../errors.js';
 import { loadConfig } from '../config.js';
-import { DEFAULT_RESERVE_MARGIN_BYTES, Db, DISK_RESERVE_FILE, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from '../vault/index.js';
+import { DEFAULT_RESERVE_MARGIN_BYTES, Db, DISK_RESERVE_FILE, reserveIsWhole, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from '../vault/index.js';
 import { repackReason } from './repack.js';
 import { countRows, hasTable, type ApplianceCounts } from './counts.js';
 import { DataMissingError } from './errors.js';
@@ -119,8 +119,7 @@ export async function applianceStatus(opts: { dataDir: string; now?: () => Date 
   // The disk reserve (server/vault/README.md, "A full disk"): missing, the disk filled or lacked room.
   const reserveBytes = await loadConfig(join(dataDir, PATHS.config)).then((c) => c.diskReserveBytes, () => 0);
   const reserve = reserveBytes > 0 ? statSync(join(dataDir, PATHS.vault, DISK_RESERVE_FILE), { throwIfNoEntry: false }) : undefined;
-  // Whole: its size, every block allocated (a file cut short by a crash, or of another size, holds back less).
-  if (reserveBytes > 0 && !(reserve && reserve.size === reserveBytes && reserve.blocks * 512 >= reserveBytes)) {
+  if (reserveBytes > 0 && !reserveIsWhole(reserve, reserveBytes)) {
     warnings.push(
       `the disk reserve (${PATHS.vault}/${DISK_RESERVE_FILE}) is ${reserve ? 'not whole' : 'missing'}: the disk filled up, or lacked room at start; deletions run, ` +
         `but new messages and uploads answer 507 until ${reserveBytes + DEFAULT_RESERVE_MARGIN_BYTES} bytes are free on its file system (free or add space)`,

@@ -48,6 +48,14 @@ export interface DiskReserveOptions {
 const BLOCK_BYTES = MiB;
 const FULL = new VaultFullError('').code;
 
+/**
+ * Whether a reserve file (its stat, or undefined when there is none) is there at full size, every
+ * block allocated (not sparse, not cut short by a crash). Also `sigil-server status`'s check.
+ */
+export function reserveIsWhole(st: { size: number; blocks: number } | undefined, bytes: number): boolean {
+  return st !== undefined && st.size === bytes && st.blocks * 512 >= bytes;
+}
+
 async function statfsFree(dir: string): Promise<number> {
   const s = await statfs(dir);
   return s.bavail * s.bsize;
@@ -144,10 +152,8 @@ export class DiskReserve {
     return (this.#state = 'held');
   }
 
-  /** The file is there at full size, every block allocated (not sparse). */
   async #whole(): Promise<boolean> {
-    const st = await stat(this.path).catch(() => undefined);
-    return st !== undefined && st.size === this.bytes && st.blocks * 512 >= this.bytes;
+    return reserveIsWhole(await stat(this.path).catch(() => undefined), this.bytes);
   }
 
   async #write(): Promise<void> {

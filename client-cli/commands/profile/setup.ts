@@ -33,6 +33,9 @@ export function setupCommand(ctx: CommandContext): Command {
   });
 }
 
+/** The PEM certificate blocks of a text, in order. */
+const certificateBlocks = (text: string): string[] => text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+
 /** Reads and checks every certificate in a CA file; returns their PEM and the first one parsed. */
 async function readCaFile(file: string): Promise<{ pem: string; certs: X509Certificate[] }> {
   let text: string;
@@ -41,7 +44,7 @@ async function readCaFile(file: string): Promise<{ pem: string; certs: X509Certi
   } catch (cause) {
     throw new InputFileError(file, 'a readable file', { cause });
   }
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = certificateBlocks(text);
   if (blocks.length === 0) throw new InputFileError(file, 'a PEM CA certificate');
   const certs = blocks.map((b) => {
     try {
@@ -97,7 +100,7 @@ export async function run(opts: SetupOptions, rt: Runtime): Promise<void> {
 
 /** The fingerprints of the pinned CA being replaced, when the new pin shares no certificate with it; else undefined. */
 function pinnedChange(oldPem: string | undefined, next: readonly X509Certificate[]): { sha256: string }[] | undefined {
-  const blocks = oldPem?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = certificateBlocks(oldPem ?? '');
   const old: { sha256: string }[] = [];
   for (const b of blocks) {
     try {
