@@ -26,6 +26,7 @@ import { filesRoutes } from '../../../server/routes/files.js';
 import { groupsRoutes } from '../../../server/routes/groups.js';
 import { correspondenceRoutes, messagesRoutes } from '../../../server/routes/messages.js';
 import type { MessageStreamOptions } from '../../../server/routes/message-stream.js';
+import { newMessageId } from './harness.js';
 import { startTestAppliance, type TestAppliance, type TestApplianceOptions, type TestResponse, type TestUser } from '../../helpers/appliance.js';
 
 const enc = new TextEncoder();
@@ -116,7 +117,7 @@ export async function httpHarness(
         attachments: [],
         body: { sha384: await sha384b64(bytes), size: bytes.length },
         conversation,
-        id: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64url'),
+        id: newMessageId(),
         label: 'restricted',
         purpose: 'sigil-message',
         replyTo: null,
