@@ -2,7 +2,8 @@
  * The policy for a passphrase that will encrypt the profile's private key. The key file is open to
  * an offline guesser once copied (PBKDF2, 600k iterations, is all that slows one down), so the bar
  * is the account password's (server/accounts/password.ts): at least 12 characters, not the login.
- * A PKCS#12 password kept as the key passphrase is not checked here: the appliance made it at random.
+ * A PKCS#12 password kept as the key passphrase is not checked here: the appliance made it at random,
+ * or the officer chose it under the account-password policy, which the appliance enforces.
  */
 import { KeyPassphraseWeakError } from './errors.js';
 import type { Prompter } from './prompt.js';

@@ -24,6 +24,7 @@ import {
 import { assertNamesFitCertificate } from '../accounts/account-service.js';
 import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
 import { AccountStateError } from '../accounts/errors.js';
+import { checkNewPassword } from '../accounts/password.js';
 import type { AuditSink, SecurityEvent } from '../auth/security-events.js';
 import type { SessionStore } from '../auth/session-store.js';
 import { AccountChangedError } from '../auth/errors.js';
@@ -211,6 +212,9 @@ export class CertificateService {
     password?: string,
   ): Promise<{ p12: Uint8Array; password: string; certificate: Certificate; key: CryptoKey }> {
     const a = await this.issuable(login);
+    // A chosen password guards a key as the account password guards the account, and the file
+    // travels; it meets the same policy (the envelope-password rule does not apply).
+    if (password !== undefined) checkNewPassword(password, { login: a.login });
     const keys = await generateKeyPair(this.d.issuer.profile);
     const cert = await this.d.issuer.issueStaffCertificate({ ...this.params(a), publicKey: keys.publicKey });
     const pw = password ?? newP12Password();

@@ -111,6 +111,12 @@ t.test('certificates', async (t) => {
     t.match(out, /UID\s*=\s*frank|UID=frank/);
     const chosen = await a.request('/v1/users/frank/certificates/p12', { ...officer, body: { password: 'short' } });
     t.equal(chosen.body.error.code, 'BAD_REQUEST', 'when a chosen PKCS#12 password is short then BAD_REQUEST');
+    const before = (await a.request('/v1/users/frank/certificates', officer)).body.certificates.length;
+    const withLogin = await a.request('/v1/users/frank/certificates/p12', { ...officer, body: { password: 'Frank-2026-winter' } });
+    t.equal(withLogin.status, 400);
+    t.equal(withLogin.body.error.code, 'PASSWORD_WEAK', 'when a chosen PKCS#12 password contains the login then PASSWORD_WEAK');
+    const after = (await a.request('/v1/users/frank/certificates', officer)).body.certificates.length;
+    t.equal(after, before, 'and no certificate was issued');
   });
 
   t.test('when an officer lists certificates then both appear as active', async (t) => {
