@@ -163,6 +163,8 @@ export interface OpenApplianceOptions {
   tlsCheckEveryMs?: number;
   /** Test seam of the TLS renewal (a throw stops a renewal after that step, as a crash would). */
   tlsRenewalHook?: TlsRenewalHook;
+  /** `start` released the disk reserve before its claim, on a full disk (vault `releaseReserveToOpen`). */
+  reserveReleasedToOpen?: boolean;
 }
 
 /** A migration of `file` being applied at open: Db.migrate's hook, told which database it is in. */
@@ -191,6 +193,7 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
     now,
     reserve: {
       bytes: config.diskReserveBytes,
+      heldBefore: opts.reserveReleasedToOpen === true,
       log: (event, fields) => (event === 'vault.reserve-made' ? log.info(event, fields) : log.warn(event, fields)),
     },
     ...(hook ? { keystore: { onMigration: (...applied) => hook('keys.db', ...applied) } } : {}),
@@ -198,7 +201,9 @@ export async function openAppliance(opts: OpenApplianceOptions): Promise<Applian
   try {
     // Half the keys may already be wrapped under the new master key: serving now could not open them.
     if (vault.rotationPending) throw new RotationPendingError(dataDir);
-    const appliance = await assemble(dataDir, meta, config, vault, now, hook);
+    const appliance = await assemble(dataDir, meta, config, vault, now, hook, (err) =>
+      log.error('audit certificate renewal failed; the current one stays in use and the next start tries again', errorFields(err)),
+    );
     // The CRL is republished while the server runs, and now if the current one is half used or
     // stale (an appliance stopped for a week): readers fail every message on a stale CRL.
     // Before anyone is served: an appliance whose issuing CA the root revoked while it was stopped
@@ -281,6 +286,7 @@ export async function assemble(
   vault: Vault,
   now: () => Date,
   onMigration?: ApplianceMigrationHook,
+  onAuditCertError?: (err: unknown) => void,
 ): Promise<Appliance> {
   const db = vault.db;
   await db.migrate(SERVER_MIGRATIONS, onMigration ? { onApply: (...applied) => onMigration('vault.db', ...applied) } : {});
@@ -306,7 +312,7 @@ export async function assemble(
   const hasher = new PasswordHasher(config.argon2);
   const auditLog = await AuditLog.open(db, { now });
   const audit = new AuditLogSink(auditLog);
-  const auditCert = await renewAuditCertIfDue({ dataDir, certPath: PATHS.auditCert, cert: storedAuditCert, issuer, audit, now });
+  const auditCert = await renewAuditCertIfDue({ dataDir, certPath: PATHS.auditCert, cert: storedAuditCert, issuer, audit, now, onError: onAuditCertError });
   const certificateService = new CertificateService({
     db,
     accounts,

@@ -23,6 +23,7 @@ import { initAppliance, type InitResult } from './init.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import { parseListen, assertLanListen } from './net/lan.js';
 import { listen } from './tls.js';
+import { releaseReserveToOpen } from './vault/index.js';
 import { registerSignRootCrlCommand, ROOT_CRL_SAID_CODES, ROOT_CRL_USAGE_CODES } from './sign-root-crl.js';
 import { registerRenewIssuingCommand } from './renew-issuing.js';
 import { createMessaging, type Messaging } from './messaging/index.js';
@@ -38,6 +39,8 @@ import {
   claimRunFile,
   InterruptedError,
   OPS_USAGE_CODES,
+  readOpsState,
+  readRunState,
   registerOpsCommands,
   sigilVersion,
   sweepLine,
@@ -253,6 +256,12 @@ EXIT CODES
       // directory": status reads it, and restore, repack and rotate-master-key refuse to run
       // under it (backup and restore --dry-run may). Holding both, no one can be making a working
       // copy, so what an interrupted command left is removed before the vault opens.
+      // A disk full to the last byte has no room for the claim below, nor for SQLite's -shm and
+      // -wal: the reserve an earlier run left is released first, unless another process holds the
+      // directory (then the claim refuses, saying who).
+      const vaultLog = (event: string, fields: Record<string, unknown>) => log.warn(event, fields);
+      const reserveReleasedToOpen =
+        !readRunState(dataDir).running && !readOpsState(dataDir).running && (await releaseReserveToOpen(join(dataDir, PATHS.vault), config.diskReserveBytes, vaultLog));
       const ops = await claimDataDir(dataDir, 'start', { besideServer: true, sweep: false });
       let run: ReturnType<typeof claimRunFile>;
       try {
@@ -271,6 +280,7 @@ EXIT CODES
         dataDir,
         config,
         masterKey: masterKeyFor(dataDir, o.masterKeyFile, io.env, false) as MasterKeySource,
+        reserveReleasedToOpen,
         // Announced like messaging's (messaging.migration): an upgrade's first start is not silent.
         onMigration: (file, id, phase, ms) => log.info('vault.migration', { file, migration: id, phase, ms }),
         // The CRL refresher's lines go to the server's log like every other.

@@ -39,6 +39,11 @@ export interface AuditCertRenewal {
   issuer: Issuer;
   audit: AuditSink;
   now: () => Date;
+  /**
+   * Told of a renewal that failed while the current certificate is still valid (a full disk): the
+   * open goes on with it, and the next open tries again. Without it, such a failure is thrown.
+   */
+  onError?: ((err: unknown) => void) | undefined;
 }
 
 /** The audit certificate to use: `r.cert`, or a renewed one already in place and audited. */
@@ -49,6 +54,19 @@ export async function renewAuditCertIfDue(r: AuditCertRenewal): Promise<Certific
   // server start, where status and the refused certificates say what is wrong.
   if (at.getTime() >= r.issuer.cert.notAfter.getTime()) return r.cert;
   if (further <= 0 || (further <= AUDIT_EXTEND_MS && !tlsRenewalDue(r.cert, at))) return r.cert;
+  try {
+    return await renew(r, at);
+  } catch (err) {
+    // Refusing to start over a renewal that can wait would also stop what frees the disk
+    // (deletions, sweeps); an expired certificate cannot sign checkpoints, so that one is thrown.
+    if (!r.onError || r.cert.notAfter.getTime() <= at.getTime()) throw err;
+    r.onError(err);
+    return r.cert;
+  }
+}
+
+/** One renewal: issued, its entry appended, then the file renamed into place (module comment). */
+async function renew(r: AuditCertRenewal, at: Date): Promise<Certificate> {
   const renewed = await r.issuer.issueAuditCertificate({ commonName: r.cert.subject.commonName ?? 'Sigil audit log', publicKey: await r.cert.publicKey() });
   await replaceFilesAfter([{ path: join(r.dataDir, r.certPath), data: renewed.pem, mode: 0o644 }], () =>
     r.audit.append([

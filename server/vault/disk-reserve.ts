@@ -43,6 +43,8 @@ export interface DiskReserveOptions {
   log?: (event: string, fields: Record<string, unknown>) => void;
   /** Free bytes for an unprivileged process on `dir`'s file system (a test seam). Default statfs. */
   freeBytes?: (dir: string) => Promise<number>;
+  /** It was in place until {@link releaseReserveToOpen} released it for this run: re-made without the margin. */
+  heldBefore?: boolean;
 }
 
 const BLOCK_BYTES = MiB;
@@ -59,6 +61,37 @@ export function reserveIsWhole(st: { size: number; blocks: number } | undefined,
 async function statfsFree(dir: string): Promise<number> {
   const s = await statfs(dir);
   return s.bavail * s.bsize;
+}
+
+/**
+ * Free bytes below which a start releases the reserve before anything else
+ * ({@link releaseReserveToOpen}): the start's claim and run files, each database's -shm (32 KiB)
+ * and -wal, and the few pages the start writes.
+ */
+export const OPEN_ROOM_BYTES = MiB;
+
+/**
+ * Before a start writes anything: a disk with less than {@link OPEN_ROOM_BYTES} free cannot hold
+ * the start's claim and run files, nor SQLite's -shm and -wal, so the appliance could not start —
+ * nor, then, delete anything to make room. A reserve file an earlier run left in `dir` is removed
+ * for that. As after any release, the vault then refuses new data until the reserve is made again,
+ * which needs only the room it gave back (pass the answer as {@link DiskReserveOptions.heldBefore}).
+ * Answers whether it removed one. The caller makes sure no other process holds the vault.
+ */
+export async function releaseReserveToOpen(
+  dir: string,
+  bytes: number,
+  log?: (event: string, fields: Record<string, unknown>) => void,
+  freeBytes: (dir: string) => Promise<number> = statfsFree,
+): Promise<boolean> {
+  if (bytes === 0) return false;
+  const path = join(dir, DISK_RESERVE_FILE);
+  if (!(await stat(path).catch(() => undefined))) return false;
+  const free = await freeBytes(dir);
+  if (free >= OPEN_ROOM_BYTES) return false;
+  await rm(path, { force: true });
+  log?.('vault.reserve-released', { file: path, bytes, free, reason: 'the disk was full when the vault opened' });
+  return true;
 }
 
 export class DiskReserve {
@@ -81,6 +114,7 @@ export class DiskReserve {
     this.bytes = opts.bytes;
     this.#margin = opts.marginBytes ?? DEFAULT_RESERVE_MARGIN_BYTES;
     this.#state = opts.bytes > 0 ? 'released' : 'off';
+    this.#wasHeld = opts.bytes > 0 && opts.heldBefore === true;
   }
 
   get state(): ReserveState {

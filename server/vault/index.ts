@@ -38,6 +38,6 @@ export { Keystore, ckAad, dekAad } from './keystore.js';
 export type { DestroyedKeys, KeyDestruction, KeyPlace, KeystoreOptions } from './keystore.js';
 export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE, VAULT_PAGE_SIZE, WRITER_CACHE_KIB, WAL_AUTOCHECKPOINT_PAGES } from './vault.js';
 export type { Vault, OpenVaultOptions, InitVaultOptions, RotationHooks, RotationPlan, VaultReserveOptions } from './vault.js';
-export { DiskReserve, DISK_RESERVE_FILE, DEFAULT_RESERVE_MARGIN_BYTES, reserveIsWhole, type ReserveState } from './disk-reserve.js';
+export { DiskReserve, DISK_RESERVE_FILE, DEFAULT_RESERVE_MARGIN_BYTES, OPEN_ROOM_BYTES, releaseReserveToOpen, reserveIsWhole, type ReserveState } from './disk-reserve.js';
 export { RowCache } from './row-cache.js';
 export { linkDurable, renameDurable, replaceFilesAfter, writeSynced, type FileReplacement } from './durable-file.js';

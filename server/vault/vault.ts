@@ -3,12 +3,12 @@
  * `keys.db` (destroyable keys) and `vault-key.json` (how to re-derive the master key).
  * The directory is kept at mode 0700 and every file in it at 0600.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Db } from './db.js';
-import { DiskReserve } from './disk-reserve.js';
+import { DiskReserve, OPEN_ROOM_BYTES, releaseReserveToOpen } from './disk-reserve.js';
 import { renameDurable, tempPathOf } from './durable-file.js';
-import { MasterKeyExistsError, RotationKeyUnreadableError } from './errors.js';
+import { MasterKeyExistsError, RotationKeyUnreadableError, VaultFullError } from './errors.js';
 import { dropReplacedKey, keepReplacedKey, readReplacedKey } from './rotation-record.js';
 import { Keyring, type KeyCensus } from './keyring.js';
 import { Keystore, type KeystoreOptions } from './keystore.js';
@@ -173,6 +173,8 @@ export interface VaultReserveOptions {
   /** Free space kept beyond it when making it. Default 16 MiB. */
   marginBytes?: number;
   log?: (event: string, fields: Record<string, unknown>) => void;
+  /** The start released it before its claim ({@link releaseReserveToOpen}): re-made without the margin. */
+  heldBefore?: boolean;
   /** Test seam: free bytes on the vault's file system. */
   freeBytes?: (dir: string) => Promise<number>;
 }
@@ -185,8 +187,26 @@ function ensurePrivateDir(dir: string): void {
 /** Opens both databases of an initialised data directory with an unlocked master key. */
 export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
   ensurePrivateDir(opts.dir);
+  const log = opts.reserve?.log;
+  const releasedToOpen = opts.reserve ? await releaseReserveToOpen(opts.dir, opts.reserve.bytes, log, opts.reserve.freeBytes) : false;
+  const reserve = new DiskReserve({
+    heldBefore: releasedToOpen || opts.reserve?.heldBefore === true,
+    dir: opts.dir,
+    bytes: opts.reserve?.bytes ?? 0,
+    ...(opts.reserve?.marginBytes !== undefined ? { marginBytes: opts.reserve.marginBytes } : {}),
+    ...(opts.reserve?.freeBytes ? { freeBytes: opts.reserve.freeBytes } : {}),
+    ...(log ? { log } : {}),
+    // Each on its own: keys.db's may succeed when vault.db's cannot, and the retry says the rest.
+    checkpoint: async () => {
+      for (const d of [db, keys?.db]) {
+        await d?.checkpointTruncate().catch((e: unknown) => log?.('vault.reserve-checkpoint-failed', { file: d.path, errorMessage: e instanceof Error ? e.message : String(e) }));
+      }
+    },
+  });
   // A reader connection: request lookups must not queue behind message-writing transactions.
-  const db = await Db.open(join(opts.dir, VAULT_DB_FILE), { reader: true, pageSize: VAULT_PAGE_SIZE, ...WRITER_DB });
+  const db = await Db.open(join(opts.dir, VAULT_DB_FILE), { reader: true, pageSize: VAULT_PAGE_SIZE, ...WRITER_DB }).catch((err: unknown) =>
+    Promise.reject(fullDiskAtOpen(opts.dir, err)),
+  );
   let keys: Keystore | undefined;
   try {
     keys = await Keystore.open(join(opts.dir, KEYS_DB_FILE), opts.masterKey, {
@@ -199,20 +219,6 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
     let mk = opts.masterKey;
     const pendingPath = join(opts.dir, VAULT_KEY_NEXT_FILE);
     const recordPath = join(opts.dir, VAULT_KEY_PREV_FILE);
-    const log = opts.reserve?.log;
-    const reserve = new DiskReserve({
-      dir: opts.dir,
-      bytes: opts.reserve?.bytes ?? 0,
-      ...(opts.reserve?.marginBytes !== undefined ? { marginBytes: opts.reserve.marginBytes } : {}),
-      ...(opts.reserve?.freeBytes ? { freeBytes: opts.reserve.freeBytes } : {}),
-      ...(log ? { log } : {}),
-      // Each on its own: keys.db's may succeed when vault.db's cannot, and the retry says the rest.
-      checkpoint: async () => {
-        for (const d of [db, k.db]) {
-          await d.checkpointTruncate().catch((e: unknown) => log?.('vault.reserve-checkpoint-failed', { file: d.path, errorMessage: e instanceof Error ? e.message : String(e) }));
-        }
-      },
-    });
     if (opts.reserve) await reserve.make();
     return {
       reserve,
@@ -260,8 +266,29 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
   } catch (err) {
     await keys?.close().catch(() => undefined);
     await db.close().catch(() => undefined);
-    throw err;
+    throw fullDiskAtOpen(opts.dir, err);
   }
+}
+
+/**
+ * SQLite reports a disk with no room for a -shm or -wal as a bare I/O error ("disk I/O error" in
+ * a PRAGMA): said as what it is, the way out named, when the file system is indeed (nearly) full.
+ */
+function fullDiskAtOpen(dir: string, err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== 'VAULT_IO' && code !== 'VAULT_FULL') return err;
+  let free: number;
+  try {
+    const s = statfsSync(dir);
+    free = s.bavail * s.bsize;
+  } catch {
+    return err;
+  }
+  if (free >= OPEN_ROOM_BYTES) return err;
+  return new VaultFullError(
+    `the disk holding the vault (${dir}) is full (${free} bytes free): the vault cannot open without room for its -shm and -wal files; free space on that file system and start again`,
+    { cause: err },
+  );
 }
 
 /** The open parts a rotation works on. */
