@@ -23,7 +23,7 @@ import { initAppliance, type InitResult } from './init.js';
 import { createLogger, errorFields, type Logger } from './log.js';
 import { parseListen, assertLanListen } from './net/lan.js';
 import { listen } from './tls.js';
-import { releaseReserveToOpen } from './vault/index.js';
+import { releaseReserveToOpen, VaultFullError } from './vault/index.js';
 import { registerSignRootCrlCommand, ROOT_CRL_SAID_CODES, ROOT_CRL_USAGE_CODES } from './sign-root-crl.js';
 import { registerRenewIssuingCommand } from './renew-issuing.js';
 import { createMessaging, type Messaging } from './messaging/index.js';
@@ -105,6 +105,8 @@ const SAID_CODES = new Set([
   // A refused master key says which key it is, and during or after a rotation what to run.
   'MASTER_KEY_WRONG',
   'MASTER_KEY_FILE_INVALID',
+  // A start on a full disk says so, and what to do (vault.ts fullDiskAtOpen, the claim above).
+  'VAULT_FULL',
   ...ROOT_CRL_SAID_CODES,
 ]);
 
@@ -262,10 +264,19 @@ EXIT CODES
       const vaultLog = (event: string, fields: Record<string, unknown>) => log.warn(event, fields);
       const reserveReleasedToOpen =
         !readRunState(dataDir).running && !readOpsState(dataDir).running && (await releaseReserveToOpen(join(dataDir, PATHS.vault), config.diskReserveBytes, vaultLog));
-      const ops = await claimDataDir(dataDir, 'start', { besideServer: true, sweep: false });
+      // With no reserve to release, a full disk fails here: said as such, not as a bare ENOSPC.
+      const noRoom = (err: unknown): unknown =>
+        (err as NodeJS.ErrnoException | null)?.code === 'ENOSPC'
+          ? new VaultFullError(`the disk holding ${dataDir} is full: the server cannot write its claim and run files; free space on that file system and start again`, { cause: err })
+          : err;
+      const ops = await claimDataDir(dataDir, 'start', { besideServer: true, sweep: false }).catch((err: unknown) => Promise.reject(noRoom(err)));
       let run: ReturnType<typeof claimRunFile>;
       try {
-        run = claimRunFile(dataDir, { url: `https://${config.listen}`, version: sigilVersion() });
+        try {
+          run = claimRunFile(dataDir, { url: `https://${config.listen}`, version: sigilVersion() });
+        } catch (err) {
+          throw noRoom(err);
+        }
         try {
           const swept = await sweepWorkingCopies(join(dataDir, PATHS.vault));
           if (swept.removed.length > 0 || swept.kept.length > 0) log.warn(sweepLine(swept), { dataDir, count: swept.removed.length });

@@ -208,3 +208,20 @@ t.test('when the audit certificate cannot be renewed on a full disk then the ope
   at = new Date(T0.getTime() + 101 * DAY);
   await t.rejects(renewAuditCertIfDue(r), { code: 'ENOSPC' }, 'an expired certificate is not kept: the failure is thrown');
 });
+
+t.test('when the disk is full and no reserve is kept then sigil-server start says the disk is full in one line and exits 1', async (t) => {
+  ensureServerBuilt();
+  const mnt = mountTmpfs(t, 32, 'a start on a full disk is not exercised');
+  if (!mnt) return;
+  const dataDir = join(mnt, 'data');
+  await initDataDir({ profile: PROFILE, config: { ...CHEAP, diskReserveBytes: 0 }, dataDir });
+  fillUp(join(mnt, 'filler.bin'));
+  const failed = await startServerProc(dataDir, {}, 30_000).then(
+    async (s) => (await s.kill(), 'it started'),
+    (err: Error) => err.message,
+  );
+  const lines = failed.replace(/^server exited with (\d+) before listening: /, '').trim().split('\n');
+  t.match(failed, /^server exited with 1 before listening/, 'exit 1');
+  t.equal(lines.length, 1, 'one line');
+  t.match(JSON.parse(lines[0]!), { level: 'error', msg: /the disk holding .* is full: .*free space on that file system and start again/, errorCode: 'VAULT_FULL' });
+});
