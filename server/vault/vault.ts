@@ -188,21 +188,8 @@ function ensurePrivateDir(dir: string): void {
 export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
   ensurePrivateDir(opts.dir);
   const log = opts.reserve?.log;
+  // Before SQLite makes its -shm and -wal: on a full disk it could not (disk-reserve.ts).
   const releasedToOpen = opts.reserve ? await releaseReserveToOpen(opts.dir, opts.reserve.bytes, log, opts.reserve.freeBytes) : false;
-  const reserve = new DiskReserve({
-    heldBefore: releasedToOpen || opts.reserve?.heldBefore === true,
-    dir: opts.dir,
-    bytes: opts.reserve?.bytes ?? 0,
-    ...(opts.reserve?.marginBytes !== undefined ? { marginBytes: opts.reserve.marginBytes } : {}),
-    ...(opts.reserve?.freeBytes ? { freeBytes: opts.reserve.freeBytes } : {}),
-    ...(log ? { log } : {}),
-    // Each on its own: keys.db's may succeed when vault.db's cannot, and the retry says the rest.
-    checkpoint: async () => {
-      for (const d of [db, keys?.db]) {
-        await d?.checkpointTruncate().catch((e: unknown) => log?.('vault.reserve-checkpoint-failed', { file: d.path, errorMessage: e instanceof Error ? e.message : String(e) }));
-      }
-    },
-  });
   // A reader connection: request lookups must not queue behind message-writing transactions.
   const db = await Db.open(join(opts.dir, VAULT_DB_FILE), { reader: true, pageSize: VAULT_PAGE_SIZE, ...WRITER_DB }).catch((err: unknown) =>
     Promise.reject(fullDiskAtOpen(opts.dir, err)),
@@ -219,6 +206,20 @@ export async function openVault(opts: OpenVaultOptions): Promise<Vault> {
     let mk = opts.masterKey;
     const pendingPath = join(opts.dir, VAULT_KEY_NEXT_FILE);
     const recordPath = join(opts.dir, VAULT_KEY_PREV_FILE);
+    const reserve = new DiskReserve({
+      dir: opts.dir,
+      bytes: opts.reserve?.bytes ?? 0,
+      heldBefore: releasedToOpen || opts.reserve?.heldBefore === true,
+      ...(opts.reserve?.marginBytes !== undefined ? { marginBytes: opts.reserve.marginBytes } : {}),
+      ...(opts.reserve?.freeBytes ? { freeBytes: opts.reserve.freeBytes } : {}),
+      ...(log ? { log } : {}),
+      // Each on its own: keys.db's may succeed when vault.db's cannot, and the retry says the rest.
+      checkpoint: async () => {
+        for (const d of [db, k.db]) {
+          await d.checkpointTruncate().catch((e: unknown) => log?.('vault.reserve-checkpoint-failed', { file: d.path, errorMessage: e instanceof Error ? e.message : String(e) }));
+        }
+      },
+    });
     if (opts.reserve) await reserve.make();
     return {
       reserve,
