@@ -1,6 +1,6 @@
 /**
  * How systemd reads environment variables for a service, ported from its C so that `check` sees the
- * variables systemd would set (unit-controls.ts `unit.preload` looks for LD_PRELOAD): the words of
+ * variables systemd would set (unit-environment.ts reads LD_PRELOAD for `unit.preload`): the words of
  * an `Environment=` value (extract_first_word() with EXTRACT_CUNESCAPE|EXTRACT_UNQUOTE) and the
  * assignments of an `EnvironmentFile=` (parse_env_file_internal(), systemd 254 and later).
  *
