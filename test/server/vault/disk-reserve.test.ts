@@ -7,13 +7,13 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
-import { DiskReserve, DISK_RESERVE_FILE, VaultFullError, VaultIoError } from '../../../server/vault/index.js';
+import { DiskReserve, DISK_RESERVE_FILE, OPEN_ROOM_BYTES, releaseReserveToOpen, VaultFullError, VaultIoError } from '../../../server/vault/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
 
-function reserve(t: Parameters<typeof tmpDir>[0], over: { bytes?: number; free?: number } = {}) {
-  const dir = tmpDir(t, 'sigil-reserve-');
+function reserve(t: Parameters<typeof tmpDir>[0], over: { bytes?: number; free?: number; dir?: string; heldBefore?: boolean } = {}) {
+  const dir = over.dir ?? tmpDir(t, 'sigil-reserve-');
   const room = { free: over.free ?? 1024 * MiB };
   const events: string[] = [];
   let checkpoints = 0;
@@ -24,6 +24,7 @@ function reserve(t: Parameters<typeof tmpDir>[0], over: { bytes?: number; free?:
     checkpoint: async () => void checkpoints++,
     log: (e) => events.push(e),
     freeBytes: async () => room.free,
+    ...(over.heldBefore !== undefined ? { heldBefore: over.heldBefore } : {}),
   });
   return { r, dir, room, events, file: join(dir, DISK_RESERVE_FILE), checkpoints: () => checkpoints };
 }
@@ -107,4 +108,25 @@ t.test('when an operation that frees space meets VAULT_FULL then the reserve is 
   t.equal(await r.remake(), 'held', 'made again from the room it gave back, without the margin a first make keeps');
   t.ok(existsSync(file));
   t.same(events.slice(-1), ['vault.reserve-made']);
+});
+
+t.test('when a start finds the disk full then the reserve a run left is released first, and is made again from the room it gave back', async (t) => {
+  const { r, dir, file } = reserve(t);
+  t.equal(await r.make(), 'held', 'control: a run made it');
+  const events: string[] = [];
+  const log = (e: string) => void events.push(e);
+  t.equal(await releaseReserveToOpen(dir, r.bytes, log, async () => OPEN_ROOM_BYTES), false, 'with room to open, kept');
+  t.equal(await releaseReserveToOpen(dir, 0, log, async () => 0), false, 'off: left alone');
+  t.ok(existsSync(file));
+  t.equal(await releaseReserveToOpen(dir, r.bytes, log, async () => OPEN_ROOM_BYTES - 1), true, 'below the room to open, released');
+  t.notOk(existsSync(file));
+  t.same(events, ['vault.reserve-released']);
+  t.equal(await releaseReserveToOpen(dir, r.bytes, log, async () => 0), false, 'none there: nothing to release');
+
+  // The vault opened after it: re-made with no margin, as after any release in the same run.
+  const after = reserve(t, { dir, free: r.bytes, heldBefore: true });
+  t.equal(after.r.state, 'released', 'new data waits');
+  t.equal(await after.r.make(), 'held', 'the room it gave back is enough');
+  const fresh = reserve(t, { free: r.bytes });
+  t.equal(await fresh.r.make(), 'released', 'control: a first make wants the margin too');
 });
