@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Certificate, generateKeyPair, verifyDetached, type ProfileName } from '../../pki/index.js';
+import { Certificate, verifyDetached, type ProfileName } from '../../pki/index.js';
 import {
   Client,
   composeMessage,
@@ -37,7 +37,7 @@ import { renewIssuing } from '../../server/renew-issuing.js';
 import { auditTrailOf } from '../../server/routes/audit.js';
 import { DISK_RESERVE_FILE } from '../../server/vault/index.js';
 import { TEST_ARGON2 } from '../helpers/appliance.js';
-import { makeTestCa } from '../helpers/pki-fixtures.js';
+import { auditRenewalFixture } from '../helpers/pki-fixtures.js';
 import { ensureServerBuilt } from '../helpers/server-process.js';
 import { fillUp, mountTmpfs } from '../helpers/tmpfs.js';
 
@@ -182,30 +182,17 @@ t.test('when the disk is full and no reserve is kept then the vault does not ope
 t.test('when the audit certificate cannot be renewed on a full disk then the open goes on with it while it is valid, and not once it has expired', async (t) => {
   const mnt = mountTmpfs(t, 8, 'an audit renewal on a full disk is not exercised');
   if (!mnt) return;
-  const T0 = new Date('2026-03-01T00:00:00Z');
-  let at = T0;
-  const ca = await makeTestCa('p256', () => at);
-  const keys = await generateKeyPair('p256');
-  const short = await ca.issuer.issueAuditCertificate({ commonName: 'Test audit log', publicKey: keys.publicKey, validityDays: 100 });
-  const events: unknown[] = [];
+  const { T0, clock, cert: short, events, args } = await auditRenewalFixture(mnt);
   const errors: unknown[] = [];
-  const r = {
-    dataDir: mnt,
-    certPath: 'audit.pem',
-    cert: short,
-    issuer: ca.issuer,
-    audit: { append: async (e: readonly unknown[]) => void events.push(...e) },
-    now: () => at,
-    onError: (err: unknown) => void errors.push(err),
-  };
+  const r = { ...args, onError: (err: unknown) => void errors.push(err) };
   fillUp(join(mnt, 'filler.bin'));
-  at = new Date(T0.getTime() + 90 * DAY); // due: 10 of 100 days left
+  clock.at = new Date(T0.getTime() + 90 * DAY); // due: 10 of 100 days left
   t.equal(await renewAuditCertIfDue(r), short, 'the current certificate is kept');
   t.match(errors, [{ code: 'ENOSPC' }], 'the failure is told');
   t.same(events, [], 'no audit entry for a renewal that did not happen');
   t.same(readdirSync(mnt), ['filler.bin'], 'no file is left behind');
   await t.rejects(renewAuditCertIfDue({ ...r, onError: undefined }), { code: 'ENOSPC' }, 'without onError the failure is thrown');
-  at = new Date(T0.getTime() + 101 * DAY);
+  clock.at = new Date(T0.getTime() + 101 * DAY);
   await t.rejects(renewAuditCertIfDue(r), { code: 'ENOSPC' }, 'an expired certificate is not kept: the failure is thrown');
 });
 

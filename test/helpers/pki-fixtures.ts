@@ -83,6 +83,29 @@ export async function makeTestCa(
   };
 }
 
+/**
+ * The audit-certificate renewal's arguments (server/certs/audit-cert-renewal.ts) around a test CA
+ * on a clock the test moves (`clock.at`, from `T0` = 2026-03-01): an audit certificate valid 100
+ * days, due in its last tenth; `events` collects the audit entries the renewal appends.
+ */
+export async function auditRenewalFixture(dataDir: string) {
+  const T0 = new Date('2026-03-01T00:00:00Z');
+  const clock = { at: T0 };
+  const ca = await makeTestCa('p256', () => clock.at);
+  const keys = await generateKeyPair('p256');
+  const cert = await ca.issuer.issueAuditCertificate({ commonName: 'Test audit log', publicKey: keys.publicKey, validityDays: 100 });
+  const events: unknown[] = [];
+  const args = {
+    dataDir,
+    certPath: 'audit.pem',
+    cert,
+    issuer: ca.issuer,
+    audit: { append: async (e: readonly unknown[]) => void events.push(...e) },
+    now: () => clock.at,
+  };
+  return { T0, clock, ca, cert, events, args };
+}
+
 /** A fresh temp dir and a cleanup function; write files for the openssl CLI into it. */
 export function tempDir(prefix = 'sigil-pki-'): { dir: string; write(name: string, data: string | Uint8Array): string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -88,21 +88,14 @@ t.test('when the issuing CA has been renewed then the next open renews the audit
 });
 
 t.test('when the issuing CA itself has expired then nothing is renewed and the open goes on', async (t) => {
-  const { makeTestCa } = await import('../../helpers/pki-fixtures.js');
-  const { generateKeyPair } = await import('../../../pki/index.js');
+  const { auditRenewalFixture } = await import('../../helpers/pki-fixtures.js');
   const { renewAuditCertIfDue } = await import('../../../server/certs/audit-cert-renewal.js');
-  const T0 = new Date('2026-03-01T00:00:00Z');
-  let at = T0;
-  const ca = await makeTestCa('p256', () => at);
-  const keys = await generateKeyPair('p256');
-  const short = await ca.issuer.issueAuditCertificate({ commonName: 'Test audit log', publicKey: keys.publicKey, validityDays: 100 });
-  const events: unknown[] = [];
   const folder = tmpDir(t, 'sigil-audit-cert-unit-');
-  const r = { dataDir: folder, certPath: 'audit.pem', cert: short, issuer: ca.issuer, audit: { append: async (e: readonly unknown[]) => void events.push(...e) }, now: () => at };
-  at = new Date(ca.issuing.cert.notAfter.getTime() + DAY);
+  const { T0, clock, ca, cert: short, events, args: r } = await auditRenewalFixture(folder);
+  clock.at = new Date(ca.issuing.cert.notAfter.getTime() + DAY);
   t.equal(await renewAuditCertIfDue(r), short, 'kept: an expired issuing CA issues nothing');
   t.same(events, []);
-  at = new Date(T0.getTime() + 90 * DAY);
+  clock.at = new Date(T0.getTime() + 90 * DAY);
   const renewed = await renewAuditCertIfDue(r);
   t.not(renewed.serialNumber, short.serialNumber, 'while the issuing CA is valid, the same call renews');
   t.equal(readFileSync(join(folder, 'audit.pem'), 'utf8'), renewed.pem);
