@@ -5,7 +5,8 @@
  *
  * Files: `config.json`, `ca.pem`, `key.p8.pem` (PKCS#8 EncryptedPrivateKeyInfo, RFC 5958 §3),
  * `cert.pem` (the user's certificate), `chain.pem` (issuing CA certificates sent with it),
- * `request.csr.pem` (the last CSR made by keygen), `session.json` (bearer token), and
+ * `request.csr.pem` (the last CSR made by keygen), `session.json` (bearer token), `root-crl.pem`
+ * (the newest root CRL accepted, kept against a rollback: messaging/kept-root-crl.ts), and
  * `audit/checkpoint.json` (the auditor's saved checkpoint).
  *
  * Like ssh and gpg, a profile is used only when nobody else can change it (POSIX): the folder must
@@ -67,6 +68,8 @@ export const PROFILE_FILES = {
   chain: 'chain.pem',
   csr: 'request.csr.pem',
   session: 'session.json',
+  /** The newest root CRL accepted (messaging/kept-root-crl.ts): public, kept against a rollback. */
+  rootCrl: 'root-crl.pem',
 } as const;
 export type ProfileFile = keyof typeof PROFILE_FILES;
 

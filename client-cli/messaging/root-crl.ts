@@ -7,8 +7,9 @@
  * TLS, verify.ts): listed with a revocationDate <= that time is `revoked`; listed later is
  * "received before revocation" (`revokedLater`, the verdict stays valid); a root CRL whose
  * nextUpdate is before that time is `crl-stale`; one stale only now is a stderr warning, as for
- * the issuing CA's CRL (session.ts). An appliance without a root CRL (404) leaves the issuing CA
- * unchecked, which the answer says. The offline twin is commands/evidence/package.ts, which
+ * the issuing CA's CRL (session.ts). The session judges with the newer of the served root CRL and
+ * the one its profile kept from earlier runs (kept-root-crl.ts); with neither (404) the issuing CA
+ * is left unchecked, which the answer says. The offline twin is commands/evidence/package.ts, which
  * judges with the same {@link applyRootCrl} at now.
  */
 import { Certificate, Crl, type RevokedEntry } from '../../pki/index.js';
@@ -16,14 +17,14 @@ import { CrlSchema } from '../api.js';
 import { NotTrustedError, ServerError } from '../errors.js';
 import type { HttpClient } from '../http.js';
 import type { IssuingCaRevocation } from '../commands/evidence/package.js';
+import type { HeldRootCrl } from './kept-root-crl.js';
 import type { MessageVerification, ReceivedMessage } from './verify.js';
 
-/** Online: the package shape, plus the issuing CA revoked after the receipt time. */
-export type OnlineIssuingCaRevocation = IssuingCaRevocation & { revokedLater?: RevokedEntry & { subject: string } };
-
-/** The note line when the appliance serves no root CRL. */
-export const NO_ROOT_CRL_ONLINE_NOTE =
-  "the issuing CA's revocation was not checked: the appliance has no root CRL (GET /v1/crl/root: not found); its officer signs one with sigil-server sign-root-crl";
+/**
+ * Online: the package shape, plus the issuing CA revoked after the receipt time, and when it was
+ * not checked, the note line that says why (`sigil verify` prints it on stderr).
+ */
+export type OnlineIssuingCaRevocation = IssuingCaRevocation & { revokedLater?: RevokedEntry & { subject: string }; note?: string };
 
 /** The time the online check judges revocation at: the appliance's receipt time (verify.ts), else now. */
 export function judgedAt(m: ReceivedMessage, now: Date): Date {
@@ -31,20 +32,35 @@ export function judgedAt(m: ReceivedMessage, now: Date): Date {
   return Number.isNaN(receivedAt.getTime()) ? now : receivedAt;
 }
 
+/** What the appliance answered for its root CRL: the CRL and its PEM, or why there is none. */
+export type ServedRootCrl = { crl: Crl; pem: string } | { crl?: undefined; missing: { why: string; note: string } };
+
 /**
- * `GET /v1/crl/root` with its signature checked by the pinned root; undefined when the appliance has
- * none (404). The one fetch of it: MessagingSession holds what this returns for every command.
+ * `GET /v1/crl/root` with its signature checked by a pinned root (`roots`). A 404 is no root CRL:
+ * `NOT_FOUND` (none signed yet) or `ROOT_CRL_UNUSABLE` (its file on the appliance is damaged), each
+ * with its own words. Only kept-root-crl.ts calls it: the session judges with the newer of this and
+ * the profile's.
  * @throws NotTrustedError when no pinned self-signed root issued it or its signature does not verify
  */
-export async function fetchRootCrl(http: HttpClient, pinnedPem: string): Promise<Crl | undefined> {
+export async function fetchRootCrl(http: HttpClient, roots: Certificate[]): Promise<ServedRootCrl> {
   let served: { crl: string };
   try {
     served = await http.get('/v1/crl/root', CrlSchema);
   } catch (err) {
-    if (err instanceof ServerError && err.status === 404) return undefined;
+    if (err instanceof ServerError && err.status === 404) return { missing: missingRootCrl(err) };
     throw err;
   }
-  return checkRootCrl(served.crl, 'from the appliance', await pinnedRoots(pinnedPem));
+  return { crl: await checkRootCrl(served.crl, 'from the appliance', roots), pem: served.crl };
+}
+
+/** The verdict's `why` and the note line for a 404 from `GET /v1/crl/root`. */
+function missingRootCrl(err: ServerError): { why: string; note: string } {
+  if (err.code === 'ROOT_CRL_UNUSABLE') {
+    const why = "the appliance's root CRL is unusable";
+    return { why, note: `the issuing CA's revocation was not checked: ${why} (GET /v1/crl/root: ${err.code}: ${err.message})` };
+  }
+  const why = 'the appliance has no root CRL';
+  return { why, note: `the issuing CA's revocation was not checked: ${why} (GET /v1/crl/root: not found); its officer signs one with sigil-server sign-root-crl` };
 }
 
 /** The pinned self-signed roots: only they may sign a root CRL. */
@@ -154,13 +170,14 @@ export function applyRootCrl(
  */
 export async function judgeIssuingCa(
   v: MessageVerification,
-  rootCrl: Crl | undefined,
+  held: HeldRootCrl,
   at: Date,
   candidates: Certificate[],
 ): Promise<{ v: MessageVerification; issuingCa: OnlineIssuingCaRevocation }> {
-  if (!rootCrl) return { v, issuingCa: { checked: false, why: 'the appliance has no root CRL' } };
+  if (!held.crl) return { v, issuingCa: { checked: false, why: held.missing.why, note: held.missing.note } };
+  const rootCrl = held.crl;
   const roots = candidates.filter((c) => c.isSelfIssued && c.subjectNameDer.equals(rootCrl.issuerNameDer));
-  const from = 'the appliance';
+  const from = held.from;
   const r = applyRootCrl(v, rootCrl, at, await issuingCas(v, candidates, roots), from, `, at or before the receipt time ${at.toISOString()}`);
   const issuingCa: OnlineIssuingCaRevocation = {
     checked: true,

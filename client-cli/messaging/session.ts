@@ -1,8 +1,9 @@
 /**
  * What every messaging command works with, built once per run: the JSON client with the session,
  * the user's login, key and certificate for signing, the trust material for local verification
- * (the served issuing CA, its CRL and the root's CRL, kept in memory only, and fetched again once
- * either CRL held is past its nextUpdate), and the resolution of `<login|#group>` to a conversation.
+ * (the served issuing CA, its CRL and the root's CRL, held in memory, and fetched again once
+ * either CRL held is past its nextUpdate; the newest root CRL is also kept in the profile, so a
+ * later answer cannot roll it back: kept-root-crl.ts), and the resolution of `<login|#group>` to a conversation.
  *
  * Every command that shows, saves or exports a message (read, watch, download, evidence export,
  * verify) verifies it through {@link MessagingSession.verify}, so each judges the issuing CA
@@ -17,7 +18,8 @@ import type { Credentials, Runtime } from '../runtime.js';
 import { ConversationSchema, GroupSchema, SendReceiptSchema, type Conversation, type SendReceipt } from './api.js';
 import { buildHeader, type HeaderParams, type MessageHeader } from './header.js';
 import { RecipientInvalidError } from './errors.js';
-import { fetchRootCrl, judgeIssuingCa, judgedAt, staleRootCrlWarning, type OnlineIssuingCaRevocation } from './root-crl.js';
+import { holdRootCrl, type HeldRootCrl, type RootCrlStore } from './kept-root-crl.js';
+import { judgeIssuingCa, judgedAt, staleRootCrlWarning, type OnlineIssuingCaRevocation } from './root-crl.js';
 import { endpointOf, type Endpoint } from './transport.js';
 import { verifyMessage, type MessageVerification, type ReceivedMessage, type Trust } from './verify.js';
 import { oneLine } from '../terminal-text.js';
@@ -28,8 +30,8 @@ import { oneLine } from '../terminal-text.js';
  */
 interface HeldTrust {
   trust: Trust;
-  /** The root's CRL, its signature checked by the pinned root; undefined when the appliance has none (404). */
-  rootCrl?: Crl;
+  /** The root's CRL, its signature checked by the pinned root: the newer of the served and the kept one (kept-root-crl.ts). */
+  root: HeldRootCrl;
   crlNumber: string;
   nextUpdate: Date;
   fetchedAt: Date;
@@ -66,6 +68,8 @@ export class MessagingSession {
   private endpointOnce?: Promise<Endpoint>;
   /** The CRL number last warned about as stale, per CRL kind (one warning per CRL, not per message). */
   private readonly warnedStale = new Map<'crl' | 'root', string>();
+  /** Other warnings already given this run. */
+  private readonly warned = new Set<string>();
 
   private constructor(
     readonly rt: Runtime,
@@ -100,9 +104,9 @@ export class MessagingSession {
     return (await this.current()).trust;
   }
 
-  /** The root CRL held beside {@link trust} (checked by the pinned root); undefined when the appliance has none. */
+  /** The root CRL held beside {@link trust} (checked by the pinned root); undefined when neither the appliance nor the profile has one. */
   async rootCrl(): Promise<Crl | undefined> {
-    return (await this.current()).rootCrl;
+    return (await this.current()).root.crl;
   }
 
   private async current(): Promise<HeldTrust> {
@@ -131,11 +135,13 @@ export class MessagingSession {
 
   private async fetchTrust(): Promise<HeldTrust> {
     const pinned = await this.rt.profile.read('ca');
-    const [ca, crl, rootCrl] = await Promise.all([
+    const [ca, crl, root] = await Promise.all([
       this.http.get('/v1/ca', CaSchema),
       this.http.get('/v1/crl', CrlSchema),
-      fetchRootCrl(this.http, pinned),
+      holdRootCrl(this.http, pinned, this.keptRootCrl()),
     ]);
+    for (const w of root.warnings) this.warnOnce(w);
+    const rootCrl = root.crl;
     const now = this.rt.io.now();
     const checked = await checkCrl(crl.crl, pinned, ca.chain, now);
     const warning = staleCrlWarning(checked, now);
@@ -149,7 +155,7 @@ export class MessagingSession {
         crls: [Crl.fromPem(crl.crl)],
         requireSignerCrl: true,
       },
-      ...(rootCrl ? { rootCrl } : {}),
+      root,
       crlNumber: checked.crlNumber,
       nextUpdate: rootCrl && rootCrl.nextUpdate < checked.nextUpdate ? rootCrl.nextUpdate : checked.nextUpdate,
       fetchedAt: now,
@@ -159,6 +165,19 @@ export class MessagingSession {
   /** One `warning: …` line on stderr, also with --json (stderr never carries data); it may quote the server. */
   private warn(text: string): void {
     this.rt.io.stderr.write(`warning: ${oneLine(text)}\n`);
+  }
+
+  /** {@link warn}, once per run for the same text (a long `sigil watch` fetches the CRLs again). */
+  private warnOnce(text: string): void {
+    if (this.warned.has(text)) return;
+    this.warned.add(text);
+    this.warn(text);
+  }
+
+  /** The profile's `root-crl.pem`: the newest root CRL this profile has accepted. */
+  private keptRootCrl(): RootCrlStore {
+    const profile = this.rt.profile;
+    return { where: 'this profile', read: () => profile.readOptional('rootCrl'), write: (pem) => profile.write('rootCrl', pem) };
   }
 
   /** Warns that a CRL is stale, unless this kind's CRL of that number was the last one warned about. */
@@ -182,7 +201,7 @@ export class MessagingSession {
   async judge(m: ReceivedMessage): Promise<JudgedMessage> {
     const once = async (h: HeldTrust): Promise<JudgedMessage> => {
       const v = await verifyMessage(m, h.trust);
-      return judgeIssuingCa(v, h.rootCrl, judgedAt(m, this.rt.io.now()), [...h.trust.anchors, ...h.trust.intermediates]);
+      return judgeIssuingCa(v, h.root, judgedAt(m, this.rt.io.now()), [...h.trust.anchors, ...h.trust.intermediates]);
     };
     const judged = await once(await this.current());
     if (judged.v.ok || judged.v.reason !== 'crl-stale') return judged;

@@ -3,7 +3,7 @@
  * child process.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { CertificationRequest } from '../../pki/index.js';
@@ -58,9 +58,13 @@ t.test('setup', async (t) => {
     const again = await runCli(['setup', '--server', 'https://127.0.0.1:8443', '--ca', caFile], { profile });
     t.equal(again.code, 1, 'PROFILE_EXISTS exits 1');
     t.match(again.stderr, /^error: a profile already exists .*--force/);
+    // A root CRL kept from the appliance (messaging/kept-root-crl.ts) stays with its pin, and goes with it.
+    const kept = join(profile, 'root-crl.pem');
+    writeFileSync(kept, 'root CRL of the first pin\n');
     const forced = await runCli(['setup', '--server', 'https://10.0.0.7:8443', '--ca', caFile, '--force'], { profile });
     t.equal(forced.code, 0);
     t.notMatch(forced.stderr, /pinned CA changed/, 'the same CA: nothing to say');
+    t.ok(existsSync(kept), 'the same pin keeps its root CRL');
     t.match(JSON.parse(readFileSync(join(profile, 'config.json'), 'utf8')), { server: 'https://10.0.0.7:8443' });
 
     const otherFile = join(dir, 'other-ca.pem');
@@ -68,6 +72,7 @@ t.test('setup', async (t) => {
     const swapped = await runCli(['setup', '--server', 'https://10.0.0.7:8443', '--ca', otherFile, '--force'], { profile });
     t.equal(swapped.code, 0, swapped.stderr);
     const oldSha = out.ca[0].sha256 as string;
+    t.notOk(existsSync(kept), 'a new pin drops the root CRL kept from the old one');
     t.equal(swapped.stderr, `the pinned CA changed (was sha256 ${oldSha}); a certificate issued under the old one no longer chains (import one from this appliance: sigil cert import FILE), and a saved audit checkpoint of another appliance will not match its trail\n`);
     const back = await runCli(['setup', '--server', 'https://10.0.0.7:8443', '--ca', caFile, '--force', '--json'], { profile });
     t.match(JSON.parse(back.stdout), { replacedCa: [{ sha256: new X509Certificate(other.root.cert.pem).fingerprint256 }] }, 'named in --json too');

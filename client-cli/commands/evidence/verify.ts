@@ -104,10 +104,7 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     const { NO_ROOT_CRL_NOTE } = await import('./package.js');
     rt.out.note(`note: ${NO_ROOT_CRL_NOTE}`);
   }
-  if (online && !online.issuingCa.checked) {
-    const { NO_ROOT_CRL_ONLINE_NOTE } = await import('../../messaging/root-crl.js');
-    rt.out.note(`note: ${NO_ROOT_CRL_ONLINE_NOTE}`);
-  }
+  if (online && !online.issuingCa.checked) rt.out.note(`note: ${online.issuingCa.note ?? `the issuing CA's revocation was not checked: ${online.issuingCa.why}`}`);
   if (!v.ok) throw new MessageUnverifiedError(`message ${id} failed verification: ${v.reason}: ${v.detail}`);
 }
 

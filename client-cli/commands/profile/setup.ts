@@ -72,8 +72,10 @@ export async function run(opts: SetupOptions, rt: Runtime): Promise<void> {
   const replaced = existing ? pinnedChange(await rt.profile.readOptional('ca').catch(() => undefined), ca.certs) : undefined;
   await rt.profile.write('ca', ca.pem);
   await rt.profile.writeConfig({ version: 1, server: url.origin, login: previous?.login });
-  // A session belongs to the old server; it means nothing to the new one.
+  // A session belongs to the old server; it means nothing to the new one. A root CRL kept from the
+  // old pin (messaging/kept-root-crl.ts) would only be ignored with a warning at every run.
   if (existing) await rt.profile.remove('session');
+  if (replaced) await rt.profile.remove('rootCrl');
   const result = {
     profile: rt.profile.dir,
     server: url.origin,

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { httpHarness } from '../../server/messaging/http-harness.js';
 import { tmpDir } from '../../helpers/tmp.js';
+import { forgetKeptRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
 
 // The appliance with the messaging routes mounted as the shell mounts them.
@@ -91,6 +92,8 @@ await t.test('when the appliance has no root CRL (initialised before them) then 
   const file = join(app.dataDir, 'ca', 'root-crl.pem');
   renameSync(file, `${file}.away`);
   t.teardown(() => renameSync(`${file}.away`, file));
+  // A profile that never met the appliance's root CRL: one that did keeps judging by it (verify-root-crl.test.ts).
+  forgetKeptRootCrl(t, bkim.cli);
   const out = join(dir, 'evidence-no-root-crl');
   const r = await bkim.cli.run(['export', firstId, '--out', out]);
   t.equal(r.code, 0, r.stderr);

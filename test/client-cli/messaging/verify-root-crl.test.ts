@@ -10,8 +10,13 @@
  * (exit 3). A root CRL stale at the receipt time gives crl-stale, one stale only now a warning (as
  * the issuing CA's CRL); one not signed by the pinned root is refused. An appliance without a root CRL (route 404) verifies as before, with one
  * note line.
+ *
+ * The profile keeps the newest root CRL it accepted (`root-crl.pem`, client-cli/messaging/
+ * kept-root-crl.ts): an appliance that later serves none, or an older one — restored from an old
+ * backup, or someone playing the appliance with a stolen issuing CA key — cannot make the reader
+ * forget that the issuing CA was revoked.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { createRootCrl } from '../../../pki/index.js';
@@ -19,7 +24,7 @@ import { httpHarness } from '../../server/messaging/http-harness.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
 import { runServer } from '../../helpers/server-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { appRootCrl } from './helpers/root-crl.js';
+import { appRootCrl, forgetKeptRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
 
 const { app } = await httpHarness(t, {
@@ -31,7 +36,8 @@ const dir = tmpDir(t, 'sigil-cli-verifyroot-');
 const alee = await cliUser(app, dir, 'alee', 'secret');
 const bkim = await cliUser(app, dir, 'bkim', 'secret');
 const rootCrl = appRootCrl(app);
-
+/** The root CRL bkim's profile kept. */
+const bkimKept = join(dir, 'bkim', 'root-crl.pem');
 const before = await alee.cli.json(['send', 'bkim'], { input: 'The convoy leaves at 06:00' });
 /** Not before the appliance's receipt time of `before`. */
 const afterBefore = Date.now();
@@ -45,9 +51,11 @@ await t.test('when a message is verified online then its issuing CA is checked a
   const j = await bkim.cli.json(['verify', before.id]);
   t.match(j, { verified: true, signer: 'alee', issuingCa: { checked: true, rootCrlNumber: '1', rootCrlFrom: 'the appliance', stale: false, revoked: null } });
   t.notOk('revokedLater' in j.issuingCa, 'nothing revoked later');
+  t.equal(readFileSync(bkimKept, 'utf8'), readFileSync(rootCrl.file, 'utf8'), 'the profile keeps the root CRL it accepted');
 });
 
-await t.test('when the appliance has no root CRL then online verify works as before, with one note line', async (t) => {
+await t.test('when a profile that never saw a root CRL meets an appliance without one then online verify works as before, with one note line', async (t) => {
+  forgetKeptRootCrl(t, bkim.cli);
   rootCrl.remove(t);
   t.equal((await app.request('/v1/crl/root')).status, 404, 'the route 404s');
   const r = await bkim.cli.run(['verify', before.id]);
@@ -59,6 +67,43 @@ await t.test('when the appliance has no root CRL then online verify works as bef
   const j = await bkim.cli.run(['verify', before.id, '--json']);
   t.equal(j.code, 0, j.stderr);
   t.match(JSON.parse(j.stdout), { verified: true, issuingCa: { checked: false, why: 'the appliance has no root CRL' } });
+  t.notOk(existsSync(bkimKept), 'nothing kept');
+});
+
+await t.test('when the profile kept root CRL #1 and the appliance then serves none then the issuing CA is judged by the kept one, with a warning', async (t) => {
+  t.ok(existsSync(bkimKept), 'kept by the first verify');
+  rootCrl.remove(t);
+  const r = await bkim.cli.run(['verify', before.id]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^verdict: +valid$/m);
+  t.match(r.stdout, /^issuing CA: +not revoked \(checked against the root CRL #1 from this profile, next update \d{4}-\S+\)$/m);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one warning line');
+  t.match(r.stderr, /^warning: the appliance has no root CRL \(GET \/v1\/crl\/root\), yet root CRL #1 was seen before: an appliance restored from an old backup, or one that is not the appliance; the issuing CA is judged by root CRL #1, kept in this profile by an earlier run$/m);
+  t.match(await bkim.cli.json(['verify', before.id]), { verified: true, issuingCa: { checked: true, rootCrlNumber: '1', rootCrlFrom: 'this profile' } });
+});
+
+await t.test('when the appliance\'s root CRL file is damaged then online verify says so, not that there is none', async (t) => {
+  forgetKeptRootCrl(t, bkim.cli);
+  rootCrl.replace(t, '-----BEGIN X509 CRL-----\nnot a CRL\n-----END X509 CRL-----\n');
+  const r = await bkim.cli.run(['verify', before.id]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^issuing CA: +revocation not checked \(the appliance's root CRL is unusable\)$/m);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one note line');
+  t.match(r.stderr, /^note: the issuing CA's revocation was not checked: the appliance's root CRL is unusable \(GET \/v1\/crl\/root: ROOT_CRL_UNUSABLE: .*sign-root-crl/);
+  const j = await bkim.cli.run(['verify', before.id, '--json']);
+  t.match(JSON.parse(j.stdout), { verified: true, issuingCa: { checked: false, why: "the appliance's root CRL is unusable" } });
+  t.notOk('note' in JSON.parse(j.stdout).issuingCa, 'the note stays on stderr');
+});
+
+await t.test('when the kept root CRL is not signed by the pinned root then it is ignored with a warning and replaced by the served one', async (t) => {
+  forgetKeptRootCrl(t, bkim.cli);
+  const other = await makeTestCa('p256');
+  writeFileSync(bkimKept, (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 50n })).pem);
+  const r = await bkim.cli.run(['verify', before.id]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^issuing CA: +not revoked \(checked against the root CRL #1 from the appliance/m);
+  t.match(r.stderr, /^warning: the root CRL kept in this profile is not trusted by the pinned CA: it is issued by .+; it is ignored, and replaced by the next root CRL the appliance serves$/m);
+  t.equal(readFileSync(bkimKept, 'utf8'), readFileSync(rootCrl.file, 'utf8'), 'replaced by the served one');
 });
 
 await t.test('when the served root CRL is not signed by the pinned root then online verify refuses it in one line', async (t) => {
@@ -72,6 +117,8 @@ await t.test('when the served root CRL is not signed by the pinned root then onl
 });
 
 await t.test('when the root CRL is stale at the receipt time then online verify says crl-stale; stale only now, a warning', async (t) => {
+  // #9 and #10 below are not of the appliance's own sequence: the profile must not keep them past this test.
+  forgetKeptRootCrl(t, bkim.cli);
   const { cert, key } = await rootCrl.rootSigner();
 
   // Due for update two days before the message was received: as a stale issuing CRL, crl-stale.
@@ -133,4 +180,19 @@ await t.test('when the root key ceremony revokes the issuing CA then a message r
   const rj = await bkim.cli.run(['verify', after.id, '--json']);
   t.equal(rj.code, 3);
   t.match(JSON.parse(rj.stdout), { verified: false, reason: 'revoked', detail: /the issuing CA .* revoked by the root CRL .*number 2/, issuingCa: { checked: true, rootCrlNumber: '2', revoked: { reason: 'keyCompromise' } } });
+});
+
+await t.test('when the appliance later serves the root CRL from before the revocation then the profile still judges by the newer one it kept', async (t) => {
+  const revoking = readFileSync(rootCrl.file, 'utf8');
+  t.equal(readFileSync(bkimKept, 'utf8'), revoking, 'root CRL #2, listing the issuing CA, kept');
+  const { cert, key } = await rootCrl.rootSigner();
+  // What the appliance served before the ceremony: the same root, number 1, the issuing CA not listed.
+  rootCrl.replace(t, (await createRootCrl({ cert, key, crlNumber: 1n })).pem);
+  const after = await alee.cli.json(['send', 'bkim'], { input: 'Sent after the ceremony, read after a rollback' });
+  const r = await bkim.cli.run(['verify', after.id]);
+  t.equal(r.code, 3, r.stderr);
+  t.match(r.stdout, /^issuing CA: +REVOKED \d{4}-\S+ \(keyCompromise\) by the root CRL #2 from this profile/m);
+  t.match(r.stderr, /^warning: the appliance served root CRL #1, older than #2: an appliance restored from an old backup, or one that is not the appliance; the issuing CA is judged by root CRL #2, kept in this profile by an earlier run$/m);
+  t.match(r.stderr, /^error: message \S+ failed verification: revoked: the issuing CA/m);
+  t.equal(readFileSync(bkimKept, 'utf8'), revoking, 'the older one did not replace it');
 });

@@ -3,7 +3,7 @@
  * for the tests that swap it: one served in its place for one test, none at all, and the
  * appliance's own root key to sign one as its key ceremony would.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Certificate, createRootCrl, importPrivateKeyPem, type CryptoKey } from '../../../../pki/index.js';
 import { makeTestCa } from '../../../helpers/pki-fixtures.js';
@@ -45,6 +45,21 @@ export function appRootCrl(app: Pick<TestAppliance, 'dataDir' | 'init'>): Served
       };
     },
   };
+}
+
+/**
+ * The profiles of `runners` as ones that never saw a root CRL, until `t` ends (the `root-crl.pem`
+ * each kept, client-cli/messaging/kept-root-crl.ts, comes back then): for a test of an appliance
+ * without one, or of root CRLs outside the appliance's own sequence of numbers, which a profile
+ * must not keep for the tests after it.
+ */
+export function forgetKeptRootCrl(t: Teardown, ...runners: { profile: string }[]): void {
+  for (const { profile } of runners) {
+    const file = join(profile, 'root-crl.pem');
+    const was = existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+    rmSync(file, { force: true });
+    t.teardown(() => (was === undefined ? rmSync(file, { force: true }) : writeFileSync(file, was)));
+  }
 }
 
 /**
