@@ -29,7 +29,7 @@ test: build allocator
 	npx tap
 
 # jemalloc where the host has it, as hardening/apply renders the unit (SIGIL_ALLOCATOR=auto; the
-# benches do the same, bench/lib/load.ts): ~4 points more of the P-384 bound, ~15 MiB less idle RSS
+# benches do the same, bench/lib/server-proc.ts): ~4 points more of the P-384 bound, ~15 MiB less idle RSS
 # (bench/README.md, "Sixteenth session"). As root, run, test and bench install libjemalloc2 if missing.
 JEMALLOC_CONF := dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:33554432
 SERVER_ENV = MALLOC_ARENA_MAX=8 UV_THREADPOOL_SIZE=$${UV_THREADPOOL_SIZE:-$$(( $$(nproc) + 1 ))} \

@@ -1,7 +1,7 @@
 /**
  * One keep-alive HTTP/1.1 connection over TLS 1.3 with a client certificate, sending requests
  * whose bytes were built before the timed phase. For bench/messages.ts's load only; everything
- * else (set-up, accounts, the fault tests) goes through `Client` in load.ts, on node:https.
+ * else (set-up, accounts, the fault tests) goes through `Client` in https-client.ts, on node:https.
  *
  * Why it exists: the load generator runs on the server's two cores, so every microsecond it
  * spends is taken from the server it measures. Through node:https it cost ~20 µs per message at

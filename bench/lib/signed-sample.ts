@@ -2,7 +2,7 @@
  * Signed P-384 messages made in-process, without a server: a CA, one staff certificate and
  * detached CMS signatures over message-shaped headers. For the experiments that time the check
  * path alone (bench/experiments/check-pool.ts, gc-survival.ts); the load benches sign through a
- * real appliance instead (load.ts).
+ * real appliance instead (signed-messages.ts).
  */
 import { createHash, webcrypto } from 'node:crypto';
 import { createCaHierarchy, generateKeyPair, Issuer, signDetached, type Certificate, type CryptoKey } from '../../pki/index.js';

@@ -1,8 +1,8 @@
 /**
- * One thread of load.ts's `syncVerifyBound`: synchronous `crypto.verify` of distinct signed
- * messages in turn, as the server's check workers verify (pki's verifyDetachedSync), with nothing
- * else on the thread. It verifies each message once and says `ready` (throwing if one fails); on
- * `go` it loops for the seconds given and answers ops/s.
+ * One thread of verify-bounds.ts's `syncVerifyBound`: synchronous `crypto.verify` of distinct
+ * signed messages in turn, as the server's check workers verify (pki's verifyDetachedSync), with
+ * nothing else on the thread. It verifies each message once and says `ready` (throwing if one
+ * fails); on `go` it loops for the seconds given and answers ops/s.
  */
 import { createPublicKey, verify } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';

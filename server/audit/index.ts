@@ -17,8 +17,10 @@ export {
   verifyInclusion,
 } from './merkle.js';
 export type { Hash, NodeSource, ProofResult } from './merkle.js';
-export { AuditLog, entryLeafData } from './log.js';
-export type { AuditEntry, AuditEvent, AuditLogOptions, AuditQuery, AuditRow } from './log.js';
+export { entryLeafData } from './entry.js';
+export type { AuditEntry, AuditEvent, AuditRow } from './entry.js';
+export { AuditLog } from './log.js';
+export type { AuditLogOptions, AuditQuery } from './log.js';
 export { LogVerifier, verifyLog } from './verify.js';
 export type { LogFailureReason, LogVerification } from './verify.js';
 export { checkpointTime, formatCheckpoint, parseCheckpoint, signCheckpoint, verifyCheckpoint } from './checkpoint.js';

@@ -7,7 +7,7 @@
  */
 import { readCanonicalJson } from '../../pki/index.js';
 import { EMPTY_ROOT, leafHash, nodeHash, type Hash } from './merkle.js';
-import type { AuditRow } from './log.js';
+import type { AuditRow } from './entry.js';
 
 const enc = new TextEncoder();
 
