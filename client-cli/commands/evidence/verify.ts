@@ -82,7 +82,14 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     const { verifyPackage } = await import('./package.js');
     const crlPems: string[] = [];
     for (const file of crlFiles) crlPems.push(await readCrlFile(file));
-    pkg = await verifyPackage(opts.package, { pinnedPem: await rt.profile.read('ca'), now: rt.io.now(), crlPems, crlNames: crlFiles });
+    const keptRootCrlPem = await rt.profile.readOptional('rootCrl');
+    pkg = await verifyPackage(opts.package, {
+      pinnedPem: await rt.profile.read('ca'),
+      now: rt.io.now(),
+      crlPems,
+      crlNames: crlFiles,
+      ...(keptRootCrlPem !== undefined ? { keptRootCrlPem } : {}),
+    });
     v = pkg.v;
     id = pkg.id;
   } else {

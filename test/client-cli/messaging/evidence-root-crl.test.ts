@@ -17,7 +17,7 @@ import { httpHarness } from '../../server/messaging/http-harness.js';
 import { makeTestCa } from '../../helpers/pki-fixtures.js';
 import { runServer } from '../../helpers/server-process.js';
 import { tmpDir } from '../../helpers/tmp.js';
-import { appRootCrl } from './helpers/root-crl.js';
+import { appRootCrl, forgetKeptRootCrl } from './helpers/root-crl.js';
 import { cliUser } from './helpers/users.js';
 
 const { app } = await httpHarness(t, {
@@ -83,6 +83,11 @@ await t.test('when root-crl.pem is not signed by the pinned root then the packag
 
 await t.test('when the package has no root-crl.pem then it verifies as before, with one note that the issuing CA was not checked', async (t) => {
   const bare = variant('ev-no-root-crl', (out) => rmSync(join(out, 'root-crl.pem')));
+  // A workstation that kept the appliance's root CRL checks against that one instead.
+  const withKept = await bkim.cli.run(['verify', '--package', bare]);
+  t.equal(withKept.code, 0, withKept.stderr);
+  t.match(withKept.stdout, /^issuing CA: +not revoked \(checked against the root CRL #1 from this profile, next update \d{4}-\S+\)$/m);
+  forgetKeptRootCrl(t, bkim.cli);
   const r = await bkim.cli.run(['verify', '--package', bare]);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^verdict: +valid$/m);
@@ -172,4 +177,22 @@ await t.test('when the root key ceremony revokes the issuing CA then the package
   const o = spawnSync('openssl', OPENSSL_VERIFY.split(' ').slice(1), { cwd: ev2, encoding: 'utf8' });
   t.not(o.status, 0);
   t.match(o.stderr, /certificate revoked/);
+});
+
+await t.test('when the profile kept the root CRL that revokes the issuing CA then a package made before it is judged by that one', async (t) => {
+  // The re-export above read root CRL #2 through the appliance, so bkim's profile keeps it; the
+  // package `ev` still carries #1, and no --crl is given.
+  const r = await bkim.cli.run(['verify', '--package', ev]);
+  t.equal(r.code, 3, r.stdout);
+  t.match(r.stdout, ISSUING_REVOKED);
+  t.match(r.stdout, /^issuing CA: +REVOKED \d{4}-\S+ \(keyCompromise\) by the root CRL #2 from this profile/m);
+  // A kept file no pinned root signed is not a root CRL to judge by: the package's #1 is.
+  const other = await makeTestCa('p256');
+  const kept = join(bkim.cli.profile, 'root-crl.pem');
+  const was = readFileSync(kept, 'utf8');
+  t.teardown(() => writeFileSync(kept, was));
+  writeFileSync(kept, (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 99n })).pem);
+  const foreign = await bkim.cli.run(['verify', '--package', ev]);
+  t.equal(foreign.code, 0, foreign.stderr);
+  t.match(foreign.stdout, /^issuing CA: +not revoked \(checked against the root CRL #1 from root-crl\.pem/m);
 });
