@@ -8,6 +8,7 @@ import { verifyDetached, type Certificate, type Clearance } from '../../pki/inde
 import { defaultRandom, MembershipCache, rank, type Ctx } from './context.js';
 import * as conversations from './conversations.js';
 import * as deletion from './deletion.js';
+import type { DeleteRequest, Tombstone } from './deletion-record.js';
 import { DeliveryMarks } from './delivery-marks.js';
 import { EventHub, type Subscription } from './event-hub.js';
 import * as files from './files.js';
@@ -17,6 +18,7 @@ import * as messages from './messages.js';
 import * as messageMarks from './message-marks.js';
 import * as reading from './message-reading.js';
 import { reconcileKeys } from './message-lookup.js';
+import { sweepRetention } from './retention-sweep.js';
 import { DEFAULT_CONFIG, NO_RESERVE, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
 import { MESSAGING_MIGRATIONS } from './schema.js';
 import { chunks, marks as sqlMarks } from '../vault/index.js';
@@ -28,7 +30,7 @@ import { KeyedQueue } from '../keyed-queue.js';
 
 export * from './errors.js';
 export type { ConversationView } from './conversations.js';
-export type { DeleteRequest, Tombstone } from './deletion.js';
+export type { DeleteRequest, Tombstone } from './deletion-record.js';
 export type { LiveEvent, LiveSink, Subscription } from './event-hub.js';
 export type { Discarded, Download, UploadResult } from './files.js';
 export type { GroupView } from './groups.js';
@@ -133,10 +135,10 @@ export interface Messaging {
   /** The uploader discards their pending upload: rows, then key (see `files.discardUpload`). */
   discardUpload(p: Principal, fileId: string): Promise<files.Discarded>;
 
-  deleteMessage(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
-  deleteConversation(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
-  deleteGroup(p: Principal, name: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
-  deleteUserCorrespondence(p: Principal, login: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
+  deleteMessage(p: Principal, id: string, req: DeleteRequest): Promise<Tombstone>;
+  deleteConversation(p: Principal, id: string, req: DeleteRequest): Promise<Tombstone>;
+  deleteGroup(p: Principal, name: string, req: DeleteRequest): Promise<Tombstone>;
+  deleteUserCorrespondence(p: Principal, login: string, req: DeleteRequest): Promise<Tombstone>;
 
   /** Retention and pending-upload sweep (the timer calls it; tests call it with a fake clock). */
   sweep(): Promise<{ retention: number; pendingFiles: number }>;
@@ -250,7 +252,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
   let sweeping: Promise<unknown> | undefined;
   const sweep = async (): Promise<{ retention: number; pendingFiles: number }> => {
     try {
-      const retention = await deletion.sweepRetention(ctx);
+      const retention = await sweepRetention(ctx);
       const pendingFiles = await files.sweepPendingFiles(ctx);
       return { retention, pendingFiles };
     } finally {
