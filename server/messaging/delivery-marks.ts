@@ -7,7 +7,7 @@
  * (login, conversation, seq) in memory, keeping the highest seq per (login, conversation), and
  * every `intervalMs` all of them are written in ONE vault transaction: multi-row statements, a
  * watermark that only moves forward, a mark row for each watermark that moved, and the live
- * receipt events for the senders afterwards, as `markDelivered` does for one (messages.ts).
+ * receipt events for the senders afterwards, as `markDelivered` does for one (message-marks.ts).
  * {@link DeliveryMarks.close} writes what is pending (graceful stop: no receipt is lost).
  *
  * Membership is respected as in `markDelivered`: only an existing `msg_members` row moves, so a
@@ -15,7 +15,7 @@
  * are not audited (neither are the unbatched ones).
  */
 import type { Ctx } from './context.js';
-import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from './messages.js';
+import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from './message-marks.js';
 import { chunks, marks } from '../vault/index.js';
 import { errorFields } from '../log.js';
 

@@ -327,7 +327,7 @@ export class EventHub {
 
   /**
    * Only the `deleted` event, for a caller that withdrew the copies itself when its rows committed
-   * (deletion.ts): nothing of the deleted rows can be queued since, so a second pass over every
+   * (deletion.ts, retention-sweep.ts): nothing of the deleted rows can be queued since, so a second pass over every
    * subscription would find nothing.
    */
   notifyDeleted(logins: Iterable<string>, data: { conversation: string; ids?: string[] }): void {

@@ -8,13 +8,17 @@ import { verifyDetached, type Certificate, type Clearance } from '../../pki/inde
 import { defaultRandom, MembershipCache, rank, type Ctx } from './context.js';
 import * as conversations from './conversations.js';
 import * as deletion from './deletion.js';
+import type { DeleteRequest, Tombstone } from './deletion-record.js';
 import { DeliveryMarks } from './delivery-marks.js';
 import { EventHub, type Subscription } from './event-hub.js';
 import * as files from './files.js';
 import { sealLegacyDigests } from './file-digest.js';
 import * as groups from './groups.js';
 import * as messages from './messages.js';
+import * as messageMarks from './message-marks.js';
+import * as reading from './message-reading.js';
 import { reconcileKeys } from './message-lookup.js';
+import { sweepRetention } from './retention-sweep.js';
 import { DEFAULT_CONFIG, NO_RESERVE, type KeyedHash, type MessagingParts, type Principal, type SignatureVerifier } from './ports.js';
 import { MESSAGING_MIGRATIONS } from './schema.js';
 import { chunks, marks as sqlMarks } from '../vault/index.js';
@@ -26,11 +30,12 @@ import { KeyedQueue } from '../keyed-queue.js';
 
 export * from './errors.js';
 export type { ConversationView } from './conversations.js';
-export type { DeleteRequest, Tombstone } from './deletion.js';
+export type { DeleteRequest, Tombstone } from './deletion-record.js';
 export type { LiveEvent, LiveSink, Subscription } from './event-hub.js';
 export type { Discarded, Download, UploadResult } from './files.js';
 export type { GroupView } from './groups.js';
-export type { BatchOutcome, MessageInput, MessageView, Receipt } from './messages.js';
+export type { BatchOutcome, MessageInput, Receipt } from './messages.js';
+export type { MessageView } from './message-reading.js';
 export type {
   AuditEvent,
   AuditSink,
@@ -95,16 +100,16 @@ export interface Messaging {
    * stores it after every earlier call's message (see `orderedAcceptor`).
    */
   sender(p: Principal): (input: messages.MessageInput) => Promise<messages.BatchOutcome>;
-  message(p: Principal, id: string): Promise<messages.MessageView>;
-  history(p: Principal, conv: string, opts: { before?: number; limit?: number }): ReturnType<typeof messages.history>;
-  since(p: Principal, after: number, limit: number): Promise<messages.MessageView[]>;
+  message(p: Principal, id: string): Promise<reading.MessageView>;
+  history(p: Principal, conv: string, opts: { before?: number; limit?: number }): ReturnType<typeof reading.history>;
+  since(p: Principal, after: number, limit: number): Promise<reading.MessageView[]>;
   /**
    * The highest seq the vault ever gave, committed (deletions never lower it; nothing is numbered
    * above it yet). A live stream's resume point above it names nothing that exists: the stream
    * resumes from here instead, or it would skip new messages until the sequence caught up.
    */
   highWater(): Promise<number>;
-  receipts(p: Principal, id: string): ReturnType<typeof messages.receipts>;
+  receipts(p: Principal, id: string): ReturnType<typeof messageMarks.receipts>;
   markRead(p: Principal, conv: string, upTo: number): Promise<void>;
   /** Delivery receipt: the caller received messages of `conv` up to `seq` (e.g. pushed live). */
   markDelivered(p: Principal, conv: string, seq: number): Promise<void>;
@@ -130,10 +135,10 @@ export interface Messaging {
   /** The uploader discards their pending upload: rows, then key (see `files.discardUpload`). */
   discardUpload(p: Principal, fileId: string): Promise<files.Discarded>;
 
-  deleteMessage(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
-  deleteConversation(p: Principal, id: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
-  deleteGroup(p: Principal, name: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
-  deleteUserCorrespondence(p: Principal, login: string, req: deletion.DeleteRequest): Promise<deletion.Tombstone>;
+  deleteMessage(p: Principal, id: string, req: DeleteRequest): Promise<Tombstone>;
+  deleteConversation(p: Principal, id: string, req: DeleteRequest): Promise<Tombstone>;
+  deleteGroup(p: Principal, name: string, req: DeleteRequest): Promise<Tombstone>;
+  deleteUserCorrespondence(p: Principal, login: string, req: DeleteRequest): Promise<Tombstone>;
 
   /** Retention and pending-upload sweep (the timer calls it; tests call it with a fake clock). */
   sweep(): Promise<{ retention: number; pendingFiles: number }>;
@@ -230,7 +235,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
       }
     }
     for (const { m, c } of batch) {
-      hub.publishMessage(c.seq, messages.viewOfStaged(m, c), {
+      hub.publishMessage(c.seq, reading.viewOfStaged(m, c), {
         conversation: m.conversation,
         labelRank: m.labelRank,
         urgent: m.urgent,
@@ -247,7 +252,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
   let sweeping: Promise<unknown> | undefined;
   const sweep = async (): Promise<{ retention: number; pendingFiles: number }> => {
     try {
-      const retention = await deletion.sweepRetention(ctx);
+      const retention = await sweepRetention(ctx);
       const pendingFiles = await files.sweepPendingFiles(ctx);
       return { retention, pendingFiles };
     } finally {
@@ -322,13 +327,13 @@ export function createMessaging(parts: MessagingParts): Messaging {
     send: (p, input) => messages.acceptMessage(ctx, writer, p, input, takeIndex),
     sendMany: (p, inputs) => messages.acceptMessages(ctx, writer, p, inputs, takeIndex),
     sender: (p) => messages.orderedAcceptor(ctx, writer, p, takeIndex),
-    message: (p, id) => messages.getMessage(ctx, p, id),
-    history: (p, conv, opts) => messages.history(ctx, p, conv, opts),
-    since: (p, after, limit) => messages.messagesSince(ctx, p, after, limit),
+    message: (p, id) => reading.getMessage(ctx, p, id),
+    history: (p, conv, opts) => reading.history(ctx, p, conv, opts),
+    since: (p, after, limit) => reading.messagesSince(ctx, p, after, limit),
     highWater: () => highWater(parts.db),
-    receipts: (p, id) => messages.receipts(ctx, p, id),
-    markRead: (p, conv, upTo) => messages.markRead(ctx, p, conv, upTo),
-    markDelivered: (p, conv, seq) => messages.markDelivered(ctx, p.login, conv, seq),
+    receipts: (p, id) => messageMarks.receipts(ctx, p, id),
+    markRead: (p, conv, upTo) => messageMarks.markRead(ctx, p, conv, upTo),
+    markDelivered: (p, conv, seq) => messageMarks.markDelivered(ctx, p.login, conv, seq),
     reportDelivered: (login, conv, seq) => marks.report(login, conv, seq),
     direct: (p, peer) => conversations.ensureDirect(ctx, p, peer),
     conversations: (p) => conversations.listConversations(ctx, p),

@@ -1,9 +1,9 @@
 /**
  * What a deletion could not finish after its rows committed, finished in the background.
  *
- * A deletion answers once its rows and tombstone are committed (deletion.ts `rowsThenKeys`); the
- * keys that opened those rows and the TRUNCATE checkpoint that drops the rows' old page images from
- * the WAL come after, and can fail on their own (a full disk). Until they succeed the content is
+ * A deletion answers once its rows and tombstone are committed (deletion-order.ts `rowsThenKeys`);
+ * the keys that opened those rows and the TRUNCATE checkpoint that drops the rows' old page images
+ * from the WAL come after, and can fail on their own (a full disk). Until they succeed the content is
  * still recoverable by whoever holds the files, so waiting for the next start to sweep them (as
  * reconciliation does) leaves "irreversible" true only eventually, and an appliance can run for
  * months. This retries them: first after `firstDelayMs`, then doubling up to `maxDelayMs`, until

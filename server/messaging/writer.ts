@@ -90,9 +90,9 @@ function rowParams(m: StagedMessage, seq: number, blob: Uint8Array): unknown[] {
 }
 
 /**
- * The digest was compared by the precheck (messages.ts): it is sealed, so SQL cannot compare it,
- * and a completed upload's digest never changes. Here: still pending (not taken by another
- * message or a sweep), complete, and the same uploader, conversation and size.
+ * The digest was compared by the precheck (message-checks.ts): it is sealed, so SQL cannot
+ * compare it, and a completed upload's digest never changes. Here: still pending (not taken by
+ * another message or a sweep), complete, and the same uploader, conversation and size.
  */
 const ATTACH_SQL = `UPDATE msg_files SET state = 'final', message = ?
   WHERE id = ? AND state = 'pending' AND uploader = ? AND conversation = ? AND sha384 != '' AND size = ?`;

@@ -8,7 +8,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { Db } from '../../../server/vault/index.js';
 import { LIST_SQL } from '../../../server/messaging/conversations.js';
-import { RECENT_SENDERS_SQL } from '../../../server/messaging/messages.js';
+import { RECENT_SENDERS_SQL } from '../../../server/messaging/message-marks.js';
 import { MESSAGING_MIGRATIONS } from '../../../server/messaging/schema.js';
 import { tmpDir } from '../../helpers/tmp.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Db } from '../../../server/vault/index.js';
 import { MESSAGING_MIGRATIONS } from '../../../server/messaging/schema.js';
 import { clusterKey } from '../../../server/messaging/cluster-key.js';
-import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from '../../../server/messaging/messages.js';
+import { RECENT_SENDERS_SQL, RECENT_SENDERS_WINDOW } from '../../../server/messaging/message-marks.js';
 import { tmpDir } from '../../helpers/tmp.js';
 
 t.test('when a mark moves then the senders of the newest messages are found, and none from before the window', async (t) => {
