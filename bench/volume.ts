@@ -41,6 +41,7 @@ import {
   startServerProc,
   type LoadUser,
 } from './lib/load.js';
+import { messageHeader } from './lib/signed-messages.js';
 
 const PROFILE = (process.env.BENCH_PROFILE ?? 'p256') as ProfileName;
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -97,19 +98,7 @@ async function fill(messaging: Messaging, p: Principal, u: LoadUser, convOf: () 
       next++;
       const conv = convOf();
       const id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
-      const header = canonicalHeader({
-        attachments: [],
-        body: { sha384: digest, size: body.length },
-        conversation: conv,
-        id,
-        label: 'restricted',
-        purpose: 'sigil-message',
-        replyTo: null,
-        sender: u.login,
-        sentAt: new Date().toISOString(),
-        urgent: false,
-        v: 1,
-      });
+      const header = canonicalHeader(messageHeader(u.login, conv, { sha384: digest, size: body.length }, { id }));
       await messaging.send(p, { header, signature: template, body: bodyB64 });
       let list = ids.get(conv);
       if (!list) ids.set(conv, (list = []));

@@ -30,6 +30,28 @@ export function batchPayload(ms: readonly SignedMessage[]): string {
   return `{"messages":[${ms.map((m) => m.payload).join(',')}]}`;
 }
 
+/**
+ * A `sigil-message` header from `sender` in `conversation` for a body of that digest and size,
+ * with what a load sends unless `over` says otherwise: label `restricted`, not urgent, no reply,
+ * no attachments, sent now, a fresh random id.
+ */
+export function messageHeader(sender: string, conversation: string, body: { sha384: string; size: number }, over: Partial<MessageHeader> = {}): MessageHeader {
+  return {
+    attachments: [],
+    body,
+    conversation,
+    id: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64url'),
+    label: 'restricted',
+    purpose: 'sigil-message',
+    replyTo: null,
+    sender,
+    sentAt: new Date().toISOString(),
+    urgent: false,
+    v: 1,
+    ...over,
+  };
+}
+
 /** Builds and signs a message header for `body` in `conversation` (label `restricted` by default). */
 export async function composeMessage(
   u: { login: string; cert: Certificate; key: CryptoKey },
@@ -38,20 +60,7 @@ export async function composeMessage(
   over: Partial<MessageHeader> = {},
 ): Promise<SignedMessage> {
   const bytes = typeof body === 'string' ? enc.encode(body) : body;
-  const header: MessageHeader = {
-    attachments: [],
-    body: { sha384: await sha384b64(bytes), size: bytes.length },
-    conversation,
-    id: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('base64url'),
-    label: 'restricted',
-    purpose: 'sigil-message',
-    replyTo: null,
-    sender: u.login,
-    sentAt: new Date().toISOString(),
-    urgent: false,
-    v: 1,
-    ...over,
-  };
+  const header = messageHeader(u.login, conversation, { sha384: await sha384b64(bytes), size: bytes.length }, over);
   const text = canonicalHeader(header);
   const signature = await signB64(u, text, header.label as Clearance);
   return { id: header.id, conversation, payload: JSON.stringify({ header: text, signature, body: Buffer.from(bytes).toString('base64') }) };

@@ -27,6 +27,7 @@ import { groupsRoutes } from '../../../server/routes/groups.js';
 import { correspondenceRoutes, messagesRoutes } from '../../../server/routes/messages.js';
 import type { MessageStreamOptions } from '../../../server/routes/message-stream.js';
 import { newMessageId } from './harness.js';
+import { messageHeader } from '../../../bench/lib/signed-messages.js';
 import { startTestAppliance, type TestAppliance, type TestApplianceOptions, type TestResponse, type TestUser } from '../../helpers/appliance.js';
 
 const enc = new TextEncoder();
@@ -113,20 +114,7 @@ export async function httpHarness(
     messaging,
     async compose(u, conversation, body, over = {}) {
       const bytes = typeof body === 'string' ? enc.encode(body) : body;
-      const header: MessageHeader = {
-        attachments: [],
-        body: { sha384: await sha384b64(bytes), size: bytes.length },
-        conversation,
-        id: newMessageId(),
-        label: 'restricted',
-        purpose: 'sigil-message',
-        replyTo: null,
-        sender: u.login,
-        sentAt: new Date().toISOString(),
-        urgent: false,
-        v: 1,
-        ...over,
-      };
+      const header = messageHeader(u.login, conversation, { sha384: await sha384b64(bytes), size: bytes.length }, { id: newMessageId(), ...over });
       const text = canonicalHeader(header);
       const sig = await signDetached({ content: enc.encode(text), signerCert: u.cert, signerKey: u.key, label: header.label as Clearance });
       return { id: header.id, header: text, signature: Buffer.from(sig).toString('base64'), body: Buffer.from(bytes).toString('base64') };
