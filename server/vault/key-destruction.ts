@@ -45,11 +45,7 @@ export async function destroyMessageKeys(keysDb: Db, cache: KeyCache, msgIds: re
 }
 
 /** {@link Keystore.destroyConversation}: its CK and every DEK under it, in one transaction, then the WAL truncated. */
-export async function destroyConversation(
-  keysDb: Db,
-  cache: KeyCache,
-  convId: string,
-): Promise<{ messageKeys: number; conversationKey: boolean }> {
+export async function destroyConversation(keysDb: Db, cache: KeyCache, convId: string): Promise<{ messageKeys: number; conversationKey: boolean }> {
   cache.forget([], new Set([convId]));
   const r = await keysDb.transaction(async (tx) => {
     const m = await tx.run('DELETE FROM message_keys WHERE conv_id = ?', [convId]);
