@@ -1,9 +1,10 @@
 /**
- * File-level helpers of `Db`: private (0600) database files and SQLite's online backup.
+ * File-level helpers of `Db`: private (0600) database files, the WAL's truncation checked on
+ * the file, and SQLite's online backup.
  */
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import type sqlite3 from 'sqlite3';
-import { VaultBackupError } from './errors.js';
+import { VaultBackupError, VaultCheckpointError } from './errors.js';
 
 /** The part of sqlite3's (untyped) Backup object we use; see sqlite3's src/backup.h. */
 interface BackupHandle {
@@ -53,5 +54,26 @@ export function fileSize(path: string): number {
     return statSync(path).size;
   } catch {
     return 0;
+  }
+}
+
+/**
+ * Runs `PRAGMA wal_checkpoint(TRUNCATE)` through `get` on the writer of the database at `path`
+ * and checks that it completed and left the WAL file empty. The caller holds the Db's mutex with
+ * its reader paused (see `Db.checkpointTruncate`).
+ * @throws VaultCheckpointError if a reader kept the checkpoint from completing (busy=1) or the
+ *   WAL file is not empty afterwards.
+ */
+export async function truncateWal(get: <T>(sql: string) => Promise<T>, path: string): Promise<void> {
+  const r = await get<{ busy: number; log: number; checkpointed: number } | undefined>('PRAGMA wal_checkpoint(TRUNCATE)');
+  if (!r || r.busy !== 0) {
+    throw new VaultCheckpointError(
+      `wal_checkpoint(TRUNCATE) on ${path}: expected busy=0, got busy=${String(r?.busy)} ` +
+        `(log=${String(r?.log)}, checkpointed=${String(r?.checkpointed)}); a reader holds the WAL`,
+    );
+  }
+  const size = fileSize(`${path}-wal`);
+  if (size > 0) {
+    throw new VaultCheckpointError(`wal_checkpoint(TRUNCATE) on ${path}: WAL still ${size} bytes`);
   }
 }

@@ -17,6 +17,9 @@ export const DATA_KEY_BYTES = 32;
 /** Length of a wrapped data key. */
 export const WRAPPED_KEY_BYTES = DATA_KEY_BYTES + SEAL_OVERHEAD;
 
+/** The AAD of a conversation key wrapped under the master key: `ck:<convId>`. */
+export const ckAad = (convId: string): string => `ck:${convId}`;
+
 /** The AAD of a message's (or file's) key under its conversation key: `dek:<msgId>`. */
 export const dekAad = (msgId: string): string => `dek:${msgId}`;
 

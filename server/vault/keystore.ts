@@ -16,96 +16,26 @@
  * because a backup may have any older layout.
  */
 import { Db, type DbOpenOptions, type MigrationHook } from './db.js';
-import { chunks, marks } from './sql-lists.js';
 import { KeyExistsError, KeyNotFoundError, VaultConstraintError } from './errors.js';
-import { createWrappedKey, dekAad, unwrapDataKey } from './key-wrap.js';
-import { Lru } from './lru.js';
-import { rewrapOrSkip, sealedUnder, type KeyCensus } from './keyring.js';
+import { ckAad, dekAad, unwrapDataKey } from './key-wrap.js';
+import type { KeyCensus } from './keyring.js';
 import type { MasterKey } from './master-key.js';
 import type { CryptoKey } from './crypto-types.js';
 import { randomBytes, type RandomBytes } from './aead.js';
+import { KeyCache } from './key-cache.js';
+import { createMessageKeysMany } from './message-key-creation.js';
+import { KEYSTORE_MIGRATIONS } from './keystore-schema.js';
+import * as keyRows from './message-key-rows.js';
+import type { KeyPlace, WrappedKeyRow } from './message-key-rows.js';
+import * as destruction from './key-destruction.js';
+import type { DestroyedKeys, KeyDestruction } from './key-destruction.js';
+import { conversationKeyCensus, rewrapConversationKeys } from './keystore-rotation.js';
 
-export const KEYSTORE_MIGRATIONS = [
-  {
-    id: 'keystore-1',
-    sql: `
-      CREATE TABLE conversation_keys (
-        conv_id TEXT PRIMARY KEY,
-        wrapped BLOB NOT NULL,
-        created_at TEXT NOT NULL
-      ) STRICT;
-      CREATE TABLE message_keys (
-        msg_id TEXT PRIMARY KEY,
-        conv_id TEXT NOT NULL REFERENCES conversation_keys (conv_id),
-        wrapped BLOB NOT NULL
-      ) STRICT;
-      CREATE INDEX message_keys_conv ON message_keys (conv_id);`,
-  },
-  {
-    // Message keys clustered by conversation, as vault.db's rows are (messaging/cluster-key.ts):
-    // keyed (conv_id, ord, msg_id) in a WITHOUT ROWID table, `ord` being the message's seq (0 for
-    // file keys and for keys stored before this), so a conversation's keys share their pages and
-    // a batch's new keys land at the end of their conversations. In rowid (arrival) order,
-    // destroying 100k keys spread among 1.1M rewrote 151 MB of pages; clustered, 52 MB (1.27 →
-    // 0.72 s, bench/experiments/destroy-layout.ts). DROP TABLE zeroes the old pages.
-    id: 'keystore-2-clustered-by-conversation',
-    sql: `
-      CREATE TABLE message_keys_clustered (
-        conv_id TEXT NOT NULL REFERENCES conversation_keys (conv_id),
-        ord INTEGER NOT NULL DEFAULT 0,
-        msg_id TEXT NOT NULL UNIQUE,
-        wrapped BLOB NOT NULL,
-        PRIMARY KEY (conv_id, ord, msg_id)
-      ) STRICT, WITHOUT ROWID;
-      INSERT INTO message_keys_clustered (conv_id, ord, msg_id, wrapped)
-        SELECT conv_id, 0, msg_id, wrapped FROM message_keys ORDER BY conv_id, msg_id;
-      DROP TABLE message_keys;
-      ALTER TABLE message_keys_clustered RENAME TO message_keys;`,
-  },
-];
-
-/** SQLite's default limit of bound parameters is 32766; stay well below it. */
-const IN_CHUNK = 500;
-
-/** AAD of a wrapped conversation key. */
-export const ckAad = (convId: string): string => `ck:${convId}`;
-/** AAD of a wrapped message key (defined in key-wrap.ts, which worker threads load). */
-export { dekAad };
-
-/** Which keys {@link Keystore.destroyKeysAfter} destroys. */
-export interface KeyDestruction {
-  /** Message (and file) key ids. Default none. */
-  messageIds?: readonly string[];
-  /** Conversations whose CK and every DEK under it go. Default none. */
-  conversationIds?: readonly string[];
-}
-
-/** A message key wrapped elsewhere, for {@link Keystore.storeWrappedKeys}. */
-export interface WrappedKeyRow {
-  convId: string;
-  msgId: string;
-  wrapped: Uint8Array;
-  /** Where the key sits among its conversation's (the message's seq); default 0 (file keys). */
-  order?: number;
-}
-
-/**
- * Where a message key sits in keys.db: its conversation and its order there, the message's seq
- * (0 for file keys, and for keys stored before keystore-2 until {@link Keystore.placeKeys}).
- */
-export interface KeyPlace {
-  msgId: string;
-  convId: string;
-  ord: number;
-}
-
-/** What {@link Keystore.destroyKeysAfter} destroyed. */
-export interface DestroyedKeys {
-  /** Message keys that existed and are gone (named ones and those under the conversations). */
-  messageKeys: number;
-  /** Conversation keys that existed and are gone. */
-  conversationKeys: number;
-}
+export { KEYSTORE_MIGRATIONS } from './keystore-schema.js';
+export type { KeyPlace, WrappedKeyRow } from './message-key-rows.js';
+export type { DestroyedKeys, KeyDestruction } from './key-destruction.js';
+/** AADs of a wrapped conversation key and message key (defined in key-wrap.ts, which worker threads load). */
+export { ckAad, dekAad };
 
 /** Options of {@link Keystore.open}. */
 export interface KeystoreOptions {
@@ -128,18 +58,14 @@ export class Keystore {
   #mk: MasterKey;
   readonly #random: RandomBytes;
   readonly #now: () => Date;
-  readonly #deks: Lru<string, { convId: string; key: CryptoKey }>;
-  readonly #cks: Lru<string, CryptoKey>;
-  /** Bumped by every destroy, so an unwrap that raced a destroy does not refill the cache. */
-  #epoch = 0;
+  readonly #cache: KeyCache;
 
   private constructor(db: Db, mk: MasterKey, opts: KeystoreOptions) {
     this.db = db;
     this.#mk = mk;
     this.#random = opts.random ?? randomBytes;
     this.#now = opts.now ?? (() => new Date());
-    this.#deks = new Lru(opts.cacheSize ?? 10_000);
-    this.#cks = new Lru(1_000);
+    this.#cache = new KeyCache(opts.cacheSize ?? 10_000);
   }
 
   /** Opens (creating) `keys.db` at `path` and its tables. */
@@ -172,7 +98,7 @@ export class Keystore {
       }
       throw err;
     }
-    this.#cks.set(convId, key);
+    this.#cache.cks.set(convId, key);
   }
 
   /** True if `convId` has a conversation key. */
@@ -187,52 +113,23 @@ export class Keystore {
 
   /**
    * Stores message keys wrapped under their conversation's CK elsewhere (a check worker, or
-   * {@link createMessageKeysMany}). Each row is inserted only if its conversation still has a key,
-   * and RETURNING says which were: a batch that fits one statement needs no BEGIN/COMMIT (one
-   * statement is one transaction), one thread-pool round trip on the message path instead of four.
-   * Larger batches run in one transaction.
-   *
+   * {@link createMessageKeysMany}), each only if its conversation still has a key; how:
+   * {@link keyRows.storeWrappedKeys}.
    * @returns the conversations whose rows were stored (the others have no key: destroyed meanwhile)
    * @throws KeyExistsError when any id already has a key, or appears twice (nothing is stored)
    */
-  async storeWrappedKeys(rows: readonly WrappedKeyRow[]): Promise<Set<string>> {
-    if (new Set(rows.map((r) => r.msgId)).size !== rows.length) throw new KeyExistsError('duplicate message ids in one batch');
-    const live = new Set<string>();
-    const insert = async (db: Pick<Db, 'all'>, part: readonly WrappedKeyRow[]): Promise<void> => {
-      const returned = await db.all<{ conv_id: string }>(
-        `INSERT INTO message_keys (msg_id, conv_id, ord, wrapped)
-         SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES ${marks(part.length, '(?, ?, ?, ?)')}) AS v
-         WHERE EXISTS (SELECT 1 FROM conversation_keys c WHERE c.conv_id = v.column2)
-         RETURNING conv_id`,
-        part.flatMap((r) => [r.msgId, r.convId, r.order ?? 0, r.wrapped]),
-      );
-      for (const r of returned) live.add(r.conv_id);
-    };
-    try {
-      if (rows.length <= IN_CHUNK) {
-        if (rows.length) await insert(this.db, rows);
-      } else {
-        await this.db.transaction(async (tx) => {
-          for (const part of chunks(rows, IN_CHUNK)) await insert(tx, part);
-        });
-      }
-    } catch (err) {
-      if (err instanceof VaultConstraintError) {
-        throw new KeyExistsError(`a message id of this batch already has a key`, { cause: err });
-      }
-      throw err;
-    }
-    return live;
+  storeWrappedKeys(rows: readonly WrappedKeyRow[]): Promise<Set<string>> {
+    return keyRows.storeWrappedKeys(this.db, rows);
   }
 
   async #conversationKey(convId: string): Promise<CryptoKey> {
-    const cached = this.#cks.get(convId);
+    const cached = this.#cache.cks.get(convId);
     if (cached) return cached;
-    const epoch = this.#epoch;
+    const epoch = this.#cache.epoch;
     const row = await this.db.get<{ wrapped: Uint8Array }>('SELECT wrapped FROM conversation_keys WHERE conv_id = ?', [convId]);
     if (!row) throw new KeyNotFoundError(`conversation ${convId} has no key (never created, or destroyed)`);
     const ck = await this.#mk.unwrapKey(row.wrapped, ckAad(convId));
-    if (epoch === this.#epoch) this.#cks.set(convId, ck);
+    if (epoch === this.#cache.epoch) this.#cache.cks.set(convId, ck);
     return ck;
   }
 
@@ -252,76 +149,30 @@ export class Keystore {
 
   /**
    * {@link createMessageKeys} for several conversations in ONE keys.db transaction (the batching
-   * writer's path: a batch spans many conversations, and a transaction per conversation made
-   * keys.db the message path's bottleneck). A conversation whose key is missing (destroyed
-   * meanwhile) gets a KeyNotFoundError in the result and stores nothing; the others proceed.
+   * writer's path). A conversation whose key is missing (destroyed meanwhile) gets a
+   * KeyNotFoundError in the result and stores nothing; the others proceed.
    * @throws KeyExistsError when any id already has a key (nothing of the batch is stored).
    */
-  async createMessageKeysMany(
+  createMessageKeysMany(
     batches: readonly { convId: string; msgIds: readonly string[] }[],
   ): Promise<Map<string, Map<string, CryptoKey> | KeyNotFoundError>> {
-    const out = new Map<string, Map<string, CryptoKey> | KeyNotFoundError>();
-    const all = batches.flatMap((b) => b.msgIds);
-    if (new Set(all).size !== all.length) throw new KeyExistsError('duplicate message ids in one batch');
-    // Crypto before the insert, so the write lock is held only for the insert.
-    const made = await Promise.all(
-      batches.map(async (b) => {
-        try {
-          const ck = await this.#conversationKey(b.convId);
-          return { b, keys: await Promise.all(b.msgIds.map((id) => createWrappedKey(ck, dekAad(id), this.#random))) };
-        } catch (err) {
-          if (err instanceof KeyNotFoundError) return { b, missing: err };
-          throw err;
-        }
-      }),
-    );
-    const rows: { convId: string; msgId: string; wrapped: Uint8Array }[] = [];
-    for (const m of made) {
-      if ('missing' in m) out.set(m.b.convId, m.missing!);
-      else m.b.msgIds.forEach((msgId, j) => rows.push({ convId: m.b.convId, msgId, wrapped: m.keys![j]!.wrapped }));
-    }
-    const live = await this.storeWrappedKeys(rows);
-    const stored: { b: (typeof batches)[number]; keys: Awaited<ReturnType<typeof createWrappedKey>>[] }[] = [];
-    for (const m of made) {
-      if ('missing' in m) continue;
-      if (live.has(m.b.convId)) stored.push({ b: m.b, keys: m.keys! });
-      else out.set(m.b.convId, new KeyNotFoundError(`conversation ${m.b.convId} has no key (destroyed meanwhile)`));
-    }
-    for (const { b, keys } of stored) {
-      const map = new Map<string, CryptoKey>();
-      b.msgIds.forEach((id, i) => {
-        const key = keys[i]!.key;
-        map.set(id, key);
-        this.#deks.set(id, { convId: b.convId, key });
-      });
-      out.set(b.convId, map);
-    }
-    return out;
+    const maker = {
+      conversationKey: (convId: string) => this.#conversationKey(convId),
+      storeWrappedKeys: (rows: readonly WrappedKeyRow[]) => this.storeWrappedKeys(rows),
+      random: this.#random,
+      cache: this.#cache,
+    };
+    return createMessageKeysMany(maker, batches);
   }
 
-  /**
-   * Where each of `msgIds` that has a key sits (ids without one are absent), through the unique
-   * id index. vault.db has no index on message ids: its lookups by id come here
-   * (messaging/message-lookup.ts).
-   */
-  async locate(msgIds: readonly string[]): Promise<Map<string, KeyPlace>> {
-    const out = new Map<string, KeyPlace>();
-    for (const chunk of chunks([...new Set(msgIds)], IN_CHUNK)) {
-      const rows = await this.db.all<{ msg_id: string; conv_id: string; ord: number }>(
-        `SELECT msg_id, conv_id, ord FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`,
-        chunk,
-      );
-      for (const r of rows) out.set(r.msg_id, { msgId: r.msg_id, convId: r.conv_id, ord: r.ord });
-    }
-    return out;
+  /** Where each of `msgIds` that has a key sits (ids without one are absent): {@link keyRows.locateKeys}. */
+  locate(msgIds: readonly string[]): Promise<Map<string, KeyPlace>> {
+    return keyRows.locateKeys(this.db, msgIds);
   }
 
   /** Every message and file key's place, in (conversation, order) order: for reconciling keys.db with vault.db at start. */
-  async keyPlaces(): Promise<KeyPlace[]> {
-    const rows = await this.db.all<{ msg_id: string; conv_id: string; ord: number }>(
-      'SELECT msg_id, conv_id, ord FROM message_keys ORDER BY conv_id, ord, msg_id',
-    );
-    return rows.map((r) => ({ msgId: r.msg_id, convId: r.conv_id, ord: r.ord }));
+  keyPlaces(): Promise<KeyPlace[]> {
+    return keyRows.listKeyPlaces(this.db);
   }
 
   /**
@@ -329,21 +180,8 @@ export class Keystore {
    * Keys that already have an order are left as they are.
    * @returns how many keys were placed.
    */
-  async placeKeys(places: readonly KeyPlace[]): Promise<number> {
-    if (places.length === 0) return 0;
-    // IN_CHUNK keys per statement: a million keys in 2,000 round trips, not a million.
-    return this.db.transaction(async (tx) => {
-      let n = 0;
-      for (const part of chunks(places, IN_CHUNK)) {
-        const r = await tx.run(
-          `UPDATE message_keys SET ord = v.column3 FROM (VALUES ${marks(part.length, '(?, ?, ?)')}) AS v
-           WHERE message_keys.conv_id = v.column1 AND message_keys.ord = 0 AND message_keys.msg_id = v.column2`,
-          part.flatMap((p) => [p.convId, p.msgId, p.ord]),
-        );
-        n += r.changes;
-      }
-      return n;
-    });
+  placeKeys(places: readonly KeyPlace[]): Promise<number> {
+    return keyRows.placeKeys(this.db, places);
   }
 
   /**
@@ -351,9 +189,9 @@ export class Keystore {
    * @throws KeyNotFoundError if the message has no key: never created, or destroyed.
    */
   async messageKey(msgId: string): Promise<CryptoKey> {
-    const cached = this.#deks.get(msgId);
+    const cached = this.#cache.deks.get(msgId);
     if (cached) return cached.key;
-    const epoch = this.#epoch;
+    const epoch = this.#cache.epoch;
     const row = await this.db.get<{ conv_id: string; wrapped: Uint8Array }>(
       'SELECT conv_id, wrapped FROM message_keys WHERE msg_id = ?',
       [msgId],
@@ -361,7 +199,7 @@ export class Keystore {
     if (!row) throw new KeyNotFoundError(`message ${msgId} has no key (never created, or destroyed)`);
     const ck = await this.#conversationKey(row.conv_id);
     const key = await unwrapDataKey(ck, row.wrapped, dekAad(msgId));
-    if (epoch === this.#epoch) this.#deks.set(msgId, { convId: row.conv_id, key });
+    if (epoch === this.#cache.epoch) this.#cache.deks.set(msgId, { convId: row.conv_id, key });
     return key;
   }
 
@@ -369,39 +207,16 @@ export class Keystore {
    * Destroys the DEKs of `msgIds` (delete the rows they open first), then truncates the WAL.
    * @returns the number of keys that existed and were destroyed.
    */
-  async destroyMessageKeys(msgIds: readonly string[]): Promise<number> {
-    this.#epoch++;
-    for (const id of msgIds) this.#deks.delete(id);
-    let n = 0;
-    if (msgIds.length > 0) {
-      n = await this.db.transaction(async (tx) => {
-        let changes = 0;
-        for (const chunk of chunks(msgIds, IN_CHUNK)) {
-          const r = await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`, chunk);
-          changes += r.changes;
-        }
-        return changes;
-      });
-    }
-    await this.db.checkpointTruncate();
-    return n;
+  destroyMessageKeys(msgIds: readonly string[]): Promise<number> {
+    return destruction.destroyMessageKeys(this.db, this.#cache, msgIds);
   }
 
   /**
    * Destroys the conversation's CK and every DEK under it, then truncates the WAL.
    * @returns how many message keys were destroyed and whether a CK existed.
    */
-  async destroyConversation(convId: string): Promise<{ messageKeys: number; conversationKey: boolean }> {
-    this.#epoch++;
-    this.#cks.delete(convId);
-    this.#deks.deleteWhere((v) => v.convId === convId);
-    const r = await this.db.transaction(async (tx) => {
-      const m = await tx.run('DELETE FROM message_keys WHERE conv_id = ?', [convId]);
-      const c = await tx.run('DELETE FROM conversation_keys WHERE conv_id = ?', [convId]);
-      return { messageKeys: m.changes, conversationKey: c.changes > 0 };
-    });
-    await this.db.checkpointTruncate();
-    return r;
+  destroyConversation(convId: string): Promise<{ messageKeys: number; conversationKey: boolean }> {
+    return destruction.destroyConversation(this.db, this.#cache, convId);
   }
 
   /**
@@ -423,41 +238,8 @@ export class Keystore {
    * });
    * @throws the rejection of `rowsGone`; else VaultError subclasses of keys.db.
    */
-  async destroyKeysAfter(what: KeyDestruction, rowsGone: Promise<unknown>): Promise<DestroyedKeys> {
-    const msgIds = what.messageIds ?? [];
-    const convIds = new Set(what.conversationIds ?? []);
-    // Observed at once, so a rejection while the deletes run is never unhandled.
-    const rows = rowsGone.then(
-      () => ({ ok: true as const }),
-      (err: unknown) => ({ ok: false as const, err }),
-    );
-    this.#epoch++;
-    for (const id of msgIds) this.#deks.delete(id);
-    for (const c of convIds) this.#cks.delete(c);
-    if (convIds.size > 0) this.#deks.deleteWhere((v) => convIds.has(v.convId));
-    const abort = new Error('destroyKeysAfter: the rows were not deleted');
-    let counts: DestroyedKeys;
-    try {
-      counts = await this.db.transaction(async (tx) => {
-        const c = { messageKeys: 0, conversationKeys: 0 };
-        for (const chunk of chunks([...convIds], IN_CHUNK)) {
-          const q = marks(chunk.length);
-          c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE conv_id IN (${q})`, chunk)).changes;
-          c.conversationKeys += (await tx.run(`DELETE FROM conversation_keys WHERE conv_id IN (${q})`, chunk)).changes;
-        }
-        for (const chunk of chunks(msgIds, IN_CHUNK)) {
-          c.messageKeys += (await tx.run(`DELETE FROM message_keys WHERE msg_id IN (${marks(chunk.length)})`, chunk)).changes;
-        }
-        if (!(await rows).ok) throw abort;
-        return c;
-      });
-    } catch (err) {
-      const r = await rows;
-      if (!r.ok) throw r.err;
-      throw err;
-    }
-    await this.db.checkpointTruncate();
-    return counts;
+  destroyKeysAfter(what: KeyDestruction, rowsGone: Promise<unknown>): Promise<DestroyedKeys> {
+    return destruction.destroyKeysAfter(this.db, this.#cache, what, rowsGone);
   }
 
   /**
@@ -465,12 +247,8 @@ export class Keystore {
    * vault.db (a restore: server/ops/restore.ts; messaging's start reconciles by place instead).
    * @returns the ids whose keys were destroyed.
    */
-  async sweepOrphans(existingMsgIds: Iterable<string>): Promise<string[]> {
-    const keep = existingMsgIds instanceof Set ? (existingMsgIds as Set<string>) : new Set(existingMsgIds);
-    const all = await this.db.all<{ msg_id: string }>('SELECT msg_id FROM message_keys');
-    const orphans = all.map((r) => r.msg_id).filter((id) => !keep.has(id));
-    if (orphans.length > 0) await this.destroyMessageKeys(orphans);
-    return orphans;
+  sweepOrphans(existingMsgIds: Iterable<string>): Promise<string[]> {
+    return destruction.sweepOrphans(this, existingMsgIds);
   }
 
   /**
@@ -478,18 +256,12 @@ export class Keystore {
    * exists in vault.db (a crash after a conversation's rows went and before its keys did:
    * {@link sweepOrphans} takes the message keys, this the CK). Call at start, before any
    * conversation can be created (its CK is committed before its row), with every conversation id
-   * in vault.db. One transaction, then the WAL is truncated: also when there is no orphan, since a
-   * crash after a deletion's keys committed and before their WAL was truncated leaves no orphan
-   * but the wrapped keys in keys.db-wal, which SQLite neither checkpoints nor truncates on open.
+   * in vault.db. One transaction, then the WAL is truncated, also when there is no orphan
+   * ({@link destruction.sweepOrphanConversations} says why).
    * @returns the conversation ids whose keys were destroyed.
    */
-  async sweepOrphanConversations(existingConvIds: Iterable<string>): Promise<string[]> {
-    const keep = existingConvIds instanceof Set ? (existingConvIds as Set<string>) : new Set(existingConvIds);
-    const all = await this.db.all<{ conv_id: string }>('SELECT conv_id FROM conversation_keys');
-    const orphans = all.map((r) => r.conv_id).filter((id) => !keep.has(id));
-    if (orphans.length > 0) await this.destroyKeysAfter({ conversationIds: orphans }, Promise.resolve());
-    else await this.db.checkpointTruncate();
-    return orphans;
+  sweepOrphanConversations(existingConvIds: Iterable<string>): Promise<string[]> {
+    return destruction.sweepOrphanConversations(this, existingConvIds);
   }
 
   /** Number of message keys and conversation keys stored (for status and tests). */
@@ -504,15 +276,8 @@ export class Keystore {
    * master key, how many only under `next` (a rotation being resumed), and which open under
    * neither (named by conversation id). A rotation runs this before it changes anything.
    */
-  async census(next?: MasterKey): Promise<KeyCensus> {
-    const rows = await this.db.all<{ conv_id: string; wrapped: Uint8Array }>('SELECT conv_id, wrapped FROM conversation_keys ORDER BY conv_id');
-    const census: KeyCensus = { current: 0, next: 0, unreadable: [] };
-    for (const r of rows) {
-      const under = await sealedUnder(this.#mk, next, r.wrapped, ckAad(r.conv_id));
-      if (under) census[under]++;
-      else census.unreadable.push(r.conv_id);
-    }
-    return census;
+  census(next?: MasterKey): Promise<KeyCensus> {
+    return conversationKeyCensus(this.db, () => this.#mk, next);
   }
 
   /**
@@ -522,23 +287,7 @@ export class Keystore {
    * @returns the number of conversation keys re-wrapped.
    */
   async rewrapAll(next: MasterKey): Promise<number> {
-    const n = await this.db.transaction(async (tx) => {
-      const rows = await tx.all<{ conv_id: string; wrapped: Uint8Array }>('SELECT conv_id, wrapped FROM conversation_keys');
-      const upd = await tx.prepare('UPDATE conversation_keys SET wrapped = ? WHERE conv_id = ?');
-      let changed = 0;
-      try {
-        for (const r of rows) {
-          const rewrapped = await rewrapOrSkip(this.#mk, next, r.wrapped, ckAad(r.conv_id));
-          if (rewrapped) {
-            await upd.run([rewrapped, r.conv_id]);
-            changed++;
-          }
-        }
-      } finally {
-        await upd.finalize();
-      }
-      return changed;
-    });
+    const n = await rewrapConversationKeys(this.db, () => this.#mk, next);
     this.#mk = next;
     await this.db.checkpointTruncate();
     return n;
@@ -546,8 +295,7 @@ export class Keystore {
 
   /** Forgets cached keys and closes `keys.db`. */
   async close(): Promise<void> {
-    this.#deks.clear();
-    this.#cks.clear();
+    this.#cache.clear();
     await this.db.close();
   }
 }

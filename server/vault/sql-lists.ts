@@ -3,6 +3,9 @@
  * round trip per row. SQLite allows 32,766 bound parameters; callers keep their parts far below.
  */
 
+/** Ids or rows per statement in keys.db's lists: SQLite's default limit of bound parameters is 32766; stay well below it. */
+export const IN_CHUNK = 500;
+
 /** `?,?,…` for `n` parameters, or `n` copies of `tuple` (e.g. `'(?, ?)'`) for a VALUES list. */
 export function marks(n: number, tuple = '?'): string {
   return Array.from({ length: n }, () => tuple).join(',');
