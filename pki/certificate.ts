@@ -1,7 +1,7 @@
 /**
- * A parsed, read-only X.509 v3 certificate (RFC 5280 §4.1). Creation lives in `ca.ts`; this module
- * only reads. Parsed fields are computed once and cached, so validation on the message hot path does
- * not re-parse or re-import keys.
+ * A parsed, read-only X.509 v3 certificate (RFC 5280 §4.1). Creation lives in
+ * `certificate-builder.ts`; this module only reads. Parsed fields are computed once and cached, so
+ * validation on the message hot path does not re-parse or re-import keys.
  */
 import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';

@@ -11,23 +11,23 @@ export * from './pem.js';
 export { Certificate, type SubjectAltNames, type DistinguishedName } from './certificate.js';
 export { EKU_OIDS, KEY_USAGE_BITS, SIGIL_AUDIT_SIGNING_OID, type KeyUsage, type ExtendedKeyUsageName } from './extensions.js';
 export type { CryptoKey, CryptoKeyPair } from './webcrypto.js';
+export { BACKDATE_MS } from './certificate-builder.js';
 export {
-  Issuer,
   createCaHierarchy,
-  createRootCrl,
   renewIssuingCa,
-  type RenewIssuingCaParams,
-  ROOT_CRL_VALIDITY_DAYS,
-  type CreateRootCrlParams,
-  BACKDATE_MS,
   type CreateCaHierarchyParams,
   type KeyedCertificate,
+  type RenewIssuingCaParams,
+} from './ca-hierarchy.js';
+export {
+  Issuer,
   type StaffCertificateParams,
   type TlsServerCertificateParams,
   type AuditCertificateParams,
   type CreateCrlParams,
   type IssuerOptions,
-} from './ca.js';
+} from './issuer.js';
+export { createRootCrl, ROOT_CRL_VALIDITY_DAYS, type CreateRootCrlParams } from './root-crl.js';
 export { CertificationRequest, createCsr, type CreateCsrParams, type CsrSignatureResult } from './csr.js';
 export {
   Crl,

@@ -42,7 +42,7 @@ t.test('validation', async (t) => {
 
   t.test('when the issuing CA has expired then expired names the CA', async (t) => {
     const short = await makeTestCa('p256', () => NOW);
-    // Sigil's Issuer ends every certificate with its issuer (ca.ts), so the leaf that outlives its
+    // Sigil's Issuer ends every certificate with its issuer (pki/certificate-builder.ts), so the leaf that outlives its
     // CA comes from another tool: openssl, signing with the same issuing key.
     const tmp = tempDir();
     t.teardown(tmp.cleanup);
