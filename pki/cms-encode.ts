@@ -1,6 +1,6 @@
 /**
- * Encoding helpers for signing CMS SignedData (pki/cms.ts): DER ordering, signing time, and blocks
- * encoded once and reused so asn1js does not re-encode constant parts for every message.
+ * Encoding helpers for signing CMS SignedData (pki/cms-sign.ts): DER ordering, signing time, and
+ * blocks encoded once and reused so asn1js does not re-encode constant parts for every message.
  * Internal to pki/.
  */
 import * as asn1js from 'asn1js';

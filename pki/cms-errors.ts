@@ -1,7 +1,8 @@
 /**
- * Failure modes of CMS signing and inspection (pki/cms.ts). Verification never throws: it answers
- * `{ ok: false, reason }`; these errors are for the operations that cannot answer that way — making a
- * signature, and inspecting one without verifying it. Each carries a stable `code` and the `cause`.
+ * Failure modes of CMS signing and inspection (cms-sign.ts, cms-inspect.ts). Verification never
+ * throws: it answers `{ ok: false, reason }`; these errors are for the operations that cannot answer
+ * that way — making a signature, and inspecting one without verifying it. Each carries a stable
+ * `code` and the `cause`.
  */
 import { PkiError } from './errors.js';
 

@@ -5,7 +5,7 @@
  * appliance asn1js 4 needs about 1 ms to decode one 900-byte SignedData (it tries to decode every
  * OCTET/BIT STRING as nested ASN.1), which alone would cap a core at ~1,000 verifications/s — below
  * raw ECDSA speed by a factor of ten. forge decodes the same bytes in ~10 µs. Signing still builds
- * with pkijs/asn1js (cms.ts); the round-trip and openssl tests hold the two in agreement.
+ * with pkijs/asn1js (cms-sign.ts); the round-trip and openssl tests hold the two in agreement.
  */
 import * as asn1js from 'asn1js';
 import { asn1, type Asn1 } from './forge-asn1.js';

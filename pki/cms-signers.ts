@@ -1,6 +1,7 @@
 /**
- * Finding and keying the signer of a CMS signature (pki/cms.ts): caches of parsed certificates and
- * imported keys, so the certificate carried by every message is parsed and imported once.
+ * Finding and keying the signer of a CMS signature (cms-verify-core.ts, cms-verify.ts): caches of
+ * parsed certificates and imported keys, so the certificate carried by every message is parsed and
+ * imported once.
  * Internal to pki/.
  */
 import { Certificate } from './certificate.js';

@@ -1,6 +1,7 @@
 /**
  * verifyDetached without promises, for worker threads only: the same parse and the same checks
- * (prepareDetached / finishDetached in cms.ts), with node:crypto's one-shot digest and verify.
+ * (prepareDetached / finishDetached in cms-verify-core.ts), with node:crypto's one-shot digest and
+ * verify.
  *
  * Why it exists: each WebCrypto call costs the calling thread ~50–80 µs of job dispatch and promise
  * plumbing, more than a whole SHA-384 or HMAC of a message, and on the main thread that is the
@@ -10,7 +11,7 @@
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import type { Certificate } from './certificate.js';
-import { ecdsaP1363, finishDetached, prepareDetached, type CmsVerifyResult } from './cms.js';
+import { ecdsaP1363, finishDetached, prepareDetached, type CmsVerifyResult } from './cms-verify-core.js';
 
 /** node:crypto's curve names, as WebCrypto names them. */
 const CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };

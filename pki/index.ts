@@ -37,7 +37,18 @@ export {
   type RevokedEntry,
   type CrlSignatureResult,
 } from './crl.js';
-export * from './cms.js';
+export { SignerKeyMismatchError, MalformedCmsError } from './cms-errors.js';
+export { signDetached, type SignParams } from './cms-sign.js';
+export {
+  prepareDetached,
+  finishDetached,
+  ecdsaP1363,
+  type CmsFailureReason,
+  type CmsVerifyResult,
+  type PreparedDetached,
+} from './cms-verify-core.js';
+export { verifyDetached, type CmsVerifyOptions } from './cms-verify.js';
+export { inspectSignature, type SignedAttributesSummary } from './cms-inspect.js';
 export { verifyDetachedSync } from './cms-verify-sync.js';
 export {
   validateCertificate,

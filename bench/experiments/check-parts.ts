@@ -13,7 +13,7 @@
  * ("Fourteenth session").
  */
 import { createHash, createHmac, createPublicKey, createSecretKey, randomFillSync, verify } from 'node:crypto';
-import { finishDetached, prepareDetached } from '../../pki/cms.js';
+import { finishDetached, prepareDetached } from '../../pki/cms-verify-core.js';
 import { cachedCertificate } from '../../pki/cms-signers.js';
 import { verifyDetachedSync } from '../../pki/cms-verify-sync.js';
 import { headerHashInput, subjectInput } from '../../server/messaging/check-protocol.js';

@@ -1,6 +1,6 @@
 /**
- * Interop of pki/cms.ts with the real `openssl cms`, both directions: auditors verify Sigil messages
- * with OpenSSL, and Sigil reads what OpenSSL signs.
+ * Interop of pki/cms-sign.ts and pki/cms-verify.ts with the real `openssl cms`, both directions:
+ * auditors verify Sigil messages with OpenSSL, and Sigil reads what OpenSSL signs.
  */
 import t from 'tap';
 import { execFile } from 'node:child_process';

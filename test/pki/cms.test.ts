@@ -1,6 +1,7 @@
 /**
- * CMS SignedData with ESS labels (pki/cms.ts): round trips per profile, DER order of the signed
- * attributes, labels, and every failure reason and error code, on real keys from the test CA.
+ * CMS SignedData with ESS labels (pki/cms-sign.ts, cms-verify.ts, cms-inspect.ts): round trips per
+ * profile, DER order of the signed attributes, labels, and every failure reason and error code, on
+ * real keys from the test CA.
  */
 import t from 'tap';
 import * as asn1js from 'asn1js';
