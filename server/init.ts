@@ -115,7 +115,7 @@ export async function initAppliance(opts: InitOptions): Promise<InitResult> {
     writePublic(p(PATHS.chain), issuing.cert.pem + root.cert.pem);
     // The root's CRL (number 1, nothing revoked), now: after this the root key is offline, and
     // `openssl verify -crl_check_all` needs a CRL from the root for the issuing CA. Renewed at a
-    // key ceremony (`sigil-server sign-root-crl`) before its nextUpdate (365 days, pki/ca.ts).
+    // key ceremony (`sigil-server sign-root-crl`) before its nextUpdate (365 days, pki/root-crl.ts).
     const rootCrl = opts.rootCrl === false ? undefined : await createRootCrl({ cert: root.cert, key: root.key, crlNumber: 1n, thisUpdate: now() });
     if (rootCrl) writePublic(p(PATHS.rootCrl), rootCrl.pem);
 

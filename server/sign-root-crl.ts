@@ -3,7 +3,7 @@
  * (`ca/root-crl.pem`), the CRL that covers the issuing CA and that `openssl verify -crl_check_all`
  * needs for the whole chain. The root key is offline (init wrote it encrypted and printed its
  * passphrase once); the officer who holds it brings it to the appliance for this, at least once a
- * year (the CRL's nextUpdate, 365 days by default, see pki/ca.ts `ROOT_CRL_VALIDITY_DAYS`).
+ * year (the CRL's nextUpdate, 365 days by default, see pki/root-crl.ts `ROOT_CRL_VALIDITY_DAYS`).
  *
  * - The key must be the root certificate's (`ca/root.pem`), else ROOT_KEY_MISMATCH; the
  *   passphrase comes from `--passphrase-file`, else the terminal (no echo), else the first line

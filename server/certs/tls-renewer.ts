@@ -276,7 +276,7 @@ export class TlsRenewer {
     const t = this.#o.target;
     const cert = Certificate.fromPem(this.#current.certPem);
     if (!force && !tlsRenewalDue(cert, t.now())) return undefined;
-    // New certificates end with the issuing CA (pki/ca.ts): once the current one already does, a
+    // New certificates end with the issuing CA (pki/certificate-builder.ts): once the current one already does, a
     // renewal would only swap the key every check. Said, not done, until the CA is renewed.
     if (!force && t.issuer.cert.notAfter.getTime() <= cert.notAfter.getTime()) {
       throw new TlsRenewalBlockedError(
