@@ -191,11 +191,15 @@ export async function judgeIssuingCa(
   return { v: r.v, issuingCa };
 }
 
-/** One `warning: …` line when the root CRL is past its nextUpdate now (as staleCrlWarning for the issuing CA's). */
-export function staleRootCrlWarning(rootCrl: Crl | undefined, now: Date): string | undefined {
+/**
+ * One `warning: …` line when the root CRL is past its nextUpdate now (as staleCrlWarning for the
+ * issuing CA's). `from` is where it came from (kept-root-crl.ts): the appliance, or this profile.
+ */
+export function staleRootCrlWarning(rootCrl: Crl | undefined, now: Date, from = 'the appliance'): string | undefined {
   if (!rootCrl || !(rootCrl.nextUpdate < now)) return undefined;
+  const which = from === 'the appliance' ? `the appliance's root CRL #${rootCrl.crlNumber}` : `the root CRL #${rootCrl.crlNumber} kept in ${from}`;
   return (
-    `the appliance's root CRL #${rootCrl.crlNumber} was due for update at ${rootCrl.nextUpdate.toISOString()} (now ${now.toISOString()}); ` +
+    `${which} was due for update at ${rootCrl.nextUpdate.toISOString()} (now ${now.toISOString()}); ` +
     'messages received after that fail verification (crl-stale) until the root key ceremony signs a new one (sigil-server sign-root-crl)'
   );
 }

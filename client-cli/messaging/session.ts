@@ -146,7 +146,7 @@ export class MessagingSession {
     const checked = await checkCrl(crl.crl, pinned, ca.chain, now);
     const warning = staleCrlWarning(checked, now);
     if (warning) this.warnStale('crl', checked.crlNumber, warning);
-    const rootWarning = staleRootCrlWarning(rootCrl, now);
+    const rootWarning = staleRootCrlWarning(rootCrl, now, root.crl ? root.from : undefined);
     if (rootWarning && rootCrl) this.warnStale('root', rootCrl.crlNumber.toString(), rootWarning);
     return {
       trust: {

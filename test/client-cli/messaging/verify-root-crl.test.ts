@@ -80,6 +80,18 @@ await t.test('when the profile kept root CRL #1 and the appliance then serves no
   t.equal(r.stderr.trim().split('\n').length, 1, 'one warning line');
   t.match(r.stderr, /^warning: the appliance has no root CRL \(GET \/v1\/crl\/root\), yet root CRL #1 was seen before: an appliance restored from an old backup, or one that is not the appliance; the issuing CA is judged by root CRL #1, kept in this profile by an earlier run$/m);
   t.match(await bkim.cli.json(['verify', before.id]), { verified: true, issuingCa: { checked: true, rootCrlNumber: '1', rootCrlFrom: 'this profile' } });
+
+  // A kept one stale now (not at the receipt time) is named as the profile's, not the appliance's.
+  forgetKeptRootCrl(t, bkim.cli);
+  const { cert, key } = await rootCrl.rootSigner();
+  writeFileSync(bkimKept, (await createRootCrl({ cert, key, crlNumber: 5n, thisUpdate: new Date(afterBefore + 100 - 86_400_000), validityDays: 1 })).pem);
+  const wait = afterBefore + 200 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  const stale = await bkim.cli.run(['verify', before.id]);
+  t.equal(stale.code, 0, stale.stderr);
+  t.match(stale.stdout, /^issuing CA: +not revoked \(checked against the root CRL #5 from this profile/m);
+  t.match(stale.stderr, /^warning: the root CRL #5 kept in this profile was due for update at \S+ \(now \S+\); messages received after that fail/m);
+  t.equal(stale.stderr.trim().split('\n').length, 2, 'the kept one used, and stale now');
 });
 
 await t.test('when the appliance\'s root CRL file is damaged then online verify says so, not that there is none', async (t) => {
