@@ -17,7 +17,8 @@
 import type { Certificate, Crl } from '../../pki/index.js';
 import { NotTrustedError } from '../errors.js';
 import type { HttpClient } from '../http.js';
-import { checkRootCrl, fetchRootCrl, pinnedRoots } from './root-crl.js';
+import type { Profile } from '../profile.js';
+import { checkRootCrl, fetchRootCrl, pinnedRoots, type ServedRootCrl } from './root-crl.js';
 
 /** Where the kept root CRL lives: the profile's `root-crl.pem` (session.ts), a map in tests. */
 export interface RootCrlStore {
@@ -26,6 +27,11 @@ export interface RootCrlStore {
   write(pem: string): Promise<void>;
   /** Where it is, for messages. */
   readonly where: string;
+}
+
+/** The profile's `root-crl.pem` as a {@link RootCrlStore}. */
+export function profileRootCrlStore(profile: Profile): RootCrlStore {
+  return { where: 'this profile', read: () => profile.readOptional('rootCrl'), write: (pem) => profile.write('rootCrl', pem) };
 }
 
 /** The root CRL a session judges the issuing CA by. */
@@ -40,16 +46,39 @@ export type HeldRootCrl =
   | { crl?: undefined; missing: { why: string; note: string }; warnings: string[] };
 
 /**
- * The served root CRL (`GET /v1/crl/root`) against the kept one: the higher CRL number wins; a
- * served one newer than the kept is kept from now on.
+ * The served root CRL (`GET /v1/crl/root`) against the kept one ({@link weighRootCrl}).
  * @throws NotTrustedError when the appliance serves a root CRL no pinned root signed
  */
 export async function holdRootCrl(http: HttpClient, pinnedPem: string, store: RootCrlStore): Promise<HeldRootCrl> {
   const roots = await pinnedRoots(pinnedPem);
-  const warnings: string[] = [];
-  const [served, kept] = await Promise.all([fetchRootCrl(http, roots), readKept(store, roots, warnings)]);
-  if (served.crl && (!kept || served.crl.crlNumber >= kept.crlNumber)) {
-    if (!kept || served.crl.crlNumber > kept.crlNumber) {
+  const [served, kept] = await Promise.all([fetchRootCrl(http, roots), readKept(store, roots)]);
+  return weighRootCrl(served, kept, store);
+}
+
+/**
+ * The kept root CRL in `store`, if a pinned root (`roots`) signed it; one that is not (damaged, or
+ * of another pin) is ignored, and `warnings` says so.
+ */
+export async function readKept(store: RootCrlStore, roots: Certificate[]): Promise<{ crl?: Crl; warnings: string[] }> {
+  const pem = await store.read();
+  if (pem === undefined) return { warnings: [] };
+  try {
+    return { crl: await checkRootCrl(pem, `kept in ${store.where}`, roots), warnings: [] };
+  } catch (err) {
+    if (!(err instanceof NotTrustedError)) throw err;
+    return { warnings: [`${err.message}; it is ignored, and replaced by the next root CRL the appliance serves`] };
+  }
+}
+
+/**
+ * The higher CRL number of `served` and `kept` wins; a served one newer than the kept is kept from
+ * now on (`sigil crl fetch --root` weighs what it fetched the same way).
+ */
+export async function weighRootCrl(served: ServedRootCrl, kept: { crl?: Crl; warnings: string[] }, store: RootCrlStore): Promise<HeldRootCrl> {
+  const warnings = [...kept.warnings];
+  const own = kept.crl;
+  if (served.crl && (!own || served.crl.crlNumber >= own.crlNumber)) {
+    if (!own || served.crl.crlNumber > own.crlNumber) {
       // Not keeping it weakens only later runs against a rollback; this one has the newest.
       await store.write(served.pem).catch((err: unknown) => {
         warnings.push(`could not keep root CRL #${served.crl.crlNumber} in ${store.where} (${err instanceof Error ? err.message : String(err)}); a later run cannot tell if an older one is served`);
@@ -57,28 +86,15 @@ export async function holdRootCrl(http: HttpClient, pinnedPem: string, store: Ro
     }
     return { crl: served.crl, from: 'the appliance', warnings };
   }
-  if (kept) {
+  if (own) {
     const answer = served.crl
-      ? `the appliance served root CRL #${served.crl.crlNumber}, older than #${kept.crlNumber}`
-      : `${served.missing.why} (GET /v1/crl/root), yet root CRL #${kept.crlNumber} was seen before`;
+      ? `the appliance served root CRL #${served.crl.crlNumber}, older than #${own.crlNumber}`
+      : `${served.missing.why} (GET /v1/crl/root), yet root CRL #${own.crlNumber} was seen before`;
     warnings.push(
       `${answer}: an appliance restored from an old backup, or one that is not the appliance; ` +
-        `the issuing CA is judged by root CRL #${kept.crlNumber}, kept in ${store.where} by an earlier run`,
+        `the issuing CA is judged by root CRL #${own.crlNumber}, kept in ${store.where} by an earlier run`,
     );
-    return { crl: kept, from: 'this profile', warnings };
+    return { crl: own, from: 'this profile', warnings };
   }
   return { missing: (served as { missing: { why: string; note: string } }).missing, warnings };
-}
-
-/** The kept root CRL if a pinned root signed it; one that is not (damaged, or of another pin) is ignored, with a warning. */
-async function readKept(store: RootCrlStore, roots: Certificate[], warnings: string[]): Promise<Crl | undefined> {
-  const pem = await store.read();
-  if (pem === undefined) return undefined;
-  try {
-    return await checkRootCrl(pem, `kept in ${store.where}`, roots);
-  } catch (err) {
-    if (!(err instanceof NotTrustedError)) throw err;
-    warnings.push(`${err.message}; it is ignored, and replaced by the next root CRL the appliance serves`);
-    return undefined;
-  }
 }

@@ -18,7 +18,7 @@ import type { Credentials, Runtime } from '../runtime.js';
 import { ConversationSchema, GroupSchema, SendReceiptSchema, type Conversation, type SendReceipt } from './api.js';
 import { buildHeader, type HeaderParams, type MessageHeader } from './header.js';
 import { RecipientInvalidError } from './errors.js';
-import { holdRootCrl, type HeldRootCrl, type RootCrlStore } from './kept-root-crl.js';
+import { holdRootCrl, profileRootCrlStore, type HeldRootCrl } from './kept-root-crl.js';
 import { judgeIssuingCa, judgedAt, staleRootCrlWarning, type OnlineIssuingCaRevocation } from './root-crl.js';
 import { endpointOf, type Endpoint } from './transport.js';
 import { verifyMessage, type MessageVerification, type ReceivedMessage, type Trust } from './verify.js';
@@ -138,7 +138,7 @@ export class MessagingSession {
     const [ca, crl, root] = await Promise.all([
       this.http.get('/v1/ca', CaSchema),
       this.http.get('/v1/crl', CrlSchema),
-      holdRootCrl(this.http, pinned, this.keptRootCrl()),
+      holdRootCrl(this.http, pinned, profileRootCrlStore(this.rt.profile)),
     ]);
     for (const w of root.warnings) this.warnOnce(w);
     const rootCrl = root.crl;
@@ -172,12 +172,6 @@ export class MessagingSession {
     if (this.warned.has(text)) return;
     this.warned.add(text);
     this.warn(text);
-  }
-
-  /** The profile's `root-crl.pem`: the newest root CRL this profile has accepted. */
-  private keptRootCrl(): RootCrlStore {
-    const profile = this.rt.profile;
-    return { where: 'this profile', read: () => profile.readOptional('rootCrl'), write: (pem) => profile.write('rootCrl', pem) };
   }
 
   /** Warns that a CRL is stale, unless this kind's CRL of that number was the last one warned about. */

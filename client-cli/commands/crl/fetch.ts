@@ -25,7 +25,9 @@ export function crlFetchCommand(ctx: CommandContext): Command {
       "Download the current CRL, check its signature against the pinned CA, and print it (PEM) or write it to --out. " +
         "By default the issuing CA's CRL (it covers staff and server certificates); with --root the root CA's CRL " +
         '(it covers the issuing CA), which must be signed by the pinned root. An appliance without a root CRL answers ' +
-        'with one error line (exit 1): its officer signs one with sigil-server sign-root-crl.',
+        'with one error line (exit 1): its officer signs one with sigil-server sign-root-crl. A root CRL newer than the one ' +
+        'the profile kept is kept (root-crl.pem; every messaging command judges the issuing CA by the newer of the two); ' +
+        'one older than it gets a warning line.',
     )
     .option('--out <file>', 'write the CRL PEM to this file')
     .option('--root', "fetch the root CA's CRL (GET /v1/crl/root) instead of the issuing CA's")
@@ -55,6 +57,7 @@ export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
     // Signed by the root itself: only the pin's self-signed certificates may have signed it.
     checked = await checkCrl(crl.crl, pinned, '', rt.io.now());
     await assertIssuedByPinnedRoot(crl.crl, pinned);
+    await keepRootCrl(rt, crl.crl, pinned);
   } else {
     crl = await http.get('/v1/crl', CrlSchema);
     // The CRL is signed by the issuing CA; the pin may hold only the root, so take the served
@@ -107,6 +110,19 @@ async function fetchRootCrl(http: HttpClient): Promise<{ crl: string; crlNumber:
     }
     throw err;
   }
+}
+
+/**
+ * Weighs the fetched root CRL against the one the profile kept, as every messaging command does
+ * (messaging/kept-root-crl.ts): a newer one is kept; an older one than the kept is said on stderr.
+ */
+async function keepRootCrl(rt: Runtime, pem: string, pinnedPem: string): Promise<void> {
+  const { Crl } = await import('../../../pki/index.js');
+  const { profileRootCrlStore, readKept, weighRootCrl } = await import('../../messaging/kept-root-crl.js');
+  const { pinnedRoots } = await import('../../messaging/root-crl.js');
+  const store = profileRootCrlStore(rt.profile);
+  const held = await weighRootCrl({ crl: Crl.fromPem(pem), pem }, await readKept(store, await pinnedRoots(pinnedPem)), store);
+  for (const w of held.warnings) rt.out.note(`warning: ${w}`);
 }
 
 /** @throws NotTrustedError when the CRL's issuer is not a self-signed certificate of the pin (the root). */

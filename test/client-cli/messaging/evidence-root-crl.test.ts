@@ -108,6 +108,7 @@ await t.test('when crl fetch --root is run then it prints the root CRL checked a
   const j = await bkim.cli.json(['crl', 'fetch', '--root', '--out', out]);
   t.match(j, { crlNumber: '1', revoked: 0, file: out });
   t.equal(readFileSync(out, 'utf8'), served.crl);
+  t.equal(readFileSync(join(bkim.cli.profile, 'root-crl.pem'), 'utf8'), served.crl, 'the profile keeps it');
   t.equal(Crl.fromPem(readFileSync(out, 'utf8')).issuerString, Crl.fromPem(readFileSync(rootCrl.file, 'utf8')).issuerString);
   // Without --root: still the issuing CA's.
   const issuing = await bkim.cli.run(['crl', 'fetch']);
@@ -162,8 +163,12 @@ await t.test('when the root key ceremony revokes the issuing CA then the package
   const both = await bkim.cli.run(['verify', '--package', ev, '--crl', issuingNow, '--crl', newRoot, '--json']);
   t.equal(both.code, 3);
   t.match(JSON.parse(both.stdout), { verified: false, reason: 'revoked', detail: /the issuing CA .* revoked by the root CRL .*number 2/, issuingCa: { checked: true, rootCrlNumber: '2', revoked: { reason: 'keyCompromise' } } });
-  const older = await bkim.cli.run(['verify', '--package', ev, '--crl', join(ev, 'root-crl.pem')]);
-  t.equal(older.code, 0, 'root CRL #1 alone (twice) still says not revoked');
+  t.equal(readFileSync(join(bkim.cli.profile, 'root-crl.pem'), 'utf8'), readFileSync(newRoot, 'utf8'), 'crl fetch --root kept #2 in the profile');
+  await t.test('a profile that kept nothing', async (t) => {
+    forgetKeptRootCrl(t, bkim.cli);
+    const older = await bkim.cli.run(['verify', '--package', ev, '--crl', join(ev, 'root-crl.pem')]);
+    t.equal(older.code, 0, 'root CRL #1 alone (twice) still says not revoked');
+  });
 
   // Re-exported: the package carries root CRL #2 itself.
   const ev2 = join(dir, 'ev-after');
@@ -180,8 +185,8 @@ await t.test('when the root key ceremony revokes the issuing CA then the package
 });
 
 await t.test('when the profile kept the root CRL that revokes the issuing CA then a package made before it is judged by that one', async (t) => {
-  // The re-export above read root CRL #2 through the appliance, so bkim's profile keeps it; the
-  // package `ev` still carries #1, and no --crl is given.
+  // crl fetch --root and the re-export above read root CRL #2 from the appliance, so bkim's
+  // profile keeps it; the package `ev` still carries #1, and no --crl is given.
   const r = await bkim.cli.run(['verify', '--package', ev]);
   t.equal(r.code, 3, r.stdout);
   t.match(r.stdout, ISSUING_REVOKED);
@@ -195,4 +200,16 @@ await t.test('when the profile kept the root CRL that revokes the issuing CA the
   const foreign = await bkim.cli.run(['verify', '--package', ev]);
   t.equal(foreign.code, 0, foreign.stderr);
   t.match(foreign.stdout, /^issuing CA: +not revoked \(checked against the root CRL #1 from root-crl\.pem/m);
+});
+
+await t.test('when crl fetch --root gets a root CRL older than the one the profile kept then it says so, and keeps the newer', async (t) => {
+  const keptFile = join(bkim.cli.profile, 'root-crl.pem');
+  const newer = readFileSync(keptFile, 'utf8');
+  const { cert, key } = await rootCrl.rootSigner();
+  rootCrl.replace(t, (await createRootCrl({ cert, key, crlNumber: 1n })).pem);
+  const r = await bkim.cli.run(['crl', 'fetch', '--root']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, /^warning: the appliance served root CRL #1, older than #2: an appliance restored from an old backup, or one that is not the appliance/m);
+  t.match(r.stderr, /^root CRL #1 from /m);
+  t.equal(readFileSync(keptFile, 'utf8'), newer, 'the newer one stays kept');
 });
