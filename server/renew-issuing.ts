@@ -31,7 +31,7 @@ import { auditedRevocations, ISSUING_RENEWED_AUDIT_TYPE, issuingSerials, revoked
 import { readRootCrlFile } from './certs/root-crl-file.js';
 import type { MainIo } from './main.js';
 import { claimDataDir } from './ops/data-claim.js';
-import { openCeremony, readPassphrase, readRootKeyFile, RootCrlError } from './sign-root-crl.js';
+import { openCeremony, readPassphrase, readRootKeyFile, RootCrlError } from './root-key-ceremony.js';
 import { Db, replaceFilesAfter, VAULT_DB_FILE } from './vault/index.js';
 
 /** Longest `--days`, as init's default: the new certificate never outlives the root either. */

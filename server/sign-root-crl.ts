@@ -30,54 +30,26 @@
  *   and reasons, the SPKI fingerprints of the issuing CA's key and of the root key) is appended to the audit log in vault.db before the new file is renamed into
  *   place; the log needs no master key, and SQLite's lock orders it with a running server's
  *   appends. A failure to append leaves the old CRL in place.
+ *
+ * Opening the root key and reading the passphrase, shared with renew-issuing.ts, are
+ * root-key-ceremony.ts's; what `status` and `check` say of the root CRL is root-crl-state.ts's.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
-import { join, resolve } from 'node:path';
-import { Writable } from 'node:stream';
+import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import {
-  BadPassphraseError,
-  Certificate,
-  Crl,
-  createRootCrl,
-  exportPublicKeySpki,
-  importPrivateKeyPem,
-  publicKeyFingerprint,
-  ROOT_CRL_VALIDITY_DAYS,
-  type CryptoKey,
-} from '../pki/index.js';
+import { Certificate, Crl, createRootCrl, ROOT_CRL_VALIDITY_DAYS, type CryptoKey } from '../pki/index.js';
 import { PATHS } from './appliance.js';
 import { readRootCrlFile } from './certs/root-crl-file.js';
 import { auditedRevocations, issuingSerials, lastAuditedCrlNumber, ROOT_CRL_AUDIT_TYPE, spkiSha256, withIssuingRevoked } from './ca-history.js';
 // Where init.ts has always taken it from.
 export { ROOT_CRL_AUDIT_TYPE } from './ca-history.js';
 import { AuditLog } from './audit/index.js';
-import { ApplianceMissingError } from './errors.js';
-// data-claim.js rather than ops/index.js: ops' status and check import this module (no import cycle).
+// data-claim.js rather than ops/index.js: ops' status and check import root-crl-state.ts, and this
+// ceremony needs the claim only (as renew-issuing.ts).
 import { claimDataDir } from './ops/data-claim.js';
 import type { MainIo } from './main.js';
+import { openCeremony, readPassphrase, readRootKeyFile, RootCrlError } from './root-key-ceremony.js';
 import { Db, replaceFilesAfter, VAULT_DB_FILE } from './vault/index.js';
-
-/**
- * Failure modes of the root key ceremonies (this one and renew-issuing.ts), each with a stable
- * code; messages name files, never secrets.
- */
-export class RootCrlError extends Error {
-  constructor(
-    readonly code: 'ROOT_KEY_MISMATCH' | 'ROOT_KEY_PASSPHRASE_WRONG' | 'ROOT_KEY_UNREADABLE' | 'ROOT_CRL_INVALID' | 'ROOT_CRL_ARGUMENT' | 'ISSUING_CA_REVOKED',
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'RootCrlError';
-  }
-}
-
-/** Codes whose message is the command's one log line (main.ts); ROOT_CRL_ARGUMENT is usage (exit 2). */
-export const ROOT_CRL_SAID_CODES = ['ROOT_KEY_MISMATCH', 'ROOT_KEY_PASSPHRASE_WRONG', 'ROOT_KEY_UNREADABLE', 'ROOT_CRL_INVALID', 'ISSUING_CA_REVOKED'] as const;
-export const ROOT_CRL_USAGE_CODES = ['ROOT_CRL_ARGUMENT'] as const;
 
 /** Longest `--days`: the root CRL must be renewed by a ceremony at least this often. */
 export const ROOT_CRL_MAX_DAYS = 366;
@@ -128,59 +100,6 @@ export async function signRootCrl(opts: SignRootCrlOptions): Promise<SignRootCrl
     return await signUnderClaim(dataDir, now, root, issuing, key, fingerprint, opts);
   } finally {
     claim.release();
-  }
-}
-
-/** What a root key ceremony starts from: the appliance's data directory, its root, and the root key opened. */
-export interface Ceremony {
-  dataDir: string;
-  now: Date;
-  root: Certificate;
-  key: CryptoKey;
-  /** SHA-256 of the root key's SPKI, for the audit entry. */
-  fingerprint: string;
-}
-
-/**
- * The start of both root key ceremonies (this one and renew-issuing.ts): an initialised data
- * directory, its root certificate, and the root key that is that certificate's.
- * @throws ApplianceMissingError, RootCrlError (see {@link openRootKey})
- */
-export async function openCeremony(opts: { dataDir: string; rootKeyPem: string; passphrase: string; now?: () => Date }): Promise<Ceremony> {
-  const dataDir = resolve(opts.dataDir);
-  const now = (opts.now ?? (() => new Date()))();
-  if (!existsSync(join(dataDir, PATHS.meta))) throw new ApplianceMissingError(dataDir);
-  const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
-  return { dataDir, now, root, ...(await openRootKey(root, opts.rootKeyPem, opts.passphrase)) };
-}
-
-/**
- * The root CA's private key from its encrypted PEM, held to the root certificate; with the SHA-256
- * of its SPKI for the audit entry.
- * @throws RootCrlError ROOT_KEY_PASSPHRASE_WRONG, ROOT_KEY_UNREADABLE, ROOT_KEY_MISMATCH (nothing signed)
- */
-export async function openRootKey(root: Certificate, pem: string, passphrase: string): Promise<{ key: CryptoKey; fingerprint: string }> {
-  let key: CryptoKey;
-  try {
-    key = await importPrivateKeyPem(pem, passphrase);
-  } catch (err) {
-    if (err instanceof BadPassphraseError) {
-      throw new RootCrlError('ROOT_KEY_PASSPHRASE_WRONG', 'the passphrase does not open the root key: nothing was signed', { cause: err });
-    }
-    throw new RootCrlError('ROOT_KEY_UNREADABLE', `the root key file holds no readable private key: ${(err as Error).message}`, { cause: err });
-  }
-  if (!Buffer.from(root.publicKeySpki).equals(Buffer.from(await exportPublicKeySpki(key)))) {
-    throw new RootCrlError('ROOT_KEY_MISMATCH', `the key is not the root CA's (${root.subjectString}, ${PATHS.rootCert}): nothing was signed`);
-  }
-  return { key, fingerprint: await publicKeyFingerprint(key) };
-}
-
-/** `--root-key FILE`'s text; an unreadable file is usage (ROOT_CRL_ARGUMENT). */
-export function readRootKeyFile(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new RootCrlError('ROOT_CRL_ARGUMENT', `--root-key: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
 }
 
@@ -265,55 +184,6 @@ async function currentRootCrl(file: string, root: Certificate): Promise<Crl | un
   return r.crl;
 }
 
-/** Reads a secret: the first line of `file`, else the terminal without echo, else the first line of stdin. */
-export async function readPassphrase(
-  file: string | undefined,
-  input: NodeJS.ReadStream = process.stdin,
-  output: NodeJS.WritableStream = process.stderr,
-): Promise<string> {
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new RootCrlError('ROOT_CRL_ARGUMENT', `--passphrase-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-    }
-    return firstLine(text);
-  }
-  if (input.isTTY) {
-    return new Promise((resolvePass, reject) => {
-      let muted = false;
-      const echo = new Writable({
-        write(chunk, _enc, done) {
-          if (!muted) output.write(chunk);
-          done();
-        },
-      });
-      const rl = createInterface({ input, output: echo, terminal: true });
-      let answered = false;
-      rl.on('close', () => {
-        if (!answered) reject(new RootCrlError('ROOT_CRL_ARGUMENT', 'no passphrase was given'));
-      });
-      rl.question('root key passphrase: ', (answer) => {
-        answered = true;
-        output.write('\n');
-        rl.close();
-        resolvePass(answer);
-      });
-      muted = true;
-    });
-  }
-  const chunks: Buffer[] = [];
-  for await (const chunk of input) chunks.push(Buffer.from(chunk as Uint8Array));
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text === '') throw new RootCrlError('ROOT_CRL_ARGUMENT', 'no passphrase: give --passphrase-file FILE, type it on a terminal, or pipe it on stdin');
-  return firstLine(text);
-}
-
-function firstLine(text: string): string {
-  return text.split(/\r?\n/, 1)[0] ?? '';
-}
-
 function parseDays(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > ROOT_CRL_MAX_DAYS) throw new InvalidArgumentError(`expected an integer 1..${ROOT_CRL_MAX_DAYS}, got ${JSON.stringify(v)}`);
@@ -395,62 +265,4 @@ function replaces(r: SignRootCrlResult): string {
   if (r.previousCrlNumber !== null) return `replaces ${r.previousCrlNumber}`;
   if (r.previousAuditedNumber === null) return 'the first: none was in place';
   return `none was in place; number and revocations continue from the audit log, last ${r.previousAuditedNumber}`;
-}
-
-/** The root CRL is flagged this many days before its nextUpdate (and after it). */
-export const ROOT_CRL_WARN_DAYS = 30;
-
-/** What `status` and `check` say of the root CRL. */
-export interface RootCrlState {
-  number: number;
-  thisUpdate: string;
-  nextUpdate: string;
-  daysLeft: number;
-  issuingRevoked: boolean;
-  warn: boolean;
-}
-
-/**
- * The root CRL in `dataDir` at `at` and the warning it deserves (null when none): absent (an
- * appliance made before root CRLs), unreadable, due within {@link ROOT_CRL_WARN_DAYS} days or past
- * its nextUpdate, or revoking the issuing CA. Each warning names the ceremony command.
- */
-export async function rootCrlState(dataDir: string, at: Date): Promise<{ state: RootCrlState | null; warning: string | null }> {
-  const cmd = `sigil-server sign-root-crl --data ${dataDir} --root-key ROOT-KEY-FILE`;
-  // Held to the root's signature, as the server's watch holds it: a file the root did not sign is
-  // what the server ignores, so status must not report what it claims (a revoked issuing CA).
-  const root = Certificate.fromPem(await readFile(join(dataDir, PATHS.rootCert), 'utf8'));
-  const file = await readRootCrlFile(join(dataDir, PATHS.rootCrl), root);
-  if ('missing' in file) {
-    return { state: null, warning: `no root CRL (${PATHS.rootCrl}): auditors cannot check the whole chain (openssl -crl_check_all); sign one at a root key ceremony: ${cmd}` };
-  }
-  if ('invalid' in file) {
-    return {
-      state: null,
-      warning: `${PATHS.rootCrl} ${file.invalid}: auditors' checks of the whole chain fail and the server ignores it; sign a new one at a root key ceremony: ${cmd}`,
-    };
-  }
-  const crl = file.crl;
-  const issuing = Certificate.fromPem(await readFile(join(dataDir, PATHS.issuingCert), 'utf8'));
-  const daysLeft = Math.floor((crl.nextUpdate.getTime() - at.getTime()) / 86_400_000);
-  const issuingRevoked = crl.find(issuing.serialNumber) !== undefined;
-  const state: RootCrlState = {
-    number: Number(crl.crlNumber),
-    thisUpdate: crl.thisUpdate.toISOString(),
-    nextUpdate: crl.nextUpdate.toISOString(),
-    daysLeft,
-    issuingRevoked,
-    warn: daysLeft < ROOT_CRL_WARN_DAYS || issuingRevoked,
-  };
-  let warning: string | null = null;
-  if (issuingRevoked) {
-    warning =
-      `root CRL ${state.number} revokes the issuing CA (${issuing.serialNumber}): every certificate of this appliance fails revocation checks ` +
-      'of the whole chain, and the server refuses every request but those for the CA certificates and CRLs';
-  } else if (crl.nextUpdate.getTime() <= at.getTime()) {
-    warning = `root CRL ${state.number} is stale: nextUpdate ${state.nextUpdate} has passed and openssl -crl_check_all refuses every certificate; hold a root key ceremony now: ${cmd}`;
-  } else if (daysLeft < ROOT_CRL_WARN_DAYS) {
-    warning = `root CRL ${state.number} reaches nextUpdate in ${daysLeft} days (${state.nextUpdate}); hold a root key ceremony before then: ${cmd}`;
-  }
-  return { state, warning };
 }

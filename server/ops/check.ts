@@ -29,7 +29,7 @@ import { KEYRING, PATHS, readMeta, type MasterKeySource } from '../appliance.js'
 import { verifyAuditTrail } from '../audit/index.js';
 import { Certificate } from '../../pki/index.js';
 import { ApplianceMissingError } from '../errors.js';
-import { rootCrlState } from '../sign-root-crl.js';
+import { rootCrlState } from '../root-crl-state.js';
 import { chunkAad, fileKeyId, messageAad, unpackMessage } from '../messaging/context.js';
 import { openDigest } from '../messaging/file-digest.js';
 import {

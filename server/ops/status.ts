@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Certificate } from '../../pki/index.js';
 import { PATHS } from '../appliance.js';
-import { rootCrlState, type RootCrlState } from '../sign-root-crl.js';
+import { rootCrlState, type RootCrlState } from '../root-crl-state.js';
 import { ApplianceMissingError } from '../errors.js';
 import { loadConfig } from '../config.js';
 import { DEFAULT_RESERVE_MARGIN_BYTES, Db, DISK_RESERVE_FILE, reserveIsWhole, VAULT_DB_FILE, VAULT_KEY_NEXT_FILE, VAULT_KEY_PREV_FILE } from '../vault/index.js';
