@@ -45,7 +45,7 @@ export interface RevokedEntry {
   /**
    * When the certificate was revoked. Encoded in whole seconds, truncated (RFC 5280 §5.1.2.6: no
    * fractional seconds), so a caller that wants the CRL to say exactly this time passes a whole
-   * second (the server rounds a revocation up to the next one: certificate-service.ts).
+   * second (the server rounds a revocation up to the next one: server/certs/revocation.ts).
    */
   revocationDate: Date;
   reason: RevocationReason;

@@ -6,37 +6,27 @@
  * The certificate must be an active certificate of that account; the signer must be that very
  * certificate. Every failure that could tell whether a login exists answers AUTH_FAILED.
  *
- * The audit trail names a login that has an account in clear and any other by its keyed hash
- * (auth/login-hash.ts): what a client types as a login (an envelope password in the wrong field)
- * must not stay in clear in a trail that can never be cleaned. Refusals before the password check
- * (locked, bad nonce), refused tokens and refused certificates go through {@link RefusalAudit},
- * which bounds how many entries they can make.
+ * Failed and refused attempts go to the lockout and the audit trail through failed-attempts.ts
+ * (which names a login without an account by its keyed hash, and bounds refusals through
+ * {@link RefusalAudit}); password changes are password-change.ts, queued here with the attempts.
  */
-import { verifyDetached } from '../../pki/index.js';
 import type { AccountRecord, AccountStore } from '../accounts/account-store.js';
-import { EnvelopeExpiredError, PasswordWeakError } from '../accounts/errors.js';
-import { checkNewPassword, type PasswordHasher } from '../accounts/password.js';
+import { EnvelopeExpiredError } from '../accounts/errors.js';
+import type { PasswordHasher } from '../accounts/password.js';
 import type { CertificateStore } from '../certs/certificate-store.js';
 import type { ClientCert } from '../middleware/types.js';
 import { KeyedQueue } from '../keyed-queue.js';
 import type { Db } from '../vault/index.js';
-import {
-  AccountChangedError,
-  AccountLockedError,
-  AuthFailedError,
-  NonceInvalidError,
-  PasswordChangeNotPendingError,
-  PasswordWrongError,
-  ReceiptInvalidError,
-  type AuthFailureReason,
-} from './errors.js';
+import { AccountLockedError, AuthFailedError, NonceInvalidError, type AuthFailureReason } from './errors.js';
+import { FailedAttempts } from './failed-attempts.js';
 import type { Admission, Lockout } from './lockout.js';
-import { hiddenLoginName, type LoginHash } from './login-hash.js';
+import type { LoginHash } from './login-hash.js';
 import type { NonceStore } from './nonce-store.js';
-import { RefusalAudit, type CertificateRefusalReason, type Refusal } from './refusals.js';
-import type { AuditSink, SecurityEvent } from './security-events.js';
-import type { Session, SessionStore, TokenRefusal } from './session-store.js';
-import { envelopeReceiptStatement, loginStatement } from './statements.js';
+import { PasswordChanges } from './password-change.js';
+import type { CertificateRefusalReason, RefusalAudit } from './refusals.js';
+import { securityEvent, type AuditSink, type SecurityEvent } from './security-events.js';
+import type { Session, SessionStore } from './session-store.js';
+import { loginStatement, signedBy } from './statements.js';
 
 /** Dependencies of {@link LoginService}. */
 export interface LoginServiceDeps {
@@ -70,19 +60,6 @@ interface Checked {
   generation: number;
 }
 
-/** Verifies a detached CMS signature made by exactly the TLS certificate. */
-async function signedBy(signatureB64: string, content: Uint8Array, cc: ClientCert): Promise<boolean> {
-  const sig = Buffer.from(signatureB64, 'base64');
-  if (sig.length === 0) return false;
-  try {
-    const r = await verifyDetached(new Uint8Array(sig), content, { expectedSigner: cc.cert });
-    return r.ok;
-  } catch {
-    // Malformed CMS is a failed proof, not a server error.
-    return false;
-  }
-}
-
 /** The login flow and password changes. */
 export class LoginService {
   /**
@@ -93,12 +70,19 @@ export class LoginService {
    */
   readonly #perLogin = new KeyedQueue();
 
+  /** Failed and refused attempts → the lockout and the audit trail (auth/failed-attempts.ts). */
+  readonly #attempts: FailedAttempts;
+
+  readonly #passwords: PasswordChanges;
+
   /** Refused attempts, tokens and certificates → the audit trail, bounded (auth/refusals.ts). */
   readonly refusals: RefusalAudit;
 
   constructor(private readonly d: LoginServiceDeps) {
-    this.refusals = new RefusalAudit({ audit: d.audit, now: d.now });
-    d.sessions.onRefused((r) => this.#tokenRefused(r));
+    this.#attempts = new FailedAttempts(d);
+    this.#passwords = new PasswordChanges(d, this.#attempts);
+    this.refusals = this.#attempts.refusals;
+    d.sessions.onRefused((r) => this.#attempts.tokenRefused(r));
   }
 
   /** Writes the refusal counts still held (call before the vault closes). */
@@ -107,59 +91,15 @@ export class LoginService {
   }
 
   /**
-   * How the audit trail names `login`: itself when it has an account, else its keyed hash. The
-   * hash is computed either way, so both cost the same.
-   */
-  async #auditName(login: string): Promise<string> {
-    const hidden = hiddenLoginName(this.d.loginHash, login);
-    return (await this.d.accounts.get(login)) ? login : hidden;
-  }
-
-  /** Who holds the certificate `cc` (its account's login), for the actor of a refusal. */
-  async #holder(cc: { fingerprint: string; serial: string }): Promise<string> {
-    // On a refusal path: a failed lookup must not turn the refusal's answer into a 500.
-    const rec = await this.d.certificates.byFingerprint(cc.fingerprint).catch(() => undefined);
-    return rec?.login ?? `certificate:${cc.serial}`;
-  }
-
-  /** A login attempt by `login` over the certificate `certSerial`, refused before its password was checked. */
-  async #loginRefused(login: string, reason: Refusal['reason'], certSerial: string, peer?: string): Promise<void> {
-    const name = await this.#auditName(login);
-    const detail = { certificate: certSerial, peer: peer ?? null };
-    await this.refusals.record({ type: 'login.refused', reason, actor: name, subject: name, detail });
-  }
-
-  async #tokenRefused(r: TokenRefusal): Promise<void> {
-    const { why, about } = r.error;
-    await this.refusals.record({
-      type: 'session.refused',
-      reason: why,
-      actor: await this.#holder(r.presented),
-      ...(about ? { subject: about.login } : {}),
-      detail: {
-        certificate: r.presented.serial,
-        ...(why === 'other-certificate' && about ? { sessionCertificate: about.certSerial } : {}),
-        ...(why === 'ended' && about?.endReason ? { endReason: about.endReason } : {}),
-        peer: r.peer,
-      },
-    });
-  }
-
-  /**
    * A request refused at the client-certificate check (revoked, expired, not yet valid): every
    * login or challenge tried with such a certificate among them. Wired by app.ts.
    */
-  async certificateRefused(cc: ClientCert, reason: CertificateRefusalReason, peer?: string | null): Promise<void> {
-    await this.refusals.record({
-      type: 'certificate.refused',
-      reason,
-      actor: await this.#holder(cc),
-      detail: { certificate: cc.serial, peer: peer ?? null },
-    });
+  certificateRefused(cc: ClientCert, reason: CertificateRefusalReason, peer?: string | null): Promise<void> {
+    return this.#attempts.certificateRefused(cc, reason, peer);
   }
 
   private event(type: SecurityEvent['type'], actor: string, subject: string, detail?: SecurityEvent['detail']): SecurityEvent {
-    return { type, at: this.d.now(), actor, subject, ...(detail ? { detail } : {}) };
+    return securityEvent(this.d.now(), type, actor, subject, detail);
   }
 
   /** Issues a nonce bound to `login` and this TLS certificate. Answers for any login. */
@@ -172,42 +112,8 @@ export class LoginService {
    * counting nothing, if its certificate is locked by now (auth/lockout.ts).
    */
   private async fail(login: string, reason: AuthFailureReason, cc: ClientCert, admission: Admission, peer?: string): Promise<never> {
-    await this.#recordFailure(login, { reason, serial: cc.serial, peer: peer ?? null }, { cc, admission });
+    await this.#attempts.recordFailure(login, { reason, serial: cc.serial, peer: peer ?? null }, { cc, admission });
     throw new AuthFailedError(reason);
-  }
-
-  /**
-   * One failed password check of `login`: counted toward the lock of the login (and of the
-   * certificate `cc` it came over), audited as `login.failed` (and `login.locked` when it locked
-   * the login, `certificate.locked` when it locked the certificate; with `endSessions`, the
-   * login's sessions end then too). Counters and entries commit in one transaction, the same
-   * writes whether the login has an account or not. `admission` (the attempt's, over `cc`) is
-   * released once they have committed.
-   * @returns whether it locked the login.
-   * @throws AccountLockedError (`certificate`) when `cc` is locked already: nothing is written.
-   */
-  async #recordFailure(
-    login: string,
-    detail: SecurityEvent['detail'],
-    o: { endSessions?: boolean; cc?: ClientCert; admission?: Admission } = {},
-  ): Promise<boolean> {
-    return this.d.db.transaction(async () => {
-      const r = await this.d.lockout.recordFailure(login, o.cc?.fingerprint, o.admission);
-      const name = await this.#auditName(login);
-      const events = [this.event('login.failed', name, name, detail)];
-      if (r.locked) events.push(this.event('login.locked', 'system', name));
-      if (r.certificateLocked && o.cc) {
-        events.push(
-          this.event('certificate.locked', 'system', await this.#holder(o.cc), {
-            serial: o.cc.serial,
-            until: r.certificateLockedUntil?.toISOString() ?? null,
-          }),
-        );
-      }
-      if (r.locked && o.endSessions) await this.d.sessions.endForLogin(login, 'account-locked');
-      await this.d.audit.append(events);
-      return r.locked;
-    });
   }
 
   /**
@@ -236,9 +142,9 @@ export class LoginService {
       admission?.release();
       // Refused before any password work: audited, aggregated per login, certificate and peer.
       if (err instanceof AccountLockedError) {
-        await this.#loginRefused(login, err.scope === 'certificate' ? 'certificate-locked' : 'locked', cc.serial, peer);
+        await this.#attempts.loginRefused(login, err.scope === 'certificate' ? 'certificate-locked' : 'locked', cc.serial, peer);
       }
-      if (err instanceof NonceInvalidError) await this.#loginRefused(login, `nonce-${err.why}`, cc.serial, peer);
+      if (err instanceof NonceInvalidError) await this.#attempts.loginRefused(login, `nonce-${err.why}`, cc.serial, peer);
       throw err;
     }
     try {
@@ -246,7 +152,7 @@ export class LoginService {
     } catch (err) {
       // The certificate locked while this attempt was in flight: counted as nothing, refused as
       // the attempts after it are.
-      if (err instanceof AccountLockedError) await this.#loginRefused(login, 'certificate-locked', cc.serial, peer);
+      if (err instanceof AccountLockedError) await this.#attempts.loginRefused(login, 'certificate-locked', cc.serial, peer);
       throw err;
     } finally {
       admission.release();
@@ -351,85 +257,17 @@ export class LoginService {
   }
 
   /**
-   * First login: replaces the envelope password and stores the signed envelope receipt.
-   * Throws PASSWORD_CHANGE_NOT_PENDING, PASSWORD_WEAK, RECEIPT_INVALID or ENVELOPE_EXPIRED.
+   * First login: replaces the envelope password and stores the signed envelope receipt
+   * (password-change.ts). Throws PASSWORD_CHANGE_NOT_PENDING, PASSWORD_WEAK, RECEIPT_INVALID or
+   * ENVELOPE_EXPIRED.
    */
   firstLogin(account: AccountRecord, session: Session, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
-    return this.#perLogin.run(account.login, () => this.#firstLogin(account, session, input, cc));
-  }
-
-  async #firstLogin(account: AccountRecord, session: Session, input: { newPassword: string; receipt: string }, cc: ClientCert): Promise<void> {
-    if (!account.mustChangePassword) throw new PasswordChangeNotPendingError();
-    const env = await this.d.accounts.pendingEnvelope(account.login);
-    if (!env) throw new PasswordChangeNotPendingError();
-    if (env.expiresAt.getTime() <= this.d.now().getTime()) throw new EnvelopeExpiredError(env.serial, env.expiresAt);
-    checkNewPassword(input.newPassword, { login: account.login });
-    // The envelope password is not kept in clear: compare through its hash.
-    if (await this.d.hasher.verify(account.passwordHash, input.newPassword))
-      throw new PasswordWeakError('it must not be the envelope password');
-    const receipt = Buffer.from(input.receipt, 'base64');
-    if (!(await signedBy(input.receipt, envelopeReceiptStatement(account.login, env.serial), cc)))
-      // No serial in the message: the holder has the printed envelope, and a session left from an
-      // older envelope must not learn the newer one's serial from its refusal.
-      throw new ReceiptInvalidError(
-        "expected a signature by the session's certificate over sigil-envelope-receipt for this login and the pending envelope's serial",
-      );
-    const hash = await this.d.hasher.hash(input.newPassword);
-    const now = this.d.now();
-    await this.d.db.transaction(async () => {
-      // An officer's reset may have landed while argon2 ran: it replaced the password and
-      // superseded this envelope. Then the receipt is for an envelope that no longer counts.
-      const replaced = await this.d.accounts.replacePassword(
-        account.login,
-        { hash: account.passwordHash, mustChange: true },
-        { hash, mustChange: false },
-      );
-      if (!replaced || !(await this.d.accounts.useEnvelope(env.serial, now, receipt))) {
-        throw new AccountChangedError(`envelope ${env.serial} was replaced by a newer one; nothing was changed, log in with the new envelope`);
-      }
-      // Other sessions opened with the envelope password would become full sessions now: whoever
-      // else read the envelope keeps nothing.
-      await this.d.sessions.endForLogin(account.login, 'password-changed', session.id);
-      await this.d.audit.append([
-        this.event('envelope.used', account.login, account.login, { serial: env.serial, certificate: cc.serial }),
-        this.event('password.changed', account.login, account.login, { first: true }),
-      ]);
-    });
+    return this.#perLogin.run(account.login, () => this.#passwords.firstLogin(account, session, input, cc));
   }
 
   /** Changes a chosen password; other sessions of the account end. Throws PASSWORD_WRONG, PASSWORD_WEAK. */
   changePassword(account: AccountRecord, session: Session, input: { currentPassword: string; newPassword: string }): Promise<void> {
-    return this.#perLogin.run(account.login, () => this.#changePassword(account, session, input));
-  }
-
-  async #changePassword(
-    account: AccountRecord,
-    session: Session,
-    input: { currentPassword: string; newPassword: string },
-  ): Promise<void> {
-    // A wrong current password counts as a failed login: a session in someone else's hands must
-    // not become a way to guess the password without limit. The lock also ends the sessions.
-    try {
-      await this.d.lockout.assertNotLocked(account.login);
-    } catch (err) {
-      if (err instanceof AccountLockedError) await this.#loginRefused(account.login, 'locked', session.certSerial);
-      throw err;
-    }
-    if (!(await this.d.hasher.verify(account.passwordHash, input.currentPassword))) {
-      await this.#recordFailure(account.login, { reason: 'password-change-wrong-current' }, { endSessions: true });
-      throw new PasswordWrongError();
-    }
-    checkNewPassword(input.newPassword, { login: account.login });
-    if (input.newPassword === input.currentPassword) throw new PasswordWeakError('it must differ from the current password');
-    const hash = await this.d.hasher.hash(input.newPassword);
-    await this.d.db.transaction(async () => {
-      // Written only over the password this request checked: a reset that landed meanwhile wins.
-      if (!(await this.d.accounts.replacePassword(account.login, { hash: account.passwordHash, mustChange: false }, { hash, mustChange: false }))) {
-        throw new AccountChangedError('its password was reset or changed meanwhile; nothing was changed, log in again');
-      }
-      await this.d.sessions.endForLogin(account.login, 'password-changed', session.id);
-      await this.d.audit.append([this.event('password.changed', account.login, account.login, { first: false })]);
-    });
+    return this.#perLogin.run(account.login, () => this.#passwords.changePassword(account, session, input));
   }
 
   /** Ends the session. */

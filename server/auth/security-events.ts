@@ -49,6 +49,11 @@ export interface SecurityEvent {
   detail?: Record<string, string | number | boolean | null>;
 }
 
+/** The event `type` by `actor` about `subject` at `at`, with `detail` when there is one. */
+export function securityEvent(at: Date, type: SecurityEventType, actor: string, subject: string, detail?: SecurityEvent['detail']): SecurityEvent {
+  return { type, at, actor, subject, ...(detail ? { detail } : {}) };
+}
+
 /** Where events go. Appends are atomic per call. */
 export interface AuditSink {
   append(events: readonly SecurityEvent[]): Promise<void>;
