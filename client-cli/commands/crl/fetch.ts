@@ -8,6 +8,7 @@ import { action, type CommandContext } from '../../context.js';
 import { EXIT } from '../../exit-codes.js';
 import { envSection, withHelp } from '../../help.js';
 import { ENV, type Runtime } from '../../runtime.js';
+import type { Certificate, Crl } from '../../../pki/index.js';
 import type { HttpClient } from '../../http.js';
 import { escapeControls, oneLine } from '../../terminal-text.js';
 
@@ -48,21 +49,24 @@ export function crlFetchCommand(ctx: CommandContext): Command {
 export async function run(opts: CrlFetchOptions, rt: Runtime): Promise<void> {
   const { CaSchema, CrlSchema } = await import('../../api.js');
   const http = await rt.client({ session: false });
-  const { checkCrl } = await import('../../crl-check.js');
   const pinned = await rt.profile.read('ca');
   let crl;
-  let checked;
+  let checked: { issuer: string; revoked: number };
   if (opts.root) {
     crl = await fetchRootCrl(http);
-    // Signed by the root itself: only the pin's self-signed certificates may have signed it.
-    checked = await checkCrl(crl.crl, pinned, '', rt.io.now());
-    await assertIssuedByPinnedRoot(crl.crl, pinned);
-    await keepRootCrl(rt, crl.crl, pinned);
+    // Signed by the root itself: only the pin's self-signed roots may have signed it, checked as
+    // every messaging command checks the one it judges the issuing CA by (messaging/root-crl.ts).
+    const { checkRootCrl, pinnedRoots } = await import('../../messaging/root-crl.js');
+    const roots = await pinnedRoots(pinned);
+    const rootCrl = await checkRootCrl(crl.crl, 'from the appliance', roots);
+    checked = { issuer: rootCrl.issuerString, revoked: rootCrl.revoked.length };
+    await keepRootCrl(rt, { crl: rootCrl, pem: crl.crl }, roots);
   } else {
     crl = await http.get('/v1/crl', CrlSchema);
     // The CRL is signed by the issuing CA; the pin may hold only the root, so take the served
     // chain, which checkCrl trusts only as far as it chains to the pin.
     const ca = await http.get('/v1/ca', CaSchema);
+    const { checkCrl } = await import('../../crl-check.js');
     checked = await checkCrl(crl.crl, pinned, ca.chain, rt.io.now());
   }
   if (opts.out) {
@@ -116,23 +120,9 @@ async function fetchRootCrl(http: HttpClient): Promise<{ crl: string; crlNumber:
  * Weighs the fetched root CRL against the one the profile kept, as every messaging command does
  * (messaging/kept-root-crl.ts): a newer one is kept; an older one than the kept is said on stderr.
  */
-async function keepRootCrl(rt: Runtime, pem: string, pinnedPem: string): Promise<void> {
-  const { Crl } = await import('../../../pki/index.js');
+async function keepRootCrl(rt: Runtime, served: { crl: Crl; pem: string }, roots: Certificate[]): Promise<void> {
   const { profileRootCrlStore, readKept, weighRootCrl } = await import('../../messaging/kept-root-crl.js');
-  const { pinnedRoots } = await import('../../messaging/root-crl.js');
   const store = profileRootCrlStore(rt.profile);
-  const held = await weighRootCrl({ crl: Crl.fromPem(pem), pem }, await readKept(store, await pinnedRoots(pinnedPem)), store);
+  const held = await weighRootCrl(served, await readKept(store, roots), store);
   for (const w of held.warnings) rt.out.note(`warning: ${w}`);
-}
-
-/** @throws NotTrustedError when the CRL's issuer is not a self-signed certificate of the pin (the root). */
-async function assertIssuedByPinnedRoot(crlPem: string, pinnedPem: string): Promise<void> {
-  const { Certificate, Crl } = await import('../../../pki/index.js');
-  const { NotTrustedError } = await import('../../errors.js');
-  const crl = Crl.fromPem(crlPem);
-  const roots = Certificate.fromPemBundle(pinnedPem).filter((c) => c.isSelfIssued);
-  const root = roots.find((r) => r.subjectNameDer.equals(crl.issuerNameDer));
-  if (!root || !(await crl.verifySignature(root)).ok) {
-    throw new NotTrustedError('the root CRL', `it is issued by ${crl.issuerString}, not by the pinned root ${roots.map((r) => r.subjectString).join(', ') || '(none pinned)'}`);
-  }
 }

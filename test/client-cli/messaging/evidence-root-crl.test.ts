@@ -5,10 +5,11 @@
  * (`sigil-server sign-root-crl --revoke-issuing --yes`) the package is refused as revoked, whether
  * the new root CRL comes in a re-export or with --crl — as `openssl cms -verify -crl_check_all`
  * refuses it; a package without root-crl.pem verifies as before with one note; `crl fetch --root`
- * prints the root CRL, and says in one line when the appliance has none.
+ * prints the root CRL, and says in one line when the appliance has none or serves one no pinned
+ * root signed.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { createRootCrl, Crl } from '../../../pki/index.js';
@@ -137,6 +138,21 @@ await t.test('when the appliance\'s root CRL file is damaged then crl fetch --ro
   t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
   t.match(r.stderr, /^error: .*root CRL \(ca\/root-crl\.pem\) is not a readable CRL.*sigil-server sign-root-crl/);
   t.notMatch(r.stderr, /no root CRL yet|MALFORMED_INPUT|not DER/);
+});
+
+await t.test('when the appliance serves a root CRL another root signed then crl fetch --root refuses it in one line and keeps nothing', async (t) => {
+  const kept = join(bkim.cli.profile, 'root-crl.pem');
+  const keptBefore = readFileSync(kept, 'utf8');
+  const other = await makeTestCa('p256');
+  rootCrl.replace(t, (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 99n })).pem);
+  const out = join(dir, 'foreign-root.crl.pem');
+  const r = await bkim.cli.run(['crl', 'fetch', '--root', '--out', out]);
+  t.equal(r.code, 3, r.stderr);
+  t.equal(r.stdout, '');
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  t.match(r.stderr, /^error: the root CRL from the appliance is not trusted by the pinned CA: it is issued by .+, not by the pinned root /);
+  t.notOk(existsSync(out), 'nothing written to --out');
+  t.equal(readFileSync(kept, 'utf8'), keptBefore, 'the profile keeps the root CRL it had');
 });
 
 await t.test('when the root key ceremony revokes the issuing CA then the package is refused as revoked, with the new CRL given or re-exported', async (t) => {
