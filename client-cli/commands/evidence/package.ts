@@ -73,11 +73,12 @@ export interface VerifyPackageOptions {
   /** Names of `crlPems` for messages (the files given), same order. Default `--crl #n`. */
   crlNames?: string[];
   /**
-   * The root CRL the profile kept from the appliance (messaging/kept-root-crl.ts), one more
-   * candidate: a package made before the issuing CA's revocation carries the older root CRL, and
-   * the newer one this workstation has seen still judges it. Ignored unless a pinned root signed it.
+   * The root CRL the profile kept from the appliance, already checked by a pinned root
+   * (messaging/kept-root-crl.ts, readKept): one more candidate, for a package made before the
+   * issuing CA's revocation carries the older root CRL, and the newer one this workstation has
+   * seen still judges it.
    */
-  keptRootCrlPem?: string;
+  keptRootCrl?: Crl;
 }
 
 /** root-crl.pem when the package has one; undefined when it has not (older appliances). */
@@ -149,14 +150,8 @@ export async function verifyPackage(dir: string, opts: VerifyPackageOptions): Pr
     if (isRootCrl(crl)) rootCrls.push({ crl: await checkRootCrl(pem, from, roots), from });
     else leafCrls.push(crl);
   }
-  if (opts.keptRootCrlPem !== undefined) {
-    // Last, so that at an equal number the package's or a given file's is named.
-    const kept = await checkRootCrl(opts.keptRootCrlPem, 'kept in this profile', roots).catch((err: unknown) => {
-      if (err instanceof NotTrustedError) return undefined;
-      throw err;
-    });
-    if (kept) rootCrls.push({ crl: kept, from: 'this profile' });
-  }
+  // Last, so that at an equal number the package's or a given file's is named.
+  if (opts.keptRootCrl) rootCrls.push({ crl: opts.keptRootCrl, from: 'this profile' });
 
   // id and conversation are taken from the signed header itself: nothing else to compare with.
   const parsed = parseHeader(headerText);

@@ -82,13 +82,18 @@ export async function run(opts: VerifyOptions, rt: Runtime): Promise<void> {
     const { verifyPackage } = await import('./package.js');
     const crlPems: string[] = [];
     for (const file of crlFiles) crlPems.push(await readCrlFile(file));
-    const keptRootCrlPem = await rt.profile.readOptional('rootCrl');
+    const pinnedPem = await rt.profile.read('ca');
+    // The profile's kept root CRL, if a pinned root signed it (else a warning, as online).
+    const { profileRootCrlStore, readKept } = await import('../../messaging/kept-root-crl.js');
+    const { pinnedRoots } = await import('../../messaging/root-crl.js');
+    const kept = await readKept(profileRootCrlStore(rt.profile), await pinnedRoots(pinnedPem));
+    for (const w of kept.warnings) rt.out.note(`warning: ${w}`);
     pkg = await verifyPackage(opts.package, {
-      pinnedPem: await rt.profile.read('ca'),
+      pinnedPem,
       now: rt.io.now(),
       crlPems,
       crlNames: crlFiles,
-      ...(keptRootCrlPem !== undefined ? { keptRootCrlPem } : {}),
+      ...(kept.crl ? { keptRootCrl: kept.crl } : {}),
     });
     v = pkg.v;
     id = pkg.id;

@@ -140,6 +140,19 @@ await t.test('when the appliance\'s root CRL file is damaged then crl fetch --ro
   t.notMatch(r.stderr, /no root CRL yet|MALFORMED_INPUT|not DER/);
 });
 
+await t.test('when the root CRL the profile kept is not signed by the pinned root then verify --package ignores it with a warning', async (t) => {
+  forgetKeptRootCrl(t, bkim.cli);
+  const other = await makeTestCa('p256');
+  const foreign = (await createRootCrl({ cert: other.root.cert, key: other.root.key, crlNumber: 50n })).pem;
+  writeFileSync(join(bkim.cli.profile, 'root-crl.pem'), foreign);
+  const r = await bkim.cli.run(['verify', '--package', ev]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^issuing CA: +not revoked \(checked against the root CRL #1 from root-crl\.pem/m);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one warning line');
+  t.match(r.stderr, /^warning: the root CRL kept in this profile is not trusted by the pinned CA: it is issued by .+; it is ignored/);
+  t.equal(readFileSync(join(bkim.cli.profile, 'root-crl.pem'), 'utf8'), foreign, 'offline, nothing replaces it');
+});
+
 await t.test('when the appliance serves a root CRL another root signed then crl fetch --root refuses it in one line and keeps nothing', async (t) => {
   const kept = join(bkim.cli.profile, 'root-crl.pem');
   const keptBefore = readFileSync(kept, 'utf8');
