@@ -66,9 +66,7 @@ export function parseRecipient(text: string): Recipient {
 export class MessagingSession {
   private held?: Promise<HeldTrust>;
   private endpointOnce?: Promise<Endpoint>;
-  /** The CRL number last warned about as stale, per CRL kind (one warning per CRL, not per message). */
-  private readonly warnedStale = new Map<'crl' | 'root', string>();
-  /** Other warnings already given this run. */
+  /** The keys of the warnings already given this run ({@link warnOnce}). */
   private readonly warned = new Set<string>();
 
   private constructor(
@@ -145,9 +143,10 @@ export class MessagingSession {
     const now = this.rt.io.now();
     const checked = await checkCrl(crl.crl, pinned, ca.chain, now);
     const warning = staleCrlWarning(checked, now);
-    if (warning) this.warnStale('crl', checked.crlNumber, warning);
+    // One warning per stale CRL, not per fetch: the text names the time now.
+    if (warning) this.warnOnce(warning, `stale crl #${checked.crlNumber}`);
     const rootWarning = staleRootCrlWarning(rootCrl, now, root.crl ? root.from : undefined);
-    if (rootWarning && rootCrl) this.warnStale('root', rootCrl.crlNumber.toString(), rootWarning);
+    if (rootWarning && rootCrl) this.warnOnce(rootWarning, `stale root crl #${rootCrl.crlNumber}`);
     return {
       trust: {
         anchors: Certificate.fromPemBundle(pinned),
@@ -167,17 +166,10 @@ export class MessagingSession {
     this.rt.io.stderr.write(`warning: ${oneLine(text)}\n`);
   }
 
-  /** {@link warn}, once per run for the same text (a long `sigil watch` fetches the CRLs again). */
-  private warnOnce(text: string): void {
-    if (this.warned.has(text)) return;
-    this.warned.add(text);
-    this.warn(text);
-  }
-
-  /** Warns that a CRL is stale, unless this kind's CRL of that number was the last one warned about. */
-  private warnStale(kind: 'crl' | 'root', crlNumber: string, text: string): void {
-    if (this.warnedStale.get(kind) === crlNumber) return;
-    this.warnedStale.set(kind, crlNumber);
+  /** {@link warn}, once per run for the same `key` (a long `sigil watch` fetches the CRLs again). */
+  private warnOnce(text: string, key = text): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
     this.warn(text);
   }
 
