@@ -11,19 +11,12 @@ import t, { type Test } from 'tap';
 import { createPkcs12 } from '../../pki/index.js';
 import { runCli } from '../helpers/cli.js';
 import { makeTestCa } from '../helpers/pki-fixtures.js';
-import { tmpDir } from '../helpers/tmp.js';
+import { setUpLocalProfile } from './helpers/local-profile.js';
 
 const ca = await makeTestCa('p256');
 const GOOD = 'correct horse battery';
 
-async function profileOf(t: Test): Promise<{ dir: string; profile: string }> {
-  const dir = tmpDir(t, 'sigil-cli-passphrase-');
-  writeFileSync(join(dir, 'ca.pem'), ca.root.cert.pem);
-  const profile = join(dir, 'profile');
-  const r = await runCli(['setup', '--server', 'https://127.0.0.1:9', '--ca', join(dir, 'ca.pem')], { profile });
-  t.equal(r.code, 0, r.stderr);
-  return { dir, profile };
-}
+const profileOf = (t: Test) => setUpLocalProfile(t, ca, 'sigil-cli-passphrase-');
 const opensWith = (keyFile: string, pass: string): boolean => {
   try {
     execFileSync('openssl', ['pkey', '-in', keyFile, '-passin', `pass:${pass}`, '-noout'], { stdio: 'ignore' });

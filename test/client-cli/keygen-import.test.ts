@@ -5,38 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { CertificationRequest, createPkcs12, PROFILE_NAMES, type ProfileName } from '../../pki/index.js';
+import t from 'tap';
+import { createPkcs12, PROFILE_NAMES, type ProfileName } from '../../pki/index.js';
 import { makeTestCa, type TestCa } from '../helpers/pki-fixtures.js';
 import { runCli } from '../helpers/cli.js';
-import { tmpDir } from '../helpers/tmp.js';
+import { issueFromCsr, setUpLocalProfile } from './helpers/local-profile.js';
 
 const PASS = 'correct horse battery';
-
-/** A fresh profile set up against `ca` (no server is contacted by setup). */
-async function setUpProfile(t: Test, ca: TestCa): Promise<{ dir: string; profile: string; caFile: string }> {
-  const dir = tmpDir(t, 'sigil-cli-local-');
-  const caFile = join(dir, 'ca.pem');
-  writeFileSync(caFile, ca.root.cert.pem);
-  const profile = join(dir, 'profile');
-  const r = await runCli(['setup', '--server', 'https://127.0.0.1:9', '--ca', caFile, '--json'], { profile });
-  t.equal(r.code, 0, `setup: ${r.stderr}`);
-  return { dir, profile, caFile };
-}
-
-/** What the officer does with a CSR: issue a staff certificate for its key. */
-async function issueFromCsr(ca: TestCa, csrPem: string, login: string): Promise<string> {
-  const csr = CertificationRequest.fromPem(csrPem);
-  const cert = await ca.issuer.issueStaffCertificate({
-    fullName: `Test ${login}`,
-    login,
-    organization: 'Ministry of Tests',
-    department: 'Testing',
-    clearance: 'secret',
-    publicKey: await csr.publicKey(),
-  });
-  return cert.pem + ca.issuing.cert.pem;
-}
 
 const cas = new Map<ProfileName, TestCa>();
 for (const p of PROFILE_NAMES) cas.set(p, await makeTestCa(p));
@@ -45,7 +20,7 @@ t.test('keygen and certificate import for every profile', async (t) => {
   for (const name of PROFILE_NAMES) {
     t.test(`when ${name}: keygen writes an encrypted key and a CSR, and the issued certificate imports`, async (t) => {
       const ca = cas.get(name) as TestCa;
-      const { dir, profile } = await setUpProfile(t, ca);
+      const { dir, profile } = await setUpLocalProfile(t, ca);
       const csrFile = join(dir, 'alee.csr.pem');
       const gen = await runCli(['keygen', '--login', 'alee', '--algorithm', name, '--out', csrFile], { profile, env: { SIGIL_KEY_PASSPHRASE: PASS } });
       t.equal(gen.code, 0, gen.stderr);
@@ -67,7 +42,7 @@ t.test('keygen and certificate import for every profile', async (t) => {
 
     t.test(`when ${name}: a PKCS#12 imports with its password and the key is stored encrypted`, async (t) => {
       const ca = cas.get(name) as TestCa;
-      const { dir, profile } = await setUpProfile(t, ca);
+      const { dir, profile } = await setUpLocalProfile(t, ca);
       const staff = await ca.staff('bkim');
       const p12 = join(dir, 'bkim.p12');
       writeFileSync(p12, await createPkcs12({ key: staff.key, cert: staff.cert, chain: ca.chain, password: 'p12-pass' }));

@@ -5,38 +5,13 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { CertificationRequest } from '../../pki/index.js';
-import { makeTestCa, type TestCa } from '../helpers/pki-fixtures.js';
+import t from 'tap';
+import { makeTestCa } from '../helpers/pki-fixtures.js';
 import { runCli } from '../helpers/cli.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { issueFromCsr, setUpLocalProfile } from './helpers/local-profile.js';
 
 const PASS = 'correct horse battery';
-
-/** A fresh profile set up against `ca` (no server is contacted by setup). */
-async function setUpProfile(t: Test, ca: TestCa): Promise<{ dir: string; profile: string; caFile: string }> {
-  const dir = tmpDir(t, 'sigil-cli-local-');
-  const caFile = join(dir, 'ca.pem');
-  writeFileSync(caFile, ca.root.cert.pem);
-  const profile = join(dir, 'profile');
-  const r = await runCli(['setup', '--server', 'https://127.0.0.1:9', '--ca', caFile, '--json'], { profile });
-  t.equal(r.code, 0, `setup: ${r.stderr}`);
-  return { dir, profile, caFile };
-}
-
-/** What the officer does with a CSR: issue a staff certificate for its key. */
-async function issueFromCsr(ca: TestCa, csrPem: string, login: string): Promise<string> {
-  const csr = CertificationRequest.fromPem(csrPem);
-  const cert = await ca.issuer.issueStaffCertificate({
-    fullName: `Test ${login}`,
-    login,
-    organization: 'Ministry of Tests',
-    department: 'Testing',
-    clearance: 'secret',
-    publicKey: await csr.publicKey(),
-  });
-  return cert.pem + ca.issuing.cert.pem;
-}
 
 const p256 = await makeTestCa('p256');
 const other = await makeTestCa('p256');
@@ -115,7 +90,7 @@ t.test('setup', async (t) => {
   });
 
   t.test('when config.json is damaged then PROFILE_CORRUPT, exit 1', async (t) => {
-    const { profile } = await setUpProfile(t, p256);
+    const { profile } = await setUpLocalProfile(t, p256);
     writeFileSync(join(profile, 'config.json'), '{"version":1,"server":');
     const r = await runCli(['keygen', '--login', 'alee'], { profile, env: { SIGIL_KEY_PASSPHRASE: PASS } });
     t.equal(r.code, 1);
@@ -124,7 +99,7 @@ t.test('setup', async (t) => {
 });
 
 t.test('local failures', async (t) => {
-  const { dir, profile } = await setUpProfile(t, p256);
+  const { dir, profile } = await setUpLocalProfile(t, p256);
   const env = { SIGIL_KEY_PASSPHRASE: PASS };
 
   await t.test('when the key is missing then KEY_MISSING, exit 1', async (t) => {
