@@ -1,5 +1,4 @@
 import t from 'tap';
-import { createMessaging, keyedHashFromKeyring } from '../../../server/messaging/index.js';
 import { harness } from './harness.js';
 
 t.test('when the service starts then keys without rows are destroyed and keys with rows kept', async (t) => {
@@ -12,15 +11,7 @@ t.test('when the service starts then keys without rows are destroyed and keys wi
   // As if the appliance crashed after a deletion removed the rows but before it removed the keys.
   await h.vault.keys.createMessageKeys(conv.id, ['AAAAAAAAAAAAAAAAAAAAAA']);
   await h.messaging.close();
-  const again = createMessaging({
-    db: h.vault.db,
-    keys: h.vault.keys,
-    directory: { person: async (l) => h.people.get(l) },
-    keyedHash: await keyedHashFromKeyring(h.vault.keyring),
-    config: { sweepIntervalMs: 0 },
-    log: () => undefined,
-  });
-  await again.start();
+  const again = await h.restart();
   t.teardown(() => again.close());
   await t.rejects(h.vault.keys.messageKey('AAAAAAAAAAAAAAAAAAAAAA'), { code: 'VAULT_KEY_NOT_FOUND' });
   const got = await again.message(b.principal, kept.id);
@@ -109,15 +100,7 @@ t.test('issue 8 regression (kill -9 mid-upload): when the service starts then an
   );
   await h.vault.db.run('INSERT INTO msg_file_chunks (file, idx, data) VALUES (?, 0, ?)', [cutId, Buffer.alloc(64, 1)]);
   await h.messaging.close();
-  const again = createMessaging({
-    db: h.vault.db,
-    keys: h.vault.keys,
-    directory: { person: async (l) => h.people.get(l) },
-    keyedHash: await keyedHashFromKeyring(h.vault.keyring),
-    config: { sweepIntervalMs: 0 },
-    log: () => undefined,
-  });
-  await again.start();
+  const again = await h.restart();
   t.teardown(() => again.close());
   const rows = await h.vault.db.all<{ id: string }>('SELECT id FROM msg_files ORDER BY id');
   t.same(rows.map((r) => r.id), [done.fileId], 'only the finished upload remains');
