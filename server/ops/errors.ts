@@ -66,6 +66,15 @@ export class BackupKeyError extends OpsError {
   readonly code = 'BACKUP_KEY_WRONG';
 }
 
+/**
+ * The backup is of another appliance: its root CA certificate is not this data directory's
+ * `ca/root.pem`. Restoring it would put that appliance's keyring under this one's certificates and
+ * destroy every live message key as "made after the backup".
+ */
+export class BackupForeignError extends OpsError {
+  readonly code = 'BACKUP_FOREIGN';
+}
+
 /** The decrypted database is not a healthy Sigil vault (integrity check or tables missing). */
 export class BackupContentError extends OpsError {
   readonly code = 'BACKUP_CONTENT_INVALID';

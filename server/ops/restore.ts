@@ -24,7 +24,7 @@
  * a dry run may run beside the server, a real restore may not. Stopped by a signal before the
  * swap, it removes its working copy and changes nothing; from the swap on it finishes.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { webcrypto } from 'node:crypto';
@@ -51,7 +51,15 @@ import { backupKeyAad, frameAad, ManifestSchema, readFrames, readPreamble, type 
 import { hasTable } from './counts.js';
 import { carrySecurityState, type Carried } from './restore-carry.js';
 import { keptIds, liveKeyIds, replacedAuditHead, sweepRows } from './restore-sweep.js';
-import { BackupContentError, BackupCorruptError, BackupFormatError, BackupKeyError, DataMissingError, RestoreArgumentError } from './errors.js';
+import {
+  BackupContentError,
+  BackupCorruptError,
+  BackupForeignError,
+  BackupFormatError,
+  BackupKeyError,
+  DataMissingError,
+  RestoreArgumentError,
+} from './errors.js';
 import { unlockCurrent } from './master-source.js';
 import { claimDataDir } from './data-claim.js';
 import { secureRemoveDb } from './secure-remove.js';
@@ -167,6 +175,7 @@ async function restoreClaimed(
       : await unlockCurrent(dataDir, opts.masterKey);
     const { key, backupMk } = await backupKey(header, mk, opts.backupMasterKey);
     const manifest = await decryptInto(fh, offset, header, digest, key, work, step);
+    assertSameAppliance(dataDir, header, manifest);
     step();
 
     // Keys that still open a row of the vault being replaced: one whose row a deletion already
@@ -241,6 +250,31 @@ async function restoreClaimed(
   } finally {
     await fh.close();
     if (!swapped) await secureRemoveDb(work);
+  }
+}
+
+/**
+ * Refuses a backup of another appliance, before anything is changed. Its keys open under the
+ * master key the operator gives for it (`--backup-master-key-file`, which BACKUP_KEY_WRONG asks
+ * for), and nothing else told the two apart: the restore swapped in that appliance's keyring
+ * under this one's certificates, swept its messages (no key here) and then destroyed every
+ * message and conversation key of the live keys.db as "made after the backup" — this
+ * appliance's whole correspondence, irreversibly. The root CA certificate is the appliance's
+ * identity (made at init, never replaced: renew-issuing renews the issuing CA only), and every
+ * backup's manifest carries it. Where the data directory has none (a new machine), the backup's
+ * is written.
+ * @throws BackupForeignError.
+ */
+function assertSameAppliance(dataDir: string, header: BackupHeader, manifest: { files: Record<string, string> }): void {
+  const live = join(dataDir, PATHS.rootCert);
+  const theirs = manifest.files[PATHS.rootCert];
+  if (theirs === undefined || !existsSync(live)) return;
+  const norm = (pem: string): string => pem.replace(/\s+/g, '');
+  if (norm(Buffer.from(theirs, 'base64').toString('utf8')) !== norm(readFileSync(live, 'utf8'))) {
+    throw new BackupForeignError(
+      `backup ${header.id} (${header.createdAt}, organisation ${JSON.stringify(header.appliance.org)}) is of another appliance: ` +
+        `its root CA certificate is not ${live}; nothing was changed`,
+    );
   }
 }
 
