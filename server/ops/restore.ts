@@ -24,7 +24,7 @@
  * a dry run may run beside the server, a real restore may not. Stopped by a signal before the
  * swap, it removes its working copy and changes nothing; from the swap on it finishes.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { webcrypto } from 'node:crypto';
@@ -35,12 +35,14 @@ import {
   Keyring,
   Keystore,
   KEYS_DB_FILE,
+  linkDurable,
   VAULT_DB_FILE,
   MasterKeyWrongError,
   open,
   unlockWithConfig,
   VAULT_KEY_FILE,
   VaultDecryptError,
+  writeSynced,
   writeVaultKeyJson,
   type CryptoKey,
   type MasterKey,
@@ -230,6 +232,22 @@ async function restoreClaimed(
     await swapIn(vaultDir, work);
     swapped = true;
     if (vaultKeyMissing) writeVaultKeyJson(join(vaultDir, VAULT_KEY_FILE), header.vaultKey as VaultKeyJson);
+    // The public files before keys.db, and durably: with --without-keys, opening keys.db creates
+    // it, and a restore killed after that but before appliance.json existed could be neither
+    // started (no appliance) nor run again (`--without-keys` refuses an existing keys.db, and
+    // without the flag a directory with no appliance is refused). Written first, a kill anywhere
+    // before keys.db exists leaves the same command to finish the job.
+    for (const rel of PUBLIC_FILES) {
+      const content = manifest.files[rel];
+      const p = join(dataDir, rel);
+      if (content === undefined || existsSync(p)) continue;
+      mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
+      // Whole or absent after a crash, and never replacing a file (link fails if it exists).
+      const tmp = `${p}.restore.tmp`;
+      writeSynced(tmp, Buffer.from(content, 'base64'), rel === PATHS.config || rel === PATHS.meta ? 0o600 : 0o644);
+      linkDurable(tmp, p);
+      result.restoredFiles.push(rel);
+    }
     const keys = await Keystore.open(keysDb, mk, { cacheSize: 1 });
     try {
       await keys.sweepOrphans(keep.messageKeyIds);
@@ -237,14 +255,6 @@ async function restoreClaimed(
       await keys.sweepOrphanConversations(keep.convIds);
     } finally {
       await keys.close();
-    }
-    for (const rel of PUBLIC_FILES) {
-      const content = manifest.files[rel];
-      const p = join(dataDir, rel);
-      if (content === undefined || existsSync(p)) continue;
-      mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-      writeFileSync(p, Buffer.from(content, 'base64'), { mode: rel === PATHS.config || rel === PATHS.meta ? 0o600 : 0o644, flag: 'wx' });
-      result.restoredFiles.push(rel);
     }
     return result;
   } finally {
