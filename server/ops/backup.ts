@@ -6,7 +6,9 @@
  *    server writes, since WAL lets a reader hold a snapshot beside the writer.
  * 2. The snapshot is checked (`PRAGMA integrity_check`) and counted, and its audit tree head read.
  * 3. It is sealed frame by frame (1 MiB, AES-256-GCM, see backup-format.ts) under a fresh backup
- *    key wrapped under the master key, into `FILE.partial`, then linked to FILE (never replacing).
+ *    key wrapped under the master key, into `FILE.<id>.partial`, then linked to FILE (never
+ *    replacing). A backup killed outright leaves that file (sealed, a cut backup that no restore
+ *    accepts); it never stops the next backup.
  * 4. The snapshot is overwritten and unlinked when the backup ends, fails, or is stopped by a
  *    signal (the command aborts `signal`, the next step throws, `finally` removes it). A process
  *    killed outright leaves it: the next command or `start` that claims the data directory
@@ -124,7 +126,12 @@ async function backupClaimed(
 
   const id = Buffer.from(random(16)).toString('base64url');
   const snapshot = join(vaultDir, `.backup-${id}.db`);
-  const partial = `${out}.partial`;
+  // Named by this backup's id, and removed only once this run created it: a fixed `FILE.partial`
+  // left by a backup killed outright made the next backup to the same --out fail (EEXIST), and
+  // its clean-up then removed that file, which it had not created (another backup's, perhaps
+  // still being written).
+  const partial = `${out}.${id}.partial`;
+  let created = false;
   try {
     const source = await Db.open(vaultDb);
     try {
@@ -160,6 +167,7 @@ async function backupClaimed(
     const frames = 1 + Math.ceil(dbBytes / chunkBytes);
 
     const outFh = await open(partial, 'wx', 0o600);
+    created = true;
     try {
       let pos = 0;
       const write = async (b: Uint8Array): Promise<void> => {
@@ -206,7 +214,7 @@ async function backupClaimed(
       audit: facts.audit,
     };
   } finally {
-    await rm(partial, { force: true });
+    if (created) await rm(partial, { force: true });
     await secureRemoveDb(snapshot);
   }
 }
