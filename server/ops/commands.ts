@@ -287,6 +287,7 @@ function carriedLine(c: RestoreResult['carried']): string {
     c.crls && `${c.crls} CRLs`,
     c.membersRemoved && `${c.membersRemoved} memberships removed`,
     c.memberRoles && `${c.memberRoles} member roles`,
+    c.replayGuards && `${c.replayGuards} replay guards`,
   ].filter(Boolean);
   return `${c.sessionsEnded} sessions ended; ${parts.length ? parts.join(', ') : 'no other change since the backup'}`;
 }

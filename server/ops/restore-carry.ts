@@ -16,6 +16,9 @@
  * - members of conversations in both: the live membership decides who stays and in which role
  *   (a member added after the backup is not added back: what happened in the conversation since
  *   is lost with the restore, as its messages are);
+ * - the replay guard: the live rows still in force, so a message deleted since the backup is not
+ *   accepted again from its signed original (the backup's guard lacks them: a message sent and
+ *   deleted after the backup was never in it, so the sweep does not guard it either);
  * - sessions: every one ended (`vault-restored`), whatever either side says: everyone logs in again.
  *
  * Accounts and certificates created after the backup and never revoked are not carried: they
@@ -39,6 +42,8 @@ export interface Carried {
   membersRemoved: number;
   /** Memberships whose role changed live. */
   memberRoles: number;
+  /** Replay-guard rows (ids of messages deleted since the backup) still in force, kept. */
+  replayGuards: number;
   /** Sessions ended: none survives a restore. */
   sessionsEnded: number;
 }
@@ -52,6 +57,7 @@ const NONE: Carried = {
   lockouts: 0,
   membersRemoved: 0,
   memberRoles: 0,
+  replayGuards: 0,
   sessionsEnded: 0,
 };
 
@@ -138,6 +144,17 @@ export async function carrySecurityState(work: Db, liveVaultDb: string | undefin
           await tx.run(
             `UPDATE main.msg_members SET role = l.role FROM live.msg_members l
              WHERE l.conversation = msg_members.conversation AND l.login = msg_members.login AND l.role != msg_members.role`,
+          )
+        ).changes;
+      }
+      const guardCols = await both('msg_replay_guard');
+      if (guardCols?.includes('id_hash') && guardCols.includes('until')) {
+        // A guard row stands for a deletion: the live ones still in force win over the backup's.
+        out.replayGuards = (
+          await tx.run(
+            `INSERT OR REPLACE INTO main.msg_replay_guard (id_hash, until) SELECT l.id_hash, l.until FROM live.msg_replay_guard l
+             WHERE l.until >= ? AND NOT EXISTS (SELECT 1 FROM main.msg_replay_guard g WHERE g.id_hash = l.id_hash AND g.until >= l.until)`,
+            [now().toISOString()],
           )
         ).changes;
       }
