@@ -200,6 +200,9 @@ export class AccountService {
     const a = await this.d.accounts.require(login);
     const env = await this.newEnvelope(a, officer);
     await this.d.db.transaction(async () => {
+      // Again inside the transaction: a delete may have landed while argon2 ran, and the envelope
+      // row of a login that is gone then broke its foreign key: a 500 instead of ACCOUNT_NOT_FOUND.
+      await this.#current(login);
       await this.d.accounts.setPassword(login, env.hash, true);
       await this.d.accounts.addEnvelope({ serial: env.serial, login, issuedBy: officer, issuedAt: env.issuedAt, expiresAt: env.expiresAt });
       await this.d.sessions.endForLogin(login, 'account-reset');
