@@ -25,6 +25,19 @@ export class PasswordChanges {
   ) {}
 
   /**
+   * Throws ACCOUNT_CHANGED unless `session` is still open (call inside the write's transaction).
+   * The session middleware judged it when the request began; a disable or a revocation of its
+   * certificate while argon2 ran ended it, and the change went on to write a password (and, at the
+   * first login, an envelope receipt signed by the revoked certificate) for a session that no
+   * longer existed. The hash comparison below catches only a reset.
+   */
+  async #assertSessionOpen(session: Session): Promise<void> {
+    if (!(await this.d.sessions.isOpen(session.id))) {
+      throw new AccountChangedError('this session was ended meanwhile (account disabled, certificate revoked, or reset); nothing was changed');
+    }
+  }
+
+  /**
    * First login: replaces the envelope password and stores the signed envelope receipt.
    * Throws PASSWORD_CHANGE_NOT_PENDING, PASSWORD_WEAK, RECEIPT_INVALID or ENVELOPE_EXPIRED.
    */
@@ -47,6 +60,7 @@ export class PasswordChanges {
     const hash = await this.d.hasher.hash(input.newPassword);
     const now = this.d.now();
     await this.d.db.transaction(async () => {
+      await this.#assertSessionOpen(session);
       // An officer's reset may have landed while argon2 ran: it replaced the password and
       // superseded this envelope. Then the receipt is for an envelope that no longer counts.
       const replaced = await this.d.accounts.replacePassword(
@@ -85,6 +99,7 @@ export class PasswordChanges {
     if (input.newPassword === input.currentPassword) throw new PasswordWeakError('it must differ from the current password');
     const hash = await this.d.hasher.hash(input.newPassword);
     await this.d.db.transaction(async () => {
+      await this.#assertSessionOpen(session);
       // Written only over the password this request checked: a reset that landed meanwhile wins.
       if (!(await this.d.accounts.replacePassword(account.login, { hash: account.passwordHash, mustChange: false }, { hash, mustChange: false }))) {
         throw new AccountChangedError('its password was reset or changed meanwhile; nothing was changed, log in again');

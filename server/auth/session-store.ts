@@ -223,6 +223,16 @@ export class SessionStore {
     };
   }
 
+  /**
+   * Whether the session `id` (its token hash) is still open: not ended (logout, revocation, a
+   * disabled or reset account, a lock). Call it inside the transaction of a write the session asks
+   * for, so that an ending that landed while the request ran is seen, not overwritten.
+   */
+  async isOpen(id: string): Promise<boolean> {
+    const row = await this.#cache.read(id, () => this.db.get<SessionRow>('SELECT * FROM sessions WHERE token_hash = ?', [id]));
+    return row !== undefined && row.ended_at === null;
+  }
+
   /** Ends one session (by id = token hash). */
   async end(id: string, reason: SessionEndReason): Promise<void> {
     const r = await this.#write(id, 'UPDATE sessions SET ended_at = ?, end_reason = ? WHERE token_hash = ? AND ended_at IS NULL', [
