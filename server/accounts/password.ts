@@ -97,6 +97,19 @@ export function generateEnvelopePassword(randomInt: (max: number) => number = no
   return groups.join('-');
 }
 
+/**
+ * `password` written the way {@link generateEnvelopePassword} prints it (lower case, groups of 5
+ * joined by `-`) when it is an envelope password written otherwise — in capitals, without the
+ * dashes, with spaces — else undefined. The first login compares a new password with the envelope
+ * password through the stored hash only, so it checks this form too: otherwise the printed
+ * envelope, which the officer and whoever else handled it have read, stayed the password.
+ */
+export function envelopePasswordForm(password: string): string | undefined {
+  const symbols = password.replace(/[\s-]/g, '').toLowerCase();
+  if (symbols.length !== ENVELOPE_PASSWORD_SYMBOLS || ![...symbols].every((ch) => ENVELOPE_ALPHABET.includes(ch))) return undefined;
+  return symbols.match(/.{5}/g)!.join('-');
+}
+
 /** Minimum length of a chosen password. */
 export const MIN_PASSWORD_LENGTH = 12;
 /** Maximum length (argon2 accepts more; this bounds work per request). */

@@ -5,7 +5,7 @@
  */
 import type { AccountRecord } from '../accounts/account-store.js';
 import { EnvelopeExpiredError, PasswordWeakError } from '../accounts/errors.js';
-import { checkNewPassword } from '../accounts/password.js';
+import { checkNewPassword, envelopePasswordForm } from '../accounts/password.js';
 import type { ClientCert } from '../middleware/types.js';
 import { AccountChangedError, AccountLockedError, PasswordChangeNotPendingError, PasswordWrongError, ReceiptInvalidError } from './errors.js';
 import type { FailedAttempts } from './failed-attempts.js';
@@ -47,9 +47,12 @@ export class PasswordChanges {
     if (!env) throw new PasswordChangeNotPendingError();
     if (env.expiresAt.getTime() <= this.d.now().getTime()) throw new EnvelopeExpiredError(env.serial, env.expiresAt);
     checkNewPassword(input.newPassword, { login: account.login });
-    // The envelope password is not kept in clear: compare through its hash.
-    if (await this.d.hasher.verify(account.passwordHash, input.newPassword))
-      throw new PasswordWeakError('it must not be the envelope password');
+    // The envelope password is not kept in clear: compare through its hash, as typed and in the
+    // form it is printed in (capitals, no dashes or spaces for dashes are the same password).
+    const printed = envelopePasswordForm(input.newPassword);
+    for (const candidate of new Set([input.newPassword, ...(printed !== undefined ? [printed] : [])])) {
+      if (await this.d.hasher.verify(account.passwordHash, candidate)) throw new PasswordWeakError('it must not be the envelope password');
+    }
     const receipt = Buffer.from(input.receipt, 'base64');
     if (!(await signedBy(input.receipt, envelopeReceiptStatement(account.login, env.serial), cc)))
       // No serial in the message: the holder has the printed envelope, and a session left from an

@@ -106,3 +106,30 @@ t.test('when an officer revokes the certificate during a first login then the en
   t.equal(env?.receipt, null, 'no receipt signed by the revoked certificate is kept');
   t.equal((await a.appliance.accounts.get('sam'))!.mustChangePassword, true, 'the envelope password still has to be replaced');
 });
+
+t.test('when the new password at the first login is the envelope password in capitals or without its dashes then PASSWORD_WEAK', async (t) => {
+  const created = await a.request('/v1/users', {
+    ...officer(),
+    body: { login: 'tia', fullName: 'Tia Fresh', department: 'Operations', clearance: 'restricted', role: 'staff' },
+  });
+  t.equal(created.status, 201);
+  const envelopePassword: string = created.body.envelope.password;
+  const { keyPair, csrPem } = await newKeyAndCsr(a.appliance.meta.profile, 'tia');
+  const issued = await a.request('/v1/users/tia/certificates', { ...officer(), body: { csr: csrPem } });
+  const cert = Certificate.fromPem(issued.body.certificate);
+  const tls = { cert: cert.pem, key: keyPair.privateKey };
+  const ch = await a.request('/v1/auth/challenge', { body: { login: 'tia' }, ...tls });
+  const signature = await signB64(loginStatement('tia', ch.body.nonce), cert, keyPair.privateKey);
+  const login = await a.request('/v1/auth/login', { body: { login: 'tia', password: envelopePassword, nonce: ch.body.nonce, signature }, ...tls });
+  t.equal(login.status, 200, 'the envelope password logs in');
+  const receipt = await signB64(envelopeReceiptStatement('tia', login.body.envelopeSerial), cert, keyPair.privateKey);
+  // What anyone who read the printed envelope would try first.
+  for (const variant of [envelopePassword.toUpperCase(), envelopePassword.replaceAll('-', ''), envelopePassword.replaceAll('-', ' ')]) {
+    const r = await a.request('/v1/auth/first-login', { token: login.body.token, ...tls, body: { newPassword: variant, receipt } });
+    t.equal(r.status, 400, `the envelope password written as ${variant.replace(/[a-z0-9]/gi, 'x')} is refused (got ${r.status})`);
+    t.equal(r.body.error?.code, 'PASSWORD_WEAK');
+  }
+  t.equal((await a.appliance.accounts.get('tia'))!.mustChangePassword, true, 'the envelope password still has to be replaced');
+  const ok = await a.request('/v1/auth/first-login', { token: login.body.token, ...tls, body: { newPassword: 'Granite-lantern-2026', receipt } });
+  t.equal(ok.status, 200, 'a password of its own is taken');
+});
