@@ -106,10 +106,36 @@ export function sendCommand(ctx: CommandContext): Command {
   });
 }
 
-/** Everything `input` gives until its end (stdin that is not a terminal). */
-export async function readAll(input: AsyncIterable<Buffer | string>): Promise<Buffer> {
+/**
+ * The most text one message takes: the appliance refuses a body over 1 MiB (server/API.md,
+ * `MESSAGE_TOO_LARGE`), and a meeting's agenda or the words to search for are no longer.
+ */
+export const MAX_TEXT_BYTES = 1024 * 1024;
+
+/** The text on stdin is over what the appliance takes in one message: refused before anything is sent. */
+export class TextTooLargeError extends CliError {
+  constructor(max: number) {
+    // The appliance's code for the same refusal, so a script sees one code whichever side noticed.
+    super('MESSAGE_TOO_LARGE', `the text on stdin is over the appliance's limit of ${max} bytes for one message; send a longer text as a file (--file)`);
+  }
+}
+
+/**
+ * Everything `input` gives until its end (stdin that is not a terminal), up to `max` bytes.
+ * @throws TextTooLargeError as soon as more than `max` bytes came: reading on to the end held it
+ *   all in memory and never ended for a writer that does not stop (`sigil send bkim < /dev/zero`),
+ *   only for the appliance to refuse it afterwards.
+ */
+export async function readAll(input: AsyncIterable<Buffer | string>, max: number = MAX_TEXT_BYTES): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of input) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  let size = 0;
+  for await (const c of input) {
+    const chunk = typeof c === 'string' ? Buffer.from(c) : c;
+    size += chunk.length;
+    // Leaving the loop destroys the stream, so the process does not wait on it either.
+    if (size > max) throw new TextTooLargeError(max);
+    chunks.push(chunk);
+  }
   return Buffer.concat(chunks);
 }
 

@@ -1,0 +1,66 @@
+/**
+ * Review of the CLI's answers to bad input: one `error: …` line, an exit code from exit-codes.ts,
+ * never a hang or a half-written file. The built CLI as a real child process, real files; a
+ * profile set up against a test CA with no appliance behind it (127.0.0.1:9 refuses).
+ */
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { CLI_MAIN, ensureCliBuilt, REPO_ROOT, runCli } from '../helpers/cli.js';
+import { makeTestCa } from '../helpers/pki-fixtures.js';
+import { setUpLocalProfile } from './helpers/local-profile.js';
+
+const ca = await makeTestCa('p256');
+
+/** The appliance refuses a message body over 1 MiB (server/API.md, MESSAGE_TOO_LARGE). */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Runs the CLI with `input` written to stdin and stdin then left open, as `cat /dev/zero |` or a
+ * writer that never stops would; killed after `timeoutMs`.
+ */
+function runWithEndlessStdin(args: string[], input: Buffer, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  ensureCliBuilt();
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '' }, stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    // The CLI may stop reading (and exit) before all of it is taken: that is the point.
+    child.stdin.on('error', () => undefined);
+    child.stdin.write(input);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      resolveRun({ code, signal, stderr });
+    });
+  });
+}
+
+t.test('when stdin carries more than the appliance takes in one message then send says so at once, without waiting for the end', async (t) => {
+  const { profile } = await setUpLocalProfile(t, ca, 'sigil-cli-review-errors-');
+  // Before: send read stdin to its end whatever its size, holding it all in memory, so
+  // `sigil send bkim < /dev/zero` (or a writer that never stops) never ended.
+  const r = await runWithEndlessStdin(['--profile', profile, 'send', 'bkim'], Buffer.alloc(MAX_BODY_BYTES + 1, 0x61), 20_000);
+  t.equal(r.signal, null, `it did not wait for the end of stdin; stderr: ${r.stderr}`);
+  t.equal(r.code, 1, 'failure, as MESSAGE_TOO_LARGE from the appliance');
+  t.match(r.stderr, /^error: [^\n]+\n$/, 'exactly one line');
+  t.match(r.stderr, /over the appliance's limit of 1048576 bytes/, 'names the limit');
+  t.match(r.stderr, /--file/, 'says how to send a longer text');
+});
+
+t.test('when the meeting agenda on stdin is over the limit then schedule says so at once too', async (t) => {
+  const { profile } = await setUpLocalProfile(t, ca, 'sigil-cli-review-errors-');
+  const r = await runWithEndlessStdin(['--profile', profile, 'meeting', 'schedule', 'bkim', '--at', '2099-01-01T10:00Z', '--for', '1h'], Buffer.alloc(MAX_BODY_BYTES + 2, 0x61), 20_000);
+  t.equal(r.signal, null, `it did not wait for the end of stdin; stderr: ${r.stderr}`);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^error: [^\n]+over the appliance's limit of 1048576 bytes[^\n]*\n$/);
+});
+
+t.test('when the text on stdin is exactly at the limit then send takes it and goes on', async (t) => {
+  const { profile } = await setUpLocalProfile(t, ca, 'sigil-cli-review-errors-');
+  const r = await runCli(['send', 'bkim'], { profile, input: 'a'.repeat(MAX_BODY_BYTES), timeoutMs: 20_000 });
+  // No login in this profile: the next thing send needs is the session.
+  t.equal(r.code, 4, r.stderr);
+  t.match(r.stderr, /^error: not logged in/);
+});
