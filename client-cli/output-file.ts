@@ -206,14 +206,47 @@ export async function openNewFile(path: string, o: { mode: OutputMode; replace?:
   }
 }
 
-/** Writes `data` to `path` as a new file ({@link openNewFile}). */
+/**
+ * Writes `data` to `path` as a new file ({@link openNewFile}).
+ * @throws OutputFileError; then no file is left at `path`: one that failed part-way (a full disk,
+ *   a file size limit) is removed, never left cut short. It was created new here (O_EXCL), so
+ *   it is ours to remove.
+ */
 export async function writeNewFile(path: string, data: string | Uint8Array, o: { mode: OutputMode; replace?: boolean }): Promise<void> {
   const fh = await openNewFile(path, o);
   try {
     await fh.writeFile(data);
   } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(path).catch(() => undefined);
     throw new OutputFileError(path, err);
-  } finally {
-    await fh.close();
+  }
+  await fh.close();
+}
+
+/**
+ * The files a command writes into an output folder, each new ({@link openNewFile}), so that a
+ * command that fails part-way can take back what it wrote ({@link NewFiles.removeAll}): an export
+ * missing its last files, or with one cut short, must not pass for a whole one.
+ */
+export class NewFiles {
+  private readonly paths: string[] = [];
+
+  /** Opens `path` as a new file and remembers it. */
+  async open(path: string, o: { mode: OutputMode; replace?: boolean }): Promise<FileHandle> {
+    const fh = await openNewFile(path, o);
+    this.paths.push(path);
+    return fh;
+  }
+
+  /** {@link writeNewFile}, remembered. */
+  async write(path: string, data: string | Uint8Array, o: { mode: OutputMode; replace?: boolean }): Promise<void> {
+    await writeNewFile(path, data, o);
+    this.paths.push(path);
+  }
+
+  /** Removes every file written so far (best effort: what cannot be removed stays). */
+  async removeAll(): Promise<void> {
+    for (const p of this.paths.splice(0)) await unlink(p).catch(() => undefined);
   }
 }

@@ -6,10 +6,9 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import type { CheckpointWire } from './api.js';
 import { b64bytes } from './api.js';
-import { makeOwnFolder, openNewFile, writeNewFile } from '../output-file.js';
+import { makeOwnFolder, NewFiles, OutputFileError } from '../output-file.js';
 import { AuditExportExistsError } from './errors.js';
 import { EXPORT_FILES } from './sources.js';
 import type { TrailSource } from './verify.js';
@@ -37,19 +36,25 @@ export interface ExportResult {
   checkpoints: number;
 }
 
-async function writeLines<T>(path: string, items: AsyncIterable<T>, map: (x: T) => unknown): Promise<number> {
+async function writeLines<T>(files: NewFiles, path: string, items: AsyncIterable<T>, map: (x: T) => unknown): Promise<number> {
   // A new file (O_EXCL), never through a link planted at the name; the stream closes it.
-  const out = (await openNewFile(path, { mode: 0o644 })).createWriteStream({ encoding: 'utf8' });
+  const out = (await files.open(path, { mode: 0o644 })).createWriteStream({ encoding: 'utf8' });
+  // A write that fails (a full disk) is kept here and named with its file, whenever it comes.
+  let failed: unknown;
+  out.on('error', (err) => (failed ??= err));
   let n = 0;
   try {
     for await (const x of items) {
-      if (!out.write(JSON.stringify(map(x)) + '\n')) await once(out, 'drain');
+      if (failed !== undefined) break;
+      // 'close' too: a stream that failed never drains (its error is in `failed`).
+      if (!out.write(JSON.stringify(map(x)) + '\n')) await new Promise<void>((go) => void out.once('drain', () => go()).once('close', () => go()));
       n++;
     }
   } finally {
-    out.end();
-    await once(out, 'close');
+    if (!out.destroyed) out.end();
+    if (!out.closed) await new Promise<void>((go) => void out.once('close', () => go()));
   }
+  if (failed !== undefined) throw new OutputFileError(path, failed);
   return n;
 }
 
@@ -59,8 +64,20 @@ async function writeLines<T>(path: string, items: AsyncIterable<T>, map: (x: T) 
  */
 export async function writeExport(dir: string, x: ExportInput): Promise<ExportResult> {
   await makeOwnFolder(dir);
-  const writeFile = (path: string, data: string | Uint8Array) => writeNewFile(path, data, { mode: 0o644 });
   if ((await readdir(dir)).length > 0) throw new AuditExportExistsError(dir);
+  // On any failure the files written so far are removed: the folder is left empty, as it was,
+  // never holding an export cut short (a full disk used to leave entries.jsonl half written).
+  const files = new NewFiles();
+  try {
+    return await writeExportFiles(dir, x, files);
+  } catch (err) {
+    await files.removeAll();
+    throw err;
+  }
+}
+
+async function writeExportFiles(dir: string, x: ExportInput, files: NewFiles): Promise<ExportResult> {
+  const writeFile = (path: string, data: string | Uint8Array) => files.write(path, data, { mode: 0o644 });
   const latest = await x.source.latestWire();
   const p = (f: keyof typeof EXPORT_FILES) => join(dir, EXPORT_FILES[f]);
   await writeFile(p('latestNote'), latest.note);
@@ -68,12 +85,12 @@ export async function writeExport(dir: string, x: ExportInput): Promise<ExportRe
   await writeFile(p('chain'), x.chainPem);
   await writeFile(p('ca'), x.pinnedPem);
   if (x.crlPem) await writeFile(p('crl'), x.crlPem);
-  const size = await writeLines(p('entries'), x.source.entries(0, latest.size), (e) => ({
+  const size = await writeLines(files, p('entries'), x.source.entries(0, latest.size), (e) => ({
     seq: e.seq,
     data: e.data,
     leafHash: e.leafHash ? Buffer.from(e.leafHash).toString('base64') : undefined,
   }));
-  const checkpoints = await writeLines(p('checkpoints'), x.checkpoints, (c) => c);
+  const checkpoints = await writeLines(files, p('checkpoints'), x.checkpoints, (c) => c);
   await writeFile(
     p('manifest'),
     JSON.stringify({ version: 1, origin: latest.origin, size: latest.size, entriesWritten: size, checkpoints, exportedAt: x.now.toISOString() }, null, 2) + '\n',

@@ -4,10 +4,16 @@
  * profile set up against a test CA with no appliance behind it (127.0.0.1:9 refuses).
  */
 import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { CLI_MAIN, ensureCliBuilt, REPO_ROOT, runCli } from '../helpers/cli.js';
 import { makeTestCa } from '../helpers/pki-fixtures.js';
+import { tmpDir } from '../helpers/tmp.js';
+import { httpHarness } from '../server/messaging/http-harness.js';
+import { auditHarness } from './audit/helpers/harness.js';
 import { setUpLocalProfile } from './helpers/local-profile.js';
+import { cliUser } from './messaging/helpers/users.js';
 
 const ca = await makeTestCa('p256');
 
@@ -63,4 +69,68 @@ t.test('when the text on stdin is exactly at the limit then send takes it and go
   // No login in this profile: the next thing send needs is the session.
   t.equal(r.code, 4, r.stderr);
   t.match(r.stderr, /^error: not logged in/);
+});
+
+/**
+ * Runs the CLI under a file size limit of `blocks` × 512 bytes (`ulimit -f`, POSIX sh), as a
+ * disk that fills up while it writes: a write past the limit fails with EFBIG (Node ignores
+ * SIGXFSZ). NODE_OPTIONS is dropped: tap's process-info hook, which it carries into children,
+ * turns SIGXFSZ back into a kill, which no program could clean up after.
+ */
+function runWithFileSizeLimit(profile: string, args: string[], blocks: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  ensureCliBuilt();
+  return new Promise((resolveRun, reject) => {
+    const script = `unset NODE_OPTIONS; ulimit -f ${blocks} && exec "$0" "$@"`;
+    const child = spawn('/bin/sh', ['-c', script, process.execPath, CLI_MAIN, '--profile', profile, ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolveRun({ code, signal, stderr });
+    });
+  });
+}
+
+/** The files in `dir`, or none when it does not exist. */
+const filesIn = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir) : []);
+
+t.test('when the disk fills up during audit export then one line, exit 1, and no file is left in the folder', { skip: process.platform === 'win32' && 'ulimit' }, async (t) => {
+  const dir = tmpDir(t, 'sigil-cli-review-errors-audit-');
+  const h = await auditHarness(t, dir);
+  // 4 blocks cut a small file (written whole at once), 8 the entries (written as a stream).
+  for (const blocks of [4, 8]) {
+    const out = join(dir, `export-${blocks}`);
+    const r = await runWithFileSizeLimit(h.auditor.profile, ['audit', 'export', '--out', out], blocks);
+    t.equal(r.signal, null, `not killed; stderr: ${r.stderr}`);
+    t.equal(r.code, 1, `failure; stderr: ${r.stderr}`);
+    t.match(r.stderr, /^error: cannot write [^\n]+: EFBIG\n$/, 'one line naming the file');
+    // Before: the files written until then stayed, the last one cut short (chain.pem at 2048
+    // bytes, entries.jsonl at 4096), an export that looked like one.
+    t.same(filesIn(out), [], 'nothing of the export is left');
+  }
+  const whole = await h.auditor.run(['audit', 'export', '--out', join(dir, 'export-4')]);
+  t.equal(whole.code, 0, `the emptied folder takes a new export; ${whole.stderr}`);
+});
+
+t.test('when the disk fills up during export of a message then one line, exit 1, and no file is left in the folder', { skip: process.platform === 'win32' && 'ulimit' }, async (t) => {
+  const { app } = await httpHarness(t);
+  const dir = tmpDir(t, 'sigil-cli-review-errors-evidence-');
+  const alee = await cliUser(app, dir, 'alee', 'secret');
+  await cliUser(app, dir, 'bkim', 'secret');
+  const sent = await alee.cli.json(['send', 'bkim'], { input: 'The meeting moves to 14:00' });
+  for (const blocks of [2, 4]) {
+    const out = join(dir, `evidence-${blocks}`);
+    const r = await runWithFileSizeLimit(alee.cli.profile, ['export', sent.id, '--out', out], blocks);
+    t.equal(r.signal, null, `not killed; stderr: ${r.stderr}`);
+    t.equal(r.code, 1, `failure; stderr: ${r.stderr}`);
+    t.match(r.stderr, /^error: cannot write [^\n]+: EFBIG\n$/, 'one line naming the file');
+    // Before: the package's first files stayed, the one that met the limit cut short.
+    t.same(filesIn(out), [], 'nothing of the package is left');
+  }
 });

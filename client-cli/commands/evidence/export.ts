@@ -113,7 +113,7 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
   const { MessagingSession } = await import('../../messaging/session.js');
   const { MessageSchema } = await import('../../messaging/api.js');
   const { MessageUnverifiedError, OutputExistsError } = await import('../../messaging/errors.js');
-  const { makeOwnFolder, writeNewFile } = await import('../../output-file.js');
+  const { makeOwnFolder, NewFiles } = await import('../../output-file.js');
   const dir = resolve(opts.out);
   // A folder someone else owns or may write into is refused: they could plant a link at one of
   // the names below while the message is fetched and verified.
@@ -162,7 +162,15 @@ export async function run(opts: ExportOptions, rt: Runtime): Promise<void> {
   // Each file new (O_EXCL, never through a link); --force removes what is at the name first. Yours
   // alone (0600) even in a folder others may read: the signed header names the attachments and
   // any meeting, which the exporter hands over on purpose, not by leaving them readable.
-  for (const [name, content] of Object.entries(files)) await writeNewFile(join(dir, name), content, { mode: 0o600, replace: opts.force });
+  // A failure part-way (a full disk) takes back the files written so far: a package cut short
+  // must not be left to pass for a whole one, nor one file in it half written.
+  const written = new NewFiles();
+  try {
+    for (const [name, content] of Object.entries(files)) await written.write(join(dir, name), content, { mode: 0o600, replace: opts.force });
+  } catch (err) {
+    await written.removeAll();
+    throw err;
+  }
   const result = { dir, message: m.id, files: Object.keys(files), command, rootCrl: rootCrlPem !== undefined };
   if (!rootCrlPem) rt.out.note('note: the appliance has no root CRL: the README\'s command uses -crl_check (signer only), not -crl_check_all');
   if (rt.json) return rt.out.json(result);
