@@ -17,6 +17,7 @@ import { DiscardedSchema, UploadedSchema } from './api.js';
 import { DownloadMismatchError, UploadMismatchError } from './errors.js';
 import { createPartial, DownloadInterruptedError } from './partial-file.js';
 import { abortReason } from '../interruptible.js';
+import { OutputFileError } from '../output-file.js';
 
 /** Where and as whom to connect: the profile's server, pin, certificate, key and session token. */
 export interface Endpoint {
@@ -229,6 +230,12 @@ export async function discardUploads(ep: Endpoint, fileIds: readonly string[]): 
   return results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
 }
 
+/** A failure of the file system calls that write and flush a file (not of a socket's read). */
+function isFileWriteError(err: unknown): boolean {
+  const syscall = (err as { syscall?: unknown } | null)?.syscall;
+  return syscall === 'write' || syscall === 'fsync' || syscall === 'close';
+}
+
 /**
  * Streams GET /v1/files/:id into a hidden partial file beside `out`, checks SHA-384 and size
  * against the signed header, and only then puts it at `out` (created; replaced only with `force`,
@@ -250,6 +257,12 @@ export async function downloadFile(
     try {
       await pipeline(res, tap, part.stream, { signal: o.signal });
     } catch (err) {
+      // A write to the partial file that failed (a full disk, a file size limit) is this
+      // workstation's failure to write, exit 1: never DOWNLOAD_MISMATCH (exit 3), which tells a
+      // script the appliance sent something other than what was signed. pipeline rejects with
+      // the first error; the file's own carries the file system call that failed, while the
+      // response's are 'aborted' (ECONNRESET) or a premature close, with no such call.
+      if (!o.signal?.aborted && isFileWriteError(err)) throw new OutputFileError(out, err);
       throw new DownloadMismatchError(out, `the transfer broke after ${tap.bytes()} bytes: ${(err as Error).message}`);
     }
     const sha384 = tap.digest();

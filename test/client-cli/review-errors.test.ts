@@ -4,7 +4,7 @@
  * profile set up against a test CA with no appliance behind it (127.0.0.1:9 refuses).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { CLI_MAIN, ensureCliBuilt, REPO_ROOT, runCli } from '../helpers/cli.js';
@@ -118,12 +118,28 @@ t.test('when the disk fills up during audit export then one line, exit 1, and no
   t.equal(whole.code, 0, `the emptied folder takes a new export; ${whole.stderr}`);
 });
 
-t.test('when the disk fills up during export of a message then one line, exit 1, and no file is left in the folder', { skip: process.platform === 'win32' && 'ulimit' }, async (t) => {
+t.test('when the disk fills up during export or download then one line, exit 1, and nothing is left', { skip: process.platform === 'win32' && 'ulimit' }, async (t) => {
   const { app } = await httpHarness(t);
   const dir = tmpDir(t, 'sigil-cli-review-errors-evidence-');
   const alee = await cliUser(app, dir, 'alee', 'secret');
-  await cliUser(app, dir, 'bkim', 'secret');
+  const bkim = await cliUser(app, dir, 'bkim', 'secret');
   const sent = await alee.cli.json(['send', 'bkim'], { input: 'The meeting moves to 14:00' });
+
+  await t.test('when the disk fills up while download writes then it is a failure to write (exit 1), not a file that failed its check (exit 3)', async (t) => {
+    const src = join(dir, 'report.bin');
+    writeFileSync(src, Buffer.alloc(64 * 1024, 0x5a));
+    const withFile = await alee.cli.json(['send', 'bkim', '--file', src], { input: 'Report attached' });
+    const outDir = join(dir, 'downloads');
+    mkdirSync(outDir, { mode: 0o700 });
+    const r = await runWithFileSizeLimit(bkim.cli.profile, ['download', withFile.id, '--out', join(outDir, 'report.bin')], 16);
+    t.equal(r.signal, null, `not killed; stderr: ${r.stderr}`);
+    // Before: DOWNLOAD_MISMATCH, exit 3, "does not match the signed header (the transfer broke
+    // …: EFBIG …)": a script took a full disk for a file tampered with on the way.
+    t.equal(r.code, 1, `failure, not verification; stderr: ${r.stderr}`);
+    t.match(r.stderr, /^error: cannot write [^\n]*report\.bin: EFBIG\n$/, 'one line naming the output');
+    t.same(filesIn(outDir), [], 'no partial file, no output');
+  });
+
   for (const blocks of [2, 4]) {
     const out = join(dir, `evidence-${blocks}`);
     const r = await runWithFileSizeLimit(alee.cli.profile, ['export', sent.id, '--out', out], blocks);
