@@ -214,14 +214,17 @@ export async function openNewFile(path: string, o: { mode: OutputMode; replace?:
  */
 export async function writeNewFile(path: string, data: string | Uint8Array, o: { mode: OutputMode; replace?: boolean }): Promise<void> {
   const fh = await openNewFile(path, o);
+  let written = false;
   try {
     await fh.writeFile(data);
+    written = true;
+    // The close may be where a delayed write error shows (a full disk on some file systems).
+    await fh.close();
   } catch (err) {
-    await fh.close().catch(() => undefined);
+    if (!written) await fh.close().catch(() => undefined);
     await unlink(path).catch(() => undefined);
     throw new OutputFileError(path, err);
   }
-  await fh.close();
 }
 
 /**
