@@ -47,6 +47,24 @@ export class ProfileMissingError extends CliError {
   }
 }
 
+/** Each profile file that a command may need, and the command that puts it there. */
+const PROFILE_FILE_FIX: Readonly<Record<string, readonly [string, string]>> = {
+  ca: ['ca.pem (the pinned CA)', 'sigil setup --server URL --ca FILE --force'],
+  key: ['key.p8.pem (your key)', 'sigil keygen, or sigil cert import FILE.p12'],
+  cert: ['cert.pem (your certificate)', 'sigil cert import FILE'],
+  chain: ['chain.pem (your certificate\'s issuing CA)', 'sigil cert import FILE'],
+  csr: ['request.csr.pem', 'sigil keygen'],
+  session: ['session.json (no session)', 'sigil login'],
+};
+
+/** A profile that exists (config.json is there) lacks a file the command needs. */
+export class ProfileIncompleteError extends CliError {
+  constructor(dir: string, file: string) {
+    const [what, fix] = PROFILE_FILE_FIX[file] ?? [file, 'sigil setup --server URL --ca FILE --force'];
+    super('PROFILE_INCOMPLETE', `the profile ${dir} has no ${what}; run: ${fix}`);
+  }
+}
+
 /** `setup` would overwrite an existing profile without `--force`. */
 export class ProfileExistsError extends CliError {
   constructor(dir: string) {

@@ -19,7 +19,7 @@
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { CliError, ProfileCorruptError, ProfileMissingError } from './errors.js';
+import { CliError, ProfileCorruptError, ProfileIncompleteError, ProfileMissingError } from './errors.js';
 import { stageFile, unsafeReason, writeFileAtomic, type StagedFile } from './output-file.js';
 
 /** Where the profile lives: `--profile DIR`, else `SIGIL_PROFILE`, else the OS's per-user config folder. */
@@ -162,10 +162,7 @@ export class Profile {
 
   /** The config, or ProfileMissingError when setup never ran here. */
   async config(): Promise<ProfileConfig> {
-    const text = await this.read('config').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') throw new ProfileMissingError(this.dir);
-      throw err;
-    });
+    const text = await this.read('config');
     const { ProfileConfigSchema } = await import('./profile-schema.js');
     return this.parse('config', text, ProfileConfigSchema);
   }
@@ -179,18 +176,27 @@ export class Profile {
     return this.stage('config', await configText(config));
   }
 
+  /**
+   * Contents of a file the command needs.
+   * @throws ProfileMissingError without config.json (setup never ran here), ProfileIncompleteError
+   *   without the file, ProfileCorruptError when it cannot be read (a folder at its name, no right
+   *   to read it): one line that names the file, never the bare system error
+   */
   async read(file: ProfileFile): Promise<string> {
-    await this.ensureSafe();
-    return readFile(this.path(file), 'utf8');
+    const text = await this.readOptional(file);
+    if (text !== undefined) return text;
+    if (file === 'config') throw new ProfileMissingError(this.dir);
+    throw new ProfileIncompleteError(this.dir, file);
   }
 
-  /** Contents of an optional file, or undefined when it does not exist. */
+  /** Contents of an optional file, or undefined when it does not exist. @throws ProfileCorruptError as {@link read} */
   async readOptional(file: ProfileFile): Promise<string | undefined> {
+    await this.ensureSafe();
     try {
-      return await this.read(file);
+      return await readFile(this.path(file), 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
+      throw new ProfileCorruptError(this.path(file), { cause: err });
     }
   }
 
