@@ -186,7 +186,14 @@ export class UnsafeOutputFolderError extends CliError {
  * @throws UnsafeOutputFolderError
  */
 export async function makeOwnFolder(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    // EEXIST from a recursive mkdir: something that is not a folder has the name (a file, a link
+    // to one). Said as such, as every other refusal of the folder, never as mkdir's bare error.
+    if (codeOf(err) === 'EEXIST') throw new UnsafeOutputFolderError(dir, 'is not a folder');
+    throw new OutputFileError(dir, err);
+  }
   const reason = await unsafeReason(dir, 'folder');
   if (reason === 'missing') throw new OutputFileError(dir, Object.assign(new Error('vanished'), { code: 'ENOENT' }));
   if (reason) throw new UnsafeOutputFolderError(dir, reason);
