@@ -58,5 +58,5 @@ export {
   type ValidationResult,
   type CertificateUsage,
 } from './validate.js';
-export { createPkcs12, openPkcs12, DEFAULT_MAC_ITERATIONS, type CreatePkcs12Params } from './pkcs12.js';
+export { createPkcs12, isPkcs12, openPkcs12, DEFAULT_MAC_ITERATIONS, type CreatePkcs12Params } from './pkcs12.js';
 export { canonicalJson, readCanonicalJson, CanonicalJsonError, type CanonicalRead } from './canonical-json.js';

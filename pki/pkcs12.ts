@@ -136,6 +136,19 @@ async function refuseLegacySafes(der: Uint8Array, password: ArrayBuffer): Promis
 }
 
 /**
+ * Whether `der` has the outer form of a PKCS#12 PFX (RFC 7292 §4), read without a password: so a
+ * caller can tell "not a PKCS#12 at all" before it asks for one or changes anything.
+ */
+export function isPkcs12(der: Uint8Array): boolean {
+  try {
+    decodeDer(der, 'PKCS#12 PFX', (schema) => new pkijs.PFX({ schema }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Opens a PKCS#12 made by `createPkcs12` or by `openssl pkcs12 -export` (OpenSSL 3 defaults, with
  * or without a MAC).
  * @returns the private key, the certificate matching it, and the other certificates ordered from

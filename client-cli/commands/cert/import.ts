@@ -55,7 +55,7 @@ async function readInput(file: string): Promise<Buffer> {
 }
 
 export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
-  const { BadPasswordError, exportPrivateKeyPem, MalformedInputError, openPkcs12, Pkcs12IncompleteError, UnknownAlgorithmError } = await import('../../../pki/index.js');
+  const { BadPasswordError, exportPrivateKeyPem, isPkcs12, MalformedInputError, openPkcs12, Pkcs12IncompleteError, UnknownAlgorithmError } = await import('../../../pki/index.js');
   const { assertCertMatchesKey, assertChainsToPinnedCa, readCertificates } = await import('../../credentials.js');
   const config = await rt.config();
   const bytes = await readInput(opts.file);
@@ -78,6 +78,8 @@ export async function run(opts: CertImportOptions, rt: Runtime): Promise<void> {
     leafPem = leaf.pem;
     chainPem = rest.map((c) => c.pem).join('');
   } else {
+    // Neither form: said as such, not as a key that --force would replace.
+    if (!isPkcs12(new Uint8Array(bytes))) throw new InputFileError(opts.file, 'a PEM certificate or a PKCS#12 file');
     if ((await rt.profile.has('key')) && !opts.force) throw new KeyExistsError(rt.profile.path('key'));
     const password = await rt.io.prompter.secret('PKCS#12 password', ENV.keyPassphrase);
     let opened;
