@@ -4,7 +4,7 @@
  * profile set up against a test CA with no appliance behind it (127.0.0.1:9 refuses).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { CLI_MAIN, ensureCliBuilt, REPO_ROOT, runCli } from '../helpers/cli.js';
@@ -69,6 +69,40 @@ t.test('when the text on stdin is exactly at the limit then send takes it and go
   // No login in this profile: the next thing send needs is the session.
   t.equal(r.code, 4, r.stderr);
   t.match(r.stderr, /^error: not logged in/);
+});
+
+t.test('when the profile has lost ca.pem then a command that needs it names the file and the command that puts it back', async (t) => {
+  const { dir, profile } = await setUpLocalProfile(t, ca, 'sigil-cli-review-errors-');
+  rmSync(join(profile, 'ca.pem'));
+  const r = await runCli(['verify', '--package', join(dir, 'no-package')], { profile });
+  t.equal(r.code, 1, r.stderr);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  t.match(r.stderr, /^error: the profile .+ has no ca\.pem \(the pinned CA\); run: sigil setup --server URL --ca FILE --force$/m);
+  t.notMatch(r.stderr, /ENOENT/);
+});
+
+t.test('when export --out names a file then it says the name is not a folder, not mkdir\'s EEXIST', async (t) => {
+  const { dir, profile } = await setUpLocalProfile(t, ca, 'sigil-cli-review-errors-');
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'kept\n');
+  const r = await runCli(['export', 'AAAAAAAAAAAAAAAAAAAAAA', '--out', file], { profile });
+  t.equal(r.code, 1, r.stderr);
+  t.match(r.stderr, /^error: output folder .*a-file is not a folder; refusing to write into it/);
+  t.notMatch(r.stderr, /EEXIST/);
+  t.equal(readFileSync(file, 'utf8'), 'kept\n', 'the file is left as it was');
+});
+
+t.test('when cert import is given a file that is neither PEM nor PKCS#12 then it says so, even where a key exists', async (t) => {
+  const { dir, profile } = await setUpLocalProfile(t, ca, 'sigil-cli-review-errors-');
+  const env = { SIGIL_KEY_PASSPHRASE: 'correct horse battery' };
+  const gen = await runCli(['keygen', '--login', 'alee', '--out', join(dir, 'alee.csr.pem')], { profile, env });
+  t.equal(gen.code, 0, gen.stderr);
+  const junk = join(dir, 'junk.bin');
+  writeFileSync(junk, Buffer.from('this is neither a certificate nor a PKCS#12 file'));
+  const r = await runCli(['cert', 'import', junk], { profile, env });
+  t.equal(r.code, 1, r.stderr);
+  t.match(r.stderr, /^error: .*junk\.bin is not a PEM certificate or a PKCS#12 file/);
+  t.notMatch(r.stderr, /--force/, 'no hint that --force would help');
 });
 
 /**
