@@ -261,31 +261,41 @@ export class BatchWriter {
     await ctx.db.transaction(async (tx) => {
       sealed = await keyed;
       if (sealed.length === 0) return;
-      // Why a row did not go in: its conversation is gone or its id is guarded (deleted). (An id
+      // Why a row did not go in: its conversation is gone, its sender no longer a member, or its id is
+      // guarded (deleted). (An id
       // stored before never gets here: the key store refused its key.) One query, asked only about
       // the rows that did not go in — or up front for messages with attachments, which get a
       // savepoint each.
       const classify = async (list: { p: Pending }[]): Promise<Map<Pending, Error>> => {
         const convIds = [...new Set(list.map(({ p }) => p.m.conversation))];
         const subjects = list.map(({ p }) => p.m.subject);
+        const pairs = [...new Set(list.map(({ p }) => memberKey(p.m.conversation, p.m.sender)))];
         const live = new Set<string>();
         const guarded = new Set<string>();
-        for (let i = 0; i < Math.max(convIds.length, subjects.length); i += 400) {
-          const convPart = convIds.slice(i, i + 400);
-          const subjPart = subjects.slice(i, i + 400);
+        const members = new Set<string>();
+        for (let i = 0; i < Math.max(convIds.length, subjects.length, pairs.length); i += 200) {
+          const convPart = convIds.slice(i, i + 200);
+          const subjPart = subjects.slice(i, i + 200);
+          const pairPart = pairs.slice(i, i + 200).map((k) => k.split(' '));
           const rows = await tx.all<{ k: string; v: string }>(
             `SELECT 'c' AS k, id AS v FROM msg_conversations WHERE id IN (${marks(convPart.length) || 'NULL'})
              UNION ALL
-             SELECT 'g' AS k, id_hash AS v FROM msg_replay_guard WHERE id_hash IN (${marks(subjPart.length) || 'NULL'})`,
-            [...convPart, ...subjPart],
+             SELECT 'g' AS k, id_hash AS v FROM msg_replay_guard WHERE id_hash IN (${marks(subjPart.length) || 'NULL'})
+             UNION ALL
+             SELECT 'm' AS k, conversation || ' ' || login AS v FROM msg_members
+               WHERE (conversation, login) IN (${pairPart.length ? `VALUES ${marks(pairPart.length, '(?, ?)')}` : 'SELECT NULL, NULL'})`,
+            [...convPart, ...subjPart, ...pairPart.flat()],
           );
-          for (const r of rows) (r.k === 'c' ? live : guarded).add(r.v);
+          for (const r of rows) (r.k === 'c' ? live : r.k === 'g' ? guarded : members).add(r.v);
         }
         const why = new Map<Pending, Error>();
         for (const { p } of list) {
           const m = p.m;
           if (!live.has(m.conversation)) why.set(p, new ConversationNotFoundError(`conversation ${m.conversation} no longer exists`));
-          else if (guarded.has(m.subject)) why.set(p, new ReplayError(`message ${m.id} was seen before`));
+          // Removed while the message was checked: refused as every later send of theirs is.
+          else if (!members.has(memberKey(m.conversation, m.sender))) {
+            why.set(p, new ConversationNotFoundError(`${m.sender} is no longer a member of conversation ${m.conversation}`));
+          } else if (guarded.has(m.subject)) why.set(p, new ReplayError(`message ${m.id} was seen before`));
         }
         return why;
       };
@@ -301,7 +311,9 @@ export class BatchWriter {
         }
       }
       // Messages without attachments: multi-row inserts that check in the same statement that the
-      // conversation exists and the id is not guarded (one round trip fewer per batch than asking
+      // conversation exists, the sender is still a member (membership was checked before the
+      // signature, and a removal that answered while it was checked must hold: a removed member's
+      // message never enters the group after it), and the id is not guarded (one round trip fewer per batch than asking
       // first: the writer's transaction is the serial part of the message path), seq read back
       // with RETURNING.
       for (const part of chunks(plain, ROWS_PER_INSERT)) {
@@ -310,6 +322,7 @@ export class BatchWriter {
            INSERT INTO msg_messages (${COLUMNS})
            SELECT ${COLUMNS} FROM v
            WHERE EXISTS (SELECT 1 FROM msg_conversations c WHERE c.id = v.conversation)
+             AND EXISTS (SELECT 1 FROM msg_members mm WHERE mm.conversation = v.conversation AND mm.login = v.sender)
              AND NOT EXISTS (SELECT 1 FROM msg_replay_guard g WHERE g.id_hash = v.subject)
            RETURNING id, seq`,
           part.flatMap(({ p, blob }) => [...rowParams(p.m, p.seq!, blob), p.m.subject]),
@@ -394,6 +407,11 @@ export async function highWater(db: Queryable): Promise<number> {
   const row = await db.get<{ hi: number }>('SELECT hi FROM msg_sequence');
   if (!row) throw new Error('msg_sequence has no row: the messaging migrations did not run');
   return row.hi;
+}
+
+/** A (conversation, login) pair as one string: ids and logins hold no space. */
+function memberKey(conversation: string, login: string): string {
+  return `${conversation} ${login}`;
 }
 
 function committed(m: StagedMessage, seq: number): Committed {
