@@ -247,9 +247,20 @@ export class Subscription implements AsyncIterable<LiveEvent> {
   }
 }
 
+/**
+ * The withdrawals made since {@link EventHub.recordWithdrawals} was called, until `close()`:
+ * `covers` says whether one of them took the message `id` of `conversation`.
+ */
+export interface WithdrawalRecord {
+  covers(conversation: string, id: string): boolean;
+  close(): void;
+}
+
 /** The hub: subscriptions by login. */
 export class EventHub {
   readonly #byLogin = new Map<string, Set<Subscription>>();
+  /** Open {@link recordWithdrawals} records: every withdrawal is added to each. */
+  readonly #records = new Set<Withdrawal[]>();
   readonly #queueMax: number;
   readonly #queueMaxBytes: number;
 
@@ -316,7 +327,24 @@ export class EventHub {
    */
   withdraw(target: { conversation: string; ids?: readonly string[] | undefined }): void {
     const w: Withdrawal = { conversation: target.conversation, ids: target.ids ? new Set(target.ids) : undefined };
+    for (const r of this.#records) r.push(w);
     for (const set of [...this.#byLogin.values()]) for (const s of [...set]) s.withdraw(w);
+  }
+
+  /**
+   * Records the withdrawals from now until `close()`. The writer opens one before a batch commits
+   * and publishes only what none of them covers: a deletion that commits between the batch's
+   * commit and its publication (the members query waits on a busy reader; refused keys are
+   * destroyed first) withdrew from the queues before the message was in any, and its publication
+   * after that would hand every listener a message that no longer exists, body and all.
+   */
+  recordWithdrawals(): WithdrawalRecord {
+    const list: Withdrawal[] = [];
+    this.#records.add(list);
+    return {
+      covers: (conversation, id) => list.some((w) => w.conversation === conversation && (!w.ids || w.ids.has(id))),
+      close: () => void this.#records.delete(list),
+    };
   }
 
   /** Tells `logins` that messages (or a whole conversation, without `ids`) are gone, once their queued copies are withdrawn. */

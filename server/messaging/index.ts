@@ -194,7 +194,7 @@ export function createMessaging(parts: MessagingParts): Messaging {
   const auditIndex = new Map<string, number>();
   const writer = new BatchWriter(
     ctx,
-    async (batch) => publish(batch),
+    async (batch, withdrawn) => publish(batch, withdrawn),
     ctx.audit
       ? async (batch) => {
           const audit = ctx.audit!;
@@ -216,7 +216,10 @@ export function createMessaging(parts: MessagingParts): Messaging {
         }
       : undefined,
   );
-  async function publish(batch: readonly { m: StagedMessage; c: Committed }[]): Promise<void> {
+  async function publish(
+    batch: readonly { m: StagedMessage; c: Committed }[],
+    withdrawn: (conversation: string, id: string) => boolean,
+  ): Promise<void> {
     // Nobody connected: no members query and no views (it runs in the writer's serial chain).
     // Whoever connects later catches up from the vault (Last-Event-ID).
     if (hub.empty) return;
@@ -235,6 +238,9 @@ export function createMessaging(parts: MessagingParts): Messaging {
       }
     }
     for (const { m, c } of batch) {
+      // Deleted since its commit (while the query above waited): its withdrawal is past, so it
+      // would reach every listener. Checked here, synchronously with the publication.
+      if (withdrawn(m.conversation, m.id)) continue;
       hub.publishMessage(c.seq, reading.viewOfStaged(m, c), {
         conversation: m.conversation,
         labelRank: m.labelRank,

@@ -68,8 +68,15 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Called after a batch committed (live events, audit); errors there never fail the messages. */
-export type AfterCommit = (batch: readonly { m: StagedMessage; c: Committed }[]) => Promise<void>;
+/**
+ * Called after a batch committed (live events, audit); errors there never fail the messages.
+ * `withdrawn` says whether a deletion that committed since the batch's own commit took a message
+ * (event-hub.ts `recordWithdrawals`): live delivery must leave it out.
+ */
+export type AfterCommit = (
+  batch: readonly { m: StagedMessage; c: Committed }[],
+  withdrawn: (conversation: string, id: string) => boolean,
+) => Promise<void>;
 
 /**
  * Called inside the vault transaction with the messages about to commit (the audit append: it
@@ -217,6 +224,18 @@ export class BatchWriter {
     // reserve would otherwise be written into the room it released for deletions.
     requireRoom(ctx);
     await this.#giveSeqs(batch);
+    // Opened before the commit: a deletion of one of these messages can commit only after it, and
+    // may do so before they are published (see AfterCommit).
+    const withdrawn = ctx.hub.recordWithdrawals();
+    try {
+      await this.#commitRecorded(batch, withdrawn.covers);
+    } finally {
+      withdrawn.close();
+    }
+  }
+
+  async #commitRecorded(batch: Pending[], withdrawn: (conversation: string, id: string) => boolean): Promise<void> {
+    const ctx = this.#ctx;
     // Keys are committed before the rows they open: the vault transaction waits for them after
     // its BEGIN, so the two round trips overlap.
     const keyed = this.#storeKeys(batch);
@@ -236,7 +255,7 @@ export class BatchWriter {
       }
       throw err;
     }
-    await this.#settle(stored, outcome);
+    await this.#settle(stored, outcome, withdrawn);
   }
 
   /**
@@ -375,7 +394,11 @@ export class BatchWriter {
     return sealed;
   }
 
-  async #settle(sealed: { p: Pending; blob: Uint8Array }[], outcome: Map<Pending, Committed | Error>): Promise<void> {
+  async #settle(
+    sealed: { p: Pending; blob: Uint8Array }[],
+    outcome: Map<Pending, Committed | Error>,
+    withdrawn: (conversation: string, id: string) => boolean,
+  ): Promise<void> {
     const ctx = this.#ctx;
 
     // 4. Keys of refused messages are destroyed; never leave a key without its row for long.
@@ -393,7 +416,7 @@ export class BatchWriter {
     }
     if (ok.length) {
       try {
-        await this.#after(ok);
+        await this.#after(ok, withdrawn);
       } catch (err) {
         ctx.log('messaging.after-commit-failed', errorFields(err));
       }

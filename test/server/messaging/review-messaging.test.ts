@@ -5,6 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { pkiVerifier, type Messaging } from '../../../server/messaging/index.js';
+import type { Db } from '../../../server/vault/index.js';
 import { harness, type Harness } from './harness.js';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -73,4 +74,44 @@ t.test('when a member is removed while their message with an attachment is check
   await t.rejects(m.download(owner.principal, up.fileId), { code: 'FILE_NOT_FOUND' }, 'the file reached nobody');
   const row = await h.vault.db.get<{ state: string }>('SELECT state FROM msg_files WHERE id = ?', [up.fileId]);
   t.equal(row?.state, 'pending', 'still the uploader\'s pending upload, destroyed by the sweep');
+});
+
+t.test('when a message is deleted between its commit and its live fan-out then no listener gets it', async (t) => {
+  const h = await harness(t);
+  const alice = await h.user('rv-alice');
+  const bob = await h.user('rv-bob');
+  const ab = await h.messaging.direct(alice.principal, bob.login);
+  const sub = h.messaging.subscribe(bob.principal);
+  t.teardown(() => sub.close());
+
+  // The fan-out's members query is slow (the reader connection busy with a long read): it waits
+  // on a gate, after the message's row committed.
+  const db = h.vault.db as Db & { all: Db['all'] };
+  const all = db.all.bind(db);
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let reached = false;
+  db.all = (async (sql: string, params?: unknown[]) => {
+    if (/FROM msg_members WHERE conversation IN/.test(sql)) {
+      reached = true;
+      await gate;
+    }
+    return all(sql, params as never);
+  }) as Db['all'];
+  t.teardown(() => void (db.all = all));
+
+  const msg = await h.compose(alice, ab.id, 'deleted before it went out');
+  const sent = h.messaging.send(alice.principal, msg);
+  while (!reached) await turn();
+  // Committed, not yet published: its sender deletes it (the id is theirs from the start).
+  await h.messaging.deleteMessage(alice.principal, msg.id, await h.deleteRequest(alice, `message:${msg.id}`));
+  open();
+  await sent;
+  await turn();
+
+  const got: string[] = [];
+  for (let ev = await sub.next(); ev; ev = sub.queued ? await sub.next() : undefined) {
+    got.push(ev.kind === 'message' ? `message ${String(ev.id)}` : ev.kind);
+  }
+  t.same(got, ['deleted'], 'bob learns of the deletion and never gets the deleted message');
 });
