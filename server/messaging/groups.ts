@@ -187,6 +187,7 @@ export async function addMember(
        ON CONFLICT (conversation, login) DO UPDATE SET role = excluded.role`,
       [group.id, input.login, role, ctx.now().toISOString(), group.id],
     );
+    if (r.changes > 0 && role === 'member') await keepAnOwner(tx, group.id, name, input.login);
     if (r.changes > 0) await auditGroup(ctx, 'group.member.added', p, input.login, { group: group.id, name, role });
     return r;
   });
@@ -210,8 +211,26 @@ export async function removeMember(ctx: Ctx, p: Principal, name: string, login: 
   }
   await ctx.db.transaction(async (tx: DbTx) => {
     const r = await tx.run('DELETE FROM msg_members WHERE conversation = ? AND login = ?', [group.id, login]);
+    if (r.changes > 0) await keepAnOwner(tx, group.id, name, login);
     if (r.changes > 0) await auditGroup(ctx, 'group.member.removed', p, login, { group: group.id, name });
   });
   ctx.members.invalidate(group.id);
   return groupView(ctx, await groupRow(ctx, name));
+}
+
+/**
+ * Inside the change's transaction, after it: the group still has an owner besides `login` (who was
+ * just removed or made a plain member), or the change is rolled back. The checks above it read the
+ * members before the transaction, so two owners removing or demoting each other at the same moment
+ * each saw the other still an owner, and the group was left with none: no one but an officer could
+ * manage or destroy it any more.
+ *
+ * @throws MembershipError
+ */
+async function keepAnOwner(tx: DbTx, groupId: string, name: string, login: string): Promise<void> {
+  const other = await tx.get<{ x: number }>(
+    `SELECT 1 AS x FROM msg_members WHERE conversation = ? AND role = 'owner' AND login <> ? LIMIT 1`,
+    [groupId, login],
+  );
+  if (!other) throw new MembershipError(`${login} is the last owner of ${name}; add another owner or destroy the group`);
 }

@@ -115,3 +115,42 @@ t.test('when a message is deleted between its commit and its live fan-out then n
   }
   t.same(got, ['deleted'], 'bob learns of the deletion and never gets the deleted message');
 });
+
+t.test('when the two owners of a group remove each other at the same moment then one stays owner', async (t) => {
+  const h = await harness(t);
+  const m = h.messaging;
+  const a = await h.user('rv-own-a');
+  const b = await h.user('rv-own-b');
+  await m.createGroup(a.principal, { name: 'rv-owners', label: 'secret' });
+  await m.addMember(a.principal, 'rv-owners', { login: b.login, role: 'owner' });
+  const [ra, rb] = await Promise.allSettled([
+    m.removeMember(a.principal, 'rv-owners', b.login),
+    m.removeMember(b.principal, 'rv-owners', a.login),
+  ]);
+  t.same([ra.status, rb.status].sort(), ['fulfilled', 'rejected'], 'one removal goes through, the other is refused');
+  const refused = ra.status === 'rejected' ? ra.reason : rb.status === 'rejected' ? rb.reason : undefined;
+  t.match(refused, { code: 'MEMBERSHIP_CONFLICT' });
+  const rows = await h.vault.db.all<{ login: string }>(
+    `SELECT m.login FROM msg_members m JOIN msg_conversations c ON c.id = m.conversation WHERE c.name = ? AND m.role = 'owner'`,
+    ['rv-owners'],
+  );
+  t.equal(rows.length, 1, 'the group keeps an owner');
+});
+
+t.test('when two owners each demote the other at the same moment then one stays owner', async (t) => {
+  const h = await harness(t);
+  const m = h.messaging;
+  const a = await h.user('rv-dem-a');
+  const b = await h.user('rv-dem-b');
+  await m.createGroup(a.principal, { name: 'rv-demote', label: 'secret' });
+  await m.addMember(a.principal, 'rv-demote', { login: b.login, role: 'owner' });
+  await Promise.allSettled([
+    m.addMember(a.principal, 'rv-demote', { login: b.login, role: 'member' }),
+    m.addMember(b.principal, 'rv-demote', { login: a.login, role: 'member' }),
+  ]);
+  const rows = await h.vault.db.all<{ login: string }>(
+    `SELECT m.login FROM msg_members m JOIN msg_conversations c ON c.id = m.conversation WHERE c.name = ? AND m.role = 'owner'`,
+    ['rv-demote'],
+  );
+  t.equal(rows.length, 1, 'the group keeps an owner');
+});
