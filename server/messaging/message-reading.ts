@@ -3,7 +3,7 @@
  * live stream replays after Last-Event-ID, each decrypted into the reader's view under the
  * clearance rules; and the view of a message just committed, for live events.
  */
-import { open } from '../vault/index.js';
+import { KeyNotFoundError, open } from '../vault/index.js';
 import {
   isOfficer,
   messageAad,
@@ -70,6 +70,21 @@ export async function viewOf(ctx: Ctx, row: MessageRow, withBody: boolean): Prom
   };
 }
 
+/**
+ * {@link viewOf}, or undefined when the message's key is gone: its row was read, then a deletion
+ * committed and destroyed the key before the read reached it. The message no longer exists; a
+ * reader gets what one a moment later gets (MESSAGE_NOT_FOUND, or a page without it), not a vault
+ * error answered as an internal one.
+ */
+async function viewIfKept(ctx: Ctx, row: MessageRow, withBody: boolean): Promise<MessageView | undefined> {
+  try {
+    return await viewOf(ctx, row, withBody);
+  } catch (err) {
+    if (err instanceof KeyNotFoundError) return undefined;
+    throw err;
+  }
+}
+
 /** The view of a message built from the plaintext still in memory at commit time (live events). */
 export function viewOfStaged(
   m: { id: string; conversation: string; sender: string; label: string; urgent: boolean; header: Uint8Array; signature: Uint8Array; body: Uint8Array },
@@ -105,7 +120,8 @@ export async function getMessage(ctx: Ctx, p: Principal, id: string): Promise<Me
   const member = conv?.members.has(p.login) ?? false;
   const overseer = p.role === 'auditor' || isOfficer(p);
   if (!member && !overseer) throw notFound;
-  const view = await viewOf(ctx, row, member);
+  const view = await viewIfKept(ctx, row, member);
+  if (!view) throw notFound;
   if (member) await markDelivered(ctx, p.login, row.conversation, row.seq);
   return view;
 }
@@ -127,7 +143,8 @@ export async function history(
   );
   const more = rows.length > limit;
   const page = rows.slice(0, limit);
-  const messages = await Promise.all(page.map((r) => viewOf(ctx, r, true)));
+  // A message deleted since the page was read is left out; the page's bounds stay the rows'.
+  const messages = (await Promise.all(page.map((r) => viewIfKept(ctx, r, true)))).filter((v) => v !== undefined);
   const top = page[0];
   if (top) await markDelivered(ctx, p.login, convId, top.seq);
   const last = page[page.length - 1];

@@ -154,3 +154,53 @@ t.test('when two owners each demote the other at the same moment then one stays 
   );
   t.equal(rows.length, 1, 'the group keeps an owner');
 });
+
+/**
+ * Makes the next `messageKey` of `h`'s key store wait until `open()` (a read between its row and
+ * its key); `waiting()` says whether one does.
+ */
+function gateNextMessageKey(h: Harness): { waiting(): boolean; open(): void } {
+  const keys = h.vault.keys as unknown as Record<string, unknown>;
+  const base = h.vault.keys.messageKey.bind(h.vault.keys);
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let waiting = false;
+  keys.messageKey = async (id: string) => {
+    delete keys.messageKey; // once: the prototype's method is back for every later call
+    waiting = true;
+    await gate;
+    return base(id);
+  };
+  return { waiting: () => waiting, open: () => open() };
+}
+
+t.test('when a message is deleted while it is being read then the reader gets MESSAGE_NOT_FOUND, not an internal error', async (t) => {
+  const h = await harness(t);
+  const { a, b, conv } = await h.direct('rv-read-a', 'rv-read-b');
+  const msg = await h.compose(a, conv.id, 'read while deleted');
+  await h.messaging.send(a.principal, msg);
+  const gate = gateNextMessageKey(h);
+  const reading = h.messaging.message(b.principal, msg.id);
+  reading.catch(() => undefined);
+  while (!gate.waiting()) await turn();
+  await h.messaging.deleteMessage(a.principal, msg.id, await h.deleteRequest(a, `message:${msg.id}`));
+  gate.open();
+  await t.rejects(reading, { code: 'MESSAGE_NOT_FOUND' });
+});
+
+t.test('when a message is deleted while its history page is read then the page leaves it out, not an internal error', async (t) => {
+  const h = await harness(t);
+  const { a, b, conv } = await h.direct('rv-hist-a', 'rv-hist-b');
+  const kept = await h.compose(a, conv.id, 'kept');
+  await h.messaging.send(a.principal, kept);
+  const msg = await h.compose(a, conv.id, 'read while deleted');
+  await h.messaging.send(a.principal, msg);
+  const gate = gateNextMessageKey(h);
+  const reading = h.messaging.history(b.principal, conv.id, {});
+  reading.catch(() => undefined);
+  while (!gate.waiting()) await turn();
+  await h.messaging.deleteMessage(a.principal, msg.id, await h.deleteRequest(a, `message:${msg.id}`));
+  gate.open();
+  const page = await reading;
+  t.same(page.messages.map((x) => x.id), [kept.id], 'the deleted message is not on the page; the other is');
+});
