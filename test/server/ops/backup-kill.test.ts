@@ -9,34 +9,17 @@
  * next one to the same --out failed (EEXIST, exit 1) — and removed the file it had found, which
  * may be another backup's output still being written.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { tmpDir } from '../../helpers/tmp.js';
 import { live, runOps } from './fixture.js';
+import { killAtStep } from './helpers/kill-at-step.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/restore-kill-child.ts', import.meta.url));
 
-function runAndKill(step: string, argv: string[]): Promise<{ signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
-  const child = spawn(process.execPath, [...loader, CHILD, step, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
-  let stdout = '';
-  let stderr = '';
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-    if (stdout.includes(`STEP ${step}\n`)) child.kill('SIGKILL');
-  });
-  return new Promise((resolve) => {
-    child.on('close', (_code, signal) => {
-      clearTimeout(timer);
-      resolve({ signal, stdout, stderr });
-    });
-  });
-}
+const runAndKill = (step: string, argv: string[]) => killAtStep(CHILD, step, [step, '--', ...argv]);
 
 t.test('when a backup is killed while writing then the next backup to the same --out succeeds and removes no file it did not make', async (t) => {
   const L = await live(t);

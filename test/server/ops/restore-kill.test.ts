@@ -11,35 +11,18 @@
  * the same command was refused (RESTORE_ARGUMENT, keys.db exists) and so was the command without
  * --without-keys (OPS_DATA_MISSING, no appliance): no way out short of deleting files by hand.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { tmpDir } from '../../helpers/tmp.js';
 import { live, reopen, runOps } from './fixture.js';
+import { killAtStep } from './helpers/kill-at-step.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/restore-kill-child.ts', import.meta.url));
 
 /** Runs `sigil-server <argv>` in the child until it reaches `step`, then SIGKILLs it. */
-function restoreAndKill(step: string, argv: string[]): Promise<{ signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
-  const child = spawn(process.execPath, [...loader, CHILD, step, '--', ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
-  let stdout = '';
-  let stderr = '';
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-    if (stdout.includes(`STEP ${step}\n`)) child.kill('SIGKILL');
-  });
-  return new Promise((resolve) => {
-    child.on('close', (_code, signal) => {
-      clearTimeout(timer);
-      resolve({ signal, stdout, stderr });
-    });
-  });
-}
+const restoreAndKill = (step: string, argv: string[]) => killAtStep(CHILD, step, [step, '--', ...argv]);
 
 t.test('when restore --without-keys is killed after its swap then the same command run again finishes it and the appliance opens', async (t) => {
   const L = await live(t);

@@ -10,7 +10,6 @@
  * (it unlocked with the old secret, which the committed vault-key.json refuses), and the old key
  * file it was told to shred stayed on the operator's media.
  */
-import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -22,6 +21,7 @@ import { buildProgram, type MainIo } from '../../../server/main.js';
 import { Db } from '../../../server/vault/index.js';
 import { tmpDir } from '../../helpers/tmp.js';
 import { live, runOps } from './fixture.js';
+import { killAtStep, type Killed } from './helpers/kill-at-step.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/rotate-kill-child.ts', import.meta.url));
 
@@ -32,35 +32,10 @@ const AFTER_COMMIT = ['renamed', 'dir-synced', 'old-key-tried', 'shred-overwritt
 /** The steps from the commit on at which the old key file still holds the old key. */
 const OLD_KEY_INTACT = new Set<string>(['renamed', 'dir-synced', 'old-key-tried']);
 
-interface Killed {
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** Runs `sigil-server <argv>` in the child until it reaches `step`, then SIGKILLs it. */
-function rotateAndKill(step: string, oldKey: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Killed> {
-  // The TypeScript loader tap runs this test with (and only it: no coverage or mock hooks).
-  const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps');
-  const child = spawn(process.execPath, [...loader, CHILD, step, oldKey, '--', ...argv], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-    if (stdout.includes(`STEP ${step}\n`)) child.kill('SIGKILL');
-  });
-  return new Promise((resolve) => {
-    child.on('close', (_code, signal) => {
-      clearTimeout(timer);
-      resolve({ signal, stdout, stderr });
-    });
-  });
-}
+const rotateAndKill = (step: string, oldKey: string, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<Killed> =>
+  killAtStep(CHILD, step, [step, oldKey, '--', ...argv], env);
 
 /** A stopped appliance with a conversation and a message: the template each step copies. */
 async function template(t: Test): Promise<string> {
