@@ -36,6 +36,23 @@ export interface ExportResult {
   checkpoints: number;
 }
 
+/**
+ * Resolves when `out` drains, or closes: a stream that failed never drains (its error is kept by
+ * the caller). Both listeners go once either fires, so a long export waiting on many drains does
+ * not pile up 'close' listeners (past ten, Node warns on stderr).
+ */
+function drainedOrClosed(out: NodeJS.WritableStream): Promise<void> {
+  return new Promise((go) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      go();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}
+
 async function writeLines<T>(files: NewFiles, path: string, items: AsyncIterable<T>, map: (x: T) => unknown): Promise<number> {
   // A new file (O_EXCL), never through a link planted at the name; the stream closes it.
   const out = (await files.open(path, { mode: 0o644 })).createWriteStream({ encoding: 'utf8' });
@@ -46,8 +63,7 @@ async function writeLines<T>(files: NewFiles, path: string, items: AsyncIterable
   try {
     for await (const x of items) {
       if (failed !== undefined) break;
-      // 'close' too: a stream that failed never drains (its error is in `failed`).
-      if (!out.write(JSON.stringify(map(x)) + '\n')) await new Promise<void>((go) => void out.once('drain', () => go()).once('close', () => go()));
+      if (!out.write(JSON.stringify(map(x)) + '\n')) await drainedOrClosed(out);
       n++;
     }
   } finally {
