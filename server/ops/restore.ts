@@ -35,14 +35,13 @@ import {
   Keyring,
   Keystore,
   KEYS_DB_FILE,
-  linkDurable,
+  createFileDurable,
   VAULT_DB_FILE,
   MasterKeyWrongError,
   open,
   unlockWithConfig,
   VAULT_KEY_FILE,
   VaultDecryptError,
-  writeSynced,
   writeVaultKeyJson,
   type CryptoKey,
   type MasterKey,
@@ -242,10 +241,8 @@ async function restoreClaimed(
       const p = join(dataDir, rel);
       if (content === undefined || existsSync(p)) continue;
       mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
-      // Whole or absent after a crash, and never replacing a file (link fails if it exists).
-      const tmp = `${p}.restore.tmp`;
-      writeSynced(tmp, Buffer.from(content, 'base64'), rel === PATHS.config || rel === PATHS.meta ? 0o600 : 0o644);
-      linkDurable(tmp, p);
+      // Whole or absent after a crash, and never replacing a file.
+      createFileDurable(p, Buffer.from(content, 'base64'), rel === PATHS.config || rel === PATHS.meta ? 0o600 : 0o644);
       result.restoredFiles.push(rel);
     }
     const keys = await Keystore.open(keysDb, mk, { cacheSize: 1 });

@@ -81,6 +81,21 @@ export function writeFileDurable(path: string, data: string | Uint8Array, mode: 
   }
 }
 
+/**
+ * Creates `path` durably, never replacing a file: {@link writeSynced} to its temp name, then
+ * {@link linkDurable} (EEXIST when `path` exists). Whole or absent after a power cut.
+ */
+export function createFileDurable(path: string, data: string | Uint8Array, mode: number): void {
+  const tmp = tempPathOf(path);
+  try {
+    writeSynced(tmp, data, mode);
+    linkDurable(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
 /** A file for {@link replaceFilesAfter}: its new content and mode. */
 export interface FileReplacement {
   path: string;

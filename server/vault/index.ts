@@ -40,4 +40,4 @@ export { openVault, initVault, unlockVault, VAULT_DB_FILE, KEYS_DB_FILE, VAULT_K
 export type { Vault, OpenVaultOptions, InitVaultOptions, RotationHooks, RotationPlan, VaultReserveOptions } from './vault.js';
 export { DiskReserve, DISK_RESERVE_FILE, DEFAULT_RESERVE_MARGIN_BYTES, OPEN_ROOM_BYTES, releaseReserveToOpen, reserveIsWhole, type ReserveState } from './disk-reserve.js';
 export { RowCache } from './row-cache.js';
-export { linkDurable, renameDurable, replaceFilesAfter, writeSynced, type FileReplacement } from './durable-file.js';
+export { createFileDurable, linkDurable, renameDurable, replaceFilesAfter, writeSynced, type FileReplacement } from './durable-file.js';
