@@ -288,14 +288,14 @@ export class BatchWriter {
       const classify = async (list: { p: Pending }[]): Promise<Map<Pending, Error>> => {
         const convIds = [...new Set(list.map(({ p }) => p.m.conversation))];
         const subjects = list.map(({ p }) => p.m.subject);
-        const pairs = [...new Set(list.map(({ p }) => memberKey(p.m.conversation, p.m.sender)))];
+        const pairs = [...new Map(list.map(({ p }) => [memberKey(p.m.conversation, p.m.sender), [p.m.conversation, p.m.sender]] as const)).values()];
         const live = new Set<string>();
         const guarded = new Set<string>();
         const members = new Set<string>();
         for (let i = 0; i < Math.max(convIds.length, subjects.length, pairs.length); i += 200) {
           const convPart = convIds.slice(i, i + 200);
           const subjPart = subjects.slice(i, i + 200);
-          const pairPart = pairs.slice(i, i + 200).map((k) => k.split(' '));
+          const pairPart = pairs.slice(i, i + 200);
           const rows = await tx.all<{ k: string; v: string }>(
             `SELECT 'c' AS k, id AS v FROM msg_conversations WHERE id IN (${marks(convPart.length) || 'NULL'})
              UNION ALL
