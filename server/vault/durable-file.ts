@@ -71,14 +71,7 @@ export function linkDurable(from: string, to: string): void {
 
 /** Writes `path` durably: {@link writeSynced} to its temp name, then {@link renameDurable}. */
 export function writeFileDurable(path: string, data: string | Uint8Array, mode: number): void {
-  const tmp = tempPathOf(path);
-  try {
-    writeSynced(tmp, data, mode);
-    renameDurable(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  viaTempFile(path, data, mode, renameDurable);
 }
 
 /**
@@ -86,10 +79,15 @@ export function writeFileDurable(path: string, data: string | Uint8Array, mode: 
  * {@link linkDurable} (EEXIST when `path` exists). Whole or absent after a power cut.
  */
 export function createFileDurable(path: string, data: string | Uint8Array, mode: number): void {
+  viaTempFile(path, data, mode, linkDurable);
+}
+
+/** `data` written to `path`'s temp name, then put at `path` by `place`; the temp file never left behind. */
+function viaTempFile(path: string, data: string | Uint8Array, mode: number, place: (from: string, to: string) => void): void {
   const tmp = tempPathOf(path);
   try {
     writeSynced(tmp, data, mode);
-    linkDurable(tmp, path);
+    place(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
